@@ -1,0 +1,113 @@
+"""Configuration: safe defaults, environment overrides, a generated secret key."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import secrets
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ENV_PREFIX = "PATIENTAPP_"
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
+
+DEFAULTS = {
+    "MAX_CONTENT_LENGTH": 64 * 1024,
+    "MAX_FORM_MEMORY_SIZE": 64 * 1024,
+    "MAX_FORM_PARTS": 200,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": False,
+    "SESSION_COOKIE_NAME": "patientapp_session",
+    # The patient's CSRF token lives as long as the session cookie, which ends with the
+    # invitation, on submit or when idle; a time limit would only expire slow readers.
+    "WTF_CSRF_TIME_LIMIT": None,
+    "WTF_I18N_ENABLED": True,
+    "BABEL_DEFAULT_LOCALE": "en",
+    "PATIENT_IDLE_MINUTES": 15,
+    "STAFF_IDLE_MINUTES": 15,
+    "STAFF_ABSOLUTE_HOURS": 12,
+    "CODE_FAILURES_PER_CLIENT": 5,
+    "CODE_FAILURES_PER_ADDRESS": 30,
+    "CODE_FAILURES_GLOBAL": 300,
+    "CODE_FAILURE_WINDOW_MINUTES": 15,
+    "LOGIN_FAILURES_PER_ACCOUNT": 5,
+    "LOGIN_FAILURES_PER_CLIENT": 20,
+    "LOGIN_LOCKOUT_MINUTES": 15,
+    "BASE_URL": "",
+    "PASSWORD_HASHER": "argon2",
+}
+
+# Environment variables read on start; the value is converted like the default.
+ENV_KEYS = (
+    "DATABASE",
+    "SECRET_KEY",
+    "BASE_URL",
+    "SESSION_COOKIE_SECURE",
+    "PATIENT_IDLE_MINUTES",
+    "STAFF_IDLE_MINUTES",
+    "STAFF_ABSOLUTE_HOURS",
+)
+
+
+def _convert(value: str, default):
+    if isinstance(default, bool):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        return int(value)
+    return value
+
+
+def from_environment(environ=os.environ) -> dict:
+    """Settings given as PATIENTAPP_* environment variables."""
+    found = {}
+    for key in ENV_KEYS:
+        raw = environ.get(ENV_PREFIX + key)
+        if raw not in (None, ""):
+            found[key] = _convert(raw, DEFAULTS.get(key, ""))
+    return found
+
+
+def instance_path(environ=os.environ) -> Path:
+    """The folder holding the database and the generated secret key."""
+    return Path(environ.get(ENV_PREFIX + "INSTANCE", "instance")).resolve()
+
+
+def load_or_create_secret(instance: Path) -> str:
+    """Read the secret key kept under instance/, creating it (mode 0600) on first start."""
+    path = instance / "secret_key"
+    if path.exists():
+        return path.read_text(encoding="ascii").strip()
+    instance.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(key + "\n")
+    return key
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_if_unsafe(host: str, debug: bool) -> bool:
+    """Warn loudly when the debugger could be reached from another machine."""
+    if debug and not is_loopback(host):
+        message = (
+            "\n" + "!" * 72 + "\n"
+            f"!! DEBUG MODE ON A NON-LOOPBACK HOST ({host}).\n"
+            "!! Anyone who can reach this address can run code on this machine and\n"
+            "!! read every patient's answers. Never do this outside development.\n"
+            + "!" * 72
+        )
+        log.warning(message)
+        print(message, flush=True)
+        return True
+    return False

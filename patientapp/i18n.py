@@ -1,0 +1,154 @@
+"""Languages: which ones ship, how a request's language is chosen, catalog compilation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from babel import Locale
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from flask import current_app, g, request, session
+from flask_babel import Babel
+
+DOMAIN = "messages"
+
+
+@dataclass(frozen=True)
+class Language:
+    code: str  # the catalog folder and Babel locale, e.g. "pt_BR"
+    name: str  # the language's name in itself
+    direction: str = "ltr"
+
+    @property
+    def tag(self) -> str:
+        """The BCP 47 tag for <html lang>, e.g. "pt-BR"."""
+        return self.code.replace("_", "-")
+
+
+LANGUAGES = {
+    lang.code: lang
+    for lang in (
+        Language("en", "English"),
+        Language("es", "Español"),
+        Language("fr", "Français"),
+        Language("pt_BR", "Português (Brasil)"),
+        Language("zh_Hans", "简体中文"),
+        Language("vi", "Tiếng Việt"),
+        Language("ar", "العربية", "rtl"),
+    )
+}
+SOURCE_LANGUAGE = "en"
+
+
+class MissingCatalogError(RuntimeError):
+    """A configured language has no translation catalog."""
+
+
+def translations_source() -> Path:
+    """The folder holding <lang>/LC_MESSAGES/messages.po (installed or source tree)."""
+    package = Path(__file__).parent
+    installed = package / "translations"
+    return installed if installed.is_dir() else package.parent / "translations"
+
+
+def compile_catalogs(source: Path, target: Path, languages) -> None:
+    """Compile each language's .po into target/<lang>/LC_MESSAGES/messages.mo when stale."""
+    for code in languages:
+        if code == SOURCE_LANGUAGE:
+            continue
+        po_path = source / code / "LC_MESSAGES" / f"{DOMAIN}.po"
+        if not po_path.is_file():
+            raise MissingCatalogError(
+                f"Language '{code}' is configured but has no catalog at {po_path}. "
+                f"Remove it from the offered languages or add the catalog."
+            )
+        mo_path = target / code / "LC_MESSAGES" / f"{DOMAIN}.mo"
+        if mo_path.is_file() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
+            continue
+        mo_path.parent.mkdir(parents=True, exist_ok=True)
+        with po_path.open("rb") as fh:
+            catalog = read_po(fh, locale=code)
+        tmp = mo_path.with_suffix(".tmp")
+        with tmp.open("wb") as fh:
+            write_mo(fh, catalog, use_fuzzy=False)
+        tmp.replace(mo_path)
+
+
+def available_languages() -> list[str]:
+    """Languages that ship with a catalog (English is the source and needs none)."""
+    source = translations_source()
+    return [code for code in LANGUAGES
+            if code == SOURCE_LANGUAGE or (source / code / "LC_MESSAGES" / f"{DOMAIN}.po").is_file()]
+
+
+def offered_languages() -> list[str]:
+    """The languages this clinic offers now (settings page), among those compiled."""
+    from .web import clinic_settings
+
+    shipped = current_app.config["OFFERED_LANGUAGES"]
+    chosen = clinic_settings().get("languages") or shipped
+    return [code for code in chosen if code in shipped] or [SOURCE_LANGUAGE]
+
+
+def _valid(code: str | None) -> str | None:
+    if code and code in offered_languages():
+        return code
+    return None
+
+
+def select_locale() -> str:
+    """?lang= -> the patient's choice for this visit -> the invitation's suggestion ->
+    Accept-Language -> clinic default; only among the languages the clinic offers."""
+    chosen = _valid(request.args.get("lang")) or _valid(session.get("lang"))
+    if chosen:
+        return chosen
+    suggested = _valid(getattr(g, "suggested_language", None))
+    if suggested:
+        return suggested
+    offered = offered_languages()
+    tags = [code.replace("_", "-") for code in offered]
+    best = request.accept_languages.best_match(tags) if request else None
+    if best:
+        return offered[tags.index(best)]
+    # Accept-Language "zh-CN" or "pt" should still find zh_Hans and pt_BR.
+    for header_lang, _quality in request.accept_languages:
+        base = header_lang.split("-")[0].lower()
+        for code in offered:
+            if code.split("_")[0].lower() == base:
+                return code
+    default = current_app.config["DEFAULT_LANGUAGE"]
+    return default if default in offered else offered[0]
+
+
+def current_language() -> Language:
+    from flask_babel import get_locale
+
+    locale = get_locale()
+    code = str(locale) if locale else SOURCE_LANGUAGE
+    return LANGUAGES.get(code, LANGUAGES[SOURCE_LANGUAGE])
+
+
+def language_name(code: str) -> str:
+    lang = LANGUAGES.get(code)
+    return lang.name if lang else code
+
+
+def init_app(app) -> None:
+    offered = app.config["OFFERED_LANGUAGES"]
+    unknown = [code for code in offered if code not in LANGUAGES]
+    if unknown:
+        raise MissingCatalogError(f"Unknown language codes configured: {', '.join(unknown)}")
+    compiled = Path(app.config.get("COMPILED_TRANSLATIONS") or Path(app.instance_path) / "translations")
+    compile_catalogs(translations_source(), compiled, offered)
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(compiled)
+    Babel(app, locale_selector=select_locale)
+    app.jinja_env.globals.update(
+        current_language=current_language,
+        language_name=language_name,
+        all_languages=LANGUAGES,
+        offered_languages=offered_languages,
+    )
+    # Locale objects are cheap to build but validating each code once catches typos early.
+    for code in offered:
+        Locale.parse(code)

@@ -1,0 +1,355 @@
+"""The patient side: start with a link or code, answer section by section, review, send.
+
+Answers are saved on the server at every step; the browser keeps only a signed session
+cookie naming the visit. The patient session ends on submit and after idle time, so a
+shared device shows nothing of the answers afterwards.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from flask import (Blueprint, abort, current_app, g, redirect, render_template, request,
+                   session, url_for)
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import StringField
+
+from . import display, forms, invitations, questionnaire, storage
+from .summary import SAFETY_ENDORSED, safety_status
+from .web import clinic_settings, get_db, now
+
+bp = Blueprint("patient", __name__)
+
+SESSION_KEY = "patient"
+CODE_SCOPES = ("code-client", "code-address", "code-global")
+GENERIC_CODE_ERROR = _l("We couldn't open a visit with that code. Please check it and try "
+                        "again, or ask the front desk for help.")
+REVIEW_STEP = 0  # current_step beyond the last section means "on the review screen"
+
+
+class CodeForm(FlaskForm):
+    code = StringField(_l("Your code"), render_kw={
+        "autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false",
+        "inputmode": "text", "maxlength": 20})
+
+
+class ActionForm(FlaskForm):
+    """A form carrying only the CSRF token, for buttons."""
+
+
+# --- the patient session -------------------------------------------------------------------
+
+def _begin(visit: dict) -> None:
+    for key in (SESSION_KEY, "lang"):
+        session.pop(key, None)
+    session[SESSION_KEY] = {"visit": visit["id"], "seen": now().isoformat()}
+
+
+def end_patient_session() -> None:
+    session.pop(SESSION_KEY, None)
+    session.pop("lang", None)
+
+
+def _idle_limit() -> timedelta:
+    return timedelta(minutes=int(clinic_settings()["patient_idle_minutes"]))
+
+
+def current_visit() -> dict | None:
+    """The visit of this browser's patient session, if the session is still alive."""
+    state = session.get(SESSION_KEY)
+    if not state:
+        return None
+    moment = now()
+    if moment - datetime.fromisoformat(state["seen"]) > _idle_limit():
+        end_patient_session()
+        return None
+    visit = storage.get_visit(get_db(), state["visit"])
+    if not invitations.is_open(visit, moment):
+        end_patient_session()
+        return None
+    session[SESSION_KEY] = {"visit": visit["id"], "seen": moment.isoformat()}
+    return visit
+
+
+@bp.before_request
+def _load_visit():
+    g.visit = current_visit()
+    if g.visit is not None:
+        g.suggested_language = g.visit["suggested_language"]
+
+
+@bp.after_request
+def _remember_language(response):
+    chosen = request.args.get("lang")
+    from .i18n import offered_languages
+
+    if chosen and chosen in offered_languages():
+        session["lang"] = chosen
+    return response
+
+
+def _resume_target(visit: dict):
+    """Where a returning patient picks up."""
+    if visit["status"] == "invited":
+        return url_for("patient.welcome")
+    sections = len(questionnaire.default().sections)
+    step = visit["current_step"]
+    if step < 1 or step > sections:
+        return url_for("patient.review")
+    return url_for("patient.step", number=step)
+
+
+def _session_needed():
+    return redirect(url_for("patient.ended"))
+
+
+# --- entry ---------------------------------------------------------------------------------
+
+@bp.get("/")
+def index():
+    return redirect(url_for("patient.start"))
+
+
+def _client_id() -> str:
+    if "cid" not in session:
+        session["cid"] = secrets.token_urlsafe(12)
+    return session["cid"]
+
+
+def _failure_keys() -> list[tuple[str, str]]:
+    return list(zip(CODE_SCOPES, (_client_id(), request.remote_addr or "-", "*")))
+
+
+def _too_many_failures(db) -> bool:
+    cfg = current_app.config
+    since = now() - timedelta(minutes=cfg["CODE_FAILURE_WINDOW_MINUTES"])
+    limits = (cfg["CODE_FAILURES_PER_CLIENT"], cfg["CODE_FAILURES_PER_ADDRESS"],
+              cfg["CODE_FAILURES_GLOBAL"])
+    return any(storage.count_failures(db, scope, key, since) >= limit
+               for (scope, key), limit in zip(_failure_keys(), limits))
+
+
+@bp.route("/start", methods=["GET", "POST"])
+def start():
+    form = CodeForm()
+    if g.visit is not None and request.method == "GET":
+        return redirect(_resume_target(g.visit))
+    status = 200
+    if form.validate_on_submit():
+        db = get_db()
+        code = invitations.normalise_code(form.code.data or "")
+        if _too_many_failures(db):
+            form.code.errors.append(_l("Too many tries for now. Please wait a few minutes, "
+                                       "or ask the front desk for help."))
+            status = 429
+        elif code is None:
+            form.code.errors.append(_l("A code has 8 letters and numbers, like 7KQ2-M9XD."))
+            status = 422
+        else:
+            visit = storage.visit_by_code_hash(db, invitations.hash_secret(code))
+            if invitations.is_open(visit, now()):
+                storage.clear_failures(db, *_failure_keys()[0])
+                _begin(visit)
+                return redirect(_resume_target(visit))
+            storage.record_failures(db, _failure_keys(), now())
+            form.code.errors.append(GENERIC_CODE_ERROR)
+            status = 422
+    elif request.method == "POST":
+        status = 400
+    return render_template("patient/start.html", form=form), status
+
+
+@bp.get("/v/<token>")
+def open_link(token: str):
+    """The invitation link: opens (or resumes) the visit in this browser."""
+    if len(token) > 100:
+        abort(404)
+    visit = storage.visit_by_token_hash(get_db(), invitations.hash_secret(token))
+    if visit is not None and visit["status"] in ("submitted", "reviewed"):
+        end_patient_session()
+        return render_template("patient/already_sent.html"), 200
+    if not invitations.is_open(visit, now()):
+        return render_template("patient/link_invalid.html"), 404
+    _begin(visit)
+    return redirect(_resume_target(visit))
+
+
+@bp.route("/welcome", methods=["GET", "POST"])
+def welcome():
+    visit = g.visit
+    if visit is None:
+        return _session_needed()
+    form = ActionForm()
+    if form.validate_on_submit():
+        from flask_babel import get_locale
+
+        storage.start_visit(get_db(), visit["id"], language=str(get_locale()),
+                            version=questionnaire.default().version, now=now())
+        visit = storage.get_visit(get_db(), visit["id"])
+        return redirect(_resume_target(visit))
+    q = questionnaire.default()
+    return render_template("patient/welcome.html", form=form, visit=visit,
+                           sections=len(q.sections))
+
+
+# --- the questionnaire ---------------------------------------------------------------------
+
+def _submitted_rows(item) -> int:
+    indices = [int(key.split("-")[1]) for key in request.form
+               if key.startswith(f"{item.id}-") and key.split("-")[1].isdigit()]
+    return min(max(indices) + 1, item.max_rows) if indices else 0
+
+
+def _medlist(section):
+    return next((item for item in section.items if item.type == "medlist"), None)
+
+
+def _build_form(section, answers, add_row: bool = False):
+    med = _medlist(section)
+    if request.method == "POST":
+        rows = forms.medicine_rows({}, med, _submitted_rows(med)) if med else 2
+        return forms.section_form_class(section, rows)()
+    rows = forms.medicine_rows(answers, med, add=add_row) if med else 2
+    return forms.section_form_class(section, rows)(data=forms.form_data(section, answers))
+
+
+def _next_url(number: int, action: str, section, new_answers: dict) -> tuple[str, int]:
+    """Where a valid POST goes next, and the step to resume at."""
+    sections = len(questionnaire.default().sections)
+    if new_answers.get("S1") in SAFETY_ENDORSED and action != "lang":
+        return url_for("patient.safety"), sections + 1
+    if action == "back":
+        return (url_for("patient.step", number=number - 1), number - 1) if number > 1 else (
+            url_for("patient.welcome"), number)
+    if action in ("add", "lang"):
+        return url_for("patient.step", number=number), number
+    if request.form.get("return") == "review" or number >= sections:
+        return url_for("patient.review"), sections + 1
+    return url_for("patient.step", number=number + 1), number + 1
+
+
+@bp.route("/step/<int:number>", methods=["GET", "POST"])
+def step(number: int):
+    visit = g.visit
+    if visit is None:
+        return _session_needed()
+    if visit["status"] == "invited":
+        return redirect(url_for("patient.welcome"))
+    q = questionnaire.default()
+    if not 1 <= number <= len(q.sections):
+        abort(404)
+    if number > max(visit["furthest_step"], 1):
+        return redirect(url_for("patient.step", number=visit["furthest_step"]))
+    section = q.sections[number - 1]
+    db = get_db()
+    answers, _ = storage.answers_for(db, visit["id"])
+    form = _build_form(section, answers)
+    status = 200
+    if request.method == "POST":
+        action = "lang" if request.form.get("lang") else request.form.get("action", "next")
+        if form.validate():
+            new_answers = forms.answers_from(section, form)
+            target, resume_at = _next_url(number, action, section, new_answers)
+            if action == "lang":
+                _choose_language(request.form.get("lang", ""))
+            safety = safety_status(new_answers, reached=True) if "S1" in new_answers else None
+            if not storage.save_step(db, visit["id"], new_answers, step=number,
+                                     next_step=resume_at, now=now(), safety=safety):
+                return _session_needed()
+            return redirect(target)
+        status = 422
+    return render_template(
+        "patient/step.html", form=form, section=section, number=number,
+        total=len(q.sections), returning=request.values.get("return") == "review",
+    ), status
+
+
+def _choose_language(code: str) -> None:
+    from .i18n import offered_languages
+
+    if code in offered_languages():
+        session["lang"] = code
+        storage.set_answer_language(get_db(), g.visit["id"], code)
+
+
+@bp.post("/language")
+def language():
+    """The language switcher on pages without answers: keep the choice, come back."""
+    form = ActionForm()
+    if form.validate_on_submit() and g.visit is not None:
+        _choose_language(request.form.get("lang", ""))
+    elif form.validate_on_submit():
+        from .i18n import offered_languages
+
+        if request.form.get("lang") in offered_languages():
+            session["lang"] = request.form["lang"]
+    back = request.form.get("next", "")
+    return redirect(back if back.startswith("/") and not back.startswith("//")
+                    else url_for("patient.start"))
+
+
+@bp.get("/safety")
+def safety():
+    visit = g.visit
+    if visit is None:
+        return _session_needed()
+    return render_template("patient/safety.html", form=ActionForm())
+
+
+# --- review and submit ---------------------------------------------------------------------
+
+def review_rows(answers: dict, in_person: set[str]):
+    """Every section and answer, shown the way the psychiatrist will read it."""
+    q = questionnaire.default()
+    rows = []
+    for number, section in enumerate(q.sections, start=1):
+        items = [{
+            "item": item,
+            "shown": display.show(item, answers.get(item.id)),
+            "answered": item.id in answers,
+            "in_person": item.id in in_person,
+            "can_hold": item.id in answers and item.id != "S1",
+        } for item in section.items]
+        rows.append({"number": number, "section": section, "items": items})
+    return rows
+
+
+@bp.route("/review", methods=["GET", "POST"])
+def review():
+    visit = g.visit
+    if visit is None:
+        return _session_needed()
+    if visit["status"] == "invited":
+        return redirect(url_for("patient.welcome"))
+    db = get_db()
+    answers, in_person = storage.answers_for(db, visit["id"])
+    form = ActionForm()
+    if form.validate_on_submit():
+        held = {i for i in request.form.getlist("in_person") if i in answers and i != "S1"}
+        action = request.form.get("action", "")
+        if action.startswith("edit-") and action[5:].isdigit():
+            storage.save_in_person(db, visit["id"], held)
+            return redirect(url_for("patient.step", number=int(action[5:]), **{"return": "review"}))
+        if action == "submit":
+            if storage.submit_visit(db, visit["id"], held, now()):
+                end_patient_session()
+                return redirect(url_for("patient.thanks"))
+            return _session_needed()
+        storage.save_in_person(db, visit["id"], held)
+        _choose_language(request.form.get("lang", ""))
+        return redirect(url_for("patient.review"))
+    return render_template("patient/review.html", form=form,
+                           rows=review_rows(answers, in_person),
+                           total=len(questionnaire.default().sections))
+
+
+@bp.get("/thanks")
+def thanks():
+    return render_template("patient/thanks.html")
+
+
+@bp.get("/ended")
+def ended():
+    return render_template("patient/ended.html")

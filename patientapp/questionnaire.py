@@ -1,0 +1,151 @@
+"""The questionnaire definition: loaded from TOML into small frozen dataclasses.
+
+The definition is data (``questionnaire.toml``); this module only reads and checks it.
+Labels stay in English here: they are message ids that the views translate.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+DEFINITION_PATH = Path(__file__).with_name("questionnaire.toml")
+ITEM_TYPES = {"single", "multi", "scale", "text", "medlist", "yesno_text"}
+CHOICE_TYPES = {"single", "multi", "medlist", "yesno_text"}
+
+
+class DefinitionError(ValueError):
+    """The questionnaire definition file is not valid."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    id: str
+    label: str
+    exclusive: bool = False
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    type: str
+    prompt: str
+    short: str
+    section_id: str
+    practices: tuple[int, ...] = ()
+    help: str = ""
+    intro: str = ""
+    choices: tuple[Choice, ...] = ()
+    max: int | None = None
+    min: int | None = None
+    max_length: int | None = None
+    max_rows: int | None = None
+    min_label: str = ""
+    max_label: str = ""
+    row_label: str = ""
+    choice_label: str = ""
+    text_prompt: str = ""
+
+    def choice(self, choice_id: str) -> Choice | None:
+        return next((c for c in self.choices if c.id == choice_id), None)
+
+    @property
+    def choice_ids(self) -> tuple[str, ...]:
+        return tuple(c.id for c in self.choices)
+
+
+@dataclass(frozen=True)
+class Section:
+    id: str
+    title: str
+    items: tuple[Item, ...]
+
+
+@dataclass(frozen=True)
+class Questionnaire:
+    version: str
+    sections: tuple[Section, ...]
+    items: dict[str, Item] = field(default_factory=dict)
+
+    def section_index(self, section_id: str) -> int:
+        return next(i for i, s in enumerate(self.sections) if s.id == section_id)
+
+    @property
+    def item_ids(self) -> list[str]:
+        return [item.id for s in self.sections for item in s.items]
+
+
+def _require(mapping: dict, key: str, where: str):
+    if key not in mapping:
+        raise DefinitionError(f"{where}: missing '{key}'")
+    return mapping[key]
+
+
+def _parse_item(raw: dict, section_id: str) -> Item:
+    item_id = _require(raw, "id", f"section {section_id}")
+    where = f"item {item_id}"
+    kind = _require(raw, "type", where)
+    if kind not in ITEM_TYPES:
+        raise DefinitionError(f"{where}: unknown type '{kind}'")
+    choices = tuple(
+        Choice(_require(c, "id", where), _require(c, "label", where), bool(c.get("exclusive")))
+        for c in raw.get("choices", ())
+    )
+    ids = [c.id for c in choices]
+    if len(ids) != len(set(ids)):
+        raise DefinitionError(f"{where}: duplicate choice id")
+    if kind in CHOICE_TYPES and not choices:
+        raise DefinitionError(f"{where}: type '{kind}' needs choices")
+    if kind == "scale" and ("min" not in raw or "max" not in raw):
+        raise DefinitionError(f"{where}: a scale needs min and max")
+    if kind in {"text", "medlist", "yesno_text"} and not raw.get("max_length"):
+        raise DefinitionError(f"{where}: type '{kind}' needs max_length")
+    known = set(Item.__dataclass_fields__) - {"section_id", "choices", "practices"}
+    unknown = set(raw) - known - {"choices", "practices"}
+    if unknown:
+        raise DefinitionError(f"{where}: unknown keys {sorted(unknown)}")
+    simple = {k: v for k, v in raw.items() if k not in {"choices", "practices"}}
+    return Item(
+        **simple,
+        section_id=section_id,
+        choices=choices,
+        practices=tuple(raw.get("practices", ())),
+    )
+
+
+def parse(data: dict) -> Questionnaire:
+    """Build and validate a questionnaire from parsed TOML data."""
+    version = _require(data, "version", "definition")
+    sections = []
+    for raw in _require(data, "sections", "definition"):
+        section_id = _require(raw, "id", "section")
+        items = tuple(_parse_item(i, section_id) for i in raw.get("items", ()))
+        sections.append(Section(section_id, _require(raw, "title", section_id), items))
+    seen: dict[str, Item] = {}
+    for section in sections:
+        for item in section.items:
+            if item.id in seen:
+                raise DefinitionError(f"duplicate item id '{item.id}'")
+            seen[item.id] = item
+    section_ids = [s.id for s in sections]
+    if len(section_ids) != len(set(section_ids)):
+        raise DefinitionError("duplicate section id")
+    return Questionnaire(str(version), tuple(sections), seen)
+
+
+def load(path: Path | str = DEFINITION_PATH) -> Questionnaire:
+    """Read and validate a definition file; raises DefinitionError with a clear reason."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise DefinitionError(f"cannot read questionnaire {path}: {exc}") from exc
+    return parse(data)
+
+
+@lru_cache(maxsize=1)
+def default() -> Questionnaire:
+    """The shipped questionnaire, loaded once."""
+    return load(DEFINITION_PATH)

@@ -1,0 +1,334 @@
+"""All SQL lives here: schema migrations and named read/write functions.
+
+Every connection gets the same pragmas (WAL, synchronous=FULL, a busy timeout, foreign
+keys). Every write that reads first runs inside ``write(db)``, which opens the
+transaction with BEGIN IMMEDIATE so two requests can never interleave a read and a write.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+BUSY_TIMEOUT_MS = 10_000
+PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
+    "PRAGMA foreign_keys=ON",
+)
+OPEN_STATUSES = ("invited", "in_progress")
+
+migrations = Migrations("patientapp")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    statements = [
+        """CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+        """CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            display_name TEXT NOT NULL DEFAULT '',
+            password_hash TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'psychiatrist', 'frontdesk')),
+            active INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE staff_sessions (
+            id TEXT PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL,
+            ended_at TEXT
+        )""",
+        """CREATE TABLE visits (
+            id INTEGER PRIMARY KEY,
+            patient_ref TEXT NOT NULL,
+            appointment_at TEXT NOT NULL,
+            psychiatrist_id INTEGER REFERENCES users(id),
+            suggested_language TEXT NOT NULL DEFAULT '',
+            answer_language TEXT NOT NULL DEFAULT '',
+            token_hash TEXT NOT NULL UNIQUE,
+            code_hash TEXT NOT NULL UNIQUE,
+            expires_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'invited'
+                CHECK (status IN ('invited', 'in_progress', 'submitted', 'reviewed', 'cancelled')),
+            questionnaire_version TEXT NOT NULL DEFAULT '',
+            safety TEXT CHECK (safety IN ('endorsed', 'not_endorsed', 'declined')),
+            current_step INTEGER NOT NULL DEFAULT 0,
+            furthest_step INTEGER NOT NULL DEFAULT 0,
+            created_by INTEGER REFERENCES users(id),
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            last_activity_at TEXT,
+            submitted_at TEXT,
+            reviewed_at TEXT,
+            reviewed_by INTEGER REFERENCES users(id),
+            cancelled_at TEXT,
+            replaces_visit_id INTEGER REFERENCES visits(id) ON DELETE SET NULL
+        )""",
+        "CREATE INDEX visits_by_day ON visits (appointment_at)",
+        "CREATE INDEX visits_by_ref ON visits (patient_ref, submitted_at)",
+        """CREATE TABLE answers (
+            visit_id INTEGER NOT NULL REFERENCES visits(id) ON DELETE CASCADE,
+            item_id TEXT NOT NULL,
+            value TEXT NOT NULL,
+            in_person INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (visit_id, item_id)
+        )""",
+        """CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY,
+            visit_id INTEGER NOT NULL UNIQUE REFERENCES visits(id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            acknowledged_at TEXT,
+            acknowledged_by INTEGER REFERENCES users(id)
+        )""",
+        """CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            user_id INTEGER,
+            actor TEXT NOT NULL DEFAULT '',
+            action TEXT NOT NULL,
+            visit_id INTEGER,
+            detail TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX audit_by_at ON audit_log (at)",
+        # The audit log is append-only: the database itself refuses edits and deletes.
+        """CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+           BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
+        """CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+           BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
+        """CREATE TABLE failures (
+            id INTEGER PRIMARY KEY,
+            scope TEXT NOT NULL,
+            key TEXT NOT NULL,
+            at TEXT NOT NULL
+        )""",
+        "CREATE INDEX failures_lookup ON failures (scope, key, at)",
+    ]
+    for sql in statements:
+        db.execute(sql)
+
+
+def connect(path: str | Path) -> Database:
+    """Open the database with the pragmas every connection needs."""
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    for pragma in PRAGMAS:
+        conn.execute(pragma)
+    return Database(conn, execute_plugins=False)
+
+
+def initialise(path: str | Path) -> None:
+    """Create the database file if needed and apply pending migrations."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = connect(path)
+    try:
+        migrations.apply(db)
+    finally:
+        db.close()
+
+
+@contextmanager
+def write(db: Database):
+    """A write transaction that takes the write lock before its first read."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.rollback()
+        raise
+    else:
+        db.commit()
+
+
+def _ts(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _one(db: Database, sql: str, params=()) -> dict | None:
+    return next(db.query(sql, params), None)
+
+
+# --- settings ---------------------------------------------------------------------------
+
+def get_settings(db: Database) -> dict[str, object]:
+    return {row["key"]: json.loads(row["value"]) for row in db.query("SELECT * FROM settings")}
+
+
+def save_settings(db: Database, values: dict[str, object]) -> None:
+    with write(db):
+        for key, value in values.items():
+            db.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(value)),
+            )
+
+
+# --- visits and invitations -------------------------------------------------------------
+
+def create_visit(db: Database, *, patient_ref: str, appointment_at: datetime,
+                 psychiatrist_id: int | None, suggested_language: str, token_hash: str,
+                 code_hash: str, expires_at: datetime, created_by: int | None, now: datetime,
+                 replaces_visit_id: int | None = None) -> int:
+    cursor = db.execute(
+        """INSERT INTO visits (patient_ref, appointment_at, psychiatrist_id, suggested_language,
+               token_hash, code_hash, expires_at, created_by, created_at, replaces_visit_id)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        (patient_ref, _ts(appointment_at), psychiatrist_id, suggested_language, token_hash,
+         code_hash, _ts(expires_at), created_by, _ts(now), replaces_visit_id),
+    )
+    return cursor.lastrowid
+
+
+def get_visit(db: Database, visit_id: int) -> dict | None:
+    return _one(db, "SELECT * FROM visits WHERE id = ?", (visit_id,))
+
+
+def visit_by_token_hash(db: Database, token_hash: str) -> dict | None:
+    return _one(db, "SELECT * FROM visits WHERE token_hash = ?", (token_hash,))
+
+
+def visit_by_code_hash(db: Database, code_hash: str) -> dict | None:
+    return _one(db, "SELECT * FROM visits WHERE code_hash = ?", (code_hash,))
+
+
+def start_visit(db: Database, visit_id: int, *, language: str, version: str,
+                now: datetime) -> bool:
+    """Move an invited visit to in progress; False when it is no longer open."""
+    with write(db):
+        visit = get_visit(db, visit_id)
+        if visit is None or visit["status"] not in OPEN_STATUSES:
+            return False
+        db.execute(
+            """UPDATE visits SET status = 'in_progress', answer_language = ?,
+                   questionnaire_version = ?, started_at = COALESCE(started_at, ?),
+                   last_activity_at = ?, current_step = MAX(current_step, 1),
+                   furthest_step = MAX(furthest_step, 1)
+               WHERE id = ?""",
+            (language, version, _ts(now), _ts(now), visit_id),
+        )
+        return True
+
+
+def set_answer_language(db: Database, visit_id: int, language: str) -> None:
+    db.execute(
+        "UPDATE visits SET answer_language = ? WHERE id = ? AND status IN ('invited', 'in_progress')",
+        (language, visit_id),
+    )
+
+
+def save_step(db: Database, visit_id: int, answers: dict[str, object], *, step: int,
+              next_step: int, now: datetime, safety: str | None = None) -> bool:
+    """Store one section's answers (None removes an answer) and move the patient on.
+
+    ``safety`` records the outcome of the safety question when this step holds it, so a
+    skipped question is stored as declined rather than left to look like "no".
+    Returns False, storing nothing, when the visit is no longer open for answers.
+    """
+    with write(db):
+        visit = get_visit(db, visit_id)
+        if visit is None or visit["status"] != "in_progress":
+            return False
+        for item_id, value in answers.items():
+            if value is None:
+                db.execute("DELETE FROM answers WHERE visit_id = ? AND item_id = ?",
+                           (visit_id, item_id))
+            else:
+                db.execute(
+                    """INSERT INTO answers (visit_id, item_id, value, updated_at)
+                       VALUES (?, ?, ?, ?)
+                       ON CONFLICT(visit_id, item_id)
+                       DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at""",
+                    (visit_id, item_id, json.dumps(value, ensure_ascii=False), _ts(now)),
+                )
+        db.execute(
+            """UPDATE visits SET current_step = ?, furthest_step = MAX(furthest_step, ?, ?),
+                   last_activity_at = ?, safety = COALESCE(?, safety) WHERE id = ?""",
+            (next_step, step, next_step, _ts(now), safety, visit_id),
+        )
+        if safety == "endorsed":
+            raise_alert(db, visit_id, now)
+        return True
+
+
+def answers_for(db: Database, visit_id: int) -> tuple[dict[str, object], set[str]]:
+    """A visit's answers by item id, and the items marked for in-person talk."""
+    answers, in_person = {}, set()
+    for row in db.query("SELECT item_id, value, in_person FROM answers WHERE visit_id = ?",
+                        (visit_id,)):
+        answers[row["item_id"]] = json.loads(row["value"])
+        if row["in_person"]:
+            in_person.add(row["item_id"])
+    return answers, in_person
+
+
+def submit_visit(db: Database, visit_id: int, in_person: set[str], now: datetime) -> bool:
+    """Record the in-person choices and submit; False when already sent or closed."""
+    with write(db):
+        visit = get_visit(db, visit_id)
+        if visit is None or visit["status"] != "in_progress":
+            return False
+        db.execute("UPDATE answers SET in_person = 0 WHERE visit_id = ?", (visit_id,))
+        for item_id in in_person:
+            db.execute("UPDATE answers SET in_person = 1 WHERE visit_id = ? AND item_id = ?",
+                       (visit_id, item_id))
+        db.execute(
+            """UPDATE visits SET status = 'submitted', submitted_at = ?, last_activity_at = ?
+               WHERE id = ?""",
+            (_ts(now), _ts(now), visit_id),
+        )
+        return True
+
+
+def save_in_person(db: Database, visit_id: int, in_person: set[str]) -> None:
+    with write(db):
+        visit = get_visit(db, visit_id)
+        if visit is None or visit["status"] != "in_progress":
+            return
+        db.execute("UPDATE answers SET in_person = 0 WHERE visit_id = ?", (visit_id,))
+        for item_id in in_person:
+            db.execute("UPDATE answers SET in_person = 1 WHERE visit_id = ? AND item_id = ?",
+                       (visit_id, item_id))
+
+
+def raise_alert(db: Database, visit_id: int, now: datetime) -> None:
+    """Open a safety alert for the visit, once; a re-raised alert stays as it was."""
+    db.execute("INSERT OR IGNORE INTO alerts (visit_id, created_at) VALUES (?, ?)",
+               (visit_id, _ts(now)))
+
+
+def alert_for(db: Database, visit_id: int) -> dict | None:
+    return _one(db, "SELECT * FROM alerts WHERE visit_id = ?", (visit_id,))
+
+
+# --- failures (rate limits) ---------------------------------------------------------------
+
+def record_failures(db: Database, pairs: list[tuple[str, str]], now: datetime) -> None:
+    """Count one failed attempt under each (scope, key), e.g. per client and globally."""
+    with write(db):
+        for scope, key in pairs:
+            db.execute("INSERT INTO failures (scope, key, at) VALUES (?, ?, ?)",
+                       (scope, key, _ts(now)))
+
+
+def count_failures(db: Database, scope: str, key: str, since: datetime) -> int:
+    row = _one(db, "SELECT COUNT(*) AS n FROM failures WHERE scope = ? AND key = ? AND at >= ?",
+               (scope, key, _ts(since)))
+    return row["n"]
+
+
+def clear_failures(db: Database, scope: str, key: str) -> None:
+    db.execute("DELETE FROM failures WHERE scope = ? AND key = ?", (scope, key))
+
+
+def prune_failures(db: Database, before: datetime) -> None:
+    db.execute("DELETE FROM failures WHERE at < ?", (_ts(before),))

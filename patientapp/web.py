@@ -1,0 +1,71 @@
+"""Per-request plumbing shared by the blueprints: database handle, clock, clinic settings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import current_app, g
+from flask_babel import lazy_gettext as _l
+
+from . import storage
+
+SETTING_DEFAULTS = {
+    "clinic_name": "",
+    "crisis_text": "",
+    "languages": [],
+    "invite_extra_days": 0,
+    "patient_idle_minutes": None,
+    "retention_days": 365,
+}
+
+DEFAULT_CLINIC_NAME = _l("Your clinic")
+DEFAULT_CRISIS_TEXT = _l(
+    "If you might act on thoughts of hurting yourself, or you feel unsafe right now, "
+    "tell the front desk straight away or call your local emergency number."
+)
+
+
+def get_db():
+    """The request's database connection, opened on first use."""
+    if "db" not in g:
+        g.db = storage.connect(current_app.config["DATABASE"])
+    return g.db
+
+
+def close_db(_exc=None) -> None:
+    db = g.pop("db", None)
+    if db is not None:
+        db.close()
+
+
+def now() -> datetime:
+    """The current local time; tests inject a clock through config["CLOCK"]."""
+    clock = current_app.config.get("CLOCK")
+    return clock() if clock else datetime.now().replace(microsecond=0)
+
+
+def clinic_settings() -> dict:
+    """Clinic settings from the database over their defaults, read once per request."""
+    if "clinic_settings" not in g:
+        merged = dict(SETTING_DEFAULTS)
+        merged.update(storage.get_settings(get_db()))
+        if merged["patient_idle_minutes"] is None:
+            merged["patient_idle_minutes"] = current_app.config["PATIENT_IDLE_MINUTES"]
+        g.clinic_settings = merged
+    return g.clinic_settings
+
+
+def clinic_name() -> str:
+    return clinic_settings()["clinic_name"] or str(DEFAULT_CLINIC_NAME)
+
+
+def crisis_text() -> str:
+    return clinic_settings()["crisis_text"] or str(DEFAULT_CRISIS_TEXT)
+
+
+def init_app(app) -> None:
+    app.teardown_appcontext(close_db)
+    from . import __version__
+
+    app.jinja_env.globals.update(clinic_name=clinic_name, crisis_text=crisis_text,
+                                 app_version=__version__)

@@ -1,0 +1,122 @@
+"""Fixtures: a fresh app and database per test, an injectable clock, patient helpers."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+import pytest
+
+from patientapp import create_app, invitations
+from patientapp.web import get_db
+
+TOKEN_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|'
+                      r'type="hidden" name="csrf_token" value="([^"]+)"|'
+                      r'id="csrf_token" name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+class Clock:
+    """A clock the tests move by hand."""
+
+    def __init__(self, start: datetime):
+        self.moment = start
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def advance(self, **delta) -> None:
+        self.moment += timedelta(**delta)
+
+
+@pytest.fixture(scope="session")
+def compiled_translations(tmp_path_factory):
+    return tmp_path_factory.mktemp("mo")
+
+
+@pytest.fixture
+def clock():
+    return Clock(datetime(2026, 11, 25, 9, 0, 0))
+
+
+@pytest.fixture
+def app(tmp_path, clock, compiled_translations, monkeypatch):
+    monkeypatch.setenv("PATIENTAPP_INSTANCE", str(tmp_path / "instance"))
+    app = create_app({
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "DATABASE": str(tmp_path / "test.db"),
+        "CLOCK": clock,
+        "COMPILED_TRANSLATIONS": str(compiled_translations),
+        "PASSWORD_HASHER": "fast",
+    })
+    yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def csrf_from(html: str) -> str:
+    match = TOKEN_RE.search(html)
+    assert match, "no CSRF token on the page"
+    return next(group for group in match.groups() if group)
+
+
+def make_invitation(app, patient_ref="A-1001", when=None, language=""):
+    with app.app_context():
+        return invitations.create(
+            get_db(), patient_ref=patient_ref,
+            appointment_at=when or app.config["CLOCK"]().replace(hour=14),
+            psychiatrist_id=None, suggested_language=language, extra_days=0,
+            created_by=None, now=app.config["CLOCK"]())
+
+
+class Patient:
+    """Drives the patient pages like a person with a browser would."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def open(self, token: str):
+        return self.client.get(f"/v/{token}", follow_redirects=True)
+
+    def post(self, url: str, data: dict, follow=True):
+        page = self.client.get(url)
+        assert page.status_code == 200, page.status_code
+        payload = {"csrf_token": csrf_from(page.get_data(as_text=True))}
+        payload.update(data)
+        return self.client.post(url, data=payload, follow_redirects=follow)
+
+    def start(self, token: str):
+        self.open(token)
+        return self.post("/welcome", {})
+
+
+@pytest.fixture
+def invitation(app):
+    return make_invitation(app)
+
+
+@pytest.fixture
+def patient(client):
+    return Patient(client)
+
+
+FULL_ANSWERS = {
+    1: {"T1": ["worried", "tired"], "T2": "Whether I can lower the dose before summer."},
+    2: {"M1-0-name": "Sertraline", "M1-0-feeling": "mixed", "M2": "mixed",
+        "M3": ["safety_net", "crutch"], "M4": "8", "M5": ["side_effects", "dependent"]},
+    3: {"P1": "chose_to_skip", "P2": ["felt_better", "side_effects"]},
+    4: {"F1": ["against"], "F2": "yes", "F2_text": "My mother says pills are weakness.",
+        "F3": ["pressured"]},
+    5: {"W1": ["body_chemistry"], "W2": "takes_edge"},
+    6: {"H1": "I would go back to work and see my friends.", "H2": ["more_expected"]},
+    7: {"R1": "1", "R2": "together", "R3": ["lowering", "side_effects"]},
+    8: {"S1": "not_at_all"},
+}

@@ -1,0 +1,105 @@
+"""The questionnaire definition holds every CONTENT.md id and nothing unknown."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from patientapp import questionnaire
+
+CONTENT = Path(__file__).resolve().parents[2] / "shared" / "CONTENT.md"
+EXPECTED_IDS = ["T1", "T2", "M1", "M2", "M3", "M4", "M5", "P1", "P2", "F1", "F2", "F3",
+                "W1", "W2", "H1", "H2", "R1", "R2", "R3", "S1"]
+
+
+def test_definition_has_exactly_the_content_ids():
+    assert questionnaire.default().item_ids == EXPECTED_IDS
+
+
+@pytest.mark.skipif(not CONTENT.exists(), reason="shared/CONTENT.md is not beside the repo")
+def test_ids_match_content_md_table():
+    rows = re.findall(r"^\| ([A-Z]\d) \|", CONTENT.read_text(encoding="utf-8"), re.M)
+    assert rows == questionnaire.default().item_ids
+
+
+def test_eight_sections_each_a_screen():
+    sections = questionnaire.default().sections
+    assert [s.id for s in sections] == ["today", "medicines", "going", "family", "meaning",
+                                         "hopes", "relationship", "safety"]
+
+
+def test_types_match_the_blueprint():
+    items = questionnaire.default().items
+    assert items["T1"].type == "multi" and items["T1"].max == 3
+    assert items["T2"].type == "text" and items["T2"].max_length == 300
+    assert items["M1"].type == "medlist" and items["M1"].max_rows == 6
+    assert items["M1"].max_length == 60
+    assert (items["M4"].min, items["M4"].max) == (0, 10)
+    assert (items["R1"].min, items["R1"].max) == (0, 4)
+    assert items["F2"].type == "yesno_text"
+    free_text = [i for i in items.values() if i.type in ("text", "yesno_text")]
+    assert len(free_text) <= 4
+    assert items["S1"].choice_ids == ("not_at_all", "several_days", "more_than_half",
+                                      "nearly_every_day")
+
+
+def test_choice_ids_are_stable_lowercase_words():
+    for item in questionnaire.default().items.values():
+        for choice_id in item.choice_ids:
+            assert re.fullmatch(r"[a-z][a-z_]*", choice_id), (item.id, choice_id)
+
+
+BASE = """
+version = "x"
+[[sections]]
+id = "s"
+title = "S"
+"""
+
+
+@pytest.mark.parametrize("extra, message", [
+    ('[[sections.items]]\nid="A"\ntype="single"\nprompt="p"\nshort="s"\nchoices=[{id="a",label="A"}]\n'
+     '[[sections.items]]\nid="A"\ntype="text"\nprompt="p"\nshort="s"\nmax_length=3\n',
+     "duplicate item id 'A'"),
+    ('[[sections.items]]\nid="A"\ntype="slider"\nprompt="p"\nshort="s"\n', "unknown type 'slider'"),
+    ('[[sections.items]]\nid="A"\ntype="single"\nprompt="p"\nshort="s"\n', "needs choices"),
+    ('[[sections.items]]\nid="A"\ntype="single"\nprompt="p"\nshort="s"\n'
+     'choices=[{id="a",label="A"},{id="a",label="B"}]\n', "duplicate choice id"),
+    ('[[sections.items]]\nid="A"\ntype="scale"\nprompt="p"\nshort="s"\n', "needs min and max"),
+    ('[[sections.items]]\nid="A"\ntype="text"\nprompt="p"\nshort="s"\nmax_length=5\ncolour="red"\n',
+     "unknown keys"),
+])
+def test_bad_definitions_fail_clearly(tmp_path, extra, message):
+    path = tmp_path / "q.toml"
+    path.write_text(BASE + extra)
+    with pytest.raises(questionnaire.DefinitionError, match=message):
+        questionnaire.load(path)
+
+
+def test_unreadable_definition_fails_clearly(tmp_path):
+    path = tmp_path / "q.toml"
+    path.write_text("version = ")
+    with pytest.raises(questionnaire.DefinitionError, match="cannot read questionnaire"):
+        questionnaire.load(path)
+
+
+def test_dangling_reference_stops_the_app(monkeypatch, tmp_path):
+    from dataclasses import replace
+
+    import patientapp
+
+    real = questionnaire.default()
+    m3 = real.items["M3"]
+    broken_item = replace(m3, choices=tuple(c for c in m3.choices if c.id != "controls_me"))
+    sections = tuple(
+        replace(s, items=tuple(broken_item if i.id == "M3" else i for i in s.items))
+        for s in real.sections)
+    broken = replace(real, sections=sections,
+                     items={**real.items, "M3": broken_item})
+    monkeypatch.setattr(questionnaire, "default", lambda: broken)
+    monkeypatch.setenv("PATIENTAPP_INSTANCE", str(tmp_path))
+    with pytest.raises(questionnaire.DefinitionError, match="controls_me"):
+        patientapp.create_app({"TESTING": True, "SECRET_KEY": "x",
+                               "DATABASE": str(tmp_path / "db.sqlite")})

@@ -1,0 +1,169 @@
+"""Getting in: invitation links, typed codes, expiry, rate limits, CSRF."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import csrf_from, make_invitation
+
+from patientapp import invitations
+
+GENERIC = "We couldn't open a visit with that code."
+
+
+def type_code(client, code):
+    page = client.get("/start")
+    return client.post("/start", data={"csrf_token": csrf_from(page.get_data(as_text=True)),
+                                       "code": code}, follow_redirects=True)
+
+
+def test_code_opens_the_visit(client, invitation):
+    typed = invitations.format_code(invitation.code).lower()
+    page = type_code(client, f" {typed} ")
+    assert "Before your visit" in page.get_data(as_text=True)
+
+
+def test_code_lookalikes_are_forgiven():
+    assert invitations.normalise_code("o1lI-abcd") == "0111ABCD"
+    assert invitations.normalise_code("ABCD-EFGU") is None  # U is not in the alphabet
+    assert invitations.normalise_code("ABC") is None
+
+
+def test_codes_and_tokens_are_strong():
+    codes = {invitations.new_code() for _ in range(200)}
+    assert len(codes) == 200
+    assert all(len(c) == 8 and set(c) <= set(invitations.CROCKFORD) for c in codes)
+    assert len(invitations.new_token()) >= 43  # 256 bits in URL-safe base64
+
+
+def test_only_hashes_are_stored(app, invitation):
+    with open(app.config["DATABASE"], "rb") as fh:
+        raw = fh.read()
+    assert invitation.token.encode() not in raw
+    assert invitation.code.encode() not in raw
+
+
+@pytest.mark.parametrize("case", ["wrong", "expired", "used", "cancelled"])
+def test_one_message_for_every_bad_code(app, client, clock, patient, case):
+    invitation = make_invitation(app)
+    code = invitation.code
+    if case == "wrong":
+        code = "ZZZZZZZZ" if code != "ZZZZZZZZ" else "YYYYYYYY"
+    elif case == "expired":
+        clock.advance(days=1)
+    elif case == "used":
+        patient.start(invitation.token)
+        patient.post("/review", {"action": "submit"})
+    elif case == "cancelled":
+        from patientapp import storage
+        db = storage.connect(app.config["DATABASE"])
+        db.execute("UPDATE visits SET status = 'cancelled' WHERE id = ?", [invitation.visit_id])
+    page = type_code(app.test_client(), code)
+    assert page.status_code == 422
+    assert GENERIC in page.get_data(as_text=True)
+
+
+def test_badly_shaped_code_gets_a_hint(client):
+    page = type_code(client, "12")
+    assert "A code has 8 letters and numbers" in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("case", ["wrong", "expired", "cancelled"])
+def test_bad_links(app, client, clock, case):
+    invitation = make_invitation(app)
+    token = invitation.token
+    if case == "wrong":
+        token = invitations.new_token()
+    elif case == "expired":
+        clock.advance(hours=15)  # past the end of the appointment day
+    else:
+        from patientapp import storage
+        db = storage.connect(app.config["DATABASE"])
+        db.execute("UPDATE visits SET status = 'cancelled' WHERE id = ?", [invitation.visit_id])
+    page = client.get(f"/v/{token}")
+    assert page.status_code == 404
+    assert "This link does not work" in page.get_data(as_text=True)
+
+
+def test_link_valid_until_end_of_appointment_day(app, client, clock):
+    invitation = make_invitation(app)
+    clock.advance(hours=14, minutes=59)  # 23:59 on the day
+    assert "Before your visit" in client.get(f"/v/{invitation.token}",
+                                             follow_redirects=True).get_data(as_text=True)
+
+
+def test_rate_limit_per_client_then_valid_code_elsewhere_still_works(app, clock):
+    invitation = make_invitation(app)
+    attacker = app.test_client()
+    for _ in range(app.config["CODE_FAILURES_PER_CLIENT"]):
+        assert type_code(attacker, "ZZZZ-ZZZZ").status_code == 422
+    blocked = type_code(attacker, invitations.format_code(invitation.code))
+    assert blocked.status_code == 429
+    assert "Too many tries" in blocked.get_data(as_text=True)
+    # Another phone in the same waiting room (same address) still gets in.
+    neighbour = app.test_client()
+    assert "Before your visit" in type_code(
+        neighbour, invitation.code).get_data(as_text=True)
+    # After the window the first phone may try again.
+    clock.advance(minutes=16)
+    assert "Before your visit" in type_code(attacker, invitation.code).get_data(as_text=True)
+
+
+def test_rate_limit_per_address_catches_cookie_droppers(app):
+    app.config["CODE_FAILURES_PER_ADDRESS"] = 8
+    for _ in range(8):
+        type_code(app.test_client(), "ZZZZ-ZZZZ")
+    assert type_code(app.test_client(), "ZZZZ-ZZZZ").status_code == 429
+    other_address = app.test_client()
+    other_address.environ_base["REMOTE_ADDR"] = "10.0.0.9"
+    assert type_code(other_address, "ZZZZ-ZZZZ").status_code == 422
+
+
+def test_global_rate_limit(app):
+    app.config["CODE_FAILURES_GLOBAL"] = 6
+    for n in range(6):
+        c = app.test_client()
+        c.environ_base["REMOTE_ADDR"] = f"10.0.1.{n}"
+        type_code(c, "ZZZZ-ZZZZ")
+    c = app.test_client()
+    c.environ_base["REMOTE_ADDR"] = "10.0.2.1"
+    assert type_code(c, "ZZZZ-ZZZZ").status_code == 429
+
+
+def test_post_without_csrf_is_refused_kindly(patient, invitation):
+    patient.start(invitation.token)
+    response = patient.client.post("/step/1", data={"action": "next", "T2": "hello"})
+    assert response.status_code == 400
+    assert "for your privacy we couldn" in response.get_data(as_text=True)
+
+
+def test_csrf_token_outlives_the_default_hour(patient, invitation, clock):
+    patient.start(invitation.token)
+    html = patient.client.get("/step/1").get_data(as_text=True)
+    token = csrf_from(html)
+    for _ in range(8):  # eight hours of activity, never idle for 15 minutes
+        for _ in range(6):
+            clock.advance(minutes=10)
+            patient.client.get("/step/1")
+    response = patient.client.post("/step/1", data={"csrf_token": token, "action": "next"})
+    assert response.status_code == 302
+
+
+def test_too_large_request_is_refused_kindly(patient, invitation):
+    patient.start(invitation.token)
+    page = patient.client.get("/step/1")
+    response = patient.client.post("/step/1", data={
+        "csrf_token": csrf_from(page.get_data(as_text=True)), "T2": "x" * 100_000})
+    assert response.status_code == 413
+    assert "more text than we can take" in response.get_data(as_text=True)
+
+
+def test_unknown_page_is_friendly(client):
+    response = client.get("/nope")
+    assert response.status_code == 404
+    assert "We couldn" in response.get_data(as_text=True)
+
+
+def test_pages_without_a_session_never_show_answers(client):
+    for url in ("/welcome", "/step/1", "/review", "/safety"):
+        response = client.get(url, follow_redirects=True)
+        assert "closed for your privacy" in response.get_data(as_text=True)

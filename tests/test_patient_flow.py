@@ -1,0 +1,205 @@
+"""The patient journey through the test client, as a person with a phone would take it."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import FULL_ANSWERS, csrf_from, make_invitation
+
+from patientapp import storage
+
+
+def stored(app, visit_id):
+    db = storage.connect(app.config["DATABASE"])
+    try:
+        return storage.get_visit(db, visit_id), storage.answers_for(db, visit_id)
+    finally:
+        db.close()
+
+
+def test_complete_journey(app, patient, invitation):
+    page = patient.open(invitation.token)
+    text = page.get_data(as_text=True)
+    assert "Before your visit" in text
+    assert "about 6 minutes" in text
+    assert "No one is watching your answers right now" in text
+    assert "You can skip any question" in text
+    page = patient.post("/welcome", {})
+    assert "Step 1 of 8" in page.get_data(as_text=True)
+    for number, answers in FULL_ANSWERS.items():
+        page = patient.post(f"/step/{number}", {"action": "next", **answers})
+        assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "Check your answers" in text
+    assert "Whether I can lower the dose before summer." in text
+    assert "Sertraline — Mixed" in text
+    assert "8 out of 10" in text
+    page = patient.post("/review", {"action": "submit", "in_person": ["F2"]})
+    assert "Your answers were sent to your psychiatrist" in page.get_data(as_text=True)
+    visit, (answers, in_person) = stored(app, invitation.visit_id)
+    assert visit["status"] == "submitted"
+    assert visit["questionnaire_version"] == "2026.1"
+    assert answers["M4"] == 8 and answers["T1"] == ["worried", "tired"]
+    assert answers["M1"] == [{"name": "Sertraline", "feeling": "mixed"}]
+    assert answers["F2"] == {"choice": "yes", "text": "My mother says pills are weakness."}
+    assert in_person == {"F2"}
+
+
+def test_resume_after_reload_and_on_another_device(app, patient, invitation):
+    patient.start(invitation.token)
+    patient.post("/step/1", {"action": "next", **FULL_ANSWERS[1]})
+    # A reload of the current page shows where they were, answers filled in.
+    page = patient.client.get("/step/2")
+    assert "Step 2 of 8" in page.get_data(as_text=True)
+    html = patient.client.get("/step/1").get_data(as_text=True)
+    assert '<input checked id="T1-2" name="T1" type="checkbox" value="worried">' in html
+    # Opening the link on a second phone resumes at step 2.
+    other = app.test_client()
+    page = other.get(f"/v/{invitation.token}", follow_redirects=True)
+    assert "Step 2 of 8" in page.get_data(as_text=True)
+
+
+def test_reload_shows_saved_answers(patient, invitation):
+    patient.start(invitation.token)
+    patient.post("/step/1", {"action": "next", "T2": "Sleep, mostly"})
+    html = patient.client.get("/step/1").get_data(as_text=True)
+    assert "Sleep, mostly</textarea>" in html
+
+
+def test_link_after_submit_shows_already_sent(app, patient, invitation):
+    patient.start(invitation.token)
+    patient.post("/review", {"action": "submit"})
+    page = app.test_client().get(f"/v/{invitation.token}")
+    assert "Your answers are already sent" in page.get_data(as_text=True)
+    # The same browser no longer sees any answers, Back included.
+    page = patient.client.get("/review", follow_redirects=True)
+    assert "This page was closed for your privacy" in page.get_data(as_text=True)
+
+
+def test_back_after_submit_shows_nothing(patient, invitation):
+    patient.start(invitation.token)
+    patient.post("/step/1", {"action": "next", "T2": "Something private"})
+    patient.post("/review", {"action": "submit"})
+    for url in ("/step/1", "/review", "/welcome"):
+        html = patient.client.get(url, follow_redirects=True).get_data(as_text=True)
+        assert "Something private" not in html
+        assert "closed for your privacy" in html
+
+
+def test_idle_timeout_ends_the_session(patient, invitation, clock):
+    patient.start(invitation.token)
+    patient.post("/step/1", {"action": "next", "T2": "Private words"})
+    clock.advance(minutes=16)
+    html = patient.client.get("/step/1", follow_redirects=True).get_data(as_text=True)
+    assert "Private words" not in html
+    assert "closed for your privacy" in html
+
+
+def test_activity_keeps_the_session_alive(patient, invitation, clock):
+    patient.start(invitation.token)
+    for _ in range(3):
+        clock.advance(minutes=10)
+        assert "Step 1 of 8" in patient.client.get("/step/1").get_data(as_text=True)
+
+
+def test_every_answer_page_is_no_store(patient, invitation):
+    patient.start(invitation.token)
+    for url in ("/welcome", "/step/1", "/step/2", "/review", "/start", "/thanks"):
+        response = patient.client.get(url)
+        assert response.headers["Cache-Control"] == "no-store", url
+
+
+def test_no_answers_in_urls(patient, invitation):
+    patient.start(invitation.token)
+    response = patient.post("/step/1", {"action": "next", "T2": "secret words"}, follow=False)
+    assert response.status_code == 302
+    assert "secret" not in response.headers["Location"]
+
+
+def test_back_saves_and_goes_back(app, patient, invitation):
+    patient.start(invitation.token)
+    patient.post("/step/1", {"action": "next"})
+    page = patient.post("/step/2", {"action": "back", "M2": "positive"})
+    assert "Step 1 of 8" in page.get_data(as_text=True)
+    _, (answers, _) = stored(app, invitation.visit_id)
+    assert answers["M2"] == "positive"
+
+
+def test_skipping_everything_is_allowed(app, patient, invitation):
+    patient.start(invitation.token)
+    for number in range(1, 9):
+        page = patient.post(f"/step/{number}", {"action": "next"})
+    assert "Check your answers" in page.get_data(as_text=True)
+    assert page.get_data(as_text=True).count("Skipped") == 20
+    _, (answers, _) = stored(app, invitation.visit_id)
+    assert answers == {}
+
+
+def test_prefer_not_to_say_clears_a_single_choice(app, patient, invitation):
+    patient.start(invitation.token)
+    patient.post("/step/1", {"action": "next"})
+    patient.post("/step/2", {"action": "next", "M2": "negative"})
+    patient.post("/step/2", {"action": "next", "M2": ""})
+    _, (answers, _) = stored(app, invitation.visit_id)
+    assert "M2" not in answers
+
+
+def test_medicine_rows_grow(patient, invitation):
+    patient.start(invitation.token)
+    patient.post("/step/1", {"action": "next"})
+    page = patient.post("/step/2", {"action": "add", "M1-0-name": "Lithium",
+                                    "M1-0-feeling": "helping", "M1-1-name": "Quetiapine"})
+    html = page.get_data(as_text=True)
+    assert 'value="Lithium"' in html and 'value="Quetiapine"' in html
+    assert 'name="M1-2-name"' in html
+
+
+def test_cannot_jump_ahead(patient, invitation):
+    patient.start(invitation.token)
+    response = patient.client.get("/step/6")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/step/1")
+
+
+def test_edit_from_review_returns_to_review(patient, invitation):
+    patient.start(invitation.token)
+    for number in range(1, 9):
+        patient.post(f"/step/{number}", {"action": "next"})
+    page = patient.post("/review", {"action": "edit-2", "in_person": []})
+    html = page.get_data(as_text=True)
+    assert "Step 2 of 8" in html and "Back to review" in html
+    page = patient.post("/step/2?return=review", {"action": "next", "return": "review",
+                                                  "M2": "positive"})
+    html = page.get_data(as_text=True)
+    assert "Check your answers" in html and "Good about it" in html
+
+
+def test_in_person_toggle_survives_edit(app, patient, invitation):
+    patient.start(invitation.token)
+    patient.post("/step/1", {"action": "next", "T2": "My sister"})
+    for number in range(2, 9):
+        patient.post(f"/step/{number}", {"action": "next"})
+    patient.post("/review", {"action": "edit-3", "in_person": ["T2"]})
+    _, (_, in_person) = stored(app, invitation.visit_id)
+    assert in_person == {"T2"}
+    html = patient.client.get("/review").get_data(as_text=True)
+    assert 'value="T2" id="hold-T2" checked' in html
+
+
+def test_gets_change_nothing(app, client, invitation):
+    client.get(f"/v/{invitation.token}")
+    for url in ("/welcome", "/step/1", "/review", "/safety", "/thanks"):
+        client.get(url)
+    visit, (answers, _) = stored(app, invitation.visit_id)
+    assert visit["status"] == "invited" and answers == {}
+
+
+def test_stored_json_keeps_text_exactly(app, patient, invitation):
+    patient.start(invitation.token)
+    text = "Ça m'aide — 但是我担心 «副作用» <b>&amp;"
+    patient.post("/step/1", {"action": "next", "T2": text})
+    db = storage.connect(app.config["DATABASE"])
+    raw = next(db.query("SELECT value FROM answers WHERE item_id = 'T2'"))["value"]
+    assert json.loads(raw) == text
+    html = patient.client.get("/step/1").get_data(as_text=True)
+    assert "&lt;b&gt;&amp;amp;" in html and "<b>" not in html
