@@ -70,9 +70,12 @@ def _check_definition() -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from . import cli, patient
+    from . import admin, auth, cli, patient, staff
 
     app.register_blueprint(patient.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(staff.bp)
+    app.register_blueprint(admin.bp)
     cli.init_app(app)
 
 

@@ -9,7 +9,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from . import config as config_module
-from . import invitations, storage
+from . import i18n_tools, invitations, storage
 from .web import clinic_settings, get_db, now
 
 
@@ -38,11 +38,20 @@ def serve_command(host: str, port: int, threads: int) -> None:
     config_module.warn_if_unsafe(host, app.debug)
     app.config.setdefault("SERVE_HOST", host)
     app.config.setdefault("SERVE_PORT", port)
-    announce = getattr(app, "announce_on_serve", None)
-    if announce:
-        announce(host, port)
     click.echo(f"Serving on http://{host}:{port}  (database: {app.config['DATABASE']})")
+    _announce_setup_link()
     waitress.serve(app, host=host, port=port, threads=threads, ident="patientapp")
+
+
+def _announce_setup_link() -> None:
+    """With no staff account yet, print a one-time link to create the first admin."""
+    from .auth import issue_setup_token
+
+    token = issue_setup_token(get_db())
+    if token:
+        click.echo("No staff account exists yet. Create the first admin here (works once):")
+        click.echo(f"  {base_url()}/staff/setup/{token}")
+        click.echo("Or run: flask --app app create-user --role admin EMAIL")
 
 
 def _parse_when(value: str | None) -> datetime:
@@ -78,3 +87,7 @@ def invite_command(patient_ref: str, appointment: str | None, language: str) -> 
 def init_app(app) -> None:
     for command in (serve_command, invite_command):
         app.cli.add_command(command)
+    i18n_tools.init_app(app)
+    from . import ops  # imported here: ops uses base_url from this module
+
+    ops.init_app(app)

@@ -52,6 +52,9 @@ def _choices(item: Item) -> list[SelectChoice]:
     return [SelectChoice(c.id, _l(c.label)) for c in item.choices]
 
 
+# Our own words for WTForms' built-in checks, so every shipped language has them.
+CHOICE_ERROR = _l("Please pick one of the choices shown.")
+
 PREFER_NOT = SelectChoice("", _l("Prefer not to say"))
 
 
@@ -82,38 +85,43 @@ def _medlist_fields(item: Item, rows: int):
             "name": StringField(_l(item.row_label), filters=[_strip],
                                 validators=[Optional(), _length(item.max_length)],
                                 render_kw={"maxlength": item.max_length, "autocomplete": "off"}),
-            "feeling": RadioField(_l(item.choice_label), choices=_choices(item),
-                                  validators=[Optional()]),
+            "feeling": _radio(_l(item.choice_label), _choices(item)),
         },
     )
-    return FieldList(FormField(row_class), min_entries=rows, max_entries=item.max_rows)
+    return FieldList(FormField(row_class), label=_l(item.prompt), min_entries=rows,
+                     max_entries=item.max_rows)
 
 
 def _strip(value):
     return value.strip() if isinstance(value, str) else value
 
 
+def _radio(label, choices) -> RadioField:
+    return RadioField(label, choices=choices, validators=[Optional()],
+                      invalid_choice_message=CHOICE_ERROR, invalid_value_message=CHOICE_ERROR)
+
+
 def _fields_for(item: Item, med_rows: int) -> dict[str, object]:
     label = _l(item.prompt)
     if item.type == "single":
-        return {item.id: RadioField(label, choices=_skippable(_choices(item)),
-                                    validators=[Optional()])}
+        return {item.id: _radio(label, _skippable(_choices(item)))}
     if item.type == "multi":
         validators = [Optional(), ExclusiveChoice(item)]
         if item.max:
             validators.append(MaxChoices(item.max))
-        return {item.id: MultiCheckboxField(label, choices=_choices(item), validators=validators)}
+        return {item.id: MultiCheckboxField(label, choices=_choices(item), validators=validators,
+                                            invalid_choice_message=CHOICE_ERROR,
+                                            invalid_value_message=CHOICE_ERROR)}
     if item.type == "scale":
         values = [SelectChoice(str(n)) for n in range(item.min, item.max + 1)]
-        return {item.id: RadioField(label, choices=_skippable(values), validators=[Optional()])}
+        return {item.id: _radio(label, _skippable(values))}
     if item.type == "text":
         return {item.id: TextAreaField(label, filters=[_strip],
                                        validators=[Optional(), _length(item.max_length)],
                                        render_kw={"maxlength": item.max_length, "rows": 4})}
     if item.type == "yesno_text":
         return {
-            item.id: RadioField(label, choices=_skippable(_choices(item)),
-                                validators=[Optional()]),
+            item.id: _radio(label, _skippable(_choices(item))),
             f"{item.id}_text": TextAreaField(_l(item.text_prompt), filters=[_strip],
                                              validators=[Optional(), _length(item.max_length)],
                                              render_kw={"maxlength": item.max_length, "rows": 4}),

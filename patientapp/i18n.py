@@ -121,6 +121,14 @@ def select_locale() -> str:
     return default if default in offered else offered[0]
 
 
+def _remember_language(response):
+    """A ?lang= choice sticks for the rest of this browser session."""
+    chosen = request.args.get("lang")
+    if chosen and request.endpoint != "static" and chosen in offered_languages():
+        session["lang"] = chosen
+    return response
+
+
 def current_language() -> Language:
     from flask_babel import get_locale
 
@@ -143,6 +151,7 @@ def init_app(app) -> None:
     compile_catalogs(translations_source(), compiled, offered)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(compiled)
     Babel(app, locale_selector=select_locale)
+    app.after_request(_remember_language)
     app.jinja_env.globals.update(
         current_language=current_language,
         language_name=language_name,

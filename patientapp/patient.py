@@ -80,16 +80,6 @@ def _load_visit():
         g.suggested_language = g.visit["suggested_language"]
 
 
-@bp.after_request
-def _remember_language(response):
-    chosen = request.args.get("lang")
-    from .i18n import offered_languages
-
-    if chosen and chosen in offered_languages():
-        session["lang"] = chosen
-    return response
-
-
 def _resume_target(visit: dict):
     """Where a returning patient picks up."""
     if visit["status"] == "invited":

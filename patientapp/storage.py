@@ -8,9 +8,10 @@ transaction with BEGIN IMMEDIATE so two requests can never interleave a read and
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -129,6 +130,10 @@ def connect(path: str | Path) -> Database:
 def initialise(path: str | Path) -> None:
     """Create the database file if needed and apply pending migrations."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if not Path(path).exists():
+        # Answers are health data: only the app's own user may read the file (SQLite
+        # gives the -wal and -shm files the same mode).
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     db = connect(path)
     try:
         migrations.apply(db)
@@ -171,6 +176,10 @@ def save_settings(db: Database, values: dict[str, object]) -> None:
                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, json.dumps(value)),
             )
+
+
+def delete_setting(db: Database, key: str) -> None:
+    db.execute("DELETE FROM settings WHERE key = ?", (key,))
 
 
 # --- visits and invitations -------------------------------------------------------------
@@ -332,3 +341,231 @@ def clear_failures(db: Database, scope: str, key: str) -> None:
 
 def prune_failures(db: Database, before: datetime) -> None:
     db.execute("DELETE FROM failures WHERE at < ?", (_ts(before),))
+
+
+# --- users and staff sessions ------------------------------------------------------------
+
+def count_users(db: Database) -> int:
+    return next(db.query("SELECT COUNT(*) AS n FROM users"))["n"]
+
+
+def create_user(db: Database, *, email: str, display_name: str, password_hash: str, role: str,
+                now: datetime) -> int:
+    cursor = db.execute(
+        """INSERT INTO users (email, display_name, password_hash, role, created_at)
+           VALUES (?, ?, ?, ?, ?)""",
+        (email.strip(), display_name.strip(), password_hash, role, _ts(now)),
+    )
+    return cursor.lastrowid
+
+
+def get_user(db: Database, user_id: int) -> dict | None:
+    return _one(db, "SELECT * FROM users WHERE id = ?", (user_id,))
+
+
+def user_by_email(db: Database, email: str) -> dict | None:
+    return _one(db, "SELECT * FROM users WHERE email = ?", (email.strip(),))
+
+
+def list_users(db: Database) -> list[dict]:
+    return list(db.query("SELECT * FROM users ORDER BY active DESC, display_name, email"))
+
+
+def psychiatrists(db: Database) -> list[dict]:
+    return list(db.query("SELECT id, display_name, email FROM users WHERE role = 'psychiatrist'"
+                         " AND active = 1 ORDER BY display_name, email"))
+
+
+def update_user(db: Database, user_id: int, **fields) -> None:
+    allowed = {"display_name", "role", "active", "password_hash"}
+    assignments = {k: v for k, v in fields.items() if k in allowed}
+    if not assignments:
+        return
+    sql = ", ".join(f"{key} = ?" for key in assignments)
+    db.execute(f"UPDATE users SET {sql} WHERE id = ?", (*assignments.values(), user_id))
+
+
+def start_staff_session(db: Database, session_hash: str, user_id: int, now: datetime) -> None:
+    db.execute(
+        "INSERT INTO staff_sessions (id, user_id, created_at, last_seen_at) VALUES (?, ?, ?, ?)",
+        (session_hash, user_id, _ts(now), _ts(now)),
+    )
+
+
+def staff_session(db: Database, session_hash: str) -> dict | None:
+    return _one(db, """SELECT s.*, u.email, u.display_name, u.role, u.active
+                       FROM staff_sessions s JOIN users u ON u.id = s.user_id
+                       WHERE s.id = ? AND s.ended_at IS NULL""", (session_hash,))
+
+
+def touch_staff_session(db: Database, session_hash: str, now: datetime) -> None:
+    db.execute("UPDATE staff_sessions SET last_seen_at = ? WHERE id = ?",
+               (_ts(now), session_hash))
+
+
+def end_staff_session(db: Database, session_hash: str, now: datetime) -> None:
+    db.execute("UPDATE staff_sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL",
+               (_ts(now), session_hash))
+
+
+def end_user_sessions(db: Database, user_id: int, now: datetime) -> None:
+    db.execute("UPDATE staff_sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL",
+               (_ts(now), user_id))
+
+
+# --- audit log ---------------------------------------------------------------------------
+
+def audit(db: Database, action: str, *, now: datetime, user_id: int | None = None,
+          actor: str = "", visit_id: int | None = None, detail: str = "") -> None:
+    """Append one entry. Never pass answer content: who, what, which visit, when."""
+    db.execute(
+        "INSERT INTO audit_log (at, user_id, actor, action, visit_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
+        (_ts(now), user_id, actor, action, visit_id, detail),
+    )
+
+
+def audit_entries(db: Database, *, action: str = "", user_id: int | None = None,
+                  visit_id: int | None = None, since: str = "", until: str = "",
+                  limit: int = 100, offset: int = 0) -> list[dict]:
+    where, params = ["1 = 1"], []
+    if action:
+        where.append("a.action = ?")
+        params.append(action)
+    if user_id is not None:
+        where.append("a.user_id = ?")
+        params.append(user_id)
+    if visit_id is not None:
+        where.append("a.visit_id = ?")
+        params.append(visit_id)
+    if since:
+        where.append("a.at >= ?")
+        params.append(since)
+    if until:
+        where.append("a.at < ?")
+        params.append(until)
+    sql = f"""SELECT a.*, u.email AS user_email FROM audit_log a
+              LEFT JOIN users u ON u.id = a.user_id
+              WHERE {' AND '.join(where)} ORDER BY a.id DESC LIMIT ? OFFSET ?"""
+    return list(db.query(sql, (*params, limit, offset)))
+
+
+def audit_actions(db: Database) -> list[str]:
+    return [row["action"] for row in db.query("SELECT DISTINCT action FROM audit_log ORDER BY 1")]
+
+
+# --- the staff board and summaries -------------------------------------------------------
+
+def visits_for_day(db: Database, day: str) -> list[dict]:
+    """Visits whose appointment falls on day (YYYY-MM-DD), with alert and names."""
+    return list(db.query(
+        """SELECT v.id, v.patient_ref, v.appointment_at, v.status, v.answer_language,
+                  v.suggested_language, v.started_at, v.submitted_at, v.reviewed_at, v.safety,
+                  v.current_step, v.furthest_step, v.expires_at,
+                  p.display_name AS psychiatrist_name, p.email AS psychiatrist_email,
+                  a.id AS alert_id, a.created_at AS alert_at, a.acknowledged_at,
+                  ack.display_name AS acknowledged_by_name
+           FROM visits v
+           LEFT JOIN users p ON p.id = v.psychiatrist_id
+           LEFT JOIN alerts a ON a.visit_id = v.id
+           LEFT JOIN users ack ON ack.id = a.acknowledged_by
+           WHERE v.appointment_at >= ? AND v.appointment_at < ?
+           ORDER BY v.appointment_at, v.id""",
+        (f"{day} 00:00:00", f"{date.fromisoformat(day) + timedelta(days=1)} 00:00:00"),
+    ))
+
+
+def open_alerts(db: Database) -> list[dict]:
+    """Every unacknowledged safety alert, newest first, whatever the day."""
+    return list(db.query(
+        """SELECT a.id, a.visit_id, a.created_at, v.patient_ref, v.appointment_at,
+                  p.display_name AS psychiatrist_name
+           FROM alerts a JOIN visits v ON v.id = a.visit_id
+           LEFT JOIN users p ON p.id = v.psychiatrist_id
+           WHERE a.acknowledged_at IS NULL AND v.status != 'cancelled'
+           ORDER BY a.created_at DESC"""))
+
+
+def acknowledge_alert(db: Database, visit_id: int, user_id: int, now: datetime) -> bool:
+    cursor = db.execute(
+        """UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ?
+           WHERE visit_id = ? AND acknowledged_at IS NULL""",
+        (_ts(now), user_id, visit_id))
+    return cursor.rowcount == 1
+
+
+def cancel_visit(db: Database, visit_id: int, now: datetime) -> bool:
+    cursor = db.execute(
+        """UPDATE visits SET status = 'cancelled', cancelled_at = ?
+           WHERE id = ? AND status IN ('invited', 'in_progress')""", (_ts(now), visit_id))
+    return cursor.rowcount == 1
+
+
+def replace_secrets(db: Database, visit_id: int, token_hash: str, code_hash: str,
+                    expires_at: datetime) -> bool:
+    """New link and code for an open visit: the old ones stop working, answers stay."""
+    cursor = db.execute(
+        """UPDATE visits SET token_hash = ?, code_hash = ?, expires_at = ?
+           WHERE id = ? AND status IN ('invited', 'in_progress')""",
+        (token_hash, code_hash, _ts(expires_at), visit_id))
+    return cursor.rowcount == 1
+
+
+def mark_reviewed(db: Database, visit_id: int, user_id: int, now: datetime) -> bool:
+    cursor = db.execute(
+        """UPDATE visits SET status = 'reviewed', reviewed_at = ?, reviewed_by = ?
+           WHERE id = ? AND status = 'submitted'""", (_ts(now), user_id, visit_id))
+    return cursor.rowcount == 1
+
+
+def previous_visit(db: Database, visit: dict) -> dict | None:
+    """The same patient reference's last sent visit before this one."""
+    return _one(db, """SELECT * FROM visits WHERE patient_ref = ? AND id != ?
+                       AND status IN ('submitted', 'reviewed') AND submitted_at < ?
+                       ORDER BY submitted_at DESC LIMIT 1""",
+                (visit["patient_ref"], visit["id"], visit["submitted_at"] or "9999"))
+
+
+# --- operations --------------------------------------------------------------------------
+
+def backup(db: Database, target: str | Path) -> None:
+    """A consistent copy through SQLite's online backup API, safe while the app runs."""
+    destination = sqlite3.connect(str(target))
+    try:
+        db.conn.backup(destination)
+    finally:
+        destination.close()
+
+
+def purge_before(db: Database, cutoff: datetime) -> dict[str, int]:
+    """Delete visits (answers and alerts go with them) with appointments before cutoff."""
+    with write(db):
+        counts = next(db.query(
+            """SELECT COUNT(*) AS visits,
+                      (SELECT COUNT(*) FROM answers WHERE visit_id IN
+                          (SELECT id FROM visits WHERE appointment_at < :c)) AS answers,
+                      (SELECT COUNT(*) FROM alerts WHERE visit_id IN
+                          (SELECT id FROM visits WHERE appointment_at < :c)) AS alerts
+               FROM visits WHERE appointment_at < :c""", {"c": _ts(cutoff)}))
+        db.execute("UPDATE visits SET replaces_visit_id = NULL WHERE replaces_visit_id IN "
+                   "(SELECT id FROM visits WHERE appointment_at < ?)", (_ts(cutoff),))
+        db.execute("DELETE FROM visits WHERE appointment_at < ?", (_ts(cutoff),))
+        db.execute("DELETE FROM staff_sessions WHERE ended_at IS NOT NULL AND ended_at < ?",
+                   (_ts(cutoff),))
+        prune_failures(db, cutoff)
+    return counts
+
+
+def count_visits(db: Database) -> int:
+    """How many visits exist at all (the demo command refuses a database that has any)."""
+    return next(db.query("SELECT COUNT(*) AS n FROM visits"))["n"]
+
+
+def purge_counts(db: Database, cutoff: datetime) -> dict[str, int]:
+    """What purge_before(cutoff) would delete, without deleting it (for --dry-run)."""
+    return next(db.query(
+        """SELECT COUNT(*) AS visits,
+                  (SELECT COUNT(*) FROM answers WHERE visit_id IN
+                      (SELECT id FROM visits WHERE appointment_at < :c)) AS answers,
+                  (SELECT COUNT(*) FROM alerts WHERE visit_id IN
+                      (SELECT id FROM visits WHERE appointment_at < :c)) AS alerts
+           FROM visits WHERE appointment_at < :c""", {"c": _ts(cutoff)}))

@@ -120,3 +120,43 @@ FULL_ANSWERS = {
     7: {"R1": "1", "R2": "together", "R3": ["lowering", "side_effects"]},
     8: {"S1": "not_at_all"},
 }
+
+
+def create_user(app, email, role, password="correct horse battery", name=""):
+    from patientapp import auth, storage
+
+    with app.test_request_context():
+        db = get_db()
+        return storage.create_user(db, email=email, display_name=name or email.split("@")[0],
+                                   password_hash=auth.hash_password(password), role=role,
+                                   now=app.config["CLOCK"]())
+
+
+def login(client, email, password="correct horse battery"):
+    page = client.get("/staff/login")
+    return client.post("/staff/login", data={
+        "csrf_token": csrf_from(page.get_data(as_text=True)), "email": email,
+        "password": password})
+
+
+def staff_post(client, url, data=None, page="/staff/"):
+    html = client.get(page).get_data(as_text=True)
+    return client.post(url, data={"csrf_token": csrf_from(html), **(data or {})})
+
+
+@pytest.fixture
+def psychiatrist(app, client):
+    create_user(app, "dr@example.org", "psychiatrist", name="Dr. Lee")
+    assert login(client, "dr@example.org").status_code == 302
+    return client
+
+
+def finish_visit(app, answers=None, ref="A-1001", in_person=(), language=""):
+    """A whole patient journey through the real pages; returns the invitation."""
+    invitation = make_invitation(app, patient_ref=ref, language=language)
+    patient = Patient(app.test_client())
+    patient.start(invitation.token)
+    for number in range(1, 9):
+        patient.post(f"/step/{number}", {"action": "next", **(answers or FULL_ANSWERS).get(number, {})})
+    patient.post("/review", {"action": "submit", "in_person": list(in_person)})
+    return invitation

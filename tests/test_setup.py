@@ -93,3 +93,24 @@ def test_wheel_contains_templates_translations_and_data(tmp_path):
     assert "patientapp/questionnaire.toml" in names
     assert "patientapp/static/app.css" in names
     assert any(n.startswith("patientapp/translations/") for n in names)
+
+
+def test_serve_uses_waitress_and_prints_a_setup_link_without_users(app, runner, monkeypatch):
+    import waitress
+
+    served = {}
+    monkeypatch.setattr(waitress, "serve", lambda app_, **kw: served.update(kw))
+    result = runner.invoke(args=["serve", "--port", "8765"])
+    assert result.exit_code == 0, result.output
+    assert served["host"] == "127.0.0.1" and served["port"] == 8765
+    link = next(line.strip() for line in result.output.splitlines() if "/staff/setup/" in line)
+    path = link.split("8765", 1)[1]
+    assert app.test_client().get(path).status_code == 200
+    # Once someone exists, no link is printed.
+    from conftest import create_user
+    create_user(app, "a@example.org", "admin")
+    assert "/staff/setup/" not in runner.invoke(args=["serve", "--port", "8765"]).output
+
+
+def test_database_file_is_private(app):
+    assert stat.S_IMODE(os.stat(app.config["DATABASE"]).st_mode) == 0o600

@@ -19,10 +19,10 @@ def post_step(patient, invitation, number, data):
 
 @pytest.mark.parametrize("bad, message", [
     ({"M5": ["side_effects", "none"]}, "can't be picked together with other answers"),
-    ({"M5": ["side_effects", "made_up"]}, "not a valid choice"),
-    ({"M2": "fantastic"}, "Not a valid choice"),
-    ({"M4": "11"}, "Not a valid choice"),
-    ({"M4": "seven"}, "Not a valid choice"),
+    ({"M5": ["side_effects", "made_up"]}, "Please pick one of the choices shown."),
+    ({"M2": "fantastic"}, "Please pick one of the choices shown."),
+    ({"M4": "11"}, "Please pick one of the choices shown."),
+    ({"M4": "seven"}, "Please pick one of the choices shown."),
     ({"M1-1-feeling": "mixed"}, "Please write the medicine's name"),
     ({"M1-1-name": "x" * 61}, "Please keep this to 60 characters or fewer."),
 ])

@@ -1,0 +1,375 @@
+"""Admin pages: staff accounts, clinic settings and the audit log. Admins only.
+
+Every change made here is audited with who, what and when; passwords and answer
+content never reach the audit log.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from datetime import timedelta
+
+from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
+                   url_for)
+from flask_babel import gettext, lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (DateField, EmailField, IntegerField, PasswordField, SelectChoice,
+                     SelectField, StringField, TextAreaField)
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
+
+from . import storage
+from .auth import ROLE_LABELS, ROLES, audit, hash_password, login_required, password_problem
+from .forms import MultiCheckboxField
+from .i18n import language_name
+from .web import SETTING_DEFAULTS, clinic_settings, get_db, now
+
+bp = Blueprint("admin", __name__, url_prefix="/staff/admin")
+
+PAGE_SIZE = 100
+MAX_PAGE = 100_000  # far beyond any real log; keeps OFFSET inside SQLite's integer range
+EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+VISIT_ID = re.compile(r"^\d{1,9}$")
+DUPLICATE_EMAIL = _l("There is already an account with this email address.")
+
+
+def _length(limit: int) -> Length:
+    return Length(max=limit, message=_l("Please keep this to %(max)s characters or fewer.",
+                                        max=limit))
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+def _role_choices() -> list[SelectChoice]:
+    return [SelectChoice(role, ROLE_LABELS[role]) for role in ROLES]
+
+
+def _check_password(_form, field) -> None:
+    problem = password_problem(field.data or "")
+    if problem:
+        raise ValidationError(problem)
+
+
+# --- forms -------------------------------------------------------------------------------
+
+class NewUserForm(FlaskForm):
+    email = EmailField(_l("Email"), filters=[_strip], validators=[
+        DataRequired(message=_l("Please enter an email address.")), _length(200)],
+        render_kw={"autocomplete": "off", "spellcheck": "false"})
+    display_name = StringField(_l("Name as colleagues see it"), filters=[_strip], validators=[
+        DataRequired(message=_l("Please enter a name.")), _length(80)],
+        render_kw={"autocomplete": "off"})
+    role = SelectField(_l("Role"), choices=_role_choices())
+    password = PasswordField(_l("Initial password"), description=_l(
+        "At least 10 characters. Give it to them in person; they can't change it yet, so "
+        "set a new one here when needed."),
+        validators=[DataRequired(message=_l("Please enter a password.")), _length(500),
+                    _check_password], render_kw={"autocomplete": "new-password"})
+
+    def validate_email(self, field):
+        if not EMAIL_SHAPE.match(field.data or ""):
+            raise ValidationError(_l("Please enter an email address like name@example.org."))
+
+
+class RoleForm(FlaskForm):
+    role = SelectField(_l("Role"), choices=_role_choices())
+
+
+class PasswordForm(FlaskForm):
+    password = PasswordField(_l("New password"), description=_l("At least 10 characters."),
+                             validators=[DataRequired(message=_l("Please enter a password.")),
+                                         _length(500), _check_password],
+                             render_kw={"autocomplete": "new-password"})
+
+
+class WholeNumberField(IntegerField):
+    """A whole number within a range, with one clear message for any bad input."""
+
+    def __init__(self, label, low: int, high: int, **kwargs):
+        self.range_message = _l("Please enter a whole number from %(low)s to %(high)s.",
+                                low=low, high=high)
+        super().__init__(label, validators=[NumberRange(low, high, self.range_message)],
+                         render_kw={"min": low, "max": high, "inputmode": "numeric"}, **kwargs)
+
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError as exc:
+            # WTForms' own "Not a valid integer value." says less than the range does.
+            raise ValueError(str(self.range_message)) from exc
+
+
+def _normalise_lines(value):
+    """Keep the admin's line breaks, in one form, without trailing blank space."""
+    return value.replace("\r\n", "\n").replace("\r", "\n").strip() if isinstance(value, str) \
+        else value
+
+
+class SettingsForm(FlaskForm):
+    clinic_name = StringField(_l("Clinic name"), filters=[_strip], validators=[_length(120)],
+                              description=_l("Shown at the top of every page. Leave empty "
+                                             "to show “Your clinic”."))
+    crisis_text = TextAreaField(
+        _l("What to do in a crisis"), filters=[_normalise_lines], validators=[_length(1000)],
+        description=_l("Shown to patients on the welcome screen and at once after a "
+                       "worrying safety answer. Give local phone numbers. Line breaks are "
+                       "kept. Leave empty for a general message."),
+        render_kw={"rows": 6})
+    languages = MultiCheckboxField(_l("Languages offered to patients"))
+    invite_extra_days = WholeNumberField(
+        _l("Extra days an invitation works after the appointment day"), 0, 14,
+        description=_l("0 means until the end of the appointment day."))
+    patient_idle_minutes = WholeNumberField(
+        _l("Minutes before an idle patient's page closes"), 5, 120)
+    retention_days = WholeNumberField(
+        _l("Days to keep visits and answers"), 30, 3650,
+        description=_l("Older visits are deleted when the purge command runs."))
+
+    def validate_languages(self, field):
+        if not field.data:
+            raise ValidationError(_l("Please offer at least one language."))
+
+
+class AuditFilterForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET search form: nothing changes, and the URL must be shareable
+
+    action = SelectField(_l("Action"), default="")
+    user = SelectField(_l("Person"), default="")
+    visit = StringField(_l("Visit ID"), filters=[_strip], render_kw={"inputmode": "numeric"})
+    since = DateField(_l("From date"), validators=[Optional()])
+    until = DateField(_l("To date"), validators=[Optional()])
+
+    def validate_visit(self, field):
+        if field.data and not VISIT_ID.match(field.data):
+            raise ValidationError(_l("Please enter a visit number, like 42."))
+
+
+# --- users -------------------------------------------------------------------------------
+
+def _user_or_404(user_id: int) -> dict:
+    user = storage.get_user(get_db(), user_id)
+    if user is None:
+        abort(404)
+    return user
+
+
+def _create_user(form: NewUserForm) -> bool:
+    """Create the account, or put a duplicate-email message on the form."""
+    db = get_db()
+    email = form.email.data
+    if storage.user_by_email(db, email) is None:
+        try:
+            storage.create_user(db, email=email, display_name=form.display_name.data,
+                                password_hash=hash_password(form.password.data),
+                                role=form.role.data, now=now())
+        except sqlite3.IntegrityError:
+            pass  # another admin created the same address a moment ago
+        else:
+            audit("user_created", detail=f"{email} as {form.role.data}")
+            return True
+    form.email.errors.append(DUPLICATE_EMAIL)
+    return False
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@login_required("admin")
+def users():
+    """Every account, and a form to add one."""
+    form = NewUserForm()
+    if form.validate_on_submit() and _create_user(form):
+        flash(gettext("Account created for %(email)s.", email=form.email.data), "ok")
+        return redirect(url_for("admin.users"))
+    status = 422 if request.method == "POST" else 200
+    return render_template("admin/users.html", form=form, users=storage.list_users(get_db()),
+                           role_labels=ROLE_LABELS), status
+
+
+def _user_page(account: dict, role_form=None, password_form=None, status: int = 200):
+    role_form = role_form or RoleForm(formdata=None, data={"role": account["role"]})
+    return render_template("admin/user.html", user=account, role_form=role_form,
+                           password_form=password_form or PasswordForm(formdata=None),
+                           role_labels=ROLE_LABELS,
+                           is_self=account["id"] == g.user["id"]), status
+
+
+@bp.get("/users/<int:user_id>")
+@login_required("admin")
+def user(user_id: int):
+    """One account: change its role, set a new password, deactivate or reactivate it."""
+    return _user_page(_user_or_404(user_id))
+
+
+@bp.post("/users/<int:user_id>/role")
+@login_required("admin")
+def change_role(user_id: int):
+    """Give an account another role; an admin can't demote themselves (no lockout)."""
+    account = _user_or_404(user_id)
+    form = RoleForm()
+    if form.validate_on_submit():
+        if account["id"] != g.user["id"]:
+            _save_role(account, form.role.data)
+            flash(gettext("Role saved."), "ok")
+            return redirect(url_for("admin.user", user_id=user_id))
+        form.role.errors.append(_l("You can't change your own role. Ask another admin."))
+    return _user_page(account, role_form=form, status=422)
+
+
+def _save_role(account: dict, role: str) -> None:
+    if role != account["role"]:
+        storage.update_user(get_db(), account["id"], role=role)
+        audit("user_updated", detail=f"{account['email']}: role {account['role']} -> {role}")
+
+
+@bp.post("/users/<int:user_id>/password")
+@login_required("admin")
+def set_password(user_id: int):
+    """Set a new password; the person's other sessions end, as after a reset."""
+    account = _user_or_404(user_id)
+    form = PasswordForm()
+    if not form.validate_on_submit():
+        return _user_page(account, password_form=form, status=422)
+    db = get_db()
+    storage.update_user(db, user_id, password_hash=hash_password(form.password.data))
+    if account["id"] != g.user["id"]:
+        storage.end_user_sessions(db, user_id, now())
+    audit("user_updated", detail=f"{account['email']}: password set")
+    flash(gettext("New password saved."), "ok")
+    return redirect(url_for("admin.user", user_id=user_id))
+
+
+def _set_active(user_id: int, active: bool):
+    account = _user_or_404(user_id)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    if not active and account["id"] == g.user["id"]:
+        flash(gettext("You can't deactivate your own account. Ask another admin."), "error")
+    elif bool(account["active"]) != active:
+        db = get_db()
+        storage.update_user(db, user_id, active=int(active))
+        if not active:
+            storage.end_user_sessions(db, user_id, now())
+        audit("user_reactivated" if active else "user_deactivated", detail=account["email"])
+        flash(gettext("Account reactivated.") if active else
+              gettext("Account deactivated. Their sessions have ended."), "ok")
+    return redirect(url_for("admin.user", user_id=user_id))
+
+
+@bp.post("/users/<int:user_id>/deactivate")
+@login_required("admin")
+def deactivate(user_id: int):
+    """Stop an account from signing in and end its live sessions at once."""
+    return _set_active(user_id, False)
+
+
+@bp.post("/users/<int:user_id>/reactivate")
+@login_required("admin")
+def reactivate(user_id: int):
+    """Let a deactivated account sign in again."""
+    return _set_active(user_id, True)
+
+
+# --- settings ----------------------------------------------------------------------------
+
+def _offered() -> list[str]:
+    return list(current_app.config["OFFERED_LANGUAGES"])
+
+
+def _current_values() -> dict:
+    """The settings as the form shows them; no stored languages means all offered."""
+    values = {key: clinic_settings()[key] for key in SETTING_DEFAULTS}
+    chosen = [code for code in values["languages"] or () if code in _offered()]
+    values["languages"] = chosen or _offered()
+    return values
+
+
+def _typed_values(form: SettingsForm) -> dict:
+    offered = _offered()
+    values = {key: form[key].data for key in SETTING_DEFAULTS}
+    values["languages"] = [code for code in offered if code in form.languages.data]
+    return values
+
+
+def _settings_form() -> SettingsForm:
+    form = SettingsForm() if request.method == "POST" else SettingsForm(data=_current_values())
+    form.languages.choices = [SelectChoice(code, language_name(code)) for code in _offered()]
+    return form
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@login_required("admin")
+def settings():
+    """Clinic name, crisis text, languages, invitation lifetime, idle time, retention."""
+    form = _settings_form()
+    if form.validate_on_submit():
+        current = _current_values()
+        changed = {k: v for k, v in _typed_values(form).items() if current[k] != v}
+        if changed:
+            # Only changed keys are written, so an untouched idle time keeps following
+            # the PATIENTAPP_PATIENT_IDLE_MINUTES default.
+            storage.save_settings(get_db(), changed)
+            g.pop("clinic_settings", None)
+            audit("settings_changed", detail=", ".join(sorted(changed)))
+        flash(gettext("Settings saved.") if changed else gettext("Nothing was changed."), "ok")
+        return redirect(url_for("admin.settings"))
+    status = 422 if request.method == "POST" else 200
+    return render_template("admin/settings.html", form=form), status
+
+
+# --- audit log ---------------------------------------------------------------------------
+
+def _filter_form() -> AuditFilterForm:
+    db = get_db()
+    form = AuditFilterForm(formdata=request.args)
+    form.action.choices = [SelectChoice("", gettext("Any action"))] + [
+        SelectChoice(action, action) for action in storage.audit_actions(db)]
+    form.user.choices = [SelectChoice("", gettext("Anyone"))] + [
+        SelectChoice(str(u["id"]), f"{u['display_name'] or u['email']} ({u['email']})")
+        for u in storage.list_users(db)]
+    form.validate()
+    return form
+
+
+def _usable(form: AuditFilterForm, name: str):
+    """A filter's value, or None when it is empty or was not understood."""
+    field = form[name]
+    return None if field.errors or field.data in (None, "") else field.data
+
+
+def _query(form: AuditFilterForm) -> dict:
+    """audit_entries keyword arguments from the filters that make sense."""
+    since, until = _usable(form, "since"), _usable(form, "until")
+    user, visit = _usable(form, "user"), _usable(form, "visit")
+    return {
+        "action": _usable(form, "action") or "",
+        "user_id": int(user) if user else None,
+        "visit_id": int(visit) if visit else None,
+        "since": f"{since.isoformat()} 00:00:00" if since else "",
+        "until": f"{until + timedelta(days=1)} 00:00:00" if until else "",
+    }
+
+
+def _link_args(form: AuditFilterForm) -> dict:
+    """The usable filters as they go back into Previous / Next links."""
+    names = ("action", "user", "visit", "since", "until")
+    return {name: str(_usable(form, name)) for name in names if _usable(form, name) is not None}
+
+
+def _page() -> int:
+    page = request.args.get("page", type=int) or 1
+    return min(max(page, 1), MAX_PAGE)
+
+
+@bp.get("/audit")
+@login_required("admin")
+def audit_log():
+    """Browse the audit trail, newest first, filtered by GET parameters."""
+    form = _filter_form()
+    page = _page()
+    rows = storage.audit_entries(get_db(), **_query(form), limit=PAGE_SIZE + 1,
+                                 offset=(page - 1) * PAGE_SIZE)
+    return render_template("admin/audit.html", form=form, rows=rows[:PAGE_SIZE], page=page,
+                           has_next=len(rows) > PAGE_SIZE, link_args=_link_args(form),
+                           ignored=any(field.errors for field in form))

@@ -1,0 +1,271 @@
+"""Staff accounts: password hashing, login with lockout, server-side sessions, roles.
+
+The cookie holds only a random session id; the database keeps its SHA-256 hash with
+the times that enforce the idle and absolute timeouts, so logout (or an admin disabling
+an account) ends a session for good, even for a copied cookie.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import (Blueprint, abort, current_app, g, redirect, render_template, request,
+                   session, url_for)
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from werkzeug.security import check_password_hash, generate_password_hash
+from wtforms import EmailField, PasswordField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length
+
+from . import storage
+from .web import get_db, now
+
+bp = Blueprint("auth", __name__, url_prefix="/staff")
+
+ROLES = ("admin", "psychiatrist", "frontdesk")
+ROLE_LABELS = {"admin": _l("Admin"), "psychiatrist": _l("Psychiatrist"),
+               "frontdesk": _l("Front desk")}
+MIN_PASSWORD = 10
+SESSION_KEY = "staff"
+LOGIN_ERROR = _l("That email and password don't match an active account, or the account "
+                 "is locked for a few minutes after too many tries.")
+_argon2 = PasswordHasher()
+
+
+# --- passwords ---------------------------------------------------------------------------
+
+def hash_password(password: str) -> str:
+    if current_app.config.get("PASSWORD_HASHER") == "fast":
+        # Tests only: a deliberately cheap hash keeps hundreds of logins quick.
+        return generate_password_hash(password, method="pbkdf2:sha256:1")
+    return _argon2.hash(password)
+
+
+def verify_password(stored: str, password: str) -> bool:
+    if stored.startswith("pbkdf2:"):
+        return check_password_hash(stored, password)
+    try:
+        return _argon2.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+_DUMMY_HASH: dict[str, str] = {}
+
+
+def _burn_time(password: str) -> None:
+    """Verify against a dummy hash so unknown accounts take as long as known ones."""
+    key = current_app.config.get("PASSWORD_HASHER", "argon2")
+    if key not in _DUMMY_HASH:
+        _DUMMY_HASH[key] = hash_password(secrets.token_hex(8))
+    verify_password(_DUMMY_HASH[key], password)
+
+
+def password_problem(password: str) -> str | None:
+    if len(password) < MIN_PASSWORD:
+        return str(_l("Please use at least %(n)s characters.", n=MIN_PASSWORD))
+    return None
+
+
+# --- sessions ----------------------------------------------------------------------------
+
+def _hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode("ascii")).hexdigest()
+
+
+def log_in(user: dict) -> None:
+    """Start a fresh session: the old cookie content, CSRF secret included, is dropped."""
+    session.clear()
+    session_id = secrets.token_urlsafe(32)
+    storage.start_staff_session(get_db(), _hash(session_id), user["id"], now())
+    session[SESSION_KEY] = session_id
+    session.permanent = False
+
+
+def log_out() -> None:
+    session_id = session.get(SESSION_KEY)
+    if session_id:
+        storage.end_staff_session(get_db(), _hash(session_id), now())
+    session.clear()
+
+
+def current_user(touch: bool = True) -> dict | None:
+    """The logged-in staff member, enforcing idle and absolute timeouts."""
+    session_id = session.get(SESSION_KEY)
+    if not session_id:
+        return None
+    db, moment = get_db(), now()
+    row = storage.staff_session(db, _hash(session_id))
+    cfg = current_app.config
+    if row is None or not row["active"]:
+        session.pop(SESSION_KEY, None)
+        return None
+    idle = moment - datetime.fromisoformat(row["last_seen_at"])
+    age = moment - datetime.fromisoformat(row["created_at"])
+    if (idle > timedelta(minutes=cfg["STAFF_IDLE_MINUTES"])
+            or age > timedelta(hours=cfg["STAFF_ABSOLUTE_HOURS"])):
+        storage.end_staff_session(db, row["id"], moment)
+        session.pop(SESSION_KEY, None)
+        return None
+    if touch:
+        storage.touch_staff_session(db, row["id"], moment)
+    return {"id": row["user_id"], "email": row["email"], "role": row["role"],
+            "display_name": row["display_name"] or row["email"]}
+
+
+def login_required(*roles: str, touch: bool = True, hide_as_404: bool = False):
+    """Require a logged-in user, optionally with one of the roles.
+
+    With hide_as_404 a wrong role gets the same 404 as a missing object, so nobody
+    learns whether a visit exists.
+    """
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            user = current_user(touch=touch() if callable(touch) else touch)
+            if user is None:
+                if request.method == "GET" and not request.path.endswith(".json"):
+                    return redirect(url_for("auth.login", next=request.path))
+                abort(401)
+            if roles and user["role"] not in roles:
+                abort(404 if hide_as_404 else 403)
+            g.user = user
+            return view(*args, **kwargs)
+        return wrapped
+    return decorator
+
+
+def audit(action: str, visit_id: int | None = None, detail: str = "") -> None:
+    """Record who did what (never answer content) for the logged-in user."""
+    user = g.get("user")
+    storage.audit(get_db(), action, now=now(), user_id=user["id"] if user else None,
+                  actor=user["email"] if user else "", visit_id=visit_id, detail=detail)
+
+
+# --- login throttling --------------------------------------------------------------------
+
+def _locked(db, email: str) -> bool:
+    cfg = current_app.config
+    since = now() - timedelta(minutes=cfg["LOGIN_LOCKOUT_MINUTES"])
+    return (storage.count_failures(db, "login-account", email.lower(), since)
+            >= cfg["LOGIN_FAILURES_PER_ACCOUNT"]
+            or storage.count_failures(db, "login-client", request.remote_addr or "-", since)
+            >= cfg["LOGIN_FAILURES_PER_CLIENT"])
+
+
+# --- views -------------------------------------------------------------------------------
+
+class LoginForm(FlaskForm):
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=200)],
+                       render_kw={"autocomplete": "username"})
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=500)],
+                             render_kw={"autocomplete": "current-password"})
+
+
+class SetupForm(FlaskForm):
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=200)],
+                       render_kw={"autocomplete": "username"})
+    display_name = StringField(_l("Your name as colleagues see it"),
+                               validators=[DataRequired(), Length(max=80)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=500)],
+                             render_kw={"autocomplete": "new-password"})
+    confirm = PasswordField(_l("Password again"), validators=[
+        DataRequired(), EqualTo("password", message=_l("The two passwords are not the same."))],
+        render_kw={"autocomplete": "new-password"})
+
+    def validate_password(self, field):
+        problem = password_problem(field.data or "")
+        if problem:
+            from wtforms.validators import ValidationError
+            raise ValidationError(problem)
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/staff") and not target.startswith("//"):
+        return target
+    return url_for("staff.board")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        db = get_db()
+        email = form.email.data.strip()
+        user = storage.user_by_email(db, email)
+        if _locked(db, email):
+            _burn_time(form.password.data)
+            ok = False
+        elif user is None or not user["active"]:
+            _burn_time(form.password.data)
+            ok = False
+        else:
+            ok = verify_password(user["password_hash"], form.password.data)
+        if ok:
+            log_in(user)
+            storage.clear_failures(db, "login-account", email.lower())
+            storage.audit(db, "login", now=now(), user_id=user["id"], actor=user["email"])
+            return redirect(_safe_next(request.args.get("next")))
+        storage.record_failures(db, [("login-account", email.lower()),
+                                     ("login-client", request.remote_addr or "-")], now())
+        storage.audit(db, "login_failed", now=now(), user_id=user["id"] if user else None,
+                      actor=email[:200], detail="" if user else "unknown account")
+        form.password.errors.append(LOGIN_ERROR)
+        status = 401
+    elif request.method == "POST":
+        status = 400
+    return render_template("staff/login.html", form=form), status
+
+
+@bp.post("/logout")
+@login_required(touch=False)
+def logout():
+    form = FlaskForm()
+    if form.validate_on_submit():
+        audit("logout")
+        log_out()
+    return redirect(url_for("auth.login"))
+
+
+# --- first admin -------------------------------------------------------------------------
+
+SETUP_SETTING = "setup_token_hash"
+
+
+def issue_setup_token(db) -> str | None:
+    """A one-time link to create the first admin, while no account exists."""
+    if storage.count_users(db):
+        return None
+    token = secrets.token_urlsafe(32)
+    storage.save_settings(db, {SETUP_SETTING: _hash(token)})
+    return token
+
+
+@bp.route("/setup/<token>", methods=["GET", "POST"])
+def setup(token: str):
+    db = get_db()
+    expected = storage.get_settings(db).get(SETUP_SETTING)
+    if (storage.count_users(db) or not expected
+            or not secrets.compare_digest(expected, _hash(token))):
+        abort(404)
+    form = SetupForm()
+    if form.validate_on_submit():
+        with storage.write(db):
+            if storage.count_users(db):
+                abort(404)
+            user_id = storage.create_user(
+                db, email=form.email.data, display_name=form.display_name.data,
+                password_hash=hash_password(form.password.data), role="admin", now=now())
+            storage.delete_setting(db, SETUP_SETTING)
+        user = storage.get_user(db, user_id)
+        storage.audit(db, "user_created", now=now(), user_id=user_id, actor=user["email"],
+                      detail="first admin via setup link")
+        log_in(user)
+        return redirect(url_for("staff.board"))
+    return render_template("staff/setup.html", form=form), 200 if request.method == "GET" else 422

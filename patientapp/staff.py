@@ -1,0 +1,373 @@
+"""The staff side: today's board with live safety alerts, invitations, the summary.
+
+Front desk sees statuses, never answers. Psychiatrists and admins read summaries. Every
+route that takes a visit id answers a wrong role exactly like a missing visit (404), and
+a logged-out request is sent to the login page before any lookup.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+
+import segno
+from flask import (Blueprint, Response, abort, current_app, g, jsonify, redirect, render_template, request,
+                   session, url_for)
+from flask_babel import force_locale, format_date, format_time, gettext, lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import DateField, SelectField, StringField, TimeField
+from wtforms.validators import DataRequired, Length, ValidationError
+
+from . import invitations, questionnaire, storage, summary_view
+from .forms import CHOICE_ERROR
+from .auth import audit, login_required
+from .i18n import current_language, language_name, offered_languages
+from .web import clinic_name, clinic_settings, get_db, now
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+bp.add_app_template_global(summary_view.quote_html, "summary_quote")
+bp.add_app_template_global(summary_view.SAFETY_LINES, "safety_lines")
+
+READERS = ("psychiatrist", "admin")
+EVERYONE = ("frontdesk", "psychiatrist", "admin")
+STATUS_LABELS = {
+    "invited": _l("Invited"),
+    "in_progress": _l("In progress"),
+    "submitted": _l("Submitted"),
+    "reviewed": _l("Reviewed"),
+    "cancelled": _l("Cancelled"),
+    "expired": _l("Expired"),
+}
+FULL_NAME = re.compile(r"[^\W\d_]{3,}\s+[^\W\d_]{3,}", re.UNICODE)
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+def _visit_or_404(visit_id: int) -> dict:
+    visit = storage.get_visit(get_db(), visit_id)
+    if visit is None:
+        abort(404)
+    return visit
+
+
+def _status(visit: dict) -> str:
+    stamp = now().strftime("%Y-%m-%d %H:%M:%S")
+    if visit["status"] in storage.OPEN_STATUSES and visit["expires_at"] < stamp:
+        return "expired"
+    return visit["status"]
+
+
+def _minutes(visit: dict) -> int | None:
+    if not visit.get("started_at") or not visit.get("submitted_at"):
+        return None
+    spent = (datetime.fromisoformat(visit["submitted_at"])
+             - datetime.fromisoformat(visit["started_at"]))
+    return max(1, round(spent.total_seconds() / 60))
+
+
+def _day_arg() -> date:
+    try:
+        return date.fromisoformat(request.args.get("day", ""))
+    except ValueError:
+        return now().date()
+
+
+def _board_rows(day: date) -> list[dict]:
+    total = len(questionnaire.default().sections)
+    rows = []
+    for visit in storage.visits_for_day(get_db(), day.isoformat()):
+        status = _status(visit)
+        progress = ""
+        if status == "in_progress":
+            step = min(max(visit["current_step"], 1), total + 1)
+            progress = (gettext("step %(n)s of %(total)s", n=step, total=total)
+                        if step <= total else gettext("checking answers"))
+        rows.append({
+            "id": visit["id"],
+            "time": format_time(datetime.fromisoformat(visit["appointment_at"]), "short"),
+            "patient_ref": visit["patient_ref"],
+            "psychiatrist": visit["psychiatrist_name"] or visit["psychiatrist_email"] or "",
+            "status": status,
+            "status_label": str(STATUS_LABELS[status]),
+            "progress": progress,
+            "language": language_name(visit["answer_language"] or visit["suggested_language"])
+            if (visit["answer_language"] or visit["suggested_language"]) else "",
+            "minutes": _minutes(visit),
+            "alert": bool(visit["alert_id"]),
+            "alert_open": bool(visit["alert_id"]) and not visit["acknowledged_at"],
+            "acknowledged": visit["acknowledged_at"] or "",
+            "acknowledged_by": visit["acknowledged_by_name"] or "",
+            "open": status in storage.OPEN_STATUSES,
+            "readable": status in ("submitted", "reviewed"),
+        })
+    return rows
+
+
+def _alerts() -> list[dict]:
+    return [{
+        "visit_id": a["visit_id"],
+        "patient_ref": a["patient_ref"],
+        "at": format_time(datetime.fromisoformat(a["created_at"]), "short"),
+        "day": format_date(datetime.fromisoformat(a["appointment_at"]), "medium"),
+        "psychiatrist": a["psychiatrist_name"] or "",
+    } for a in storage.open_alerts(get_db())]
+
+
+# --- board -------------------------------------------------------------------------------
+
+def _human_request() -> bool:
+    # The no-script fallback reloads with auto=1, which must not count as activity.
+    return request.args.get("auto") != "1"
+
+
+@bp.get("/")
+@login_required(*EVERYONE, touch=_human_request)
+def board():
+    day = _day_arg()
+    return render_template(
+        "staff/board.html", day=day, rows=_board_rows(day), alerts=_alerts(),
+        day_label=format_date(day, "full"), prev_day=day - timedelta(days=1),
+        next_day=day + timedelta(days=1), today=now().date(), form=FlaskForm())
+
+
+@bp.get("/board.json")
+@login_required(*EVERYONE, touch=False)
+def board_json():
+    """What the board script polls: statuses and open alerts, never answers."""
+    day = _day_arg()
+    return jsonify(alerts=_alerts(), visits=_board_rows(day))
+
+
+@bp.post("/visits/<int:visit_id>/acknowledge")
+@login_required(*EVERYONE, hide_as_404=True)
+def acknowledge(visit_id: int):
+    visit = _visit_or_404(visit_id)
+    form = FlaskForm()
+    if form.validate_on_submit() and storage.acknowledge_alert(get_db(), visit["id"],
+                                                                g.user["id"], now()):
+        audit("alert_acknowledged", visit["id"])
+    return redirect(_back_to_board(visit))
+
+
+def _back_to_board(visit: dict) -> str:
+    return url_for("staff.board", day=visit["appointment_at"][:10])
+
+
+# --- invitations -------------------------------------------------------------------------
+
+class InvitationForm(FlaskForm):
+    patient_ref = StringField(
+        _l("Patient reference"),
+        description=_l("A chart number or initials, not a full name."),
+        validators=[DataRequired(message=_l("Please enter a chart number or initials.")),
+                    Length(max=40, message=_l("Please keep this to 40 characters or fewer."))],
+        render_kw={"autocomplete": "off", "spellcheck": "false"})
+    day = DateField(_l("Appointment date"), validators=[
+        DataRequired(message=_l("Please enter a valid date."))],
+        invalid_value_message=_l("Please enter a valid date."))
+    time = TimeField(_l("Appointment time"), validators=[
+        DataRequired(message=_l("Please enter a valid time."))],
+        invalid_value_message=_l("Please enter a valid time."))
+    psychiatrist = SelectField(_l("Psychiatrist"), coerce=int, invalid_choice_message=CHOICE_ERROR,
+                               invalid_value_message=CHOICE_ERROR)
+    language = SelectField(_l("Suggested language"), invalid_choice_message=CHOICE_ERROR)
+
+    def validate_patient_ref(self, field):
+        if FULL_NAME.search(field.data or ""):
+            raise ValidationError(_l("This looks like a name. Please use a chart number or "
+                                     "initials instead, to keep the patient private."))
+
+
+def _invitation_form() -> InvitationForm:
+    form = InvitationForm()
+    people = storage.psychiatrists(get_db())
+    form.psychiatrist.choices = [(0, gettext("Not assigned"))] + [
+        (p["id"], p["display_name"] or p["email"]) for p in people]
+    form.language.choices = [("", gettext("Let the patient choose"))] + [
+        (code, language_name(code)) for code in offered_languages()]
+    if request.method == "GET":
+        form.day.data = _day_arg() if request.args.get("day") else now().date()
+        form.time.data = None
+        if g.user["role"] == "psychiatrist":
+            form.psychiatrist.data = g.user["id"]
+    return form
+
+
+@bp.route("/invitations/new", methods=["GET", "POST"])
+@login_required(*EVERYONE)
+def new_invitation():
+    form = _invitation_form()
+    status = 200
+    if form.validate_on_submit():
+        appointment = datetime.combine(form.day.data, form.time.data).replace(second=0)
+        invitation = invitations.create(
+            get_db(), patient_ref=form.patient_ref.data.strip(), appointment_at=appointment,
+            psychiatrist_id=form.psychiatrist.data or None,
+            suggested_language=form.language.data or "",
+            extra_days=int(clinic_settings()["invite_extra_days"]),
+            created_by=g.user["id"], now=now())
+        _remember_secrets(invitation)
+        audit("invitation_created", invitation.visit_id)
+        return redirect(url_for("staff.invitation", visit_id=invitation.visit_id))
+    if request.method == "POST":
+        status = 422
+    return render_template("staff/invitation_new.html", form=form), status
+
+
+def _remember_secrets(invitation: invitations.Invitation) -> None:
+    """Only hashes are stored, so the plain link and code live in this staff member's
+    session until the next invitation: enough to show, print and hand over."""
+    session["fresh_invite"] = {"visit": invitation.visit_id, "token": invitation.token,
+                               "code": invitation.code}
+
+
+def _fresh_secrets(visit_id: int) -> dict | None:
+    fresh = session.get("fresh_invite")
+    return fresh if fresh and fresh.get("visit") == visit_id else None
+
+
+def _handover(visit: dict) -> dict | None:
+    fresh = _fresh_secrets(visit["id"])
+    if not fresh or _status(visit) not in storage.OPEN_STATUSES:
+        return None
+    link = f"{base_url_for_links()}/v/{fresh['token']}"
+    qr = segno.make(link, error="m", micro=False)
+    return {
+        "link": link,
+        "code": invitations.format_code(fresh["code"]),
+        "start_url": f"{base_url_for_links()}/start",
+        "qr_svg": qr.svg_inline(scale=5, title=gettext("QR code for the patient's link")),
+    }
+
+
+def base_url_for_links() -> str:
+    """The configured public address, else the address this request came in on."""
+    return (current_app.config.get("BASE_URL") or request.url_root).rstrip("/")
+
+
+@bp.get("/visits/<int:visit_id>/invitation")
+@login_required(*EVERYONE, hide_as_404=True)
+def invitation(visit_id: int):
+    visit = _visit_or_404(visit_id)
+    return render_template("staff/invitation.html", visit=visit, status=_status(visit),
+                           status_label=STATUS_LABELS[_status(visit)],
+                           handover=_handover(visit), form=FlaskForm(),
+                           expires=format_date(datetime.fromisoformat(visit["expires_at"]), "medium"))
+
+
+@bp.get("/visits/<int:visit_id>/slip")
+@login_required(*EVERYONE, hide_as_404=True)
+def slip(visit_id: int):
+    visit = _visit_or_404(visit_id)
+    handover = _handover(visit)
+    if handover is None:
+        return redirect(url_for("staff.invitation", visit_id=visit_id))
+    language = visit["suggested_language"] or current_language().code
+    with force_locale(language):
+        html = render_template("staff/slip.html", visit=visit, handover=handover,
+                               language=language,
+                               expires=format_date(datetime.fromisoformat(visit["expires_at"]),
+                                                   "long"))
+    return html
+
+
+@bp.post("/visits/<int:visit_id>/cancel")
+@login_required(*EVERYONE, hide_as_404=True)
+def cancel(visit_id: int):
+    visit = _visit_or_404(visit_id)
+    if FlaskForm().validate_on_submit() and storage.cancel_visit(get_db(), visit_id, now()):
+        audit("invitation_cancelled", visit_id)
+    return redirect(url_for("staff.invitation", visit_id=visit_id))
+
+
+@bp.post("/visits/<int:visit_id>/reissue")
+@login_required(*EVERYONE, hide_as_404=True)
+def reissue(visit_id: int):
+    """New link and code for an open visit; answers so far stay, the old ones stop working."""
+    visit = _visit_or_404(visit_id)
+    if FlaskForm().validate_on_submit() and visit["status"] in storage.OPEN_STATUSES:
+        token, code = invitations.new_token(), invitations.new_code()
+        appointment = datetime.fromisoformat(visit["appointment_at"])
+        expires = invitations.expiry(max(appointment, now()),
+                                     int(clinic_settings()["invite_extra_days"]))
+        if storage.replace_secrets(get_db(), visit_id, invitations.hash_secret(token),
+                                   invitations.hash_secret(code), expires):
+            _remember_secrets(invitations.Invitation(visit_id, token, code, expires))
+            audit("invitation_reissued", visit_id)
+    return redirect(url_for("staff.invitation", visit_id=visit_id))
+
+
+# --- the summary -------------------------------------------------------------------------
+
+def _summary(visit: dict) -> summary_view.SummaryView:
+    db = get_db()
+    answers, in_person = storage.answers_for(db, visit["id"])
+    previous = storage.previous_visit(db, visit)
+    previous_answers = previous_in_person = None
+    if previous:
+        previous_answers, previous_in_person = storage.answers_for(db, previous["id"])
+    return summary_view.build(
+        visit=visit, answers=answers, in_person=in_person, previous=previous,
+        previous_answers=previous_answers, previous_in_person=previous_in_person,
+        alert=storage.alert_for(db, visit["id"]), clinic=clinic_name(),
+        questionnaire=questionnaire.default(), reader_language=current_language().code)
+
+
+def _readable_visit(visit_id: int) -> dict:
+    visit = _visit_or_404(visit_id)
+    if visit["status"] not in ("submitted", "reviewed"):
+        abort(404)
+    return visit
+
+
+@bp.get("/visits/<int:visit_id>/summary")
+@login_required(*READERS, hide_as_404=True)
+def summary_page(visit_id: int):
+    visit = _readable_visit(visit_id)
+    view = _summary(visit)
+    audit("summary_viewed", visit_id)
+    return render_template("staff/summary.html", s=view, text=summary_view.as_text(view),
+                           form=FlaskForm(), printing=False)
+
+
+@bp.get("/visits/<int:visit_id>/print")
+@login_required(*READERS, hide_as_404=True)
+def print_page(visit_id: int):
+    visit = _readable_visit(visit_id)
+    view = _summary(visit)
+    audit("summary_printed", visit_id)
+    return render_template("staff/summary.html", s=view, text=summary_view.as_text(view),
+                           form=FlaskForm(), printing=True)
+
+
+@bp.get("/visits/<int:visit_id>/summary.txt")
+@login_required(*READERS, hide_as_404=True)
+def summary_text(visit_id: int):
+    visit = _readable_visit(visit_id)
+    audit("summary_exported", visit_id, detail="txt download")
+    text = summary_view.as_text(_summary(visit))
+    filename = f"reflection-{visit_id}-{visit['appointment_at'][:10]}.txt"
+    return Response(text, mimetype="text/plain; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@bp.post("/visits/<int:visit_id>/copied")
+@login_required(*READERS, hide_as_404=True)
+def summary_copied(visit_id: int):
+    """The copy button reports here, so a copy to the record is audited like a download."""
+    _readable_visit(visit_id)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    audit("summary_exported", visit_id, detail="copied as text")
+    return ("", 204)
+
+
+@bp.post("/visits/<int:visit_id>/reviewed")
+@login_required(*READERS, hide_as_404=True)
+def reviewed(visit_id: int):
+    visit = _readable_visit(visit_id)
+    if FlaskForm().validate_on_submit() and storage.mark_reviewed(get_db(), visit_id,
+                                                                   g.user["id"], now()):
+        audit("visit_reviewed", visit_id)
+    return redirect(_back_to_board(visit))

@@ -1,0 +1,82 @@
+// Keeps the staff board current without a reload: polls the JSON endpoint, shows new
+// safety alerts at the top and updates each visit's status. Without script, the page
+// reloads itself every 30 seconds instead (a <noscript> refresh).
+(function () {
+  "use strict";
+  var board = document.getElementById("board");
+  if (!board) return;
+  var url = board.getAttribute("data-poll");
+  var list = document.getElementById("alert-list");
+  var region = document.getElementById("alerts");
+  var csrf = document.querySelector("input[name=csrf_token]");
+
+  function alertItem(alert, template) {
+    var li = document.createElement("li");
+    li.className = "alert";
+    li.setAttribute("data-visit", alert.visit_id);
+    var p = document.createElement("p");
+    var strong = document.createElement("strong");
+    strong.textContent = alert.patient_ref;
+    p.appendChild(strong);
+    p.appendChild(document.createTextNode(" — " + template.replace("%time", alert.at).replace("%day", alert.day)));
+    li.appendChild(p);
+    var form = document.createElement("form");
+    form.method = "post";
+    form.action = board.getAttribute("data-ack").replace("/0/", "/" + alert.visit_id + "/");
+    var token = document.createElement("input");
+    token.type = "hidden"; token.name = "csrf_token"; token.value = csrf ? csrf.value : "";
+    var button = document.createElement("button");
+    button.type = "submit"; button.className = "danger";
+    button.textContent = board.getAttribute("data-ack-label");
+    form.appendChild(token); form.appendChild(button); li.appendChild(form);
+    return li;
+  }
+
+  function render(data) {
+    var template = board.getAttribute("data-alert-text");
+    var seen = {};
+    data.alerts.forEach(function (alert) {
+      seen[alert.visit_id] = true;
+      if (!list.querySelector("li[data-visit='" + alert.visit_id + "']")) {
+        list.insertBefore(alertItem(alert, template), list.firstChild);
+      }
+    });
+    Array.prototype.forEach.call(list.querySelectorAll("li[data-visit]"), function (li) {
+      if (!seen[li.getAttribute("data-visit")]) li.remove();
+    });
+    region.hidden = data.alerts.length === 0;
+    data.visits.forEach(function (visit) {
+      var row = board.querySelector("tr[data-visit='" + visit.id + "']");
+      // A visit created elsewhere: reload quietly (auto=1 does not count as activity).
+      if (!row) { window.location.replace(board.getAttribute("data-auto")); return; }
+      var status = row.querySelector("[data-field=status] span");
+      if (status && status.textContent !== visit.status_label) {
+        status.textContent = visit.status_label;
+        status.className = "status-" + visit.status;
+        var progress = status.nextElementSibling;
+        if (progress && progress.classList.contains("muted")) progress.textContent = visit.progress ? "(" + visit.progress + ")" : "";
+      }
+      row.querySelector("[data-field=minutes]").textContent = visit.minutes || "";
+      row.querySelector("[data-field=language]").textContent = visit.language || "";
+      row.classList.toggle("has-alert", visit.alert_open);
+    });
+  }
+
+  function poll() {
+    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (response.status === 401) {
+          var note = document.getElementById("signed-out");
+          note.textContent = board.getAttribute("data-signed-out");
+          note.hidden = false;
+          return null;
+        }
+        return response.ok ? response.json() : null;
+      })
+      .then(function (data) {
+        if (data) { render(data); window.setTimeout(poll, 5000); }
+      })
+      .catch(function () { window.setTimeout(poll, 10000); });
+  }
+  window.setTimeout(poll, 5000);
+})();

@@ -1,0 +1,321 @@
+"""The one-page summary as the reader sees it: pure summary logic, translated and laid out.
+
+``build`` gathers everything the page shows, top to bottom as CONTENT.md lays it out;
+the HTML template and the plain-text export both render this one model, so the copy
+for the medical record always says what the page says. Items the patient marked
+"I'd rather talk about this in person" are removed before any logic runs: only their
+topic names appear, in the footer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from babel.lists import format_list
+from flask_babel import format_datetime, format_date, get_locale, gettext, lazy_gettext as _l
+from markupsafe import Markup, escape
+
+from . import display, summary
+from .i18n import language_name
+from .questionnaire import Questionnaire
+
+PRACTICES = {
+    1: _l("Focus on affect"),
+    2: _l("Exploring avoidance"),
+    3: _l("Past experiences"),
+    4: _l("Patterns"),
+    5: _l("Relationship with the medicine"),
+    6: _l("Therapeutic relationship"),
+    7: _l("Wishes and fears about treatment"),
+}
+SAFETY_LINES = {
+    "not_endorsed": _l("Safety question: not endorsed (“Not at all”)."),
+    "declined": _l("Safety question: declined (skipped by the patient; not the same as “no”)."),
+    "not_reached": _l("Safety question: not reached."),
+}
+PRINT_QUOTE_CHARS = 90
+PRINT_NAME_CHARS = 24
+
+
+@dataclass(frozen=True)
+class Text:
+    """Patient free text, exactly as written, with the language it was written in."""
+
+    text: str
+    language: str  # a language name, shown only when it differs from the reader's
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass
+class Row:
+    label: str
+    words: list[str] = field(default_factory=list)
+    quote: Text | None = None
+    skipped: bool = False
+    html_words: list[Markup] | None = None  # words with free text shortened on paper
+
+    @property
+    def shown_words(self) -> list:
+        return self.html_words if self.html_words is not None else self.words
+
+
+@dataclass
+class Block:
+    title: str
+    rows: list[Row]
+    extra: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FlagView:
+    title: str
+    practices: str
+    opener_html: Markup
+    opener_text: str
+
+
+@dataclass
+class SummaryView:
+    visit_id: int
+    clinic: str
+    patient_ref: str
+    visit_date: str
+    visit_day: str
+    completed_at: str
+    language: str
+    minutes: int | None
+    status: str
+    safety: str
+    safety_answer: str
+    alert: dict | None
+    agenda: Text | None
+    feelings: list[str]
+    flags: list[FlagView]
+    blocks: list[Block]
+    changes: list[str]
+    previous_date: str
+    in_person: list[str]
+    skipped: list[str]
+
+
+def quote_html(text: Text) -> Markup:
+    """A quote that prints shortened with a visible marker and shows whole on screen."""
+    tag = Markup(' <span class="lang-tag">[%s]</span>') % text.language if text.language else ""
+    if len(text.text) <= PRINT_QUOTE_CHARS:
+        return Markup('<q dir="auto">%s</q>%s') % (text.text, tag)
+    cut = text.text.rfind(" ", 0, PRINT_QUOTE_CHARS)
+    cut = cut if cut > PRINT_QUOTE_CHARS // 2 else PRINT_QUOTE_CHARS
+    return Markup('<q dir="auto">%s<span class="q-rest">%s</span><span class="q-more">… %s</span></q>%s') % (
+        text.text[:cut], text.text[cut:], gettext("(continued on screen)"), tag)
+
+
+def short_html(text: str, limit: int) -> Markup:
+    """Free text that prints cut at ``limit`` characters with an ellipsis marker."""
+    if len(text) <= limit:
+        return escape(text)
+    return Markup('%s<span class="q-rest">%s</span><span class="q-more">…</span>') % (
+        text[:limit], text[limit:])
+
+
+def _joined(values: list[str]) -> str:
+    return format_list(values, locale=get_locale()) if values else ""
+
+
+def _param_value(value, questionnaire: Questionnaire, language: str, as_html: bool):
+    if isinstance(value, summary.ChoiceRef):
+        return display.label(questionnaire.items[value.item_id], value.choice_id)
+    if isinstance(value, tuple):
+        return _joined([_param_value(v, questionnaire, language, as_html) for v in value])
+    if isinstance(value, summary.Quote):
+        text = Text(value.text, language)
+        return quote_html(text) if as_html else value.text
+    return value
+
+
+def _flag_view(flag: summary.Flag, questionnaire: Questionnaire, language: str) -> FlagView:
+    template = gettext(flag.opener)
+    html_params = {k: _param_value(v, questionnaire, language, True)
+                   for k, v in flag.kwargs.items()}
+    text_params = {k: _param_value(v, questionnaire, language, False)
+                   for k, v in flag.kwargs.items()}
+    practices = ", ".join(f"{n} {PRACTICES[n]}" for n in flag.practices)
+    return FlagView(gettext(flag.title), practices, escape(template) % html_params,
+                    template % text_params)
+
+
+def _row(questionnaire: Questionnaire, item_id: str, answers: dict, language: str,
+         label: str | None = None) -> Row:
+    item = questionnaire.items[item_id]
+    value = answers.get(item_id)
+    shown = display.show(item, value)
+    quote = Text(shown.quote, language) if shown.quote else None
+    row = Row(label or gettext(item.short), list(shown.words), quote,
+              skipped=not summary.is_answered(value))
+    if item.type == "medlist" and value:
+        row.html_words = [
+            short_html(entry["name"], PRINT_NAME_CHARS) + Markup(" — %s") % feeling
+            for entry, feeling in zip(value, (w.rsplit(" — ", 1)[-1] for w in shown.words))]
+    return row
+
+
+def _changes(current: dict, previous: dict | None, questionnaire: Questionnaire) -> list[str]:
+    lines = []
+    for change in summary.changes(current, previous):
+        if change.kind == "stance":
+            lines.append(gettext("Stance: %(before)s → %(after)s",
+                                 before=gettext(summary.STANCE_LABELS[change.before]),
+                                 after=gettext(summary.STANCE_LABELS[change.after])))
+            continue
+        item = questionnaire.items[change.item_id]
+        if change.kind == "new_worries":
+            lines.append(gettext("New worries: %(list)s",
+                                 list=_joined(display.labels(item, change.after))))
+        elif change.kind == "gone_worries":
+            lines.append(gettext("Worries no longer named: %(list)s",
+                                 list=_joined(display.labels(item, change.before))))
+        else:
+            before = " ".join(display.show(item, change.before).words)
+            after = " ".join(display.show(item, change.after).words)
+            lines.append(gettext("%(topic)s: %(before)s → %(after)s",
+                                 topic=gettext(item.short), before=before, after=after))
+    return lines
+
+
+def _minutes(visit: dict) -> int | None:
+    if not (visit.get("started_at") and visit.get("submitted_at")):
+        return None
+    spent = (datetime.fromisoformat(visit["submitted_at"])
+             - datetime.fromisoformat(visit["started_at"]))
+    return max(1, round(spent.total_seconds() / 60))
+
+
+def _reached_sections(visit: dict, questionnaire: Questionnaire) -> list[str]:
+    return [s.id for s in questionnaire.sections[:max(visit["furthest_step"], 0)]]
+
+
+def build(*, visit: dict, answers: dict, in_person: set[str], previous: dict | None,
+          previous_answers: dict | None, previous_in_person: set[str] | None,
+          alert: dict | None, clinic: str, questionnaire: Questionnaire,
+          reader_language: str) -> SummaryView:
+    """Everything the one-page summary shows, in the reader's language."""
+    visible = {k: v for k, v in answers.items() if k not in in_person}
+    written_in = visit["answer_language"] or "en"
+    tag = language_name(written_in) if written_in != reader_language else ""
+    q = questionnaire
+
+    def row(item_id, label=None):
+        return _row(q, item_id, visible, tag, label)
+
+    stance = summary.stance(visible)
+    medicines = Block(gettext("Medicines"), [
+        Row(gettext("Stance"), [gettext(summary.STANCE_LABELS[stance])] if stance else [],
+            skipped=stance is None),
+        row("M2"), row("M4"), row("M3"), row("M1"), row("M5"),
+    ])
+    blocks = [
+        medicines,
+        Block(gettext("Patterns"), [row("P1"), row("P2")]),
+        Block(gettext("Family, culture, past treatment"), [row("F1"), row("F2"), row("F3")]),
+        Block(gettext("Meaning and hopes"), [row("W1"), row("W2"), row("H1"), row("H2")]),
+        Block(gettext("Relationship"), [row("R1"), row("R2"), row("R3")]),
+    ]
+    for block in blocks:
+        block.rows = [r for r in block.rows if r.label]
+    previous_visible = None
+    if previous_answers is not None:
+        previous_visible = {k: v for k, v in previous_answers.items()
+                            if k not in (previous_in_person or set())}
+    reached = _reached_sections(visit, q)
+    skipped = [gettext(q.items[i].short) for i in summary.skipped_items(visible, reached, q)
+               if i not in in_person and i != "S1"]
+    s1 = answers.get("S1")
+    return SummaryView(
+        visit_id=visit["id"],
+        clinic=clinic,
+        patient_ref=visit["patient_ref"],
+        visit_date=format_date(datetime.fromisoformat(visit["appointment_at"]), "medium"),
+        visit_day=visit["appointment_at"][:10],
+        completed_at=(format_datetime(datetime.fromisoformat(visit["submitted_at"]), "short")
+                      if visit.get("submitted_at") else ""),
+        language=language_name(written_in),
+        minutes=_minutes(visit),
+        status=visit["status"],
+        safety=visit.get("safety") or summary.safety_status(answers, "safety" in reached),
+        safety_answer=display.label(q.items["S1"], s1) if s1 else "",
+        alert=alert,
+        agenda=Text(visible["T2"], tag) if visible.get("T2") else None,
+        feelings=display.labels(q.items["T1"], visible.get("T1")),
+        flags=[_flag_view(f, q, tag) for f in summary.top_flags(visible)],
+        blocks=blocks,
+        changes=_changes(visible, previous_visible, q) if previous_visible is not None else [],
+        previous_date=(format_date(datetime.fromisoformat(previous["appointment_at"]), "medium")
+                       if previous else ""),
+        in_person=[gettext(q.items[i].short) for i in q.item_ids if i in in_person],
+        skipped=skipped,
+    )
+
+
+def as_text(view: SummaryView) -> str:
+    """The same summary as plain text for the medical record."""
+    lines = [
+        gettext("Pre-visit reflection — %(clinic)s", clinic=view.clinic),
+        gettext("Patient: %(ref)s · Visit: %(date)s · Completed: %(done)s",
+                ref=view.patient_ref, date=view.visit_date, done=view.completed_at or "—"),
+        gettext("Answered in: %(language)s · Minutes taken: %(minutes)s",
+                language=view.language, minutes=view.minutes if view.minutes else "—"),
+        "",
+    ]
+    if view.safety == "endorsed":
+        lines.append(gettext("SAFETY: the patient answered “%(answer)s” to thoughts of being "
+                             "better off dead or of self-harm in the past 2 weeks.",
+                             answer=view.safety_answer))
+    else:
+        lines.append(str(SAFETY_LINES[view.safety]))
+    lines.append("")
+    lines.append(gettext("Today's agenda: %(agenda)s",
+                         agenda=_quoted_text(view.agenda) if view.agenda else gettext("Skipped")))
+    lines.append(gettext("Feeling coming in: %(feelings)s",
+                         feelings=", ".join(view.feelings) or gettext("Skipped")))
+    if view.flags:
+        lines += ["", gettext("Flags and openers")]
+        for flag in view.flags:
+            lines.append(f"- {flag.title} ({flag.practices}): {flag.opener_text}")
+    for block in view.blocks:
+        lines += ["", block.title]
+        for row in block.rows:
+            lines.append(f"- {row.label}: {_row_text(row)}")
+    lines += ["", gettext("Since last visit")]
+    lines += [f"- {line}" for line in view.changes] or [f"- {_no_changes(view)}"]
+    lines.append("")
+    if view.in_person:
+        lines.append(gettext("To discuss in person: %(topics)s", topics=_joined(view.in_person)))
+    if view.skipped:
+        lines.append(gettext("Skipped: %(items)s", items=_joined(view.skipped)))
+    lines.append(gettext("Patient-reported; not a diagnosis."))
+    return "\n".join(lines) + "\n"
+
+
+def _quoted_text(text: Text) -> str:
+    suffix = f" [{text.language}]" if text.language else ""
+    return f"“{text.text}”{suffix}"
+
+
+def _row_text(row: Row) -> str:
+    if row.skipped:
+        return gettext("Skipped")
+    parts = []
+    if row.words:
+        parts.append(", ".join(row.words))
+    if row.quote:
+        parts.append(_quoted_text(row.quote))
+    return " — ".join(parts)
+
+
+def _no_changes(view: SummaryView) -> str:
+    if view.previous_date:
+        return gettext("No changes in these answers since the visit on %(date)s.",
+                       date=view.previous_date)
+    return gettext("First reflection with this patient reference.")

@@ -1,0 +1,296 @@
+"""Translation tooling: extraction from Python, templates and the questionnaire, and the
+catalog check run against a temporary catalog (never against translations/)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from babel.messages.catalog import Catalog
+from babel.messages.pofile import read_po, write_po
+
+from patientapp import i18n_tools, questionnaire
+from patientapp.i18n_tools import (catalog_path, check_catalog, check_catalogs,
+                                   extract_questionnaire, extract_template, placeholders)
+
+ITEM_FIELDS = ("prompt", "short", "help", "intro", "min_label", "max_label", "row_label",
+               "choice_label", "text_prompt")
+
+
+@pytest.fixture(scope="module")
+def template() -> Catalog:
+    """One fresh extract of the real source tree, shared by the tests in this file."""
+    return extract_template()
+
+
+def questionnaire_strings() -> set[str]:
+    definition = questionnaire.default()
+    strings = {section.title for section in definition.sections}
+    for item in definition.items.values():
+        strings |= {getattr(item, name) for name in ITEM_FIELDS if getattr(item, name)}
+        strings |= {choice.label for choice in item.choices}
+    return strings
+
+
+def extracted_from_toml() -> list[tuple]:
+    with questionnaire.DEFINITION_PATH.open("rb") as fh:
+        return list(extract_questionnaire(fh, [], [], {}))
+
+
+def locations(template: Catalog, message_id: str) -> set[str]:
+    message = template.get(message_id)
+    assert message is not None, f"{message_id!r} was not extracted"
+    return {filename for filename, _line in message.locations}
+
+
+# --- extraction --------------------------------------------------------------------------
+
+def test_extractor_finds_every_questionnaire_string():
+    found = {message for _line, _func, message, _comments in extracted_from_toml()}
+    assert found == questionnaire_strings()
+
+
+def test_extractor_comments_name_the_item_and_lines_point_at_the_string():
+    results = extracted_from_toml()
+    lines = questionnaire.DEFINITION_PATH.read_text(encoding="utf-8").splitlines()
+    for lineno, funcname, message, comments in results:
+        assert funcname is None
+        assert message in lines[lineno - 1], (lineno, message)
+    comments = {(message, comment) for _l, _f, message, (comment,) in results}
+    m3 = questionnaire.default().items["M3"]
+    assert (m3.choice("safety_net").label, "M3 choice safety_net") in comments
+    assert (questionnaire.default().items["M4"].prompt, "M4 prompt") in comments
+
+
+def test_a_repeated_label_gets_the_line_under_its_own_item():
+    results = extracted_from_toml()
+    text = questionnaire.DEFINITION_PATH.read_text(encoding="utf-8")
+    m2_line = text[:text.index('id = "M2"')].count("\n") + 1
+    m3_line = text[:text.index('id = "M3"')].count("\n") + 1
+    mixed = [line for line, _f, message, (comment,) in results if comment == "M2 choice mixed"]
+    assert len(mixed) == 1 and m2_line < mixed[0] < m3_line
+
+
+def test_babel_cfg_extracts_questionnaire_with_translator_comments(template):
+    for text in questionnaire_strings():
+        assert text in template, text
+    prompt = questionnaire.default().items["M4"].prompt
+    assert "M4 prompt" in template.get(prompt).auto_comments
+    assert "patientapp/questionnaire.toml" in locations(template, prompt)
+
+
+def test_extract_finds_python_template_and_marker_strings(template):
+    assert "patientapp/patient.py" in locations(template, "Your code")  # _l(...)
+    assert "templates/patient/welcome.html" in locations(template, "Before your visit")
+    assert "templates/patient/step.html" in locations(template, "Step %(n)s of %(total)s")
+    assert "patientapp/summary.py" in locations(template, "Ambivalence")  # N_(...)
+
+
+def test_extract_command_writes_the_template(runner, tmp_path):
+    result = runner.invoke(args=["i18n", "extract", "--dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    pot = tmp_path / "messages.pot"
+    text = pot.read_text(encoding="utf-8")
+    assert 'msgid "Your code"' in text
+    assert "#. M3 choice safety_net" in text
+    with pot.open("rb") as fh:
+        assert len([m for m in read_po(fh) if m.id]) > 100
+
+
+# --- a temporary, fully "translated" catalog ----------------------------------------------
+
+def fake_translation(message_id) -> str | tuple[str, ...]:
+    """A stand-in translation that keeps every placeholder."""
+    if isinstance(message_id, tuple):
+        return tuple(f"XX {text}" for text in message_id)
+    return f"XX {message_id}"
+
+
+def read_catalog(path: Path) -> Catalog:
+    with path.open("rb") as fh:
+        return read_po(fh, locale="es")
+
+
+def save_catalog(path: Path, catalog: Catalog) -> None:
+    with path.open("wb") as fh:
+        write_po(fh, catalog)
+
+
+@pytest.fixture
+def filled(runner, tmp_path) -> Path:
+    """translations/ copy in tmp_path holding a complete es catalog; returns its folder."""
+    result = runner.invoke(args=["i18n", "init", "es", "--dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    path = catalog_path(tmp_path, "es")
+    catalog = read_catalog(path)
+    for message in catalog:
+        if message.id:
+            message.string = fake_translation(message.id)
+    save_catalog(path, catalog)
+    return tmp_path
+
+
+def edit_catalog(directory: Path, change) -> None:
+    path = catalog_path(directory, "es")
+    catalog = read_catalog(path)
+    change(catalog)
+    save_catalog(path, catalog)
+
+
+def first_with(catalog: Catalog, fragment: str):
+    return next(m for m in catalog if m.id and fragment in m.id)
+
+
+def test_check_passes_on_a_complete_catalog(filled, template, runner):
+    assert check_catalogs(filled, template) == {"es": []}
+    result = runner.invoke(args=["i18n", "check", "--dir", str(filled)])
+    assert result.exit_code == 0, result.output
+    total = len([m for m in template if m.id])
+    assert f"es: {total} messages, 100% translated, 0 fuzzy" in result.output
+
+
+def test_check_catches_an_untranslated_message(filled, template, runner):
+    edit_catalog(filled, lambda c: setattr(c.get("Your code"), "string", ""))
+    assert check_catalogs(filled, template)["es"] == ['untranslated: "Your code"']
+    result = runner.invoke(args=["i18n", "check", "--dir", str(filled)])
+    assert result.exit_code == 1
+    assert 'es: untranslated: "Your code"' in result.output
+    assert "% translated, 0 fuzzy" in result.output and "100%" not in result.output
+
+
+def test_check_catches_a_fuzzy_message(filled, template, runner):
+    edit_catalog(filled, lambda c: c.get("Before your visit").flags.add("fuzzy"))
+    assert check_catalogs(filled, template)["es"] == ['fuzzy: "Before your visit"']
+    result = runner.invoke(args=["i18n", "check", "--dir", str(filled)])
+    assert result.exit_code == 1
+    assert ", 1 fuzzy" in result.output
+
+
+def test_check_catches_a_renamed_placeholder(filled, template):
+    def rename(catalog):
+        message = first_with(catalog, "%(n)s")
+        message.string = message.string.replace("%(n)s", "%(number)s")
+
+    edit_catalog(filled, rename)
+    problems = check_catalogs(filled, template)["es"]
+    assert len(problems) == 1
+    assert problems[0].startswith("placeholders: ")
+    assert "lacks %(n)s" in problems[0] and "adds %(number)s" in problems[0]
+
+
+def test_check_catches_a_stray_percent_that_would_break_formatting(filled, template):
+    def break_it(catalog):
+        message = first_with(catalog, "%(n)s")
+        message.string += " 100%"
+
+    edit_catalog(filled, break_it)
+    problems = check_catalogs(filled, template)["es"]
+    assert len(problems) == 1 and problems[0].startswith("bad %-format: ")
+
+
+def test_check_catches_a_message_missing_from_the_catalog(filled, template, runner):
+    edit_catalog(filled, lambda c: c.delete("Your code"))
+    assert check_catalogs(filled, template)["es"] == ['missing: "Your code"']
+    result = runner.invoke(args=["i18n", "check", "--dir", str(filled)])
+    assert result.exit_code == 1 and 'es: missing: "Your code"' in result.output
+
+
+def test_check_compares_with_a_fresh_extract_not_the_catalog_alone(filled, template):
+    newer = Catalog(locale=None)
+    for message in template:
+        if message.id:
+            newer.add(message.id, context=message.context)
+    newer.add("A string just added to the code")
+    assert check_catalogs(filled, newer)["es"] == ['missing: "A string just added to the code"']
+
+
+def test_check_reports_stale_entries(filled, template):
+    edit_catalog(filled, lambda c: c.add("Removed from the code", "XX Removed"))
+    problems = check_catalogs(filled, template)["es"]
+    assert problems == ['stale (no longer in the code): "Removed from the code"']
+
+
+# --- placeholders and plurals, on small in-memory catalogs ----------------------------------
+
+def test_placeholders_cover_named_percent_and_braces():
+    assert placeholders("Step %(n)s of %(total)d, {name} and {when:%H}") == {
+        "%(n)s", "%(total)d", "{name}", "{when}"}
+    assert placeholders("100%% sure, {{literal}}") == set()
+
+
+def plural_catalogs(strings: tuple[str, ...]) -> tuple[Catalog, Catalog]:
+    template = Catalog()
+    template.add(("%(num)s file", "%(num)s files"))
+    catalog = Catalog(locale="fr")
+    catalog.add(("%(num)s file", "%(num)s files"), strings)
+    return template, catalog
+
+
+def test_check_looks_at_every_plural_form():
+    template, good = plural_catalogs(("%(num)s fichier", "%(num)s fichiers"))
+    assert check_catalog("fr", good, template).problems == []
+    template, bad = plural_catalogs(("%(num)s fichier", "%(nombre)s fichiers"))
+    [problem] = check_catalog("fr", bad, template).problems
+    assert problem.startswith("placeholders (form 1): ")
+    template, empty = plural_catalogs(("%(num)s fichier", ""))
+    assert check_catalog("fr", empty, template).problems == ['untranslated: "%(num)s file"']
+
+
+def test_check_catches_mismatched_brace_placeholders():
+    template = Catalog()
+    template.add("Hello {name}")
+    catalog = Catalog(locale="es")
+    catalog.add("Hello {name}", "Hola {nombre}")
+    [problem] = check_catalog("es", catalog, template).problems
+    assert problem == ('placeholders: "Hello {name}": translation lacks {name}; '
+                       'adds {nombre}')
+
+
+# --- init, update, compile ----------------------------------------------------------------
+
+def test_update_brings_new_strings_untranslated_not_guessed(filled, template):
+    newer = Catalog()
+    for message in template:
+        if message.id:
+            newer.add(message.id, context=message.context)
+    newer.add("Your codes")  # close to "Your code": fuzzy matching would guess
+    i18n_tools.update_catalogs(filled, newer)
+    catalog = read_catalog(catalog_path(filled, "es"))
+    added = catalog.get("Your codes")
+    assert added.string == "" and not added.fuzzy
+    assert catalog.get("Your code").string == "XX Your code"
+    assert check_catalogs(filled, newer)["es"] == ['untranslated: "Your codes"']
+
+
+def test_update_command_merges_into_every_catalog(filled, runner):
+    edit_catalog(filled, lambda c: c.delete("Your code"))
+    result = runner.invoke(args=["i18n", "update", "--dir", str(filled)])
+    assert result.exit_code == 0, result.output
+    assert read_catalog(catalog_path(filled, "es")).get("Your code").string == ""
+    assert (filled / "messages.pot").is_file()
+
+
+def test_init_refuses_to_replace_a_catalog_or_create_one_for_english(filled, runner):
+    again = runner.invoke(args=["i18n", "init", "es", "--dir", str(filled)])
+    assert again.exit_code != 0 and "exists" in again.output
+    english = runner.invoke(args=["i18n", "init", "en", "--dir", str(filled)])
+    assert english.exit_code != 0 and "source language" in english.output
+
+
+def test_compile_writes_mo_beside_the_catalog(filled, runner):
+    result = runner.invoke(args=["i18n", "compile", "--dir", str(filled)])
+    assert result.exit_code == 0, result.output
+    assert (filled / "es" / "LC_MESSAGES" / "messages.mo").is_file()
+
+
+def test_check_with_no_catalogs_passes(tmp_path, runner):
+    result = runner.invoke(args=["i18n", "check", "--dir", str(tmp_path)])
+    assert result.exit_code == 0 and "No catalogs" in result.output
+
+
+def test_problem_lines_quote_message_ids_as_json(filled, template):
+    edit_catalog(filled, lambda c: setattr(first_with(c, '"'), "string", ""))
+    [problem] = check_catalogs(filled, template)["es"]
+    message_id = problem.split(": ", 1)[1]
+    assert '"' in json.loads(message_id)

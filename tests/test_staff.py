@@ -1,0 +1,448 @@
+"""The staff side as staff use it: sign in, invite, watch the board, read the summary."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import (FULL_ANSWERS, create_user, csrf_from, finish_visit, login,
+                      make_invitation, staff_post, Patient)
+
+from patientapp import storage
+
+
+def audit_actions(app):
+    db = storage.connect(app.config["DATABASE"])
+    return [(row["action"], row["visit_id"]) for row in
+            db.query("SELECT action, visit_id FROM audit_log ORDER BY id")]
+
+
+# --- accounts ------------------------------------------------------------------------------
+
+def test_login_renews_the_session_and_logout_kills_a_copied_cookie(app, client):
+    create_user(app, "desk@example.org", "frontdesk")
+    client.get("/staff/login")
+    before = client.get_cookie("patientapp_session").value
+    assert login(client, "desk@example.org").status_code == 302
+    after = client.get_cookie("patientapp_session").value
+    assert before != after
+    copy = app.test_client()
+    copy.set_cookie("patientapp_session", after)
+    assert copy.get("/staff/").status_code == 200
+    staff_post(client, "/staff/logout")
+    assert client.get("/staff/").status_code == 302
+    assert copy.get("/staff/").status_code == 302  # the copied cookie stopped working
+
+
+def test_one_generic_message_and_lockout(app, client):
+    create_user(app, "dr@example.org", "psychiatrist")
+    wrong_password = login(client, "dr@example.org", "nope nope nope")
+    unknown = login(app.test_client(), "nobody@example.org", "nope nope nope")
+    message = "match an active account"
+    assert wrong_password.status_code == unknown.status_code == 401
+    assert message in wrong_password.get_data(as_text=True)
+    assert message in unknown.get_data(as_text=True)
+    for _ in range(4):
+        login(app.test_client(), "dr@example.org", "still wrong!!")
+    locked = login(app.test_client(), "dr@example.org")  # right password, locked account
+    assert locked.status_code == 401 and message in locked.get_data(as_text=True)
+    app.config["CLOCK"].advance(minutes=16)
+    assert login(app.test_client(), "dr@example.org").status_code == 302
+    actions = [a for a, _ in audit_actions(app)]
+    assert actions.count("login_failed") == 7 and actions[-1] == "login"
+
+
+def test_lockout_per_client(app):
+    app.config["LOGIN_FAILURES_PER_CLIENT"] = 3
+    create_user(app, "dr@example.org", "psychiatrist")
+    for n in range(3):
+        login(app.test_client(), f"guess{n}@example.org", "whatever123")
+    assert login(app.test_client(), "dr@example.org").status_code == 401
+
+
+def test_idle_and_absolute_timeouts(app, client, clock):
+    create_user(app, "dr@example.org", "psychiatrist")
+    login(client, "dr@example.org")
+    clock.advance(minutes=14)
+    assert client.get("/staff/").status_code == 200
+    clock.advance(minutes=16)
+    assert client.get("/staff/").status_code == 302
+    login(client, "dr@example.org")
+    for _ in range(12 * 4 + 1):  # busy all day: active every 15 minutes for 12 hours
+        clock.advance(minutes=15)
+        response = client.get("/staff/")
+    assert response.status_code == 302
+
+
+def test_polling_does_not_keep_a_session_alive(app, client, clock):
+    create_user(app, "desk@example.org", "frontdesk")
+    login(client, "desk@example.org")
+    for _ in range(15):
+        clock.advance(minutes=1)
+        assert client.get("/staff/board.json").status_code == 200
+    clock.advance(minutes=1)
+    assert client.get("/staff/board.json").status_code == 401
+
+
+def test_setup_link_creates_the_first_admin_once(app, client):
+    from patientapp import auth
+    with app.test_request_context():
+        from patientapp.web import get_db
+        token = auth.issue_setup_token(get_db())
+    page = client.get(f"/staff/setup/{token}")
+    assert page.status_code == 200
+    response = client.post(f"/staff/setup/{token}", data={
+        "csrf_token": csrf_from(page.get_data(as_text=True)), "email": "boss@example.org",
+        "display_name": "Boss", "password": "long enough pw", "confirm": "long enough pw"})
+    assert response.status_code == 302
+    assert client.get("/staff/").status_code == 200
+    assert app.test_client().get(f"/staff/setup/{token}").status_code == 404
+
+
+def test_setup_rejects_short_password(app, client):
+    from patientapp import auth
+    with app.test_request_context():
+        from patientapp.web import get_db
+        token = auth.issue_setup_token(get_db())
+    page = client.get(f"/staff/setup/{token}")
+    response = client.post(f"/staff/setup/{token}", data={
+        "csrf_token": csrf_from(page.get_data(as_text=True)), "email": "boss@example.org",
+        "display_name": "Boss", "password": "short", "confirm": "short"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and "at least 10 characters" in html
+    assert 'value="boss@example.org"' in html
+
+
+# --- invitations ---------------------------------------------------------------------------
+
+def new_invitation(client, **fields):
+    page = client.get("/staff/invitations/new")
+    data = {"csrf_token": csrf_from(page.get_data(as_text=True)), "patient_ref": "MRN 44817",
+            "day": "2026-11-25", "time": "14:30", "psychiatrist": "0", "language": ""}
+    data.update(fields)
+    return client.post("/staff/invitations/new", data=data, follow_redirects=True)
+
+
+def test_front_desk_invites_and_the_patient_gets_in(app, client):
+    create_user(app, "desk@example.org", "frontdesk")
+    login(client, "desk@example.org")
+    page = new_invitation(client)
+    html = page.get_data(as_text=True)
+    assert "Invitation for MRN 44817" in html
+    assert "<svg" in html and "segno" in html
+    code = re.search(r'<p class="code" lang="en">([0-9A-Z]{4}-[0-9A-Z]{4})</p>', html).group(1)
+    link = re.search(r'href="(http://localhost/v/[^"]+)"', html).group(1)
+    slip = client.get(re.search(r'href="(/staff/visits/\d+/slip)"', html).group(1))
+    assert code in slip.get_data(as_text=True)
+    patient = app.test_client()
+    assert "Before your visit" in patient.get(link.replace("http://localhost", ""),
+                                              follow_redirects=True).get_data(as_text=True)
+    # Only right after creation: a later visit to the page shows no secrets.
+    new_invitation(client, patient_ref="AB")
+    again = client.get(re.search(r"/staff/visits/\d+/invitation", html).group(0) if False else "/staff/visits/1/invitation")
+    assert code not in again.get_data(as_text=True)
+    assert "invitation_created" in [a for a, _ in audit_actions(app)]
+
+
+def test_invitation_form_refuses_full_names_and_keeps_input(app, client):
+    create_user(app, "desk@example.org", "frontdesk")
+    login(client, "desk@example.org")
+    page = new_invitation(client, patient_ref="Maria Gonzalez", time="09:15")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 422
+    assert "This looks like a name" in html
+    assert 'value="09:15"' in html and 'value="Maria Gonzalez"' in html
+    assert "A chart number or initials, not a full name." in html
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("patient_ref", "", "Please enter a chart number or initials."),
+    ("patient_ref", "x" * 41, "40 characters or fewer"),
+    ("day", "2026-13-40", "Please enter a valid date."),
+    ("time", "25:99", "Please enter a valid time."),
+    ("psychiatrist", "999", "Please pick one of the choices shown."),
+    ("language", "xx", "Please pick one of the choices shown."),
+])
+def test_invitation_form_errors(app, client, field, value, message):
+    create_user(app, "desk@example.org", "frontdesk")
+    login(client, "desk@example.org")
+    page = new_invitation(client, **{field: value})
+    assert page.status_code == 422
+    assert message in page.get_data(as_text=True)
+
+
+def test_cancel_and_reissue(app, client):
+    create_user(app, "desk@example.org", "frontdesk")
+    login(client, "desk@example.org")
+    invitation = make_invitation(app)
+    staff_post(client, f"/staff/visits/{invitation.visit_id}/reissue")
+    assert app.test_client().get(f"/v/{invitation.token}").status_code == 404
+    html = client.get(f"/staff/visits/{invitation.visit_id}/invitation").get_data(as_text=True)
+    new_link = re.search(r'href="http://localhost(/v/[^"]+)"', html).group(1)
+    assert app.test_client().get(new_link).status_code == 302
+    staff_post(client, f"/staff/visits/{invitation.visit_id}/cancel")
+    assert app.test_client().get(new_link).status_code == 404
+    actions = [a for a, _ in audit_actions(app)]
+    assert "invitation_reissued" in actions and "invitation_cancelled" in actions
+
+
+# --- board and alerts ----------------------------------------------------------------------
+
+def test_board_shows_progress_and_status(app, client):
+    create_user(app, "desk@example.org", "frontdesk")
+    login(client, "desk@example.org")
+    invited = make_invitation(app, patient_ref="INV-1")
+    started = make_invitation(app, patient_ref="RUN-2")
+    patient = Patient(app.test_client())
+    patient.start(started.token)
+    patient.post("/step/1", {"action": "next"})
+    finish_visit(app, ref="DONE-3")
+    html = client.get("/staff/").get_data(as_text=True)
+    assert "INV-1" in html and "RUN-2" in html and "DONE-3" in html
+    assert "Invited" in html and "In progress" in html and "(step 2 of 8)" in html
+    assert "Submitted" in html
+    data = client.get("/staff/board.json").get_json()
+    statuses = {v["patient_ref"]: v["status"] for v in data["visits"]}
+    assert statuses == {"INV-1": "invited", "RUN-2": "in_progress", "DONE-3": "submitted"}
+    assert invited.visit_id in [v["id"] for v in data["visits"]]
+
+
+def test_board_json_never_carries_answers(app, client):
+    create_user(app, "desk@example.org", "frontdesk")
+    login(client, "desk@example.org")
+    finish_visit(app)
+    body = client.get("/staff/board.json").get_data(as_text=True)
+    assert "lower the dose" not in body and "weakness" not in body
+
+
+def test_safety_alert_reaches_the_board_and_is_acknowledged(app, client, clock):
+    create_user(app, "desk@example.org", "frontdesk", name="Sam at the desk")
+    login(client, "desk@example.org")
+    assert client.get("/staff/board.json").get_json()["alerts"] == []
+    answers = dict(FULL_ANSWERS)
+    answers[8] = {"S1": "more_than_half"}
+    invitation = finish_visit(app, answers, ref="ALERT-9")
+    alerts = client.get("/staff/board.json").get_json()["alerts"]
+    assert [a["patient_ref"] for a in alerts] == ["ALERT-9"]
+    html = client.get("/staff/").get_data(as_text=True)
+    assert "Safety alerts" in html and "ALERT-9" in html
+    clock.advance(minutes=2)
+    staff_post(client, f"/staff/visits/{invitation.visit_id}/acknowledge")
+    assert client.get("/staff/board.json").get_json()["alerts"] == []
+    db = storage.connect(app.config["DATABASE"])
+    alert = storage.alert_for(db, invitation.visit_id)
+    assert alert["acknowledged_at"] == "2026-11-25 09:02:00" and alert["acknowledged_by"]
+    assert "Alert acknowledged by Sam at the desk" in client.get("/staff/").get_data(as_text=True)
+    assert ("alert_acknowledged", invitation.visit_id) in audit_actions(app)
+
+
+def test_board_has_a_no_script_fallback(app, client):
+    create_user(app, "desk@example.org", "frontdesk")
+    login(client, "desk@example.org")
+    html = client.get("/staff/").get_data(as_text=True)
+    assert '<noscript><meta http-equiv="refresh" content="30;url=/staff/?day=2026-11-25&amp;auto=1">' in html
+
+
+# --- the summary ---------------------------------------------------------------------------
+
+def test_psychiatrist_reads_the_summary_of_a_real_journey(app, psychiatrist):
+    invitation = finish_visit(app, ref="RJ-77")
+    response = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    order = ["RJ-77", "Safety question: not endorsed", "Whether I can lower the dose before summer.",
+             "Flags and openers", "Ambivalence", "Self-adjusting", "Stops at recovery",
+             "<h2>Medicines</h2>", "<h2>Patterns</h2>", "<h2>Family, culture, past treatment</h2>",
+             "<h2>Meaning and hopes</h2>", "<h2>Relationship</h2>", "<h2>Since last visit",
+             "Patient-reported; not a diagnosis."]
+    positions = [html.index(marker) for marker in order]
+    assert positions == sorted(positions)
+    assert html.count('<li><strong>') == 3  # at most three flags
+    assert "Control" not in html.split("Flags and openers")[1].split("<h2>Medicines")[0]
+    assert "Ambivalent (sees a need, and has worries)" in html
+    assert "Side effects, Becoming dependent on it" in html
+    assert "Sertraline — Mixed" in html
+    assert "First reflection with this patient reference." in html
+    assert ("summary_viewed", invitation.visit_id) in audit_actions(app)
+
+
+def test_in_person_items_show_only_their_topic(app, psychiatrist):
+    invitation = finish_visit(app, in_person=["F2", "T2"])
+    html = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True)
+    assert "pills are weakness" not in html
+    assert "lower the dose" not in html
+    foot = html.split('class="sum-foot"')[1]
+    assert "To discuss in person" in foot
+    assert "Background, culture or faith to understand" in foot
+    assert "Wants to talk about today" in foot
+    text = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary.txt").get_data(as_text=True)
+    assert "pills are weakness" not in text and "To discuss in person" in text
+
+
+def test_safety_banner_and_acknowledge_from_summary(app, psychiatrist):
+    answers = dict(FULL_ANSWERS)
+    answers[8] = {"S1": "nearly_every_day"}
+    invitation = finish_visit(app, answers)
+    html = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True)
+    banner = html.split('class="banner"')[1].split("</div>")[0]
+    assert "Nearly every day" in banner and "Acknowledge alert" in banner
+    assert html.index('class="banner"') < html.index("Flags and openers")
+
+
+def test_declined_safety_is_named_declined(app, psychiatrist):
+    answers = dict(FULL_ANSWERS)
+    answers[8] = {}
+    invitation = finish_visit(app, answers)
+    html = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True)
+    assert "Safety question: declined" in html
+
+
+def test_changes_since_last_visit(app, psychiatrist, clock):
+    earlier = dict(FULL_ANSWERS)
+    earlier[2] = {**FULL_ANSWERS[2], "M4": "3", "M5": ["side_effects"], "M2": "positive"}
+    finish_visit(app, earlier, ref="CH-1")
+    clock.advance(days=28)
+    invitation = finish_visit(app, ref="CH-1")
+    login(psychiatrist, "dr@example.org")  # a month later: a new sign-in
+    html = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True)
+    changes = html.split("Since last visit")[1].split("</section>")[0]
+    assert "(Nov 25, 2026)" in html.split("Since last visit")[1][:20]
+    assert "3 out of 10 → 8 out of 10" in changes
+    assert "Good about it → Mixed" in changes
+    assert "New worries: Becoming dependent on it" in changes
+    assert "Stance: Accepting (sees a need, few worries)" not in changes  # 3 is low need
+    assert "Stance:" in changes
+
+
+def test_plain_text_export_matches_the_page(app, psychiatrist):
+    invitation = finish_visit(app)
+    response = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary.txt")
+    text = response.get_data(as_text=True)
+    assert response.mimetype == "text/plain"
+    assert "attachment" in response.headers["Content-Disposition"]
+    assert "A-1001" not in response.headers["Content-Disposition"]
+    assert "“Whether I can lower the dose before summer.”" in text
+    assert "Patient-reported; not a diagnosis." in text
+    assert "<" not in text
+    page = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True)
+    assert "Plain text for the medical record" in page and "Copy as text" in page
+    staff_post(psychiatrist, f"/staff/visits/{invitation.visit_id}/copied",
+               page=f"/staff/visits/{invitation.visit_id}/summary")
+    exports = [a for a in audit_actions(app) if a[0] == "summary_exported"]
+    assert len(exports) == 2
+
+
+def test_print_view_is_audited(app, psychiatrist):
+    invitation = finish_visit(app)
+    html = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/print").get_data(as_text=True)
+    assert "data-autoprint" in html
+    assert ("summary_printed", invitation.visit_id) in audit_actions(app)
+
+
+def test_mark_reviewed_shows_on_the_board(app, psychiatrist):
+    invitation = finish_visit(app, ref="REV-5")
+    staff_post(psychiatrist, f"/staff/visits/{invitation.visit_id}/reviewed")
+    data = psychiatrist.get("/staff/board.json").get_json()
+    assert [v["status"] for v in data["visits"]] == ["reviewed"]
+    assert "Reviewed" in psychiatrist.get("/staff/").get_data(as_text=True)
+    assert ("visit_reviewed", invitation.visit_id) in audit_actions(app)
+
+
+MAX_ANSWERS = {
+    1: {"T1": ["worried", "frustrated", "tired"], "T2": "W" * 300},
+    2: {**{f"M1-{i}-name": f"Medicine-{i}-" + "x" * 48 for i in range(6)},
+        **{f"M1-{i}-feeling": "not_helping" for i in range(6)},
+        "M2": "mixed", "M3": ["helper", "safety_net", "crutch", "reminder", "controls_me",
+                              "punishment", "nothing_much"],
+        "M4": "10", "M5": ["side_effects", "long_term_harm", "dependent", "not_myself",
+                           "others_think", "being_controlled", "cost_access"]},
+    3: {"P1": "chose_to_skip", "P2": ["felt_better", "side_effects", "someone_told_me",
+                                      "cost", "not_myself", "test_need"]},
+    4: {"F1": ["supportive", "against", "dont_know", "good_experience", "bad_experience",
+               "prefer_other"], "F2": "yes", "F2_text": "F" * 300,
+        "F3": ["helped_a_lot", "bad_side_effects", "not_listened", "pressured", "other_healers"]},
+    5: {"W1": ["body_chemistry", "stress", "relationships", "past_experiences", "spiritual",
+               "who_i_am", "dont_know"], "W2": "something_else"},
+    6: {"H1": "H" * 300, "H2": ["more_expected", "losing_support", "relationships_change",
+                                "not_myself"]},
+    7: {"R1": "0", "R2": "mostly_me", "R3": ["lowering", "changing", "side_effects",
+                                             "how_long", "other_help"]},
+    8: {"S1": "nearly_every_day"},
+}
+
+
+def test_maximal_visit_summary(app, psychiatrist):
+    invitation = make_invitation(app, patient_ref="MAX-1")
+    patient = Patient(app.test_client())
+    patient.start(invitation.token)
+    for number in range(1, 9):
+        patient.post(f"/step/{number}", {"action": "next", **MAX_ANSWERS[number]})
+    patient.post("/review", {"action": "submit"})
+    page = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True)
+    html = page.split('<div class="summary-actions')[0]
+    assert html.count("W" * 300) == 0  # shortened for paper, with the rest in a span
+    assert "W" * 110 in html and "(continued on screen)" in html
+    assert html.count('<li><strong>') == 3
+    assert "Medicine-5-" in html and "Something else" in html
+
+
+# --- access control ------------------------------------------------------------------------
+
+VISIT_ROUTES = [("get", "/staff/visits/{id}/summary"), ("get", "/staff/visits/{id}/print"),
+                ("get", "/staff/visits/{id}/summary.txt"), ("post", "/staff/visits/{id}/copied"),
+                ("post", "/staff/visits/{id}/reviewed")]
+DESK_ROUTES = [("get", "/staff/visits/{id}/invitation"), ("get", "/staff/visits/{id}/slip"),
+               ("post", "/staff/visits/{id}/cancel"), ("post", "/staff/visits/{id}/reissue"),
+               ("post", "/staff/visits/{id}/acknowledge")]
+
+
+@pytest.mark.parametrize("method, route", VISIT_ROUTES)
+def test_front_desk_never_sees_answers_nor_learns_a_visit_exists(app, client, method, route):
+    invitation = finish_visit(app)
+    create_user(app, "desk@example.org", "frontdesk")
+    login(client, "desk@example.org")
+    token = csrf_from(client.get("/staff/").get_data(as_text=True))
+    existing = getattr(client, method)(route.format(id=invitation.visit_id),
+                                       data={"csrf_token": token})
+    missing = getattr(client, method)(route.format(id=9999), data={"csrf_token": token})
+    assert existing.status_code == missing.status_code == 404
+    assert existing.get_data() == missing.get_data()
+
+
+@pytest.mark.parametrize("method, route", VISIT_ROUTES + DESK_ROUTES + [
+    ("get", "/staff/"), ("get", "/staff/board.json"), ("get", "/staff/invitations/new")])
+def test_logged_out_requests_reveal_nothing(app, client, method, route):
+    invitation = finish_visit(app)
+    existing = getattr(client, method)(route.format(id=invitation.visit_id))
+    missing = getattr(client, method)(route.format(id=9999))
+    assert existing.status_code == missing.status_code
+    assert existing.status_code in (302, 400, 401)
+    if existing.status_code == 302:
+        assert "/staff/login" in existing.headers["Location"]
+
+
+@pytest.mark.parametrize("role", ["psychiatrist", "admin"])
+@pytest.mark.parametrize("method, route", VISIT_ROUTES)
+def test_readers_reach_summary_routes(app, client, role, method, route):
+    invitation = finish_visit(app)
+    create_user(app, "reader@example.org", role)
+    login(client, "reader@example.org")
+    token = csrf_from(client.get("/staff/").get_data(as_text=True))
+    response = getattr(client, method)(route.format(id=invitation.visit_id),
+                                       data={"csrf_token": token})
+    assert response.status_code in (200, 204, 302)
+
+
+@pytest.mark.parametrize("role", ["frontdesk", "psychiatrist", "admin"])
+def test_every_role_uses_the_board_and_invitations(app, client, role):
+    create_user(app, "someone@example.org", role)
+    login(client, "someone@example.org")
+    assert client.get("/staff/").status_code == 200
+    assert client.get("/staff/invitations/new").status_code == 200
+    assert new_invitation(client).status_code == 200
+
+
+def test_summary_of_unsent_visit_is_not_found(app, psychiatrist):
+    invitation = make_invitation(app)
+    assert psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").status_code == 404
