@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask_babel import gettext, lazy_gettext as _l
+from flask_babel import format_decimal, gettext, lazy_gettext as _l
 
 from .questionnaire import Item
 
@@ -39,7 +39,8 @@ def show(item: Item, value) -> Shown:
     if item.type == "single":
         return Shown((label(item, value),))
     if item.type == "scale":
-        return Shown((gettext("%(value)s out of %(max)s", value=value, max=item.max),))
+        return Shown((gettext("%(value)s out of %(max)s", value=format_decimal(value),
+                              max=format_decimal(item.max)),))
     if item.type == "text":
         return Shown(quote=value)
     if item.type == "yesno_text":

@@ -98,14 +98,13 @@ def _valid(code: str | None) -> str | None:
 
 
 def select_locale() -> str:
-    """?lang= -> the patient's choice for this visit -> the invitation's suggestion ->
-    Accept-Language -> clinic default; only among the languages the clinic offers."""
-    chosen = _valid(request.args.get("lang")) or _valid(session.get("lang"))
+    """?lang= -> the choice made on this device -> the patient's language for this visit
+    (also on another device) -> the invitation's suggestion -> Accept-Language -> clinic
+    default; only among the languages the clinic offers."""
+    chosen = (_valid(request.args.get("lang")) or _valid(session.get("lang"))
+              or _valid(g.get("visit_language")) or _valid(g.get("suggested_language")))
     if chosen:
         return chosen
-    suggested = _valid(getattr(g, "suggested_language", None))
-    if suggested:
-        return suggested
     offered = offered_languages()
     tags = [code.replace("_", "-") for code in offered]
     best = request.accept_languages.best_match(tags) if request else None

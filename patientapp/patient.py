@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from flask import (Blueprint, abort, current_app, g, redirect, render_template, request,
                    session, url_for)
-from flask_babel import lazy_gettext as _l
+from flask_babel import get_locale, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import StringField
 
@@ -42,8 +42,9 @@ class ActionForm(FlaskForm):
 # --- the patient session -------------------------------------------------------------------
 
 def _begin(visit: dict) -> None:
-    for key in (SESSION_KEY, "lang"):
-        session.pop(key, None)
+    # A language picked on this device a moment ago (on the code page) stays; the last
+    # patient's choice is already gone, since ending a patient session drops it.
+    session.pop(SESSION_KEY, None)
     session[SESSION_KEY] = {"visit": visit["id"], "seen": now().isoformat()}
 
 
@@ -78,6 +79,7 @@ def _load_visit():
     g.visit = current_visit()
     if g.visit is not None:
         g.suggested_language = g.visit["suggested_language"]
+        g.visit_language = g.visit["answer_language"]
 
 
 def _resume_target(visit: dict):
@@ -173,8 +175,6 @@ def welcome():
         return _session_needed()
     form = ActionForm()
     if form.validate_on_submit():
-        from flask_babel import get_locale
-
         storage.start_visit(get_db(), visit["id"], language=str(get_locale()),
                             version=questionnaire.default().version, now=now())
         visit = storage.get_visit(get_db(), visit["id"])
@@ -210,12 +210,17 @@ def _next_url(number: int, action: str, section, new_answers: dict) -> tuple[str
     sections = len(questionnaire.default().sections)
     if new_answers.get("S1") in SAFETY_ENDORSED and action != "lang":
         return url_for("patient.safety"), sections + 1
+    returning = request.form.get("return") == "review"
+    if action == "back" and returning:
+        return url_for("patient.review"), sections + 1
     if action == "back":
         return (url_for("patient.step", number=number - 1), number - 1) if number > 1 else (
             url_for("patient.welcome"), number)
-    if action in ("add", "lang"):
+    if action == "add":
+        return url_for("patient.step", number=number, add=1, _anchor="q-M1"), number
+    if action == "lang":
         return url_for("patient.step", number=number), number
-    if request.form.get("return") == "review" or number >= sections:
+    if returning or number >= sections:
         return url_for("patient.review"), sections + 1
     return url_for("patient.step", number=number + 1), number + 1
 
@@ -235,10 +240,11 @@ def step(number: int):
     section = q.sections[number - 1]
     db = get_db()
     answers, _ = storage.answers_for(db, visit["id"])
-    form = _build_form(section, answers)
+    form = _build_form(section, answers, add_row=request.args.get("add") == "1")
     status = 200
     if request.method == "POST":
         action = "lang" if request.form.get("lang") else request.form.get("action", "next")
+        written_in = str(get_locale())  # before any switch: the words are in this language
         if form.validate():
             new_answers = forms.answers_from(section, form)
             target, resume_at = _next_url(number, action, section, new_answers)
@@ -246,7 +252,8 @@ def step(number: int):
                 _choose_language(request.form.get("lang", ""))
             safety = safety_status(new_answers, reached=True) if "S1" in new_answers else None
             if not storage.save_step(db, visit["id"], new_answers, step=number,
-                                     next_step=resume_at, now=now(), safety=safety):
+                                     next_step=resume_at, now=now(), safety=safety,
+                                     language=written_in):
                 return _session_needed()
             return redirect(target)
         status = 422

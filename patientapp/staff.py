@@ -311,7 +311,8 @@ def _summary(visit: dict) -> summary_view.SummaryView:
         visit=visit, answers=answers, in_person=in_person, previous=previous,
         previous_answers=previous_answers, previous_in_person=previous_in_person,
         alert=storage.alert_for(db, visit["id"]), clinic=clinic_name(),
-        questionnaire=questionnaire.default(), reader_language=current_language().code)
+        questionnaire=questionnaire.default(), reader_language=current_language().code,
+        answer_languages=storage.answer_languages(db, visit["id"]))
 
 
 def _readable_visit(visit_id: int) -> dict:

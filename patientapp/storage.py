@@ -119,6 +119,13 @@ def m001_initial(db: Database) -> None:
         db.execute(sql)
 
 
+@migrations()
+def m002_answer_language(db: Database) -> None:
+    # Free text is shown exactly as written, tagged with the language it was written in;
+    # a patient may switch language mid-way, so the language belongs to each answer.
+    db.execute("ALTER TABLE answers ADD COLUMN language TEXT NOT NULL DEFAULT ''")
+
+
 def connect(path: str | Path) -> Database:
     """Open the database with the pragmas every connection needs."""
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
@@ -236,7 +243,8 @@ def set_answer_language(db: Database, visit_id: int, language: str) -> None:
 
 
 def save_step(db: Database, visit_id: int, answers: dict[str, object], *, step: int,
-              next_step: int, now: datetime, safety: str | None = None) -> bool:
+              next_step: int, now: datetime, safety: str | None = None,
+              language: str = "") -> bool:
     """Store one section's answers (None removes an answer) and move the patient on.
 
     ``safety`` records the outcome of the safety question when this step holds it, so a
@@ -252,12 +260,17 @@ def save_step(db: Database, visit_id: int, answers: dict[str, object], *, step: 
                 db.execute("DELETE FROM answers WHERE visit_id = ? AND item_id = ?",
                            (visit_id, item_id))
             else:
+                encoded = json.dumps(value, ensure_ascii=False)
+                # The language changes only when the answer does: re-saving the same
+                # words after switching language must not relabel them.
                 db.execute(
-                    """INSERT INTO answers (visit_id, item_id, value, updated_at)
-                       VALUES (?, ?, ?, ?)
-                       ON CONFLICT(visit_id, item_id)
-                       DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at""",
-                    (visit_id, item_id, json.dumps(value, ensure_ascii=False), _ts(now)),
+                    """INSERT INTO answers (visit_id, item_id, value, updated_at, language)
+                       VALUES (?, ?, ?, ?, ?)
+                       ON CONFLICT(visit_id, item_id) DO UPDATE SET
+                           language = CASE WHEN answers.value = excluded.value
+                                           THEN answers.language ELSE excluded.language END,
+                           value = excluded.value, updated_at = excluded.updated_at""",
+                    (visit_id, item_id, encoded, _ts(now), language),
                 )
         db.execute(
             """UPDATE visits SET current_step = ?, furthest_step = MAX(furthest_step, ?, ?),
@@ -278,6 +291,12 @@ def answers_for(db: Database, visit_id: int) -> tuple[dict[str, object], set[str
         if row["in_person"]:
             in_person.add(row["item_id"])
     return answers, in_person
+
+
+def answer_languages(db: Database, visit_id: int) -> dict[str, str]:
+    """The language each answer was given in (empty when unknown)."""
+    return {row["item_id"]: row["language"] for row in db.query(
+        "SELECT item_id, language FROM answers WHERE visit_id = ?", (visit_id,))}
 
 
 def submit_visit(db: Database, visit_id: int, in_person: set[str], now: datetime) -> bool:

@@ -199,15 +199,19 @@ def _reached_sections(visit: dict, questionnaire: Questionnaire) -> list[str]:
 def build(*, visit: dict, answers: dict, in_person: set[str], previous: dict | None,
           previous_answers: dict | None, previous_in_person: set[str] | None,
           alert: dict | None, clinic: str, questionnaire: Questionnaire,
-          reader_language: str) -> SummaryView:
+          reader_language: str, answer_languages: dict[str, str] | None = None) -> SummaryView:
     """Everything the one-page summary shows, in the reader's language."""
     visible = {k: v for k, v in answers.items() if k not in in_person}
     written_in = visit["answer_language"] or "en"
-    tag = language_name(written_in) if written_in != reader_language else ""
     q = questionnaire
 
+    def tag(item_id: str) -> str:
+        """The name of the language an answer was written in, if not the reader's."""
+        code = (answer_languages or {}).get(item_id) or written_in
+        return language_name(code) if code != reader_language else ""
+
     def row(item_id, label=None):
-        return _row(q, item_id, visible, tag, label)
+        return _row(q, item_id, visible, tag(item_id), label)
 
     stance = summary.stance(visible)
     medicines = Block(gettext("Medicines"), [
@@ -246,9 +250,10 @@ def build(*, visit: dict, answers: dict, in_person: set[str], previous: dict | N
         safety=visit.get("safety") or summary.safety_status(answers, "safety" in reached),
         safety_answer=display.label(q.items["S1"], s1) if s1 else "",
         alert=alert,
-        agenda=Text(visible["T2"], tag) if visible.get("T2") else None,
+        agenda=Text(visible["T2"], tag("T2")) if visible.get("T2") else None,
         feelings=display.labels(q.items["T1"], visible.get("T1")),
-        flags=[_flag_view(f, q, tag) for f in summary.top_flags(visible)],
+        # The only free text an opener quotes is F2's.
+        flags=[_flag_view(f, q, tag("F2")) for f in summary.top_flags(visible)],
         blocks=blocks,
         changes=_changes(visible, previous_visible, q) if previous_visible is not None else [],
         previous_date=(format_date(datetime.fromisoformat(previous["appointment_at"]), "medium")

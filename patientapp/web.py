@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 
 from flask import current_app, g
@@ -25,17 +26,32 @@ DEFAULT_CRISIS_TEXT = _l(
 )
 
 
+_thread = threading.local()
+
+
 def get_db():
-    """The request's database connection, opened on first use."""
+    """The request's database connection.
+
+    Each server thread keeps one connection open between requests: opening a file and
+    setting the pragmas again on every request costs more than serving a page.
+    """
     if "db" not in g:
-        g.db = storage.connect(current_app.config["DATABASE"])
+        path = current_app.config["DATABASE"]
+        kept = getattr(_thread, "db", None)
+        if kept is None or kept[0] != path:
+            if kept is not None:
+                kept[1].close()
+            kept = (path, storage.connect(path))
+            _thread.db = kept
+        g.db = kept[1]
     return g.db
 
 
 def close_db(_exc=None) -> None:
+    """Leave the thread's connection clean for its next request."""
     db = g.pop("db", None)
-    if db is not None:
-        db.close()
+    if db is not None and db.conn.in_transaction:
+        db.rollback()
 
 
 def now() -> datetime:

@@ -271,7 +271,8 @@ def test_settings_show_current_values(app, admin):
 
 
 def test_saved_settings_reach_the_patient(app, admin):
-    response = submit(admin, "/staff/admin/settings", GOOD_SETTINGS)
+    response = submit(admin, "/staff/admin/settings",
+                      {**GOOD_SETTINGS, "languages": app.config["OFFERED_LANGUAGES"]})
     assert response.status_code == 302
     saved = settings(app)
     assert saved["clinic_name"] == "Riverside Mood Clinic"
@@ -293,7 +294,7 @@ def test_saving_unchanged_settings_writes_nothing(app, admin):
     page = admin.get("/staff/admin/settings")
     response = admin.post("/staff/admin/settings", data={
         "csrf_token": csrf_from(page.get_data(as_text=True)), "clinic_name": "",
-        "crisis_text": "", "languages": ["en"], "invite_extra_days": "0",
+        "crisis_text": "", "languages": app.config["OFFERED_LANGUAGES"], "invite_extra_days": "0",
         "patient_idle_minutes": "15", "retention_days": "365"})
     assert response.status_code == 302
     assert settings(app) == {}

@@ -154,6 +154,23 @@ def test_medicine_rows_grow(patient, invitation):
     assert 'name="M1-2-name"' in html
 
 
+def test_add_another_medicine_with_one_typed(patient, invitation):
+    patient.start(invitation.token)
+    patient.post("/step/1", {"action": "next"})
+    page = patient.post("/step/2", {"action": "add", "M1-0-name": "Lithium"})
+    html = page.get_data(as_text=True)
+    assert 'value="Lithium"' in html
+    assert 'name="M1-1-name"' in html and 'name="M1-2-name"' in html
+
+
+def test_back_from_a_step_opened_from_review_returns_to_review(patient, invitation):
+    patient.start(invitation.token)
+    for number in range(1, 9):
+        patient.post(f"/step/{number}", {"action": "next"})
+    page = patient.post("/step/4?return=review", {"action": "back", "return": "review"})
+    assert "Check your answers" in page.get_data(as_text=True)
+
+
 def test_cannot_jump_ahead(patient, invitation):
     patient.start(invitation.token)
     response = patient.client.get("/step/6")

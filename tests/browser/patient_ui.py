@@ -1,0 +1,156 @@
+"""How a patient's phone is driven in the browser tests: taps, typing, and a walk through
+every patient page so one check (axe, overflow, tap size, requests) can run on each."""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+try:
+    from playwright.sync_api import Page, expect
+except ImportError:  # the fixtures skip (or fail in CI) with a clear message
+    Page, expect = object, None
+
+STEPS = 8
+
+
+def exact(text: str) -> re.Pattern:
+    return re.compile(rf"^\s*{re.escape(text)}\s*$")
+
+
+def option(page: Page, scope: str, text: str):
+    """The tappable label of one choice, by its visible text, inside a question."""
+    return page.locator(f"{scope} label.option").filter(has_text=exact(text))
+
+
+def choose(page: Page, item_id: str, text: str) -> None:
+    option(page, f"#q-{item_id}", text).tap()
+
+
+def type_text(page: Page, field_id: str, text: str) -> None:
+    """Tap into a text box and type, as with a phone's on-screen keyboard."""
+    page.locator(f"#{field_id}").tap()
+    page.keyboard.type(text)
+
+
+def button(page: Page, name: str):
+    return page.get_by_role("button", name=name, exact=True)
+
+
+def expect_step(page: Page, number: int) -> None:
+    expect(page.locator(".progress p")).to_have_text(f"Step {number} of {STEPS}")
+    expect(page).to_have_url(re.compile(rf"/step/{number}$"))
+
+
+def expect_heading(page: Page, text: str) -> None:
+    expect(page.locator("h1")).to_have_text(text)
+
+
+def tap_next(page: Page, then_step: int | None = None) -> None:
+    button(page, "Next").tap()
+    if then_step is not None:
+        expect_step(page, then_step)
+
+
+def open_and_start(page: Page, link: str) -> None:
+    """Open the invitation link and tap Start: step 1."""
+    page.goto(link)
+    expect_heading(page, "Before your visit")
+    button(page, "Start").tap()
+    expect_step(page, 1)
+
+
+def skip_to_step(page: Page, number: int, current: int = 1) -> None:
+    """From step `current`, tap Next without answering until step `number`."""
+    for step in range(current + 1, number + 1):
+        tap_next(page, step)
+
+
+# --- one walk through every patient page ----------------------------------------------------
+
+Check = Callable[[Page, str], None]
+"""check(page, name): called once on each patient page state, with a readable name."""
+
+
+def walk_patient_pages(phone, server, check: Check, width: int = 360) -> list[str]:
+    """Visit every patient page (and its error states) and call check on each.
+
+    Returns the names visited, so a test can assert that the walk really covered them.
+    """
+    seen: list[str] = []
+
+    def at(page: Page, name: str) -> None:
+        page.wait_for_load_state("load")  # the stylesheet too, not only the text
+        seen.append(name)
+        check(page, name)
+
+    page = phone.open(width)
+    base = server.url
+
+    # Entry by code, the link pages without a session.
+    page.goto(f"{base}/start")
+    expect_heading(page, "Enter your code")
+    at(page, "start")
+    type_text(page, "code", "AAAA")
+    button(page, "Continue").tap()
+    expect(page.locator("#code-error")).to_be_visible()
+    at(page, "start (error shown)")
+    page.goto(f"{base}/ended")
+    expect_heading(page, "This page was closed for your privacy")
+    at(page, "ended")
+    page.goto(f"{base}/v/not-a-real-invitation-token")
+    expect_heading(page, "This link does not work")
+    at(page, "link invalid")
+    page.goto(f"{base}/no-such-page")
+    expect_heading(page, "Sorry")
+    at(page, "error (404)")
+
+    # The questionnaire itself.
+    invitation = server.invite()
+    page.goto(invitation.link)
+    expect_heading(page, "Before your visit")
+    at(page, "welcome")
+    button(page, "Start").tap()
+    expect_step(page, 1)
+    at(page, "step 1")
+    for feeling in ("Calm", "Hopeful", "Worried", "Frustrated"):
+        choose(page, "T1", feeling)
+    type_text(page, "T2", "Whether I can lower the dose.")
+    tap_next(page)
+    expect(page.locator(".error-summary")).to_be_visible()
+    expect(page.locator("#T1-error")).to_have_text("Please pick no more than 3.")
+    at(page, "step 1 (validation error: 4 feelings)")
+    choose(page, "T1", "Calm")
+    tap_next(page, 2)
+    at(page, "step 2")
+    option(page, "fieldset.med-row:has(#M1-0-name)", "Helping").tap()
+    tap_next(page)
+    expect(page.locator(".error-summary")).to_be_visible()
+    at(page, "step 2 (validation error: feeling without a medicine name)")
+    type_text(page, "M1-0-name", "Sertraline")
+    tap_next(page, 3)
+    for number in range(3, STEPS):
+        at(page, f"step {number}")
+        tap_next(page, number + 1)
+    at(page, f"step {STEPS}")
+    choose(page, "S1", "Several days")
+    tap_next(page)
+    expect_heading(page, "Thank you for telling us")
+    at(page, "safety")
+    page.get_by_role("link", name="Continue").tap()
+    expect_heading(page, "Check your answers")
+    at(page, "review")
+    page.locator('label[for="hold-T2"]').tap()
+    button(page, "Send to my psychiatrist").tap()
+    expect_heading(page, "Thank you")
+    at(page, "thanks")
+    page.goto(invitation.link)
+    expect_heading(page, "Your answers are already sent")
+    at(page, "already sent")
+    return seen
+
+
+EVERY_PAGE = {
+    "start", "start (error shown)", "ended", "link invalid", "welcome",
+    *(f"step {n}" for n in range(1, STEPS + 1)), "review", "safety", "thanks", "already sent",
+}

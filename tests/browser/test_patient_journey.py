@@ -1,0 +1,296 @@
+"""A patient on a phone, in Chromium, against the production server: by taps, by
+keyboard, with reloads, with the Back button, and through the safety question."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from .patient_ui import (STEPS, button, choose, expect, expect_heading, expect_step,
+                         open_and_start, option, skip_to_step, tap_next, type_text)
+
+pytestmark = pytest.mark.browser
+
+TODAY_TEXT = "Whether I can lower the dose before summer."
+FAMILY_TEXT = "My mother says pills are weakness."
+HOPE_TEXT = "I would go back to work and see my friends."
+
+
+def answer_every_step_by_taps(page) -> None:
+    """Steps 1 to 8, answering checkboxes, radios, scales and text; ends on review."""
+    # 1 Today: checkboxes and free text.
+    choose(page, "T1", "Worried")
+    choose(page, "T1", "Tired")
+    type_text(page, "T2", TODAY_TEXT)
+    expect(page.locator("#T1-2")).to_be_checked()
+    tap_next(page, 2)
+    # 2 Medicines: a medicine row, a radio, checkboxes, the 0-10 scale.
+    type_text(page, "M1-0-name", "Sertraline")
+    option(page, "fieldset.med-row:has(#M1-0-name)", "Mixed").tap()
+    choose(page, "M2", "Mixed")
+    choose(page, "M3", "A safety net")
+    choose(page, "M4", "8")
+    choose(page, "M5", "Side effects")
+    expect(page.locator("#q-M4 input[value='8']")).to_be_checked()
+    tap_next(page, 3)
+    # 3 How it's going.
+    choose(page, "P1", "I chose to skip or change some")
+    choose(page, "P2", "When I felt better")
+    tap_next(page, 4)
+    # 4 Family: yes/no with its text.
+    choose(page, "F1", "They are against it")
+    choose(page, "F2", "Yes")
+    type_text(page, "F2_text", FAMILY_TEXT)
+    choose(page, "F3", "I felt pushed or forced")
+    tap_next(page, 5)
+    # 5 Meaning.
+    choose(page, "W1", "Stress")
+    choose(page, "W2", "It takes the edge off so I can cope")
+    tap_next(page, 6)
+    # 6 Hopes.
+    type_text(page, "H1", HOPE_TEXT)
+    choose(page, "H2", "More would be expected of me")
+    tap_next(page, 7)
+    # 7 You and your psychiatrist: the 0-4 scale.
+    choose(page, "R1", "3")
+    choose(page, "R2", "We decide together")
+    choose(page, "R3", "Side effects")
+    tap_next(page, 8)
+    # 8 The safety question.
+    choose(page, "S1", "Not at all")
+    tap_next(page)
+    expect_heading(page, "Check your answers")
+
+
+@pytest.mark.parametrize("width", [360, 320])
+def test_whole_questionnaire_by_taps(phone, live_server, width):
+    invitation = live_server.invite()
+    page = phone.open(width)
+    open_and_start(page, invitation.link)
+    answer_every_step_by_taps(page)
+
+    review = page.locator("main")
+    for shown in ("Worried, Tired", TODAY_TEXT, "Sertraline — Mixed", "A safety net",
+                  "8 out of 10", "I chose to skip or change some", "They are against it",
+                  FAMILY_TEXT, "It takes the edge off so I can cope", HOPE_TEXT,
+                  "3 out of 4", "We decide together", "Not at all"):
+        expect(review).to_contain_text(shown)
+    hold = page.locator("#hold-F2")
+    expect(hold).not_to_be_checked()
+    page.locator('label[for="hold-F2"]').tap()
+    expect(hold).to_be_checked()
+    # The safety answer can't be held back for in person.
+    expect(page.locator("#hold-S1")).to_have_count(0)
+    button(page, "Send to my psychiatrist").tap()
+    expect_heading(page, "Thank you")
+
+    stored = live_server.visit(invitation.ref)
+    assert stored["status"] == "submitted"
+    assert stored["in_person"] == {"F2"}
+    assert json.loads(stored["answers"]["T1"]) == ["worried", "tired"]
+    assert json.loads(stored["answers"]["M4"]) == 8
+    assert json.loads(stored["answers"]["R1"]) == 3
+    assert json.loads(stored["answers"]["F2"]) == {"choice": "yes", "text": FAMILY_TEXT}
+    assert json.loads(stored["answers"]["M1"]) == [{"name": "Sertraline", "feeling": "mixed"}]
+    assert stored["safety"] == "not_endorsed"
+
+
+def test_reload_mid_way_resumes_with_answers(phone, live_server):
+    invitation = live_server.invite()
+    page = phone.open(360)
+    open_and_start(page, invitation.link)
+    choose(page, "T1", "Worried")
+    type_text(page, "T2", TODAY_TEXT)
+    tap_next(page, 2)
+    choose(page, "M2", "Good about it")
+    choose(page, "M4", "7")
+    tap_next(page, 3)
+
+    page.reload()
+    expect_step(page, 3)
+    # Back to a step answered earlier: reload keeps the step and its answers.
+    button(page, "Back").tap()
+    expect_step(page, 2)
+    page.reload()
+    expect_step(page, 2)
+    expect(page.locator("#q-M2 input[value='positive']")).to_be_checked()
+    expect(page.locator("#q-M4 input[value='7']")).to_be_checked()
+    button(page, "Back").tap()
+    expect_step(page, 1)
+    page.reload()
+    expect_step(page, 1)
+    expect(page.locator("#q-T1 input[value='worried']")).to_be_checked()
+    expect(page.locator("#T2")).to_have_value(TODAY_TEXT)
+
+    # Opening the link again, even on another phone, resumes where the patient was.
+    other = phone.open(360)
+    other.goto(invitation.link)
+    expect_step(other, 1)
+    expect(other.locator("#T2")).to_have_value(TODAY_TEXT)
+
+
+def test_back_button_after_sending_shows_no_answers(phone, live_server):
+    secret = "Only-my-psychiatrist-should-read-this 4711"
+    invitation = live_server.invite()
+    page = phone.open(360)
+    open_and_start(page, invitation.link)
+    choose(page, "T1", "Sad")
+    type_text(page, "T2", secret)
+    tap_next(page, 2)
+    type_text(page, "M1-0-name", "Lithium")
+    skip_to_step(page, STEPS, current=2)
+    tap_next(page)
+    expect_heading(page, "Check your answers")
+    expect(page.locator("main")).to_contain_text(secret)
+    button(page, "Send to my psychiatrist").tap()
+    expect_heading(page, "Thank you")
+
+    visited = []
+    for _ in range(STEPS + 4):  # back through review, every step, welcome and beyond
+        page.go_back()
+        page.wait_for_load_state()
+        visited.append(page.url)
+        html = page.content()
+        for private in (secret, "Lithium"):
+            assert private not in html, f"'{private}' shown after Back at {page.url}"
+        expect(page.locator("input:checked")).to_have_count(0)
+    assert any(url.endswith("/ended") for url in visited), visited
+
+
+def test_add_another_medicine_adds_an_empty_row(phone, live_server):
+    invitation = live_server.invite()
+    page = phone.open(360)
+    open_and_start(page, invitation.link)
+    tap_next(page, 2)
+    rows = page.locator("fieldset.med-row")
+    expect(rows).to_have_count(2)
+    type_text(page, "M1-0-name", "Lithium")
+    with page.expect_navigation():
+        button(page, "Add another medicine").tap()
+    page.wait_for_load_state()
+    expect_step(page, 2)
+    assert rows.count() == 3, "no empty row was added"
+    expect(page.locator("#M1-0-name")).to_have_value("Lithium")
+
+
+def test_code_typed_on_the_start_page_opens_the_visit(phone, live_server):
+    invitation = live_server.invite()
+    page = phone.open(320)
+    page.goto(f"{live_server.url}/start")
+    # Typed the forgiving way: lower case, a space instead of the dash.
+    type_text(page, "code", invitation.code.lower().replace("-", " "))
+    button(page, "Continue").tap()
+    expect_heading(page, "Before your visit")
+    button(page, "Start").tap()
+    expect_step(page, 1)
+
+
+def test_safety_screen_when_last_question_is_several_days(phone, live_server):
+    invitation = live_server.invite()
+    page = phone.open(320)
+    open_and_start(page, invitation.link)
+    skip_to_step(page, STEPS)
+    choose(page, "S1", "Several days")
+    tap_next(page)
+    expect(page).to_have_url(re.compile(r"/safety$"))
+    expect_heading(page, "Thank you for telling us")
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("Please tell the front desk now")
+    expect(alert).to_contain_text("emergency number")
+    page.get_by_role("link", name="Continue").tap()
+    expect_heading(page, "Check your answers")
+    expect(page.locator("main")).to_contain_text("Several days")
+    stored = live_server.visit(invitation.ref)
+    assert stored["safety"] == "endorsed"
+
+
+# --- keyboard only ---------------------------------------------------------------------------
+
+def tab_to(page, selector: str, limit: int = 80) -> None:
+    """Press Tab until the focused element matches selector; check the focus is visible."""
+    trail = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("""s => {
+            const el = document.activeElement;
+            if (!el || el === document.body) return {match: false, what: 'body'};
+            const style = getComputedStyle(el);
+            return {match: el.matches(s), what: el.outerHTML.slice(0, 80),
+                    outline: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0};
+        }""", selector)
+        trail.append(focused["what"])
+        if focused["match"]:
+            assert focused["outline"], f"no visible focus outline on {focused['what']}"
+            return
+    raise AssertionError(f"Tab never reached {selector!r} on {page.url}; focus went through:\n"
+                         + "\n".join(trail[-15:]))
+
+
+def test_keyboard_only_from_welcome_to_thanks(phone, live_server):
+    invitation = live_server.invite()
+    page = phone.open(360)
+    page.goto(invitation.link)  # the patient followed the link; from here on, keys only
+    expect_heading(page, "Before your visit")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip-link"
+    tab_to(page, "button[type=submit]")
+    page.keyboard.press("Enter")
+    expect_step(page, 1)
+
+    # Step 1: checkboxes with Space, free text typed.
+    tab_to(page, "#T1-0")
+    page.keyboard.press("Space")
+    tab_to(page, "#T1-2")
+    page.keyboard.press("Space")
+    tab_to(page, "#T2")
+    page.keyboard.type(TODAY_TEXT)
+    tab_to(page, "button[value=next]")
+    page.keyboard.press("Enter")
+    expect_step(page, 2)
+
+    # Step 2: a medicine row, a radio group, the scale.
+    tab_to(page, "#M1-0-name")
+    page.keyboard.type("Sertraline")
+    tab_to(page, "#M1-0-feeling-0")
+    page.keyboard.press("Space")
+    tab_to(page, "#M2-0")
+    page.keyboard.press("Space")
+    tab_to(page, "#M4-0")
+    page.keyboard.press("Space")
+    tab_to(page, "button[value=next]")
+    page.keyboard.press("Space")
+    expect_step(page, 3)
+
+    # Steps 3 to 7: the first answer of the first question, then Next.
+    for number, first in ((3, "#P1-0"), (4, "#F1-0"), (5, "#W1-0"), (6, "#H1"), (7, "#R1-0")):
+        tab_to(page, first)
+        if first == "#H1":
+            page.keyboard.type(HOPE_TEXT)
+        else:
+            page.keyboard.press("Space")
+        tab_to(page, "button[value=next]")
+        page.keyboard.press("Enter")
+        expect_step(page, number + 1)
+
+    tab_to(page, "#S1-0")  # Not at all
+    page.keyboard.press("Space")
+    tab_to(page, "button[value=next]")
+    page.keyboard.press("Enter")
+    expect_heading(page, "Check your answers")
+    expect(page.locator("main")).to_contain_text(HOPE_TEXT)
+
+    tab_to(page, "#hold-T2")
+    page.keyboard.press("Space")
+    tab_to(page, "button[value=submit]")
+    page.keyboard.press("Enter")
+    expect_heading(page, "Thank you")
+
+    stored = live_server.visit(invitation.ref)
+    assert stored["status"] == "submitted"
+    assert stored["in_person"] == {"T2"}
+    assert json.loads(stored["answers"]["T1"]) == ["calm", "worried"]
+    assert json.loads(stored["answers"]["M1"]) == [{"name": "Sertraline", "feeling": "helping"}]
+    assert json.loads(stored["answers"]["M4"]) == 0
+    assert json.loads(stored["answers"]["S1"]) == "not_at_all"

@@ -1,0 +1,129 @@
+"""Every patient page, in Chromium: accessibility (axe-core), no sideways scroll on a
+320 px phone, tap targets of at least 44 x 44 CSS px, and no request to another host."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+
+from .patient_ui import EVERY_PAGE, walk_patient_pages
+
+pytestmark = pytest.mark.browser
+
+MIN_TARGET = 44  # CSS px, WCAG 2.5.5 (AAA) and the platform guidelines
+
+
+def _format_violations(violations: list[dict]) -> str:
+    lines = []
+    for violation in violations:
+        lines.append(f"  - {violation['id']} ({violation.get('impact')}): {violation['help']}"
+                     f"\n    {violation['helpUrl']}")
+        for node in violation["nodes"][:5]:
+            summary = " ".join((node.get("failureSummary") or "").split())
+            lines.append(f"      at {node['target']}: {node['html'][:160]}\n        {summary}")
+        if len(violation["nodes"]) > 5:
+            lines.append(f"      ... and {len(violation['nodes']) - 5} more")
+    return "\n".join(lines)
+
+
+def _report(found: dict[str, str], what: str) -> str:
+    return f"{what} on {len(found)} page(s):\n" + "\n".join(
+        f"* {name}:\n{detail}" for name, detail in found.items())
+
+
+TARGETS_JS = """min => [...document.querySelectorAll('button, main a, label.option')]
+    .filter(el => el.checkVisibility({visibilityProperty: true, opacityProperty: true}))
+    .map(el => {
+        const box = el.getBoundingClientRect();
+        return {html: el.outerHTML.slice(0, 120), width: Math.round(box.width * 100) / 100,
+                height: Math.round(box.height * 100) / 100};
+    })
+    .filter(t => t.width < min || t.height < min)"""
+
+
+@pytest.fixture(scope="module")
+def walk_360(chromium, live_server):
+    """One walk over every patient page at 360 px in a fresh context, recording axe
+    results, small tap targets and every request; the tests below each judge one part
+    (one walk instead of three keeps the suite fast on two cores)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    from .conftest import Phone
+
+    axe = Axe()
+    phone = Phone(chromium, live_server)
+    record = {"axe": {}, "targets": {}, "requests": phone.requests, "console": phone.console}
+
+    def check(page, name):
+        violations = axe.run(page).response["violations"]
+        if violations:
+            record["axe"][name] = _format_violations(violations)
+        small = page.evaluate(TARGETS_JS, MIN_TARGET)
+        if small:
+            record["targets"][name] = "\n".join(
+                f"  {t['width']} x {t['height']}: {t['html']}" for t in small)
+
+    try:
+        record["seen"] = walk_patient_pages(phone, live_server, check, width=360)
+        yield record
+    finally:
+        phone.close()
+
+
+def test_axe_finds_no_violations_on_any_patient_page(walk_360):
+    assert EVERY_PAGE <= set(walk_360["seen"]), EVERY_PAGE - set(walk_360["seen"])
+    assert not walk_360["axe"], _report(walk_360["axe"], "axe-core violations")
+
+
+def test_tap_targets_are_at_least_44_px(walk_360):
+    assert EVERY_PAGE <= set(walk_360["seen"]), EVERY_PAGE - set(walk_360["seen"])
+    assert not walk_360["targets"], _report(
+        walk_360["targets"], f"Tap targets under {MIN_TARGET} x {MIN_TARGET} px at 360 px")
+
+
+def test_every_request_goes_to_the_apps_own_origin(walk_360, live_server):
+    requests = walk_360["requests"]
+    assert requests, "no request was recorded"
+    origin = urlsplit(live_server.url)
+    foreign = sorted({url for url in requests
+                      if (urlsplit(url).scheme, urlsplit(url).netloc)
+                      != (origin.scheme, origin.netloc)})
+    assert not foreign, f"requests to other origins: {foreign}"
+    # The stylesheet is the only subresource, and it is our own.
+    assert any(urlsplit(url).path == "/static/app.css" for url in requests)
+
+
+def test_no_console_errors_or_csp_violations(walk_360):
+    """A Content-Security-Policy violation (an inline style, say) shows up here."""
+    messages = [m for m in walk_360["console"]
+                # error pages answer 4xx on purpose; Chromium logs each as a failed load
+                if "Failed to load resource" not in m]
+    assert not messages, "\n".join(messages)
+
+
+OVERFLOW_JS = """() => {
+    const width = window.innerWidth;
+    const wide = [...document.querySelectorAll('body *')]
+        .filter(el => el.getBoundingClientRect().right > width + 0.5)
+        .map(el => `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}` +
+                   `${el.className && typeof el.className === 'string' ? '.' + el.className.trim().replace(/\\s+/g, '.') : ''}` +
+                   ` right=${Math.round(el.getBoundingClientRect().right)}`);
+    return {scrollWidth: document.documentElement.scrollWidth, innerWidth: width,
+            wide: wide.slice(0, 8)};
+}"""
+
+
+def test_no_sideways_scroll_at_320_px(phone, live_server):
+    found: dict[str, str] = {}
+
+    def check(page, name):
+        measured = page.evaluate(OVERFLOW_JS)
+        if measured["innerWidth"] != 320 or measured["scrollWidth"] > measured["innerWidth"]:
+            found[name] = (f"  scrollWidth {measured['scrollWidth']} > innerWidth "
+                           f"{measured['innerWidth']}; too wide: {measured['wide']}")
+
+    seen = walk_patient_pages(phone, live_server, check, width=320)
+    assert EVERY_PAGE <= set(seen), EVERY_PAGE - set(seen)
+    assert not found, _report(found, "Sideways scroll at 320 px")
+
