@@ -47,9 +47,9 @@ def show(item: Item, value) -> Shown:
         words = (label(item, value.get("choice")),) if value.get("choice") else ()
         return Shown(words, value.get("text", ""))
     if item.type == "medlist":
-        return Shown(tuple(
-            f"{row['name']} — {label(item, row.get('feeling')) or gettext('no feeling picked')}"
-            for row in value))
+        no_feeling = gettext("no feeling picked")
+        return Shown(tuple(f"{row['name']} — {label(item, row.get('feeling')) or no_feeling}"
+                           for row in value))
     return Shown()
 
 

@@ -48,9 +48,12 @@ def _begin(visit: dict) -> None:
     session[SESSION_KEY] = {"visit": visit["id"], "seen": now().isoformat()}
 
 
-def end_patient_session() -> None:
+def end_patient_session(keep_language: bool = False) -> None:
+    """Forget the visit on this device; after sending, the thank-you page may still
+    speak the patient's language."""
     session.pop(SESSION_KEY, None)
-    session.pop("lang", None)
+    if not keep_language:
+        session.pop("lang", None)
 
 
 def _idle_limit() -> timedelta:
@@ -331,7 +334,8 @@ def review():
             return redirect(url_for("patient.step", number=int(action[5:]), **{"return": "review"}))
         if action == "submit":
             if storage.submit_visit(db, visit["id"], held, now()):
-                end_patient_session()
+                session["lang"] = str(get_locale())
+                end_patient_session(keep_language=True)
                 return redirect(url_for("patient.thanks"))
             return _session_needed()
         storage.save_in_person(db, visit["id"], held)

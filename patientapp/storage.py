@@ -335,7 +335,9 @@ def raise_alert(db: Database, visit_id: int, now: datetime) -> None:
 
 
 def alert_for(db: Database, visit_id: int) -> dict | None:
-    return _one(db, "SELECT * FROM alerts WHERE visit_id = ?", (visit_id,))
+    return _one(db, """SELECT a.*, u.display_name AS acknowledged_by_name FROM alerts a
+                       LEFT JOIN users u ON u.id = a.acknowledged_by WHERE a.visit_id = ?""",
+                (visit_id,))
 
 
 # --- failures (rate limits) ---------------------------------------------------------------

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from babel.lists import format_list
-from flask_babel import format_datetime, format_date, get_locale, gettext, lazy_gettext as _l
+from flask_babel import format_date, format_datetime, format_time, get_locale, gettext, lazy_gettext as _l
 from markupsafe import Markup, escape
 
 from . import display, summary
@@ -101,15 +101,21 @@ class SummaryView:
     skipped: list[str]
 
 
-def quote_html(text: Text) -> Markup:
-    """A quote that prints shortened with a visible marker and shows whole on screen."""
+def quote_html(text: Text, element: str = "q") -> Markup:
+    """A quote that prints shortened with a visible marker and shows whole on screen.
+
+    Inside an opener, whose translated sentence already has quotation marks, the words
+    go in a plain span rather than a <q> that would add a second pair.
+    """
     tag = Markup(' <span class="lang-tag">[%s]</span>') % text.language if text.language else ""
-    if len(text.text) <= PRINT_QUOTE_CHARS:
-        return Markup('<q dir="auto">%s</q>%s') % (text.text, tag)
-    cut = text.text.rfind(" ", 0, PRINT_QUOTE_CHARS)
-    cut = cut if cut > PRINT_QUOTE_CHARS // 2 else PRINT_QUOTE_CHARS
-    return Markup('<q dir="auto">%s<span class="q-rest">%s</span><span class="q-more">… %s</span></q>%s') % (
-        text.text[:cut], text.text[cut:], gettext("(continued on screen)"), tag)
+    words: Markup = escape(text.text)
+    if len(text.text) > PRINT_QUOTE_CHARS:
+        cut = text.text.rfind(" ", 0, PRINT_QUOTE_CHARS)
+        cut = cut if cut > PRINT_QUOTE_CHARS // 2 else PRINT_QUOTE_CHARS
+        words = Markup('%s<span class="q-rest">%s</span><span class="q-more">… %s</span>') % (
+            text.text[:cut], text.text[cut:], gettext("(continued on screen)"))
+    return Markup('<%s class="quote" dir="auto">%s</%s>%s') % (
+        Markup(element), words, Markup(element), tag)
 
 
 def short_html(text: str, limit: int) -> Markup:
@@ -131,7 +137,7 @@ def _param_value(value, questionnaire: Questionnaire, language: str, as_html: bo
         return _joined([_param_value(v, questionnaire, language, as_html) for v in value])
     if isinstance(value, summary.Quote):
         text = Text(value.text, language)
-        return quote_html(text) if as_html else value.text
+        return quote_html(text, element="span") if as_html else value.text
     return value
 
 
@@ -182,6 +188,13 @@ def _changes(current: dict, previous: dict | None, questionnaire: Questionnaire)
             lines.append(gettext("%(topic)s: %(before)s → %(after)s",
                                  topic=gettext(item.short), before=before, after=after))
     return lines
+
+
+def _alert_view(alert: dict | None) -> dict | None:
+    if alert and alert.get("acknowledged_at"):
+        moment = datetime.fromisoformat(alert["acknowledged_at"])
+        return {**alert, "acknowledged_time": format_time(moment, "short")}
+    return alert
 
 
 def _minutes(visit: dict) -> int | None:
@@ -249,7 +262,7 @@ def build(*, visit: dict, answers: dict, in_person: set[str], previous: dict | N
         status=visit["status"],
         safety=visit.get("safety") or summary.safety_status(answers, "safety" in reached),
         safety_answer=display.label(q.items["S1"], s1) if s1 else "",
-        alert=alert,
+        alert=_alert_view(alert),
         agenda=Text(visible["T2"], tag("T2")) if visible.get("T2") else None,
         feelings=display.labels(q.items["T1"], visible.get("T1")),
         # The only free text an opener quotes is F2's.

@@ -21,8 +21,8 @@ SETTING_DEFAULTS = {
 
 DEFAULT_CLINIC_NAME = _l("Your clinic")
 DEFAULT_CRISIS_TEXT = _l(
-    "If you might act on thoughts of hurting yourself, or you feel unsafe right now, "
-    "tell the front desk straight away or call your local emergency number."
+    "If you feel unsafe right now, or you might hurt yourself, tell the front desk "
+    "right away or call your local emergency number."
 )
 
 

@@ -169,12 +169,12 @@ def test_english_summary_of_an_arabic_visit(app, client):
     html = client.get(f"/staff/visits/{invitation.visit_id}/summary?lang=en").get_data(as_text=True)
     assert '<html lang="en" dir="ltr">' in html
     assert "Worried" in html and "Sertraline — Mixed" in html
-    assert f'<q dir="auto">{arabic}</q> <span class="lang-tag">[العربية]</span>' in html
+    assert f'<q class="quote" dir="auto">{arabic}</q> <span class="lang-tag">[العربية]</span>' in html
     text = client.get(f"/staff/visits/{invitation.visit_id}/summary.txt").get_data(as_text=True)
     assert f"“{arabic}” [العربية]" in text and "Worried" in text
     # The same visit read in Arabic has no tag on its Arabic words.
     html = client.get(f"/staff/visits/{invitation.visit_id}/summary?lang=ar").get_data(as_text=True)
-    assert f'<q dir="auto">{arabic}</q><' in html.replace("</q> <", "</q><") and "[العربية]" not in html
+    assert f'<q class="quote" dir="auto">{arabic}</q>' in html and "[العربية]" not in html
 
 
 def _english_strings_for(code):
