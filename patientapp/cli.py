@@ -9,7 +9,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from . import config as config_module
-from . import i18n_tools, invitations, storage
+from . import i18n_tools, invitations
 from .web import clinic_settings, get_db, now
 
 

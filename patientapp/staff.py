@@ -275,7 +275,7 @@ def slip(visit_id: int):
 @bp.post("/visits/<int:visit_id>/cancel")
 @login_required(*EVERYONE, hide_as_404=True)
 def cancel(visit_id: int):
-    visit = _visit_or_404(visit_id)
+    _visit_or_404(visit_id)
     if FlaskForm().validate_on_submit() and storage.cancel_visit(get_db(), visit_id, now()):
         audit("invitation_cancelled", visit_id)
     return redirect(url_for("staff.invitation", visit_id=visit_id))
@@ -322,24 +322,24 @@ def _readable_visit(visit_id: int) -> dict:
     return visit
 
 
+def _summary_response(visit_id: int, action: str, printing: bool):
+    """The summary page (or its print view), recorded in the audit log as read."""
+    view = _summary(_readable_visit(visit_id))
+    audit(action, visit_id)
+    return render_template("staff/summary.html", s=view, text=summary_view.as_text(view),
+                           form=FlaskForm(), printing=printing)
+
+
 @bp.get("/visits/<int:visit_id>/summary")
 @login_required(*READERS, hide_as_404=True)
 def summary_page(visit_id: int):
-    visit = _readable_visit(visit_id)
-    view = _summary(visit)
-    audit("summary_viewed", visit_id)
-    return render_template("staff/summary.html", s=view, text=summary_view.as_text(view),
-                           form=FlaskForm(), printing=False)
+    return _summary_response(visit_id, "summary_viewed", printing=False)
 
 
 @bp.get("/visits/<int:visit_id>/print")
 @login_required(*READERS, hide_as_404=True)
 def print_page(visit_id: int):
-    visit = _readable_visit(visit_id)
-    view = _summary(visit)
-    audit("summary_printed", visit_id)
-    return render_template("staff/summary.html", s=view, text=summary_view.as_text(view),
-                           form=FlaskForm(), printing=True)
+    return _summary_response(visit_id, "summary_printed", printing=True)
 
 
 @bp.get("/visits/<int:visit_id>/summary.txt")

@@ -6,10 +6,10 @@ import html
 
 import pytest
 
-from patientapp import auth, storage
+from patientapp import storage
 from patientapp.web import get_db
 
-from conftest import FULL_ANSWERS, Patient, csrf_from, finish_visit, make_invitation
+from conftest import FULL_ANSWERS, Patient, create_user, csrf_from, finish_visit, login, make_invitation
 
 PASSWORD = "correct horse battery"
 PAGES = ("/staff/admin/users", "/staff/admin/settings", "/staff/admin/audit")
@@ -18,20 +18,13 @@ PAGES = ("/staff/admin/users", "/staff/admin/settings", "/staff/admin/audit")
 # --- helpers -----------------------------------------------------------------------------
 
 def add_user(app, email: str, role: str, password: str = PASSWORD, name: str = "") -> int:
-    """A staff account written straight through storage, as an installed app would hold."""
-    with app.app_context():
-        return storage.create_user(get_db(), email=email,
-                                   display_name=name or email.split("@")[0],
-                                   password_hash=auth.hash_password(password), role=role,
-                                   now=app.config["CLOCK"]())
+    """A staff account written straight through storage."""
+    return create_user(app, email, role, password=password, name=name)
 
 
 def log_in(client, email: str, password: str = PASSWORD):
     """Sign in through the real login form."""
-    page = client.get("/staff/login")
-    return client.post("/staff/login", data={
-        "csrf_token": csrf_from(page.get_data(as_text=True)), "email": email,
-        "password": password})
+    return login(client, email, password)
 
 
 def submit(client, url: str, data: dict | None = None, page: str | None = None):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-from pathlib import Path
 
 import pytest
 from babel.messages.pofile import read_po
-from conftest import FULL_ANSWERS, Patient, create_user, csrf_from, finish_visit, login, make_invitation
+from conftest import FULL_ANSWERS, Patient, create_user, finish_visit, login, make_invitation
 
 from patientapp import create_app, i18n, i18n_tools
 

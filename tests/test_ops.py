@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from patientapp import auth, ops, storage
+from patientapp import ops, storage
 from patientapp.web import get_db
 
-from conftest import FULL_ANSWERS, csrf_from, finish_visit, make_invitation
+from conftest import FULL_ANSWERS, create_user, finish_visit, login, make_invitation
 
 PASSWORD = "correct horse battery"
 TABLES = ("users", "visits", "answers", "alerts")
@@ -20,19 +20,12 @@ TABLES = ("users", "visits", "answers", "alerts")
 
 def add_user(app, email: str, role: str, password: str = PASSWORD, name: str = "") -> int:
     """A staff account written straight through storage."""
-    with app.app_context():
-        return storage.create_user(get_db(), email=email,
-                                   display_name=name or email.split("@")[0],
-                                   password_hash=auth.hash_password(password), role=role,
-                                   now=app.config["CLOCK"]())
+    return create_user(app, email, role, password=password, name=name)
 
 
 def log_in(client, email: str, password: str = PASSWORD):
     """Sign in through the real login form."""
-    page = client.get("/staff/login")
-    return client.post("/staff/login", data={
-        "csrf_token": csrf_from(page.get_data(as_text=True)), "email": email,
-        "password": password})
+    return login(client, email, password)
 
 
 def counts(path) -> dict[str, int]:

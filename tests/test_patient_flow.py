@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import FULL_ANSWERS, csrf_from, make_invitation
+from conftest import FULL_ANSWERS
 
 from patientapp import storage
 

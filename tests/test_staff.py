@@ -139,7 +139,8 @@ def test_front_desk_invites_and_the_patient_gets_in(app, client):
                                               follow_redirects=True).get_data(as_text=True)
     # Only right after creation: a later visit to the page shows no secrets.
     new_invitation(client, patient_ref="AB")
-    again = client.get(re.search(r"/staff/visits/\d+/invitation", html).group(0) if False else "/staff/visits/1/invitation")
+    first_page = re.search(r'href="(/staff/visits/\d+/slip)"', html).group(1).replace("slip", "invitation")
+    again = client.get(first_page)
     assert code not in again.get_data(as_text=True)
     assert "invitation_created" in [a for a, _ in audit_actions(app)]
 
