@@ -186,7 +186,7 @@ class SetupForm(FlaskForm):
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/staff") and not target.startswith("//"):
+    if target and target.startswith("/staff/") and "\\" not in target:
         return target
     return url_for("staff.board")
 

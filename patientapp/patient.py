@@ -8,6 +8,7 @@ shared device shows nothing of the answers afterwards.
 from __future__ import annotations
 
 import secrets
+from urllib.parse import urlsplit
 from datetime import datetime, timedelta
 
 from flask import (Blueprint, abort, current_app, g, redirect, render_template, request,
@@ -286,8 +287,13 @@ def language():
         if request.form.get("lang") in offered_languages():
             session["lang"] = request.form["lang"]
     back = request.form.get("next", "")
-    return redirect(back if back.startswith("/") and not back.startswith("//")
-                    else url_for("patient.start"))
+    return redirect(back if _local_path(back) else url_for("patient.start"))
+
+
+def _local_path(target: str) -> bool:
+    """Only a path on this site: no scheme, no host, no backslash tricks."""
+    return (target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and not urlsplit(target).netloc)
 
 
 @bp.get("/safety")

@@ -167,3 +167,20 @@ def test_pages_without_a_session_never_show_answers(client):
     for url in ("/welcome", "/step/1", "/review", "/safety"):
         response = client.get(url, follow_redirects=True)
         assert "closed for your privacy" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "/\\evil.example", "https://evil.example/",
+                                    "/\\/evil.example"])
+def test_language_switch_never_redirects_off_site(client, target):
+    page = client.get("/start")
+    response = client.post("/language", data={"csrf_token": csrf_from(page.get_data(as_text=True)),
+                                              "lang": "es", "next": target})
+    assert response.headers["Location"] == "/start"
+
+
+def test_language_switch_returns_to_the_page(client):
+    page = client.get("/start")
+    response = client.post("/language", data={"csrf_token": csrf_from(page.get_data(as_text=True)),
+                                              "lang": "es", "next": "/ended"})
+    assert response.headers["Location"] == "/ended"
+    assert '<html lang="es"' in client.get("/ended").get_data(as_text=True)
