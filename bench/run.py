@@ -10,7 +10,8 @@ Prints ONE table:
   * burst: 200 patients, each already answered up to review, all pressing "Send" at once:
     acknowledged (302 to /thanks) vs stored (status 'submitted' in SQLite), errors (must
     be 0) and PRAGMA integrity_check;
-  * a placeholder for the staff summary render time.
+  * staff: render time of the fullest one-page summary (target under 50 ms) and of its
+    plain-text export.
 
 Everything runs against servers started here on 127.0.0.1 with a temporary instance folder
 (never the repo's instance/). Every loop is bounded by a count and by time.
@@ -611,12 +612,102 @@ def submit_burst(bench: Bench) -> list[Row]:
     ]
 
 
-# --- 4. the staff side (another engineer adds it) --------------------------------------------
+# --- 4. the staff side: the fullest summary ------------------------------------------------
+
+SUMMARY_RENDERS = 200       # timed GETs of the summary (and of its .txt export)
+SUMMARY_WARMUP = 5          # untimed first requests: templates, catalogs, caches
+TARGET_SUMMARY_MS = 50.0
+SUMMARY_PSYCHIATRIST = ("dr.bench@example.org", "bench-password-2026")
+MAXIMAL_VISIT = REPO_ROOT / "tests" / "browser" / "maximal_visit.py"
+
+
+def _maximal_visit_module():
+    """The fullest summary's data, shared with the browser tests' one-page print check
+    (loaded by path: it imports only patientapp)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_maximal_visit", MAXIMAL_VISIT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def _summary_app(bench: Bench):
+    """An app of its own (create_app, a temporary database in the bench's folder) with a
+    psychiatrist and the fullest visit plus the previous one; returns (app, visit_id)."""
+    from patientapp import create_app, storage
+    from patientapp.auth import hash_password
+    from patientapp.web import get_db
+
+    app = create_app({"SECRET_KEY": "bench-summary",
+                      "DATABASE": str(bench.workdir / "summary" / "patientapp.db")})
+    email, password = SUMMARY_PSYCHIATRIST
+    with app.app_context():
+        db = get_db()
+        doctor = storage.create_user(db, email=email, display_name="Dr. Bench",
+                                     password_hash=hash_password(password),
+                                     role="psychiatrist", now=datetime.now())
+        stored = _maximal_visit_module().store_maximal_visit(
+            db, "BENCH-MAX", psychiatrist_id=doctor, acknowledged_by=doctor)
+    return app, stored.visit_id
+
+
+def _signed_in(app):
+    """A test client logged in through the real login form, CSRF token included."""
+    client = app.test_client()
+    page = client.get("/staff/login")
+    match = TOKEN_RE.search(page.get_data(as_text=True))
+    if page.status_code != 200 or not match:
+        raise RuntimeError(f"GET /staff/login: {page.status_code}, no CSRF token")
+    email, password = SUMMARY_PSYCHIATRIST
+    response = client.post("/staff/login", data={"csrf_token": match.group(1),
+                                                 "email": email, "password": password})
+    if response.status_code != 302 or not response.location.endswith("/staff/"):
+        raise RuntimeError(f"login: HTTP {response.status_code} to {response.location}")
+    return client
+
+
+def _time_gets(client, path: str, must_contain: str) -> tuple[list[float], int]:
+    """SUMMARY_RENDERS timed GETs after a short warm-up: (seconds each, errors)."""
+    latencies, errors = [], 0
+    for number in range(SUMMARY_WARMUP + SUMMARY_RENDERS):
+        began = time.perf_counter()
+        response = client.get(path)
+        body = response.get_data(as_text=True)
+        took = time.perf_counter() - began
+        if response.status_code != 200 or must_contain not in body:
+            errors += 1
+        if number >= SUMMARY_WARMUP:
+            latencies.append(took)
+    return latencies, errors
+
 
 @measurement
 def summary_render(bench: Bench) -> list[Row]:
-    # Placeholder: replace with a timed GET of the psychiatrist's one-page summary.
-    return [Row("staff", "summary render time: (staff side pending)", "-", result="PENDING")]
+    log("staff: the fullest summary (with a previous visit) through the test client")
+    app, visit_id = _summary_app(bench)
+    client = _signed_in(app)
+    first = client.get(f"/staff/visits/{visit_id}/summary").get_data(as_text=True)
+    for fullest in ("Nearly every day", "Worries no longer named", "Stance: "):
+        if fullest not in first:  # the page measured must be the fullest one
+            raise RuntimeError(f"the summary lacks {fullest!r}")
+    page, page_errors = _time_gets(client, f"/staff/visits/{visit_id}/summary",
+                                   "Patient-reported; not a diagnosis.")
+    text, text_errors = _time_gets(client, f"/staff/visits/{visit_id}/summary.txt",
+                                   "Patient-reported; not a diagnosis.")
+    p50, p95 = (percentile(page, p) * 1000 for p in (50, 95))
+    t50, t95 = (percentile(text, p) * 1000 for p in (50, 95))
+    log(f"staff: summary p50 {p50:.1f} ms, p95 {p95:.1f} ms; text p50 {t50:.1f} ms")
+    errors = page_errors + text_errors
+    return [
+        Row("staff", f"summary render p50 / p95 (fullest, {SUMMARY_RENDERS} GETs, test client)",
+            f"{p50:.1f} / {p95:.1f} ms", target=f"p95 < {TARGET_SUMMARY_MS:.0f} ms",
+            result=verdict(p95 < TARGET_SUMMARY_MS, bad="SLOW")),
+        Row("staff", "plain-text export p50 / p95 (summary.txt)", f"{t50:.1f} / {t95:.1f} ms"),
+        Row("staff", "summary errors (not 200 or incomplete)", str(errors), target="0",
+            result=verdict(errors == 0, bad="FAIL")),
+    ]
 
 
 # --- main ------------------------------------------------------------------------------------

@@ -35,10 +35,13 @@
   function render(data) {
     var template = board.getAttribute("data-alert-text");
     var seen = {};
+    var announcer = document.getElementById("announcer");
     data.alerts.forEach(function (alert) {
       seen[alert.visit_id] = true;
       if (!list.querySelector("li[data-visit='" + alert.visit_id + "']")) {
         list.insertBefore(alertItem(alert, template), list.firstChild);
+        // The region was hidden until now, so screen readers hear it from here instead.
+        announcer.textContent = announcer.getAttribute("data-text").replace("%ref", alert.patient_ref);
       }
     });
     Array.prototype.forEach.call(list.querySelectorAll("li[data-visit]"), function (li) {
@@ -50,15 +53,20 @@
       // A visit created elsewhere: reload quietly (auto=1 does not count as activity).
       if (!row) { window.location.replace(board.getAttribute("data-auto")); return; }
       var status = row.querySelector("[data-field=status] span");
-      if (status && status.textContent !== visit.status_label) {
-        status.textContent = visit.status_label;
-        status.className = "status-" + visit.status;
-        var progress = status.nextElementSibling;
-        if (progress && progress.classList.contains("muted")) progress.textContent = visit.progress ? "(" + visit.progress + ")" : "";
-      }
+      status.textContent = visit.status_label;
+      status.className = "status-" + visit.status;
+      row.querySelector("[data-field=progress]").textContent = visit.progress ? "(" + visit.progress + ")" : "";
       row.querySelector("[data-field=minutes]").textContent = visit.minutes || "";
       row.querySelector("[data-field=language]").textContent = visit.language || "";
       row.classList.toggle("has-alert", visit.alert_open);
+      var cell = row.querySelector("[data-field=patient]");
+      if (visit.alert && !cell.querySelector(".badge")) {
+        var badge = document.createElement("span");
+        badge.className = "badge danger";
+        badge.textContent = board.getAttribute("data-alert-label");
+        cell.appendChild(document.createTextNode(" "));
+        cell.appendChild(badge);
+      }
     });
   }
 

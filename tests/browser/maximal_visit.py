@@ -67,9 +67,8 @@ def realistic_text(sentence: str, length: int = TEXT_LENGTH) -> str:
 
 def medicine_name(base: str, number: int) -> str:
     """A plausible medicine name of exactly NAME_LENGTH characters."""
-    name = f"{base} {number * 50} mg"
-    name = (name + " twice daily with food as directed")[:NAME_LENGTH]
-    return name.ljust(NAME_LENGTH, ".")
+    name = f"{base} {number * 50} mg, twice daily with food as directed"[:NAME_LENGTH]
+    return name[:-1] + "." if name.endswith(" ") else name.ljust(NAME_LENGTH, ".")
 
 
 def _longest(item, count: int = 1) -> list[str]:

@@ -1,0 +1,539 @@
+"""The staff side in Chromium against the production server: the front desk's invitation
+and slip, the board's live safety alert (no reload), the psychiatrist's summary, print
+and copy, axe-core on every staff page in English and Arabic, the one printed page in
+every shipped language on Letter and A4, and no sideways scroll at 320 px.
+
+Accounts are made with the real `create-user` CLI against the server's instance; visits
+for the summary are stored through the app's own Python API (see maximal_visit.py).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import pytest
+
+from patientapp import storage
+
+from .maximal_visit import store_maximal_visit
+from .patient_ui import choose, expect, expect_heading, open_and_start, skip_to_step, tap_next
+from .staff_ui import (DESKTOP, DISCLAIMER, LANGUAGES, StaffUser, acknowledge_all_alerts,
+                       count_pdf_pages, create_users, format_violations, log_in, open_desktop,
+                       print_content_height, query, submit, user_id, write_two_page_pdf)
+
+pytestmark = pytest.mark.browser
+
+DESK = StaffUser("frontdesk", "desk@clinic.example", "Sam Front")
+DOCTOR = StaffUser("psychiatrist", "dr.okafor@clinic.example", "Dr. Ada Okafor")
+ADMIN = StaffUser("admin", "admin@clinic.example", "Alex Admin")
+ALERT_POLL_TIMEOUT_MS = 15_000  # board.js polls every 5 s
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def staff(live_server) -> dict[str, StaffUser]:
+    """The three accounts, made once with the create-user CLI."""
+    create_users(live_server, [DESK, DOCTOR, ADMIN])
+    return {user.role: user for user in (DESK, DOCTOR, ADMIN)}
+
+
+class Desks:
+    """Opens desktop-sized browser contexts, signed in or not; records console errors."""
+
+    def __init__(self, browser, server, states: dict[str, dict]):
+        self.browser, self.server = browser, server
+        self.states = states  # cookies of each account's first sign-in, shared
+        self.pages = []
+        self.console: list[str] = []
+
+    def open(self, width: int = DESKTOP["width"], height: int = DESKTOP["height"], **options):
+        page = open_desktop(self.browser, width, height, **options)
+        page.on("console", lambda m: self.console.append(f"{m.type} on {page.url}: {m.text}")
+                if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda error: self.console.append(f"page error: {error}"))
+        self.pages.append(page)
+        return page
+
+    def signed_in(self, user: StaffUser, **options):
+        """A new context signed in as user (through the form the first time; later
+        contexts reuse that session's cookies). Not navigated yet."""
+        if user.email not in self.states:
+            page = self.open(**options)
+            log_in(page, self.server, user)
+            self.states[user.email] = page.context.storage_state()
+            return page
+        return self.open(storage_state=self.states[user.email], **options)
+
+    def close(self) -> None:
+        for page in self.pages:
+            page.context.close()
+        self.pages.clear()
+
+
+@pytest.fixture(scope="module")
+def signed_in_states(staff) -> dict[str, dict]:
+    return {}
+
+
+@pytest.fixture
+def desks(chromium, live_server, signed_in_states):
+    """A factory of desktop pages; every context it opened closes after the test (an open
+    board keeps polling the server)."""
+    opened = Desks(chromium, live_server, signed_in_states)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(scope="module")
+def database(live_server):
+    """The server's database, for storing visits through the app's Python API."""
+    db = storage.connect(live_server.database)
+    yield db
+    db.conn.close()
+
+
+@pytest.fixture(scope="module")
+def maximal(live_server, staff, database):
+    """Today's fullest summary (alert acknowledged) with a visit four weeks before."""
+    doctor = user_id(live_server, DOCTOR.email)
+    return store_maximal_visit(database, "MX-1001", psychiatrist_id=doctor,
+                               created_by=user_id(live_server, DESK.email),
+                               acknowledged_by=doctor)
+
+
+def wait_for_background_invitations(server) -> None:
+    """The conftest makes the next CLI invitation in the background; a visit appearing
+    for today makes board.js reload the board, so let it finish first."""
+    server._wait_for_spare()
+
+
+def create_invitation(page, server, ref: str, at: str = "14:30") -> int:
+    """Through the New invitation form, for today; ends on the invitation page."""
+    page.goto(f"{server.url}/staff/invitations/new")
+    page.get_by_label("Patient reference").fill(ref)
+    page.get_by_label("Appointment date").fill(date.today().isoformat())
+    page.get_by_label("Appointment time").fill(at)
+    page.get_by_label("Psychiatrist").select_option(label=DOCTOR.name)
+    page.get_by_role("button", name="Create invitation").click()
+    expect(page).to_have_url(re.compile(r"/staff/visits/\d+/invitation$"))
+    return int(re.search(r"/visits/(\d+)/", page.url).group(1))
+
+
+# --- 0. the setup page exists only while there is no account: check it first --------------------
+
+def test_axe_setup_page_while_no_account_exists(chromium, live_server):
+    """The one-time setup link is printed by `serve` at start while no account exists.
+    This module's other tests create accounts, so this runs first; when accounts already
+    exist (another order, or a rerun against a used instance) it skips and says so."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    link = re.search(r"/staff/setup/([\w-]+)", live_server.log_path.read_text(errors="replace"))
+    accounts = query(live_server, "SELECT COUNT(*) AS n FROM users")[0]["n"]
+    if link is None or accounts:
+        pytest.skip(f"setup page unreachable: {accounts} account(s) exist already "
+                    f"(setup link printed: {bool(link)})")
+    axe, found, seen = Axe(), {}, []
+    page = open_desktop(chromium)
+    try:
+        for lang in ("en", "ar"):
+            page.goto(f"{live_server.url}/staff/setup/{link.group(1)}?lang={lang}")
+            for state in ("form", "errors shown"):
+                if state == "errors shown":
+                    page.locator("#email").fill("first.admin@clinic.example")
+                    page.locator("#display_name").fill("First Admin")
+                    page.locator("#password").fill("long-enough-password")
+                    page.locator("#confirm").fill("a-different-password")
+                    submit(page)
+                    expect(page.locator("#confirm-error")).to_be_visible()
+                name = f"setup ({state}) [{lang}]"
+                seen.append(name)
+                assert page.locator("html").get_attribute("dir") == (
+                    "rtl" if lang == "ar" else "ltr"), name
+                violations = axe.run(page).response["violations"]
+                if violations:
+                    found[name] = format_violations(violations)
+    finally:
+        page.context.close()
+    assert query(live_server, "SELECT COUNT(*) AS n FROM users")[0]["n"] == 0
+    assert len(seen) == 4
+    assert not found, "axe-core violations:\n" + "\n".join(f"* {k}:\n{v}"
+                                                          for k, v in found.items())
+
+
+# --- 1. front desk: invitation, QR, slip ---------------------------------------------------------
+
+def test_front_desk_creates_an_invitation_and_opens_the_slip(desks, live_server):
+    page = desks.open()
+    log_in(page, live_server, DESK)
+    page.get_by_role("link", name="New invitation", exact=True).first.click()
+    expect_heading(page, "New invitation")
+    visit_id = create_invitation(page, live_server, "MRN 1234", at="14:30")
+
+    expect_heading(page, "Invitation for MRN 1234")
+    code = page.locator("p.code")
+    expect(code).to_have_text(re.compile(r"^[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$"))
+    link = page.locator("p.link-line a")
+    expect(link).to_have_attribute("href", re.compile(
+        rf"^{re.escape(live_server.url)}/v/[\w-]{{40,}}$"))
+    expect(page.locator(".qr svg")).to_be_visible()
+    expect(page.locator(".qr svg")).to_have_count(1)
+    shown_code = code.inner_text().strip()
+
+    page.get_by_role("link", name="Printable slip for the patient").click()
+    expect(page).to_have_url(re.compile(rf"/staff/visits/{visit_id}/slip$"))
+    expect_heading(page, "Before your visit")
+    expect(page.locator(".qr svg")).to_be_visible()
+    expect(page.locator("p.code")).to_have_text(shown_code)
+    expect(page.get_by_role("button", name="Print")).to_be_visible()
+    stored = query(live_server, "SELECT patient_ref, appointment_at, psychiatrist_id "
+                                "FROM visits WHERE id = ?", (visit_id,))[0]
+    assert stored["patient_ref"] == "MRN 1234"
+    assert stored["appointment_at"] == f"{date.today().isoformat()} 14:30:00"
+    assert stored["psychiatrist_id"] == user_id(live_server, DOCTOR.email)
+
+
+# --- 2. the board shows a new safety alert without a reload --------------------------------------
+
+def test_board_shows_a_safety_alert_without_reload(desks, phone, live_server):
+    desk = desks.signed_in(DESK)
+    acknowledge_all_alerts(desk, live_server)  # earlier tests' alerts: start from none
+    visit_id = create_invitation(desk, live_server, "MRN 2046", at="15:15")
+    link = desk.locator("p.link-line a").get_attribute("href")
+
+    wait_for_background_invitations(live_server)
+    desk.goto(f"{live_server.url}/staff/")
+    alerts = desk.locator("#alerts")
+    row = desk.locator(f"tr[data-visit='{visit_id}']")
+    expect(alerts).to_be_hidden()
+    expect(row.locator("[data-field=status]")).to_have_text("Invited")
+    navigations = []
+    desk.on("framenavigated", lambda frame: navigations.append(frame.url)
+            if frame == desk.main_frame else None)
+    desk.evaluate("window.__sameBoard = 'still here'")
+
+    patient = phone.open(360)
+    open_and_start(patient, link)
+    skip_to_step(patient, 8)
+    choose(patient, "S1", "Several days")
+    tap_next(patient)
+    expect_heading(patient, "Thank you for telling us")
+
+    expect(alerts).to_be_visible(timeout=ALERT_POLL_TIMEOUT_MS)
+    expect(alerts.locator("h2")).to_have_text("Safety alerts")
+    item = desk.locator(f"#alert-list li[data-visit='{visit_id}']")
+    expect(item).to_contain_text("MRN 2046")
+    expect(item).to_contain_text("Please check on the patient now.")
+    expect(row.locator("[data-field=status]")).to_contain_text("In progress")
+    expect(row).to_have_class(re.compile(r"\bhas-alert\b"))
+    assert navigations == [], f"the board navigated: {navigations}"
+    assert desk.evaluate("window.__sameBoard") == "still here", "the board was reloaded"
+
+    with desk.expect_navigation():
+        item.get_by_role("button", name="Acknowledge").click()
+    expect(desk.locator(f"#alert-list li[data-visit='{visit_id}']")).to_have_count(0)
+    expect(alerts).to_be_hidden()
+    expect(row).not_to_have_class(re.compile(r"\bhas-alert\b"))
+    expect(row).to_contain_text(f"Alert acknowledged by {DESK.name}")
+    acknowledged = query(live_server, "SELECT acknowledged_by FROM alerts WHERE visit_id = ?",
+                         (visit_id,))
+    assert acknowledged == [{"acknowledged_by": user_id(live_server, DESK.email)}]
+
+
+# --- 3. the psychiatrist: summary from the board, print, copy as text ----------------------------
+
+def test_psychiatrist_opens_summary_prints_and_copies(desks, live_server, maximal):
+    page = desks.open()
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"],
+                                   origin=live_server.url)
+    log_in(page, live_server, DOCTOR)
+    page.locator(f"tr[data-visit='{maximal.visit_id}']").get_by_role(
+        "link", name="Summary").click()
+    expect(page).to_have_url(re.compile(rf"/staff/visits/{maximal.visit_id}/summary$"))
+    expect(page.locator("#summary-title")).to_contain_text(maximal.ref)
+    expect(page.locator(".banner")).to_contain_text("Nearly every day")
+
+    copy = page.get_by_role("button", name="Copy as text")
+    expect(copy).to_be_visible()
+    with page.expect_response(re.compile(r"/copied$")) as reported:
+        copy.click()
+    assert reported.value.status == 204
+    expect(page.locator("[data-copy]")).to_have_text("Copied")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert maximal.ref in copied
+    assert DISCLAIMER in copied
+    assert "SAFETY:" in copied
+
+    page.get_by_role("link", name="Print", exact=True).click()
+    expect(page).to_have_url(re.compile(rf"/staff/visits/{maximal.visit_id}/print$"))
+    page.wait_for_load_state("load")  # window.print() on load: a no-op when headless
+    expect(page.locator("article.summary[data-autoprint]")).to_be_visible()
+    expect(page.locator(".summary-actions .notice")).to_be_visible()
+    actions = {row["action"] for row in query(
+        live_server, "SELECT a.action FROM audit_log a JOIN users u ON u.id = a.user_id "
+                     "WHERE a.visit_id = ? AND u.email = ?", (maximal.visit_id, DOCTOR.email))}
+    assert {"summary_viewed", "summary_printed", "summary_exported"} <= actions, actions
+
+
+BOARD_PROGRESS_BUG = (
+    "BUG patientapp/static/board.js render(): a row's progress text ('(step 2 of 8)', "
+    "'(checking answers)') is only written when the status label changes, and only into "
+    "an existing <span class=muted>; a row first rendered as 'Invited' has no such span, "
+    "so the live board shows 'In progress' without the step, and never updates the step "
+    "as the patient moves on")
+
+
+BOARD_BADGE_BUG = (
+    "BUG patientapp/static/board.js render(): a new alert only adds class has-alert (a pink "
+    "background) to the visit's row; the red 'Alert' badge the server renders beside the "
+    "patient reference is never added, so on the live board the row marks the alert by "
+    "colour alone (WCAG 1.4.1) until a reload")
+
+
+def _live_board(desks, server, ref: str, at: str):
+    """The front desk makes an invitation, then watches the board with board.js's timer
+    under a fake clock (moved by hand: no real 5 s waits). Returns (board, visit_id, link)."""
+    desk = desks.signed_in(DESK)
+    visit_id = create_invitation(desk, server, ref, at=at)
+    link = desk.locator("p.link-line a").get_attribute("href")
+    wait_for_background_invitations(server)
+    desk.clock.install()
+    desk.goto(f"{server.url}/staff/")
+    expect(desk.locator(f"tr[data-visit='{visit_id}'] [data-field=status]")).to_have_text(
+        "Invited")
+    return desk, visit_id, link
+
+
+def test_board_shows_the_patients_step_without_reload(desks, phone, live_server):
+    desk, visit_id, link = _live_board(desks, live_server, "MRN 3071", "16:00")
+    status = desk.locator(f"tr[data-visit='{visit_id}'] [data-field=status]")
+    patient = phone.open(360)
+    open_and_start(patient, link)  # the patient is on step 1 now
+    desk.clock.run_for(5_000)
+    try:
+        expect(status).to_contain_text("In progress")
+        polled = desk.evaluate("fetch('/staff/board.json').then(r => r.json())")
+        assert [v["progress"] for v in polled["visits"] if v["id"] == visit_id] == [
+            "step 1 of 8"], polled
+    except AssertionError as error:  # not the bug: make it a real failure, not an xfail
+        raise RuntimeError(f"the board did not update the status at all: {error}") from error
+    # What the server renders for this row on a reload:
+    expect(status).to_contain_text("(step 1 of 8)", timeout=2_000)
+
+
+def test_board_badges_the_alert_row_without_reload(desks, phone, live_server):
+    desk, visit_id, link = _live_board(desks, live_server, "MRN 3072", "16:15")
+    row = desk.locator(f"tr[data-visit='{visit_id}']")
+    patient = phone.open(360)
+    open_and_start(patient, link)
+    skip_to_step(patient, 8)
+    choose(patient, "S1", "Several days")
+    tap_next(patient)
+    expect_heading(patient, "Thank you for telling us")
+    desk.clock.run_for(5_000)
+    try:
+        expect(desk.locator(f"#alert-list li[data-visit='{visit_id}']")).to_be_visible()
+        expect(row).to_have_class(re.compile(r"\bhas-alert\b"))
+    except AssertionError as error:  # not the bug: make it a real failure, not an xfail
+        raise RuntimeError(f"the board did not show the alert at all: {error}") from error
+    # What the server renders for this row on a reload:
+    expect(row.locator(".badge.danger")).to_have_text("Alert", timeout=2_000)
+
+
+# --- 4. axe-core on every staff page, in English and in Arabic -----------------------------------
+
+EMPTY_DAY = "2001-01-01"  # no visits on this day
+EVERY_STAFF_PAGE = {
+    "login", "login (error shown)", "board (alert showing)", "board (empty)",
+    "new invitation", "new invitation (validation errors)", "invitation with QR", "slip",
+    "summary (full, safety banner)", "admin users", "admin user page", "settings",
+    "settings (error shown)", "audit log",
+}
+
+
+@pytest.fixture(scope="module")
+def staff_walk(chromium, live_server, signed_in_states, database):
+    """One walk over every staff page in English and in Arabic at desktop size, recording
+    axe-core violations, the <html dir> of each page and console errors; the tests below
+    each judge one part."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    axe = Axe()
+    base = live_server.url
+    desks = Desks(chromium, live_server, signed_in_states)
+    record = {"axe": {}, "dir": {}, "seen": [], "console": desks.console}
+    open_alert = store_maximal_visit(database, "AX-2002",
+                                     psychiatrist_id=user_id(live_server, DOCTOR.email))
+    desk_id = user_id(live_server, DESK.email)
+
+    def check(page, name: str, lang: str) -> None:
+        page.wait_for_load_state("load")
+        key = f"{name} [{lang}]"
+        record["seen"].append(key)
+        html_dir = page.locator("html").get_attribute("dir")
+        if html_dir != ("rtl" if lang == "ar" else "ltr"):
+            record["dir"][key] = f"<html dir={html_dir!r}> at {page.url}"
+        violations = axe.run(page).response["violations"]
+        if violations:
+            record["axe"][key] = format_violations(violations)
+
+    try:
+        _walk_staff_pages(desks, base, check, open_alert.visit_id, desk_id)
+    finally:
+        desks.close()
+    return record
+
+
+def _walk_staff_pages(desks, base: str, check, alert_visit_id: int, desk_id: int) -> None:
+    admins = {}
+    for number, lang in enumerate(("en", "ar"), start=1):
+        out = desks.open()
+        out.goto(f"{base}/staff/login?lang={lang}")
+        check(out, "login", lang)
+        out.locator("#email").fill(f"nobody{number}@clinic.example")
+        out.locator("#password").fill("not-the-password")
+        submit(out)
+        expect(out.locator("#password-error")).to_be_visible()
+        check(out, "login (error shown)", lang)
+
+        admin = admins[lang] = desks.signed_in(ADMIN)
+        admin.goto(f"{base}/staff/?lang={lang}")  # the session keeps the language from here
+        expect(admin.locator(f"#alert-list li[data-visit='{alert_visit_id}']")).to_be_visible()
+        check(admin, "board (alert showing)", lang)
+        admin.goto(f"{base}/staff/invitations/new")
+        check(admin, "new invitation", lang)
+        submit(admin)  # no reference, no time
+        expect(admin.locator("#patient_ref-error")).to_be_visible()
+        expect(admin.locator("#time-error")).to_be_visible()
+        check(admin, "new invitation (validation errors)", lang)
+        admin.locator("#patient_ref").fill(f"MRN 56{number}")
+        admin.locator("#time").fill("17:30")
+        submit(admin)
+        expect(admin.locator(".qr svg")).to_be_visible()
+        check(admin, "invitation with QR", lang)
+        admin.locator("a[href$='/slip']").click()
+        expect(admin.locator(".slip .qr svg")).to_be_visible()
+        check(admin, "slip", lang)
+        admin.goto(f"{base}/staff/visits/{alert_visit_id}/summary")
+        expect(admin.locator(".banner form button")).to_be_visible()  # Acknowledge alert
+        check(admin, "summary (full, safety banner)", lang)
+        admin.goto(f"{base}/staff/admin/users")
+        check(admin, "admin users", lang)
+        admin.goto(f"{base}/staff/admin/users/{desk_id}")
+        check(admin, "admin user page", lang)
+        admin.goto(f"{base}/staff/admin/settings")
+        check(admin, "settings", lang)
+        admin.locator("#invite_extra_days").fill("99")
+        submit(admin)  # refused: nothing is saved
+        expect(admin.locator("#invite_extra_days-error")).to_be_visible()
+        check(admin, "settings (error shown)", lang)
+        admin.goto(f"{base}/staff/admin/audit")
+        expect(admin.locator("table.admin-table")).to_be_visible()
+        check(admin, "audit log", lang)
+
+    acknowledge_all_alerts(admins["en"], desks.server)
+    for lang, admin in admins.items():
+        admin.goto(f"{base}/staff/?day={EMPTY_DAY}")
+        expect(admin.locator("#alerts")).to_be_hidden()
+        expect(admin.locator("table.board")).to_have_count(0)
+        check(admin, "board (empty)", lang)
+
+
+def _report(found: dict[str, str], what: str) -> str:
+    return f"{what} on {len(found)} page(s):\n" + "\n".join(
+        f"* {name}:\n{detail}" for name, detail in found.items())
+
+
+def _expect_walked(walk, lang: str) -> None:
+    missing = {f"{name} [{lang}]" for name in EVERY_STAFF_PAGE} - set(walk["seen"])
+    assert not missing, f"pages not visited: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_axe_finds_no_violations_on_any_staff_page(staff_walk, lang):
+    _expect_walked(staff_walk, lang)
+    found = {k: v for k, v in staff_walk["axe"].items() if k.endswith(f"[{lang}]")}
+    assert not found, _report(found, "axe-core violations")
+
+
+def test_arabic_staff_pages_are_right_to_left(staff_walk):
+    _expect_walked(staff_walk, "ar")
+    _expect_walked(staff_walk, "en")
+    assert not staff_walk["dir"], _report(staff_walk["dir"], "Wrong text direction")
+
+
+def test_no_console_errors_on_staff_pages(staff_walk):
+    """A Content-Security-Policy violation (an inline style, say) shows up here."""
+    messages = [m for m in staff_walk["console"] if "Failed to load resource" not in m]
+    assert not messages, "\n".join(messages)
+
+
+# --- 5. the fullest summary prints on exactly one page, Letter and A4, every language -----------
+
+def test_pdf_page_counter_counts_a_known_two_page_pdf(desks):
+    page = desks.open()
+    assert count_pdf_pages(write_two_page_pdf(page)) == 2
+
+
+def test_fullest_summary_prints_on_one_page_in_every_language(desks, live_server, maximal):
+    page = desks.signed_in(DOCTOR)
+    counts: dict[str, dict[str, int]] = {}
+    heights: dict[str, dict[str, str]] = {}
+    for lang in LANGUAGES:
+        page.goto(f"{live_server.url}/staff/visits/{maximal.visit_id}/summary?lang={lang}")
+        page.wait_for_load_state("load")
+        assert page.locator("html").get_attribute("lang") == lang.replace("_", "-")
+        expect(page.locator(".banner")).to_be_visible()
+        expect(page.locator(".changes li")).to_have_count(6)  # M4, R1, M2, new, gone, stance
+        expect(page.locator(".flags li")).to_have_count(3)
+        counts[lang], heights[lang] = {}, {}
+        for paper in ("Letter", "A4"):
+            counts[lang][paper] = count_pdf_pages(page.pdf(format=paper))
+            content, printable = print_content_height(page, paper)
+            heights[lang][paper] = f"{content:.0f}/{printable:.0f} px"
+
+    lines = [f"{'language':<9} {'Letter':>7} {'A4':>4}   content height / printable height "
+             "(Letter; A4)"]
+    lines += [f"{lang:<9} {counts[lang]['Letter']:>7} {counts[lang]['A4']:>4}   "
+              f"{heights[lang]['Letter']}; {heights[lang]['A4']}" for lang in LANGUAGES]
+    print("\nFullest summary, printed pages per language:\n" + "\n".join(lines))
+    over = {lang: paper_counts for lang, paper_counts in counts.items()
+            if set(paper_counts.values()) != {1}}
+    assert not over, ("the fullest summary does not print on exactly one page:\n"
+                      + "\n".join(lines))
+
+
+# --- 6. no sideways scroll at 320 px -------------------------------------------------------------
+
+SCROLL_JS = """() => ({scrollWidth: document.documentElement.scrollWidth,
+                       innerWidth: window.innerWidth,
+                       wide: [...document.querySelectorAll('body *')]
+                         .filter(el => el.getBoundingClientRect().right > innerWidth + 0.5
+                                 && !el.closest('.table-wrap'))
+                         .map(el => el.tagName.toLowerCase() + (el.className ? '.' + el.className : '')
+                              + ' right=' + Math.round(el.getBoundingClientRect().right))
+                         .slice(0, 8)})"""
+
+
+def test_no_sideways_scroll_at_320_px_on_login_and_board(desks, live_server, maximal):
+    found = {}
+
+    def check(page, name):
+        page.wait_for_load_state("load")
+        measured = page.evaluate(SCROLL_JS)
+        if measured["innerWidth"] != 320 or measured["scrollWidth"] > measured["innerWidth"]:
+            found[name] = (f"scrollWidth {measured['scrollWidth']} > innerWidth "
+                           f"{measured['innerWidth']}; too wide: {measured['wide']}")
+
+    for lang in ("en", "ar"):
+        page = desks.open(width=320, height=640)
+        page.goto(f"{live_server.url}/staff/login?lang={lang}")
+        check(page, f"login [{lang}]")
+        for user in (DESK, ADMIN):  # the admin has the longest menu
+            page = desks.signed_in(user, width=320, height=640)
+            page.goto(f"{live_server.url}/staff/?lang={lang}")
+            expect(page.locator(f"tr[data-visit='{maximal.visit_id}']")).to_be_visible()
+            check(page, f"board as {user.role} [{lang}]")
+    assert not found, "Sideways scroll at 320 px:\n" + "\n".join(
+        f"* {name}: {detail}" for name, detail in found.items())
