@@ -27,7 +27,7 @@ SESSION_KEY = "patient"
 CODE_SCOPES = ("code-client", "code-address", "code-global")
 GENERIC_CODE_ERROR = _l("We couldn't open a visit with that code. Please check it and try "
                         "again, or ask the front desk for help.")
-REVIEW_STEP = 0  # current_step beyond the last section means "on the review screen"
+SEEN_RESOLUTION = timedelta(minutes=1)  # how precisely idle time is tracked
 
 
 class CodeForm(FlaskForm):
@@ -74,7 +74,9 @@ def current_visit() -> dict | None:
     if not invitations.is_open(visit, moment):
         end_patient_session()
         return None
-    session[SESSION_KEY] = {"visit": visit["id"], "seen": moment.isoformat()}
+    if moment - datetime.fromisoformat(state["seen"]) >= SEEN_RESOLUTION:
+        # Rewriting the signed cookie on every click costs more than a minute's precision.
+        session[SESSION_KEY] = {"visit": visit["id"], "seen": moment.isoformat()}
     return visit
 
 
@@ -243,7 +245,8 @@ def step(number: int):
         return redirect(url_for("patient.step", number=visit["furthest_step"]))
     section = q.sections[number - 1]
     db = get_db()
-    answers, _ = storage.answers_for(db, visit["id"])
+    # A POST is built from what was typed; only a GET needs the stored answers.
+    answers = storage.answers_for(db, visit["id"])[0] if request.method == "GET" else {}
     form = _build_form(section, answers, add_row=request.args.get("add") == "1")
     status = 200
     if request.method == "POST":

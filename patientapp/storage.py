@@ -165,14 +165,26 @@ def _ts(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _rows(db: Database, sql: str, params=()) -> list[dict]:
+    """Rows of a read as dicts.
+
+    Reads go straight to the connection: sqlite-utils' query() wraps each one in a
+    savepoint, which outside a transaction is a transaction of its own per SELECT.
+    """
+    cursor = db.conn.execute(sql, params)
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row)) for row in cursor]
+
+
 def _one(db: Database, sql: str, params=()) -> dict | None:
-    return next(db.query(sql, params), None)
+    rows = _rows(db, sql, params)
+    return rows[0] if rows else None
 
 
 # --- settings ---------------------------------------------------------------------------
 
 def get_settings(db: Database) -> dict[str, object]:
-    return {row["key"]: json.loads(row["value"]) for row in db.query("SELECT * FROM settings")}
+    return {row["key"]: json.loads(row["value"]) for row in _rows(db, "SELECT * FROM settings")}
 
 
 def save_settings(db: Database, values: dict[str, object]) -> None:
@@ -285,7 +297,7 @@ def save_step(db: Database, visit_id: int, answers: dict[str, object], *, step: 
 def answers_for(db: Database, visit_id: int) -> tuple[dict[str, object], set[str]]:
     """A visit's answers by item id, and the items marked for in-person talk."""
     answers, in_person = {}, set()
-    for row in db.query("SELECT item_id, value, in_person FROM answers WHERE visit_id = ?",
+    for row in _rows(db, "SELECT item_id, value, in_person FROM answers WHERE visit_id = ?",
                         (visit_id,)):
         answers[row["item_id"]] = json.loads(row["value"])
         if row["in_person"]:
@@ -295,7 +307,7 @@ def answers_for(db: Database, visit_id: int) -> tuple[dict[str, object], set[str
 
 def answer_languages(db: Database, visit_id: int) -> dict[str, str]:
     """The language each answer was given in (empty when unknown)."""
-    return {row["item_id"]: row["language"] for row in db.query(
+    return {row["item_id"]: row["language"] for row in _rows(db,
         "SELECT item_id, language FROM answers WHERE visit_id = ?", (visit_id,))}
 
 
@@ -367,7 +379,7 @@ def prune_failures(db: Database, before: datetime) -> None:
 # --- users and staff sessions ------------------------------------------------------------
 
 def count_users(db: Database) -> int:
-    return next(db.query("SELECT COUNT(*) AS n FROM users"))["n"]
+    return _one(db, "SELECT COUNT(*) AS n FROM users")["n"]
 
 
 def create_user(db: Database, *, email: str, display_name: str, password_hash: str, role: str,
@@ -389,12 +401,12 @@ def user_by_email(db: Database, email: str) -> dict | None:
 
 
 def list_users(db: Database) -> list[dict]:
-    return list(db.query("SELECT * FROM users ORDER BY active DESC, display_name, email"))
+    return _rows(db, "SELECT * FROM users ORDER BY active DESC, display_name, email")
 
 
 def psychiatrists(db: Database) -> list[dict]:
-    return list(db.query("SELECT id, display_name, email FROM users WHERE role = 'psychiatrist'"
-                         " AND active = 1 ORDER BY display_name, email"))
+    return _rows(db, "SELECT id, display_name, email FROM users WHERE role = 'psychiatrist'"
+                     " AND active = 1 ORDER BY display_name, email")
 
 
 def update_user(db: Database, user_id: int, **fields) -> None:
@@ -467,18 +479,18 @@ def audit_entries(db: Database, *, action: str = "", user_id: int | None = None,
     sql = f"""SELECT a.*, u.email AS user_email FROM audit_log a
               LEFT JOIN users u ON u.id = a.user_id
               WHERE {' AND '.join(where)} ORDER BY a.id DESC LIMIT ? OFFSET ?"""
-    return list(db.query(sql, (*params, limit, offset)))
+    return _rows(db, sql, (*params, limit, offset))
 
 
 def audit_actions(db: Database) -> list[str]:
-    return [row["action"] for row in db.query("SELECT DISTINCT action FROM audit_log ORDER BY 1")]
+    return [row["action"] for row in _rows(db, "SELECT DISTINCT action FROM audit_log ORDER BY 1")]
 
 
 # --- the staff board and summaries -------------------------------------------------------
 
 def visits_for_day(db: Database, day: str) -> list[dict]:
     """Visits whose appointment falls on day (YYYY-MM-DD), with alert and names."""
-    return list(db.query(
+    return (_rows(db,
         """SELECT v.id, v.patient_ref, v.appointment_at, v.status, v.answer_language,
                   v.suggested_language, v.started_at, v.submitted_at, v.reviewed_at, v.safety,
                   v.current_step, v.furthest_step, v.expires_at,
@@ -497,7 +509,7 @@ def visits_for_day(db: Database, day: str) -> list[dict]:
 
 def open_alerts(db: Database) -> list[dict]:
     """Every unacknowledged safety alert, newest first, whatever the day."""
-    return list(db.query(
+    return (_rows(db,
         """SELECT a.id, a.visit_id, a.created_at, v.patient_ref, v.appointment_at,
                   p.display_name AS psychiatrist_name
            FROM alerts a JOIN visits v ON v.id = a.visit_id
@@ -560,13 +572,7 @@ def backup(db: Database, target: str | Path) -> None:
 def purge_before(db: Database, cutoff: datetime) -> dict[str, int]:
     """Delete visits (answers and alerts go with them) with appointments before cutoff."""
     with write(db):
-        counts = next(db.query(
-            """SELECT COUNT(*) AS visits,
-                      (SELECT COUNT(*) FROM answers WHERE visit_id IN
-                          (SELECT id FROM visits WHERE appointment_at < :c)) AS answers,
-                      (SELECT COUNT(*) FROM alerts WHERE visit_id IN
-                          (SELECT id FROM visits WHERE appointment_at < :c)) AS alerts
-               FROM visits WHERE appointment_at < :c""", {"c": _ts(cutoff)}))
+        counts = purge_counts(db, cutoff)
         db.execute("UPDATE visits SET replaces_visit_id = NULL WHERE replaces_visit_id IN "
                    "(SELECT id FROM visits WHERE appointment_at < ?)", (_ts(cutoff),))
         db.execute("DELETE FROM visits WHERE appointment_at < ?", (_ts(cutoff),))
@@ -578,15 +584,15 @@ def purge_before(db: Database, cutoff: datetime) -> dict[str, int]:
 
 def count_visits(db: Database) -> int:
     """How many visits exist at all (the demo command refuses a database that has any)."""
-    return next(db.query("SELECT COUNT(*) AS n FROM visits"))["n"]
+    return _one(db, "SELECT COUNT(*) AS n FROM visits")["n"]
 
 
 def purge_counts(db: Database, cutoff: datetime) -> dict[str, int]:
     """What purge_before(cutoff) would delete, without deleting it (for --dry-run)."""
-    return next(db.query(
+    return _one(db,
         """SELECT COUNT(*) AS visits,
                   (SELECT COUNT(*) FROM answers WHERE visit_id IN
                       (SELECT id FROM visits WHERE appointment_at < :c)) AS answers,
                   (SELECT COUNT(*) FROM alerts WHERE visit_id IN
                       (SELECT id FROM visits WHERE appointment_at < :c)) AS alerts
-           FROM visits WHERE appointment_at < :c""", {"c": _ts(cutoff)}))
+           FROM visits WHERE appointment_at < :c""", {"c": _ts(cutoff)})
