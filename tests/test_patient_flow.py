@@ -220,3 +220,24 @@ def test_stored_json_keeps_text_exactly(app, patient, invitation):
     assert json.loads(raw) == text
     html = patient.client.get("/step/1").get_data(as_text=True)
     assert "&lt;b&gt;&amp;amp;" in html and "<b>" not in html
+
+
+JUDGING_WORDS = ("non-compliant", "noncompliant", "compliance", "denial", "secondary gain",
+                 "adherence", "refus")
+
+
+def test_patient_wording_never_judges(app, patient, invitation):
+    from pathlib import Path
+
+    from patientapp import questionnaire
+    seen = [questionnaire.DEFINITION_PATH.read_text(encoding="utf-8")]
+    seen += [p.read_text(encoding="utf-8") for p in
+             (Path(__file__).parents[1] / "templates" / "patient").glob("*.html")]
+    seen.append(patient.open(invitation.token).get_data(as_text=True))
+    patient.post("/welcome", {})
+    for number, answers in FULL_ANSWERS.items():
+        seen.append(patient.post(f"/step/{number}", {"action": "next", **answers})
+                    .get_data(as_text=True))
+    seen.append(patient.post("/review", {"action": "submit"}).get_data(as_text=True))
+    text = "\n".join(seen).lower()
+    assert [word for word in JUDGING_WORDS if word in text] == []
