@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import csrf_from
 
 from patientapp import storage
 
@@ -70,3 +71,36 @@ def test_fixed_choices_after_error_are_still_checked(patient, invitation):
     assert '<input checked id="F1-1" name="F1" type="checkbox" value="against">' in html
     assert '<input checked id="F3-3" name="F3" type="checkbox" value="pressured">' in html
     assert '<input checked id="F2-0" name="F2" type="radio" value="yes">' in html
+
+
+@pytest.mark.parametrize("url, data", [
+    ("/step/2", {"M1-999-name": "x", "M1-999-feeling": "mixed"}),
+    ("/step/2", {"M1-0-name": ["a", "b"], "M1-0-feeling": ["mixed", "helping"]}),
+    ("/step/2", {"M1--1-name": "x", "M1-abc-name": "y"}),
+    ("/step/2", {**{f"M1-{i}-name": f"med{i}" for i in range(20)}}),
+    ("/step/2", {"M4": ["1", "2"]}),
+    ("/step/1", {"T2": ["a", "b"], "T1": "calm"}),
+    ("/step/1", {"T2": "\x00\x01 bell \x07"}),
+    ("/step/1", {"action": "weird"}),
+    ("/step/1", {"lang": "xx"}),
+    ("/step/4", {"F2": "maybe", "F2_text": "x"}),
+    ("/step/9", {}),
+    ("/review", {"action": "edit-99"}),
+    ("/review", {"action": "edit-x", "in_person": ["ZZ", "S1"]}),
+    ("/language", {"lang": "ar", "next": "javascript:alert(1)"}),
+    ("/start", {"code": "x" * 5000}),
+])
+def test_malformed_posts_never_fail_or_lose_answers(app, patient, invitation, url, data):
+    patient.start(invitation.token)
+    patient.post("/step/1", {"action": "next", "T2": "Keep me"})
+    for number in range(2, 9):
+        patient.post(f"/step/{number}", {"action": "next"})
+    page = patient.client.get("/step/1")
+    response = patient.client.post(url, data={
+        "csrf_token": csrf_from(page.get_data(as_text=True)), "action": "next", **data})
+    assert response.status_code < 500
+    db = storage.connect(app.config["DATABASE"])
+    answers = storage.answers_for(db, invitation.visit_id)[0]
+    if url != "/step/1":
+        assert answers["T2"] == "Keep me"
+    assert len(answers.get("M1", [])) <= 6
