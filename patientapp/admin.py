@@ -16,11 +16,11 @@ from flask_babel import gettext, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (DateField, EmailField, IntegerField, PasswordField, SelectChoice,
                      SelectField, StringField, TextAreaField)
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
 
 from . import storage
 from .auth import ROLE_LABELS, ROLES, audit, hash_password, login_required, password_problem
-from .forms import MultiCheckboxField
+from .forms import CHOICE_ERROR, MultiCheckboxField, length_limit, strip_spaces
 from .i18n import language_name
 from .web import SETTING_DEFAULTS, clinic_settings, get_db, now
 
@@ -33,13 +33,6 @@ VISIT_ID = re.compile(r"^\d{1,9}$")
 DUPLICATE_EMAIL = _l("There is already an account with this email address.")
 
 
-def _length(limit: int) -> Length:
-    return Length(max=limit, message=_l("Please keep this to %(max)s characters or fewer.",
-                                        max=limit))
-
-
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 def _role_choices() -> list[SelectChoice]:
@@ -55,17 +48,17 @@ def _check_password(_form, field) -> None:
 # --- forms -------------------------------------------------------------------------------
 
 class NewUserForm(FlaskForm):
-    email = EmailField(_l("Email"), filters=[_strip], validators=[
-        DataRequired(message=_l("Please enter an email address.")), _length(200)],
+    email = EmailField(_l("Email"), filters=[strip_spaces], validators=[
+        DataRequired(message=_l("Please enter an email address.")), length_limit(200)],
         render_kw={"autocomplete": "off", "spellcheck": "false"})
-    display_name = StringField(_l("Name as colleagues see it"), filters=[_strip], validators=[
-        DataRequired(message=_l("Please enter a name.")), _length(80)],
+    display_name = StringField(_l("Name as colleagues see it"), filters=[strip_spaces], validators=[
+        DataRequired(message=_l("Please enter a name.")), length_limit(80)],
         render_kw={"autocomplete": "off"})
     role = SelectField(_l("Role"), choices=_role_choices())
     password = PasswordField(_l("Initial password"), description=_l(
         "At least 10 characters. Give it to them in person; they can't change it yet, so "
         "set a new one here when needed."),
-        validators=[DataRequired(message=_l("Please enter a password.")), _length(500),
+        validators=[DataRequired(message=_l("Please enter a password.")), length_limit(500),
                     _check_password], render_kw={"autocomplete": "new-password"})
 
     def validate_email(self, field):
@@ -80,7 +73,7 @@ class RoleForm(FlaskForm):
 class PasswordForm(FlaskForm):
     password = PasswordField(_l("New password"), description=_l("At least 10 characters."),
                              validators=[DataRequired(message=_l("Please enter a password.")),
-                                         _length(500), _check_password],
+                                         length_limit(500), _check_password],
                              render_kw={"autocomplete": "new-password"})
 
 
@@ -108,11 +101,11 @@ def _normalise_lines(value):
 
 
 class SettingsForm(FlaskForm):
-    clinic_name = StringField(_l("Clinic name"), filters=[_strip], validators=[_length(120)],
+    clinic_name = StringField(_l("Clinic name"), filters=[strip_spaces], validators=[length_limit(120)],
                               description=_l("Shown at the top of every page. Leave empty "
                                              "to show “Your clinic”."))
     crisis_text = TextAreaField(
-        _l("What to do in a crisis"), filters=[_normalise_lines], validators=[_length(1000)],
+        _l("What to do in a crisis"), filters=[_normalise_lines], validators=[length_limit(1000)],
         description=_l("Shown to patients on the welcome screen and at once after a "
                        "worrying safety answer. Give local phone numbers. Line breaks are "
                        "kept. Leave empty for a general message."),
@@ -136,11 +129,13 @@ class AuditFilterForm(FlaskForm):
     class Meta:
         csrf = False  # a GET search form: nothing changes, and the URL must be shareable
 
-    action = SelectField(_l("Action"), default="")
-    user = SelectField(_l("Person"), default="")
-    visit = StringField(_l("Visit ID"), filters=[_strip], render_kw={"inputmode": "numeric"})
-    since = DateField(_l("From date"), validators=[Optional()])
-    until = DateField(_l("To date"), validators=[Optional()])
+    action = SelectField(_l("Action"), default="", invalid_choice_message=CHOICE_ERROR)
+    user = SelectField(_l("Person"), default="", invalid_choice_message=CHOICE_ERROR)
+    visit = StringField(_l("Visit ID"), filters=[strip_spaces], render_kw={"inputmode": "numeric"})
+    since = DateField(_l("From date"), validators=[Optional()],
+                      invalid_value_message=_l("Please enter a valid date."))
+    until = DateField(_l("To date"), validators=[Optional()],
+                      invalid_value_message=_l("Please enter a valid date."))
 
     def validate_visit(self, field):
         if field.data and not VISIT_ID.match(field.data):

@@ -20,9 +20,10 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms.validators import DataRequired, EqualTo
 
 from . import storage
+from .forms import length_limit
 from .web import get_db, now
 
 bp = Blueprint("auth", __name__, url_prefix="/staff")
@@ -160,22 +161,26 @@ def _locked(db, email: str) -> bool:
 
 # --- views -------------------------------------------------------------------------------
 
+EMAIL_REQUIRED = DataRequired(message=_l("Please enter an email address."))
+PASSWORD_REQUIRED = DataRequired(message=_l("Please enter a password."))
+
+
 class LoginForm(FlaskForm):
-    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=200)],
+    email = EmailField(_l("Email"), validators=[EMAIL_REQUIRED, length_limit(200)],
                        render_kw={"autocomplete": "username"})
-    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=500)],
+    password = PasswordField(_l("Password"), validators=[PASSWORD_REQUIRED, length_limit(500)],
                              render_kw={"autocomplete": "current-password"})
 
 
 class SetupForm(FlaskForm):
-    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=200)],
+    email = EmailField(_l("Email"), validators=[EMAIL_REQUIRED, length_limit(200)],
                        render_kw={"autocomplete": "username"})
-    display_name = StringField(_l("Your name as colleagues see it"),
-                               validators=[DataRequired(), Length(max=80)])
-    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=500)],
+    display_name = StringField(_l("Your name as colleagues see it"), validators=[
+        DataRequired(message=_l("Please enter a name.")), length_limit(80)])
+    password = PasswordField(_l("Password"), validators=[PASSWORD_REQUIRED, length_limit(500)],
                              render_kw={"autocomplete": "new-password"})
     confirm = PasswordField(_l("Password again"), validators=[
-        DataRequired(), EqualTo("password", message=_l("The two passwords are not the same."))],
+        PASSWORD_REQUIRED, EqualTo("password", message=_l("The two passwords are not the same."))],
         render_kw={"autocomplete": "new-password"})
 
     def validate_password(self, field):

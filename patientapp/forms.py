@@ -63,7 +63,8 @@ def _skippable(choices: list) -> list:
     return choices + [PREFER_NOT]
 
 
-def _length(max_length: int) -> Length:
+def length_limit(max_length: int) -> Length:
+    """A length check whose message names the limit, in the reader's language."""
     return Length(max=max_length, message=_l(
         "Please keep this to %(max)s characters or fewer.", max=max_length))
 
@@ -82,8 +83,8 @@ def _medlist_fields(item: Item, rows: int):
         f"{item.id}Row",
         (MedicineRow,),
         {
-            "name": StringField(_l(item.row_label), filters=[_strip],
-                                validators=[Optional(), _length(item.max_length)],
+            "name": StringField(_l(item.row_label), filters=[strip_spaces],
+                                validators=[Optional(), length_limit(item.max_length)],
                                 render_kw={"maxlength": item.max_length, "autocomplete": "off"}),
             "feeling": _radio(_l(item.choice_label), _choices(item)),
         },
@@ -92,7 +93,7 @@ def _medlist_fields(item: Item, rows: int):
                      max_entries=item.max_rows)
 
 
-def _strip(value):
+def strip_spaces(value):
     return value.strip() if isinstance(value, str) else value
 
 
@@ -116,14 +117,14 @@ def _fields_for(item: Item, med_rows: int) -> dict[str, object]:
         values = [SelectChoice(str(n)) for n in range(item.min, item.max + 1)]
         return {item.id: _radio(label, _skippable(values))}
     if item.type == "text":
-        return {item.id: TextAreaField(label, filters=[_strip],
-                                       validators=[Optional(), _length(item.max_length)],
+        return {item.id: TextAreaField(label, filters=[strip_spaces],
+                                       validators=[Optional(), length_limit(item.max_length)],
                                        render_kw={"maxlength": item.max_length, "rows": 4})}
     if item.type == "yesno_text":
         return {
             item.id: _radio(label, _skippable(_choices(item))),
-            f"{item.id}_text": TextAreaField(_l(item.text_prompt), filters=[_strip],
-                                             validators=[Optional(), _length(item.max_length)],
+            f"{item.id}_text": TextAreaField(_l(item.text_prompt), filters=[strip_spaces],
+                                             validators=[Optional(), length_limit(item.max_length)],
                                              render_kw={"maxlength": item.max_length, "rows": 4}),
         }
     if item.type == "medlist":

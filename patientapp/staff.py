@@ -16,10 +16,10 @@ from flask import (Blueprint, Response, abort, current_app, g, jsonify, redirect
 from flask_babel import force_locale, format_date, format_time, gettext, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField, StringField, TimeField
-from wtforms.validators import DataRequired, Length, ValidationError
+from wtforms.validators import DataRequired, ValidationError
 
 from . import invitations, questionnaire, storage, summary_view
-from .forms import CHOICE_ERROR
+from .forms import CHOICE_ERROR, length_limit
 from .auth import audit, login_required
 from .i18n import current_language, language_name, offered_languages
 from .web import clinic_name, clinic_settings, get_db, now
@@ -161,7 +161,7 @@ class InvitationForm(FlaskForm):
         _l("Patient reference"),
         description=_l("A chart number or initials, not a full name."),
         validators=[DataRequired(message=_l("Please enter a chart number or initials.")),
-                    Length(max=40, message=_l("Please keep this to 40 characters or fewer."))],
+                    length_limit(40)],
         render_kw={"autocomplete": "off", "spellcheck": "false"})
     day = DateField(_l("Appointment date"), validators=[
         DataRequired(message=_l("Please enter a valid date."))],

@@ -219,3 +219,13 @@ def test_every_page_is_fully_translated(app, code):
         leftovers = [s for s in english if " ".join(s.split()) in text]
         assert leftovers == [], f"{code} {name}: untranslated {leftovers[:5]}"
         client.get("/start?lang=en")
+
+
+def test_staff_form_messages_are_translated(client):
+    page = client.get("/staff/login?lang=vi")
+    from conftest import csrf_from
+    response = client.post("/staff/login", data={
+        "csrf_token": csrf_from(page.get_data(as_text=True)), "email": "", "password": ""})
+    text = page_text(response)
+    assert translated("vi", "Please enter an email address.") in text
+    assert "This field is required" not in text
