@@ -8,16 +8,17 @@ shared device shows nothing of the answers afterwards.
 from __future__ import annotations
 
 import secrets
-from urllib.parse import urlsplit
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from flask import (Blueprint, abort, current_app, g, redirect, render_template, request,
                    session, url_for)
-from flask_babel import get_locale, lazy_gettext as _l
+from flask_babel import get_locale, lazy_gettext as _l, refresh
 from flask_wtf import FlaskForm
 from wtforms import StringField
 
 from . import display, forms, invitations, questionnaire, storage
+from .i18n import offered_languages
 from .summary import SAFETY_ENDORSED, safety_status
 from .web import clinic_settings, get_db, now
 
@@ -45,7 +46,6 @@ class ActionForm(FlaskForm):
 def _begin(visit: dict) -> None:
     # A language picked on this device a moment ago (on the code page) stays; the last
     # patient's choice is already gone, since ending a patient session drops it.
-    session.pop(SESSION_KEY, None)
     session[SESSION_KEY] = {"visit": visit["id"], "seen": now().isoformat()}
 
 
@@ -211,7 +211,7 @@ def _build_form(section, answers, add_row: bool = False):
     return forms.section_form_class(section, rows)(data=forms.form_data(section, answers))
 
 
-def _next_url(number: int, action: str, section, new_answers: dict) -> tuple[str, int]:
+def _next_url(number: int, action: str, new_answers: dict) -> tuple[str, int]:
     """Where a valid POST goes next, and the step to resume at."""
     sections = len(questionnaire.default().sections)
     if new_answers.get("S1") in SAFETY_ENDORSED and action != "lang":
@@ -252,11 +252,11 @@ def step(number: int):
     if request.method == "POST":
         action = "lang" if request.form.get("lang") else request.form.get("action", "next")
         written_in = str(get_locale())  # before any switch: the words are in this language
+        if action == "lang":
+            _choose_language(request.form.get("lang", ""))
         if form.validate():
             new_answers = forms.answers_from(section, form)
-            target, resume_at = _next_url(number, action, section, new_answers)
-            if action == "lang":
-                _choose_language(request.form.get("lang", ""))
+            target, resume_at = _next_url(number, action, new_answers)
             safety = safety_status(new_answers, reached=True) if "S1" in new_answers else None
             if not storage.save_step(db, visit["id"], new_answers, step=number,
                                      next_step=resume_at, now=now(), safety=safety,
@@ -264,6 +264,7 @@ def step(number: int):
                 return _session_needed()
             return redirect(target)
         status = 422
+        refresh()  # a language switch shows the kept input and its errors in the new language
     return render_template(
         "patient/step.html", form=form, section=section, number=number,
         total=len(q.sections), returning=request.values.get("return") == "review",
@@ -271,24 +272,18 @@ def step(number: int):
 
 
 def _choose_language(code: str) -> None:
-    from .i18n import offered_languages
-
+    """Remember a language picked on this device, and for the visit if one is open."""
     if code in offered_languages():
         session["lang"] = code
-        storage.set_answer_language(get_db(), g.visit["id"], code)
+        if g.visit is not None:
+            storage.set_answer_language(get_db(), g.visit["id"], code)
 
 
 @bp.post("/language")
 def language():
     """The language switcher on pages without answers: keep the choice, come back."""
-    form = ActionForm()
-    if form.validate_on_submit() and g.visit is not None:
+    if ActionForm().validate_on_submit():
         _choose_language(request.form.get("lang", ""))
-    elif form.validate_on_submit():
-        from .i18n import offered_languages
-
-        if request.form.get("lang") in offered_languages():
-            session["lang"] = request.form["lang"]
     back = request.form.get("next", "")
     return redirect(back if _local_path(back) else url_for("patient.start"))
 

@@ -229,3 +229,14 @@ def test_staff_form_messages_are_translated(client):
     text = page_text(response)
     assert translated("vi", "Please enter an email address.") in text
     assert "This field is required" not in text
+
+
+def test_switching_language_with_an_error_keeps_input_and_speaks_the_new_language(
+        app, patient, invitation):
+    patient.start(invitation.token)
+    page = patient.post("/step/1", {"lang": "fr", "T2": "Je garde ce texte",
+                                    "T1": ["calm", "sad", "tired", "numb"]})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 422 and '<html lang="fr"' in html
+    assert "Je garde ce texte</textarea>" in html
+    assert translated("fr", "Please pick no more than %(n)s.") % {"n": 3} in page_text(page)
