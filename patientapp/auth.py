@@ -20,7 +20,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, EqualTo
+from wtforms.validators import DataRequired, EqualTo, ValidationError
 
 from . import storage
 from .forms import length_limit
@@ -172,11 +172,9 @@ class LoginForm(FlaskForm):
                              render_kw={"autocomplete": "current-password"})
 
 
-class SetupForm(FlaskForm):
-    email = EmailField(_l("Email"), validators=[EMAIL_REQUIRED, length_limit(200)],
-                       render_kw={"autocomplete": "username"})
-    display_name = StringField(_l("Your name as colleagues see it"), validators=[
-        DataRequired(message=_l("Please enter a name.")), length_limit(80)])
+class NewPasswordForm(FlaskForm):
+    """A new password typed twice, long enough."""
+
     password = PasswordField(_l("Password"), validators=[PASSWORD_REQUIRED, length_limit(500)],
                              render_kw={"autocomplete": "new-password"})
     confirm = PasswordField(_l("Password again"), validators=[
@@ -186,8 +184,20 @@ class SetupForm(FlaskForm):
     def validate_password(self, field):
         problem = password_problem(field.data or "")
         if problem:
-            from wtforms.validators import ValidationError
             raise ValidationError(problem)
+
+
+class SetupForm(NewPasswordForm):
+    email = EmailField(_l("Email"), validators=[EMAIL_REQUIRED, length_limit(200)],
+                       render_kw={"autocomplete": "username"})
+    display_name = StringField(_l("Your name as colleagues see it"), validators=[
+        DataRequired(message=_l("Please enter a name.")), length_limit(80)])
+
+
+class ChangePasswordForm(NewPasswordForm):
+    current = PasswordField(_l("Current password"), validators=[PASSWORD_REQUIRED,
+                                                                length_limit(500)],
+                            render_kw={"autocomplete": "current-password"})
 
 
 def _safe_next(target: str | None) -> str:
@@ -226,6 +236,27 @@ def login():
     elif request.method == "POST":
         status = 400
     return render_template("staff/login.html", form=form), status
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required()
+def account():
+    """Any staff member changes their own password; their other sessions end."""
+    form = ChangePasswordForm()
+    db, status = get_db(), 200
+    if form.validate_on_submit():
+        user = storage.get_user(db, g.user["id"])
+        if verify_password(user["password_hash"], form.current.data):
+            storage.update_user(db, user["id"], password_hash=hash_password(form.password.data))
+            storage.end_other_sessions(db, user["id"], _hash(session[SESSION_KEY]), now())
+            audit("password_changed")
+            session["password_changed"] = True
+            return redirect(url_for("auth.account"))
+        form.current.errors.append(_l("That is not your current password."))
+    if request.method == "POST":
+        status = 422
+    return render_template("staff/account.html", form=form,
+                           saved=session.pop("password_changed", False)), status
 
 
 @bp.post("/logout")

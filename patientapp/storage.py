@@ -441,6 +441,12 @@ def end_staff_session(db: Database, session_hash: str, now: datetime) -> None:
                (_ts(now), session_hash))
 
 
+def end_other_sessions(db: Database, user_id: int, keep: str, now: datetime) -> None:
+    """End every session of the user but the one with id hash ``keep``."""
+    db.execute("UPDATE staff_sessions SET ended_at = ? WHERE user_id = ? AND id != ?"
+               " AND ended_at IS NULL", (_ts(now), user_id, keep))
+
+
 def end_user_sessions(db: Database, user_id: int, now: datetime) -> None:
     db.execute("UPDATE staff_sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL",
                (_ts(now), user_id))

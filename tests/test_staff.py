@@ -447,3 +447,31 @@ def test_every_role_uses_the_board_and_invitations(app, client, role):
 def test_summary_of_unsent_visit_is_not_found(app, psychiatrist):
     invitation = make_invitation(app)
     assert psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").status_code == 404
+
+
+def test_staff_change_their_own_password(app, client):
+    create_user(app, "desk@example.org", "frontdesk")
+    login(client, "desk@example.org")
+    other = app.test_client()
+    login(other, "desk@example.org")
+    page = client.get("/staff/account")
+    assert page.status_code == 200 and "Change my password" in page.get_data(as_text=True)
+    wrong = client.post("/staff/account", data={
+        "csrf_token": csrf_from(page.get_data(as_text=True)), "current": "not it at all",
+        "password": "a brand new secret", "confirm": "a brand new secret"})
+    assert wrong.status_code == 422
+    assert "That is not your current password." in wrong.get_data(as_text=True)
+    short = client.post("/staff/account", data={
+        "csrf_token": csrf_from(page.get_data(as_text=True)), "current": "correct horse battery",
+        "password": "short", "confirm": "short"})
+    assert "at least 10 characters" in short.get_data(as_text=True)
+    done = client.post("/staff/account", data={
+        "csrf_token": csrf_from(page.get_data(as_text=True)), "current": "correct horse battery",
+        "password": "a brand new secret", "confirm": "a brand new secret"},
+        follow_redirects=True)
+    assert "Your password was changed" in done.get_data(as_text=True)
+    assert client.get("/staff/").status_code == 200          # this sign-in goes on
+    assert other.get("/staff/").status_code == 302           # the other one has ended
+    assert login(app.test_client(), "desk@example.org").status_code == 401
+    assert login(app.test_client(), "desk@example.org", "a brand new secret").status_code == 302
+    assert "password_changed" in [a for a, _ in audit_actions(app)]

@@ -431,6 +431,13 @@ def _walk_staff_pages(desks, base: str, check, alert_visit_id: int, desk_id: int
         admin.goto(f"{base}/staff/admin/audit")
         expect(admin.locator("table.admin-table")).to_be_visible()
         check(admin, "audit log", lang)
+        admin.goto(f"{base}/staff/account")
+        check(admin, "my account", lang)
+        admin.locator("#current").fill("not the password")
+        admin.locator("#password").fill("short")
+        submit(admin)  # refused: wrong current password, too short a new one
+        expect(admin.locator("#current-error")).to_be_visible()
+        check(admin, "my account (errors shown)", lang)
 
     acknowledge_all_alerts(admins["en"], desks.server)
     for lang, admin in admins.items():
