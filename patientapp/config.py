@@ -21,6 +21,9 @@ DEFAULTS = {
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": False,
     "SESSION_COOKIE_NAME": "patientapp_session",
+    # The stylesheet and scripts are linked with ?v=<version>, so a day of caching is
+    # safe across upgrades and spares weak waiting-room Wi-Fi a download per page.
+    "SEND_FILE_MAX_AGE_DEFAULT": 86400,
     # The patient's CSRF token lives as long as the session cookie, which ends with the
     # invitation, on submit or when idle; a time limit would only expire slow readers.
     "WTF_CSRF_TIME_LIMIT": None,

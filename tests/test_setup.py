@@ -114,3 +114,13 @@ def test_serve_uses_waitress_and_prints_a_setup_link_without_users(app, runner, 
 
 def test_database_file_is_private(app):
     assert stat.S_IMODE(os.stat(app.config["DATABASE"]).st_mode) == 0o600
+
+
+def test_static_files_are_cached_and_pages_are_not(client):
+    html = client.get("/start").get_data(as_text=True)
+    css = next(part.split('"')[0] for part in html.split('href="') if "app.css" in part)
+    assert "?v=" in css
+    response = client.get(css)
+    assert "max-age=86400" in response.headers["Cache-Control"]
+    response.close()
+    assert client.get("/start").headers["Cache-Control"] == "no-store"
