@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask_babel import format_decimal, gettext, lazy_gettext as _l
+from flask_babel import format_decimal, gettext
 
 from .questionnaire import Item
 
@@ -52,5 +52,3 @@ def show(item: Item, value) -> Shown:
                            for row in value))
     return Shown()
 
-
-NOT_ANSWERED = _l("Skipped")

@@ -69,9 +69,6 @@ class Questionnaire:
     sections: tuple[Section, ...]
     items: dict[str, Item] = field(default_factory=dict)
 
-    def section_index(self, section_id: str) -> int:
-        return next(i for i, s in enumerate(self.sections) if s.id == section_id)
-
     @property
     def item_ids(self) -> list[str]:
         return [item.id for s in self.sections for item in s.items]

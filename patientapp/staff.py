@@ -58,14 +58,6 @@ def _status(visit: dict) -> str:
     return visit["status"]
 
 
-def _minutes(visit: dict) -> int | None:
-    if not visit.get("started_at") or not visit.get("submitted_at"):
-        return None
-    spent = (datetime.fromisoformat(visit["submitted_at"])
-             - datetime.fromisoformat(visit["started_at"]))
-    return max(1, round(spent.total_seconds() / 60))
-
-
 def _day_arg() -> date:
     try:
         return date.fromisoformat(request.args.get("day", ""))
@@ -93,7 +85,7 @@ def _board_rows(day: date) -> list[dict]:
             "progress": progress,
             "language": language_name(visit["answer_language"] or visit["suggested_language"])
             if (visit["answer_language"] or visit["suggested_language"]) else "",
-            "minutes": _minutes(visit),
+            "minutes": summary_view.minutes_taken(visit),
             "alert": bool(visit["alert_id"]),
             "alert_open": bool(visit["alert_id"]) and not visit["acknowledged_at"],
             "acknowledged": visit["acknowledged_at"] or "",

@@ -197,7 +197,8 @@ def _alert_view(alert: dict | None) -> dict | None:
     return alert
 
 
-def _minutes(visit: dict) -> int | None:
+def minutes_taken(visit: dict) -> int | None:
+    """Whole minutes from starting to sending (at least 1), or None if not sent."""
     if not (visit.get("started_at") and visit.get("submitted_at")):
         return None
     spent = (datetime.fromisoformat(visit["submitted_at"])
@@ -258,7 +259,7 @@ def build(*, visit: dict, answers: dict, in_person: set[str], previous: dict | N
         completed_at=(format_datetime(datetime.fromisoformat(visit["submitted_at"]), "short")
                       if visit.get("submitted_at") else ""),
         language=language_name(written_in),
-        minutes=_minutes(visit),
+        minutes=minutes_taken(visit),
         status=visit["status"],
         safety=visit.get("safety") or summary.safety_status(answers, "safety" in reached),
         safety_answer=display.label(q.items["S1"], s1) if s1 else "",

@@ -157,12 +157,7 @@ def test_english_summary_of_an_arabic_visit(app, client):
     answers = dict(FULL_ANSWERS)
     arabic = "أريد أن أتحدث عن النوم"
     answers[1] = {"T1": ["worried"], "T2": arabic}
-    invitation = make_invitation(app, language="ar")
-    patient = Patient(app.test_client())
-    patient.start(invitation.token)
-    for number in range(1, 9):
-        patient.post(f"/step/{number}", {"action": "next", **answers[number]})
-    patient.post("/review", {"action": "submit"})
+    invitation = finish_visit(app, answers, language="ar")
     create_user(app, "dr@example.org", "psychiatrist")
     login(client, "dr@example.org")
     html = client.get(f"/staff/visits/{invitation.visit_id}/summary?lang=en").get_data(as_text=True)

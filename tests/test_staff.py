@@ -374,12 +374,7 @@ MAX_ANSWERS = {
 
 
 def test_maximal_visit_summary(app, psychiatrist):
-    invitation = make_invitation(app, patient_ref="MAX-1")
-    patient = Patient(app.test_client())
-    patient.start(invitation.token)
-    for number in range(1, 9):
-        patient.post(f"/step/{number}", {"action": "next", **MAX_ANSWERS[number]})
-    patient.post("/review", {"action": "submit"})
+    invitation = finish_visit(app, MAX_ANSWERS, ref="MAX-1")
     page = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True)
     html = page.split('<div class="summary-actions')[0]
     assert html.count("W" * 300) == 0  # shortened for paper, with the rest in a span

@@ -99,6 +99,12 @@ def user_id(server, email: str) -> int:
     return query(server, "SELECT id FROM users WHERE email = ?", (email,))[0]["id"]
 
 
+def report(found: dict[str, str], what: str) -> str:
+    """One assertion message listing every page that failed a check, and why."""
+    return f"{what} on {len(found)} page(s):\n" + "\n".join(
+        f"* {name}:\n{detail}" for name, detail in found.items())
+
+
 def format_violations(violations: list[dict]) -> str:
     lines = []
     for violation in violations:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from .test_patient_pages import _format_violations
+from .staff_ui import format_violations
 
 pytestmark = pytest.mark.browser
 
@@ -20,7 +20,7 @@ def _check(page, name: str, axe, problems: dict) -> None:
     assert page.locator("html").get_attribute("lang") == "ar", name
     violations = axe.run(page).response["violations"]
     if violations:
-        problems[f"{name}: axe"] = _format_violations(violations)
+        problems[f"{name}: axe"] = format_violations(violations)
     overflow = page.evaluate(OVERFLOW_JS)
     if overflow > 0:
         problems[f"{name}: sideways scroll"] = f"{overflow} px wider than the screen"

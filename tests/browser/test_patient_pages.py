@@ -8,28 +8,11 @@ from urllib.parse import urlsplit
 import pytest
 
 from .patient_ui import EVERY_PAGE, walk_patient_pages
+from .staff_ui import format_violations, report
 
 pytestmark = pytest.mark.browser
 
 MIN_TARGET = 44  # CSS px, WCAG 2.5.5 (AAA) and the platform guidelines
-
-
-def _format_violations(violations: list[dict]) -> str:
-    lines = []
-    for violation in violations:
-        lines.append(f"  - {violation['id']} ({violation.get('impact')}): {violation['help']}"
-                     f"\n    {violation['helpUrl']}")
-        for node in violation["nodes"][:5]:
-            summary = " ".join((node.get("failureSummary") or "").split())
-            lines.append(f"      at {node['target']}: {node['html'][:160]}\n        {summary}")
-        if len(violation["nodes"]) > 5:
-            lines.append(f"      ... and {len(violation['nodes']) - 5} more")
-    return "\n".join(lines)
-
-
-def _report(found: dict[str, str], what: str) -> str:
-    return f"{what} on {len(found)} page(s):\n" + "\n".join(
-        f"* {name}:\n{detail}" for name, detail in found.items())
 
 
 TARGETS_JS = """min => [...document.querySelectorAll('button, main a, label.option')]
@@ -58,7 +41,7 @@ def walk_360(chromium, live_server):
     def check(page, name):
         violations = axe.run(page).response["violations"]
         if violations:
-            record["axe"][name] = _format_violations(violations)
+            record["axe"][name] = format_violations(violations)
         small = page.evaluate(TARGETS_JS, MIN_TARGET)
         if small:
             record["targets"][name] = "\n".join(
@@ -73,12 +56,12 @@ def walk_360(chromium, live_server):
 
 def test_axe_finds_no_violations_on_any_patient_page(walk_360):
     assert EVERY_PAGE <= set(walk_360["seen"]), EVERY_PAGE - set(walk_360["seen"])
-    assert not walk_360["axe"], _report(walk_360["axe"], "axe-core violations")
+    assert not walk_360["axe"], report(walk_360["axe"], "axe-core violations")
 
 
 def test_tap_targets_are_at_least_44_px(walk_360):
     assert EVERY_PAGE <= set(walk_360["seen"]), EVERY_PAGE - set(walk_360["seen"])
-    assert not walk_360["targets"], _report(
+    assert not walk_360["targets"], report(
         walk_360["targets"], f"Tap targets under {MIN_TARGET} x {MIN_TARGET} px at 360 px")
 
 
@@ -125,5 +108,5 @@ def test_no_sideways_scroll_at_320_px(phone, live_server):
 
     seen = walk_patient_pages(phone, live_server, check, width=320)
     assert EVERY_PAGE <= set(seen), EVERY_PAGE - set(seen)
-    assert not found, _report(found, "Sideways scroll at 320 px")
+    assert not found, report(found, "Sideways scroll at 320 px")
 

@@ -19,7 +19,7 @@ from patientapp import storage
 from .maximal_visit import store_maximal_visit
 from .patient_ui import choose, expect, expect_heading, open_and_start, skip_to_step, tap_next
 from .staff_ui import (DESKTOP, DISCLAIMER, LANGUAGES, StaffUser, acknowledge_all_alerts,
-                       count_pdf_pages, create_users, format_violations, log_in, open_desktop,
+                       count_pdf_pages, create_users, format_violations, report, log_in, open_desktop,
                        print_content_height, query, submit, user_id, write_two_page_pdf)
 
 pytestmark = pytest.mark.browser
@@ -447,11 +447,6 @@ def _walk_staff_pages(desks, base: str, check, alert_visit_id: int, desk_id: int
         check(admin, "board (empty)", lang)
 
 
-def _report(found: dict[str, str], what: str) -> str:
-    return f"{what} on {len(found)} page(s):\n" + "\n".join(
-        f"* {name}:\n{detail}" for name, detail in found.items())
-
-
 def _expect_walked(walk, lang: str) -> None:
     missing = {f"{name} [{lang}]" for name in EVERY_STAFF_PAGE} - set(walk["seen"])
     assert not missing, f"pages not visited: {sorted(missing)}"
@@ -461,13 +456,13 @@ def _expect_walked(walk, lang: str) -> None:
 def test_axe_finds_no_violations_on_any_staff_page(staff_walk, lang):
     _expect_walked(staff_walk, lang)
     found = {k: v for k, v in staff_walk["axe"].items() if k.endswith(f"[{lang}]")}
-    assert not found, _report(found, "axe-core violations")
+    assert not found, report(found, "axe-core violations")
 
 
 def test_arabic_staff_pages_are_right_to_left(staff_walk):
     _expect_walked(staff_walk, "ar")
     _expect_walked(staff_walk, "en")
-    assert not staff_walk["dir"], _report(staff_walk["dir"], "Wrong text direction")
+    assert not staff_walk["dir"], report(staff_walk["dir"], "Wrong text direction")
 
 
 def test_no_console_errors_on_staff_pages(staff_walk):
