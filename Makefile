@@ -1,23 +1,26 @@
 # Two commands matter: `make run` (install and serve) and `make test` (install and test).
+# Both install the exact, hash-checked versions in the lock files, never a fresh resolve.
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+PIP_INSTALL = $(BIN)/python -m pip install --quiet --require-hashes --no-deps
+LOCK = uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+	--quiet --custom-compile-command "make lock"
 
-.PHONY: run test install install-test dev demo bench clean
+.PHONY: run test lint format install install-test dev demo bench bench-smoke lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+$(VENV)/.installed: requirements.lock | $(BIN)/python
+	$(PIP_INSTALL) -r requirements.lock
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $@
+$(VENV)/.installed-test: requirements-test.lock | $(BIN)/python
+	$(PIP_INSTALL) -r requirements-test.lock
+	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -36,8 +39,25 @@ dev: install
 test: install-test
 	$(BIN)/python -m pytest
 
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install-test
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
 bench: install-test
 	$(BIN)/python bench/run.py
+
+bench-smoke: install-test
+	$(BIN)/python bench/run.py --smoke
+
+# Refresh both lock files from pyproject.toml (needs uv: pipx install uv, or pip install uv).
+# Add --upgrade to move every pin to the newest version the ranges allow.
+lock:
+	$(LOCK) -o requirements.lock $(ARGS)
+	$(LOCK) --extra test -o requirements-test.lock $(ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

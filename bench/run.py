@@ -38,11 +38,11 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlencode, urljoin, urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -55,11 +55,11 @@ BUDGET_JS = 5 * KB
 TARGET_P95_MS = 100.0
 TARGET_RATIO = 0.40
 
-PATIENTS = 50            # concurrent simulated patients in the load phase
-LOAD_SECONDS = 10.0      # each load phase runs this long (both servers alike; max 20 s)
-UNITS_PER_CLIENT = 400   # ... or stops earlier after this many units per client
-ALONE_STEPS = 40         # one patient alone, for the unloaded latency
-BURST = 200              # patients sending at once
+PATIENTS = 50  # concurrent simulated patients in the load phase
+LOAD_SECONDS = 10.0  # each load phase runs this long (both servers alike; max 20 s)
+UNITS_PER_CLIENT = 400  # ... or stops earlier after this many units per client
+ALONE_STEPS = 40  # one patient alone, for the unloaded latency
+BURST = 200  # patients sending at once
 SECTIONS = 8
 
 TOKEN_RE = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
@@ -69,11 +69,21 @@ INLINE_SCRIPT_RE = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.
 # One patient's answers, step by step, as the form posts them.
 FORM_ANSWERS = {
     1: {"T1": ["worried", "tired"], "T2": "Whether I can lower the dose before summer."},
-    2: {"M1-0-name": "Sertraline", "M1-0-feeling": "mixed", "M2": "mixed",
-        "M3": ["safety_net", "crutch"], "M4": "8", "M5": ["side_effects", "dependent"]},
+    2: {
+        "M1-0-name": "Sertraline",
+        "M1-0-feeling": "mixed",
+        "M2": "mixed",
+        "M3": ["safety_net", "crutch"],
+        "M4": "8",
+        "M5": ["side_effects", "dependent"],
+    },
     3: {"P1": "chose_to_skip", "P2": ["felt_better", "side_effects"]},
-    4: {"F1": ["against"], "F2": "yes", "F2_text": "My mother says pills are weakness.",
-        "F3": ["pressured"]},
+    4: {
+        "F1": ["against"],
+        "F2": "yes",
+        "F2_text": "My mother says pills are weakness.",
+        "F3": ["pressured"],
+    },
     5: {"W1": ["body_chemistry"], "W2": "takes_edge"},
     6: {"H1": "I would go back to work and see my friends.", "H2": ["more_expected"]},
     7: {"R1": "1", "R2": "together", "R3": ["lowering", "side_effects"]},
@@ -82,11 +92,19 @@ FORM_ANSWERS = {
 # The same answers as the app stores them (for preparing visits directly in SQLite).
 STORED_ANSWERS = {
     1: {"T1": ["worried", "tired"], "T2": "Whether I can lower the dose before summer."},
-    2: {"M1": [{"name": "Sertraline", "feeling": "mixed"}], "M2": "mixed",
-        "M3": ["safety_net", "crutch"], "M4": 8, "M5": ["side_effects", "dependent"]},
+    2: {
+        "M1": [{"name": "Sertraline", "feeling": "mixed"}],
+        "M2": "mixed",
+        "M3": ["safety_net", "crutch"],
+        "M4": 8,
+        "M5": ["side_effects", "dependent"],
+    },
     3: {"P1": "chose_to_skip", "P2": ["felt_better", "side_effects"]},
-    4: {"F1": ["against"], "F2": {"choice": "yes", "text": "My mother says pills are weakness."},
-        "F3": ["pressured"]},
+    4: {
+        "F1": ["against"],
+        "F2": {"choice": "yes", "text": "My mother says pills are weakness."},
+        "F3": ["pressured"],
+    },
     5: {"W1": ["body_chemistry"], "W2": "takes_edge"},
     6: {"H1": "I would go back to work and see my friends.", "H2": ["more_expected"]},
     7: {"R1": 1, "R2": "together", "R3": ["lowering", "side_effects"]},
@@ -112,6 +130,7 @@ def log(message: str) -> None:
 
 # --- the table -------------------------------------------------------------------------------
 
+
 @dataclass
 class Row:
     section: str
@@ -125,24 +144,37 @@ class Row:
     result: str = ""
 
 
-COLUMNS = ("section", "measurement", "value", "gzip", "JS", "budget / target", "gzip budget",
-           "JS budget", "result")
+COLUMNS = (
+    "section",
+    "measurement",
+    "value",
+    "gzip",
+    "JS",
+    "budget / target",
+    "gzip budget",
+    "JS budget",
+    "result",
+)
 
 
 def render(rows: list[Row]) -> str:
-    cells = [COLUMNS] + [(r.section, r.what, r.value, r.gzip, r.js, r.target, r.gzip_budget,
-                          r.js_budget, r.result) for r in rows]
+    cells = [COLUMNS] + [
+        (r.section, r.what, r.value, r.gzip, r.js, r.target, r.gzip_budget, r.js_budget, r.result)
+        for r in rows
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
     right = {2, 3, 4}  # measured values line up on the right
 
     def line(row):
-        return "  ".join(cell.rjust(w) if i in right else cell.ljust(w)
-                         for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+        return "  ".join(
+            cell.rjust(w) if i in right else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=False))
+        ).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
     out = [line(cells[0]), rule]
     previous = None
-    for row, data in zip(rows, cells[1:]):
+    for row, data in zip(rows, cells[1:], strict=False):
         if previous is not None and row.section != previous:
             out.append(rule)
         out.append(line(data))
@@ -159,6 +191,7 @@ def verdict(ok: bool, good: str = "OK", bad: str = "OVER") -> str:
 
 
 # --- HTTP: a patient's phone, as a plain client with its own cookies ---------------------
+
 
 class Phone:
     """One simulated patient: one keep-alive connection and its own cookie jar."""
@@ -238,6 +271,7 @@ def percentile(values: list[float], pct: float) -> float:
 
 # --- servers ---------------------------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
@@ -247,8 +281,9 @@ def free_port() -> int:
 @contextmanager
 def running(command: list[str], env: dict, port: int, log_path: Path, ready_path: str):
     with log_path.open("wb") as out:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -257,9 +292,10 @@ def running(command: list[str], env: dict, port: int, log_path: Path, ready_path
             try:
                 with urllib.request.urlopen(f"http://{HOST}:{port}{ready_path}", timeout=2):
                     break
-            except OSError:
+            except OSError as exc:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"server not ready: {log_path.read_text()[-2000:]}")
+                    log_tail = log_path.read_text()[-2000:]
+                    raise RuntimeError(f"server not ready: {log_tail}") from exc
                 time.sleep(0.1)
         yield process
     finally:
@@ -294,9 +330,15 @@ class Bench:
         ref = f"{prefix}-{self._refs}"
         with self.app.app_context():
             made = invitations.create(
-                get_db(), patient_ref=ref, appointment_at=datetime.now() + timedelta(hours=1),
-                psychiatrist_id=None, suggested_language="", extra_days=0, created_by=None,
-                now=datetime.now())
+                get_db(),
+                patient_ref=ref,
+                appointment_at=datetime.now() + timedelta(hours=1),
+                psychiatrist_id=None,
+                suggested_language="",
+                extra_days=0,
+                created_by=None,
+                now=datetime.now(),
+            )
         return ref, made.token, made.visit_id
 
     def answer_up_to_review(self, visit_id: int) -> None:
@@ -308,12 +350,14 @@ class Bench:
         with self.app.app_context():
             db = get_db()
             now = datetime.now()
-            storage.start_visit(db, visit_id, language="en",
-                                version=questionnaire.default().version, now=now)
+            storage.start_visit(
+                db, visit_id, language="en", version=questionnaire.default().version, now=now
+            )
             for number, answers in STORED_ANSWERS.items():
                 safety = safety_status(answers, reached=True) if "S1" in answers else None
-                storage.save_step(db, visit_id, answers, step=number, next_step=number + 1,
-                                  now=now, safety=safety)
+                storage.save_step(
+                    db, visit_id, answers, step=number, next_step=number + 1, now=now, safety=safety
+                )
 
     def server_errors(self) -> int:
         text = self.app_log.read_text(errors="replace") if self.app_log else ""
@@ -331,6 +375,7 @@ def measurement(function: Measurement) -> Measurement:
 
 
 # --- 1. page weight --------------------------------------------------------------------------
+
 
 def _weigh(phone: Phone, name: str, html: bytes, page_path: str, cache: dict) -> Row:
     text = html.decode()
@@ -350,10 +395,17 @@ def _weigh(phone: Phone, name: str, html: bytes, page_path: str, cache: dict) ->
     # Each file is compressed on its own, as a reverse proxy serves it (level 6).
     zipped = sum(len(gzip.compress(part, 6)) for part in (html, css, js) if part)
     ok = raw <= BUDGET_RAW and zipped <= BUDGET_GZIP and js_total <= BUDGET_JS
-    return Row("page weight", name, size(raw), size(zipped),
-               size(js_total) if js_total else "none", target=f"<= {BUDGET_RAW // KB} KB",
-               gzip_budget=f"<= {BUDGET_GZIP // KB} KB", js_budget=f"<= {BUDGET_JS // KB} KB",
-               result=verdict(ok))
+    return Row(
+        "page weight",
+        name,
+        size(raw),
+        size(zipped),
+        size(js_total) if js_total else "none",
+        target=f"<= {BUDGET_RAW // KB} KB",
+        gzip_budget=f"<= {BUDGET_GZIP // KB} KB",
+        js_budget=f"<= {BUDGET_JS // KB} KB",
+        result=verdict(ok),
+    )
 
 
 @measurement
@@ -370,8 +422,7 @@ def page_weights(bench: Bench) -> list[Row]:
 
     visitor = Phone(bench.app_port)
     weigh(visitor, "start (code entry)", "/start", visitor.get("/start"))
-    weigh(visitor, "start, error shown", "/start",
-          visitor.post_form("/start", {"code": "AAAA"}))
+    weigh(visitor, "start, error shown", "/start", visitor.post_form("/start", {"code": "AAAA"}))
     weigh(visitor, "link invalid", "/v/x", visitor.get("/v/not-a-real-invitation-token"))
     weigh(visitor, "ended", "/ended", visitor.get("/ended"))
 
@@ -384,10 +435,15 @@ def page_weights(bench: Bench) -> list[Row]:
         path = f"/step/{number}"
         weigh(patient, f"step {number}", path, patient.get(path))
         if number == 1:
-            weigh(patient, "step 1, error shown", path, patient.post_form(
-                path, {"T1": ["calm", "hopeful", "worried", "sad"], "action": "next"}))
-        status, location, _ = patient.post_form(path, {**FORM_ANSWERS[number],
-                                                       "action": "next"})
+            weigh(
+                patient,
+                "step 1, error shown",
+                path,
+                patient.post_form(
+                    path, {"T1": ["calm", "hopeful", "worried", "sad"], "action": "next"}
+                ),
+            )
+        status, location, _ = patient.post_form(path, {**FORM_ANSWERS[number], "action": "next"})
         if status != 302:
             raise RuntimeError(f"POST {path}: HTTP {status}")
     weigh(patient, "safety", "/safety", patient.get("/safety"))
@@ -402,6 +458,7 @@ def page_weights(bench: Bench) -> list[Row]:
 
 # --- 2. load: a patient step under 50 concurrent patients ------------------------------------
 
+
 @dataclass
 class LoadResult:
     latencies: list[float]
@@ -413,8 +470,12 @@ class LoadResult:
         return len(self.latencies) / self.seconds if self.seconds else 0.0
 
 
-def _run_load(workers: list[Callable[[], float]], label: str, units: int = UNITS_PER_CLIENT,
-              seconds: float = LOAD_SECONDS) -> LoadResult:
+def _run_load(
+    workers: list[Callable[[], float]],
+    label: str,
+    units: int = UNITS_PER_CLIENT,
+    seconds: float = LOAD_SECONDS,
+) -> LoadResult:
     """Each worker callable does one timed unit and returns its latency in seconds.
     All start together; each stops after `units` units or `seconds`, whichever first."""
     latencies: list[float] = []
@@ -431,7 +492,7 @@ def _run_load(workers: list[Callable[[], float]], label: str, units: int = UNITS
                 break
             try:
                 mine.append(unit())
-            except Exception:  # noqa: BLE001  -- counted, the table shows it
+            except Exception:
                 failed += 1
         with lock:
             latencies.extend(mine)
@@ -463,8 +524,9 @@ def _patient_worker(bench: Bench) -> Callable[[], float]:
         number = step[0]
         began = time.perf_counter()
         token = phone.token(f"/step/{number}")
-        status, location, _ = phone.post(f"/step/{number}", {
-            "csrf_token": token, "action": "next", **FORM_ANSWERS[number]})
+        status, location, _ = phone.post(
+            f"/step/{number}", {"csrf_token": token, "action": "next", **FORM_ANSWERS[number]}
+        )
         took = time.perf_counter() - began
         expected = "/review" if number == SECTIONS else f"/step/{number + 1}"
         if status != 302 or location_path(location) != expected:
@@ -494,8 +556,13 @@ def _hello_worker(port: int) -> Callable[[], float]:
 def step_under_load(bench: Bench) -> list[Row]:
     hello_port = free_port()
     log(f"load: hello world on waitress, {bench.threads} threads, {PATIENTS} clients")
-    with running([sys.executable, "-c", HELLO_WORLD, HOST, str(hello_port), str(bench.threads)],
-                 bench.env, hello_port, bench.workdir / "hello.log", "/"):
+    with running(
+        [sys.executable, "-c", HELLO_WORLD, HOST, str(hello_port), str(bench.threads)],
+        bench.env,
+        hello_port,
+        bench.workdir / "hello.log",
+        "/",
+    ):
         hello = _run_load([_hello_worker(hello_port) for _ in range(PATIENTS)], "hello world")
     log("load: one patient alone")
     alone = _run_load([_patient_worker(bench)], "one patient alone", units=ALONE_STEPS)
@@ -509,25 +576,52 @@ def step_under_load(bench: Bench) -> list[Row]:
     who = f"{PATIENTS} patients, {bench.threads} threads"
     a50, a95 = (percentile(alone.latencies, p) * 1000 for p in (50, 95))
     return [
-        Row("load", "patient step p50 / p95, one patient alone", f"{a50:.1f} / {a95:.1f} ms",
-            target=f"({alone.throughput:.0f} steps/s)"),
+        Row(
+            "load",
+            "patient step p50 / p95, one patient alone",
+            f"{a50:.1f} / {a95:.1f} ms",
+            target=f"({alone.throughput:.0f} steps/s)",
+        ),
         Row("load", f"patient step p50 ({who})", f"{p50:.1f} ms"),
-        Row("load", f"patient step p95 ({who})", f"{p95:.1f} ms", target=f"< {TARGET_P95_MS:.0f} ms",
-            result=verdict(p95 < TARGET_P95_MS, bad="SLOW")),
-        Row("load", "patient step throughput", f"{app.throughput:.0f} steps/s",
-            target=f"({2 * app.throughput:.0f} req/s, {len(app.latencies)} steps)"),
+        Row(
+            "load",
+            f"patient step p95 ({who})",
+            f"{p95:.1f} ms",
+            target=f"< {TARGET_P95_MS:.0f} ms",
+            result=verdict(p95 < TARGET_P95_MS, bad="SLOW"),
+        ),
+        Row(
+            "load",
+            "patient step throughput",
+            f"{app.throughput:.0f} steps/s",
+            target=f"({2 * app.throughput:.0f} req/s, {len(app.latencies)} steps)",
+        ),
         Row("load", "hello world p50 / p95", f"{h50:.1f} / {h95:.1f} ms"),
-        Row("load", "hello world throughput (GET+POST)", f"{hello.throughput:.0f} pairs/s",
-            target=f"({2 * hello.throughput:.0f} req/s, {len(hello.latencies)} pairs)"),
-        Row("load", "patient step / hello world", f"{ratio:.0%}", target=f">= {TARGET_RATIO:.0%}",
-            result=verdict(ratio >= TARGET_RATIO, bad="LOW")),
-        Row("load", "errors (patient / hello world)", f"{app.errors + alone.errors} / "
-            f"{hello.errors}", target="0",
-            result=verdict(app.errors + alone.errors == 0 and hello.errors == 0, bad="FAIL")),
+        Row(
+            "load",
+            "hello world throughput (GET+POST)",
+            f"{hello.throughput:.0f} pairs/s",
+            target=f"({2 * hello.throughput:.0f} req/s, {len(hello.latencies)} pairs)",
+        ),
+        Row(
+            "load",
+            "patient step / hello world",
+            f"{ratio:.0%}",
+            target=f">= {TARGET_RATIO:.0%}",
+            result=verdict(ratio >= TARGET_RATIO, bad="LOW"),
+        ),
+        Row(
+            "load",
+            "errors (patient / hello world)",
+            f"{app.errors + alone.errors} / {hello.errors}",
+            target="0",
+            result=verdict(app.errors + alone.errors == 0 and hello.errors == 0, bad="FAIL"),
+        ),
     ]
 
 
 # --- 3. burst: 200 patients press "Send" at once ---------------------------------------------
+
 
 @measurement
 def submit_burst(bench: Bench) -> list[Row]:
@@ -552,7 +646,7 @@ def submit_burst(bench: Bench) -> list[Row]:
             # waitress serves at most 100 connections (connection_limit) and stops
             # accepting beyond that: holding 200 idle ones here would starve the others.
             phone.close()
-        except Exception:  # noqa: BLE001  -- counted, the table shows it
+        except Exception:
             phone.close()
             go.wait()
             with lock:
@@ -561,19 +655,22 @@ def submit_burst(bench: Bench) -> list[Row]:
         go.wait()
         sent = time.perf_counter()
         try:
-            status, location, _ = phone.post("/review", {
-                "csrf_token": csrf, "action": "submit", "in_person": "T2"})
-            outcome = "ack" if status == 302 and location_path(location) == "/thanks" else (
-                f"HTTP {status} {location_path(location)}")
-        except Exception as exc:  # noqa: BLE001
+            status, location, _ = phone.post(
+                "/review", {"csrf_token": csrf, "action": "submit", "in_person": "T2"}
+            )
+            outcome = (
+                "ack"
+                if status == 302 and location_path(location) == "/thanks"
+                else (f"HTTP {status} {location_path(location)}")
+            )
+        except Exception as exc:
             outcome = f"error ({type(exc).__name__})"
         finally:
             phone.close()
         with lock:
             outcomes.append((outcome, sent, time.perf_counter()))
 
-    threads = [threading.Thread(target=patient, args=(token,), daemon=True)
-               for _, token in visits]
+    threads = [threading.Thread(target=patient, args=(token,), daemon=True) for _, token in visits]
     for thread in threads:
         thread.start()
     log(f"burst: {BURST} patients send at once")
@@ -591,31 +688,60 @@ def submit_burst(bench: Bench) -> list[Row]:
     db = sqlite3.connect(bench.database, timeout=30)
     try:
         marks = ",".join("?" * len(refs))
-        stored = db.execute(f"SELECT COUNT(*) FROM visits WHERE status = 'submitted' "
-                            f"AND patient_ref IN ({marks})", refs).fetchone()[0]
+        stored = db.execute(
+            f"SELECT COUNT(*) FROM visits WHERE status = 'submitted' AND patient_ref IN ({marks})",
+            refs,
+        ).fetchone()[0]
         integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
     finally:
         db.close()
     kinds = sorted(set(failures))
     return [
-        Row("burst", f"{BURST} send at once: acknowledged (302 /thanks)", f"{acked}/{BURST}",
-            target=f"{BURST}", result=verdict(acked == BURST, bad="FAIL")),
-        Row("burst", "stored (status 'submitted' in SQLite)", f"{stored}/{BURST}",
-            target="= acknowledged", result=verdict(stored == acked, bad="FAIL")),
-        Row("burst", "errors" + (f": {', '.join(kinds)[:60]}" if kinds else ""),
-            str(len(failures)), target="0", result=verdict(not failures, bad="FAIL")),
-        Row("burst", "server errors logged (whole run)", str(bench.server_errors()), target="0",
-            result=verdict(bench.server_errors() == 0, bad="FAIL")),
-        Row("burst", "slowest send / whole burst", f"{slowest * 1000:.0f} / {elapsed * 1000:.0f} ms"),
-        Row("burst", "PRAGMA integrity_check", integrity, target="ok",
-            result=verdict(integrity == "ok", bad="FAIL")),
+        Row(
+            "burst",
+            f"{BURST} send at once: acknowledged (302 /thanks)",
+            f"{acked}/{BURST}",
+            target=f"{BURST}",
+            result=verdict(acked == BURST, bad="FAIL"),
+        ),
+        Row(
+            "burst",
+            "stored (status 'submitted' in SQLite)",
+            f"{stored}/{BURST}",
+            target="= acknowledged",
+            result=verdict(stored == acked, bad="FAIL"),
+        ),
+        Row(
+            "burst",
+            "errors" + (f": {', '.join(kinds)[:60]}" if kinds else ""),
+            str(len(failures)),
+            target="0",
+            result=verdict(not failures, bad="FAIL"),
+        ),
+        Row(
+            "burst",
+            "server errors logged (whole run)",
+            str(bench.server_errors()),
+            target="0",
+            result=verdict(bench.server_errors() == 0, bad="FAIL"),
+        ),
+        Row(
+            "burst", "slowest send / whole burst", f"{slowest * 1000:.0f} / {elapsed * 1000:.0f} ms"
+        ),
+        Row(
+            "burst",
+            "PRAGMA integrity_check",
+            integrity,
+            target="ok",
+            result=verdict(integrity == "ok", bad="FAIL"),
+        ),
     ]
 
 
 # --- 4. the staff side: the fullest summary ------------------------------------------------
 
-SUMMARY_RENDERS = 200       # timed GETs of the summary (and of its .txt export)
-SUMMARY_WARMUP = 5          # untimed first requests: templates, catalogs, caches
+SUMMARY_RENDERS = 200  # timed GETs of the summary (and of its .txt export)
+SUMMARY_WARMUP = 5  # untimed first requests: templates, catalogs, caches
 TARGET_SUMMARY_MS = 50.0
 SUMMARY_PSYCHIATRIST = ("dr.bench@example.org", "bench-password-2026")
 MAXIMAL_VISIT = REPO_ROOT / "tests" / "browser" / "maximal_visit.py"
@@ -640,16 +766,26 @@ def _summary_app(bench: Bench):
     from patientapp.auth import hash_password
     from patientapp.web import get_db
 
-    app = create_app({"SECRET_KEY": "bench-summary",
-                      "DATABASE": str(bench.workdir / "summary" / "patientapp.db")})
+    app = create_app(
+        {
+            "SECRET_KEY": "bench-summary",
+            "DATABASE": str(bench.workdir / "summary" / "patientapp.db"),
+        }
+    )
     email, password = SUMMARY_PSYCHIATRIST
     with app.app_context():
         db = get_db()
-        doctor = storage.create_user(db, email=email, display_name="Dr. Bench",
-                                     password_hash=hash_password(password),
-                                     role="psychiatrist", now=datetime.now())
+        doctor = storage.create_user(
+            db,
+            email=email,
+            display_name="Dr. Bench",
+            password_hash=hash_password(password),
+            role="psychiatrist",
+            now=datetime.now(),
+        )
         stored = _maximal_visit_module().store_maximal_visit(
-            db, "BENCH-MAX", psychiatrist_id=doctor, acknowledged_by=doctor)
+            db, "BENCH-MAX", psychiatrist_id=doctor, acknowledged_by=doctor
+        )
     return app, stored.visit_id
 
 
@@ -661,8 +797,9 @@ def _signed_in(app):
     if page.status_code != 200 or not match:
         raise RuntimeError(f"GET /staff/login: {page.status_code}, no CSRF token")
     email, password = SUMMARY_PSYCHIATRIST
-    response = client.post("/staff/login", data={"csrf_token": match.group(1),
-                                                 "email": email, "password": password})
+    response = client.post(
+        "/staff/login", data={"csrf_token": match.group(1), "email": email, "password": password}
+    )
     if response.status_code != 302 or not response.location.endswith("/staff/"):
         raise RuntimeError(f"login: HTTP {response.status_code} to {response.location}")
     return client
@@ -692,31 +829,46 @@ def summary_render(bench: Bench) -> list[Row]:
     for fullest in ("Nearly every day", "Worries no longer named", "Stance: "):
         if fullest not in first:  # the page measured must be the fullest one
             raise RuntimeError(f"the summary lacks {fullest!r}")
-    page, page_errors = _time_gets(client, f"/staff/visits/{visit_id}/summary",
-                                   "Patient-reported; not a diagnosis.")
-    text, text_errors = _time_gets(client, f"/staff/visits/{visit_id}/summary.txt",
-                                   "Patient-reported; not a diagnosis.")
+    page, page_errors = _time_gets(
+        client, f"/staff/visits/{visit_id}/summary", "Patient-reported; not a diagnosis."
+    )
+    text, text_errors = _time_gets(
+        client, f"/staff/visits/{visit_id}/summary.txt", "Patient-reported; not a diagnosis."
+    )
     p50, p95 = (percentile(page, p) * 1000 for p in (50, 95))
     t50, t95 = (percentile(text, p) * 1000 for p in (50, 95))
     log(f"staff: summary p50 {p50:.1f} ms, p95 {p95:.1f} ms; text p50 {t50:.1f} ms")
     errors = page_errors + text_errors
     return [
-        Row("staff", f"summary render p50 / p95 (fullest, {SUMMARY_RENDERS} GETs, test client)",
-            f"{p50:.1f} / {p95:.1f} ms", target=f"p95 < {TARGET_SUMMARY_MS:.0f} ms",
-            result=verdict(p95 < TARGET_SUMMARY_MS, bad="SLOW")),
+        Row(
+            "staff",
+            f"summary render p50 / p95 (fullest, {SUMMARY_RENDERS} GETs, test client)",
+            f"{p50:.1f} / {p95:.1f} ms",
+            target=f"p95 < {TARGET_SUMMARY_MS:.0f} ms",
+            result=verdict(p95 < TARGET_SUMMARY_MS, bad="SLOW"),
+        ),
         Row("staff", "plain-text export p50 / p95 (summary.txt)", f"{t50:.1f} / {t95:.1f} ms"),
-        Row("staff", "summary errors (not 200 or incomplete)", str(errors), target="0",
-            result=verdict(errors == 0, bad="FAIL")),
+        Row(
+            "staff",
+            "summary errors (not 200 or incomplete)",
+            str(errors),
+            target="0",
+            result=verdict(errors == 0, bad="FAIL"),
+        ),
     ]
 
 
 # --- main ------------------------------------------------------------------------------------
 
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int,
-                        default=int(os.environ.get("PATIENTAPP_THREADS", "8")),
-                        help="waitress threads for both servers (default: the serve default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("PATIENTAPP_THREADS", "8")),
+        help="waitress threads for both servers (default: the serve default)",
+    )
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(REPO_ROOT))
@@ -724,26 +876,54 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         instance = workdir / "instance"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PATIENTAPP_", "FLASK_"))}
-        env.update({"PATIENTAPP_INSTANCE": str(instance), "PATIENTAPP_SECRET_KEY": "bench",
-                    "PATIENTAPP_THREADS": str(args.threads), "PYTHONUNBUFFERED": "1"})
+        env.update(
+            {
+                "PATIENTAPP_INSTANCE": str(instance),
+                "PATIENTAPP_SECRET_KEY": "bench",
+                "PATIENTAPP_THREADS": str(args.threads),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         os.environ.update({"PATIENTAPP_INSTANCE": str(instance)})
         from patientapp import create_app
 
         app = create_app({"SECRET_KEY": "bench", "DATABASE": str(instance / "patientapp.db")})
-        bench = Bench(workdir=workdir, threads=args.threads, app=app,
-                      database=instance / "patientapp.db", env=env,
-                      app_port=free_port(), app_log=workdir / "app.log")
+        bench = Bench(
+            workdir=workdir,
+            threads=args.threads,
+            app=app,
+            database=instance / "patientapp.db",
+            env=env,
+            app_port=free_port(),
+            app_log=workdir / "app.log",
+        )
         rows: list[Row] = []
-        command = [sys.executable, "-m", "flask", "--app", "app", "serve", "--host", HOST,
-                   "--port", str(bench.app_port), "--threads", str(args.threads)]
+        command = [
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            "app",
+            "serve",
+            "--host",
+            HOST,
+            "--port",
+            str(bench.app_port),
+            "--threads",
+            str(args.threads),
+        ]
         with running(command, env, bench.app_port, bench.app_log, "/start"):
             for measure in MEASUREMENTS:
                 rows.extend(measure(bench))
-    print(f"Patient side benchmark, {datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} cores, "
-          f"Python {sys.version.split()[0]}, waitress {args.threads} threads, KB = 1024 B")
+    print(
+        f"Patient side benchmark, {datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} cores, "
+        f"Python {sys.version.split()[0]}, waitress {args.threads} threads, KB = 1024 B"
+    )
     print(render(rows))
-    print("gzip: each file compressed alone at level 6, as a reverse proxy would serve it "
-          "(waitress itself sends it uncompressed).")
+    print(
+        "gzip: each file compressed alone at level 6, as a reverse proxy would serve it "
+        "(waitress itself sends it uncompressed)."
+    )
     return 0
 
 

@@ -31,8 +31,12 @@ def _resource_dir(name: str) -> str:
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the application: configuration, database, languages, blueprints."""
     instance = config_module.instance_path()
-    app = Flask(__name__, instance_path=str(instance), instance_relative_config=True,
-                template_folder=_resource_dir("templates"))
+    app = Flask(
+        __name__,
+        instance_path=str(instance),
+        instance_relative_config=True,
+        template_folder=_resource_dir("templates"),
+    )
     app.config.from_mapping(config_module.DEFAULTS)
     app.config["DATABASE"] = str(instance / "patientapp.db")
     app.config.update(config_module.from_environment())
@@ -92,8 +96,10 @@ ERROR_MESSAGES = {
 def _register_handlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(_error):
-        message = _l("This page was open too long or in another window, so for your "
-                     "privacy we couldn't save it. Please open your link again.")
+        message = _l(
+            "This page was open too long or in another window, so for your "
+            "privacy we couldn't save it. Please open your link again."
+        )
         return render_template("error.html", message=message, code=400), 400
 
     @app.errorhandler(HTTPException)
@@ -106,10 +112,16 @@ def _register_handlers(app: Flask) -> None:
         if app.testing and not app.config.get("CATCH_ERRORS_IN_TESTS"):
             raise error
         # Log the type and place only: answers must never reach a log.
-        app.logger.error("unhandled %s on %s %s", type(error).__name__, request.method,
-                         request.url_rule.rule if request.url_rule else "?")
-        message = _l("Sorry, something went wrong on our side. Your earlier answers are "
-                     "saved. Please try again.")
+        app.logger.error(
+            "unhandled %s on %s %s",
+            type(error).__name__,
+            request.method,
+            request.url_rule.rule if request.url_rule else "?",
+        )
+        message = _l(
+            "Sorry, something went wrong on our side. Your earlier answers are "
+            "saved. Please try again."
+        )
         return render_template("error.html", message=message, code=500), 500
 
     @app.after_request
@@ -121,7 +133,8 @@ def _register_handlers(app: Flask) -> None:
         headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        )
         headers["X-Content-Type-Options"] = "nosniff"
         headers["Referrer-Policy"] = "no-referrer"
         headers["X-Frame-Options"] = "DENY"

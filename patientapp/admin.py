@@ -10,12 +10,30 @@ import re
 import sqlite3
 from datetime import timedelta
 
-from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
-                   url_for)
-from flask_babel import gettext, lazy_gettext as _l
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import (DateField, EmailField, IntegerField, PasswordField, SelectChoice,
-                     SelectField, StringField, TextAreaField)
+from wtforms import (
+    DateField,
+    EmailField,
+    IntegerField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
 
 from . import storage
@@ -33,8 +51,6 @@ VISIT_ID = re.compile(r"^\d{1,9}$")
 DUPLICATE_EMAIL = _l("There is already an account with this email address.")
 
 
-
-
 def _role_choices() -> list[SelectChoice]:
     return [SelectChoice(role, ROLE_LABELS[role]) for role in ROLES]
 
@@ -47,19 +63,34 @@ def _check_password(_form, field) -> None:
 
 # --- forms -------------------------------------------------------------------------------
 
+
 class NewUserForm(FlaskForm):
-    email = EmailField(_l("Email"), filters=[strip_spaces], validators=[
-        DataRequired(message=_l("Please enter an email address.")), length_limit(200)],
-        render_kw={"autocomplete": "off", "spellcheck": "false"})
-    display_name = StringField(_l("Name as colleagues see it"), filters=[strip_spaces], validators=[
-        DataRequired(message=_l("Please enter a name.")), length_limit(80)],
-        render_kw={"autocomplete": "off"})
+    email = EmailField(
+        _l("Email"),
+        filters=[strip_spaces],
+        validators=[DataRequired(message=_l("Please enter an email address.")), length_limit(200)],
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
+    display_name = StringField(
+        _l("Name as colleagues see it"),
+        filters=[strip_spaces],
+        validators=[DataRequired(message=_l("Please enter a name.")), length_limit(80)],
+        render_kw={"autocomplete": "off"},
+    )
     role = SelectField(_l("Role"), choices=_role_choices())
-    password = PasswordField(_l("Initial password"), description=_l(
-        "At least 10 characters. Give it to them in person; they can't change it yet, so "
-        "set a new one here when needed."),
-        validators=[DataRequired(message=_l("Please enter a password.")), length_limit(500),
-                    _check_password], render_kw={"autocomplete": "new-password"})
+    password = PasswordField(
+        _l("Initial password"),
+        description=_l(
+            "At least 10 characters. Give it to them in person; they can't change it yet, so "
+            "set a new one here when needed."
+        ),
+        validators=[
+            DataRequired(message=_l("Please enter a password.")),
+            length_limit(500),
+            _check_password,
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
 
     def validate_email(self, field):
         if not EMAIL_SHAPE.match(field.data or ""):
@@ -71,20 +102,31 @@ class RoleForm(FlaskForm):
 
 
 class PasswordForm(FlaskForm):
-    password = PasswordField(_l("New password"), description=_l("At least 10 characters."),
-                             validators=[DataRequired(message=_l("Please enter a password.")),
-                                         length_limit(500), _check_password],
-                             render_kw={"autocomplete": "new-password"})
+    password = PasswordField(
+        _l("New password"),
+        description=_l("At least 10 characters."),
+        validators=[
+            DataRequired(message=_l("Please enter a password.")),
+            length_limit(500),
+            _check_password,
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
 
 
 class WholeNumberField(IntegerField):
     """A whole number within a range, with one clear message for any bad input."""
 
     def __init__(self, label, low: int, high: int, **kwargs):
-        self.range_message = _l("Please enter a whole number from %(low)s to %(high)s.",
-                                low=low, high=high)
-        super().__init__(label, validators=[NumberRange(low, high, self.range_message)],
-                         render_kw={"min": low, "max": high, "inputmode": "numeric"}, **kwargs)
+        self.range_message = _l(
+            "Please enter a whole number from %(low)s to %(high)s.", low=low, high=high
+        )
+        super().__init__(
+            label,
+            validators=[NumberRange(low, high, self.range_message)],
+            render_kw={"min": low, "max": high, "inputmode": "numeric"},
+            **kwargs,
+        )
 
     def process_formdata(self, valuelist):
         try:
@@ -96,29 +138,45 @@ class WholeNumberField(IntegerField):
 
 def _normalise_lines(value):
     """Keep the admin's line breaks, in one form, without trailing blank space."""
-    return value.replace("\r\n", "\n").replace("\r", "\n").strip() if isinstance(value, str) \
-        else value
+    return (
+        value.replace("\r\n", "\n").replace("\r", "\n").strip() if isinstance(value, str) else value
+    )
 
 
 class SettingsForm(FlaskForm):
-    clinic_name = StringField(_l("Clinic name"), filters=[strip_spaces], validators=[length_limit(120)],
-                              description=_l("Shown at the top of every page. Leave empty "
-                                             "to show “Your clinic”."))
+    clinic_name = StringField(
+        _l("Clinic name"),
+        filters=[strip_spaces],
+        validators=[length_limit(120)],
+        description=_l("Shown at the top of every page. Leave empty to show “Your clinic”."),
+    )
     crisis_text = TextAreaField(
-        _l("What to do in a crisis"), filters=[_normalise_lines], validators=[length_limit(1000)],
-        description=_l("Shown to patients on the welcome screen and at once after a "
-                       "worrying safety answer. Give local phone numbers. Line breaks are "
-                       "kept. Leave empty for a general message."),
-        render_kw={"rows": 6})
+        _l("What to do in a crisis"),
+        filters=[_normalise_lines],
+        validators=[length_limit(1000)],
+        description=_l(
+            "Shown to patients on the welcome screen and at once after a "
+            "worrying safety answer. Give local phone numbers. Line breaks are "
+            "kept. Leave empty for a general message."
+        ),
+        render_kw={"rows": 6},
+    )
     languages = MultiCheckboxField(_l("Languages offered to patients"))
     invite_extra_days = WholeNumberField(
-        _l("Extra days an invitation works after the appointment day"), 0, 14,
-        description=_l("0 means until the end of the appointment day."))
+        _l("Extra days an invitation works after the appointment day"),
+        0,
+        14,
+        description=_l("0 means until the end of the appointment day."),
+    )
     patient_idle_minutes = WholeNumberField(
-        _l("Minutes before an idle patient's page closes"), 5, 120)
+        _l("Minutes before an idle patient's page closes"), 5, 120
+    )
     retention_days = WholeNumberField(
-        _l("Days to keep visits and answers"), 30, 3650,
-        description=_l("Older visits are deleted when the purge command runs."))
+        _l("Days to keep visits and answers"),
+        30,
+        3650,
+        description=_l("Older visits are deleted when the purge command runs."),
+    )
 
     def validate_languages(self, field):
         if not field.data:
@@ -132,10 +190,16 @@ class AuditFilterForm(FlaskForm):
     action = SelectField(_l("Action"), default="", invalid_choice_message=CHOICE_ERROR)
     user = SelectField(_l("Person"), default="", invalid_choice_message=CHOICE_ERROR)
     visit = StringField(_l("Visit ID"), filters=[strip_spaces], render_kw={"inputmode": "numeric"})
-    since = DateField(_l("From date"), validators=[Optional()],
-                      invalid_value_message=_l("Please enter a valid date."))
-    until = DateField(_l("To date"), validators=[Optional()],
-                      invalid_value_message=_l("Please enter a valid date."))
+    since = DateField(
+        _l("From date"),
+        validators=[Optional()],
+        invalid_value_message=_l("Please enter a valid date."),
+    )
+    until = DateField(
+        _l("To date"),
+        validators=[Optional()],
+        invalid_value_message=_l("Please enter a valid date."),
+    )
 
     def validate_visit(self, field):
         if field.data and not VISIT_ID.match(field.data):
@@ -143,6 +207,7 @@ class AuditFilterForm(FlaskForm):
 
 
 # --- users -------------------------------------------------------------------------------
+
 
 def _user_or_404(user_id: int) -> dict:
     user = storage.get_user(get_db(), user_id)
@@ -157,9 +222,14 @@ def _create_user(form: NewUserForm) -> bool:
     email = form.email.data
     if storage.user_by_email(db, email) is None:
         try:
-            storage.create_user(db, email=email, display_name=form.display_name.data,
-                                password_hash=hash_password(form.password.data),
-                                role=form.role.data, now=now())
+            storage.create_user(
+                db,
+                email=email,
+                display_name=form.display_name.data,
+                password_hash=hash_password(form.password.data),
+                role=form.role.data,
+                now=now(),
+            )
         except sqlite3.IntegrityError:
             pass  # another admin created the same address a moment ago
         else:
@@ -178,16 +248,21 @@ def users():
         flash(gettext("Account created for %(email)s.", email=form.email.data), "ok")
         return redirect(url_for("admin.users"))
     status = 422 if request.method == "POST" else 200
-    return render_template("admin/users.html", form=form, users=storage.list_users(get_db()),
-                           role_labels=ROLE_LABELS), status
+    return render_template(
+        "admin/users.html", form=form, users=storage.list_users(get_db()), role_labels=ROLE_LABELS
+    ), status
 
 
 def _user_page(account: dict, role_form=None, password_form=None, status: int = 200):
     role_form = role_form or RoleForm(formdata=None, data={"role": account["role"]})
-    return render_template("admin/user.html", user=account, role_form=role_form,
-                           password_form=password_form or PasswordForm(formdata=None),
-                           role_labels=ROLE_LABELS,
-                           is_self=account["id"] == g.user["id"]), status
+    return render_template(
+        "admin/user.html",
+        user=account,
+        role_form=role_form,
+        password_form=password_form or PasswordForm(formdata=None),
+        role_labels=ROLE_LABELS,
+        is_self=account["id"] == g.user["id"],
+    ), status
 
 
 @bp.get("/users/<int:user_id>")
@@ -247,8 +322,12 @@ def _set_active(user_id: int, active: bool):
         if not active:
             storage.end_user_sessions(db, user_id, now())
         audit("user_reactivated" if active else "user_deactivated", detail=account["email"])
-        flash(gettext("Account reactivated.") if active else
-              gettext("Account deactivated. Their sessions have ended."), "ok")
+        flash(
+            gettext("Account reactivated.")
+            if active
+            else gettext("Account deactivated. Their sessions have ended."),
+            "ok",
+        )
     return redirect(url_for("admin.user", user_id=user_id))
 
 
@@ -267,6 +346,7 @@ def reactivate(user_id: int):
 
 
 # --- settings ----------------------------------------------------------------------------
+
 
 def _offered() -> list[str]:
     return list(current_app.config["OFFERED_LANGUAGES"])
@@ -315,14 +395,17 @@ def settings():
 
 # --- audit log ---------------------------------------------------------------------------
 
+
 def _filter_form() -> AuditFilterForm:
     db = get_db()
     form = AuditFilterForm(formdata=request.args)
     form.action.choices = [SelectChoice("", gettext("Any action"))] + [
-        SelectChoice(action, action) for action in storage.audit_actions(db)]
+        SelectChoice(action, action) for action in storage.audit_actions(db)
+    ]
     form.user.choices = [SelectChoice("", gettext("Anyone"))] + [
         SelectChoice(str(u["id"]), f"{u['display_name'] or u['email']} ({u['email']})")
-        for u in storage.list_users(db)]
+        for u in storage.list_users(db)
+    ]
     form.validate()
     return form
 
@@ -363,8 +446,15 @@ def audit_log():
     """Browse the audit trail, newest first, filtered by GET parameters."""
     form = _filter_form()
     page = _page()
-    rows = storage.audit_entries(get_db(), **_query(form), limit=PAGE_SIZE + 1,
-                                 offset=(page - 1) * PAGE_SIZE)
-    return render_template("admin/audit.html", form=form, rows=rows[:PAGE_SIZE], page=page,
-                           has_next=len(rows) > PAGE_SIZE, link_args=_link_args(form),
-                           ignored=any(field.errors for field in form))
+    rows = storage.audit_entries(
+        get_db(), **_query(form), limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
+    )
+    return render_template(
+        "admin/audit.html",
+        form=form,
+        rows=rows[:PAGE_SIZE],
+        page=page,
+        has_next=len(rows) > PAGE_SIZE,
+        link_args=_link_args(form),
+        ignored=any(field.errors for field in form),
+    )

@@ -14,8 +14,17 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import (Blueprint, abort, current_app, g, redirect, render_template, request,
-                   session, url_for)
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -29,16 +38,22 @@ from .web import get_db, now
 bp = Blueprint("auth", __name__, url_prefix="/staff")
 
 ROLES = ("admin", "psychiatrist", "frontdesk")
-ROLE_LABELS = {"admin": _l("Admin"), "psychiatrist": _l("Psychiatrist"),
-               "frontdesk": _l("Front desk")}
+ROLE_LABELS = {
+    "admin": _l("Admin"),
+    "psychiatrist": _l("Psychiatrist"),
+    "frontdesk": _l("Front desk"),
+}
 MIN_PASSWORD = 10
 SESSION_KEY = "staff"
-LOGIN_ERROR = _l("That email and password don't match an active account, or the account "
-                 "is locked for a few minutes after too many tries.")
+LOGIN_ERROR = _l(
+    "That email and password don't match an active account, or the account "
+    "is locked for a few minutes after too many tries."
+)
 _argon2 = PasswordHasher()
 
 
 # --- passwords ---------------------------------------------------------------------------
+
 
 def hash_password(password: str) -> str:
     if current_app.config.get("PASSWORD_HASHER") == "fast":
@@ -75,6 +90,7 @@ def password_problem(password: str) -> str | None:
 
 # --- sessions ----------------------------------------------------------------------------
 
+
 def _hash(session_id: str) -> str:
     return hashlib.sha256(session_id.encode("ascii")).hexdigest()
 
@@ -108,15 +124,20 @@ def current_user(touch: bool = True) -> dict | None:
         return None
     idle = moment - datetime.fromisoformat(row["last_seen_at"])
     age = moment - datetime.fromisoformat(row["created_at"])
-    if (idle > timedelta(minutes=cfg["STAFF_IDLE_MINUTES"])
-            or age > timedelta(hours=cfg["STAFF_ABSOLUTE_HOURS"])):
+    if idle > timedelta(minutes=cfg["STAFF_IDLE_MINUTES"]) or age > timedelta(
+        hours=cfg["STAFF_ABSOLUTE_HOURS"]
+    ):
         storage.end_staff_session(db, row["id"], moment)
         session.pop(SESSION_KEY, None)
         return None
     if touch:
         storage.touch_staff_session(db, row["id"], moment)
-    return {"id": row["user_id"], "email": row["email"], "role": row["role"],
-            "display_name": row["display_name"] or row["email"]}
+    return {
+        "id": row["user_id"],
+        "email": row["email"],
+        "role": row["role"],
+        "display_name": row["display_name"] or row["email"],
+    }
 
 
 def login_required(*roles: str, touch: bool = True, hide_as_404: bool = False):
@@ -125,6 +146,7 @@ def login_required(*roles: str, touch: bool = True, hide_as_404: bool = False):
     With hide_as_404 a wrong role gets the same 404 as a missing object, so nobody
     learns whether a visit exists.
     """
+
     def decorator(view):
         @functools.wraps(view)
         def wrapped(*args, **kwargs):
@@ -137,26 +159,38 @@ def login_required(*roles: str, touch: bool = True, hide_as_404: bool = False):
                 abort(404 if hide_as_404 else 403)
             g.user = user
             return view(*args, **kwargs)
+
         return wrapped
+
     return decorator
 
 
 def audit(action: str, visit_id: int | None = None, detail: str = "") -> None:
     """Record who did what (never answer content) for the logged-in user."""
     user = g.get("user")
-    storage.audit(get_db(), action, now=now(), user_id=user["id"] if user else None,
-                  actor=user["email"] if user else "", visit_id=visit_id, detail=detail)
+    storage.audit(
+        get_db(),
+        action,
+        now=now(),
+        user_id=user["id"] if user else None,
+        actor=user["email"] if user else "",
+        visit_id=visit_id,
+        detail=detail,
+    )
 
 
 # --- login throttling --------------------------------------------------------------------
 
+
 def _locked(db, email: str) -> bool:
     cfg = current_app.config
     since = now() - timedelta(minutes=cfg["LOGIN_LOCKOUT_MINUTES"])
-    return (storage.count_failures(db, "login-account", email.lower(), since)
-            >= cfg["LOGIN_FAILURES_PER_ACCOUNT"]
-            or storage.count_failures(db, "login-client", request.remote_addr or "-", since)
-            >= cfg["LOGIN_FAILURES_PER_CLIENT"])
+    return (
+        storage.count_failures(db, "login-account", email.lower(), since)
+        >= cfg["LOGIN_FAILURES_PER_ACCOUNT"]
+        or storage.count_failures(db, "login-client", request.remote_addr or "-", since)
+        >= cfg["LOGIN_FAILURES_PER_CLIENT"]
+    )
 
 
 # --- views -------------------------------------------------------------------------------
@@ -166,20 +200,34 @@ PASSWORD_REQUIRED = DataRequired(message=_l("Please enter a password."))
 
 
 class LoginForm(FlaskForm):
-    email = EmailField(_l("Email"), validators=[EMAIL_REQUIRED, length_limit(200)],
-                       render_kw={"autocomplete": "username"})
-    password = PasswordField(_l("Password"), validators=[PASSWORD_REQUIRED, length_limit(500)],
-                             render_kw={"autocomplete": "current-password"})
+    email = EmailField(
+        _l("Email"),
+        validators=[EMAIL_REQUIRED, length_limit(200)],
+        render_kw={"autocomplete": "username"},
+    )
+    password = PasswordField(
+        _l("Password"),
+        validators=[PASSWORD_REQUIRED, length_limit(500)],
+        render_kw={"autocomplete": "current-password"},
+    )
 
 
 class NewPasswordForm(FlaskForm):
     """A new password typed twice, long enough."""
 
-    password = PasswordField(_l("Password"), validators=[PASSWORD_REQUIRED, length_limit(500)],
-                             render_kw={"autocomplete": "new-password"})
-    confirm = PasswordField(_l("Password again"), validators=[
-        PASSWORD_REQUIRED, EqualTo("password", message=_l("The two passwords are not the same."))],
-        render_kw={"autocomplete": "new-password"})
+    password = PasswordField(
+        _l("Password"),
+        validators=[PASSWORD_REQUIRED, length_limit(500)],
+        render_kw={"autocomplete": "new-password"},
+    )
+    confirm = PasswordField(
+        _l("Password again"),
+        validators=[
+            PASSWORD_REQUIRED,
+            EqualTo("password", message=_l("The two passwords are not the same.")),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
 
     def validate_password(self, field):
         problem = password_problem(field.data or "")
@@ -188,16 +236,23 @@ class NewPasswordForm(FlaskForm):
 
 
 class SetupForm(NewPasswordForm):
-    email = EmailField(_l("Email"), validators=[EMAIL_REQUIRED, length_limit(200)],
-                       render_kw={"autocomplete": "username"})
-    display_name = StringField(_l("Your name as colleagues see it"), validators=[
-        DataRequired(message=_l("Please enter a name.")), length_limit(80)])
+    email = EmailField(
+        _l("Email"),
+        validators=[EMAIL_REQUIRED, length_limit(200)],
+        render_kw={"autocomplete": "username"},
+    )
+    display_name = StringField(
+        _l("Your name as colleagues see it"),
+        validators=[DataRequired(message=_l("Please enter a name.")), length_limit(80)],
+    )
 
 
 class ChangePasswordForm(NewPasswordForm):
-    current = PasswordField(_l("Current password"), validators=[PASSWORD_REQUIRED,
-                                                                length_limit(500)],
-                            render_kw={"autocomplete": "current-password"})
+    current = PasswordField(
+        _l("Current password"),
+        validators=[PASSWORD_REQUIRED, length_limit(500)],
+        render_kw={"autocomplete": "current-password"},
+    )
 
 
 def _safe_next(target: str | None) -> str:
@@ -214,10 +269,7 @@ def login():
         db = get_db()
         email = form.email.data.strip()
         user = storage.user_by_email(db, email)
-        if _locked(db, email):
-            _burn_time(form.password.data)
-            ok = False
-        elif user is None or not user["active"]:
+        if _locked(db, email) or user is None or not user["active"]:
             _burn_time(form.password.data)
             ok = False
         else:
@@ -227,10 +279,19 @@ def login():
             storage.clear_failures(db, "login-account", email.lower())
             storage.audit(db, "login", now=now(), user_id=user["id"], actor=user["email"])
             return redirect(_safe_next(request.args.get("next")))
-        storage.record_failures(db, [("login-account", email.lower()),
-                                     ("login-client", request.remote_addr or "-")], now())
-        storage.audit(db, "login_failed", now=now(), user_id=user["id"] if user else None,
-                      actor=email[:200], detail="" if user else "unknown account")
+        storage.record_failures(
+            db,
+            [("login-account", email.lower()), ("login-client", request.remote_addr or "-")],
+            now(),
+        )
+        storage.audit(
+            db,
+            "login_failed",
+            now=now(),
+            user_id=user["id"] if user else None,
+            actor=email[:200],
+            detail="" if user else "unknown account",
+        )
         form.password.errors.append(LOGIN_ERROR)
         status = 401
     elif request.method == "POST":
@@ -255,8 +316,9 @@ def account():
         form.current.errors.append(_l("That is not your current password."))
     if request.method == "POST":
         status = 422
-    return render_template("staff/account.html", form=form,
-                           saved=session.pop("password_changed", False)), status
+    return render_template(
+        "staff/account.html", form=form, saved=session.pop("password_changed", False)
+    ), status
 
 
 @bp.post("/logout")
@@ -287,8 +349,11 @@ def issue_setup_token(db) -> str | None:
 def setup(token: str):
     db = get_db()
     expected = storage.get_settings(db).get(SETUP_SETTING)
-    if (storage.count_users(db) or not expected
-            or not secrets.compare_digest(expected, _hash(token))):
+    if (
+        storage.count_users(db)
+        or not expected
+        or not secrets.compare_digest(expected, _hash(token))
+    ):
         abort(404)
     form = SetupForm()
     if form.validate_on_submit():
@@ -296,12 +361,23 @@ def setup(token: str):
             if storage.count_users(db):
                 abort(404)
             user_id = storage.create_user(
-                db, email=form.email.data, display_name=form.display_name.data,
-                password_hash=hash_password(form.password.data), role="admin", now=now())
+                db,
+                email=form.email.data,
+                display_name=form.display_name.data,
+                password_hash=hash_password(form.password.data),
+                role="admin",
+                now=now(),
+            )
             storage.delete_setting(db, SETUP_SETTING)
         user = storage.get_user(db, user_id)
-        storage.audit(db, "user_created", now=now(), user_id=user_id, actor=user["email"],
-                      detail="first admin via setup link")
+        storage.audit(
+            db,
+            "user_created",
+            now=now(),
+            user_id=user_id,
+            actor=user["email"],
+            detail="first admin via setup link",
+        )
         log_in(user)
         return redirect(url_for("staff.board"))
     return render_template("staff/setup.html", form=form), 200 if request.method == "GET" else 422

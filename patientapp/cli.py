@@ -23,12 +23,29 @@ def base_url() -> str:
 
 
 @click.command("serve")
-@click.option("--host", envvar="PATIENTAPP_HOST", default="127.0.0.1", show_default=True,
-              help="Address to listen on.")
-@click.option("--port", envvar="PATIENTAPP_PORT", default=8000, show_default=True, type=int,
-              help="Port to listen on.")
-@click.option("--threads", envvar="PATIENTAPP_THREADS", default=8, show_default=True, type=int,
-              help="Worker threads.")
+@click.option(
+    "--host",
+    envvar="PATIENTAPP_HOST",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on.",
+)
+@click.option(
+    "--port",
+    envvar="PATIENTAPP_PORT",
+    default=8000,
+    show_default=True,
+    type=int,
+    help="Port to listen on.",
+)
+@click.option(
+    "--threads",
+    envvar="PATIENTAPP_THREADS",
+    default=8,
+    show_default=True,
+    type=int,
+    help="Worker threads.",
+)
 @with_appcontext
 def serve_command(host: str, port: int, threads: int) -> None:
     """Serve the app with waitress, the production server."""
@@ -65,8 +82,9 @@ def _parse_when(value: str | None) -> datetime:
 
 @click.command("invite")
 @click.argument("patient_ref")
-@click.option("--at", "appointment", help="Appointment date and time, YYYY-MM-DD HH:MM "
-              "(default: now).")
+@click.option(
+    "--at", "appointment", help="Appointment date and time, YYYY-MM-DD HH:MM (default: now)."
+)
 @click.option("--language", default="", help="Suggested language code, e.g. es or ar.")
 @with_appcontext
 def invite_command(patient_ref: str, appointment: str | None, language: str) -> None:
@@ -76,11 +94,19 @@ def invite_command(patient_ref: str, appointment: str | None, language: str) -> 
     if not patient_ref or len(patient_ref) > 40:
         raise click.BadParameter("give a chart number or initials of 1 to 40 characters")
     invitation = invitations.create(
-        get_db(), patient_ref=patient_ref, appointment_at=_parse_when(appointment),
-        psychiatrist_id=None, suggested_language=language,
-        extra_days=int(clinic_settings()["invite_extra_days"]), created_by=None, now=now())
+        get_db(),
+        patient_ref=patient_ref,
+        appointment_at=_parse_when(appointment),
+        psychiatrist_id=None,
+        suggested_language=language,
+        extra_days=int(clinic_settings()["invite_extra_days"]),
+        created_by=None,
+        now=now(),
+    )
     click.echo(f"Link:    {base_url()}/v/{invitation.token}")
-    click.echo(f"Code:    {invitations.format_code(invitation.code)}  (enter at {base_url()}/start)")
+    click.echo(
+        f"Code:    {invitations.format_code(invitation.code)}  (enter at {base_url()}/start)"
+    )
     click.echo(f"Expires: {invitation.expires_at:%Y-%m-%d %H:%M}")
 
 

@@ -107,8 +107,7 @@ def warn_if_unsafe(host: str, debug: bool) -> bool:
             "\n" + "!" * 72 + "\n"
             f"!! DEBUG MODE ON A NON-LOOPBACK HOST ({host}).\n"
             "!! Anyone who can reach this address can run code on this machine and\n"
-            "!! read every patient's answers. Never do this outside development.\n"
-            + "!" * 72
+            "!! read every patient's answers. Never do this outside development.\n" + "!" * 72
         )
         log.warning(message)
         print(message, flush=True)

@@ -39,8 +39,15 @@ def show(item: Item, value) -> Shown:
     if item.type == "single":
         return Shown((label(item, value),))
     if item.type == "scale":
-        return Shown((gettext("%(value)s out of %(max)s", value=format_decimal(value),
-                              max=format_decimal(item.max)),))
+        return Shown(
+            (
+                gettext(
+                    "%(value)s out of %(max)s",
+                    value=format_decimal(value),
+                    max=format_decimal(item.max),
+                ),
+            )
+        )
     if item.type == "text":
         return Shown(quote=value)
     if item.type == "yesno_text":
@@ -48,7 +55,9 @@ def show(item: Item, value) -> Shown:
         return Shown(words, value.get("text", ""))
     if item.type == "medlist":
         no_feeling = gettext("no feeling picked")
-        return Shown(tuple(f"{row['name']} — {label(item, row.get('feeling')) or no_feeling}"
-                           for row in value))
+        return Shown(
+            tuple(
+                f"{row['name']} — {label(item, row.get('feeling')) or no_feeling}" for row in value
+            )
+        )
     return Shown()
-

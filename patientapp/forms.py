@@ -11,8 +11,16 @@ from functools import lru_cache
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import (FieldList, Form, FormField, RadioField, SelectChoice, SelectMultipleField,
-                     StringField, TextAreaField)
+from wtforms import (
+    FieldList,
+    Form,
+    FormField,
+    RadioField,
+    SelectChoice,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -43,9 +51,13 @@ class ExclusiveChoice:
         picked = field.data or []
         lonely = [c for c in picked if c in self.exclusive]
         if lonely and len(picked) > 1:
-            raise ValidationError(_l(
-                "“%(choice)s” can't be picked together with other answers. "
-                "Please untick one of them.", choice=_l(self.exclusive[lonely[0]])))
+            raise ValidationError(
+                _l(
+                    "“%(choice)s” can't be picked together with other answers. "
+                    "Please untick one of them.",
+                    choice=_l(self.exclusive[lonely[0]]),
+                )
+            )
 
 
 def _choices(item: Item) -> list[SelectChoice]:
@@ -60,13 +72,15 @@ PREFER_NOT = SelectChoice("", _l("Prefer not to say"))
 
 def _skippable(choices: list) -> list:
     """A radio group can't be un-ticked without script, so it gets its own way out."""
-    return choices + [PREFER_NOT]
+    return [*choices, PREFER_NOT]
 
 
 def length_limit(max_length: int) -> Length:
     """A length check whose message names the limit, in the reader's language."""
-    return Length(max=max_length, message=_l(
-        "Please keep this to %(max)s characters or fewer.", max=max_length))
+    return Length(
+        max=max_length,
+        message=_l("Please keep this to %(max)s characters or fewer.", max=max_length),
+    )
 
 
 class MedicineRow(Form):
@@ -83,14 +97,18 @@ def _medlist_fields(item: Item, rows: int):
         f"{item.id}Row",
         (MedicineRow,),
         {
-            "name": StringField(_l(item.row_label), filters=[strip_spaces],
-                                validators=[Optional(), length_limit(item.max_length)],
-                                render_kw={"maxlength": item.max_length, "autocomplete": "off"}),
+            "name": StringField(
+                _l(item.row_label),
+                filters=[strip_spaces],
+                validators=[Optional(), length_limit(item.max_length)],
+                render_kw={"maxlength": item.max_length, "autocomplete": "off"},
+            ),
             "feeling": _radio(_l(item.choice_label), _choices(item)),
         },
     )
-    return FieldList(FormField(row_class), label=_l(item.prompt), min_entries=rows,
-                     max_entries=item.max_rows)
+    return FieldList(
+        FormField(row_class), label=_l(item.prompt), min_entries=rows, max_entries=item.max_rows
+    )
 
 
 def strip_spaces(value):
@@ -98,8 +116,13 @@ def strip_spaces(value):
 
 
 def _radio(label, choices) -> RadioField:
-    return RadioField(label, choices=choices, validators=[Optional()],
-                      invalid_choice_message=CHOICE_ERROR, invalid_value_message=CHOICE_ERROR)
+    return RadioField(
+        label,
+        choices=choices,
+        validators=[Optional()],
+        invalid_choice_message=CHOICE_ERROR,
+        invalid_value_message=CHOICE_ERROR,
+    )
 
 
 def _fields_for(item: Item, med_rows: int) -> dict[str, object]:
@@ -110,22 +133,36 @@ def _fields_for(item: Item, med_rows: int) -> dict[str, object]:
         validators = [Optional(), ExclusiveChoice(item)]
         if item.max:
             validators.append(MaxChoices(item.max))
-        return {item.id: MultiCheckboxField(label, choices=_choices(item), validators=validators,
-                                            invalid_choice_message=CHOICE_ERROR,
-                                            invalid_value_message=CHOICE_ERROR)}
+        return {
+            item.id: MultiCheckboxField(
+                label,
+                choices=_choices(item),
+                validators=validators,
+                invalid_choice_message=CHOICE_ERROR,
+                invalid_value_message=CHOICE_ERROR,
+            )
+        }
     if item.type == "scale":
         values = [SelectChoice(str(n)) for n in range(item.min, item.max + 1)]
         return {item.id: _radio(label, _skippable(values))}
     if item.type == "text":
-        return {item.id: TextAreaField(label, filters=[strip_spaces],
-                                       validators=[Optional(), length_limit(item.max_length)],
-                                       render_kw={"maxlength": item.max_length, "rows": 4})}
+        return {
+            item.id: TextAreaField(
+                label,
+                filters=[strip_spaces],
+                validators=[Optional(), length_limit(item.max_length)],
+                render_kw={"maxlength": item.max_length, "rows": 4},
+            )
+        }
     if item.type == "yesno_text":
         return {
             item.id: _radio(label, _skippable(_choices(item))),
-            f"{item.id}_text": TextAreaField(_l(item.text_prompt), filters=[strip_spaces],
-                                             validators=[Optional(), length_limit(item.max_length)],
-                                             render_kw={"maxlength": item.max_length, "rows": 4}),
+            f"{item.id}_text": TextAreaField(
+                _l(item.text_prompt),
+                filters=[strip_spaces],
+                validators=[Optional(), length_limit(item.max_length)],
+                render_kw={"maxlength": item.max_length, "rows": 4},
+            ),
         }
     if item.type == "medlist":
         return {item.id: _medlist_fields(item, med_rows)}
@@ -174,15 +211,16 @@ def answers_from(section: Section, form: FlaskForm) -> dict[str, object]:
             answers[item.id] = list(field.data) or None
         elif item.type == "scale":
             answers[item.id] = int(field.data) if field.data not in (None, "") else None
-        elif item.type in ("single",):
-            answers[item.id] = field.data or None
-        elif item.type == "text":
+        elif item.type in ("single",) or item.type == "text":
             answers[item.id] = field.data or None
         elif item.type == "yesno_text":
             choice, text = field.data or None, form[f"{item.id}_text"].data or ""
             answers[item.id] = {"choice": choice, "text": text} if (choice or text) else None
         elif item.type == "medlist":
-            rows = [{"name": row.form.name.data, "feeling": row.form.feeling.data or None}
-                    for row in field if (row.form.name.data or "").strip()]
+            rows = [
+                {"name": row.form.name.data, "feeling": row.form.feeling.data or None}
+                for row in field
+                if (row.form.name.data or "").strip()
+            ]
             answers[item.id] = rows or None
     return answers

@@ -78,8 +78,11 @@ def compile_catalogs(source: Path, target: Path, languages) -> None:
 def available_languages() -> list[str]:
     """Languages that ship with a catalog (English is the source and needs none)."""
     source = translations_source()
-    return [code for code in LANGUAGES
-            if code == SOURCE_LANGUAGE or (source / code / "LC_MESSAGES" / f"{DOMAIN}.po").is_file()]
+    return [
+        code
+        for code in LANGUAGES
+        if code == SOURCE_LANGUAGE or (source / code / "LC_MESSAGES" / f"{DOMAIN}.po").is_file()
+    ]
 
 
 def offered_languages() -> list[str]:
@@ -101,8 +104,12 @@ def select_locale() -> str:
     """?lang= -> the choice made on this device -> the patient's language for this visit
     (also on another device) -> the invitation's suggestion -> Accept-Language -> clinic
     default; only among the languages the clinic offers."""
-    chosen = (_valid(request.args.get("lang")) or _valid(session.get("lang"))
-              or _valid(g.get("visit_language")) or _valid(g.get("suggested_language")))
+    chosen = (
+        _valid(request.args.get("lang"))
+        or _valid(session.get("lang"))
+        or _valid(g.get("visit_language"))
+        or _valid(g.get("suggested_language"))
+    )
     if chosen:
         return chosen
     offered = offered_languages()
@@ -146,7 +153,9 @@ def init_app(app) -> None:
     unknown = [code for code in offered if code not in LANGUAGES]
     if unknown:
         raise MissingCatalogError(f"Unknown language codes configured: {', '.join(unknown)}")
-    compiled = Path(app.config.get("COMPILED_TRANSLATIONS") or Path(app.instance_path) / "translations")
+    compiled = Path(
+        app.config.get("COMPILED_TRANSLATIONS") or Path(app.instance_path) / "translations"
+    )
     compile_catalogs(translations_source(), compiled, offered)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(compiled)
     Babel(app, locale_selector=select_locale)

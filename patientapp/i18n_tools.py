@@ -40,8 +40,17 @@ COMMENT_TAGS = ("Translators:",)
 # --- the questionnaire extractor --------------------------------------------------------
 
 SECTION_KEYS = ("title",)
-ITEM_KEYS = ("prompt", "short", "help", "intro", "min_label", "max_label", "row_label",
-             "choice_label", "text_prompt")
+ITEM_KEYS = (
+    "prompt",
+    "short",
+    "help",
+    "intro",
+    "min_label",
+    "max_label",
+    "row_label",
+    "choice_label",
+    "text_prompt",
+)
 CHOICE_KEYS = ("label",)
 
 
@@ -80,8 +89,12 @@ def _item_messages(item: dict, finder: _LineFinder, at: int):
     for choice in item.get("choices", ()):
         choice_at = finder.after_id(str(choice.get("id", "")), at)
         for _key, value in _strings(choice, CHOICE_KEYS):
-            yield (finder.line_of(value, choice_at), None, value,
-                   [f"{item_id} choice {choice.get('id', '?')}"])
+            yield (
+                finder.line_of(value, choice_at),
+                None,
+                value,
+                [f"{item_id} choice {choice.get('id', '?')}"],
+            )
 
 
 def extract_questionnaire(fileobj, keywords, comment_tags, options):
@@ -110,11 +123,13 @@ def extract_questionnaire(fileobj, keywords, comment_tags, options):
 
 # --- extracting, initialising, updating ------------------------------------------------
 
+
 def project_root() -> Path:
     """The folder holding babel.cfg: the parent of the patientapp package."""
     if not (PROJECT_ROOT / "babel.cfg").is_file():
         raise click.ClickException(
-            f"No babel.cfg in {PROJECT_ROOT}: the i18n commands work in a source checkout.")
+            f"No babel.cfg in {PROJECT_ROOT}: the i18n commands work in a source checkout."
+        )
     return PROJECT_ROOT
 
 
@@ -128,13 +143,13 @@ def extract_template(root: Path | None = None) -> Catalog:
     root = root or project_root()
     with (root / "babel.cfg").open(encoding="utf-8") as fh:
         method_map, options_map = parse_mapping_cfg(fh, str(root / "babel.cfg"))
-    template = Catalog(project="patientapp", version=patientapp.__version__,
-                       charset="utf-8", fuzzy=False)
+    template = Catalog(
+        project="patientapp", version=patientapp.__version__, charset="utf-8", fuzzy=False
+    )
     for filename, lineno, message, comments, context in extract_from_dir(
-            root, method_map, options_map, comment_tags=COMMENT_TAGS,
-            strip_comment_tags=True):
-        template.add(message, None, [(filename, lineno)], auto_comments=comments,
-                     context=context)
+        root, method_map, options_map, comment_tags=COMMENT_TAGS, strip_comment_tags=True
+    ):
+        template.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
     return template
 
 
@@ -165,8 +180,7 @@ def catalog_path(translations_dir: Path, lang: str) -> Path:
 
 def shipped_languages(translations_dir: Path) -> list[str]:
     """Every language with a catalog in translations_dir, sorted."""
-    return sorted(p.parent.parent.name
-                  for p in translations_dir.glob(f"*/LC_MESSAGES/{DOMAIN}.po"))
+    return sorted(p.parent.parent.name for p in translations_dir.glob(f"*/LC_MESSAGES/{DOMAIN}.po"))
 
 
 def write_template(translations_dir: Path, template: Catalog) -> Path:
@@ -253,7 +267,7 @@ def _format_problem(form: str, original: str) -> str | None:
     if "%(" not in original and "%%" not in original:
         return None  # Flask-Babel only %-formats messages that take parameters.
     try:
-        form % {name[2:name.index(")")]: 0 for name in NAMED_PERCENT.findall(form)}
+        form % {name[2 : name.index(")")]: 0 for name in NAMED_PERCENT.findall(form)}
     except (ValueError, TypeError, KeyError) as exc:
         return str(exc)
     return None
@@ -269,9 +283,15 @@ def _placeholder_problems(template_message: Message, message: Message) -> list[s
         found = placeholders(form)
         lacking, extra = sorted(required - found), sorted(found - allowed)
         if lacking or extra:
-            detail = "; ".join(filter(None, [
-                lacking and "lacks " + ", ".join(lacking),
-                extra and "adds " + ", ".join(extra)]))
+            detail = "; ".join(
+                filter(
+                    None,
+                    [
+                        lacking and "lacks " + ", ".join(lacking),
+                        extra and "adds " + ", ".join(extra),
+                    ],
+                )
+            )
             problems.append(f"placeholders{where}: {_quoted(message.id)}: translation {detail}")
         elif reason := _format_problem(form, original):
             problems.append(f"bad %-format{where}: {_quoted(message.id)}: {reason}")
@@ -294,8 +314,7 @@ class CatalogReport:
         return 100 * self.translated // self.total if self.total else 100
 
     def summary(self) -> str:
-        return (f"{self.lang}: {self.total} messages, {self.percent}% translated, "
-                f"{self.fuzzy} fuzzy")
+        return f"{self.lang}: {self.total} messages, {self.percent}% translated, {self.fuzzy} fuzzy"
 
 
 def _key(message_id, context):
@@ -308,8 +327,9 @@ def _is_translated(message: Message | None) -> bool:
     return message is not None and not message.fuzzy and all(_forms(message))
 
 
-def _message_problems(template_message: Message, message: Message | None,
-                      catalog: Catalog) -> list[str]:
+def _message_problems(
+    template_message: Message, message: Message | None, catalog: Catalog
+) -> list[str]:
     """What is wrong with one catalog entry; empty when it is fully translated."""
     quoted = _quoted(template_message.id)
     if message is None:
@@ -322,8 +342,10 @@ def _message_problems(template_message: Message, message: Message | None,
     if not all(_forms(message)):
         return [f"untranslated: {quoted}"]
     if message.pluralizable and len(_forms(message)) != catalog.num_plurals:
-        return [f"plural forms: {quoted} has {len(_forms(message))}, "
-                f"the language needs {catalog.num_plurals}"]
+        return [
+            f"plural forms: {quoted} has {len(_forms(message))}, "
+            f"the language needs {catalog.num_plurals}"
+        ]
     return _placeholder_problems(template_message, message)
 
 
@@ -347,9 +369,12 @@ def check_catalog(lang: str, catalog: Catalog, template: Catalog) -> CatalogRepo
 
 def catalog_reports(translations_dir: Path, template: Catalog) -> dict[str, CatalogReport]:
     """A CatalogReport for every shipped language in translations_dir."""
-    return {lang: check_catalog(lang, _read_catalog(catalog_path(translations_dir, lang), lang),
-                                template)
-            for lang in shipped_languages(translations_dir)}
+    return {
+        lang: check_catalog(
+            lang, _read_catalog(catalog_path(translations_dir, lang), lang), template
+        )
+        for lang in shipped_languages(translations_dir)
+    }
 
 
 def check_catalogs(translations_dir: Path, template_catalog: Catalog) -> dict[str, list[str]]:
@@ -360,16 +385,23 @@ def check_catalogs(translations_dir: Path, template_catalog: Catalog) -> dict[st
     the message id, stray "%" that would break formatting, and stale entries the code
     no longer uses.
     """
-    return {lang: report.problems
-            for lang, report in catalog_reports(Path(translations_dir), template_catalog).items()}
+    return {
+        lang: report.problems
+        for lang, report in catalog_reports(Path(translations_dir), template_catalog).items()
+    }
 
 
 # --- the command group -----------------------------------------------------------------
 
+
 def _dir_option(help_text: str):
-    return click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
-                        default=None, help=help_text + " (default: translations/ in the "
-                        "source tree).")
+    return click.option(
+        "--dir",
+        "directory",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help=help_text + " (default: translations/ in the source tree).",
+    )
 
 
 def _extract_to(directory: Path) -> Catalog:

@@ -58,23 +58,42 @@ def expiry(appointment_at: datetime, extra_days: int = 0) -> datetime:
     return datetime.combine(last_day, time(23, 59, 59))
 
 
-def create(db, *, patient_ref: str, appointment_at: datetime, psychiatrist_id: int | None,
-           suggested_language: str, extra_days: int, created_by: int | None, now: datetime,
-           replaces_visit_id: int | None = None) -> Invitation:
+def create(
+    db,
+    *,
+    patient_ref: str,
+    appointment_at: datetime,
+    psychiatrist_id: int | None,
+    suggested_language: str,
+    extra_days: int,
+    created_by: int | None,
+    now: datetime,
+    replaces_visit_id: int | None = None,
+) -> Invitation:
     """Create a visit with fresh secrets; the plain token and code exist only in the result."""
     token, code = new_token(), new_code()
     expires_at = expiry(appointment_at, extra_days)
     with storage.write(db):
         visit_id = storage.create_visit(
-            db, patient_ref=patient_ref, appointment_at=appointment_at,
-            psychiatrist_id=psychiatrist_id, suggested_language=suggested_language,
-            token_hash=hash_secret(token), code_hash=hash_secret(code), expires_at=expires_at,
-            created_by=created_by, now=now, replaces_visit_id=replaces_visit_id,
+            db,
+            patient_ref=patient_ref,
+            appointment_at=appointment_at,
+            psychiatrist_id=psychiatrist_id,
+            suggested_language=suggested_language,
+            token_hash=hash_secret(token),
+            code_hash=hash_secret(code),
+            expires_at=expires_at,
+            created_by=created_by,
+            now=now,
+            replaces_visit_id=replaces_visit_id,
         )
     return Invitation(visit_id, token, code, expires_at)
 
 
 def is_open(visit: dict | None, now: datetime) -> bool:
     """Whether a patient may still answer: not sent, not cancelled, not expired."""
-    return (visit is not None and visit["status"] in storage.OPEN_STATUSES
-            and visit["expires_at"] >= now.strftime("%Y-%m-%d %H:%M:%S"))
+    return (
+        visit is not None
+        and visit["status"] in storage.OPEN_STATUSES
+        and visit["expires_at"] >= now.strftime("%Y-%m-%d %H:%M:%S")
+    )

@@ -44,6 +44,7 @@ def _fail(message: str) -> NoReturn:
 
 # --- create-user -------------------------------------------------------------------------
 
+
 def _at_terminal() -> bool:
     return sys.stdin.isatty()
 
@@ -71,8 +72,14 @@ def create_user_command(email: str, role: str, name: str) -> None:
     if problem:
         _fail(problem)
     try:
-        storage.create_user(get_db(), email=email, display_name=name[:80],
-                            password_hash=hash_password(password), role=role, now=now())
+        storage.create_user(
+            get_db(),
+            email=email,
+            display_name=name[:80],
+            password_hash=hash_password(password),
+            role=role,
+            now=now(),
+        )
     except sqlite3.IntegrityError:
         _fail(f"an account with the email {email} already exists")
     _audit("user_created", detail=f"{email} as {role}")
@@ -88,6 +95,7 @@ def _check_new_email(email: str) -> None:
 
 # --- backup ------------------------------------------------------------------------------
 
+
 def _same_file(a: Path, b: Path) -> bool:
     return a.exists() and b.exists() and os.path.samefile(a, b)
 
@@ -95,8 +103,7 @@ def _same_file(a: Path, b: Path) -> bool:
 def _backup_to(target: Path) -> None:
     """Copy into a temporary file beside the target, then rename it into place, so the
     target is never a half-written copy and --force can replace any old file."""
-    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                     dir=target.parent)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
         storage.backup(get_db(), temp_name)
@@ -128,6 +135,7 @@ def backup_command(path: Path, force: bool) -> None:
 
 # --- purge -------------------------------------------------------------------------------
 
+
 def retention_cutoff() -> datetime:
     """Midnight starting the oldest day still kept: a visit stays retention_days full days."""
     days = int(clinic_settings()["retention_days"])
@@ -135,8 +143,9 @@ def retention_cutoff() -> datetime:
 
 
 def _describe(counts: dict) -> str:
-    return (f"{counts['visits']} visits ({counts['answers']} answers, "
-            f"{counts['alerts']} safety alerts)")
+    return (
+        f"{counts['visits']} visits ({counts['answers']} answers, {counts['alerts']} safety alerts)"
+    )
 
 
 @click.command("purge")
@@ -152,14 +161,17 @@ def purge_command(dry_run: bool) -> None:
         click.echo(f"Dry run: would remove {_describe(counts)} with appointments before {day}.")
         return
     counts = storage.purge_before(get_db(), cutoff)
-    _audit("purge", detail=f"visits={counts['visits']} answers={counts['answers']} "
-                           f"alerts={counts['alerts']} before={day}")
+    _audit(
+        "purge",
+        detail=f"visits={counts['visits']} answers={counts['answers']} "
+        f"alerts={counts['alerts']} before={day}",
+    )
     click.echo(f"Removed {_describe(counts)} with appointments before {day}.")
 
 
 # --- demo --------------------------------------------------------------------------------
 
-DEMO_PASSWORD = "demo-password-2026"  # printed by the command and in the README: demo only
+DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - printed by the command and in the README: demo only
 DEMO_USERS = (
     ("admin", "demo-admin@example.org", "Demo Admin"),
     ("psychiatrist", "dr.rivera@example.org", "Dr. Ana Rivera"),
@@ -172,89 +184,153 @@ SAFETY_CONCERN = {
     "T1": ["sad", "tired"],
     "T2": "I haven't been sleeping and everything feels heavy again.",
     "M1": [{"name": "Sertraline 100 mg", "feeling": "not_sure"}],
-    "M2": "unsure", "M3": ["helper"], "M4": 6, "M5": ["not_myself"],
-    "P1": "missed_by_accident", "P2": ["never"],
-    "F1": ["supportive"], "F2": {"choice": "no", "text": ""}, "F3": ["helped_a_lot"],
-    "W1": ["stress", "past_experiences"], "W2": "takes_edge",
+    "M2": "unsure",
+    "M3": ["helper"],
+    "M4": 6,
+    "M5": ["not_myself"],
+    "P1": "missed_by_accident",
+    "P2": ["never"],
+    "F1": ["supportive"],
+    "F2": {"choice": "no", "text": ""},
+    "F3": ["helped_a_lot"],
+    "W1": ["stress", "past_experiences"],
+    "W2": "takes_edge",
     "H1": "I could get up in the morning and go to work without dreading it.",
-    "H2": ["none"], "R1": 3, "R2": "together", "R3": ["changing"],
+    "H2": ["none"],
+    "R1": 3,
+    "R2": "together",
+    "R3": ["changing"],
     "S1": "several_days",
 }
 AMBIVALENT = {
     "T1": ["worried", "hopeful"],
     "T2": "Whether I really have to take this for the rest of my life.",
-    "M1": [{"name": "Lithium", "feeling": "helping"},
-           {"name": "Quetiapine", "feeling": "mixed"}],
-    "M2": "mixed", "M3": ["safety_net", "crutch"], "M4": 8,
+    "M1": [{"name": "Lithium", "feeling": "helping"}, {"name": "Quetiapine", "feeling": "mixed"}],
+    "M2": "mixed",
+    "M3": ["safety_net", "crutch"],
+    "M4": 8,
     "M5": ["dependent", "long_term_harm"],
-    "P1": "as_prescribed", "P2": ["felt_better"],
-    "F1": ["supportive", "bad_experience"], "F2": {"choice": "no", "text": ""},
+    "P1": "as_prescribed",
+    "P2": ["felt_better"],
+    "F1": ["supportive", "bad_experience"],
+    "F2": {"choice": "no", "text": ""},
     "F3": ["helped_a_lot", "bad_side_effects"],
-    "W1": ["body_chemistry", "stress"], "W2": "prevents_relapse",
+    "W1": ["body_chemistry", "stress"],
+    "W2": "prevents_relapse",
     "H1": "I would trust that I can stay well, and maybe start a family.",
-    "H2": ["more_expected"], "R1": 2, "R2": "together", "R3": ["how_long", "lowering"],
+    "H2": ["more_expected"],
+    "R1": 2,
+    "R2": "together",
+    "R3": ["how_long", "lowering"],
     "S1": "not_at_all",
 }
 FOLLOW_UP_BEFORE = {
     "T1": ["frustrated", "tired"],
     "T2": "The side effects. I feel slowed down all day.",
     "M1": [{"name": "Aripiprazole", "feeling": "not_helping"}],
-    "M2": "unsure", "M3": ["nothing_much"], "M4": 4, "M5": ["side_effects"],
-    "P1": "chose_to_skip", "P2": ["side_effects", "test_need"],
-    "F1": ["dont_know"], "F2": {"choice": "no", "text": ""}, "F3": ["not_listened"],
-    "W1": ["stress"], "W2": "not_sure",
+    "M2": "unsure",
+    "M3": ["nothing_much"],
+    "M4": 4,
+    "M5": ["side_effects"],
+    "P1": "chose_to_skip",
+    "P2": ["side_effects", "test_need"],
+    "F1": ["dont_know"],
+    "F2": {"choice": "no", "text": ""},
+    "F3": ["not_listened"],
+    "W1": ["stress"],
+    "W2": "not_sure",
     "H1": "I could concentrate at work again.",
-    "H2": ["none"], "R1": 1, "R2": "mostly_me", "R3": ["side_effects", "changing"],
+    "H2": ["none"],
+    "R1": 1,
+    "R2": "mostly_me",
+    "R3": ["side_effects", "changing"],
     "S1": "not_at_all",
 }
 FOLLOW_UP_NOW = {
     "T1": ["okay", "hopeful"],
     "T2": "The new dose is better, but I want to talk about how my family sees it.",
     "M1": [{"name": "Aripiprazole", "feeling": "helping"}],
-    "M2": "mixed", "M3": ["helper", "reminder"], "M4": 7,
+    "M2": "mixed",
+    "M3": ["helper", "reminder"],
+    "M4": 7,
     "M5": ["side_effects", "not_myself", "others_think"],
-    "P1": "missed_by_accident", "P2": ["side_effects", "test_need"],
+    "P1": "missed_by_accident",
+    "P2": ["side_effects", "test_need"],
     "F1": ["dont_know", "prefer_other"],
-    "F2": {"choice": "yes",
-           "text": "At my church people say you should pray instead of taking pills."},
+    "F2": {
+        "choice": "yes",
+        "text": "At my church people say you should pray instead of taking pills.",
+    },
     "F3": ["not_listened", "helped_a_lot"],
-    "W1": ["stress", "spiritual"], "W2": "takes_edge",
+    "W1": ["stress", "spiritual"],
+    "W2": "takes_edge",
     "H1": "I would feel like myself with my friends again.",
-    "H2": ["relationships_change"], "R1": 3, "R2": "together",
-    "R3": ["side_effects", "how_long"], "S1": "not_at_all",
+    "H2": ["relationships_change"],
+    "R1": 3,
+    "R2": "together",
+    "R3": ["side_effects", "how_long"],
+    "S1": "not_at_all",
 }
 IN_PROGRESS = {  # sections 1 and 2 only: the patient is on step 3 now
-    "T1": ["worried"], "T2": "Can I stop before my exams?",
+    "T1": ["worried"],
+    "T2": "Can I stop before my exams?",
     "M1": [{"name": "Escitalopram", "feeling": "mixed"}],
-    "M2": "mixed", "M4": 5, "M5": ["side_effects"],
+    "M2": "mixed",
+    "M4": 5,
+    "M5": ["side_effects"],
 }
 SPANISH = {
     "T1": ["tired", "worried"],
     "T2": "Quiero hablar de si puedo bajar la dosis, porque me da mucho sueño.",
     "M1": [{"name": "Fluoxetina", "feeling": "mixed"}],
-    "M2": "mixed", "M3": ["helper", "crutch"], "M4": 6, "M5": ["side_effects", "dependent"],
-    "P1": "chose_to_skip", "P2": ["felt_better"],
+    "M2": "mixed",
+    "M3": ["helper", "crutch"],
+    "M4": 6,
+    "M5": ["side_effects", "dependent"],
+    "P1": "chose_to_skip",
+    "P2": ["felt_better"],
     "F1": ["against"],
-    "F2": {"choice": "yes",
-           "text": "Mi madre dice que las pastillas son para los débiles y que debo ser fuerte."},
+    "F2": {
+        "choice": "yes",
+        "text": "Mi madre dice que las pastillas son para los débiles y que debo ser fuerte.",
+    },
     "F3": ["pressured"],
-    "W1": ["relationships", "stress"], "W2": "takes_edge",
+    "W1": ["relationships", "stress"],
+    "W2": "takes_edge",
     "H1": "Tendría más energía para jugar con mis hijos.",
-    "H2": ["none"], "R1": 1, "R2": "together", "R3": ["lowering", "side_effects"],
+    "H2": ["none"],
+    "R1": 1,
+    "R2": "together",
+    "R3": ["lowering", "side_effects"],
     "S1": "not_at_all",
 }
 IN_PERSON = {
-    "T1": ["calm"], "T2": "Just a check-in, things are mostly okay.",
-    "M1": [{"name": "Bupropion", "feeling": "helping"},
-           {"name": "Melatonin", "feeling": "not_sure"}],
-    "M2": "positive", "M3": ["helper"], "M4": 7, "M5": ["none"],
-    "P1": "stopped", "P2": ["cost"],
+    "T1": ["calm"],
+    "T2": "Just a check-in, things are mostly okay.",
+    "M1": [
+        {"name": "Bupropion", "feeling": "helping"},
+        {"name": "Melatonin", "feeling": "not_sure"},
+    ],
+    "M2": "positive",
+    "M3": ["helper"],
+    "M4": 7,
+    "M5": ["none"],
+    "P1": "stopped",
+    "P2": ["cost"],
     "F1": ["supportive"],
-    "F2": {"choice": "yes", "text": "Something in my family about medicine that I'd "
-                                    "rather explain face to face."},
-    "F3": ["helped_a_lot"], "W1": ["body_chemistry"], "W2": "fixes_chemical",
-    "H1": "I would go back to my studies.", "H2": ["losing_support"],
-    "R1": 4, "R2": "psychiatrist_decides", "R3": ["nothing"], "S1": "not_at_all",
+    "F2": {
+        "choice": "yes",
+        "text": "Something in my family about medicine that I'd rather explain face to face.",
+    },
+    "F3": ["helped_a_lot"],
+    "W1": ["body_chemistry"],
+    "W2": "fixes_chemical",
+    "H1": "I would go back to my studies.",
+    "H2": ["losing_support"],
+    "R1": 4,
+    "R2": "psychiatrist_decides",
+    "R3": ["nothing"],
+    "S1": "not_at_all",
 }
 
 
@@ -262,16 +338,22 @@ def _ensure_user(db, role: str, email: str, name: str, moment: datetime) -> dict
     existing = storage.user_by_email(db, email)
     if existing is not None:
         return {"id": existing["id"], "email": email, "role": role, "created": False}
-    user_id = storage.create_user(db, email=email, display_name=name,
-                                  password_hash=hash_password(DEMO_PASSWORD), role=role,
-                                  now=moment)
+    user_id = storage.create_user(
+        db,
+        email=email,
+        display_name=name,
+        password_hash=hash_password(DEMO_PASSWORD),
+        role=role,
+        now=moment,
+    )
     return {"id": user_id, "email": email, "role": role, "created": True}
 
 
 def _slot(moment: datetime, today) -> datetime:
     """The next quarter hour, kept on today's date so every demo visit is on the board."""
-    rounded = (moment.replace(second=0, microsecond=0)
-               + timedelta(minutes=(-moment.minute) % 15 or 15))
+    rounded = moment.replace(second=0, microsecond=0) + timedelta(
+        minutes=(-moment.minute) % 15 or 15
+    )
     if rounded.date() != today:
         return datetime.combine(today, time(23, 45) if rounded.date() > today else time(0, 0))
     return rounded
@@ -286,38 +368,65 @@ class _Demo:
         self.extra_days = int(clinic_settings()["invite_extra_days"])
         self.questionnaire = questionnaire.default()
 
-    def invite(self, ref: str, appointment: datetime, created: datetime,
-               language: str = "") -> invitations.Invitation:
+    def invite(
+        self, ref: str, appointment: datetime, created: datetime, language: str = ""
+    ) -> invitations.Invitation:
         return invitations.create(
-            self.db, patient_ref=ref, appointment_at=appointment, psychiatrist_id=self.doctor,
-            suggested_language=language, extra_days=self.extra_days, created_by=self.desk,
-            now=created)
+            self.db,
+            patient_ref=ref,
+            appointment_at=appointment,
+            psychiatrist_id=self.doctor,
+            suggested_language=language,
+            extra_days=self.extra_days,
+            created_by=self.desk,
+            now=created,
+        )
 
-    def answer(self, visit_id: int, answers: dict, started: datetime, minutes: int,
-               sections: int, language: str) -> None:
+    def answer(
+        self,
+        visit_id: int,
+        answers: dict,
+        started: datetime,
+        minutes: int,
+        sections: int,
+        language: str,
+    ) -> None:
         """Start the visit and save `sections` sections, spread over `minutes`."""
         q = self.questionnaire
-        storage.start_visit(self.db, visit_id, language=language, version=q.version,
-                            now=started)
+        storage.start_visit(self.db, visit_id, language=language, version=q.version, now=started)
         gap = timedelta(minutes=minutes) / (len(q.sections) + 1)
         for number, section in enumerate(q.sections[:sections], start=1):
             values = {item.id: answers.get(item.id) for item in section.items}
             safety = safety_status(values, reached=True) if "S1" in values else None
-            storage.save_step(self.db, visit_id, values, step=number, next_step=number + 1,
-                              now=started + gap * number, safety=safety)
+            storage.save_step(
+                self.db,
+                visit_id,
+                values,
+                step=number,
+                next_step=number + 1,
+                now=started + gap * number,
+                safety=safety,
+            )
 
-    def submitted(self, ref: str, answers: dict, sent: datetime, minutes: int,
-                  language: str = "en", in_person: frozenset = frozenset(),
-                  day=None) -> int:
+    def submitted(
+        self,
+        ref: str,
+        answers: dict,
+        sent: datetime,
+        minutes: int,
+        language: str = "en",
+        in_person: frozenset = frozenset(),
+        day=None,
+    ) -> int:
         """A visit answered in full and sent `minutes` after it was started, with its
         appointment on `day` (default today)."""
         started = sent - timedelta(minutes=minutes)
         appointment = _slot(sent + timedelta(minutes=10), day or self.moment.date())
         suggested = "" if language == "en" else language
-        visit_id = self.invite(ref, appointment, started - timedelta(minutes=12),
-                               suggested).visit_id
-        self.answer(visit_id, answers, started, minutes, len(self.questionnaire.sections),
-                    language)
+        visit_id = self.invite(
+            ref, appointment, started - timedelta(minutes=12), suggested
+        ).visit_id
+        self.answer(visit_id, answers, started, minutes, len(self.questionnaire.sections), language)
         storage.submit_visit(self.db, visit_id, set(in_person), sent)
         return visit_id
 
@@ -332,11 +441,17 @@ class _Demo:
     def open_visits(self) -> tuple[invitations.Invitation, int]:
         """One invitation not opened yet, one patient on step 3 right now."""
         today = self.moment.date()
-        waiting = self.invite("A-2063", _slot(self.moment + timedelta(minutes=60), today),
-                              self.moment - timedelta(minutes=5))
+        waiting = self.invite(
+            "A-2063",
+            _slot(self.moment + timedelta(minutes=60), today),
+            self.moment - timedelta(minutes=5),
+        )
         started = self.moment - timedelta(minutes=3)
-        busy = self.invite("KT-0412", _slot(self.moment + timedelta(minutes=15), today),
-                           started - timedelta(minutes=10)).visit_id
+        busy = self.invite(
+            "KT-0412",
+            _slot(self.moment + timedelta(minutes=15), today),
+            started - timedelta(minutes=10),
+        ).visit_id
         self.answer(busy, IN_PROGRESS, started, 4, 2, "en")
         return waiting, busy
 
@@ -346,14 +461,17 @@ class _Demo:
     def all(self) -> tuple[list[int], invitations.Invitation]:
         """Every demo visit; returns their ids and the invitation nobody opened yet."""
         ago = self.ago
-        ids = [self.submitted("A-2041", SAFETY_CONCERN, ago(8), 6),
-               self.submitted("A-2057", AMBIVALENT, ago(35), 7),
-               *self.follow_up(),
-               self.submitted("A-2079", SPANISH, ago(50), 9, language="es"),
-               self.submitted("A-2085", IN_PERSON, ago(15), 5,
-                              in_person=frozenset({"P1", "F2", "H1"}))]
+        ids = [
+            self.submitted("A-2041", SAFETY_CONCERN, ago(8), 6),
+            self.submitted("A-2057", AMBIVALENT, ago(35), 7),
+            *self.follow_up(),
+            self.submitted("A-2079", SPANISH, ago(50), 9, language="es"),
+            self.submitted(
+                "A-2085", IN_PERSON, ago(15), 5, in_person=frozenset({"P1", "F2", "H1"})
+            ),
+        ]
         waiting, busy = self.open_visits()
-        return ids + [waiting.visit_id, busy], waiting
+        return [*ids, waiting.visit_id, busy], waiting
 
 
 @click.command("demo")
@@ -363,11 +481,12 @@ def demo_command(force: bool) -> None:
     """Fill a fresh database with fictional accounts and today's visits, to try the app."""
     db = get_db()
     if storage.count_visits(db) and not force:
-        _fail("this database already has visits. The demo is meant for a fresh database; "
-              "add --force to add the demo data anyway.")
+        _fail(
+            "this database already has visits. The demo is meant for a fresh database; "
+            "add --force to add the demo data anyway."
+        )
     moment = now()
-    users = {role: _ensure_user(db, role, email, name, moment)
-             for role, email, name in DEMO_USERS}
+    users = {role: _ensure_user(db, role, email, name, moment) for role, email, name in DEMO_USERS}
     visit_ids, waiting = _Demo(db, users, moment).all()
     _audit("demo_data", detail=f"{len(visit_ids)} visits")
     _print_demo(users, waiting)
@@ -383,8 +502,10 @@ def _print_demo(users: dict, waiting: invitations.Invitation) -> None:
         click.echo(f"  {account['role']:<13} {account['email']}{note}")
     click.echo(f"Password for the demo accounts: {DEMO_PASSWORD}")
     click.echo(f"To try the patient side, open {base_url()}/v/{waiting.token}")
-    click.echo("WARNING: for demonstration only. These accounts and their published password "
-               "must never hold real patients; deactivate them before going live.")
+    click.echo(
+        "WARNING: for demonstration only. These accounts and their published password "
+        "must never hold real patients; deactivate them before going live."
+    )
 
 
 def init_app(app) -> None:

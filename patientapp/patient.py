@@ -11,9 +11,19 @@ import secrets
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, abort, current_app, g, redirect, render_template, request,
-                   session, url_for)
-from flask_babel import get_locale, lazy_gettext as _l, refresh
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import get_locale, refresh
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import StringField
 
@@ -26,15 +36,24 @@ bp = Blueprint("patient", __name__)
 
 SESSION_KEY = "patient"
 CODE_SCOPES = ("code-client", "code-address", "code-global")
-GENERIC_CODE_ERROR = _l("We couldn't open a visit with that code. Please check it and try "
-                        "again, or ask the front desk for help.")
+GENERIC_CODE_ERROR = _l(
+    "We couldn't open a visit with that code. Please check it and try "
+    "again, or ask the front desk for help."
+)
 SEEN_RESOLUTION = timedelta(minutes=1)  # how precisely idle time is tracked
 
 
 class CodeForm(FlaskForm):
-    code = StringField(_l("Your code"), render_kw={
-        "autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false",
-        "inputmode": "text", "maxlength": 20})
+    code = StringField(
+        _l("Your code"),
+        render_kw={
+            "autocomplete": "off",
+            "autocapitalize": "characters",
+            "spellcheck": "false",
+            "inputmode": "text",
+            "maxlength": 20,
+        },
+    )
 
 
 class ActionForm(FlaskForm):
@@ -42,6 +61,7 @@ class ActionForm(FlaskForm):
 
 
 # --- the patient session -------------------------------------------------------------------
+
 
 def _begin(visit: dict) -> None:
     # A language picked on this device a moment ago (on the code page) stays; the last
@@ -105,6 +125,7 @@ def _session_needed():
 
 # --- entry ---------------------------------------------------------------------------------
 
+
 @bp.get("/")
 def index():
     return redirect(url_for("patient.start"))
@@ -117,16 +138,21 @@ def _client_id() -> str:
 
 
 def _failure_keys() -> list[tuple[str, str]]:
-    return list(zip(CODE_SCOPES, (_client_id(), request.remote_addr or "-", "*")))
+    return list(zip(CODE_SCOPES, (_client_id(), request.remote_addr or "-", "*"), strict=False))
 
 
 def _too_many_failures(db) -> bool:
     cfg = current_app.config
     since = now() - timedelta(minutes=cfg["CODE_FAILURE_WINDOW_MINUTES"])
-    limits = (cfg["CODE_FAILURES_PER_CLIENT"], cfg["CODE_FAILURES_PER_ADDRESS"],
-              cfg["CODE_FAILURES_GLOBAL"])
-    return any(storage.count_failures(db, scope, key, since) >= limit
-               for (scope, key), limit in zip(_failure_keys(), limits))
+    limits = (
+        cfg["CODE_FAILURES_PER_CLIENT"],
+        cfg["CODE_FAILURES_PER_ADDRESS"],
+        cfg["CODE_FAILURES_GLOBAL"],
+    )
+    return any(
+        storage.count_failures(db, scope, key, since) >= limit
+        for (scope, key), limit in zip(_failure_keys(), limits, strict=False)
+    )
 
 
 @bp.route("/start", methods=["GET", "POST"])
@@ -139,8 +165,12 @@ def start():
         db = get_db()
         code = invitations.normalise_code(form.code.data or "")
         if _too_many_failures(db):
-            form.code.errors.append(_l("Too many tries for now. Please wait a few minutes, "
-                                       "or ask the front desk for help."))
+            form.code.errors.append(
+                _l(
+                    "Too many tries for now. Please wait a few minutes, "
+                    "or ask the front desk for help."
+                )
+            )
             status = 429
         elif code is None:
             form.code.errors.append(_l("A code has 8 letters and numbers, like 7KQ2-M9XD."))
@@ -181,20 +211,28 @@ def welcome():
         return _session_needed()
     form = ActionForm()
     if form.validate_on_submit():
-        storage.start_visit(get_db(), visit["id"], language=str(get_locale()),
-                            version=questionnaire.default().version, now=now())
+        storage.start_visit(
+            get_db(),
+            visit["id"],
+            language=str(get_locale()),
+            version=questionnaire.default().version,
+            now=now(),
+        )
         visit = storage.get_visit(get_db(), visit["id"])
         return redirect(_resume_target(visit))
     q = questionnaire.default()
-    return render_template("patient/welcome.html", form=form, visit=visit,
-                           sections=len(q.sections))
+    return render_template("patient/welcome.html", form=form, visit=visit, sections=len(q.sections))
 
 
 # --- the questionnaire ---------------------------------------------------------------------
 
+
 def _submitted_rows(item) -> int:
-    indices = [int(key.split("-")[1]) for key in request.form
-               if key.startswith(f"{item.id}-") and key.split("-")[1].isdigit()]
+    indices = [
+        int(key.split("-")[1])
+        for key in request.form
+        if key.startswith(f"{item.id}-") and key.split("-")[1].isdigit()
+    ]
     return min(max(indices) + 1, item.max_rows) if indices else 0
 
 
@@ -220,8 +258,11 @@ def _next_url(number: int, action: str, new_answers: dict) -> tuple[str, int]:
     if action == "back" and returning:
         return url_for("patient.review"), sections + 1
     if action == "back":
-        return (url_for("patient.step", number=number - 1), number - 1) if number > 1 else (
-            url_for("patient.welcome"), number)
+        return (
+            (url_for("patient.step", number=number - 1), number - 1)
+            if number > 1
+            else (url_for("patient.welcome"), number)
+        )
     if action == "add":
         return url_for("patient.step", number=number, add=1, _anchor="q-M1"), number
     if action == "lang":
@@ -258,16 +299,27 @@ def step(number: int):
             new_answers = forms.answers_from(section, form)
             target, resume_at = _next_url(number, action, new_answers)
             safety = safety_status(new_answers, reached=True) if "S1" in new_answers else None
-            if not storage.save_step(db, visit["id"], new_answers, step=number,
-                                     next_step=resume_at, now=now(), safety=safety,
-                                     language=written_in):
+            if not storage.save_step(
+                db,
+                visit["id"],
+                new_answers,
+                step=number,
+                next_step=resume_at,
+                now=now(),
+                safety=safety,
+                language=written_in,
+            ):
                 return _session_needed()
             return redirect(target)
         status = 422
         refresh()  # a language switch shows the kept input and its errors in the new language
     return render_template(
-        "patient/step.html", form=form, section=section, number=number,
-        total=len(q.sections), returning=request.values.get("return") == "review",
+        "patient/step.html",
+        form=form,
+        section=section,
+        number=number,
+        total=len(q.sections),
+        returning=request.values.get("return") == "review",
     ), status
 
 
@@ -290,8 +342,12 @@ def language():
 
 def _local_path(target: str) -> bool:
     """Only a path on this site: no scheme, no host, no backslash tricks."""
-    return (target.startswith("/") and not target.startswith("//") and "\\" not in target
-            and not urlsplit(target).netloc)
+    return (
+        target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and not urlsplit(target).netloc
+    )
 
 
 @bp.get("/safety")
@@ -304,18 +360,22 @@ def safety():
 
 # --- review and submit ---------------------------------------------------------------------
 
+
 def review_rows(answers: dict, in_person: set[str]):
     """Every section and answer, shown the way the psychiatrist will read it."""
     q = questionnaire.default()
     rows = []
     for number, section in enumerate(q.sections, start=1):
-        items = [{
-            "item": item,
-            "shown": display.show(item, answers.get(item.id)),
-            "answered": item.id in answers,
-            "in_person": item.id in in_person,
-            "can_hold": item.id in answers and item.id != "S1",
-        } for item in section.items]
+        items = [
+            {
+                "item": item,
+                "shown": display.show(item, answers.get(item.id)),
+                "answered": item.id in answers,
+                "in_person": item.id in in_person,
+                "can_hold": item.id in answers and item.id != "S1",
+            }
+            for item in section.items
+        ]
         rows.append({"number": number, "section": section, "items": items})
     return rows
 
@@ -345,9 +405,12 @@ def review():
         storage.save_in_person(db, visit["id"], held)
         _choose_language(request.form.get("lang", ""))
         return redirect(url_for("patient.review"))
-    return render_template("patient/review.html", form=form,
-                           rows=review_rows(answers, in_person),
-                           total=len(questionnaire.default().sections))
+    return render_template(
+        "patient/review.html",
+        form=form,
+        rows=review_rows(answers, in_person),
+        total=len(questionnaire.default().sections),
+    )
 
 
 @bp.get("/thanks")

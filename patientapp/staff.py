@@ -11,16 +11,28 @@ import re
 from datetime import date, datetime, timedelta
 
 import segno
-from flask import (Blueprint, Response, abort, current_app, g, jsonify, redirect, render_template, request,
-                   session, url_for)
-from flask_babel import force_locale, format_date, format_time, gettext, lazy_gettext as _l
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import force_locale, format_date, format_time, gettext
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField, StringField, TimeField
 from wtforms.validators import DataRequired, ValidationError
 
 from . import invitations, questionnaire, storage, summary_view
-from .forms import CHOICE_ERROR, length_limit
 from .auth import audit, login_required
+from .forms import CHOICE_ERROR, length_limit
 from .i18n import current_language, language_name, offered_languages
 from .web import clinic_name, clinic_settings, get_db, now
 
@@ -43,6 +55,7 @@ FULL_NAME = re.compile(r"[^\W\d_]{3,}\s+[^\W\d_]{3,}", re.UNICODE)
 
 
 # --- helpers -----------------------------------------------------------------------------
+
 
 def _visit_or_404(visit_id: int) -> dict:
     visit = storage.get_visit(get_db(), visit_id)
@@ -73,40 +86,50 @@ def _board_rows(day: date) -> list[dict]:
         progress = ""
         if status == "in_progress":
             step = min(max(visit["current_step"], 1), total + 1)
-            progress = (gettext("step %(n)s of %(total)s", n=step, total=total)
-                        if step <= total else gettext("checking answers"))
-        rows.append({
-            "id": visit["id"],
-            "time": format_time(datetime.fromisoformat(visit["appointment_at"]), "short"),
-            "patient_ref": visit["patient_ref"],
-            "psychiatrist": visit["psychiatrist_name"] or visit["psychiatrist_email"] or "",
-            "status": status,
-            "status_label": str(STATUS_LABELS[status]),
-            "progress": progress,
-            "language": language_name(visit["answer_language"] or visit["suggested_language"])
-            if (visit["answer_language"] or visit["suggested_language"]) else "",
-            "minutes": summary_view.minutes_taken(visit),
-            "alert": bool(visit["alert_id"]),
-            "alert_open": bool(visit["alert_id"]) and not visit["acknowledged_at"],
-            "acknowledged": visit["acknowledged_at"] or "",
-            "acknowledged_by": visit["acknowledged_by_name"] or "",
-            "open": status in storage.OPEN_STATUSES,
-            "readable": status in ("submitted", "reviewed"),
-        })
+            progress = (
+                gettext("step %(n)s of %(total)s", n=step, total=total)
+                if step <= total
+                else gettext("checking answers")
+            )
+        rows.append(
+            {
+                "id": visit["id"],
+                "time": format_time(datetime.fromisoformat(visit["appointment_at"]), "short"),
+                "patient_ref": visit["patient_ref"],
+                "psychiatrist": visit["psychiatrist_name"] or visit["psychiatrist_email"] or "",
+                "status": status,
+                "status_label": str(STATUS_LABELS[status]),
+                "progress": progress,
+                "language": language_name(visit["answer_language"] or visit["suggested_language"])
+                if (visit["answer_language"] or visit["suggested_language"])
+                else "",
+                "minutes": summary_view.minutes_taken(visit),
+                "alert": bool(visit["alert_id"]),
+                "alert_open": bool(visit["alert_id"]) and not visit["acknowledged_at"],
+                "acknowledged": visit["acknowledged_at"] or "",
+                "acknowledged_by": visit["acknowledged_by_name"] or "",
+                "open": status in storage.OPEN_STATUSES,
+                "readable": status in ("submitted", "reviewed"),
+            }
+        )
     return rows
 
 
 def _alerts() -> list[dict]:
-    return [{
-        "visit_id": a["visit_id"],
-        "patient_ref": a["patient_ref"],
-        "at": format_time(datetime.fromisoformat(a["created_at"]), "short"),
-        "day": format_date(datetime.fromisoformat(a["appointment_at"]), "medium"),
-        "psychiatrist": a["psychiatrist_name"] or "",
-    } for a in storage.open_alerts(get_db())]
+    return [
+        {
+            "visit_id": a["visit_id"],
+            "patient_ref": a["patient_ref"],
+            "at": format_time(datetime.fromisoformat(a["created_at"]), "short"),
+            "day": format_date(datetime.fromisoformat(a["appointment_at"]), "medium"),
+            "psychiatrist": a["psychiatrist_name"] or "",
+        }
+        for a in storage.open_alerts(get_db())
+    ]
 
 
 # --- board -------------------------------------------------------------------------------
+
 
 def _human_request() -> bool:
     # The no-script fallback reloads with auto=1, which must not count as activity.
@@ -118,9 +141,16 @@ def _human_request() -> bool:
 def board():
     day = _day_arg()
     return render_template(
-        "staff/board.html", day=day, rows=_board_rows(day), alerts=_alerts(),
-        day_label=format_date(day, "full"), prev_day=day - timedelta(days=1),
-        next_day=day + timedelta(days=1), today=now().date(), form=FlaskForm())
+        "staff/board.html",
+        day=day,
+        rows=_board_rows(day),
+        alerts=_alerts(),
+        day_label=format_date(day, "full"),
+        prev_day=day - timedelta(days=1),
+        next_day=day + timedelta(days=1),
+        today=now().date(),
+        form=FlaskForm(),
+    )
 
 
 @bp.get("/board.json")
@@ -136,8 +166,9 @@ def board_json():
 def acknowledge(visit_id: int):
     visit = _visit_or_404(visit_id)
     form = FlaskForm()
-    if form.validate_on_submit() and storage.acknowledge_alert(get_db(), visit["id"],
-                                                                g.user["id"], now()):
+    if form.validate_on_submit() and storage.acknowledge_alert(
+        get_db(), visit["id"], g.user["id"], now()
+    ):
         audit("alert_acknowledged", visit["id"])
     return redirect(_back_to_board(visit))
 
@@ -148,36 +179,54 @@ def _back_to_board(visit: dict) -> str:
 
 # --- invitations -------------------------------------------------------------------------
 
+
 class InvitationForm(FlaskForm):
     patient_ref = StringField(
         _l("Patient reference"),
         description=_l("A chart number or initials, not a full name."),
-        validators=[DataRequired(message=_l("Please enter a chart number or initials.")),
-                    length_limit(40)],
-        render_kw={"autocomplete": "off", "spellcheck": "false"})
-    day = DateField(_l("Appointment date"), validators=[
-        DataRequired(message=_l("Please enter a valid date."))],
-        invalid_value_message=_l("Please enter a valid date."))
-    time = TimeField(_l("Appointment time"), validators=[
-        DataRequired(message=_l("Please enter a valid time."))],
-        invalid_value_message=_l("Please enter a valid time."))
-    psychiatrist = SelectField(_l("Psychiatrist"), coerce=int, invalid_choice_message=CHOICE_ERROR,
-                               invalid_value_message=CHOICE_ERROR)
+        validators=[
+            DataRequired(message=_l("Please enter a chart number or initials.")),
+            length_limit(40),
+        ],
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
+    day = DateField(
+        _l("Appointment date"),
+        validators=[DataRequired(message=_l("Please enter a valid date."))],
+        invalid_value_message=_l("Please enter a valid date."),
+    )
+    time = TimeField(
+        _l("Appointment time"),
+        validators=[DataRequired(message=_l("Please enter a valid time."))],
+        invalid_value_message=_l("Please enter a valid time."),
+    )
+    psychiatrist = SelectField(
+        _l("Psychiatrist"),
+        coerce=int,
+        invalid_choice_message=CHOICE_ERROR,
+        invalid_value_message=CHOICE_ERROR,
+    )
     language = SelectField(_l("Suggested language"), invalid_choice_message=CHOICE_ERROR)
 
     def validate_patient_ref(self, field):
         if FULL_NAME.search(field.data or ""):
-            raise ValidationError(_l("This looks like a name. Please use a chart number or "
-                                     "initials instead, to keep the patient private."))
+            raise ValidationError(
+                _l(
+                    "This looks like a name. Please use a chart number or "
+                    "initials instead, to keep the patient private."
+                )
+            )
 
 
 def _invitation_form() -> InvitationForm:
     form = InvitationForm()
     people = storage.psychiatrists(get_db())
     form.psychiatrist.choices = [(0, gettext("Not assigned"))] + [
-        (p["id"], p["display_name"] or p["email"]) for p in people]
+        (p["id"], p["display_name"] or p["email"]) for p in people
+    ]
     form.language.choices = [("", gettext("Let the patient choose"))] + [
-        (code, language_name(code)) for code in offered_languages()]
+        (code, language_name(code)) for code in offered_languages()
+    ]
     if request.method == "GET":
         form.day.data = _day_arg() if request.args.get("day") else now().date()
         form.time.data = None
@@ -194,11 +243,15 @@ def new_invitation():
     if form.validate_on_submit():
         appointment = datetime.combine(form.day.data, form.time.data).replace(second=0)
         invitation = invitations.create(
-            get_db(), patient_ref=form.patient_ref.data.strip(), appointment_at=appointment,
+            get_db(),
+            patient_ref=form.patient_ref.data.strip(),
+            appointment_at=appointment,
             psychiatrist_id=form.psychiatrist.data or None,
             suggested_language=form.language.data or "",
             extra_days=int(clinic_settings()["invite_extra_days"]),
-            created_by=g.user["id"], now=now())
+            created_by=g.user["id"],
+            now=now(),
+        )
         _remember_secrets(invitation)
         audit("invitation_created", invitation.visit_id)
         return redirect(url_for("staff.invitation", visit_id=invitation.visit_id))
@@ -210,8 +263,11 @@ def new_invitation():
 def _remember_secrets(invitation: invitations.Invitation) -> None:
     """Only hashes are stored, so the plain link and code live in this staff member's
     session until the next invitation: enough to show, print and hand over."""
-    session["fresh_invite"] = {"visit": invitation.visit_id, "token": invitation.token,
-                               "code": invitation.code}
+    session["fresh_invite"] = {
+        "visit": invitation.visit_id,
+        "token": invitation.token,
+        "code": invitation.code,
+    }
 
 
 def _fresh_secrets(visit_id: int) -> dict | None:
@@ -242,10 +298,15 @@ def base_url_for_links() -> str:
 @login_required(*EVERYONE, hide_as_404=True)
 def invitation(visit_id: int):
     visit = _visit_or_404(visit_id)
-    return render_template("staff/invitation.html", visit=visit, status=_status(visit),
-                           status_label=STATUS_LABELS[_status(visit)],
-                           handover=_handover(visit), form=FlaskForm(),
-                           expires=format_date(datetime.fromisoformat(visit["expires_at"]), "medium"))
+    return render_template(
+        "staff/invitation.html",
+        visit=visit,
+        status=_status(visit),
+        status_label=STATUS_LABELS[_status(visit)],
+        handover=_handover(visit),
+        form=FlaskForm(),
+        expires=format_date(datetime.fromisoformat(visit["expires_at"]), "medium"),
+    )
 
 
 @bp.get("/visits/<int:visit_id>/slip")
@@ -257,10 +318,13 @@ def slip(visit_id: int):
         return redirect(url_for("staff.invitation", visit_id=visit_id))
     language = visit["suggested_language"] or current_language().code
     with force_locale(language):
-        html = render_template("staff/slip.html", visit=visit, handover=handover,
-                               language=language,
-                               expires=format_date(datetime.fromisoformat(visit["expires_at"]),
-                                                   "long"))
+        html = render_template(
+            "staff/slip.html",
+            visit=visit,
+            handover=handover,
+            language=language,
+            expires=format_date(datetime.fromisoformat(visit["expires_at"]), "long"),
+        )
     return html
 
 
@@ -281,16 +345,23 @@ def reissue(visit_id: int):
     if FlaskForm().validate_on_submit() and visit["status"] in storage.OPEN_STATUSES:
         token, code = invitations.new_token(), invitations.new_code()
         appointment = datetime.fromisoformat(visit["appointment_at"])
-        expires = invitations.expiry(max(appointment, now()),
-                                     int(clinic_settings()["invite_extra_days"]))
-        if storage.replace_secrets(get_db(), visit_id, invitations.hash_secret(token),
-                                   invitations.hash_secret(code), expires):
+        expires = invitations.expiry(
+            max(appointment, now()), int(clinic_settings()["invite_extra_days"])
+        )
+        if storage.replace_secrets(
+            get_db(),
+            visit_id,
+            invitations.hash_secret(token),
+            invitations.hash_secret(code),
+            expires,
+        ):
             _remember_secrets(invitations.Invitation(visit_id, token, code, expires))
             audit("invitation_reissued", visit_id)
     return redirect(url_for("staff.invitation", visit_id=visit_id))
 
 
 # --- the summary -------------------------------------------------------------------------
+
 
 def _summary(visit: dict) -> summary_view.SummaryView:
     db = get_db()
@@ -300,11 +371,18 @@ def _summary(visit: dict) -> summary_view.SummaryView:
     if previous:
         previous_answers, previous_in_person = storage.answers_for(db, previous["id"])
     return summary_view.build(
-        visit=visit, answers=answers, in_person=in_person, previous=previous,
-        previous_answers=previous_answers, previous_in_person=previous_in_person,
-        alert=storage.alert_for(db, visit["id"]), clinic=clinic_name(),
-        questionnaire=questionnaire.default(), reader_language=current_language().code,
-        answer_languages=storage.answer_languages(db, visit["id"]))
+        visit=visit,
+        answers=answers,
+        in_person=in_person,
+        previous=previous,
+        previous_answers=previous_answers,
+        previous_in_person=previous_in_person,
+        alert=storage.alert_for(db, visit["id"]),
+        clinic=clinic_name(),
+        questionnaire=questionnaire.default(),
+        reader_language=current_language().code,
+        answer_languages=storage.answer_languages(db, visit["id"]),
+    )
 
 
 def _readable_visit(visit_id: int) -> dict:
@@ -318,8 +396,13 @@ def _summary_response(visit_id: int, action: str, printing: bool):
     """The summary page (or its print view), recorded in the audit log as read."""
     view = _summary(_readable_visit(visit_id))
     audit(action, visit_id)
-    return render_template("staff/summary.html", s=view, text=summary_view.as_text(view),
-                           form=FlaskForm(), printing=printing)
+    return render_template(
+        "staff/summary.html",
+        s=view,
+        text=summary_view.as_text(view),
+        form=FlaskForm(),
+        printing=printing,
+    )
 
 
 @bp.get("/visits/<int:visit_id>/summary")
@@ -341,8 +424,11 @@ def summary_text(visit_id: int):
     audit("summary_exported", visit_id, detail="txt download")
     text = summary_view.as_text(_summary(visit))
     filename = f"reflection-{visit_id}-{visit['appointment_at'][:10]}.txt"
-    return Response(text, mimetype="text/plain; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return Response(
+        text,
+        mimetype="text/plain; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 @bp.post("/visits/<int:visit_id>/copied")
@@ -360,7 +446,8 @@ def summary_copied(visit_id: int):
 @login_required(*READERS, hide_as_404=True)
 def reviewed(visit_id: int):
     visit = _readable_visit(visit_id)
-    if FlaskForm().validate_on_submit() and storage.mark_reviewed(get_db(), visit_id,
-                                                                   g.user["id"], now()):
+    if FlaskForm().validate_on_submit() and storage.mark_reviewed(
+        get_db(), visit_id, g.user["id"], now()
+    ):
         audit("visit_reviewed", visit_id)
     return redirect(_back_to_board(visit))

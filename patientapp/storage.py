@@ -173,7 +173,7 @@ def _rows(db: Database, sql: str, params=()) -> list[dict]:
     """
     cursor = db.conn.execute(sql, params)
     names = [column[0] for column in cursor.description]
-    return [dict(zip(names, row)) for row in cursor]
+    return [dict(zip(names, row, strict=False)) for row in cursor]
 
 
 def _one(db: Database, sql: str, params=()) -> dict | None:
@@ -182,6 +182,7 @@ def _one(db: Database, sql: str, params=()) -> dict | None:
 
 
 # --- settings ---------------------------------------------------------------------------
+
 
 def get_settings(db: Database) -> dict[str, object]:
     return {row["key"]: json.loads(row["value"]) for row in _rows(db, "SELECT * FROM settings")}
@@ -203,16 +204,37 @@ def delete_setting(db: Database, key: str) -> None:
 
 # --- visits and invitations -------------------------------------------------------------
 
-def create_visit(db: Database, *, patient_ref: str, appointment_at: datetime,
-                 psychiatrist_id: int | None, suggested_language: str, token_hash: str,
-                 code_hash: str, expires_at: datetime, created_by: int | None, now: datetime,
-                 replaces_visit_id: int | None = None) -> int:
+
+def create_visit(
+    db: Database,
+    *,
+    patient_ref: str,
+    appointment_at: datetime,
+    psychiatrist_id: int | None,
+    suggested_language: str,
+    token_hash: str,
+    code_hash: str,
+    expires_at: datetime,
+    created_by: int | None,
+    now: datetime,
+    replaces_visit_id: int | None = None,
+) -> int:
     cursor = db.execute(
         """INSERT INTO visits (patient_ref, appointment_at, psychiatrist_id, suggested_language,
                token_hash, code_hash, expires_at, created_by, created_at, replaces_visit_id)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-        (patient_ref, _ts(appointment_at), psychiatrist_id, suggested_language, token_hash,
-         code_hash, _ts(expires_at), created_by, _ts(now), replaces_visit_id),
+        (
+            patient_ref,
+            _ts(appointment_at),
+            psychiatrist_id,
+            suggested_language,
+            token_hash,
+            code_hash,
+            _ts(expires_at),
+            created_by,
+            _ts(now),
+            replaces_visit_id,
+        ),
     )
     return cursor.lastrowid
 
@@ -229,8 +251,7 @@ def visit_by_code_hash(db: Database, code_hash: str) -> dict | None:
     return _one(db, "SELECT * FROM visits WHERE code_hash = ?", (code_hash,))
 
 
-def start_visit(db: Database, visit_id: int, *, language: str, version: str,
-                now: datetime) -> bool:
+def start_visit(db: Database, visit_id: int, *, language: str, version: str, now: datetime) -> bool:
     """Move an invited visit to in progress; False when it is no longer open."""
     with write(db):
         visit = get_visit(db, visit_id)
@@ -249,14 +270,23 @@ def start_visit(db: Database, visit_id: int, *, language: str, version: str,
 
 def set_answer_language(db: Database, visit_id: int, language: str) -> None:
     db.execute(
-        "UPDATE visits SET answer_language = ? WHERE id = ? AND status IN ('invited', 'in_progress')",
+        "UPDATE visits SET answer_language = ? "
+        "WHERE id = ? AND status IN ('invited', 'in_progress')",
         (language, visit_id),
     )
 
 
-def save_step(db: Database, visit_id: int, answers: dict[str, object], *, step: int,
-              next_step: int, now: datetime, safety: str | None = None,
-              language: str = "") -> bool:
+def save_step(
+    db: Database,
+    visit_id: int,
+    answers: dict[str, object],
+    *,
+    step: int,
+    next_step: int,
+    now: datetime,
+    safety: str | None = None,
+    language: str = "",
+) -> bool:
     """Store one section's answers (None removes an answer) and move the patient on.
 
     ``safety`` records the outcome of the safety question when this step holds it, so a
@@ -269,8 +299,9 @@ def save_step(db: Database, visit_id: int, answers: dict[str, object], *, step: 
             return False
         for item_id, value in answers.items():
             if value is None:
-                db.execute("DELETE FROM answers WHERE visit_id = ? AND item_id = ?",
-                           (visit_id, item_id))
+                db.execute(
+                    "DELETE FROM answers WHERE visit_id = ? AND item_id = ?", (visit_id, item_id)
+                )
             else:
                 encoded = json.dumps(value, ensure_ascii=False)
                 # The language changes only when the answer does: re-saving the same
@@ -297,8 +328,9 @@ def save_step(db: Database, visit_id: int, answers: dict[str, object], *, step: 
 def answers_for(db: Database, visit_id: int) -> tuple[dict[str, object], set[str]]:
     """A visit's answers by item id, and the items marked for in-person talk."""
     answers, in_person = {}, set()
-    for row in _rows(db, "SELECT item_id, value, in_person FROM answers WHERE visit_id = ?",
-                        (visit_id,)):
+    for row in _rows(
+        db, "SELECT item_id, value, in_person FROM answers WHERE visit_id = ?", (visit_id,)
+    ):
         answers[row["item_id"]] = json.loads(row["value"])
         if row["in_person"]:
             in_person.add(row["item_id"])
@@ -307,8 +339,12 @@ def answers_for(db: Database, visit_id: int) -> tuple[dict[str, object], set[str
 
 def answer_languages(db: Database, visit_id: int) -> dict[str, str]:
     """The language each answer was given in (empty when unknown)."""
-    return {row["item_id"]: row["language"] for row in _rows(db,
-        "SELECT item_id, language FROM answers WHERE visit_id = ?", (visit_id,))}
+    return {
+        row["item_id"]: row["language"]
+        for row in _rows(
+            db, "SELECT item_id, language FROM answers WHERE visit_id = ?", (visit_id,)
+        )
+    }
 
 
 def submit_visit(db: Database, visit_id: int, in_person: set[str], now: datetime) -> bool:
@@ -319,8 +355,10 @@ def submit_visit(db: Database, visit_id: int, in_person: set[str], now: datetime
             return False
         db.execute("UPDATE answers SET in_person = 0 WHERE visit_id = ?", (visit_id,))
         for item_id in in_person:
-            db.execute("UPDATE answers SET in_person = 1 WHERE visit_id = ? AND item_id = ?",
-                       (visit_id, item_id))
+            db.execute(
+                "UPDATE answers SET in_person = 1 WHERE visit_id = ? AND item_id = ?",
+                (visit_id, item_id),
+            )
         db.execute(
             """UPDATE visits SET status = 'submitted', submitted_at = ?, last_activity_at = ?
                WHERE id = ?""",
@@ -336,35 +374,46 @@ def save_in_person(db: Database, visit_id: int, in_person: set[str]) -> None:
             return
         db.execute("UPDATE answers SET in_person = 0 WHERE visit_id = ?", (visit_id,))
         for item_id in in_person:
-            db.execute("UPDATE answers SET in_person = 1 WHERE visit_id = ? AND item_id = ?",
-                       (visit_id, item_id))
+            db.execute(
+                "UPDATE answers SET in_person = 1 WHERE visit_id = ? AND item_id = ?",
+                (visit_id, item_id),
+            )
 
 
 def raise_alert(db: Database, visit_id: int, now: datetime) -> None:
     """Open a safety alert for the visit, once; a re-raised alert stays as it was."""
-    db.execute("INSERT OR IGNORE INTO alerts (visit_id, created_at) VALUES (?, ?)",
-               (visit_id, _ts(now)))
+    db.execute(
+        "INSERT OR IGNORE INTO alerts (visit_id, created_at) VALUES (?, ?)", (visit_id, _ts(now))
+    )
 
 
 def alert_for(db: Database, visit_id: int) -> dict | None:
-    return _one(db, """SELECT a.*, u.display_name AS acknowledged_by_name FROM alerts a
+    return _one(
+        db,
+        """SELECT a.*, u.display_name AS acknowledged_by_name FROM alerts a
                        LEFT JOIN users u ON u.id = a.acknowledged_by WHERE a.visit_id = ?""",
-                (visit_id,))
+        (visit_id,),
+    )
 
 
 # --- failures (rate limits) ---------------------------------------------------------------
+
 
 def record_failures(db: Database, pairs: list[tuple[str, str]], now: datetime) -> None:
     """Count one failed attempt under each (scope, key), e.g. per client and globally."""
     with write(db):
         for scope, key in pairs:
-            db.execute("INSERT INTO failures (scope, key, at) VALUES (?, ?, ?)",
-                       (scope, key, _ts(now)))
+            db.execute(
+                "INSERT INTO failures (scope, key, at) VALUES (?, ?, ?)", (scope, key, _ts(now))
+            )
 
 
 def count_failures(db: Database, scope: str, key: str, since: datetime) -> int:
-    row = _one(db, "SELECT COUNT(*) AS n FROM failures WHERE scope = ? AND key = ? AND at >= ?",
-               (scope, key, _ts(since)))
+    row = _one(
+        db,
+        "SELECT COUNT(*) AS n FROM failures WHERE scope = ? AND key = ? AND at >= ?",
+        (scope, key, _ts(since)),
+    )
     return row["n"]
 
 
@@ -378,12 +427,14 @@ def prune_failures(db: Database, before: datetime) -> None:
 
 # --- users and staff sessions ------------------------------------------------------------
 
+
 def count_users(db: Database) -> int:
     return _one(db, "SELECT COUNT(*) AS n FROM users")["n"]
 
 
-def create_user(db: Database, *, email: str, display_name: str, password_hash: str, role: str,
-                now: datetime) -> int:
+def create_user(
+    db: Database, *, email: str, display_name: str, password_hash: str, role: str, now: datetime
+) -> int:
     cursor = db.execute(
         """INSERT INTO users (email, display_name, password_hash, role, created_at)
            VALUES (?, ?, ?, ?, ?)""",
@@ -405,8 +456,11 @@ def list_users(db: Database) -> list[dict]:
 
 
 def psychiatrists(db: Database) -> list[dict]:
-    return _rows(db, "SELECT id, display_name, email FROM users WHERE role = 'psychiatrist'"
-                     " AND active = 1 ORDER BY display_name, email")
+    return _rows(
+        db,
+        "SELECT id, display_name, email FROM users WHERE role = 'psychiatrist'"
+        " AND active = 1 ORDER BY display_name, email",
+    )
 
 
 def update_user(db: Database, user_id: int, **fields) -> None:
@@ -426,46 +480,73 @@ def start_staff_session(db: Database, session_hash: str, user_id: int, now: date
 
 
 def staff_session(db: Database, session_hash: str) -> dict | None:
-    return _one(db, """SELECT s.*, u.email, u.display_name, u.role, u.active
+    return _one(
+        db,
+        """SELECT s.*, u.email, u.display_name, u.role, u.active
                        FROM staff_sessions s JOIN users u ON u.id = s.user_id
-                       WHERE s.id = ? AND s.ended_at IS NULL""", (session_hash,))
+                       WHERE s.id = ? AND s.ended_at IS NULL""",
+        (session_hash,),
+    )
 
 
 def touch_staff_session(db: Database, session_hash: str, now: datetime) -> None:
-    db.execute("UPDATE staff_sessions SET last_seen_at = ? WHERE id = ?",
-               (_ts(now), session_hash))
+    db.execute("UPDATE staff_sessions SET last_seen_at = ? WHERE id = ?", (_ts(now), session_hash))
 
 
 def end_staff_session(db: Database, session_hash: str, now: datetime) -> None:
-    db.execute("UPDATE staff_sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL",
-               (_ts(now), session_hash))
+    db.execute(
+        "UPDATE staff_sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL",
+        (_ts(now), session_hash),
+    )
 
 
 def end_other_sessions(db: Database, user_id: int, keep: str, now: datetime) -> None:
     """End every session of the user but the one with id hash ``keep``."""
-    db.execute("UPDATE staff_sessions SET ended_at = ? WHERE user_id = ? AND id != ?"
-               " AND ended_at IS NULL", (_ts(now), user_id, keep))
+    db.execute(
+        "UPDATE staff_sessions SET ended_at = ? WHERE user_id = ? AND id != ? AND ended_at IS NULL",
+        (_ts(now), user_id, keep),
+    )
 
 
 def end_user_sessions(db: Database, user_id: int, now: datetime) -> None:
-    db.execute("UPDATE staff_sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL",
-               (_ts(now), user_id))
+    db.execute(
+        "UPDATE staff_sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL",
+        (_ts(now), user_id),
+    )
 
 
 # --- audit log ---------------------------------------------------------------------------
 
-def audit(db: Database, action: str, *, now: datetime, user_id: int | None = None,
-          actor: str = "", visit_id: int | None = None, detail: str = "") -> None:
+
+def audit(
+    db: Database,
+    action: str,
+    *,
+    now: datetime,
+    user_id: int | None = None,
+    actor: str = "",
+    visit_id: int | None = None,
+    detail: str = "",
+) -> None:
     """Append one entry. Never pass answer content: who, what, which visit, when."""
     db.execute(
-        "INSERT INTO audit_log (at, user_id, actor, action, visit_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit_log (at, user_id, actor, action, visit_id, detail) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
         (_ts(now), user_id, actor, action, visit_id, detail),
     )
 
 
-def audit_entries(db: Database, *, action: str = "", user_id: int | None = None,
-                  visit_id: int | None = None, since: str = "", until: str = "",
-                  limit: int = 100, offset: int = 0) -> list[dict]:
+def audit_entries(
+    db: Database,
+    *,
+    action: str = "",
+    user_id: int | None = None,
+    visit_id: int | None = None,
+    since: str = "",
+    until: str = "",
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict]:
     where, params = ["1 = 1"], []
     if action:
         where.append("a.action = ?")
@@ -484,7 +565,7 @@ def audit_entries(db: Database, *, action: str = "", user_id: int | None = None,
         params.append(until)
     sql = f"""SELECT a.*, u.email AS user_email FROM audit_log a
               LEFT JOIN users u ON u.id = a.user_id
-              WHERE {' AND '.join(where)} ORDER BY a.id DESC LIMIT ? OFFSET ?"""
+              WHERE {" AND ".join(where)} ORDER BY a.id DESC LIMIT ? OFFSET ?"""
     return _rows(db, sql, (*params, limit, offset))
 
 
@@ -494,9 +575,11 @@ def audit_actions(db: Database) -> list[str]:
 
 # --- the staff board and summaries -------------------------------------------------------
 
+
 def visits_for_day(db: Database, day: str) -> list[dict]:
     """Visits whose appointment falls on day (YYYY-MM-DD), with alert and names."""
-    return (_rows(db,
+    return _rows(
+        db,
         """SELECT v.id, v.patient_ref, v.appointment_at, v.status, v.answer_language,
                   v.suggested_language, v.started_at, v.submitted_at, v.reviewed_at, v.safety,
                   v.current_step, v.furthest_step, v.expires_at,
@@ -510,61 +593,74 @@ def visits_for_day(db: Database, day: str) -> list[dict]:
            WHERE v.appointment_at >= ? AND v.appointment_at < ?
            ORDER BY v.appointment_at, v.id""",
         (f"{day} 00:00:00", f"{date.fromisoformat(day) + timedelta(days=1)} 00:00:00"),
-    ))
+    )
 
 
 def open_alerts(db: Database) -> list[dict]:
     """Every unacknowledged safety alert, newest first, whatever the day."""
-    return (_rows(db,
+    return _rows(
+        db,
         """SELECT a.id, a.visit_id, a.created_at, v.patient_ref, v.appointment_at,
                   p.display_name AS psychiatrist_name
            FROM alerts a JOIN visits v ON v.id = a.visit_id
            LEFT JOIN users p ON p.id = v.psychiatrist_id
            WHERE a.acknowledged_at IS NULL AND v.status != 'cancelled'
-           ORDER BY a.created_at DESC"""))
+           ORDER BY a.created_at DESC""",
+    )
 
 
 def acknowledge_alert(db: Database, visit_id: int, user_id: int, now: datetime) -> bool:
     cursor = db.execute(
         """UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ?
            WHERE visit_id = ? AND acknowledged_at IS NULL""",
-        (_ts(now), user_id, visit_id))
+        (_ts(now), user_id, visit_id),
+    )
     return cursor.rowcount == 1
 
 
 def cancel_visit(db: Database, visit_id: int, now: datetime) -> bool:
     cursor = db.execute(
         """UPDATE visits SET status = 'cancelled', cancelled_at = ?
-           WHERE id = ? AND status IN ('invited', 'in_progress')""", (_ts(now), visit_id))
+           WHERE id = ? AND status IN ('invited', 'in_progress')""",
+        (_ts(now), visit_id),
+    )
     return cursor.rowcount == 1
 
 
-def replace_secrets(db: Database, visit_id: int, token_hash: str, code_hash: str,
-                    expires_at: datetime) -> bool:
+def replace_secrets(
+    db: Database, visit_id: int, token_hash: str, code_hash: str, expires_at: datetime
+) -> bool:
     """New link and code for an open visit: the old ones stop working, answers stay."""
     cursor = db.execute(
         """UPDATE visits SET token_hash = ?, code_hash = ?, expires_at = ?
            WHERE id = ? AND status IN ('invited', 'in_progress')""",
-        (token_hash, code_hash, _ts(expires_at), visit_id))
+        (token_hash, code_hash, _ts(expires_at), visit_id),
+    )
     return cursor.rowcount == 1
 
 
 def mark_reviewed(db: Database, visit_id: int, user_id: int, now: datetime) -> bool:
     cursor = db.execute(
         """UPDATE visits SET status = 'reviewed', reviewed_at = ?, reviewed_by = ?
-           WHERE id = ? AND status = 'submitted'""", (_ts(now), user_id, visit_id))
+           WHERE id = ? AND status = 'submitted'""",
+        (_ts(now), user_id, visit_id),
+    )
     return cursor.rowcount == 1
 
 
 def previous_visit(db: Database, visit: dict) -> dict | None:
     """The same patient reference's last sent visit before this one."""
-    return _one(db, """SELECT * FROM visits WHERE patient_ref = ? AND id != ?
+    return _one(
+        db,
+        """SELECT * FROM visits WHERE patient_ref = ? AND id != ?
                        AND status IN ('submitted', 'reviewed') AND submitted_at < ?
                        ORDER BY submitted_at DESC LIMIT 1""",
-                (visit["patient_ref"], visit["id"], visit["submitted_at"] or "9999"))
+        (visit["patient_ref"], visit["id"], visit["submitted_at"] or "9999"),
+    )
 
 
 # --- operations --------------------------------------------------------------------------
+
 
 def backup(db: Database, target: str | Path) -> None:
     """A consistent copy through SQLite's online backup API, safe while the app runs."""
@@ -579,11 +675,15 @@ def purge_before(db: Database, cutoff: datetime) -> dict[str, int]:
     """Delete visits (answers and alerts go with them) with appointments before cutoff."""
     with write(db):
         counts = purge_counts(db, cutoff)
-        db.execute("UPDATE visits SET replaces_visit_id = NULL WHERE replaces_visit_id IN "
-                   "(SELECT id FROM visits WHERE appointment_at < ?)", (_ts(cutoff),))
+        db.execute(
+            "UPDATE visits SET replaces_visit_id = NULL WHERE replaces_visit_id IN "
+            "(SELECT id FROM visits WHERE appointment_at < ?)",
+            (_ts(cutoff),),
+        )
         db.execute("DELETE FROM visits WHERE appointment_at < ?", (_ts(cutoff),))
-        db.execute("DELETE FROM staff_sessions WHERE ended_at IS NOT NULL AND ended_at < ?",
-                   (_ts(cutoff),))
+        db.execute(
+            "DELETE FROM staff_sessions WHERE ended_at IS NOT NULL AND ended_at < ?", (_ts(cutoff),)
+        )
         prune_failures(db, cutoff)
     return counts
 
@@ -595,10 +695,13 @@ def count_visits(db: Database) -> int:
 
 def purge_counts(db: Database, cutoff: datetime) -> dict[str, int]:
     """What purge_before(cutoff) would delete, without deleting it (for --dry-run)."""
-    return _one(db,
+    return _one(
+        db,
         """SELECT COUNT(*) AS visits,
                   (SELECT COUNT(*) FROM answers WHERE visit_id IN
                       (SELECT id FROM visits WHERE appointment_at < :c)) AS answers,
                   (SELECT COUNT(*) FROM alerts WHERE visit_id IN
                       (SELECT id FROM visits WHERE appointment_at < :c)) AS alerts
-           FROM visits WHERE appointment_at < :c""", {"c": _ts(cutoff)})
+           FROM visits WHERE appointment_at < :c""",
+        {"c": _ts(cutoff)},
+    )

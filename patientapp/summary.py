@@ -45,6 +45,7 @@ class Quote:
 
 # --- reading answers -----------------------------------------------------------------
 
+
 def _single(answers: Mapping, item_id: str) -> str | None:
     value = answers.get(item_id)
     return value if isinstance(value, str) and value else None
@@ -111,6 +112,7 @@ def safety_status(answers: Mapping, reached: bool) -> str:
 
 # --- flags -----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Flag:
     """One conversation flag: its practice numbers, a title and an opener to ask.
@@ -151,16 +153,22 @@ def _ambivalence(answers: Mapping) -> Flag | None:
         return None
     # Name medicine worries first (even a single one): they are what weighs against need.
     if med_worries:
-        opener = N_("You feel you need your medicine (%(need)s out of 10), and you also "
-                    "worry about: %(worries)s. Tell me about both.")
+        opener = N_(
+            "You feel you need your medicine (%(need)s out of 10), and you also "
+            "worry about: %(worries)s. Tell me about both."
+        )
         param = ("worries", _refs("M5", med_worries))
     elif later_worries:
-        opener = N_("You feel you need your medicine (%(need)s out of 10), and feeling "
-                    "better might bring worries too: %(worries)s. Tell me about both.")
+        opener = N_(
+            "You feel you need your medicine (%(need)s out of 10), and feeling "
+            "better might bring worries too: %(worries)s. Tell me about both."
+        )
         param = ("worries", _refs("H2", later_worries))
     else:
-        opener = N_('You feel you need your medicine (%(need)s out of 10), and you also '
-                    'said your feeling about taking it is "%(feeling)s". Tell me about both.')
+        opener = N_(
+            "You feel you need your medicine (%(need)s out of 10), and you also "
+            'said your feeling about taking it is "%(feeling)s". Tell me about both.'
+        )
         param = ("feeling", ChoiceRef("M2", "mixed"))
     return Flag("ambivalence", 1, (1, 7), N_("Ambivalence"), opener, (("need", need), param))
 
@@ -169,8 +177,10 @@ def _self_adjusting(answers: Mapping) -> Flag | None:
     answer = _first_in(answers, "P1", ("chose_to_skip", "stopped"))
     if answer is None:
         return None
-    opener = N_('About the last 2 weeks, you said: "%(answer)s". Many people adjust their '
-                'medicine themselves. What have you noticed?')
+    opener = N_(
+        'About the last 2 weeks, you said: "%(answer)s". Many people adjust their '
+        "medicine themselves. What have you noticed?"
+    )
     return Flag("self_adjusting", 2, (4,), N_("Self-adjusting"), opener, (("answer", answer),))
 
 
@@ -178,40 +188,52 @@ def _stops_at_recovery(answers: Mapping) -> Flag | None:
     answer = _first_in(answers, "P2", ("felt_better",))
     if answer is None:
         return None
-    opener = N_('You said you have stopped a medicine on your own: "%(answer)s". What '
-                'happens for you when you start to feel better?')
-    return Flag("stops_at_recovery", 3, (4, 3), N_("Stops at recovery"), opener,
-                (("answer", answer),))
+    opener = N_(
+        'You said you have stopped a medicine on your own: "%(answer)s". What '
+        "happens for you when you start to feel better?"
+    )
+    return Flag(
+        "stops_at_recovery", 3, (4, 3), N_("Stops at recovery"), opener, (("answer", answer),)
+    )
 
 
 _CONTROL_OPENERS = {
-    "M3": N_('You said your medicine feels like "%(answer)s". Can you tell me more '
-             'about that?'),
-    "M5": N_('One of your worries is "%(answer)s". What would feeling in charge of your '
-             'treatment look like for you?'),
-    "R2": N_('About decisions on your medicine, you said: "%(answer)s". Tell me what '
-             'matters most to you when we decide.'),
+    "M3": N_('You said your medicine feels like "%(answer)s". Can you tell me more about that?'),
+    "M5": N_(
+        'One of your worries is "%(answer)s". What would feeling in charge of your '
+        "treatment look like for you?"
+    ),
+    "R2": N_(
+        'About decisions on your medicine, you said: "%(answer)s". Tell me what '
+        "matters most to you when we decide."
+    ),
 }
 
 
 def _control(answers: Mapping) -> Flag | None:
-    answer = (_first_in(answers, "M3", ("controls_me", "punishment"))
-              or _first_in(answers, "M5", ("being_controlled",))
-              or _first_in(answers, "R2", ("mostly_me",)))
+    answer = (
+        _first_in(answers, "M3", ("controls_me", "punishment"))
+        or _first_in(answers, "M5", ("being_controlled",))
+        or _first_in(answers, "R2", ("mostly_me",))
+    )
     if answer is None:
         return None
-    return Flag("control", 4, (4, 5), N_("Control"), _CONTROL_OPENERS[answer.item_id],
-                (("answer", answer),))
+    return Flag(
+        "control", 4, (4, 5), N_("Control"), _CONTROL_OPENERS[answer.item_id], (("answer", answer),)
+    )
 
 
 def _hard_to_voice_doubts(answers: Mapping) -> Flag | None:
     rating = _scale(answers, "R1")
     if rating is None or rating > 1:
         return None
-    opener = N_("You rated how easy it is to tell me you disagree as %(rating)s out of 4. "
-                "It's fine to disagree with me here, and I want to hear your doubts.")
-    return Flag("hard_to_voice_doubts", 5, (6,), N_("Hard to voice doubts"), opener,
-                (("rating", rating),))
+    opener = N_(
+        "You rated how easy it is to tell me you disagree as %(rating)s out of 4. "
+        "It's fine to disagree with me here, and I want to hear your doubts."
+    )
+    return Flag(
+        "hard_to_voice_doubts", 5, (6,), N_("Hard to voice doubts"), opener, (("rating", rating),)
+    )
 
 
 def _family_culture(answers: Mapping) -> Flag | None:
@@ -222,25 +244,30 @@ def _family_culture(answers: Mapping) -> Flag | None:
     title, practices = N_("Family / culture"), (3,)
     # Their own words say more than any fixed choice, so they win when present.
     if f2_text.strip():
-        opener = N_('You wrote: "%(quote)s". How does this shape the way you see your '
-                    'medicine?')
+        opener = N_('You wrote: "%(quote)s". How does this shape the way you see your medicine?')
         return Flag("family_culture", 6, practices, title, opener, (("quote", Quote(f2_text)),))
     if close is not None:
-        opener = N_('About the people close to you, you said: "%(answer)s". How do they '
-                    'see your medicine?')
+        opener = N_(
+            'About the people close to you, you said: "%(answer)s". How do they see your medicine?'
+        )
         return Flag("family_culture", 6, practices, title, opener, (("answer", close),))
-    opener = N_('You answered "%(answer)s" when asked about your background, culture or '
-                'faith. What would you like me to understand about it?')
-    return Flag("family_culture", 6, practices, title, opener,
-                (("answer", ChoiceRef("F2", "yes")),))
+    opener = N_(
+        'You answered "%(answer)s" when asked about your background, culture or '
+        "faith. What would you like me to understand about it?"
+    )
+    return Flag(
+        "family_culture", 6, practices, title, opener, (("answer", ChoiceRef("F2", "yes")),)
+    )
 
 
 def _past_pressure(answers: Mapping) -> Flag | None:
     answer = _first_in(answers, "F3", ("pressured",))
     if answer is None:
         return None
-    opener = N_('About past treatment, you said: "%(answer)s". What happened, and how '
-                'would you like it to be different here?')
+    opener = N_(
+        'About past treatment, you said: "%(answer)s". What happened, and how '
+        "would you like it to be different here?"
+    )
     return Flag("past_pressure", 7, (3,), N_("Past pressure"), opener, (("answer", answer),))
 
 
@@ -248,14 +275,30 @@ def _biology_only(answers: Mapping) -> Flag | None:
     if _multi(answers, "W1") != ("body_chemistry",):
         return None
     # A prompt about life context, never a label for the patient's view of their illness.
-    opener = N_('You said your difficulties come from "%(answer)s". Besides that, what '
-                'else has been going on in your life lately?')
-    return Flag("biology_only", 8, (2,), N_("Biology only"), opener,
-                (("answer", ChoiceRef("W1", "body_chemistry")),))
+    opener = N_(
+        'You said your difficulties come from "%(answer)s". Besides that, what '
+        "else has been going on in your life lately?"
+    )
+    return Flag(
+        "biology_only",
+        8,
+        (2,),
+        N_("Biology only"),
+        opener,
+        (("answer", ChoiceRef("W1", "body_chemistry")),),
+    )
 
 
-_FLAG_RULES = (_ambivalence, _self_adjusting, _stops_at_recovery, _control,
-               _hard_to_voice_doubts, _family_culture, _past_pressure, _biology_only)
+_FLAG_RULES = (
+    _ambivalence,
+    _self_adjusting,
+    _stops_at_recovery,
+    _control,
+    _hard_to_voice_doubts,
+    _family_culture,
+    _past_pressure,
+    _biology_only,
+)
 
 
 def all_flags(answers: Mapping) -> list[Flag]:
@@ -300,6 +343,7 @@ def stance(answers: Mapping) -> str | None:
 
 
 # --- since last visit ------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Change:
@@ -377,9 +421,20 @@ REFERENCED: dict[str, set[str]] = {
 
 # The readers above assume these item types; a changed type would silently never fire.
 REFERENCED_TYPES: dict[str, str] = {
-    "M2": "single", "M3": "multi", "M4": "scale", "M5": "multi", "P1": "single",
-    "P2": "multi", "F1": "multi", "F2": "yesno_text", "F3": "multi", "W1": "multi",
-    "H2": "multi", "R1": "scale", "R2": "single", "S1": "single",
+    "M2": "single",
+    "M3": "multi",
+    "M4": "scale",
+    "M5": "multi",
+    "P1": "single",
+    "P2": "multi",
+    "F1": "multi",
+    "F2": "yesno_text",
+    "F3": "multi",
+    "W1": "multi",
+    "H2": "multi",
+    "R1": "scale",
+    "R2": "single",
+    "S1": "single",
 }
 
 
@@ -392,20 +447,29 @@ def check_references(questionnaire: Questionnaire) -> list[str]:
             problems.append(f"summary logic uses item {item_id}, which the questionnaire lacks")
             continue
         if item.type != REFERENCED_TYPES[item_id]:
-            problems.append(f"summary logic expects item {item_id} to be "
-                            f"'{REFERENCED_TYPES[item_id]}', not '{item.type}'")
+            problems.append(
+                f"summary logic expects item {item_id} to be "
+                f"'{REFERENCED_TYPES[item_id]}', not '{item.type}'"
+            )
         for choice_id in sorted(choice_ids - set(item.choice_ids)):
-            problems.append(f"summary logic uses choice '{choice_id}' of item {item_id}, "
-                            "which the questionnaire lacks")
+            problems.append(
+                f"summary logic uses choice '{choice_id}' of item {item_id}, "
+                "which the questionnaire lacks"
+            )
     return problems
 
 
-def skipped_items(answers: Mapping, reached_section_ids: Collection[str],
-                  questionnaire: Questionnaire) -> list[str]:
+def skipped_items(
+    answers: Mapping, reached_section_ids: Collection[str], questionnaire: Questionnaire
+) -> list[str]:
     """Ids of unanswered items in sections the patient reached, in questionnaire order.
 
     Items in sections never reached are not "skipped": the patient did not see them.
     """
-    return [item.id
-            for section in questionnaire.sections if section.id in reached_section_ids
-            for item in section.items if not is_answered(answers.get(item.id))]
+    return [
+        item.id
+        for section in questionnaire.sections
+        if section.id in reached_section_ids
+        for item in section.items
+        if not is_answered(answers.get(item.id))
+    ]

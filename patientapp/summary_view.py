@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from babel.lists import format_list
-from flask_babel import format_date, format_datetime, format_time, get_locale, gettext, lazy_gettext as _l
+from flask_babel import format_date, format_datetime, format_time, get_locale, gettext
+from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
 from . import display, summary
@@ -113,9 +114,17 @@ def quote_html(text: Text, element: str = "q") -> Markup:
         cut = text.text.rfind(" ", 0, PRINT_QUOTE_CHARS)
         cut = cut if cut > PRINT_QUOTE_CHARS // 2 else PRINT_QUOTE_CHARS
         words = Markup('%s<span class="q-rest">%s</span><span class="q-more">… %s</span>') % (
-            text.text[:cut], text.text[cut:], gettext("(continued on screen)"))
+            text.text[:cut],
+            text.text[cut:],
+            gettext("(continued on screen)"),
+        )
+    # `element` is one of two fixed tag names chosen by the caller, never user text.
     return Markup('<%s class="quote" dir="auto">%s</%s>%s') % (
-        Markup(element), words, Markup(element), tag)
+        Markup(element),  # noqa: S704
+        words,
+        Markup(element),  # noqa: S704
+        tag,
+    )
 
 
 def short_html(text: str, limit: int) -> Markup:
@@ -123,7 +132,9 @@ def short_html(text: str, limit: int) -> Markup:
     if len(text) <= limit:
         return escape(text)
     return Markup('%s<span class="q-rest">%s</span><span class="q-more">…</span>') % (
-        text[:limit], text[limit:])
+        text[:limit],
+        text[limit:],
+    )
 
 
 def _joined(values: list[str]) -> str:
@@ -143,27 +154,42 @@ def _param_value(value, questionnaire: Questionnaire, language: str, as_html: bo
 
 def _flag_view(flag: summary.Flag, questionnaire: Questionnaire, language: str) -> FlagView:
     template = gettext(flag.opener)
-    html_params = {k: _param_value(v, questionnaire, language, True)
-                   for k, v in flag.kwargs.items()}
-    text_params = {k: _param_value(v, questionnaire, language, False)
-                   for k, v in flag.kwargs.items()}
+    html_params = {
+        k: _param_value(v, questionnaire, language, True) for k, v in flag.kwargs.items()
+    }
+    text_params = {
+        k: _param_value(v, questionnaire, language, False) for k, v in flag.kwargs.items()
+    }
     practices = ", ".join(f"{n} {PRACTICES[n]}" for n in flag.practices)
-    return FlagView(gettext(flag.title), practices, escape(template) % html_params,
-                    template % text_params)
+    return FlagView(
+        gettext(flag.title), practices, escape(template) % html_params, template % text_params
+    )
 
 
-def _row(questionnaire: Questionnaire, item_id: str, answers: dict, language: str,
-         label: str | None = None) -> Row:
+def _row(
+    questionnaire: Questionnaire,
+    item_id: str,
+    answers: dict,
+    language: str,
+    label: str | None = None,
+) -> Row:
     item = questionnaire.items[item_id]
     value = answers.get(item_id)
     shown = display.show(item, value)
     quote = Text(shown.quote, language) if shown.quote else None
-    row = Row(label or gettext(item.short), list(shown.words), quote,
-              skipped=not summary.is_answered(value))
+    row = Row(
+        label or gettext(item.short),
+        list(shown.words),
+        quote,
+        skipped=not summary.is_answered(value),
+    )
     if item.type == "medlist" and value:
         row.html_words = [
             short_html(entry["name"], PRINT_NAME_CHARS) + Markup(" — %s") % feeling
-            for entry, feeling in zip(value, (w.rsplit(" — ", 1)[-1] for w in shown.words))]
+            for entry, feeling in zip(
+                value, (w.rsplit(" — ", 1)[-1] for w in shown.words), strict=False
+            )
+        ]
     return row
 
 
@@ -171,22 +197,37 @@ def _changes(current: dict, previous: dict | None, questionnaire: Questionnaire)
     lines = []
     for change in summary.changes(current, previous):
         if change.kind == "stance":
-            lines.append(gettext("Stance: %(before)s → %(after)s",
-                                 before=gettext(summary.STANCE_LABELS[change.before]),
-                                 after=gettext(summary.STANCE_LABELS[change.after])))
+            lines.append(
+                gettext(
+                    "Stance: %(before)s → %(after)s",
+                    before=gettext(summary.STANCE_LABELS[change.before]),
+                    after=gettext(summary.STANCE_LABELS[change.after]),
+                )
+            )
             continue
         item = questionnaire.items[change.item_id]
         if change.kind == "new_worries":
-            lines.append(gettext("New worries: %(list)s",
-                                 list=_joined(display.labels(item, change.after))))
+            lines.append(
+                gettext("New worries: %(list)s", list=_joined(display.labels(item, change.after)))
+            )
         elif change.kind == "gone_worries":
-            lines.append(gettext("Worries no longer named: %(list)s",
-                                 list=_joined(display.labels(item, change.before))))
+            lines.append(
+                gettext(
+                    "Worries no longer named: %(list)s",
+                    list=_joined(display.labels(item, change.before)),
+                )
+            )
         else:
             before = " ".join(display.show(item, change.before).words)
             after = " ".join(display.show(item, change.after).words)
-            lines.append(gettext("%(topic)s: %(before)s → %(after)s",
-                                 topic=gettext(item.short), before=before, after=after))
+            lines.append(
+                gettext(
+                    "%(topic)s: %(before)s → %(after)s",
+                    topic=gettext(item.short),
+                    before=before,
+                    after=after,
+                )
+            )
     return lines
 
 
@@ -201,19 +242,30 @@ def minutes_taken(visit: dict) -> int | None:
     """Whole minutes from starting to sending (at least 1), or None if not sent."""
     if not (visit.get("started_at") and visit.get("submitted_at")):
         return None
-    spent = (datetime.fromisoformat(visit["submitted_at"])
-             - datetime.fromisoformat(visit["started_at"]))
+    spent = datetime.fromisoformat(visit["submitted_at"]) - datetime.fromisoformat(
+        visit["started_at"]
+    )
     return max(1, round(spent.total_seconds() / 60))
 
 
 def _reached_sections(visit: dict, questionnaire: Questionnaire) -> list[str]:
-    return [s.id for s in questionnaire.sections[:max(visit["furthest_step"], 0)]]
+    return [s.id for s in questionnaire.sections[: max(visit["furthest_step"], 0)]]
 
 
-def build(*, visit: dict, answers: dict, in_person: set[str], previous: dict | None,
-          previous_answers: dict | None, previous_in_person: set[str] | None,
-          alert: dict | None, clinic: str, questionnaire: Questionnaire,
-          reader_language: str, answer_languages: dict[str, str] | None = None) -> SummaryView:
+def build(
+    *,
+    visit: dict,
+    answers: dict,
+    in_person: set[str],
+    previous: dict | None,
+    previous_answers: dict | None,
+    previous_in_person: set[str] | None,
+    alert: dict | None,
+    clinic: str,
+    questionnaire: Questionnaire,
+    reader_language: str,
+    answer_languages: dict[str, str] | None = None,
+) -> SummaryView:
     """Everything the one-page summary shows, in the reader's language."""
     visible = {k: v for k, v in answers.items() if k not in in_person}
     written_in = visit["answer_language"] or "en"
@@ -228,11 +280,21 @@ def build(*, visit: dict, answers: dict, in_person: set[str], previous: dict | N
         return _row(q, item_id, visible, tag(item_id), label)
 
     stance = summary.stance(visible)
-    medicines = Block(gettext("Medicines"), [
-        Row(gettext("Stance"), [gettext(summary.STANCE_LABELS[stance])] if stance else [],
-            skipped=stance is None),
-        row("M2"), row("M4"), row("M3"), row("M1"), row("M5"),
-    ])
+    medicines = Block(
+        gettext("Medicines"),
+        [
+            Row(
+                gettext("Stance"),
+                [gettext(summary.STANCE_LABELS[stance])] if stance else [],
+                skipped=stance is None,
+            ),
+            row("M2"),
+            row("M4"),
+            row("M3"),
+            row("M1"),
+            row("M5"),
+        ],
+    )
     blocks = [
         medicines,
         Block(gettext("Patterns"), [row("P1"), row("P2")]),
@@ -244,11 +306,15 @@ def build(*, visit: dict, answers: dict, in_person: set[str], previous: dict | N
         block.rows = [r for r in block.rows if r.label]
     previous_visible = None
     if previous_answers is not None:
-        previous_visible = {k: v for k, v in previous_answers.items()
-                            if k not in (previous_in_person or set())}
+        previous_visible = {
+            k: v for k, v in previous_answers.items() if k not in (previous_in_person or set())
+        }
     reached = _reached_sections(visit, q)
-    skipped = [gettext(q.items[i].short) for i in summary.skipped_items(visible, reached, q)
-               if i not in in_person and i != "S1"]
+    skipped = [
+        gettext(q.items[i].short)
+        for i in summary.skipped_items(visible, reached, q)
+        if i not in in_person and i != "S1"
+    ]
     s1 = answers.get("S1")
     return SummaryView(
         visit_id=visit["id"],
@@ -256,8 +322,11 @@ def build(*, visit: dict, answers: dict, in_person: set[str], previous: dict | N
         patient_ref=visit["patient_ref"],
         visit_date=format_date(datetime.fromisoformat(visit["appointment_at"]), "medium"),
         visit_day=visit["appointment_at"][:10],
-        completed_at=(format_datetime(datetime.fromisoformat(visit["submitted_at"]), "short")
-                      if visit.get("submitted_at") else ""),
+        completed_at=(
+            format_datetime(datetime.fromisoformat(visit["submitted_at"]), "short")
+            if visit.get("submitted_at")
+            else ""
+        ),
         language=language_name(written_in),
         minutes=minutes_taken(visit),
         status=visit["status"],
@@ -270,8 +339,11 @@ def build(*, visit: dict, answers: dict, in_person: set[str], previous: dict | N
         flags=[_flag_view(f, q, tag("F2")) for f in summary.top_flags(visible)],
         blocks=blocks,
         changes=_changes(visible, previous_visible, q) if previous_visible is not None else [],
-        previous_date=(format_date(datetime.fromisoformat(previous["appointment_at"]), "medium")
-                       if previous else ""),
+        previous_date=(
+            format_date(datetime.fromisoformat(previous["appointment_at"]), "medium")
+            if previous
+            else ""
+        ),
         in_person=[gettext(q.items[i].short) for i in q.item_ids if i in in_person],
         skipped=skipped,
     )
@@ -281,23 +353,42 @@ def as_text(view: SummaryView) -> str:
     """The same summary as plain text for the medical record."""
     lines = [
         gettext("Pre-visit reflection — %(clinic)s", clinic=view.clinic),
-        gettext("Patient: %(ref)s · Visit: %(date)s · Completed: %(done)s",
-                ref=view.patient_ref, date=view.visit_date, done=view.completed_at or "—"),
-        gettext("Answered in: %(language)s · Minutes taken: %(minutes)s",
-                language=view.language, minutes=view.minutes if view.minutes else "—"),
+        gettext(
+            "Patient: %(ref)s · Visit: %(date)s · Completed: %(done)s",
+            ref=view.patient_ref,
+            date=view.visit_date,
+            done=view.completed_at or "—",
+        ),
+        gettext(
+            "Answered in: %(language)s · Minutes taken: %(minutes)s",
+            language=view.language,
+            minutes=view.minutes if view.minutes else "—",
+        ),
         "",
     ]
     if view.safety == "endorsed":
-        lines.append(gettext("SAFETY: the patient answered “%(answer)s” to thoughts of being "
-                             "better off dead or of self-harm in the past 2 weeks.",
-                             answer=view.safety_answer))
+        lines.append(
+            gettext(
+                "SAFETY: the patient answered “%(answer)s” to thoughts of being "
+                "better off dead or of self-harm in the past 2 weeks.",
+                answer=view.safety_answer,
+            )
+        )
     else:
         lines.append(str(SAFETY_LINES[view.safety]))
     lines.append("")
-    lines.append(gettext("Today's agenda: %(agenda)s",
-                         agenda=_quoted_text(view.agenda) if view.agenda else gettext("Skipped")))
-    lines.append(gettext("Feeling coming in: %(feelings)s",
-                         feelings=", ".join(view.feelings) or gettext("Skipped")))
+    lines.append(
+        gettext(
+            "Today's agenda: %(agenda)s",
+            agenda=_quoted_text(view.agenda) if view.agenda else gettext("Skipped"),
+        )
+    )
+    lines.append(
+        gettext(
+            "Feeling coming in: %(feelings)s",
+            feelings=", ".join(view.feelings) or gettext("Skipped"),
+        )
+    )
     if view.flags:
         lines += ["", gettext("Flags and openers")]
         for flag in view.flags:
@@ -335,6 +426,7 @@ def _row_text(row: Row) -> str:
 
 def _no_changes(view: SummaryView) -> str:
     if view.previous_date:
-        return gettext("No changes in these answers since the visit on %(date)s.",
-                       date=view.previous_date)
+        return gettext(
+            "No changes in these answers since the visit on %(date)s.", date=view.previous_date
+        )
     return gettext("First reflection with this patient reference.")

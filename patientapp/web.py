@@ -47,6 +47,14 @@ def get_db():
     return g.db
 
 
+def close_thread_db() -> None:
+    """Close the connection this thread keeps (at shutdown, and after each test)."""
+    kept = getattr(_thread, "db", None)
+    if kept is not None:
+        kept[1].close()
+        del _thread.db
+
+
 def close_db(_exc=None) -> None:
     """Leave the thread's connection clean for its next request."""
     db = g.pop("db", None)
@@ -83,5 +91,6 @@ def init_app(app) -> None:
     app.teardown_appcontext(close_db)
     from . import __version__
 
-    app.jinja_env.globals.update(clinic_name=clinic_name, crisis_text=crisis_text,
-                                 app_version=__version__)
+    app.jinja_env.globals.update(
+        clinic_name=clinic_name, crisis_text=crisis_text, app_version=__version__
+    )

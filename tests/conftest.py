@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from datetime import datetime, timedelta
 
 import pytest
 
-from patientapp import create_app, invitations
-from patientapp.web import get_db
+from patientapp import create_app, invitations, storage
+from patientapp.web import close_thread_db, get_db
 
-TOKEN_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|'
-                      r'type="hidden" name="csrf_token" value="([^"]+)"|'
-                      r'id="csrf_token" name="csrf_token" type="hidden" value="([^"]+)"')
+TOKEN_RE = re.compile(
+    r'name="csrf_token" type="hidden" value="([^"]+)"|'
+    r'type="hidden" name="csrf_token" value="([^"]+)"|'
+    r'id="csrf_token" name="csrf_token" type="hidden" value="([^"]+)"'
+)
 
 
 class Clock:
@@ -28,6 +31,37 @@ class Clock:
         self.moment += timedelta(**delta)
 
 
+_real_connect = sqlite3.connect
+_opened: list[sqlite3.Connection] = []
+
+
+def _tracking_connect(*args, **kwargs):
+    connection = _real_connect(*args, **kwargs)
+    _opened.append(connection)
+    return connection
+
+
+def _is_open(connection: sqlite3.Connection) -> bool:
+    try:
+        connection.total_changes  # noqa: B018 - raises once the connection is closed
+    except sqlite3.ProgrammingError:
+        return False
+    return True
+
+
+@pytest.fixture(autouse=True)
+def connections_closed(monkeypatch):
+    """Every SQLite connection a test opens (through the app or by hand) is closed by its
+    end: set up before every other fixture, so it checks after their teardown."""
+    monkeypatch.setattr(sqlite3, "connect", _tracking_connect)
+    yield
+    left_open = [connection for connection in _opened if _is_open(connection)]
+    _opened.clear()
+    for connection in left_open:
+        connection.close()
+    assert not left_open, f"{len(left_open)} SQLite connection(s) left open by this test"
+
+
 @pytest.fixture(scope="session")
 def compiled_translations(tmp_path_factory):
     return tmp_path_factory.mktemp("mo")
@@ -41,15 +75,26 @@ def clock():
 @pytest.fixture
 def app(tmp_path, clock, compiled_translations, monkeypatch):
     monkeypatch.setenv("PATIENTAPP_INSTANCE", str(tmp_path / "instance"))
-    app = create_app({
-        "TESTING": True,
-        "SECRET_KEY": "test-secret",
-        "DATABASE": str(tmp_path / "test.db"),
-        "CLOCK": clock,
-        "COMPILED_TRANSLATIONS": str(compiled_translations),
-        "PASSWORD_HASHER": "fast",
-    })
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "DATABASE": str(tmp_path / "test.db"),
+            "CLOCK": clock,
+            "COMPILED_TRANSLATIONS": str(compiled_translations),
+            "PASSWORD_HASHER": "fast",
+        }
+    )
     yield app
+    close_thread_db()
+
+
+@pytest.fixture
+def db(app):
+    """A connection of the test's own to the app's database, closed after the test."""
+    connection = storage.connect(app.config["DATABASE"])
+    yield connection
+    connection.close()
 
 
 @pytest.fixture
@@ -71,10 +116,15 @@ def csrf_from(html: str) -> str:
 def make_invitation(app, patient_ref="A-1001", when=None, language=""):
     with app.app_context():
         return invitations.create(
-            get_db(), patient_ref=patient_ref,
+            get_db(),
+            patient_ref=patient_ref,
             appointment_at=when or app.config["CLOCK"]().replace(hour=14),
-            psychiatrist_id=None, suggested_language=language, extra_days=0,
-            created_by=None, now=app.config["CLOCK"]())
+            psychiatrist_id=None,
+            suggested_language=language,
+            extra_days=0,
+            created_by=None,
+            now=app.config["CLOCK"](),
+        )
 
 
 class Patient:
@@ -110,11 +160,21 @@ def patient(client):
 
 FULL_ANSWERS = {
     1: {"T1": ["worried", "tired"], "T2": "Whether I can lower the dose before summer."},
-    2: {"M1-0-name": "Sertraline", "M1-0-feeling": "mixed", "M2": "mixed",
-        "M3": ["safety_net", "crutch"], "M4": "8", "M5": ["side_effects", "dependent"]},
+    2: {
+        "M1-0-name": "Sertraline",
+        "M1-0-feeling": "mixed",
+        "M2": "mixed",
+        "M3": ["safety_net", "crutch"],
+        "M4": "8",
+        "M5": ["side_effects", "dependent"],
+    },
     3: {"P1": "chose_to_skip", "P2": ["felt_better", "side_effects"]},
-    4: {"F1": ["against"], "F2": "yes", "F2_text": "My mother says pills are weakness.",
-        "F3": ["pressured"]},
+    4: {
+        "F1": ["against"],
+        "F2": "yes",
+        "F2_text": "My mother says pills are weakness.",
+        "F3": ["pressured"],
+    },
     5: {"W1": ["body_chemistry"], "W2": "takes_edge"},
     6: {"H1": "I would go back to work and see my friends.", "H2": ["more_expected"]},
     7: {"R1": "1", "R2": "together", "R3": ["lowering", "side_effects"]},
@@ -127,16 +187,26 @@ def create_user(app, email, role, password="correct horse battery", name=""):
 
     with app.test_request_context():
         db = get_db()
-        return storage.create_user(db, email=email, display_name=name or email.split("@")[0],
-                                   password_hash=auth.hash_password(password), role=role,
-                                   now=app.config["CLOCK"]())
+        return storage.create_user(
+            db,
+            email=email,
+            display_name=name or email.split("@")[0],
+            password_hash=auth.hash_password(password),
+            role=role,
+            now=app.config["CLOCK"](),
+        )
 
 
 def login(client, email, password="correct horse battery"):
     page = client.get("/staff/login")
-    return client.post("/staff/login", data={
-        "csrf_token": csrf_from(page.get_data(as_text=True)), "email": email,
-        "password": password})
+    return client.post(
+        "/staff/login",
+        data={
+            "csrf_token": csrf_from(page.get_data(as_text=True)),
+            "email": email,
+            "password": password,
+        },
+    )
 
 
 def staff_post(client, url, data=None, page="/staff/"):
@@ -157,6 +227,8 @@ def finish_visit(app, answers=None, ref="A-1001", in_person=(), language=""):
     patient = Patient(app.test_client())
     patient.start(invitation.token)
     for number in range(1, 9):
-        patient.post(f"/step/{number}", {"action": "next", **(answers or FULL_ANSWERS).get(number, {})})
+        patient.post(
+            f"/step/{number}", {"action": "next", **(answers or FULL_ANSWERS).get(number, {})}
+        )
     patient.post("/review", {"action": "submit", "in_person": list(in_person)})
     return invitation

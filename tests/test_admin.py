@@ -5,17 +5,25 @@ from __future__ import annotations
 import html
 
 import pytest
+from conftest import (
+    FULL_ANSWERS,
+    Patient,
+    create_user,
+    csrf_from,
+    finish_visit,
+    login,
+    make_invitation,
+)
 
 from patientapp import storage
 from patientapp.web import get_db
-
-from conftest import FULL_ANSWERS, Patient, create_user, csrf_from, finish_visit, login, make_invitation
 
 PASSWORD = "correct horse battery"
 PAGES = ("/staff/admin/users", "/staff/admin/settings", "/staff/admin/audit")
 
 
 # --- helpers -----------------------------------------------------------------------------
+
 
 def add_user(app, email: str, role: str, password: str = PASSWORD, name: str = "") -> int:
     """A staff account written straight through storage."""
@@ -71,6 +79,7 @@ GOOD_SETTINGS = {
 
 # --- access ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("url", PAGES)
 def test_admin_pages_open_for_an_admin(admin, url):
     response = admin.get(url)
@@ -79,7 +88,7 @@ def test_admin_pages_open_for_an_admin(admin, url):
 
 
 @pytest.mark.parametrize("role", ["psychiatrist", "frontdesk"])
-@pytest.mark.parametrize("url", PAGES + ("/staff/admin/users/1",))
+@pytest.mark.parametrize("url", [*PAGES, "/staff/admin/users/1"])
 def test_other_roles_get_403(app, client, role, url):
     add_user(app, "boss@example.org", "admin")
     add_user(app, f"{role}@example.org", role)
@@ -92,11 +101,23 @@ def test_other_roles_cannot_post_admin_actions(app, client, role):
     target = add_user(app, "boss@example.org", "admin")
     add_user(app, f"{role}@example.org", role)
     log_in(client, f"{role}@example.org")
-    assert submit(client, "/staff/admin/users", {
-        "email": "x@example.org", "display_name": "X", "role": "admin", "password": PASSWORD,
-    }, page="/staff/").status_code == 403
-    assert submit(client, f"/staff/admin/users/{target}/deactivate",
-                  page="/staff/").status_code == 403
+    assert (
+        submit(
+            client,
+            "/staff/admin/users",
+            {
+                "email": "x@example.org",
+                "display_name": "X",
+                "role": "admin",
+                "password": PASSWORD,
+            },
+            page="/staff/",
+        ).status_code
+        == 403
+    )
+    assert (
+        submit(client, f"/staff/admin/users/{target}/deactivate", page="/staff/").status_code == 403
+    )
     assert user(app, "x@example.org") is None and user(app, "boss@example.org")["active"]
 
 
@@ -114,10 +135,18 @@ def test_admin_nav_links_show_for_admins_only(app, admin):
 
 # --- users -------------------------------------------------------------------------------
 
+
 def test_added_user_can_log_in(app, admin):
-    response = submit(admin, "/staff/admin/users", {
-        "email": "nurse@example.org", "display_name": "Noor Nurse", "role": "frontdesk",
-        "password": "a long new password"})
+    response = submit(
+        admin,
+        "/staff/admin/users",
+        {
+            "email": "nurse@example.org",
+            "display_name": "Noor Nurse",
+            "role": "frontdesk",
+            "password": "a long new password",
+        },
+    )
     assert response.status_code == 302
     listing = text(admin.get("/staff/admin/users"))
     assert "nurse@example.org" in listing and "Noor Nurse" in listing
@@ -140,9 +169,16 @@ def test_users_table_has_headers_and_labelled_inputs(admin):
 
 def test_duplicate_email_gets_a_clear_message(app, admin):
     add_user(app, "taken@example.org", "psychiatrist")
-    response = submit(admin, "/staff/admin/users", {
-        "email": "Taken@Example.org", "display_name": "Second Person", "role": "frontdesk",
-        "password": PASSWORD})
+    response = submit(
+        admin,
+        "/staff/admin/users",
+        {
+            "email": "Taken@Example.org",
+            "display_name": "Second Person",
+            "role": "frontdesk",
+            "password": PASSWORD,
+        },
+    )
     assert response.status_code == 422
     page = text(response)
     assert "There is already an account with this email address." in page
@@ -150,15 +186,23 @@ def test_duplicate_email_gets_a_clear_message(app, admin):
     assert user(app, "taken@example.org")["role"] == "psychiatrist"
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("password", "short", "Please use at least 10 characters."),
-    ("email", "not-an-email", "Please enter an email address like name@example.org."),
-    ("display_name", "", "Please enter a name."),
-    ("role", "superuser", "Not a valid choice"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("password", "short", "Please use at least 10 characters."),
+        ("email", "not-an-email", "Please enter an email address like name@example.org."),
+        ("display_name", "", "Please enter a name."),
+        ("role", "superuser", "Not a valid choice"),
+    ],
+)
 def test_bad_new_user_keeps_what_was_typed(app, admin, field, value, message):
-    data = {"email": "new@example.org", "display_name": "New Person", "role": "psychiatrist",
-            "password": PASSWORD, field: value}
+    data = {
+        "email": "new@example.org",
+        "display_name": "New Person",
+        "role": "psychiatrist",
+        "password": PASSWORD,
+        field: value,
+    }
     response = submit(admin, "/staff/admin/users", data)
     assert response.status_code == 422
     page = text(response)
@@ -175,8 +219,9 @@ def test_deactivating_ends_the_users_live_session(app, admin):
     desk = app.test_client()
     log_in(desk, "desk@example.org")
     assert desk.get("/staff/").status_code == 200
-    response = submit(admin, f"/staff/admin/users/{target}/deactivate",
-                      page=f"/staff/admin/users/{target}")
+    response = submit(
+        admin, f"/staff/admin/users/{target}/deactivate", page=f"/staff/admin/users/{target}"
+    )
     assert response.status_code == 302
     after = desk.get("/staff/")
     assert after.status_code == 302 and "/staff/login" in after.headers["Location"]
@@ -256,6 +301,7 @@ def test_unknown_user_is_404(admin):
 
 # --- settings ----------------------------------------------------------------------------
 
+
 def test_settings_show_current_values(app, admin):
     page = text(admin.get("/staff/admin/settings"))
     assert 'value="365"' in page and 'value="15"' in page and 'value="0"' in page
@@ -264,18 +310,24 @@ def test_settings_show_current_values(app, admin):
 
 
 def test_saved_settings_reach_the_patient(app, admin):
-    response = submit(admin, "/staff/admin/settings",
-                      {**GOOD_SETTINGS, "languages": app.config["OFFERED_LANGUAGES"]})
+    response = submit(
+        admin,
+        "/staff/admin/settings",
+        {**GOOD_SETTINGS, "languages": app.config["OFFERED_LANGUAGES"]},
+    )
     assert response.status_code == 302
     saved = settings(app)
     assert saved["clinic_name"] == "Riverside Mood Clinic"
-    assert saved["crisis_text"] == ("Call the clinic line: 555-0100.\n"
-                                    "After hours, call 555-0199.")
-    assert (saved["invite_extra_days"], saved["patient_idle_minutes"],
-            saved["retention_days"]) == (2, 20, 400)
+    assert saved["crisis_text"] == ("Call the clinic line: 555-0100.\nAfter hours, call 555-0199.")
+    assert (saved["invite_extra_days"], saved["patient_idle_minutes"], saved["retention_days"]) == (
+        2,
+        20,
+        400,
+    )
     entry = audit_rows(app, action="settings_changed")[0]
-    assert entry["detail"] == ("clinic_name, crisis_text, invite_extra_days, "
-                               "patient_idle_minutes, retention_days")
+    assert entry["detail"] == (
+        "clinic_name, crisis_text, invite_extra_days, patient_idle_minutes, retention_days"
+    )
     invitation = make_invitation(app)
     patient = Patient(app.test_client())
     welcome = text(patient.open(invitation.token))
@@ -285,10 +337,18 @@ def test_saved_settings_reach_the_patient(app, admin):
 
 def test_saving_unchanged_settings_writes_nothing(app, admin):
     page = admin.get("/staff/admin/settings")
-    response = admin.post("/staff/admin/settings", data={
-        "csrf_token": csrf_from(page.get_data(as_text=True)), "clinic_name": "",
-        "crisis_text": "", "languages": app.config["OFFERED_LANGUAGES"], "invite_extra_days": "0",
-        "patient_idle_minutes": "15", "retention_days": "365"})
+    response = admin.post(
+        "/staff/admin/settings",
+        data={
+            "csrf_token": csrf_from(page.get_data(as_text=True)),
+            "clinic_name": "",
+            "crisis_text": "",
+            "languages": app.config["OFFERED_LANGUAGES"],
+            "invite_extra_days": "0",
+            "patient_idle_minutes": "15",
+            "retention_days": "365",
+        },
+    )
     assert response.status_code == 302
     assert settings(app) == {}
     assert audit_rows(app, action="settings_changed") == []
@@ -301,23 +361,25 @@ def test_invitation_lifetime_setting_moves_the_expiry(app, admin):
     assert "Expires: 2026-11-27 23:59" in result.output
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("clinic_name", "x" * 121, "Please keep this to 120 characters or fewer."),
-    ("crisis_text", "y" * 1001, "Please keep this to 1000 characters or fewer."),
-    ("languages", [], "Please offer at least one language."),
-    ("languages", ["xx"], "is not a valid choice"),
-    ("invite_extra_days", "15", "Please enter a whole number from 0 to 14."),
-    ("invite_extra_days", "-1", "Please enter a whole number from 0 to 14."),
-    ("invite_extra_days", "two", "Please enter a whole number from 0 to 14."),
-    ("patient_idle_minutes", "4", "Please enter a whole number from 5 to 120."),
-    ("patient_idle_minutes", "121", "Please enter a whole number from 5 to 120."),
-    ("patient_idle_minutes", "", "Please enter a whole number from 5 to 120."),
-    ("retention_days", "29", "Please enter a whole number from 30 to 3650."),
-    ("retention_days", "3651", "Please enter a whole number from 30 to 3650."),
-    ("retention_days", "1.5", "Please enter a whole number from 30 to 3650."),
-])
-def test_bad_setting_keeps_everything_else_and_saves_nothing(app, admin, field, value,
-                                                              message):
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("clinic_name", "x" * 121, "Please keep this to 120 characters or fewer."),
+        ("crisis_text", "y" * 1001, "Please keep this to 1000 characters or fewer."),
+        ("languages", [], "Please offer at least one language."),
+        ("languages", ["xx"], "is not a valid choice"),
+        ("invite_extra_days", "15", "Please enter a whole number from 0 to 14."),
+        ("invite_extra_days", "-1", "Please enter a whole number from 0 to 14."),
+        ("invite_extra_days", "two", "Please enter a whole number from 0 to 14."),
+        ("patient_idle_minutes", "4", "Please enter a whole number from 5 to 120."),
+        ("patient_idle_minutes", "121", "Please enter a whole number from 5 to 120."),
+        ("patient_idle_minutes", "", "Please enter a whole number from 5 to 120."),
+        ("retention_days", "29", "Please enter a whole number from 30 to 3650."),
+        ("retention_days", "3651", "Please enter a whole number from 30 to 3650."),
+        ("retention_days", "1.5", "Please enter a whole number from 30 to 3650."),
+    ],
+)
+def test_bad_setting_keeps_everything_else_and_saves_nothing(app, admin, field, value, message):
     response = submit(admin, "/staff/admin/settings", {**GOOD_SETTINGS, field: value})
     assert response.status_code == 422
     page = text(response)
@@ -340,22 +402,30 @@ def test_languages_can_be_narrowed(app, admin):
     assert settings(app)["languages"] == ["en", "es"]
     with app.test_request_context():
         from patientapp.i18n import offered_languages
+
         assert offered_languages() == ["en", "es"]
 
 
 # --- audit log ---------------------------------------------------------------------------
 
+
 def seed_audit(app, entries):
     with app.app_context():
         for action, visit_id, detail in entries:
-            storage.audit(get_db(), action, now=app.config["CLOCK"](), actor="seed",
-                          visit_id=visit_id, detail=detail)
+            storage.audit(
+                get_db(),
+                action,
+                now=app.config["CLOCK"](),
+                actor="seed",
+                visit_id=visit_id,
+                detail=detail,
+            )
 
 
 def audit_table(response) -> str:
     page = text(response)
     start = page.find("<table")
-    return page[start:page.find("</table>", start)] if start >= 0 else ""
+    return page[start : page.find("</table>", start)] if start >= 0 else ""
 
 
 def test_audit_log_shows_entries_with_headers(app, admin):
@@ -396,11 +466,22 @@ def test_audit_log_filters_by_dates(app, admin, clock):
     assert "first_day" in table and "third_day" not in table
 
 
-@pytest.mark.parametrize("query", [
-    "visit=abc", "visit=99999999999999999999", "since=2026-13-40", "until=yesterday",
-    "action=no_such_action", "user=not-a-number", "user=999", "page=-3", "page=abc",
-    "page=99999999999999999999999", "action=%00",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "visit=abc",
+        "visit=99999999999999999999",
+        "since=2026-13-40",
+        "until=yesterday",
+        "action=no_such_action",
+        "user=not-a-number",
+        "user=999",
+        "page=-3",
+        "page=abc",
+        "page=99999999999999999999999",
+        "action=%00",
+    ],
+)
 def test_bad_audit_filters_are_ignored_with_a_message(app, admin, query):
     seed_audit(app, [("summary_viewed", 7, "")])
     response = admin.get(f"/staff/admin/audit?{query}")

@@ -10,8 +10,28 @@ import pytest
 from patientapp import questionnaire
 
 CONTENT = Path(__file__).resolve().parents[2] / "shared" / "CONTENT.md"
-EXPECTED_IDS = ["T1", "T2", "M1", "M2", "M3", "M4", "M5", "P1", "P2", "F1", "F2", "F3",
-                "W1", "W2", "H1", "H2", "R1", "R2", "R3", "S1"]
+EXPECTED_IDS = [
+    "T1",
+    "T2",
+    "M1",
+    "M2",
+    "M3",
+    "M4",
+    "M5",
+    "P1",
+    "P2",
+    "F1",
+    "F2",
+    "F3",
+    "W1",
+    "W2",
+    "H1",
+    "H2",
+    "R1",
+    "R2",
+    "R3",
+    "S1",
+]
 
 
 def test_definition_has_exactly_the_content_ids():
@@ -26,8 +46,16 @@ def test_ids_match_content_md_table():
 
 def test_eight_sections_each_a_screen():
     sections = questionnaire.default().sections
-    assert [s.id for s in sections] == ["today", "medicines", "going", "family", "meaning",
-                                         "hopes", "relationship", "safety"]
+    assert [s.id for s in sections] == [
+        "today",
+        "medicines",
+        "going",
+        "family",
+        "meaning",
+        "hopes",
+        "relationship",
+        "safety",
+    ]
 
 
 def test_types_match_the_blueprint():
@@ -41,8 +69,12 @@ def test_types_match_the_blueprint():
     assert items["F2"].type == "yesno_text"
     free_text = [i for i in items.values() if i.type in ("text", "yesno_text")]
     assert len(free_text) <= 4
-    assert items["S1"].choice_ids == ("not_at_all", "several_days", "more_than_half",
-                                      "nearly_every_day")
+    assert items["S1"].choice_ids == (
+        "not_at_all",
+        "several_days",
+        "more_than_half",
+        "nearly_every_day",
+    )
 
 
 def test_choice_ids_are_stable_lowercase_words():
@@ -59,18 +91,31 @@ title = "S"
 """
 
 
-@pytest.mark.parametrize("extra, message", [
-    ('[[sections.items]]\nid="A"\ntype="single"\nprompt="p"\nshort="s"\nchoices=[{id="a",label="A"}]\n'
-     '[[sections.items]]\nid="A"\ntype="text"\nprompt="p"\nshort="s"\nmax_length=3\n',
-     "duplicate item id 'A'"),
-    ('[[sections.items]]\nid="A"\ntype="slider"\nprompt="p"\nshort="s"\n', "unknown type 'slider'"),
-    ('[[sections.items]]\nid="A"\ntype="single"\nprompt="p"\nshort="s"\n', "needs choices"),
-    ('[[sections.items]]\nid="A"\ntype="single"\nprompt="p"\nshort="s"\n'
-     'choices=[{id="a",label="A"},{id="a",label="B"}]\n', "duplicate choice id"),
-    ('[[sections.items]]\nid="A"\ntype="scale"\nprompt="p"\nshort="s"\n', "needs min and max"),
-    ('[[sections.items]]\nid="A"\ntype="text"\nprompt="p"\nshort="s"\nmax_length=5\ncolour="red"\n',
-     "unknown keys"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            '[[sections.items]]\nid="A"\ntype="single"\nprompt="p"\nshort="s"\nchoices=[{id="a",label="A"}]\n'
+            '[[sections.items]]\nid="A"\ntype="text"\nprompt="p"\nshort="s"\nmax_length=3\n',
+            "duplicate item id 'A'",
+        ),
+        (
+            '[[sections.items]]\nid="A"\ntype="slider"\nprompt="p"\nshort="s"\n',
+            "unknown type 'slider'",
+        ),
+        ('[[sections.items]]\nid="A"\ntype="single"\nprompt="p"\nshort="s"\n', "needs choices"),
+        (
+            '[[sections.items]]\nid="A"\ntype="single"\nprompt="p"\nshort="s"\n'
+            'choices=[{id="a",label="A"},{id="a",label="B"}]\n',
+            "duplicate choice id",
+        ),
+        ('[[sections.items]]\nid="A"\ntype="scale"\nprompt="p"\nshort="s"\n', "needs min and max"),
+        (
+            '[[sections.items]]\nid="A"\ntype="text"\nprompt="p"\nshort="s"\nmax_length=5\ncolour="red"\n',
+            "unknown keys",
+        ),
+    ],
+)
 def test_bad_definitions_fail_clearly(tmp_path, extra, message):
     path = tmp_path / "q.toml"
     path.write_text(BASE + extra)
@@ -95,11 +140,12 @@ def test_dangling_reference_stops_the_app(monkeypatch, tmp_path):
     broken_item = replace(m3, choices=tuple(c for c in m3.choices if c.id != "controls_me"))
     sections = tuple(
         replace(s, items=tuple(broken_item if i.id == "M3" else i for i in s.items))
-        for s in real.sections)
-    broken = replace(real, sections=sections,
-                     items={**real.items, "M3": broken_item})
+        for s in real.sections
+    )
+    broken = replace(real, sections=sections, items={**real.items, "M3": broken_item})
     monkeypatch.setattr(questionnaire, "default", lambda: broken)
     monkeypatch.setenv("PATIENTAPP_INSTANCE", str(tmp_path))
     with pytest.raises(questionnaire.DefinitionError, match="controls_me"):
-        patientapp.create_app({"TESTING": True, "SECRET_KEY": "x",
-                               "DATABASE": str(tmp_path / "db.sqlite")})
+        patientapp.create_app(
+            {"TESTING": True, "SECRET_KEY": "x", "DATABASE": str(tmp_path / "db.sqlite")}
+        )

@@ -12,8 +12,11 @@ GENERIC = "We couldn't open a visit with that code."
 
 def type_code(client, code):
     page = client.get("/start")
-    return client.post("/start", data={"csrf_token": csrf_from(page.get_data(as_text=True)),
-                                       "code": code}, follow_redirects=True)
+    return client.post(
+        "/start",
+        data={"csrf_token": csrf_from(page.get_data(as_text=True)), "code": code},
+        follow_redirects=True,
+    )
 
 
 def test_code_opens_the_visit(client, invitation):
@@ -43,7 +46,7 @@ def test_only_hashes_are_stored(app, invitation):
 
 
 @pytest.mark.parametrize("case", ["wrong", "expired", "used", "cancelled"])
-def test_one_message_for_every_bad_code(app, client, clock, patient, case):
+def test_one_message_for_every_bad_code(app, client, clock, patient, case, db):
     invitation = make_invitation(app)
     code = invitation.code
     if case == "wrong":
@@ -54,8 +57,6 @@ def test_one_message_for_every_bad_code(app, client, clock, patient, case):
         patient.start(invitation.token)
         patient.post("/review", {"action": "submit"})
     elif case == "cancelled":
-        from patientapp import storage
-        db = storage.connect(app.config["DATABASE"])
         db.execute("UPDATE visits SET status = 'cancelled' WHERE id = ?", [invitation.visit_id])
     page = type_code(app.test_client(), code)
     assert page.status_code == 422
@@ -68,7 +69,7 @@ def test_badly_shaped_code_gets_a_hint(client):
 
 
 @pytest.mark.parametrize("case", ["wrong", "expired", "cancelled"])
-def test_bad_links(app, client, clock, case):
+def test_bad_links(app, client, clock, case, db):
     invitation = make_invitation(app)
     token = invitation.token
     if case == "wrong":
@@ -76,8 +77,6 @@ def test_bad_links(app, client, clock, case):
     elif case == "expired":
         clock.advance(hours=15)  # past the end of the appointment day
     else:
-        from patientapp import storage
-        db = storage.connect(app.config["DATABASE"])
         db.execute("UPDATE visits SET status = 'cancelled' WHERE id = ?", [invitation.visit_id])
     page = client.get(f"/v/{token}")
     assert page.status_code == 404
@@ -87,8 +86,9 @@ def test_bad_links(app, client, clock, case):
 def test_link_valid_until_end_of_appointment_day(app, client, clock):
     invitation = make_invitation(app)
     clock.advance(hours=14, minutes=59)  # 23:59 on the day
-    assert "Before your visit" in client.get(f"/v/{invitation.token}",
-                                             follow_redirects=True).get_data(as_text=True)
+    assert "Before your visit" in client.get(
+        f"/v/{invitation.token}", follow_redirects=True
+    ).get_data(as_text=True)
 
 
 def test_rate_limit_per_client_then_valid_code_elsewhere_still_works(app, clock):
@@ -101,8 +101,7 @@ def test_rate_limit_per_client_then_valid_code_elsewhere_still_works(app, clock)
     assert "Too many tries" in blocked.get_data(as_text=True)
     # Another phone in the same waiting room (same address) still gets in.
     neighbour = app.test_client()
-    assert "Before your visit" in type_code(
-        neighbour, invitation.code).get_data(as_text=True)
+    assert "Before your visit" in type_code(neighbour, invitation.code).get_data(as_text=True)
     # After the window the first phone may try again.
     clock.advance(minutes=16)
     assert "Before your visit" in type_code(attacker, invitation.code).get_data(as_text=True)
@@ -151,8 +150,9 @@ def test_csrf_token_outlives_the_default_hour(patient, invitation, clock):
 def test_too_large_request_is_refused_kindly(patient, invitation):
     patient.start(invitation.token)
     page = patient.client.get("/step/1")
-    response = patient.client.post("/step/1", data={
-        "csrf_token": csrf_from(page.get_data(as_text=True)), "T2": "x" * 100_000})
+    response = patient.client.post(
+        "/step/1", data={"csrf_token": csrf_from(page.get_data(as_text=True)), "T2": "x" * 100_000}
+    )
     assert response.status_code == 413
     assert "more text than we can take" in response.get_data(as_text=True)
 
@@ -169,18 +169,23 @@ def test_pages_without_a_session_never_show_answers(client):
         assert "closed for your privacy" in response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("target", ["//evil.example/x", "/\\evil.example", "https://evil.example/",
-                                    "/\\/evil.example"])
+@pytest.mark.parametrize(
+    "target", ["//evil.example/x", "/\\evil.example", "https://evil.example/", "/\\/evil.example"]
+)
 def test_language_switch_never_redirects_off_site(client, target):
     page = client.get("/start")
-    response = client.post("/language", data={"csrf_token": csrf_from(page.get_data(as_text=True)),
-                                              "lang": "es", "next": target})
+    response = client.post(
+        "/language",
+        data={"csrf_token": csrf_from(page.get_data(as_text=True)), "lang": "es", "next": target},
+    )
     assert response.headers["Location"] == "/start"
 
 
 def test_language_switch_returns_to_the_page(client):
     page = client.get("/start")
-    response = client.post("/language", data={"csrf_token": csrf_from(page.get_data(as_text=True)),
-                                              "lang": "es", "next": "/ended"})
+    response = client.post(
+        "/language",
+        data={"csrf_token": csrf_from(page.get_data(as_text=True)), "lang": "es", "next": "/ended"},
+    )
     assert response.headers["Location"] == "/ended"
     assert '<html lang="es"' in client.get("/ended").get_data(as_text=True)

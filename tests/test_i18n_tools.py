@@ -11,11 +11,26 @@ from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po, write_po
 
 from patientapp import i18n_tools, questionnaire
-from patientapp.i18n_tools import (catalog_path, check_catalog, check_catalogs,
-                                   extract_questionnaire, extract_template, placeholders)
+from patientapp.i18n_tools import (
+    catalog_path,
+    check_catalog,
+    check_catalogs,
+    extract_questionnaire,
+    extract_template,
+    placeholders,
+)
 
-ITEM_FIELDS = ("prompt", "short", "help", "intro", "min_label", "max_label", "row_label",
-               "choice_label", "text_prompt")
+ITEM_FIELDS = (
+    "prompt",
+    "short",
+    "help",
+    "intro",
+    "min_label",
+    "max_label",
+    "row_label",
+    "choice_label",
+    "text_prompt",
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +61,7 @@ def locations(template: Catalog, message_id: str) -> set[str]:
 
 # --- extraction --------------------------------------------------------------------------
 
+
 def test_extractor_finds_every_questionnaire_string():
     found = {message for _line, _func, message, _comments in extracted_from_toml()}
     assert found == questionnaire_strings()
@@ -54,7 +70,7 @@ def test_extractor_finds_every_questionnaire_string():
 def test_extractor_comments_name_the_item_and_lines_point_at_the_string():
     results = extracted_from_toml()
     lines = questionnaire.DEFINITION_PATH.read_text(encoding="utf-8").splitlines()
-    for lineno, funcname, message, comments in results:
+    for lineno, funcname, message, _comments in results:
         assert funcname is None
         assert message in lines[lineno - 1], (lineno, message)
     comments = {(message, comment) for _l, _f, message, (comment,) in results}
@@ -66,8 +82,8 @@ def test_extractor_comments_name_the_item_and_lines_point_at_the_string():
 def test_a_repeated_label_gets_the_line_under_its_own_item():
     results = extracted_from_toml()
     text = questionnaire.DEFINITION_PATH.read_text(encoding="utf-8")
-    m2_line = text[:text.index('id = "M2"')].count("\n") + 1
-    m3_line = text[:text.index('id = "M3"')].count("\n") + 1
+    m2_line = text[: text.index('id = "M2"')].count("\n") + 1
+    m3_line = text[: text.index('id = "M3"')].count("\n") + 1
     mixed = [line for line, _f, message, (comment,) in results if comment == "M2 choice mixed"]
     assert len(mixed) == 1 and m2_line < mixed[0] < m3_line
 
@@ -99,6 +115,7 @@ def test_extract_command_writes_the_template(runner, tmp_path):
 
 
 # --- a temporary, fully "translated" catalog ----------------------------------------------
+
 
 def fake_translation(message_id) -> str | tuple[str, ...]:
     """A stand-in translation that keeps every placeholder."""
@@ -213,9 +230,14 @@ def test_check_reports_stale_entries(filled, template):
 
 # --- placeholders and plurals, on small in-memory catalogs ----------------------------------
 
+
 def test_placeholders_cover_named_percent_and_braces():
     assert placeholders("Step %(n)s of %(total)d, {name} and {when:%H}") == {
-        "%(n)s", "%(total)d", "{name}", "{when}"}
+        "%(n)s",
+        "%(total)d",
+        "{name}",
+        "{when}",
+    }
     assert placeholders("100%% sure, {{literal}}") == set()
 
 
@@ -227,14 +249,32 @@ def plural_catalogs(strings: tuple[str, ...]) -> tuple[Catalog, Catalog]:
     return template, catalog
 
 
+def french_forms(*forms: str) -> tuple[str, ...]:
+    """As many French plural forms as this Babel's CLDR data has (2, or 3 with "many"),
+    the given ones first and the last repeated."""
+    count = Catalog(locale="fr").num_plurals
+    return tuple(forms[min(i, len(forms) - 1)] for i in range(count))
+
+
 def test_check_looks_at_every_plural_form():
-    template, good = plural_catalogs(("%(num)s fichier", "%(num)s fichiers"))
+    template, good = plural_catalogs(french_forms("%(num)s fichier", "%(num)s fichiers"))
     assert check_catalog("fr", good, template).problems == []
-    template, bad = plural_catalogs(("%(num)s fichier", "%(nombre)s fichiers"))
-    [problem] = check_catalog("fr", bad, template).problems
-    assert problem.startswith("placeholders (form 1): ")
-    template, empty = plural_catalogs(("%(num)s fichier", ""))
+    template, bad = plural_catalogs(french_forms("%(num)s fichier", "%(nombre)s fichiers"))
+    problems = check_catalog("fr", bad, template).problems
+    assert problems
+    assert all(p.startswith("placeholders (form ") for p in problems)
+    assert problems[0].startswith("placeholders (form 1): ")
+    template, empty = plural_catalogs(french_forms("%(num)s fichier", ""))
     assert check_catalog("fr", empty, template).problems == ['untranslated: "%(num)s file"']
+
+
+def test_check_counts_plural_forms_from_the_language():
+    forms = french_forms("%(num)s fichier", "%(num)s fichiers")
+    template, short = plural_catalogs(forms[:-1])
+    [problem] = check_catalog("fr", short, template).problems
+    assert problem == (
+        f'plural forms: "%(num)s file" has {len(forms) - 1}, the language needs {len(forms)}'
+    )
 
 
 def test_check_catches_mismatched_brace_placeholders():
@@ -243,11 +283,11 @@ def test_check_catches_mismatched_brace_placeholders():
     catalog = Catalog(locale="es")
     catalog.add("Hello {name}", "Hola {nombre}")
     [problem] = check_catalog("es", catalog, template).problems
-    assert problem == ('placeholders: "Hello {name}": translation lacks {name}; '
-                       'adds {nombre}')
+    assert problem == ('placeholders: "Hello {name}": translation lacks {name}; adds {nombre}')
 
 
 # --- init, update, compile ----------------------------------------------------------------
+
 
 def test_update_brings_new_strings_untranslated_not_guessed(filled, template):
     newer = Catalog()

@@ -9,7 +9,7 @@ import pytest
 from babel.messages.pofile import read_po
 from conftest import FULL_ANSWERS, Patient, create_user, finish_visit, login, make_invitation
 
-from patientapp import create_app, i18n, i18n_tools
+from patientapp import create_app, i18n, i18n_tools, storage
 
 SHIPPED = ["en", "es", "fr", "pt_BR", "zh_Hans", "vi", "ar"]
 TRANSLATIONS = i18n.translations_source()
@@ -50,9 +50,18 @@ def test_i18n_check_command_passes(runner):
         assert re.search(rf"^{code}: \d+ messages, 100% translated, 0 fuzzy", result.output, re.M)
 
 
-@pytest.mark.parametrize("code, tag, direction", [
-    ("en", "en", "ltr"), ("es", "es", "ltr"), ("fr", "fr", "ltr"), ("pt_BR", "pt-BR", "ltr"),
-    ("zh_Hans", "zh-Hans", "ltr"), ("vi", "vi", "ltr"), ("ar", "ar", "rtl")])
+@pytest.mark.parametrize(
+    ("code", "tag", "direction"),
+    [
+        ("en", "en", "ltr"),
+        ("es", "es", "ltr"),
+        ("fr", "fr", "ltr"),
+        ("pt_BR", "pt-BR", "ltr"),
+        ("zh_Hans", "zh-Hans", "ltr"),
+        ("vi", "vi", "ltr"),
+        ("ar", "ar", "rtl"),
+    ],
+)
 def test_html_lang_and_dir(client, code, tag, direction):
     html = client.get(f"/start?lang={code}").get_data(as_text=True)
     assert f'<html lang="{tag}" dir="{direction}">' in html
@@ -61,8 +70,9 @@ def test_html_lang_and_dir(client, code, tag, direction):
 def test_language_order(app, client):
     invitation = make_invitation(app, language="fr")
     # The invitation's suggestion beats the browser's Accept-Language...
-    page = client.get(f"/v/{invitation.token}", headers={"Accept-Language": "es"},
-                      follow_redirects=True)
+    page = client.get(
+        f"/v/{invitation.token}", headers={"Accept-Language": "es"}, follow_redirects=True
+    )
     assert '<html lang="fr"' in page.get_data(as_text=True)
     # ...a choice on this device beats the suggestion...
     page = client.get("/welcome?lang=vi")
@@ -75,11 +85,14 @@ def test_language_order(app, client):
 
 def test_accept_language_then_default(client):
     assert '<html lang="zh-Hans"' in client.get(
-        "/start", headers={"Accept-Language": "zh-CN,zh;q=0.9"}).get_data(as_text=True)
-    assert '<html lang="pt-BR"' in client.get(
-        "/start", headers={"Accept-Language": "pt"}).get_data(as_text=True)
-    assert '<html lang="en"' in client.get(
-        "/start", headers={"Accept-Language": "de-DE"}).get_data(as_text=True)
+        "/start", headers={"Accept-Language": "zh-CN,zh;q=0.9"}
+    ).get_data(as_text=True)
+    assert '<html lang="pt-BR"' in client.get("/start", headers={"Accept-Language": "pt"}).get_data(
+        as_text=True
+    )
+    assert '<html lang="en"' in client.get("/start", headers={"Accept-Language": "de-DE"}).get_data(
+        as_text=True
+    )
 
 
 def test_visit_language_follows_the_patient_to_another_device(app, patient):
@@ -88,14 +101,14 @@ def test_visit_language_follows_the_patient_to_another_device(app, patient):
     patient.client.get("/welcome?lang=es")
     patient.post("/welcome", {})
     other = app.test_client()
-    page = other.get(f"/v/{invitation.token}", headers={"Accept-Language": "en"},
-                     follow_redirects=True)
+    page = other.get(
+        f"/v/{invitation.token}", headers={"Accept-Language": "en"}, follow_redirects=True
+    )
     assert '<html lang="es"' in page.get_data(as_text=True)
 
 
-def test_only_offered_languages(app, client):
-    from patientapp import storage
-    storage.save_settings(storage.connect(app.config["DATABASE"]), {"languages": ["en", "es"]})
+def test_only_offered_languages(db, client):
+    storage.save_settings(db, {"languages": ["en", "es"]})
     html = client.get("/start?lang=ar").get_data(as_text=True)
     assert '<html lang="en"' in html
     assert 'value="es"' in html and 'value="ar"' not in html
@@ -104,18 +117,21 @@ def test_only_offered_languages(app, client):
 def test_refuses_to_start_without_a_catalog(tmp_path, monkeypatch):
     monkeypatch.setenv("PATIENTAPP_INSTANCE", str(tmp_path))
     monkeypatch.setattr(i18n, "translations_source", lambda: tmp_path / "empty")
-    with pytest.raises(i18n.MissingCatalogError, match="Language 'es' is configured but has no catalog"):
-        create_app({"SECRET_KEY": "x", "DATABASE": str(tmp_path / "db"),
-                    "OFFERED_LANGUAGES": ["en", "es"]})
+    with pytest.raises(
+        i18n.MissingCatalogError, match="Language 'es' is configured but has no catalog"
+    ):
+        create_app(
+            {"SECRET_KEY": "x", "DATABASE": str(tmp_path / "db"), "OFFERED_LANGUAGES": ["en", "es"]}
+        )
     with pytest.raises(i18n.MissingCatalogError, match="Unknown language codes configured: xx"):
-        create_app({"SECRET_KEY": "x", "DATABASE": str(tmp_path / "db"),
-                    "OFFERED_LANGUAGES": ["en", "xx"]})
+        create_app(
+            {"SECRET_KEY": "x", "DATABASE": str(tmp_path / "db"), "OFFERED_LANGUAGES": ["en", "xx"]}
+        )
 
 
 def test_switching_language_keeps_answers(app, patient, invitation):
     patient.start(invitation.token)
-    page = patient.post("/step/1", {"lang": "es", "T2": "Quiero hablar del sueño",
-                                    "T1": ["tired"]})
+    page = patient.post("/step/1", {"lang": "es", "T2": "Quiero hablar del sueño", "T1": ["tired"]})
     html = page.get_data(as_text=True)
     assert '<html lang="es"' in html and "Step 1" not in html
     assert "Quiero hablar del sueño</textarea>" in html
@@ -163,7 +179,9 @@ def test_english_summary_of_an_arabic_visit(app, client):
     html = client.get(f"/staff/visits/{invitation.visit_id}/summary?lang=en").get_data(as_text=True)
     assert '<html lang="en" dir="ltr">' in html
     assert "Worried" in html and "Sertraline — Mixed" in html
-    assert f'<q class="quote" dir="auto">{arabic}</q> <span class="lang-tag">[العربية]</span>' in html
+    assert (
+        f'<q class="quote" dir="auto">{arabic}</q> <span class="lang-tag">[العربية]</span>' in html
+    )
     text = client.get(f"/staff/visits/{invitation.visit_id}/summary.txt").get_data(as_text=True)
     assert f"“{arabic}” [العربية]" in text and "Worried" in text
     # The same visit read in Arabic has no tag on its Arabic words.
@@ -173,8 +191,16 @@ def test_english_summary_of_an_arabic_visit(app, client):
 
 def _english_strings_for(code):
     """English source strings whose translation differs, long enough to be unambiguous."""
-    return [m.id for m in catalog(code) if m.id and isinstance(m.id, str) and m.string
-            and m.string != m.id and len(m.id.split()) >= 3 and "%(" not in m.id]
+    return [
+        m.id
+        for m in catalog(code)
+        if m.id
+        and isinstance(m.id, str)
+        and m.string
+        and m.string != m.id
+        and len(m.id.split()) >= 3
+        and "%(" not in m.id
+    ]
 
 
 def _pages(app):
@@ -186,19 +212,30 @@ def _pages(app):
     create_user(app, "admin@example.org", "admin")
     staff = app.test_client()
     login(staff, "admin@example.org")
-    pages = [("start", app.test_client(), "/start"), ("ended", app.test_client(), "/ended"),
-             ("link-invalid", app.test_client(), "/v/nope"),
-             ("already-sent", app.test_client(), f"/v/{invitation.token}"),
-             ("welcome", patient.client, "/welcome"), ("review", patient.client, "/review"),
-             ("safety", patient.client, "/safety"), ("thanks", app.test_client(), "/thanks"),
-             ("login", app.test_client(), "/staff/login")]
+    pages = [
+        ("start", app.test_client(), "/start"),
+        ("ended", app.test_client(), "/ended"),
+        ("link-invalid", app.test_client(), "/v/nope"),
+        ("already-sent", app.test_client(), f"/v/{invitation.token}"),
+        ("welcome", patient.client, "/welcome"),
+        ("review", patient.client, "/review"),
+        ("safety", patient.client, "/safety"),
+        ("thanks", app.test_client(), "/thanks"),
+        ("login", app.test_client(), "/staff/login"),
+    ]
     pages += [(f"step{n}", patient.client, f"/step/{n}") for n in range(1, 9)]
-    pages += [(name, staff, url) for name, url in [
-        ("board", "/staff/"), ("new-invitation", "/staff/invitations/new"),
-        ("invitation", f"/staff/visits/{live.visit_id}/invitation"),
-        ("summary", f"/staff/visits/{invitation.visit_id}/summary"),
-        ("users", "/staff/admin/users"), ("settings", "/staff/admin/settings"),
-        ("audit", "/staff/admin/audit")]]
+    pages += [
+        (name, staff, url)
+        for name, url in [
+            ("board", "/staff/"),
+            ("new-invitation", "/staff/invitations/new"),
+            ("invitation", f"/staff/visits/{live.visit_id}/invitation"),
+            ("summary", f"/staff/visits/{invitation.visit_id}/summary"),
+            ("users", "/staff/admin/users"),
+            ("settings", "/staff/admin/settings"),
+            ("audit", "/staff/admin/audit"),
+        ]
+    ]
     for number in range(1, 9):
         patient.post(f"/step/{number}", {"action": "next"})
     return pages
@@ -219,18 +256,23 @@ def test_every_page_is_fully_translated(app, code):
 def test_staff_form_messages_are_translated(client):
     page = client.get("/staff/login?lang=vi")
     from conftest import csrf_from
-    response = client.post("/staff/login", data={
-        "csrf_token": csrf_from(page.get_data(as_text=True)), "email": "", "password": ""})
+
+    response = client.post(
+        "/staff/login",
+        data={"csrf_token": csrf_from(page.get_data(as_text=True)), "email": "", "password": ""},
+    )
     text = page_text(response)
     assert translated("vi", "Please enter an email address.") in text
     assert "This field is required" not in text
 
 
 def test_switching_language_with_an_error_keeps_input_and_speaks_the_new_language(
-        app, patient, invitation):
+    app, patient, invitation
+):
     patient.start(invitation.token)
-    page = patient.post("/step/1", {"lang": "fr", "T2": "Je garde ce texte",
-                                    "T1": ["calm", "sad", "tired", "numb"]})
+    page = patient.post(
+        "/step/1", {"lang": "fr", "T2": "Je garde ce texte", "T1": ["calm", "sad", "tired", "numb"]}
+    )
     html = page.get_data(as_text=True)
     assert page.status_code == 422 and '<html lang="fr"' in html
     assert "Je garde ce texte</textarea>" in html

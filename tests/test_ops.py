@@ -6,17 +6,17 @@ import sqlite3
 from datetime import datetime, timedelta
 
 import pytest
+from conftest import FULL_ANSWERS, create_user, finish_visit, login, make_invitation
 
 from patientapp import ops, storage
 from patientapp.web import get_db
-
-from conftest import FULL_ANSWERS, create_user, finish_visit, login, make_invitation
 
 PASSWORD = "correct horse battery"
 TABLES = ("users", "visits", "answers", "alerts")
 
 
 # --- helpers -----------------------------------------------------------------------------
+
 
 def add_user(app, email: str, role: str, password: str = PASSWORD, name: str = "") -> int:
     """A staff account written straight through storage."""
@@ -63,23 +63,28 @@ def user(app, email: str) -> dict | None:
 
 # --- create-user -------------------------------------------------------------------------
 
+
 def test_create_user_reads_the_password_from_stdin(app, runner):
-    result = runner.invoke(args=["create-user", "--role", "psychiatrist", "dr.new@example.org",
-                                 "--name", "Dr. New"], input="a long password here\n")
+    result = runner.invoke(
+        args=["create-user", "--role", "psychiatrist", "dr.new@example.org", "--name", "Dr. New"],
+        input="a long password here\n",
+    )
     assert result.exit_code == 0, result.output
     assert "Created psychiatrist account dr.new@example.org." in result.output
     account = user(app, "dr.new@example.org")
     assert account["display_name"] == "Dr. New" and account["role"] == "psychiatrist"
-    assert log_in(app.test_client(), "dr.new@example.org", "a long password here"
-                  ).status_code == 302
+    assert (
+        log_in(app.test_client(), "dr.new@example.org", "a long password here").status_code == 302
+    )
     entry = audit_rows(app, "user_created")[0]
     assert entry["actor"] == "cli" and entry["detail"] == "dr.new@example.org as psychiatrist"
     assert "a long password here" not in entry["detail"]
 
 
 def test_create_user_keeps_spaces_inside_the_password(app, runner):
-    result = runner.invoke(args=["create-user", "--role", "admin", "a@example.org"],
-                           input=" spaced  password \r\n")
+    result = runner.invoke(
+        args=["create-user", "--role", "admin", "a@example.org"], input=" spaced  password \r\n"
+    )
     assert result.exit_code == 0, result.output
     assert log_in(app.test_client(), "a@example.org", " spaced  password ").status_code == 302
 
@@ -87,20 +92,24 @@ def test_create_user_keeps_spaces_inside_the_password(app, runner):
 def test_create_user_prompts_twice_at_a_terminal(app, runner, monkeypatch):
     monkeypatch.setattr(ops, "_at_terminal", lambda: True)
     typed = "first try here\nsecond try here\n" + "a long password here\n" * 2
-    result = runner.invoke(args=["create-user", "--role", "frontdesk", "d@example.org"],
-                           input=typed)
+    result = runner.invoke(
+        args=["create-user", "--role", "frontdesk", "d@example.org"], input=typed
+    )
     assert result.exit_code == 0, result.output
     assert "Password again" in result.output and "do not match" in result.output
     assert "a long password here" not in result.output  # hidden input is not echoed
     assert log_in(app.test_client(), "d@example.org", "a long password here").status_code == 302
 
 
-@pytest.mark.parametrize("args, stdin, message", [
-    (["--role", "admin", "a@example.org"], "short\n", "Please use at least 10 characters."),
-    (["--role", "admin", "a@example.org"], "", "Please use at least 10 characters."),
-    (["--role", "admin", "not-an-email"], PASSWORD + "\n", "email address"),
-    (["--role", "admin", "a b@example.org"], PASSWORD + "\n", "email address"),
-])
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["--role", "admin", "a@example.org"], "short\n", "Please use at least 10 characters."),
+        (["--role", "admin", "a@example.org"], "", "Please use at least 10 characters."),
+        (["--role", "admin", "not-an-email"], PASSWORD + "\n", "email address"),
+        (["--role", "admin", "a b@example.org"], PASSWORD + "\n", "email address"),
+    ],
+)
 def test_create_user_refuses_bad_input(app, runner, args, stdin, message):
     result = runner.invoke(args=["create-user", *args], input=stdin)
     assert result.exit_code == 1
@@ -111,17 +120,21 @@ def test_create_user_refuses_bad_input(app, runner, args, stdin, message):
 
 def test_create_user_refuses_a_duplicate_email(app, runner):
     add_user(app, "taken@example.org", "frontdesk")
-    result = runner.invoke(args=["create-user", "--role", "admin", "TAKEN@example.org"],
-                           input=PASSWORD + "\n")
+    result = runner.invoke(
+        args=["create-user", "--role", "admin", "TAKEN@example.org"], input=PASSWORD + "\n"
+    )
     assert result.exit_code == 1
     assert "already exists" in result.output
     assert user(app, "taken@example.org")["role"] == "frontdesk"
 
 
-@pytest.mark.parametrize("args", [
-    ["--role", "owner", "a@example.org"],
-    ["a@example.org"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--role", "owner", "a@example.org"],
+        ["a@example.org"],
+    ],
+)
 def test_create_user_needs_a_known_role(app, runner, args):
     result = runner.invoke(args=["create-user", *args], input=PASSWORD + "\n")
     assert result.exit_code == 2
@@ -129,6 +142,7 @@ def test_create_user_needs_a_known_role(app, runner, args):
 
 
 # --- backup ------------------------------------------------------------------------------
+
 
 def test_backup_is_a_consistent_copy_while_a_reader_is_open(app, runner, tmp_path):
     add_user(app, "dr@example.org", "psychiatrist")
@@ -176,6 +190,7 @@ def test_backup_refuses_the_live_database_and_missing_folders(app, runner, tmp_p
 
 # --- purge -------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def aged_visits(app, clock):
     """Two visits from 400 days ago (one with an alert) and one from today."""
@@ -194,8 +209,7 @@ def test_purge_dry_run_removes_nothing(app, runner, aged_visits):
     before = counts(app.config["DATABASE"])
     result = runner.invoke(args=["purge", "--dry-run"])
     assert result.exit_code == 0, result.output
-    assert (f"would remove 2 visits ({aged_visits} answers, 1 safety alerts)"
-            in result.output)
+    assert f"would remove 2 visits ({aged_visits} answers, 1 safety alerts)" in result.output
     assert counts(app.config["DATABASE"]) == before
     assert audit_rows(app, "purge") == []
 
@@ -212,8 +226,7 @@ def test_purge_removes_only_visits_older_than_retention(app, runner, aged_visits
     assert [v["patient_ref"] for v in all_visits_left(app)] == ["NEW-1"]
     entry = audit_rows(app, "purge")[0]
     assert entry["actor"] == "cli"
-    assert entry["detail"] == (f"visits=2 answers={aged_visits} alerts=1 "
-                               f"before=2025-11-25")
+    assert entry["detail"] == (f"visits=2 answers={aged_visits} alerts=1 before=2025-11-25")
 
 
 def test_purge_follows_the_retention_setting_to_the_day(app, runner, clock):
@@ -228,6 +241,7 @@ def test_purge_follows_the_retention_setting_to_the_day(app, runner, clock):
 
 
 # --- demo --------------------------------------------------------------------------------
+
 
 def test_demo_fills_a_fresh_database_and_refuses_a_second_time(app, runner):
     result = runner.invoke(args=["demo"])
@@ -253,8 +267,7 @@ def test_demo_visits_cover_every_case(app, runner, clock):
     assert statuses.count("submitted") == 5 and statuses.count("reviewed") == 1
     assert {"invited", "in_progress"} <= set(statuses)
     today, four_weeks_ago = clock.moment.date(), clock.moment.date() - timedelta(days=28)
-    assert sorted({day for _ref, day in visits}) == [four_weeks_ago.isoformat(),
-                                                     today.isoformat()]
+    assert sorted({day for _ref, day in visits}) == [four_weeks_ago.isoformat(), today.isoformat()]
     assert visits[("RB-1187", four_weeks_ago.isoformat())]["status"] == "reviewed"
     busy = next(v for v in visits.values() if v["status"] == "in_progress")
     assert busy["current_step"] == 3
@@ -269,8 +282,10 @@ def test_demo_visits_cover_every_case(app, runner, clock):
     assert any(held)
     for visit in visits.values():
         if visit["submitted_at"]:
-            minutes = (datetime.fromisoformat(visit["submitted_at"])
-                       - datetime.fromisoformat(visit["started_at"])).total_seconds() / 60
+            minutes = (
+                datetime.fromisoformat(visit["submitted_at"])
+                - datetime.fromisoformat(visit["started_at"])
+            ).total_seconds() / 60
             assert 4 <= minutes <= 9
 
 

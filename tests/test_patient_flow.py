@@ -147,8 +147,15 @@ def test_prefer_not_to_say_clears_a_single_choice(app, patient, invitation):
 def test_medicine_rows_grow(patient, invitation):
     patient.start(invitation.token)
     patient.post("/step/1", {"action": "next"})
-    page = patient.post("/step/2", {"action": "add", "M1-0-name": "Lithium",
-                                    "M1-0-feeling": "helping", "M1-1-name": "Quetiapine"})
+    page = patient.post(
+        "/step/2",
+        {
+            "action": "add",
+            "M1-0-name": "Lithium",
+            "M1-0-feeling": "helping",
+            "M1-1-name": "Quetiapine",
+        },
+    )
     html = page.get_data(as_text=True)
     assert 'value="Lithium"' in html and 'value="Quetiapine"' in html
     assert 'name="M1-2-name"' in html
@@ -185,8 +192,9 @@ def test_edit_from_review_returns_to_review(patient, invitation):
     page = patient.post("/review", {"action": "edit-2", "in_person": []})
     html = page.get_data(as_text=True)
     assert "Step 2 of 8" in html and "Back to review" in html
-    page = patient.post("/step/2?return=review", {"action": "next", "return": "review",
-                                                  "M2": "positive"})
+    page = patient.post(
+        "/step/2?return=review", {"action": "next", "return": "review", "M2": "positive"}
+    )
     html = page.get_data(as_text=True)
     assert "Check your answers" in html and "Good about it" in html
 
@@ -211,33 +219,43 @@ def test_gets_change_nothing(app, client, invitation):
     assert visit["status"] == "invited" and answers == {}
 
 
-def test_stored_json_keeps_text_exactly(app, patient, invitation):
+def test_stored_json_keeps_text_exactly(db, patient, invitation):
     patient.start(invitation.token)
     text = "Ça m'aide — 但是我担心 «副作用» <b>&amp;"
     patient.post("/step/1", {"action": "next", "T2": text})
-    db = storage.connect(app.config["DATABASE"])
     raw = next(db.query("SELECT value FROM answers WHERE item_id = 'T2'"))["value"]
     assert json.loads(raw) == text
     html = patient.client.get("/step/1").get_data(as_text=True)
     assert "&lt;b&gt;&amp;amp;" in html and "<b>" not in html
 
 
-JUDGING_WORDS = ("non-compliant", "noncompliant", "compliance", "denial", "secondary gain",
-                 "adherence", "refus")
+JUDGING_WORDS = (
+    "non-compliant",
+    "noncompliant",
+    "compliance",
+    "denial",
+    "secondary gain",
+    "adherence",
+    "refus",
+)
 
 
 def test_patient_wording_never_judges(app, patient, invitation):
     from pathlib import Path
 
     from patientapp import questionnaire
+
     seen = [questionnaire.DEFINITION_PATH.read_text(encoding="utf-8")]
-    seen += [p.read_text(encoding="utf-8") for p in
-             (Path(__file__).parents[1] / "templates" / "patient").glob("*.html")]
+    seen += [
+        p.read_text(encoding="utf-8")
+        for p in (Path(__file__).parents[1] / "templates" / "patient").glob("*.html")
+    ]
     seen.append(patient.open(invitation.token).get_data(as_text=True))
     patient.post("/welcome", {})
     for number, answers in FULL_ANSWERS.items():
-        seen.append(patient.post(f"/step/{number}", {"action": "next", **answers})
-                    .get_data(as_text=True))
+        seen.append(
+            patient.post(f"/step/{number}", {"action": "next", **answers}).get_data(as_text=True)
+        )
     seen.append(patient.post("/review", {"action": "submit"}).get_data(as_text=True))
     text = "\n".join(seen).lower()
     assert [word for word in JUDGING_WORDS if word in text] == []

@@ -38,8 +38,7 @@ def test_endorsed_shows_support_and_raises_alert(app, patient, invitation, answe
     assert "Check your answers" in patient.client.get("/review").get_data(as_text=True)
 
 
-def test_configured_crisis_text_is_shown(app, patient, invitation):
-    db = storage.connect(app.config["DATABASE"])
+def test_configured_crisis_text_is_shown(db, patient, invitation):
     storage.save_settings(db, {"crisis_text": "Call the Riverside crisis line: 555-0100"})
     reach_safety(patient, invitation)
     html = patient.post("/step/8", {"action": "next", "S1": "several_days"}).get_data(as_text=True)
@@ -50,7 +49,9 @@ def test_configured_crisis_text_is_shown(app, patient, invitation):
 
 def test_endorsed_even_when_going_back(app, patient, invitation):
     reach_safety(patient, invitation)
-    html = patient.post("/step/8", {"action": "back", "S1": "nearly_every_day"}).get_data(as_text=True)
+    html = patient.post("/step/8", {"action": "back", "S1": "nearly_every_day"}).get_data(
+        as_text=True
+    )
     assert "Thank you for telling us" in html
     assert visit_and_alert(app, invitation.visit_id)[1] is not None
 
@@ -64,21 +65,20 @@ def test_not_at_all_raises_nothing(app, patient, invitation):
 
 
 @pytest.mark.parametrize("data", [{}, {"S1": ""}])
-def test_skipped_is_stored_as_declined_never_no(app, patient, invitation, data):
+def test_skipped_is_stored_as_declined_never_no(app, db, patient, invitation, data):
     reach_safety(patient, invitation)
     patient.post("/step/8", {"action": "next", **data})
     visit, alert = visit_and_alert(app, invitation.visit_id)
     assert visit["safety"] == "declined"
     assert alert is None
-    answers, _ = storage.answers_for(storage.connect(app.config["DATABASE"]), invitation.visit_id)
+    answers, _ = storage.answers_for(db, invitation.visit_id)
     assert "S1" not in answers
 
 
-def test_a_second_endorsement_keeps_one_alert(app, patient, invitation):
+def test_a_second_endorsement_keeps_one_alert(db, patient, invitation):
     reach_safety(patient, invitation)
     patient.post("/step/8", {"action": "next", "S1": "several_days"})
     patient.post("/step/8", {"action": "next", "S1": "nearly_every_day"})
-    db = storage.connect(app.config["DATABASE"])
     assert db["alerts"].count == 1
 
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
 from patientapp import config, create_app, storage
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_secret_key_is_generated_once_with_private_permissions(tmp_path, monkeypatch):
@@ -41,23 +46,29 @@ def test_default_database_lives_under_instance(tmp_path, monkeypatch):
     assert app.config["DATABASE"] == str(tmp_path / "instance" / "patientapp.db")
 
 
-def test_every_connection_has_the_pragmas(app):
-    db = storage.connect(app.config["DATABASE"])
+def test_every_connection_has_the_pragmas(db):
     assert next(db.query("PRAGMA journal_mode"))["journal_mode"] == "wal"
     assert next(db.query("PRAGMA synchronous"))["synchronous"] == 2  # FULL
     assert next(db.query("PRAGMA busy_timeout"))["timeout"] >= 5000
     assert next(db.query("PRAGMA foreign_keys"))["foreign_keys"] == 1
 
 
-def test_migrations_are_recorded_and_idempotent(app):
+def test_migrations_are_recorded_and_idempotent(app, db):
     storage.initialise(app.config["DATABASE"])
-    db = storage.connect(app.config["DATABASE"])
-    assert [m.name for m in storage.migrations.applied(db)][0] == "m001_initial"
+    assert next(m.name for m in storage.migrations.applied(db)) == "m001_initial"
     assert storage.migrations.pending(db) == []
 
 
-@pytest.mark.parametrize("host, loud", [("127.0.0.1", False), ("localhost", False),
-                                        ("::1", False), ("0.0.0.0", True), ("192.168.1.5", True)])
+@pytest.mark.parametrize(
+    ("host", "loud"),
+    [
+        ("127.0.0.1", False),
+        ("localhost", False),
+        ("::1", False),
+        ("0.0.0.0", True),  # noqa: S104
+        ("192.168.1.5", True),
+    ],
+)
 def test_debug_on_a_public_host_warns_loudly(capsys, host, loud):
     assert config.warn_if_unsafe(host, debug=True) is loud
     assert ("DEBUG MODE ON A NON-LOOPBACK HOST" in capsys.readouterr().out) is loud
@@ -72,7 +83,9 @@ def test_cli_invite_prints_a_working_link_and_code(app, runner):
     token = link.split("/v/")[1].strip()
     assert "Expires: 2026-11-25 23:59" in result.output
     client = app.test_client()
-    assert "Before your visit" in client.get(f"/v/{token}", follow_redirects=True).get_data(as_text=True)
+    assert "Before your visit" in client.get(f"/v/{token}", follow_redirects=True).get_data(
+        as_text=True
+    )
     assert len(code.split()[1]) == 9  # XXXX-XXXX
 
 
@@ -108,6 +121,7 @@ def test_serve_uses_waitress_and_prints_a_setup_link_without_users(app, runner, 
     assert app.test_client().get(path).status_code == 200
     # Once someone exists, no link is printed.
     from conftest import create_user
+
     create_user(app, "a@example.org", "admin")
     assert "/staff/setup/" not in runner.invoke(args=["serve", "--port", "8765"]).output
 
@@ -124,3 +138,23 @@ def test_static_files_are_cached_and_pages_are_not(client):
     assert "max-age=86400" in response.headers["Cache-Control"]
     response.close()
     assert client.get("/start").headers["Cache-Control"] == "no-store"
+
+
+def test_every_module_imports_with_warnings_as_errors(tmp_path):
+    """Nothing the package imports warns (deprecations of newer Pythons included)."""
+    code = (
+        "import importlib, pkgutil, patientapp\n"
+        "for m in pkgutil.walk_packages(patientapp.__path__, 'patientapp.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "import app\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-X", "dev", "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PATIENTAPP_INSTANCE": str(tmp_path / "instance")},
+    )
+    assert result.returncode == 0, result.stderr

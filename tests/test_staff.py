@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 import re
+from contextlib import closing
+from datetime import date
 
 import pytest
-from conftest import (FULL_ANSWERS, create_user, csrf_from, finish_visit, login,
-                      make_invitation, staff_post, Patient)
+from babel.dates import format_date
+from conftest import (
+    FULL_ANSWERS,
+    Patient,
+    create_user,
+    csrf_from,
+    finish_visit,
+    login,
+    make_invitation,
+    staff_post,
+)
 
 from patientapp import storage
 
 
 def audit_actions(app):
-    db = storage.connect(app.config["DATABASE"])
-    return [(row["action"], row["visit_id"]) for row in
-            db.query("SELECT action, visit_id FROM audit_log ORDER BY id")]
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        return [
+            (row["action"], row["visit_id"])
+            for row in db.query("SELECT action, visit_id FROM audit_log ORDER BY id")
+        ]
 
 
 # --- accounts ------------------------------------------------------------------------------
+
 
 def test_login_renews_the_session_and_logout_kills_a_copied_cookie(app, client):
     create_user(app, "desk@example.org", "frontdesk")
@@ -86,14 +100,23 @@ def test_polling_does_not_keep_a_session_alive(app, client, clock):
 
 def test_setup_link_creates_the_first_admin_once(app, client):
     from patientapp import auth
+
     with app.test_request_context():
         from patientapp.web import get_db
+
         token = auth.issue_setup_token(get_db())
     page = client.get(f"/staff/setup/{token}")
     assert page.status_code == 200
-    response = client.post(f"/staff/setup/{token}", data={
-        "csrf_token": csrf_from(page.get_data(as_text=True)), "email": "boss@example.org",
-        "display_name": "Boss", "password": "long enough pw", "confirm": "long enough pw"})
+    response = client.post(
+        f"/staff/setup/{token}",
+        data={
+            "csrf_token": csrf_from(page.get_data(as_text=True)),
+            "email": "boss@example.org",
+            "display_name": "Boss",
+            "password": "long enough pw",
+            "confirm": "long enough pw",
+        },
+    )
     assert response.status_code == 302
     assert client.get("/staff/").status_code == 200
     assert app.test_client().get(f"/staff/setup/{token}").status_code == 404
@@ -101,13 +124,22 @@ def test_setup_link_creates_the_first_admin_once(app, client):
 
 def test_setup_rejects_short_password(app, client):
     from patientapp import auth
+
     with app.test_request_context():
         from patientapp.web import get_db
+
         token = auth.issue_setup_token(get_db())
     page = client.get(f"/staff/setup/{token}")
-    response = client.post(f"/staff/setup/{token}", data={
-        "csrf_token": csrf_from(page.get_data(as_text=True)), "email": "boss@example.org",
-        "display_name": "Boss", "password": "short", "confirm": "short"})
+    response = client.post(
+        f"/staff/setup/{token}",
+        data={
+            "csrf_token": csrf_from(page.get_data(as_text=True)),
+            "email": "boss@example.org",
+            "display_name": "Boss",
+            "password": "short",
+            "confirm": "short",
+        },
+    )
     html = response.get_data(as_text=True)
     assert response.status_code == 422 and "at least 10 characters" in html
     assert 'value="boss@example.org"' in html
@@ -115,10 +147,17 @@ def test_setup_rejects_short_password(app, client):
 
 # --- invitations ---------------------------------------------------------------------------
 
+
 def new_invitation(client, **fields):
     page = client.get("/staff/invitations/new")
-    data = {"csrf_token": csrf_from(page.get_data(as_text=True)), "patient_ref": "MRN 44817",
-            "day": "2026-11-25", "time": "14:30", "psychiatrist": "0", "language": ""}
+    data = {
+        "csrf_token": csrf_from(page.get_data(as_text=True)),
+        "patient_ref": "MRN 44817",
+        "day": "2026-11-25",
+        "time": "14:30",
+        "psychiatrist": "0",
+        "language": "",
+    }
     data.update(fields)
     return client.post("/staff/invitations/new", data=data, follow_redirects=True)
 
@@ -135,11 +174,14 @@ def test_front_desk_invites_and_the_patient_gets_in(app, client):
     slip = client.get(re.search(r'href="(/staff/visits/\d+/slip)"', html).group(1))
     assert code in slip.get_data(as_text=True)
     patient = app.test_client()
-    assert "Before your visit" in patient.get(link.replace("http://localhost", ""),
-                                              follow_redirects=True).get_data(as_text=True)
+    assert "Before your visit" in patient.get(
+        link.replace("http://localhost", ""), follow_redirects=True
+    ).get_data(as_text=True)
     # Only right after creation: a later visit to the page shows no secrets.
     new_invitation(client, patient_ref="AB")
-    first_page = re.search(r'href="(/staff/visits/\d+/slip)"', html).group(1).replace("slip", "invitation")
+    first_page = (
+        re.search(r'href="(/staff/visits/\d+/slip)"', html).group(1).replace("slip", "invitation")
+    )
     again = client.get(first_page)
     assert code not in again.get_data(as_text=True)
     assert "invitation_created" in [a for a, _ in audit_actions(app)]
@@ -156,14 +198,17 @@ def test_invitation_form_refuses_full_names_and_keeps_input(app, client):
     assert "A chart number or initials, not a full name." in html
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("patient_ref", "", "Please enter a chart number or initials."),
-    ("patient_ref", "x" * 41, "40 characters or fewer"),
-    ("day", "2026-13-40", "Please enter a valid date."),
-    ("time", "25:99", "Please enter a valid time."),
-    ("psychiatrist", "999", "Please pick one of the choices shown."),
-    ("language", "xx", "Please pick one of the choices shown."),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("patient_ref", "", "Please enter a chart number or initials."),
+        ("patient_ref", "x" * 41, "40 characters or fewer"),
+        ("day", "2026-13-40", "Please enter a valid date."),
+        ("time", "25:99", "Please enter a valid time."),
+        ("psychiatrist", "999", "Please pick one of the choices shown."),
+        ("language", "xx", "Please pick one of the choices shown."),
+    ],
+)
 def test_invitation_form_errors(app, client, field, value, message):
     create_user(app, "desk@example.org", "frontdesk")
     login(client, "desk@example.org")
@@ -188,6 +233,7 @@ def test_cancel_and_reissue(app, client):
 
 
 # --- board and alerts ----------------------------------------------------------------------
+
 
 def test_board_shows_progress_and_status(app, client):
     create_user(app, "desk@example.org", "frontdesk")
@@ -230,8 +276,8 @@ def test_safety_alert_reaches_the_board_and_is_acknowledged(app, client, clock):
     clock.advance(minutes=2)
     staff_post(client, f"/staff/visits/{invitation.visit_id}/acknowledge")
     assert client.get("/staff/board.json").get_json()["alerts"] == []
-    db = storage.connect(app.config["DATABASE"])
-    alert = storage.alert_for(db, invitation.visit_id)
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        alert = storage.alert_for(db, invitation.visit_id)
     assert alert["acknowledged_at"] == "2026-11-25 09:02:00" and alert["acknowledged_by"]
     assert "Alert acknowledged by Sam at the desk" in client.get("/staff/").get_data(as_text=True)
     assert ("alert_acknowledged", invitation.visit_id) in audit_actions(app)
@@ -241,10 +287,14 @@ def test_board_has_a_no_script_fallback(app, client):
     create_user(app, "desk@example.org", "frontdesk")
     login(client, "desk@example.org")
     html = client.get("/staff/").get_data(as_text=True)
-    assert '<noscript><meta http-equiv="refresh" content="30;url=/staff/?day=2026-11-25&amp;auto=1">' in html
+    assert (
+        '<noscript><meta http-equiv="refresh" content="30;url=/staff/?day=2026-11-25&amp;auto=1">'
+        in html
+    )
 
 
 # --- the summary ---------------------------------------------------------------------------
+
 
 def test_psychiatrist_reads_the_summary_of_a_real_journey(app, psychiatrist):
     invitation = finish_visit(app, ref="RJ-77")
@@ -252,14 +302,25 @@ def test_psychiatrist_reads_the_summary_of_a_real_journey(app, psychiatrist):
     html = response.get_data(as_text=True)
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
-    order = ["RJ-77", "Safety question: not endorsed", "Whether I can lower the dose before summer.",
-             "Flags and openers", "Ambivalence", "Self-adjusting", "Stops at recovery",
-             "<h2>Medicines</h2>", "<h2>Patterns</h2>", "<h2>Family, culture, past treatment</h2>",
-             "<h2>Meaning and hopes</h2>", "<h2>Relationship</h2>", "<h2>Since last visit",
-             "Patient-reported; not a diagnosis."]
+    order = [
+        "RJ-77",
+        "Safety question: not endorsed",
+        "Whether I can lower the dose before summer.",
+        "Flags and openers",
+        "Ambivalence",
+        "Self-adjusting",
+        "Stops at recovery",
+        "<h2>Medicines</h2>",
+        "<h2>Patterns</h2>",
+        "<h2>Family, culture, past treatment</h2>",
+        "<h2>Meaning and hopes</h2>",
+        "<h2>Relationship</h2>",
+        "<h2>Since last visit",
+        "Patient-reported; not a diagnosis.",
+    ]
     positions = [html.index(marker) for marker in order]
     assert positions == sorted(positions)
-    assert html.count('<li><strong>') == 3  # at most three flags
+    assert html.count("<li><strong>") == 3  # at most three flags
     assert "Control" not in html.split("Flags and openers")[1].split("<h2>Medicines")[0]
     assert "Ambivalent (sees a need, and has worries)" in html
     assert "Side effects, Becoming dependent on it" in html
@@ -277,7 +338,9 @@ def test_in_person_items_show_only_their_topic(app, psychiatrist):
     assert "To discuss in person" in foot
     assert "Background, culture or faith to understand" in foot
     assert "Wants to talk about today" in foot
-    text = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary.txt").get_data(as_text=True)
+    text = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary.txt").get_data(
+        as_text=True
+    )
     assert "pills are weakness" not in text and "To discuss in person" in text
 
 
@@ -308,7 +371,9 @@ def test_changes_since_last_visit(app, psychiatrist, clock):
     login(psychiatrist, "dr@example.org")  # a month later: a new sign-in
     html = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True)
     changes = html.split("Since last visit")[1].split("</section>")[0]
-    assert "(Nov 25, 2026)" in html.split("Since last visit")[1][:20]
+    # The date as this Babel's CLDR data writes it in English, not as it did one year.
+    shown = format_date(date(2026, 11, 25), "medium", locale="en")
+    assert f"({shown})" in html.split("Since last visit")[1][:40]
     assert "3 out of 10 → 8 out of 10" in changes
     assert "Good about it → Mixed" in changes
     assert "New worries: Becoming dependent on it" in changes
@@ -328,8 +393,11 @@ def test_plain_text_export_matches_the_page(app, psychiatrist):
     assert "<" not in text
     page = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True)
     assert "Plain text for the medical record" in page and "Copy as text" in page
-    staff_post(psychiatrist, f"/staff/visits/{invitation.visit_id}/copied",
-               page=f"/staff/visits/{invitation.visit_id}/summary")
+    staff_post(
+        psychiatrist,
+        f"/staff/visits/{invitation.visit_id}/copied",
+        page=f"/staff/visits/{invitation.visit_id}/summary",
+    )
     exports = [a for a in audit_actions(app) if a[0] == "summary_exported"]
     assert len(exports) == 2
 
@@ -352,23 +420,68 @@ def test_mark_reviewed_shows_on_the_board(app, psychiatrist):
 
 MAX_ANSWERS = {
     1: {"T1": ["worried", "frustrated", "tired"], "T2": "W" * 300},
-    2: {**{f"M1-{i}-name": f"Medicine-{i}-" + "x" * 48 for i in range(6)},
+    2: {
+        **{f"M1-{i}-name": f"Medicine-{i}-" + "x" * 48 for i in range(6)},
         **{f"M1-{i}-feeling": "not_helping" for i in range(6)},
-        "M2": "mixed", "M3": ["helper", "safety_net", "crutch", "reminder", "controls_me",
-                              "punishment", "nothing_much"],
-        "M4": "10", "M5": ["side_effects", "long_term_harm", "dependent", "not_myself",
-                           "others_think", "being_controlled", "cost_access"]},
-    3: {"P1": "chose_to_skip", "P2": ["felt_better", "side_effects", "someone_told_me",
-                                      "cost", "not_myself", "test_need"]},
-    4: {"F1": ["supportive", "against", "dont_know", "good_experience", "bad_experience",
-               "prefer_other"], "F2": "yes", "F2_text": "F" * 300,
-        "F3": ["helped_a_lot", "bad_side_effects", "not_listened", "pressured", "other_healers"]},
-    5: {"W1": ["body_chemistry", "stress", "relationships", "past_experiences", "spiritual",
-               "who_i_am", "dont_know"], "W2": "something_else"},
-    6: {"H1": "H" * 300, "H2": ["more_expected", "losing_support", "relationships_change",
-                                "not_myself"]},
-    7: {"R1": "0", "R2": "mostly_me", "R3": ["lowering", "changing", "side_effects",
-                                             "how_long", "other_help"]},
+        "M2": "mixed",
+        "M3": [
+            "helper",
+            "safety_net",
+            "crutch",
+            "reminder",
+            "controls_me",
+            "punishment",
+            "nothing_much",
+        ],
+        "M4": "10",
+        "M5": [
+            "side_effects",
+            "long_term_harm",
+            "dependent",
+            "not_myself",
+            "others_think",
+            "being_controlled",
+            "cost_access",
+        ],
+    },
+    3: {
+        "P1": "chose_to_skip",
+        "P2": ["felt_better", "side_effects", "someone_told_me", "cost", "not_myself", "test_need"],
+    },
+    4: {
+        "F1": [
+            "supportive",
+            "against",
+            "dont_know",
+            "good_experience",
+            "bad_experience",
+            "prefer_other",
+        ],
+        "F2": "yes",
+        "F2_text": "F" * 300,
+        "F3": ["helped_a_lot", "bad_side_effects", "not_listened", "pressured", "other_healers"],
+    },
+    5: {
+        "W1": [
+            "body_chemistry",
+            "stress",
+            "relationships",
+            "past_experiences",
+            "spiritual",
+            "who_i_am",
+            "dont_know",
+        ],
+        "W2": "something_else",
+    },
+    6: {
+        "H1": "H" * 300,
+        "H2": ["more_expected", "losing_support", "relationships_change", "not_myself"],
+    },
+    7: {
+        "R1": "0",
+        "R2": "mostly_me",
+        "R3": ["lowering", "changing", "side_effects", "how_long", "other_help"],
+    },
     8: {"S1": "nearly_every_day"},
 }
 
@@ -379,35 +492,48 @@ def test_maximal_visit_summary(app, psychiatrist):
     html = page.split('<div class="summary-actions')[0]
     assert html.count("W" * 300) == 0  # shortened for paper, with the rest in a span
     assert "W" * 110 in html and "(continued on screen)" in html
-    assert html.count('<li><strong>') == 3
+    assert html.count("<li><strong>") == 3
     assert "Medicine-5-" in html and "Something else" in html
 
 
 # --- access control ------------------------------------------------------------------------
 
-VISIT_ROUTES = [("get", "/staff/visits/{id}/summary"), ("get", "/staff/visits/{id}/print"),
-                ("get", "/staff/visits/{id}/summary.txt"), ("post", "/staff/visits/{id}/copied"),
-                ("post", "/staff/visits/{id}/reviewed")]
-DESK_ROUTES = [("get", "/staff/visits/{id}/invitation"), ("get", "/staff/visits/{id}/slip"),
-               ("post", "/staff/visits/{id}/cancel"), ("post", "/staff/visits/{id}/reissue"),
-               ("post", "/staff/visits/{id}/acknowledge")]
+VISIT_ROUTES = [
+    ("get", "/staff/visits/{id}/summary"),
+    ("get", "/staff/visits/{id}/print"),
+    ("get", "/staff/visits/{id}/summary.txt"),
+    ("post", "/staff/visits/{id}/copied"),
+    ("post", "/staff/visits/{id}/reviewed"),
+]
+DESK_ROUTES = [
+    ("get", "/staff/visits/{id}/invitation"),
+    ("get", "/staff/visits/{id}/slip"),
+    ("post", "/staff/visits/{id}/cancel"),
+    ("post", "/staff/visits/{id}/reissue"),
+    ("post", "/staff/visits/{id}/acknowledge"),
+]
 
 
-@pytest.mark.parametrize("method, route", VISIT_ROUTES)
+@pytest.mark.parametrize(("method", "route"), VISIT_ROUTES)
 def test_front_desk_never_sees_answers_nor_learns_a_visit_exists(app, client, method, route):
     invitation = finish_visit(app)
     create_user(app, "desk@example.org", "frontdesk")
     login(client, "desk@example.org")
     token = csrf_from(client.get("/staff/").get_data(as_text=True))
-    existing = getattr(client, method)(route.format(id=invitation.visit_id),
-                                       data={"csrf_token": token})
+    existing = getattr(client, method)(
+        route.format(id=invitation.visit_id), data={"csrf_token": token}
+    )
     missing = getattr(client, method)(route.format(id=9999), data={"csrf_token": token})
     assert existing.status_code == missing.status_code == 404
     assert existing.get_data() == missing.get_data()
 
 
-@pytest.mark.parametrize("method, route", VISIT_ROUTES + DESK_ROUTES + [
-    ("get", "/staff/"), ("get", "/staff/board.json"), ("get", "/staff/invitations/new")])
+@pytest.mark.parametrize(
+    ("method", "route"),
+    VISIT_ROUTES
+    + DESK_ROUTES
+    + [("get", "/staff/"), ("get", "/staff/board.json"), ("get", "/staff/invitations/new")],
+)
 def test_logged_out_requests_reveal_nothing(app, client, method, route):
     invitation = finish_visit(app)
     existing = getattr(client, method)(route.format(id=invitation.visit_id))
@@ -419,14 +545,15 @@ def test_logged_out_requests_reveal_nothing(app, client, method, route):
 
 
 @pytest.mark.parametrize("role", ["psychiatrist", "admin"])
-@pytest.mark.parametrize("method, route", VISIT_ROUTES)
+@pytest.mark.parametrize(("method", "route"), VISIT_ROUTES)
 def test_readers_reach_summary_routes(app, client, role, method, route):
     invitation = finish_visit(app)
     create_user(app, "reader@example.org", role)
     login(client, "reader@example.org")
     token = csrf_from(client.get("/staff/").get_data(as_text=True))
-    response = getattr(client, method)(route.format(id=invitation.visit_id),
-                                       data={"csrf_token": token})
+    response = getattr(client, method)(
+        route.format(id=invitation.visit_id), data={"csrf_token": token}
+    )
     assert response.status_code in (200, 204, 302)
 
 
@@ -451,22 +578,40 @@ def test_staff_change_their_own_password(app, client):
     login(other, "desk@example.org")
     page = client.get("/staff/account")
     assert page.status_code == 200 and "Change my password" in page.get_data(as_text=True)
-    wrong = client.post("/staff/account", data={
-        "csrf_token": csrf_from(page.get_data(as_text=True)), "current": "not it at all",
-        "password": "a brand new secret", "confirm": "a brand new secret"})
+    wrong = client.post(
+        "/staff/account",
+        data={
+            "csrf_token": csrf_from(page.get_data(as_text=True)),
+            "current": "not it at all",
+            "password": "a brand new secret",
+            "confirm": "a brand new secret",
+        },
+    )
     assert wrong.status_code == 422
     assert "That is not your current password." in wrong.get_data(as_text=True)
-    short = client.post("/staff/account", data={
-        "csrf_token": csrf_from(page.get_data(as_text=True)), "current": "correct horse battery",
-        "password": "short", "confirm": "short"})
+    short = client.post(
+        "/staff/account",
+        data={
+            "csrf_token": csrf_from(page.get_data(as_text=True)),
+            "current": "correct horse battery",
+            "password": "short",
+            "confirm": "short",
+        },
+    )
     assert "at least 10 characters" in short.get_data(as_text=True)
-    done = client.post("/staff/account", data={
-        "csrf_token": csrf_from(page.get_data(as_text=True)), "current": "correct horse battery",
-        "password": "a brand new secret", "confirm": "a brand new secret"},
-        follow_redirects=True)
+    done = client.post(
+        "/staff/account",
+        data={
+            "csrf_token": csrf_from(page.get_data(as_text=True)),
+            "current": "correct horse battery",
+            "password": "a brand new secret",
+            "confirm": "a brand new secret",
+        },
+        follow_redirects=True,
+    )
     assert "Your password was changed" in done.get_data(as_text=True)
-    assert client.get("/staff/").status_code == 200          # this sign-in goes on
-    assert other.get("/staff/").status_code == 302           # the other one has ended
+    assert client.get("/staff/").status_code == 200  # this sign-in goes on
+    assert other.get("/staff/").status_code == 302  # the other one has ended
     assert login(app.test_client(), "desk@example.org").status_code == 401
     assert login(app.test_client(), "desk@example.org", "a brand new secret").status_code == 302
     assert "password_changed" in [a for a, _ in audit_actions(app)]

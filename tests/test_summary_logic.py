@@ -67,8 +67,16 @@ LOUD = {
     "W1": ["body_chemistry"],
 }
 
-FLAG_ORDER = ["ambivalence", "self_adjusting", "stops_at_recovery", "control",
-              "hard_to_voice_doubts", "family_culture", "past_pressure", "biology_only"]
+FLAG_ORDER = [
+    "ambivalence",
+    "self_adjusting",
+    "stops_at_recovery",
+    "control",
+    "hard_to_voice_doubts",
+    "family_culture",
+    "past_pressure",
+    "biology_only",
+]
 
 SUMMARY_PATH = summary.__file__
 SKIP = object()  # marks an item to delete from the answers
@@ -98,6 +106,7 @@ def placeholders(template):
 
 # --- flags fire at their boundaries ------------------------------------------------------
 
+
 def test_quiet_answers_fire_nothing():
     assert all_flags(QUIET) == []
 
@@ -111,98 +120,107 @@ def test_loud_answers_fire_every_flag_in_priority_order():
     assert [f.priority for f in all_flags(LOUD)] == list(range(1, 9))
 
 
-@pytest.mark.parametrize("changed, flag_id", [
-    # AMBIVALENCE: need >= 6 with 2+ worries, a mixed feeling or a getting-better worry
-    ({"M4": 6, "M5": ["side_effects", "dependent"]}, "ambivalence"),
-    ({"M4": 10, "M5": ["side_effects", "dependent", "cost_access"]}, "ambivalence"),
-    ({"M4": 6, "M2": "mixed"}, "ambivalence"),
-    ({"M4": 6, "H2": ["more_expected"]}, "ambivalence"),
-    ({"M4": 6, "M2": "mixed", "M5": SKIP}, "ambivalence"),
-    ({"M4": 6, "H2": ["losing_support"], "M5": SKIP, "M2": SKIP}, "ambivalence"),
-    # SELF-ADJUSTING
-    ({"P1": "chose_to_skip"}, "self_adjusting"),
-    ({"P1": "stopped"}, "self_adjusting"),
-    # STOPS AT RECOVERY
-    ({"P2": ["felt_better"]}, "stops_at_recovery"),
-    ({"P2": ["side_effects", "felt_better"]}, "stops_at_recovery"),
-    # CONTROL
-    ({"M3": ["controls_me"]}, "control"),
-    ({"M3": ["helper", "punishment"]}, "control"),
-    ({"M5": ["being_controlled"]}, "control"),
-    ({"R2": "mostly_me"}, "control"),
-    # HARD TO VOICE DOUBTS
-    ({"R1": 0}, "hard_to_voice_doubts"),
-    ({"R1": 1}, "hard_to_voice_doubts"),
-    # FAMILY / CULTURE
-    ({"F1": ["against"]}, "family_culture"),
-    ({"F1": ["supportive", "dont_know"]}, "family_culture"),
-    ({"F2": {"choice": "yes", "text": ""}}, "family_culture"),
-    ({"F2": {"choice": "yes", "text": "We pray together."}}, "family_culture"),
-    # PAST PRESSURE
-    ({"F3": ["pressured"]}, "past_pressure"),
-    ({"F3": ["not_listened", "pressured"]}, "past_pressure"),
-    # BIOLOGY ONLY
-    ({"W1": ["body_chemistry"]}, "biology_only"),
-])
+@pytest.mark.parametrize(
+    ("changed", "flag_id"),
+    [
+        # AMBIVALENCE: need >= 6 with 2+ worries, a mixed feeling or a getting-better worry
+        ({"M4": 6, "M5": ["side_effects", "dependent"]}, "ambivalence"),
+        ({"M4": 10, "M5": ["side_effects", "dependent", "cost_access"]}, "ambivalence"),
+        ({"M4": 6, "M2": "mixed"}, "ambivalence"),
+        ({"M4": 6, "H2": ["more_expected"]}, "ambivalence"),
+        ({"M4": 6, "M2": "mixed", "M5": SKIP}, "ambivalence"),
+        ({"M4": 6, "H2": ["losing_support"], "M5": SKIP, "M2": SKIP}, "ambivalence"),
+        # SELF-ADJUSTING
+        ({"P1": "chose_to_skip"}, "self_adjusting"),
+        ({"P1": "stopped"}, "self_adjusting"),
+        # STOPS AT RECOVERY
+        ({"P2": ["felt_better"]}, "stops_at_recovery"),
+        ({"P2": ["side_effects", "felt_better"]}, "stops_at_recovery"),
+        # CONTROL
+        ({"M3": ["controls_me"]}, "control"),
+        ({"M3": ["helper", "punishment"]}, "control"),
+        ({"M5": ["being_controlled"]}, "control"),
+        ({"R2": "mostly_me"}, "control"),
+        # HARD TO VOICE DOUBTS
+        ({"R1": 0}, "hard_to_voice_doubts"),
+        ({"R1": 1}, "hard_to_voice_doubts"),
+        # FAMILY / CULTURE
+        ({"F1": ["against"]}, "family_culture"),
+        ({"F1": ["supportive", "dont_know"]}, "family_culture"),
+        ({"F2": {"choice": "yes", "text": ""}}, "family_culture"),
+        ({"F2": {"choice": "yes", "text": "We pray together."}}, "family_culture"),
+        # PAST PRESSURE
+        ({"F3": ["pressured"]}, "past_pressure"),
+        ({"F3": ["not_listened", "pressured"]}, "past_pressure"),
+        # BIOLOGY ONLY
+        ({"W1": ["body_chemistry"]}, "biology_only"),
+    ],
+)
 def test_flag_fires(changed, flag_id):
     assert fired(answers_with(**changed)) == [flag_id]
 
 
-@pytest.mark.parametrize("changed", [
-    # AMBIVALENCE just below its thresholds
-    {"M4": 5, "M5": ["side_effects", "dependent"]},
-    {"M4": 5, "M2": "mixed"},
-    {"M4": 5, "H2": ["more_expected"]},
-    {"M4": 6, "M5": ["side_effects"]},
-    {"M4": 6, "M5": ["side_effects", "none"]},
-    {"M4": 6, "M5": ["none"], "H2": ["none"], "M2": "unsure"},
-    {"M4": 6, "M2": "negative"},
-    {"M4": SKIP, "M5": ["side_effects", "dependent"], "M2": "mixed", "H2": ["not_myself"]},
-    {"M4": True, "M2": "mixed"},
-    {"M4": 10, "M5": SKIP, "M2": SKIP, "H2": SKIP},
-    # SELF-ADJUSTING: other ways of taking it, or skipped
-    {"P1": "missed_by_accident"},
-    {"P1": "not_taking"},
-    {"P1": SKIP},
-    # STOPS AT RECOVERY
-    {"P2": ["side_effects", "test_need"]},
-    {"P2": SKIP},
-    # CONTROL
-    {"M3": ["crutch", "reminder", "safety_net"]},
-    {"M5": ["side_effects", "others_think"]},
-    {"R2": "psychiatrist_decides"},
-    {"M3": SKIP, "M5": SKIP, "R2": SKIP},
-    # HARD TO VOICE DOUBTS
-    {"R1": 2},
-    {"R1": 4},
-    {"R1": SKIP},
-    # FAMILY / CULTURE
-    {"F1": ["bad_experience", "prefer_other", "good_experience"]},
-    {"F2": {"choice": "no", "text": "Nothing really."}},
-    {"F2": {"choice": None, "text": "Something I wrote"}},
-    {"F1": SKIP, "F2": SKIP},
-    # PAST PRESSURE
-    {"F3": ["bad_side_effects", "not_listened", "other_healers"]},
-    {"F3": SKIP},
-    # BIOLOGY ONLY: only when body chemistry is the single cause
-    {"W1": ["body_chemistry", "stress"]},
-    {"W1": ["dont_know"]},
-    {"W1": SKIP},
-])
+@pytest.mark.parametrize(
+    "changed",
+    [
+        # AMBIVALENCE just below its thresholds
+        {"M4": 5, "M5": ["side_effects", "dependent"]},
+        {"M4": 5, "M2": "mixed"},
+        {"M4": 5, "H2": ["more_expected"]},
+        {"M4": 6, "M5": ["side_effects"]},
+        {"M4": 6, "M5": ["side_effects", "none"]},
+        {"M4": 6, "M5": ["none"], "H2": ["none"], "M2": "unsure"},
+        {"M4": 6, "M2": "negative"},
+        {"M4": SKIP, "M5": ["side_effects", "dependent"], "M2": "mixed", "H2": ["not_myself"]},
+        {"M4": True, "M2": "mixed"},
+        {"M4": 10, "M5": SKIP, "M2": SKIP, "H2": SKIP},
+        # SELF-ADJUSTING: other ways of taking it, or skipped
+        {"P1": "missed_by_accident"},
+        {"P1": "not_taking"},
+        {"P1": SKIP},
+        # STOPS AT RECOVERY
+        {"P2": ["side_effects", "test_need"]},
+        {"P2": SKIP},
+        # CONTROL
+        {"M3": ["crutch", "reminder", "safety_net"]},
+        {"M5": ["side_effects", "others_think"]},
+        {"R2": "psychiatrist_decides"},
+        {"M3": SKIP, "M5": SKIP, "R2": SKIP},
+        # HARD TO VOICE DOUBTS
+        {"R1": 2},
+        {"R1": 4},
+        {"R1": SKIP},
+        # FAMILY / CULTURE
+        {"F1": ["bad_experience", "prefer_other", "good_experience"]},
+        {"F2": {"choice": "no", "text": "Nothing really."}},
+        {"F2": {"choice": None, "text": "Something I wrote"}},
+        {"F1": SKIP, "F2": SKIP},
+        # PAST PRESSURE
+        {"F3": ["bad_side_effects", "not_listened", "other_healers"]},
+        {"F3": SKIP},
+        # BIOLOGY ONLY: only when body chemistry is the single cause
+        {"W1": ["body_chemistry", "stress"]},
+        {"W1": ["dont_know"]},
+        {"W1": SKIP},
+    ],
+)
 def test_flag_does_not_fire(changed):
     assert fired(answers_with(**changed)) == []
 
 
-@pytest.mark.parametrize("item_id, flag_id", [
-    ("M4", "ambivalence"),
-    ("P1", "self_adjusting"),
-    ("P2", "stops_at_recovery"),
-    ("M3", "control"),
-    ("R1", "hard_to_voice_doubts"),
-    ("F1", "family_culture"),
-    ("F3", "past_pressure"),
-    ("W1", "biology_only"),
-])
+@pytest.mark.parametrize(
+    ("item_id", "flag_id"),
+    [
+        ("M4", "ambivalence"),
+        ("P1", "self_adjusting"),
+        ("P2", "stops_at_recovery"),
+        ("M3", "control"),
+        ("R1", "hard_to_voice_doubts"),
+        ("F1", "family_culture"),
+        ("F3", "past_pressure"),
+        ("W1", "biology_only"),
+    ],
+)
 def test_skipping_the_triggering_item_silences_its_flag(item_id, flag_id):
     assert flag_id in fired(LOUD)
     assert flag_id not in fired(answers_with(LOUD, **{item_id: SKIP}))
@@ -220,6 +238,7 @@ def test_flags_do_not_change_the_answers():
 
 # --- top_flags ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("limit", [0, 1, 2, 3, 8, 20])
 def test_top_flags_keeps_the_highest_priorities(limit):
     assert [f.id for f in top_flags(LOUD, limit=limit)] == FLAG_ORDER[:limit]
@@ -230,10 +249,12 @@ def test_top_flags_shows_three_by_default():
 
 
 def test_top_flags_orders_lower_priorities_too():
-    answers = answers_with(W1=["body_chemistry"], F3=["pressured"], R1=1,
-                           F1=["dont_know"])
+    answers = answers_with(W1=["body_chemistry"], F3=["pressured"], R1=1, F1=["dont_know"])
     assert [f.id for f in top_flags(answers)] == [
-        "hard_to_voice_doubts", "family_culture", "past_pressure"]
+        "hard_to_voice_doubts",
+        "family_culture",
+        "past_pressure",
+    ]
 
 
 def test_top_flags_with_fewer_flags_than_the_limit():
@@ -244,42 +265,70 @@ def test_top_flags_with_fewer_flags_than_the_limit():
 # --- openers quote the patient's own answer ---------------------------------------------
 
 OPENER_CASES = [
-    ({"M4": 7, "M5": ["side_effects", "dependent"]}, "ambivalence",
-     {"need": 7, "worries": (ChoiceRef("M5", "side_effects"), ChoiceRef("M5", "dependent"))}),
-    ({"M4": 6, "M5": ["cost_access"], "H2": ["more_expected"]}, "ambivalence",
-     {"need": 6, "worries": (ChoiceRef("M5", "cost_access"),)}),
-    ({"M4": 9, "H2": ["more_expected", "not_myself"]}, "ambivalence",
-     {"need": 9, "worries": (ChoiceRef("H2", "more_expected"), ChoiceRef("H2", "not_myself"))}),
-    ({"M4": 6, "M2": "mixed"}, "ambivalence",
-     {"need": 6, "feeling": ChoiceRef("M2", "mixed")}),
+    (
+        {"M4": 7, "M5": ["side_effects", "dependent"]},
+        "ambivalence",
+        {"need": 7, "worries": (ChoiceRef("M5", "side_effects"), ChoiceRef("M5", "dependent"))},
+    ),
+    (
+        {"M4": 6, "M5": ["cost_access"], "H2": ["more_expected"]},
+        "ambivalence",
+        {"need": 6, "worries": (ChoiceRef("M5", "cost_access"),)},
+    ),
+    (
+        {"M4": 9, "H2": ["more_expected", "not_myself"]},
+        "ambivalence",
+        {"need": 9, "worries": (ChoiceRef("H2", "more_expected"), ChoiceRef("H2", "not_myself"))},
+    ),
+    ({"M4": 6, "M2": "mixed"}, "ambivalence", {"need": 6, "feeling": ChoiceRef("M2", "mixed")}),
     ({"P1": "chose_to_skip"}, "self_adjusting", {"answer": ChoiceRef("P1", "chose_to_skip")}),
     ({"P1": "stopped"}, "self_adjusting", {"answer": ChoiceRef("P1", "stopped")}),
-    ({"P2": ["cost", "felt_better"]}, "stops_at_recovery",
-     {"answer": ChoiceRef("P2", "felt_better")}),
-    ({"M3": ["punishment", "controls_me"], "M5": ["being_controlled"], "R2": "mostly_me"},
-     "control", {"answer": ChoiceRef("M3", "controls_me")}),
-    ({"M3": ["punishment"], "M5": ["being_controlled"]}, "control",
-     {"answer": ChoiceRef("M3", "punishment")}),
-    ({"M5": ["being_controlled"], "R2": "mostly_me"}, "control",
-     {"answer": ChoiceRef("M5", "being_controlled")}),
+    (
+        {"P2": ["cost", "felt_better"]},
+        "stops_at_recovery",
+        {"answer": ChoiceRef("P2", "felt_better")},
+    ),
+    (
+        {"M3": ["punishment", "controls_me"], "M5": ["being_controlled"], "R2": "mostly_me"},
+        "control",
+        {"answer": ChoiceRef("M3", "controls_me")},
+    ),
+    (
+        {"M3": ["punishment"], "M5": ["being_controlled"]},
+        "control",
+        {"answer": ChoiceRef("M3", "punishment")},
+    ),
+    (
+        {"M5": ["being_controlled"], "R2": "mostly_me"},
+        "control",
+        {"answer": ChoiceRef("M5", "being_controlled")},
+    ),
     ({"R2": "mostly_me"}, "control", {"answer": ChoiceRef("R2", "mostly_me")}),
     ({"R1": 0}, "hard_to_voice_doubts", {"rating": 0}),
     ({"R1": 1}, "hard_to_voice_doubts", {"rating": 1}),
-    ({"F1": ["against"], "F2": {"choice": "yes", "text": "  Mi familia prefiere la oración. "}},
-     "family_culture", {"quote": Quote("  Mi familia prefiere la oración. ")}),
-    ({"F1": ["dont_know"], "F2": {"choice": "no", "text": "They think pills are weak."}},
-     "family_culture", {"quote": Quote("They think pills are weak.")}),
-    ({"F1": ["dont_know", "against"], "F2": {"choice": "yes", "text": "   "}},
-     "family_culture", {"answer": ChoiceRef("F1", "against")}),
+    (
+        {"F1": ["against"], "F2": {"choice": "yes", "text": "  Mi familia prefiere la oración. "}},
+        "family_culture",
+        {"quote": Quote("  Mi familia prefiere la oración. ")},
+    ),
+    (
+        {"F1": ["dont_know"], "F2": {"choice": "no", "text": "They think pills are weak."}},
+        "family_culture",
+        {"quote": Quote("They think pills are weak.")},
+    ),
+    (
+        {"F1": ["dont_know", "against"], "F2": {"choice": "yes", "text": "   "}},
+        "family_culture",
+        {"answer": ChoiceRef("F1", "against")},
+    ),
     ({"F1": ["dont_know"]}, "family_culture", {"answer": ChoiceRef("F1", "dont_know")}),
-    ({"F2": {"choice": "yes", "text": ""}}, "family_culture",
-     {"answer": ChoiceRef("F2", "yes")}),
+    ({"F2": {"choice": "yes", "text": ""}}, "family_culture", {"answer": ChoiceRef("F2", "yes")}),
     ({"F3": ["pressured"]}, "past_pressure", {"answer": ChoiceRef("F3", "pressured")}),
     ({"W1": ["body_chemistry"]}, "biology_only", {"answer": ChoiceRef("W1", "body_chemistry")}),
 ]
 
 
-@pytest.mark.parametrize("changed, flag_id, expected", OPENER_CASES)
+@pytest.mark.parametrize(("changed", "flag_id", "expected"), OPENER_CASES)
 def test_opener_carries_the_triggering_answer(changed, flag_id, expected):
     assert flag(answers_with(**changed), flag_id).kwargs == expected
 
@@ -290,7 +339,7 @@ OPENER_FLAGS = [flag(answers_with(**c), fid) for c, fid, _ in OPENER_CASES]
 @pytest.mark.parametrize("f", OPENER_FLAGS, ids=lambda f: f.id)
 def test_every_placeholder_is_supplied_and_every_param_used(f):
     assert placeholders(f.opener) == set(f.kwargs)
-    formatted = f.opener % {k: "x" for k in f.kwargs}
+    formatted = f.opener % dict.fromkeys(f.kwargs, "x")
     assert "%" not in formatted
 
 
@@ -306,9 +355,12 @@ def test_param_values_have_the_documented_types(f):
 @pytest.mark.parametrize("f", OPENER_FLAGS, ids=lambda f: f.id)
 def test_choice_refs_are_real_and_declared(f):
     q = questionnaire.default()
-    refs = [v for value in f.kwargs.values()
-            for v in (value if isinstance(value, tuple) else (value,))
-            if isinstance(v, ChoiceRef)]
+    refs = [
+        v
+        for value in f.kwargs.values()
+        for v in (value if isinstance(value, tuple) else (value,))
+        if isinstance(v, ChoiceRef)
+    ]
     for ref in refs:
         assert q.items[ref.item_id].choice(ref.choice_id) is not None
         # Worry lists name any choice, so only the fixed triggers must be in REFERENCED.
@@ -317,9 +369,10 @@ def test_choice_refs_are_real_and_declared(f):
 
 
 def test_control_has_an_opener_for_each_kind_of_trigger():
-    openers = {flag(answers_with(**c), "control").opener
-               for c in ({"M3": ["controls_me"]}, {"M5": ["being_controlled"]},
-                         {"R2": "mostly_me"})}
+    openers = {
+        flag(answers_with(**c), "control").opener
+        for c in ({"M3": ["controls_me"]}, {"M5": ["being_controlled"]}, {"R2": "mostly_me"})
+    }
     assert len(openers) == 3
 
 
@@ -347,50 +400,64 @@ def test_n_marker_returns_its_argument():
 
 # --- stance ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("need, worry_list, expected", [
-    (6, ["side_effects", "dependent"], "ambivalent"),
-    (10, ["side_effects", "dependent", "not_myself"], "ambivalent"),
-    (6, ["side_effects"], "accepting"),
-    (6, ["none"], "accepting"),
-    (6, ["side_effects", "none"], "accepting"),
-    (5, ["side_effects", "dependent"], "sceptical"),
-    (0, ["others_think", "cost_access"], "sceptical"),
-    (5, ["side_effects"], "indifferent"),
-    (0, ["none"], "indifferent"),
-])
+
+@pytest.mark.parametrize(
+    ("need", "worry_list", "expected"),
+    [
+        (6, ["side_effects", "dependent"], "ambivalent"),
+        (10, ["side_effects", "dependent", "not_myself"], "ambivalent"),
+        (6, ["side_effects"], "accepting"),
+        (6, ["none"], "accepting"),
+        (6, ["side_effects", "none"], "accepting"),
+        (5, ["side_effects", "dependent"], "sceptical"),
+        (0, ["others_think", "cost_access"], "sceptical"),
+        (5, ["side_effects"], "indifferent"),
+        (0, ["none"], "indifferent"),
+    ],
+)
 def test_stance_quadrants(need, worry_list, expected):
     assert stance(answers_with(M4=need, M5=worry_list)) == expected
 
 
-@pytest.mark.parametrize("changed", [
-    {"M4": SKIP},
-    {"M5": SKIP},
-    {"M4": SKIP, "M5": SKIP},
-    {"M5": []},
-    {"M4": None},
-])
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"M4": SKIP},
+        {"M5": SKIP},
+        {"M4": SKIP, "M5": SKIP},
+        {"M5": []},
+        {"M4": None},
+    ],
+)
 def test_stance_is_unknown_when_an_item_was_skipped(changed):
     assert stance(answers_with(**changed)) is None
 
 
 def test_every_stance_has_a_label():
-    outcomes = {stance(answers_with(M4=n, M5=w))
-                for n in (0, 10) for w in (["none"], ["cost", "side_effects"])}
+    outcomes = {
+        stance(answers_with(M4=n, M5=w))
+        for n in (0, 10)
+        for w in (["none"], ["cost", "side_effects"])
+    }
     assert outcomes == set(STANCE_LABELS)
     assert all(STANCE_LABELS.values())
 
 
-@pytest.mark.parametrize("worry_list, expected", [
-    (["none"], ()),
-    (["dependent", "side_effects"], ("dependent", "side_effects")),
-    (["side_effects", "none"], ("side_effects",)),
-    (SKIP, ()),
-])
+@pytest.mark.parametrize(
+    ("worry_list", "expected"),
+    [
+        (["none"], ()),
+        (["dependent", "side_effects"], ("dependent", "side_effects")),
+        (["side_effects", "none"], ("side_effects",)),
+        (SKIP, ()),
+    ],
+)
 def test_worries_excludes_none_and_keeps_order(worry_list, expected):
     assert worries(answers_with(M5=worry_list)) == expected
 
 
 # --- safety ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("reached", [True, False])
 @pytest.mark.parametrize("choice", SAFETY_ENDORSED)
@@ -404,7 +471,7 @@ def test_safety_not_endorsed(reached):
 
 
 @pytest.mark.parametrize("value", [SKIP, None, ""])
-@pytest.mark.parametrize("reached, expected", [(True, "declined"), (False, "not_reached")])
+@pytest.mark.parametrize(("reached", "expected"), [(True, "declined"), (False, "not_reached")])
 def test_safety_skip_is_never_read_as_no(value, reached, expected):
     assert safety_status(answers_with(S1=value), reached=reached) == expected
 
@@ -416,6 +483,7 @@ def test_safety_endorsed_matches_the_questionnaire():
 
 # --- changes since last visit -----------------------------------------------------------
 
+
 def test_no_previous_visit_means_no_changes():
     assert changes(LOUD, None) == []
 
@@ -424,12 +492,15 @@ def test_same_answers_mean_no_changes():
     assert changes(LOUD, copy.deepcopy(LOUD)) == []
 
 
-@pytest.mark.parametrize("item_id, before, after", [
-    ("M4", 3, 4),
-    ("M4", 5, 0),
-    ("R1", 0, 4),
-    ("M2", "negative", "unsure"),
-])
+@pytest.mark.parametrize(
+    ("item_id", "before", "after"),
+    [
+        ("M4", 3, 4),
+        ("M4", 5, 0),
+        ("R1", 0, 4),
+        ("M2", "negative", "unsure"),
+    ],
+)
 def test_value_changes(item_id, before, after):
     found = changes(answers_with(**{item_id: after}), answers_with(**{item_id: before}))
     assert found == [Change(item_id, before, after, "changed")]
@@ -444,14 +515,18 @@ def test_a_skip_is_not_a_change(item_id, skipped_in):
 
 
 def test_new_worries():
-    found = changes(answers_with(M5=["side_effects", "others_think", "dependent"]),
-                    answers_with(M5=["dependent", "side_effects"]))
+    found = changes(
+        answers_with(M5=["side_effects", "others_think", "dependent"]),
+        answers_with(M5=["dependent", "side_effects"]),
+    )
     assert found == [Change("M5", (), ("others_think",), "new_worries")]
 
 
 def test_gone_worries():
-    found = changes(answers_with(M5=["cost_access", "side_effects"]),
-                    answers_with(M5=["dependent", "cost_access", "side_effects"]))
+    found = changes(
+        answers_with(M5=["cost_access", "side_effects"]),
+        answers_with(M5=["dependent", "cost_access", "side_effects"]),
+    )
     assert found == [Change("M5", ("dependent",), (), "gone_worries")]
 
 
@@ -489,18 +564,19 @@ def test_stance_change_needs_a_stance_on_both_sides():
 
 # --- references to the questionnaire ----------------------------------------------------
 
+
 def with_item(q, item):
     sections = tuple(
-        replace(s, items=tuple(item if i.id == item.id else i for i in s.items))
-        for s in q.sections)
+        replace(s, items=tuple(item if i.id == item.id else i for i in s.items)) for s in q.sections
+    )
     return replace(q, sections=sections, items={**q.items, item.id: item})
 
 
 def without_item(q, item_id):
-    sections = tuple(replace(s, items=tuple(i for i in s.items if i.id != item_id))
-                     for s in q.sections)
-    return replace(q, sections=sections,
-                   items={k: v for k, v in q.items.items() if k != item_id})
+    sections = tuple(
+        replace(s, items=tuple(i for i in s.items if i.id != item_id)) for s in q.sections
+    )
+    return replace(q, sections=sections, items={k: v for k, v in q.items.items() if k != item_id})
 
 
 def test_references_hold_in_the_shipped_questionnaire():
@@ -511,8 +587,10 @@ def test_every_referenced_item_has_an_expected_type():
     assert set(REFERENCED) == set(REFERENCED_TYPES)
 
 
-@pytest.mark.parametrize("item_id, choice_id", sorted(
-    (item_id, choice_id) for item_id, ids in REFERENCED.items() for choice_id in ids))
+@pytest.mark.parametrize(
+    ("item_id", "choice_id"),
+    sorted((item_id, choice_id) for item_id, ids in REFERENCED.items() for choice_id in ids),
+)
 def test_a_missing_choice_is_reported(item_id, choice_id):
     q = questionnaire.default()
     item = q.items[item_id]
@@ -528,8 +606,9 @@ def test_a_missing_item_is_reported(item_id):
     assert len(problems) == 1 and item_id in problems[0]
 
 
-@pytest.mark.parametrize("item_id, new_type", [("M4", "text"), ("R1", "single"),
-                                               ("P1", "multi"), ("M3", "single")])
+@pytest.mark.parametrize(
+    ("item_id", "new_type"), [("M4", "text"), ("R1", "single"), ("P1", "multi"), ("M3", "single")]
+)
 def test_a_changed_item_type_is_reported(item_id, new_type):
     q = questionnaire.default()
     problems = check_references(with_item(q, replace(q.items[item_id], type=new_type)))
@@ -547,13 +626,16 @@ def test_check_references_does_not_touch_the_shipped_definition():
 ALL_SECTIONS = [s.id for s in questionnaire.default().sections]
 
 
-@pytest.mark.parametrize("reached, expected", [
-    (ALL_SECTIONS, ["T2", "M3", "S1"]),
-    ({"today", "medicines"}, ["T2", "M3"]),
-    (["medicines"], ["M3"]),
-    ([], []),
-    (["going", "family"], []),
-])
+@pytest.mark.parametrize(
+    ("reached", "expected"),
+    [
+        (ALL_SECTIONS, ["T2", "M3", "S1"]),
+        ({"today", "medicines"}, ["T2", "M3"]),
+        (["medicines"], ["M3"]),
+        ([], []),
+        (["going", "family"], []),
+    ],
+)
 def test_skipped_items_only_in_reached_sections(reached, expected):
     answers = answers_with(S1=SKIP, M3=SKIP, T2=SKIP)
     assert skipped_items(answers, reached, questionnaire.default()) == expected
@@ -569,24 +651,28 @@ def test_nothing_answered_means_every_reached_item_skipped():
     assert skipped_items({}, ALL_SECTIONS, q) == q.item_ids
 
 
-@pytest.mark.parametrize("value, answered", [
-    ("I want to talk", True),
-    ("   ", False),
-    ("", False),
-    (None, False),
-    ([], False),
-    (["none"], True),
-    (0, True),
-    ([{"name": "lithium", "feeling": None}], True),
-    ({"choice": "no", "text": ""}, True),
-    ({"choice": None, "text": "Faith matters"}, True),
-    ({"choice": None, "text": "  "}, False),
-])
+@pytest.mark.parametrize(
+    ("value", "answered"),
+    [
+        ("I want to talk", True),
+        ("   ", False),
+        ("", False),
+        (None, False),
+        ([], False),
+        (["none"], True),
+        (0, True),
+        ([{"name": "lithium", "feeling": None}], True),
+        ({"choice": "no", "text": ""}, True),
+        ({"choice": None, "text": "Faith matters"}, True),
+        ({"choice": None, "text": "  "}, False),
+    ],
+)
 def test_is_answered(value, answered):
     assert is_answered(value) is answered
 
 
 # --- purity ------------------------------------------------------------------------------
+
 
 def test_summary_module_imports_no_web_or_storage_code():
     # Load the file on its own: the patientapp package itself imports Flask.
@@ -599,6 +685,5 @@ def test_summary_module_imports_no_web_or_storage_code():
         "bad = {'flask', 'sqlite3', 'sqlite_utils', 'patientapp'}\n"
         "print(sorted(bad & set(sys.modules)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

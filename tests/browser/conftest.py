@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import itertools
 import os
-import threading
 import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -29,8 +29,13 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 PHONE_HEIGHT = 740
 SERVER_START_TIMEOUT = 30.0
@@ -40,25 +45,26 @@ ACTION_TIMEOUT_MS = 10_000
 def _unavailable(reason: str) -> None:
     """Skip, or fail when the CI asks for the browser tests to really run."""
     if os.environ.get("PATIENTAPP_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{reason} (PATIENTAPP_REQUIRE_BROWSER=1, so this is a failure)",
-                    pytrace=False)
+        pytest.fail(f"{reason} (PATIENTAPP_REQUIRE_BROWSER=1, so this is a failure)", pytrace=False)
     pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def browser_available() -> None:
     if not Path(CHROMIUM).exists():
-        _unavailable("Chromium not found at /usr/bin/chromium: install Debian's chromium "
-                     "to run browser tests")
+        _unavailable(
+            "Chromium not found at /usr/bin/chromium: install Debian's chromium "
+            "to run browser tests"
+        )
     try:
-        import playwright.sync_api  # noqa: F401
         import axe_playwright_python  # noqa: F401
+        import playwright.sync_api  # noqa: F401
     except ImportError as exc:
-        _unavailable(f"{exc.name} is not installed: pip install -e '.[test]' to run "
-                     "browser tests")
+        _unavailable(f"{exc.name} is not installed: pip install -e '.[test]' to run browser tests")
 
 
 # --- the server ------------------------------------------------------------------------------
+
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -82,14 +88,19 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.database = instance / "patientapp.db"
         self.log_path = instance.parent / "server.log"
-        self.env = {key: value for key, value in os.environ.items()
-                    if not key.startswith(("PATIENTAPP_", "FLASK_"))}
-        self.env.update({
-            "PATIENTAPP_INSTANCE": str(instance),
-            "PATIENTAPP_SECRET_KEY": "test",
-            "PATIENTAPP_BASE_URL": self.url,
-            "PYTHONUNBUFFERED": "1",
-        })
+        self.env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("PATIENTAPP_", "FLASK_"))
+        }
+        self.env.update(
+            {
+                "PATIENTAPP_INSTANCE": str(instance),
+                "PATIENTAPP_SECRET_KEY": "test",
+                "PATIENTAPP_BASE_URL": self.url,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         self.process: subprocess.Popen | None = None
         self._refs = itertools.count(1)
         self._spare: list[Invitation] = []
@@ -102,12 +113,17 @@ class LiveServer:
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 self._flask("serve", "--host", "127.0.0.1", "--port", str(self.port)),
-                cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+                cwd=REPO_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.process.returncode}:\n"
-                                   f"{self.log()}")
+                raise RuntimeError(
+                    f"the server exited with {self.process.returncode}:\n{self.log()}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.url}/start", timeout=2) as response:
                     if response.status == 200:
@@ -116,8 +132,9 @@ class LiveServer:
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"the server did not answer within {SERVER_START_TIMEOUT} s:\n"
-                           f"{self.log()}")
+        raise RuntimeError(
+            f"the server did not answer within {SERVER_START_TIMEOUT} s:\n{self.log()}"
+        )
 
     def stop(self) -> None:
         self._wait_for_spare()
@@ -150,8 +167,9 @@ class LiveServer:
         return invitation
 
     def _prepare_spare(self) -> None:
-        self._making = threading.Thread(target=lambda: self._spare.append(self._run_invite()),
-                                        daemon=True)
+        self._making = threading.Thread(
+            target=lambda: self._spare.append(self._run_invite()), daemon=True
+        )
         self._making.start()
 
     def _wait_for_spare(self) -> None:
@@ -163,8 +181,14 @@ class LiveServer:
         ref = f"BR-{next(self._refs)}"
         # An hour ahead, so a run just before midnight still gets a link valid today.
         when = (datetime.now() + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M")
-        result = subprocess.run(self._flask("invite", ref, "--at", when), cwd=REPO_ROOT,
-                                env=self.env, capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            self._flask("invite", ref, "--at", when),
+            cwd=REPO_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 0, f"invite failed:\n{result.stdout}\n{result.stderr}"
         fields = {}
         for line in result.stdout.splitlines():
@@ -180,10 +204,12 @@ class LiveServer:
         db = sqlite3.connect(self.database, timeout=10)
         db.row_factory = sqlite3.Row
         try:
-            visit = dict(db.execute("SELECT * FROM visits WHERE patient_ref = ?",
-                                    (ref,)).fetchone())
-            rows = db.execute("SELECT item_id, value, in_person FROM answers WHERE visit_id = ?",
-                              (visit["id"],)).fetchall()
+            visit = dict(
+                db.execute("SELECT * FROM visits WHERE patient_ref = ?", (ref,)).fetchone()
+            )
+            rows = db.execute(
+                "SELECT item_id, value, in_person FROM answers WHERE visit_id = ?", (visit["id"],)
+            ).fetchall()
         finally:
             db.close()
         visit["answers"] = {row["item_id"]: row["value"] for row in rows}
@@ -203,6 +229,7 @@ def live_server(browser_available, tmp_path_factory):
 
 # --- the browser -----------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def chromium(browser_available):
     from playwright.sync_api import expect, sync_playwright
@@ -213,8 +240,10 @@ def chromium(browser_available):
         # Playwright turns the back/forward cache off by default; phones have it on, and
         # "Back after sending shows nothing" must hold with it.
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-            ignore_default_args=["--disable-back-forward-cache"])
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            ignore_default_args=["--disable-back-forward-cache"],
+        )
         yield browser
         browser.close()
     finally:
@@ -233,11 +262,15 @@ class Phone:
 
     def open(self, width: int = 360):
         context = self.browser.new_context(
-            viewport={"width": width, "height": PHONE_HEIGHT}, screen={
-                "width": width, "height": PHONE_HEIGHT},
+            viewport={"width": width, "height": PHONE_HEIGHT},
+            screen={"width": width, "height": PHONE_HEIGHT},
             # Layout is in CSS px whatever the pixel ratio; 1 keeps rasterising cheap.
-            has_touch=True, is_mobile=True, device_scale_factor=1, locale="en-US",
-            service_workers="block")
+            has_touch=True,
+            is_mobile=True,
+            device_scale_factor=1,
+            locale="en-US",
+            service_workers="block",
+        )
         context.set_default_timeout(ACTION_TIMEOUT_MS)
         context.on("request", lambda request: self.requests.append(request.url))
         context.on("console", self._console)

@@ -31,38 +31,62 @@ from patientapp import invitations, questionnaire, storage
 from patientapp.summary import safety_status
 
 SENTENCES = {
-    "T2": ("I want to talk about whether the dose is still right for me, because the "
-           "mornings are hard and I feel slow at work. "),
-    "F2": ("In my family people say that medicine for the mind is a weakness, and my "
-           "grandmother prays for me instead of asking how I am. "),
-    "H1": ("I would sleep through the night, go back to my evening classes and call my "
-           "sister again without feeling ashamed. "),
+    "T2": (
+        "I want to talk about whether the dose is still right for me, because the "
+        "mornings are hard and I feel slow at work. "
+    ),
+    "F2": (
+        "In my family people say that medicine for the mind is a weakness, and my "
+        "grandmother prays for me instead of asking how I am. "
+    ),
+    "H1": (
+        "I would sleep through the night, go back to my evening classes and call my "
+        "sister again without feeling ashamed. "
+    ),
 }
 TEXT_LENGTH = 300
 NAME_LENGTH = 60
-MEDICINES = ("Quetiapine fumarate extended-release tablets", "Sertraline hydrochloride oral",
-             "Lamotrigine chewable dispersible tablets", "Lithium carbonate slow release",
-             "Aripiprazole long-acting injection monthly", "Propranolol hydrochloride tablets")
+MEDICINES = (
+    "Quetiapine fumarate extended-release tablets",
+    "Sertraline hydrochloride oral",
+    "Lamotrigine chewable dispersible tablets",
+    "Lithium carbonate slow release",
+    "Aripiprazole long-acting injection monthly",
+    "Propranolol hydrochloride tablets",
+)
 FEELINGS = ("not_helping", "not_sure", "mixed", "helping", "not_helping", "not_sure")
 MINUTES_TAKEN = 7
 PREVIOUS_WEEKS = 4
 LEFT_OUT_WORRY = "cost_access"  # named only last time: "Worries no longer named"
 
 PREVIOUS_ANSWERS = {
-    "T1": ["calm"], "T2": "How long I have to keep taking this.",
+    "T1": ["calm"],
+    "T2": "How long I have to keep taking this.",
     "M1": [{"name": "Sertraline", "feeling": "helping"}],
-    "M2": "positive", "M3": ["helper"], "M4": 2, "M5": [LEFT_OUT_WORRY],
-    "P1": "as_prescribed", "P2": ["never"],
-    "F1": ["supportive"], "F2": {"choice": "no", "text": ""}, "F3": ["helped_a_lot"],
-    "W1": ["stress"], "W2": "not_sure", "H1": "I would sleep better.", "H2": ["none"],
-    "R1": 4, "R2": "together", "R3": ["how_long"], "S1": "not_at_all",
+    "M2": "positive",
+    "M3": ["helper"],
+    "M4": 2,
+    "M5": [LEFT_OUT_WORRY],
+    "P1": "as_prescribed",
+    "P2": ["never"],
+    "F1": ["supportive"],
+    "F2": {"choice": "no", "text": ""},
+    "F3": ["helped_a_lot"],
+    "W1": ["stress"],
+    "W2": "not_sure",
+    "H1": "I would sleep better.",
+    "H2": ["none"],
+    "R1": 4,
+    "R2": "together",
+    "R3": ["how_long"],
+    "S1": "not_at_all",
 }
 
 
 def realistic_text(sentence: str, length: int = TEXT_LENGTH) -> str:
     """Exactly ``length`` characters: a realistic sentence repeated, ending with a full stop."""
-    text = (sentence * (length // len(sentence) + 1))[:length - 1].rstrip()
-    return text.ljust(length - 1, ".")[:length - 1] + "."
+    text = (sentence * (length // len(sentence) + 1))[: length - 1].rstrip()
+    return text.ljust(length - 1, ".")[: length - 1] + "."
 
 
 def medicine_name(base: str, number: int) -> str:
@@ -90,8 +114,10 @@ def maximal_answers(q=None) -> dict:
         elif item.type == "single":
             answers[item_id] = _longest(item)[0]
     answers["M5"] = [c for c in answers["M5"] if c != LEFT_OUT_WORRY]
-    answers["M1"] = [{"name": medicine_name(base, n), "feeling": feeling}
-                     for n, (base, feeling) in enumerate(zip(MEDICINES, FEELINGS), start=1)]
+    answers["M1"] = [
+        {"name": medicine_name(base, n), "feeling": feeling}
+        for n, (base, feeling) in enumerate(zip(MEDICINES, FEELINGS, strict=False), start=1)
+    ]
     answers["M4"] = 9
     answers["R1"] = 0  # also fires "Hard to voice doubts" where flags allow
     answers["T2"] = realistic_text(SENTENCES["T2"])
@@ -117,31 +143,59 @@ def _appointment_today(moment: datetime) -> datetime:
     return slot
 
 
-def store_submitted(db, *, ref: str, answers: dict, appointment: datetime, sent: datetime,
-                    psychiatrist_id: int | None = None, created_by: int | None = None,
-                    language: str = "en", q=None) -> int:
+def store_submitted(
+    db,
+    *,
+    ref: str,
+    answers: dict,
+    appointment: datetime,
+    sent: datetime,
+    psychiatrist_id: int | None = None,
+    created_by: int | None = None,
+    language: str = "en",
+    q=None,
+) -> int:
     """One visit invited, answered section by section and sent, like the patient pages."""
     q = q or questionnaire.default()
     started = sent - timedelta(minutes=MINUTES_TAKEN)
     visit_id = invitations.create(
-        db, patient_ref=ref, appointment_at=appointment, psychiatrist_id=psychiatrist_id,
-        suggested_language="", extra_days=0, created_by=created_by,
-        now=started - timedelta(minutes=10)).visit_id
-    assert storage.start_visit(db, visit_id, language=language, version=q.version,
-                               now=started)
+        db,
+        patient_ref=ref,
+        appointment_at=appointment,
+        psychiatrist_id=psychiatrist_id,
+        suggested_language="",
+        extra_days=0,
+        created_by=created_by,
+        now=started - timedelta(minutes=10),
+    ).visit_id
+    assert storage.start_visit(db, visit_id, language=language, version=q.version, now=started)
     gap = timedelta(minutes=MINUTES_TAKEN) / (len(q.sections) + 1)
     for number, section in enumerate(q.sections, start=1):
         values = {item.id: answers.get(item.id) for item in section.items}
         safety = safety_status(values, reached=True) if "S1" in values else None
-        assert storage.save_step(db, visit_id, values, step=number, next_step=number + 1,
-                                 now=started + gap * number, safety=safety, language=language)
+        assert storage.save_step(
+            db,
+            visit_id,
+            values,
+            step=number,
+            next_step=number + 1,
+            now=started + gap * number,
+            safety=safety,
+            language=language,
+        )
     assert storage.submit_visit(db, visit_id, set(), sent)
     return visit_id
 
 
-def store_maximal_visit(db, ref: str, *, now: datetime | None = None,
-                        psychiatrist_id: int | None = None, created_by: int | None = None,
-                        acknowledged_by: int | None = None) -> StoredVisits:
+def store_maximal_visit(
+    db,
+    ref: str,
+    *,
+    now: datetime | None = None,
+    psychiatrist_id: int | None = None,
+    created_by: int | None = None,
+    acknowledged_by: int | None = None,
+) -> StoredVisits:
     """The previous visit (four weeks ago) and today's maximal one, for ``ref``.
 
     With ``acknowledged_by`` (a user id) the safety alert is acknowledged, as the printed
@@ -152,13 +206,25 @@ def store_maximal_visit(db, ref: str, *, now: datetime | None = None,
     appointment = _appointment_today(moment)
     earlier = moment - timedelta(weeks=PREVIOUS_WEEKS)
     previous_id = store_submitted(
-        db, ref=ref, answers=PREVIOUS_ANSWERS, appointment=appointment - timedelta(
-            weeks=PREVIOUS_WEEKS), sent=earlier, psychiatrist_id=psychiatrist_id,
-        created_by=created_by, q=q)
+        db,
+        ref=ref,
+        answers=PREVIOUS_ANSWERS,
+        appointment=appointment - timedelta(weeks=PREVIOUS_WEEKS),
+        sent=earlier,
+        psychiatrist_id=psychiatrist_id,
+        created_by=created_by,
+        q=q,
+    )
     visit_id = store_submitted(
-        db, ref=ref, answers=maximal_answers(q), appointment=appointment,
-        sent=moment - timedelta(minutes=1), psychiatrist_id=psychiatrist_id,
-        created_by=created_by, q=q)
+        db,
+        ref=ref,
+        answers=maximal_answers(q),
+        appointment=appointment,
+        sent=moment - timedelta(minutes=1),
+        psychiatrist_id=psychiatrist_id,
+        created_by=created_by,
+        q=q,
+    )
     if acknowledged_by is not None:
         assert storage.acknowledge_alert(db, visit_id, acknowledged_by, moment)
     return StoredVisits(ref=ref, visit_id=visit_id, previous_id=previous_id)

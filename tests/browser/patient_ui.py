@@ -4,7 +4,7 @@ every patient page so one check (axe, overflow, tap size, requests) can run on e
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 try:
     from playwright.sync_api import Page, expect
@@ -151,6 +151,14 @@ def walk_patient_pages(phone, server, check: Check, width: int = 360) -> list[st
 
 
 EVERY_PAGE = {
-    "start", "start (error shown)", "ended", "link invalid", "welcome",
-    *(f"step {n}" for n in range(1, STEPS + 1)), "review", "safety", "thanks", "already sent",
+    "start",
+    "start (error shown)",
+    "ended",
+    "link invalid",
+    "welcome",
+    *(f"step {n}" for n in range(1, STEPS + 1)),
+    "review",
+    "safety",
+    "thanks",
+    "already sent",
 }

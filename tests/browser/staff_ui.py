@@ -36,11 +36,16 @@ def create_users(server, users: list[StaffUser]) -> None:
     is a new Python process of about half a second."""
     running = []
     for user in users:
-        command = server._flask("create-user", "--role", user.role, user.email,
-                                "--name", user.name)
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=server.env, text=True,
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE)
+        command = server._flask("create-user", "--role", user.role, user.email, "--name", user.name)
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=server.env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         running.append((user, process))
     for user, process in running:
         out, err = process.communicate(user.password + "\n", timeout=60)
@@ -48,12 +53,17 @@ def create_users(server, users: list[StaffUser]) -> None:
         assert f"Created {user.role} account {user.email}." in out, out
 
 
-def open_desktop(browser, width: int = DESKTOP["width"], height: int = DESKTOP["height"],
-                 **options):
+def open_desktop(
+    browser, width: int = DESKTOP["width"], height: int = DESKTOP["height"], **options
+):
     """A page in a new browser context at desktop size (or another width)."""
-    context = browser.new_context(viewport={"width": width, "height": height},
-                                  device_scale_factor=1, locale="en-US",
-                                  service_workers="block", **options)
+    context = browser.new_context(
+        viewport={"width": width, "height": height},
+        device_scale_factor=1,
+        locale="en-US",
+        service_workers="block",
+        **options,
+    )
     context.set_default_timeout(ACTION_TIMEOUT_MS)
     return context.new_page()
 
@@ -102,14 +112,17 @@ def user_id(server, email: str) -> int:
 def report(found: dict[str, str], what: str) -> str:
     """One assertion message listing every page that failed a check, and why."""
     return f"{what} on {len(found)} page(s):\n" + "\n".join(
-        f"* {name}:\n{detail}" for name, detail in found.items())
+        f"* {name}:\n{detail}" for name, detail in found.items()
+    )
 
 
 def format_violations(violations: list[dict]) -> str:
     lines = []
     for violation in violations:
-        lines.append(f"  - {violation['id']} ({violation.get('impact')}): {violation['help']}"
-                     f"\n    {violation['helpUrl']}")
+        lines.append(
+            f"  - {violation['id']} ({violation.get('impact')}): {violation['help']}"
+            f"\n    {violation['helpUrl']}"
+        )
         for node in violation["nodes"][:5]:
             summary = " ".join((node.get("failureSummary") or "").split())
             lines.append(f"      at {node['target']}: {node['html'][:160]}\n        {summary}")
@@ -157,12 +170,15 @@ def print_content_height(page: Page, paper: str) -> tuple[float, float]:
     page.emulate_media(media="print")
     page.set_viewport_size({"width": int(width), "height": int(height)})
     try:
-        content = page.evaluate("""width => {
+        content = page.evaluate(
+            """width => {
             document.documentElement.style.width = width + 'px';
             const bottom = document.querySelector('main').getBoundingClientRect().bottom;
             document.documentElement.style.width = '';
             return bottom + window.scrollY;
-        }""", width)
+        }""",
+            width,
+        )
     finally:
         page.emulate_media(media=None)
         page.set_viewport_size(viewport)
@@ -173,4 +189,3 @@ def write_two_page_pdf(page: Page) -> bytes:
     """A PDF known to have exactly two pages, to check the page counter on."""
     page.set_content("<p>one</p><p style='break-before: page'>two</p>")
     return page.pdf(format="A4")
-

@@ -8,8 +8,19 @@ import re
 
 import pytest
 
-from .patient_ui import (STEPS, button, choose, expect, expect_heading, expect_step,
-                         open_and_start, option, skip_to_step, tap_next, type_text)
+from .patient_ui import (
+    STEPS,
+    button,
+    choose,
+    expect,
+    expect_heading,
+    expect_step,
+    open_and_start,
+    option,
+    skip_to_step,
+    tap_next,
+    type_text,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -72,10 +83,21 @@ def test_whole_questionnaire_by_taps(phone, live_server, width):
     answer_every_step_by_taps(page)
 
     review = page.locator("main")
-    for shown in ("Worried, Tired", TODAY_TEXT, "Sertraline — Mixed", "A safety net",
-                  "8 out of 10", "I chose to skip or change some", "They are against it",
-                  FAMILY_TEXT, "It takes the edge off so I can cope", HOPE_TEXT,
-                  "3 out of 4", "We decide together", "Not at all"):
+    for shown in (
+        "Worried, Tired",
+        TODAY_TEXT,
+        "Sertraline — Mixed",
+        "A safety net",
+        "8 out of 10",
+        "I chose to skip or change some",
+        "They are against it",
+        FAMILY_TEXT,
+        "It takes the edge off so I can cope",
+        HOPE_TEXT,
+        "3 out of 4",
+        "We decide together",
+        "Not at all",
+    ):
         expect(review).to_contain_text(shown)
     hold = page.locator("#hold-F2")
     expect(hold).not_to_be_checked()
@@ -208,24 +230,30 @@ def test_safety_screen_when_last_question_is_several_days(phone, live_server):
 
 # --- keyboard only ---------------------------------------------------------------------------
 
+
 def tab_to(page, selector: str, limit: int = 80) -> None:
     """Press Tab until the focused element matches selector; check the focus is visible."""
     trail = []
     for _ in range(limit):
         page.keyboard.press("Tab")
-        focused = page.evaluate("""s => {
+        focused = page.evaluate(
+            """s => {
             const el = document.activeElement;
             if (!el || el === document.body) return {match: false, what: 'body'};
             const style = getComputedStyle(el);
             return {match: el.matches(s), what: el.outerHTML.slice(0, 80),
                     outline: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0};
-        }""", selector)
+        }""",
+            selector,
+        )
         trail.append(focused["what"])
         if focused["match"]:
             assert focused["outline"], f"no visible focus outline on {focused['what']}"
             return
-    raise AssertionError(f"Tab never reached {selector!r} on {page.url}; focus went through:\n"
-                         + "\n".join(trail[-15:]))
+    raise AssertionError(
+        f"Tab never reached {selector!r} on {page.url}; focus went through:\n"
+        + "\n".join(trail[-15:])
+    )
 
 
 def test_keyboard_only_from_welcome_to_thanks(phone, live_server):

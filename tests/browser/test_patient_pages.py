@@ -45,7 +45,8 @@ def walk_360(chromium, live_server):
         small = page.evaluate(TARGETS_JS, MIN_TARGET)
         if small:
             record["targets"][name] = "\n".join(
-                f"  {t['width']} x {t['height']}: {t['html']}" for t in small)
+                f"  {t['width']} x {t['height']}: {t['html']}" for t in small
+            )
 
     try:
         record["seen"] = walk_patient_pages(phone, live_server, check, width=360)
@@ -55,23 +56,28 @@ def walk_360(chromium, live_server):
 
 
 def test_axe_finds_no_violations_on_any_patient_page(walk_360):
-    assert EVERY_PAGE <= set(walk_360["seen"]), EVERY_PAGE - set(walk_360["seen"])
+    assert set(walk_360["seen"]) >= EVERY_PAGE, EVERY_PAGE - set(walk_360["seen"])
     assert not walk_360["axe"], report(walk_360["axe"], "axe-core violations")
 
 
 def test_tap_targets_are_at_least_44_px(walk_360):
-    assert EVERY_PAGE <= set(walk_360["seen"]), EVERY_PAGE - set(walk_360["seen"])
+    assert set(walk_360["seen"]) >= EVERY_PAGE, EVERY_PAGE - set(walk_360["seen"])
     assert not walk_360["targets"], report(
-        walk_360["targets"], f"Tap targets under {MIN_TARGET} x {MIN_TARGET} px at 360 px")
+        walk_360["targets"], f"Tap targets under {MIN_TARGET} x {MIN_TARGET} px at 360 px"
+    )
 
 
 def test_every_request_goes_to_the_apps_own_origin(walk_360, live_server):
     requests = walk_360["requests"]
     assert requests, "no request was recorded"
     origin = urlsplit(live_server.url)
-    foreign = sorted({url for url in requests
-                      if (urlsplit(url).scheme, urlsplit(url).netloc)
-                      != (origin.scheme, origin.netloc)})
+    foreign = sorted(
+        {
+            url
+            for url in requests
+            if (urlsplit(url).scheme, urlsplit(url).netloc) != (origin.scheme, origin.netloc)
+        }
+    )
     assert not foreign, f"requests to other origins: {foreign}"
     # The stylesheet is the only subresource, and it is our own.
     assert any(urlsplit(url).path == "/static/app.css" for url in requests)
@@ -79,9 +85,12 @@ def test_every_request_goes_to_the_apps_own_origin(walk_360, live_server):
 
 def test_no_console_errors_or_csp_violations(walk_360):
     """A Content-Security-Policy violation (an inline style, say) shows up here."""
-    messages = [m for m in walk_360["console"]
-                # error pages answer 4xx on purpose; Chromium logs each as a failed load
-                if "Failed to load resource" not in m]
+    messages = [
+        m
+        for m in walk_360["console"]
+        # error pages answer 4xx on purpose; Chromium logs each as a failed load
+        if "Failed to load resource" not in m
+    ]
     assert not messages, "\n".join(messages)
 
 
@@ -90,7 +99,8 @@ OVERFLOW_JS = """() => {
     const wide = [...document.querySelectorAll('body *')]
         .filter(el => el.getBoundingClientRect().right > width + 0.5)
         .map(el => `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}` +
-                   `${el.className && typeof el.className === 'string' ? '.' + el.className.trim().replace(/\\s+/g, '.') : ''}` +
+                   `${el.className && typeof el.className === 'string'
+                      ? '.' + el.className.trim().replace(/\\s+/g, '.') : ''}` +
                    ` right=${Math.round(el.getBoundingClientRect().right)}`);
     return {scrollWidth: document.documentElement.scrollWidth, innerWidth: width,
             wide: wide.slice(0, 8)};
@@ -103,10 +113,11 @@ def test_no_sideways_scroll_at_320_px(phone, live_server):
     def check(page, name):
         measured = page.evaluate(OVERFLOW_JS)
         if measured["innerWidth"] != 320 or measured["scrollWidth"] > measured["innerWidth"]:
-            found[name] = (f"  scrollWidth {measured['scrollWidth']} > innerWidth "
-                           f"{measured['innerWidth']}; too wide: {measured['wide']}")
+            found[name] = (
+                f"  scrollWidth {measured['scrollWidth']} > innerWidth "
+                f"{measured['innerWidth']}; too wide: {measured['wide']}"
+            )
 
     seen = walk_patient_pages(phone, live_server, check, width=320)
-    assert EVERY_PAGE <= set(seen), EVERY_PAGE - set(seen)
+    assert set(seen) >= EVERY_PAGE, EVERY_PAGE - set(seen)
     assert not found, report(found, "Sideways scroll at 320 px")
-

@@ -18,9 +18,24 @@ from patientapp import storage
 
 from .maximal_visit import store_maximal_visit
 from .patient_ui import choose, expect, expect_heading, open_and_start, skip_to_step, tap_next
-from .staff_ui import (DESKTOP, DISCLAIMER, LANGUAGES, StaffUser, acknowledge_all_alerts,
-                       count_pdf_pages, create_users, format_violations, report, log_in, open_desktop,
-                       print_content_height, query, submit, user_id, write_two_page_pdf)
+from .staff_ui import (
+    DESKTOP,
+    DISCLAIMER,
+    LANGUAGES,
+    StaffUser,
+    acknowledge_all_alerts,
+    count_pdf_pages,
+    create_users,
+    format_violations,
+    log_in,
+    open_desktop,
+    print_content_height,
+    query,
+    report,
+    submit,
+    user_id,
+    write_two_page_pdf,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -31,6 +46,7 @@ ALERT_POLL_TIMEOUT_MS = 15_000  # board.js polls every 5 s
 
 
 # --- fixtures ----------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def staff(live_server) -> dict[str, StaffUser]:
@@ -50,8 +66,14 @@ class Desks:
 
     def open(self, width: int = DESKTOP["width"], height: int = DESKTOP["height"], **options):
         page = open_desktop(self.browser, width, height, **options)
-        page.on("console", lambda m: self.console.append(f"{m.type} on {page.url}: {m.text}")
-                if m.type in ("error", "warning") else None)
+        page.on(
+            "console",
+            lambda m: (
+                self.console.append(f"{m.type} on {page.url}: {m.text}")
+                if m.type in ("error", "warning")
+                else None
+            ),
+        )
         page.on("pageerror", lambda error: self.console.append(f"page error: {error}"))
         self.pages.append(page)
         return page
@@ -98,9 +120,13 @@ def database(live_server):
 def maximal(live_server, staff, database):
     """Today's fullest summary (alert acknowledged) with a visit four weeks before."""
     doctor = user_id(live_server, DOCTOR.email)
-    return store_maximal_visit(database, "MX-1001", psychiatrist_id=doctor,
-                               created_by=user_id(live_server, DESK.email),
-                               acknowledged_by=doctor)
+    return store_maximal_visit(
+        database,
+        "MX-1001",
+        psychiatrist_id=doctor,
+        created_by=user_id(live_server, DESK.email),
+        acknowledged_by=doctor,
+    )
 
 
 def wait_for_background_invitations(server) -> None:
@@ -123,6 +149,7 @@ def create_invitation(page, server, ref: str, at: str = "14:30") -> int:
 
 # --- 0. the setup page exists only while there is no account: check it first --------------------
 
+
 def test_axe_setup_page_while_no_account_exists(chromium, live_server):
     """The one-time setup link is printed by `serve` at start while no account exists.
     This module's other tests create accounts, so this runs first; when accounts already
@@ -132,8 +159,10 @@ def test_axe_setup_page_while_no_account_exists(chromium, live_server):
     link = re.search(r"/staff/setup/([\w-]+)", live_server.log_path.read_text(errors="replace"))
     accounts = query(live_server, "SELECT COUNT(*) AS n FROM users")[0]["n"]
     if link is None or accounts:
-        pytest.skip(f"setup page unreachable: {accounts} account(s) exist already "
-                    f"(setup link printed: {bool(link)})")
+        pytest.skip(
+            f"setup page unreachable: {accounts} account(s) exist already "
+            f"(setup link printed: {bool(link)})"
+        )
     axe, found, seen = Axe(), {}, []
     page = open_desktop(chromium)
     try:
@@ -150,7 +179,8 @@ def test_axe_setup_page_while_no_account_exists(chromium, live_server):
                 name = f"setup ({state}) [{lang}]"
                 seen.append(name)
                 assert page.locator("html").get_attribute("dir") == (
-                    "rtl" if lang == "ar" else "ltr"), name
+                    "rtl" if lang == "ar" else "ltr"
+                ), name
                 violations = axe.run(page).response["violations"]
                 if violations:
                     found[name] = format_violations(violations)
@@ -158,11 +188,11 @@ def test_axe_setup_page_while_no_account_exists(chromium, live_server):
         page.context.close()
     assert query(live_server, "SELECT COUNT(*) AS n FROM users")[0]["n"] == 0
     assert len(seen) == 4
-    assert not found, "axe-core violations:\n" + "\n".join(f"* {k}:\n{v}"
-                                                          for k, v in found.items())
+    assert not found, "axe-core violations:\n" + "\n".join(f"* {k}:\n{v}" for k, v in found.items())
 
 
 # --- 1. front desk: invitation, QR, slip ---------------------------------------------------------
+
 
 def test_front_desk_creates_an_invitation_and_opens_the_slip(desks, live_server):
     page = desks.open()
@@ -175,8 +205,9 @@ def test_front_desk_creates_an_invitation_and_opens_the_slip(desks, live_server)
     code = page.locator("p.code")
     expect(code).to_have_text(re.compile(r"^[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$"))
     link = page.locator("p.link-line a")
-    expect(link).to_have_attribute("href", re.compile(
-        rf"^{re.escape(live_server.url)}/v/[\w-]{{40,}}$"))
+    expect(link).to_have_attribute(
+        "href", re.compile(rf"^{re.escape(live_server.url)}/v/[\w-]{{40,}}$")
+    )
     expect(page.locator(".qr svg")).to_be_visible()
     expect(page.locator(".qr svg")).to_have_count(1)
     shown_code = code.inner_text().strip()
@@ -187,14 +218,18 @@ def test_front_desk_creates_an_invitation_and_opens_the_slip(desks, live_server)
     expect(page.locator(".qr svg")).to_be_visible()
     expect(page.locator("p.code")).to_have_text(shown_code)
     expect(page.get_by_role("button", name="Print")).to_be_visible()
-    stored = query(live_server, "SELECT patient_ref, appointment_at, psychiatrist_id "
-                                "FROM visits WHERE id = ?", (visit_id,))[0]
+    stored = query(
+        live_server,
+        "SELECT patient_ref, appointment_at, psychiatrist_id FROM visits WHERE id = ?",
+        (visit_id,),
+    )[0]
     assert stored["patient_ref"] == "MRN 1234"
     assert stored["appointment_at"] == f"{date.today().isoformat()} 14:30:00"
     assert stored["psychiatrist_id"] == user_id(live_server, DOCTOR.email)
 
 
 # --- 2. the board shows a new safety alert without a reload --------------------------------------
+
 
 def test_board_shows_a_safety_alert_without_reload(desks, phone, live_server):
     desk = desks.signed_in(DESK)
@@ -209,8 +244,10 @@ def test_board_shows_a_safety_alert_without_reload(desks, phone, live_server):
     expect(alerts).to_be_hidden()
     expect(row.locator("[data-field=status]")).to_have_text("Invited")
     navigations = []
-    desk.on("framenavigated", lambda frame: navigations.append(frame.url)
-            if frame == desk.main_frame else None)
+    desk.on(
+        "framenavigated",
+        lambda frame: navigations.append(frame.url) if frame == desk.main_frame else None,
+    )
     desk.evaluate("window.__sameBoard = 'still here'")
 
     patient = phone.open(360)
@@ -236,20 +273,20 @@ def test_board_shows_a_safety_alert_without_reload(desks, phone, live_server):
     expect(alerts).to_be_hidden()
     expect(row).not_to_have_class(re.compile(r"\bhas-alert\b"))
     expect(row).to_contain_text(f"Alert acknowledged by {DESK.name}")
-    acknowledged = query(live_server, "SELECT acknowledged_by FROM alerts WHERE visit_id = ?",
-                         (visit_id,))
+    acknowledged = query(
+        live_server, "SELECT acknowledged_by FROM alerts WHERE visit_id = ?", (visit_id,)
+    )
     assert acknowledged == [{"acknowledged_by": user_id(live_server, DESK.email)}]
 
 
 # --- 3. the psychiatrist: summary from the board, print, copy as text ----------------------------
 
+
 def test_psychiatrist_opens_summary_prints_and_copies(desks, live_server, maximal):
     page = desks.open()
-    page.context.grant_permissions(["clipboard-read", "clipboard-write"],
-                                   origin=live_server.url)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
     log_in(page, live_server, DOCTOR)
-    page.locator(f"tr[data-visit='{maximal.visit_id}']").get_by_role(
-        "link", name="Summary").click()
+    page.locator(f"tr[data-visit='{maximal.visit_id}']").get_by_role("link", name="Summary").click()
     expect(page).to_have_url(re.compile(rf"/staff/visits/{maximal.visit_id}/summary$"))
     expect(page.locator("#summary-title")).to_contain_text(maximal.ref)
     expect(page.locator(".banner")).to_contain_text("Nearly every day")
@@ -270,9 +307,15 @@ def test_psychiatrist_opens_summary_prints_and_copies(desks, live_server, maxima
     page.wait_for_load_state("load")  # window.print() on load: a no-op when headless
     expect(page.locator("article.summary[data-autoprint]")).to_be_visible()
     expect(page.locator(".summary-actions .notice")).to_be_visible()
-    actions = {row["action"] for row in query(
-        live_server, "SELECT a.action FROM audit_log a JOIN users u ON u.id = a.user_id "
-                     "WHERE a.visit_id = ? AND u.email = ?", (maximal.visit_id, DOCTOR.email))}
+    actions = {
+        row["action"]
+        for row in query(
+            live_server,
+            "SELECT a.action FROM audit_log a JOIN users u ON u.id = a.user_id "
+            "WHERE a.visit_id = ? AND u.email = ?",
+            (maximal.visit_id, DOCTOR.email),
+        )
+    }
     assert {"summary_viewed", "summary_printed", "summary_exported"} <= actions, actions
 
 
@@ -281,14 +324,16 @@ BOARD_PROGRESS_BUG = (
     "'(checking answers)') is only written when the status label changes, and only into "
     "an existing <span class=muted>; a row first rendered as 'Invited' has no such span, "
     "so the live board shows 'In progress' without the step, and never updates the step "
-    "as the patient moves on")
+    "as the patient moves on"
+)
 
 
 BOARD_BADGE_BUG = (
     "BUG patientapp/static/board.js render(): a new alert only adds class has-alert (a pink "
     "background) to the visit's row; the red 'Alert' badge the server renders beside the "
     "patient reference is never added, so on the live board the row marks the alert by "
-    "colour alone (WCAG 1.4.1) until a reload")
+    "colour alone (WCAG 1.4.1) until a reload"
+)
 
 
 def _live_board(desks, server, ref: str, at: str):
@@ -300,8 +345,7 @@ def _live_board(desks, server, ref: str, at: str):
     wait_for_background_invitations(server)
     desk.clock.install()
     desk.goto(f"{server.url}/staff/")
-    expect(desk.locator(f"tr[data-visit='{visit_id}'] [data-field=status]")).to_have_text(
-        "Invited")
+    expect(desk.locator(f"tr[data-visit='{visit_id}'] [data-field=status]")).to_have_text("Invited")
     return desk, visit_id, link
 
 
@@ -315,7 +359,8 @@ def test_board_shows_the_patients_step_without_reload(desks, phone, live_server)
         expect(status).to_contain_text("In progress")
         polled = desk.evaluate("fetch('/staff/board.json').then(r => r.json())")
         assert [v["progress"] for v in polled["visits"] if v["id"] == visit_id] == [
-            "step 1 of 8"], polled
+            "step 1 of 8"
+        ], polled
     except AssertionError as error:  # not the bug: make it a real failure, not an xfail
         raise RuntimeError(f"the board did not update the status at all: {error}") from error
     # What the server renders for this row on a reload:
@@ -345,10 +390,20 @@ def test_board_badges_the_alert_row_without_reload(desks, phone, live_server):
 
 EMPTY_DAY = "2001-01-01"  # no visits on this day
 EVERY_STAFF_PAGE = {
-    "login", "login (error shown)", "board (alert showing)", "board (empty)",
-    "new invitation", "new invitation (validation errors)", "invitation with QR", "slip",
-    "summary (full, safety banner)", "admin users", "admin user page", "settings",
-    "settings (error shown)", "audit log",
+    "login",
+    "login (error shown)",
+    "board (alert showing)",
+    "board (empty)",
+    "new invitation",
+    "new invitation (validation errors)",
+    "invitation with QR",
+    "slip",
+    "summary (full, safety banner)",
+    "admin users",
+    "admin user page",
+    "settings",
+    "settings (error shown)",
+    "audit log",
 }
 
 
@@ -363,8 +418,9 @@ def staff_walk(chromium, live_server, signed_in_states, database):
     base = live_server.url
     desks = Desks(chromium, live_server, signed_in_states)
     record = {"axe": {}, "dir": {}, "seen": [], "console": desks.console}
-    open_alert = store_maximal_visit(database, "AX-2002",
-                                     psychiatrist_id=user_id(live_server, DOCTOR.email))
+    open_alert = store_maximal_visit(
+        database, "AX-2002", psychiatrist_id=user_id(live_server, DOCTOR.email)
+    )
     desk_id = user_id(live_server, DESK.email)
 
     def check(page, name: str, lang: str) -> None:
@@ -473,6 +529,7 @@ def test_no_console_errors_on_staff_pages(staff_walk):
 
 # --- 5. the fullest summary prints on exactly one page, Letter and A4, every language -----------
 
+
 def test_pdf_page_counter_counts_a_known_two_page_pdf(desks):
     page = desks.open()
     assert count_pdf_pages(write_two_page_pdf(page)) == 2
@@ -495,15 +552,21 @@ def test_fullest_summary_prints_on_one_page_in_every_language(desks, live_server
             content, printable = print_content_height(page, paper)
             heights[lang][paper] = f"{content:.0f}/{printable:.0f} px"
 
-    lines = [f"{'language':<9} {'Letter':>7} {'A4':>4}   content height / printable height "
-             "(Letter; A4)"]
-    lines += [f"{lang:<9} {counts[lang]['Letter']:>7} {counts[lang]['A4']:>4}   "
-              f"{heights[lang]['Letter']}; {heights[lang]['A4']}" for lang in LANGUAGES]
+    lines = [
+        f"{'language':<9} {'Letter':>7} {'A4':>4}   content height / printable height (Letter; A4)"
+    ]
+    lines += [
+        f"{lang:<9} {counts[lang]['Letter']:>7} {counts[lang]['A4']:>4}   "
+        f"{heights[lang]['Letter']}; {heights[lang]['A4']}"
+        for lang in LANGUAGES
+    ]
     print("\nFullest summary, printed pages per language:\n" + "\n".join(lines))
-    over = {lang: paper_counts for lang, paper_counts in counts.items()
-            if set(paper_counts.values()) != {1}}
-    assert not over, ("the fullest summary does not print on exactly one page:\n"
-                      + "\n".join(lines))
+    over = {
+        lang: paper_counts
+        for lang, paper_counts in counts.items()
+        if set(paper_counts.values()) != {1}
+    }
+    assert not over, "the fullest summary does not print on exactly one page:\n" + "\n".join(lines)
 
 
 # --- 6. no sideways scroll at 320 px -------------------------------------------------------------
@@ -513,7 +576,8 @@ SCROLL_JS = """() => ({scrollWidth: document.documentElement.scrollWidth,
                        wide: [...document.querySelectorAll('body *')]
                          .filter(el => el.getBoundingClientRect().right > innerWidth + 0.5
                                  && !el.closest('.table-wrap'))
-                         .map(el => el.tagName.toLowerCase() + (el.className ? '.' + el.className : '')
+                         .map(el => el.tagName.toLowerCase()
+                              + (el.className ? '.' + el.className : '')
                               + ' right=' + Math.round(el.getBoundingClientRect().right))
                          .slice(0, 8)})"""
 
@@ -525,8 +589,10 @@ def test_no_sideways_scroll_at_320_px_on_login_and_board(desks, live_server, max
         page.wait_for_load_state("load")
         measured = page.evaluate(SCROLL_JS)
         if measured["innerWidth"] != 320 or measured["scrollWidth"] > measured["innerWidth"]:
-            found[name] = (f"scrollWidth {measured['scrollWidth']} > innerWidth "
-                           f"{measured['innerWidth']}; too wide: {measured['wide']}")
+            found[name] = (
+                f"scrollWidth {measured['scrollWidth']} > innerWidth "
+                f"{measured['innerWidth']}; too wide: {measured['wide']}"
+            )
 
     for lang in ("en", "ar"):
         page = desks.open(width=320, height=640)
@@ -538,4 +604,5 @@ def test_no_sideways_scroll_at_320_px_on_login_and_board(desks, live_server, max
             expect(page.locator(f"tr[data-visit='{maximal.visit_id}']")).to_be_visible()
             check(page, f"board as {user.role} [{lang}]")
     assert not found, "Sideways scroll at 320 px:\n" + "\n".join(
-        f"* {name}: {detail}" for name, detail in found.items())
+        f"* {name}: {detail}" for name, detail in found.items()
+    )
