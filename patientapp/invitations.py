@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 
-from . import storage
+from . import storage, visits
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 8
@@ -21,6 +21,8 @@ _LOOKALIKES = str.maketrans({"O": "0", "I": "1", "L": "1"})
 
 @dataclass(frozen=True)
 class Invitation:
+    """What staff hand to the patient; the plain token and code exist only here."""
+
     visit_id: int
     token: str
     code: str
@@ -52,12 +54,6 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("ascii")).hexdigest()
 
 
-def expiry(appointment_at: datetime, extra_days: int = 0) -> datetime:
-    """The end of the appointment day, plus any extra days the clinic allows."""
-    last_day: date = appointment_at.date() + timedelta(days=extra_days)
-    return datetime.combine(last_day, time(23, 59, 59))
-
-
 def create(
     db,
     *,
@@ -72,7 +68,7 @@ def create(
 ) -> Invitation:
     """Create a visit with fresh secrets; the plain token and code exist only in the result."""
     token, code = new_token(), new_code()
-    expires_at = expiry(appointment_at, extra_days)
+    expires_at = visits.expiry(appointment_at, extra_days)
     with storage.write(db):
         visit_id = storage.create_visit(
             db,
@@ -88,12 +84,3 @@ def create(
             replaces_visit_id=replaces_visit_id,
         )
     return Invitation(visit_id, token, code, expires_at)
-
-
-def is_open(visit: dict | None, now: datetime) -> bool:
-    """Whether a patient may still answer: not sent, not cancelled, not expired."""
-    return (
-        visit is not None
-        and visit["status"] in storage.OPEN_STATUSES
-        and visit["expires_at"] >= now.strftime("%Y-%m-%d %H:%M:%S")
-    )
