@@ -3,6 +3,7 @@
 Only SHA-256 hashes of both are stored, so a copy of the database cannot open a visit.
 The short code uses Crockford's base32 alphabet (no I, L, O, U), and typing is forgiving:
 case, spaces, dashes and the look-alikes O/I/L are normalised before lookup.
+Making and re-issuing an invitation is a visit change: see ``visits``.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-
-from . import storage, visits
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 8
@@ -52,35 +51,3 @@ def format_code(code: str) -> str:
 
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("ascii")).hexdigest()
-
-
-def create(
-    db,
-    *,
-    patient_ref: str,
-    appointment_at: datetime,
-    psychiatrist_id: int | None,
-    suggested_language: str,
-    extra_days: int,
-    created_by: int | None,
-    now: datetime,
-    replaces_visit_id: int | None = None,
-) -> Invitation:
-    """Create a visit with fresh secrets; the plain token and code exist only in the result."""
-    token, code = new_token(), new_code()
-    expires_at = visits.expiry(appointment_at, extra_days)
-    with storage.write(db):
-        visit_id = storage.create_visit(
-            db,
-            patient_ref=patient_ref,
-            appointment_at=appointment_at,
-            psychiatrist_id=psychiatrist_id,
-            suggested_language=suggested_language,
-            token_hash=hash_secret(token),
-            code_hash=hash_secret(code),
-            expires_at=expires_at,
-            created_by=created_by,
-            now=now,
-            replaces_visit_id=replaces_visit_id,
-        )
-    return Invitation(visit_id, token, code, expires_at)

@@ -209,7 +209,7 @@ def welcome():
         return _session_needed()
     form = ActionForm()
     if form.validate_on_submit():
-        storage.start_visit(
+        visits.start(
             get_db(),
             visit["id"],
             language=str(get_locale()),
@@ -302,14 +302,13 @@ def step(number: int):
         if form.validate():
             new_answers = forms.answers_from(section, form)
             target, resume_at = _next_url(number, action, new_answers)
-            if not storage.save_step(
+            if not visits.save_step(
                 db,
                 visit["id"],
                 new_answers,
                 step=number,
                 next_step=resume_at,
                 now=now(),
-                safety=visits.safety_outcome(new_answers),
                 language=written_in,
             ):
                 return _session_needed()
@@ -331,7 +330,7 @@ def _choose_language(code: str) -> None:
     if code in offered_languages():
         session["lang"] = code
         if g.visit is not None:
-            storage.set_answer_language(get_db(), g.visit["id"], code)
+            visits.set_language(get_db(), g.visit["id"], code)
 
 
 @bp.post("/language")
@@ -397,15 +396,15 @@ def review():
         held = {i for i in request.form.getlist("in_person") if i in answers and visits.may_hold(i)}
         action = request.form.get("action", "")
         if action.startswith("edit-") and action[5:].isdigit():
-            storage.save_in_person(db, visit["id"], held)
+            visits.save_in_person(db, visit["id"], held)
             return redirect(url_for("patient.step", number=int(action[5:]), **{"return": "review"}))
         if action == "submit":
-            if storage.submit_visit(db, visit["id"], held, now()):
+            if visits.submit(db, visit["id"], held, now()):
                 session["lang"] = str(get_locale())
                 end_patient_session(keep_language=True)
                 return redirect(url_for("patient.thanks"))
             return _session_needed()
-        storage.save_in_person(db, visit["id"], held)
+        visits.save_in_person(db, visit["id"], held)
         _choose_language(request.form.get("lang", ""))
         return redirect(url_for("patient.review"))
     return render_template(

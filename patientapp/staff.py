@@ -230,7 +230,7 @@ def new_invitation():
     status = 200
     if form.validate_on_submit():
         appointment = datetime.combine(form.day.data, form.time.data).replace(second=0)
-        invitation = invitations.create(
+        invitation = visits.create(
             get_db(),
             patient_ref=form.patient_ref.data.strip(),
             appointment_at=appointment,
@@ -320,7 +320,7 @@ def slip(visit_id: int):
 @login_required(*EVERYONE, hide_as_404=True)
 def cancel(visit_id: int):
     _visit_or_404(visit_id)
-    if FlaskForm().validate_on_submit() and storage.cancel_visit(get_db(), visit_id, now()):
+    if FlaskForm().validate_on_submit() and visits.cancel(get_db(), visit_id, now()):
         audit("invitation_cancelled", visit_id)
     return redirect(url_for("staff.invitation", visit_id=visit_id))
 
@@ -329,21 +329,13 @@ def cancel(visit_id: int):
 @login_required(*EVERYONE, hide_as_404=True)
 def reissue(visit_id: int):
     """New link and code for an open visit; answers so far stay, the old ones stop working."""
-    visit = _visit_or_404(visit_id)
-    if FlaskForm().validate_on_submit() and visits.can_reissue(visit):
-        token, code = invitations.new_token(), invitations.new_code()
-        appointment = datetime.fromisoformat(visit["appointment_at"])
-        expires = visits.expiry(
-            max(appointment, now()), int(clinic_settings()["invite_extra_days"])
+    _visit_or_404(visit_id)
+    if FlaskForm().validate_on_submit():
+        invitation = visits.reissue(
+            get_db(), visit_id, extra_days=int(clinic_settings()["invite_extra_days"]), now=now()
         )
-        if storage.replace_secrets(
-            get_db(),
-            visit_id,
-            invitations.hash_secret(token),
-            invitations.hash_secret(code),
-            expires,
-        ):
-            _remember_secrets(invitations.Invitation(visit_id, token, code, expires))
+        if invitation is not None:
+            _remember_secrets(invitation)
             audit("invitation_reissued", visit_id)
     return redirect(url_for("staff.invitation", visit_id=visit_id))
 
@@ -436,7 +428,7 @@ def summary_copied(visit_id: int):
 @login_required(*READERS, hide_as_404=True)
 def reviewed(visit_id: int):
     visit = _readable_visit(visit_id)
-    if FlaskForm().validate_on_submit() and storage.mark_reviewed(
+    if FlaskForm().validate_on_submit() and visits.mark_reviewed(
         get_db(), visit_id, g.user["id"], now()
     ):
         audit("visit_reviewed", visit_id)

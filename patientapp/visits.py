@@ -1,8 +1,10 @@
-"""The rules about visits: statuses, expiry, where the patient is, the safety question.
+"""The rules about visits: statuses, expiry, the safety outcome of a save, re-issue.
 
 A visit moves invited -> in_progress -> submitted -> reviewed; an open one (invited or in
-progress) may be cancelled, or re-issued with a new link and code. The blueprints ask
-this module instead of comparing status strings. Time is always passed in as ``now``.
+progress) may be cancelled, or re-issued with a new link and code. The blueprints, the
+CLI and the benchmark ask this module; storage only runs the SQL. Every change that
+depends on the current status reads it inside ``storage.write(db)``, so two requests
+cannot both make it. Time is always passed in as ``now``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from datetime import date, datetime, time, timedelta
 
 from flask_babel import lazy_gettext as _l
 
+from . import invitations, storage
+from .invitations import Invitation
 from .questionnaire import Questionnaire
 from .summary import SAFETY_ENDORSED, safety_status
 
@@ -136,3 +140,147 @@ def may_hold(item_id: str) -> bool:
     """Whether an answer may be kept for talking in person: all but the safety answer,
     which the psychiatrist must always read."""
     return item_id != SAFETY_ITEM
+
+
+# --- changes -------------------------------------------------------------------------------
+
+
+def _secrets() -> tuple[str, str]:
+    return invitations.new_token(), invitations.new_code()
+
+
+def create(
+    db,
+    *,
+    patient_ref: str,
+    appointment_at: datetime,
+    psychiatrist_id: int | None,
+    suggested_language: str,
+    extra_days: int,
+    created_by: int | None,
+    now: datetime,
+    replaces_visit_id: int | None = None,
+) -> Invitation:
+    """Invite a patient: a new visit with fresh secrets; the plain token and code exist
+    only in the result."""
+    token, code = _secrets()
+    expires_at = expiry(appointment_at, extra_days)
+    with storage.write(db):
+        visit_id = storage.create_visit(
+            db,
+            patient_ref=patient_ref,
+            appointment_at=appointment_at,
+            psychiatrist_id=psychiatrist_id,
+            suggested_language=suggested_language,
+            token_hash=invitations.hash_secret(token),
+            code_hash=invitations.hash_secret(code),
+            expires_at=expires_at,
+            created_by=created_by,
+            now=now,
+            replaces_visit_id=replaces_visit_id,
+        )
+    return Invitation(visit_id, token, code, expires_at)
+
+
+def reissue(db, visit_id: int, *, extra_days: int, now: datetime) -> Invitation | None:
+    """New link and code for a visit not yet sent: the old ones stop working, answers so
+    far stay. The new ones work until the end of the appointment day (or of today, if
+    that has passed) plus extra_days. None when the visit cannot be re-issued."""
+    token, code = _secrets()
+    with storage.write(db):
+        visit = storage.get_visit(db, visit_id)
+        if visit is None or not can_reissue(visit):
+            return None
+        appointment = datetime.fromisoformat(visit["appointment_at"])
+        expires_at = expiry(max(appointment, now), extra_days)
+        storage.set_secrets(
+            db, visit_id, invitations.hash_secret(token), invitations.hash_secret(code), expires_at
+        )
+    return Invitation(visit_id, token, code, expires_at)
+
+
+def cancel(db, visit_id: int, now: datetime) -> bool:
+    """Cancel an invitation not yet sent; False when there was nothing to cancel."""
+    with storage.write(db):
+        visit = storage.get_visit(db, visit_id)
+        if visit is None or not can_cancel(visit):
+            return False
+        storage.set_cancelled(db, visit_id, now)
+    return True
+
+
+def start(db, visit_id: int, *, language: str, version: str, now: datetime) -> bool:
+    """The patient presses Start (or continues): the visit is in progress from step 1.
+    False when it is no longer open."""
+    with storage.write(db):
+        visit = storage.get_visit(db, visit_id)
+        if visit is None or visit["status"] not in OPEN:
+            return False
+        storage.set_started(db, visit_id, language=language, version=version, now=now)
+    return True
+
+
+def set_language(db, visit_id: int, language: str) -> None:
+    """Remember the language the patient answers in, while the visit is open."""
+    with storage.write(db):
+        visit = storage.get_visit(db, visit_id)
+        if visit is not None and visit["status"] in OPEN:
+            storage.set_answer_language(db, visit_id, language)
+
+
+def _takes_answers(visit: dict | None) -> bool:
+    return visit is not None and visit["status"] == IN_PROGRESS
+
+
+def save_step(
+    db,
+    visit_id: int,
+    values: Mapping[str, object],
+    *,
+    step: int,
+    next_step: int,
+    now: datetime,
+    language: str = "",
+) -> bool:
+    """Store one section's values (None removes an answer) and move the patient on.
+
+    A section with the safety question records its outcome on the visit, and a worrying
+    answer opens an alert for the staff board. Returns False, storing nothing, when the
+    visit no longer takes answers.
+    """
+    safety = safety_outcome(values)
+    with storage.write(db):
+        if not _takes_answers(storage.get_visit(db, visit_id)):
+            return False
+        storage.save_answers(db, visit_id, values, now=now, language=language)
+        storage.set_step(db, visit_id, step=step, next_step=next_step, now=now, safety=safety)
+        if safety == "endorsed":
+            storage.raise_alert(db, visit_id, now)
+    return True
+
+
+def save_in_person(db, visit_id: int, in_person: set[str]) -> None:
+    """Remember which answers the patient keeps for talking in person."""
+    with storage.write(db):
+        if _takes_answers(storage.get_visit(db, visit_id)):
+            storage.set_in_person(db, visit_id, in_person)
+
+
+def submit(db, visit_id: int, in_person: set[str], now: datetime) -> bool:
+    """Record the in-person choices and send; False when already sent or closed."""
+    with storage.write(db):
+        if not _takes_answers(storage.get_visit(db, visit_id)):
+            return False
+        storage.set_in_person(db, visit_id, in_person)
+        storage.set_submitted(db, visit_id, now)
+    return True
+
+
+def mark_reviewed(db, visit_id: int, user_id: int, now: datetime) -> bool:
+    """The psychiatrist has read the summary; False unless it was awaiting review."""
+    with storage.write(db):
+        visit = storage.get_visit(db, visit_id)
+        if visit is None or not awaiting_review(visit):
+            return False
+        storage.set_reviewed(db, visit_id, user_id, now)
+    return True
