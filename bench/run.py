@@ -323,13 +323,13 @@ class Bench:
 
     def invite(self, prefix: str) -> tuple[str, str, int]:
         """A new invitation: (patient_ref, token, visit_id), via the Python API."""
-        from patientapp import invitations
+        from patientapp import visits
         from patientapp.web import get_db
 
         self._refs += 1
         ref = f"{prefix}-{self._refs}"
         with self.app.app_context():
-            made = invitations.create(
+            made = visits.create(
                 get_db(),
                 patient_ref=ref,
                 appointment_at=datetime.now() + timedelta(hours=1),
@@ -343,21 +343,17 @@ class Bench:
 
     def answer_up_to_review(self, visit_id: int) -> None:
         """Store a full set of answers the way the steps do, leaving the visit on review."""
-        from patientapp import questionnaire, storage
-        from patientapp.summary import safety_status
+        from patientapp import questionnaire, visits
         from patientapp.web import get_db
 
         with self.app.app_context():
             db = get_db()
             now = datetime.now()
-            storage.start_visit(
+            visits.start(
                 db, visit_id, language="en", version=questionnaire.default().version, now=now
             )
             for number, answers in STORED_ANSWERS.items():
-                safety = safety_status(answers, reached=True) if "S1" in answers else None
-                storage.save_step(
-                    db, visit_id, answers, step=number, next_step=number + 1, now=now, safety=safety
-                )
+                visits.save_step(db, visit_id, answers, step=number, next_step=number + 1, now=now)
 
     def server_errors(self) -> int:
         text = self.app_log.read_text(errors="replace") if self.app_log else ""

@@ -9,7 +9,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from . import config as config_module
-from . import i18n_tools, invitations
+from . import i18n_tools, invitations, visits
 from .web import clinic_settings, get_db, now
 
 
@@ -93,7 +93,7 @@ def invite_command(patient_ref: str, appointment: str | None, language: str) -> 
     patient_ref = patient_ref.strip()
     if not patient_ref or len(patient_ref) > 40:
         raise click.BadParameter("give a chart number or initials of 1 to 40 characters")
-    invitation = invitations.create(
+    invitation = visits.create(
         get_db(),
         patient_ref=patient_ref,
         appointment_at=_parse_when(appointment),

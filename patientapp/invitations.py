@@ -3,6 +3,7 @@
 Only SHA-256 hashes of both are stored, so a copy of the database cannot open a visit.
 The short code uses Crockford's base32 alphabet (no I, L, O, U), and typing is forgiving:
 case, spaces, dashes and the look-alikes O/I/L are normalised before lookup.
+Making and re-issuing an invitation is a visit change: see ``visits``.
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-
-from . import storage
+from datetime import datetime
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 8
@@ -21,6 +20,8 @@ _LOOKALIKES = str.maketrans({"O": "0", "I": "1", "L": "1"})
 
 @dataclass(frozen=True)
 class Invitation:
+    """What staff hand to the patient; the plain token and code exist only here."""
+
     visit_id: int
     token: str
     code: str
@@ -50,50 +51,3 @@ def format_code(code: str) -> str:
 
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("ascii")).hexdigest()
-
-
-def expiry(appointment_at: datetime, extra_days: int = 0) -> datetime:
-    """The end of the appointment day, plus any extra days the clinic allows."""
-    last_day: date = appointment_at.date() + timedelta(days=extra_days)
-    return datetime.combine(last_day, time(23, 59, 59))
-
-
-def create(
-    db,
-    *,
-    patient_ref: str,
-    appointment_at: datetime,
-    psychiatrist_id: int | None,
-    suggested_language: str,
-    extra_days: int,
-    created_by: int | None,
-    now: datetime,
-    replaces_visit_id: int | None = None,
-) -> Invitation:
-    """Create a visit with fresh secrets; the plain token and code exist only in the result."""
-    token, code = new_token(), new_code()
-    expires_at = expiry(appointment_at, extra_days)
-    with storage.write(db):
-        visit_id = storage.create_visit(
-            db,
-            patient_ref=patient_ref,
-            appointment_at=appointment_at,
-            psychiatrist_id=psychiatrist_id,
-            suggested_language=suggested_language,
-            token_hash=hash_secret(token),
-            code_hash=hash_secret(code),
-            expires_at=expires_at,
-            created_by=created_by,
-            now=now,
-            replaces_visit_id=replaces_visit_id,
-        )
-    return Invitation(visit_id, token, code, expires_at)
-
-
-def is_open(visit: dict | None, now: datetime) -> bool:
-    """Whether a patient may still answer: not sent, not cancelled, not expired."""
-    return (
-        visit is not None
-        and visit["status"] in storage.OPEN_STATUSES
-        and visit["expires_at"] >= now.strftime("%Y-%m-%d %H:%M:%S")
-    )

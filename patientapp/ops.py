@@ -23,10 +23,9 @@ from flask import current_app
 from flask.cli import with_appcontext
 from flask_babel import force_locale
 
-from . import invitations, questionnaire, storage
+from . import invitations, questionnaire, storage, visits
 from .admin import EMAIL_SHAPE
 from .auth import ROLES, hash_password, password_problem
-from .summary import safety_status
 from .web import clinic_settings, get_db, now
 
 ACTOR = "cli"
@@ -371,7 +370,7 @@ class _Demo:
     def invite(
         self, ref: str, appointment: datetime, created: datetime, language: str = ""
     ) -> invitations.Invitation:
-        return invitations.create(
+        return visits.create(
             self.db,
             patient_ref=ref,
             appointment_at=appointment,
@@ -393,19 +392,17 @@ class _Demo:
     ) -> None:
         """Start the visit and save `sections` sections, spread over `minutes`."""
         q = self.questionnaire
-        storage.start_visit(self.db, visit_id, language=language, version=q.version, now=started)
+        visits.start(self.db, visit_id, language=language, version=q.version, now=started)
         gap = timedelta(minutes=minutes) / (len(q.sections) + 1)
         for number, section in enumerate(q.sections[:sections], start=1):
             values = {item.id: answers.get(item.id) for item in section.items}
-            safety = safety_status(values, reached=True) if "S1" in values else None
-            storage.save_step(
+            visits.save_step(
                 self.db,
                 visit_id,
                 values,
                 step=number,
                 next_step=number + 1,
                 now=started + gap * number,
-                safety=safety,
             )
 
     def submitted(
@@ -427,7 +424,7 @@ class _Demo:
             ref, appointment, started - timedelta(minutes=12), suggested
         ).visit_id
         self.answer(visit_id, answers, started, minutes, len(self.questionnaire.sections), language)
-        storage.submit_visit(self.db, visit_id, set(in_person), sent)
+        visits.submit(self.db, visit_id, set(in_person), sent)
         return visit_id
 
     def follow_up(self) -> list[int]:
@@ -435,7 +432,7 @@ class _Demo:
         sent = self.moment - timedelta(minutes=22)
         before = sent - timedelta(days=28)
         first = self.submitted("RB-1187", FOLLOW_UP_BEFORE, before, 6, day=before.date())
-        storage.mark_reviewed(self.db, first, self.doctor, before + timedelta(minutes=25))
+        visits.mark_reviewed(self.db, first, self.doctor, before + timedelta(minutes=25))
         return [first, self.submitted("RB-1187", FOLLOW_UP_NOW, sent, 8)]
 
     def open_visits(self) -> tuple[invitations.Invitation, int]:

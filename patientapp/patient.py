@@ -27,9 +27,8 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import StringField
 
-from . import display, forms, invitations, questionnaire, storage
+from . import display, forms, invitations, questionnaire, storage, visits
 from .i18n import offered_languages
-from .summary import SAFETY_ENDORSED, safety_status
 from .web import clinic_settings, get_db, now
 
 bp = Blueprint("patient", __name__)
@@ -91,7 +90,7 @@ def current_visit() -> dict | None:
         end_patient_session()
         return None
     visit = storage.get_visit(get_db(), state["visit"])
-    if not invitations.is_open(visit, moment):
+    if not visits.is_open(visit, moment):
         end_patient_session()
         return None
     if moment - datetime.fromisoformat(state["seen"]) >= SEEN_RESOLUTION:
@@ -110,13 +109,12 @@ def _load_visit():
 
 def _resume_target(visit: dict):
     """Where a returning patient picks up."""
-    if visit["status"] == "invited":
+    if visits.awaiting_start(visit):
         return url_for("patient.welcome")
-    sections = len(questionnaire.default().sections)
-    step = visit["current_step"]
-    if step < 1 or step > sections:
+    number = visits.current_section(visit, questionnaire.default())
+    if number is None:
         return url_for("patient.review")
-    return url_for("patient.step", number=step)
+    return url_for("patient.step", number=number)
 
 
 def _session_needed():
@@ -177,7 +175,7 @@ def start():
             status = 422
         else:
             visit = storage.visit_by_code_hash(db, invitations.hash_secret(code))
-            if invitations.is_open(visit, now()):
+            if visits.is_open(visit, now()):
                 storage.clear_failures(db, *_failure_keys()[0])
                 _begin(visit)
                 return redirect(_resume_target(visit))
@@ -195,10 +193,10 @@ def open_link(token: str):
     if len(token) > 100:
         abort(404)
     visit = storage.visit_by_token_hash(get_db(), invitations.hash_secret(token))
-    if visit is not None and visit["status"] in ("submitted", "reviewed"):
+    if visit is not None and visits.is_sent(visit):
         end_patient_session()
         return render_template("patient/already_sent.html"), 200
-    if not invitations.is_open(visit, now()):
+    if not visits.is_open(visit, now()):
         return render_template("patient/link_invalid.html"), 404
     _begin(visit)
     return redirect(_resume_target(visit))
@@ -211,7 +209,7 @@ def welcome():
         return _session_needed()
     form = ActionForm()
     if form.validate_on_submit():
-        storage.start_visit(
+        visits.start(
             get_db(),
             visit["id"],
             language=str(get_locale()),
@@ -221,7 +219,12 @@ def welcome():
         visit = storage.get_visit(get_db(), visit["id"])
         return redirect(_resume_target(visit))
     q = questionnaire.default()
-    return render_template("patient/welcome.html", form=form, visit=visit, sections=len(q.sections))
+    return render_template(
+        "patient/welcome.html",
+        form=form,
+        started=not visits.awaiting_start(visit),
+        sections=len(q.sections),
+    )
 
 
 # --- the questionnaire ---------------------------------------------------------------------
@@ -251,12 +254,13 @@ def _build_form(section, answers, add_row: bool = False):
 
 def _next_url(number: int, action: str, new_answers: dict) -> tuple[str, int]:
     """Where a valid POST goes next, and the step to resume at."""
-    sections = len(questionnaire.default().sections)
-    if new_answers.get("S1") in SAFETY_ENDORSED and action != "lang":
-        return url_for("patient.safety"), sections + 1
+    q = questionnaire.default()
+    review_at = visits.review_step(q)
+    if visits.endorses_safety(new_answers) and action != "lang":
+        return url_for("patient.safety"), review_at
     returning = request.form.get("return") == "review"
     if action == "back" and returning:
-        return url_for("patient.review"), sections + 1
+        return url_for("patient.review"), review_at
     if action == "back":
         return (
             (url_for("patient.step", number=number - 1), number - 1)
@@ -267,8 +271,8 @@ def _next_url(number: int, action: str, new_answers: dict) -> tuple[str, int]:
         return url_for("patient.step", number=number, add=1, _anchor="q-M1"), number
     if action == "lang":
         return url_for("patient.step", number=number), number
-    if returning or number >= sections:
-        return url_for("patient.review"), sections + 1
+    if returning or number >= len(q.sections):
+        return url_for("patient.review"), review_at
     return url_for("patient.step", number=number + 1), number + 1
 
 
@@ -277,7 +281,7 @@ def step(number: int):
     visit = g.visit
     if visit is None:
         return _session_needed()
-    if visit["status"] == "invited":
+    if visits.awaiting_start(visit):
         return redirect(url_for("patient.welcome"))
     q = questionnaire.default()
     if not 1 <= number <= len(q.sections):
@@ -298,15 +302,13 @@ def step(number: int):
         if form.validate():
             new_answers = forms.answers_from(section, form)
             target, resume_at = _next_url(number, action, new_answers)
-            safety = safety_status(new_answers, reached=True) if "S1" in new_answers else None
-            if not storage.save_step(
+            if not visits.save_step(
                 db,
                 visit["id"],
                 new_answers,
                 step=number,
                 next_step=resume_at,
                 now=now(),
-                safety=safety,
                 language=written_in,
             ):
                 return _session_needed()
@@ -328,7 +330,7 @@ def _choose_language(code: str) -> None:
     if code in offered_languages():
         session["lang"] = code
         if g.visit is not None:
-            storage.set_answer_language(get_db(), g.visit["id"], code)
+            visits.set_language(get_db(), g.visit["id"], code)
 
 
 @bp.post("/language")
@@ -372,7 +374,7 @@ def review_rows(answers: dict, in_person: set[str]):
                 "shown": display.show(item, answers.get(item.id)),
                 "answered": item.id in answers,
                 "in_person": item.id in in_person,
-                "can_hold": item.id in answers and item.id != "S1",
+                "can_hold": item.id in answers and visits.may_hold(item.id),
             }
             for item in section.items
         ]
@@ -385,24 +387,24 @@ def review():
     visit = g.visit
     if visit is None:
         return _session_needed()
-    if visit["status"] == "invited":
+    if visits.awaiting_start(visit):
         return redirect(url_for("patient.welcome"))
     db = get_db()
     answers, in_person = storage.answers_for(db, visit["id"])
     form = ActionForm()
     if form.validate_on_submit():
-        held = {i for i in request.form.getlist("in_person") if i in answers and i != "S1"}
+        held = {i for i in request.form.getlist("in_person") if i in answers and visits.may_hold(i)}
         action = request.form.get("action", "")
         if action.startswith("edit-") and action[5:].isdigit():
-            storage.save_in_person(db, visit["id"], held)
+            visits.save_in_person(db, visit["id"], held)
             return redirect(url_for("patient.step", number=int(action[5:]), **{"return": "review"}))
         if action == "submit":
-            if storage.submit_visit(db, visit["id"], held, now()):
+            if visits.submit(db, visit["id"], held, now()):
                 session["lang"] = str(get_locale())
                 end_patient_session(keep_language=True)
                 return redirect(url_for("patient.thanks"))
             return _session_needed()
-        storage.save_in_person(db, visit["id"], held)
+        visits.save_in_person(db, visit["id"], held)
         _choose_language(request.form.get("lang", ""))
         return redirect(url_for("patient.review"))
     return render_template(

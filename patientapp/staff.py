@@ -30,7 +30,7 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField, StringField, TimeField
 from wtforms.validators import DataRequired, ValidationError
 
-from . import invitations, questionnaire, storage, summary_view
+from . import invitations, questionnaire, storage, summary_view, visits
 from .auth import audit, login_required
 from .forms import CHOICE_ERROR, length_limit
 from .i18n import current_language, language_name, offered_languages
@@ -40,17 +40,10 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 bp.add_app_template_global(summary_view.quote_html, "summary_quote")
 bp.add_app_template_global(summary_view.SAFETY_LINES, "safety_lines")
+bp.add_app_template_global(visits.status_label, "status_label")
 
 READERS = ("psychiatrist", "admin")
 EVERYONE = ("frontdesk", "psychiatrist", "admin")
-STATUS_LABELS = {
-    "invited": _l("Invited"),
-    "in_progress": _l("In progress"),
-    "submitted": _l("Submitted"),
-    "reviewed": _l("Reviewed"),
-    "cancelled": _l("Cancelled"),
-    "expired": _l("Expired"),
-}
 FULL_NAME = re.compile(r"[^\W\d_]{3,}\s+[^\W\d_]{3,}", re.UNICODE)
 
 
@@ -64,13 +57,6 @@ def _visit_or_404(visit_id: int) -> dict:
     return visit
 
 
-def _status(visit: dict) -> str:
-    stamp = now().strftime("%Y-%m-%d %H:%M:%S")
-    if visit["status"] in storage.OPEN_STATUSES and visit["expires_at"] < stamp:
-        return "expired"
-    return visit["status"]
-
-
 def _day_arg() -> date:
     try:
         return date.fromisoformat(request.args.get("day", ""))
@@ -78,19 +64,21 @@ def _day_arg() -> date:
         return now().date()
 
 
+def _progress(visit: dict, status: str) -> str:
+    """How far a patient answering right now has got."""
+    if status != visits.IN_PROGRESS:
+        return ""
+    q = questionnaire.default()
+    number = visits.current_section(visit, q)
+    if number is None:
+        return gettext("checking answers")
+    return gettext("step %(n)s of %(total)s", n=number, total=len(q.sections))
+
+
 def _board_rows(day: date) -> list[dict]:
-    total = len(questionnaire.default().sections)
-    rows = []
+    rows, moment = [], now()
     for visit in storage.visits_for_day(get_db(), day.isoformat()):
-        status = _status(visit)
-        progress = ""
-        if status == "in_progress":
-            step = min(max(visit["current_step"], 1), total + 1)
-            progress = (
-                gettext("step %(n)s of %(total)s", n=step, total=total)
-                if step <= total
-                else gettext("checking answers")
-            )
+        status = visits.board_status(visit, moment)
         rows.append(
             {
                 "id": visit["id"],
@@ -98,8 +86,8 @@ def _board_rows(day: date) -> list[dict]:
                 "patient_ref": visit["patient_ref"],
                 "psychiatrist": visit["psychiatrist_name"] or visit["psychiatrist_email"] or "",
                 "status": status,
-                "status_label": str(STATUS_LABELS[status]),
-                "progress": progress,
+                "status_label": visits.status_label(status),
+                "progress": _progress(visit, status),
                 "language": language_name(visit["answer_language"] or visit["suggested_language"])
                 if (visit["answer_language"] or visit["suggested_language"])
                 else "",
@@ -108,8 +96,8 @@ def _board_rows(day: date) -> list[dict]:
                 "alert_open": bool(visit["alert_id"]) and not visit["acknowledged_at"],
                 "acknowledged": visit["acknowledged_at"] or "",
                 "acknowledged_by": visit["acknowledged_by_name"] or "",
-                "open": status in storage.OPEN_STATUSES,
-                "readable": status in ("submitted", "reviewed"),
+                "open": visits.is_open(visit, moment),
+                "readable": visits.is_sent(visit),
             }
         )
     return rows
@@ -242,7 +230,7 @@ def new_invitation():
     status = 200
     if form.validate_on_submit():
         appointment = datetime.combine(form.day.data, form.time.data).replace(second=0)
-        invitation = invitations.create(
+        invitation = visits.create(
             get_db(),
             patient_ref=form.patient_ref.data.strip(),
             appointment_at=appointment,
@@ -277,7 +265,7 @@ def _fresh_secrets(visit_id: int) -> dict | None:
 
 def _handover(visit: dict) -> dict | None:
     fresh = _fresh_secrets(visit["id"])
-    if not fresh or _status(visit) not in storage.OPEN_STATUSES:
+    if not fresh or not visits.is_open(visit, now()):
         return None
     link = f"{base_url_for_links()}/v/{fresh['token']}"
     qr = segno.make(link, error="m", micro=False)
@@ -297,12 +285,12 @@ def base_url_for_links() -> str:
 @bp.get("/visits/<int:visit_id>/invitation")
 @login_required(*EVERYONE, hide_as_404=True)
 def invitation(visit_id: int):
-    visit = _visit_or_404(visit_id)
+    visit, moment = _visit_or_404(visit_id), now()
     return render_template(
         "staff/invitation.html",
         visit=visit,
-        status=_status(visit),
-        status_label=STATUS_LABELS[_status(visit)],
+        status_label=visits.status_label(visits.board_status(visit, moment)),
+        is_open=visits.is_open(visit, moment),
         handover=_handover(visit),
         form=FlaskForm(),
         expires=format_date(datetime.fromisoformat(visit["expires_at"]), "medium"),
@@ -332,7 +320,7 @@ def slip(visit_id: int):
 @login_required(*EVERYONE, hide_as_404=True)
 def cancel(visit_id: int):
     _visit_or_404(visit_id)
-    if FlaskForm().validate_on_submit() and storage.cancel_visit(get_db(), visit_id, now()):
+    if FlaskForm().validate_on_submit() and visits.cancel(get_db(), visit_id, now()):
         audit("invitation_cancelled", visit_id)
     return redirect(url_for("staff.invitation", visit_id=visit_id))
 
@@ -341,21 +329,13 @@ def cancel(visit_id: int):
 @login_required(*EVERYONE, hide_as_404=True)
 def reissue(visit_id: int):
     """New link and code for an open visit; answers so far stay, the old ones stop working."""
-    visit = _visit_or_404(visit_id)
-    if FlaskForm().validate_on_submit() and visit["status"] in storage.OPEN_STATUSES:
-        token, code = invitations.new_token(), invitations.new_code()
-        appointment = datetime.fromisoformat(visit["appointment_at"])
-        expires = invitations.expiry(
-            max(appointment, now()), int(clinic_settings()["invite_extra_days"])
+    _visit_or_404(visit_id)
+    if FlaskForm().validate_on_submit():
+        invitation = visits.reissue(
+            get_db(), visit_id, extra_days=int(clinic_settings()["invite_extra_days"]), now=now()
         )
-        if storage.replace_secrets(
-            get_db(),
-            visit_id,
-            invitations.hash_secret(token),
-            invitations.hash_secret(code),
-            expires,
-        ):
-            _remember_secrets(invitations.Invitation(visit_id, token, code, expires))
+        if invitation is not None:
+            _remember_secrets(invitation)
             audit("invitation_reissued", visit_id)
     return redirect(url_for("staff.invitation", visit_id=visit_id))
 
@@ -387,18 +367,20 @@ def _summary(visit: dict) -> summary_view.SummaryView:
 
 def _readable_visit(visit_id: int) -> dict:
     visit = _visit_or_404(visit_id)
-    if visit["status"] not in ("submitted", "reviewed"):
+    if not visits.is_sent(visit):
         abort(404)
     return visit
 
 
 def _summary_response(visit_id: int, action: str, printing: bool):
     """The summary page (or its print view), recorded in the audit log as read."""
-    view = _summary(_readable_visit(visit_id))
+    visit = _readable_visit(visit_id)
+    view = _summary(visit)
     audit(action, visit_id)
     return render_template(
         "staff/summary.html",
         s=view,
+        awaiting_review=visits.awaiting_review(visit),
         text=summary_view.as_text(view),
         form=FlaskForm(),
         printing=printing,
@@ -446,7 +428,7 @@ def summary_copied(visit_id: int):
 @login_required(*READERS, hide_as_404=True)
 def reviewed(visit_id: int):
     visit = _readable_visit(visit_id)
-    if FlaskForm().validate_on_submit() and storage.mark_reviewed(
+    if FlaskForm().validate_on_submit() and visits.mark_reviewed(
         get_db(), visit_id, g.user["id"], now()
     ):
         audit("visit_reviewed", visit_id)

@@ -1,8 +1,10 @@
-"""All SQL lives here: schema migrations and named read/write functions.
+"""All SQL lives here: schema migrations and named read/write functions, no rules.
 
 Every connection gets the same pragmas (WAL, synchronous=FULL, a busy timeout, foreign
 keys). Every write that reads first runs inside ``write(db)``, which opens the
 transaction with BEGIN IMMEDIATE so two requests can never interleave a read and a write.
+Which visit changes are allowed when is decided in ``visits``, which calls the ``set_*``
+writers below inside such a transaction.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ PRAGMAS = (
     f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
     "PRAGMA foreign_keys=ON",
 )
-OPEN_STATUSES = ("invited", "in_progress")
 
 migrations = Migrations("patientapp")
 
@@ -251,78 +252,60 @@ def visit_by_code_hash(db: Database, code_hash: str) -> dict | None:
     return _one(db, "SELECT * FROM visits WHERE code_hash = ?", (code_hash,))
 
 
-def start_visit(db: Database, visit_id: int, *, language: str, version: str, now: datetime) -> bool:
-    """Move an invited visit to in progress; False when it is no longer open."""
-    with write(db):
-        visit = get_visit(db, visit_id)
-        if visit is None or visit["status"] not in OPEN_STATUSES:
-            return False
-        db.execute(
-            """UPDATE visits SET status = 'in_progress', answer_language = ?,
-                   questionnaire_version = ?, started_at = COALESCE(started_at, ?),
-                   last_activity_at = ?, current_step = MAX(current_step, 1),
-                   furthest_step = MAX(furthest_step, 1)
-               WHERE id = ?""",
-            (language, version, _ts(now), _ts(now), visit_id),
-        )
-        return True
-
-
-def set_answer_language(db: Database, visit_id: int, language: str) -> None:
+def set_started(db: Database, visit_id: int, *, language: str, version: str, now: datetime) -> None:
     db.execute(
-        "UPDATE visits SET answer_language = ? "
-        "WHERE id = ? AND status IN ('invited', 'in_progress')",
-        (language, visit_id),
+        """UPDATE visits SET status = 'in_progress', answer_language = ?,
+               questionnaire_version = ?, started_at = COALESCE(started_at, ?),
+               last_activity_at = ?, current_step = MAX(current_step, 1),
+               furthest_step = MAX(furthest_step, 1)
+           WHERE id = ?""",
+        (language, version, _ts(now), _ts(now), visit_id),
     )
 
 
-def save_step(
+def set_answer_language(db: Database, visit_id: int, language: str) -> None:
+    db.execute("UPDATE visits SET answer_language = ? WHERE id = ?", (language, visit_id))
+
+
+def save_answers(
+    db: Database, visit_id: int, answers: dict[str, object], *, now: datetime, language: str
+) -> None:
+    """Store answers by item id; None removes an answer."""
+    for item_id, value in answers.items():
+        if value is None:
+            db.execute(
+                "DELETE FROM answers WHERE visit_id = ? AND item_id = ?", (visit_id, item_id)
+            )
+        else:
+            encoded = json.dumps(value, ensure_ascii=False)
+            # The language changes only when the answer does: re-saving the same
+            # words after switching language must not relabel them.
+            db.execute(
+                """INSERT INTO answers (visit_id, item_id, value, updated_at, language)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT(visit_id, item_id) DO UPDATE SET
+                       language = CASE WHEN answers.value = excluded.value
+                                       THEN answers.language ELSE excluded.language END,
+                       value = excluded.value, updated_at = excluded.updated_at""",
+                (visit_id, item_id, encoded, _ts(now), language),
+            )
+
+
+def set_step(
     db: Database,
     visit_id: int,
-    answers: dict[str, object],
     *,
     step: int,
     next_step: int,
     now: datetime,
-    safety: str | None = None,
-    language: str = "",
-) -> bool:
-    """Store one section's answers (None removes an answer) and move the patient on.
-
-    ``safety`` records the outcome of the safety question when this step holds it, so a
-    skipped question is stored as declined rather than left to look like "no".
-    Returns False, storing nothing, when the visit is no longer open for answers.
-    """
-    with write(db):
-        visit = get_visit(db, visit_id)
-        if visit is None or visit["status"] != "in_progress":
-            return False
-        for item_id, value in answers.items():
-            if value is None:
-                db.execute(
-                    "DELETE FROM answers WHERE visit_id = ? AND item_id = ?", (visit_id, item_id)
-                )
-            else:
-                encoded = json.dumps(value, ensure_ascii=False)
-                # The language changes only when the answer does: re-saving the same
-                # words after switching language must not relabel them.
-                db.execute(
-                    """INSERT INTO answers (visit_id, item_id, value, updated_at, language)
-                       VALUES (?, ?, ?, ?, ?)
-                       ON CONFLICT(visit_id, item_id) DO UPDATE SET
-                           language = CASE WHEN answers.value = excluded.value
-                                           THEN answers.language ELSE excluded.language END,
-                           value = excluded.value, updated_at = excluded.updated_at""",
-                    (visit_id, item_id, encoded, _ts(now), language),
-                )
-        db.execute(
-            """UPDATE visits SET current_step = ?, furthest_step = MAX(furthest_step, ?, ?),
-                   last_activity_at = ?, safety = COALESCE(?, safety) WHERE id = ?""",
-            (next_step, step, next_step, _ts(now), safety, visit_id),
-        )
-        if safety == "endorsed":
-            raise_alert(db, visit_id, now)
-        return True
+    safety: str | None,
+) -> None:
+    """Move the patient from step to next_step; a safety outcome replaces the last one."""
+    db.execute(
+        """UPDATE visits SET current_step = ?, furthest_step = MAX(furthest_step, ?, ?),
+               last_activity_at = ?, safety = COALESCE(?, safety) WHERE id = ?""",
+        (next_step, step, next_step, _ts(now), safety, visit_id),
+    )
 
 
 def answers_for(db: Database, visit_id: int) -> tuple[dict[str, object], set[str]]:
@@ -347,37 +330,22 @@ def answer_languages(db: Database, visit_id: int) -> dict[str, str]:
     }
 
 
-def submit_visit(db: Database, visit_id: int, in_person: set[str], now: datetime) -> bool:
-    """Record the in-person choices and submit; False when already sent or closed."""
-    with write(db):
-        visit = get_visit(db, visit_id)
-        if visit is None or visit["status"] != "in_progress":
-            return False
-        db.execute("UPDATE answers SET in_person = 0 WHERE visit_id = ?", (visit_id,))
-        for item_id in in_person:
-            db.execute(
-                "UPDATE answers SET in_person = 1 WHERE visit_id = ? AND item_id = ?",
-                (visit_id, item_id),
-            )
+def set_in_person(db: Database, visit_id: int, in_person: set[str]) -> None:
+    """Mark exactly these answers as kept for talking in person."""
+    db.execute("UPDATE answers SET in_person = 0 WHERE visit_id = ?", (visit_id,))
+    for item_id in in_person:
         db.execute(
-            """UPDATE visits SET status = 'submitted', submitted_at = ?, last_activity_at = ?
-               WHERE id = ?""",
-            (_ts(now), _ts(now), visit_id),
+            "UPDATE answers SET in_person = 1 WHERE visit_id = ? AND item_id = ?",
+            (visit_id, item_id),
         )
-        return True
 
 
-def save_in_person(db: Database, visit_id: int, in_person: set[str]) -> None:
-    with write(db):
-        visit = get_visit(db, visit_id)
-        if visit is None or visit["status"] != "in_progress":
-            return
-        db.execute("UPDATE answers SET in_person = 0 WHERE visit_id = ?", (visit_id,))
-        for item_id in in_person:
-            db.execute(
-                "UPDATE answers SET in_person = 1 WHERE visit_id = ? AND item_id = ?",
-                (visit_id, item_id),
-            )
+def set_submitted(db: Database, visit_id: int, now: datetime) -> None:
+    db.execute(
+        """UPDATE visits SET status = 'submitted', submitted_at = ?, last_activity_at = ?
+           WHERE id = ?""",
+        (_ts(now), _ts(now), visit_id),
+    )
 
 
 def raise_alert(db: Database, visit_id: int, now: datetime) -> None:
@@ -618,34 +586,28 @@ def acknowledge_alert(db: Database, visit_id: int, user_id: int, now: datetime) 
     return cursor.rowcount == 1
 
 
-def cancel_visit(db: Database, visit_id: int, now: datetime) -> bool:
-    cursor = db.execute(
-        """UPDATE visits SET status = 'cancelled', cancelled_at = ?
-           WHERE id = ? AND status IN ('invited', 'in_progress')""",
+def set_cancelled(db: Database, visit_id: int, now: datetime) -> None:
+    db.execute(
+        "UPDATE visits SET status = 'cancelled', cancelled_at = ? WHERE id = ?",
         (_ts(now), visit_id),
     )
-    return cursor.rowcount == 1
 
 
-def replace_secrets(
+def set_secrets(
     db: Database, visit_id: int, token_hash: str, code_hash: str, expires_at: datetime
-) -> bool:
-    """New link and code for an open visit: the old ones stop working, answers stay."""
-    cursor = db.execute(
-        """UPDATE visits SET token_hash = ?, code_hash = ?, expires_at = ?
-           WHERE id = ? AND status IN ('invited', 'in_progress')""",
+) -> None:
+    """A new link and code: the old ones stop working, answers stay."""
+    db.execute(
+        "UPDATE visits SET token_hash = ?, code_hash = ?, expires_at = ? WHERE id = ?",
         (token_hash, code_hash, _ts(expires_at), visit_id),
     )
-    return cursor.rowcount == 1
 
 
-def mark_reviewed(db: Database, visit_id: int, user_id: int, now: datetime) -> bool:
-    cursor = db.execute(
-        """UPDATE visits SET status = 'reviewed', reviewed_at = ?, reviewed_by = ?
-           WHERE id = ? AND status = 'submitted'""",
+def set_reviewed(db: Database, visit_id: int, user_id: int, now: datetime) -> None:
+    db.execute(
+        "UPDATE visits SET status = 'reviewed', reviewed_at = ?, reviewed_by = ? WHERE id = ?",
         (_ts(now), user_id, visit_id),
     )
-    return cursor.rowcount == 1
 
 
 def previous_visit(db: Database, visit: dict) -> dict | None:

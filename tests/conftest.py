@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from patientapp import create_app, invitations, storage
+from patientapp import create_app, storage, visits
 from patientapp.web import close_thread_db, get_db
 
 TOKEN_RE = re.compile(
@@ -115,7 +115,7 @@ def csrf_from(html: str) -> str:
 
 def make_invitation(app, patient_ref="A-1001", when=None, language=""):
     with app.app_context():
-        return invitations.create(
+        return visits.create(
             get_db(),
             patient_ref=patient_ref,
             appointment_at=when or app.config["CLOCK"]().replace(hour=14),

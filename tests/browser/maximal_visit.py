@@ -27,8 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from patientapp import invitations, questionnaire, storage
-from patientapp.summary import safety_status
+from patientapp import questionnaire, storage, visits
 
 SENTENCES = {
     "T2": (
@@ -158,7 +157,7 @@ def store_submitted(
     """One visit invited, answered section by section and sent, like the patient pages."""
     q = q or questionnaire.default()
     started = sent - timedelta(minutes=MINUTES_TAKEN)
-    visit_id = invitations.create(
+    visit_id = visits.create(
         db,
         patient_ref=ref,
         appointment_at=appointment,
@@ -168,22 +167,20 @@ def store_submitted(
         created_by=created_by,
         now=started - timedelta(minutes=10),
     ).visit_id
-    assert storage.start_visit(db, visit_id, language=language, version=q.version, now=started)
+    assert visits.start(db, visit_id, language=language, version=q.version, now=started)
     gap = timedelta(minutes=MINUTES_TAKEN) / (len(q.sections) + 1)
     for number, section in enumerate(q.sections, start=1):
         values = {item.id: answers.get(item.id) for item in section.items}
-        safety = safety_status(values, reached=True) if "S1" in values else None
-        assert storage.save_step(
+        assert visits.save_step(
             db,
             visit_id,
             values,
             step=number,
             next_step=number + 1,
             now=started + gap * number,
-            safety=safety,
             language=language,
         )
-    assert storage.submit_visit(db, visit_id, set(), sent)
+    assert visits.submit(db, visit_id, set(), sent)
     return visit_id
 
 
