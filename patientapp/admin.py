@@ -36,13 +36,14 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
 
-from . import storage
+from . import errors, storage
 from .auth import ROLE_LABELS, ROLES, audit, hash_password, login_required, password_problem
 from .forms import CHOICE_ERROR, MultiCheckboxField, length_limit, strip_spaces
 from .i18n import language_name
 from .web import SETTING_DEFAULTS, clinic_settings, get_db, now
 
 bp = Blueprint("admin", __name__, url_prefix="/staff/admin")
+errors.STAFF.register(bp)
 
 PAGE_SIZE = 100
 MAX_PAGE = 100_000  # far beyond any real log; keeps OFFSET inside SQLite's integer range

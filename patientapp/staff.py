@@ -30,13 +30,14 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField, StringField, TimeField
 from wtforms.validators import DataRequired, ValidationError
 
-from . import invitations, questionnaire, storage, summary_view
+from . import errors, invitations, questionnaire, storage, summary_view
 from .auth import audit, login_required
 from .forms import CHOICE_ERROR, length_limit
 from .i18n import current_language, language_name, offered_languages
 from .web import clinic_name, clinic_settings, get_db, now
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
+errors.STAFF.register(bp)
 
 bp.add_app_template_global(summary_view.quote_html, "summary_quote")
 bp.add_app_template_global(summary_view.SAFETY_LINES, "safety_lines")
