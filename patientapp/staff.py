@@ -7,7 +7,6 @@ a logged-out request is sent to the login page before any lookup.
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, timedelta
 
 import segno
@@ -27,13 +26,11 @@ from flask import (
 from flask_babel import force_locale, format_date, format_time, gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, SelectField, StringField, TimeField
-from wtforms.validators import DataRequired, ValidationError
 
 from . import errors, invitations, questionnaire, storage, summary_view
 from .auth import audit, login_required
-from .forms import CHOICE_ERROR, length_limit
 from .i18n import current_language, language_name, offered_languages
+from .staff_forms import InvitationForm
 from .web import clinic_name, clinic_settings, get_db, now
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -52,7 +49,6 @@ STATUS_LABELS = {
     "cancelled": _l("Cancelled"),
     "expired": _l("Expired"),
 }
-FULL_NAME = re.compile(r"[^\W\d_]{3,}\s+[^\W\d_]{3,}", re.UNICODE)
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -179,44 +175,6 @@ def _back_to_board(visit: dict) -> str:
 
 
 # --- invitations -------------------------------------------------------------------------
-
-
-class InvitationForm(FlaskForm):
-    patient_ref = StringField(
-        _l("Patient reference"),
-        description=_l("A chart number or initials, not a full name."),
-        validators=[
-            DataRequired(message=_l("Please enter a chart number or initials.")),
-            length_limit(40),
-        ],
-        render_kw={"autocomplete": "off", "spellcheck": "false"},
-    )
-    day = DateField(
-        _l("Appointment date"),
-        validators=[DataRequired(message=_l("Please enter a valid date."))],
-        invalid_value_message=_l("Please enter a valid date."),
-    )
-    time = TimeField(
-        _l("Appointment time"),
-        validators=[DataRequired(message=_l("Please enter a valid time."))],
-        invalid_value_message=_l("Please enter a valid time."),
-    )
-    psychiatrist = SelectField(
-        _l("Psychiatrist"),
-        coerce=int,
-        invalid_choice_message=CHOICE_ERROR,
-        invalid_value_message=CHOICE_ERROR,
-    )
-    language = SelectField(_l("Suggested language"), invalid_choice_message=CHOICE_ERROR)
-
-    def validate_patient_ref(self, field):
-        if FULL_NAME.search(field.data or ""):
-            raise ValidationError(
-                _l(
-                    "This looks like a name. Please use a chart number or "
-                    "initials instead, to keep the patient private."
-                )
-            )
 
 
 def _invitation_form() -> InvitationForm:
