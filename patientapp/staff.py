@@ -31,6 +31,7 @@ from . import errors, invitations, questionnaire, storage, summary_view
 from .auth import audit, login_required
 from .i18n import current_language, language_name, offered_languages
 from .staff_forms import InvitationForm
+from .summary_text import plain_text
 from .web import clinic_name, clinic_settings, get_db, now
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -358,7 +359,7 @@ def _summary_response(visit_id: int, action: str, printing: bool):
     return render_template(
         "staff/summary.html",
         s=view,
-        text=summary_view.as_text(view),
+        text=plain_text(view),
         form=FlaskForm(),
         printing=printing,
     )
@@ -381,7 +382,7 @@ def print_page(visit_id: int):
 def summary_text(visit_id: int):
     visit = _readable_visit(visit_id)
     audit("summary_exported", visit_id, detail="txt download")
-    text = summary_view.as_text(_summary(visit))
+    text = plain_text(_summary(visit))
     filename = f"reflection-{visit_id}-{visit['appointment_at'][:10]}.txt"
     return Response(
         text,
