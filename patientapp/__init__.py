@@ -7,13 +7,11 @@ import os
 import sys
 from pathlib import Path
 
-from flask import Flask, render_template, request
-from flask_babel import lazy_gettext as _l
-from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.exceptions import HTTPException
+from flask import Flask, request
+from flask_wtf.csrf import CSRFProtect
 
 from . import config as config_module
-from . import i18n, questionnaire, storage, web
+from . import errors, i18n, questionnaire, storage, web
 
 __version__ = "0.1.0"
 
@@ -53,7 +51,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     i18n.init_app(app)
     csrf.init_app(app)
     _register_blueprints(app)
-    _register_handlers(app)
+    errors.init_app(app)
+    _add_security_headers(app)
     _warn_on_debug_host(app)
     return app
 
@@ -83,47 +82,7 @@ def _register_blueprints(app: Flask) -> None:
     cli.init_app(app)
 
 
-ERROR_MESSAGES = {
-    400: _l("Something in that request didn't look right. Please go back and try again."),
-    403: _l("You don't have access to this page."),
-    404: _l("We couldn't find that page."),
-    405: _l("That action isn't available here."),
-    413: _l("That was more text than we can take. Please shorten it and try again."),
-    429: _l("Too many tries for now. Please wait a few minutes and try again."),
-}
-
-
-def _register_handlers(app: Flask) -> None:
-    @app.errorhandler(CSRFError)
-    def csrf_error(_error):
-        message = _l(
-            "This page was open too long or in another window, so for your "
-            "privacy we couldn't save it. Please open your link again."
-        )
-        return render_template("error.html", message=message, code=400), 400
-
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException):
-        message = ERROR_MESSAGES.get(error.code, ERROR_MESSAGES[400])
-        return render_template("error.html", message=message, code=error.code), error.code
-
-    @app.errorhandler(Exception)
-    def unexpected(error: Exception):
-        if app.testing and not app.config.get("CATCH_ERRORS_IN_TESTS"):
-            raise error
-        # Log the type and place only: answers must never reach a log.
-        app.logger.error(
-            "unhandled %s on %s %s",
-            type(error).__name__,
-            request.method,
-            request.url_rule.rule if request.url_rule else "?",
-        )
-        message = _l(
-            "Sorry, something went wrong on our side. Your earlier answers are "
-            "saved. Please try again."
-        )
-        return render_template("error.html", message=message, code=500), 500
-
+def _add_security_headers(app: Flask) -> None:
     @app.after_request
     def security_headers(response):
         headers = response.headers

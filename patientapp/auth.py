@@ -31,11 +31,12 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, ValidationError
 
-from . import storage
+from . import errors, storage
 from .forms import length_limit
 from .web import get_db, now
 
 bp = Blueprint("auth", __name__, url_prefix="/staff")
+errors.STAFF.register(bp)
 
 ROLES = ("admin", "psychiatrist", "frontdesk")
 ROLE_LABELS = {

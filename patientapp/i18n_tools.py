@@ -8,31 +8,37 @@ Developer commands, run from a source checkout (they need babel.cfg beside the p
     flask --app app i18n compile        # messages.mo beside every messages.po
     flask --app app i18n check          # fail on anything missing, untranslated or broken
 
-Everything goes through Babel's Python API; nothing shells out to pybabel. English is
-the source language, so it has no catalog.
+extract, update, init and compile are Babel's own pybabel commands, run in-process (the
+TOML questionnaire extractor below is registered in babel.cfg); check is this project's,
+stricter than anything upstream. English is the source language, so it has no catalog.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import tempfile
 import tomllib
 from dataclasses import dataclass, field
-from datetime import datetime
-from io import BytesIO
 from pathlib import Path
 
 import click
 from babel import Locale, UnknownLocaleError
 from babel.messages.catalog import Catalog, Message
-from babel.messages.extract import extract_from_dir
-from babel.messages.frontend import parse_mapping_cfg
-from babel.messages.pofile import read_po, write_po
-from babel.util import LOCALTZ
+from babel.messages.frontend import (
+    BaseError,
+    CommandMixin,
+    CompileCatalog,
+    ExtractMessages,
+    InitCatalog,
+    UpdateCatalog,
+)
+from babel.messages.pofile import read_po
 
 import patientapp
 
-from .i18n import DOMAIN, LANGUAGES, SOURCE_LANGUAGE, compile_catalogs
+from .i18n import DOMAIN, LANGUAGES, SOURCE_LANGUAGE
 
 PROJECT_ROOT = Path(patientapp.__file__).parent.parent
 COMMENT_TAGS = ("Translators:",)
@@ -121,7 +127,7 @@ def extract_questionnaire(fileobj, keywords, comment_tags, options):
             yield from _item_messages(item, finder, position)
 
 
-# --- extracting, initialising, updating ------------------------------------------------
+# --- extracting, initialising, updating: Babel's own pybabel commands, in-process ------
 
 
 def project_root() -> Path:
@@ -136,36 +142,6 @@ def project_root() -> Path:
 def default_translations_dir() -> Path:
     """translations/ in the source tree (where the catalogs are edited)."""
     return project_root() / "translations"
-
-
-def extract_template(root: Path | None = None) -> Catalog:
-    """Extract every message named by root/babel.cfg into a new in-memory template."""
-    root = root or project_root()
-    with (root / "babel.cfg").open(encoding="utf-8") as fh:
-        method_map, options_map = parse_mapping_cfg(fh, str(root / "babel.cfg"))
-    template = Catalog(
-        project="patientapp", version=patientapp.__version__, charset="utf-8", fuzzy=False
-    )
-    for filename, lineno, message, comments, context in extract_from_dir(
-        root, method_map, options_map, comment_tags=COMMENT_TAGS, strip_comment_tags=True
-    ):
-        template.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
-    return template
-
-
-def _write_catalog(path: Path, catalog: Catalog) -> None:
-    """Write a .po/.pot through a temporary file so a failure never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
-        # No line numbers: they would change the catalogs on every unrelated edit.
-        write_po(fh, catalog, width=76, sort_output=True, include_lineno=False)
-    tmp.replace(path)
-
-
-def _read_catalog(path: Path, locale: str | None = None) -> Catalog:
-    with path.open("rb") as fh:
-        return read_po(fh, locale=locale)
 
 
 def template_path(translations_dir: Path) -> Path:
@@ -183,11 +159,61 @@ def shipped_languages(translations_dir: Path) -> list[str]:
     return sorted(p.parent.parent.name for p in translations_dir.glob(f"*/LC_MESSAGES/{DOMAIN}.po"))
 
 
-def write_template(translations_dir: Path, template: Catalog) -> Path:
-    """Write the template to translations_dir/messages.pot and return its path."""
-    path = template_path(translations_dir)
-    _write_catalog(path, template)
-    return path
+def _read_catalog(path: Path, locale: str | None = None) -> Catalog:
+    with path.open("rb") as fh:
+        return read_po(fh, locale=locale)
+
+
+def _pybabel(command_class: type[CommandMixin], **options):
+    """Run one pybabel command with options named as in setup.cfg (output_file for
+    --output-file); what it refuses becomes a ClickException."""
+    command = command_class()
+    for name, value in options.items():
+        if not hasattr(command, name):
+            raise TypeError(f"{command_class.__name__} has no option {name!r}")
+        setattr(command, name, value)
+    try:
+        command.ensure_finalized()
+        return command.run()
+    except BaseError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def extract(output: Path) -> Path:
+    """Extract every message babel.cfg names into the template at output, as
+    `pybabel extract -F babel.cfg --sort-output --add-location=file -o output .` does."""
+    output = output.resolve()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.name + ".tmp")  # a failure never leaves half a file
+    try:
+        # Files are named by their path from the scanned folder, so "." from the project
+        # root gives "patientapp/patient.py", the form babel.cfg's patterns match.
+        with contextlib.chdir(project_root()):
+            _pybabel(
+                ExtractMessages,
+                mapping_file="babel.cfg",
+                input_paths=["."],
+                output_file=str(partial),
+                project="patientapp",
+                version=patientapp.__version__,
+                add_comments=list(COMMENT_TAGS),
+                strip_comments=True,
+                sort_output=True,
+                add_location="file",  # no line numbers: they would churn on every edit
+            )
+        # pybabel marks a template's header fuzzy; ours never was, and init clears it.
+        text = partial.read_text(encoding="utf-8")
+        partial.write_text(text.replace('#, fuzzy\nmsgid ""\n', 'msgid ""\n', 1), "utf-8")
+        partial.replace(output)
+    finally:
+        partial.unlink(missing_ok=True)
+    return output
+
+
+def extract_template() -> Catalog:
+    """A fresh extract of the code as an in-memory template."""
+    with tempfile.TemporaryDirectory() as folder:
+        return _read_catalog(extract(Path(folder) / f"{DOMAIN}.pot"))
 
 
 def _new_catalog_path(translations_dir: Path, lang: str) -> Path:
@@ -204,32 +230,32 @@ def _new_catalog_path(translations_dir: Path, lang: str) -> Path:
     return path
 
 
-def init_catalog(translations_dir: Path, lang: str, template: Catalog) -> Path:
-    """Create an empty catalog for lang from template (as `pybabel init` does); refuses
-    to replace an existing one."""
+def init_catalog(translations_dir: Path, lang: str) -> Path:
+    """Create an empty catalog for lang from translations_dir/messages.pot (`pybabel
+    init`); refuses to replace an existing one."""
     path = _new_catalog_path(translations_dir, lang)
-    buffer = BytesIO()
-    write_po(buffer, template)
-    buffer.seek(0)
-    # Reading the template with a locale gives the language's plural forms and header.
-    catalog = read_po(buffer, locale=lang)
-    catalog.revision_date = datetime.now(LOCALTZ)
-    catalog.fuzzy = False
-    _write_catalog(path, catalog)
+    _pybabel(
+        InitCatalog,
+        input_file=str(template_path(translations_dir)),
+        output_file=str(path),
+        locale=lang,
+    )
     return path
 
 
-def update_catalogs(translations_dir: Path, template: Catalog) -> list[Path]:
-    """Merge template into every shipped catalog; returns the paths written."""
-    written = []
-    for lang in shipped_languages(translations_dir):
-        path = catalog_path(translations_dir, lang)
-        catalog = _read_catalog(path, lang)
-        # No fuzzy matching: a new string must arrive untranslated, not wrongly guessed.
-        catalog.update(template, no_fuzzy_matching=True)
-        _write_catalog(path, catalog)
-        written.append(path)
-    return written
+def update_catalogs(translations_dir: Path) -> list[Path]:
+    """Merge translations_dir/messages.pot into every shipped catalog (`pybabel update`);
+    returns the paths written."""
+    languages = shipped_languages(translations_dir)
+    if languages:
+        _pybabel(
+            UpdateCatalog,
+            input_file=str(template_path(translations_dir)),
+            output_dir=str(translations_dir),
+            # A new string must arrive untranslated, not wrongly guessed.
+            no_fuzzy_matching=True,
+        )
+    return [catalog_path(translations_dir, lang) for lang in languages]
 
 
 # --- checking --------------------------------------------------------------------------
@@ -404,11 +430,9 @@ def _dir_option(help_text: str):
     )
 
 
-def _extract_to(directory: Path) -> Catalog:
-    template = extract_template()
-    path = write_template(directory, template)
-    click.echo(f"Extracted {sum(1 for m in template if m.id)} messages to {path}")
-    return template
+def _extract_to(directory: Path) -> None:
+    count = sum(1 for m in _read_catalog(extract(template_path(directory))) if m.id)
+    click.echo(f"Extracted {count} messages to {template_path(directory)}")
 
 
 @click.group("i18n")
@@ -428,8 +452,8 @@ def extract_command(directory: Path | None) -> None:
 def update_command(directory: Path | None) -> None:
     """Extract, then merge new and changed strings into every catalog."""
     directory = directory or default_translations_dir()
-    template = _extract_to(directory)
-    for path in update_catalogs(directory, template):
+    _extract_to(directory)
+    for path in update_catalogs(directory):
         click.echo(f"Updated {path}")
 
 
@@ -441,8 +465,8 @@ def init_command(lang: str, directory: Path | None) -> None:
     directory = directory or default_translations_dir()
     _new_catalog_path(directory, lang)  # fail before extracting, not after
     # Extract first so a new catalog never starts from a stale template.
-    path = init_catalog(directory, lang, _extract_to(directory))
-    click.echo(f"Created {path}")
+    _extract_to(directory)
+    click.echo(f"Created {init_catalog(directory, lang)}")
     if lang not in LANGUAGES:
         click.echo(f"Note: add '{lang}' to LANGUAGES in patientapp/i18n.py to offer it.")
 
@@ -453,7 +477,8 @@ def compile_command(directory: Path | None) -> None:
     """Compile every catalog to messages.mo beside its messages.po."""
     directory = directory or default_translations_dir()
     languages = shipped_languages(directory)
-    compile_catalogs(directory, directory, languages)
+    if languages and _pybabel(CompileCatalog, directory=str(directory)):
+        raise click.ClickException("Babel found errors in the catalogs (listed above).")
     click.echo(f"Compiled {len(languages)} catalog(s): {', '.join(languages) or 'none'}")
 
 

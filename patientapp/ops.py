@@ -24,7 +24,7 @@ from flask.cli import with_appcontext
 from flask_babel import force_locale
 
 from . import invitations, questionnaire, storage, visits
-from .admin import EMAIL_SHAPE
+from .admin_forms import EMAIL_SHAPE
 from .auth import ROLES, hash_password, password_problem
 from .web import clinic_settings, get_db, now
 

@@ -27,11 +27,12 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import StringField
 
-from . import display, forms, invitations, questionnaire, storage, visits
+from . import display, errors, forms, invitations, questionnaire, storage, visits
 from .i18n import offered_languages
 from .web import clinic_settings, get_db, now
 
 bp = Blueprint("patient", __name__)
+errors.PATIENT.register(bp)
 
 SESSION_KEY = "patient"
 CODE_SCOPES = ("code-client", "code-address", "code-global")

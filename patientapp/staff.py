@@ -7,7 +7,6 @@ a logged-out request is sent to the login page before any lookup.
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, timedelta
 
 import segno
@@ -25,18 +24,17 @@ from flask import (
     url_for,
 )
 from flask_babel import force_locale, format_date, format_time, gettext
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, SelectField, StringField, TimeField
-from wtforms.validators import DataRequired, ValidationError
 
-from . import invitations, questionnaire, storage, summary_view, visits
+from . import errors, invitations, questionnaire, storage, summary_view, visits
 from .auth import audit, login_required
-from .forms import CHOICE_ERROR, length_limit
 from .i18n import current_language, language_name, offered_languages
+from .staff_forms import InvitationForm
+from .summary_text import plain_text
 from .web import clinic_name, clinic_settings, get_db, now
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
+errors.STAFF.register(bp)
 
 bp.add_app_template_global(summary_view.quote_html, "summary_quote")
 bp.add_app_template_global(summary_view.SAFETY_LINES, "safety_lines")
@@ -44,7 +42,6 @@ bp.add_app_template_global(visits.status_label, "status_label")
 
 READERS = ("psychiatrist", "admin")
 EVERYONE = ("frontdesk", "psychiatrist", "admin")
-FULL_NAME = re.compile(r"[^\W\d_]{3,}\s+[^\W\d_]{3,}", re.UNICODE)
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -166,44 +163,6 @@ def _back_to_board(visit: dict) -> str:
 
 
 # --- invitations -------------------------------------------------------------------------
-
-
-class InvitationForm(FlaskForm):
-    patient_ref = StringField(
-        _l("Patient reference"),
-        description=_l("A chart number or initials, not a full name."),
-        validators=[
-            DataRequired(message=_l("Please enter a chart number or initials.")),
-            length_limit(40),
-        ],
-        render_kw={"autocomplete": "off", "spellcheck": "false"},
-    )
-    day = DateField(
-        _l("Appointment date"),
-        validators=[DataRequired(message=_l("Please enter a valid date."))],
-        invalid_value_message=_l("Please enter a valid date."),
-    )
-    time = TimeField(
-        _l("Appointment time"),
-        validators=[DataRequired(message=_l("Please enter a valid time."))],
-        invalid_value_message=_l("Please enter a valid time."),
-    )
-    psychiatrist = SelectField(
-        _l("Psychiatrist"),
-        coerce=int,
-        invalid_choice_message=CHOICE_ERROR,
-        invalid_value_message=CHOICE_ERROR,
-    )
-    language = SelectField(_l("Suggested language"), invalid_choice_message=CHOICE_ERROR)
-
-    def validate_patient_ref(self, field):
-        if FULL_NAME.search(field.data or ""):
-            raise ValidationError(
-                _l(
-                    "This looks like a name. Please use a chart number or "
-                    "initials instead, to keep the patient private."
-                )
-            )
 
 
 def _invitation_form() -> InvitationForm:
@@ -381,7 +340,7 @@ def _summary_response(visit_id: int, action: str, printing: bool):
         "staff/summary.html",
         s=view,
         awaiting_review=visits.awaiting_review(visit),
-        text=summary_view.as_text(view),
+        text=plain_text(view),
         form=FlaskForm(),
         printing=printing,
     )
@@ -404,7 +363,7 @@ def print_page(visit_id: int):
 def summary_text(visit_id: int):
     visit = _readable_visit(visit_id)
     audit("summary_exported", visit_id, detail="txt download")
-    text = summary_view.as_text(_summary(visit))
+    text = plain_text(_summary(visit))
     filename = f"reflection-{visit_id}-{visit['appointment_at'][:10]}.txt"
     return Response(
         text,

@@ -1,8 +1,9 @@
 """The one-page summary as the reader sees it: pure summary logic, translated and laid out.
 
-``build`` gathers everything the page shows, top to bottom as CONTENT.md lays it out;
-the HTML template and the plain-text export both render this one model, so the copy
-for the medical record always says what the page says. Items the patient marked
+``build`` gathers everything the page shows, top to bottom as CONTENT.md lays it out,
+into one SummaryView. The summary page, its print view (templates/staff/summary.html)
+and the plain text for the medical record (summary_text.py) all render this one model,
+so the copy for the record always says what the page says. Items the patient marked
 "I'd rather talk about this in person" are removed before any logic runs: only their
 topic names appear, in the footer.
 """
@@ -137,7 +138,8 @@ def short_html(text: str, limit: int) -> Markup:
     )
 
 
-def _joined(values: list[str]) -> str:
+def joined(values: list[str]) -> str:
+    """A list as the reader's language writes one ("a, b and c")."""
     return format_list(values, locale=get_locale()) if values else ""
 
 
@@ -145,7 +147,7 @@ def _param_value(value, questionnaire: Questionnaire, language: str, as_html: bo
     if isinstance(value, summary.ChoiceRef):
         return display.label(questionnaire.items[value.item_id], value.choice_id)
     if isinstance(value, tuple):
-        return _joined([_param_value(v, questionnaire, language, as_html) for v in value])
+        return joined([_param_value(v, questionnaire, language, as_html) for v in value])
     if isinstance(value, summary.Quote):
         text = Text(value.text, language)
         return quote_html(text, element="span") if as_html else value.text
@@ -208,13 +210,13 @@ def _changes(current: dict, previous: dict | None, questionnaire: Questionnaire)
         item = questionnaire.items[change.item_id]
         if change.kind == "new_worries":
             lines.append(
-                gettext("New worries: %(list)s", list=_joined(display.labels(item, change.after)))
+                gettext("New worries: %(list)s", list=joined(display.labels(item, change.after)))
             )
         elif change.kind == "gone_worries":
             lines.append(
                 gettext(
                     "Worries no longer named: %(list)s",
-                    list=_joined(display.labels(item, change.before)),
+                    list=joined(display.labels(item, change.before)),
                 )
             )
         else:
@@ -347,86 +349,3 @@ def build(
         in_person=[gettext(q.items[i].short) for i in q.item_ids if i in in_person],
         skipped=skipped,
     )
-
-
-def as_text(view: SummaryView) -> str:
-    """The same summary as plain text for the medical record."""
-    lines = [
-        gettext("Pre-visit reflection — %(clinic)s", clinic=view.clinic),
-        gettext(
-            "Patient: %(ref)s · Visit: %(date)s · Completed: %(done)s",
-            ref=view.patient_ref,
-            date=view.visit_date,
-            done=view.completed_at or "—",
-        ),
-        gettext(
-            "Answered in: %(language)s · Minutes taken: %(minutes)s",
-            language=view.language,
-            minutes=view.minutes if view.minutes else "—",
-        ),
-        "",
-    ]
-    if view.safety == "endorsed":
-        lines.append(
-            gettext(
-                "SAFETY: the patient answered “%(answer)s” to thoughts of being "
-                "better off dead or of self-harm in the past 2 weeks.",
-                answer=view.safety_answer,
-            )
-        )
-    else:
-        lines.append(str(SAFETY_LINES[view.safety]))
-    lines.append("")
-    lines.append(
-        gettext(
-            "Today's agenda: %(agenda)s",
-            agenda=_quoted_text(view.agenda) if view.agenda else gettext("Skipped"),
-        )
-    )
-    lines.append(
-        gettext(
-            "Feeling coming in: %(feelings)s",
-            feelings=", ".join(view.feelings) or gettext("Skipped"),
-        )
-    )
-    if view.flags:
-        lines += ["", gettext("Flags and openers")]
-        for flag in view.flags:
-            lines.append(f"- {flag.title} ({flag.practices}): {flag.opener_text}")
-    for block in view.blocks:
-        lines += ["", block.title]
-        for row in block.rows:
-            lines.append(f"- {row.label}: {_row_text(row)}")
-    lines += ["", gettext("Since last visit")]
-    lines += [f"- {line}" for line in view.changes] or [f"- {_no_changes(view)}"]
-    lines.append("")
-    if view.in_person:
-        lines.append(gettext("To discuss in person: %(topics)s", topics=_joined(view.in_person)))
-    if view.skipped:
-        lines.append(gettext("Skipped: %(items)s", items=_joined(view.skipped)))
-    lines.append(gettext("Patient-reported; not a diagnosis."))
-    return "\n".join(lines) + "\n"
-
-
-def _quoted_text(text: Text) -> str:
-    suffix = f" [{text.language}]" if text.language else ""
-    return f"“{text.text}”{suffix}"
-
-
-def _row_text(row: Row) -> str:
-    if row.skipped:
-        return gettext("Skipped")
-    parts = []
-    if row.words:
-        parts.append(", ".join(row.words))
-    if row.quote:
-        parts.append(_quoted_text(row.quote))
-    return " — ".join(parts)
-
-
-def _no_changes(view: SummaryView) -> str:
-    if view.previous_date:
-        return gettext(
-            "No changes in these answers since the visit on %(date)s.", date=view.previous_date
-        )
-    return gettext("First reflection with this patient reference.")

@@ -295,7 +295,9 @@ def test_update_brings_new_strings_untranslated_not_guessed(filled, template):
         if message.id:
             newer.add(message.id, context=message.context)
     newer.add("Your codes")  # close to "Your code": fuzzy matching would guess
-    i18n_tools.update_catalogs(filled, newer)
+    with i18n_tools.template_path(filled).open("wb") as fh:
+        write_po(fh, newer)
+    i18n_tools.update_catalogs(filled)
     catalog = read_catalog(catalog_path(filled, "es"))
     added = catalog.get("Your codes")
     assert added.string == "" and not added.fuzzy
@@ -322,6 +324,16 @@ def test_compile_writes_mo_beside_the_catalog(filled, runner):
     result = runner.invoke(args=["i18n", "compile", "--dir", str(filled)])
     assert result.exit_code == 0, result.output
     assert (filled / "es" / "LC_MESSAGES" / "messages.mo").is_file()
+
+
+def test_compile_fails_on_what_babel_finds_broken(filled, runner):
+    def break_it(catalog):
+        message = first_with(catalog, "%(n)s")
+        message.string = message.string.replace("%(n)s", "%(number)s")
+
+    edit_catalog(filled, break_it)
+    result = runner.invoke(args=["i18n", "compile", "--dir", str(filled)])
+    assert result.exit_code == 1 and "errors in the catalogs" in result.output
 
 
 def test_check_with_no_catalogs_passes(tmp_path, runner):

@@ -404,6 +404,7 @@ EVERY_STAFF_PAGE = {
     "settings",
     "settings (error shown)",
     "audit log",
+    "error page (404)",
 }
 
 
@@ -487,6 +488,9 @@ def _walk_staff_pages(desks, base: str, check, alert_visit_id: int, desk_id: int
         admin.goto(f"{base}/staff/admin/audit")
         expect(admin.locator("table.admin-table")).to_be_visible()
         check(admin, "audit log", lang)
+        admin.goto(f"{base}/staff/admin/users/999999")  # no such account
+        expect(admin.locator("body.staff .staff-nav")).to_be_visible()
+        check(admin, "error page (404)", lang)
         admin.goto(f"{base}/staff/account")
         check(admin, "my account", lang)
         admin.locator("#current").fill("not the password")

@@ -1,0 +1,181 @@
+"""Forms of the admin blueprint (admin.py): accounts, clinic settings, the audit log filter.
+
+Choices read from the database or the configuration (offered languages, audit actions,
+people) are filled in by the views.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    DateField,
+    EmailField,
+    IntegerField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
+
+from .auth import ROLE_LABELS, ROLES, password_problem
+from .forms import CHOICE_ERROR, MultiCheckboxField, length_limit, strip_spaces
+
+EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+VISIT_ID = re.compile(r"^\d{1,9}$")
+
+
+def _role_choices() -> list[SelectChoice]:
+    return [SelectChoice(role, ROLE_LABELS[role]) for role in ROLES]
+
+
+def _check_password(_form, field) -> None:
+    problem = password_problem(field.data or "")
+    if problem:
+        raise ValidationError(problem)
+
+
+class NewUserForm(FlaskForm):
+    email = EmailField(
+        _l("Email"),
+        filters=[strip_spaces],
+        validators=[DataRequired(message=_l("Please enter an email address.")), length_limit(200)],
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
+    display_name = StringField(
+        _l("Name as colleagues see it"),
+        filters=[strip_spaces],
+        validators=[DataRequired(message=_l("Please enter a name.")), length_limit(80)],
+        render_kw={"autocomplete": "off"},
+    )
+    role = SelectField(_l("Role"), choices=_role_choices())
+    password = PasswordField(
+        _l("Initial password"),
+        description=_l(
+            "At least 10 characters. Give it to them in person; they can't change it yet, so "
+            "set a new one here when needed."
+        ),
+        validators=[
+            DataRequired(message=_l("Please enter a password.")),
+            length_limit(500),
+            _check_password,
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+    def validate_email(self, field):
+        if not EMAIL_SHAPE.match(field.data or ""):
+            raise ValidationError(_l("Please enter an email address like name@example.org."))
+
+
+class RoleForm(FlaskForm):
+    role = SelectField(_l("Role"), choices=_role_choices())
+
+
+class PasswordForm(FlaskForm):
+    password = PasswordField(
+        _l("New password"),
+        description=_l("At least 10 characters."),
+        validators=[
+            DataRequired(message=_l("Please enter a password.")),
+            length_limit(500),
+            _check_password,
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+class WholeNumberField(IntegerField):
+    """A whole number within a range, with one clear message for any bad input."""
+
+    def __init__(self, label, low: int, high: int, **kwargs):
+        self.range_message = _l(
+            "Please enter a whole number from %(low)s to %(high)s.", low=low, high=high
+        )
+        super().__init__(
+            label,
+            validators=[NumberRange(low, high, self.range_message)],
+            render_kw={"min": low, "max": high, "inputmode": "numeric"},
+            **kwargs,
+        )
+
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError as exc:
+            # WTForms' own "Not a valid integer value." says less than the range does.
+            raise ValueError(str(self.range_message)) from exc
+
+
+def _normalise_lines(value):
+    """Keep the admin's line breaks, in one form, without trailing blank space."""
+    return (
+        value.replace("\r\n", "\n").replace("\r", "\n").strip() if isinstance(value, str) else value
+    )
+
+
+class SettingsForm(FlaskForm):
+    clinic_name = StringField(
+        _l("Clinic name"),
+        filters=[strip_spaces],
+        validators=[length_limit(120)],
+        description=_l("Shown at the top of every page. Leave empty to show “Your clinic”."),
+    )
+    crisis_text = TextAreaField(
+        _l("What to do in a crisis"),
+        filters=[_normalise_lines],
+        validators=[length_limit(1000)],
+        description=_l(
+            "Shown to patients on the welcome screen and at once after a "
+            "worrying safety answer. Give local phone numbers. Line breaks are "
+            "kept. Leave empty for a general message."
+        ),
+        render_kw={"rows": 6},
+    )
+    languages = MultiCheckboxField(_l("Languages offered to patients"))
+    invite_extra_days = WholeNumberField(
+        _l("Extra days an invitation works after the appointment day"),
+        0,
+        14,
+        description=_l("0 means until the end of the appointment day."),
+    )
+    patient_idle_minutes = WholeNumberField(
+        _l("Minutes before an idle patient's page closes"), 5, 120
+    )
+    retention_days = WholeNumberField(
+        _l("Days to keep visits and answers"),
+        30,
+        3650,
+        description=_l("Older visits are deleted when the purge command runs."),
+    )
+
+    def validate_languages(self, field):
+        if not field.data:
+            raise ValidationError(_l("Please offer at least one language."))
+
+
+class AuditFilterForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET search form: nothing changes, and the URL must be shareable
+
+    action = SelectField(_l("Action"), default="", invalid_choice_message=CHOICE_ERROR)
+    user = SelectField(_l("Person"), default="", invalid_choice_message=CHOICE_ERROR)
+    visit = StringField(_l("Visit ID"), filters=[strip_spaces], render_kw={"inputmode": "numeric"})
+    since = DateField(
+        _l("From date"),
+        validators=[Optional()],
+        invalid_value_message=_l("Please enter a valid date."),
+    )
+    until = DateField(
+        _l("To date"),
+        validators=[Optional()],
+        invalid_value_message=_l("Please enter a valid date."),
+    )
+
+    def validate_visit(self, field):
+        if field.data and not VISIT_ID.match(field.data):
+            raise ValidationError(_l("Please enter a visit number, like 42."))

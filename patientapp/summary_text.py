@@ -1,0 +1,94 @@
+"""The summary as plain text, for the .txt export and the copy into the medical record.
+
+It renders the SummaryView the page and the print view render (summary_view.py), so the
+record says what the psychiatrist read.
+"""
+
+from __future__ import annotations
+
+from flask_babel import gettext
+
+from .summary_view import SAFETY_LINES, Row, SummaryView, Text, joined
+
+
+def plain_text(view: SummaryView) -> str:
+    """The summary as plain text for the medical record."""
+    lines = [
+        gettext("Pre-visit reflection — %(clinic)s", clinic=view.clinic),
+        gettext(
+            "Patient: %(ref)s · Visit: %(date)s · Completed: %(done)s",
+            ref=view.patient_ref,
+            date=view.visit_date,
+            done=view.completed_at or "—",
+        ),
+        gettext(
+            "Answered in: %(language)s · Minutes taken: %(minutes)s",
+            language=view.language,
+            minutes=view.minutes if view.minutes else "—",
+        ),
+        "",
+    ]
+    if view.safety == "endorsed":
+        lines.append(
+            gettext(
+                "SAFETY: the patient answered “%(answer)s” to thoughts of being "
+                "better off dead or of self-harm in the past 2 weeks.",
+                answer=view.safety_answer,
+            )
+        )
+    else:
+        lines.append(str(SAFETY_LINES[view.safety]))
+    lines.append("")
+    lines.append(
+        gettext(
+            "Today's agenda: %(agenda)s",
+            agenda=_quoted_text(view.agenda) if view.agenda else gettext("Skipped"),
+        )
+    )
+    lines.append(
+        gettext(
+            "Feeling coming in: %(feelings)s",
+            feelings=", ".join(view.feelings) or gettext("Skipped"),
+        )
+    )
+    if view.flags:
+        lines += ["", gettext("Flags and openers")]
+        for flag in view.flags:
+            lines.append(f"- {flag.title} ({flag.practices}): {flag.opener_text}")
+    for block in view.blocks:
+        lines += ["", block.title]
+        for row in block.rows:
+            lines.append(f"- {row.label}: {_row_text(row)}")
+    lines += ["", gettext("Since last visit")]
+    lines += [f"- {line}" for line in view.changes] or [f"- {_no_changes(view)}"]
+    lines.append("")
+    if view.in_person:
+        lines.append(gettext("To discuss in person: %(topics)s", topics=joined(view.in_person)))
+    if view.skipped:
+        lines.append(gettext("Skipped: %(items)s", items=joined(view.skipped)))
+    lines.append(gettext("Patient-reported; not a diagnosis."))
+    return "\n".join(lines) + "\n"
+
+
+def _quoted_text(text: Text) -> str:
+    suffix = f" [{text.language}]" if text.language else ""
+    return f"“{text.text}”{suffix}"
+
+
+def _row_text(row: Row) -> str:
+    if row.skipped:
+        return gettext("Skipped")
+    parts = []
+    if row.words:
+        parts.append(", ".join(row.words))
+    if row.quote:
+        parts.append(_quoted_text(row.quote))
+    return " — ".join(parts)
+
+
+def _no_changes(view: SummaryView) -> str:
+    if view.previous_date:
+        return gettext(
+            "No changes in these answers since the visit on %(date)s.", date=view.previous_date
+        )
+    return gettext("First reflection with this patient reference.")
