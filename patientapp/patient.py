@@ -27,7 +27,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import StringField
 
-from . import display, forms, invitations, questionnaire, storage
+from . import display, invitations, patient_forms, questionnaire, storage
 from .i18n import offered_languages
 from .summary import SAFETY_ENDORSED, safety_status
 from .web import clinic_settings, get_db, now
@@ -243,10 +243,12 @@ def _medlist(section):
 def _build_form(section, answers, add_row: bool = False):
     med = _medlist(section)
     if request.method == "POST":
-        rows = forms.medicine_rows({}, med, _submitted_rows(med)) if med else 2
-        return forms.section_form_class(section, rows)()
-    rows = forms.medicine_rows(answers, med, add=add_row) if med else 2
-    return forms.section_form_class(section, rows)(data=forms.form_data(section, answers))
+        rows = patient_forms.medicine_rows({}, med, _submitted_rows(med)) if med else 2
+        return patient_forms.section_form_class(section, rows)()
+    rows = patient_forms.medicine_rows(answers, med, add=add_row) if med else 2
+    return patient_forms.section_form_class(section, rows)(
+        data=patient_forms.form_data(section, answers)
+    )
 
 
 def _next_url(number: int, action: str, new_answers: dict) -> tuple[str, int]:
@@ -296,7 +298,7 @@ def step(number: int):
         if action == "lang":
             _choose_language(request.form.get("lang", ""))
         if form.validate():
-            new_answers = forms.answers_from(section, form)
+            new_answers = patient_forms.answers_from(section, form)
             target, resume_at = _next_url(number, action, new_answers)
             safety = safety_status(new_answers, reached=True) if "S1" in new_answers else None
             if not storage.save_step(
