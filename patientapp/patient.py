@@ -237,7 +237,7 @@ def _submitted_rows(item) -> int:
 
 
 def _medlist(section):
-    return next((item for item in section.items if item.type == "medlist"), None)
+    return next((item for item in section.items if item.item_type.has_rows), None)
 
 
 def _build_form(section, answers, add_row: bool = False):
