@@ -1,16 +1,20 @@
 """Answers as people read them: translated choice labels, free text exactly as written.
 
 Shared by the patient's review screen and the psychiatrist's summary, so the patient sees
-the words the psychiatrist will see.
+the words the psychiatrist will see. How each item type reads is its own business
+(``item_types``); this module holds the pieces they share.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from flask_babel import format_decimal, gettext
+from flask_babel import gettext
 
-from .questionnaire import Item
+if TYPE_CHECKING:
+    from .questionnaire import Item
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,14 @@ class Shown:
 
     words: tuple[str, ...] = ()
     quote: str = ""
+    # A list answer row by row: (the patient's own words, translated words about them).
+    pairs: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def paired(cls, pairs: Iterable[tuple[str, str]]) -> Shown:
+        """Rows such as "Sertraline — Mixed": the patient's name for a thing, then ours."""
+        pairs = tuple(pairs)
+        return cls(tuple(f"{own} — {words}" for own, words in pairs), pairs=pairs)
 
 
 def label(item: Item, choice_id: str | None) -> str:
@@ -32,32 +44,4 @@ def labels(item: Item, choice_ids) -> list[str]:
 
 def show(item: Item, value) -> Shown:
     """How one stored answer reads on screen and on paper."""
-    if value is None:
-        return Shown()
-    if item.type == "multi":
-        return Shown(tuple(labels(item, value)))
-    if item.type == "single":
-        return Shown((label(item, value),))
-    if item.type == "scale":
-        return Shown(
-            (
-                gettext(
-                    "%(value)s out of %(max)s",
-                    value=format_decimal(value),
-                    max=format_decimal(item.max),
-                ),
-            )
-        )
-    if item.type == "text":
-        return Shown(quote=value)
-    if item.type == "yesno_text":
-        words = (label(item, value.get("choice")),) if value.get("choice") else ()
-        return Shown(words, value.get("text", ""))
-    if item.type == "medlist":
-        no_feeling = gettext("no feeling picked")
-        return Shown(
-            tuple(
-                f"{row['name']} — {label(item, row.get('feeling')) or no_feeling}" for row in value
-            )
-        )
-    return Shown()
+    return Shown() if value is None else item.item_type.show(item, value)

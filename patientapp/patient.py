@@ -27,7 +27,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import StringField
 
-from . import display, errors, forms, invitations, questionnaire, storage, visits
+from . import display, errors, invitations, patient_forms, questionnaire, storage, visits
 from .i18n import offered_languages
 from .web import clinic_settings, get_db, now
 
@@ -241,16 +241,18 @@ def _submitted_rows(item) -> int:
 
 
 def _medlist(section):
-    return next((item for item in section.items if item.type == "medlist"), None)
+    return next((item for item in section.items if item.item_type.has_rows), None)
 
 
 def _build_form(section, answers, add_row: bool = False):
     med = _medlist(section)
     if request.method == "POST":
-        rows = forms.medicine_rows({}, med, _submitted_rows(med)) if med else 2
-        return forms.section_form_class(section, rows)()
-    rows = forms.medicine_rows(answers, med, add=add_row) if med else 2
-    return forms.section_form_class(section, rows)(data=forms.form_data(section, answers))
+        rows = patient_forms.medicine_rows({}, med, _submitted_rows(med)) if med else 2
+        return patient_forms.section_form_class(section, rows)()
+    rows = patient_forms.medicine_rows(answers, med, add=add_row) if med else 2
+    return patient_forms.section_form_class(section, rows)(
+        data=patient_forms.form_data(section, answers)
+    )
 
 
 def _next_url(number: int, action: str, new_answers: dict) -> tuple[str, int]:
@@ -301,7 +303,7 @@ def step(number: int):
         if action == "lang":
             _choose_language(request.form.get("lang", ""))
         if form.validate():
-            new_answers = forms.answers_from(section, form)
+            new_answers = patient_forms.answers_from(section, form)
             target, resume_at = _next_url(number, action, new_answers)
             if not visits.save_step(
                 db,

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from .item_types import TYPES, ItemType
+
 DEFINITION_PATH = Path(__file__).with_name("questionnaire.toml")
-ITEM_TYPES = {"single", "multi", "scale", "text", "medlist", "yesno_text"}
-CHOICE_TYPES = {"single", "multi", "medlist", "yesno_text"}
 
 
 class DefinitionError(ValueError):
@@ -52,6 +52,11 @@ class Item:
         return next((c for c in self.choices if c.id == choice_id), None)
 
     @property
+    def item_type(self) -> ItemType:
+        """What this item's type means: its fields, stored answer, display and macro."""
+        return TYPES[self.type]
+
+    @property
     def choice_ids(self) -> tuple[str, ...]:
         return tuple(c.id for c in self.choices)
 
@@ -84,7 +89,8 @@ def _parse_item(raw: dict, section_id: str) -> Item:
     item_id = _require(raw, "id", f"section {section_id}")
     where = f"item {item_id}"
     kind = _require(raw, "type", where)
-    if kind not in ITEM_TYPES:
+    item_type = TYPES.get(kind)
+    if item_type is None:
         raise DefinitionError(f"{where}: unknown type '{kind}'")
     choices = tuple(
         Choice(_require(c, "id", where), _require(c, "label", where), bool(c.get("exclusive")))
@@ -93,14 +99,10 @@ def _parse_item(raw: dict, section_id: str) -> Item:
     ids = [c.id for c in choices]
     if len(ids) != len(set(ids)):
         raise DefinitionError(f"{where}: duplicate choice id")
-    if kind in CHOICE_TYPES and not choices:
-        raise DefinitionError(f"{where}: type '{kind}' needs choices")
-    if kind == "scale" and ("min" not in raw or "max" not in raw):
-        raise DefinitionError(f"{where}: a scale needs min and max")
-    if kind in {"text", "medlist", "yesno_text"} and not raw.get("max_length"):
-        raise DefinitionError(f"{where}: type '{kind}' needs max_length")
-    known = set(Item.__dataclass_fields__) - {"section_id", "choices", "practices"}
-    unknown = set(raw) - known - {"choices", "practices"}
+    problem = item_type.definition_problem(raw)
+    if problem:
+        raise DefinitionError(f"{where}: {problem}")
+    unknown = set(raw) - item_type.allowed_keys
     if unknown:
         raise DefinitionError(f"{where}: unknown keys {sorted(unknown)}")
     simple = {k: v for k, v in raw.items() if k not in {"choices", "practices"}}

@@ -185,12 +185,10 @@ def _row(
         quote,
         skipped=not summary.is_answered(value),
     )
-    if item.type == "medlist" and value:
+    if shown.pairs:
         row.html_words = [
-            short_html(entry["name"], PRINT_NAME_CHARS) + Markup(" — %s") % feeling
-            for entry, feeling in zip(
-                value, (w.rsplit(" — ", 1)[-1] for w in shown.words), strict=False
-            )
+            short_html(own, PRINT_NAME_CHARS) + Markup(" — %s") % words
+            for own, words in shown.pairs
         ]
     return row
 

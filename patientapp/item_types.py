@@ -1,0 +1,326 @@
+"""The questionnaire's item types, one class each: everything a type means lives here.
+
+A type knows which definition keys it takes, the form fields that ask it (with their
+validators and translated messages), how a posted form reads back into the stored answer
+and how a stored answer fills the form again, how the answer reads on screen and on
+paper, and which macro of ``templates/patient/_item_types.html`` draws it.
+
+Adding a type means one class here, its entry in ``TYPES`` and one macro.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flask_babel import format_decimal, gettext
+from flask_babel import lazy_gettext as _l
+from wtforms import (
+    FieldList,
+    Form,
+    FormField,
+    RadioField,
+    SelectChoice,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import Optional, ValidationError
+
+from .display import Shown, label, labels
+from .forms import CHOICE_ERROR, MultiCheckboxField, length_limit, strip_spaces
+
+if TYPE_CHECKING:
+    from flask_wtf import FlaskForm
+
+    from .questionnaire import Item
+
+# Keys every item may have in the definition, whatever its type.
+COMMON_KEYS = frozenset({"id", "type", "prompt", "short", "practices", "help", "intro"})
+
+PREFER_NOT = SelectChoice("", _l("Prefer not to say"))
+
+
+# --- validators --------------------------------------------------------------------------
+
+
+class MaxChoices:
+    def __init__(self, limit: int):
+        self.limit = limit
+
+    def __call__(self, form, field):
+        if field.data and len(field.data) > self.limit:
+            raise ValidationError(_l("Please pick no more than %(n)s.", n=self.limit))
+
+
+class ExclusiveChoice:
+    """A choice such as "No worries" cannot be picked together with others."""
+
+    def __init__(self, item: Item):
+        self.exclusive = {c.id: c.label for c in item.choices if c.exclusive}
+
+    def __call__(self, form, field):
+        picked = field.data or []
+        lonely = [c for c in picked if c in self.exclusive]
+        if lonely and len(picked) > 1:
+            raise ValidationError(
+                _l(
+                    "“%(choice)s” can't be picked together with other answers. "
+                    "Please untick one of them.",
+                    choice=_l(self.exclusive[lonely[0]]),
+                )
+            )
+
+
+class MedicineRow(Form):
+    """One row of a medicine list; a plain Form because the section form carries the
+    CSRF token."""
+
+    def validate_feeling(self, field):
+        # Checked on the feeling: an empty name stops its own validators (Optional).
+        if field.data and not (self.name.data or "").strip():
+            raise ValidationError(_l("Please write the medicine's name, or clear the choice."))
+
+
+# --- field builders ----------------------------------------------------------------------
+
+
+def _choices(item: Item) -> list[SelectChoice]:
+    return [SelectChoice(c.id, _l(c.label)) for c in item.choices]
+
+
+def _skippable(choices: list) -> list:
+    """A radio group can't be un-ticked without script, so it gets its own way out."""
+    return [*choices, PREFER_NOT]
+
+
+def _radio(label, choices) -> RadioField:
+    return RadioField(
+        label,
+        choices=choices,
+        validators=[Optional()],
+        invalid_choice_message=CHOICE_ERROR,
+        invalid_value_message=CHOICE_ERROR,
+    )
+
+
+def _free_text(label, max_length: int) -> TextAreaField:
+    return TextAreaField(
+        label,
+        filters=[strip_spaces],
+        validators=[Optional(), length_limit(max_length)],
+        render_kw={"maxlength": max_length, "rows": 4},
+    )
+
+
+# --- the types ---------------------------------------------------------------------------
+
+
+class ItemType:
+    """What every type shares; each type overrides what it does differently."""
+
+    name = ""
+    keys: frozenset[str] = frozenset()  # definition keys it takes beyond COMMON_KEYS
+    needs_choices = False
+    needs_max_length = False
+    has_rows = False  # answered in rows the patient can add to
+
+    @property
+    def macro(self) -> str:
+        """The macro of templates/patient/_item_types.html that draws this type."""
+        return self.name
+
+    @property
+    def allowed_keys(self) -> frozenset[str]:
+        return COMMON_KEYS | self.keys
+
+    def definition_problem(self, raw: dict) -> str | None:
+        """What one item's definition lacks for this type, or None."""
+        if self.needs_choices and not raw.get("choices"):
+            return f"type '{self.name}' needs choices"
+        if self.needs_max_length and not raw.get("max_length"):
+            return f"type '{self.name}' needs max_length"
+        return None
+
+    def fields(self, item: Item, rows: int) -> dict[str, object]:
+        """The unbound form fields that ask this item, by field name; ``rows`` is how
+        many rows a type with rows shows."""
+        raise NotImplementedError
+
+    def form_data(self, item: Item, value) -> dict[str, object]:
+        """A stored (not None) answer as form data, to fill the form again."""
+        return {item.id: value}
+
+    def answer(self, item: Item, form: FlaskForm):
+        """The stored shape of a validated form's answer; None when skipped."""
+        return form[item.id].data or None
+
+    def show(self, item: Item, value) -> Shown:
+        """How a stored (not None) answer reads on screen and on paper."""
+        raise NotImplementedError
+
+
+class Single(ItemType):
+    """One choice, or "Prefer not to say"; stored as the choice id."""
+
+    name = "single"
+    keys = frozenset({"choices"})
+    needs_choices = True
+
+    def fields(self, item, rows):
+        return {item.id: _radio(_l(item.prompt), _skippable(_choices(item)))}
+
+    def show(self, item, value):
+        return Shown((label(item, value),))
+
+
+class Multi(ItemType):
+    """Any number of choices (up to ``max``); stored as a list of choice ids."""
+
+    name = "multi"
+    keys = frozenset({"choices", "max"})
+    needs_choices = True
+
+    def fields(self, item, rows):
+        validators = [Optional(), ExclusiveChoice(item)]
+        if item.max:
+            validators.append(MaxChoices(item.max))
+        return {
+            item.id: MultiCheckboxField(
+                _l(item.prompt),
+                choices=_choices(item),
+                validators=validators,
+                invalid_choice_message=CHOICE_ERROR,
+                invalid_value_message=CHOICE_ERROR,
+            )
+        }
+
+    def answer(self, item, form):
+        return list(form[item.id].data) or None
+
+    def show(self, item, value):
+        return Shown(tuple(labels(item, value)))
+
+
+class Scale(ItemType):
+    """A whole number from ``min`` to ``max``; stored as an int."""
+
+    name = "scale"
+    keys = frozenset({"min", "max", "min_label", "max_label"})
+
+    def definition_problem(self, raw):
+        if "min" not in raw or "max" not in raw:
+            return "a scale needs min and max"
+        return super().definition_problem(raw)
+
+    def fields(self, item, rows):
+        values = [SelectChoice(str(n)) for n in range(item.min, item.max + 1)]
+        return {item.id: _radio(_l(item.prompt), _skippable(values))}
+
+    def form_data(self, item, value):
+        return {item.id: str(value)}
+
+    def answer(self, item, form):
+        data = form[item.id].data
+        return int(data) if data not in (None, "") else None
+
+    def show(self, item, value):
+        return Shown(
+            (
+                gettext(
+                    "%(value)s out of %(max)s",
+                    value=format_decimal(value),
+                    max=format_decimal(item.max),
+                ),
+            )
+        )
+
+
+class Text(ItemType):
+    """Free text up to ``max_length``; stored as the text, shown exactly as written."""
+
+    name = "text"
+    keys = frozenset({"max_length"})
+    needs_max_length = True
+
+    def fields(self, item, rows):
+        return {item.id: _free_text(_l(item.prompt), item.max_length)}
+
+    def show(self, item, value):
+        return Shown(quote=value)
+
+
+class MedList(ItemType):
+    """Up to ``max_rows`` medicine names, each with a feeling choice; stored as a list
+    of ``{"name": ..., "feeling": choice id or None}``."""
+
+    name = "medlist"
+    keys = frozenset({"choices", "max_length", "max_rows", "row_label", "choice_label"})
+    needs_choices = True
+    needs_max_length = True
+    has_rows = True
+
+    def fields(self, item, rows):
+        row_class = type(
+            f"{item.id}Row",
+            (MedicineRow,),
+            {
+                "name": StringField(
+                    _l(item.row_label),
+                    filters=[strip_spaces],
+                    validators=[Optional(), length_limit(item.max_length)],
+                    render_kw={"maxlength": item.max_length, "autocomplete": "off"},
+                ),
+                "feeling": _radio(_l(item.choice_label), _choices(item)),
+            },
+        )
+        rows_field = FieldList(
+            FormField(row_class),
+            label=_l(item.prompt),
+            min_entries=rows,
+            max_entries=item.max_rows,
+        )
+        return {item.id: rows_field}
+
+    def answer(self, item, form):
+        rows = [
+            {"name": row.form.name.data, "feeling": row.form.feeling.data or None}
+            for row in form[item.id]
+            if (row.form.name.data or "").strip()
+        ]
+        return rows or None
+
+    def show(self, item, value):
+        no_feeling = gettext("no feeling picked")
+        return Shown.paired(
+            (row["name"], label(item, row.get("feeling")) or no_feeling) for row in value
+        )
+
+
+class YesNoText(ItemType):
+    """Yes / no, then free text; stored as ``{"choice": ..., "text": ...}``."""
+
+    name = "yesno_text"
+    keys = frozenset({"choices", "max_length", "text_prompt"})
+    needs_choices = True
+    needs_max_length = True
+
+    def fields(self, item, rows):
+        return {
+            item.id: _radio(_l(item.prompt), _skippable(_choices(item))),
+            f"{item.id}_text": _free_text(_l(item.text_prompt), item.max_length),
+        }
+
+    def form_data(self, item, value):
+        return {item.id: value.get("choice"), f"{item.id}_text": value.get("text", "")}
+
+    def answer(self, item, form):
+        choice, text = form[item.id].data or None, form[f"{item.id}_text"].data or ""
+        return {"choice": choice, "text": text} if (choice or text) else None
+
+    def show(self, item, value):
+        words = (label(item, value.get("choice")),) if value.get("choice") else ()
+        return Shown(words, value.get("text", ""))
+
+
+TYPES: dict[str, ItemType] = {
+    kind.name: kind for kind in (Single(), Multi(), Scale(), Text(), MedList(), YesNoText())
+}
