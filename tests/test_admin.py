@@ -8,9 +8,11 @@ import pytest
 from conftest import (
     FULL_ANSWERS,
     Patient,
+    checked,
     create_user,
     csrf_from,
     finish_visit,
+    input_value,
     login,
     make_invitation,
 )
@@ -303,9 +305,12 @@ def test_unknown_user_is_404(admin):
 
 
 def test_settings_show_current_values(app, admin):
-    page = text(admin.get("/staff/admin/settings"))
-    assert 'value="365"' in page and 'value="15"' in page and 'value="0"' in page
-    assert 'type="checkbox"' in page and "checked" in page
+    page = admin.get("/staff/admin/settings").get_data(as_text=True)
+    assert input_value(page, "retention_days") == "365"
+    assert input_value(page, "patient_idle_minutes") == "15"
+    assert input_value(page, "invite_extra_days") == "0"
+    # Nothing stored yet means every offered language is offered, so all are ticked.
+    assert checked(page, "languages") == app.config["OFFERED_LANGUAGES"]
     assert "style=" not in page
 
 
@@ -400,6 +405,8 @@ def test_languages_can_be_narrowed(app, admin):
         pytest.skip("needs at least English and Spanish catalogs")
     submit(admin, "/staff/admin/settings", {**GOOD_SETTINGS, "languages": ["en", "es"]})
     assert settings(app)["languages"] == ["en", "es"]
+    page = admin.get("/staff/admin/settings").get_data(as_text=True)
+    assert checked(page, "languages") == ["en", "es"]
     with app.test_request_context():
         from patientapp.i18n import offered_languages
 
