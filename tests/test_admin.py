@@ -130,9 +130,24 @@ def test_logged_out_goes_to_login(client, url):
     assert "/staff/login" in response.headers["Location"]
 
 
+ADMIN_LINKS = (
+    'href="/staff/admin/users"',
+    'href="/staff/admin/settings"',
+    'href="/staff/admin/audit"',
+)
+
+
 def test_admin_nav_links_show_for_admins_only(app, admin):
     page = text(admin.get("/staff/"))
-    assert "/staff/admin/users" in page and "/staff/admin/audit" in page
+    assert all(link in page for link in ADMIN_LINKS)
+    for role in ("psychiatrist", "frontdesk"):
+        add_user(app, f"{role}@example.org", role)
+        other = app.test_client()
+        log_in(other, f"{role}@example.org")
+        for url in ("/staff/", "/staff/invitations/new", "/staff/account"):
+            response = other.get(url)
+            assert response.status_code == 200, (role, url)
+            assert [link for link in ADMIN_LINKS if link in text(response)] == [], (role, url)
 
 
 # --- users -------------------------------------------------------------------------------
