@@ -438,7 +438,7 @@ def summary_in_text(text: str) -> dict:
         part.splitlines() for part in text.strip().split("\n\n")
     ]
     meta = dict(labelled(piece) for line in head[1:] for piece in line.split(" · "))
-    assert flags[0] == "Flags and openers" and changes[0] == "Since last visit"
+    assert flags[0] == "Flags and openers" and changes[0].startswith("Since last visit")
     return {
         "patient": meta.pop("Patient"),
         "meta": meta,
