@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from datetime import datetime, timedelta
+from html.parser import HTMLParser
 
 import pytest
 
@@ -111,6 +112,34 @@ def csrf_from(html: str) -> str:
     match = TOKEN_RE.search(html)
     assert match, "no CSRF token on the page"
     return next(group for group in match.groups() if group)
+
+
+class _InputTags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.found: list[dict] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "input":
+            self.found.append(dict(attrs))
+
+
+def inputs(html: str, name: str) -> list[dict]:
+    """The attributes of every <input name=...> on the page, in page order."""
+    parser = _InputTags()
+    parser.feed(html)
+    return [tag for tag in parser.found if tag.get("name") == name]
+
+
+def checked(html: str, name: str) -> list[str]:
+    """The values of the ticked boxes or the chosen radio button called name."""
+    return [tag.get("value", "") for tag in inputs(html, name) if "checked" in tag]
+
+
+def input_value(html: str, name: str) -> str | None:
+    """The value shown in the one text input called name."""
+    [tag] = inputs(html, name)
+    return tag.get("value")
 
 
 def make_invitation(app, patient_ref="A-1001", when=None, language=""):

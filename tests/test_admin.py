@@ -8,9 +8,11 @@ import pytest
 from conftest import (
     FULL_ANSWERS,
     Patient,
+    checked,
     create_user,
     csrf_from,
     finish_visit,
+    input_value,
     login,
     make_invitation,
 )
@@ -128,9 +130,24 @@ def test_logged_out_goes_to_login(client, url):
     assert "/staff/login" in response.headers["Location"]
 
 
+ADMIN_LINKS = (
+    'href="/staff/admin/users"',
+    'href="/staff/admin/settings"',
+    'href="/staff/admin/audit"',
+)
+
+
 def test_admin_nav_links_show_for_admins_only(app, admin):
     page = text(admin.get("/staff/"))
-    assert "/staff/admin/users" in page and "/staff/admin/audit" in page
+    assert all(link in page for link in ADMIN_LINKS)
+    for role in ("psychiatrist", "frontdesk"):
+        add_user(app, f"{role}@example.org", role)
+        other = app.test_client()
+        log_in(other, f"{role}@example.org")
+        for url in ("/staff/", "/staff/invitations/new", "/staff/account"):
+            response = other.get(url)
+            assert response.status_code == 200, (role, url)
+            assert [link for link in ADMIN_LINKS if link in text(response)] == [], (role, url)
 
 
 # --- users -------------------------------------------------------------------------------
@@ -303,9 +320,12 @@ def test_unknown_user_is_404(admin):
 
 
 def test_settings_show_current_values(app, admin):
-    page = text(admin.get("/staff/admin/settings"))
-    assert 'value="365"' in page and 'value="15"' in page and 'value="0"' in page
-    assert 'type="checkbox"' in page and "checked" in page
+    page = admin.get("/staff/admin/settings").get_data(as_text=True)
+    assert input_value(page, "retention_days") == "365"
+    assert input_value(page, "patient_idle_minutes") == "15"
+    assert input_value(page, "invite_extra_days") == "0"
+    # Nothing stored yet means every offered language is offered, so all are ticked.
+    assert checked(page, "languages") == app.config["OFFERED_LANGUAGES"]
     assert "style=" not in page
 
 
@@ -400,6 +420,8 @@ def test_languages_can_be_narrowed(app, admin):
         pytest.skip("needs at least English and Spanish catalogs")
     submit(admin, "/staff/admin/settings", {**GOOD_SETTINGS, "languages": ["en", "es"]})
     assert settings(app)["languages"] == ["en", "es"]
+    page = admin.get("/staff/admin/settings").get_data(as_text=True)
+    assert checked(page, "languages") == ["en", "es"]
     with app.test_request_context():
         from patientapp.i18n import offered_languages
 

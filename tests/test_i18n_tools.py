@@ -1,9 +1,11 @@
 """Translation tooling: extraction from Python, templates and the questionnaire, and the
-catalog check run against a temporary catalog (never against translations/)."""
+catalog check, run on temporary catalogs and source copies (nothing in translations/ is
+ever written)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,9 +17,12 @@ from patientapp.i18n_tools import (
     catalog_path,
     check_catalog,
     check_catalogs,
+    default_translations_dir,
     extract_questionnaire,
     extract_template,
     placeholders,
+    shipped_languages,
+    template_path,
 )
 
 ITEM_FIELDS = (
@@ -213,13 +218,41 @@ def test_check_catches_a_message_missing_from_the_catalog(filled, template, runn
     assert result.exit_code == 1 and 'es: missing: "Your code"' in result.output
 
 
-def test_check_compares_with_a_fresh_extract_not_the_catalog_alone(filled, template):
-    newer = Catalog(locale=None)
-    for message in template:
-        if message.id:
-            newer.add(message.id, context=message.context)
-    newer.add("A string just added to the code")
-    assert check_catalogs(filled, newer)["es"] == ['missing: "A string just added to the code"']
+def message_keys(catalog: Catalog) -> set:
+    return {(m.id if isinstance(m.id, str) else tuple(m.id), m.context) for m in catalog if m.id}
+
+
+def test_committed_template_lists_what_the_code_extracts(template):
+    with template_path(default_translations_dir()).open("rb") as fh:
+        committed = read_po(fh)
+    assert message_keys(committed) == message_keys(template), "run: flask --app app i18n update"
+
+
+@pytest.fixture
+def source_copy(tmp_path, monkeypatch) -> Path:
+    """A copy of the source tree with its committed translations/ (messages.pot and every
+    catalog), where the i18n commands now extract and check."""
+    root = tmp_path / "source"
+    real = i18n_tools.PROJECT_ROOT
+    root.mkdir()
+    shutil.copy(real / "babel.cfg", root / "babel.cfg")
+    for folder in ("patientapp", "templates", "translations"):
+        shutil.copytree(real / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(i18n_tools, "PROJECT_ROOT", root)
+    return root
+
+
+def test_check_compares_the_catalogs_with_the_code_not_the_saved_template(source_copy, runner):
+    passing = runner.invoke(args=["i18n", "check"])
+    assert passing.exit_code == 0, passing.output
+    with (source_copy / "patientapp" / "web.py").open("a", encoding="utf-8") as fh:
+        fh.write('\nADDED = _l("A string just added to the code")\n')
+    result = runner.invoke(args=["i18n", "check"])
+    assert result.exit_code == 1
+    languages = shipped_languages(source_copy / "translations")
+    assert len(languages) >= 6
+    problems = [line for line in result.output.splitlines() if " messages, " not in line]
+    assert problems == [f'{lang}: missing: "A string just added to the code"' for lang in languages]
 
 
 def test_check_reports_stale_entries(filled, template):

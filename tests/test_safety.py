@@ -82,8 +82,16 @@ def test_a_second_endorsement_keeps_one_alert(db, patient, invitation):
     assert db["alerts"].count == 1
 
 
-def test_safety_answer_cannot_be_held_back(patient, invitation):
-    reach_safety(patient, invitation)
+def test_safety_answer_cannot_be_held_back(db, patient, invitation):
+    patient.start(invitation.token)
+    patient.post("/step/1", {"action": "next", "T2": "Sleep"})
+    for number in range(2, 8):
+        patient.post(f"/step/{number}", {"action": "next"})
     patient.post("/step/8", {"action": "next", "S1": "several_days"})
     html = patient.client.get("/review").get_data(as_text=True)
-    assert 'id="hold-S1"' not in html
+    assert 'id="hold-T2"' in html  # other answers offer the choice...
+    assert 'id="hold-S1"' not in html  # ...the safety answer does not
+    # Nor does the server take it from a hand-made form.
+    patient.post("/review", {"action": "submit", "in_person": ["S1", "T2"]})
+    answers, in_person = storage.answers_for(db, invitation.visit_id)
+    assert in_person == {"T2"} and answers["S1"] == "several_days"
