@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from conftest import create_user, csrf_from, login, make_invitation
 
-from patientapp import storage
+from patientapp import storage, visits
 from patientapp.web import get_db
 
 PASSWORD = "correct horse battery"
@@ -125,11 +125,12 @@ def clinic(app):
     with app.app_context():
         db, now = get_db(), app.config["CLOCK"]()
         storage.update_user(db, inactive, active=0)
-        # Written through storage rather than the patient pages: this runs for every test.
-        storage.start_visit(db, sent, language="en", version="2026.1", now=now)
+        # Written through the visit rules rather than the patient pages: this runs for
+        # every test.
+        visits.start(db, sent, language="en", version="2026.1", now=now)
         answers = {"T2": "Sleep, mostly.", "S1": "nearly_every_day"}
-        storage.save_step(db, sent, answers, step=8, next_step=9, now=now, safety="endorsed")
-        assert storage.submit_visit(db, sent, set(), now)
+        visits.save_step(db, sent, answers, step=8, next_step=9, now=now)
+        assert visits.submit(db, sent, set(), now)
     return SimpleNamespace(
         sent=sent, open=open_visit, new_visit=open_visit + 1, target=target, inactive=inactive
     )
