@@ -12,8 +12,8 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
+from . import admin, auth, commands, i18n, patient, questionnaire, staff, storage, web
 from . import config as config_module
-from . import i18n, questionnaire, storage, web
 
 __version__ = "0.1.0"
 
@@ -74,13 +74,11 @@ def _check_definition() -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from . import admin, auth, cli, patient, staff
-
     app.register_blueprint(patient.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(admin.bp)
-    cli.init_app(app)
+    commands.init_app(app)
 
 
 ERROR_MESSAGES = {

@@ -7,7 +7,6 @@ content never reach the audit log.
 from __future__ import annotations
 
 import re
-import sqlite3
 from datetime import timedelta
 
 from flask import (
@@ -37,7 +36,18 @@ from wtforms import (
 from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
 
 from . import storage
-from .auth import ROLE_LABELS, ROLES, audit, hash_password, login_required, password_problem
+from .auth import (
+    MAX_EMAIL,
+    ROLE_LABELS,
+    ROLES,
+    AccountError,
+    audit,
+    create_account,
+    email_rule,
+    hash_password,
+    login_required,
+    password_rule,
+)
 from .forms import CHOICE_ERROR, MultiCheckboxField, length_limit, strip_spaces
 from .i18n import language_name
 from .web import SETTING_DEFAULTS, clinic_settings, get_db, now
@@ -46,19 +56,11 @@ bp = Blueprint("admin", __name__, url_prefix="/staff/admin")
 
 PAGE_SIZE = 100
 MAX_PAGE = 100_000  # far beyond any real log; keeps OFFSET inside SQLite's integer range
-EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 VISIT_ID = re.compile(r"^\d{1,9}$")
-DUPLICATE_EMAIL = _l("There is already an account with this email address.")
 
 
 def _role_choices() -> list[SelectChoice]:
     return [SelectChoice(role, ROLE_LABELS[role]) for role in ROLES]
-
-
-def _check_password(_form, field) -> None:
-    problem = password_problem(field.data or "")
-    if problem:
-        raise ValidationError(problem)
 
 
 # --- forms -------------------------------------------------------------------------------
@@ -68,7 +70,11 @@ class NewUserForm(FlaskForm):
     email = EmailField(
         _l("Email"),
         filters=[strip_spaces],
-        validators=[DataRequired(message=_l("Please enter an email address.")), length_limit(200)],
+        validators=[
+            DataRequired(message=_l("Please enter an email address.")),
+            length_limit(MAX_EMAIL),
+            email_rule,
+        ],
         render_kw={"autocomplete": "off", "spellcheck": "false"},
     )
     display_name = StringField(
@@ -87,14 +93,10 @@ class NewUserForm(FlaskForm):
         validators=[
             DataRequired(message=_l("Please enter a password.")),
             length_limit(500),
-            _check_password,
+            password_rule,
         ],
         render_kw={"autocomplete": "new-password"},
     )
-
-    def validate_email(self, field):
-        if not EMAIL_SHAPE.match(field.data or ""):
-            raise ValidationError(_l("Please enter an email address like name@example.org."))
 
 
 class RoleForm(FlaskForm):
@@ -108,7 +110,7 @@ class PasswordForm(FlaskForm):
         validators=[
             DataRequired(message=_l("Please enter a password.")),
             length_limit(500),
-            _check_password,
+            password_rule,
         ],
         render_kw={"autocomplete": "new-password"},
     )
@@ -217,26 +219,20 @@ def _user_or_404(user_id: int) -> dict:
 
 
 def _create_user(form: NewUserForm) -> bool:
-    """Create the account, or put a duplicate-email message on the form."""
-    db = get_db()
-    email = form.email.data
-    if storage.user_by_email(db, email) is None:
-        try:
-            storage.create_user(
-                db,
-                email=email,
-                display_name=form.display_name.data,
-                password_hash=hash_password(form.password.data),
-                role=form.role.data,
-                now=now(),
-            )
-        except sqlite3.IntegrityError:
-            pass  # another admin created the same address a moment ago
-        else:
-            audit("user_created", detail=f"{email} as {form.role.data}")
-            return True
-    form.email.errors.append(DUPLICATE_EMAIL)
-    return False
+    """Create the account, or put the reason it was refused on the form."""
+    try:
+        create_account(
+            get_db(),
+            email=form.email.data,
+            password=form.password.data,
+            role=form.role.data,
+            display_name=form.display_name.data,
+        )
+    except AccountError as error:
+        form[error.field].errors.append(str(error))
+        return False
+    audit("user_created", detail=f"{form.email.data} as {form.role.data}")
+    return True
 
 
 @bp.route("/users", methods=["GET", "POST"])

@@ -15,7 +15,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     g,
     jsonify,
     redirect,
@@ -34,7 +33,7 @@ from . import invitations, questionnaire, storage, summary_view
 from .auth import audit, login_required
 from .forms import CHOICE_ERROR, length_limit
 from .i18n import current_language, language_name, offered_languages
-from .web import clinic_name, clinic_settings, get_db, now
+from .web import base_url, clinic_name, clinic_settings, get_db, now
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -279,19 +278,14 @@ def _handover(visit: dict) -> dict | None:
     fresh = _fresh_secrets(visit["id"])
     if not fresh or _status(visit) not in storage.OPEN_STATUSES:
         return None
-    link = f"{base_url_for_links()}/v/{fresh['token']}"
+    link = f"{base_url()}/v/{fresh['token']}"
     qr = segno.make(link, error="m", micro=False)
     return {
         "link": link,
         "code": invitations.format_code(fresh["code"]),
-        "start_url": f"{base_url_for_links()}/start",
+        "start_url": f"{base_url()}/start",
         "qr_svg": qr.svg_inline(scale=5, title=gettext("QR code for the patient's link")),
     }
-
-
-def base_url_for_links() -> str:
-    """The configured public address, else the address this request came in on."""
-    return (current_app.config.get("BASE_URL") or request.url_root).rstrip("/")
 
 
 @bp.get("/visits/<int:visit_id>/invitation")

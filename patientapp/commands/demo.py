@@ -1,175 +1,19 @@
-"""Operations commands: create-user, backup, purge and demo.
+"""flask demo: fictional accounts and today's visits in a fresh database, to try the app.
 
-    flask --app app create-user --role admin|psychiatrist|frontdesk EMAIL [--name NAME]
-    flask --app app backup PATH [--force]
-    flask --app app purge [--dry-run]
-    flask --app app demo [--force]
-
-Each change is audited with actor "cli", since no one is signed in at a terminal.
-"""
+The visits are written through the same storage calls the patient pages make."""
 
 from __future__ import annotations
 
-import os
-import sqlite3
-import sys
-import tempfile
 from datetime import datetime, time, timedelta
-from pathlib import Path
-from typing import NoReturn
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
-from flask_babel import force_locale
 
-from . import invitations, questionnaire, storage
-from .admin import EMAIL_SHAPE
-from .auth import ROLES, hash_password, password_problem
-from .summary import safety_status
-from .web import clinic_settings, get_db, now
-
-ACTOR = "cli"
-
-
-def _audit(action: str, detail: str = "") -> None:
-    storage.audit(get_db(), action, now=now(), actor=ACTOR, detail=detail)
-
-
-def _fail(message: str) -> NoReturn:
-    """Print to stderr and exit 1: scripts can tell a refusal from success."""
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(1)
-
-
-# --- create-user -------------------------------------------------------------------------
-
-
-def _at_terminal() -> bool:
-    return sys.stdin.isatty()
-
-
-def _read_password() -> str:
-    """Prompt twice, hidden, at a terminal; otherwise read one line (for scripts)."""
-    if _at_terminal():
-        return click.prompt("Password", hide_input=True, confirmation_prompt="Password again")
-    return sys.stdin.readline().rstrip("\r\n")
-
-
-@click.command("create-user")
-@click.argument("email")
-@click.option("--role", required=True, type=click.Choice(ROLES), help="What the account may do.")
-@click.option("--name", default="", help="Name as colleagues see it (default: none).")
-@with_appcontext
-def create_user_command(email: str, role: str, name: str) -> None:
-    """Create a staff account for EMAIL. The password is asked for twice at a terminal,
-    or read as one line from standard input: echo 'pw' | flask --app app create-user ..."""
-    email = email.strip()
-    _check_new_email(email)  # before the prompt: no one types a password for nothing
-    password = _read_password()
-    with force_locale("en"):  # a terminal has no browser language to follow
-        problem = password_problem(password)
-    if problem:
-        _fail(problem)
-    try:
-        storage.create_user(
-            get_db(),
-            email=email,
-            display_name=name[:80],
-            password_hash=hash_password(password),
-            role=role,
-            now=now(),
-        )
-    except sqlite3.IntegrityError:
-        _fail(f"an account with the email {email} already exists")
-    _audit("user_created", detail=f"{email} as {role}")
-    click.echo(f"Created {role} account {email}.")
-
-
-def _check_new_email(email: str) -> None:
-    if len(email) > 200 or not EMAIL_SHAPE.match(email):
-        _fail("give an email address like name@example.org")
-    if storage.user_by_email(get_db(), email) is not None:
-        _fail(f"an account with the email {email} already exists")
-
-
-# --- backup ------------------------------------------------------------------------------
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    return a.exists() and b.exists() and os.path.samefile(a, b)
-
-
-def _backup_to(target: Path) -> None:
-    """Copy into a temporary file beside the target, then rename it into place, so the
-    target is never a half-written copy and --force can replace any old file."""
-    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        storage.backup(get_db(), temp_name)
-        os.chmod(temp_name, 0o600)  # the copy holds answers: readable by the owner only
-        os.replace(temp_name, target)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-
-
-@click.command("backup")
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--force", is_flag=True, help="Replace PATH if it already exists.")
-@with_appcontext
-def backup_command(path: Path, force: bool) -> None:
-    """Write a consistent copy of the live database to PATH (safe while the app runs)."""
-    target = path.expanduser().resolve()
-    if not target.parent.is_dir():
-        _fail(f"the folder {target.parent} does not exist")
-    if _same_file(target, Path(current_app.config["DATABASE"])):
-        _fail("PATH is the live database itself; choose another file")
-    if target.exists() and not force:
-        _fail(f"{target} already exists; add --force to replace it")
-    _backup_to(target)
-    size = target.stat().st_size
-    _audit("backup", detail=f"{target} ({size} bytes)")
-    click.echo(f"Backup written to {target} ({size:,} bytes).")
-
-
-# --- purge -------------------------------------------------------------------------------
-
-
-def retention_cutoff() -> datetime:
-    """Midnight starting the oldest day still kept: a visit stays retention_days full days."""
-    days = int(clinic_settings()["retention_days"])
-    return datetime.combine(now().date() - timedelta(days=days), time.min)
-
-
-def _describe(counts: dict) -> str:
-    return (
-        f"{counts['visits']} visits ({counts['answers']} answers, {counts['alerts']} safety alerts)"
-    )
-
-
-@click.command("purge")
-@click.option("--dry-run", is_flag=True, help="Only count what would be removed.")
-@with_appcontext
-def purge_command(dry_run: bool) -> None:
-    """Delete visits whose appointment is older than the retention period in Settings.
-    Their answers and alerts go with them; the audit log is kept."""
-    cutoff = retention_cutoff()
-    day = f"{cutoff:%Y-%m-%d}"
-    if dry_run:
-        counts = storage.purge_counts(get_db(), cutoff)
-        click.echo(f"Dry run: would remove {_describe(counts)} with appointments before {day}.")
-        return
-    counts = storage.purge_before(get_db(), cutoff)
-    _audit(
-        "purge",
-        detail=f"visits={counts['visits']} answers={counts['answers']} "
-        f"alerts={counts['alerts']} before={day}",
-    )
-    click.echo(f"Removed {_describe(counts)} with appointments before {day}.")
-
-
-# --- demo --------------------------------------------------------------------------------
+from .. import invitations, questionnaire, storage
+from ..auth import create_account
+from ..summary import safety_status
+from ..web import base_url, clinic_settings, get_db, now
+from .common import audit, fail
 
 DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - printed by the command and in the README: demo only
 DEMO_USERS = (
@@ -334,18 +178,11 @@ IN_PERSON = {
 }
 
 
-def _ensure_user(db, role: str, email: str, name: str, moment: datetime) -> dict:
+def _ensure_user(db, role: str, email: str, name: str) -> dict:
     existing = storage.user_by_email(db, email)
     if existing is not None:
         return {"id": existing["id"], "email": email, "role": role, "created": False}
-    user_id = storage.create_user(
-        db,
-        email=email,
-        display_name=name,
-        password_hash=hash_password(DEMO_PASSWORD),
-        role=role,
-        now=moment,
-    )
+    user_id = create_account(db, email=email, password=DEMO_PASSWORD, role=role, display_name=name)
     return {"id": user_id, "email": email, "role": role, "created": True}
 
 
@@ -481,20 +318,18 @@ def demo_command(force: bool) -> None:
     """Fill a fresh database with fictional accounts and today's visits, to try the app."""
     db = get_db()
     if storage.count_visits(db) and not force:
-        _fail(
+        fail(
             "this database already has visits. The demo is meant for a fresh database; "
             "add --force to add the demo data anyway."
         )
     moment = now()
-    users = {role: _ensure_user(db, role, email, name, moment) for role, email, name in DEMO_USERS}
+    users = {role: _ensure_user(db, role, email, name) for role, email, name in DEMO_USERS}
     visit_ids, waiting = _Demo(db, users, moment).all()
-    _audit("demo_data", detail=f"{len(visit_ids)} visits")
+    audit("demo_data", detail=f"{len(visit_ids)} visits")
     _print_demo(users, waiting)
 
 
 def _print_demo(users: dict, waiting: invitations.Invitation) -> None:
-    from .cli import base_url
-
     click.echo(f"Demo data added: fictional visits for today, {now():%Y-%m-%d}.")
     click.echo(f"Sign in at {base_url()}/staff/login as:")
     for account in users.values():
@@ -506,9 +341,3 @@ def _print_demo(users: dict, waiting: invitations.Invitation) -> None:
         "WARNING: for demonstration only. These accounts and their published password "
         "must never hold real patients; deactivate them before going live."
     )
-
-
-def init_app(app) -> None:
-    """Register the operations commands on the app's CLI."""
-    for command in (create_user_command, backup_command, purge_command, demo_command):
-        app.cli.add_command(command)
