@@ -46,6 +46,13 @@ from pathlib import Path
 from urllib.parse import urlencode, urljoin, urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))  # the app runs from the source tree, not installed
+
+from patientapp import create_app, examples, invitations, questionnaire, storage  # noqa: E402
+from patientapp.auth import hash_password  # noqa: E402
+from patientapp.summary import safety_status  # noqa: E402
+from patientapp.web import get_db  # noqa: E402
+
 HOST = "127.0.0.1"  # the bench only ever talks to this machine
 
 KB = 1024
@@ -61,55 +68,11 @@ UNITS_PER_CLIENT = 400  # ... or stops earlier after this many units per client
 ALONE_STEPS = 40  # one patient alone, for the unloaded latency
 BURST = 200  # patients sending at once
 SECTIONS = 8
+FORM_ANSWERS = examples.LOWER_THE_DOSE_FORM  # one patient, step by step, as the forms post
 
 TOKEN_RE = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
 ASSET_RE = re.compile(r'<link[^>]+rel="stylesheet"[^>]+href="([^"]+)"|<script[^>]+src="([^"]+)"')
 INLINE_SCRIPT_RE = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S)
-
-# One patient's answers, step by step, as the form posts them.
-FORM_ANSWERS = {
-    1: {"T1": ["worried", "tired"], "T2": "Whether I can lower the dose before summer."},
-    2: {
-        "M1-0-name": "Sertraline",
-        "M1-0-feeling": "mixed",
-        "M2": "mixed",
-        "M3": ["safety_net", "crutch"],
-        "M4": "8",
-        "M5": ["side_effects", "dependent"],
-    },
-    3: {"P1": "chose_to_skip", "P2": ["felt_better", "side_effects"]},
-    4: {
-        "F1": ["against"],
-        "F2": "yes",
-        "F2_text": "My mother says pills are weakness.",
-        "F3": ["pressured"],
-    },
-    5: {"W1": ["body_chemistry"], "W2": "takes_edge"},
-    6: {"H1": "I would go back to work and see my friends.", "H2": ["more_expected"]},
-    7: {"R1": "1", "R2": "together", "R3": ["lowering", "side_effects"]},
-    8: {"S1": "not_at_all"},
-}
-# The same answers as the app stores them (for preparing visits directly in SQLite).
-STORED_ANSWERS = {
-    1: {"T1": ["worried", "tired"], "T2": "Whether I can lower the dose before summer."},
-    2: {
-        "M1": [{"name": "Sertraline", "feeling": "mixed"}],
-        "M2": "mixed",
-        "M3": ["safety_net", "crutch"],
-        "M4": 8,
-        "M5": ["side_effects", "dependent"],
-    },
-    3: {"P1": "chose_to_skip", "P2": ["felt_better", "side_effects"]},
-    4: {
-        "F1": ["against"],
-        "F2": {"choice": "yes", "text": "My mother says pills are weakness."},
-        "F3": ["pressured"],
-    },
-    5: {"W1": ["body_chemistry"], "W2": "takes_edge"},
-    6: {"H1": "I would go back to work and see my friends.", "H2": ["more_expected"]},
-    7: {"R1": 1, "R2": "together", "R3": ["lowering", "side_effects"]},
-    8: {"S1": "not_at_all"},
-}
 
 HELLO_WORLD = """
 import sys, waitress
@@ -323,9 +286,6 @@ class Bench:
 
     def invite(self, prefix: str) -> tuple[str, str, int]:
         """A new invitation: (patient_ref, token, visit_id), via the Python API."""
-        from patientapp import invitations
-        from patientapp.web import get_db
-
         self._refs += 1
         ref = f"{prefix}-{self._refs}"
         with self.app.app_context():
@@ -343,17 +303,12 @@ class Bench:
 
     def answer_up_to_review(self, visit_id: int) -> None:
         """Store a full set of answers the way the steps do, leaving the visit on review."""
-        from patientapp import questionnaire, storage
-        from patientapp.summary import safety_status
-        from patientapp.web import get_db
-
         with self.app.app_context():
             db = get_db()
             now = datetime.now()
-            storage.start_visit(
-                db, visit_id, language="en", version=questionnaire.default().version, now=now
-            )
-            for number, answers in STORED_ANSWERS.items():
+            q = questionnaire.default()
+            storage.start_visit(db, visit_id, language="en", version=q.version, now=now)
+            for number, answers in examples.by_step(examples.LOWER_THE_DOSE, q).items():
                 safety = safety_status(answers, reached=True) if "S1" in answers else None
                 storage.save_step(
                     db, visit_id, answers, step=number, next_step=number + 1, now=now, safety=safety
@@ -762,10 +717,6 @@ def _maximal_visit_module():
 def _summary_app(bench: Bench):
     """An app of its own (create_app, a temporary database in the bench's folder) with a
     psychiatrist and the fullest visit plus the previous one; returns (app, visit_id)."""
-    from patientapp import create_app, storage
-    from patientapp.auth import hash_password
-    from patientapp.web import get_db
-
     app = create_app(
         {
             "SECRET_KEY": "bench-summary",
@@ -871,7 +822,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    sys.path.insert(0, str(REPO_ROOT))
     with tempfile.TemporaryDirectory(prefix="patientapp-bench-") as tmp:
         workdir = Path(tmp)
         instance = workdir / "instance"
@@ -885,8 +835,6 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         os.environ.update({"PATIENTAPP_INSTANCE": str(instance)})
-        from patientapp import create_app
-
         app = create_app({"SECRET_KEY": "bench", "DATABASE": str(instance / "patientapp.db")})
         bench = Bench(
             workdir=workdir,

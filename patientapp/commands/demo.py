@@ -9,7 +9,7 @@ from datetime import datetime, time, timedelta
 import click
 from flask.cli import with_appcontext
 
-from .. import invitations, questionnaire, storage
+from .. import examples, invitations, questionnaire, storage
 from ..auth import create_account
 from ..summary import safety_status
 from ..web import base_url, clinic_settings, get_db, now
@@ -21,161 +21,6 @@ DEMO_USERS = (
     ("psychiatrist", "dr.rivera@example.org", "Dr. Ana Rivera"),
     ("frontdesk", "desk@example.org", "Sam Okafor"),
 )
-
-# Fictional answers, stored exactly as the patient pages store them (shapes documented at
-# the top of questionnaire.toml); a missing item id means the patient skipped it.
-SAFETY_CONCERN = {
-    "T1": ["sad", "tired"],
-    "T2": "I haven't been sleeping and everything feels heavy again.",
-    "M1": [{"name": "Sertraline 100 mg", "feeling": "not_sure"}],
-    "M2": "unsure",
-    "M3": ["helper"],
-    "M4": 6,
-    "M5": ["not_myself"],
-    "P1": "missed_by_accident",
-    "P2": ["never"],
-    "F1": ["supportive"],
-    "F2": {"choice": "no", "text": ""},
-    "F3": ["helped_a_lot"],
-    "W1": ["stress", "past_experiences"],
-    "W2": "takes_edge",
-    "H1": "I could get up in the morning and go to work without dreading it.",
-    "H2": ["none"],
-    "R1": 3,
-    "R2": "together",
-    "R3": ["changing"],
-    "S1": "several_days",
-}
-AMBIVALENT = {
-    "T1": ["worried", "hopeful"],
-    "T2": "Whether I really have to take this for the rest of my life.",
-    "M1": [{"name": "Lithium", "feeling": "helping"}, {"name": "Quetiapine", "feeling": "mixed"}],
-    "M2": "mixed",
-    "M3": ["safety_net", "crutch"],
-    "M4": 8,
-    "M5": ["dependent", "long_term_harm"],
-    "P1": "as_prescribed",
-    "P2": ["felt_better"],
-    "F1": ["supportive", "bad_experience"],
-    "F2": {"choice": "no", "text": ""},
-    "F3": ["helped_a_lot", "bad_side_effects"],
-    "W1": ["body_chemistry", "stress"],
-    "W2": "prevents_relapse",
-    "H1": "I would trust that I can stay well, and maybe start a family.",
-    "H2": ["more_expected"],
-    "R1": 2,
-    "R2": "together",
-    "R3": ["how_long", "lowering"],
-    "S1": "not_at_all",
-}
-FOLLOW_UP_BEFORE = {
-    "T1": ["frustrated", "tired"],
-    "T2": "The side effects. I feel slowed down all day.",
-    "M1": [{"name": "Aripiprazole", "feeling": "not_helping"}],
-    "M2": "unsure",
-    "M3": ["nothing_much"],
-    "M4": 4,
-    "M5": ["side_effects"],
-    "P1": "chose_to_skip",
-    "P2": ["side_effects", "test_need"],
-    "F1": ["dont_know"],
-    "F2": {"choice": "no", "text": ""},
-    "F3": ["not_listened"],
-    "W1": ["stress"],
-    "W2": "not_sure",
-    "H1": "I could concentrate at work again.",
-    "H2": ["none"],
-    "R1": 1,
-    "R2": "mostly_me",
-    "R3": ["side_effects", "changing"],
-    "S1": "not_at_all",
-}
-FOLLOW_UP_NOW = {
-    "T1": ["okay", "hopeful"],
-    "T2": "The new dose is better, but I want to talk about how my family sees it.",
-    "M1": [{"name": "Aripiprazole", "feeling": "helping"}],
-    "M2": "mixed",
-    "M3": ["helper", "reminder"],
-    "M4": 7,
-    "M5": ["side_effects", "not_myself", "others_think"],
-    "P1": "missed_by_accident",
-    "P2": ["side_effects", "test_need"],
-    "F1": ["dont_know", "prefer_other"],
-    "F2": {
-        "choice": "yes",
-        "text": "At my church people say you should pray instead of taking pills.",
-    },
-    "F3": ["not_listened", "helped_a_lot"],
-    "W1": ["stress", "spiritual"],
-    "W2": "takes_edge",
-    "H1": "I would feel like myself with my friends again.",
-    "H2": ["relationships_change"],
-    "R1": 3,
-    "R2": "together",
-    "R3": ["side_effects", "how_long"],
-    "S1": "not_at_all",
-}
-IN_PROGRESS = {  # sections 1 and 2 only: the patient is on step 3 now
-    "T1": ["worried"],
-    "T2": "Can I stop before my exams?",
-    "M1": [{"name": "Escitalopram", "feeling": "mixed"}],
-    "M2": "mixed",
-    "M4": 5,
-    "M5": ["side_effects"],
-}
-SPANISH = {
-    "T1": ["tired", "worried"],
-    "T2": "Quiero hablar de si puedo bajar la dosis, porque me da mucho sueño.",
-    "M1": [{"name": "Fluoxetina", "feeling": "mixed"}],
-    "M2": "mixed",
-    "M3": ["helper", "crutch"],
-    "M4": 6,
-    "M5": ["side_effects", "dependent"],
-    "P1": "chose_to_skip",
-    "P2": ["felt_better"],
-    "F1": ["against"],
-    "F2": {
-        "choice": "yes",
-        "text": "Mi madre dice que las pastillas son para los débiles y que debo ser fuerte.",
-    },
-    "F3": ["pressured"],
-    "W1": ["relationships", "stress"],
-    "W2": "takes_edge",
-    "H1": "Tendría más energía para jugar con mis hijos.",
-    "H2": ["none"],
-    "R1": 1,
-    "R2": "together",
-    "R3": ["lowering", "side_effects"],
-    "S1": "not_at_all",
-}
-IN_PERSON = {
-    "T1": ["calm"],
-    "T2": "Just a check-in, things are mostly okay.",
-    "M1": [
-        {"name": "Bupropion", "feeling": "helping"},
-        {"name": "Melatonin", "feeling": "not_sure"},
-    ],
-    "M2": "positive",
-    "M3": ["helper"],
-    "M4": 7,
-    "M5": ["none"],
-    "P1": "stopped",
-    "P2": ["cost"],
-    "F1": ["supportive"],
-    "F2": {
-        "choice": "yes",
-        "text": "Something in my family about medicine that I'd rather explain face to face.",
-    },
-    "F3": ["helped_a_lot"],
-    "W1": ["body_chemistry"],
-    "W2": "fixes_chemical",
-    "H1": "I would go back to my studies.",
-    "H2": ["losing_support"],
-    "R1": 4,
-    "R2": "psychiatrist_decides",
-    "R3": ["nothing"],
-    "S1": "not_at_all",
-}
 
 
 def _ensure_user(db, role: str, email: str, name: str) -> dict:
@@ -232,8 +77,9 @@ class _Demo:
         q = self.questionnaire
         storage.start_visit(self.db, visit_id, language=language, version=q.version, now=started)
         gap = timedelta(minutes=minutes) / (len(q.sections) + 1)
-        for number, section in enumerate(q.sections[:sections], start=1):
-            values = {item.id: answers.get(item.id) for item in section.items}
+        steps = examples.by_step(answers, q)
+        for number in range(1, sections + 1):
+            values = steps[number]
             safety = safety_status(values, reached=True) if "S1" in values else None
             storage.save_step(
                 self.db,
@@ -271,9 +117,9 @@ class _Demo:
         """A patient seen about four weeks ago, so the summary shows what changed."""
         sent = self.moment - timedelta(minutes=22)
         before = sent - timedelta(days=28)
-        first = self.submitted("RB-1187", FOLLOW_UP_BEFORE, before, 6, day=before.date())
+        first = self.submitted("RB-1187", examples.FOLLOW_UP_BEFORE, before, 6, day=before.date())
         storage.mark_reviewed(self.db, first, self.doctor, before + timedelta(minutes=25))
-        return [first, self.submitted("RB-1187", FOLLOW_UP_NOW, sent, 8)]
+        return [first, self.submitted("RB-1187", examples.FOLLOW_UP_NOW, sent, 8)]
 
     def open_visits(self) -> tuple[invitations.Invitation, int]:
         """One invitation not opened yet, one patient on step 3 right now."""
@@ -289,7 +135,7 @@ class _Demo:
             _slot(self.moment + timedelta(minutes=15), today),
             started - timedelta(minutes=10),
         ).visit_id
-        self.answer(busy, IN_PROGRESS, started, 4, 2, "en")
+        self.answer(busy, examples.IN_PROGRESS, started, 4, 2, "en")
         return waiting, busy
 
     def ago(self, minutes: int) -> datetime:
@@ -299,12 +145,12 @@ class _Demo:
         """Every demo visit; returns their ids and the invitation nobody opened yet."""
         ago = self.ago
         ids = [
-            self.submitted("A-2041", SAFETY_CONCERN, ago(8), 6),
-            self.submitted("A-2057", AMBIVALENT, ago(35), 7),
+            self.submitted("A-2041", examples.SAFETY_CONCERN, ago(8), 6),
+            self.submitted("A-2057", examples.AMBIVALENT, ago(35), 7),
             *self.follow_up(),
-            self.submitted("A-2079", SPANISH, ago(50), 9, language="es"),
+            self.submitted("A-2079", examples.SPANISH, ago(50), 9, language="es"),
             self.submitted(
-                "A-2085", IN_PERSON, ago(15), 5, in_person=frozenset({"P1", "F2", "H1"})
+                "A-2085", examples.IN_PERSON, ago(15), 5, in_person=frozenset({"P1", "F2", "H1"})
             ),
         ]
         waiting, busy = self.open_visits()
