@@ -14,7 +14,13 @@ Prints ONE table:
     plain-text export.
 
 Everything runs against servers started here on 127.0.0.1 with a temporary instance folder
-(never the repo's instance/). Every loop is bounded by a count and by time.
+(never the repo's instance/); nothing is written inside the repository. Every loop is
+bounded by a count and by time. The exit code is 1 when a row says FAIL (an error, a lost
+answer, a damaged database); a target missed (SLOW, LOW, OVER) is reported, not failed.
+
+  python bench/run.py --smoke   runs every measurement with tiny counts (3 patients, 1 s
+                                phases, a burst of 5) in seconds: tests/test_bench.py runs
+                                it, so the bench cannot rot unnoticed.
 
 Adding a measurement is one function: decorate it with @measurement; it receives the
 Bench (servers, invitations, the database) and returns table rows.
@@ -62,13 +68,33 @@ BUDGET_JS = 5 * KB
 TARGET_P95_MS = 100.0
 TARGET_RATIO = 0.40
 
-PATIENTS = 50  # concurrent simulated patients in the load phase
-LOAD_SECONDS = 10.0  # each load phase runs this long (both servers alike; max 20 s)
-UNITS_PER_CLIENT = 400  # ... or stops earlier after this many units per client
-ALONE_STEPS = 40  # one patient alone, for the unloaded latency
-BURST = 200  # patients sending at once
 SECTIONS = 8
 FORM_ANSWERS = examples.LOWER_THE_DOSE_FORM  # one patient, step by step, as the forms post
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How much each measurement does. --smoke runs every one at SMOKE, in seconds, to show
+    the bench still works: its numbers mean nothing."""
+
+    patients: int = 50  # concurrent simulated patients in the load phase
+    load_seconds: float = 10.0  # each load phase runs this long (both servers alike)
+    units_per_client: int = 400  # ... or stops earlier after this many units per client
+    alone_steps: int = 40  # one patient alone, for the unloaded latency
+    burst: int = 200  # patients sending at once
+    summary_renders: int = 200  # timed GETs of the summary (and of its .txt export)
+    summary_warmup: int = 5  # untimed first requests: templates, catalogs, caches
+
+
+FULL = Scale()
+SMOKE = Scale(
+    patients=3,
+    load_seconds=1.0,
+    alone_steps=5,
+    burst=5,
+    summary_renders=5,
+    summary_warmup=1,
+)
 
 TOKEN_RE = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
 ASSET_RE = re.compile(r'<link[^>]+rel="stylesheet"[^>]+href="([^"]+)"|<script[^>]+src="([^"]+)"')
@@ -277,6 +303,7 @@ class Bench:
 
     workdir: Path
     threads: int
+    scale: Scale = FULL
     app_port: int = 0
     app_log: Path | None = None
     app: object = None
@@ -426,10 +453,7 @@ class LoadResult:
 
 
 def _run_load(
-    workers: list[Callable[[], float]],
-    label: str,
-    units: int = UNITS_PER_CLIENT,
-    seconds: float = LOAD_SECONDS,
+    workers: list[Callable[[], float]], label: str, units: int, seconds: float
 ) -> LoadResult:
     """Each worker callable does one timed unit and returns its latency in seconds.
     All start together; each stops after `units` units or `seconds`, whichever first."""
@@ -509,8 +533,9 @@ def _hello_worker(port: int) -> Callable[[], float]:
 
 @measurement
 def step_under_load(bench: Bench) -> list[Row]:
+    scale = bench.scale
     hello_port = free_port()
-    log(f"load: hello world on waitress, {bench.threads} threads, {PATIENTS} clients")
+    log(f"load: hello world on waitress, {bench.threads} threads, {scale.patients} clients")
     with running(
         [sys.executable, "-c", HELLO_WORLD, HOST, str(hello_port), str(bench.threads)],
         bench.env,
@@ -518,17 +543,24 @@ def step_under_load(bench: Bench) -> list[Row]:
         bench.workdir / "hello.log",
         "/",
     ):
-        hello = _run_load([_hello_worker(hello_port) for _ in range(PATIENTS)], "hello world")
+        hello = _run_load(
+            [_hello_worker(hello_port) for _ in range(scale.patients)],
+            "hello world",
+            scale.units_per_client,
+            scale.load_seconds,
+        )
     log("load: one patient alone")
-    alone = _run_load([_patient_worker(bench)], "one patient alone", units=ALONE_STEPS)
-    log(f"load: {PATIENTS} patients open their invitations")
-    patients = [_patient_worker(bench) for _ in range(PATIENTS)]
-    app = _run_load(patients, "patient step")
+    alone = _run_load(
+        [_patient_worker(bench)], "one patient alone", scale.alone_steps, scale.load_seconds
+    )
+    log(f"load: {scale.patients} patients open their invitations")
+    patients = [_patient_worker(bench) for _ in range(scale.patients)]
+    app = _run_load(patients, "patient step", scale.units_per_client, scale.load_seconds)
 
     p50, p95 = (percentile(app.latencies, p) * 1000 for p in (50, 95))
     h50, h95 = (percentile(hello.latencies, p) * 1000 for p in (50, 95))
     ratio = app.throughput / hello.throughput if hello.throughput else 0.0
-    who = f"{PATIENTS} patients, {bench.threads} threads"
+    who = f"{scale.patients} patients, {bench.threads} threads"
     a50, a95 = (percentile(alone.latencies, p) * 1000 for p in (50, 95))
     return [
         Row(
@@ -580,14 +612,15 @@ def step_under_load(bench: Bench) -> list[Row]:
 
 @measurement
 def submit_burst(bench: Bench) -> list[Row]:
-    log(f"burst: preparing {BURST} visits answered up to review")
+    burst = bench.scale.burst
+    log(f"burst: preparing {burst} visits answered up to review")
     visits = []
-    for _ in range(BURST):
-        ref, token, visit_id = bench.invite("BURST")
+    for _ in range(burst):
+        ref, token, visit_id = bench.invite("burst")
         bench.answer_up_to_review(visit_id)
         visits.append((ref, token))
 
-    go = threading.Barrier(BURST + 1, timeout=120)
+    go = threading.Barrier(burst + 1, timeout=120)
     outcomes: list[tuple[str, float, float]] = []  # (outcome, sent at, answered at)
     lock = threading.Lock()
 
@@ -628,7 +661,7 @@ def submit_burst(bench: Bench) -> list[Row]:
     threads = [threading.Thread(target=patient, args=(token,), daemon=True) for _, token in visits]
     for thread in threads:
         thread.start()
-    log(f"burst: {BURST} patients send at once")
+    log(f"burst: {burst} patients send at once")
     go.wait()
     for thread in threads:
         thread.join(120)
@@ -638,7 +671,7 @@ def submit_burst(bench: Bench) -> list[Row]:
 
     acked = sum(1 for outcome, _, _ in outcomes if outcome == "ack")
     failures = [outcome for outcome, _, _ in outcomes if outcome != "ack"]
-    failures += ["no answer"] * (BURST - len(outcomes))
+    failures += ["no answer"] * (burst - len(outcomes))
     refs = [ref for ref, _ in visits]
     db = sqlite3.connect(bench.database, timeout=30)
     try:
@@ -654,15 +687,15 @@ def submit_burst(bench: Bench) -> list[Row]:
     return [
         Row(
             "burst",
-            f"{BURST} send at once: acknowledged (302 /thanks)",
-            f"{acked}/{BURST}",
-            target=f"{BURST}",
-            result=verdict(acked == BURST, bad="FAIL"),
+            f"{burst} send at once: acknowledged (302 /thanks)",
+            f"{acked}/{burst}",
+            target=f"{burst}",
+            result=verdict(acked == burst, bad="FAIL"),
         ),
         Row(
             "burst",
             "stored (status 'submitted' in SQLite)",
-            f"{stored}/{BURST}",
+            f"{stored}/{burst}",
             target="= acknowledged",
             result=verdict(stored == acked, bad="FAIL"),
         ),
@@ -695,8 +728,6 @@ def submit_burst(bench: Bench) -> list[Row]:
 
 # --- 4. the staff side: the fullest summary ------------------------------------------------
 
-SUMMARY_RENDERS = 200  # timed GETs of the summary (and of its .txt export)
-SUMMARY_WARMUP = 5  # untimed first requests: templates, catalogs, caches
 TARGET_SUMMARY_MS = 50.0
 SUMMARY_PSYCHIATRIST = ("dr.bench@example.org", "bench-password-2026")
 MAXIMAL_VISIT = REPO_ROOT / "tests" / "browser" / "maximal_visit.py"
@@ -756,17 +787,17 @@ def _signed_in(app):
     return client
 
 
-def _time_gets(client, path: str, must_contain: str) -> tuple[list[float], int]:
-    """SUMMARY_RENDERS timed GETs after a short warm-up: (seconds each, errors)."""
+def _time_gets(client, path: str, must_contain: str, scale: Scale) -> tuple[list[float], int]:
+    """scale.summary_renders timed GETs after a short warm-up: (seconds each, errors)."""
     latencies, errors = [], 0
-    for number in range(SUMMARY_WARMUP + SUMMARY_RENDERS):
+    for number in range(scale.summary_warmup + scale.summary_renders):
         began = time.perf_counter()
         response = client.get(path)
         body = response.get_data(as_text=True)
         took = time.perf_counter() - began
         if response.status_code != 200 or must_contain not in body:
             errors += 1
-        if number >= SUMMARY_WARMUP:
+        if number >= scale.summary_warmup:
             latencies.append(took)
     return latencies, errors
 
@@ -780,11 +811,10 @@ def summary_render(bench: Bench) -> list[Row]:
     for fullest in ("Nearly every day", "Worries no longer named", "Stance: "):
         if fullest not in first:  # the page measured must be the fullest one
             raise RuntimeError(f"the summary lacks {fullest!r}")
-    page, page_errors = _time_gets(
-        client, f"/staff/visits/{visit_id}/summary", "Patient-reported; not a diagnosis."
-    )
+    must = "Patient-reported; not a diagnosis."
+    page, page_errors = _time_gets(client, f"/staff/visits/{visit_id}/summary", must, bench.scale)
     text, text_errors = _time_gets(
-        client, f"/staff/visits/{visit_id}/summary.txt", "Patient-reported; not a diagnosis."
+        client, f"/staff/visits/{visit_id}/summary.txt", must, bench.scale
     )
     p50, p95 = (percentile(page, p) * 1000 for p in (50, 95))
     t50, t95 = (percentile(text, p) * 1000 for p in (50, 95))
@@ -793,7 +823,7 @@ def summary_render(bench: Bench) -> list[Row]:
     return [
         Row(
             "staff",
-            f"summary render p50 / p95 (fullest, {SUMMARY_RENDERS} GETs, test client)",
+            f"summary render p50 / p95 (fullest, {bench.scale.summary_renders} GETs, test client)",
             f"{p50:.1f} / {p95:.1f} ms",
             target=f"p95 < {TARGET_SUMMARY_MS:.0f} ms",
             result=verdict(p95 < TARGET_SUMMARY_MS, bad="SLOW"),
@@ -820,7 +850,13 @@ def main(argv: list[str] | None = None) -> int:
         default=int(os.environ.get("PATIENTAPP_THREADS", "8")),
         help="waitress threads for both servers (default: the serve default)",
     )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="run every measurement with tiny counts, in seconds, to check the bench works",
+    )
     args = parser.parse_args(argv)
+    scale = SMOKE if args.smoke else FULL
 
     with tempfile.TemporaryDirectory(prefix="patientapp-bench-") as tmp:
         workdir = Path(tmp)
@@ -839,6 +875,7 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(
             workdir=workdir,
             threads=args.threads,
+            scale=scale,
             app=app,
             database=instance / "patientapp.db",
             env=env,
@@ -863,8 +900,9 @@ def main(argv: list[str] | None = None) -> int:
         with running(command, env, bench.app_port, bench.app_log, "/start"):
             for measure in MEASUREMENTS:
                 rows.extend(measure(bench))
+    kind = "SMOKE RUN (tiny counts: the timings mean nothing), " if args.smoke else ""
     print(
-        f"Patient side benchmark, {datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} cores, "
+        f"Patient side benchmark, {kind}{datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} cores, "
         f"Python {sys.version.split()[0]}, waitress {args.threads} threads, KB = 1024 B"
     )
     print(render(rows))
@@ -872,7 +910,7 @@ def main(argv: list[str] | None = None) -> int:
         "gzip: each file compressed alone at level 6, as a reverse proxy would serve it "
         "(waitress itself sends it uncompressed)."
     )
-    return 0
+    return 1 if any(row.result == "FAIL" for row in rows) else 0
 
 
 if __name__ == "__main__":
