@@ -309,7 +309,7 @@ class NewPasswordForm(FlaskForm):
 class SetupForm(NewPasswordForm):
     email = EmailField(
         _l("Email"),
-        validators=[EMAIL_REQUIRED, length_limit(MAX_EMAIL), email_rule],
+        validators=[EMAIL_REQUIRED, length_limit(MAX_EMAIL)],  # create_account checks the rest
         render_kw={"autocomplete": "username"},
     )
     display_name = StringField(
