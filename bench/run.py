@@ -14,7 +14,13 @@ Prints ONE table:
     plain-text export.
 
 Everything runs against servers started here on 127.0.0.1 with a temporary instance folder
-(never the repo's instance/). Every loop is bounded by a count and by time.
+(never the repo's instance/); nothing is written inside the repository. Every loop is
+bounded by a count and by time. The exit code is 1 when a row says FAIL (an error, a lost
+answer, a damaged database); a target missed (SLOW, LOW, OVER) is reported, not failed.
+
+  python bench/run.py --smoke   runs every measurement with tiny counts (3 patients, 1 s
+                                phases, a burst of 5) in seconds: tests/test_bench.py runs
+                                it, so the bench cannot rot unnoticed.
 
 Adding a measurement is one function: decorate it with @measurement; it receives the
 Bench (servers, invitations, the database) and returns table rows.
@@ -46,6 +52,12 @@ from pathlib import Path
 from urllib.parse import urlencode, urljoin, urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))  # the app runs from the source tree, not installed
+
+from patientapp import create_app, examples, questionnaire, storage, visits  # noqa: E402
+from patientapp.auth import hash_password  # noqa: E402
+from patientapp.web import get_db  # noqa: E402
+
 HOST = "127.0.0.1"  # the bench only ever talks to this machine
 
 KB = 1024
@@ -55,61 +67,37 @@ BUDGET_JS = 5 * KB
 TARGET_P95_MS = 100.0
 TARGET_RATIO = 0.40
 
-PATIENTS = 50  # concurrent simulated patients in the load phase
-LOAD_SECONDS = 10.0  # each load phase runs this long (both servers alike; max 20 s)
-UNITS_PER_CLIENT = 400  # ... or stops earlier after this many units per client
-ALONE_STEPS = 40  # one patient alone, for the unloaded latency
-BURST = 200  # patients sending at once
 SECTIONS = 8
+FORM_ANSWERS = examples.LOWER_THE_DOSE_FORM  # one patient, step by step, as the forms post
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How much each measurement does. --smoke runs every one at SMOKE, in seconds, to show
+    the bench still works: its numbers mean nothing."""
+
+    patients: int = 50  # concurrent simulated patients in the load phase
+    load_seconds: float = 10.0  # each load phase runs this long (both servers alike)
+    units_per_client: int = 400  # ... or stops earlier after this many units per client
+    alone_steps: int = 40  # one patient alone, for the unloaded latency
+    burst: int = 200  # patients sending at once
+    summary_renders: int = 200  # timed GETs of the summary (and of its .txt export)
+    summary_warmup: int = 5  # untimed first requests: templates, catalogs, caches
+
+
+FULL = Scale()
+SMOKE = Scale(
+    patients=3,
+    load_seconds=1.0,
+    alone_steps=5,
+    burst=5,
+    summary_renders=5,
+    summary_warmup=1,
+)
 
 TOKEN_RE = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
 ASSET_RE = re.compile(r'<link[^>]+rel="stylesheet"[^>]+href="([^"]+)"|<script[^>]+src="([^"]+)"')
 INLINE_SCRIPT_RE = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S)
-
-# One patient's answers, step by step, as the form posts them.
-FORM_ANSWERS = {
-    1: {"T1": ["worried", "tired"], "T2": "Whether I can lower the dose before summer."},
-    2: {
-        "M1-0-name": "Sertraline",
-        "M1-0-feeling": "mixed",
-        "M2": "mixed",
-        "M3": ["safety_net", "crutch"],
-        "M4": "8",
-        "M5": ["side_effects", "dependent"],
-    },
-    3: {"P1": "chose_to_skip", "P2": ["felt_better", "side_effects"]},
-    4: {
-        "F1": ["against"],
-        "F2": "yes",
-        "F2_text": "My mother says pills are weakness.",
-        "F3": ["pressured"],
-    },
-    5: {"W1": ["body_chemistry"], "W2": "takes_edge"},
-    6: {"H1": "I would go back to work and see my friends.", "H2": ["more_expected"]},
-    7: {"R1": "1", "R2": "together", "R3": ["lowering", "side_effects"]},
-    8: {"S1": "not_at_all"},
-}
-# The same answers as the app stores them (for preparing visits directly in SQLite).
-STORED_ANSWERS = {
-    1: {"T1": ["worried", "tired"], "T2": "Whether I can lower the dose before summer."},
-    2: {
-        "M1": [{"name": "Sertraline", "feeling": "mixed"}],
-        "M2": "mixed",
-        "M3": ["safety_net", "crutch"],
-        "M4": 8,
-        "M5": ["side_effects", "dependent"],
-    },
-    3: {"P1": "chose_to_skip", "P2": ["felt_better", "side_effects"]},
-    4: {
-        "F1": ["against"],
-        "F2": {"choice": "yes", "text": "My mother says pills are weakness."},
-        "F3": ["pressured"],
-    },
-    5: {"W1": ["body_chemistry"], "W2": "takes_edge"},
-    6: {"H1": "I would go back to work and see my friends.", "H2": ["more_expected"]},
-    7: {"R1": 1, "R2": "together", "R3": ["lowering", "side_effects"]},
-    8: {"S1": "not_at_all"},
-}
 
 HELLO_WORLD = """
 import sys, waitress
@@ -314,6 +302,7 @@ class Bench:
 
     workdir: Path
     threads: int
+    scale: Scale = FULL
     app_port: int = 0
     app_log: Path | None = None
     app: object = None
@@ -323,9 +312,6 @@ class Bench:
 
     def invite(self, prefix: str) -> tuple[str, str, int]:
         """A new invitation: (patient_ref, token, visit_id), via the Python API."""
-        from patientapp import visits
-        from patientapp.web import get_db
-
         self._refs += 1
         ref = f"{prefix}-{self._refs}"
         with self.app.app_context():
@@ -343,16 +329,12 @@ class Bench:
 
     def answer_up_to_review(self, visit_id: int) -> None:
         """Store a full set of answers the way the steps do, leaving the visit on review."""
-        from patientapp import questionnaire, visits
-        from patientapp.web import get_db
-
         with self.app.app_context():
             db = get_db()
             now = datetime.now()
-            visits.start(
-                db, visit_id, language="en", version=questionnaire.default().version, now=now
-            )
-            for number, answers in STORED_ANSWERS.items():
+            q = questionnaire.default()
+            visits.start(db, visit_id, language="en", version=q.version, now=now)
+            for number, answers in examples.by_step(examples.LOWER_THE_DOSE, q).items():
                 visits.save_step(db, visit_id, answers, step=number, next_step=number + 1, now=now)
 
     def server_errors(self) -> int:
@@ -467,10 +449,7 @@ class LoadResult:
 
 
 def _run_load(
-    workers: list[Callable[[], float]],
-    label: str,
-    units: int = UNITS_PER_CLIENT,
-    seconds: float = LOAD_SECONDS,
+    workers: list[Callable[[], float]], label: str, units: int, seconds: float
 ) -> LoadResult:
     """Each worker callable does one timed unit and returns its latency in seconds.
     All start together; each stops after `units` units or `seconds`, whichever first."""
@@ -550,8 +529,9 @@ def _hello_worker(port: int) -> Callable[[], float]:
 
 @measurement
 def step_under_load(bench: Bench) -> list[Row]:
+    scale = bench.scale
     hello_port = free_port()
-    log(f"load: hello world on waitress, {bench.threads} threads, {PATIENTS} clients")
+    log(f"load: hello world on waitress, {bench.threads} threads, {scale.patients} clients")
     with running(
         [sys.executable, "-c", HELLO_WORLD, HOST, str(hello_port), str(bench.threads)],
         bench.env,
@@ -559,17 +539,24 @@ def step_under_load(bench: Bench) -> list[Row]:
         bench.workdir / "hello.log",
         "/",
     ):
-        hello = _run_load([_hello_worker(hello_port) for _ in range(PATIENTS)], "hello world")
+        hello = _run_load(
+            [_hello_worker(hello_port) for _ in range(scale.patients)],
+            "hello world",
+            scale.units_per_client,
+            scale.load_seconds,
+        )
     log("load: one patient alone")
-    alone = _run_load([_patient_worker(bench)], "one patient alone", units=ALONE_STEPS)
-    log(f"load: {PATIENTS} patients open their invitations")
-    patients = [_patient_worker(bench) for _ in range(PATIENTS)]
-    app = _run_load(patients, "patient step")
+    alone = _run_load(
+        [_patient_worker(bench)], "one patient alone", scale.alone_steps, scale.load_seconds
+    )
+    log(f"load: {scale.patients} patients open their invitations")
+    patients = [_patient_worker(bench) for _ in range(scale.patients)]
+    app = _run_load(patients, "patient step", scale.units_per_client, scale.load_seconds)
 
     p50, p95 = (percentile(app.latencies, p) * 1000 for p in (50, 95))
     h50, h95 = (percentile(hello.latencies, p) * 1000 for p in (50, 95))
     ratio = app.throughput / hello.throughput if hello.throughput else 0.0
-    who = f"{PATIENTS} patients, {bench.threads} threads"
+    who = f"{scale.patients} patients, {bench.threads} threads"
     a50, a95 = (percentile(alone.latencies, p) * 1000 for p in (50, 95))
     return [
         Row(
@@ -621,14 +608,15 @@ def step_under_load(bench: Bench) -> list[Row]:
 
 @measurement
 def submit_burst(bench: Bench) -> list[Row]:
-    log(f"burst: preparing {BURST} visits answered up to review")
+    burst = bench.scale.burst
+    log(f"burst: preparing {burst} visits answered up to review")
     visits = []
-    for _ in range(BURST):
-        ref, token, visit_id = bench.invite("BURST")
+    for _ in range(burst):
+        ref, token, visit_id = bench.invite("burst")
         bench.answer_up_to_review(visit_id)
         visits.append((ref, token))
 
-    go = threading.Barrier(BURST + 1, timeout=120)
+    go = threading.Barrier(burst + 1, timeout=120)
     outcomes: list[tuple[str, float, float]] = []  # (outcome, sent at, answered at)
     lock = threading.Lock()
 
@@ -669,7 +657,7 @@ def submit_burst(bench: Bench) -> list[Row]:
     threads = [threading.Thread(target=patient, args=(token,), daemon=True) for _, token in visits]
     for thread in threads:
         thread.start()
-    log(f"burst: {BURST} patients send at once")
+    log(f"burst: {burst} patients send at once")
     go.wait()
     for thread in threads:
         thread.join(120)
@@ -679,7 +667,7 @@ def submit_burst(bench: Bench) -> list[Row]:
 
     acked = sum(1 for outcome, _, _ in outcomes if outcome == "ack")
     failures = [outcome for outcome, _, _ in outcomes if outcome != "ack"]
-    failures += ["no answer"] * (BURST - len(outcomes))
+    failures += ["no answer"] * (burst - len(outcomes))
     refs = [ref for ref, _ in visits]
     db = sqlite3.connect(bench.database, timeout=30)
     try:
@@ -695,15 +683,15 @@ def submit_burst(bench: Bench) -> list[Row]:
     return [
         Row(
             "burst",
-            f"{BURST} send at once: acknowledged (302 /thanks)",
-            f"{acked}/{BURST}",
-            target=f"{BURST}",
-            result=verdict(acked == BURST, bad="FAIL"),
+            f"{burst} send at once: acknowledged (302 /thanks)",
+            f"{acked}/{burst}",
+            target=f"{burst}",
+            result=verdict(acked == burst, bad="FAIL"),
         ),
         Row(
             "burst",
             "stored (status 'submitted' in SQLite)",
-            f"{stored}/{BURST}",
+            f"{stored}/{burst}",
             target="= acknowledged",
             result=verdict(stored == acked, bad="FAIL"),
         ),
@@ -736,8 +724,6 @@ def submit_burst(bench: Bench) -> list[Row]:
 
 # --- 4. the staff side: the fullest summary ------------------------------------------------
 
-SUMMARY_RENDERS = 200  # timed GETs of the summary (and of its .txt export)
-SUMMARY_WARMUP = 5  # untimed first requests: templates, catalogs, caches
 TARGET_SUMMARY_MS = 50.0
 SUMMARY_PSYCHIATRIST = ("dr.bench@example.org", "bench-password-2026")
 MAXIMAL_VISIT = REPO_ROOT / "tests" / "browser" / "maximal_visit.py"
@@ -758,10 +744,6 @@ def _maximal_visit_module():
 def _summary_app(bench: Bench):
     """An app of its own (create_app, a temporary database in the bench's folder) with a
     psychiatrist and the fullest visit plus the previous one; returns (app, visit_id)."""
-    from patientapp import create_app, storage
-    from patientapp.auth import hash_password
-    from patientapp.web import get_db
-
     app = create_app(
         {
             "SECRET_KEY": "bench-summary",
@@ -801,17 +783,17 @@ def _signed_in(app):
     return client
 
 
-def _time_gets(client, path: str, must_contain: str) -> tuple[list[float], int]:
-    """SUMMARY_RENDERS timed GETs after a short warm-up: (seconds each, errors)."""
+def _time_gets(client, path: str, must_contain: str, scale: Scale) -> tuple[list[float], int]:
+    """scale.summary_renders timed GETs after a short warm-up: (seconds each, errors)."""
     latencies, errors = [], 0
-    for number in range(SUMMARY_WARMUP + SUMMARY_RENDERS):
+    for number in range(scale.summary_warmup + scale.summary_renders):
         began = time.perf_counter()
         response = client.get(path)
         body = response.get_data(as_text=True)
         took = time.perf_counter() - began
         if response.status_code != 200 or must_contain not in body:
             errors += 1
-        if number >= SUMMARY_WARMUP:
+        if number >= scale.summary_warmup:
             latencies.append(took)
     return latencies, errors
 
@@ -825,11 +807,10 @@ def summary_render(bench: Bench) -> list[Row]:
     for fullest in ("Nearly every day", "Worries no longer named", "Stance: "):
         if fullest not in first:  # the page measured must be the fullest one
             raise RuntimeError(f"the summary lacks {fullest!r}")
-    page, page_errors = _time_gets(
-        client, f"/staff/visits/{visit_id}/summary", "Patient-reported; not a diagnosis."
-    )
+    must = "Patient-reported; not a diagnosis."
+    page, page_errors = _time_gets(client, f"/staff/visits/{visit_id}/summary", must, bench.scale)
     text, text_errors = _time_gets(
-        client, f"/staff/visits/{visit_id}/summary.txt", "Patient-reported; not a diagnosis."
+        client, f"/staff/visits/{visit_id}/summary.txt", must, bench.scale
     )
     p50, p95 = (percentile(page, p) * 1000 for p in (50, 95))
     t50, t95 = (percentile(text, p) * 1000 for p in (50, 95))
@@ -838,7 +819,7 @@ def summary_render(bench: Bench) -> list[Row]:
     return [
         Row(
             "staff",
-            f"summary render p50 / p95 (fullest, {SUMMARY_RENDERS} GETs, test client)",
+            f"summary render p50 / p95 (fullest, {bench.scale.summary_renders} GETs, test client)",
             f"{p50:.1f} / {p95:.1f} ms",
             target=f"p95 < {TARGET_SUMMARY_MS:.0f} ms",
             result=verdict(p95 < TARGET_SUMMARY_MS, bad="SLOW"),
@@ -865,9 +846,14 @@ def main(argv: list[str] | None = None) -> int:
         default=int(os.environ.get("PATIENTAPP_THREADS", "8")),
         help="waitress threads for both servers (default: the serve default)",
     )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="run every measurement with tiny counts, in seconds, to check the bench works",
+    )
     args = parser.parse_args(argv)
+    scale = SMOKE if args.smoke else FULL
 
-    sys.path.insert(0, str(REPO_ROOT))
     with tempfile.TemporaryDirectory(prefix="patientapp-bench-") as tmp:
         workdir = Path(tmp)
         instance = workdir / "instance"
@@ -881,12 +867,11 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         os.environ.update({"PATIENTAPP_INSTANCE": str(instance)})
-        from patientapp import create_app
-
         app = create_app({"SECRET_KEY": "bench", "DATABASE": str(instance / "patientapp.db")})
         bench = Bench(
             workdir=workdir,
             threads=args.threads,
+            scale=scale,
             app=app,
             database=instance / "patientapp.db",
             env=env,
@@ -911,8 +896,9 @@ def main(argv: list[str] | None = None) -> int:
         with running(command, env, bench.app_port, bench.app_log, "/start"):
             for measure in MEASUREMENTS:
                 rows.extend(measure(bench))
+    kind = "SMOKE RUN (tiny counts: the timings mean nothing), " if args.smoke else ""
     print(
-        f"Patient side benchmark, {datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} cores, "
+        f"Patient side benchmark, {kind}{datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} cores, "
         f"Python {sys.version.split()[0]}, waitress {args.threads} threads, KB = 1024 B"
     )
     print(render(rows))
@@ -920,7 +906,7 @@ def main(argv: list[str] | None = None) -> int:
         "gzip: each file compressed alone at level 6, as a reverse proxy would serve it "
         "(waitress itself sends it uncompressed)."
     )
-    return 0
+    return 1 if any(row.result == "FAIL" for row in rows) else 0
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ from pathlib import Path
 from flask import Flask, request
 from flask_wtf.csrf import CSRFProtect
 
+from . import admin, auth, commands, errors, i18n, patient, questionnaire, staff, storage, web
 from . import config as config_module
-from . import errors, i18n, questionnaire, storage, web
+from .summary import check_references
 
 __version__ = "0.1.0"
 
@@ -65,21 +66,17 @@ def _configured_languages() -> list[str]:
 
 
 def _check_definition() -> None:
-    from .summary import check_references
-
     problems = check_references(questionnaire.default())
     if problems:
         raise questionnaire.DefinitionError("; ".join(problems))
 
 
 def _register_blueprints(app: Flask) -> None:
-    from . import admin, auth, cli, patient, staff
-
     app.register_blueprint(patient.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(admin.bp)
-    cli.init_app(app)
+    commands.init_app(app)
 
 
 def _add_security_headers(app: Flask) -> None:

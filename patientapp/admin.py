@@ -6,7 +6,6 @@ content never reach the audit log.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import timedelta
 
 from flask import (
@@ -27,7 +26,7 @@ from wtforms import SelectChoice
 
 from . import errors, storage
 from .admin_forms import AuditFilterForm, NewUserForm, PasswordForm, RoleForm, SettingsForm
-from .auth import ROLE_LABELS, audit, hash_password, login_required
+from .auth import ROLE_LABELS, AccountError, audit, create_account, hash_password, login_required
 from .i18n import language_name
 from .web import SETTING_DEFAULTS, clinic_settings, get_db, now
 
@@ -36,9 +35,6 @@ errors.STAFF.register(bp)
 
 PAGE_SIZE = 100
 MAX_PAGE = 100_000  # far beyond any real log; keeps OFFSET inside SQLite's integer range
-DUPLICATE_EMAIL = _l("There is already an account with this email address.")
-
-
 # --- users -------------------------------------------------------------------------------
 
 
@@ -50,26 +46,20 @@ def _user_or_404(user_id: int) -> dict:
 
 
 def _create_user(form: NewUserForm) -> bool:
-    """Create the account, or put a duplicate-email message on the form."""
-    db = get_db()
-    email = form.email.data
-    if storage.user_by_email(db, email) is None:
-        try:
-            storage.create_user(
-                db,
-                email=email,
-                display_name=form.display_name.data,
-                password_hash=hash_password(form.password.data),
-                role=form.role.data,
-                now=now(),
-            )
-        except sqlite3.IntegrityError:
-            pass  # another admin created the same address a moment ago
-        else:
-            audit("user_created", detail=f"{email} as {form.role.data}")
-            return True
-    form.email.errors.append(DUPLICATE_EMAIL)
-    return False
+    """Create the account, or put the reason it was refused on the form."""
+    try:
+        create_account(
+            get_db(),
+            email=form.email.data,
+            password=form.password.data,
+            role=form.role.data,
+            display_name=form.display_name.data,
+        )
+    except AccountError as error:
+        form[error.field].errors.append(str(error))
+        return False
+    audit("user_created", detail=f"{form.email.data} as {form.role.data}")
+    return True
 
 
 @bp.route("/users", methods=["GET", "POST"])

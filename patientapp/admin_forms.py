@@ -22,10 +22,9 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
 
-from .auth import ROLE_LABELS, ROLES, password_problem
+from .auth import MAX_EMAIL, ROLE_LABELS, ROLES, email_rule, password_rule
 from .forms import CHOICE_ERROR, MultiCheckboxField, length_limit, strip_spaces
 
-EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 VISIT_ID = re.compile(r"^\d{1,9}$")
 
 
@@ -33,17 +32,15 @@ def _role_choices() -> list[SelectChoice]:
     return [SelectChoice(role, ROLE_LABELS[role]) for role in ROLES]
 
 
-def _check_password(_form, field) -> None:
-    problem = password_problem(field.data or "")
-    if problem:
-        raise ValidationError(problem)
-
-
 class NewUserForm(FlaskForm):
     email = EmailField(
         _l("Email"),
         filters=[strip_spaces],
-        validators=[DataRequired(message=_l("Please enter an email address.")), length_limit(200)],
+        validators=[
+            DataRequired(message=_l("Please enter an email address.")),
+            length_limit(MAX_EMAIL),
+            email_rule,
+        ],
         render_kw={"autocomplete": "off", "spellcheck": "false"},
     )
     display_name = StringField(
@@ -62,14 +59,10 @@ class NewUserForm(FlaskForm):
         validators=[
             DataRequired(message=_l("Please enter a password.")),
             length_limit(500),
-            _check_password,
+            password_rule,
         ],
         render_kw={"autocomplete": "new-password"},
     )
-
-    def validate_email(self, field):
-        if not EMAIL_SHAPE.match(field.data or ""):
-            raise ValidationError(_l("Please enter an email address like name@example.org."))
 
 
 class RoleForm(FlaskForm):
@@ -83,7 +76,7 @@ class PasswordForm(FlaskForm):
         validators=[
             DataRequired(message=_l("Please enter a password.")),
             length_limit(500),
-            _check_password,
+            password_rule,
         ],
         render_kw={"autocomplete": "new-password"},
     )

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import secrets
+import sqlite3
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -45,6 +47,10 @@ ROLE_LABELS = {
     "frontdesk": _l("Front desk"),
 }
 MIN_PASSWORD = 10
+MAX_EMAIL = 200
+EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+BAD_EMAIL = _l("Please enter an email address like name@example.org.")
+DUPLICATE_EMAIL = _l("There is already an account with this email address.")
 SESSION_KEY = "staff"
 LOGIN_ERROR = _l(
     "That email and password don't match an active account, or the account "
@@ -84,9 +90,79 @@ def _burn_time(password: str) -> None:
 
 
 def password_problem(password: str) -> str | None:
+    """The one password rule, in the current language; None when the password will do."""
     if len(password) < MIN_PASSWORD:
         return str(_l("Please use at least %(n)s characters.", n=MIN_PASSWORD))
     return None
+
+
+# --- accounts ----------------------------------------------------------------------------
+
+
+def email_problem(email: str) -> str | None:
+    """The one email rule, in the current language; None when the address will do."""
+    if len(email) > MAX_EMAIL or not EMAIL_SHAPE.match(email):
+        return str(BAD_EMAIL)
+    return None
+
+
+class AccountError(ValueError):
+    """Why an account was not created: `reason` is "email", "duplicate" or "password",
+    `field` the form field it belongs to, and the message is in the current language."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.field = "password" if reason == "password" else "email"
+
+
+def email_rule(_form, field) -> None:
+    """The email rule as a form validator, so a page shows every problem at once."""
+    if field.errors:  # the length limit before it has already said what is wrong
+        return
+    problem = email_problem(field.data or "")
+    if problem:
+        raise ValidationError(problem)
+
+
+def password_rule(_form, field) -> None:
+    """The password rule as a form validator."""
+    problem = password_problem(field.data or "")
+    if problem:
+        raise ValidationError(problem)
+
+
+def check_new_email(db, email: str) -> None:
+    """Raise AccountError unless `email` is well formed and no account has it yet."""
+    problem = email_problem(email)
+    if problem:
+        raise AccountError("email", problem)
+    if storage.user_by_email(db, email) is not None:
+        raise AccountError("duplicate", str(DUPLICATE_EMAIL))
+
+
+def create_account(db, *, email: str, password: str, role: str, display_name: str = "") -> int:
+    """Create a staff account and return its id: the setup link, the Users page and the
+    create-user command all come here, so every account meets the same rules. Raises
+    AccountError, writing nothing, when the email or the password is refused."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    email = email.strip()
+    check_new_email(db, email)
+    problem = password_problem(password)
+    if problem:
+        raise AccountError("password", problem)
+    try:
+        return storage.create_user(
+            db,
+            email=email,
+            display_name=display_name,
+            password_hash=hash_password(password),
+            role=role,
+            now=now(),
+        )
+    except sqlite3.IntegrityError as exc:  # the same address was added a moment ago
+        raise AccountError("duplicate", str(DUPLICATE_EMAIL)) from exc
 
 
 # --- sessions ----------------------------------------------------------------------------
@@ -218,7 +294,7 @@ class NewPasswordForm(FlaskForm):
 
     password = PasswordField(
         _l("Password"),
-        validators=[PASSWORD_REQUIRED, length_limit(500)],
+        validators=[PASSWORD_REQUIRED, length_limit(500), password_rule],
         render_kw={"autocomplete": "new-password"},
     )
     confirm = PasswordField(
@@ -230,16 +306,11 @@ class NewPasswordForm(FlaskForm):
         render_kw={"autocomplete": "new-password"},
     )
 
-    def validate_password(self, field):
-        problem = password_problem(field.data or "")
-        if problem:
-            raise ValidationError(problem)
-
 
 class SetupForm(NewPasswordForm):
     email = EmailField(
         _l("Email"),
-        validators=[EMAIL_REQUIRED, length_limit(200)],
+        validators=[EMAIL_REQUIRED, length_limit(MAX_EMAIL)],  # create_account checks the rest
         render_kw={"autocomplete": "username"},
     )
     display_name = StringField(
@@ -358,27 +429,36 @@ def setup(token: str):
         abort(404)
     form = SetupForm()
     if form.validate_on_submit():
-        with storage.write(db):
-            if storage.count_users(db):
-                abort(404)
-            user_id = storage.create_user(
+        try:
+            user_id = _create_first_admin(db, form)
+        except AccountError as error:
+            form[error.field].errors.append(str(error))
+        else:
+            user = storage.get_user(db, user_id)
+            storage.audit(
                 db,
-                email=form.email.data,
-                display_name=form.display_name.data,
-                password_hash=hash_password(form.password.data),
-                role="admin",
+                "user_created",
                 now=now(),
+                user_id=user_id,
+                actor=user["email"],
+                detail="first admin via setup link",
             )
-            storage.delete_setting(db, SETUP_SETTING)
-        user = storage.get_user(db, user_id)
-        storage.audit(
-            db,
-            "user_created",
-            now=now(),
-            user_id=user_id,
-            actor=user["email"],
-            detail="first admin via setup link",
-        )
-        log_in(user)
-        return redirect(url_for("staff.board"))
+            log_in(user)
+            return redirect(url_for("staff.board"))
     return render_template("staff/setup.html", form=form), 200 if request.method == "GET" else 422
+
+
+def _create_first_admin(db, form: SetupForm) -> int:
+    """The account and the end of the setup link in one transaction: only one wins."""
+    with storage.write(db):
+        if storage.count_users(db):
+            abort(404)
+        user_id = create_account(
+            db,
+            email=form.email.data,
+            password=form.password.data,
+            role="admin",
+            display_name=form.display_name.data,
+        )
+        storage.delete_setting(db, SETUP_SETTING)
+    return user_id

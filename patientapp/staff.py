@@ -14,7 +14,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     g,
     jsonify,
     redirect,
@@ -31,7 +30,7 @@ from .auth import audit, login_required
 from .i18n import current_language, language_name, offered_languages
 from .staff_forms import InvitationForm
 from .summary_text import plain_text
-from .web import clinic_name, clinic_settings, get_db, now
+from .web import base_url, clinic_name, clinic_settings, get_db, now
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 errors.STAFF.register(bp)
@@ -226,19 +225,14 @@ def _handover(visit: dict) -> dict | None:
     fresh = _fresh_secrets(visit["id"])
     if not fresh or not visits.is_open(visit, now()):
         return None
-    link = f"{base_url_for_links()}/v/{fresh['token']}"
+    link = f"{base_url()}/v/{fresh['token']}"
     qr = segno.make(link, error="m", micro=False)
     return {
         "link": link,
         "code": invitations.format_code(fresh["code"]),
-        "start_url": f"{base_url_for_links()}/start",
+        "start_url": f"{base_url()}/start",
         "qr_svg": qr.svg_inline(scale=5, title=gettext("QR code for the patient's link")),
     }
-
-
-def base_url_for_links() -> str:
-    """The configured public address, else the address this request came in on."""
-    return (current_app.config.get("BASE_URL") or request.url_root).rstrip("/")
 
 
 @bp.get("/visits/<int:visit_id>/invitation")

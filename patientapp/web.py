@@ -1,11 +1,12 @@
-"""Per-request plumbing shared by the blueprints: database handle, clock, clinic settings."""
+"""Per-request plumbing shared by the blueprints and commands: database handle, clock,
+clinic settings, the public address."""
 
 from __future__ import annotations
 
 import threading
 from datetime import datetime
 
-from flask import current_app, g
+from flask import current_app, g, has_request_context, request
 from flask_babel import lazy_gettext as _l
 
 from . import storage
@@ -66,6 +67,20 @@ def now() -> datetime:
     """The current local time; tests inject a clock through config["CLOCK"]."""
     clock = current_app.config.get("CLOCK")
     return clock() if clock else datetime.now().replace(microsecond=0)
+
+
+def base_url() -> str:
+    """The address links are built on, without a trailing slash: PATIENTAPP_BASE_URL when
+    configured; else, on a page, the address the request came in on; else (a command at a
+    terminal) the address `serve` listens on."""
+    configured = current_app.config.get("BASE_URL")
+    if configured:
+        return configured.rstrip("/")
+    if has_request_context():
+        return request.url_root.rstrip("/")
+    host = current_app.config.get("SERVE_HOST", "127.0.0.1")
+    port = current_app.config.get("SERVE_PORT", 8000)
+    return f"http://{host}:{port}"
 
 
 def clinic_settings() -> dict:

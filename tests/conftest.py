@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from patientapp import create_app, storage, visits
+from patientapp import create_app, examples, storage, visits
 from patientapp.web import close_thread_db, get_db
 
 TOKEN_RE = re.compile(
@@ -187,28 +187,7 @@ def patient(client):
     return Patient(client)
 
 
-FULL_ANSWERS = {
-    1: {"T1": ["worried", "tired"], "T2": "Whether I can lower the dose before summer."},
-    2: {
-        "M1-0-name": "Sertraline",
-        "M1-0-feeling": "mixed",
-        "M2": "mixed",
-        "M3": ["safety_net", "crutch"],
-        "M4": "8",
-        "M5": ["side_effects", "dependent"],
-    },
-    3: {"P1": "chose_to_skip", "P2": ["felt_better", "side_effects"]},
-    4: {
-        "F1": ["against"],
-        "F2": "yes",
-        "F2_text": "My mother says pills are weakness.",
-        "F3": ["pressured"],
-    },
-    5: {"W1": ["body_chemistry"], "W2": "takes_edge"},
-    6: {"H1": "I would go back to work and see my friends.", "H2": ["more_expected"]},
-    7: {"R1": "1", "R2": "together", "R3": ["lowering", "side_effects"]},
-    8: {"S1": "not_at_all"},
-}
+FULL_ANSWERS = examples.LOWER_THE_DOSE_FORM  # step number -> the fields its form posts
 
 
 def create_user(app, email, role, password="correct horse battery", name=""):

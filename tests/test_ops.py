@@ -8,8 +8,9 @@ from datetime import datetime, timedelta
 import pytest
 from conftest import FULL_ANSWERS, create_user, finish_visit, login, make_invitation
 
-from patientapp import ops, storage
-from patientapp.web import get_db
+from patientapp import storage
+from patientapp.commands import accounts, demo
+from patientapp.web import base_url, get_db
 
 PASSWORD = "correct horse battery"
 TABLES = ("users", "visits", "answers", "alerts")
@@ -90,7 +91,7 @@ def test_create_user_keeps_spaces_inside_the_password(app, runner):
 
 
 def test_create_user_prompts_twice_at_a_terminal(app, runner, monkeypatch):
-    monkeypatch.setattr(ops, "_at_terminal", lambda: True)
+    monkeypatch.setattr(accounts, "_at_terminal", lambda: True)
     typed = "first try here\nsecond try here\n" + "a long password here\n" * 2
     result = runner.invoke(
         args=["create-user", "--role", "frontdesk", "d@example.org"], input=typed
@@ -248,7 +249,7 @@ def test_demo_fills_a_fresh_database_and_refuses_a_second_time(app, runner):
     assert result.exit_code == 0, result.output
     for email in ("demo-admin@example.org", "dr.rivera@example.org", "desk@example.org"):
         assert email in result.output
-    assert ops.DEMO_PASSWORD in result.output and "WARNING" in result.output
+    assert demo.DEMO_PASSWORD in result.output and "WARNING" in result.output
     assert "/staff/login" in result.output
     visits = all_visits(app)
     again = runner.invoke(args=["demo"])
@@ -292,7 +293,7 @@ def test_demo_visits_cover_every_case(app, runner, clock):
 def test_every_submitted_demo_visit_renders_for_the_psychiatrist(app, runner):
     assert runner.invoke(args=["demo"]).exit_code == 0
     doctor = app.test_client()
-    assert log_in(doctor, "dr.rivera@example.org", ops.DEMO_PASSWORD).status_code == 302
+    assert log_in(doctor, "dr.rivera@example.org", demo.DEMO_PASSWORD).status_code == 302
     pages, rendered = {}, 0
     for visit in all_visits(app):  # in id order, so RB-1187 ends with today's visit
         if visit["status"] in ("submitted", "reviewed"):
@@ -312,7 +313,7 @@ def test_every_submitted_demo_visit_renders_for_the_psychiatrist(app, runner):
 def test_demo_board_opens_for_the_front_desk(app, runner):
     assert runner.invoke(args=["demo"]).exit_code == 0
     desk = app.test_client()
-    assert log_in(desk, "desk@example.org", ops.DEMO_PASSWORD).status_code == 302
+    assert log_in(desk, "desk@example.org", demo.DEMO_PASSWORD).status_code == 302
     board = desk.get("/staff/").get_data(as_text=True)
     for ref in ("A-2041", "A-2057", "RB-1187", "A-2063", "KT-0412", "A-2079", "A-2085"):
         assert ref in board
@@ -325,3 +326,23 @@ def test_demo_invitation_link_opens_the_patient_side(app, runner):
     token = link.rsplit("/v/", 1)[1].strip()
     page = app.test_client().get(f"/v/{token}", follow_redirects=True)
     assert page.status_code == 200 and "Before your visit" in page.get_data(as_text=True)
+
+
+# --- links -------------------------------------------------------------------------------
+
+
+def test_links_follow_the_configured_address_everywhere(app, runner):
+    app.config["BASE_URL"] = "https://reflect.clinic.example/"
+    printed = runner.invoke(args=["invite", "RB-1"]).output
+    assert "Link:    https://reflect.clinic.example/v/" in printed
+    with app.test_request_context(base_url="http://10.0.0.5:8000"):
+        assert base_url() == "https://reflect.clinic.example"
+
+
+def test_links_without_a_configured_address(app, runner):
+    assert "Link:    http://127.0.0.1:8000/v/" in runner.invoke(args=["invite", "RB-1"]).output
+    app.config.update(SERVE_HOST="192.0.2.7", SERVE_PORT=8123)  # as `serve --host --port` sets
+    with app.app_context():
+        assert base_url() == "http://192.0.2.7:8123"
+    with app.test_request_context(base_url="http://10.0.0.5:8000/"):
+        assert base_url() == "http://10.0.0.5:8000"
