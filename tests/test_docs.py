@@ -45,3 +45,19 @@ def test_every_command_is_in_the_readme(app):
         if not re.search(rf"--app app {re.escape(name)}(?![\w-])", readme_section(section)):
             missing.append(f"{name} (under ## {section})")
     assert missing == [], f"README.md shows no `flask --app app ...` line for: {missing}"
+
+
+def test_every_module_has_a_line_in_how_it_works():
+    """A newcomer finds any behaviour's home from README's module map alone."""
+    package = README.parent / "patientapp"
+    section = readme_section("How it works")
+    modules = [p for p in package.glob("*.py") if p.name != "__init__.py"]
+    missing = [p.name for p in modules if f"`{p.name}`" not in section]
+    missing += [
+        p.name
+        for p in package.iterdir()
+        if p.is_dir() and p.name == "commands"
+        if "`commands/`" not in section
+    ]
+    assert missing == [], f"modules missing from README's How it works: {missing}"
+    assert len(modules) > 15
