@@ -53,11 +53,7 @@ def test_every_module_has_a_line_in_how_it_works():
     section = readme_section("How it works")
     modules = [p for p in package.glob("*.py") if p.name != "__init__.py"]
     missing = [p.name for p in modules if f"`{p.name}`" not in section]
-    missing += [
-        p.name
-        for p in package.iterdir()
-        if p.is_dir() and p.name == "commands"
-        if "`commands/`" not in section
-    ]
+    packages = [p for p in package.iterdir() if (p / "__init__.py").is_file()]
+    missing += [f"{p.name}/" for p in packages if f"`{p.name}/`" not in section]
     assert missing == [], f"modules missing from README's How it works: {missing}"
     assert len(modules) > 15
