@@ -191,14 +191,20 @@ def test_change_on_the_review_screen_stays_one_word_at_320_px(phone, live_server
     skip_to_step(page, STEPS)
     tap_next(page)
     expect_heading(page, "Check your answers")
-    lines = page.evaluate(
-        """() => [...document.querySelectorAll('.review-head button.link')].map(el => {
-            const range = document.createRange();
-            range.selectNodeContents(el);
-            return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
-        })"""
-    )
-    assert lines and set(lines) == {1}, lines
+    broken = {}
+    for code in page.locator("button[name=lang]").evaluate_all("els => els.map(e => e.value)"):
+        with page.expect_navigation():
+            page.locator(f"button[name=lang][value={code}]").tap()
+        lines = page.evaluate(
+            """() => [...document.querySelectorAll('.review-head button.link')].map(el => {
+                const range = document.createRange();
+                range.selectNodeContents(el);
+                return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+            })"""
+        )
+        if not lines or set(lines) != {1}:
+            broken[code] = lines
+    assert not broken, broken
 
 
 def test_a_text_box_grows_with_its_text(phone, live_server):
