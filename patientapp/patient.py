@@ -41,6 +41,8 @@ GENERIC_CODE_ERROR = _l(
     "again, or ask the front desk for help."
 )
 SEEN_RESOLUTION = timedelta(minutes=1)  # how precisely idle time is tracked
+ENDED_KEY = "ended"  # why the last patient session on this device ended
+ENDED_SENT, ENDED_IDLE = "sent", "idle"
 
 
 class CodeForm(FlaskForm):
@@ -67,12 +69,15 @@ def _begin(visit: dict) -> None:
     # A language picked on this device a moment ago (on the code page) stays; the last
     # patient's choice is already gone, since ending a patient session drops it.
     session[SESSION_KEY] = {"visit": visit["id"], "seen": now().isoformat()}
+    session.pop(ENDED_KEY, None)
 
 
-def end_patient_session(keep_language: bool = False) -> None:
+def end_patient_session(keep_language: bool = False, sent: bool = False) -> None:
     """Forget the visit on this device; after sending, the thank-you page may still
-    speak the patient's language."""
+    speak the patient's language. The device remembers only why the session ended, so
+    Back after sending says the answers were sent, not that the page was closed."""
     session.pop(SESSION_KEY, None)
+    session[ENDED_KEY] = ENDED_SENT if sent else ENDED_IDLE
     if not keep_language:
         session.pop("lang", None)
 
@@ -87,17 +92,24 @@ def current_visit() -> dict | None:
     if not state:
         return None
     moment = now()
-    if moment - datetime.fromisoformat(state["seen"]) > _idle_limit():
+    # At the limit exactly, since that is when an idle page refreshes itself to /ended.
+    if moment - datetime.fromisoformat(state["seen"]) >= _idle_limit():
         end_patient_session()
         return None
     visit = storage.get_visit(get_db(), state["visit"])
     if not visits.is_open(visit, moment):
-        end_patient_session()
+        end_patient_session(sent=visit is not None and visits.is_sent(visit))
         return None
     if moment - datetime.fromisoformat(state["seen"]) >= SEEN_RESOLUTION:
         # Rewriting the signed cookie on every click costs more than a minute's precision.
         session[SESSION_KEY] = {"visit": visit["id"], "seen": moment.isoformat()}
     return visit
+
+
+@bp.context_processor
+def _idle_refresh():
+    """Seconds after which a page with answers replaces itself with the closed page."""
+    return {"idle_seconds": int(_idle_limit().total_seconds())}
 
 
 @bp.before_request
@@ -195,7 +207,7 @@ def open_link(token: str):
         abort(404)
     visit = storage.visit_by_token_hash(get_db(), invitations.hash_secret(token))
     if visit is not None and visits.is_sent(visit):
-        end_patient_session()
+        end_patient_session(sent=True)
         return render_template("patient/already_sent.html"), 200
     if not visits.is_open(visit, now()):
         return render_template("patient/link_invalid.html"), 404
@@ -404,7 +416,7 @@ def review():
         if action == "submit":
             if visits.submit(db, visit["id"], held, now()):
                 session["lang"] = str(get_locale())
-                end_patient_session(keep_language=True)
+                end_patient_session(keep_language=True, sent=True)
                 return redirect(url_for("patient.thanks"))
             return _session_needed()
         visits.save_in_person(db, visit["id"], held)
@@ -425,4 +437,5 @@ def thanks():
 
 @bp.get("/ended")
 def ended():
-    return render_template("patient/ended.html")
+    """Where a page goes once its patient session is over: sent, or closed when idle."""
+    return render_template("patient/ended.html", sent=session.get(ENDED_KEY) == ENDED_SENT)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import FULL_ANSWERS
+import pytest
+from conftest import FULL_ANSWERS, Patient, make_invitation
 
 from patientapp import storage
 
@@ -73,17 +74,44 @@ def test_link_after_submit_shows_already_sent(app, patient, invitation):
     assert "Your answers are already sent" in page.get_data(as_text=True)
     # The same browser no longer sees any answers, Back included.
     page = patient.client.get("/review", follow_redirects=True)
-    assert "This page was closed for your privacy" in page.get_data(as_text=True)
+    assert "Your answers were sent" in page.get_data(as_text=True)
 
 
-def test_back_after_submit_shows_nothing(patient, invitation):
+def test_back_after_submit_says_the_answers_were_sent(patient, invitation):
     patient.start(invitation.token)
     patient.post("/step/1", {"action": "next", "T2": "Something private"})
     patient.post("/review", {"action": "submit"})
-    for url in ("/step/1", "/review", "/welcome"):
+    for url in ("/step/1", "/review", "/welcome", "/safety", "/ended"):
         html = patient.client.get(url, follow_redirects=True).get_data(as_text=True)
         assert "Something private" not in html
-        assert "closed for your privacy" in html
+        assert "Your answers were sent" in html, url
+        assert "closed" not in html and "Enter my code" not in html
+        assert "If you were not finished" not in html
+
+
+def test_sent_on_another_device_says_sent_here_too(app, patient, invitation):
+    patient.start(invitation.token)
+    patient.post("/step/1", {"action": "next", "T2": "Something private"})
+    other = Patient(app.test_client())
+    other.open(invitation.token)
+    other.post("/review", {"action": "submit"})
+    html = patient.client.get("/step/1", follow_redirects=True).get_data(as_text=True)
+    assert "Your answers were sent" in html and "Something private" not in html
+
+
+def test_thanks_says_what_happens_next(patient, invitation):
+    patient.start(invitation.token)
+    html = patient.post("/review", {"action": "submit"}).get_data(as_text=True)
+    assert "Please wait here. Someone will call you for your visit." in html
+    assert "If you feel unsafe, tell the front desk now." in html
+    assert "call your local emergency number" in html  # the clinic's crisis text
+
+
+def test_thanks_shows_the_clinics_own_crisis_text(app, db, patient, invitation):
+    storage.save_settings(db, {"crisis_text": "Call the Riverside line: 555-0100."})
+    patient.start(invitation.token)
+    html = patient.post("/review", {"action": "submit"}).get_data(as_text=True)
+    assert "Call the Riverside line: 555-0100." in html
 
 
 def test_idle_timeout_ends_the_session(patient, invitation, clock):
@@ -93,6 +121,62 @@ def test_idle_timeout_ends_the_session(patient, invitation, clock):
     html = patient.client.get("/step/1", follow_redirects=True).get_data(as_text=True)
     assert "Private words" not in html
     assert "closed for your privacy" in html
+    assert "Your answers up to the last screen you moved on from are saved." in html
+    assert "Your answers were sent" not in html
+
+
+def test_a_new_patient_after_a_sent_one_is_told_the_truth_when_idle(app, client, clock):
+    first, second = make_invitation(app, "A-1"), make_invitation(app, "A-2")
+    patient = Patient(client)
+    patient.start(first.token)
+    patient.post("/review", {"action": "submit"})
+    patient.start(second.token)
+    clock.advance(minutes=16)
+    html = client.get("/step/1", follow_redirects=True).get_data(as_text=True)
+    assert "closed for your privacy" in html and "Your answers were sent" not in html
+
+
+@pytest.mark.parametrize("url", ["/welcome", "/step/1", "/review", "/safety"])
+def test_pages_with_answers_refresh_to_the_closed_page_when_idle(patient, invitation, url):
+    patient.start(invitation.token)
+    html = patient.client.get(url).get_data(as_text=True)
+    assert '<meta http-equiv="refresh" content="900;url=/ended">' in html
+
+
+def test_idle_refresh_follows_the_clinic_setting(db, patient, invitation):
+    storage.save_settings(db, {"patient_idle_minutes": 20})
+    patient.start(invitation.token)
+    html = patient.client.get("/step/1").get_data(as_text=True)
+    assert 'content="1200;url=/ended"' in html
+
+
+def test_pages_without_answers_do_not_refresh(patient, invitation):
+    for url in ("/start", "/ended"):
+        assert "http-equiv" not in patient.client.get(url).get_data(as_text=True)
+    patient.start(invitation.token)
+    html = patient.post("/review", {"action": "submit"}).get_data(as_text=True)
+    assert "http-equiv" not in html
+
+
+def test_the_idle_refresh_closes_the_session(patient, invitation, clock):
+    patient.start(invitation.token)
+    patient.post("/step/1", {"action": "next", "T2": "Private words"})
+    clock.advance(minutes=15)  # the moment the page refreshes itself
+    assert "closed for your privacy" in patient.client.get("/ended").get_data(as_text=True)
+    html = patient.client.get("/step/1", follow_redirects=True).get_data(as_text=True)
+    assert "Private words" not in html and "closed for your privacy" in html
+
+
+@pytest.mark.parametrize(
+    "url", ["/start", "/ended", "/thanks", "/welcome", "/step/1", "/review", "/safety"]
+)
+def test_language_link_at_the_top_jumps_to_the_list(patient, invitation, url):
+    if url not in ("/start", "/ended", "/thanks"):
+        patient.start(invitation.token)
+    html = patient.client.get(url).get_data(as_text=True)
+    header = html.split("<main", 1)[0]
+    assert '<a href="#language">Language</a>' in header
+    assert '<div class="languages" id="language">' in html.split("<main", 1)[1]
 
 
 def test_activity_keeps_the_session_alive(patient, invitation, clock):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from .patient_ui import AXE_OPTIONS
 from .staff_ui import format_violations
 
 pytestmark = pytest.mark.browser
@@ -18,7 +19,7 @@ def _check(page, name: str, axe, problems: dict) -> None:
     page.wait_for_load_state("load")
     assert page.locator("html").get_attribute("dir") == "rtl", name
     assert page.locator("html").get_attribute("lang") == "ar", name
-    violations = axe.run(page).response["violations"]
+    violations = axe.run(page, options=AXE_OPTIONS).response["violations"]
     if violations:
         problems[f"{name}: axe"] = format_violations(violations)
     overflow = page.evaluate(OVERFLOW_JS)

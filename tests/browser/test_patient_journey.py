@@ -178,7 +178,53 @@ def test_back_button_after_sending_shows_no_answers(phone, live_server):
         for private in (secret, "Lithium"):
             assert private not in html, f"'{private}' shown after Back at {page.url}"
         expect(page.locator("input:checked")).to_have_count(0)
+        if page.url.endswith("/ended"):
+            # Sent, not "closed": nothing suggests the answers might not have gone.
+            expect_heading(page, "Your answers were sent")
+            expect(page.locator("main")).not_to_contain_text("Enter my code")
     assert any(url.endswith("/ended") for url in visited), visited
+
+
+def test_change_on_the_review_screen_stays_one_word_at_320_px(phone, live_server):
+    page = phone.open(320)
+    open_and_start(page, live_server.invite().link)
+    skip_to_step(page, STEPS)
+    tap_next(page)
+    expect_heading(page, "Check your answers")
+    broken = {}
+    for code in page.locator("button[name=lang]").evaluate_all("els => els.map(e => e.value)"):
+        with page.expect_navigation():
+            page.locator(f"button[name=lang][value={code}]").tap()
+        lines = page.evaluate(
+            """() => [...document.querySelectorAll('.review-head button.link')].map(el => {
+                const range = document.createRange();
+                range.selectNodeContents(el);
+                return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+            })"""
+        )
+        if not lines or set(lines) != {1}:
+            broken[code] = lines
+    assert not broken, broken
+
+
+def test_a_text_box_grows_with_its_text(phone, live_server):
+    page = phone.open(360)
+    open_and_start(page, live_server.invite().link)
+    box = page.locator("#T2")
+    before = box.bounding_box()["height"]
+    type_text(page, "T2", "\n".join(f"Line {n} of what I want to say." for n in range(12)))
+    after = box.bounding_box()["height"]
+    assert after > before + 100, (before, after)
+
+
+def test_language_link_at_the_top_keeps_what_was_typed(phone, live_server):
+    page = phone.open(360)
+    open_and_start(page, live_server.invite().link)
+    type_text(page, "T2", TODAY_TEXT)
+    page.locator("header.site").get_by_role("link", name="Language").tap()
+    assert page.url.endswith("#language")
+    expect(page.locator("#language")).to_be_in_viewport()
+    expect(page.locator("#T2")).to_have_value(TODAY_TEXT)
 
 
 def test_add_another_medicine_adds_an_empty_row(phone, live_server):
