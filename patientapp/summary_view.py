@@ -93,6 +93,7 @@ class SummaryView:
     safety: str
     safety_answer: str
     alert: dict | None
+    safety_history: list[str]
     agenda: Text | None
     feelings: list[str]
     flags: list[FlagView]
@@ -238,6 +239,45 @@ def _alert_view(alert: dict | None) -> dict | None:
     return alert
 
 
+def _at(stamp: str) -> str:
+    return format_time(datetime.fromisoformat(stamp), "short")
+
+
+def _safety_history_lines(history: list[dict], questionnaire: Questionnaire) -> list[str]:
+    """How a worrying safety answer was changed or skipped, one sentence per saved value.
+    Nothing when the patient saved one value only: the banner already says it."""
+    if len(history) < 2 or not summary.ever_worrying([h["value"] for h in history]):
+        return []
+    item = questionnaire.items["S1"]
+    lines = []
+    for number, entry in enumerate(history):
+        time = _at(entry["saved_at"])
+        if entry["value"] == summary.DECLINED:
+            lines.append(gettext("Skipped the question at %(time)s.", time=time))
+            continue
+        answer = display.label(item, entry["value"])
+        if number == 0:
+            lines.append(
+                gettext("First answered “%(answer)s” at %(time)s.", answer=answer, time=time)
+            )
+        else:
+            lines.append(gettext("Changed to “%(answer)s” at %(time)s.", answer=answer, time=time))
+    return lines
+
+
+def _safety(visit: dict, answers: dict, history: list[dict], reached: list[str]) -> str:
+    if summary.ever_worrying([h["value"] for h in history]):
+        return "endorsed"
+    return visit.get("safety") or summary.safety_status(answers, "safety" in reached)
+
+
+def _banner_answer(answers: dict, history: list[dict], questionnaire: Questionnaire) -> str:
+    """The answer the banner names: the last worrying one saved, else the current one."""
+    worrying = [h["value"] for h in history if summary.is_worrying(h["value"])]
+    value = worrying[-1] if worrying else answers.get("S1")
+    return display.label(questionnaire.items["S1"], value) if value else ""
+
+
 def minutes_taken(visit: dict) -> int | None:
     """Whole minutes from starting to sending (at least 1), or None if not sent."""
     if not (visit.get("started_at") and visit.get("submitted_at")):
@@ -265,6 +305,7 @@ def build(
     questionnaire: Questionnaire,
     reader_language: str,
     answer_languages: dict[str, str] | None = None,
+    safety_history: list[dict] | None = None,
 ) -> SummaryView:
     """Everything the one-page summary shows, in the reader's language."""
     visible = {k: v for k, v in answers.items() if k not in in_person}
@@ -315,7 +356,7 @@ def build(
         for i in summary.skipped_items(visible, reached, q)
         if i not in in_person and i != "S1"
     ]
-    s1 = answers.get("S1")
+    history = safety_history or []
     return SummaryView(
         visit_id=visit["id"],
         clinic=clinic,
@@ -330,9 +371,10 @@ def build(
         language=language_name(written_in),
         minutes=minutes_taken(visit),
         status=visit["status"],
-        safety=visit.get("safety") or summary.safety_status(answers, "safety" in reached),
-        safety_answer=display.label(q.items["S1"], s1) if s1 else "",
+        safety=_safety(visit, answers, history, reached),
+        safety_answer=_banner_answer(answers, history, q),
         alert=_alert_view(alert),
+        safety_history=_safety_history_lines(history, q),
         agenda=Text(visible["T2"], tag("T2")) if visible.get("T2") else None,
         feelings=display.labels(q.items["T1"], visible.get("T1")),
         # The only free text an opener quotes is F2's.
