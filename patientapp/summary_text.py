@@ -87,8 +87,8 @@ def _quoted_text(text: Text) -> str:
 
 
 def _row_text(row: Row) -> str:
-    if row.skipped:
-        return gettext("Skipped")
+    if row.note:
+        return row.note
     parts = []
     if row.words:
         parts.append(", ".join(row.words))

@@ -36,6 +36,8 @@ SAFETY_LINES = {
     "declined": _l("Safety question: declined (skipped by the patient; not the same as “no”)."),
     "not_reached": _l("Safety question: not reached."),
 }
+IN_PERSON_NOTE = _l("to discuss in person")
+NOT_REACHED_NOTE = _l("not reached")
 PRINT_QUOTE_CHARS = 90
 PRINT_NAME_CHARS = 24
 
@@ -56,7 +58,8 @@ class Row:
     label: str
     words: list[str] = field(default_factory=list)
     quote: Text | None = None
-    skipped: bool = False
+    skipped: bool = False  # skipped rows leave the body: the footer lists them once
+    note: str = ""  # shown instead of an answer: held for in person, or not reached
     html_words: list[Markup] | None = None  # words with free text shortened on paper
 
     @property
@@ -175,8 +178,11 @@ def _row(
     answers: dict,
     language: str,
     label: str | None = None,
+    note: str = "",
 ) -> Row:
     item = questionnaire.items[item_id]
+    if note:
+        return Row(label or gettext(item.short), note=note)
     value = answers.get(item_id)
     shown = display.show(item, value)
     quote = Text(shown.quote, language) if shown.quote else None
@@ -317,8 +323,19 @@ def build(
         code = (answer_languages or {}).get(item_id) or written_in
         return language_name(code) if code != reader_language else ""
 
+    reached = _reached_sections(visit, q)
+    section_of = {item.id: section.id for section in q.sections for item in section.items}
+
+    def note(*item_ids: str) -> str:
+        """Why these items have no answer to show, when it is not a skip."""
+        if any(i in in_person for i in item_ids):
+            return str(IN_PERSON_NOTE)
+        if any(section_of[i] not in reached for i in item_ids):
+            return str(NOT_REACHED_NOTE)
+        return ""
+
     def row(item_id, label=None):
-        return _row(q, item_id, visible, tag(item_id), label)
+        return _row(q, item_id, visible, tag(item_id), label, note(item_id))
 
     stance = summary.stance(visible)
     medicines = Block(
@@ -328,6 +345,7 @@ def build(
                 gettext("Stance"),
                 [gettext(summary.STANCE_LABELS[stance])] if stance else [],
                 skipped=stance is None,
+                note="" if stance else note("M4", "M5"),
             ),
             row("M2"),
             row("M4"),
@@ -344,13 +362,13 @@ def build(
         Block(gettext("Relationship"), [row("R1"), row("R2"), row("R3")]),
     ]
     for block in blocks:
-        block.rows = [r for r in block.rows if r.label]
+        block.rows = [r for r in block.rows if r.label and (r.note or not r.skipped)]
+    blocks = [block for block in blocks if block.rows]
     previous_visible = None
     if previous_answers is not None:
         previous_visible = {
             k: v for k, v in previous_answers.items() if k not in (previous_in_person or set())
         }
-    reached = _reached_sections(visit, q)
     skipped = [
         gettext(q.items[i].short)
         for i in summary.skipped_items(visible, reached, q)
