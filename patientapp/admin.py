@@ -25,10 +25,18 @@ from flask_wtf import FlaskForm
 from wtforms import SelectChoice
 
 from . import errors, storage
-from .admin_forms import AuditFilterForm, NewUserForm, PasswordForm, RoleForm, SettingsForm
+from .admin_forms import (
+    AuditFilterForm,
+    NewUserForm,
+    PasswordForm,
+    RoleForm,
+    SettingsForm,
+    crisis_field_name,
+    settings_form_class,
+)
 from .auth import ROLE_LABELS, AccountError, audit, create_account, hash_password, login_required
-from .i18n import language_name
-from .web import SETTING_DEFAULTS, clinic_settings, get_db, now
+from .i18n import LANGUAGES, language_name
+from .web import SETTING_DEFAULTS, clinic_settings, crisis_texts, get_db, now
 
 bp = Blueprint("admin", __name__, url_prefix="/staff/admin")
 errors.STAFF.register(bp)
@@ -175,25 +183,54 @@ def _offered() -> list[str]:
     return list(current_app.config["OFFERED_LANGUAGES"])
 
 
+FORM_SETTINGS = tuple(k for k in SETTING_DEFAULTS if k not in ("crisis_text", "crisis_texts"))
+
+
 def _current_values() -> dict:
     """The settings as the form shows them; no stored languages means all offered."""
-    values = {key: clinic_settings()[key] for key in SETTING_DEFAULTS}
+    values = {key: clinic_settings()[key] for key in FORM_SETTINGS}
     chosen = [code for code in values["languages"] or () if code in _offered()]
     values["languages"] = chosen or _offered()
+    values["crisis_texts"] = crisis_texts()
     return values
 
 
 def _typed_values(form: SettingsForm) -> dict:
     offered = _offered()
-    values = {key: form[key].data for key in SETTING_DEFAULTS}
+    values = {key: form[key].data for key in FORM_SETTINGS}
     values["languages"] = [code for code in offered if code in form.languages.data]
+    # Texts for languages no longer offered stay, ready if the language comes back.
+    texts = {code: text for code, text in crisis_texts().items() if code not in offered}
+    for code in offered:
+        if form[crisis_field_name(code)].data:
+            texts[code] = form[crisis_field_name(code)].data
+    values["crisis_texts"] = texts
     return values
 
 
+def _form_data(values: dict) -> dict:
+    data = {key: values[key] for key in FORM_SETTINGS}
+    for code, text in values["crisis_texts"].items():
+        data[crisis_field_name(code)] = text
+    return data
+
+
 def _settings_form() -> SettingsForm:
-    form = SettingsForm() if request.method == "POST" else SettingsForm(data=_current_values())
+    form_class = settings_form_class(
+        tuple((code, language_name(code), LANGUAGES[code].tag) for code in _offered())
+    )
+    form = (
+        form_class() if request.method == "POST" else form_class(data=_form_data(_current_values()))
+    )
     form.languages.choices = [SelectChoice(code, language_name(code)) for code in _offered()]
     return form
+
+
+def _using_default_text() -> list[str]:
+    """Names of the languages patients are offered that show the general crisis message."""
+    chosen = _current_values()["languages"]
+    own = crisis_texts()
+    return [language_name(code) for code in chosen if not own.get(code)]
 
 
 @bp.route("/settings", methods=["GET", "POST"])
@@ -213,7 +250,12 @@ def settings():
         flash(gettext("Settings saved.") if changed else gettext("Nothing was changed."), "ok")
         return redirect(url_for("admin.settings"))
     status = 422 if request.method == "POST" else 200
-    return render_template("admin/settings.html", form=form), status
+    return render_template(
+        "admin/settings.html",
+        form=form,
+        crisis_fields=[form[crisis_field_name(code)] for code in _offered()],
+        using_default=_using_default_text(),
+    ), status
 
 
 # --- audit log ---------------------------------------------------------------------------

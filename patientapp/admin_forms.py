@@ -7,6 +7,7 @@ people) are filled in by the views.
 from __future__ import annotations
 
 import re
+from functools import cache
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -118,16 +119,16 @@ class SettingsForm(FlaskForm):
         validators=[length_limit(120)],
         description=_l("Shown at the top of every page. Leave empty to show “Your clinic”."),
     )
-    crisis_text = TextAreaField(
-        _l("What to do in a crisis"),
+    crisis_phone_numbers = TextAreaField(
+        _l("Crisis phone numbers"),
+        default="",
         filters=[_normalise_lines],
-        validators=[length_limit(1000)],
+        validators=[length_limit(300)],
         description=_l(
-            "Shown to patients on the welcome screen and at once after a "
-            "worrying safety answer. Give local phone numbers. Line breaks are "
-            "kept. Leave empty for a general message."
+            "Shown under the general message in every language that has no text of its "
+            "own. Numbers and names only, so they read the same in any language."
         ),
-        render_kw={"rows": 6},
+        render_kw={"rows": 3, "dir": "auto"},
     )
     languages = MultiCheckboxField(_l("Languages offered to patients"))
     invite_extra_days = WholeNumberField(
@@ -149,6 +150,25 @@ class SettingsForm(FlaskForm):
     def validate_languages(self, field):
         if not field.data:
             raise ValidationError(_l("Please offer at least one language."))
+
+
+def crisis_field_name(code: str) -> str:
+    return f"crisis_text_{code}"
+
+
+@cache
+def settings_form_class(languages: tuple[tuple[str, str, str], ...]) -> type[SettingsForm]:
+    """SettingsForm with one crisis text per language, given as (code, name, tag)."""
+    fields = {
+        crisis_field_name(code): TextAreaField(
+            _l("What to do in a crisis, in %(language)s", language=name),
+            filters=[_normalise_lines],
+            validators=[length_limit(1000)],
+            render_kw={"rows": 4, "dir": "auto", "lang": tag},
+        )
+        for code, name, tag in languages
+    }
+    return type("LanguageSettingsForm", (SettingsForm,), fields)
 
 
 class AuditFilterForm(FlaskForm):

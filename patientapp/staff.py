@@ -315,6 +315,7 @@ def _summary(visit: dict) -> summary_view.SummaryView:
         questionnaire=questionnaire.default(),
         reader_language=current_language().code,
         answer_languages=storage.answer_languages(db, visit["id"]),
+        safety_history=storage.safety_answers(db, visit["id"]),
     )
 
 

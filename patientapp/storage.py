@@ -127,6 +127,21 @@ def m002_answer_language(db: Database) -> None:
     db.execute("ALTER TABLE answers ADD COLUMN language TEXT NOT NULL DEFAULT ''")
 
 
+@migrations()
+def m010_safety_history(db: Database) -> None:
+    # A worrying safety answer later changed or skipped must still reach the psychiatrist,
+    # so every saved value is kept with its time ("declined" for a skip).
+    db.execute(
+        """CREATE TABLE safety_answers (
+            id INTEGER PRIMARY KEY,
+            visit_id INTEGER NOT NULL REFERENCES visits(id) ON DELETE CASCADE,
+            value TEXT NOT NULL,
+            saved_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX safety_answers_by_visit ON safety_answers (visit_id, id)")
+
+
 def connect(path: str | Path) -> Database:
     """Open the database with the pragmas every connection needs."""
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
@@ -352,6 +367,22 @@ def raise_alert(db: Database, visit_id: int, now: datetime) -> None:
     """Open a safety alert for the visit, once; a re-raised alert stays as it was."""
     db.execute(
         "INSERT OR IGNORE INTO alerts (visit_id, created_at) VALUES (?, ?)", (visit_id, _ts(now))
+    )
+
+
+def record_safety_answer(db: Database, visit_id: int, value: str, now: datetime) -> None:
+    db.execute(
+        "INSERT INTO safety_answers (visit_id, value, saved_at) VALUES (?, ?, ?)",
+        (visit_id, value, _ts(now)),
+    )
+
+
+def safety_answers(db: Database, visit_id: int) -> list[dict]:
+    """Every safety value saved for the visit, oldest first, with saved_at."""
+    return _rows(
+        db,
+        "SELECT value, saved_at FROM safety_answers WHERE visit_id = ? ORDER BY id",
+        (visit_id,),
     )
 
 

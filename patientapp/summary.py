@@ -15,7 +15,7 @@ own free text (shown exactly as written), ``int`` for numbers, and a ``tuple`` o
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -95,6 +95,19 @@ def is_answered(value: object) -> bool:
 # --- safety ----------------------------------------------------------------------------
 
 SAFETY_ENDORSED = ("several_days", "more_than_half", "nearly_every_day")
+NOT_AT_ALL = "not_at_all"
+DECLINED = "declined"  # how the safety history records a skipped question
+
+
+def is_worrying(value: str) -> bool:
+    """Whether a saved safety value (from the history) is anything but "not at all"."""
+    return value not in (NOT_AT_ALL, DECLINED)
+
+
+def ever_worrying(history: Sequence[str]) -> bool:
+    """Whether any value the patient saved for the safety question was worrying: the
+    banner stays even after the answer was changed or skipped."""
+    return any(is_worrying(value) for value in history)
 
 
 def safety_status(answers: Mapping, reached: bool) -> str:

@@ -36,6 +36,17 @@ def plain_text(view: SummaryView) -> str:
                 answer=view.safety_answer,
             )
         )
+        lines += view.safety_history
+        if view.alert and view.alert.get("acknowledged_at"):
+            lines.append(
+                gettext(
+                    "Alert acknowledged at %(when)s by %(name)s.",
+                    when=view.alert["acknowledged_time"],
+                    name=view.alert.get("acknowledged_by_name") or "—",
+                )
+            )
+        elif view.alert:
+            lines.append(gettext("Alert not yet acknowledged."))
     else:
         lines.append(str(SAFETY_LINES[view.safety]))
     lines.append("")
@@ -76,8 +87,8 @@ def _quoted_text(text: Text) -> str:
 
 
 def _row_text(row: Row) -> str:
-    if row.skipped:
-        return gettext("Skipped")
+    if row.note:
+        return row.note
     parts = []
     if row.words:
         parts.append(", ".join(row.words))

@@ -36,6 +36,8 @@ SAFETY_LINES = {
     "declined": _l("Safety question: declined (skipped by the patient; not the same as “no”)."),
     "not_reached": _l("Safety question: not reached."),
 }
+IN_PERSON_NOTE = _l("to discuss in person")
+NOT_REACHED_NOTE = _l("not reached")
 PRINT_QUOTE_CHARS = 90
 PRINT_NAME_CHARS = 24
 
@@ -56,7 +58,8 @@ class Row:
     label: str
     words: list[str] = field(default_factory=list)
     quote: Text | None = None
-    skipped: bool = False
+    skipped: bool = False  # skipped rows leave the body: the footer lists them once
+    note: str = ""  # shown instead of an answer: held for in person, or not reached
     html_words: list[Markup] | None = None  # words with free text shortened on paper
 
     @property
@@ -93,6 +96,7 @@ class SummaryView:
     safety: str
     safety_answer: str
     alert: dict | None
+    safety_history: list[str]
     agenda: Text | None
     feelings: list[str]
     flags: list[FlagView]
@@ -174,8 +178,11 @@ def _row(
     answers: dict,
     language: str,
     label: str | None = None,
+    note: str = "",
 ) -> Row:
     item = questionnaire.items[item_id]
+    if note:
+        return Row(label or gettext(item.short), note=note)
     value = answers.get(item_id)
     shown = display.show(item, value)
     quote = Text(shown.quote, language) if shown.quote else None
@@ -238,6 +245,45 @@ def _alert_view(alert: dict | None) -> dict | None:
     return alert
 
 
+def _at(stamp: str) -> str:
+    return format_time(datetime.fromisoformat(stamp), "short")
+
+
+def _safety_history_lines(history: list[dict], questionnaire: Questionnaire) -> list[str]:
+    """How a worrying safety answer was changed or skipped, one sentence per saved value.
+    Nothing when the patient saved one value only: the banner already says it."""
+    if len(history) < 2 or not summary.ever_worrying([h["value"] for h in history]):
+        return []
+    item = questionnaire.items["S1"]
+    lines = []
+    for number, entry in enumerate(history):
+        time = _at(entry["saved_at"])
+        if entry["value"] == summary.DECLINED:
+            lines.append(gettext("Skipped the question at %(time)s.", time=time))
+            continue
+        answer = display.label(item, entry["value"])
+        if number == 0:
+            lines.append(
+                gettext("First answered “%(answer)s” at %(time)s.", answer=answer, time=time)
+            )
+        else:
+            lines.append(gettext("Changed to “%(answer)s” at %(time)s.", answer=answer, time=time))
+    return lines
+
+
+def _safety(visit: dict, answers: dict, history: list[dict], reached: list[str]) -> str:
+    if summary.ever_worrying([h["value"] for h in history]):
+        return "endorsed"
+    return visit.get("safety") or summary.safety_status(answers, "safety" in reached)
+
+
+def _banner_answer(answers: dict, history: list[dict], questionnaire: Questionnaire) -> str:
+    """The answer the banner names: the last worrying one saved, else the current one."""
+    worrying = [h["value"] for h in history if summary.is_worrying(h["value"])]
+    value = worrying[-1] if worrying else answers.get("S1")
+    return display.label(questionnaire.items["S1"], value) if value else ""
+
+
 def minutes_taken(visit: dict) -> int | None:
     """Whole minutes from starting to sending (at least 1), or None if not sent."""
     if not (visit.get("started_at") and visit.get("submitted_at")):
@@ -265,6 +311,7 @@ def build(
     questionnaire: Questionnaire,
     reader_language: str,
     answer_languages: dict[str, str] | None = None,
+    safety_history: list[dict] | None = None,
 ) -> SummaryView:
     """Everything the one-page summary shows, in the reader's language."""
     visible = {k: v for k, v in answers.items() if k not in in_person}
@@ -276,8 +323,19 @@ def build(
         code = (answer_languages or {}).get(item_id) or written_in
         return language_name(code) if code != reader_language else ""
 
+    reached = _reached_sections(visit, q)
+    section_of = {item.id: section.id for section in q.sections for item in section.items}
+
+    def note(*item_ids: str) -> str:
+        """Why these items have no answer to show, when it is not a skip."""
+        if any(i in in_person for i in item_ids):
+            return str(IN_PERSON_NOTE)
+        if any(section_of[i] not in reached for i in item_ids):
+            return str(NOT_REACHED_NOTE)
+        return ""
+
     def row(item_id, label=None):
-        return _row(q, item_id, visible, tag(item_id), label)
+        return _row(q, item_id, visible, tag(item_id), label, note(item_id))
 
     stance = summary.stance(visible)
     medicines = Block(
@@ -287,6 +345,7 @@ def build(
                 gettext("Stance"),
                 [gettext(summary.STANCE_LABELS[stance])] if stance else [],
                 skipped=stance is None,
+                note="" if stance else note("M4", "M5"),
             ),
             row("M2"),
             row("M4"),
@@ -303,19 +362,19 @@ def build(
         Block(gettext("Relationship"), [row("R1"), row("R2"), row("R3")]),
     ]
     for block in blocks:
-        block.rows = [r for r in block.rows if r.label]
+        block.rows = [r for r in block.rows if r.label and (r.note or not r.skipped)]
+    blocks = [block for block in blocks if block.rows]
     previous_visible = None
     if previous_answers is not None:
         previous_visible = {
             k: v for k, v in previous_answers.items() if k not in (previous_in_person or set())
         }
-    reached = _reached_sections(visit, q)
     skipped = [
         gettext(q.items[i].short)
         for i in summary.skipped_items(visible, reached, q)
         if i not in in_person and i != "S1"
     ]
-    s1 = answers.get("S1")
+    history = safety_history or []
     return SummaryView(
         visit_id=visit["id"],
         clinic=clinic,
@@ -330,9 +389,10 @@ def build(
         language=language_name(written_in),
         minutes=minutes_taken(visit),
         status=visit["status"],
-        safety=visit.get("safety") or summary.safety_status(answers, "safety" in reached),
-        safety_answer=display.label(q.items["S1"], s1) if s1 else "",
+        safety=_safety(visit, answers, history, reached),
+        safety_answer=_banner_answer(answers, history, q),
         alert=_alert_view(alert),
+        safety_history=_safety_history_lines(history, q),
         agenda=Text(visible["T2"], tag("T2")) if visible.get("T2") else None,
         feelings=display.labels(q.items["T1"], visible.get("T1")),
         # The only free text an opener quotes is F2's.

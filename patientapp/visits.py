@@ -14,10 +14,10 @@ from datetime import date, datetime, time, timedelta
 
 from flask_babel import lazy_gettext as _l
 
-from . import invitations, storage
+from . import invitations, storage, summary
 from .invitations import Invitation
 from .questionnaire import Questionnaire
-from .summary import SAFETY_ENDORSED, safety_status
+from .summary import DECLINED, SAFETY_ENDORSED, safety_status
 
 INVITED = "invited"
 IN_PROGRESS = "in_progress"
@@ -254,9 +254,20 @@ def save_step(
             return False
         storage.save_answers(db, visit_id, values, now=now, language=language)
         storage.set_step(db, visit_id, step=step, next_step=next_step, now=now, safety=safety)
+        if safety is not None:
+            _remember_safety_answer(db, visit_id, values, now)
         if safety == "endorsed":
             storage.raise_alert(db, visit_id, now)
     return True
+
+
+def _remember_safety_answer(db, visit_id: int, values: Mapping, now: datetime) -> None:
+    """Add the saved safety value to the visit's history unless it repeats the last one."""
+    value = values.get(SAFETY_ITEM)
+    value = str(value) if summary.is_answered(value) else DECLINED
+    history = storage.safety_answers(db, visit_id)
+    if not history or history[-1]["value"] != value:
+        storage.record_safety_answer(db, visit_id, value, now)
 
 
 def save_in_person(db, visit_id: int, in_person: set[str]) -> None:

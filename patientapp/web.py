@@ -4,6 +4,7 @@ clinic settings, the public address."""
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app, g, has_request_context, request
@@ -13,7 +14,9 @@ from . import storage
 
 SETTING_DEFAULTS = {
     "clinic_name": "",
-    "crisis_text": "",
+    "crisis_text": "",  # before crisis_texts: the text for the default language
+    "crisis_texts": None,  # {language code: text}; None until first saved
+    "crisis_phone_numbers": "",
     "languages": [],
     "invite_extra_days": 0,
     "patient_idle_minutes": None,
@@ -98,8 +101,36 @@ def clinic_name() -> str:
     return clinic_settings()["clinic_name"] or str(DEFAULT_CLINIC_NAME)
 
 
-def crisis_text() -> str:
-    return clinic_settings()["crisis_text"] or str(DEFAULT_CRISIS_TEXT)
+@dataclass(frozen=True)
+class CrisisText:
+    """What a patient reads about getting help now. ``own`` is text the clinic typed for
+    this language; otherwise ``text`` is the translated default and ``numbers`` the
+    clinic's phone numbers (typed by staff, so shown with dir="auto")."""
+
+    text: str
+    own: bool
+    numbers: str = ""
+
+
+def crisis_texts() -> dict[str, str]:
+    """The clinic's own crisis text per language. Before texts were set per language, the
+    one text stored was written for the clinic's default language."""
+    settings = clinic_settings()
+    if settings["crisis_texts"] is not None:
+        return {code: text for code, text in settings["crisis_texts"].items() if text}
+    legacy = settings["crisis_text"]
+    return {current_app.config["DEFAULT_LANGUAGE"]: legacy} if legacy else {}
+
+
+def crisis_text(language: str) -> CrisisText:
+    """The crisis text in this language: the clinic's own, or the translated default
+    plus the phone numbers, never another language's sentences."""
+    own = crisis_texts().get(language)
+    if own:
+        return CrisisText(own, own=True)
+    return CrisisText(
+        str(DEFAULT_CRISIS_TEXT), own=False, numbers=clinic_settings()["crisis_phone_numbers"]
+    )
 
 
 def init_app(app) -> None:

@@ -71,7 +71,7 @@ def admin(app, client):
 
 GOOD_SETTINGS = {
     "clinic_name": "Riverside Mood Clinic",
-    "crisis_text": "Call the clinic line: 555-0100.\r\nAfter hours, call 555-0199.",
+    "crisis_text_en": "Call the clinic line: 555-0100.\r\nAfter hours, call 555-0199.",
     "languages": ["en"],
     "invite_extra_days": "2",
     "patient_idle_minutes": "20",
@@ -338,7 +338,9 @@ def test_saved_settings_reach_the_patient(app, admin):
     assert response.status_code == 302
     saved = settings(app)
     assert saved["clinic_name"] == "Riverside Mood Clinic"
-    assert saved["crisis_text"] == ("Call the clinic line: 555-0100.\nAfter hours, call 555-0199.")
+    assert saved["crisis_texts"] == {
+        "en": "Call the clinic line: 555-0100.\nAfter hours, call 555-0199."
+    }
     assert (saved["invite_extra_days"], saved["patient_idle_minutes"], saved["retention_days"]) == (
         2,
         20,
@@ -346,7 +348,7 @@ def test_saved_settings_reach_the_patient(app, admin):
     )
     entry = audit_rows(app, action="settings_changed")[0]
     assert entry["detail"] == (
-        "clinic_name, crisis_text, invite_extra_days, patient_idle_minutes, retention_days"
+        "clinic_name, crisis_texts, invite_extra_days, patient_idle_minutes, retention_days"
     )
     invitation = make_invitation(app)
     patient = Patient(app.test_client())
@@ -362,7 +364,7 @@ def test_saving_unchanged_settings_writes_nothing(app, admin):
         data={
             "csrf_token": csrf_from(page.get_data(as_text=True)),
             "clinic_name": "",
-            "crisis_text": "",
+            "crisis_text_en": "",
             "languages": app.config["OFFERED_LANGUAGES"],
             "invite_extra_days": "0",
             "patient_idle_minutes": "15",
@@ -385,7 +387,7 @@ def test_invitation_lifetime_setting_moves_the_expiry(app, admin):
     ("field", "value", "message"),
     [
         ("clinic_name", "x" * 121, "Please keep this to 120 characters or fewer."),
-        ("crisis_text", "y" * 1001, "Please keep this to 1000 characters or fewer."),
+        ("crisis_text_en", "y" * 1001, "Please keep this to 1000 characters or fewer."),
         ("languages", [], "Please offer at least one language."),
         ("languages", ["xx"], "is not a valid choice"),
         ("invite_extra_days", "15", "Please enter a whole number from 0 to 14."),
@@ -409,7 +411,7 @@ def test_bad_setting_keeps_everything_else_and_saves_nothing(app, admin, field, 
         if other == field or other == "languages":
             continue
         shown = typed.replace("\r\n", "\n")
-        assert (f'value="{shown}"' in page) if other != "crisis_text" else (shown in page), other
+        assert (f'value="{shown}"' in page) if other != "crisis_text_en" else (shown in page), other
     assert settings(app) == {}
     assert audit_rows(app, action="settings_changed") == []
 

@@ -687,3 +687,21 @@ def test_summary_module_imports_no_web_or_storage_code():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- the safety history --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("history", "expected"),
+    [
+        ([], False),
+        (["not_at_all"], False),
+        (["declined", "not_at_all", "declined"], False),
+        (["several_days", "not_at_all"], True),
+        (["not_at_all", "nearly_every_day", "declined"], True),
+        (["a_typo"], True),  # an unknown value must never lose a banner
+    ],
+)
+def test_any_worrying_saved_value_keeps_the_banner(history, expected):
+    assert summary.ever_worrying(history) is expected
