@@ -66,7 +66,11 @@ class ActionForm(FlaskForm):
 def _begin(visit: dict) -> None:
     # A language picked on this device a moment ago (on the code page) stays; the last
     # patient's choice is already gone, since ending a patient session drops it.
-    session[SESSION_KEY] = {"visit": visit["id"], "seen": now().isoformat()}
+    session[SESSION_KEY] = {
+        "visit": visit["id"],
+        "generation": visit["secret_generation"],
+        "seen": now().isoformat(),
+    }
 
 
 def end_patient_session(keep_language: bool = False) -> None:
@@ -91,12 +95,13 @@ def current_visit() -> dict | None:
         end_patient_session()
         return None
     visit = storage.get_visit(get_db(), state["visit"])
-    if not visits.is_open(visit, moment):
+    if not visits.is_open(visit, moment) or state.get("generation") != visit["secret_generation"]:
+        # A re-issue ends every session that entered by the old link or code.
         end_patient_session()
         return None
     if moment - datetime.fromisoformat(state["seen"]) >= SEEN_RESOLUTION:
         # Rewriting the signed cookie on every click costs more than a minute's precision.
-        session[SESSION_KEY] = {"visit": visit["id"], "seen": moment.isoformat()}
+        session[SESSION_KEY] = {**state, "seen": moment.isoformat()}
     return visit
 
 
