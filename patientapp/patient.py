@@ -145,18 +145,30 @@ def _failure_keys() -> list[tuple[str, str]]:
     return list(zip(CODE_SCOPES, (_client_id(), request.remote_addr or "-", "*"), strict=False))
 
 
-def _too_many_failures(db) -> bool:
+def _over_limit(db, scopes: tuple[str, ...]) -> bool:
     cfg = current_app.config
     since = now() - timedelta(minutes=cfg["CODE_FAILURE_WINDOW_MINUTES"])
-    limits = (
-        cfg["CODE_FAILURES_PER_CLIENT"],
-        cfg["CODE_FAILURES_PER_ADDRESS"],
-        cfg["CODE_FAILURES_GLOBAL"],
+    limits = dict(
+        zip(
+            CODE_SCOPES,
+            (
+                cfg["CODE_FAILURES_PER_CLIENT"],
+                cfg["CODE_FAILURES_PER_ADDRESS"],
+                cfg["CODE_FAILURES_GLOBAL"],
+            ),
+            strict=True,
+        )
     )
     return any(
-        storage.count_failures(db, scope, key, since) >= limit
-        for (scope, key), limit in zip(_failure_keys(), limits, strict=False)
+        storage.count_failures(db, scope, key, since) >= limits[scope]
+        for scope, key in _failure_keys()
+        if scope in scopes
     )
+
+
+TOO_MANY_TRIES = _l(
+    "Too many tries for now. Please wait a few minutes, or ask the front desk for help."
+)
 
 
 @bp.route("/start", methods=["GET", "POST"])
@@ -168,16 +180,13 @@ def start():
     if form.validate_on_submit():
         db = get_db()
         code = invitations.normalise_code(form.code.data or "")
-        if _too_many_failures(db):
-            form.code.errors.append(
-                _l(
-                    "Too many tries for now. Please wait a few minutes, "
-                    "or ask the front desk for help."
-                )
-            )
+        # The clinic-wide limit is checked only after a wrong code: strangers flooding it
+        # must never keep a patient with the right code out.
+        if _over_limit(db, CODE_SCOPES[:2]):
+            form.code.errors.append(TOO_MANY_TRIES)
             status = 429
         elif code is None:
-            form.code.errors.append(_l("A code has 8 letters and numbers, like 7KQ2-M9XD."))
+            form.code.errors.append(_l("A code has 10 letters and numbers, like 7KQ2M-9XD4P."))
             status = 422
         else:
             visit = storage.visit_by_code_hash(db, invitations.hash_secret(code))
@@ -185,9 +194,10 @@ def start():
                 storage.clear_failures(db, *_failure_keys()[0])
                 _begin(visit)
                 return redirect(_resume_target(visit))
+            refused = _over_limit(db, CODE_SCOPES[2:])
             storage.record_failures(db, _failure_keys(), now())
-            form.code.errors.append(GENERIC_CODE_ERROR)
-            status = 422
+            form.code.errors.append(TOO_MANY_TRIES if refused else GENERIC_CODE_ERROR)
+            status = 429 if refused else 422
     elif request.method == "POST":
         status = 400
     return render_template("patient/start.html", form=form), status
