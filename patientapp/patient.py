@@ -66,6 +66,11 @@ class ActionForm(FlaskForm):
 def _begin(visit: dict) -> None:
     # A language picked on this device a moment ago (on the code page) stays; the last
     # patient's choice is already gone, since ending a patient session drops it.
+    if visit["secret_generation"]:
+        # Whoever opens a re-issued link or code may not be the patient: staff can check.
+        storage.audit(
+            get_db(), "patient_entry_reissued", now=now(), actor="patient", visit_id=visit["id"]
+        )
     session[SESSION_KEY] = {
         "visit": visit["id"],
         "generation": visit["secret_generation"],
@@ -203,17 +208,37 @@ def start():
     return render_template("patient/start.html", form=form), status
 
 
-@bp.get("/v/<token>")
-def open_link(token: str):
-    """The invitation link: opens (or resumes) the visit in this browser."""
+def _visit_by_token(token: str) -> dict | None:
     if len(token) > 100:
         abort(404)
-    visit = storage.visit_by_token_hash(get_db(), invitations.hash_secret(token))
+    return storage.visit_by_token_hash(get_db(), invitations.hash_secret(token))
+
+
+@bp.get("/v/<token>")
+def open_link(token: str):
+    """The invitation link: opens (or resumes) the visit in this browser. A link to
+    another visit asks first, since any site can send a browser to a link."""
+    visit = _visit_by_token(token)
     if visit is not None and visits.is_sent(visit):
         end_patient_session()
         return render_template("patient/already_sent.html"), 200
     if not visits.is_open(visit, now()):
         return render_template("patient/link_invalid.html"), 404
+    if g.visit is not None and g.visit["id"] != visit["id"]:
+        return render_template("patient/switch.html", form=ActionForm(), token=token)
+    _begin(visit)
+    return redirect(_resume_target(visit))
+
+
+@bp.post("/v/<token>/switch")
+def switch(token: str):
+    """Leave the visit open on this device for the one the link belongs to."""
+    visit = _visit_by_token(token)
+    if not ActionForm().validate_on_submit():
+        return redirect(url_for("patient.open_link", token=token))
+    if not visits.is_open(visit, now()):
+        return render_template("patient/link_invalid.html"), 404
+    end_patient_session()
     _begin(visit)
     return redirect(_resume_target(visit))
 
