@@ -220,7 +220,8 @@ def open_link(token: str):
     another visit asks first, since any site can send a browser to a link."""
     visit = _visit_by_token(token)
     if visit is not None and visits.is_sent(visit):
-        end_patient_session()
+        if g.visit is None:  # another visit open here stays: a link from anywhere lands here
+            end_patient_session()
         return render_template("patient/already_sent.html"), 200
     if not visits.is_open(visit, now()):
         return render_template("patient/link_invalid.html"), 404

@@ -10,6 +10,7 @@ from conftest import (
     Patient,
     create_user,
     csrf_from,
+    finish_visit,
     login,
     make_invitation,
     staff_post,
@@ -112,3 +113,11 @@ def test_a_link_to_another_visit_asks_before_switching(app, patient, invitation)
 )
 def test_who_may_reissue(status, role, allowed):
     assert visits.may_reissue({"status": status}, role) is allowed
+
+
+def test_a_link_to_a_sent_visit_leaves_the_open_one_alone(app, patient, invitation):
+    sent = finish_visit(app, ref="B-2002")
+    patient.start(invitation.token)
+    assert patient.client.get(f"/v/{sent.token}").status_code == 200
+    with patient.client.session_transaction() as cookie:
+        assert cookie["patient"]["visit"] == invitation.visit_id
