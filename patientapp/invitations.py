@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-CODE_LENGTH = 8
+CODE_LENGTH = 10
 _LOOKALIKES = str.maketrans({"O": "0", "I": "1", "L": "1"})
 
 
@@ -45,8 +45,9 @@ def normalise_code(typed: str) -> str | None:
 
 
 def format_code(code: str) -> str:
-    """Show a code in two groups of four, easier to read aloud and type."""
-    return f"{code[:4]}-{code[4:]}"
+    """Show a code in two groups of five, easier to read aloud and type."""
+    half = len(code) // 2
+    return f"{code[:half]}-{code[half:]}"
 
 
 def hash_secret(secret: str) -> str:

@@ -68,7 +68,16 @@ class ActionForm(FlaskForm):
 def _begin(visit: dict) -> None:
     # A language picked on this device a moment ago (on the code page) stays; the last
     # patient's choice is already gone, since ending a patient session drops it.
-    session[SESSION_KEY] = {"visit": visit["id"], "seen": now().isoformat()}
+    if visit["secret_generation"]:
+        # Whoever opens a re-issued link or code may not be the patient: staff can check.
+        storage.audit(
+            get_db(), "patient_entry_reissued", now=now(), actor="patient", visit_id=visit["id"]
+        )
+    session[SESSION_KEY] = {
+        "visit": visit["id"],
+        "generation": visit["secret_generation"],
+        "seen": now().isoformat(),
+    }
     session.pop(ENDED_KEY, None)
 
 
@@ -97,12 +106,13 @@ def current_visit() -> dict | None:
         end_patient_session()
         return None
     visit = storage.get_visit(get_db(), state["visit"])
-    if not visits.is_open(visit, moment):
+    if not visits.is_open(visit, moment) or state.get("generation") != visit["secret_generation"]:
+        # A re-issue ends every session that entered by the old link or code.
         end_patient_session(sent=visit is not None and visits.is_sent(visit))
         return None
     if moment - datetime.fromisoformat(state["seen"]) >= SEEN_RESOLUTION:
         # Rewriting the signed cookie on every click costs more than a minute's precision.
-        session[SESSION_KEY] = {"visit": visit["id"], "seen": moment.isoformat()}
+        session[SESSION_KEY] = {**state, "seen": moment.isoformat()}
     return visit
 
 
@@ -152,18 +162,30 @@ def _failure_keys() -> list[tuple[str, str]]:
     return list(zip(CODE_SCOPES, (_client_id(), request.remote_addr or "-", "*"), strict=False))
 
 
-def _too_many_failures(db) -> bool:
+def _over_limit(db, scopes: tuple[str, ...]) -> bool:
     cfg = current_app.config
     since = now() - timedelta(minutes=cfg["CODE_FAILURE_WINDOW_MINUTES"])
-    limits = (
-        cfg["CODE_FAILURES_PER_CLIENT"],
-        cfg["CODE_FAILURES_PER_ADDRESS"],
-        cfg["CODE_FAILURES_GLOBAL"],
+    limits = dict(
+        zip(
+            CODE_SCOPES,
+            (
+                cfg["CODE_FAILURES_PER_CLIENT"],
+                cfg["CODE_FAILURES_PER_ADDRESS"],
+                cfg["CODE_FAILURES_GLOBAL"],
+            ),
+            strict=True,
+        )
     )
     return any(
-        storage.count_failures(db, scope, key, since) >= limit
-        for (scope, key), limit in zip(_failure_keys(), limits, strict=False)
+        storage.count_failures(db, scope, key, since) >= limits[scope]
+        for scope, key in _failure_keys()
+        if scope in scopes
     )
+
+
+TOO_MANY_TRIES = _l(
+    "Too many tries for now. Please wait a few minutes, or ask the front desk for help."
+)
 
 
 @bp.route("/start", methods=["GET", "POST"])
@@ -175,16 +197,13 @@ def start():
     if form.validate_on_submit():
         db = get_db()
         code = invitations.normalise_code(form.code.data or "")
-        if _too_many_failures(db):
-            form.code.errors.append(
-                _l(
-                    "Too many tries for now. Please wait a few minutes, "
-                    "or ask the front desk for help."
-                )
-            )
+        # The clinic-wide limit is checked only after a wrong code: strangers flooding it
+        # must never keep a patient with the right code out.
+        if _over_limit(db, CODE_SCOPES[:2]):
+            form.code.errors.append(TOO_MANY_TRIES)
             status = 429
         elif code is None:
-            form.code.errors.append(_l("A code has 8 letters and numbers, like 7KQ2-M9XD."))
+            form.code.errors.append(_l("A code has 10 letters and numbers, like 7KQ2M-9XD4P."))
             status = 422
         else:
             visit = storage.visit_by_code_hash(db, invitations.hash_secret(code))
@@ -192,25 +211,47 @@ def start():
                 storage.clear_failures(db, *_failure_keys()[0])
                 _begin(visit)
                 return redirect(_resume_target(visit))
+            refused = _over_limit(db, CODE_SCOPES[2:])
             storage.record_failures(db, _failure_keys(), now())
-            form.code.errors.append(GENERIC_CODE_ERROR)
-            status = 422
+            form.code.errors.append(TOO_MANY_TRIES if refused else GENERIC_CODE_ERROR)
+            status = 429 if refused else 422
     elif request.method == "POST":
         status = 400
     return render_template("patient/start.html", form=form), status
 
 
-@bp.get("/v/<token>")
-def open_link(token: str):
-    """The invitation link: opens (or resumes) the visit in this browser."""
+def _visit_by_token(token: str) -> dict | None:
     if len(token) > 100:
         abort(404)
-    visit = storage.visit_by_token_hash(get_db(), invitations.hash_secret(token))
+    return storage.visit_by_token_hash(get_db(), invitations.hash_secret(token))
+
+
+@bp.get("/v/<token>")
+def open_link(token: str):
+    """The invitation link: opens (or resumes) the visit in this browser. A link to
+    another visit asks first, since any site can send a browser to a link."""
+    visit = _visit_by_token(token)
     if visit is not None and visits.is_sent(visit):
-        end_patient_session(sent=True)
+        if g.visit is None:  # another visit open here stays: a link from anywhere lands here
+            end_patient_session(sent=True)
         return render_template("patient/already_sent.html"), 200
     if not visits.is_open(visit, now()):
         return render_template("patient/link_invalid.html"), 404
+    if g.visit is not None and g.visit["id"] != visit["id"]:
+        return render_template("patient/switch.html", form=ActionForm(), token=token)
+    _begin(visit)
+    return redirect(_resume_target(visit))
+
+
+@bp.post("/v/<token>/switch")
+def switch(token: str):
+    """Leave the visit open on this device for the one the link belongs to."""
+    visit = _visit_by_token(token)
+    if not ActionForm().validate_on_submit():
+        return redirect(url_for("patient.open_link", token=token))
+    if not visits.is_open(visit, now()):
+        return render_template("patient/link_invalid.html"), 404
+    end_patient_session()
     _begin(visit)
     return redirect(_resume_target(visit))
 

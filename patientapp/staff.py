@@ -23,6 +23,7 @@ from flask import (
     url_for,
 )
 from flask_babel import force_locale, format_date, format_time, gettext
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 
 from . import errors, invitations, questionnaire, storage, summary_view, visits
@@ -41,6 +42,10 @@ bp.add_app_template_global(visits.status_label, "status_label")
 
 READERS = ("psychiatrist", "admin")
 EVERYONE = ("frontdesk", "psychiatrist", "admin")
+REISSUE_REFUSED = _l(
+    "This patient has started answering, so a new link would open their answers. "
+    "Please ask a psychiatrist to give the new link and code."
+)
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -247,6 +252,8 @@ def invitation(visit_id: int):
         handover=_handover(visit),
         form=FlaskForm(),
         expires=format_date(datetime.fromisoformat(visit["expires_at"]), "medium"),
+        may_reissue=visits.may_reissue(visit, g.user["role"]),
+        reissue_refused=REISSUE_REFUSED,
     )
 
 
@@ -281,11 +288,18 @@ def cancel(visit_id: int):
 @bp.post("/visits/<int:visit_id>/reissue")
 @login_required(*EVERYONE, hide_as_404=True)
 def reissue(visit_id: int):
-    """New link and code for an open visit; answers so far stay, the old ones stop working."""
-    _visit_or_404(visit_id)
+    """New link and code for an open visit; answers so far stay, the old ones stop working.
+    Once answering has started only a reader may do it: the new link opens the answers."""
+    visit = _visit_or_404(visit_id)
+    if visits.can_reissue(visit) and not visits.may_reissue(visit, g.user["role"]):
+        return errors.STAFF.render(REISSUE_REFUSED, 403)
     if FlaskForm().validate_on_submit():
         invitation = visits.reissue(
-            get_db(), visit_id, extra_days=int(clinic_settings()["invite_extra_days"]), now=now()
+            get_db(),
+            visit_id,
+            extra_days=int(clinic_settings()["invite_extra_days"]),
+            now=now(),
+            role=g.user["role"],
         )
         if invitation is not None:
             _remember_secrets(invitation)

@@ -142,6 +142,13 @@ def m010_safety_history(db: Database) -> None:
     db.execute("CREATE INDEX safety_answers_by_visit ON safety_answers (visit_id, id)")
 
 
+@migrations()
+def m020_secret_generation(db: Database) -> None:
+    # Counts re-issues: a patient session remembers the generation it entered with, so a
+    # browser that opened an old link or code loses the visit once new secrets exist.
+    db.execute("ALTER TABLE visits ADD COLUMN secret_generation INTEGER NOT NULL DEFAULT 0")
+
+
 def connect(path: str | Path) -> Database:
     """Open the database with the pragmas every connection needs."""
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
@@ -627,9 +634,11 @@ def set_cancelled(db: Database, visit_id: int, now: datetime) -> None:
 def set_secrets(
     db: Database, visit_id: int, token_hash: str, code_hash: str, expires_at: datetime
 ) -> None:
-    """A new link and code: the old ones stop working, answers stay."""
+    """A new link and code: the old ones stop working (with every browser that entered by
+    them), answers stay."""
     db.execute(
-        "UPDATE visits SET token_hash = ?, code_hash = ?, expires_at = ? WHERE id = ?",
+        "UPDATE visits SET token_hash = ?, code_hash = ?, expires_at = ?, "
+        "secret_generation = secret_generation + 1 WHERE id = ?",
         (token_hash, code_hash, _ts(expires_at), visit_id),
     )
 

@@ -88,6 +88,12 @@ def can_reissue(visit: dict) -> bool:
     return visit["status"] in OPEN
 
 
+def may_reissue(visit: dict, role: str) -> bool:
+    """Whether this staff role may re-issue: a visit in progress only by a psychiatrist or
+    an admin, since whoever opens the new link reads and changes the answers so far."""
+    return can_reissue(visit) and (visit["status"] == INVITED or role in ("psychiatrist", "admin"))
+
+
 def board_status(visit: dict, now: datetime) -> str:
     """The status staff see: the stored one, or EXPIRED for an open visit past expiry."""
     if visit["status"] in OPEN and is_expired(visit, now):
@@ -182,14 +188,17 @@ def create(
     return Invitation(visit_id, token, code, expires_at)
 
 
-def reissue(db, visit_id: int, *, extra_days: int, now: datetime) -> Invitation | None:
+def reissue(
+    db, visit_id: int, *, extra_days: int, now: datetime, role: str = ""
+) -> Invitation | None:
     """New link and code for a visit not yet sent: the old ones stop working, answers so
     far stay. The new ones work until the end of the appointment day (or of today, if
-    that has passed) plus extra_days. None when the visit cannot be re-issued."""
+    that has passed) plus extra_days. None when the visit cannot be re-issued (by this
+    staff role, when one is given)."""
     token, code = _secrets()
     with storage.write(db):
         visit = storage.get_visit(db, visit_id)
-        if visit is None or not can_reissue(visit):
+        if visit is None or not can_reissue(visit) or (role and not may_reissue(visit, role)):
             return None
         appointment = datetime.fromisoformat(visit["appointment_at"])
         expires_at = expiry(max(appointment, now), extra_days)

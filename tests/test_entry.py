@@ -28,15 +28,15 @@ def test_code_opens_the_visit(client, invitation):
 
 
 def test_code_lookalikes_are_forgiven():
-    assert invitations.normalise_code("o1lI-abcd") == "0111ABCD"
-    assert invitations.normalise_code("ABCD-EFGU") is None  # U is not in the alphabet
+    assert invitations.normalise_code("o1lI-abcdef") == "0111ABCDEF"
+    assert invitations.normalise_code("ABCDE-FGHJU") is None  # U is not in the alphabet
     assert invitations.normalise_code("ABC") is None
 
 
 def test_codes_and_tokens_are_strong():
     codes = {invitations.new_code() for _ in range(200)}
     assert len(codes) == 200
-    assert all(len(c) == 8 and set(c) <= set(invitations.CROCKFORD) for c in codes)
+    assert all(len(c) == 10 and set(c) <= set(invitations.CROCKFORD) for c in codes)
     assert len(invitations.new_token()) >= 43  # 256 bits in URL-safe base64
 
 
@@ -56,7 +56,7 @@ def test_one_message_for_every_bad_code(app, client, clock, patient, case, db):
     invitation = make_invitation(app)
     code = invitation.code
     if case == "wrong":
-        code = "ZZZZZZZZ" if code != "ZZZZZZZZ" else "YYYYYYYY"
+        code = "Z" * 10 if code != "Z" * 10 else "Y" * 10
     elif case == "expired":
         clock.advance(days=1)
     elif case == "used":
@@ -71,7 +71,7 @@ def test_one_message_for_every_bad_code(app, client, clock, patient, case, db):
 
 def test_badly_shaped_code_gets_a_hint(client):
     page = type_code(client, "12")
-    assert "A code has 8 letters and numbers" in page.get_data(as_text=True)
+    assert "A code has 10 letters and numbers" in page.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("case", ["wrong", "expired", "cancelled"])
@@ -101,7 +101,7 @@ def test_rate_limit_per_client_then_valid_code_elsewhere_still_works(app, clock)
     invitation = make_invitation(app)
     attacker = app.test_client()
     for _ in range(app.config["CODE_FAILURES_PER_CLIENT"]):
-        assert type_code(attacker, "ZZZZ-ZZZZ").status_code == 422
+        assert type_code(attacker, "ZZZZZ-ZZZZZ").status_code == 422
     blocked = type_code(attacker, invitations.format_code(invitation.code))
     assert blocked.status_code == 429
     assert "Too many tries" in blocked.get_data(as_text=True)
@@ -116,11 +116,11 @@ def test_rate_limit_per_client_then_valid_code_elsewhere_still_works(app, clock)
 def test_rate_limit_per_address_catches_cookie_droppers(app):
     app.config["CODE_FAILURES_PER_ADDRESS"] = 8
     for _ in range(8):
-        type_code(app.test_client(), "ZZZZ-ZZZZ")
-    assert type_code(app.test_client(), "ZZZZ-ZZZZ").status_code == 429
+        type_code(app.test_client(), "ZZZZZ-ZZZZZ")
+    assert type_code(app.test_client(), "ZZZZZ-ZZZZZ").status_code == 429
     other_address = app.test_client()
     other_address.environ_base["REMOTE_ADDR"] = "10.0.0.9"
-    assert type_code(other_address, "ZZZZ-ZZZZ").status_code == 422
+    assert type_code(other_address, "ZZZZZ-ZZZZZ").status_code == 422
 
 
 def test_global_rate_limit(app):
@@ -128,10 +128,40 @@ def test_global_rate_limit(app):
     for n in range(6):
         c = app.test_client()
         c.environ_base["REMOTE_ADDR"] = f"10.0.1.{n}"
-        type_code(c, "ZZZZ-ZZZZ")
+        type_code(c, "ZZZZZ-ZZZZZ")
     c = app.test_client()
     c.environ_base["REMOTE_ADDR"] = "10.0.2.1"
-    assert type_code(c, "ZZZZ-ZZZZ").status_code == 429
+    assert type_code(c, "ZZZZZ-ZZZZZ").status_code == 429
+
+
+def test_a_flood_of_wrong_codes_never_keeps_out_a_right_one(app):
+    app.config["CODE_FAILURES_GLOBAL"] = 20
+    invitation = make_invitation(app)
+    for n in range(20):
+        for _ in range(3):  # fresh cookies each time, from twenty addresses
+            c = app.test_client()
+            c.environ_base["REMOTE_ADDR"] = f"10.0.3.{n}"
+            type_code(c, "ZZZZZ-ZZZZZ")
+    newcomer = app.test_client()
+    newcomer.environ_base["REMOTE_ADDR"] = "10.0.4.1"
+    assert type_code(newcomer, "ZZZZZ-ZZZZZ").status_code == 429
+    page = type_code(newcomer, invitations.format_code(invitation.code))
+    assert page.status_code == 200 and "Before your visit" in page.get_data(as_text=True)
+
+
+def test_guessing_any_live_code_in_a_day_is_below_one_in_a_million(app):
+    cfg = app.config
+    windows_per_day = 24 * 60 / cfg["CODE_FAILURE_WINDOW_MINUTES"]
+    guesses_per_day = cfg["CODE_FAILURES_GLOBAL"] * windows_per_day
+    live_codes = 300
+    space = len(invitations.CROCKFORD) ** invitations.CODE_LENGTH
+    assert guesses_per_day * live_codes / space < 1e-6
+
+
+def test_codes_are_shown_in_two_groups_of_five(invitation):
+    shown = invitations.format_code(invitation.code)
+    assert len(shown) == 11 and shown[5] == "-"
+    assert invitations.normalise_code(shown) == invitation.code
 
 
 def test_post_without_csrf_is_refused_kindly(patient, invitation):

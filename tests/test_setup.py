@@ -86,7 +86,7 @@ def test_cli_invite_prints_a_working_link_and_code(app, runner):
     assert "Before your visit" in client.get(f"/v/{token}", follow_redirects=True).get_data(
         as_text=True
     )
-    assert len(code.split()[1]) == 9  # XXXX-XXXX
+    assert len(code.split()[1]) == 11  # XXXXX-XXXXX
 
 
 def test_cli_invite_rejects_bad_input(runner):

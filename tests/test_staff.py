@@ -170,7 +170,7 @@ def test_front_desk_invites_and_the_patient_gets_in(app, client):
     html = page.get_data(as_text=True)
     assert "Invitation for MRN 44817" in html
     assert "<svg" in html and "segno" in html
-    code = re.search(r'<p class="code" lang="en">([0-9A-Z]{4}-[0-9A-Z]{4})</p>', html).group(1)
+    code = re.search(r'<p class="code" lang="en">([0-9A-Z]{5}-[0-9A-Z]{5})</p>', html).group(1)
     link = re.search(r'href="(http://localhost/v/[^"]+)"', html).group(1)
     slip = client.get(re.search(r'href="(/staff/visits/\d+/slip)"', html).group(1))
     assert code in slip.get_data(as_text=True)

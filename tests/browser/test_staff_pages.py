@@ -203,7 +203,7 @@ def test_front_desk_creates_an_invitation_and_opens_the_slip(desks, live_server)
 
     expect_heading(page, "Invitation for MRN 1234")
     code = page.locator("p.code")
-    expect(code).to_have_text(re.compile(r"^[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$"))
+    expect(code).to_have_text(re.compile(r"^[0-9A-HJKMNP-TV-Z]{5}-[0-9A-HJKMNP-TV-Z]{5}$"))
     link = page.locator("p.link-line a")
     expect(link).to_have_attribute(
         "href", re.compile(rf"^{re.escape(live_server.url)}/v/[\w-]{{40,}}$")
