@@ -46,7 +46,14 @@ def serve_command(host: str, port: int, threads: int) -> None:
     app.config.setdefault("SERVE_PORT", port)
     click.echo(f"Serving on http://{host}:{port}  (database: {app.config['DATABASE']})")
     _announce_setup_link()
-    waitress.serve(app, host=host, port=port, threads=threads, ident="patientapp")
+    waitress.serve(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="patientapp",
+        **config_module.server_options(app.config),
+    )
 
 
 def _announce_setup_link() -> None:
