@@ -129,6 +129,19 @@ def server_options(config) -> dict:
     return options
 
 
+def base_url_problem(config, host: str) -> str | None:
+    """Why `serve` must not start without PATIENTAPP_BASE_URL, or None."""
+    if config.get("BASE_URL"):
+        return None
+    if not is_loopback(host) or config.get("TRUSTED_PROXY"):
+        return (
+            "Set PATIENTAPP_BASE_URL to the address patients open (e.g. "
+            "https://reflect.clinic.example): serving other machines without it, "
+            "invitation links would have to come from the Host header anyone can forge."
+        )
+    return None
+
+
 def is_loopback(host: str) -> bool:
     if host.lower() in LOOPBACK_NAMES:
         return True

@@ -31,7 +31,8 @@ def test_serve_passes_the_limits_and_no_proxy_by_default(runner, monkeypatch):
 def test_serve_trusts_only_the_configured_proxy(app, runner, monkeypatch):
     served = {}
     monkeypatch.setattr(waitress, "serve", lambda app_, **kw: served.update(kw))
-    app.config.update(TRUSTED_PROXY="127.0.0.1", CHANNEL_TIMEOUT=5, CONNECTION_LIMIT=50)
+    app.config.update(TRUSTED_PROXY="127.0.0.1", BASE_URL="https://reflect.example")
+    app.config.update(CHANNEL_TIMEOUT=5, CONNECTION_LIMIT=50)
     assert runner.invoke(args=["serve"]).exit_code == 0
     assert served["trusted_proxy"] == "127.0.0.1"
     assert served["trusted_proxy_count"] == 1
