@@ -51,7 +51,7 @@ http {{
 def _nginx() -> str:
     found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else "")
     if not found:
-        reason = "nginx is not installed (Debian: apt-get install nginx-light)"
+        reason = "nginx is not installed (Debian: apt-get install nginx)"
         if os.environ.get("PATIENTAPP_REQUIRE_BROWSER") == "1":
             pytest.fail(f"{reason}; PATIENTAPP_REQUIRE_BROWSER=1 makes that a failure")
         pytest.skip(reason)

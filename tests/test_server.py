@@ -13,6 +13,8 @@ from pathlib import Path
 
 import waitress
 
+from patientapp import config
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -44,9 +46,7 @@ def test_serve_trusts_only_the_configured_proxy(app, runner, monkeypatch):
     assert (served["channel_timeout"], served["connection_limit"]) == (5, 50)
 
 
-def test_the_limits_are_read_from_the_environment(monkeypatch):
-    from patientapp import config
-
+def test_the_limits_are_read_from_the_environment():
     environ = {"PATIENTAPP_CHANNEL_TIMEOUT": "7", "PATIENTAPP_TRUSTED_PROXY": "10.0.0.1"}
     assert config.from_environment(environ) == {"CHANNEL_TIMEOUT": 7, "TRUSTED_PROXY": "10.0.0.1"}
 
