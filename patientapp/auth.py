@@ -259,15 +259,41 @@ def audit(action: str, visit_id: int | None = None, detail: str = "") -> None:
 # --- login throttling --------------------------------------------------------------------
 
 
-def _locked(db, email: str) -> bool:
+def _lock_started(db, scope: str, key: str, limit: int) -> datetime | None:
+    """When the lock on (scope, key) began, if it still holds.
+
+    A lock begins at the failure that makes `limit` within the window and ends the
+    window's length later. Failures while locked are not counted (see _record_failure),
+    so one wrong password every few minutes cannot keep an account locked for good.
+    """
+    window = timedelta(minutes=current_app.config["LOGIN_LOCKOUT_MINUTES"])
+    moment = now()
+    times = storage.failure_times(db, scope, key, moment - 2 * window)
+    for index, at in enumerate(times):
+        recent = [earlier for earlier in times[: index + 1] if earlier > at - window]
+        if at > moment - window and len(recent) >= limit:
+            return at
+    return None
+
+
+def _login_scopes(email: str, known: bool) -> list[tuple[str, str, int]]:
+    """(scope, key, limit) counting sign-in failures: per client address, and per account
+    when one exists (an unknown name's raw text, perhaps a password, is not kept)."""
     cfg = current_app.config
-    since = now() - timedelta(minutes=cfg["LOGIN_LOCKOUT_MINUTES"])
-    return (
-        storage.count_failures(db, "login-account", email.lower(), since)
-        >= cfg["LOGIN_FAILURES_PER_ACCOUNT"]
-        or storage.count_failures(db, "login-client", request.remote_addr or "-", since)
-        >= cfg["LOGIN_FAILURES_PER_CLIENT"]
-    )
+    scopes = [("login-client", request.remote_addr or "-", cfg["LOGIN_FAILURES_PER_CLIENT"])]
+    if known:
+        scopes.append(("login-account", email.lower(), cfg["LOGIN_FAILURES_PER_ACCOUNT"]))
+    return scopes
+
+
+def _locked(db, scopes) -> bool:
+    return any(_lock_started(db, scope, key, limit) for scope, key, limit in scopes)
+
+
+def _record_failure(db, scopes) -> None:
+    """Count a failure under each scope not already locked."""
+    open_scopes = [(s, k) for s, k, limit in scopes if not _lock_started(db, s, k, limit)]
+    storage.record_failures(db, open_scopes, now())
 
 
 # --- views -------------------------------------------------------------------------------
@@ -341,7 +367,8 @@ def login():
         db = get_db()
         email = form.email.data.strip()
         user = storage.user_by_email(db, email)
-        if _locked(db, email) or user is None or not user["active"]:
+        scopes = _login_scopes(email, known=user is not None)
+        if _locked(db, scopes) or user is None or not user["active"]:
             _burn_time(form.password.data)
             ok = False
         else:
@@ -351,17 +378,15 @@ def login():
             storage.clear_failures(db, "login-account", email.lower())
             storage.audit(db, "login", now=now(), user_id=user["id"], actor=user["email"])
             return redirect(_safe_next(request.args.get("next")))
-        storage.record_failures(
-            db,
-            [("login-account", email.lower()), ("login-client", request.remote_addr or "-")],
-            now(),
-        )
+        _record_failure(db, scopes)
+        # What was typed into the email box may be a password: only a known account's
+        # address goes into the audit log.
         storage.audit(
             db,
             "login_failed",
             now=now(),
             user_id=user["id"] if user else None,
-            actor=email[:200],
+            actor=user["email"] if user else "",
             detail="" if user else "unknown account",
         )
         form.password.errors.append(LOGIN_ERROR)
@@ -379,13 +404,19 @@ def account():
     db, status = get_db(), 200
     if form.validate_on_submit():
         user = storage.get_user(db, g.user["id"])
-        if verify_password(user["password_hash"], form.current.data):
+        scopes = _login_scopes(user["email"], known=True)
+        if _locked(db, scopes):
+            _burn_time(form.current.data)
+            form.current.errors.append(LOGIN_ERROR)
+        elif verify_password(user["password_hash"], form.current.data):
             storage.update_user(db, user["id"], password_hash=hash_password(form.password.data))
             storage.end_other_sessions(db, user["id"], _hash(session[SESSION_KEY]), now())
             audit("password_changed")
             session["password_changed"] = True
             return redirect(url_for("auth.account"))
-        form.current.errors.append(_l("That is not your current password."))
+        else:
+            _record_failure(db, scopes)
+            form.current.errors.append(_l("That is not your current password."))
     if request.method == "POST":
         status = 422
     return render_template(

@@ -41,7 +41,17 @@ DEFAULTS = {
     "LOGIN_LOCKOUT_MINUTES": 15,
     "BASE_URL": "",
     "PASSWORD_HASHER": "argon2",
+    # waitress, set on purpose: one client holding many idle connections must not stall
+    # every patient, so idle connections close soon and the limit leaves room.
+    "TRUSTED_PROXY": "",
+    "CHANNEL_TIMEOUT": 30,
+    "CONNECTION_LIMIT": 500,
+    "BACKLOG": 2048,
+    "CLEANUP_INTERVAL": 10,
 }
+
+# The headers a trusted reverse proxy sets; from anyone else they are dropped.
+PROXY_HEADERS = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})
 
 # Environment variables read on start; the value is converted like the default.
 ENV_KEYS = (
@@ -52,6 +62,11 @@ ENV_KEYS = (
     "PATIENT_IDLE_MINUTES",
     "STAFF_IDLE_MINUTES",
     "STAFF_ABSOLUTE_HOURS",
+    "TRUSTED_PROXY",
+    "CHANNEL_TIMEOUT",
+    "CONNECTION_LIMIT",
+    "BACKLOG",
+    "CLEANUP_INTERVAL",
 )
 
 
@@ -89,6 +104,42 @@ def load_or_create_secret(instance: Path) -> str:
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(key + "\n")
     return key
+
+
+def server_options(config) -> dict:
+    """The waitress settings beyond host, port and threads, from the app's config.
+
+    The client's address, scheme and host come from X-Forwarded-* only when the
+    connection comes from PATIENTAPP_TRUSTED_PROXY; from any other peer waitress drops
+    those headers, so the login lockout counts the real client.
+    """
+    options = {
+        "channel_timeout": config["CHANNEL_TIMEOUT"],
+        "connection_limit": config["CONNECTION_LIMIT"],
+        "backlog": config["BACKLOG"],
+        "cleanup_interval": config["CLEANUP_INTERVAL"],
+        "clear_untrusted_proxy_headers": True,
+    }
+    if config["TRUSTED_PROXY"]:
+        options.update(
+            trusted_proxy=config["TRUSTED_PROXY"],
+            trusted_proxy_count=1,
+            trusted_proxy_headers=set(PROXY_HEADERS),
+        )
+    return options
+
+
+def base_url_problem(config, host: str) -> str | None:
+    """Why `serve` must not start without PATIENTAPP_BASE_URL, or None."""
+    if config.get("BASE_URL"):
+        return None
+    if not is_loopback(host) or config.get("TRUSTED_PROXY"):
+        return (
+            "Set PATIENTAPP_BASE_URL to the address patients open (e.g. "
+            "https://reflect.clinic.example): serving other machines without it, "
+            "invitation links would have to come from the Host header anyone can forge."
+        )
+    return None
 
 
 def is_loopback(host: str) -> bool:

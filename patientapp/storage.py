@@ -423,6 +423,16 @@ def count_failures(db: Database, scope: str, key: str, since: datetime) -> int:
     return row["n"]
 
 
+def failure_times(db: Database, scope: str, key: str, since: datetime) -> list[datetime]:
+    """When each failure under (scope, key) since `since` happened, oldest first."""
+    rows = _rows(
+        db,
+        "SELECT at FROM failures WHERE scope = ? AND key = ? AND at >= ? ORDER BY at",
+        (scope, key, _ts(since)),
+    )
+    return [datetime.fromisoformat(row["at"]) for row in rows]
+
+
 def clear_failures(db: Database, scope: str, key: str) -> None:
     db.execute("DELETE FROM failures WHERE scope = ? AND key = ?", (scope, key))
 

@@ -3,6 +3,7 @@ clinic settings, the public address."""
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,7 @@ DEFAULT_CRISIS_TEXT = _l(
 
 
 _thread = threading.local()
+LOOPBACK_HOST = re.compile(r"(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d{1,5})?", re.IGNORECASE)
 
 
 def get_db():
@@ -74,16 +76,25 @@ def now() -> datetime:
 
 def base_url() -> str:
     """The address links are built on, without a trailing slash: PATIENTAPP_BASE_URL when
-    configured; else, on a page, the address the request came in on; else (a command at a
-    terminal) the address `serve` listens on."""
+    configured; else, on a page, the address the request came in on if that is loopback;
+    else the address `serve` listens on.
+
+    The Host header is the client's to write: a forged one must never reach an
+    invitation link, its QR code or the printed slip.
+    """
     configured = current_app.config.get("BASE_URL")
     if configured:
         return configured.rstrip("/")
-    if has_request_context():
+    if has_request_context() and _host_trusted(request.host):
         return request.url_root.rstrip("/")
     host = current_app.config.get("SERVE_HOST", "127.0.0.1")
     port = current_app.config.get("SERVE_PORT", 8000)
     return f"http://{host}:{port}"
+
+
+def _host_trusted(host: str) -> bool:
+    """A loopback host only ever links to the machine the browser itself is on."""
+    return bool(LOOPBACK_HOST.fullmatch(host))
 
 
 def clinic_settings() -> dict:

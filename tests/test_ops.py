@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import datetime, timedelta
 
 import pytest
-from conftest import FULL_ANSWERS, create_user, finish_visit, login, make_invitation
+import segno
+from conftest import FULL_ANSWERS, create_user, csrf_from, finish_visit, login, make_invitation
 
 from patientapp import storage
 from patientapp.commands import accounts, demo
@@ -344,5 +346,57 @@ def test_links_without_a_configured_address(app, runner):
     app.config.update(SERVE_HOST="192.0.2.7", SERVE_PORT=8123)  # as `serve --host --port` sets
     with app.app_context():
         assert base_url() == "http://192.0.2.7:8123"
+    # A request's own Host is the client's to write: only a loopback one is taken from it.
     with app.test_request_context(base_url="http://10.0.0.5:8000/"):
-        assert base_url() == "http://10.0.0.5:8000"
+        assert base_url() == "http://192.0.2.7:8123"
+    with app.test_request_context(base_url="http://127.0.0.1:5000/"):
+        assert base_url() == "http://127.0.0.1:5000"
+
+
+@pytest.mark.parametrize("configured", [{}, {"BASE_URL": "https://reflect.clinic.example"}])
+def test_a_forged_host_never_reaches_the_link_the_qr_code_or_the_slip(app, configured):
+    app.config.update(configured)
+    create_user(app, "desk@example.org", "frontdesk")
+    client = app.test_client()
+    forged = {"base_url": "http://evil.example"}
+    page = client.get("/staff/login", **forged)
+    client.post(
+        "/staff/login",
+        data={
+            "csrf_token": csrf_from(page.get_data(as_text=True)),
+            "email": "desk@example.org",
+            "password": "correct horse battery",
+        },
+        **forged,
+    )
+    form = client.get("/staff/invitations/new", **forged).get_data(as_text=True)
+    data = {"csrf_token": csrf_from(form), "patient_ref": "RB-7", "day": "2026-11-25"}
+    data.update(time="14:30", psychiatrist="0", language="")
+    html = client.post(
+        "/staff/invitations/new", data=data, follow_redirects=True, **forged
+    ).get_data(as_text=True)
+    link = re.search(r'href="([^"]+/v/[^"]+)"', html).group(1)
+    slip_url = re.search(r'href="(/staff/visits/\d+/slip)"', html).group(1)
+    slip = client.get(slip_url, **forged).get_data(as_text=True)
+    assert "evil.example" not in html and "evil.example" not in slip
+    expected = configured.get("BASE_URL", "http://127.0.0.1:8000")
+    assert link.startswith(expected + "/v/")
+    qr_path = segno.make(link, error="m", micro=False).svg_inline(scale=5)
+    qr_path = re.search(r' d="([^"]+)"', qr_path).group(1)
+    assert re.search(r' d="([^"]+)"', html).group(1) == qr_path
+    assert re.search(r' d="([^"]+)"', slip).group(1) == qr_path
+
+
+def test_serve_for_other_machines_needs_a_base_url(app, runner, monkeypatch):
+    import waitress
+
+    served = {}
+    monkeypatch.setattr(waitress, "serve", lambda app_, **kw: served.update(kw))
+    refused = runner.invoke(args=["serve", "--host", "192.0.2.7"])
+    assert refused.exit_code != 0 and "PATIENTAPP_BASE_URL" in refused.output
+    app.config["TRUSTED_PROXY"] = "127.0.0.1"
+    assert runner.invoke(args=["serve"]).exit_code != 0
+    assert not served
+    app.config["BASE_URL"] = "https://reflect.clinic.example"
+    assert runner.invoke(args=["serve", "--host", "192.0.2.7"]).exit_code == 0
+    assert served["host"] == "192.0.2.7"

@@ -75,6 +75,60 @@ def test_lockout_per_client(app):
     assert login(app.test_client(), "dr@example.org").status_code == 401
 
 
+def test_a_failed_sign_in_never_logs_what_was_typed_as_the_email(app, db):
+    create_user(app, "dr@example.org", "psychiatrist")
+    login(app.test_client(), "my secret passphrase", "oops")  # typed into the wrong box
+    login(app.test_client(), "dr@example.org", "wrong password")
+    rows = db.query("SELECT actor, detail FROM audit_log WHERE action = 'login_failed'")
+    assert [(r["actor"], r["detail"]) for r in rows] == [
+        ("", "unknown account"),
+        ("dr@example.org", ""),
+    ]
+    keys = [row["key"] for row in db.query("SELECT key FROM failures")]
+    assert not any("secret" in key for key in keys)
+
+
+def test_slow_guessing_cannot_keep_an_account_locked(app, clock):
+    create_user(app, "dr@example.org", "psychiatrist")
+    for _ in range(5):  # one wrong password every three minutes, locked at 09:12
+        login(app.test_client(), "dr@example.org", "still wrong!!")
+        clock.advance(minutes=3)
+    for _ in range(4):  # still guessing, slowly, while locked
+        assert login(app.test_client(), "dr@example.org").status_code == 401
+        login(app.test_client(), "dr@example.org", "still wrong!!")
+        clock.advance(minutes=3)
+    # 15 minutes after the lock began, the owner signs in despite the guessing.
+    assert login(app.test_client(), "dr@example.org").status_code == 302
+
+
+def test_the_current_password_check_is_throttled(app, client):
+    create_user(app, "dr@example.org", "psychiatrist")
+    login(client, "dr@example.org")
+
+    def change(current):
+        return staff_post(
+            client,
+            "/staff/account",
+            {
+                "current": current,
+                "password": "a brand new passphrase",
+                "confirm": "a brand new passphrase",
+            },
+            page="/staff/account",
+        )
+
+    for _ in range(5):
+        assert change("a wrong guess").status_code == 422
+    locked = change("correct horse battery")
+    assert locked.status_code == 422 and "match an active account" in locked.get_data(as_text=True)
+    assert login(app.test_client(), "dr@example.org").status_code == 401
+    app.config["CLOCK"].advance(minutes=14)
+    assert client.get("/staff/account").status_code == 200
+    app.config["CLOCK"].advance(minutes=2)
+    login(client, "dr@example.org")
+    assert change("correct horse battery").status_code == 302
+
+
 def test_idle_and_absolute_timeouts(app, client, clock):
     create_user(app, "dr@example.org", "psychiatrist")
     login(client, "dr@example.org")

@@ -42,11 +42,21 @@ def serve_command(host: str, port: int, threads: int) -> None:
 
     app = current_app._get_current_object()
     config_module.warn_if_unsafe(host, app.debug)
+    problem = config_module.base_url_problem(app.config, host)
+    if problem:
+        raise click.ClickException(problem)
     app.config.setdefault("SERVE_HOST", host)
     app.config.setdefault("SERVE_PORT", port)
     click.echo(f"Serving on http://{host}:{port}  (database: {app.config['DATABASE']})")
     _announce_setup_link()
-    waitress.serve(app, host=host, port=port, threads=threads, ident="patientapp")
+    waitress.serve(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="patientapp",
+        **config_module.server_options(app.config),
+    )
 
 
 def _announce_setup_link() -> None:

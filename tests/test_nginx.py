@@ -1,0 +1,161 @@
+"""A real nginx in front of a real `flask serve`, configured as README shows: the
+sign-in limits count each real client, a forged X-Forwarded-For counts for nothing, and
+links never carry a forged Host."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import http.client
+import os
+import re
+import shutil
+import subprocess
+import sys
+import urllib.parse
+from pathlib import Path
+
+import pytest
+from test_server import ROOT, free_port, serving, wait_for_port
+
+FLASK = [sys.executable, "-m", "flask", "--app", "app"]
+BASE_URL = "https://reflect.clinic.example"
+# The proxy part of README's nginx example, word for word (test_readme_shows_it checks).
+PROXY_BLOCK = """\
+    location / {
+        proxy_pass http://127.0.0.1:8000;
+        proxy_set_header Host $host;
+        proxy_set_header X-Forwarded-For $remote_addr;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Forwarded-Host $host;
+    }
+"""
+CONFIG = """\
+worker_processes 1;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        server_name reflect.clinic.example;
+{block}    }}
+}}
+"""
+
+
+def _nginx() -> str:
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else "")
+    if not found:
+        reason = "nginx is not installed (Debian: apt-get install nginx)"
+        if os.environ.get("PATIENTAPP_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{reason}; PATIENTAPP_REQUIRE_BROWSER=1 makes that a failure")
+        pytest.skip(reason)
+    return found
+
+
+@contextlib.contextmanager
+def _nginx_in_front(tmp_path: Path, app_port: int):
+    port = free_port()
+    block = PROXY_BLOCK.replace("127.0.0.1:8000", f"127.0.0.1:{app_port}")
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(CONFIG.format(tmp=tmp_path, port=port, block=block))
+    directives = f"daemon off; master_process off; pid {tmp_path}/nginx.pid; "
+    directives += f"error_log {tmp_path}/nginx-error.log;"
+    with open(tmp_path / "nginx.log", "wb") as log:
+        process = subprocess.Popen(
+            [_nginx(), "-p", str(tmp_path), "-c", str(conf), "-g", directives],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for_port(port, process)
+            yield port
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+class Browser:
+    """One client at its own loopback address, keeping its cookie."""
+
+    def __init__(self, port: int, source: str, headers: dict | None = None):
+        self.port, self.source, self.headers, self.cookie = port, source, headers or {}, ""
+
+    def request(self, method: str, path: str, form: dict | None = None):
+        connection = http.client.HTTPConnection(
+            "127.0.0.1", self.port, timeout=10, source_address=(self.source, 0)
+        )
+        headers = dict(self.headers)
+        if self.cookie:
+            headers["Cookie"] = self.cookie
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            cookie = response.getheader("Set-Cookie")
+            if cookie:
+                self.cookie = cookie.split(";", 1)[0]
+            return response.status, response.getheader("Location"), response.read().decode()
+        finally:
+            connection.close()
+
+    def post_form(self, path: str, form: dict):
+        page = self.request("GET", path)[2]
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+        return self.request("POST", path, {"csrf_token": token, **form})
+
+    def sign_in(self, password: str, email: str = "desk@example.org") -> int:
+        form = {"email": email, "password": password}
+        return self.post_form("/staff/login", form)[0]
+
+
+@pytest.fixture
+def behind_nginx(tmp_path):
+    env = {"PATIENTAPP_TRUSTED_PROXY": "127.0.0.1", "PATIENTAPP_BASE_URL": BASE_URL}
+    environ = {**os.environ, "PATIENTAPP_INSTANCE": str(tmp_path / "instance")}
+    subprocess.run(
+        [*FLASK, "create-user", "--role", "frontdesk", "desk@example.org"],
+        input="correct horse battery\n",
+        text=True,
+        cwd=ROOT,
+        env=environ,
+        check=True,
+        capture_output=True,
+    )
+    with serving(tmp_path, env) as app_port, _nginx_in_front(tmp_path, app_port) as port:
+        yield port
+
+
+def test_sign_in_limits_count_the_real_client_not_a_forged_header(behind_nginx):
+    stranger = Browser(behind_nginx, "127.0.0.2", {"X-Forwarded-For": "127.0.0.3"})
+    for n in range(20):  # guesses at many accounts: only the per-client limit applies
+        assert stranger.sign_in("a wrong guess", f"guess{n}@example.org") == 401
+    assert stranger.sign_in("correct horse battery") == 401  # this client is locked
+    # The address the stranger forged, and every other client, still signs in.
+    assert Browser(behind_nginx, "127.0.0.3").sign_in("correct horse battery") == 302
+    assert Browser(behind_nginx, "127.0.0.4").sign_in("correct horse battery") == 302
+
+
+def test_links_never_carry_a_forged_host(behind_nginx):
+    desk = Browser(behind_nginx, "127.0.0.5", {"Host": "evil.example"})
+    assert desk.sign_in("correct horse battery") == 302
+    tomorrow = (datetime.date.today() + datetime.timedelta(days=1)).isoformat()
+    form = {"patient_ref": "RB-9", "day": tomorrow, "time": "14:30"}
+    form.update(psychiatrist="0", language="")
+    status, location, _ = desk.post_form("/staff/invitations/new", form)
+    assert status == 302
+    html = desk.request("GET", urllib.parse.urlsplit(location).path)[2]
+    assert f'href="{BASE_URL}/v/' in html
+    assert "evil.example" not in html
+
+
+def test_readme_shows_the_tested_proxy_block():
+    assert PROXY_BLOCK in (ROOT / "README.md").read_text(encoding="utf-8")
