@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 
 import pytest
 from conftest import checked, csrf_from, make_invitation
@@ -41,10 +42,13 @@ def test_a_held_lock_keeps_the_typed_step_then_saves_once_released(
     db.execute("BEGIN IMMEDIATE")
     try:
         with caplog.at_level(logging.ERROR):
+            started = time.monotonic()
             response = post_step_one(patient)
+            waited = time.monotonic() - started
     finally:
         db.conn.rollback()
     assert_kept(response)
+    assert waited < 3, "the configured busy timeout, not the 10 s default, ends the wait"
     assert "database write failed on POST /step/<int:number>: locked" in caplog.text
     assert "T2" not in stored(db, invitation.visit_id)
     response = post_step_one(patient)
