@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import checked, csrf_from, make_invitation
@@ -16,6 +20,7 @@ KEPT = (
     "Please try again in a moment."
 )
 TYPED = "my own words about the pills"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def post_step_one(patient, text=TYPED):
@@ -152,3 +157,35 @@ def test_start_up_refuses_a_read_only_database(tmp_path, monkeypatch, read_only)
 
 def _full(*_args, **_kwargs):
     raise sqlite3.OperationalError("database or disk is full")
+
+
+def test_serve_exits_naming_a_read_only_folder(tmp_path):
+    """`flask serve` on a folder it cannot write stops with one clear line, no traceback."""
+    folder = tmp_path / "locked-away"
+    folder.mkdir()
+    # Tests run as root, where chmod stops no write: the check itself is told the folder is
+    # read-only.
+    code = (
+        "import os, sys\n"
+        "real = os.access\n"
+        f"os.access = lambda path, mode: str(path) != {str(folder)!r} and real(path, mode)\n"
+        "from flask.cli import main\n"
+        "sys.argv = ['flask', '--app', 'app', 'serve']\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={
+            **os.environ,
+            "PATIENTAPP_INSTANCE": str(tmp_path / "instance"),
+            "PATIENTAPP_DATABASE": str(folder / "patientapp.db"),
+        },
+    )
+    assert result.returncode == 1
+    assert f"The folder {folder} is read-only" in result.stderr
+    assert "Traceback" not in result.stderr and "Serving on" not in result.stdout
