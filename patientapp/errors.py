@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from flask import Blueprint, Flask, current_app, g, render_template, request
-from flask_babel import LazyString
+from flask_babel import LazyString, refresh
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -70,6 +70,7 @@ class ErrorPages:
             body = render_template(self.template, message=self.write_failed, code=503)
         else:
             template, context = kept
+            refresh()  # a language picked with this POST shows the kept screen in it
             body = render_template(template, **context, write_failed=self.write_failed)
         return body, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 

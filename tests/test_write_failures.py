@@ -189,3 +189,15 @@ def test_serve_exits_naming_a_read_only_folder(tmp_path):
     assert result.returncode == 1
     assert f"The folder {folder} is read-only" in result.stderr
     assert "Traceback" not in result.stderr and "Serving on" not in result.stdout
+
+
+def test_a_refused_save_with_a_language_switch_shows_the_kept_screen_in_it(
+    patient, invitation, monkeypatch
+):
+    patient.start(invitation.token)
+    monkeypatch.setattr(storage, "save_answers", _full)
+    response = patient.post("/step/1", {"T2": TYPED, "lang": "es"}, follow=False)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 503
+    assert '<html lang="es"' in html and "No pudimos guardar en este momento" in html
+    assert TYPED in html
