@@ -39,6 +39,8 @@ DEFAULTS = {
     "LOGIN_FAILURES_PER_ACCOUNT": 5,
     "LOGIN_FAILURES_PER_CLIENT": 20,
     "LOGIN_LOCKOUT_MINUTES": 15,
+    # How long a save waits for another request's write before the patient is asked to retry.
+    "DATABASE_BUSY_TIMEOUT_MS": 10_000,
     "BASE_URL": "",
     "PASSWORD_HASHER": "argon2",
     # waitress, set on purpose: one client holding many idle connections must not stall

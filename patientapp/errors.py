@@ -8,15 +8,19 @@ its method) belongs to no blueprint, so the app's handlers pick the side by the 
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 
-from flask import Blueprint, Flask, current_app, render_template, request
-from flask_babel import LazyString
+from flask import Blueprint, Flask, current_app, g, render_template, request
+from flask_babel import LazyString, refresh
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from . import storage
+
 STAFF_PREFIX = "/staff"
+RETRY_AFTER_SECONDS = 5
 
 HTTP_MESSAGES = {
     400: _l("Something in that request didn't look right. Please go back and try again."),
@@ -35,11 +39,13 @@ class ErrorPages:
     template: str
     expired_form: LazyString  # a POST whose CSRF token is missing or too old
     crashed: LazyString  # an unexpected exception
+    write_failed: LazyString  # the database could not save for now: locked, full, read-only
 
     def register(self, blueprint: Blueprint) -> None:
         """Answer errors in the blueprint's routes with this side's pages."""
         blueprint.register_error_handler(CSRFError, self.expired_form_page)
         blueprint.register_error_handler(HTTPException, self.http_error_page)
+        blueprint.register_error_handler(sqlite3.OperationalError, self.write_failed_page)
         blueprint.register_error_handler(Exception, self.crash_page)
 
     def render(self, message: LazyString, code: int):
@@ -51,6 +57,23 @@ class ErrorPages:
     def http_error_page(self, error: HTTPException):
         return self.render(HTTP_MESSAGES.get(error.code, HTTP_MESSAGES[400]), error.code)
 
+    def write_failed_page(self, error: sqlite3.OperationalError):
+        """503 and the screen kept as typed (see ``keep_page``), or this side's error page."""
+        cause = storage.write_failure(error)
+        if cause is None:
+            return self.crash_page(error)
+        current_app.logger.error(
+            "database write failed on %s %s: %s", request.method, _rule(), cause
+        )
+        kept = g.pop("kept_page", None)
+        if kept is None:
+            body = render_template(self.template, message=self.write_failed, code=503)
+        else:
+            template, context = kept
+            refresh()  # a language picked with this POST shows the kept screen in it
+            body = render_template(template, **context, write_failed=self.write_failed)
+        return body, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
     def crash_page(self, error: Exception):
         if current_app.testing and not current_app.config.get("CATCH_ERRORS_IN_TESTS"):
             raise error
@@ -59,9 +82,20 @@ class ErrorPages:
             "unhandled %s on %s %s",
             type(error).__name__,
             request.method,
-            request.url_rule.rule if request.url_rule else "?",
+            _rule(),
         )
         return self.render(self.crashed, 500)
+
+
+def _rule() -> str:
+    """The route's pattern, never the path: a path may hold an invitation token."""
+    return request.url_rule.rule if request.url_rule else "?"
+
+
+def keep_page(template: str, **context) -> None:
+    """Should a save later in this request fail for a moment, show this screen again, as
+    typed, with a note to retry: nothing the patient entered is thrown away."""
+    g.kept_page = (template, context)
 
 
 PATIENT = ErrorPages(
@@ -73,6 +107,10 @@ PATIENT = ErrorPages(
     crashed=_l(
         "Sorry, something went wrong on our side. Your earlier answers are saved. Please try again."
     ),
+    write_failed=_l(
+        "We could not save just now. Your answers on this screen are kept. "
+        "Please try again in a moment."
+    ),
 )
 STAFF = ErrorPages(
     "staff/error.html",
@@ -80,6 +118,10 @@ STAFF = ErrorPages(
         "This form expired, so nothing was saved. Please reload the page and try again."
     ),
     crashed=_l("Sorry, something went wrong on our side. Please try again."),
+    write_failed=_l(
+        "The database could not save just now, so this change was not saved. "
+        "Please try again in a moment."
+    ),
 )
 
 
@@ -96,7 +138,12 @@ def _crash_by_path(error: Exception):
     return side_of(request.path).crash_page(error)
 
 
+def _write_failed_by_path(error: sqlite3.OperationalError):
+    return side_of(request.path).write_failed_page(error)
+
+
 def init_app(app: Flask) -> None:
     """Errors outside every blueprint's routes, such as an unknown URL."""
     app.register_error_handler(HTTPException, _http_error_by_path)
+    app.register_error_handler(sqlite3.OperationalError, _write_failed_by_path)
     app.register_error_handler(Exception, _crash_by_path)

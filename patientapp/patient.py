@@ -262,7 +262,10 @@ def welcome():
     if visit is None:
         return _session_needed()
     form = ActionForm()
+    q = questionnaire.default()
+    page = {"form": form, "started": not visits.awaiting_start(visit), "sections": len(q.sections)}
     if form.validate_on_submit():
+        errors.keep_page("patient/welcome.html", **page)
         visits.start(
             get_db(),
             visit["id"],
@@ -272,13 +275,7 @@ def welcome():
         )
         visit = storage.get_visit(get_db(), visit["id"])
         return redirect(_resume_target(visit))
-    q = questionnaire.default()
-    return render_template(
-        "patient/welcome.html",
-        form=form,
-        started=not visits.awaiting_start(visit),
-        sections=len(q.sections),
-    )
+    return render_template("patient/welcome.html", **page)
 
 
 # --- the questionnaire ---------------------------------------------------------------------
@@ -349,8 +346,16 @@ def step(number: int):
     # A POST is built from what was typed; only a GET needs the stored answers.
     answers = storage.answers_for(db, visit["id"])[0] if request.method == "GET" else {}
     form = _build_form(section, answers, add_row=request.args.get("add") == "1")
+    page = {
+        "form": form,
+        "section": section,
+        "number": number,
+        "total": len(q.sections),
+        "returning": request.values.get("return") == "review",
+    }
     status = 200
     if request.method == "POST":
+        errors.keep_page("patient/step.html", **page)
         action = "lang" if request.form.get("lang") else request.form.get("action", "next")
         written_in = str(get_locale())  # before any switch: the words are in this language
         if action == "lang":
@@ -371,14 +376,7 @@ def step(number: int):
             return redirect(target)
         status = 422
         refresh()  # a language switch shows the kept input and its errors in the new language
-    return render_template(
-        "patient/step.html",
-        form=form,
-        section=section,
-        number=number,
-        total=len(q.sections),
-        returning=request.values.get("return") == "review",
-    ), status
+    return render_template("patient/step.html", **page), status
 
 
 def _choose_language(code: str) -> None:
@@ -450,6 +448,12 @@ def review():
     form = ActionForm()
     if form.validate_on_submit():
         held = {i for i in request.form.getlist("in_person") if i in answers and visits.may_hold(i)}
+        errors.keep_page(
+            "patient/review.html",
+            form=form,
+            rows=review_rows(answers, held),
+            total=len(questionnaire.default().sections),
+        )
         action = request.form.get("action", "")
         if action.startswith("edit-") and action[5:].isdigit():
             visits.save_in_person(db, visit["id"], held)

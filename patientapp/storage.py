@@ -23,9 +23,27 @@ BUSY_TIMEOUT_MS = 10_000
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=FULL",
-    f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
     "PRAGMA foreign_keys=ON",
 )
+# Words in SQLite's messages for a write that may work in a moment, and the cause logged.
+WRITE_FAILURES = (
+    ("locked", "locked"),
+    ("busy", "locked"),
+    ("full", "full"),
+    ("readonly", "read-only"),
+    ("disk i/o", "io"),
+)
+
+
+class StorageError(RuntimeError):
+    """The database cannot be used as configured; the message names the path."""
+
+
+def write_failure(error: sqlite3.OperationalError) -> str | None:
+    """The cause of a failed write (locked, full, read-only, io), or None for other errors."""
+    text = str(error).lower()
+    return next((cause for words, cause in WRITE_FAILURES if words in text), None)
+
 
 migrations = Migrations("patientapp")
 
@@ -149,10 +167,10 @@ def m020_secret_generation(db: Database) -> None:
     db.execute("ALTER TABLE visits ADD COLUMN secret_generation INTEGER NOT NULL DEFAULT 0")
 
 
-def connect(path: str | Path) -> Database:
+def connect(path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Database:
     """Open the database with the pragmas every connection needs."""
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-    for pragma in PRAGMAS:
+    conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, check_same_thread=False)
+    for pragma in (*PRAGMAS, f"PRAGMA busy_timeout={int(busy_timeout_ms)}"):
         conn.execute(pragma)
     return Database(conn, execute_plugins=False)
 
@@ -160,6 +178,7 @@ def connect(path: str | Path) -> Database:
 def initialise(path: str | Path) -> None:
     """Create the database file if needed and apply pending migrations."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    check_writable(path)
     if not Path(path).exists():
         # Answers are health data: only the app's own user may read the file (SQLite
         # gives the -wal and -shm files the same mode).
@@ -169,6 +188,16 @@ def initialise(path: str | Path) -> None:
         migrations.apply(db)
     finally:
         db.close()
+
+
+def check_writable(path: str | Path) -> None:
+    """Refuse to start on a database that could be read but never saved to."""
+    path = Path(path)
+    # SQLite writes the -wal and -shm files beside the database, so the folder counts too.
+    if not os.access(path.parent, os.W_OK):
+        raise StorageError(f"The folder {path.parent} is read-only: the database cannot be saved.")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise StorageError(f"The database file {path} is read-only: answers cannot be saved.")
 
 
 @contextmanager

@@ -43,11 +43,12 @@ def get_db():
     """
     if "db" not in g:
         path = current_app.config["DATABASE"]
+        timeout = current_app.config["DATABASE_BUSY_TIMEOUT_MS"]
         kept = getattr(_thread, "db", None)
-        if kept is None or kept[0] != path:
+        if kept is None or kept[0] != (path, timeout):
             if kept is not None:
                 kept[1].close()
-            kept = (path, storage.connect(path))
+            kept = ((path, timeout), storage.connect(path, timeout))
             _thread.db = kept
         g.db = kept[1]
     return g.db

@@ -1,0 +1,203 @@
+"""A save the database refuses for a moment (locked, full, read-only) keeps what was typed."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import checked, csrf_from, make_invitation
+
+from patientapp import create_app, storage
+
+KEPT = (
+    "We could not save just now. Your answers on this screen are kept. "
+    "Please try again in a moment."
+)
+TYPED = "my own words about the pills"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def post_step_one(patient, text=TYPED):
+    return patient.post("/step/1", {"T2": text, "action": "next"}, follow=False)
+
+
+def assert_kept(response, text=TYPED):
+    html = response.get_data(as_text=True)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert KEPT in html
+    assert text in html  # the textarea still holds what the patient typed
+
+
+def stored(db, visit_id):
+    return storage.answers_for(db, visit_id)[0]
+
+
+def test_a_held_lock_keeps_the_typed_step_then_saves_once_released(
+    app, patient, invitation, db, caplog
+):
+    app.config["DATABASE_BUSY_TIMEOUT_MS"] = 50
+    patient.start(invitation.token)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        with caplog.at_level(logging.ERROR):
+            started = time.monotonic()
+            response = post_step_one(patient)
+            waited = time.monotonic() - started
+    finally:
+        db.conn.rollback()
+    assert_kept(response)
+    assert waited < 3, "the configured busy timeout, not the 10 s default, ends the wait"
+    assert "database write failed on POST /step/<int:number>: locked" in caplog.text
+    assert "T2" not in stored(db, invitation.visit_id)
+    response = post_step_one(patient)
+    assert response.status_code == 302
+    assert stored(db, invitation.visit_id)["T2"] == TYPED
+
+
+@pytest.mark.parametrize(
+    ("message", "cause"),
+    [
+        ("database or disk is full", "full"),
+        ("attempt to write a readonly database", "read-only"),
+        ("disk I/O error", "io"),
+    ],
+)
+def test_a_full_or_read_only_disk_keeps_the_step_and_logs_only_the_cause(
+    app, patient, invitation, db, monkeypatch, caplog, message, cause
+):
+    patient.start(invitation.token)
+    post_step_one(patient, "saved before")
+    patient.client.get("/step/1")
+
+    def refuse(*_args, **_kwargs):
+        raise sqlite3.OperationalError(message)
+
+    monkeypatch.setattr(storage, "save_answers", refuse)
+    with caplog.at_level(logging.INFO):
+        response = post_step_one(patient)
+    assert_kept(response)
+    assert f"database write failed on POST /step/<int:number>: {cause}" in caplog.text
+    assert TYPED not in caplog.text and invitation.token not in caplog.text
+    assert stored(db, invitation.visit_id)["T2"] == "saved before"  # nothing stored is lost
+
+
+def test_a_refused_start_keeps_the_welcome_screen(app, client, invitation, monkeypatch):
+    client.get(f"/v/{invitation.token}")
+    html = client.get("/welcome").get_data(as_text=True)
+    monkeypatch.setattr(storage, "set_started", _full)
+    response = client.post("/welcome", data={"csrf_token": csrf_from(html)})
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert KEPT in response.get_data(as_text=True)
+    assert "<form" in response.get_data(as_text=True)  # the start button is still there
+
+
+def test_a_refused_send_keeps_the_review_and_its_ticks(app, patient, invitation, monkeypatch, db):
+    patient.start(invitation.token)
+    post_step_one(patient)
+    html = patient.client.get("/review").get_data(as_text=True)
+    monkeypatch.setattr(storage, "set_submitted", _full)
+    response = patient.client.post(
+        "/review",
+        data={"csrf_token": csrf_from(html), "in_person": "T2", "action": "submit"},
+    )
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    page = response.get_data(as_text=True)
+    assert KEPT in page
+    assert checked(page, "in_person") == ["T2"]
+    assert storage.get_visit(db, invitation.visit_id)["status"] == "in_progress"
+
+
+def test_staff_see_their_own_could_not_save_page(app, psychiatrist, monkeypatch, caplog):
+    invitation = make_invitation(app)
+    html = psychiatrist.get("/staff/").get_data(as_text=True)
+    monkeypatch.setattr(storage, "set_cancelled", _full)
+    with caplog.at_level(logging.ERROR):
+        response = psychiatrist.post(
+            f"/staff/visits/{invitation.visit_id}/cancel", data={"csrf_token": csrf_from(html)}
+        )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert "could not save just now" in page and "Back to the board" in page
+    assert "/staff/visits/<int:visit_id>/cancel: full" in caplog.text
+
+
+def test_other_database_errors_stay_crashes(app, patient, invitation, monkeypatch):
+    patient.start(invitation.token)
+
+    def broken(*_args, **_kwargs):
+        raise sqlite3.OperationalError("no such table: answers")
+
+    monkeypatch.setattr(storage, "save_answers", broken)
+    with pytest.raises(sqlite3.OperationalError):
+        post_step_one(patient)
+
+
+@pytest.mark.parametrize("read_only", ["file", "folder"])
+def test_start_up_refuses_a_read_only_database(tmp_path, monkeypatch, read_only):
+    database = tmp_path / "data" / "test.db"
+    database.parent.mkdir()
+    database.touch()
+    refused = database if read_only == "file" else database.parent
+    real_access = storage.os.access
+    monkeypatch.setattr(
+        storage.os, "access", lambda path, mode: path != refused and real_access(path, mode)
+    )
+    monkeypatch.setenv("PATIENTAPP_INSTANCE", str(tmp_path / "instance"))
+    with pytest.raises(storage.StorageError, match="read-only") as refusal:
+        create_app({"TESTING": True, "SECRET_KEY": "x", "DATABASE": str(database)})
+    assert str(refused) in str(refusal.value)
+
+
+def _full(*_args, **_kwargs):
+    raise sqlite3.OperationalError("database or disk is full")
+
+
+def test_serve_exits_naming_a_read_only_folder(tmp_path):
+    """`flask serve` on a folder it cannot write stops with one clear line, no traceback."""
+    folder = tmp_path / "locked-away"
+    folder.mkdir()
+    # Tests run as root, where chmod stops no write: the check itself is told the folder is
+    # read-only.
+    code = (
+        "import os, sys\n"
+        "real = os.access\n"
+        f"os.access = lambda path, mode: str(path) != {str(folder)!r} and real(path, mode)\n"
+        "from flask.cli import main\n"
+        "sys.argv = ['flask', '--app', 'app', 'serve']\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={
+            **os.environ,
+            "PATIENTAPP_INSTANCE": str(tmp_path / "instance"),
+            "PATIENTAPP_DATABASE": str(folder / "patientapp.db"),
+        },
+    )
+    assert result.returncode == 1
+    assert f"The folder {folder} is read-only" in result.stderr
+    assert "Traceback" not in result.stderr and "Serving on" not in result.stdout
+
+
+def test_a_refused_save_with_a_language_switch_shows_the_kept_screen_in_it(
+    patient, invitation, monkeypatch
+):
+    patient.start(invitation.token)
+    monkeypatch.setattr(storage, "save_answers", _full)
+    response = patient.post("/step/1", {"T2": TYPED, "lang": "es"}, follow=False)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 503
+    assert '<html lang="es"' in html and "No pudimos guardar en este momento" in html
+    assert TYPED in html
