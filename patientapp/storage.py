@@ -159,7 +159,7 @@ def connect(path: str | Path) -> Database:
 
 def initialise(path: str | Path) -> None:
     """Create the database file if needed and apply pending migrations."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not Path(path).exists():
         # Answers are health data: only the app's own user may read the file (SQLite
         # gives the -wal and -shm files the same mode).
