@@ -1,7 +1,7 @@
 """All SQL lives here: schema migrations and named read/write functions, no rules.
 
 Every connection gets the same pragmas (WAL, synchronous=FULL, a busy timeout, foreign
-keys). Every write that reads first runs inside ``write(db)``, which opens the
+keys, secure_delete). Every write that reads first runs inside ``write(db)``, which opens the
 transaction with BEGIN IMMEDIATE so two requests can never interleave a read and a write.
 Which visit changes are allowed when is decided in ``visits``, which calls the ``set_*``
 writers below inside such a transaction.
@@ -25,6 +25,9 @@ PRAGMAS = (
     "PRAGMA synchronous=FULL",
     f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
     "PRAGMA foreign_keys=ON",
+    # Deleted rows are overwritten with zeros, so purged answers leave no bytes behind
+    # (some SQLite builds do this by default; many do not).
+    "PRAGMA secure_delete=ON",
 )
 
 migrations = Migrations("patientapp")
@@ -688,6 +691,12 @@ def purge_before(db: Database, cutoff: datetime) -> dict[str, int]:
         )
         prune_failures(db, cutoff)
     return counts
+
+
+def checkpoint(db: Database) -> None:
+    """Copy the WAL into the database file and empty it, so deleted pages (already zeroed
+    by secure_delete) no longer linger in the -wal file."""
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def count_visits(db: Database) -> int:

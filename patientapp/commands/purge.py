@@ -37,6 +37,7 @@ def purge_command(dry_run: bool) -> None:
         click.echo(f"Dry run: would remove {_describe(counts)} with appointments before {day}.")
         return
     counts = storage.purge_before(get_db(), cutoff)
+    storage.checkpoint(get_db())
     audit(
         "purge",
         detail=f"visits={counts['visits']} answers={counts['answers']} "
