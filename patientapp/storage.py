@@ -217,11 +217,16 @@ def get_settings(db: Database) -> dict[str, object]:
 def save_settings(db: Database, values: dict[str, object]) -> None:
     with write(db):
         for key, value in values.items():
-            db.execute(
-                "INSERT INTO settings (key, value) VALUES (?, ?)"
-                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, json.dumps(value)),
-            )
+            put_setting(db, key, value)
+
+
+def put_setting(db: Database, key: str, value: object) -> None:
+    """Write one setting inside the caller's transaction."""
+    db.execute(
+        "INSERT INTO settings (key, value) VALUES (?, ?)"
+        " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, json.dumps(value)),
+    )
 
 
 def delete_setting(db: Database, key: str) -> None:
@@ -676,20 +681,20 @@ def backup(db: Database, target: str | Path) -> None:
         destination.close()
 
 
-def purge_before(db: Database, cutoff: datetime) -> dict[str, int]:
-    """Delete visits (answers and alerts go with them) with appointments before cutoff."""
-    with write(db):
-        counts = purge_counts(db, cutoff)
-        db.execute(
-            "UPDATE visits SET replaces_visit_id = NULL WHERE replaces_visit_id IN "
-            "(SELECT id FROM visits WHERE appointment_at < ?)",
-            (_ts(cutoff),),
-        )
-        db.execute("DELETE FROM visits WHERE appointment_at < ?", (_ts(cutoff),))
-        db.execute(
-            "DELETE FROM staff_sessions WHERE ended_at IS NOT NULL AND ended_at < ?", (_ts(cutoff),)
-        )
-        prune_failures(db, cutoff)
+def delete_before(db: Database, cutoff: datetime) -> dict[str, int]:
+    """Inside the caller's transaction, delete visits (answers and alerts go with them)
+    with appointments before cutoff, and ended sessions and failures as old; the counts."""
+    counts = purge_counts(db, cutoff)
+    db.execute(
+        "UPDATE visits SET replaces_visit_id = NULL WHERE replaces_visit_id IN "
+        "(SELECT id FROM visits WHERE appointment_at < ?)",
+        (_ts(cutoff),),
+    )
+    db.execute("DELETE FROM visits WHERE appointment_at < ?", (_ts(cutoff),))
+    db.execute(
+        "DELETE FROM staff_sessions WHERE ended_at IS NOT NULL AND ended_at < ?", (_ts(cutoff),)
+    )
+    prune_failures(db, cutoff)
     return counts
 
 
@@ -705,7 +710,7 @@ def count_visits(db: Database) -> int:
 
 
 def purge_counts(db: Database, cutoff: datetime) -> dict[str, int]:
-    """What purge_before(cutoff) would delete, without deleting it (for --dry-run)."""
+    """What delete_before(cutoff) would delete, without deleting it (for --dry-run)."""
     return _one(
         db,
         """SELECT COUNT(*) AS visits,
