@@ -6,7 +6,7 @@ content never reach the audit log.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import (
     Blueprint,
@@ -19,12 +19,12 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import gettext
+from flask_babel import format_datetime, gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import SelectChoice
 
-from . import errors, storage
+from . import errors, retention, storage
 from .admin_forms import (
     AuditFilterForm,
     NewUserForm,
@@ -255,7 +255,20 @@ def settings():
         form=form,
         crisis_fields=[form[crisis_field_name(code)] for code in _offered()],
         using_default=_using_default_text(),
+        last_retention=_last_retention(),
     ), status
+
+
+def _last_retention() -> str | None:
+    """When the server (or `flask purge`) last removed old visits, and how many."""
+    last = retention.last_run(get_db())
+    if last is None:
+        return None
+    return gettext(
+        "Old visits last removed: %(when)s, %(count)s visits",
+        when=format_datetime(datetime.fromisoformat(last["at"]), "short"),
+        count=last["visits"],
+    )
 
 
 # --- audit log ---------------------------------------------------------------------------

@@ -144,7 +144,7 @@ class SettingsForm(FlaskForm):
         _l("Days to keep visits and answers"),
         30,
         3650,
-        description=_l("Older visits are deleted when the purge command runs."),
+        description=_l("Older visits are deleted automatically once a day."),
     )
 
     def validate_languages(self, field):

@@ -91,7 +91,7 @@ def from_environment(environ=os.environ) -> dict:
 
 
 def instance_path(environ=os.environ) -> Path:
-    """The folder holding the database and the generated secret key."""
+    """The folder holding the database and the generated secret key (created mode 0700)."""
     return Path(environ.get(ENV_PREFIX + "INSTANCE", "instance")).resolve()
 
 
@@ -100,7 +100,7 @@ def load_or_create_secret(instance: Path) -> str:
     path = instance / "secret_key"
     if path.exists():
         return path.read_text(encoding="ascii").strip()
-    instance.mkdir(parents=True, exist_ok=True)
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_hex(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as fh:

@@ -1,7 +1,7 @@
 """All SQL lives here: schema migrations and named read/write functions, no rules.
 
 Every connection gets the same pragmas (WAL, synchronous=FULL, a busy timeout, foreign
-keys). Every write that reads first runs inside ``write(db)``, which opens the
+keys, secure_delete). Every write that reads first runs inside ``write(db)``, which opens the
 transaction with BEGIN IMMEDIATE so two requests can never interleave a read and a write.
 Which visit changes are allowed when is decided in ``visits``, which calls the ``set_*``
 writers below inside such a transaction.
@@ -24,6 +24,9 @@ PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
+    # Deleted rows are overwritten with zeros, so purged answers leave no bytes behind
+    # (some SQLite builds do this by default; many do not).
+    "PRAGMA secure_delete=ON",
 )
 # Words in SQLite's messages for a write that may work in a moment, and the cause logged.
 WRITE_FAILURES = (
@@ -177,7 +180,7 @@ def connect(path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Databas
 
 def initialise(path: str | Path) -> None:
     """Create the database file if needed and apply pending migrations."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     check_writable(path)
     if not Path(path).exists():
         # Answers are health data: only the app's own user may read the file (SQLite
@@ -243,11 +246,16 @@ def get_settings(db: Database) -> dict[str, object]:
 def save_settings(db: Database, values: dict[str, object]) -> None:
     with write(db):
         for key, value in values.items():
-            db.execute(
-                "INSERT INTO settings (key, value) VALUES (?, ?)"
-                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, json.dumps(value)),
-            )
+            put_setting(db, key, value)
+
+
+def put_setting(db: Database, key: str, value: object) -> None:
+    """Write one setting inside the caller's transaction."""
+    db.execute(
+        "INSERT INTO settings (key, value) VALUES (?, ?)"
+        " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, json.dumps(value)),
+    )
 
 
 def delete_setting(db: Database, key: str) -> None:
@@ -712,21 +720,27 @@ def backup(db: Database, target: str | Path) -> None:
         destination.close()
 
 
-def purge_before(db: Database, cutoff: datetime) -> dict[str, int]:
-    """Delete visits (answers and alerts go with them) with appointments before cutoff."""
-    with write(db):
-        counts = purge_counts(db, cutoff)
-        db.execute(
-            "UPDATE visits SET replaces_visit_id = NULL WHERE replaces_visit_id IN "
-            "(SELECT id FROM visits WHERE appointment_at < ?)",
-            (_ts(cutoff),),
-        )
-        db.execute("DELETE FROM visits WHERE appointment_at < ?", (_ts(cutoff),))
-        db.execute(
-            "DELETE FROM staff_sessions WHERE ended_at IS NOT NULL AND ended_at < ?", (_ts(cutoff),)
-        )
-        prune_failures(db, cutoff)
+def delete_before(db: Database, cutoff: datetime) -> dict[str, int]:
+    """Inside the caller's transaction, delete visits (answers and alerts go with them)
+    with appointments before cutoff, and ended sessions and failures as old; the counts."""
+    counts = purge_counts(db, cutoff)
+    db.execute(
+        "UPDATE visits SET replaces_visit_id = NULL WHERE replaces_visit_id IN "
+        "(SELECT id FROM visits WHERE appointment_at < ?)",
+        (_ts(cutoff),),
+    )
+    db.execute("DELETE FROM visits WHERE appointment_at < ?", (_ts(cutoff),))
+    db.execute(
+        "DELETE FROM staff_sessions WHERE ended_at IS NOT NULL AND ended_at < ?", (_ts(cutoff),)
+    )
+    prune_failures(db, cutoff)
     return counts
+
+
+def checkpoint(db: Database) -> None:
+    """Copy the WAL into the database file and empty it, so deleted pages (already zeroed
+    by secure_delete) no longer linger in the -wal file."""
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def count_visits(db: Database) -> int:
@@ -735,7 +749,7 @@ def count_visits(db: Database) -> int:
 
 
 def purge_counts(db: Database, cutoff: datetime) -> dict[str, int]:
-    """What purge_before(cutoff) would delete, without deleting it (for --dry-run)."""
+    """What delete_before(cutoff) would delete, without deleting it (for --dry-run)."""
     return _one(
         db,
         """SELECT COUNT(*) AS visits,

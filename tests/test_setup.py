@@ -158,3 +158,13 @@ def test_every_module_imports_with_warnings_as_errors(tmp_path):
         env={**os.environ, "PATIENTAPP_INSTANCE": str(tmp_path / "instance")},
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("create", ["secret", "database"])
+def test_a_new_instance_folder_is_private(tmp_path, create):
+    instance = tmp_path / "instance"
+    if create == "secret":
+        config.load_or_create_secret(instance)
+    else:
+        storage.initialise(instance / "patientapp.db")
+    assert stat.S_IMODE(instance.stat().st_mode) == 0o700

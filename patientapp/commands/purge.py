@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
-
 import click
 from flask.cli import with_appcontext
 
-from .. import storage
+from .. import retention, storage
 from ..web import clinic_settings, get_db, now
-from .common import audit
-
-
-def retention_cutoff() -> datetime:
-    """Midnight starting the oldest day still kept: a visit stays retention_days full days."""
-    days = int(clinic_settings()["retention_days"])
-    return datetime.combine(now().date() - timedelta(days=days), time.min)
+from .common import ACTOR
 
 
 def _describe(counts: dict) -> str:
@@ -30,16 +22,12 @@ def _describe(counts: dict) -> str:
 def purge_command(dry_run: bool) -> None:
     """Delete visits whose appointment is older than the retention period in Settings.
     Their answers and alerts go with them; the audit log is kept."""
-    cutoff = retention_cutoff()
-    day = f"{cutoff:%Y-%m-%d}"
     if dry_run:
+        cutoff = retention.cutoff(int(clinic_settings()["retention_days"]), now())
         counts = storage.purge_counts(get_db(), cutoff)
-        click.echo(f"Dry run: would remove {_describe(counts)} with appointments before {day}.")
+        click.echo(
+            f"Dry run: would remove {_describe(counts)} with appointments before {cutoff:%Y-%m-%d}."
+        )
         return
-    counts = storage.purge_before(get_db(), cutoff)
-    audit(
-        "purge",
-        detail=f"visits={counts['visits']} answers={counts['answers']} "
-        f"alerts={counts['alerts']} before={day}",
-    )
-    click.echo(f"Removed {_describe(counts)} with appointments before {day}.")
+    result = retention.run(get_db(), now(), actor=ACTOR)
+    click.echo(f"Removed {_describe(result)} with appointments before {result['before']:%Y-%m-%d}.")

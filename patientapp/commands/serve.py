@@ -7,6 +7,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from .. import config as config_module
+from .. import retention
 from ..auth import issue_setup_token
 from ..web import base_url, get_db
 
@@ -49,6 +50,7 @@ def serve_command(host: str, port: int, threads: int) -> None:
     app.config.setdefault("SERVE_PORT", port)
     click.echo(f"Serving on http://{host}:{port}  (database: {app.config['DATABASE']})")
     _announce_setup_link()
+    retention.start(app)
     waitress.serve(
         app,
         host=host,
