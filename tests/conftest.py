@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from patientapp import create_app, examples, storage, visits
+from patientapp import auth, create_app, examples, storage, visits
 from patientapp.web import close_thread_db, get_db
 
 TOKEN_RE = re.compile(
@@ -240,3 +240,25 @@ def finish_visit(app, answers=None, ref="A-1001", in_person=(), language=""):
         )
     patient.post("/review", {"action": "submit", "in_person": list(in_person)})
     return invitation
+
+
+def setup_link(app) -> str:
+    """The one-time link that creates the first admin, as `flask serve` prints it."""
+    with app.test_request_context():
+        return f"/staff/setup/{auth.issue_setup_token(get_db())}"
+
+
+def post_setup(client, link: str, email="boss@example.org", password="long enough pw"):
+    """Fill in and send the first-admin form behind a setup link."""
+    page = client.get(link)
+    assert page.status_code == 200
+    return client.post(
+        link,
+        data={
+            "csrf_token": csrf_from(page.get_data(as_text=True)),
+            "email": email,
+            "display_name": "Boss",
+            "password": password,
+            "confirm": password,
+        },
+    )

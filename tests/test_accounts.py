@@ -4,7 +4,7 @@ the setup link, the Users page and the create-user command."""
 from __future__ import annotations
 
 import pytest
-from conftest import create_user, csrf_from, login
+from conftest import create_user, csrf_from, login, post_setup, setup_link
 
 from patientapp import auth, storage
 from patientapp.web import get_db
@@ -50,23 +50,12 @@ def test_create_account_knows_only_the_three_roles(app, db):
 
 
 def test_setup_link_refuses_a_malformed_email(app, client, db):
-    with app.test_request_context():
-        token = auth.issue_setup_token(get_db())
-    page = client.get(f"/staff/setup/{token}")
-    response = client.post(
-        f"/staff/setup/{token}",
-        data={
-            "csrf_token": csrf_from(page.get_data(as_text=True)),
-            "email": "boss at example.org",
-            "display_name": "Boss",
-            "password": "long enough pw",
-            "confirm": "long enough pw",
-        },
-    )
+    link = setup_link(app)
+    response = post_setup(client, link, email="boss at example.org")
     assert response.status_code == 422
     assert "like name@example.org" in response.get_data(as_text=True)
     assert storage.count_users(db) == 0
-    assert client.get(f"/staff/setup/{token}").status_code == 200  # the link still works
+    assert client.get(link).status_code == 200  # the link still works
 
 
 def test_the_real_argon2_hasher_signs_in_and_refuses_a_wrong_password(app, runner, db):

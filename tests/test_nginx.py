@@ -16,7 +16,7 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from test_server import ROOT, free_port, serving, wait_for_port
+from test_server import ROOT, free_port, running, serving
 
 FLASK = [sys.executable, "-m", "flask", "--app", "app"]
 BASE_URL = "https://reflect.clinic.example"
@@ -66,18 +66,9 @@ def _nginx_in_front(tmp_path: Path, app_port: int):
     conf.write_text(CONFIG.format(tmp=tmp_path, port=port, block=block))
     directives = f"daemon off; master_process off; pid {tmp_path}/nginx.pid; "
     directives += f"error_log {tmp_path}/nginx-error.log;"
-    with open(tmp_path / "nginx.log", "wb") as log:
-        process = subprocess.Popen(
-            [_nginx(), "-p", str(tmp_path), "-c", str(conf), "-g", directives],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for_port(port, process)
-            yield port
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+    command = [_nginx(), "-p", str(tmp_path), "-c", str(conf), "-g", directives]
+    with running(command, port, tmp_path / "nginx.log"):
+        yield port
 
 
 class Browser:

@@ -81,17 +81,19 @@ def serving(tmp_path: Path, env: dict):
         "PATIENTAPP_THREADS": "2",
         **env,
     }
-    with open(tmp_path / "serve.log", "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "app", "serve"],
-            cwd=ROOT,
-            env=environ,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    command = [sys.executable, "-m", "flask", "--app", "app", "serve"]
+    with running(command, port, tmp_path / "serve.log", cwd=ROOT, env=environ):
+        yield port
+
+
+@contextlib.contextmanager
+def running(command: list[str], port: int, log_path: Path, **popen):
+    """A server process, its output in log_path, until it listens on port; then stopped."""
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, **popen)
         try:
             wait_for_port(port, process)
-            yield port
+            yield process
         finally:
             process.terminate()
             process.wait(timeout=10)

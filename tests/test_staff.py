@@ -17,6 +17,8 @@ from conftest import (
     finish_visit,
     login,
     make_invitation,
+    post_setup,
+    setup_link,
     staff_post,
 )
 
@@ -154,47 +156,15 @@ def test_polling_does_not_keep_a_session_alive(app, client, clock):
 
 
 def test_setup_link_creates_the_first_admin_once(app, client):
-    from patientapp import auth
-
-    with app.test_request_context():
-        from patientapp.web import get_db
-
-        token = auth.issue_setup_token(get_db())
-    page = client.get(f"/staff/setup/{token}")
-    assert page.status_code == 200
-    response = client.post(
-        f"/staff/setup/{token}",
-        data={
-            "csrf_token": csrf_from(page.get_data(as_text=True)),
-            "email": "boss@example.org",
-            "display_name": "Boss",
-            "password": "long enough pw",
-            "confirm": "long enough pw",
-        },
-    )
+    link = setup_link(app)
+    response = post_setup(client, link)
     assert response.status_code == 302
     assert client.get("/staff/").status_code == 200
-    assert app.test_client().get(f"/staff/setup/{token}").status_code == 404
+    assert app.test_client().get(link).status_code == 404
 
 
 def test_setup_rejects_short_password(app, client):
-    from patientapp import auth
-
-    with app.test_request_context():
-        from patientapp.web import get_db
-
-        token = auth.issue_setup_token(get_db())
-    page = client.get(f"/staff/setup/{token}")
-    response = client.post(
-        f"/staff/setup/{token}",
-        data={
-            "csrf_token": csrf_from(page.get_data(as_text=True)),
-            "email": "boss@example.org",
-            "display_name": "Boss",
-            "password": "short",
-            "confirm": "short",
-        },
-    )
+    response = post_setup(client, setup_link(app), password="short")
     html = response.get_data(as_text=True)
     assert response.status_code == 422 and "at least 10 characters" in html
     assert 'value="boss@example.org"' in html
