@@ -569,11 +569,7 @@ def _pending_user(db) -> dict | None:
 def _totp_ok(db, user: dict, secret: str, code: str) -> bool:
     """A right code for a time step not used before: a code works once."""
     step = mfa.matching_step(secret, code, now())
-    return (
-        step is not None
-        and step > user["totp_last_step"]
-        and (storage.use_totp_step(db, user["id"], step))
-    )
+    return step is not None and storage.use_totp_step(db, user["id"], step)
 
 
 def _recovery_ok(db, user: dict, code: str) -> bool:
