@@ -22,7 +22,7 @@ WINDOW = 1
 RECOVERY_CODES = 10
 RECOVERY_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 RECOVERY_LENGTH = 10  # 50 random bits each
-TOTP_SHAPE = re.compile(r"^\d{6}$")
+TOTP_SHAPE = re.compile(r"^[0-9]{6}$")  # ASCII digits only: \d takes any script's
 
 
 def new_secret() -> str:

@@ -263,3 +263,46 @@ def test_front_desk_cannot_reset_a_second_factor(mfa_app, db, enrolled):
     response = post(desk, f"/staff/admin/users/{user}/mfa/reset", page="/staff/")
     assert response.status_code == 403
     assert storage.get_user(db, user)["totp_secret"]
+
+
+def test_bad_input_on_the_code_page_gets_a_clear_answer(mfa_app, client, enrolled, clock):
+    _user, secret, _codes = enrolled
+    login(client, "dr@example.org")
+    empty = send_code(client, "")
+    assert empty.status_code == 400 and "Please enter the code." in empty.get_data(as_text=True)
+    for typed in ("abc", "\uff11\uff12\uff13\uff14\uff15\uff16", "x" * 40):
+        assert send_code(client, typed).status_code == 401
+    assert send_code(client, mfa.current_code(secret, clock())).status_code == 302
+
+
+def test_a_locked_account_gets_no_further_with_a_right_code(mfa_app, client, enrolled, clock):
+    _user, secret, _codes = enrolled
+    login(client, "dr@example.org")  # the password was right before the lock
+    for _ in range(5):
+        send_code(client, "000000")
+    assert send_code(client, mfa.current_code(secret, clock())).status_code == 401
+
+
+def test_a_tampered_pending_sign_in_goes_back_to_the_password(mfa_app, client, enrolled):
+    login(client, "dr@example.org")
+    with client.session_transaction() as cookie:
+        cookie["staff_pending"] = {"user": "someone", "at": "yesterday"}
+    assert client.get("/staff/login/code").headers["Location"] == "/staff/login"
+
+
+def test_enrolment_refuses_what_is_not_a_code(mfa_app, client, db):
+    create_user(mfa_app, "dr@example.org", "psychiatrist")
+    login(client, "dr@example.org")
+    for typed in ("", "12345", "abcdef"):
+        assert post(client, "/staff/account/mfa", {"code": typed}).status_code == 422
+    assert storage.get_user(db, 1)["mfa_enrolled_at"] is None
+
+
+def test_a_reset_without_the_form_token_changes_nothing(mfa_app, db, enrolled, clock):
+    user, _secret, _codes = enrolled
+    create_user(mfa_app, "boss@example.org", "admin")
+    mfa_app.config["MFA_REQUIRED_ROLES"] = ()
+    admin = mfa_app.test_client()
+    login(admin, "boss@example.org")
+    assert admin.post(f"/staff/admin/users/{user}/mfa/reset").status_code == 400
+    assert storage.get_user(db, user)["totp_secret"]
