@@ -248,7 +248,7 @@ def enrol(app, user_id, at=None) -> tuple[str, list[str]]:
             db,
             user_id,
             step=mfa.matching_step(secret, mfa.current_code(secret, moment), moment),
-            code_hashes=[auth.hash_password(mfa.normalise(code)) for code in codes],
+            code_hashes=[auth.hash_recovery_code(mfa.normalise(code)) for code in codes],
             now=moment,
         )
     return secret, codes

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from conftest import checked, create_user, csrf_from, enrol, login, send_code
 
-from patientapp import create_app, mfa, storage
+from patientapp import auth, create_app, mfa, storage
 from patientapp.config import DEFAULTS
 from patientapp.web import get_db
 
@@ -306,3 +306,12 @@ def test_a_reset_without_the_form_token_changes_nothing(mfa_app, db, enrolled, c
     login(admin, "boss@example.org")
     assert admin.post(f"/staff/admin/users/{user}/mfa/reset").status_code == 400
     assert storage.get_user(db, user)["totp_secret"]
+
+
+def test_recovery_codes_are_argon2id_hashes_in_production(app):
+    app.config["PASSWORD_HASHER"] = "argon2"
+    with app.test_request_context():
+        stored = auth.hash_recovery_code("abcde12345")
+        assert stored.startswith("$argon2id$") and "m=19456,t=2,p=1" in stored
+        assert auth.verify_password(stored, "abcde12345")
+        assert not auth.verify_password(stored, "abcde12346")
