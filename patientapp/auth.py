@@ -125,16 +125,17 @@ GUESSABLE_PASSWORD = _l(
 
 def personal_words(*details: str) -> list[str]:
     """The pieces of an email address, a name or the clinic's name that a password must
-    not be built from: each whole, the e-mail's local part, and each word."""
+    not be built from: each whole, the e-mail's local part and domain name, each word."""
     words: set[str] = set()
     for detail in details:
         detail = (detail or "").strip().casefold()
         if not detail:
             continue
         words.add(detail)
-        local = detail.split("@")[0]
+        local, _at, domain = detail.partition("@")
         words.add(local)
-        words.update(re.split(r"[\W_]+", local if "@" in detail else detail))
+        words.update(re.split(r"[\W_]+", local))
+        words.update(re.split(r"[\W_]+", domain.rsplit(".", 1)[0]))  # riverside of riverside.org
     return sorted(word for word in words if len(word) >= PERSONAL_MIN)
 
 

@@ -64,10 +64,12 @@ def test_a_long_password_is_checked_quickly_and_fully(app):
     assert problem(app, "correct horse battery " * 20) is None
 
 
-def test_personal_words_are_the_pieces_of_the_details():
+def test_personal_words_are_the_pieces_of_the_details(app):
     words = auth.personal_words("ada.lovelace@example.org", "Dr. Li")
     assert {"ada", "lovelace", "ada.lovelace", "ada.lovelace@example.org"} <= set(words)
     assert "li" not in words  # too short to refuse
+    assert "riverside" in auth.personal_words("desk@riverside.org")
+    assert PERSONAL in problem(app, "riverside2026!", ("desk@riverside.org",))
 
 
 def _form(client, url, data, page=None):
