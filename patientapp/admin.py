@@ -130,6 +130,7 @@ def set_password(user_id: int):
     """Set a new password; the person's other sessions end, as after a reset."""
     account = _user_or_404(user_id)
     form = PasswordForm()
+    form.account = account
     if not form.validate_on_submit():
         return _user_page(account, password_form=form, status=422)
     db = get_db()
@@ -138,6 +139,23 @@ def set_password(user_id: int):
         storage.end_user_sessions(db, user_id, now())
     audit("user_updated", detail=f"{account['email']}: password set")
     flash(gettext("New password saved."), "ok")
+    return redirect(url_for("admin.user", user_id=user_id))
+
+
+@bp.post("/users/<int:user_id>/mfa/reset")
+@login_required("admin")
+def reset_mfa(user_id: int):
+    """Forget a person's second factor (a lost phone): their sessions end, and they set
+    it up again at their next sign-in."""
+    account = _user_or_404(user_id)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    db = get_db()
+    storage.reset_mfa(db, user_id)
+    if account["id"] != g.user["id"]:
+        storage.end_user_sessions(db, user_id, now())
+    audit("mfa_reset", detail=account["email"])
+    flash(gettext("Second factor reset. They set it up again at their next sign-in."), "ok")
     return redirect(url_for("admin.user", user_id=user_id))
 
 

@@ -12,6 +12,7 @@ from functools import cache
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
+    BooleanField,
     DateField,
     EmailField,
     IntegerField,
@@ -145,6 +146,12 @@ class SettingsForm(FlaskForm):
         30,
         3650,
         description=_l("Older visits are deleted automatically once a day."),
+    )
+    mfa_frontdesk = BooleanField(
+        _l("Front desk also signs in with a code from an authenticator app"),
+        description=_l(
+            "Admins and psychiatrists always do. Each person sets it up at their next sign-in."
+        ),
     )
 
     def validate_languages(self, field):

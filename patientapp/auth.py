@@ -32,10 +32,12 @@ from flask_wtf import FlaskForm
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, ValidationError
+from zxcvbn import zxcvbn
+from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
-from . import errors, storage
+from . import errors, mfa, storage
 from .forms import length_limit
-from .web import get_db, now
+from .web import clinic_name, clinic_settings, get_db, now
 
 bp = Blueprint("auth", __name__, url_prefix="/staff")
 errors.STAFF.register(bp)
@@ -52,11 +54,16 @@ EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 BAD_EMAIL = _l("Please enter an email address like name@example.org.")
 DUPLICATE_EMAIL = _l("There is already an account with this email address.")
 SESSION_KEY = "staff"
+PENDING_KEY = "staff_pending"  # password right, second factor still to come
+PENDING_MINUTES = 5
 LOGIN_ERROR = _l(
     "That email and password don't match an active account, or the account "
     "is locked for a few minutes after too many tries."
 )
 _argon2 = PasswordHasher()
+# Recovery codes carry 50 random bits, so OWASP's minimum argon2id settings (19 MiB, two
+# passes) are plenty, and checking a typed code against all ten stays well under a second.
+_argon2_recovery = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 
 
 # --- passwords ---------------------------------------------------------------------------
@@ -67,6 +74,12 @@ def hash_password(password: str) -> str:
         # Tests only: a deliberately cheap hash keeps hundreds of logins quick.
         return generate_password_hash(password, method="pbkdf2:sha256:1")
     return _argon2.hash(password)
+
+
+def hash_recovery_code(code: str) -> str:
+    if current_app.config.get("PASSWORD_HASHER") == "fast":
+        return generate_password_hash(code, method="pbkdf2:sha256:1")
+    return _argon2_recovery.hash(code)
 
 
 def verify_password(stored: str, password: str) -> bool:
@@ -89,10 +102,65 @@ def _burn_time(password: str) -> None:
     verify_password(_DUMMY_HASH[key], password)
 
 
-def password_problem(password: str) -> str | None:
-    """The one password rule, in the current language; None when the password will do."""
+# The 30,000 most common passwords of the leaked-password lists zxcvbn ships (xato.net).
+COMMON_PASSWORDS = frozenset(FREQUENCY_LISTS["passwords"])
+# zxcvbn's score 3: about 10^8 guesses or more, "safely unguessable" against an online
+# attack even without the lockout, and slow against argon2 offline.
+MIN_SCORE = 3
+ZXCVBN_MAX = 72  # zxcvbn refuses longer input; the start carries any weakness
+PERSONAL_MIN = 3  # shorter pieces of a name (e.g. "Li") are too common to refuse
+COMMON_PASSWORD = _l(
+    "This password is on a list of common passwords that attackers try first. "
+    "Please choose another."
+)
+PERSONAL_PASSWORD = _l(
+    "This password is built from your email address, your name or the clinic's name, "
+    "which others can guess. Please choose another."
+)
+GUESSABLE_PASSWORD = _l(
+    "This password is too easy to guess (like a pattern, a date or a common word with "
+    "digits). A few unrelated words make a strong one."
+)
+
+
+def personal_words(*details: str) -> list[str]:
+    """The pieces of an email address, a name or the clinic's name that a password must
+    not be built from: each whole, the e-mail's local part and domain name, each word."""
+    words: set[str] = set()
+    for detail in details:
+        detail = (detail or "").strip().casefold()
+        if not detail:
+            continue
+        words.add(detail)
+        local, _at, domain = detail.partition("@")
+        words.add(local)
+        words.update(re.split(r"[\W_]+", local))
+        words.update(re.split(r"[\W_]+", domain.rsplit(".", 1)[0]))  # riverside of riverside.org
+    return sorted(word for word in words if len(word) >= PERSONAL_MIN)
+
+
+def password_problem(password: str, personal: tuple[str, ...] | list[str] = ()) -> str | None:
+    """The password rules, in the current language; None when the password will do.
+
+    At least MIN_PASSWORD characters, not one of the common passwords, not built from
+    the person's own details (`personal`: email, name, clinic name), and a zxcvbn score of
+    at least MIN_SCORE.
+    """
     if len(password) < MIN_PASSWORD:
         return str(_l("Please use at least %(n)s characters.", n=MIN_PASSWORD))
+    folded = password.casefold()
+    if folded in COMMON_PASSWORDS:
+        return str(COMMON_PASSWORD)
+    words = personal_words(*personal)
+    result = zxcvbn(password[:ZXCVBN_MAX], user_inputs=words)
+    from_details = any(m.get("dictionary_name") == "user_inputs" for m in result["sequence"])
+    if any(len(word) >= 4 and word in folded for word in words) or (
+        from_details and result["score"] < MIN_SCORE
+    ):
+        return str(PERSONAL_PASSWORD)
+    if result["score"] < MIN_SCORE:
+        common = any(m.get("dictionary_name") == "passwords" for m in result["sequence"])
+        return str(COMMON_PASSWORD if common else GUESSABLE_PASSWORD)
     return None
 
 
@@ -125,9 +193,13 @@ def email_rule(_form, field) -> None:
         raise ValidationError(problem)
 
 
-def password_rule(_form, field) -> None:
-    """The password rule as a form validator."""
-    problem = password_problem(field.data or "")
+def password_rule(form, field) -> None:
+    """The password rules as a form validator. The person's details come from the form's
+    email and name fields, or from `form.account` (an account dict) set by the view."""
+    account = getattr(form, "account", None) or {}
+    details = [account.get("email", ""), account.get("display_name", "")]
+    details += [form[name].data or "" for name in ("email", "display_name") if name in form]
+    problem = password_problem(field.data or "", [*details, clinic_settings()["clinic_name"]])
     if problem:
         raise ValidationError(problem)
 
@@ -149,7 +221,7 @@ def create_account(db, *, email: str, password: str, role: str, display_name: st
         raise ValueError(f"unknown role {role!r}")
     email = email.strip()
     check_new_email(db, email)
-    problem = password_problem(password)
+    problem = password_problem(password, [email, display_name, clinic_settings()["clinic_name"]])
     if problem:
         raise AccountError("password", problem)
     try:
@@ -214,14 +286,26 @@ def current_user(touch: bool = True) -> dict | None:
         "email": row["email"],
         "role": row["role"],
         "display_name": row["display_name"] or row["email"],
+        "mfa_enrolled": bool(row["mfa_enrolled_at"]),
     }
 
 
-def login_required(*roles: str, touch: bool = True, hide_as_404: bool = False):
+def mfa_required(user: dict) -> bool:
+    """Whether this person must sign in with a second factor: admins and psychiatrists
+    (config MFA_REQUIRED_ROLES), and front desk too when the clinic's setting says so."""
+    if user["role"] in current_app.config["MFA_REQUIRED_ROLES"]:
+        return True
+    return user["role"] == "frontdesk" and bool(clinic_settings()["mfa_frontdesk"])
+
+
+def login_required(
+    *roles: str, touch: bool = True, hide_as_404: bool = False, enrolling: bool = False
+):
     """Require a logged-in user, optionally with one of the roles.
 
     With hide_as_404 a wrong role gets the same 404 as a missing object, so nobody
-    learns whether a visit exists.
+    learns whether a visit exists. Someone who must have a second factor and has none
+    yet reaches only the pages marked `enrolling` (setting it up, signing out).
     """
 
     def decorator(view):
@@ -232,6 +316,10 @@ def login_required(*roles: str, touch: bool = True, hide_as_404: bool = False):
                 if request.method == "GET" and not request.path.endswith(".json"):
                     return redirect(url_for("auth.login", next=request.path))
                 abort(401)
+            if not enrolling and not user["mfa_enrolled"] and mfa_required(user):
+                if request.method == "GET" and not request.path.endswith(".json"):
+                    return redirect(url_for("auth.mfa_setup"))
+                abort(403)
             if roles and user["role"] not in roles:
                 abort(404 if hide_as_404 else 403)
             g.user = user
@@ -345,12 +433,30 @@ class SetupForm(NewPasswordForm):
     )
 
 
+class CodeForm(FlaskForm):
+    code = StringField(
+        _l("Code"),
+        validators=[DataRequired(message=_l("Please enter the code.")), length_limit(40)],
+        render_kw={
+            "autocomplete": "one-time-code",
+            "autocapitalize": "none",
+            "spellcheck": "false",
+        },
+    )
+
+
 class ChangePasswordForm(NewPasswordForm):
     current = PasswordField(
         _l("Current password"),
         validators=[PASSWORD_REQUIRED, length_limit(500)],
         render_kw={"autocomplete": "current-password"},
     )
+
+
+def _signed_in(db, user: dict, detail: str = "") -> None:
+    log_in(user)
+    storage.clear_failures(db, "login-account", user["email"].lower())
+    storage.audit(db, "login", now=now(), user_id=user["id"], actor=user["email"], detail=detail)
 
 
 def _safe_next(target: str | None) -> str:
@@ -373,10 +479,17 @@ def login():
             ok = False
         else:
             ok = verify_password(user["password_hash"], form.password.data)
+        if ok and user["mfa_enrolled_at"]:
+            # The password was right; the session starts only once the code is too.
+            session.clear()
+            session[PENDING_KEY] = {
+                "user": user["id"],
+                "at": now().isoformat(),
+                "next": _safe_next(request.args.get("next")),
+            }
+            return redirect(url_for("auth.login_code"))
         if ok:
-            log_in(user)
-            storage.clear_failures(db, "login-account", email.lower())
-            storage.audit(db, "login", now=now(), user_id=user["id"], actor=user["email"])
+            _signed_in(db, user)
             return redirect(_safe_next(request.args.get("next")))
         _record_failure(db, scopes)
         # What was typed into the email box may be a password: only a known account's
@@ -401,6 +514,7 @@ def login():
 def account():
     """Any staff member changes their own password; their other sessions end."""
     form = ChangePasswordForm()
+    form.account = g.user
     db, status = get_db(), 200
     if form.validate_on_submit():
         user = storage.get_user(db, g.user["id"])
@@ -420,18 +534,150 @@ def account():
     if request.method == "POST":
         status = 422
     return render_template(
-        "staff/account.html", form=form, saved=session.pop("password_changed", False)
+        "staff/account.html",
+        form=form,
+        saved=session.pop("password_changed", False),
+        mfa_on=g.user["mfa_enrolled"],
     ), status
 
 
 @bp.post("/logout")
-@login_required(touch=False)
+@login_required(touch=False, enrolling=True)
 def logout():
     form = FlaskForm()
     if form.validate_on_submit():
         audit("logout")
         log_out()
     return redirect(url_for("auth.login"))
+
+
+# --- second factor -----------------------------------------------------------------------
+
+BAD_CODE = _l(
+    "That code is not right, or it was used already. Type the 6 digits your app shows now, "
+    "or one of your recovery codes. After too many tries, wait a few minutes."
+)
+
+
+def _pending_user(db) -> dict | None:
+    """The account whose password was just right, while its code is still awaited."""
+    pending = session.get(PENDING_KEY)
+    if not isinstance(pending, dict):
+        return None
+    try:
+        started = datetime.fromisoformat(pending["at"])
+        user = storage.get_user(db, int(pending["user"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if now() - started > timedelta(minutes=PENDING_MINUTES):
+        return None
+    if user is None or not user["active"] or not user["mfa_enrolled_at"]:
+        return None
+    return user
+
+
+def _totp_ok(db, user: dict, secret: str, code: str) -> bool:
+    """A right code for a time step not used before: a code works once."""
+    step = mfa.matching_step(secret, code, now())
+    return step is not None and storage.use_totp_step(db, user["id"], step)
+
+
+def _recovery_ok(db, user: dict, code: str) -> bool:
+    """One of the account's unused recovery codes, marked used on the spot."""
+    typed = mfa.normalise(code)
+    if len(typed) != mfa.RECOVERY_LENGTH:
+        return False
+    for row in storage.unused_recovery_codes(db, user["id"]):
+        if verify_password(row["code_hash"], typed):
+            return storage.use_recovery_code(db, row["id"], now())
+    return False
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+def login_code():
+    """The second step of signing in: a code from the app, or a recovery code."""
+    db = get_db()
+    user = _pending_user(db)
+    if user is None:
+        session.pop(PENDING_KEY, None)
+        return redirect(url_for("auth.login"))
+    form = CodeForm()
+    status = 200
+    if form.validate_on_submit():
+        scopes = _login_scopes(user["email"], known=True)
+        code, how = form.code.data, ""
+        if _locked(db, scopes):
+            ok = False
+        elif mfa.looks_like_totp(code):
+            ok = _totp_ok(db, user, user["totp_secret"], code)
+        else:
+            ok, how = _recovery_ok(db, user, code), "recovery code"
+        if ok:
+            target = session[PENDING_KEY].get("next") or url_for("staff.board")
+            _signed_in(db, user, detail=how)
+            if how:
+                storage.audit(
+                    db, "recovery_code_used", now=now(), user_id=user["id"], actor=user["email"]
+                )
+            return redirect(_safe_next(target))
+        _record_failure(db, scopes)
+        storage.audit(
+            db, "mfa_failed", now=now(), user_id=user["id"], actor=user["email"], detail=how
+        )
+        form.code.errors.append(BAD_CODE)
+        status = 401
+    elif request.method == "POST":
+        status = 400
+    return render_template("staff/login_code.html", form=form), status
+
+
+def _enrolment_page(db, form: CodeForm, status: int = 200):
+    user = storage.get_user(db, g.user["id"])
+    secret = user["totp_pending"]
+    if not secret:
+        secret = mfa.new_secret()
+        storage.set_totp_pending(db, user["id"], secret)
+    uri = mfa.provisioning_uri(secret, user["email"], clinic_name())
+    return render_template(
+        "staff/mfa.html",
+        form=form,
+        qr_svg=mfa.qr_svg(uri, title=str(_l("QR code to add this account to your app"))),
+        secret=mfa.spaced(secret),
+        required=mfa_required(g.user),
+    ), status
+
+
+@bp.route("/account/mfa", methods=["GET", "POST"])
+@login_required(enrolling=True)
+def mfa_setup():
+    """Set up the second factor: scan the QR code, confirm with a code, keep the recovery
+    codes shown once. Once set up, only an admin's reset lets it be set up again."""
+    db = get_db()
+    if g.user["mfa_enrolled"]:
+        return render_template("staff/mfa.html", enrolled=True)
+    form = CodeForm()
+    if not form.validate_on_submit():
+        return _enrolment_page(db, form, 422 if request.method == "POST" else 200)
+    user = storage.get_user(db, g.user["id"])
+    scopes = _login_scopes(user["email"], known=True)
+    step = None
+    if not _locked(db, scopes) and user["totp_pending"]:
+        step = mfa.matching_step(user["totp_pending"], form.code.data, now())
+    if step is None:
+        _record_failure(db, scopes)
+        form.code.errors.append(BAD_CODE)
+        return _enrolment_page(db, form, 422)
+    codes = mfa.new_recovery_codes()
+    storage.enrol_totp(
+        db,
+        user["id"],
+        step=step,
+        code_hashes=[hash_recovery_code(mfa.normalise(code)) for code in codes],
+        now=now(),
+    )
+    storage.end_other_sessions(db, user["id"], _hash(session[SESSION_KEY]), now())
+    audit("mfa_enrolled")
+    return render_template("staff/mfa.html", codes=codes)
 
 
 # --- first admin -------------------------------------------------------------------------

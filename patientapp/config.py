@@ -43,6 +43,8 @@ DEFAULTS = {
     "DATABASE_BUSY_TIMEOUT_MS": 10_000,
     "BASE_URL": "",
     "PASSWORD_HASHER": "argon2",
+    # Roles that must sign in with a second factor (a clinic setting adds front desk).
+    "MFA_REQUIRED_ROLES": ("admin", "psychiatrist"),
     # waitress, set on purpose: one client holding many idle connections must not stall
     # every patient, so idle connections close soon and the limit leaves room.
     "TRUSTED_PROXY": "",

@@ -170,6 +170,26 @@ def m020_secret_generation(db: Database) -> None:
     db.execute("ALTER TABLE visits ADD COLUMN secret_generation INTEGER NOT NULL DEFAULT 0")
 
 
+@migrations()
+def m030_mfa(db: Database) -> None:
+    # A second factor: the TOTP secret (a pending one until a code confirms it), the last
+    # time step accepted (so no code works twice), and single-use recovery codes, hashed.
+    for sql in (
+        "ALTER TABLE users ADD COLUMN totp_secret TEXT",
+        "ALTER TABLE users ADD COLUMN totp_pending TEXT",
+        "ALTER TABLE users ADD COLUMN totp_last_step INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE users ADD COLUMN mfa_enrolled_at TEXT",
+        """CREATE TABLE recovery_codes (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            code_hash TEXT NOT NULL,
+            used_at TEXT
+        )""",
+        "CREATE INDEX recovery_codes_by_user ON recovery_codes (user_id)",
+    ):
+        db.execute(sql)
+
+
 def connect(path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Database:
     """Open the database with the pragmas every connection needs."""
     conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, check_same_thread=False)
@@ -535,7 +555,7 @@ def start_staff_session(db: Database, session_hash: str, user_id: int, now: date
 def staff_session(db: Database, session_hash: str) -> dict | None:
     return _one(
         db,
-        """SELECT s.*, u.email, u.display_name, u.role, u.active
+        """SELECT s.*, u.email, u.display_name, u.role, u.active, u.mfa_enrolled_at
                        FROM staff_sessions s JOIN users u ON u.id = s.user_id
                        WHERE s.id = ? AND s.ended_at IS NULL""",
         (session_hash,),
@@ -566,6 +586,67 @@ def end_user_sessions(db: Database, user_id: int, now: datetime) -> None:
         "UPDATE staff_sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL",
         (_ts(now), user_id),
     )
+
+
+# --- second factor -----------------------------------------------------------------------
+
+
+def set_totp_pending(db: Database, user_id: int, secret: str) -> None:
+    db.execute("UPDATE users SET totp_pending = ? WHERE id = ?", (secret, user_id))
+
+
+def enrol_totp(
+    db: Database, user_id: int, *, step: int, code_hashes: list[str], now: datetime
+) -> None:
+    """Make the pending secret the account's own, with a fresh set of recovery codes."""
+    with write(db):
+        db.execute(
+            """UPDATE users SET totp_secret = totp_pending, totp_pending = NULL,
+                   totp_last_step = ?, mfa_enrolled_at = ? WHERE id = ?""",
+            (step, _ts(now), user_id),
+        )
+        db.execute("DELETE FROM recovery_codes WHERE user_id = ?", (user_id,))
+        for code_hash in code_hashes:
+            db.execute(
+                "INSERT INTO recovery_codes (user_id, code_hash) VALUES (?, ?)",
+                (user_id, code_hash),
+            )
+
+
+def use_totp_step(db: Database, user_id: int, step: int) -> bool:
+    """Record `step` as used; False when it (or a later one) was used already."""
+    cursor = db.execute(
+        "UPDATE users SET totp_last_step = ? WHERE id = ? AND totp_last_step < ?",
+        (step, user_id, step),
+    )
+    return cursor.rowcount == 1
+
+
+def unused_recovery_codes(db: Database, user_id: int) -> list[dict]:
+    return _rows(
+        db,
+        "SELECT id, code_hash FROM recovery_codes WHERE user_id = ? AND used_at IS NULL",
+        (user_id,),
+    )
+
+
+def use_recovery_code(db: Database, code_id: int, now: datetime) -> bool:
+    cursor = db.execute(
+        "UPDATE recovery_codes SET used_at = ? WHERE id = ? AND used_at IS NULL",
+        (_ts(now), code_id),
+    )
+    return cursor.rowcount == 1
+
+
+def reset_mfa(db: Database, user_id: int) -> None:
+    """Forget the account's second factor and its recovery codes."""
+    with write(db):
+        db.execute(
+            """UPDATE users SET totp_secret = NULL, totp_pending = NULL, totp_last_step = 0,
+                   mfa_enrolled_at = NULL WHERE id = ?""",
+            (user_id,),
+        )
+        db.execute("DELETE FROM recovery_codes WHERE user_id = ?", (user_id,))
 
 
 # --- audit log ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ SETTING_DEFAULTS = {
     "invite_extra_days": 0,
     "patient_idle_minutes": None,
     "retention_days": 365,
+    "mfa_frontdesk": False,  # front desk, too, signs in with a code from an app
 }
 
 DEFAULT_CLINIC_NAME = _l("Your clinic")

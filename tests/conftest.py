@@ -84,6 +84,10 @@ def app(tmp_path, clock, compiled_translations, monkeypatch):
             "CLOCK": clock,
             "COMPILED_TRANSLATIONS": str(compiled_translations),
             "PASSWORD_HASHER": "fast",
+            # Accounts made by create_user have no second factor: tests not about it
+            # sign in with a password alone. tests/test_mfa.py (the `mfa` fixture) puts
+            # the production default back.
+            "MFA_REQUIRED_ROLES": (),
         }
     )
     yield app
@@ -205,9 +209,11 @@ def create_user(app, email, role, password="correct horse battery", name=""):
         )
 
 
-def login(client, email, password="correct horse battery"):
+def login(client, email, password="correct horse battery", code=None):
+    """Sign in through the form; with `code`, also the second step (a TOTP or recovery
+    code) when the account has a second factor."""
     page = client.get("/staff/login")
-    return client.post(
+    response = client.post(
         "/staff/login",
         data={
             "csrf_token": csrf_from(page.get_data(as_text=True)),
@@ -215,6 +221,37 @@ def login(client, email, password="correct horse battery"):
             "password": password,
         },
     )
+    if code is not None and response.headers.get("Location") == "/staff/login/code":
+        response = send_code(client, code)
+    return response
+
+
+def send_code(client, code):
+    page = client.get("/staff/login/code")
+    return client.post(
+        "/staff/login/code",
+        data={"csrf_token": csrf_from(page.get_data(as_text=True)), "code": code},
+    )
+
+
+def enrol(app, user_id, at=None) -> tuple[str, list[str]]:
+    """Give an account a second factor as the My account page would; returns its secret
+    and recovery codes. The code of the time step `at` (default: now) counts as used."""
+    from patientapp import mfa
+
+    secret, codes = mfa.new_secret(), mfa.new_recovery_codes()
+    moment = at or app.config["CLOCK"]()
+    with app.test_request_context():
+        db = get_db()
+        storage.set_totp_pending(db, user_id, secret)
+        storage.enrol_totp(
+            db,
+            user_id,
+            step=mfa.matching_step(secret, mfa.current_code(secret, moment), moment),
+            code_hashes=[auth.hash_recovery_code(mfa.normalise(code)) for code in codes],
+            now=moment,
+        )
+    return secret, codes
 
 
 def staff_post(client, url, data=None, page="/staff/"):

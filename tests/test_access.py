@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from conftest import create_user, csrf_from, login, make_invitation
 
-from patientapp import storage, visits
+from patientapp import mfa, storage, visits
 from patientapp.web import get_db
 
 PASSWORD = "correct horse battery"
@@ -24,7 +24,7 @@ READERS = ("psychiatrist", "admin")
 ADMINS = ("admin",)
 
 # How a person gets in: the login form and the one-time first-admin link.
-PUBLIC = {"auth.login", "auth.setup"}
+PUBLIC = {"auth.login", "auth.login_code", "auth.setup"}
 STAFF_BLUEPRINTS = {"staff", "admin", "auth"}
 
 # endpoint -> (roles that may use it, what any other role gets)
@@ -44,12 +44,14 @@ ACCESS = {
     "staff.reviewed": (READERS, 404),
     "auth.account": (EVERYONE, None),
     "auth.logout": (EVERYONE, None),
+    "auth.mfa_setup": (EVERYONE, None),
     "admin.users": (ADMINS, 403),
     "admin.user": (ADMINS, 403),
     "admin.change_role": (ADMINS, 403),
     "admin.set_password": (ADMINS, 403),
     "admin.deactivate": (ADMINS, 403),
     "admin.reactivate": (ADMINS, 403),
+    "admin.reset_mfa": (ADMINS, 403),
     "admin.settings": (ADMINS, 403),
     "admin.audit_log": (ADMINS, 403),
 }
@@ -59,8 +61,17 @@ ACCESS = {
 OPEN_VISIT_ROUTES = {"staff.invitation", "staff.slip", "staff.cancel", "staff.reissue"}
 INACTIVE_USER_ROUTES = {"admin.reactivate"}
 
-# A form that succeeds when the right person sends it.
+
+def enrolment_code(app) -> dict:
+    """The code that confirms the second factor being set up (the GET made the secret)."""
+    with app.app_context():
+        pending = [u["totp_pending"] for u in storage.list_users(get_db()) if u["totp_pending"]]
+    return {"code": mfa.current_code(pending[-1], app.config["CLOCK"]()) if pending else "1"}
+
+
+# A form that succeeds when the right person sends it (a function: made just before).
 FORMS = {
+    "auth.mfa_setup": enrolment_code,
     "staff.new_invitation": {
         "patient_ref": "NEW-1",
         "day": "2026-11-25",
@@ -97,11 +108,13 @@ SERVED = {
     ("staff.reviewed", "POST"): (302, "/staff/?day=2026-11-25"),
     ("auth.account", "POST"): (302, "/staff/account"),
     ("auth.logout", "POST"): (302, "/staff/login"),
+    ("auth.mfa_setup", "POST"): (200, None),
     ("admin.users", "POST"): (302, "/staff/admin/users"),
     ("admin.change_role", "POST"): (302, "/staff/admin/users/{target}"),
     ("admin.set_password", "POST"): (302, "/staff/admin/users/{target}"),
     ("admin.deactivate", "POST"): (302, "/staff/admin/users/{target}"),
     ("admin.reactivate", "POST"): (302, "/staff/admin/users/{inactive}"),
+    ("admin.reset_mfa", "POST"): (302, "/staff/admin/users/{target}"),
     ("admin.settings", "POST"): (302, "/staff/admin/settings"),
 }
 
@@ -178,6 +191,8 @@ def snapshot(db, skip=()) -> dict:
 
 def send(client, method, url, form, token_page):
     token = csrf_from(client.get(token_page).get_data(as_text=True))
+    if callable(form):
+        form = form(client.application)
     return client.open(url, method=method, data={"csrf_token": token, **form})
 
 

@@ -14,7 +14,7 @@ from ..auth import create_account
 from ..web import base_url, clinic_settings, get_db, now
 from .common import audit, fail
 
-DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - printed by the command and in the README: demo only
+DEMO_PASSWORD = "tulip-harbor-2026"  # noqa: S105 - printed by the command and in the README: demo only
 DEMO_USERS = (
     ("admin", "demo-admin@example.org", "Demo Admin"),
     ("psychiatrist", "dr.rivera@example.org", "Dr. Ana Rivera"),

@@ -22,11 +22,13 @@ from .staff_ui import (
     DESKTOP,
     DISCLAIMER,
     LANGUAGES,
+    TOTP_SECRETS,
     StaffUser,
     acknowledge_all_alerts,
     count_pdf_pages,
     create_users,
     format_violations,
+    fresh_code,
     log_in,
     open_desktop,
     print_content_height,
@@ -42,6 +44,11 @@ pytestmark = pytest.mark.browser
 DESK = StaffUser("frontdesk", "desk@clinic.example", "Sam Front")
 DOCTOR = StaffUser("psychiatrist", "dr.okafor@clinic.example", "Dr. Ada Okafor")
 ADMIN = StaffUser("admin", "admin@clinic.example", "Alex Admin")
+# Psychiatrists who set up their second factor during the accessibility walk, one a language.
+NEW_DOCTORS = {
+    lang: StaffUser("psychiatrist", f"new.dr.{lang}@clinic.example", f"Dr. New {lang}")
+    for lang in ("en", "ar")
+}
 ALERT_POLL_TIMEOUT_MS = 15_000  # board.js polls every 5 s
 
 
@@ -51,7 +58,7 @@ ALERT_POLL_TIMEOUT_MS = 15_000  # board.js polls every 5 s
 @pytest.fixture(scope="session")
 def staff(live_server) -> dict[str, StaffUser]:
     """The three accounts, made once with the create-user CLI."""
-    create_users(live_server, [DESK, DOCTOR, ADMIN])
+    create_users(live_server, [DESK, DOCTOR, ADMIN, *NEW_DOCTORS.values()])
     return {user.role: user for user in (DESK, DOCTOR, ADMIN)}
 
 
@@ -405,6 +412,12 @@ EVERY_STAFF_PAGE = {
     "settings (error shown)",
     "audit log",
     "error page (404)",
+    "second factor set-up",
+    "second factor set-up (error shown)",
+    "recovery codes",
+    "second factor on",
+    "sign-in code",
+    "sign-in code (error shown)",
 }
 
 
@@ -499,12 +512,56 @@ def _walk_staff_pages(desks, base: str, check, alert_visit_id: int, desk_id: int
         expect(admin.locator("#password-error")).to_be_visible()
         check(admin, "my account (errors shown)", lang)
 
+        _walk_second_factor_pages(desks, base, check, lang)
+
     acknowledge_all_alerts(admins["en"], desks.server)
     for lang, admin in admins.items():
         admin.goto(f"{base}/staff/?day={EMPTY_DAY}")
         expect(admin.locator("#alerts")).to_be_hidden()
         expect(admin.locator("table.board")).to_have_count(0)
         check(admin, "board (empty)", lang)
+
+
+def _sign_in_with_password(page, base: str, user: StaffUser, lang: str) -> None:
+    page.goto(f"{base}/staff/login?lang={lang}")
+    page.locator("#email").fill(user.email)
+    page.locator("#password").fill(user.password)
+    submit(page)
+
+
+def _walk_second_factor_pages(desks, base: str, check, lang: str) -> None:
+    """Setting up the second factor (led there at the first sign-in), then the code step."""
+    user = NEW_DOCTORS[lang]
+    page = desks.open()
+    _sign_in_with_password(page, base, user, lang)
+    expect(page).to_have_url(re.compile(r"/staff/account/mfa$"))
+    page.goto(f"{base}/staff/account/mfa?lang={lang}")
+    expect(page.locator(".qr svg")).to_be_visible()
+    check(page, "second factor set-up", lang)
+    page.locator("#code").fill("000000")
+    submit(page)
+    expect(page.locator("#code-error")).to_be_visible()
+    check(page, "second factor set-up (error shown)", lang)
+    TOTP_SECRETS[user.email] = page.locator("#mfa-secret").inner_text().replace(" ", "")
+    page.locator("#code").fill(fresh_code(user.email))
+    submit(page)
+    expect(page.locator(".recovery-codes li")).to_have_count(10)
+    check(page, "recovery codes", lang)
+    page.goto(f"{base}/staff/account/mfa?lang={lang}")
+    check(page, "second factor on", lang)
+
+    later = desks.open()
+    _sign_in_with_password(later, base, user, lang)
+    expect(later).to_have_url(re.compile(r"/staff/login/code$"))
+    later.goto(f"{base}/staff/login/code?lang={lang}")
+    check(later, "sign-in code", lang)
+    later.locator("#code").fill("000000")
+    submit(later)
+    expect(later.locator("#code-error")).to_be_visible()
+    check(later, "sign-in code (error shown)", lang)
+    later.locator("#code").fill(fresh_code(user.email))
+    submit(later)
+    expect(later).to_have_url(re.compile(r"/staff/(\?lang=\w+)?$"))
 
 
 def _expect_walked(walk, lang: str) -> None:
