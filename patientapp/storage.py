@@ -170,6 +170,24 @@ def m020_secret_generation(db: Database) -> None:
     db.execute("ALTER TABLE visits ADD COLUMN secret_generation INTEGER NOT NULL DEFAULT 0")
 
 
+@migrations()
+def m051_api_tokens(db: Database) -> None:
+    # One bearer token per integration (an EHR interface, a research register): only its
+    # SHA-256 is kept, it reads and never writes, and an admin can revoke it.
+    db.execute(
+        """CREATE TABLE api_tokens (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            scope TEXT NOT NULL DEFAULT 'read' CHECK (scope IN ('read')),
+            created_at TEXT NOT NULL,
+            created_by INTEGER REFERENCES users(id),
+            last_used_at TEXT,
+            revoked_at TEXT
+        )"""
+    )
+
+
 def connect(path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Database:
     """Open the database with the pragmas every connection needs."""
     conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, check_same_thread=False)
@@ -759,4 +777,76 @@ def purge_counts(db: Database, cutoff: datetime) -> dict[str, int]:
                       (SELECT id FROM visits WHERE appointment_at < :c)) AS alerts
            FROM visits WHERE appointment_at < :c""",
         {"c": _ts(cutoff)},
+    )
+
+
+# --- integrations: API tokens and exports --------------------------------------------------
+
+
+def create_api_token(
+    db: Database, *, name: str, token_hash: str, created_by: int | None, now: datetime
+) -> int:
+    cursor = db.execute(
+        "INSERT INTO api_tokens (name, token_hash, created_at, created_by) VALUES (?, ?, ?, ?)",
+        (name, token_hash, _ts(now), created_by),
+    )
+    return cursor.lastrowid
+
+
+def api_tokens(db: Database) -> list[dict]:
+    return _rows(
+        db,
+        """SELECT t.id, t.name, t.scope, t.created_at, t.last_used_at, t.revoked_at,
+                  u.display_name AS created_by_name
+           FROM api_tokens t LEFT JOIN users u ON u.id = t.created_by
+           ORDER BY t.revoked_at IS NOT NULL, t.id DESC""",
+    )
+
+
+def get_api_token(db: Database, token_id: int) -> dict | None:
+    return _one(db, "SELECT * FROM api_tokens WHERE id = ?", (token_id,))
+
+
+def api_token_by_hash(db: Database, token_hash: str) -> dict | None:
+    """A live (not revoked) token with this hash."""
+    return _one(
+        db, "SELECT * FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL", (token_hash,)
+    )
+
+
+def revoke_api_token(db: Database, token_id: int, now: datetime) -> bool:
+    cursor = db.execute(
+        "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        (_ts(now), token_id),
+    )
+    return cursor.rowcount == 1
+
+
+def touch_api_token(db: Database, token_id: int, now: datetime) -> None:
+    db.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (_ts(now), token_id))
+
+
+# A visit's last change: the latest of its own times (they sort as text).
+_VISIT_UPDATED = """MAX(COALESCE(v.last_activity_at, ''), COALESCE(v.submitted_at, ''),
+    COALESCE(v.reviewed_at, ''), COALESCE(v.cancelled_at, ''), COALESCE(v.started_at, ''))"""
+
+
+def visits_updated_since(db: Database, since: datetime, *, limit: int, offset: int) -> list[dict]:
+    """Started visits whose last change is at or after since, oldest change first."""
+    return _rows(
+        db,
+        f"""SELECT v.*, {_VISIT_UPDATED} AS updated_at FROM visits v
+            WHERE v.started_at IS NOT NULL AND {_VISIT_UPDATED} >= ?
+            ORDER BY updated_at, v.id LIMIT ? OFFSET ?""",
+        (_ts(since), limit, offset),
+    )
+
+
+def visits_between(db: Database, first: date, last: date) -> list[dict]:
+    """Every visit with its appointment on a day from first to last, in order."""
+    return _rows(
+        db,
+        """SELECT * FROM visits WHERE appointment_at >= ? AND appointment_at < ?
+           ORDER BY appointment_at, id""",
+        (f"{first} 00:00:00", f"{last + timedelta(days=1)} 00:00:00"),
     )

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app, g, has_request_context, request
 from flask_babel import lazy_gettext as _l
@@ -22,6 +23,8 @@ SETTING_DEFAULTS = {
     "invite_extra_days": 0,
     "patient_idle_minutes": None,
     "retention_days": 365,
+    "time_zone": "",  # an IANA name such as "America/Chicago"; empty: the server's zone
+    "references_are_chart_numbers": False,  # exports then name the patient by it
 }
 
 DEFAULT_CLINIC_NAME = _l("Your clinic")
@@ -70,9 +73,12 @@ def close_db(_exc=None) -> None:
 
 
 def now() -> datetime:
-    """The current local time; tests inject a clock through config["CLOCK"]."""
+    """The clinic's current local time (naive, in the Settings time zone); tests inject a
+    clock through config["CLOCK"]."""
     clock = current_app.config.get("CLOCK")
-    return clock() if clock else datetime.now().replace(microsecond=0)
+    if clock:
+        return clock()
+    return datetime.now(clinic_zone()).replace(tzinfo=None, microsecond=0)
 
 
 def base_url() -> str:
@@ -107,6 +113,21 @@ def clinic_settings() -> dict:
             merged["patient_idle_minutes"] = current_app.config["PATIENT_IDLE_MINUTES"]
         g.clinic_settings = merged
     return g.clinic_settings
+
+
+def zone_named(name: str) -> tzinfo | None:
+    """The IANA time zone of this name, or None when there is no such zone."""
+    if not name or name.startswith(("/", ".")) or ".." in name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def clinic_zone() -> tzinfo:
+    """The clinic's time zone from Settings, else the server's own local zone."""
+    return zone_named(clinic_settings()["time_zone"]) or datetime.now().astimezone().tzinfo
 
 
 def clinic_name() -> str:
