@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, g, jsonify, request
 
@@ -197,18 +198,20 @@ def response_search():
                     "search": {"mode": "match"},
                 }
             )
-    query = f"_lastUpdated={request.args['_lastUpdated']}&_count={count}"
-    links = [{"relation": "self", "url": f"{base_url()}{request.path}?{query}&_page={page}"}]
+
+    def page_url(number: int) -> str:
+        query = {"_lastUpdated": request.args["_lastUpdated"], "_count": count, "_page": number}
+        return f"{base_url()}{request.path}?{urlencode(query)}"
+
+    links = [{"relation": "self", "url": page_url(page)}]
     if more:
-        links.append(
-            {"relation": "next", "url": f"{base_url()}{request.path}?{query}&_page={page + 1}"}
-        )
+        links.append({"relation": "next", "url": page_url(page + 1)})
     return _fhir(
         {
             "resourceType": "Bundle",
             "type": "searchset",
             "timestamp": now().replace(tzinfo=clinic_zone()).isoformat(timespec="seconds"),
             "link": links,
-            "entry": entries,
+            **({"entry": entries} if entries else {}),  # FHIR allows no empty arrays
         }
     )
