@@ -6,7 +6,7 @@ content never reach the audit log.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from flask import (
     Blueprint,
@@ -269,7 +269,7 @@ def _last_retention() -> str | None:
         return None
     return gettext(
         "Old visits last removed: %(when)s, %(count)s visits",
-        when=format_datetime(datetime.fromisoformat(last["at"]), "short"),
+        when=format_datetime(retention.last_run_at(last), "short"),
         count=last["visits"],
     )
 

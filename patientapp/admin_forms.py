@@ -151,6 +151,7 @@ class SettingsForm(FlaskForm):
 
     time_zone = StringField(
         _l("Clinic time zone"),
+        default="",
         filters=[strip_spaces],
         validators=[length_limit(64)],
         description=_l(

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, current_app, g, jsonify, request
 
 from . import fhir, questionnaire, storage
-from .web import base_url, clinic_settings, clinic_zone, get_db, now
+from .web import aware, base_url, clinic_settings, clinic_zone, get_db, now
 
 bp = Blueprint("api", __name__, url_prefix="/api/fhir")
 
@@ -148,8 +148,9 @@ def _since(raw: str) -> datetime | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=clinic_zone())
-    return moment.astimezone(clinic_zone()).replace(tzinfo=None)
+        moment = aware(moment)
+    zone = clinic_zone()
+    return (moment.astimezone(zone) if zone else moment.astimezone()).replace(tzinfo=None)
 
 
 def _number(name: str, default: int, low: int, high: int) -> int | None:
@@ -210,7 +211,7 @@ def response_search():
         {
             "resourceType": "Bundle",
             "type": "searchset",
-            "timestamp": now().replace(tzinfo=clinic_zone()).isoformat(timespec="seconds"),
+            "timestamp": aware(now()).isoformat(timespec="seconds"),
             "link": links,
             **({"entry": entries} if entries else {}),  # FHIR allows no empty arrays
         }

@@ -63,14 +63,14 @@ def tag(code: str) -> str:
     return LANGUAGES[code].tag if code in LANGUAGES else code.replace("_", "-")
 
 
-def timestamp(stored: str | None, zone: tzinfo) -> str | None:
-    """A stored timestamp as a FHIR dateTime with its offset. Naive stored times are the
-    clinic's local time; times stored with an offset keep their instant."""
+def timestamp(stored: str | None, zone: tzinfo | None) -> str | None:
+    """A time as read from storage (the clinic's local time) as a FHIR dateTime with its
+    offset; ``zone`` None is the server's local zone. A time with an offset keeps it."""
     if not stored:
         return None
     moment = datetime.fromisoformat(stored)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
+        moment = moment.replace(tzinfo=zone) if zone else moment.astimezone()
     return moment.isoformat(timespec="seconds")
 
 
@@ -317,7 +317,7 @@ def response_resource(
     languages: Mapping,
     safety_history,
     definition: Questionnaire,
-    zone: tzinfo,
+    zone: tzinfo | None,
     visit_system: str,
     chart_numbers: bool,
 ) -> dict:

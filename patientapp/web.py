@@ -7,7 +7,6 @@ import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app, g, has_request_context, request
 from flask_babel import lazy_gettext as _l
@@ -54,6 +53,7 @@ def get_db():
             kept = ((path, timeout), storage.connect(path, timeout))
             _thread.db = kept
         g.db = kept[1]
+        storage.use_zone(clinic_zone())  # times are written and read in the clinic's zone
     return g.db
 
 
@@ -70,6 +70,7 @@ def close_db(_exc=None) -> None:
     db = g.pop("db", None)
     if db is not None and db.conn.in_transaction:
         db.rollback()
+    storage.use_zone(None)
 
 
 def now() -> datetime:
@@ -78,7 +79,8 @@ def now() -> datetime:
     clock = current_app.config.get("CLOCK")
     if clock:
         return clock()
-    return datetime.now(clinic_zone()).replace(tzinfo=None, microsecond=0)
+    # `fold` survives dropping the zone, so the hour that repeats in autumn is stored right.
+    return datetime.now(storage.current_zone()).replace(tzinfo=None, microsecond=0)
 
 
 def base_url() -> str:
@@ -115,19 +117,18 @@ def clinic_settings() -> dict:
     return g.clinic_settings
 
 
-def zone_named(name: str) -> tzinfo | None:
-    """The IANA time zone of this name, or None when there is no such zone."""
-    if not name or name.startswith(("/", ".")) or ".." in name:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
+zone_named = storage.zone_named
 
 
-def clinic_zone() -> tzinfo:
-    """The clinic's time zone from Settings, else the server's own local zone."""
-    return zone_named(clinic_settings()["time_zone"]) or datetime.now().astimezone().tzinfo
+def clinic_zone() -> tzinfo | None:
+    """The clinic's time zone from Settings; None means the server's own local zone."""
+    return zone_named(clinic_settings()["time_zone"])
+
+
+def aware(moment: datetime) -> datetime:
+    """A local time from now() or a stored time, with the clinic's offset."""
+    zone = clinic_zone()
+    return moment.replace(tzinfo=zone) if zone else moment.astimezone()
 
 
 def clinic_name() -> str:
