@@ -308,3 +308,58 @@ def test_bundle_model_accepts_a_search(app, sent):
     with app.test_request_context():
         entry = {"resource": api.response_for(storage.get_visit(get_db(), sent))}
     Bundle.model_validate({"resourceType": "Bundle", "type": "searchset", "entry": [entry]})
+
+
+def test_a_new_item_and_choice_appear_with_no_code_change(app):
+    """The resources come from the definition: an item added to the TOML (as version 2
+    adds P3 and F3's first_treatment) is mapped, translated and checked like the rest."""
+    import tomllib
+
+    data = tomllib.loads(questionnaire.DEFINITION_PATH.read_text(encoding="utf-8"))
+    data["version"] = "2099.1"
+    going = next(s for s in data["sections"] if s["id"] == "going")
+    going["items"] = [i for i in going["items"] if i["id"] != "Z1"] + [
+        {
+            "id": "Z1",
+            "type": "multi",
+            "short": "New",
+            "prompt": "A new question?",
+            "choices": [
+                {"id": "one", "label": "One"},
+                {"id": "nothing_here", "label": "Nothing", "exclusive": True},
+            ],
+        }
+    ]
+    definition = questionnaire.parse(data)
+    with app.app_context():
+        resource = fhir.questionnaire_resource(definition, app.config["OFFERED_LANGUAGES"])
+    valid(resource, Questionnaire)
+    [z1] = by_link(resource)["Z1"]
+    assert [o["valueCoding"]["code"] for o in z1["answerOption"]] == ["one", "nothing_here"]
+    assert ext(z1["answerOption"][1], fhir.OPTION_EXCLUSIVE)
+    visit = {
+        "id": 7,
+        "status": "submitted",
+        "created_at": "2026-11-25 09:00:00",
+        "submitted_at": "2026-11-25 09:10:00",
+        "questionnaire_version": "2099.1",
+        "answer_language": "en",
+        "patient_ref": "X",
+        "safety": "not_endorsed",
+    }
+    response = fhir.response_resource(
+        visit=visit,
+        answers={"Z1": ["one"]},
+        in_person=set(),
+        languages={},
+        safety_history=[],
+        definition=definition,
+        zone=None,
+        visit_system="urn:x",
+        chart_numbers=False,
+    )
+    assert fhir.check_response(response, resource) == []
+    response["item"][0]["item"][0]["answer"].append(
+        {"valueCoding": {"system": fhir.CODE_SYSTEM, "code": "nothing_here"}}
+    )
+    assert fhir.check_response(response, resource)
