@@ -10,7 +10,7 @@ from pathlib import Path
 from flask import Flask, request
 from flask_wtf.csrf import CSRFProtect
 
-from . import admin, auth, commands, errors, i18n, patient, questionnaire, staff, storage, web
+from . import admin, api, auth, commands, errors, i18n, patient, questionnaire, staff, storage, web
 from . import config as config_module
 from .summary import check_references
 
@@ -76,6 +76,10 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(api.bp)
+    # The API reads only a bearer token, never a cookie: no request can ride on a
+    # signed-in browser, so there is nothing for a CSRF token to protect.
+    csrf.exempt(api.bp)
     commands.init_app(app)
 
 

@@ -6,10 +6,11 @@ content never reach the audit log.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     current_app,
     flash,
@@ -24,19 +25,21 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import SelectChoice
 
-from . import errors, retention, storage
+from . import api, errors, exports, questionnaire, retention, storage
 from .admin_forms import (
     AuditFilterForm,
+    ExportForm,
     NewUserForm,
     PasswordForm,
     RoleForm,
     SettingsForm,
+    TokenForm,
     crisis_field_name,
     settings_form_class,
 )
 from .auth import ROLE_LABELS, AccountError, audit, create_account, hash_password, login_required
 from .i18n import LANGUAGES, language_name
-from .web import SETTING_DEFAULTS, clinic_settings, crisis_texts, get_db, now
+from .web import SETTING_DEFAULTS, base_url, clinic_settings, crisis_texts, get_db, now
 
 bp = Blueprint("admin", __name__, url_prefix="/staff/admin")
 errors.STAFF.register(bp)
@@ -284,7 +287,7 @@ def _last_retention() -> str | None:
         return None
     return gettext(
         "Old visits last removed: %(when)s, %(count)s visits",
-        when=format_datetime(datetime.fromisoformat(last["at"]), "short"),
+        when=format_datetime(retention.last_run_at(last), "short"),
         count=last["visits"],
     )
 
@@ -353,4 +356,73 @@ def audit_log():
         has_next=len(rows) > PAGE_SIZE,
         link_args=_link_args(form),
         ignored=any(field.errors for field in form),
+    )
+
+
+# --- integrations: API tokens and the CSV export ----------------------------------------
+
+
+def _integrations_page(
+    form: TokenForm, new_token: str | None = None, status: int = 200, export_form=None
+):
+    return render_template(
+        "admin/integrations.html",
+        form=form,
+        tokens=storage.api_tokens(get_db()),
+        new_token=new_token,
+        api_base=f"{base_url()}/api/fhir",
+        export_form=export_form or ExportForm(formdata=None),
+    ), status
+
+
+@bp.route("/integrations", methods=["GET", "POST"])
+@login_required("admin")
+def integrations():
+    """The read-only FHIR API's tokens: create one (shown once), revoke one."""
+    form = TokenForm()
+    if form.validate_on_submit():
+        token_id, token = api.create_token(get_db(), form.name.data, g.user["id"], now())
+        audit("api_token_created", detail=f"token {token_id}: {form.name.data}")
+        # Shown on this page only, never put in the session cookie or a redirect URL.
+        return _integrations_page(TokenForm(formdata=None), new_token=token)
+    return _integrations_page(form, status=422 if request.method == "POST" else 200)
+
+
+@bp.post("/integrations/<int:token_id>/revoke")
+@login_required("admin")
+def revoke_token(token_id: int):
+    token = storage.get_api_token(get_db(), token_id)
+    if token is None:
+        abort(404)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    if storage.revoke_api_token(get_db(), token_id, now()):
+        audit("api_token_revoked", detail=f"token {token_id}: {token['name']}")
+        flash(gettext("Token revoked. The integration can no longer read answers."), "ok")
+    return redirect(url_for("admin.integrations"))
+
+
+@bp.get("/export.csv")
+@login_required("admin")
+def export_csv():
+    """Every visit with an appointment in the date range, one row each, audited."""
+    if "since" in request.args or "until" in request.args:
+        form = ExportForm(formdata=request.args)
+    else:  # no range given: today's visits
+        form = ExportForm(formdata=None, data={"since": now().date(), "until": now().date()})
+    if not form.validate():
+        return _integrations_page(TokenForm(formdata=None), status=422, export_form=form)
+    db = get_db()
+    first, last = form.since.data, form.until.data
+    visits = storage.visits_between(db, first, last)
+    rows = [(visit, *storage.answers_for(db, visit["id"])) for visit in visits]
+    with storage.write(db):
+        for visit in visits:
+            audit("csv_exported", visit["id"])
+        audit("csv_exported", detail=f"{first} to {last}: {len(visits)} visits")
+    body = exports.to_csv(questionnaire.default(), rows)
+    return Response(
+        body,
+        mimetype="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="visits-{first}-{last}.csv"'},
     )

@@ -26,6 +26,7 @@ from wtforms.validators import DataRequired, NumberRange, Optional, ValidationEr
 
 from .auth import MAX_EMAIL, ROLE_LABELS, ROLES, email_rule, password_rule
 from .forms import CHOICE_ERROR, MultiCheckboxField, length_limit, strip_spaces
+from .web import zone_named
 
 VISIT_ID = re.compile(r"^\d{1,9}$")
 
@@ -154,9 +155,37 @@ class SettingsForm(FlaskForm):
         ),
     )
 
+    time_zone = StringField(
+        _l("Clinic time zone"),
+        default="",
+        filters=[strip_spaces],
+        validators=[length_limit(64)],
+        description=_l(
+            "A time zone name such as America/Chicago or Europe/Paris. Pages show times "
+            "in it. Leave empty to use the server's time zone."
+        ),
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
+    references_are_chart_numbers = BooleanField(
+        _l("Patient references are chart numbers"),
+        description=_l(
+            "Tick this only if the reference typed on each invitation is the patient's chart "
+            "number: FHIR exports then name the patient by it."
+        ),
+    )
+
     def validate_languages(self, field):
         if not field.data:
             raise ValidationError(_l("Please offer at least one language."))
+
+    def validate_time_zone(self, field):
+        if field.data and zone_named(field.data) is None:
+            raise ValidationError(
+                _l(
+                    "There is no time zone called “%(name)s”. Use a name like America/Chicago.",
+                    name=field.data,
+                )
+            )
 
 
 def crisis_field_name(code: str) -> str:
@@ -199,3 +228,35 @@ class AuditFilterForm(FlaskForm):
     def validate_visit(self, field):
         if field.data and not VISIT_ID.match(field.data):
             raise ValidationError(_l("Please enter a visit number, like 42."))
+
+
+class TokenForm(FlaskForm):
+    name = StringField(
+        _l("Name of the integration"),
+        filters=[strip_spaces],
+        validators=[DataRequired(message=_l("Please enter a name.")), length_limit(80)],
+        description=_l("For example: EHR interface, research register."),
+        render_kw={"autocomplete": "off"},
+    )
+
+
+class ExportForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET form: it only reads, and its link can be bookmarked
+
+    since = DateField(
+        _l("From date"),
+        validators=[DataRequired(message=_l("Please enter a valid date."))],
+        invalid_value_message=_l("Please enter a valid date."),
+    )
+    until = DateField(
+        _l("To date"),
+        validators=[DataRequired(message=_l("Please enter a valid date."))],
+        invalid_value_message=_l("Please enter a valid date."),
+    )
+
+    def validate_until(self, field):
+        if self.since.data and field.data and field.data < self.since.data:
+            raise ValidationError(_l("The end date must not be before the start date."))
+        if self.since.data and field.data and (field.data - self.since.data).days > 366:
+            raise ValidationError(_l("Please choose at most one year."))

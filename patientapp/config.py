@@ -39,6 +39,8 @@ DEFAULTS = {
     "LOGIN_FAILURES_PER_ACCOUNT": 5,
     "LOGIN_FAILURES_PER_CLIENT": 20,
     "LOGIN_LOCKOUT_MINUTES": 15,
+    # Requests one integration token may make per minute to the read-only FHIR API.
+    "API_REQUESTS_PER_MINUTE": 120,
     # How long a save waits for another request's write before the patient is asked to retry.
     "DATABASE_BUSY_TIMEOUT_MS": 10_000,
     "BASE_URL": "",
@@ -71,6 +73,7 @@ ENV_KEYS = (
     "CONNECTION_LIMIT",
     "BACKLOG",
     "CLEANUP_INTERVAL",
+    "API_REQUESTS_PER_MINUTE",
 )
 
 

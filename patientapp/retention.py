@@ -30,8 +30,13 @@ def _retention_days(db) -> int:
 
 
 def last_run(db) -> dict | None:
-    """When retention last ran and what it removed: {"at": "YYYY-MM-DD HH:MM:SS", "visits"}."""
+    """When retention last ran and what it removed: {"at": stored time, "visits"}."""
     return storage.get_settings(db).get(LAST_RUN)
+
+
+def last_run_at(last: dict) -> datetime:
+    """When a run recorded by last_run() happened, in the clinic's local time."""
+    return datetime.fromisoformat(storage.local_text(last["at"]))
 
 
 def _purge(db, now: datetime, actor: str) -> dict:
@@ -46,9 +51,7 @@ def _purge(db, now: datetime, actor: str) -> dict:
         detail=f"visits={counts['visits']} answers={counts['answers']} "
         f"alerts={counts['alerts']} before={before:%Y-%m-%d}",
     )
-    storage.put_setting(
-        db, LAST_RUN, {"at": f"{now:%Y-%m-%d %H:%M:%S}", "visits": counts["visits"]}
-    )
+    storage.put_setting(db, LAST_RUN, {"at": storage.stamp(now), "visits": counts["visits"]})
     return {**counts, "before": before}
 
 
@@ -64,7 +67,7 @@ def run_if_due(db, now: datetime) -> dict | None:
     """Run retention unless it ran less than a day ago (in this process or another)."""
     with storage.write(db):
         previous = last_run(db)
-        if previous and now - datetime.fromisoformat(previous["at"]) < INTERVAL:
+        if previous and now - last_run_at(previous) < INTERVAL:
             return None
         result = _purge(db, now, ACTOR)
     storage.checkpoint(db)
@@ -75,6 +78,7 @@ def check(app) -> dict | None:
     """One pass of the server's retention thread, on a connection of its own."""
     with app.app_context():
         db = storage.connect(app.config["DATABASE"])
+        storage.use_zone(storage.zone_setting(db))
         try:
             return run_if_due(db, web.now())
         finally:

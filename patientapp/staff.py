@@ -7,6 +7,7 @@ a logged-out request is sent to the login page before any lookup.
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta
 
 import segno
@@ -26,7 +27,7 @@ from flask_babel import force_locale, format_date, format_time, gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 
-from . import errors, invitations, questionnaire, storage, summary_view, visits
+from . import api, errors, invitations, questionnaire, storage, summary_view, visits
 from .auth import audit, login_required
 from .i18n import current_language, language_name, offered_languages
 from .staff_forms import InvitationForm
@@ -377,6 +378,21 @@ def summary_text(visit_id: int):
     return Response(
         text,
         mimetype="text/plain; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@bp.get("/visits/<int:visit_id>/fhir.json")
+@login_required(*READERS, hide_as_404=True)
+def summary_fhir(visit_id: int):
+    """The visit as a FHIR QuestionnaireResponse, for a record that imports FHIR."""
+    visit = _readable_visit(visit_id)
+    audit("summary_exported", visit_id, detail="fhir json download")
+    body = json.dumps(api.response_for(visit), ensure_ascii=False, indent=2)
+    filename = f"reflection-{visit_id}-{visit['appointment_at'][:10]}.fhir.json"
+    return Response(
+        body,
+        mimetype=api.FHIR_JSON,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 

@@ -13,8 +13,10 @@ import json
 import os
 import sqlite3
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from contextvars import ContextVar
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
@@ -188,6 +190,63 @@ def m030_mfa(db: Database) -> None:
         "CREATE INDEX recovery_codes_by_user ON recovery_codes (user_id)",
     ):
         db.execute(sql)
+AUDIT_TRIGGERS = (
+    """CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+       BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
+    """CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+       BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
+)
+
+
+def _utc_text(value: str, zone: tzinfo | None) -> str:
+    moment = datetime.fromisoformat(value)
+    return _utc(moment, zone).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+@migrations()
+def m050_utc_times(db: Database) -> None:
+    # Times were stored as naive local time: ambiguous in the hour that repeats when the
+    # clocks go back, and wrong once the server's zone differs from the clinic's. Each one
+    # becomes UTC with its offset, read as the clinic's Settings zone, else the server's.
+    zone = zone_setting(db)
+    db.execute("DROP TRIGGER IF EXISTS audit_log_no_update")  # the one sanctioned rewrite
+    for table in db.table_names():
+        columns = [c.name for c in db[table].columns if _is_time_column(c.name)]
+        for column in columns:
+            stored = db.conn.execute(
+                f"SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NULL"
+                f" AND {column} != '' AND {column} NOT LIKE '%+00:00'"
+            ).fetchall()
+            for (value,) in stored:
+                db.execute(
+                    f"UPDATE {table} SET {column} = ? WHERE {column} = ?",
+                    (_utc_text(value, zone), value),
+                )
+    db.execute(AUDIT_TRIGGERS[0])
+    row = _one(db, "SELECT value FROM settings WHERE key = 'retention_last_run'")
+    if row:
+        last = json.loads(row["value"])
+        if last.get("at") and "+" not in last["at"]:
+            last["at"] = _utc_text(last["at"], zone)
+            put_setting(db, "retention_last_run", last)
+
+
+@migrations()
+def m051_api_tokens(db: Database) -> None:
+    # One bearer token per integration (an EHR interface, a research register): only its
+    # SHA-256 is kept, it reads and never writes, and an admin can revoke it.
+    db.execute(
+        """CREATE TABLE api_tokens (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            scope TEXT NOT NULL DEFAULT 'read' CHECK (scope IN ('read')),
+            created_at TEXT NOT NULL,
+            created_by INTEGER REFERENCES users(id),
+            last_used_at TEXT,
+            revoked_at TEXT
+        )"""
+    )
 
 
 def connect(path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Database:
@@ -236,8 +295,77 @@ def write(db: Database):
         db.commit()
 
 
+# --- time: stored in UTC with its offset, read back as the clinic's local time ------------
+#
+# The app thinks in the clinic's local time (naive datetimes, from web.now()); the file
+# holds every timestamp as UTC with "+00:00", so no stored time is ambiguous and a change
+# of time zone or a DST change never reorders them. The zone is the clinic's Settings zone,
+# set per request by web.get_db(); None means the server's own local zone.
+
+_zone: ContextVar[tzinfo | None] = ContextVar("clinic_zone", default=None)
+LOCAL_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def zone_named(name: str) -> tzinfo | None:
+    """The IANA time zone of this name, or None when there is no such zone."""
+    if not isinstance(name, str) or not name or name.startswith(("/", ".")) or ".." in name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def use_zone(zone: tzinfo | None) -> None:
+    """Read and write times in this zone from now on, in this thread."""
+    _zone.set(zone)
+
+
+def current_zone() -> tzinfo | None:
+    return _zone.get()
+
+
+def zone_setting(db: Database) -> tzinfo | None:
+    """The zone named in the clinic's settings, read straight from the database."""
+    row = _one(db, "SELECT value FROM settings WHERE key = 'time_zone'")
+    return zone_named(json.loads(row["value"])) if row else None
+
+
+def _utc(moment: datetime, zone: tzinfo | None) -> datetime:
+    if moment.tzinfo is None:
+        # A naive time is the clinic's local time; without a zone, the server's (Python
+        # reads the system's rules for that, DST included). `fold` picks the hour that
+        # repeats when clocks go back.
+        moment = moment.replace(tzinfo=zone) if zone else moment.astimezone()
+    return moment.astimezone(UTC)
+
+
 def _ts(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+    """A time as it is stored: UTC with its offset, e.g. 2026-11-25T15:00:00+00:00."""
+    return _utc(moment, _zone.get()).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def stamp(moment: datetime) -> str:
+    """A time as stored (for a value kept outside a timestamp column, e.g. a setting)."""
+    return _ts(moment)
+
+
+def _day_start(day: date) -> str:
+    return _ts(datetime.combine(day, time.min))
+
+
+def local_text(stored: str) -> str:
+    """A stored time as the clinic's local time, in the "YYYY-MM-DD HH:MM:SS" the app
+    reads; a time stored without offset (before m050) is already local."""
+    moment = datetime.fromisoformat(stored)
+    if moment.tzinfo is None:
+        return stored
+    zone = _zone.get()
+    return (moment.astimezone(zone) if zone else moment.astimezone()).strftime(LOCAL_FORMAT)
+
+
+def _is_time_column(name: str) -> bool:
+    return name == "at" or name.endswith("_at")
 
 
 def _rows(db: Database, sql: str, params=()) -> list[dict]:
@@ -248,7 +376,16 @@ def _rows(db: Database, sql: str, params=()) -> list[dict]:
     """
     cursor = db.conn.execute(sql, params)
     names = [column[0] for column in cursor.description]
-    return [dict(zip(names, row, strict=False)) for row in cursor]
+    times = [i for i, name in enumerate(names) if _is_time_column(name)]
+    rows = []
+    for row in cursor:
+        if times:
+            row = list(row)
+            for i in times:
+                if isinstance(row[i], str) and row[i]:
+                    row[i] = local_text(row[i])
+        rows.append(dict(zip(names, row, strict=False)))
+    return rows
 
 
 def _one(db: Database, sql: str, params=()) -> dict | None:
@@ -487,7 +624,7 @@ def failure_times(db: Database, scope: str, key: str, since: datetime) -> list[d
         "SELECT at FROM failures WHERE scope = ? AND key = ? AND at >= ? ORDER BY at",
         (scope, key, _ts(since)),
     )
-    return [datetime.fromisoformat(row["at"]) for row in rows]
+    return [datetime.fromisoformat(row["at"]) for row in rows]  # local, like the clock
 
 
 def clear_failures(db: Database, scope: str, key: str) -> None:
@@ -693,10 +830,10 @@ def audit_entries(
         params.append(visit_id)
     if since:
         where.append("a.at >= ?")
-        params.append(since)
+        params.append(_ts(datetime.fromisoformat(since)))
     if until:
         where.append("a.at < ?")
-        params.append(until)
+        params.append(_ts(datetime.fromisoformat(until)))
     sql = f"""SELECT a.*, u.email AS user_email FROM audit_log a
               LEFT JOIN users u ON u.id = a.user_id
               WHERE {" AND ".join(where)} ORDER BY a.id DESC LIMIT ? OFFSET ?"""
@@ -726,7 +863,10 @@ def visits_for_day(db: Database, day: str) -> list[dict]:
            LEFT JOIN users ack ON ack.id = a.acknowledged_by
            WHERE v.appointment_at >= ? AND v.appointment_at < ?
            ORDER BY v.appointment_at, v.id""",
-        (f"{day} 00:00:00", f"{date.fromisoformat(day) + timedelta(days=1)} 00:00:00"),
+        (
+            _day_start(date.fromisoformat(day)),
+            _day_start(date.fromisoformat(day) + timedelta(days=1)),
+        ),
     )
 
 
@@ -785,7 +925,11 @@ def previous_visit(db: Database, visit: dict) -> dict | None:
         """SELECT * FROM visits WHERE patient_ref = ? AND id != ?
                        AND status IN ('submitted', 'reviewed') AND submitted_at < ?
                        ORDER BY submitted_at DESC LIMIT 1""",
-        (visit["patient_ref"], visit["id"], visit["submitted_at"] or "9999"),
+        (
+            visit["patient_ref"],
+            visit["id"],
+            _ts(datetime.fromisoformat(visit["submitted_at"])) if visit["submitted_at"] else "9999",
+        ),
     )
 
 
@@ -840,4 +984,76 @@ def purge_counts(db: Database, cutoff: datetime) -> dict[str, int]:
                       (SELECT id FROM visits WHERE appointment_at < :c)) AS alerts
            FROM visits WHERE appointment_at < :c""",
         {"c": _ts(cutoff)},
+    )
+
+
+# --- integrations: API tokens and exports --------------------------------------------------
+
+
+def create_api_token(
+    db: Database, *, name: str, token_hash: str, created_by: int | None, now: datetime
+) -> int:
+    cursor = db.execute(
+        "INSERT INTO api_tokens (name, token_hash, created_at, created_by) VALUES (?, ?, ?, ?)",
+        (name, token_hash, _ts(now), created_by),
+    )
+    return cursor.lastrowid
+
+
+def api_tokens(db: Database) -> list[dict]:
+    return _rows(
+        db,
+        """SELECT t.id, t.name, t.scope, t.created_at, t.last_used_at, t.revoked_at,
+                  u.display_name AS created_by_name
+           FROM api_tokens t LEFT JOIN users u ON u.id = t.created_by
+           ORDER BY t.revoked_at IS NOT NULL, t.id DESC""",
+    )
+
+
+def get_api_token(db: Database, token_id: int) -> dict | None:
+    return _one(db, "SELECT * FROM api_tokens WHERE id = ?", (token_id,))
+
+
+def api_token_by_hash(db: Database, token_hash: str) -> dict | None:
+    """A live (not revoked) token with this hash."""
+    return _one(
+        db, "SELECT * FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL", (token_hash,)
+    )
+
+
+def revoke_api_token(db: Database, token_id: int, now: datetime) -> bool:
+    cursor = db.execute(
+        "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        (_ts(now), token_id),
+    )
+    return cursor.rowcount == 1
+
+
+def touch_api_token(db: Database, token_id: int, now: datetime) -> None:
+    db.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (_ts(now), token_id))
+
+
+# A visit's last change: the latest of its own times (they sort as text).
+_VISIT_UPDATED = """MAX(COALESCE(v.last_activity_at, ''), COALESCE(v.submitted_at, ''),
+    COALESCE(v.reviewed_at, ''), COALESCE(v.cancelled_at, ''), COALESCE(v.started_at, ''))"""
+
+
+def visits_updated_since(db: Database, since: datetime, *, limit: int, offset: int) -> list[dict]:
+    """Started visits whose last change is at or after since, oldest change first."""
+    return _rows(
+        db,
+        f"""SELECT v.*, {_VISIT_UPDATED} AS updated_at FROM visits v
+            WHERE v.started_at IS NOT NULL AND {_VISIT_UPDATED} >= ?
+            ORDER BY updated_at, v.id LIMIT ? OFFSET ?""",
+        (_ts(since), limit, offset),
+    )
+
+
+def visits_between(db: Database, first: date, last: date) -> list[dict]:
+    """Every visit with its appointment on a day from first to last, in order."""
+    return _rows(
+        db,
+        """SELECT * FROM visits WHERE appointment_at >= ? AND appointment_at < ?
+           ORDER BY appointment_at, id""",
+        (_day_start(first), _day_start(last + timedelta(days=1))),
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from flask import current_app, g, has_request_context, request
 from flask_babel import lazy_gettext as _l
@@ -23,6 +23,8 @@ SETTING_DEFAULTS = {
     "patient_idle_minutes": None,
     "retention_days": 365,
     "mfa_frontdesk": False,  # front desk, too, signs in with a code from an app
+    "time_zone": "",  # an IANA name such as "America/Chicago"; empty: the server's zone
+    "references_are_chart_numbers": False,  # exports then name the patient by it
 }
 
 DEFAULT_CLINIC_NAME = _l("Your clinic")
@@ -52,6 +54,7 @@ def get_db():
             kept = ((path, timeout), storage.connect(path, timeout))
             _thread.db = kept
         g.db = kept[1]
+        storage.use_zone(clinic_zone())  # times are written and read in the clinic's zone
     return g.db
 
 
@@ -68,12 +71,17 @@ def close_db(_exc=None) -> None:
     db = g.pop("db", None)
     if db is not None and db.conn.in_transaction:
         db.rollback()
+    storage.use_zone(None)
 
 
 def now() -> datetime:
-    """The current local time; tests inject a clock through config["CLOCK"]."""
+    """The clinic's current local time (naive, in the Settings time zone); tests inject a
+    clock through config["CLOCK"]."""
     clock = current_app.config.get("CLOCK")
-    return clock() if clock else datetime.now().replace(microsecond=0)
+    if clock:
+        return clock()
+    # `fold` survives dropping the zone, so the hour that repeats in autumn is stored right.
+    return datetime.now(storage.current_zone()).replace(tzinfo=None, microsecond=0)
 
 
 def base_url() -> str:
@@ -108,6 +116,20 @@ def clinic_settings() -> dict:
             merged["patient_idle_minutes"] = current_app.config["PATIENT_IDLE_MINUTES"]
         g.clinic_settings = merged
     return g.clinic_settings
+
+
+zone_named = storage.zone_named
+
+
+def clinic_zone() -> tzinfo | None:
+    """The clinic's time zone from Settings; None means the server's own local zone."""
+    return zone_named(clinic_settings()["time_zone"])
+
+
+def aware(moment: datetime) -> datetime:
+    """A local time from now() or a stored time, with the clinic's offset."""
+    zone = clinic_zone()
+    return moment.replace(tzinfo=zone) if zone else moment.astimezone()
 
 
 def clinic_name() -> str:

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from conftest import create_user, csrf_from, login, make_invitation
 
-from patientapp import mfa, storage, visits
+from patientapp import api, mfa, storage, visits
 from patientapp.web import get_db
 
 PASSWORD = "correct horse battery"
@@ -40,6 +40,7 @@ ACCESS = {
     "staff.summary_page": (READERS, 404),
     "staff.print_page": (READERS, 404),
     "staff.summary_text": (READERS, 404),
+    "staff.summary_fhir": (READERS, 404),
     "staff.summary_copied": (READERS, 404),
     "staff.reviewed": (READERS, 404),
     "auth.account": (EVERYONE, None),
@@ -54,6 +55,9 @@ ACCESS = {
     "admin.reset_mfa": (ADMINS, 403),
     "admin.settings": (ADMINS, 403),
     "admin.audit_log": (ADMINS, 403),
+    "admin.integrations": (ADMINS, 403),
+    "admin.revoke_token": (ADMINS, 403),
+    "admin.export_csv": (ADMINS, 403),
 }
 
 # Which visit or account a route acts on; anything unlisted uses the sent visit and
@@ -87,6 +91,7 @@ FORMS = {
         "password": PASSWORD,
     },
     "admin.change_role": {"role": "admin"},
+    "admin.integrations": {"name": "EHR interface"},
     "admin.set_password": {"password": NEW_PASSWORD},
     "admin.settings": {
         "clinic_name": "Riverside",
@@ -116,6 +121,9 @@ SERVED = {
     ("admin.reactivate", "POST"): (302, "/staff/admin/users/{inactive}"),
     ("admin.reset_mfa", "POST"): (302, "/staff/admin/users/{target}"),
     ("admin.settings", "POST"): (302, "/staff/admin/settings"),
+    # The new token is shown on the page itself, once, never through a redirect.
+    ("admin.integrations", "POST"): (200, None),
+    ("admin.revoke_token", "POST"): (302, "/staff/admin/integrations"),
 }
 
 # Touched by every signed-in request (last seen), before any role check.
@@ -144,8 +152,14 @@ def clinic(app):
         answers = {"T2": "Sleep, mostly.", "S1": "nearly_every_day"}
         visits.save_step(db, sent, answers, step=8, next_step=9, now=now)
         assert visits.submit(db, sent, set(), now)
+        token, _secret = api.create_token(db, "Register", None, now)
     return SimpleNamespace(
-        sent=sent, open=open_visit, new_visit=open_visit + 1, target=target, inactive=inactive
+        sent=sent,
+        open=open_visit,
+        new_visit=open_visit + 1,
+        target=target,
+        inactive=inactive,
+        token=token,
     )
 
 
@@ -165,6 +179,8 @@ def url_of(app, rule, clinic, visit_id=None) -> str:
     if "visit_id" in rule.arguments:
         default = clinic.open if rule.endpoint in OPEN_VISIT_ROUTES else clinic.sent
         values["visit_id"] = visit_id or default
+    if "token_id" in rule.arguments:
+        values["token_id"] = clinic.token
     if "user_id" in rule.arguments:
         values["user_id"] = (
             clinic.inactive if rule.endpoint in INACTIVE_USER_ROUTES else clinic.target
@@ -235,7 +251,54 @@ def test_every_other_route_is_a_patient_page_or_static(app):
     others = {
         rule.endpoint for rule in app.url_map.iter_rules() if rule.endpoint not in staff | PUBLIC
     }
-    assert others and all(e == "static" or e.startswith("patient.") for e in others), others
+    allowed = ("patient.", "api.")
+    assert others and all(e == "static" or e.startswith(allowed) for e in others), others
+
+
+# --- the FHIR API: a bearer token, never a cookie ---------------------------------------------
+
+# endpoint -> a URL that a valid token is served (200)
+API_ROUTES = {
+    "api.questionnaire_read": "/api/fhir/Questionnaire/reflection",
+    "api.response_search": "/api/fhir/QuestionnaireResponse?_lastUpdated=ge2026-01-01T00:00:00Z",
+}
+
+
+def test_every_api_route_is_declared(app):
+    endpoints = {r.endpoint for r in app.url_map.iter_rules() if r.endpoint.startswith("api.")}
+    assert endpoints == set(API_ROUTES), "add new API routes to API_ROUTES"
+    methods = {
+        m for r in app.url_map.iter_rules() if r.endpoint.startswith("api.") for m in r.methods
+    }
+    assert methods <= {"GET", "HEAD", "OPTIONS"}, "the API is read-only"
+
+
+def test_the_api_takes_a_live_token_and_nothing_else(app, clinic, db):
+    with app.app_context():
+        from patientapp.web import get_db as app_db
+
+        _id, secret = api.create_token(app_db(), "EHR", None, app.config["CLOCK"]())
+        revoked, old = api.create_token(app_db(), "Old", None, app.config["CLOCK"]())
+        storage.revoke_api_token(app_db(), revoked, app.config["CLOCK"]())
+    staff = signed_in(app, "admin")  # a signed-in browser's cookies count for nothing
+    for endpoint, url in API_ROUTES.items():
+        for client, headers in (
+            (app.test_client(), {}),
+            (staff, {}),
+            (app.test_client(), {"Authorization": "Bearer nonsense"}),
+            (app.test_client(), {"Authorization": f"Bearer {old}"}),
+            (app.test_client(), {"Authorization": f"Basic {secret}"}),
+        ):
+            response = client.get(url, headers=headers)
+            assert response.status_code == 401, (endpoint, headers)
+            assert response.headers["WWW-Authenticate"] == "Bearer"
+        ok = app.test_client().get(url, headers={"Authorization": f"Bearer {secret}"})
+        assert ok.status_code == 200, endpoint
+        assert ok.mimetype == "application/fhir+json"
+    refused = app.test_client().post(
+        API_ROUTES["api.response_search"], headers={"Authorization": f"Bearer {secret}"}
+    )
+    assert refused.status_code == 405
 
 
 # --- logged out ----------------------------------------------------------------------------

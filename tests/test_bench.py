@@ -60,3 +60,18 @@ def test_smoke_bench_runs_every_measurement_and_writes_nothing_here(tmp_path):
             assert row.split()[-1] == "OK", row
     assert repo_files() == before  # no results, databases or logs inside the checkout
     assert list(tmp_path.iterdir()) == []  # the bench's temporary folder is gone too
+
+
+def test_the_fhir_api_bench_runs_and_reads_every_visit():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PATIENTAPP_", "FLASK_"))}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "fhir_api.py"), "--smoke"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if "visits/s" in line]
+    assert len(lines) == 2 and all("errors 0" in line for line in lines), result.stdout

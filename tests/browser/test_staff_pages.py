@@ -10,7 +10,7 @@ for the summary are stored through the app's own Python API (see maximal_visit.p
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime, time
 
 import pytest
 
@@ -231,7 +231,8 @@ def test_front_desk_creates_an_invitation_and_opens_the_slip(desks, live_server)
         (visit_id,),
     )[0]
     assert stored["patient_ref"] == "MRN 1234"
-    assert stored["appointment_at"] == f"{date.today().isoformat()} 14:30:00"
+    # Stored in UTC with its offset; the server's zone is the clinic's (none set).
+    assert stored["appointment_at"] == storage._ts(datetime.combine(date.today(), time(14, 30)))
     assert stored["psychiatrist_id"] == user_id(live_server, DOCTOR.email)
 
 
@@ -411,6 +412,8 @@ EVERY_STAFF_PAGE = {
     "settings",
     "settings (error shown)",
     "audit log",
+    "integrations",
+    "integrations (new token shown)",
     "error page (404)",
     "second factor set-up",
     "second factor set-up (error shown)",
@@ -501,6 +504,12 @@ def _walk_staff_pages(desks, base: str, check, alert_visit_id: int, desk_id: int
         admin.goto(f"{base}/staff/admin/audit")
         expect(admin.locator("table.admin-table")).to_be_visible()
         check(admin, "audit log", lang)
+        admin.goto(f"{base}/staff/admin/integrations")
+        check(admin, "integrations", lang)
+        admin.locator("#name").fill(f"Register {number}")
+        admin.locator("#name").press("Enter")
+        expect(admin.locator("#new-token")).to_be_visible()
+        check(admin, "integrations (new token shown)", lang)
         admin.goto(f"{base}/staff/admin/users/999999")  # no such account
         expect(admin.locator("body.staff .staff-nav")).to_be_visible()
         check(admin, "error page (404)", lang)
