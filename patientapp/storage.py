@@ -190,6 +190,8 @@ def m030_mfa(db: Database) -> None:
         "CREATE INDEX recovery_codes_by_user ON recovery_codes (user_id)",
     ):
         db.execute(sql)
+
+
 AUDIT_TRIGGERS = (
     """CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
