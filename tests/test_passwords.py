@@ -138,10 +138,10 @@ def test_change_password_refuses_weak_ones_and_keeps_the_old(app, client, db):
 def test_create_account_and_the_command_refuse_the_clinic_name(app, db, runner):
     with app.test_request_context():
         storage.save_settings(get_db(), {"clinic_name": "Riverside Mood Clinic"})
-        with pytest.raises(auth.AccountError, match=PERSONAL):
-            auth.create_account(
-                get_db(), email="new@example.org", password="riverside2026", role="admin"
-            )
+    with app.test_request_context(), pytest.raises(auth.AccountError, match=PERSONAL):
+        auth.create_account(
+            get_db(), email="new@example.org", password="riverside2026", role="admin"
+        )
     result = runner.invoke(
         args=["create-user", "--role", "admin", "new@example.org"], input="password12\n"
     )
