@@ -122,6 +122,6 @@ def test_settings_page_says_it_in_the_staff_language(app, client, clock):
     login(client, "admin@example.org")
     page = client.get("/staff/admin/settings?lang=fr").get_data(as_text=True)
     assert (
-        "Dernière suppression des anciennes consultations : 25/11/2026 09:00, 0 consultations"
+        "Dernière suppression des anciennes consultations : 25/11/2026 09:00, 0 consultation"
         in page
     )
