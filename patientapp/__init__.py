@@ -36,6 +36,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         instance_relative_config=True,
         template_folder=_resource_dir("templates"),
     )
+    app.url_map.converters["int"] = web.RowIdConverter
+    app.url_map.converters["token"] = web.TokenConverter
     app.config.from_mapping(config_module.DEFAULTS)
     app.config["DATABASE"] = str(instance / "patientapp.db")
     app.config.update(config_module.from_environment())

@@ -20,7 +20,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import format_datetime, gettext
+from flask_babel import format_datetime, gettext, ngettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import SelectChoice
@@ -285,10 +285,11 @@ def _last_retention() -> str | None:
     last = retention.last_run(get_db())
     if last is None:
         return None
-    return gettext(
-        "Old visits last removed: %(when)s, %(count)s visits",
+    return ngettext(
+        "Old visits last removed: %(when)s, %(num)s visit",
+        "Old visits last removed: %(when)s, %(num)s visits",
+        last["visits"],
         when=format_datetime(retention.last_run_at(last), "short"),
-        count=last["visits"],
     )
 
 

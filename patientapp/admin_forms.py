@@ -25,10 +25,10 @@ from wtforms import (
 from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
 
 from .auth import MAX_EMAIL, ROLE_LABELS, ROLES, email_rule, password_rule
-from .forms import CHOICE_ERROR, MultiCheckboxField, length_limit, strip_spaces
+from .forms import CHOICE_ERROR, MultiCheckboxField, in_calendar, length_limit, strip_spaces
 from .web import zone_named
 
-VISIT_ID = re.compile(r"^\d{1,9}$")
+VISIT_ID = re.compile(r"^[0-9]{1,9}$")
 
 
 def _role_choices() -> list[SelectChoice]:
@@ -216,12 +216,12 @@ class AuditFilterForm(FlaskForm):
     visit = StringField(_l("Visit ID"), filters=[strip_spaces], render_kw={"inputmode": "numeric"})
     since = DateField(
         _l("From date"),
-        validators=[Optional()],
+        validators=[Optional(), in_calendar],
         invalid_value_message=_l("Please enter a valid date."),
     )
     until = DateField(
         _l("To date"),
-        validators=[Optional()],
+        validators=[Optional(), in_calendar],
         invalid_value_message=_l("Please enter a valid date."),
     )
 

@@ -694,7 +694,7 @@ def issue_setup_token(db) -> str | None:
     return token
 
 
-@bp.route("/setup/<token>", methods=["GET", "POST"])
+@bp.route("/setup/<token:token>", methods=["GET", "POST"])
 def setup(token: str):
     db = get_db()
     expected = storage.get_settings(db).get(SETUP_SETTING)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from flask import Blueprint, Flask, current_app, g, render_template, request
+from flask import Blueprint, Flask, Response, current_app, g, render_template, request
 from flask_babel import LazyString, refresh
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 
 from . import storage
 
@@ -55,6 +55,10 @@ class ErrorPages:
         return self.render(self.expired_form, 400)
 
     def http_error_page(self, error: HTTPException):
+        if isinstance(error, SecurityError):
+            # A Host outside TRUSTED_HOSTS: with no URL adapter, the page's links
+            # (url_for) cannot be built, so the answer is the message alone.
+            return Response(str(HTTP_MESSAGES[400]), 400, mimetype="text/plain")
         return self.render(HTTP_MESSAGES.get(error.code, HTTP_MESSAGES[400]), error.code)
 
     def write_failed_page(self, error: sqlite3.OperationalError):

@@ -6,9 +6,11 @@ Each blueprint's forms sit beside it (the patient's in ``patient_forms``).
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask_babel import lazy_gettext as _l
 from wtforms import SelectMultipleField
-from wtforms.validators import Length
+from wtforms.validators import Length, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 
@@ -19,6 +21,22 @@ class MultiCheckboxField(SelectMultipleField):
 
 # Our own words for WTForms' built-in checks, so every shipped language has them.
 CHOICE_ERROR = _l("Please pick one of the choices shown.")
+DATE_ERROR = _l("Please enter a valid date.")
+
+# The days the app works with: far enough from the calendar's ends that a day after,
+# a day before or the extra days of an invitation never leave Python's date range.
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(9000, 12, 31)
+
+
+def usable_day(day: date) -> bool:
+    return FIRST_DAY <= day <= LAST_DAY
+
+
+def in_calendar(form, field) -> None:
+    """A date field's check: 9999-12-31 or 0001-01-01 is not a date anyone means."""
+    if field.data is not None and not usable_day(field.data):
+        raise ValidationError(DATE_ERROR)
 
 
 def length_limit(max_length: int) -> Length:

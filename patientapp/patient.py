@@ -7,6 +7,7 @@ shared device shows nothing of the answers afterwards.
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -40,6 +41,8 @@ GENERIC_CODE_ERROR = _l(
     "We couldn't open a visit with that code. Please check it and try "
     "again, or ask the front desk for help."
 )
+# Row and step numbers in field names and actions: "²" passes str.isdigit() but not int().
+ASCII_NUMBER = re.compile(r"[0-9]{1,3}")
 SEEN_RESOLUTION = timedelta(minutes=1)  # how precisely idle time is tracked
 ENDED_KEY = "ended"  # why the last patient session on this device ended
 ENDED_SENT, ENDED_IDLE = "sent", "idle"
@@ -226,7 +229,7 @@ def _visit_by_token(token: str) -> dict | None:
     return storage.visit_by_token_hash(get_db(), invitations.hash_secret(token))
 
 
-@bp.get("/v/<token>")
+@bp.get("/v/<token:token>")
 def open_link(token: str):
     """The invitation link: opens (or resumes) the visit in this browser. A link to
     another visit asks first, since any site can send a browser to a link."""
@@ -243,7 +246,7 @@ def open_link(token: str):
     return redirect(_resume_target(visit))
 
 
-@bp.post("/v/<token>/switch")
+@bp.post("/v/<token:token>/switch")
 def switch(token: str):
     """Leave the visit open on this device for the one the link belongs to."""
     visit = _visit_by_token(token)
@@ -285,7 +288,7 @@ def _submitted_rows(item) -> int:
     indices = [
         int(key.split("-")[1])
         for key in request.form
-        if key.startswith(f"{item.id}-") and key.split("-")[1].isdigit()
+        if key.startswith(f"{item.id}-") and ASCII_NUMBER.fullmatch(key.split("-")[1])
     ]
     return min(max(indices) + 1, item.max_rows) if indices else 0
 
@@ -455,7 +458,7 @@ def review():
             total=len(questionnaire.default().sections),
         )
         action = request.form.get("action", "")
-        if action.startswith("edit-") and action[5:].isdigit():
+        if action.startswith("edit-") and ASCII_NUMBER.fullmatch(action[5:]):
             visits.save_in_person(db, visit["id"], held)
             return redirect(url_for("patient.step", number=int(action[5:]), **{"return": "review"}))
         if action == "submit":

@@ -29,6 +29,7 @@ from flask_wtf import FlaskForm
 
 from . import api, errors, invitations, questionnaire, storage, summary_view, visits
 from .auth import audit, login_required
+from .forms import usable_day
 from .i18n import current_language, language_name, offered_languages
 from .staff_forms import InvitationForm
 from .summary_text import plain_text
@@ -60,10 +61,15 @@ def _visit_or_404(visit_id: int) -> dict:
 
 
 def _day_arg() -> date:
+    """The board's ?day=; none or one it cannot read shows today, and a day at the
+    calendar's ends (9999-12-31) is not found."""
     try:
-        return date.fromisoformat(request.args.get("day", ""))
+        day = date.fromisoformat(request.args.get("day", ""))
     except ValueError:
         return now().date()
+    if not usable_day(day):
+        abort(404)
+    return day
 
 
 def _progress(visit: dict, status: str) -> str:

@@ -12,7 +12,7 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField, StringField, TimeField
 from wtforms.validators import DataRequired, ValidationError
 
-from .forms import CHOICE_ERROR, length_limit
+from .forms import CHOICE_ERROR, in_calendar, length_limit
 
 FULL_NAME = re.compile(r"[^\W\d_]{3,}\s+[^\W\d_]{3,}", re.UNICODE)
 
@@ -31,7 +31,7 @@ class InvitationForm(FlaskForm):
     )
     day = DateField(
         _l("Appointment date"),
-        validators=[DataRequired(message=_l("Please enter a valid date."))],
+        validators=[DataRequired(message=_l("Please enter a valid date.")), in_calendar],
         invalid_value_message=_l("Please enter a valid date."),
     )
     time = TimeField(
@@ -48,6 +48,8 @@ class InvitationForm(FlaskForm):
     language = SelectField(_l("Suggested language"), invalid_choice_message=CHOICE_ERROR)
 
     def validate_patient_ref(self, field):
+        if any(mark in (field.data or "") for mark in "\r\n\x0b\x0c\x85\u2028\u2029"):
+            raise ValidationError(_l("Please keep the patient reference on one line."))
         if FULL_NAME.search(field.data or ""):
             raise ValidationError(
                 _l(

@@ -78,7 +78,18 @@ def plain_text(view: SummaryView) -> str:
     if view.skipped:
         lines.append(gettext("Skipped: %(items)s", items=joined(view.skipped)))
     lines.append(gettext("Patient-reported; not a diagnosis."))
-    return "\n".join(lines) + "\n"
+    return "\n".join(_kept_in_place(line) for line in lines) + "\n"
+
+
+CONTINUATION = "    "  # what starts each further line of a patient's text
+
+
+def _kept_in_place(line: str) -> str:
+    """A line whose text (a patient's answer, say) breaks over several lines: every
+    further line is indented, so it can never pass for one of the export's own lines
+    ("SAFETY: ...", "- Agenda: ..."). Any line break counts, CR and U+2028 too."""
+    parts = str(line).splitlines() or [""]
+    return "\n".join([parts[0]] + [CONTINUATION + part for part in parts[1:]])
 
 
 def _quoted_text(text: Text) -> str:

@@ -8,8 +8,9 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
-from flask import current_app, g, has_request_context, request
+from flask import abort, current_app, g, has_request_context, request
 from flask_babel import lazy_gettext as _l
+from werkzeug.routing import BaseConverter, IntegerConverter
 
 from . import storage
 
@@ -32,6 +33,24 @@ DEFAULT_CRISIS_TEXT = _l(
     "If you feel unsafe right now, or you might hurt yourself, tell the front desk "
     "right away or call your local emergency number."
 )
+
+
+class RowIdConverter(IntegerConverter):
+    """`<int:...>` in every route: ASCII digits only, and no larger than a SQLite row id
+    can be, so /visits/99999999999999999999/... is a 404 rather than an overflow."""
+
+    regex = r"[0-9]{1,19}"
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
+class TokenConverter(BaseConverter):
+    """`<token:...>`: a link secret is URL-safe base64 (secrets.token_urlsafe), so
+    anything else, /v/é for one, is a 404 before any lookup."""
+
+    regex = r"[A-Za-z0-9_-]{1,128}"
 
 
 _thread = threading.local()
@@ -168,8 +187,25 @@ def crisis_text(language: str) -> CrisisText:
     )
 
 
+def _text_only(value) -> bool:
+    return isinstance(value, str) or (
+        isinstance(value, list) and all(isinstance(item, str) for item in value)
+    )
+
+
+def refuse_odd_json() -> None:
+    """Flask-WTF reads a JSON body as the form: every value must then be text (or a list
+    of texts, as repeated fields are), never a number, object or null that a form field
+    would keep as it is. Anything else is a 400."""
+    if request.method != "GET" and request.is_json:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not all(_text_only(v) for v in body.values()):
+            abort(400)
+
+
 def init_app(app) -> None:
     app.teardown_appcontext(close_db)
+    app.before_request(refuse_odd_json)
     from . import __version__
 
     app.jinja_env.globals.update(

@@ -122,10 +122,11 @@ def test_extract_command_writes_the_template(runner, tmp_path):
 # --- a temporary, fully "translated" catalog ----------------------------------------------
 
 
-def fake_translation(message_id) -> str | tuple[str, ...]:
-    """A stand-in translation that keeps every placeholder."""
+def fake_translation(message_id, forms: int = 2) -> str | tuple[str, ...]:
+    """A stand-in translation that keeps every placeholder; a plural gets as many forms as
+    the language has (the plural text for every form past the first)."""
     if isinstance(message_id, tuple):
-        return tuple(f"XX {text}" for text in message_id)
+        return tuple(f"XX {message_id[min(n, 1)]}" for n in range(forms))
     return f"XX {message_id}"
 
 
@@ -148,7 +149,7 @@ def filled(runner, tmp_path) -> Path:
     catalog = read_catalog(path)
     for message in catalog:
         if message.id:
-            message.string = fake_translation(message.id)
+            message.string = fake_translation(message.id, catalog.num_plurals)
     save_catalog(path, catalog)
     return tmp_path
 

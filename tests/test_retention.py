@@ -107,12 +107,21 @@ def test_settings_page_shows_when_old_visits_were_last_removed(app, client, cloc
     assert "Old visits last removed: 11/25/26, 9:00\u202fAM, 2 visits" in page
 
 
+def test_one_removed_visit_is_counted_in_the_singular(app, client, clock):
+    old_visit(app, clock, ref="OLD-1")
+    create_user(app, "admin@example.org", "admin")
+    login(client, "admin@example.org")
+    retention.check(app)
+    page = client.get("/staff/admin/settings").get_data(as_text=True)
+    assert "Old visits last removed: 11/25/26, 9:00\u202fAM, 1 visit<" in page
+
+
 def test_settings_page_says_it_in_the_staff_language(app, client, clock):
     retention.check(app)
     create_user(app, "admin@example.org", "admin")
     login(client, "admin@example.org")
     page = client.get("/staff/admin/settings?lang=fr").get_data(as_text=True)
     assert (
-        "Dernière suppression des anciennes consultations : 25/11/2026 09:00, 0 consultations"
+        "Dernière suppression des anciennes consultations : 25/11/2026 09:00, 0 consultation"
         in page
     )
