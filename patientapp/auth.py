@@ -33,7 +33,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, ValidationError
 
-from . import errors, storage
+from . import errors, storage, tablet
 from .forms import length_limit
 from .web import get_db, now
 
@@ -377,7 +377,14 @@ def login():
             log_in(user)
             storage.clear_failures(db, "login-account", email.lower())
             storage.audit(db, "login", now=now(), user_id=user["id"], actor=user["email"])
-            return redirect(_safe_next(request.args.get("next")))
+            response = redirect(_safe_next(request.args.get("next")))
+            if tablet.active():
+                # A staff sign-in is the only way out of tablet mode.
+                storage.audit(
+                    db, "tablet_mode_left", now=now(), user_id=user["id"], actor=user["email"]
+                )
+                tablet.turn_off(response)
+            return response
         _record_failure(db, scopes)
         # What was typed into the email box may be a password: only a known account's
         # address goes into the audit log.
@@ -393,7 +400,7 @@ def login():
         status = 401
     elif request.method == "POST":
         status = 400
-    return render_template("staff/login.html", form=form), status
+    return render_template("staff/login.html", form=form, tablet=tablet.active()), status
 
 
 @bp.route("/account", methods=["GET", "POST"])
