@@ -180,3 +180,22 @@ def test_the_step_form_has_autocomplete_off_and_the_draft_script(patient, invita
     html = patient.client.get(f"/step/{number}").get_data(as_text=True)
     assert f'autocomplete="off" data-draft="/step/{number}/draft"' in html
     assert 'src="/static/draft.js' in html
+
+
+def test_a_draft_after_the_visit_was_sent_elsewhere_is_refused(app, patient, invitation, db):
+    patient.start(invitation.token)
+    page = patient.client.get("/step/1").get_data(as_text=True)
+    other = Patient(app.test_client())
+    other.open(invitation.token)
+    other.post("/review", {"action": "submit"})
+    response = patient.client.post(
+        "/step/1/draft", data={"csrf_token": csrf_from(page), "T2": "Too late"}
+    )
+    assert response.status_code == 401
+    assert not storage.has_draft(db, invitation.visit_id, 0)
+
+
+def test_a_draft_for_a_visit_not_taking_answers_is_not_stored(db, invitation, clock):
+    visit = storage.get_visit(db, invitation.visit_id)  # not started yet
+    assert not visits.save_draft(db, visit, 1, {"T2": ["x"]}, clock())
+    assert not storage.has_draft(db, invitation.visit_id, 0)
