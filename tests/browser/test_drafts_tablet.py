@@ -28,18 +28,31 @@ def wait_for_draft(page):
         page.keyboard.type(TYPED)
 
 
-def test_typed_text_comes_back_after_a_reload(phone, live_server):
-    page = phone.open(360)
-    open_and_start(page, live_server.invite().link)
+BACK_NOTICE = {
+    "en": "What you typed here last time is back.",
+    "es": "Lo que escribió aquí la última vez está de vuelta.",
+    "ar": "ما كتبته هنا في المرة السابقة عاد.",
+}
+
+
+@pytest.mark.parametrize(("width", "language"), [(360, "en"), (320, "es"), (320, "ar")])
+def test_typed_text_comes_back_after_a_reload(phone, live_server, width, language):
+    page = phone.open(width)
+    page.goto(f"{live_server.invite().link}?lang={language}")
+    page.locator("main form button.primary").tap()
+    expect(page).to_have_url(re.compile(r"/step/1$"))
+    assert page.locator("html").get_attribute("lang") == language.replace("_", "-")
     page.locator("#T2").tap()
     wait_for_draft(page)
     page.reload()
-    expect_step(page, 1)
+    expect(page).to_have_url(re.compile(r"/step/1$"))
     expect(page.locator("#T2")).to_have_value(TYPED)
-    expect(page.locator("main")).to_contain_text("What you typed here last time is back.")
+    expect(page.locator("main")).to_contain_text(BACK_NOTICE[language])
     assert not any(TYPED.split()[0] in url for url in phone.requests)
     storage = page.evaluate("localStorage.length + sessionStorage.length")
     assert storage == 0
+    no_sideways = "document.documentElement.scrollWidth <= window.innerWidth"
+    assert page.evaluate(no_sideways)
     assert phone.console == []
 
 
