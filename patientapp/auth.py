@@ -35,7 +35,7 @@ from wtforms.validators import DataRequired, EqualTo, ValidationError
 from zxcvbn import zxcvbn
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
-from . import errors, mfa, storage
+from . import errors, mfa, storage, tablet
 from .forms import length_limit
 from .web import clinic_name, clinic_settings, get_db, now
 
@@ -459,6 +459,14 @@ def _signed_in(db, user: dict, detail: str = "") -> None:
     storage.audit(db, "login", now=now(), user_id=user["id"], actor=user["email"], detail=detail)
 
 
+def _leaving_tablet(db, user: dict, response):
+    """A staff sign-in is the only way out of tablet mode: audit it and drop the cookie."""
+    if tablet.active():
+        storage.audit(db, "tablet_mode_left", now=now(), user_id=user["id"], actor=user["email"])
+        tablet.turn_off(response)
+    return response
+
+
 def _safe_next(target: str | None) -> str:
     if target and target.startswith("/staff/") and "\\" not in target:
         return target
@@ -490,7 +498,7 @@ def login():
             return redirect(url_for("auth.login_code"))
         if ok:
             _signed_in(db, user)
-            return redirect(_safe_next(request.args.get("next")))
+            return _leaving_tablet(db, user, redirect(_safe_next(request.args.get("next"))))
         _record_failure(db, scopes)
         # What was typed into the email box may be a password: only a known account's
         # address goes into the audit log.
@@ -506,7 +514,7 @@ def login():
         status = 401
     elif request.method == "POST":
         status = 400
-    return render_template("staff/login.html", form=form), status
+    return render_template("staff/login.html", form=form, tablet=tablet.active()), status
 
 
 @bp.route("/account", methods=["GET", "POST"])
@@ -619,7 +627,7 @@ def login_code():
                 storage.audit(
                     db, "recovery_code_used", now=now(), user_id=user["id"], actor=user["email"]
                 )
-            return redirect(_safe_next(target))
+            return _leaving_tablet(db, user, redirect(_safe_next(target)))
         _record_failure(db, scopes)
         storage.audit(
             db, "mfa_failed", now=now(), user_id=user["id"], actor=user["email"], detail=how

@@ -17,6 +17,8 @@ from flask import (
     abort,
     current_app,
     g,
+    jsonify,
+    make_response,
     redirect,
     render_template,
     request,
@@ -26,9 +28,19 @@ from flask import (
 from flask_babel import get_locale, refresh
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from werkzeug.datastructures import MultiDict
 from wtforms import StringField
 
-from . import display, errors, invitations, patient_forms, questionnaire, storage, visits
+from . import (
+    display,
+    errors,
+    invitations,
+    patient_forms,
+    questionnaire,
+    storage,
+    tablet,
+    visits,
+)
 from .i18n import offered_languages
 from .web import clinic_settings, get_db, now
 
@@ -46,6 +58,8 @@ ASCII_NUMBER = re.compile(r"[0-9]{1,3}")
 SEEN_RESOLUTION = timedelta(minutes=1)  # how precisely idle time is tracked
 ENDED_KEY = "ended"  # why the last patient session on this device ended
 ENDED_SENT, ENDED_IDLE = "sent", "idle"
+DRAFT_KEPT = "draft_kept"  # the idle session left a draft on the server
+DRAFT_MAX_CHARS = 50_000  # all of one step's typed text; more is refused, not cut
 
 
 class CodeForm(FlaskForm):
@@ -84,12 +98,14 @@ def _begin(visit: dict) -> None:
     session.pop(ENDED_KEY, None)
 
 
-def end_patient_session(keep_language: bool = False, sent: bool = False) -> None:
+def end_patient_session(keep_language: bool = False, sent: bool = False, draft: bool = False):
     """Forget the visit on this device; after sending, the thank-you page may still
     speak the patient's language. The device remembers only why the session ended, so
-    Back after sending says the answers were sent, not that the page was closed."""
+    Back after sending says the answers were sent, not that the page was closed, and
+    whether a draft was kept, so the closed page tells the truth."""
     session.pop(SESSION_KEY, None)
     session[ENDED_KEY] = ENDED_SENT if sent else ENDED_IDLE
+    session[DRAFT_KEPT] = draft
     if not keep_language:
         session.pop("lang", None)
 
@@ -105,10 +121,15 @@ def current_visit() -> dict | None:
         return None
     moment = now()
     # At the limit exactly, since that is when an idle page refreshes itself to /ended.
-    if moment - datetime.fromisoformat(state["seen"]) >= _idle_limit():
-        end_patient_session()
-        return None
     visit = storage.get_visit(get_db(), state["visit"])
+    if moment - datetime.fromisoformat(state["seen"]) >= _idle_limit():
+        kept = (
+            visits.is_open(visit, moment)
+            and state.get("generation") == visit["secret_generation"]
+            and visits.has_draft(get_db(), visit)
+        )
+        end_patient_session(draft=kept)
+        return None
     if not visits.is_open(visit, moment) or state.get("generation") != visit["secret_generation"]:
         # A re-issue ends every session that entered by the old link or code.
         end_patient_session(sent=visit is not None and visits.is_sent(visit))
@@ -119,10 +140,23 @@ def current_visit() -> dict | None:
     return visit
 
 
+def _idle_seconds() -> int:
+    """Seconds left before this device's patient session ends if nothing is sent."""
+    limit = _idle_limit()
+    state = session.get(SESSION_KEY)
+    if g.get("visit") is not None and state:
+        limit -= now() - datetime.fromisoformat(state["seen"])
+    return max(1, int(limit.total_seconds()))
+
+
 @bp.context_processor
 def _idle_refresh():
     """Seconds after which a page with answers replaces itself with the closed page."""
-    return {"idle_seconds": int(_idle_limit().total_seconds())}
+    return {
+        "idle_seconds": _idle_seconds(),
+        "tablet": tablet.active(),
+        "tablet_return_seconds": tablet.RETURN_SECONDS,
+    }
 
 
 @bp.before_request
@@ -284,10 +318,10 @@ def welcome():
 # --- the questionnaire ---------------------------------------------------------------------
 
 
-def _submitted_rows(item) -> int:
+def _submitted_rows(item, keys=None) -> int:
     indices = [
         int(key.split("-")[1])
-        for key in request.form
+        for key in (request.form if keys is None else keys)
         if key.startswith(f"{item.id}-") and ASCII_NUMBER.fullmatch(key.split("-")[1])
     ]
     return min(max(indices) + 1, item.max_rows) if indices else 0
@@ -297,8 +331,12 @@ def _medlist(section):
     return next((item for item in section.items if item.item_type.has_rows), None)
 
 
-def _build_form(section, answers, add_row: bool = False):
+def _build_form(section, answers, add_row: bool = False, draft: dict | None = None):
     med = _medlist(section)
+    if draft is not None:
+        rows = patient_forms.medicine_rows(answers, med, _submitted_rows(med, draft)) if med else 2
+        rows = min(rows + (1 if add_row else 0), med.max_rows) if med else rows
+        return patient_forms.section_form_class(section, rows)(formdata=MultiDict(draft))
     if request.method == "POST":
         rows = patient_forms.medicine_rows({}, med, _submitted_rows(med)) if med else 2
         return patient_forms.section_form_class(section, rows)()
@@ -348,13 +386,16 @@ def step(number: int):
     db = get_db()
     # A POST is built from what was typed; only a GET needs the stored answers.
     answers = storage.answers_for(db, visit["id"])[0] if request.method == "GET" else {}
-    form = _build_form(section, answers, add_row=request.args.get("add") == "1")
+    # What was typed here and not yet saved (a reload, another device) comes back.
+    draft = visits.draft_for(db, visit, number) if request.method == "GET" else None
+    form = _build_form(section, answers, add_row=request.args.get("add") == "1", draft=draft)
     page = {
         "form": form,
         "section": section,
         "number": number,
         "total": len(q.sections),
         "returning": request.values.get("return") == "review",
+        "from_draft": draft is not None,
     }
     status = 200
     if request.method == "POST":
@@ -380,6 +421,40 @@ def step(number: int):
         status = 422
         refresh()  # a language switch shows the kept input and its errors in the new language
     return render_template("patient/step.html", **page), status
+
+
+def _draft_field(key: str, names: set[str]) -> bool:
+    """A field of the step's form: its own name, or a medicine row's (``M1-0-name``)."""
+    head, _, rest = key.partition("-")
+    return key in names or (head in names and rest.split("-")[0].isdigit())
+
+
+@bp.post("/step/<int:number>/draft")
+def draft(number: int):
+    """Keep what is typed on a step as a draft (sent by static/draft.js after a pause and
+    when the page is left). CSRF-checked like every POST; the same patient session as the
+    step itself. Nothing here is an answer until the step is saved with Next or Back."""
+    visit = g.visit
+    if visit is None:
+        return jsonify(error="session"), 401
+    q = questionnaire.default()
+    if (
+        visits.awaiting_start(visit)
+        or not 1 <= number <= len(q.sections)
+        or number > max(visit["furthest_step"], 1)
+    ):
+        abort(404)
+    section = q.sections[number - 1]
+    med = _medlist(section)
+    rows = patient_forms.medicine_rows({}, med, _submitted_rows(med)) if med else 2
+    names = {field.name for field in patient_forms.section_form_class(section, rows)()}
+    names.discard("csrf_token")
+    fields = {key: request.form.getlist(key) for key in request.form if _draft_field(key, names)}
+    if sum(len(value) for values in fields.values() for value in values) > DRAFT_MAX_CHARS:
+        return jsonify(error="too_long"), 413
+    if not visits.save_draft(get_db(), visit, number, fields, now()):
+        return jsonify(error="session"), 401
+    return jsonify(idle_seconds=_idle_seconds())
 
 
 def _choose_language(code: str) -> None:
@@ -478,12 +553,35 @@ def review():
     )
 
 
+def _tablet_page(template: str, **context):
+    """On a waiting-room tablet an end page shows once, then the whole session cookie
+    goes: nothing of this patient stays for the next one, and Back or a reload lands on
+    a clean code entry."""
+    if ENDED_KEY not in session:
+        return redirect(url_for("patient.start"))
+    response = make_response(render_template(template, **context))
+    session.clear()
+    return response
+
+
 @bp.get("/thanks")
 def thanks():
+    if tablet.active():
+        return _tablet_page("patient/thanks.html")
     return render_template("patient/thanks.html")
 
 
 @bp.get("/ended")
 def ended():
-    """Where a page goes once its patient session is over: sent, or closed when idle."""
-    return render_template("patient/ended.html", sent=session.get(ENDED_KEY) == ENDED_SENT)
+    """Where a page goes once its patient session is over: sent, or closed when idle.
+    A page that comes here early (its own timer) closes the session: the page says so."""
+    if g.visit is not None:
+        visit = g.visit
+        end_patient_session(draft=visits.has_draft(get_db(), visit))
+    context = {
+        "sent": session.get(ENDED_KEY) == ENDED_SENT,
+        "draft_kept": session.get(DRAFT_KEPT, False),
+    }
+    if tablet.active():
+        return _tablet_page("patient/ended.html", **context)
+    return render_template("patient/ended.html", **context)

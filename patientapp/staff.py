@@ -27,8 +27,8 @@ from flask_babel import force_locale, format_date, format_time, gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 
-from . import api, errors, invitations, questionnaire, storage, summary_view, visits
-from .auth import audit, login_required
+from . import api, errors, invitations, questionnaire, storage, summary_view, tablet, visits
+from .auth import audit, log_out, login_required
 from .forms import usable_day
 from .i18n import current_language, language_name, offered_languages
 from .staff_forms import InvitationForm
@@ -167,6 +167,19 @@ def acknowledge(visit_id: int):
     ):
         audit("alert_acknowledged", visit["id"])
     return redirect(_back_to_board(visit))
+
+
+@bp.post("/tablet")
+@login_required(*EVERYONE)
+def tablet_mode():
+    """Make this device a waiting-room tablet: sign the staff member out and leave the
+    tablet cookie; from now on it opens at code entry. Only a staff sign-in ends it.
+    CSRFProtect has checked the form's token before this runs."""
+    audit("tablet_mode_entered")
+    log_out()
+    response = redirect(url_for("patient.start"))
+    tablet.turn_on(response)
+    return response
 
 
 def _back_to_board(visit: dict) -> str:

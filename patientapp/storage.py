@@ -251,6 +251,23 @@ def m051_api_tokens(db: Database) -> None:
     )
 
 
+@migrations()
+def m040_drafts(db: Database) -> None:
+    # What a patient typed on a step without tapping Next: kept so a reload or another
+    # device shows it, never read by the summary; bound to the secret generation it was
+    # typed under, and deleted with its visit.
+    db.execute(
+        """CREATE TABLE drafts (
+            visit_id INTEGER NOT NULL REFERENCES visits(id) ON DELETE CASCADE,
+            step INTEGER NOT NULL,
+            generation INTEGER NOT NULL,
+            fields TEXT NOT NULL,
+            saved_at TEXT NOT NULL,
+            PRIMARY KEY (visit_id, step)
+        )"""
+    )
+
+
 def connect(path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Database:
     """Open the database with the pragmas every connection needs."""
     conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, check_same_thread=False)
@@ -524,6 +541,53 @@ def set_step(
                last_activity_at = ?, safety = COALESCE(?, safety) WHERE id = ?""",
         (next_step, step, next_step, _ts(now), safety, visit_id),
     )
+
+
+def save_draft(
+    db: Database,
+    visit_id: int,
+    step: int,
+    generation: int,
+    fields: dict[str, list[str]],
+    now: datetime,
+) -> None:
+    """Keep one step's typed fields (form field name -> values), replacing the last draft."""
+    db.execute(
+        """INSERT INTO drafts (visit_id, step, generation, fields, saved_at)
+           VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT(visit_id, step) DO UPDATE SET generation = excluded.generation,
+               fields = excluded.fields, saved_at = excluded.saved_at""",
+        (visit_id, step, generation, json.dumps(fields, ensure_ascii=False), _ts(now)),
+    )
+
+
+def draft_for(db: Database, visit_id: int, step: int, generation: int) -> dict | None:
+    """One step's draft fields, if typed under this secret generation."""
+    row = _one(
+        db,
+        "SELECT fields FROM drafts WHERE visit_id = ? AND step = ? AND generation = ?",
+        (visit_id, step, generation),
+    )
+    return json.loads(row["fields"]) if row else None
+
+
+def has_draft(db: Database, visit_id: int, generation: int) -> bool:
+    return (
+        _one(
+            db,
+            "SELECT 1 AS x FROM drafts WHERE visit_id = ? AND generation = ? LIMIT 1",
+            (visit_id, generation),
+        )
+        is not None
+    )
+
+
+def delete_drafts(db: Database, visit_id: int, step: int | None = None) -> None:
+    """Forget one step's draft, or every draft of the visit."""
+    if step is None:
+        db.execute("DELETE FROM drafts WHERE visit_id = ?", (visit_id,))
+    else:
+        db.execute("DELETE FROM drafts WHERE visit_id = ? AND step = ?", (visit_id, step))
 
 
 def answers_for(db: Database, visit_id: int) -> tuple[dict[str, object], set[str]]:

@@ -262,6 +262,7 @@ def save_step(
         if not _takes_answers(storage.get_visit(db, visit_id)):
             return False
         storage.save_answers(db, visit_id, values, now=now, language=language)
+        storage.delete_drafts(db, visit_id, step)
         storage.set_step(db, visit_id, step=step, next_step=next_step, now=now, safety=safety)
         if safety is not None:
             _remember_safety_answer(db, visit_id, values, now)
@@ -293,7 +294,32 @@ def submit(db, visit_id: int, in_person: set[str], now: datetime) -> bool:
             return False
         storage.set_in_person(db, visit_id, in_person)
         storage.set_submitted(db, visit_id, now)
+        storage.delete_drafts(db, visit_id)
     return True
+
+
+def save_draft(db, visit: dict, step: int, fields: dict[str, list[str]], now: datetime) -> bool:
+    """Keep what was typed on a step without saving it as answers: a draft never reaches
+    the summary, the safety alert or the board until the patient taps Next. False when
+    the visit no longer takes answers or was re-issued meanwhile."""
+    with storage.write(db):
+        current = storage.get_visit(db, visit["id"])
+        if (
+            not _takes_answers(current)
+            or current["secret_generation"] != visit["secret_generation"]
+        ):
+            return False
+        storage.save_draft(db, visit["id"], step, visit["secret_generation"], fields, now)
+    return True
+
+
+def draft_for(db, visit: dict, step: int) -> dict[str, list[str]] | None:
+    """The draft of one step typed under the visit's current secrets, if any."""
+    return storage.draft_for(db, visit["id"], step, visit["secret_generation"])
+
+
+def has_draft(db, visit: dict) -> bool:
+    return storage.has_draft(db, visit["id"], visit["secret_generation"])
 
 
 def mark_reviewed(db, visit_id: int, user_id: int, now: datetime) -> bool:

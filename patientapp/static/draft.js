@@ -1,0 +1,64 @@
+// Keeps what the patient types on a step: after a short pause, and when the page is
+// hidden or left, the form is sent to the server as a draft (CSRF token included, over
+// POST, never in the address or in browser storage). A reload or another device shows
+// it. The page closes itself when the patient session would end, counted from the last
+// draft the server took, instead of from when the page opened (the meta refresh, which
+// does the same without script). Without this file everything works as before.
+(function () {
+  "use strict";
+  var form = document.querySelector("form[data-draft]");
+  if (!form || !window.fetch || !window.URLSearchParams || !window.FormData) return;
+  var url = form.getAttribute("data-draft");
+  var meta = document.querySelector('meta[http-equiv="refresh"]');
+  var refresh = meta ? meta.getAttribute("content").split(";url=") : null;
+  var pause = 0, idle = 0, dirty = false, leaving = false;
+
+  function close() {
+    leaving = true;
+    location.replace(refresh[1]);
+  }
+
+  function countdown(seconds) {
+    if (!refresh) return;
+    clearTimeout(idle);
+    idle = setTimeout(function () {
+      if (dirty) send(false); else close();
+    }, seconds * 1000);
+  }
+
+  function send(keepalive) {
+    clearTimeout(pause);
+    if (!dirty || leaving) return;
+    dirty = false;
+    fetch(url, {
+      method: "POST",
+      body: new URLSearchParams(new FormData(form)),
+      credentials: "same-origin",
+      keepalive: keepalive
+    }).then(function (response) {
+      if (response.status === 401 && refresh) { close(); return; }
+      if (!response.ok) { dirty = true; return; }
+      return response.json().then(function (data) { countdown(data.idle_seconds); });
+    }, function () { dirty = true; });
+  }
+
+  function changed() {
+    dirty = true;
+    clearTimeout(pause);
+    pause = setTimeout(function () { send(false); }, 1500);
+  }
+
+  form.addEventListener("input", changed);
+  form.addEventListener("change", changed);
+  form.addEventListener("submit", function () { leaving = true; clearTimeout(pause); });
+  addEventListener("pagehide", function () { send(true); });
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "hidden") send(true);
+  });
+  if (refresh) {
+    // The meta refresh would close the page mid-sentence; this timer restarts with
+    // every draft saved. Stopping before "load" would leave the page loading for ever.
+    countdown(parseInt(refresh[0], 10));
+    addEventListener("load", function () { setTimeout(function () { window.stop(); }, 0); });
+  }
+})();

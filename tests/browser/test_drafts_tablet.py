@@ -1,0 +1,181 @@
+"""Nothing typed is lost (drafts) and the waiting-room tablet (issue 11, points 5 and 7),
+in a real browser against the real server."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import zlib
+
+import pytest
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the fixtures skip (or fail in CI) with a clear message
+    expect = None
+
+from .patient_ui import button, expect_heading, expect_step, open_and_start, tap_next, type_text
+from .staff_ui import StaffUser, create_users, log_in, query
+
+TYPED = "Half a sentence about the dose 5150"
+TABLET_DESK = StaffUser("frontdesk", "tablet.desk@clinic.example", "Tia Desk")
+
+
+def wait_for_draft(page):
+    """Type, then let the pause pass until the draft is on the server."""
+    with page.expect_response(lambda r: r.url.endswith("/draft") and r.status == 200):
+        page.keyboard.type(TYPED)
+
+
+BACK_NOTICE = {
+    "en": "What you typed here last time is back.",
+    "es": "Lo que escribió aquí la última vez está de vuelta.",
+    "ar": "ما كتبته هنا في المرة السابقة عاد.",
+}
+
+
+@pytest.mark.parametrize(("width", "language"), [(360, "en"), (320, "es"), (320, "ar")])
+def test_typed_text_comes_back_after_a_reload(phone, live_server, width, language):
+    page = phone.open(width)
+    page.goto(f"{live_server.invite().link}?lang={language}")
+    page.locator("main form button.primary").tap()
+    expect(page).to_have_url(re.compile(r"/step/1$"))
+    assert page.locator("html").get_attribute("lang") == language.replace("_", "-")
+    page.locator("#T2").tap()
+    wait_for_draft(page)
+    page.reload()
+    expect(page).to_have_url(re.compile(r"/step/1$"))
+    expect(page.locator("#T2")).to_have_value(TYPED)
+    expect(page.locator("main")).to_contain_text(BACK_NOTICE[language])
+    assert not any(TYPED.split()[0] in url for url in phone.requests)
+    storage = page.evaluate("localStorage.length + sessionStorage.length")
+    assert storage == 0
+    no_sideways = "document.documentElement.scrollWidth <= window.innerWidth"
+    assert page.evaluate(no_sideways)
+    assert phone.console == []
+
+
+def test_typed_text_shows_on_a_second_device(phone, live_server):
+    invitation = live_server.invite()
+    page = phone.open(360)
+    open_and_start(page, invitation.link)
+    page.locator("#T2").tap()
+    wait_for_draft(page)
+    other = phone.open(360)
+    other.goto(invitation.link)
+    expect_step(other, 1)
+    expect(other.locator("#T2")).to_have_value(TYPED)
+
+
+def test_a_draft_without_the_csrf_token_is_refused(phone, live_server):
+    invitation = live_server.invite()
+    page = phone.open(360)
+    open_and_start(page, invitation.link)
+    response = page.request.post(f"{live_server.url}/step/1/draft", form={"T2": "forged"})
+    assert response.status == 400
+    visit = query(live_server, "SELECT id FROM visits WHERE patient_ref = ?", (invitation.ref,))
+    drafts = query(live_server, "SELECT * FROM drafts WHERE visit_id = ?", (visit[0]["id"],))
+    assert drafts == []
+
+
+def test_at_the_idle_limit_the_page_closes_and_the_text_is_a_draft(phone, live_server):
+    invitation = live_server.invite()
+    page = phone.open(360)
+    page.clock.install()
+    open_and_start(page, invitation.link)
+    page.locator("#T2").tap()
+    page.keyboard.type(TYPED)  # no pause: the draft goes when the page is left
+    with page.expect_response(lambda r: r.url.endswith("/draft")):
+        page.clock.run_for(2000)
+    page.clock.run_for(15 * 60 * 1000)
+    expect(page).to_have_url(re.compile(r"/ended$"))
+    expect_heading(page, "This page was closed for your privacy")
+    expect(page.locator("main")).to_contain_text("is kept too")
+    assert TYPED not in page.content()
+    page.go_back()
+    page.wait_for_load_state()
+    assert TYPED not in page.content()
+    page.goto(invitation.link)
+    expect_step(page, 1)
+    expect(page.locator("#T2")).to_have_value(TYPED)
+
+
+@pytest.fixture(scope="module")
+def tablet_desk(live_server):
+    create_users(live_server, [TABLET_DESK])
+    return TABLET_DESK
+
+
+def session_data(context) -> dict:
+    """What the signed (not encrypted) session cookie holds, if there is one."""
+    for cookie in context.cookies():
+        if cookie["name"] == "patientapp_session":
+            value = cookie["value"]
+            compressed = value.startswith(".")
+            payload = value.lstrip(".").split(".")[0]
+            raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+            return json.loads(zlib.decompress(raw) if compressed else raw)
+    return {}
+
+
+def first_secret(n: int) -> str:
+    return f"Patient {n} private words 8{n}{n}"
+
+
+def test_a_tablet_keeps_nothing_of_the_last_patient(phone, live_server, tablet_desk):
+    page = phone.open(768)
+    log_in(page, live_server, tablet_desk)
+    page.get_by_role("button", name="Use this device as a waiting-room tablet").click()
+    expect(page).to_have_url(re.compile(r"/start$"))
+    context = page.context
+    assert any(c["name"] == "patientapp_tablet" for c in context.cookies())
+
+    first, second = live_server.invite(), live_server.invite()
+    page.locator("#code").fill(first.code)
+    button(page, "Continue").tap()
+    expect_heading(page, "Before your visit")
+    button(page, "Start").tap()
+    expect_step(page, 1)
+    expect(page.locator("main form[data-draft]")).to_have_attribute("autocomplete", "off")
+    type_text(page, "T2", first_secret(1))
+    tap_next(page, 2)
+    type_text(page, "M1-0-name", "Clozapine")
+    for step in range(3, 9):
+        tap_next(page, step)
+    tap_next(page)
+    button(page, "Send to my psychiatrist").tap()
+    expect_heading(page, "Thank you")
+    assert not any(c["name"] == "patientapp_session" for c in context.cookies())
+    page.get_by_role("link", name="Done").tap()
+    expect(page).to_have_url(re.compile(r"/start$"))
+
+    # The second patient: Back through the first one's pages finds nothing of theirs.
+    for _ in range(14):
+        # The thank-you page may come back from the back/forward cache (no "load").
+        page.go_back(wait_until="commit")
+        page.wait_for_function("document.readyState === 'complete'")
+        html = page.content()
+        assert first_secret(1) not in html and "Clozapine" not in html, page.url
+        assert "/staff/" not in page.url or "/staff/login" in page.url, page.url
+        assert "patient" not in session_data(context), page.url
+        expect(page.locator("input:checked")).to_have_count(0)
+    page.goto(f"{live_server.url}/")
+    expect(page).to_have_url(re.compile(r"/start$"))
+    assert page.evaluate("localStorage.length + sessionStorage.length") == 0
+    page.locator("#code").fill(second.code)
+    button(page, "Continue").tap()
+    button(page, "Start").tap()
+    expect_step(page, 1)
+    expect(page.locator("#T2")).to_have_value("")
+    assert first_secret(1) not in page.content()
+    # Staff pages still need a sign-in.
+    page.goto(f"{live_server.url}/staff/")
+    expect(page).to_have_url(re.compile(r"/staff/login"))
+    expect(page.locator("main")).to_contain_text("This device is a waiting-room tablet")
+    entries = query(
+        live_server,
+        "SELECT action FROM audit_log WHERE actor = ? AND action LIKE 'tablet_mode_%'",
+        (tablet_desk.email,),
+    )
+    assert [e["action"] for e in entries] == ["tablet_mode_entered"]
