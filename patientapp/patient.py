@@ -290,40 +290,69 @@ def _submitted_rows(item) -> int:
     return min(max(indices) + 1, item.max_rows) if indices else 0
 
 
-def _medlist(section):
-    return next((item for item in section.items if item.item_type.has_rows), None)
+def _medlist(items):
+    return next((item for item in items if item.item_type.has_rows), None)
 
 
-def _build_form(section, answers, add_row: bool = False):
-    med = _medlist(section)
+def _screen_number(section) -> int | None:
+    """Which screen of the section this request is on (1-based). A POST names its screen;
+    one without a screen number answers the whole section."""
+    count = len(patient_forms.screens(section))
     if request.method == "POST":
-        rows = patient_forms.medicine_rows({}, med, _submitted_rows(med)) if med else 2
-        return patient_forms.section_form_class(section, rows)()
-    rows = patient_forms.medicine_rows(answers, med, add=add_row) if med else 2
-    return patient_forms.section_form_class(section, rows)(
-        data=patient_forms.form_data(section, answers)
+        posted = request.form.get("screen", type=int)
+        return posted if posted is not None and 1 <= posted <= count else None
+    asked = request.args.get("screen", 1, type=int)
+    return asked if 1 <= asked <= count else 1
+
+
+def _build_form(section, screen, answers):
+    items = patient_forms.screen_items(section, screen)
+    med = _medlist(items)
+    if request.method == "POST":
+        rows = patient_forms.medicine_rows({}, med, _submitted_rows(med)) if med else 1
+        return patient_forms.section_form_class(section, rows, screen)()
+    rows = patient_forms.medicine_rows(answers, med) if med else 1
+    return patient_forms.section_form_class(section, rows, screen)(
+        data=patient_forms.form_data(items, answers)
     )
 
 
-def _next_url(number: int, action: str, new_answers: dict) -> tuple[str, int]:
-    """Where a valid POST goes next, and the step to resume at."""
+def _step_url(number: int, screen: int = 1, returning: bool = False, **extra) -> str:
+    if screen > 1:
+        extra["screen"] = screen
+    if returning:
+        extra["return"] = "review"
+    return url_for("patient.step", number=number, **extra)
+
+
+def _next_url(number: int, screen: int | None, action: str, new_answers: dict) -> tuple[str, int]:
+    """Where a valid POST goes next, and the step to resume at. A POST of the whole
+    section (no screen number) is its first screen going back and its last going on."""
     q = questionnaire.default()
     review_at = visits.review_step(q)
     if visits.endorses_safety(new_answers) and action != "lang":
         return url_for("patient.safety"), review_at
     returning = request.form.get("return") == "review"
+    if action == "review" and returning:
+        return url_for("patient.review"), review_at
+    last_screen = len(patient_forms.screens(q.sections[number - 1]))
+    if action == "back" and screen is not None and screen > 1:
+        return _step_url(number, screen - 1, returning), number
     if action == "back" and returning:
         return url_for("patient.review"), review_at
     if action == "back":
-        return (
-            (url_for("patient.step", number=number - 1), number - 1)
-            if number > 1
-            else (url_for("patient.welcome"), number)
-        )
+        if number == 1:
+            return url_for("patient.welcome"), number
+        before = len(patient_forms.screens(q.sections[number - 2]))
+        return _step_url(number - 1, before), number - 1
     if action == "add":
-        return url_for("patient.step", number=number, add=1, _anchor="q-M1"), number
+        med = _medlist(q.sections[number - 1].items)
+        anchor = f"{med.id}-{len(new_answers.get(med.id) or [])}-name" if med else None
+        return _step_url(number, screen or 1, returning, _anchor=anchor), number
     if action == "lang":
-        return url_for("patient.step", number=number), number
+        return _step_url(number, screen or 1, returning), number
+    if screen is not None and screen < last_screen:
+        return _step_url(number, screen + 1, returning), number
     if returning or number >= len(q.sections):
         return url_for("patient.review"), review_at
     return url_for("patient.step", number=number + 1), number + 1
@@ -345,13 +374,17 @@ def step(number: int):
     db = get_db()
     # A POST is built from what was typed; only a GET needs the stored answers.
     answers = storage.answers_for(db, visit["id"])[0] if request.method == "GET" else {}
-    form = _build_form(section, answers, add_row=request.args.get("add") == "1")
+    screen = _screen_number(section)
+    form = _build_form(section, screen, answers)
     page = {
         "form": form,
         "section": section,
         "number": number,
         "total": len(q.sections),
         "returning": request.values.get("return") == "review",
+        "items": patient_forms.screen_items(section, screen),
+        "screen": screen,
+        "screens": len(patient_forms.screens(section)),
     }
     status = 200
     if request.method == "POST":
@@ -361,8 +394,8 @@ def step(number: int):
         if action == "lang":
             _choose_language(request.form.get("lang", ""))
         if form.validate():
-            new_answers = patient_forms.answers_from(section, form)
-            target, resume_at = _next_url(number, action, new_answers)
+            new_answers = patient_forms.answers_from(page["items"], form)
+            target, resume_at = _next_url(number, screen, action, new_answers)
             if not visits.save_step(
                 db,
                 visit["id"],
