@@ -58,6 +58,7 @@ ASCII_NUMBER = re.compile(r"[0-9]{1,3}")
 SEEN_RESOLUTION = timedelta(minutes=1)  # how precisely idle time is tracked
 ENDED_KEY = "ended"  # why the last patient session on this device ended
 ENDED_SENT, ENDED_IDLE = "sent", "idle"
+DRAFT_SCREEN = "screen"  # the screen of the step a draft was typed on
 DRAFT_KEPT = "draft_kept"  # the idle session left a draft on the server
 DRAFT_MAX_CHARS = 50_000  # all of one step's typed text; more is refused, not cut
 
@@ -327,44 +328,72 @@ def _submitted_rows(item, keys=None) -> int:
     return min(max(indices) + 1, item.max_rows) if indices else 0
 
 
-def _medlist(section):
-    return next((item for item in section.items if item.item_type.has_rows), None)
+def _medlist(items):
+    return next((item for item in items if item.item_type.has_rows), None)
 
 
-def _build_form(section, answers, add_row: bool = False, draft: dict | None = None):
-    med = _medlist(section)
-    if draft is not None:
-        rows = patient_forms.medicine_rows(answers, med, _submitted_rows(med, draft)) if med else 2
-        rows = min(rows + (1 if add_row else 0), med.max_rows) if med else rows
-        return patient_forms.section_form_class(section, rows)(formdata=MultiDict(draft))
+def _screen_number(section) -> int | None:
+    """Which screen of the section this request is on (1-based). A POST names its screen;
+    one without a screen number answers the whole section."""
+    count = len(patient_forms.screens(section))
     if request.method == "POST":
-        rows = patient_forms.medicine_rows({}, med, _submitted_rows(med)) if med else 2
-        return patient_forms.section_form_class(section, rows)()
-    rows = patient_forms.medicine_rows(answers, med, add=add_row) if med else 2
-    return patient_forms.section_form_class(section, rows)(
-        data=patient_forms.form_data(section, answers)
+        posted = request.form.get("screen", type=int)
+        return posted if posted is not None and 1 <= posted <= count else None
+    asked = request.args.get("screen", 1, type=int)
+    return asked if 1 <= asked <= count else 1
+
+
+def _build_form(section, screen, answers, draft: dict | None = None):
+    items = patient_forms.screen_items(section, screen)
+    med = _medlist(items)
+    if draft is not None:
+        rows = patient_forms.medicine_rows(answers, med, _submitted_rows(med, draft)) if med else 1
+        return patient_forms.section_form_class(section, rows, screen)(formdata=MultiDict(draft))
+    if request.method == "POST":
+        rows = patient_forms.medicine_rows({}, med, _submitted_rows(med)) if med else 1
+        return patient_forms.section_form_class(section, rows, screen)()
+    rows = patient_forms.medicine_rows(answers, med) if med else 1
+    return patient_forms.section_form_class(section, rows, screen)(
+        data=patient_forms.form_data(items, answers)
     )
 
 
-def _next_url(number: int, action: str, new_answers: dict) -> tuple[str, int]:
-    """Where a valid POST goes next, and the step to resume at."""
+def _step_url(number: int, screen: int = 1, returning: bool = False, **extra) -> str:
+    if screen > 1:
+        extra["screen"] = screen
+    if returning:
+        extra["return"] = "review"
+    return url_for("patient.step", number=number, **extra)
+
+
+def _next_url(number: int, screen: int | None, action: str, new_answers: dict) -> tuple[str, int]:
+    """Where a valid POST goes next, and the step to resume at. A POST of the whole
+    section (no screen number) is its first screen going back and its last going on."""
     q = questionnaire.default()
     review_at = visits.review_step(q)
     if visits.endorses_safety(new_answers) and action != "lang":
         return url_for("patient.safety"), review_at
     returning = request.form.get("return") == "review"
+    if action == "review" and returning:
+        return url_for("patient.review"), review_at
+    last_screen = len(patient_forms.screens(q.sections[number - 1]))
+    if action == "back" and screen is not None and screen > 1:
+        return _step_url(number, screen - 1, returning), number
     if action == "back" and returning:
         return url_for("patient.review"), review_at
     if action == "back":
-        return (
-            (url_for("patient.step", number=number - 1), number - 1)
-            if number > 1
-            else (url_for("patient.welcome"), number)
-        )
+        if number == 1:
+            return url_for("patient.welcome"), number
+        before = len(patient_forms.screens(q.sections[number - 2]))
+        return _step_url(number - 1, before), number - 1
     if action == "add":
-        return url_for("patient.step", number=number, add=1, _anchor="q-M1"), number
+        med = _medlist(q.sections[number - 1].items)
+        anchor = f"{med.id}-{len(new_answers.get(med.id) or [])}-name" if med else None
+        return _step_url(number, screen or 1, returning, _anchor=anchor), number
     if action == "lang":
-        return url_for("patient.step", number=number), number
+        return _step_url(number, screen or 1, returning), number
+    if screen is not None and screen < last_screen:
+        return _step_url(number, screen + 1, returning), number
     if returning or number >= len(q.sections):
         return url_for("patient.review"), review_at
     return url_for("patient.step", number=number + 1), number + 1
@@ -386,9 +415,12 @@ def step(number: int):
     db = get_db()
     # A POST is built from what was typed; only a GET needs the stored answers.
     answers = storage.answers_for(db, visit["id"])[0] if request.method == "GET" else {}
-    # What was typed here and not yet saved (a reload, another device) comes back.
+    screen = _screen_number(section)
+    # What was typed on this screen and not yet saved (a reload, another device) comes back.
     draft = visits.draft_for(db, visit, number) if request.method == "GET" else None
-    form = _build_form(section, answers, add_row=request.args.get("add") == "1", draft=draft)
+    if draft is not None and draft.pop(DRAFT_SCREEN, [""])[0] != str(screen):
+        draft = None  # typed on another screen of this step
+    form = _build_form(section, screen, answers, draft=draft)
     page = {
         "form": form,
         "section": section,
@@ -396,6 +428,9 @@ def step(number: int):
         "total": len(q.sections),
         "returning": request.values.get("return") == "review",
         "from_draft": draft is not None,
+        "items": patient_forms.screen_items(section, screen),
+        "screen": screen,
+        "screens": len(patient_forms.screens(section)),
     }
     status = 200
     if request.method == "POST":
@@ -405,8 +440,8 @@ def step(number: int):
         if action == "lang":
             _choose_language(request.form.get("lang", ""))
         if form.validate():
-            new_answers = patient_forms.answers_from(section, form)
-            target, resume_at = _next_url(number, action, new_answers)
+            new_answers = patient_forms.answers_from(page["items"], form)
+            target, resume_at = _next_url(number, screen, action, new_answers)
             if not visits.save_step(
                 db,
                 visit["id"],
@@ -426,7 +461,7 @@ def step(number: int):
 def _draft_field(key: str, names: set[str]) -> bool:
     """A field of the step's form: its own name, or a medicine row's (``M1-0-name``)."""
     head, _, rest = key.partition("-")
-    return key in names or (head in names and rest.split("-")[0].isdigit())
+    return key in names or (head in names and ASCII_NUMBER.fullmatch(rest.split("-")[0]) is not None)
 
 
 @bp.post("/step/<int:number>/draft")
@@ -445,11 +480,13 @@ def draft(number: int):
     ):
         abort(404)
     section = q.sections[number - 1]
-    med = _medlist(section)
-    rows = patient_forms.medicine_rows({}, med, _submitted_rows(med)) if med else 2
-    names = {field.name for field in patient_forms.section_form_class(section, rows)()}
+    screen = _screen_number(section)
+    med = _medlist(patient_forms.screen_items(section, screen))
+    rows = patient_forms.medicine_rows({}, med, _submitted_rows(med)) if med else 1
+    names = {field.name for field in patient_forms.section_form_class(section, rows, screen)()}
     names.discard("csrf_token")
     fields = {key: request.form.getlist(key) for key in request.form if _draft_field(key, names)}
+    fields[DRAFT_SCREEN] = [str(screen)]  # restored only on the screen it was typed on
     if sum(len(value) for values in fields.values() for value in values) > DRAFT_MAX_CHARS:
         return jsonify(error="too_long"), 413
     if not visits.save_draft(get_db(), visit, number, fields, now()):

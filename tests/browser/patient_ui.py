@@ -30,12 +30,25 @@ def option(page: Page, scope: str, text: str):
     return page.locator(f"{scope} label.option").filter(has_text=exact(text))
 
 
+def on_screen(page: Page, selector: str, limit: int = 6) -> None:
+    """A long section has several screens: tap Next (answering nothing more) until the
+    question is on the screen; nothing happens when it already is."""
+    for _ in range(limit):
+        if page.locator(selector).count():
+            return
+        with page.expect_navigation():
+            button(page, "Next").tap()
+    raise AssertionError(f"{selector} not reached from {page.url}")
+
+
 def choose(page: Page, item_id: str, text: str) -> None:
+    on_screen(page, f"#q-{item_id}")
     option(page, f"#q-{item_id}", text).tap()
 
 
 def type_text(page: Page, field_id: str, text: str) -> None:
     """Tap into a text box and type, as with a phone's on-screen keyboard."""
+    on_screen(page, f"#{field_id}")
     page.locator(f"#{field_id}").tap()
     page.keyboard.type(text)
 
@@ -53,10 +66,30 @@ def expect_heading(page: Page, text: str) -> None:
     expect(page.locator("h1")).to_have_text(text)
 
 
+def current_step(page: Page) -> int | None:
+    """The step number of the page shown, None off the questionnaire."""
+    found = re.search(r"/step/(\d+)", page.url)
+    return int(found.group(1)) if found else None
+
+
 def tap_next(page: Page, then_step: int | None = None) -> None:
-    button(page, "Next").tap()
+    """Tap Next; with then_step, go on tapping past the step's further screens (a long
+    section has several) until that step shows."""
+    with page.expect_navigation():
+        button(page, "Next").tap()
     if then_step is not None:
+        for _ in range(6):
+            step = current_step(page)
+            if step is None or step >= then_step or page.locator(".error-summary").count():
+                break
+            with page.expect_navigation():
+                button(page, "Next").tap()
         expect_step(page, then_step)
+
+
+def next_until(page: Page, item_id: str) -> None:
+    """Tap Next (answering nothing more) until the screen with that question shows."""
+    on_screen(page, f"#q-{item_id}")
 
 
 def open_and_start(page: Page, link: str) -> None:
@@ -135,11 +168,16 @@ def walk_patient_pages(phone, server, check: Check, width: int = 360) -> list[st
     expect(page.locator(".error-summary")).to_be_visible()
     at(page, "step 2 (validation error: feeling without a medicine name)")
     type_text(page, "M1-0-name", "Sertraline")
-    tap_next(page, 3)
-    for number in range(3, STEPS):
-        at(page, f"step {number}")
-        tap_next(page, number + 1)
-    at(page, f"step {STEPS}")
+    # Every further screen, each step's later screens (a long section has several) too.
+    while True:
+        with page.expect_navigation():
+            button(page, "Next").tap()
+        page.wait_for_load_state("load")
+        screen = re.search(r"[?&]screen=(\d+)", page.url)
+        number = current_step(page)
+        at(page, f"step {number}" + (f" screen {screen.group(1)}" if screen else ""))
+        if number == STEPS:
+            break
     choose(page, "S1", "Several days")
     tap_next(page)
     expect_heading(page, "Thank you for telling us")

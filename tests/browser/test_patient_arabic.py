@@ -4,6 +4,8 @@ step number in the URL), not English words, so it reads the Arabic pages as they
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -55,13 +57,16 @@ def test_arabic_patient_pages_mirrored_accessible_and_narrow(phone, live_server)
     expect(page.locator(".error-summary")).to_be_visible()
     _check(page, "step 1 (error shown)", axe, problems)
     page.locator("input[name=T1][value=numb]").uncheck()
-    for number in range(1, 9):
-        expect(page).to_have_url(f"{base}/step/{number}")
-        if number > 1:
-            _check(page, f"step {number}", axe, problems)
-        if number == 8:
+    expect(page).to_have_url(f"{base}/step/1")
+    _primary(page).tap()
+    expect(page).to_have_url(re.compile(r"/step/2"))
+    while "/step/" in page.url:  # every screen of every step
+        page.wait_for_load_state("load")
+        _check(page, page.url.split(base, 1)[1], axe, problems)
+        if page.locator("input[name=S1]").count():
             page.locator("input[name=S1][value=several_days]").check()
-        _primary(page).tap()
+        with page.expect_navigation():
+            _primary(page).tap()
     expect(page).to_have_url(f"{base}/safety")
     _check(page, "safety", axe, problems)
     _primary(page).tap()
