@@ -461,7 +461,8 @@ def step(number: int):
 def _draft_field(key: str, names: set[str]) -> bool:
     """A field of the step's form: its own name, or a medicine row's (``M1-0-name``)."""
     head, _, rest = key.partition("-")
-    return key in names or (head in names and ASCII_NUMBER.fullmatch(rest.split("-")[0]) is not None)
+    row = rest.split("-")[0]
+    return key in names or (head in names and ASCII_NUMBER.fullmatch(row) is not None)
 
 
 @bp.post("/step/<int:number>/draft")
@@ -480,7 +481,7 @@ def draft(number: int):
     ):
         abort(404)
     section = q.sections[number - 1]
-    screen = _screen_number(section)
+    screen = _screen_number(section) or 1  # a draft belongs to one screen, the first if unnamed
     med = _medlist(patient_forms.screen_items(section, screen))
     rows = patient_forms.medicine_rows({}, med, _submitted_rows(med)) if med else 1
     names = {field.name for field in patient_forms.section_form_class(section, rows, screen)()}

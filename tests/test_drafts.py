@@ -72,7 +72,7 @@ def test_a_draft_for_a_step_not_reached_is_refused(patient, invitation):
 def test_a_draft_keeps_only_the_steps_own_fields_and_refuses_a_flood(patient, invitation, db):
     patient.start(invitation.token)
     draft(patient, 1, {"T2": "mine", "S1": "nearly_every_day", "junk": "x"})
-    assert storage.draft_for(db, invitation.visit_id, 1, 0) == {"T2": ["mine"]}
+    assert storage.draft_for(db, invitation.visit_id, 1, 0) == {"T2": ["mine"], "screen": ["1"]}
     assert draft(patient, 1, {"T2": "x" * 60_000}).status_code == 413
 
 
