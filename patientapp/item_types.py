@@ -273,7 +273,9 @@ class MedList(ItemType):
             },
         )
         rows_field = FieldList(
-            FormField(row_class),
+            # A label of its own: without one WTForms translates a made-up label on every
+            # row, and Flask-WTF reloads its catalog from disk for it on each request.
+            FormField(row_class, label=_l(item.row_label)),
             label=_l(item.prompt),
             min_entries=rows,
             max_entries=item.max_rows,

@@ -76,6 +76,8 @@ def clock():
 @pytest.fixture
 def app(tmp_path, clock, compiled_translations, monkeypatch):
     monkeypatch.setenv("PATIENTAPP_INSTANCE", str(tmp_path / "instance"))
+    # `serve` run in-process (waitress stubbed) must not fork the test runner.
+    monkeypatch.setenv("PATIENTAPP_WORKERS", "1")
     app = create_app(
         {
             "TESTING": True,

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 import waitress
 
 from patientapp import config
@@ -121,3 +123,107 @@ def test_idle_connections_do_not_stall_a_patient(tmp_path):
         # The idle ones are closed by the server soon after the channel timeout.
         idle[0].settimeout(8)
         assert idle[0].recv(1) == b""
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(c) for c in (task / "children").read_text().split()}
+    return found
+
+
+def _served_by(conn: socket.socket, workers: set[int]) -> int | None:
+    """Which worker process holds the server end of this client connection (Linux)."""
+    here = f"{0x0100007F:08X}:{conn.getsockname()[1]:04X}"
+    inode = next(
+        line.split()[9]
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+        if line.split()[2] == here
+    )
+    for pid in workers:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    return pid
+    return None
+
+
+def _exchange(conn: socket.socket, request: bytes) -> bytes:
+    conn.sendall(request)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(
+        next(
+            h.split(b":")[1] for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")
+        )
+    )
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
+def test_two_workers_share_the_port_the_secret_key_and_the_limits(tmp_path):
+    """A code typed on a page served by one process is checked by the other (same secret
+    key, so the session and CSRF token hold), and wrong codes count across both."""
+    limit = 30  # CODE_FAILURES_PER_ADDRESS
+    with serving(tmp_path, {"PATIENTAPP_WORKERS": "2"}) as port:
+        server = _server_pid(port)
+        deadline = time.monotonic() + 20
+        while len(_children(server)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers = _children(server)
+        assert len(workers) == 2
+        seen, statuses = set(), []
+        for _ in range(limit + 1):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as page:
+                reply = _exchange(page, b"GET /start HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                seen.add(_served_by(page, workers))
+            cookie = re.search(rb"Set-Cookie: ([^;]+)", reply).group(1)
+            token = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', reply).group(1)
+            body = b"csrf_token=" + token + b"&code=7KQ2M-9XD4P"
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as post:
+                reply = _exchange(
+                    post,
+                    b"POST /start HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: " + cookie + b"\r\n"
+                    b"Content-Type: application/x-www-form-urlencoded\r\n"
+                    b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body,
+                )
+                seen.add(_served_by(post, workers))
+            statuses.append(int(reply.split()[1]))
+    assert seen == workers  # both processes served
+    assert statuses[:limit] == [422] * limit  # each a checked wrong code: CSRF held
+    assert statuses[limit] == 429  # the per-address limit counted across both
+
+
+def _server_pid(port: int) -> int:
+    """The `flask serve` process listening on port (the supervisor)."""
+    here = f"{0x0100007F:08X}:{port:04X}"
+    inode = next(
+        line.split()[9]
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+        if line.split()[1] == here and line.split()[3] == "0A"
+    )
+    holders = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                if any(os.readlink(fd) == f"socket:[{inode}]" for fd in (proc / "fd").iterdir()):
+                    holders.append(int(proc.name))
+    return min(holders, key=lambda pid: int(Path(f"/proc/{pid}/stat").read_text().split()[21]))
+
+
+def test_workers_default_to_the_cores_and_a_crash_loop_stops_the_server(capsys):
+    from patientapp.commands import serve
+
+    assert serve.default_workers() == len(os.sched_getaffinity(0))
+    sock = serve._bind("127.0.0.1", 0, 16)
+    supervisor = serve.Supervisor(sock, 2, target=lambda: None)  # each worker ends at once
+    with pytest.raises(SystemExit) as stopped:
+        supervisor.run()
+    assert stopped.value.code == 1
+    assert supervisor.children == {}
+    assert sock.fileno() == -1  # the port is released
+    assert "stopped at start" in capsys.readouterr().err

@@ -201,3 +201,25 @@ def test_a_refused_save_with_a_language_switch_shows_the_kept_screen_in_it(
     assert response.status_code == 503
     assert '<html lang="es"' in html and "No pudimos guardar en este momento" in html
     assert TYPED in html
+
+
+def test_writers_queue_on_a_file_lock_beside_the_database(tmp_path):
+    """Every write transaction holds <database>.lock, so writers in other threads and
+    server processes wait their turn in the kernel instead of SQLite's sleep-and-retry."""
+    import fcntl
+
+    path = tmp_path / "queue.db"
+    storage.initialise(path)
+    db = storage.connect(path)
+    try:
+        other = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            with storage.write(db), pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free once committed
+            fcntl.flock(other, fcntl.LOCK_UN)
+        finally:
+            os.close(other)
+        assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL stays
+    finally:
+        db.close()
