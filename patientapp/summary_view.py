@@ -320,6 +320,9 @@ def build(
         return language_name((answer_languages or {}).get(item_id) or written_in)
 
     reached = _reached_sections(visit, q)
+    # Items added after the version this visit was answered under were never asked:
+    # they are left out entirely, neither skipped nor "not reached".
+    asked = q.asked_in(visit.get("questionnaire_version"))
     section_of = {item.id: section.id for section in q.sections for item in section.items}
 
     def note(*item_ids: str) -> str:
@@ -331,6 +334,8 @@ def build(
         return ""
 
     def row(item_id, label=None):
+        if item_id not in asked:
+            return Row("")  # a row without a label is dropped below
         return _row(q, item_id, visible, tag(item_id), label, note(item_id))
 
     def rows(*item_ids):
@@ -361,7 +366,7 @@ def build(
     skipped = [
         gettext(q.items[i].short)
         for i in summary.skipped_items(visible, reached, q)
-        if i not in in_person and i != "S1"
+        if i not in in_person and i != "S1" and i in asked
     ]
     history = safety_history or []
     fired = summary.all_flags(visible)

@@ -501,7 +501,10 @@ def test_plain_text_export_matches_the_page(app, psychiatrist, clock):
     finish_visit(app, earlier, ref="TX-1")
     clock.advance(days=28)
     invitation = finish_visit(
-        app, {**FULL_ANSWERS, 3: {"P1": "chose_to_skip"}}, ref="TX-1", in_person=["H1"]
+        app,
+        {**FULL_ANSWERS, 3: {"P1": "chose_to_skip", "P3": "same"}},
+        ref="TX-1",
+        in_person=["H1"],
     )
     login(psychiatrist, "dr@example.org")  # a month later: a new sign-in
     page = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True)
