@@ -93,7 +93,7 @@ def test_a_visit_answered_under_2026_1_never_shows_the_new_items(app, psychiatri
     # The old items still read as before: skipped in the footer, not reached in the body.
     assert "Wants to talk about today" in " ".join(page["footer"])
     assert body["Ease of voicing doubts"] == "not reached"
-    assert body["Last two weeks"] and body["How much they need it to stay well"] == "8 out of 10"
+    assert body["Last two weeks"] and body["Stance"].startswith("Need 8/10 · ")
 
 
 def test_a_2026_2_visit_names_a_skipped_new_item(app, psychiatrist):

@@ -61,25 +61,34 @@
       return main.getBoundingClientRect().bottom - top <= HEIGHT - SLACK;
     }
 
+    // The longest length every text can keep with the page on one sheet: all of it when
+    // it fits whole, null when it would not fit even with every text at SHORTEST.
+    function bestCap() {
+      show(longest);
+      if (fits()) return longest;
+      var low = SHORTEST, high = longest;
+      show(low);
+      if (!fits()) return null;
+      while (high - low > 1) {
+        var middle = Math.floor((low + high) / 2);
+        show(middle);
+        if (fits()) low = middle; else high = middle;
+      }
+      return low;
+    }
+
     var root = document.documentElement.style;
     var media = sheet.media;
     sheet.media = "all";
     root.width = WIDTH + "px";
     try {
-      var cap = longest;
-      if (!fits()) {
-        var low = SHORTEST, high = longest;
-        show(low);
-        if (fits()) {
-          while (high - low > 1) {
-            var middle = Math.floor((low + high) / 2);
-            show(middle);
-            if (fits()) low = middle; else high = middle;
-          }
-        }
-        cap = low;
+      article.classList.remove("fit-small");
+      var cap = bestCap();
+      if (cap === null) {
+        article.classList.add("fit-small"); // a smaller type before cutting any further
+        cap = bestCap();
       }
-      article.setAttribute("data-fitted", String(show(cap)));
+      article.setAttribute("data-fitted", String(show(cap === null ? SHORTEST : cap)));
     } finally {
       sheet.media = media;
       root.width = "";
