@@ -278,3 +278,24 @@ def test_switching_language_with_an_error_keeps_input_and_speaks_the_new_languag
     assert page.status_code == 422 and '<html lang="fr"' in html
     assert "Je garde ce texte</textarea>" in html
     assert translated("fr", "Please pick no more than %(n)s.") % {"n": 3} in page_text(page)
+
+
+def _catalog(lang):
+    path = i18n_tools.PROJECT_ROOT / "translations" / lang / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as fh:
+        return read_po(fh, locale=lang)
+
+
+@pytest.mark.parametrize("lang", ["es", "pt_BR", "ar"])
+def test_m2_mixed_means_mixed_feelings_not_so_so(lang):
+    catalog = _catalog(lang)
+    feelings = catalog.get("Mixed", context="feelings").string
+    assert feelings and feelings != catalog.get("Mixed").string
+    assert not any(word in feelings for word in ("más o menos", "mais ou menos", "بين بين"))
+
+
+def test_safety_declined_never_reads_refused():
+    message = "Safety question: declined (skipped by the patient; not the same as “no”)."
+    for lang, refused in (("fr", "refus"), ("vi", "từ chối"), ("zh_Hans", "拒")):
+        assert refused not in _catalog(lang).get(message).string.lower()
+    assert "التعوّد" not in _catalog("ar").get("Becoming dependent on it").string

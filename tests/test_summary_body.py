@@ -100,3 +100,13 @@ def test_a_2026_2_visit_names_a_skipped_new_item(app, psychiatrist):
     invitation = finish_visit(app, {**FULL_ANSWERS, 3: {"P1": "chose_to_skip", "P2": ["cost"]}})
     _page, text = summary(psychiatrist, invitation.visit_id)
     assert "Skipped: Daily life and relationships lately" in text
+
+
+def test_the_previous_visit_is_found_ignoring_case_and_spaces(app, clock):
+    first = finish_visit(app, ref="rb 12")
+    clock.advance(days=28)
+    second = finish_visit(app, ref="RB12")
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        now = storage.get_visit(db, second.visit_id)
+        previous = storage.previous_visit(db, now)
+    assert previous is not None and previous["id"] == first.visit_id
