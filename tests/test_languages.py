@@ -180,13 +180,17 @@ def test_english_summary_of_an_arabic_visit(app, client):
     assert '<html lang="en" dir="ltr">' in html
     assert "Worried" in html and "Sertraline — Mixed" in html
     assert (
-        f'<q class="quote" dir="auto">{arabic}</q> <span class="lang-tag">[العربية]</span>' in html
+        f'<q class="quote" dir="auto" data-fit>{arabic}</q> <span class="lang-tag">[العربية]</span>'
+        in html
     )
     text = client.get(f"/staff/visits/{invitation.visit_id}/summary.txt").get_data(as_text=True)
     assert f"“{arabic}” [العربية]" in text and "Worried" in text
-    # The same visit read in Arabic has no tag on its Arabic words.
+    # Free text always names its language, in the reader's language: read in Arabic too.
     html = client.get(f"/staff/visits/{invitation.visit_id}/summary?lang=ar").get_data(as_text=True)
-    assert f'<q class="quote" dir="auto">{arabic}</q>' in html and "[العربية]" not in html
+    assert (
+        f'<q class="quote" dir="auto" data-fit>{arabic}</q> <span class="lang-tag">[العربية]'
+        in html
+    )
 
 
 def _english_strings_for(code):
