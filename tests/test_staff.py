@@ -393,6 +393,7 @@ def test_declined_safety_is_named_declined(app, psychiatrist):
     invitation = finish_visit(app, answers)
     html = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True)
     assert "Safety question: declined" in html
+    assert 'class="safety-line safety-declined"' in html  # amber on screen and paper
 
 
 def test_changes_since_last_visit(app, psychiatrist, clock):
