@@ -66,12 +66,18 @@ def plain_text(view: SummaryView) -> str:
         lines += ["", gettext("Flags and openers")]
         for flag in view.flags:
             lines.append(f"- {flag.title} ({flag.practices}): {flag.opener_text}")
+        if view.also_noted:
+            lines.append(gettext("Also noted: %(flags)s", flags=", ".join(view.also_noted)))
     for block in view.blocks:
         lines += ["", block.title]
         for row in block.rows:
             lines.append(f"- {row.label}: {_row_text(row)}")
     lines += ["", gettext("Since last visit")]
-    lines += [f"- {line}" for line in view.changes] or [f"- {_no_changes(view)}"]
+    found = view.changes + view.not_compared
+    lines += [f"- {line}" for line in found] or [f"- {_no_changes(view)}"]
+    if view.previous_hopes:
+        quote = _quoted_text(view.previous_hopes)
+        lines.append("- " + gettext("Last visit, if treatment worked well: %(quote)s", quote=quote))
     lines.append("")
     if view.in_person:
         lines.append(gettext("To discuss in person: %(topics)s", topics=joined(view.in_person)))

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from babel.lists import format_list
-from flask_babel import format_date, format_datetime, format_time, get_locale, gettext
+from flask_babel import (
+    format_date,
+    format_datetime,
+    format_time,
+    get_locale,
+    gettext,
+    pgettext,
+)
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
@@ -100,8 +107,11 @@ class SummaryView:
     agenda: Text | None
     feelings: list[str]
     flags: list[FlagView]
+    also_noted: list[str]  # titles of the flags that fired beyond the three shown
     blocks: list[Block]
     changes: list[str]
+    not_compared: list[str]  # why "since last visit" could not compare some answers
+    previous_hopes: Text | None  # last visit's H1, quoted
     previous_date: str
     in_person: list[str]
     skipped: list[str]
@@ -147,7 +157,26 @@ def joined(values: list[str]) -> str:
     return format_list(values, locale=get_locale()) if values else ""
 
 
+def listed(values: list[str]) -> str:
+    """A list with the separator the reader's language puts between middle items
+    ("a, b, c"), for a list that follows a label rather than one inside a sentence."""
+    if not values:
+        return ""
+    pattern = get_locale().list_patterns["standard"]["middle"]
+    result = values[0]
+    for value in values[1:]:
+        result = pattern.format(result, value)
+    return result
+
+
+def phrase(value: summary.Phrase) -> str:
+    """A phrase form of an answer, in the reader's language."""
+    return pgettext(value.context, value.text)
+
+
 def _param_value(value, questionnaire: Questionnaire, language: str, as_html: bool):
+    if isinstance(value, summary.Phrase):
+        return phrase(value)
     if isinstance(value, summary.ChoiceRef):
         return display.label(questionnaire.items[value.item_id], value.choice_id)
     if isinstance(value, tuple):
@@ -166,7 +195,7 @@ def _flag_view(flag: summary.Flag, questionnaire: Questionnaire, language: str) 
     text_params = {
         k: _param_value(v, questionnaire, language, False) for k, v in flag.kwargs.items()
     }
-    practices = ", ".join(f"{n} {PRACTICES[n]}" for n in flag.practices)
+    practices = joined([str(PRACTICES[n]) for n in flag.practices])
     return FlagView(
         gettext(flag.title), practices, escape(template) % html_params, template % text_params
     )
@@ -236,6 +265,37 @@ def _changes(current: dict, previous: dict | None, questionnaire: Questionnaire)
                 )
             )
     return lines
+
+
+def stance_line(parts: summary.Stance) -> str:
+    """ "Need 7/10 · worries: side effects, becoming dependent · both high (ambivalent)"."""
+    named = listed([phrase(w) for w in parts.worries]) or pgettext("worries", "none")
+    return gettext(
+        "Need %(need)s/10 · worries: %(worries)s · %(word)s",
+        need=parts.need,
+        worries=named,
+        word=gettext(summary.STANCE_LABELS[parts.key]),
+    )
+
+
+def _not_compared(current: dict, previous: dict, questionnaire: Questionnaire) -> list[str]:
+    now, before = summary.not_compared(current, previous)
+    lines = []
+    if now:
+        names = joined([gettext(questionnaire.items[i].short) for i in now])
+        lines.append(gettext("Not compared, not answered this time: %(items)s", items=names))
+    if before:
+        names = joined([gettext(questionnaire.items[i].short) for i in before])
+        lines.append(gettext("Not compared, not answered last time: %(items)s", items=names))
+    return lines
+
+
+def _previous_hopes(previous: dict | None, answers: dict | None, reader: str) -> Text | None:
+    hopes = summary.previous_hopes(answers)
+    if hopes is None:
+        return None
+    code = (previous or {}).get("answer_language") or "en"
+    return Text(hopes.text, language_name(code) if code != reader else "")
 
 
 def _alert_view(alert: dict | None) -> dict | None:
@@ -342,13 +402,13 @@ def build(
             return Row("")  # a row without a label is dropped below
         return _row(q, item_id, visible, tag(item_id), label, note(item_id))
 
-    stance = summary.stance(visible)
+    stance = summary.stance_parts(visible)
     medicines = Block(
         gettext("Medicines"),
         [
             Row(
                 gettext("Stance"),
-                [gettext(summary.STANCE_LABELS[stance])] if stance else [],
+                [stance_line(stance)] if stance else [],
                 skipped=stance is None,
                 note="" if stance else note("M4", "M5"),
             ),
@@ -401,9 +461,14 @@ def build(
         agenda=Text(visible["T2"], tag("T2")) if visible.get("T2") else None,
         feelings=display.labels(q.items["T1"], visible.get("T1")),
         # The only free text an opener quotes is F2's.
-        flags=[_flag_view(f, q, tag("F2")) for f in summary.top_flags(visible)],
+        flags=[_flag_view(f, q, tag("F2")) for f in summary.top_flags(visible, held=in_person)],
+        also_noted=[gettext(f.title) for f in summary.also_noted(visible, held=in_person)],
         blocks=blocks,
         changes=_changes(visible, previous_visible, q) if previous_visible is not None else [],
+        not_compared=(
+            _not_compared(visible, previous_visible, q) if previous_visible is not None else []
+        ),
+        previous_hopes=_previous_hopes(previous, previous_visible, reader_language),
         previous_date=(
             format_date(datetime.fromisoformat(previous["appointment_at"]), "medium")
             if previous

@@ -332,8 +332,10 @@ def test_psychiatrist_reads_the_summary_of_a_real_journey(app, psychiatrist):
         "Safety question: not endorsed",
         "Whether I can lower the dose before summer.",
         "Flags and openers",
+        "Hard to say",
         "Ambivalence",
         "Self-adjusting",
+        "Also noted",
         "Stops at recovery",
         "<h2>Medicines</h2>",
         "<h2>Patterns</h2>",
@@ -346,8 +348,15 @@ def test_psychiatrist_reads_the_summary_of_a_real_journey(app, psychiatrist):
     positions = [html.index(marker) for marker in order]
     assert positions == sorted(positions)
     assert html.count("<li><strong>") == 3  # at most three flags
-    assert "Control" not in html.split("Flags and openers")[1].split("<h2>Medicines")[0]
-    assert "Ambivalent (sees a need, and has worries)" in html
+    flags = html.split("Flags and openers")[1].split("<h2>Medicines")[0]
+    also = flags.split('class="also-noted">')[1].split("</p>")[0]
+    # Every flag beyond the three is named, by name only, in page order.
+    assert plain(also) == (
+        "Also noted: Stops at recovery, Family / culture, Past treatment hurt, Biology only"
+    )
+    assert "Control" not in flags
+    assert "(Therapeutic relationship)" in flags and "(1" not in flags
+    assert "Need 8/10 · worries: side effects, becoming dependent · both high (ambivalent)" in html
     assert "Side effects, Becoming dependent on it" in html
     assert "Sertraline — Mixed" in html
     assert "First reflection with this patient reference." in html
@@ -402,8 +411,10 @@ def test_changes_since_last_visit(app, psychiatrist, clock):
     assert "3 out of 10 → 8 out of 10" in changes
     assert "Good about it → Mixed" in changes
     assert "New worries: Becoming dependent on it" in changes
-    assert "Stance: Accepting (sees a need, few worries)" not in changes  # 3 is low need
-    assert "Stance:" in changes
+    assert "Stance: low need, few worries → both high (ambivalent)" in changes
+    assert "No changes" not in changes
+    assert "Last visit, if treatment worked well:" in changes
+    assert "I would go back to work and see my friends." in changes
 
 
 def plain(fragment: str) -> str:
@@ -451,7 +462,16 @@ def summary_on_page(html: str) -> dict:
             )
             for section in re.findall(r"<section>(.*?)</section>", blocks[0], re.S)
         ],
-        "changes": [plain(li) for li in re.findall(r"<li>(.*?)</li>", changes, re.S)],
+        "also_noted": [
+            plain(p) for p in re.findall(r'<p class="also-noted">(.*?)</p>', flags, re.S)
+        ],
+        "changes": [plain(li) for li in re.findall(r"<li>(.*?)</li>", changes, re.S)]
+        + [
+            plain(p)
+            for p in re.findall(
+                r'<p class="(?:muted not-compared|previous-hopes)">(.*?)</p>', changes, re.S
+            )
+        ],
         "footer": [plain(p) for p in re.findall(r"<p[^>]*>(.*?)</p>", footer, re.S)],
     }
 
@@ -468,7 +488,12 @@ def summary_in_text(text: str) -> dict:
         "meta": meta,
         "safety": safety[0],
         "today": [labelled(line)[1] for line in today],
-        "flags": [re.fullmatch(r"- (.*?) \((.*?)\): (.*)", line).groups() for line in flags[1:]],
+        "flags": [
+            re.fullmatch(r"- (.*?) \((.*?)\): (.*)", line).groups()
+            for line in flags[1:]
+            if line.startswith("- ")
+        ],
+        "also_noted": [line for line in flags[1:] if not line.startswith("- ")],
         "blocks": [
             (block[0], [labelled(line.removeprefix("- ")) for line in block[1:]])
             for block in blocks
@@ -506,7 +531,9 @@ def test_plain_text_export_matches_the_page(app, psychiatrist, clock):
     ]
     # 18 rows less P2, skipped here (listed in the footer); H1 held reads "to discuss in person".
     assert sum(len(rows) for _title, rows in on_page["blocks"]) == 17
-    assert len(on_page["flags"]) == 3 and len(on_page["changes"]) == 4
+    assert len(on_page["flags"]) == 3 and len(on_page["also_noted"]) == 1
+    # Four changes, then last visit's H1 quoted (today's is held, last visit's is not).
+    assert len(on_page["changes"]) == 5
     assert (
         "Background, culture or faith to understand",
         "Yes — “My mother says pills are weakness.”",
@@ -717,3 +744,26 @@ def test_staff_change_their_own_password(app, client):
     assert login(app.test_client(), "desk@example.org").status_code == 401
     assert login(app.test_client(), "desk@example.org", "a brand new secret").status_code == 302
     assert "password_changed" in [a for a, _ in audit_actions(app)]
+
+
+def test_since_last_visit_says_no_changes_only_when_answered_both_times(app, psychiatrist, clock):
+    earlier = {**FULL_ANSWERS, 3: {"P1": "chose_to_skip", "P2": ["felt_better", "side_effects"]}}
+    finish_visit(app, earlier, ref="NC-1")  # P3 skipped last time
+    clock.advance(days=28)
+    invitation = finish_visit(app, ref="nc -1")  # the same reference, typed differently
+    login(psychiatrist, "dr@example.org")
+    html = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True)
+    changes = plain(html.split('class="changes"')[1].split("</section>")[0])
+    assert "No changes" not in changes
+    assert "Not compared, not answered last time: Daily life and relationships lately" in changes
+    assert "Last visit, if treatment worked well: “I would go back to work" in changes
+    # The same answers both times: now, and only now, "no changes".
+    clock.advance(days=28)
+    same = finish_visit(app, ref="NC-1")
+    login(psychiatrist, "dr@example.org")
+    html = psychiatrist.get(f"/staff/visits/{same.visit_id}/summary").get_data(as_text=True)
+    changes = plain(html.split('class="changes"')[1].split("</section>")[0])
+    assert "No changes in these answers since then." in changes
+    assert "Not compared" not in changes
+    text = psychiatrist.get(f"/staff/visits/{same.visit_id}/summary.txt").get_data(as_text=True)
+    assert "Also noted: Stops at recovery, Family / culture" in text
