@@ -72,9 +72,10 @@ def plain_text(view: SummaryView) -> str:
         for row in block.rows:
             lines.append(f"- {row.label}: {_row_text(row)}")
     lines += ["", gettext("Since last visit")]
-    lines += [f"- {line}" for line in view.changes] or [f"- {_no_changes(view)}"]
+    found = view.changes + view.not_compared
+    lines += [f"- {line}" for line in found] or [f"- {_no_changes(view)}"]
     if view.previous_hopes:
-        label = gettext("Last time, if treatment worked well")
+        label = gettext("Last visit, if treatment worked well")
         lines.append(f"- {label}: {_quoted_text(view.previous_hopes)}")
     lines.append("")
     if view.skipped:

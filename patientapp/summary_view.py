@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from babel.lists import format_list
-from flask_babel import format_date, format_datetime, format_time, get_locale, gettext
+from flask_babel import (
+    format_date,
+    format_datetime,
+    format_time,
+    get_locale,
+    gettext,
+    pgettext,
+)
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
@@ -103,14 +110,15 @@ class SummaryView:
     agenda: Text | None
     feelings: list[str]
     flags: list[FlagView]
+    also_noted: list[str]  # titles of the flags that fired beyond the three shown
     blocks: list[Block]
     changes: list[str]
+    not_compared: list[str]  # why "since last visit" could not compare some answers
+    previous_hopes: Text | None  # last visit's H1, quoted
     previous_date: str
     in_person: list[str]
     skipped: list[str]
     today: list[Row] = field(default_factory=list)
-    also_noted: list[str] = field(default_factory=list)
-    previous_hopes: Text | None = None
     agenda_note: str = ""  # why there is no agenda to quote, when it is not a skip
 
 
@@ -142,7 +150,26 @@ def joined(values: list[str]) -> str:
     return format_list(values, locale=get_locale()) if values else ""
 
 
+def listed(values: list[str]) -> str:
+    """A list with the separator the reader's language puts between middle items
+    ("a, b, c"), for a list that follows a label rather than one inside a sentence."""
+    if not values:
+        return ""
+    pattern = get_locale().list_patterns["standard"]["middle"]
+    result = values[0]
+    for value in values[1:]:
+        result = pattern.format(result, value)
+    return result
+
+
+def phrase(value: summary.Phrase) -> str:
+    """A phrase form of an answer, in the reader's language."""
+    return pgettext(value.context, value.text)
+
+
 def _param_value(value, questionnaire: Questionnaire, language: str, as_html: bool):
+    if isinstance(value, summary.Phrase):
+        return phrase(value)
     if isinstance(value, summary.ChoiceRef):
         return display.label(questionnaire.items[value.item_id], value.choice_id)
     if isinstance(value, tuple):
@@ -233,6 +260,38 @@ def _changes(current: dict, previous: dict | None, questionnaire: Questionnaire)
                 )
             )
     return lines
+
+
+def stance_line(parts: summary.Stance) -> str:
+    """ "Need 7/10 · worries: side effects, becoming dependent · both high (ambivalent)"."""
+    named = listed([phrase(w) for w in parts.worries]) or pgettext("worries", "none")
+    return gettext(
+        "Need %(need)s/10 · worries: %(worries)s · %(word)s",
+        need=parts.need,
+        worries=named,
+        word=gettext(summary.STANCE_LABELS[parts.key]),
+    )
+
+
+def _not_compared(current: dict, previous: dict, questionnaire: Questionnaire) -> list[str]:
+    now, before = summary.not_compared(current, previous)
+    lines = []
+    if now:
+        names = joined([gettext(questionnaire.items[i].short) for i in now])
+        lines.append(gettext("Not compared, not answered this time: %(items)s", items=names))
+    if before:
+        names = joined([gettext(questionnaire.items[i].short) for i in before])
+        lines.append(gettext("Not compared, not answered last time: %(items)s", items=names))
+    return lines
+
+
+def _previous_hopes(previous: dict | None, answers: dict | None, reader: str) -> Text | None:
+    hopes = summary.previous_hopes(answers)
+    if hopes is None:
+        return None
+    # Free text always names the language it was written in, in the reader's language.
+    code = (previous or {}).get("answer_language") or "en"
+    return Text(hopes.text, language_name(code))
 
 
 def _alert_view(alert: dict | None) -> dict | None:
@@ -342,10 +401,18 @@ def build(
         # Items of a later questionnaire version are left out of visits answered before it.
         return [row(i) for i in item_ids if i in q.items]
 
-    stance = _stance_row(q, visible, note("M4", "M5"))
+    stance = summary.stance_parts(visible)
+    stance_row = Row(
+        gettext("Stance"),
+        [stance_line(stance)] if stance else [],
+        skipped=stance is None,
+        note="" if stance else note("M4", "M5"),
+    )
     # The stance names the need; without a stance the need has its own row.
-    need = [] if stance.words else rows("M4")
-    medicines = Block(gettext("Medicines"), [stance, *need, *rows("M2", "M1", "M3", "M5", "M6")])
+    need = [] if stance else rows("M4")
+    medicines = Block(
+        gettext("Medicines"), [stance_row, *need, *rows("M2", "M1", "M3", "M5", "M6")]
+    )
     blocks = [
         medicines,
         Block(gettext("Patterns"), rows("P1", "P2")),
@@ -369,11 +436,6 @@ def build(
         if i not in in_person and i != "S1" and i in asked
     ]
     history = safety_history or []
-    fired = summary.all_flags(visible)
-    last_hopes = (previous_visible or {}).get("H1")
-    previous_hopes = None
-    if isinstance(last_hopes, str) and last_hopes.strip():
-        previous_hopes = Text(last_hopes, _language_tag(previous))
     return SummaryView(
         visit_id=visit["id"],
         clinic=clinic,
@@ -395,10 +457,14 @@ def build(
         agenda=Text(visible["T2"], tag("T2")) if visible.get("T2") else None,
         feelings=display.labels(q.items["T1"], visible.get("T1")),
         # The only free text an opener quotes is F2's.
-        flags=[_flag_view(f, q, tag("F2")) for f in fired[:3]],
-        also_noted=[gettext(f.title) for f in fired[3:]],
+        flags=[_flag_view(f, q, tag("F2")) for f in summary.top_flags(visible, held=in_person)],
+        also_noted=[gettext(f.title) for f in summary.also_noted(visible, held=in_person)],
         blocks=blocks,
         changes=_changes(visible, previous_visible, q) if previous_visible is not None else [],
+        not_compared=(
+            _not_compared(visible, previous_visible, q) if previous_visible is not None else []
+        ),
+        previous_hopes=_previous_hopes(previous, previous_visible, reader_language),
         previous_date=(
             format_date(datetime.fromisoformat(previous["appointment_at"]), "medium")
             if previous
@@ -408,40 +474,9 @@ def build(
         skipped=skipped,
         today=today,
         agenda_note=note("T2"),
-        previous_hopes=previous_hopes,
     )
 
 
 def _shown_rows(rows: list[Row]) -> list[Row]:
     """The rows the body shows: skipped ones go to the footer only."""
     return [r for r in rows if r.label and (r.note or not r.skipped)]
-
-
-def _language_tag(visit: dict | None) -> str:
-    code = (visit or {}).get("answer_language") or "en"
-    return language_name(code)
-
-
-STANCE_WORDS = {
-    (True, False): _l("high need, few worries (accepting)"),
-    (True, True): _l("both high (ambivalent)"),
-    (False, True): _l("low need, many worries (doubtful)"),
-    (False, False): _l("low need, few worries"),
-}
-
-
-def _stance_row(q: Questionnaire, answers: dict, note: str) -> Row:
-    """The stance as its two parts, then the word: "Need 7/10 · worries: ... · both high
-    (ambivalent)". None when M4 or M5 is skipped or held: no part is guessed."""
-    if note or summary.stance(answers) is None:
-        return Row(gettext("Stance"), skipped=True, note=note)
-    need = answers["M4"]
-    worries = summary.worries(answers)
-    named = (
-        gettext("worries: %(list)s", list=joined(display.labels(q.items["M5"], worries)))
-        if worries
-        else gettext("no worries named")
-    )
-    word = STANCE_WORDS[(need >= 6, len(worries) >= 2)]
-    parts = [gettext("Need %(need)s/10", need=need), named, str(word)]
-    return Row(gettext("Stance"), parts, sep=" · ")

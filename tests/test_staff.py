@@ -332,8 +332,10 @@ def test_psychiatrist_reads_the_summary_of_a_real_journey(app, psychiatrist):
         "Safety question: not endorsed",
         "Whether I can lower the dose before summer.",
         "Flags and openers",
+        "Hard to say",
         "Ambivalence",
         "Self-adjusting",
+        "Also noted",
         "Stops at recovery",
         "<h2>Medicines</h2>",
         "<h2>Patterns</h2>",
@@ -347,12 +349,15 @@ def test_psychiatrist_reads_the_summary_of_a_real_journey(app, psychiatrist):
     assert positions == sorted(positions)
     assert html.count("<li><strong>") == 3  # at most three flags
     flags = html.split("Flags and openers")[1].split("<h2>Medicines")[0]
-    # A fourth flag is not shown as a flag, only named on the "Also noted" line.
-    also_noted = flags.split('class="also-noted"')[1].split("</p>")[0]
-    assert (
-        "Hard to voice doubts" in also_noted and "Hard to voice" not in flags.split("also-noted")[0]
+    also = flags.split('class="also-noted">')[1].split("</p>")[0]
+    # Every flag beyond the three is named, by name only, in page order.
+    assert plain(also) == (
+        "Also noted: Stops at recovery, Family / culture, Past treatment hurt, Biology only"
     )
-    assert "Need 8/10 · worries: Side effects and Becoming dependent on it · both high" in html
+    assert "Control" not in flags
+    assert "(Therapeutic relationship)" in flags and "(1" not in flags
+    assert "Need 8/10 · worries: side effects, becoming dependent · both high (ambivalent)" in html
+    assert "Side effects, Becoming dependent on it" in html
     assert "Sertraline</span> — Mixed" in html
     assert "First reflection with this patient reference." in html
     assert ("summary_viewed", invitation.visit_id) in audit_actions(app)
@@ -411,8 +416,10 @@ def test_changes_since_last_visit(app, psychiatrist, clock):
     assert "3 out of 10 → 8 out of 10" in changes
     assert "Good about it → Mixed" in changes
     assert "New worries: Becoming dependent on it" in changes
-    assert "Stance: Accepting (sees a need, few worries)" not in changes  # 3 is low need
-    assert "Stance:" in changes
+    assert "Stance: low need, few worries → both high (ambivalent)" in changes
+    assert "No changes" not in changes
+    assert "Last visit, if treatment worked well:" in changes
+    assert "I would go back to work and see my friends." in changes
 
 
 def plain(fragment: str) -> str:
@@ -528,7 +535,9 @@ def test_plain_text_export_matches_the_page(app, psychiatrist, clock):
     in_blocks = ("M1", "M2", "M3", "M5", "M6", "P1", "F1", "F2", "F3", "W1", "W2", "W3")
     in_blocks += ("H1", "H2", "R1", "R2", "R4", "R5")
     assert shown == 1 + sum(1 for i in in_blocks if i in questionnaire.default().items)
-    assert len(on_page["flags"]) == 3 and len(on_page["changes"]) == 4 + 1  # + last H1
+    assert len(on_page["flags"]) == 3 and len(on_page["also_noted"]) == 1
+    # Four changes, then last visit's H1 quoted (today's is held, last visit's is not).
+    assert len(on_page["changes"]) == 5
     assert (
         "Background, culture or faith to understand",
         "Yes — “My mother says pills are weakness.” [English]",
@@ -740,3 +749,26 @@ def test_staff_change_their_own_password(app, client):
     assert login(app.test_client(), "desk@example.org").status_code == 401
     assert login(app.test_client(), "desk@example.org", "a brand new secret").status_code == 302
     assert "password_changed" in [a for a, _ in audit_actions(app)]
+
+
+def test_since_last_visit_says_no_changes_only_when_answered_both_times(app, psychiatrist, clock):
+    earlier = {**FULL_ANSWERS, 3: {"P1": "chose_to_skip", "P2": ["felt_better", "side_effects"]}}
+    finish_visit(app, earlier, ref="NC-1")  # P3 skipped last time
+    clock.advance(days=28)
+    invitation = finish_visit(app, ref="nc -1")  # the same reference, typed differently
+    login(psychiatrist, "dr@example.org")
+    html = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True)
+    changes = plain(html.split('class="changes"')[1].split("</section>")[0])
+    assert "No changes" not in changes
+    assert "Not compared, not answered last time: Daily life and relationships lately" in changes
+    assert "Last visit, if treatment worked well: “I would go back to work" in changes
+    # The same answers both times: now, and only now, "no changes".
+    clock.advance(days=28)
+    same = finish_visit(app, ref="NC-1")
+    login(psychiatrist, "dr@example.org")
+    html = psychiatrist.get(f"/staff/visits/{same.visit_id}/summary").get_data(as_text=True)
+    changes = plain(html.split('class="changes"')[1].split("</section>")[0])
+    assert "No changes in these answers since then." in changes
+    assert "Not compared" not in changes
+    text = psychiatrist.get(f"/staff/visits/{same.visit_id}/summary.txt").get_data(as_text=True)
+    assert "Also noted: Stops at recovery, Family / culture" in text
