@@ -555,7 +555,8 @@ def test_fullest_summary_prints_on_one_page_in_every_language(desks, live_server
         assert page.locator("html").get_attribute("lang") == lang.replace("_", "-")
         expect(page.locator(".banner")).to_be_visible()
         expect(page.locator(".banner .safety-history")).to_be_visible()
-        expect(page.locator(".changes li")).to_have_count(6)  # M4, R1, M2, new, gone, stance
+        # M4, R1, M2, new, gone, stance, and the v2 items last visit was not asked
+        expect(page.locator(".changes li")).to_have_count(7)
         expect(page.locator(".flags li")).to_have_count(3)
         expect(page.locator(".also-noted")).to_be_visible()
         expect(page.locator(".meds li")).to_have_count(6)
