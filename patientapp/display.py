@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flask_babel import gettext
+from flask_babel import gettext, pgettext
 
 if TYPE_CHECKING:
     from .questionnaire import Item
@@ -35,7 +35,9 @@ class Shown:
 
 def label(item: Item, choice_id: str | None) -> str:
     choice = item.choice(choice_id) if choice_id else None
-    return gettext(choice.label) if choice else ""
+    if choice is None:
+        return ""
+    return pgettext(choice.context, choice.label) if choice.context else gettext(choice.label)
 
 
 def labels(item: Item, choice_ids) -> list[str]:

@@ -94,11 +94,13 @@ def _item_messages(item: dict, finder: _LineFinder, at: int):
         yield finder.line_of(value, at), None, value, [f"{item_id} {key}"]
     for choice in item.get("choices", ()):
         choice_at = finder.after_id(str(choice.get("id", "")), at)
+        context = choice.get("context")
         for _key, value in _strings(choice, CHOICE_KEYS):
+            # A choice with a context is extracted as pgettext(context, label).
             yield (
                 finder.line_of(value, choice_at),
-                None,
-                value,
+                "pgettext" if isinstance(context, str) and context else None,
+                (context, value) if isinstance(context, str) and context else value,
                 [f"{item_id} choice {choice.get('id', '?')}"],
             )
 

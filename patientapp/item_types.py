@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from flask_babel import format_decimal, gettext
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _lp
 from wtforms import (
     FieldList,
     Form,
@@ -31,10 +32,10 @@ from .forms import CHOICE_ERROR, MultiCheckboxField, length_limit, strip_spaces
 if TYPE_CHECKING:
     from flask_wtf import FlaskForm
 
-    from .questionnaire import Item
+    from .questionnaire import Choice, Item
 
 # Keys every item may have in the definition, whatever its type.
-COMMON_KEYS = frozenset({"id", "type", "prompt", "short", "practices", "help", "intro"})
+COMMON_KEYS = frozenset({"id", "type", "prompt", "short", "practices", "help", "intro", "since"})
 
 PREFER_NOT = SelectChoice("", _l("Prefer not to say"))
 
@@ -55,7 +56,7 @@ class ExclusiveChoice:
     """A choice such as "No worries" cannot be picked together with others."""
 
     def __init__(self, item: Item):
-        self.exclusive = {c.id: c.label for c in item.choices if c.exclusive}
+        self.exclusive = {c.id: c for c in item.choices if c.exclusive}
 
     def __call__(self, form, field):
         picked = field.data or []
@@ -65,7 +66,7 @@ class ExclusiveChoice:
                 _l(
                     "“%(choice)s” can't be picked together with other answers. "
                     "Please untick one of them.",
-                    choice=_l(self.exclusive[lonely[0]]),
+                    choice=lazy_label(self.exclusive[lonely[0]]),
                 )
             )
 
@@ -83,8 +84,13 @@ class MedicineRow(Form):
 # --- field builders ----------------------------------------------------------------------
 
 
+def lazy_label(choice: Choice):
+    """A choice's label, translated lazily, in its own context when it has one."""
+    return _lp(choice.context, choice.label) if choice.context else _l(choice.label)
+
+
 def _choices(item: Item) -> list[SelectChoice]:
-    return [SelectChoice(c.id, _l(c.label)) for c in item.choices]
+    return [SelectChoice(c.id, lazy_label(c)) for c in item.choices]
 
 
 def _skippable(choices: list) -> list:

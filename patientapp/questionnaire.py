@@ -25,6 +25,9 @@ class Choice:
     id: str
     label: str
     exclusive: bool = False
+    # A translation context (msgctxt) for a label whose English word means something
+    # else elsewhere: M1 "Mixed" (mixed results) is not M2 "Mixed" (mixed feelings).
+    context: str = ""
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class Item:
     row_label: str = ""
     choice_label: str = ""
     text_prompt: str = ""
+    since: str = ""  # the questionnaire version that first asked this item
 
     def choice(self, choice_id: str) -> Choice | None:
         return next((c for c in self.choices if c.id == choice_id), None)
@@ -78,6 +82,26 @@ class Questionnaire:
     def item_ids(self) -> list[str]:
         return [item.id for s in self.sections for item in s.items]
 
+    def asked_in(self, version: str | None) -> set[str]:
+        """Ids of the items a visit answered under ``version`` was asked.
+
+        Items added later (``since`` newer than ``version``) were never shown to that
+        patient: they are neither skipped nor unreached. An unknown or empty version
+        (a visit never started) reads as this version.
+        """
+        key = _version_key(version or "")
+        if key is None:
+            return set(self.items)
+        return {i for i, item in self.items.items() if _version_key(item.since or "0") <= key}
+
+
+def _version_key(version: str) -> tuple[int, ...] | None:
+    """ "2026.2" -> (2026, 2); None for text that is not a dotted number."""
+    try:
+        return tuple(int(part) for part in version.split("."))
+    except ValueError:
+        return None
+
 
 def _require(mapping: dict, key: str, where: str):
     if key not in mapping:
@@ -93,7 +117,12 @@ def _parse_item(raw: dict, section_id: str) -> Item:
     if item_type is None:
         raise DefinitionError(f"{where}: unknown type '{kind}'")
     choices = tuple(
-        Choice(_require(c, "id", where), _require(c, "label", where), bool(c.get("exclusive")))
+        Choice(
+            _require(c, "id", where),
+            _require(c, "label", where),
+            bool(c.get("exclusive")),
+            str(c.get("context", "")),
+        )
         for c in raw.get("choices", ())
     )
     ids = [c.id for c in choices]

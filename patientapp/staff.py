@@ -39,6 +39,7 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 errors.STAFF.register(bp)
 
 bp.add_app_template_global(summary_view.quote_html, "summary_quote")
+bp.add_app_template_global(summary_view.name_html, "summary_name")
 bp.add_app_template_global(summary_view.SAFETY_LINES, "safety_lines")
 bp.add_app_template_global(visits.status_label, "status_label")
 

@@ -1031,10 +1031,16 @@ def set_reviewed(db: Database, visit_id: int, user_id: int, now: datetime) -> No
 
 
 def previous_visit(db: Database, visit: dict) -> dict | None:
-    """The same patient reference's last sent visit before this one."""
+    """The same patient reference's last sent visit before this one.
+
+    References are compared ignoring case and spaces ("rb 12" is "RB12"): staff type
+    them by hand. Both sides go through SQLite's UPPER, so they fold alike.
+    """
     return _one(
         db,
-        """SELECT * FROM visits WHERE patient_ref = ? AND id != ?
+        """SELECT * FROM visits
+                     WHERE REPLACE(UPPER(patient_ref), ' ', '') = REPLACE(UPPER(?), ' ', '')
+                       AND id != ?
                        AND status IN ('submitted', 'reviewed') AND submitted_at < ?
                        ORDER BY submitted_at DESC LIMIT 1""",
         (

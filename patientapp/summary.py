@@ -9,8 +9,9 @@ fires a flag and is never read as "low" or "no".
 Reader-facing strings are English message ids wrapped in ``N_`` so the extractor finds
 them; the view layer translates them. Their parameters are returned unformatted:
 ``ChoiceRef`` for a choice label (the view translates it), ``Quote`` for the patient's
-own free text (shown exactly as written), ``int`` for numbers, and a ``tuple`` of
-``ChoiceRef`` for a list of labels (the view joins them).
+own free text (shown exactly as written), ``Phrase`` for an answer in a form that reads
+inside a sentence, ``int`` for numbers, and a ``tuple`` of ``Phrase`` for a list of
+them (the view joins them).
 """
 
 from __future__ import annotations
@@ -41,6 +42,20 @@ class Quote:
     """The patient's own free text, exactly as written; never translated."""
 
     text: str
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """A fixed answer in a form that reads inside a sentence ("becoming dependent on
+    it"), not its label; the view translates it as ``pgettext(context, text)``."""
+
+    context: str
+    text: str
+
+
+def NP_(context: str, text: str) -> Phrase:
+    """Mark a phrase with its context for extraction (babel.cfg lists ``NP_:1c,2``)."""
+    return Phrase(context, text)
 
 
 # --- reading answers -----------------------------------------------------------------
@@ -132,7 +147,10 @@ class Flag:
 
     ``title`` and ``opener`` are untranslated message ids; ``params`` holds the opener's
     named placeholders as (name, value) pairs so a Flag stays hashable. Use ``kwargs``
-    to format: ``gettext(flag.opener) % view_values(flag.kwargs)``.
+    to format: ``gettext(flag.opener) % view_values(flag.kwargs)``. Openers are whole
+    sentences written for each trigger, so no answer label is spliced into a sentence;
+    the only values spliced in are numbers, the patient's own words (``Quote``) and
+    phrase forms (``Phrase``) written to read inside a sentence.
     """
 
     id: str
@@ -148,14 +166,72 @@ class Flag:
         return dict(self.params)
 
 
-def _refs(item_id: str, choice_ids: tuple[str, ...]) -> tuple[ChoiceRef, ...]:
-    return tuple(ChoiceRef(item_id, c) for c in choice_ids)
+def _picked(answers: Mapping, item_id: str) -> set[str]:
+    return set(_multi(answers, item_id)) | ({_single(answers, item_id)} - {None})
 
 
-def _first_in(answers: Mapping, item_id: str, wanted: tuple[str, ...]) -> ChoiceRef | None:
+def _first_in(answers: Mapping, item_id: str, wanted: tuple[str, ...]) -> str | None:
     """The first of ``wanted`` the patient picked, in ``wanted`` order."""
-    picked = set(_multi(answers, item_id)) | {_single(answers, item_id)}
-    return next((ChoiceRef(item_id, c) for c in wanted if c in picked), None)
+    picked = _picked(answers, item_id)
+    return next((c for c in wanted if c in picked), None)
+
+
+def quote_in_sentence(text: str) -> Quote:
+    """The patient's words to set inside a sentence: outer spaces and a closing full stop
+    left off, so the sentence's own punctuation after the quotation mark is never doubled
+    (``pills.".``). A question or exclamation mark stays: it reads well mid-sentence."""
+    trimmed = text.strip()
+    return Quote(trimmed.rstrip(".\u3002\uff0e").rstrip() or trimmed)
+
+
+# Worries as the psychiatrist says them to the patient, to read inside a sentence.
+WORRY_PHRASES_TO_PATIENT: dict[str, Phrase] = {
+    "side_effects": NP_("worry, said to the patient", "side effects"),
+    "long_term_harm": NP_("worry, said to the patient", "harm over a long time"),
+    "dependent": NP_("worry, said to the patient", "becoming dependent on it"),
+    "not_myself": NP_("worry, said to the patient", "not feeling like yourself"),
+    "others_think": NP_("worry, said to the patient", "what other people think"),
+    "being_controlled": NP_("worry, said to the patient", "being controlled"),
+    "cost_access": NP_("worry, said to the patient", "the cost or getting it"),
+}
+LATER_WORRY_PHRASES: dict[str, Phrase] = {
+    "more_expected": NP_("worry about getting better", "more being expected of you"),
+    "losing_support": NP_("worry about getting better", "losing support or benefits"),
+    "relationships_change": NP_("worry about getting better", "changes in your relationships"),
+    "not_myself": NP_("worry about getting better", "not feeling like yourself"),
+}
+
+
+def _phrases(choice_ids: Sequence[str], phrases: Mapping[str, Phrase]) -> tuple[Phrase, ...]:
+    return tuple(phrases[c] for c in choice_ids if c in phrases)
+
+
+def _hard_to_say(answers: Mapping) -> Flag | None:
+    rating, care = _scale(answers, "R1"), _single(answers, "R4")
+    low = rating is not None and rating <= 1
+    if not low and care not in ("yes_talk", "yes_not_ready"):
+        return None
+    title, practices = N_("Hard to say"), (6,)
+    if care == "yes_not_ready":
+        # An invitation, never pressure: the patient said they are not ready.
+        opener = N_(
+            "You said something about your care here has been hard to say, and that you "
+            "are not ready to talk about it. That's okay. If you ever want to tell me, "
+            "I will listen, and it's fine to disagree with me."
+        )
+        return Flag("hard_to_say", 1, practices, title, opener)
+    if care == "yes_talk":
+        opener = N_(
+            "You said something about your care here has been hard to say, and that you "
+            "would like to talk about it. It's fine to disagree with me or tell me when "
+            "something bothered you. What happened?"
+        )
+        return Flag("hard_to_say", 1, practices, title, opener)
+    opener = N_(
+        "You rated how easy it is to tell me you disagree as %(rating)s out of 4. "
+        "It's fine to disagree with me or tell me when something bothered you."
+    )
+    return Flag("hard_to_say", 1, practices, title, opener, (("rating", rating),))
 
 
 def _ambivalence(answers: Mapping) -> Flag | None:
@@ -164,124 +240,180 @@ def _ambivalence(answers: Mapping) -> Flag | None:
     mixed = _single(answers, "M2") == "mixed"
     if need is None or need < 6 or not (len(med_worries) >= 2 or mixed or later_worries):
         return None
+    title, practices = N_("Ambivalence"), (1, 7)
     # Name medicine worries first (even a single one): they are what weighs against need.
     if med_worries:
         opener = N_(
             "You feel you need your medicine (%(need)s out of 10), and you also "
-            "worry about: %(worries)s. Tell me about both."
+            "worry about %(worries)s. Tell me about both."
         )
-        param = ("worries", _refs("M5", med_worries))
+        param = ("worries", _phrases(med_worries, WORRY_PHRASES_TO_PATIENT))
     elif later_worries:
         opener = N_(
-            "You feel you need your medicine (%(need)s out of 10), and feeling "
-            "better might bring worries too: %(worries)s. Tell me about both."
+            "You feel you need your medicine (%(need)s out of 10), and you worry that "
+            "feeling better could mean %(worries)s. Tell me about both."
         )
-        param = ("worries", _refs("H2", later_worries))
+        param = ("worries", _phrases(later_worries, LATER_WORRY_PHRASES))
     else:
         opener = N_(
-            "You feel you need your medicine (%(need)s out of 10), and you also "
-            'said your feeling about taking it is "%(feeling)s". Tell me about both.'
+            "You feel you need your medicine (%(need)s out of 10), and you also have "
+            "mixed feelings about taking it. Tell me about both."
         )
-        param = ("feeling", ChoiceRef("M2", "mixed"))
-    return Flag("ambivalence", 1, (1, 7), N_("Ambivalence"), opener, (("need", need), param))
+        return Flag("ambivalence", 2, practices, title, opener, (("need", need),))
+    return Flag("ambivalence", 2, practices, title, opener, (("need", need), param))
+
+
+_SELF_ADJUSTING_OPENERS = {
+    ("chose_to_skip", False): N_(
+        "You said that in the last 2 weeks you chose to skip or change some of your "
+        "medicine. Many people adjust their medicine themselves. What have you noticed?"
+    ),
+    ("stopped", False): N_(
+        "You said that in the last 2 weeks you stopped taking your medicine. Many "
+        "people adjust their medicine themselves. What have you noticed?"
+    ),
+    ("chose_to_skip", True): N_(
+        "You said that in the last 2 weeks you chose to skip or change some of your "
+        "medicine, and that someone once told you to stop a medicine. What have you "
+        "noticed?"
+    ),
+    ("stopped", True): N_(
+        "You said that in the last 2 weeks you stopped taking your medicine, and that "
+        "someone once told you to stop a medicine. What have you noticed?"
+    ),
+}
 
 
 def _self_adjusting(answers: Mapping) -> Flag | None:
     answer = _first_in(answers, "P1", ("chose_to_skip", "stopped"))
     if answer is None:
         return None
-    opener = N_(
-        'About the last 2 weeks, you said: "%(answer)s". Many people adjust their '
-        "medicine themselves. What have you noticed?"
-    )
-    return Flag("self_adjusting", 2, (4,), N_("Self-adjusting"), opener, (("answer", answer),))
+    told = "someone_told_me" in _picked(answers, "P2")
+    opener = _SELF_ADJUSTING_OPENERS[answer, told]
+    return Flag("self_adjusting", 3, (4,), N_("Self-adjusting"), opener)
 
 
 def _stops_at_recovery(answers: Mapping) -> Flag | None:
-    answer = _first_in(answers, "P2", ("felt_better",))
-    if answer is None:
+    if "felt_better" not in _picked(answers, "P2"):
         return None
-    opener = N_(
-        'You said you have stopped a medicine on your own: "%(answer)s". What '
-        "happens for you when you start to feel better?"
-    )
-    return Flag(
-        "stops_at_recovery", 3, (4, 3), N_("Stops at recovery"), opener, (("answer", answer),)
-    )
+    if "dependent" in worries(answers):
+        opener = N_(
+            "You said you have stopped a medicine on your own when you felt better, and "
+            "that you worry about becoming dependent on it. What happens for you when "
+            "you start to feel better?"
+        )
+    else:
+        opener = N_(
+            "You said you have stopped a medicine on your own when you felt better. "
+            "What happens for you when you start to feel better?"
+        )
+    return Flag("stops_at_recovery", 4, (4, 3), N_("Stops at recovery"), opener)
+
+
+def _life_harder(answers: Mapping) -> Flag | None:
+    answer = _single(answers, "P3")
+    if answer == "much_worse":
+        opener = N_(
+            "You said daily life and relationships have been much harder lately. "
+            "What has been happening?"
+        )
+    elif answer == "worse":
+        opener = N_(
+            "You said daily life and relationships have been a little harder lately. "
+            "What has been happening?"
+        )
+    else:
+        return None
+    return Flag("life_harder", 5, (5,), N_("Life harder"), opener)
 
 
 _CONTROL_OPENERS = {
-    "M3": N_('You said your medicine feels like "%(answer)s". Can you tell me more about that?'),
-    "M5": N_(
-        'One of your worries is "%(answer)s". What would feeling in charge of your '
+    ("M3", "controls_me"): N_(
+        "You said your medicine feels like something that controls you. Can you tell "
+        "me more about that?"
+    ),
+    ("M3", "punishment"): N_(
+        "You said your medicine feels like a punishment. Can you tell me more about that?"
+    ),
+    ("M5", "being_controlled"): N_(
+        "One of your worries is being controlled. What would feeling in charge of your "
         "treatment look like for you?"
     ),
-    "R2": N_(
-        'About decisions on your medicine, you said: "%(answer)s". Tell me what '
-        "matters most to you when we decide."
+    ("R2", "mostly_me"): N_(
+        "You said you would like to make the decisions about your medicine mostly "
+        "yourself. Tell me what matters most to you when we decide."
+    ),
+    ("R5", "control_me"): N_(
+        "You said you think I may want to control how you act. What makes it feel that "
+        "way, and what would you like from me instead?"
     ),
 }
 
 
 def _control(answers: Mapping) -> Flag | None:
-    answer = (
-        _first_in(answers, "M3", ("controls_me", "punishment"))
-        or _first_in(answers, "M5", ("being_controlled",))
-        or _first_in(answers, "R2", ("mostly_me",))
+    trigger = next(
+        (
+            (item_id, choice_id)
+            for item_id, choice_id in _CONTROL_OPENERS
+            if choice_id in _picked(answers, item_id)
+        ),
+        None,
     )
-    if answer is None:
+    if trigger is None:
         return None
-    return Flag(
-        "control", 4, (4, 5), N_("Control"), _CONTROL_OPENERS[answer.item_id], (("answer", answer),)
-    )
+    return Flag("control", 6, (4, 5), N_("Control"), _CONTROL_OPENERS[trigger])
 
 
-def _hard_to_voice_doubts(answers: Mapping) -> Flag | None:
-    rating = _scale(answers, "R1")
-    if rating is None or rating > 1:
-        return None
-    opener = N_(
-        "You rated how easy it is to tell me you disagree as %(rating)s out of 4. "
-        "It's fine to disagree with me here, and I want to hear your doubts."
-    )
-    return Flag(
-        "hard_to_voice_doubts", 5, (6,), N_("Hard to voice doubts"), opener, (("rating", rating),)
-    )
+_FAMILY_OPENERS = {
+    "against": N_("You said people close to you are against your medicine. How is that for you?"),
+    "dont_know": N_(
+        "You said people close to you don't know you take medicine. How is that for you?"
+    ),
+    "bad_experience": N_(
+        "You said someone in your family had a bad experience with medicine. How does "
+        "that shape the way you see yours?"
+    ),
+}
 
 
 def _family_culture(answers: Mapping) -> Flag | None:
     f2_choice, f2_text = _yesno(answers, "F2")
-    close = _first_in(answers, "F1", ("against", "dont_know"))
+    close = _first_in(answers, "F1", tuple(_FAMILY_OPENERS))
     if close is None and f2_choice != "yes":
         return None
     title, practices = N_("Family / culture"), (3,)
     # Their own words say more than any fixed choice, so they win when present.
     if f2_text.strip():
-        opener = N_('You wrote: "%(quote)s". How does this shape the way you see your medicine?')
-        return Flag("family_culture", 6, practices, title, opener, (("quote", Quote(f2_text)),))
-    if close is not None:
         opener = N_(
-            'About the people close to you, you said: "%(answer)s". How do they see your medicine?'
+            "You wrote “%(quote)s” about your background, culture or faith. How does "
+            "this shape the way you see your medicine?"
         )
-        return Flag("family_culture", 6, practices, title, opener, (("answer", close),))
+        params = (("quote", quote_in_sentence(f2_text)),)
+        return Flag("family_culture", 7, practices, title, opener, params)
+    if close is not None:
+        return Flag("family_culture", 7, practices, title, _FAMILY_OPENERS[close])
     opener = N_(
-        'You answered "%(answer)s" when asked about your background, culture or '
-        "faith. What would you like me to understand about it?"
+        "You said there is something about your background, culture or faith I should "
+        "understand. What would you like me to know?"
     )
-    return Flag(
-        "family_culture", 6, practices, title, opener, (("answer", ChoiceRef("F2", "yes")),)
-    )
+    return Flag("family_culture", 7, practices, title, opener)
 
 
-def _past_pressure(answers: Mapping) -> Flag | None:
-    answer = _first_in(answers, "F3", ("pressured",))
+def _past_treatment_hurt(answers: Mapping) -> Flag | None:
+    answer = _first_in(answers, "F3", ("pressured", "not_listened"))
     if answer is None:
         return None
-    opener = N_(
-        'About past treatment, you said: "%(answer)s". What happened, and how '
-        "would you like it to be different here?"
-    )
-    return Flag("past_pressure", 7, (3,), N_("Past pressure"), opener, (("answer", answer),))
+    if answer == "pressured":
+        opener = N_(
+            "You said that in past treatment you felt pushed or forced. What happened, "
+            "and how would you like it to be different here?"
+        )
+    else:
+        opener = N_(
+            "You said that in past treatment you felt no one listened to you. What "
+            "happened, and how would you like it to be different here?"
+        )
+    return Flag("past_treatment_hurt", 8, (3,), N_("Past treatment hurt"), opener)
 
 
 def _biology_only(answers: Mapping) -> Flag | None:
@@ -289,49 +421,64 @@ def _biology_only(answers: Mapping) -> Flag | None:
         return None
     # A prompt about life context, never a label for the patient's view of their illness.
     opener = N_(
-        'You said your difficulties come from "%(answer)s". Besides that, what '
-        "else has been going on in your life lately?"
+        "You said your difficulties come from your body or brain chemistry. Besides "
+        "that, what else has been going on in your life lately?"
     )
-    return Flag(
-        "biology_only",
-        8,
-        (2,),
-        N_("Biology only"),
-        opener,
-        (("answer", ChoiceRef("W1", "body_chemistry")),),
-    )
+    return Flag("biology_only", 9, (2,), N_("Biology only"), opener)
 
 
 _FLAG_RULES = (
+    _hard_to_say,
     _ambivalence,
     _self_adjusting,
     _stops_at_recovery,
+    _life_harder,
     _control,
-    _hard_to_voice_doubts,
     _family_culture,
-    _past_pressure,
+    _past_treatment_hurt,
     _biology_only,
 )
+FLAG_CAP = 3  # the summary shows at most this many flags; the rest are "also noted"
 
 
-def all_flags(answers: Mapping) -> list[Flag]:
-    """Every non-safety flag that fires, highest priority (1) first."""
-    fired = (rule(answers) for rule in _FLAG_RULES)
+def all_flags(answers: Mapping, held: Collection[str] = ()) -> list[Flag]:
+    """Every non-safety flag that fires, highest priority (1) first.
+
+    ``held`` names the items the patient kept for an in-person talk: they never fire.
+    """
+    visible = {k: v for k, v in answers.items() if k not in held}
+    fired = (rule(visible) for rule in _FLAG_RULES)
     return sorted((f for f in fired if f is not None), key=lambda f: f.priority)
 
 
-def top_flags(answers: Mapping, limit: int = 3) -> list[Flag]:
+def top_flags(answers: Mapping, limit: int = FLAG_CAP, held: Collection[str] = ()) -> list[Flag]:
     """The ``limit`` highest-priority flags; the summary shows at most three."""
-    return all_flags(answers)[:limit]
+    return all_flags(answers, held)[:limit]
+
+
+def also_noted(answers: Mapping, limit: int = FLAG_CAP, held: Collection[str] = ()) -> list[Flag]:
+    """Every flag that fired beyond the ``limit`` shown: the summary names them."""
+    return all_flags(answers, held)[limit:]
 
 
 # --- medication stance -----------------------------------------------------------------
 
+# The last part of the stance line: both parts named first, then the word for them.
 STANCE_LABELS: dict[str, str] = {
-    "accepting": N_("Accepting (sees a need, few worries)"),
-    "ambivalent": N_("Ambivalent (sees a need, and has worries)"),
-    "sceptical": N_("Sceptical (sees little need, has worries)"),
-    "indifferent": N_("Indifferent (sees little need, few worries)"),
+    "accepting": N_("high need, few worries (accepting)"),
+    "ambivalent": N_("both high (ambivalent)"),
+    "doubtful": N_("low need, many worries (doubtful)"),
+    "low_low": N_("low need, few worries"),
+}
+# Worries as the psychiatrist reads them in the stance line ("worries: side effects").
+WORRY_PHRASES: dict[str, Phrase] = {
+    "side_effects": NP_("worry, for the psychiatrist", "side effects"),
+    "long_term_harm": NP_("worry, for the psychiatrist", "long-term harm"),
+    "dependent": NP_("worry, for the psychiatrist", "becoming dependent"),
+    "not_myself": NP_("worry, for the psychiatrist", "not feeling like themselves"),
+    "others_think": NP_("worry, for the psychiatrist", "what others think"),
+    "being_controlled": NP_("worry, for the psychiatrist", "being controlled"),
+    "cost_access": NP_("worry, for the psychiatrist", "cost or access"),
 }
 
 
@@ -340,19 +487,37 @@ def worries(answers: Mapping) -> tuple[str, ...]:
     return _choices_except_none(answers, "M5")
 
 
-def stance(answers: Mapping) -> str | None:
+def stance(answers: Mapping, held: Collection[str] = ()) -> str | None:
     """Necessity (M4 >= 6) against concerns (2+ M5 worries): a key of STANCE_LABELS.
 
-    Returns None when M4 or M5 was skipped: an unanswered item is unknown, and reading
-    it as "low" would invent a stance the patient never gave.
+    Returns None when M4 or M5 was skipped or held for in person: an unanswered item is
+    unknown, and reading it as "low" would invent a stance the patient never gave.
     """
     need = _scale(answers, "M4")
-    if need is None or not _multi(answers, "M5"):
+    if need is None or not _multi(answers, "M5") or {"M4", "M5"} & set(held):
         return None
     high_need, high_concern = need >= 6, len(worries(answers)) >= 2
     if high_need:
         return "ambivalent" if high_concern else "accepting"
-    return "sceptical" if high_concern else "indifferent"
+    return "doubtful" if high_concern else "low_low"
+
+
+@dataclass(frozen=True)
+class Stance:
+    """The stance as its two parts, then the word: need out of 10, worries, key."""
+
+    need: int
+    worries: tuple[Phrase, ...]  # empty when the patient named no worries
+    key: str
+
+
+def stance_parts(answers: Mapping, held: Collection[str] = ()) -> Stance | None:
+    """The stance line's parts; None when there is no stance (see ``stance``)."""
+    key = stance(answers, held)
+    need = _scale(answers, "M4")
+    if key is None or need is None:
+        return None
+    return Stance(need, _phrases(worries(answers), WORRY_PHRASES), key)
 
 
 # --- since last visit ------------------------------------------------------------------
@@ -362,7 +527,7 @@ def stance(answers: Mapping) -> str | None:
 class Change:
     """One thing that moved since the previous visit.
 
-    kind "changed": M4, R1 or M2 raw values; "new_worries" / "gone_worries": M5 choice
+    kind "changed": M4, R1, M2 or P3 raw values; "new_worries" / "gone_worries": M5 choice
     ids in ``after`` / ``before`` (the other side is ``()``); "stance": item_id "stance"
     and the two stance keys.
     """
@@ -373,9 +538,14 @@ class Change:
     kind: str
 
 
+# The answers "since last visit" compares, in the order it lists what moved.
+COMPARED_VALUES = (("M4", _scale), ("R1", _scale), ("M2", _single), ("P3", _single))
+COMPARED = ("M4", "R1", "M2", "P3", "M5")
+
+
 def _value_changes(current: Mapping, previous: Mapping) -> list[Change]:
     found = []
-    for item_id, read in (("M4", _scale), ("R1", _scale), ("M2", _single)):
+    for item_id, read in COMPARED_VALUES:
         before, after = read(previous, item_id), read(current, item_id)
         # A skip on either side is unknown, not a change.
         if before is not None and after is not None and before != after:
@@ -398,7 +568,7 @@ def _worry_changes(current: Mapping, previous: Mapping) -> list[Change]:
 
 
 def changes(current: Mapping, previous: Mapping | None) -> list[Change]:
-    """What moved since the previous visit: M4, R1, M2, M5 worries, then stance.
+    """What moved since the previous visit: M4, R1, M2, P3, M5 worries, then stance.
 
     Only items answered in both visits are compared, so a skip never shows as a change.
     Returns [] when there is no previous visit.
@@ -412,34 +582,60 @@ def changes(current: Mapping, previous: Mapping | None) -> list[Change]:
     return found
 
 
+def not_compared(current: Mapping, previous: Mapping | None) -> tuple[list[str], list[str]]:
+    """The compared items (COMPARED order) left unanswered this time and last time.
+
+    "No changes" may be said only when both lists are empty: an item missing on either
+    side was not compared, and the page says so instead.
+    """
+    if previous is None:
+        return [], []
+    return (
+        [i for i in COMPARED if not is_answered(current.get(i))],
+        [i for i in COMPARED if not is_answered(previous.get(i))],
+    )
+
+
+def previous_hopes(previous: Mapping | None) -> Quote | None:
+    """Last visit's H1 ("if treatment worked well..."), to quote beside today's."""
+    text = _single(previous or {}, "H1")
+    return Quote(text) if text and text.strip() else None
+
+
 # --- consistency with the questionnaire definition ------------------------------------
 
 # Every item and choice id the rules above read; scales carry no choices.
 REFERENCED: dict[str, set[str]] = {
+    "H1": set(),
     "M2": {"mixed"},
     "M3": {"controls_me", "punishment"},
     "M4": set(),
-    "M5": {"none", "being_controlled"},
+    "M5": {"none", "being_controlled", "dependent", *WORRY_PHRASES},
     "P1": {"chose_to_skip", "stopped"},
-    "P2": {"felt_better"},
-    "F1": {"against", "dont_know"},
+    "P2": {"felt_better", "someone_told_me"},
+    "P3": {"worse", "much_worse"},
+    "F1": {"against", "dont_know", "bad_experience"},
     "F2": {"yes"},
-    "F3": {"pressured"},
+    "F3": {"pressured", "not_listened"},
     "W1": {"body_chemistry"},
-    "H2": {"none"},
+    "H2": {"none", *LATER_WORRY_PHRASES},
     "R1": set(),
     "R2": {"mostly_me"},
+    "R4": {"yes_talk", "yes_not_ready"},
+    "R5": {"control_me"},
     "S1": {"not_at_all", *SAFETY_ENDORSED},
 }
 
 # The readers above assume these item types; a changed type would silently never fire.
 REFERENCED_TYPES: dict[str, str] = {
+    "H1": "text",
     "M2": "single",
     "M3": "multi",
     "M4": "scale",
     "M5": "multi",
     "P1": "single",
     "P2": "multi",
+    "P3": "single",
     "F1": "multi",
     "F2": "yesno_text",
     "F3": "multi",
@@ -447,6 +643,8 @@ REFERENCED_TYPES: dict[str, str] = {
     "H2": "multi",
     "R1": "scale",
     "R2": "single",
+    "R4": "single",
+    "R5": "single",
     "S1": "single",
 }
 

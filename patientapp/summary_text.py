@@ -22,9 +22,11 @@ def plain_text(view: SummaryView) -> str:
             done=view.completed_at or "—",
         ),
         gettext(
-            "Answered in: %(language)s · Minutes taken: %(minutes)s",
+            "Answered in: %(language)s · Minutes taken: %(minutes)s · "
+            "Compared with visit: %(previous)s",
             language=view.language,
             minutes=view.minutes if view.minutes else "—",
+            previous=view.previous_date or "—",
         ),
         "",
     ]
@@ -50,31 +52,32 @@ def plain_text(view: SummaryView) -> str:
     else:
         lines.append(str(SAFETY_LINES[view.safety]))
     lines.append("")
-    lines.append(
-        gettext(
-            "Today's agenda: %(agenda)s",
-            agenda=_quoted_text(view.agenda) if view.agenda else gettext("Skipped"),
-        )
-    )
-    lines.append(
-        gettext(
-            "Feeling coming in: %(feelings)s",
-            feelings=", ".join(view.feelings) or gettext("Skipped"),
-        )
-    )
+    lines.append(gettext("Today"))
+    if view.agenda or view.agenda_note:
+        agenda = _quoted_text(view.agenda) if view.agenda else view.agenda_note
+        lines.append(gettext("Wants to talk about") + ": " + agenda)
+    if view.in_person:
+        lines.append(gettext("Held for in person") + ": " + ", ".join(view.in_person))
+    lines += [f"{row.label}: {_row_text(row)}" for row in view.today]
     if view.flags:
         lines += ["", gettext("Flags and openers")]
         for flag in view.flags:
             lines.append(f"- {flag.title} ({flag.practices}): {flag.opener_text}")
+        if view.also_noted:
+            lines.append(gettext("Also noted") + ": " + ", ".join(view.also_noted))
     for block in view.blocks:
         lines += ["", block.title]
+        if block.empty:
+            lines.append(f"- {block.empty}")
         for row in block.rows:
             lines.append(f"- {row.label}: {_row_text(row)}")
     lines += ["", gettext("Since last visit")]
-    lines += [f"- {line}" for line in view.changes] or [f"- {_no_changes(view)}"]
+    found = view.changes + view.not_compared
+    lines += [f"- {line}" for line in found] or [f"- {_no_changes(view)}"]
+    if view.previous_hopes:
+        label = gettext("Last visit, if treatment worked well")
+        lines.append(f"- {label}: {_quoted_text(view.previous_hopes)}")
     lines.append("")
-    if view.in_person:
-        lines.append(gettext("To discuss in person: %(topics)s", topics=joined(view.in_person)))
     if view.skipped:
         lines.append(gettext("Skipped: %(items)s", items=joined(view.skipped)))
     lines.append(gettext("Patient-reported; not a diagnosis."))
@@ -100,9 +103,12 @@ def _quoted_text(text: Text) -> str:
 def _row_text(row: Row) -> str:
     if row.note:
         return row.note
+    if row.medicines:
+        meds = " · ".join(f"{name} — {feeling}" for name, feeling, _worse in row.medicines)
+        return f"{meds} [{row.language}]" if row.language else meds
     parts = []
     if row.words:
-        parts.append(", ".join(row.words))
+        parts.append(row.sep.join(row.words))
     if row.quote:
         parts.append(_quoted_text(row.quote))
     return " — ".join(parts)

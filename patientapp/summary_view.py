@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from babel.lists import format_list
-from flask_babel import format_date, format_datetime, format_time, get_locale, gettext
+from flask_babel import (
+    format_date,
+    format_datetime,
+    format_time,
+    get_locale,
+    gettext,
+    pgettext,
+)
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
@@ -38,8 +45,7 @@ SAFETY_LINES = {
 }
 IN_PERSON_NOTE = _l("to discuss in person")
 NOT_REACHED_NOTE = _l("not reached")
-PRINT_QUOTE_CHARS = 90
-PRINT_NAME_CHARS = 24
+NOTHING_TO_SHOW = _l("Nothing to show: every item here was skipped.")
 
 
 @dataclass(frozen=True)
@@ -60,11 +66,14 @@ class Row:
     quote: Text | None = None
     skipped: bool = False  # skipped rows leave the body: the footer lists them once
     note: str = ""  # shown instead of an answer: held for in person, or not reached
-    html_words: list[Markup] | None = None  # words with free text shortened on paper
+    # M1: one line per medicine, (name as written, feeling, whether it is "not helping")
+    medicines: list[tuple[str, str, bool]] = field(default_factory=list)
+    language: str = ""  # the language the medicine names were written in
+    sep: str = ", "  # between the words: the stance's parts take " · "
 
     @property
     def shown_words(self) -> list:
-        return self.html_words if self.html_words is not None else self.words
+        return self.words
 
 
 @dataclass
@@ -72,6 +81,7 @@ class Block:
     title: str
     rows: list[Row]
     extra: list[str] = field(default_factory=list)
+    empty: str = ""  # one line when nothing in the section has an answer to show
 
 
 @dataclass
@@ -100,46 +110,39 @@ class SummaryView:
     agenda: Text | None
     feelings: list[str]
     flags: list[FlagView]
+    also_noted: list[str]  # titles of the flags that fired beyond the three shown
     blocks: list[Block]
     changes: list[str]
+    not_compared: list[str]  # why "since last visit" could not compare some answers
+    previous_hopes: Text | None  # last visit's H1, quoted
     previous_date: str
     in_person: list[str]
     skipped: list[str]
+    today: list[Row] = field(default_factory=list)
+    agenda_note: str = ""  # why there is no agenda to quote, when it is not a skip
 
 
 def quote_html(text: Text, element: str = "q") -> Markup:
-    """A quote that prints shortened with a visible marker and shows whole on screen.
+    """A quote, whole, marked with the language it was written in.
 
-    Inside an opener, whose translated sentence already has quotation marks, the words
-    go in a plain span rather than a <q> that would add a second pair.
+    ``data-fit`` lets the print fitting (static/summary.js) shorten it on paper, and
+    only when the page would not fit one sheet otherwise. Inside an opener, whose
+    translated sentence already has quotation marks, the words go in a plain span rather
+    than a <q> that would add a second pair.
     """
     tag = Markup(' <span class="lang-tag">[%s]</span>') % text.language if text.language else ""
-    words: Markup = escape(text.text)
-    if len(text.text) > PRINT_QUOTE_CHARS:
-        cut = text.text.rfind(" ", 0, PRINT_QUOTE_CHARS)
-        cut = cut if cut > PRINT_QUOTE_CHARS // 2 else PRINT_QUOTE_CHARS
-        words = Markup('%s<span class="q-rest">%s</span><span class="q-more">… %s</span>') % (
-            text.text[:cut],
-            text.text[cut:],
-            gettext("(continued on screen)"),
-        )
     # `element` is one of two fixed tag names chosen by the caller, never user text.
-    return Markup('<%s class="quote" dir="auto">%s</%s>%s') % (
+    return Markup('<%s class="quote" dir="auto" data-fit>%s</%s>%s') % (
         Markup(element),  # noqa: S704
-        words,
+        text.text,
         Markup(element),  # noqa: S704
         tag,
     )
 
 
-def short_html(text: str, limit: int) -> Markup:
-    """Free text that prints cut at ``limit`` characters with an ellipsis marker."""
-    if len(text) <= limit:
-        return escape(text)
-    return Markup('%s<span class="q-rest">%s</span><span class="q-more">…</span>') % (
-        text[:limit],
-        text[limit:],
-    )
+def name_html(name: str) -> Markup:
+    """A medicine name as the patient wrote it, whole; shortened on paper only to fit."""
+    return Markup('<span class="med-name" dir="auto" data-fit>%s</span>') % name
 
 
 def joined(values: list[str]) -> str:
@@ -147,7 +150,26 @@ def joined(values: list[str]) -> str:
     return format_list(values, locale=get_locale()) if values else ""
 
 
+def listed(values: list[str]) -> str:
+    """A list with the separator the reader's language puts between middle items
+    ("a, b, c"), for a list that follows a label rather than one inside a sentence."""
+    if not values:
+        return ""
+    pattern = get_locale().list_patterns["standard"]["middle"]
+    result = values[0]
+    for value in values[1:]:
+        result = pattern.format(result, value)
+    return result
+
+
+def phrase(value: summary.Phrase) -> str:
+    """A phrase form of an answer, in the reader's language."""
+    return pgettext(value.context, value.text)
+
+
 def _param_value(value, questionnaire: Questionnaire, language: str, as_html: bool):
+    if isinstance(value, summary.Phrase):
+        return phrase(value)
     if isinstance(value, summary.ChoiceRef):
         return display.label(questionnaire.items[value.item_id], value.choice_id)
     if isinstance(value, tuple):
@@ -166,7 +188,7 @@ def _flag_view(flag: summary.Flag, questionnaire: Questionnaire, language: str) 
     text_params = {
         k: _param_value(v, questionnaire, language, False) for k, v in flag.kwargs.items()
     }
-    practices = ", ".join(f"{n} {PRACTICES[n]}" for n in flag.practices)
+    practices = joined([str(PRACTICES[n]) for n in flag.practices])
     return FlagView(
         gettext(flag.title), practices, escape(template) % html_params, template % text_params
     )
@@ -193,10 +215,12 @@ def _row(
         skipped=not summary.is_answered(value),
     )
     if shown.pairs:
-        row.html_words = [
-            short_html(own, PRINT_NAME_CHARS) + Markup(" — %s") % words
-            for own, words in shown.pairs
+        feelings = [r.get("feeling") if isinstance(r, dict) else None for r in value]
+        row.medicines = [
+            (own, words, feeling == "not_helping")
+            for (own, words), feeling in zip(shown.pairs, feelings, strict=False)
         ]
+        row.language = language
     return row
 
 
@@ -236,6 +260,38 @@ def _changes(current: dict, previous: dict | None, questionnaire: Questionnaire)
                 )
             )
     return lines
+
+
+def stance_line(parts: summary.Stance) -> str:
+    """ "Need 7/10 · worries: side effects, becoming dependent · both high (ambivalent)"."""
+    named = listed([phrase(w) for w in parts.worries]) or pgettext("worries", "none")
+    return gettext(
+        "Need %(need)s/10 · worries: %(worries)s · %(word)s",
+        need=parts.need,
+        worries=named,
+        word=gettext(summary.STANCE_LABELS[parts.key]),
+    )
+
+
+def _not_compared(current: dict, previous: dict, questionnaire: Questionnaire) -> list[str]:
+    now, before = summary.not_compared(current, previous)
+    lines = []
+    if now:
+        names = joined([gettext(questionnaire.items[i].short) for i in now])
+        lines.append(gettext("Not compared, not answered this time: %(items)s", items=names))
+    if before:
+        names = joined([gettext(questionnaire.items[i].short) for i in before])
+        lines.append(gettext("Not compared, not answered last time: %(items)s", items=names))
+    return lines
+
+
+def _previous_hopes(previous: dict | None, answers: dict | None, reader: str) -> Text | None:
+    hopes = summary.previous_hopes(answers)
+    if hopes is None:
+        return None
+    # Free text always names the language it was written in, in the reader's language.
+    code = (previous or {}).get("answer_language") or "en"
+    return Text(hopes.text, language_name(code))
 
 
 def _alert_view(alert: dict | None) -> dict | None:
@@ -319,11 +375,13 @@ def build(
     q = questionnaire
 
     def tag(item_id: str) -> str:
-        """The name of the language an answer was written in, if not the reader's."""
-        code = (answer_languages or {}).get(item_id) or written_in
-        return language_name(code) if code != reader_language else ""
+        """The name of the language an answer was written in, in the reader's language."""
+        return language_name((answer_languages or {}).get(item_id) or written_in)
 
     reached = _reached_sections(visit, q)
+    # Items added after the version this visit was answered under were never asked:
+    # they are left out entirely, neither skipped nor "not reached".
+    asked = q.asked_in(visit.get("questionnaire_version"))
     section_of = {item.id: section.id for section in q.sections for item in section.items}
 
     def note(*item_ids: str) -> str:
@@ -335,35 +393,38 @@ def build(
         return ""
 
     def row(item_id, label=None):
+        if item_id not in asked:
+            return Row("")  # a row without a label is dropped below
         return _row(q, item_id, visible, tag(item_id), label, note(item_id))
 
-    stance = summary.stance(visible)
+    def rows(*item_ids):
+        # Items of a later questionnaire version are left out of visits answered before it.
+        return [row(i) for i in item_ids if i in q.items]
+
+    stance = summary.stance_parts(visible)
+    stance_row = Row(
+        gettext("Stance"),
+        [stance_line(stance)] if stance else [],
+        skipped=stance is None,
+        note="" if stance else note("M4", "M5"),
+    )
+    # The stance names the need; without a stance the need has its own row.
+    need = [] if stance else rows("M4")
     medicines = Block(
-        gettext("Medicines"),
-        [
-            Row(
-                gettext("Stance"),
-                [gettext(summary.STANCE_LABELS[stance])] if stance else [],
-                skipped=stance is None,
-                note="" if stance else note("M4", "M5"),
-            ),
-            row("M2"),
-            row("M4"),
-            row("M3"),
-            row("M1"),
-            row("M5"),
-        ],
+        gettext("Medicines"), [stance_row, *need, *rows("M2", "M1", "M3", "M5", "M6")]
     )
     blocks = [
         medicines,
-        Block(gettext("Patterns"), [row("P1"), row("P2")]),
-        Block(gettext("Family, culture, past treatment"), [row("F1"), row("F2"), row("F3")]),
-        Block(gettext("Meaning and hopes"), [row("W1"), row("W2"), row("H1"), row("H2")]),
-        Block(gettext("Relationship"), [row("R1"), row("R2"), row("R3")]),
+        Block(gettext("Patterns"), rows("P1", "P2")),
+        Block(gettext("Family, culture, past treatment"), rows("F1", "F2", "F3")),
+        Block(gettext("Meaning and hopes"), rows("W1", "W3", "W2", "H1", "H2")),
+        Block(gettext("Relationship"), rows("R1", "R4", "R2", "R5")),
     ]
     for block in blocks:
-        block.rows = [r for r in block.rows if r.label and (r.note or not r.skipped)]
-    blocks = [block for block in blocks if block.rows]
+        block.rows = _shown_rows(block.rows)
+        block.empty = "" if block.rows else str(NOTHING_TO_SHOW)
+    # The agenda has its own line at the top of Today, beside the topics held back.
+    today = _shown_rows(rows("R3", "T1", "P3"))
     previous_visible = None
     if previous_answers is not None:
         previous_visible = {
@@ -372,7 +433,7 @@ def build(
     skipped = [
         gettext(q.items[i].short)
         for i in summary.skipped_items(visible, reached, q)
-        if i not in in_person and i != "S1"
+        if i not in in_person and i != "S1" and i in asked
     ]
     history = safety_history or []
     return SummaryView(
@@ -396,9 +457,14 @@ def build(
         agenda=Text(visible["T2"], tag("T2")) if visible.get("T2") else None,
         feelings=display.labels(q.items["T1"], visible.get("T1")),
         # The only free text an opener quotes is F2's.
-        flags=[_flag_view(f, q, tag("F2")) for f in summary.top_flags(visible)],
+        flags=[_flag_view(f, q, tag("F2")) for f in summary.top_flags(visible, held=in_person)],
+        also_noted=[gettext(f.title) for f in summary.also_noted(visible, held=in_person)],
         blocks=blocks,
         changes=_changes(visible, previous_visible, q) if previous_visible is not None else [],
+        not_compared=(
+            _not_compared(visible, previous_visible, q) if previous_visible is not None else []
+        ),
+        previous_hopes=_previous_hopes(previous, previous_visible, reader_language),
         previous_date=(
             format_date(datetime.fromisoformat(previous["appointment_at"]), "medium")
             if previous
@@ -406,4 +472,11 @@ def build(
         ),
         in_person=[gettext(q.items[i].short) for i in q.item_ids if i in in_person],
         skipped=skipped,
+        today=today,
+        agenda_note=note("T2"),
     )
+
+
+def _shown_rows(rows: list[Row]) -> list[Row]:
+    """The rows the body shows: skipped ones go to the footer only."""
+    return [r for r in rows if r.label and (r.note or not r.skipped)]

@@ -18,20 +18,43 @@ EXPECTED_IDS = [
     "M3",
     "M4",
     "M5",
+    "M6",
     "P1",
     "P2",
+    "P3",
     "F1",
     "F2",
     "F3",
     "W1",
     "W2",
+    "W3",
     "H1",
     "H2",
     "R1",
     "R2",
     "R3",
+    "R4",
+    "R5",
     "S1",
 ]
+# CONTENT.md version 2's new items and choices, exactly.
+NEW_IN_V2 = {
+    "M6": (
+        "sleep",
+        "movement",
+        "people",
+        "faith",
+        "work_or_school",
+        "creative",
+        "outdoors",
+        "therapy",
+        "nothing_now",
+    ),
+    "P3": ("much_better", "better", "same", "worse", "much_worse"),
+    "W3": ("life", "out_of_nowhere", "both", "not_sure"),
+    "R4": ("no", "yes_talk", "yes_not_ready"),
+    "R5": ("feel_better", "live_my_life", "keep_on_medicine", "control_me", "not_sure"),
+}
 
 
 def test_definition_has_exactly_the_content_ids():
@@ -40,8 +63,25 @@ def test_definition_has_exactly_the_content_ids():
 
 @pytest.mark.skipif(not CONTENT.exists(), reason="shared/CONTENT.md is not beside the repo")
 def test_ids_match_content_md_table():
-    rows = re.findall(r"^\| ([A-Z]\d) \|", CONTENT.read_text(encoding="utf-8"), re.M)
+    text = CONTENT.read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (?:\*\*)?([A-Z]\d)(?:\*\*)? \|", text, re.M)
     assert rows == questionnaire.default().item_ids
+
+
+def test_version_2_items_and_choices():
+    q = questionnaire.default()
+    assert q.version == "2026.2"
+    for item_id, choice_ids in NEW_IN_V2.items():
+        item = q.items[item_id]
+        assert item.choice_ids == choice_ids, item_id
+        assert item.type == ("multi" if item_id == "M6" else "single")
+        assert item.since == "2026.2"
+    exclusive = {(i.id, c.id) for i in q.items.values() for c in i.choices if c.exclusive}
+    assert {("M6", "nothing_now"), ("F3", "first_treatment")} <= exclusive
+    assert q.items["F3"].choice_ids[-1] == "first_treatment"
+    # Visits answered under 2026.1 were never asked the new items.
+    assert q.asked_in("2026.1") == set(q.items) - set(NEW_IN_V2)
+    assert q.asked_in("2026.2") == q.asked_in("") == q.asked_in("odd") == set(q.items)
 
 
 def test_eight_sections_each_a_screen():

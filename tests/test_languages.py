@@ -180,13 +180,17 @@ def test_english_summary_of_an_arabic_visit(app, client):
     assert '<html lang="en" dir="ltr">' in html
     assert "Worried" in html and "Sertraline — Mixed" in html
     assert (
-        f'<q class="quote" dir="auto">{arabic}</q> <span class="lang-tag">[العربية]</span>' in html
+        f'<q class="quote" dir="auto" data-fit>{arabic}</q> <span class="lang-tag">[العربية]</span>'
+        in html
     )
     text = client.get(f"/staff/visits/{invitation.visit_id}/summary.txt").get_data(as_text=True)
     assert f"“{arabic}” [العربية]" in text and "Worried" in text
-    # The same visit read in Arabic has no tag on its Arabic words.
+    # Free text always names its language, in the reader's language: read in Arabic too.
     html = client.get(f"/staff/visits/{invitation.visit_id}/summary?lang=ar").get_data(as_text=True)
-    assert f'<q class="quote" dir="auto">{arabic}</q>' in html and "[العربية]" not in html
+    assert (
+        f'<q class="quote" dir="auto" data-fit>{arabic}</q> <span class="lang-tag">[العربية]'
+        in html
+    )
 
 
 def _english_strings_for(code):
@@ -278,3 +282,24 @@ def test_switching_language_with_an_error_keeps_input_and_speaks_the_new_languag
     assert page.status_code == 422 and '<html lang="fr"' in html
     assert "Je garde ce texte</textarea>" in html
     assert translated("fr", "Please pick no more than %(n)s.") % {"n": 3} in page_text(page)
+
+
+def _catalog(lang):
+    path = i18n_tools.PROJECT_ROOT / "translations" / lang / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as fh:
+        return read_po(fh, locale=lang)
+
+
+@pytest.mark.parametrize("lang", ["es", "pt_BR", "ar"])
+def test_m2_mixed_means_mixed_feelings_not_so_so(lang):
+    catalog = _catalog(lang)
+    feelings = catalog.get("Mixed", context="feelings").string
+    assert feelings and feelings != catalog.get("Mixed").string
+    assert not any(word in feelings for word in ("más o menos", "mais ou menos", "بين بين"))
+
+
+def test_safety_declined_never_reads_refused():
+    message = "Safety question: declined (skipped by the patient; not the same as “no”)."
+    for lang, refused in (("fr", "refus"), ("vi", "từ chối"), ("zh_Hans", "拒")):
+        assert refused not in _catalog(lang).get(message).string.lower()
+    assert "التعوّد" not in _catalog("ar").get("Becoming dependent on it").string

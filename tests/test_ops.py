@@ -309,7 +309,7 @@ def test_every_submitted_demo_visit_renders_for_the_psychiatrist(app, runner):
     follow_up = pages["RB-1187"]
     assert "4 out of 10 → 7 out of 10" in follow_up and "New worries" in follow_up
     assert "Mi madre dice" in pages["A-2079"]
-    assert "To discuss in person" in pages["A-2085"]
+    assert "Held for in person" in pages["A-2085"]
 
 
 def test_demo_board_opens_for_the_front_desk(app, runner):

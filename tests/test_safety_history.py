@@ -83,7 +83,7 @@ def test_never_worrying_shows_no_banner(app, clock, psychiatrist, saves):
     invitation = answer_safety(app, clock, *saves)
     html = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True)
     assert 'class="banner"' not in html and "First answered" not in html
-    assert 'class="safety-line"' in html
+    assert 'class="safety-line safety-' in html
 
 
 def test_one_worrying_answer_reads_as_before(app, clock, psychiatrist):

@@ -22,7 +22,7 @@ from conftest import (
     staff_post,
 )
 
-from patientapp import storage
+from patientapp import questionnaire, storage
 
 
 def audit_actions(app):
@@ -332,8 +332,10 @@ def test_psychiatrist_reads_the_summary_of_a_real_journey(app, psychiatrist):
         "Safety question: not endorsed",
         "Whether I can lower the dose before summer.",
         "Flags and openers",
+        "Hard to say",
         "Ambivalence",
         "Self-adjusting",
+        "Also noted",
         "Stops at recovery",
         "<h2>Medicines</h2>",
         "<h2>Patterns</h2>",
@@ -346,10 +348,17 @@ def test_psychiatrist_reads_the_summary_of_a_real_journey(app, psychiatrist):
     positions = [html.index(marker) for marker in order]
     assert positions == sorted(positions)
     assert html.count("<li><strong>") == 3  # at most three flags
-    assert "Control" not in html.split("Flags and openers")[1].split("<h2>Medicines")[0]
-    assert "Ambivalent (sees a need, and has worries)" in html
+    flags = html.split("Flags and openers")[1].split("<h2>Medicines")[0]
+    also = flags.split('class="also-noted">')[1].split("</p>")[0]
+    # Every flag beyond the three is named, by name only, in page order.
+    assert plain(also) == (
+        "Also noted: Stops at recovery, Family / culture, Past treatment hurt, Biology only"
+    )
+    assert "Control" not in flags
+    assert "(Therapeutic relationship)" in flags and "(1" not in flags
+    assert "Need 8/10 · worries: side effects, becoming dependent · both high (ambivalent)" in html
     assert "Side effects, Becoming dependent on it" in html
-    assert "Sertraline — Mixed" in html
+    assert "Sertraline</span> — Mixed" in html
     assert "First reflection with this patient reference." in html
     assert ("summary_viewed", invitation.visit_id) in audit_actions(app)
 
@@ -359,14 +368,18 @@ def test_in_person_items_show_only_their_topic(app, psychiatrist):
     html = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True)
     assert "pills are weakness" not in html
     assert "lower the dose" not in html
-    foot = html.split('class="sum-foot"')[1]
-    assert "To discuss in person" in foot
-    assert "Background, culture or faith to understand" in foot
-    assert "Wants to talk about today" in foot
+    # Named beside the agenda, at the top of the page, and nowhere else.
+    held = html.split('class="held-line"')[1].split("</p>")[0]
+    assert "Background, culture or faith to understand" in held
+    assert "Wants to talk about today" in held
+    assert "Held for in person" in held
+    assert (
+        "Wants to talk about today" not in html.split('class="sum-foot"')[1].split("</footer>")[0]
+    )
     text = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary.txt").get_data(
         as_text=True
     )
-    assert "pills are weakness" not in text and "To discuss in person" in text
+    assert "pills are weakness" not in text and "Held for in person" in text
 
 
 def test_safety_banner_and_acknowledge_from_summary(app, psychiatrist):
@@ -385,6 +398,7 @@ def test_declined_safety_is_named_declined(app, psychiatrist):
     invitation = finish_visit(app, answers)
     html = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True)
     assert "Safety question: declined" in html
+    assert 'class="safety-line safety-declined"' in html  # amber on screen and paper
 
 
 def test_changes_since_last_visit(app, psychiatrist, clock):
@@ -402,13 +416,15 @@ def test_changes_since_last_visit(app, psychiatrist, clock):
     assert "3 out of 10 → 8 out of 10" in changes
     assert "Good about it → Mixed" in changes
     assert "New worries: Becoming dependent on it" in changes
-    assert "Stance: Accepting (sees a need, few worries)" not in changes  # 3 is low need
-    assert "Stance:" in changes
+    assert "Stance: low need, few worries → both high (ambivalent)" in changes
+    assert "No changes" not in changes
+    assert "Last visit, if treatment worked well:" in changes
+    assert "I would go back to work and see my friends." in changes
 
 
 def plain(fragment: str) -> str:
     """Page HTML as a reader sees it: quotes in their marks, print-only markers left out."""
-    fragment = re.sub(r'<span class="q-more">.*?</span>', "", fragment, flags=re.S)
+    fragment = re.sub(r"</li>\s*<li", "</li> · <li", fragment)
     fragment = re.sub(r"<q\b[^>]*>(.*?)</q>", r"“\1”", fragment, flags=re.S)
     # Only the template's own line breaks and indents: Babel's no-break spaces stay.
     words = re.sub(r"[ \t\n]+", " ", re.sub(r"<[^>]+>", "", fragment))
@@ -424,15 +440,18 @@ def summary_on_page(html: str) -> dict:
     """Every answer and label of the summary page, in page order."""
     article = html.split("<article", 1)[1].split("</article>", 1)[0]
     meta = re.search(r'<p class="meta">(.*?)</p>', article, re.S).group(1)
+    previous_hopes = re.findall(r'<p class="previous-hopes">(.*?)</p>', article, re.S)
+    also_noted = re.findall(r'<p class="also-noted">(.*?)</p>', article, re.S)
     today = re.search(r'<section class="agenda">(.*?)</section>', article, re.S).group(1)
     flags = re.search(r'<section class="flags">(.*?)</section>', article, re.S).group(1)
     blocks = article.split('<div class="blocks">', 1)[1].split('<section class="changes">', 1)
     changes, footer = blocks[1].split('<footer class="sum-foot">', 1)
     return {
         "patient": plain(re.search(r'<span class="ref">(.*?)</span>', article).group(1)),
-        "meta": dict(labelled(plain(s)) for s in re.findall(r"<span>(.*?)</span>", meta)[1:]),
-        "safety": plain(re.search(r'<p class="safety-line">(.*?)</p>', article).group(1)),
-        "today": [labelled(plain(p))[1] for p in re.findall(r"<p>(.*?)</p>", today, re.S)],
+        "meta": dict(labelled(plain(s)) for s in re.findall(r"<span[^>]*>(.*?)</span>", meta)[1:]),
+        "safety": plain(re.search(r'<p class="safety-line[^"]*">(.*?)</p>', article).group(1)),
+        "today": [labelled(plain(p))[1] for p in re.findall(r"<p[^>]*>(.*?)</p>", today, re.S)],
+        "also_noted": [plain(p) for p in also_noted],
         "flags": [
             (plain(title), plain(practices), plain(opener))
             for title, practices, opener in re.findall(
@@ -451,7 +470,8 @@ def summary_on_page(html: str) -> dict:
             )
             for section in re.findall(r"<section>(.*?)</section>", blocks[0], re.S)
         ],
-        "changes": [plain(li) for li in re.findall(r"<li>(.*?)</li>", changes, re.S)],
+        "changes": [plain(li) for li in re.findall(r"<li>(.*?)</li>", changes, re.S)]
+        + [plain(p) for p in previous_hopes],
         "footer": [plain(p) for p in re.findall(r"<p[^>]*>(.*?)</p>", footer, re.S)],
     }
 
@@ -467,8 +487,13 @@ def summary_in_text(text: str) -> dict:
         "patient": meta.pop("Patient"),
         "meta": meta,
         "safety": safety[0],
-        "today": [labelled(line)[1] for line in today],
-        "flags": [re.fullmatch(r"- (.*?) \((.*?)\): (.*)", line).groups() for line in flags[1:]],
+        "today": [labelled(line)[1] for line in today[1:]],
+        "also_noted": [line for line in flags[1:] if line.startswith("Also noted: ")],
+        "flags": [
+            re.fullmatch(r"- (.*?) \((.*?)\): (.*)", line).groups()
+            for line in flags[1:]
+            if line.startswith("- ")
+        ],
         "blocks": [
             (block[0], [labelled(line.removeprefix("- ")) for line in block[1:]])
             for block in blocks
@@ -484,7 +509,10 @@ def test_plain_text_export_matches_the_page(app, psychiatrist, clock):
     finish_visit(app, earlier, ref="TX-1")
     clock.advance(days=28)
     invitation = finish_visit(
-        app, {**FULL_ANSWERS, 3: {"P1": "chose_to_skip"}}, ref="TX-1", in_person=["H1"]
+        app,
+        {**FULL_ANSWERS, 3: {"P1": "chose_to_skip", "P3": "same"}},
+        ref="TX-1",
+        in_person=["H1"],
     )
     login(psychiatrist, "dr@example.org")  # a month later: a new sign-in
     page = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True)
@@ -501,12 +529,18 @@ def test_plain_text_export_matches_the_page(app, psychiatrist, clock):
         "Meaning and hopes",
         "Relationship",
     ]
-    # 18 rows less P2, skipped here (listed in the footer); H1 held reads "to discuss in person".
-    assert sum(len(rows) for _title, rows in on_page["blocks"]) == 17
-    assert len(on_page["flags"]) == 3 and len(on_page["changes"]) == 4
+    # The items of the blocks less P2, skipped here (listed in the footer), and less M4,
+    # which the stance names; R3 is in Today. H1 held reads "to discuss in person".
+    shown = sum(len(rows) for _title, rows in on_page["blocks"])
+    in_blocks = ("M1", "M2", "M3", "M5", "M6", "P1", "F1", "F2", "F3", "W1", "W2", "W3")
+    in_blocks += ("H1", "H2", "R1", "R2", "R4", "R5")
+    assert shown == 1 + sum(1 for i in in_blocks if i in questionnaire.default().items)
+    assert len(on_page["flags"]) == 3 and len(on_page["also_noted"]) == 1
+    # Four changes, then last visit's H1 quoted (today's is held, last visit's is not).
+    assert len(on_page["changes"]) == 5
     assert (
         "Background, culture or faith to understand",
-        "Yes — “My mother says pills are weakness.”",
+        "Yes — “My mother says pills are weakness.” [English]",
     ) in on_page["blocks"][2][1]
     assert on_page["footer"][-1] == "Patient-reported; not a diagnosis."
     # The copy box holds the very text that is downloaded.
@@ -621,8 +655,9 @@ def test_maximal_visit_summary(app, psychiatrist):
     invitation = finish_visit(app, MAX_ANSWERS, ref="MAX-1")
     page = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True)
     html = page.split('<div class="summary-actions')[0]
-    assert html.count("W" * 300) == 0  # shortened for paper, with the rest in a span
-    assert "W" * 110 in html and "(continued on screen)" in html
+    # Whole on the page; shortened on paper only if it would not fit (static/summary.js).
+    assert "W" * 300 in html and 'data-fit-more="(continued on screen)"' in html
+    assert html.count("data-fit>") >= 3 + 6  # three quotes and six medicine names
     assert html.count("<li><strong>") == 3
     assert "Medicine-5-" in html and "Something else" in html
 
@@ -714,3 +749,26 @@ def test_staff_change_their_own_password(app, client):
     assert login(app.test_client(), "desk@example.org").status_code == 401
     assert login(app.test_client(), "desk@example.org", "a brand new secret").status_code == 302
     assert "password_changed" in [a for a, _ in audit_actions(app)]
+
+
+def test_since_last_visit_says_no_changes_only_when_answered_both_times(app, psychiatrist, clock):
+    earlier = {**FULL_ANSWERS, 3: {"P1": "chose_to_skip", "P2": ["felt_better", "side_effects"]}}
+    finish_visit(app, earlier, ref="NC-1")  # P3 skipped last time
+    clock.advance(days=28)
+    invitation = finish_visit(app, ref="nc -1")  # the same reference, typed differently
+    login(psychiatrist, "dr@example.org")
+    html = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True)
+    changes = plain(html.split('class="changes"')[1].split("</section>")[0])
+    assert "No changes" not in changes
+    assert "Not compared, not answered last time: Daily life and relationships lately" in changes
+    assert "Last visit, if treatment worked well: “I would go back to work" in changes
+    # The same answers both times: now, and only now, "no changes".
+    clock.advance(days=28)
+    same = finish_visit(app, ref="NC-1")
+    login(psychiatrist, "dr@example.org")
+    html = psychiatrist.get(f"/staff/visits/{same.visit_id}/summary").get_data(as_text=True)
+    changes = plain(html.split('class="changes"')[1].split("</section>")[0])
+    assert "No changes in these answers since then." in changes
+    assert "Not compared" not in changes
+    text = psychiatrist.get(f"/staff/visits/{same.visit_id}/summary.txt").get_data(as_text=True)
+    assert "Also noted: Stops at recovery, Family / culture" in text

@@ -38,18 +38,23 @@ QUIET = {
     "M3": ["helper"],
     "M4": 4,
     "M5": ["none"],
+    "M6": ["sleep"],
     "P1": "as_prescribed",
     "P2": ["never"],
+    "P3": "same",
     "F1": ["supportive"],
     "F2": {"choice": "no", "text": ""},
     "F3": ["helped_a_lot"],
     "W1": ["stress"],
     "W2": "takes_edge",
+    "W3": "both",
     "H1": "I could work again",
     "H2": ["none"],
     "R1": 3,
     "R2": "together",
     "R3": ["nothing"],
+    "R4": "no",
+    "R5": "feel_better",
     "S1": "not_at_all",
 }
 
@@ -60,6 +65,7 @@ LOUD = {
     "M5": ["side_effects", "dependent"],
     "P1": "stopped",
     "P2": ["felt_better"],
+    "P3": "much_worse",
     "M3": ["controls_me"],
     "R1": 0,
     "F1": ["against"],
@@ -68,13 +74,14 @@ LOUD = {
 }
 
 FLAG_ORDER = [
+    "hard_to_say",
     "ambivalence",
     "self_adjusting",
     "stops_at_recovery",
+    "life_harder",
     "control",
-    "hard_to_voice_doubts",
     "family_culture",
-    "past_pressure",
+    "past_treatment_hurt",
     "biology_only",
 ]
 
@@ -92,8 +99,8 @@ def answers_with(base=QUIET, **changes_):
     return answers
 
 
-def fired(answers):
-    return [f.id for f in all_flags(answers)]
+def fired(answers, held=()):
+    return [f.id for f in all_flags(answers, held)]
 
 
 def flag(answers, flag_id):
@@ -117,45 +124,54 @@ def test_no_answers_fire_nothing():
 
 def test_loud_answers_fire_every_flag_in_priority_order():
     assert fired(LOUD) == FLAG_ORDER
-    assert [f.priority for f in all_flags(LOUD)] == list(range(1, 9))
+    assert [f.priority for f in all_flags(LOUD)] == list(range(1, 10))
 
 
-@pytest.mark.parametrize(
-    ("changed", "flag_id"),
-    [
-        # AMBIVALENCE: need >= 6 with 2+ worries, a mixed feeling or a getting-better worry
-        ({"M4": 6, "M5": ["side_effects", "dependent"]}, "ambivalence"),
-        ({"M4": 10, "M5": ["side_effects", "dependent", "cost_access"]}, "ambivalence"),
-        ({"M4": 6, "M2": "mixed"}, "ambivalence"),
-        ({"M4": 6, "H2": ["more_expected"]}, "ambivalence"),
-        ({"M4": 6, "M2": "mixed", "M5": SKIP}, "ambivalence"),
-        ({"M4": 6, "H2": ["losing_support"], "M5": SKIP, "M2": SKIP}, "ambivalence"),
-        # SELF-ADJUSTING
-        ({"P1": "chose_to_skip"}, "self_adjusting"),
-        ({"P1": "stopped"}, "self_adjusting"),
-        # STOPS AT RECOVERY
-        ({"P2": ["felt_better"]}, "stops_at_recovery"),
-        ({"P2": ["side_effects", "felt_better"]}, "stops_at_recovery"),
-        # CONTROL
-        ({"M3": ["controls_me"]}, "control"),
-        ({"M3": ["helper", "punishment"]}, "control"),
-        ({"M5": ["being_controlled"]}, "control"),
-        ({"R2": "mostly_me"}, "control"),
-        # HARD TO VOICE DOUBTS
-        ({"R1": 0}, "hard_to_voice_doubts"),
-        ({"R1": 1}, "hard_to_voice_doubts"),
-        # FAMILY / CULTURE
-        ({"F1": ["against"]}, "family_culture"),
-        ({"F1": ["supportive", "dont_know"]}, "family_culture"),
-        ({"F2": {"choice": "yes", "text": ""}}, "family_culture"),
-        ({"F2": {"choice": "yes", "text": "We pray together."}}, "family_culture"),
-        # PAST PRESSURE
-        ({"F3": ["pressured"]}, "past_pressure"),
-        ({"F3": ["not_listened", "pressured"]}, "past_pressure"),
-        # BIOLOGY ONLY
-        ({"W1": ["body_chemistry"]}, "biology_only"),
-    ],
-)
+# Each condition alone, with everything else quiet.
+FIRES = [
+    # HARD TO SAY: R1 <= 1, or something about their care was hard to say
+    ({"R1": 0}, "hard_to_say"),
+    ({"R1": 1}, "hard_to_say"),
+    ({"R4": "yes_talk"}, "hard_to_say"),
+    ({"R4": "yes_not_ready"}, "hard_to_say"),
+    # AMBIVALENCE: need >= 6 with 2+ worries, a mixed feeling or a getting-better worry
+    ({"M4": 6, "M5": ["side_effects", "dependent"]}, "ambivalence"),
+    ({"M4": 10, "M5": ["side_effects", "dependent", "cost_access"]}, "ambivalence"),
+    ({"M4": 6, "M2": "mixed"}, "ambivalence"),
+    ({"M4": 6, "H2": ["more_expected"]}, "ambivalence"),
+    ({"M4": 6, "M2": "mixed", "M5": SKIP}, "ambivalence"),
+    ({"M4": 6, "H2": ["losing_support"], "M5": SKIP, "M2": SKIP}, "ambivalence"),
+    # SELF-ADJUSTING
+    ({"P1": "chose_to_skip"}, "self_adjusting"),
+    ({"P1": "stopped"}, "self_adjusting"),
+    # STOPS AT RECOVERY
+    ({"P2": ["felt_better"]}, "stops_at_recovery"),
+    ({"P2": ["side_effects", "felt_better"]}, "stops_at_recovery"),
+    # LIFE HARDER
+    ({"P3": "worse"}, "life_harder"),
+    ({"P3": "much_worse"}, "life_harder"),
+    # CONTROL
+    ({"M3": ["controls_me"]}, "control"),
+    ({"M3": ["helper", "punishment"]}, "control"),
+    ({"M5": ["being_controlled"]}, "control"),
+    ({"R2": "mostly_me"}, "control"),
+    ({"R5": "control_me"}, "control"),
+    # FAMILY / CULTURE
+    ({"F1": ["against"]}, "family_culture"),
+    ({"F1": ["supportive", "dont_know"]}, "family_culture"),
+    ({"F1": ["bad_experience"]}, "family_culture"),
+    ({"F2": {"choice": "yes", "text": ""}}, "family_culture"),
+    ({"F2": {"choice": "yes", "text": "We pray together."}}, "family_culture"),
+    # PAST TREATMENT HURT
+    ({"F3": ["pressured"]}, "past_treatment_hurt"),
+    ({"F3": ["not_listened"]}, "past_treatment_hurt"),
+    ({"F3": ["not_listened", "pressured"]}, "past_treatment_hurt"),
+    # BIOLOGY ONLY
+    ({"W1": ["body_chemistry"]}, "biology_only"),
+]
+
+
+@pytest.mark.parametrize(("changed", "flag_id"), FIRES)
 def test_flag_fires(changed, flag_id):
     assert fired(answers_with(**changed)) == [flag_id]
 
@@ -163,6 +179,12 @@ def test_flag_fires(changed, flag_id):
 @pytest.mark.parametrize(
     "changed",
     [
+        # HARD TO SAY just above its threshold, or nothing hard to say
+        {"R1": 2},
+        {"R1": 4},
+        {"R1": SKIP},
+        {"R4": "no"},
+        {"R4": SKIP, "R1": SKIP},
         # AMBIVALENCE just below its thresholds
         {"M4": 5, "M5": ["side_effects", "dependent"]},
         {"M4": 5, "M2": "mixed"},
@@ -178,25 +200,30 @@ def test_flag_fires(changed, flag_id):
         {"P1": "missed_by_accident"},
         {"P1": "not_taking"},
         {"P1": SKIP},
+        {"P2": ["someone_told_me"]},
         # STOPS AT RECOVERY
         {"P2": ["side_effects", "test_need"]},
         {"P2": SKIP},
+        # LIFE HARDER: the same or better, or skipped
+        {"P3": "same"},
+        {"P3": "better"},
+        {"P3": "much_better"},
+        {"P3": SKIP},
         # CONTROL
         {"M3": ["crutch", "reminder", "safety_net"]},
         {"M5": ["side_effects", "others_think"]},
         {"R2": "psychiatrist_decides"},
-        {"M3": SKIP, "M5": SKIP, "R2": SKIP},
-        # HARD TO VOICE DOUBTS
-        {"R1": 2},
-        {"R1": 4},
-        {"R1": SKIP},
+        {"R5": "keep_on_medicine"},
+        {"R5": "not_sure"},
+        {"M3": SKIP, "M5": SKIP, "R2": SKIP, "R5": SKIP},
         # FAMILY / CULTURE
-        {"F1": ["bad_experience", "prefer_other", "good_experience"]},
+        {"F1": ["prefer_other", "good_experience"]},
         {"F2": {"choice": "no", "text": "Nothing really."}},
         {"F2": {"choice": None, "text": "Something I wrote"}},
         {"F1": SKIP, "F2": SKIP},
-        # PAST PRESSURE
-        {"F3": ["bad_side_effects", "not_listened", "other_healers"]},
+        # PAST TREATMENT HURT
+        {"F3": ["bad_side_effects", "other_healers"]},
+        {"F3": ["first_treatment"]},
         {"F3": SKIP},
         # BIOLOGY ONLY: only when body chemistry is the single cause
         {"W1": ["body_chemistry", "stress"]},
@@ -214,10 +241,11 @@ def test_flag_does_not_fire(changed):
         ("M4", "ambivalence"),
         ("P1", "self_adjusting"),
         ("P2", "stops_at_recovery"),
+        ("P3", "life_harder"),
         ("M3", "control"),
-        ("R1", "hard_to_voice_doubts"),
+        ("R1", "hard_to_say"),
         ("F1", "family_culture"),
-        ("F3", "past_pressure"),
+        ("F3", "past_treatment_hurt"),
         ("W1", "biology_only"),
     ],
 )
@@ -226,114 +254,194 @@ def test_skipping_the_triggering_item_silences_its_flag(item_id, flag_id):
     assert flag_id not in fired(answers_with(LOUD, **{item_id: SKIP}))
 
 
+@pytest.mark.parametrize(("changed", "flag_id"), FIRES)
+def test_an_item_held_for_in_person_never_fires(changed, flag_id):
+    answers = answers_with(**changed)
+    assert fired(answers, held=()) == [flag_id]
+    # Holding the items that differ from the quiet answers silences the flag.
+    triggers = {k for k in changed if changed[k] is not SKIP}
+    assert fired(answers, held=triggers) == []
+    assert summary.top_flags(answers, held=triggers) == []
+    assert summary.also_noted(answers, limit=0, held=triggers) == []
+
+
+def test_held_items_are_left_out_and_the_rest_still_fire():
+    held = {"R1", "M4", "P1"}
+    assert fired(LOUD, held=held) == [
+        "stops_at_recovery",
+        "life_harder",
+        "control",
+        "family_culture",
+        "past_treatment_hurt",
+        "biology_only",
+    ]
+
+
 def test_safety_is_never_one_of_the_flags():
     assert all_flags(answers_with(S1="nearly_every_day")) == []
 
 
 def test_flags_do_not_change_the_answers():
     answers = copy.deepcopy(LOUD)
-    all_flags(answers)
+    all_flags(answers, held={"M4"})
     assert answers == LOUD
 
 
-# --- top_flags ---------------------------------------------------------------------------
+# --- the cap of three and "also noted" ---------------------------------------------------
 
 
-@pytest.mark.parametrize("limit", [0, 1, 2, 3, 8, 20])
+@pytest.mark.parametrize("limit", [0, 1, 2, 3, 9, 20])
 def test_top_flags_keeps_the_highest_priorities(limit):
     assert [f.id for f in top_flags(LOUD, limit=limit)] == FLAG_ORDER[:limit]
+    assert [f.id for f in summary.also_noted(LOUD, limit=limit)] == FLAG_ORDER[limit:]
 
 
-def test_top_flags_shows_three_by_default():
+def test_top_flags_shows_three_by_default_and_names_every_other():
+    assert summary.FLAG_CAP == 3
     assert [f.id for f in top_flags(LOUD)] == FLAG_ORDER[:3]
+    assert [f.id for f in summary.also_noted(LOUD)] == FLAG_ORDER[3:]
+
+
+def test_the_issue_patient_keeps_every_flag_on_the_page():
+    # Hard to disagree, a mother who says pills are for the weak, once felt forced.
+    answers = answers_with(
+        R1=0,
+        F2={"choice": "yes", "text": "My mother says pills are for the weak."},
+        F3=["pressured"],
+        M4=8,
+        M5=["side_effects", "dependent"],
+        P1="chose_to_skip",
+        W1=["body_chemistry"],
+    )
+    assert [f.id for f in top_flags(answers)] == ["hard_to_say", "ambivalence", "self_adjusting"]
+    assert [f.id for f in summary.also_noted(answers)] == [
+        "family_culture",
+        "past_treatment_hurt",
+        "biology_only",
+    ]
 
 
 def test_top_flags_orders_lower_priorities_too():
-    answers = answers_with(W1=["body_chemistry"], F3=["pressured"], R1=1, F1=["dont_know"])
+    answers = answers_with(W1=["body_chemistry"], F3=["pressured"], P3="worse", F1=["dont_know"])
     assert [f.id for f in top_flags(answers)] == [
-        "hard_to_voice_doubts",
+        "life_harder",
         "family_culture",
-        "past_pressure",
+        "past_treatment_hurt",
     ]
+    assert [f.id for f in summary.also_noted(answers)] == ["biology_only"]
 
 
 def test_top_flags_with_fewer_flags_than_the_limit():
     assert [f.id for f in top_flags(answers_with(R2="mostly_me"))] == ["control"]
+    assert summary.also_noted(answers_with(R2="mostly_me")) == []
     assert top_flags(QUIET) == []
 
 
 # --- openers quote the patient's own answer ---------------------------------------------
 
+WORRY = summary.WORRY_PHRASES_TO_PATIENT
+LATER = summary.LATER_WORRY_PHRASES
+
 OPENER_CASES = [
+    ({"R1": 1}, "hard_to_say", {"rating": 1}, "%(rating)s out of 4"),
+    ({"R1": 0}, "hard_to_say", {"rating": 0}, "It's fine to disagree"),
+    ({"R4": "yes_talk"}, "hard_to_say", {}, "would like to talk about it"),
+    ({"R4": "yes_talk", "R1": 0}, "hard_to_say", {}, "would like to talk about it"),
+    ({"R4": "yes_not_ready"}, "hard_to_say", {}, "not ready"),
+    ({"R4": "yes_not_ready", "R1": 0}, "hard_to_say", {}, "That's okay"),
     (
         {"M4": 7, "M5": ["side_effects", "dependent"]},
         "ambivalence",
-        {"need": 7, "worries": (ChoiceRef("M5", "side_effects"), ChoiceRef("M5", "dependent"))},
+        {"need": 7, "worries": (WORRY["side_effects"], WORRY["dependent"])},
+        "worry about %(worries)s.",
     ),
     (
         {"M4": 6, "M5": ["cost_access"], "H2": ["more_expected"]},
         "ambivalence",
-        {"need": 6, "worries": (ChoiceRef("M5", "cost_access"),)},
+        {"need": 6, "worries": (WORRY["cost_access"],)},
+        "worry about",
     ),
     (
         {"M4": 9, "H2": ["more_expected", "not_myself"]},
         "ambivalence",
-        {"need": 9, "worries": (ChoiceRef("H2", "more_expected"), ChoiceRef("H2", "not_myself"))},
+        {"need": 9, "worries": (LATER["more_expected"], LATER["not_myself"])},
+        "feeling better could mean",
     ),
-    ({"M4": 6, "M2": "mixed"}, "ambivalence", {"need": 6, "feeling": ChoiceRef("M2", "mixed")}),
-    ({"P1": "chose_to_skip"}, "self_adjusting", {"answer": ChoiceRef("P1", "chose_to_skip")}),
-    ({"P1": "stopped"}, "self_adjusting", {"answer": ChoiceRef("P1", "stopped")}),
+    ({"M4": 6, "M2": "mixed"}, "ambivalence", {"need": 6}, "mixed feelings about taking it"),
+    ({"P1": "chose_to_skip"}, "self_adjusting", {}, "chose to skip or change some"),
+    ({"P1": "stopped"}, "self_adjusting", {}, "stopped taking your medicine. Many"),
     (
-        {"P2": ["cost", "felt_better"]},
-        "stops_at_recovery",
-        {"answer": ChoiceRef("P2", "felt_better")},
+        {"P1": "stopped", "P2": ["someone_told_me"]},
+        "self_adjusting",
+        {},
+        "someone once told you to stop",
     ),
+    (
+        {"P1": "chose_to_skip", "P2": ["cost", "someone_told_me"]},
+        "self_adjusting",
+        {},
+        "change some of your medicine, and that someone once told you",
+    ),
+    ({"P2": ["cost", "felt_better"]}, "stops_at_recovery", {}, "when you felt better. What"),
+    (
+        {"P2": ["felt_better"], "M5": ["dependent"]},
+        "stops_at_recovery",
+        {},
+        "becoming dependent on it",
+    ),
+    ({"P3": "worse"}, "life_harder", {}, "a little harder"),
+    ({"P3": "much_worse"}, "life_harder", {}, "much harder"),
     (
         {"M3": ["punishment", "controls_me"], "M5": ["being_controlled"], "R2": "mostly_me"},
         "control",
-        {"answer": ChoiceRef("M3", "controls_me")},
+        {},
+        "something that controls you",
     ),
-    (
-        {"M3": ["punishment"], "M5": ["being_controlled"]},
-        "control",
-        {"answer": ChoiceRef("M3", "punishment")},
-    ),
-    (
-        {"M5": ["being_controlled"], "R2": "mostly_me"},
-        "control",
-        {"answer": ChoiceRef("M5", "being_controlled")},
-    ),
-    ({"R2": "mostly_me"}, "control", {"answer": ChoiceRef("R2", "mostly_me")}),
-    ({"R1": 0}, "hard_to_voice_doubts", {"rating": 0}),
-    ({"R1": 1}, "hard_to_voice_doubts", {"rating": 1}),
+    ({"M3": ["punishment"], "M5": ["being_controlled"]}, "control", {}, "a punishment"),
+    ({"M5": ["being_controlled"], "R2": "mostly_me"}, "control", {}, "being controlled"),
+    ({"R2": "mostly_me"}, "control", {}, "mostly yourself"),
+    ({"R5": "control_me"}, "control", {}, "control how you act"),
     (
         {"F1": ["against"], "F2": {"choice": "yes", "text": "  Mi familia prefiere la oración. "}},
         "family_culture",
-        {"quote": Quote("  Mi familia prefiere la oración. ")},
+        {"quote": Quote("Mi familia prefiere la oración")},
+        "You wrote",
     ),
     (
         {"F1": ["dont_know"], "F2": {"choice": "no", "text": "They think pills are weak."}},
         "family_culture",
-        {"quote": Quote("They think pills are weak.")},
+        {"quote": Quote("They think pills are weak")},
+        "You wrote",
+    ),
+    (
+        {"F2": {"choice": "yes", "text": "Is it a sin?"}},
+        "family_culture",
+        {"quote": Quote("Is it a sin?")},
+        "You wrote",
     ),
     (
         {"F1": ["dont_know", "against"], "F2": {"choice": "yes", "text": "   "}},
         "family_culture",
-        {"answer": ChoiceRef("F1", "against")},
+        {},
+        "are against your medicine",
     ),
-    ({"F1": ["dont_know"]}, "family_culture", {"answer": ChoiceRef("F1", "dont_know")}),
-    ({"F2": {"choice": "yes", "text": ""}}, "family_culture", {"answer": ChoiceRef("F2", "yes")}),
-    ({"F3": ["pressured"]}, "past_pressure", {"answer": ChoiceRef("F3", "pressured")}),
-    ({"W1": ["body_chemistry"]}, "biology_only", {"answer": ChoiceRef("W1", "body_chemistry")}),
+    ({"F1": ["dont_know"]}, "family_culture", {}, "don't know you take medicine"),
+    ({"F1": ["bad_experience"]}, "family_culture", {}, "bad experience with medicine"),
+    ({"F2": {"choice": "yes", "text": ""}}, "family_culture", {}, "What would you like me"),
+    ({"F3": ["pressured"]}, "past_treatment_hurt", {}, "pushed or forced"),
+    ({"F3": ["not_listened"]}, "past_treatment_hurt", {}, "no one listened to you"),
+    ({"W1": ["body_chemistry"]}, "biology_only", {}, "your body or brain chemistry"),
 ]
 
 
-@pytest.mark.parametrize(("changed", "flag_id", "expected"), OPENER_CASES)
-def test_opener_carries_the_triggering_answer(changed, flag_id, expected):
-    assert flag(answers_with(**changed), flag_id).kwargs == expected
+@pytest.mark.parametrize(("changed", "flag_id", "expected", "words"), OPENER_CASES)
+def test_opener_carries_the_triggering_answer(changed, flag_id, expected, words):
+    f = flag(answers_with(**changed), flag_id)
+    assert f.kwargs == expected
+    assert words in f.opener
 
 
-OPENER_FLAGS = [flag(answers_with(**c), fid) for c, fid, _ in OPENER_CASES]
+OPENER_FLAGS = [flag(answers_with(**c), fid) for c, fid, _, _ in OPENER_CASES]
 
 
 @pytest.mark.parametrize("f", OPENER_FLAGS, ids=lambda f: f.id)
@@ -347,33 +455,68 @@ def test_every_placeholder_is_supplied_and_every_param_used(f):
 def test_param_values_have_the_documented_types(f):
     for value in f.kwargs.values():
         if isinstance(value, tuple):
-            assert value and all(isinstance(v, ChoiceRef) for v in value)
+            assert value and all(isinstance(v, summary.Phrase) for v in value)
         else:
-            assert type(value) in (ChoiceRef, Quote, int, str)
+            assert type(value) in (Quote, int)
 
 
-@pytest.mark.parametrize("f", OPENER_FLAGS, ids=lambda f: f.id)
-def test_choice_refs_are_real_and_declared(f):
+def test_no_opener_splices_a_choice_label():
+    # Every opener is a whole sentence per trigger: only numbers, the patient's own words
+    # and phrase forms written to read inside a sentence are put into it.
+    for f in OPENER_FLAGS:
+        assert not any(isinstance(v, ChoiceRef) for v in f.kwargs.values())
+
+
+def test_not_ready_is_an_invitation_without_pressure():
+    opener = flag(answers_with(R4="yes_not_ready"), "hard_to_say").opener
+    assert "What happened?" not in opener and not opener.endswith("?")
+    assert "okay" in opener
+
+
+@pytest.mark.parametrize(
+    ("written", "quoted"),
+    [
+        ("My mother says pills are for the weak.", "My mother says pills are for the weak"),
+        ("  pills.  ", "pills"),
+        ("They say no...", "They say no"),
+        ("家人反对。", "家人反对"),
+        ("Why me?", "Why me?"),
+        ("Never!", "Never!"),
+        ("...", "..."),
+    ],
+)
+def test_a_quote_in_a_sentence_never_doubles_its_punctuation(written, quoted):
+    assert summary.quote_in_sentence(written) == Quote(quoted)
+
+
+def test_the_quote_sits_inside_the_sentence_before_its_own_full_stop():
+    f = flag(answers_with(F2={"choice": "yes", "text": "Pills are weak."}), "family_culture")
+    text = f.opener % {"quote": f.kwargs["quote"].text}
+    assert "You wrote “Pills are weak” about your background" in text
+    assert not re.search(r"[.!?][”\"]\.", text)
+
+
+def test_phrases_cover_every_worry_choice():
     q = questionnaire.default()
-    refs = [
-        v
-        for value in f.kwargs.values()
-        for v in (value if isinstance(value, tuple) else (value,))
-        if isinstance(v, ChoiceRef)
-    ]
-    for ref in refs:
-        assert q.items[ref.item_id].choice(ref.choice_id) is not None
-        # Worry lists name any choice, so only the fixed triggers must be in REFERENCED.
-        if ref.item_id not in ("M5", "H2") or ref.choice_id == "being_controlled":
-            assert ref.choice_id in REFERENCED[ref.item_id]
+    assert set(WORRY) == set(q.items["M5"].choice_ids) - {"none"}
+    assert set(summary.WORRY_PHRASES) == set(WORRY)
+    assert set(LATER) == set(q.items["H2"].choice_ids) - {"none"}
+    for phrase in [*WORRY.values(), *LATER.values(), *summary.WORRY_PHRASES.values()]:
+        assert phrase.context and phrase.text == phrase.text.lower()
 
 
 def test_control_has_an_opener_for_each_kind_of_trigger():
     openers = {
         flag(answers_with(**c), "control").opener
-        for c in ({"M3": ["controls_me"]}, {"M5": ["being_controlled"]}, {"R2": "mostly_me"})
+        for c in (
+            {"M3": ["controls_me"]},
+            {"M3": ["punishment"]},
+            {"M5": ["being_controlled"]},
+            {"R2": "mostly_me"},
+            {"R5": "control_me"},
+        )
     }
-    assert len(openers) == 3
+    assert len(openers) == 5
 
 
 def test_flag_fields_are_well_formed():
@@ -396,6 +539,7 @@ def test_biology_only_opener_is_a_question_not_a_label():
 
 def test_n_marker_returns_its_argument():
     assert N_("Ambivalence") == "Ambivalence"
+    assert summary.NP_("ctx", "side effects") == summary.Phrase("ctx", "side effects")
 
 
 # --- stance ------------------------------------------------------------------------------
@@ -409,10 +553,10 @@ def test_n_marker_returns_its_argument():
         (6, ["side_effects"], "accepting"),
         (6, ["none"], "accepting"),
         (6, ["side_effects", "none"], "accepting"),
-        (5, ["side_effects", "dependent"], "sceptical"),
-        (0, ["others_think", "cost_access"], "sceptical"),
-        (5, ["side_effects"], "indifferent"),
-        (0, ["none"], "indifferent"),
+        (5, ["side_effects", "dependent"], "doubtful"),
+        (0, ["others_think", "cost_access"], "doubtful"),
+        (5, ["side_effects"], "low_low"),
+        (0, ["none"], "low_low"),
     ],
 )
 def test_stance_quadrants(need, worry_list, expected):
@@ -431,6 +575,38 @@ def test_stance_quadrants(need, worry_list, expected):
 )
 def test_stance_is_unknown_when_an_item_was_skipped(changed):
     assert stance(answers_with(**changed)) is None
+    assert summary.stance_parts(answers_with(**changed)) is None
+
+
+@pytest.mark.parametrize("held", [{"M4"}, {"M5"}, {"M4", "M5"}])
+def test_no_stance_when_a_part_is_held_for_in_person(held):
+    answers = answers_with(M4=8, M5=["side_effects", "dependent"])
+    assert stance(answers) == "ambivalent"
+    assert stance(answers, held) is None
+    assert summary.stance_parts(answers, held) is None
+
+
+def test_stance_parts_name_need_and_worries_then_the_word():
+    parts = summary.stance_parts(answers_with(M4=7, M5=["side_effects", "none", "dependent"]))
+    phrases = summary.WORRY_PHRASES
+    assert parts == summary.Stance(7, (phrases["side_effects"], phrases["dependent"]), "ambivalent")
+    assert phrases["dependent"].text == "becoming dependent"
+    assert STANCE_LABELS["ambivalent"] == "both high (ambivalent)"
+
+
+@pytest.mark.parametrize(
+    ("need", "worry_list", "word"),
+    [
+        (6, ["side_effects"], "high need, few worries (accepting)"),
+        (6, ["side_effects", "dependent"], "both high (ambivalent)"),
+        (5, ["side_effects", "dependent"], "low need, many worries (doubtful)"),
+        (5, ["none"], "low need, few worries"),
+    ],
+)
+def test_stance_words_at_both_sides_of_each_threshold(need, worry_list, word):
+    parts = summary.stance_parts(answers_with(M4=need, M5=worry_list))
+    assert STANCE_LABELS[parts.key] == word
+    assert parts.need == need and len(parts.worries) == len(set(worry_list) - {"none"})
 
 
 def test_every_stance_has_a_label():
@@ -499,6 +675,8 @@ def test_same_answers_mean_no_changes():
         ("M4", 5, 0),
         ("R1", 0, 4),
         ("M2", "negative", "unsure"),
+        ("P3", "same", "worse"),
+        ("P3", "much_worse", "better"),
     ],
 )
 def test_value_changes(item_id, before, after):
@@ -506,7 +684,7 @@ def test_value_changes(item_id, before, after):
     assert found == [Change(item_id, before, after, "changed")]
 
 
-@pytest.mark.parametrize("item_id", ["M4", "R1", "M2"])
+@pytest.mark.parametrize("item_id", ["M4", "R1", "M2", "P3"])
 @pytest.mark.parametrize("skipped_in", ["current", "previous"])
 def test_a_skip_is_not_a_change(item_id, skipped_in):
     current, previous = answers_with(), answers_with()
@@ -554,6 +732,37 @@ def test_stance_change_comes_last_with_its_causes():
         Change("M5", (), ("dependent",), "new_worries"),
         Change("stance", "accepting", "ambivalent", "stance"),
     ]
+
+
+def test_answered_both_times_leaves_nothing_uncompared():
+    assert summary.not_compared(LOUD, copy.deepcopy(LOUD)) == ([], [])
+    assert summary.not_compared(LOUD, None) == ([], [])
+
+
+def test_what_was_not_answered_is_named_on_its_side():
+    current = answers_with(M4=SKIP, P3=SKIP)
+    previous = answers_with(M5=[], R1=SKIP)
+    assert summary.not_compared(current, previous) == (["M4", "P3"], ["R1", "M5"])
+
+
+def test_an_answer_missing_last_time_is_not_compared_not_unchanged():
+    # A visit from before P3 existed: the change list is empty, yet P3 was not compared.
+    previous = answers_with(P3=SKIP)
+    assert changes(QUIET, previous) == []
+    assert summary.not_compared(QUIET, previous) == ([], ["P3"])
+
+
+@pytest.mark.parametrize(
+    ("h1", "expected"),
+    [
+        ("I could work again", Quote("I could work again")),
+        ("   ", None),
+        (SKIP, None),
+    ],
+)
+def test_last_visits_hopes_are_quoted_as_written(h1, expected):
+    assert summary.previous_hopes(answers_with(H1=h1)) == expected
+    assert summary.previous_hopes(None) is None
 
 
 def test_stance_change_needs_a_stance_on_both_sides():

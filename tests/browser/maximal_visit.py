@@ -12,7 +12,11 @@ What "fullest" means, item by item:
   * 6 medicines with 60-character names, each with a feeling,
   * 300-character free texts made of real words in T2, F2 and H1,
   * S1 "nearly_every_day", so the safety banner shows (and its alert, acknowledged: the
-    acknowledgement is printed on the banner, the Acknowledge button is not),
+    acknowledgement is printed on the banner, the Acknowledge button is not), after a
+    history of three other saved values (SAFETY_HISTORY), so the banner carries its
+    "first answered ... changed to ..." lines,
+  * the version 2 items (P3, M6, W3, R4, R5) answered like the rest, every flag firing
+    (R4 "yes_talk" and P3 "much_worse" included), so the "Also noted" line is longest,
   * nothing held for "in person" (that would hide content and shorten the page),
   * a previous submitted visit four weeks earlier with the same patient reference and
     other M4 / R1 / M2 / M5 answers, so "Since last visit" lists every kind of change:
@@ -55,6 +59,8 @@ MEDICINES = (
 )
 FEELINGS = ("not_helping", "not_sure", "mixed", "helping", "not_helping", "not_sure")
 MINUTES_TAKEN = 7
+# Saved for the safety question before the final answer: a worrying one, a change, a skip.
+SAFETY_HISTORY = ("more_than_half", "not_at_all", "")
 PREVIOUS_WEEKS = 4
 LEFT_OUT_WORRY = "cost_access"  # named only last time: "Worries no longer named"
 
@@ -124,6 +130,10 @@ def maximal_answers(q=None) -> dict:
     answers["F2"] = {"choice": "yes", "text": realistic_text(SENTENCES["F2"])}
     answers["P1"] = "chose_to_skip"
     answers["S1"] = "nearly_every_day"
+    # Version 2 items that fire flags, where this questionnaire has them.
+    for item_id, choice in (("P3", "much_worse"), ("R4", "yes_talk"), ("R5", "control_me")):
+        if item_id in q.items and q.items[item_id].choice(choice):
+            answers[item_id] = choice
     return answers
 
 
@@ -153,6 +163,7 @@ def store_submitted(
     created_by: int | None = None,
     language: str = "en",
     q=None,
+    safety_history: tuple[str, ...] = (),
 ) -> int:
     """One visit invited, answered section by section and sent, like the patient pages."""
     q = q or questionnaire.default()
@@ -168,7 +179,20 @@ def store_submitted(
         now=started - timedelta(minutes=10),
     ).visit_id
     assert visits.start(db, visit_id, language=language, version=q.version, now=started)
-    gap = timedelta(minutes=MINUTES_TAKEN) / (len(q.sections) + 1)
+    gap = timedelta(minutes=MINUTES_TAKEN) / (len(q.sections) + 1 + len(safety_history))
+    last = len(q.sections)
+    for earlier, value in enumerate(safety_history, start=1):
+        # The safety section saved before, with other answers: the history keeps each.
+        assert visits.save_step(
+            db,
+            visit_id,
+            {"S1": value or None},
+            step=last,
+            next_step=last + 1,
+            now=started + gap * earlier,
+            language=language,
+        )
+    started += gap * len(safety_history)
     for number, section in enumerate(q.sections, start=1):
         values = {item.id: answers.get(item.id) for item in section.items}
         assert visits.save_step(
@@ -221,6 +245,7 @@ def store_maximal_visit(
         psychiatrist_id=psychiatrist_id,
         created_by=created_by,
         q=q,
+        safety_history=SAFETY_HISTORY,
     )
     if acknowledged_by is not None:
         assert storage.acknowledge_alert(db, visit_id, acknowledged_by, moment)

@@ -179,11 +179,11 @@ def count_pdf_pages(data: bytes) -> int:
     return len(PdfReader(BytesIO(data)).pages)
 
 
-# Paper in CSS px (96 per inch) minus the @page margins of app.css (9 mm top and bottom,
-# 10 mm left and right), to measure how much a summary overflows its one page.
+# Paper in CSS px (96 per inch) minus the @page margins of print.css (8 mm top and
+# bottom, 9 mm left and right), to measure the spare space of a summary's one page.
 MM = 96 / 25.4
 PAPER = {"Letter": (8.5 * 96, 11 * 96), "A4": (210 * MM, 297 * MM)}
-MARGINS = (10 * MM, 9 * MM)  # inline, block
+MARGINS = (9 * MM, 8 * MM)  # inline, block
 
 
 def printable_area(paper: str) -> tuple[float, float]:
@@ -213,6 +213,14 @@ def print_content_height(page: Page, paper: str) -> tuple[float, float]:
         page.emulate_media(media=None)
         page.set_viewport_size(viewport)
     return float(content), height
+
+
+def wait_for_fitting(page: Page) -> int:
+    """Wait until static/summary.js has fitted the summary to one sheet; the number of
+    texts it shortened for paper."""
+    fitted = page.locator("article.summary[data-fitted]")
+    expect(fitted).to_have_count(1)
+    return int(fitted.get_attribute("data-fitted"))
 
 
 def write_two_page_pdf(page: Page) -> bytes:

@@ -10,18 +10,19 @@ for the summary are stored through the app's own Python API (see maximal_visit.p
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 import pytest
 
 from patientapp import storage
 
-from .maximal_visit import store_maximal_visit
+from .maximal_visit import maximal_answers, realistic_text, store_maximal_visit, store_submitted
 from .patient_ui import choose, expect, expect_heading, open_and_start, skip_to_step, tap_next
 from .staff_ui import (
     DESKTOP,
     DISCLAIMER,
     LANGUAGES,
+    MM,
     TOTP_SECRETS,
     StaffUser,
     acknowledge_all_alerts,
@@ -36,6 +37,7 @@ from .staff_ui import (
     report,
     submit,
     user_id,
+    wait_for_fitting,
     write_two_page_pdf,
 )
 
@@ -606,37 +608,113 @@ def test_pdf_page_counter_counts_a_known_two_page_pdf(desks):
 
 
 def test_fullest_summary_prints_on_one_page_in_every_language(desks, live_server, maximal):
+    """Ctrl+P on the summary page itself (page.pdf prints it as the browser would): one
+    sheet on Letter and on A4 in every language. Prints the spare space per language and
+    paper, and how many texts had to be shortened for paper."""
     page = desks.signed_in(DOCTOR)
     counts: dict[str, dict[str, int]] = {}
-    heights: dict[str, dict[str, str]] = {}
+    spare: dict[str, dict[str, str]] = {}
+    cuts: dict[str, int] = {}
     for lang in LANGUAGES:
         page.goto(f"{live_server.url}/staff/visits/{maximal.visit_id}/summary?lang={lang}")
         page.wait_for_load_state("load")
         assert page.locator("html").get_attribute("lang") == lang.replace("_", "-")
         expect(page.locator(".banner")).to_be_visible()
-        expect(page.locator(".changes li")).to_have_count(6)  # M4, R1, M2, new, gone, stance
+        expect(page.locator(".banner .safety-history")).to_be_visible()
+        # M4, R1, M2, new, gone, stance, and the v2 items last visit was not asked
+        expect(page.locator(".changes li")).to_have_count(7)
         expect(page.locator(".flags li")).to_have_count(3)
-        counts[lang], heights[lang] = {}, {}
+        expect(page.locator(".also-noted")).to_be_visible()
+        expect(page.locator(".meds li")).to_have_count(6)
+        expect(page.locator(".previous-hopes")).to_be_visible()
+        cuts[lang] = wait_for_fitting(page)
+        counts[lang], spare[lang] = {}, {}
         for paper in ("Letter", "A4"):
             counts[lang][paper] = count_pdf_pages(page.pdf(format=paper))
             content, printable = print_content_height(page, paper)
-            heights[lang][paper] = f"{content:.0f}/{printable:.0f} px"
+            spare[lang][paper] = (
+                f"{printable - content:5.0f} px ({(printable - content) / MM:4.0f} mm)"
+            )
 
-    lines = [
-        f"{'language':<9} {'Letter':>7} {'A4':>4}   content height / printable height (Letter; A4)"
-    ]
+    lines = [f"{'language':<9} {'pages L/A4':>10}  {'spare Letter':>18}  {'spare A4':>18}  cut"]
     lines += [
-        f"{lang:<9} {counts[lang]['Letter']:>7} {counts[lang]['A4']:>4}   "
-        f"{heights[lang]['Letter']}; {heights[lang]['A4']}"
+        f"{lang:<9} {counts[lang]['Letter']:>5}/{counts[lang]['A4']:<4}  "
+        f"{spare[lang]['Letter']:>18}  {spare[lang]['A4']:>18}  {cuts[lang]}"
         for lang in LANGUAGES
     ]
-    print("\nFullest summary, printed pages per language:\n" + "\n".join(lines))
+    print("\nFullest summary, printed pages and spare space per language:\n" + "\n".join(lines))
     over = {
         lang: paper_counts
         for lang, paper_counts in counts.items()
         if set(paper_counts.values()) != {1}
     }
     assert not over, "the fullest summary does not print on exactly one page:\n" + "\n".join(lines)
+
+
+QUOTE_150 = {
+    "T2": "Whether the dose is still right for me, because the mornings are hard. ",
+    "H1": "I would sleep through the night and call my sister again without shame. ",
+    "F2": "My grandmother prays for me and says that medicine is a kind of weakness. ",
+}
+
+
+def test_three_150_character_quotes_print_uncut(desks, live_server, staff, database):
+    """Quotes print in full when the page fits: nothing is shortened, on either paper."""
+    answers = maximal_answers()
+    answers["M1"] = [{"name": "Sertraline", "feeling": "helping"}]
+    texts = {item_id: realistic_text(sentence, 150) for item_id, sentence in QUOTE_150.items()}
+    answers["T2"], answers["H1"] = texts["T2"], texts["H1"]
+    answers["F2"] = {"choice": "yes", "text": texts["F2"]}
+    answers["S1"] = "not_at_all"
+    now = datetime.now().replace(microsecond=0)
+    visit_id = store_submitted(
+        database,
+        ref="Q150-1",
+        answers=answers,
+        appointment=now + timedelta(minutes=30),
+        sent=now - timedelta(minutes=1),
+        psychiatrist_id=user_id(live_server, DOCTOR.email),
+    )
+    page = desks.signed_in(DOCTOR)
+    for lang in ("en", "ar"):
+        page.goto(f"{live_server.url}/staff/visits/{visit_id}/summary?lang={lang}")
+        assert wait_for_fitting(page) == 0
+        page.emulate_media(media="print")
+        printed = page.locator("article.summary").inner_text()
+        page.emulate_media(media=None)
+        for text in texts.values():
+            assert text in printed, f"[{lang}] not printed whole: {text}"
+        assert "(continued on screen)" not in printed
+        for paper in ("Letter", "A4"):
+            assert count_pdf_pages(page.pdf(format=paper)) == 1
+
+
+def test_only_what_would_overflow_is_shortened_longest_first(desks, live_server, maximal):
+    """Squeezed onto a tiny sheet, the longest texts are cut first, with the marker on
+    paper, while the screen still shows every word."""
+    page = desks.signed_in(DOCTOR)
+    page.goto(f"{live_server.url}/staff/visits/{maximal.visit_id}/summary")
+    wait_for_fitting(page)
+    whole = page.locator("[data-fit]").all_inner_texts()
+    page.evaluate(
+        """() => { const a = document.querySelector('article.summary');
+                    a.removeAttribute('data-fitted');
+                    const big = document.createElement('div');
+                    big.style.height = '700px'; big.className = 'filler';
+                    a.prepend(big);
+                    window.dispatchEvent(new Event('load')); }"""
+    )
+    cut = wait_for_fitting(page)
+    assert cut > 0
+    assert page.locator("[data-fit]").all_inner_texts() == whole  # the screen keeps all
+    page.emulate_media(media="print")
+    printed = page.locator("[data-fit]").all_inner_texts()
+    page.emulate_media(media=None)
+    shortened = [i for i, text in enumerate(printed) if "(continued on screen)" in text]
+    assert len(shortened) == cut
+    # Longest first: every text left whole is no longer than the shortest one cut.
+    kept = [len(whole[i]) for i in range(len(whole)) if i not in shortened]
+    assert max(kept, default=0) <= min(len(whole[i]) for i in shortened)
 
 
 # --- 6. no sideways scroll at 320 px -------------------------------------------------------------
