@@ -772,3 +772,32 @@ def test_since_last_visit_says_no_changes_only_when_answered_both_times(app, psy
     assert "Not compared" not in changes
     text = psychiatrist.get(f"/staff/visits/{same.visit_id}/summary.txt").get_data(as_text=True)
     assert "Also noted: Stops at recovery, Family / culture" in text
+
+
+def test_an_item_held_for_in_person_fires_no_flag_on_the_page(app, psychiatrist):
+    # R1 = 1 fires "Hard to say"; held for in person, the flag is neither shown nor noted.
+    shown = finish_visit(app, ref="HF-1")
+    held = finish_visit(app, ref="HF-2", in_person=["R1", "M4"])
+    page = psychiatrist.get(f"/staff/visits/{shown.visit_id}/summary").get_data(as_text=True)
+    assert "Hard to say" in page and "Ambivalence" in page
+    html = psychiatrist.get(f"/staff/visits/{held.visit_id}/summary").get_data(as_text=True)
+    flags = html.split("Flags and openers")[1].split("<h2>Medicines")[0]
+    assert "Hard to say" not in flags and "Ambivalence" not in flags
+    assert "Self-adjusting" in flags
+
+
+def test_since_last_visit_names_what_was_not_answered_this_time(app, psychiatrist, clock):
+    finish_visit(app, ref="NT-1")
+    clock.advance(days=28)
+    today = {
+        **FULL_ANSWERS,
+        2: {**FULL_ANSWERS[2], "M4": "3", "M5": ["none"]},
+        3: {"P1": "chose_to_skip"},
+    }
+    invitation = finish_visit(app, today, ref="NT-1")
+    login(psychiatrist, "dr@example.org")
+    html = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True)
+    changes = plain(html.split('class="changes"')[1].split("</section>")[0])
+    assert "Not compared, not answered this time: Daily life and relationships lately" in changes
+    assert "Not compared, not answered last time" not in changes
+    assert "Need 3/10 · worries: none · low need, few worries" in plain(html)
