@@ -79,6 +79,10 @@ def test_an_answer_is_in_neither_the_file_nor_its_wal(app):
 
 def test_every_connection_keeps_its_pragmas_when_encrypted(db):
     assert db.execute("PRAGMA cipher_version").fetchone()[0].startswith("4.")
+    # What README and SECURITY.md say: SQLCipher 4's defaults, not weakened.
+    assert db.execute("PRAGMA cipher").fetchone()[0] == "AES-256-CBC"
+    assert db.execute("PRAGMA kdf_iter").fetchone()[0] == "256000"
+    assert db.execute("PRAGMA cipher_hmac_algorithm").fetchone()[0] == "HMAC_SHA512"
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert db.execute("PRAGMA secure_delete").fetchone()[0] == 1
