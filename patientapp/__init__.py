@@ -45,11 +45,16 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.update(test_config)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = config_module.load_or_create_secret(instance)
+    app.config.setdefault("DATABASE_KEY", config_module.database_key(instance))
     app.config.setdefault("OFFERED_LANGUAGES", _configured_languages())
     app.config.setdefault("DEFAULT_LANGUAGE", os.environ.get("PATIENTAPP_DEFAULT_LANGUAGE", "en"))
 
     _check_definition()
-    storage.initialise(app.config["DATABASE"])
+    try:
+        storage.initialise(app.config["DATABASE"], app.config["DATABASE_KEY"])
+    except storage.NotEncrypted:
+        if "encrypt-db" not in sys.argv[1:]:  # the one command that fixes it must start
+            raise
     web.init_app(app)
     i18n.init_app(app)
     csrf.init_app(app)

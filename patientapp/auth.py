@@ -11,7 +11,6 @@ import functools
 import hashlib
 import re
 import secrets
-import sqlite3
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -233,7 +232,7 @@ def create_account(db, *, email: str, password: str, role: str, display_name: st
             role=role,
             now=now(),
         )
-    except sqlite3.IntegrityError as exc:  # the same address was added a moment ago
+    except storage.INTEGRITY_ERRORS as exc:  # the same address was added a moment ago
         raise AccountError("duplicate", str(DUPLICATE_EMAIL)) from exc
 
 

@@ -100,6 +100,43 @@ def instance_path(environ=os.environ) -> Path:
     return Path(environ.get(ENV_PREFIX + "INSTANCE", "instance")).resolve()
 
 
+def database_key(instance: Path, environ=os.environ, name: str = "DB_KEY") -> str | None:
+    """The SQLCipher key from PATIENTAPP_DB_KEY, or the file named by PATIENTAPP_DB_KEY_FILE
+    (never inside the instance folder: a stolen copy of it must not carry its own key).
+    None means a plain database. ``name`` NEW_DB_KEY reads the key rekey-db changes to."""
+    from .storage import StorageError
+
+    key = environ.get(ENV_PREFIX + name, "")
+    file_name = environ.get(ENV_PREFIX + name + "_FILE", "")
+    if key and file_name:
+        raise StorageError(f"Set {ENV_PREFIX}{name} or {ENV_PREFIX}{name}_FILE, not both.")
+    if file_name:
+        key = key_from_file(Path(file_name), instance)
+    if "\x00" in key:
+        raise StorageError(f"The database key in {ENV_PREFIX}{name} holds a NUL character.")
+    return key.strip() or None
+
+
+def key_from_file(path: Path, instance: Path) -> str:
+    """A key file's first line; refused inside the instance folder, missing or empty."""
+    from .storage import StorageError
+
+    path = path.expanduser().resolve()
+    if path.is_relative_to(instance.resolve()):
+        raise StorageError(
+            f"The database key file {path} is inside the instance folder {instance}: keep "
+            "it elsewhere (e.g. /etc/patientapp/db_key, mode 0400), or a copy of the folder "
+            "would carry its own key."
+        )
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise StorageError(f"The database key file {path} cannot be read: {error}") from None
+    if not key:
+        raise StorageError(f"The database key file {path} is empty.")
+    return key
+
+
 def load_or_create_secret(instance: Path) -> str:
     """Read the secret key kept under instance/, creating it (mode 0600) on first start."""
     path = instance / "secret_key"

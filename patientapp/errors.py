@@ -45,7 +45,8 @@ class ErrorPages:
         """Answer errors in the blueprint's routes with this side's pages."""
         blueprint.register_error_handler(CSRFError, self.expired_form_page)
         blueprint.register_error_handler(HTTPException, self.http_error_page)
-        blueprint.register_error_handler(sqlite3.OperationalError, self.write_failed_page)
+        for error in storage.OPERATIONAL_ERRORS:  # plain sqlite3 or SQLCipher
+            blueprint.register_error_handler(error, self.write_failed_page)
         blueprint.register_error_handler(Exception, self.crash_page)
 
     def render(self, message: LazyString, code: int):
@@ -149,5 +150,6 @@ def _write_failed_by_path(error: sqlite3.OperationalError):
 def init_app(app: Flask) -> None:
     """Errors outside every blueprint's routes, such as an unknown URL."""
     app.register_error_handler(HTTPException, _http_error_by_path)
-    app.register_error_handler(sqlite3.OperationalError, _write_failed_by_path)
+    for error in storage.OPERATIONAL_ERRORS:
+        app.register_error_handler(error, _write_failed_by_path)
     app.register_error_handler(Exception, _crash_by_path)

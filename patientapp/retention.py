@@ -77,7 +77,7 @@ def run_if_due(db, now: datetime) -> dict | None:
 def check(app) -> dict | None:
     """One pass of the server's retention thread, on a connection of its own."""
     with app.app_context():
-        db = storage.connect(app.config["DATABASE"])
+        db = storage.connect(app.config["DATABASE"], key=app.config.get("DATABASE_KEY"))
         storage.use_zone(storage.zone_setting(db))
         try:
             return run_if_due(db, web.now())

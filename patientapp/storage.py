@@ -1,8 +1,9 @@
 """All SQL lives here: schema migrations and named read/write functions, no rules.
 
 Every connection gets the same pragmas (WAL, synchronous=FULL, a busy timeout, foreign
-keys, secure_delete). Every write that reads first runs inside ``write(db)``, which opens the
-transaction with BEGIN IMMEDIATE so two requests can never interleave a read and a write.
+keys, secure_delete); with a key it is a SQLCipher connection, keyed before anything else.
+Every write that reads first runs inside ``write(db)``, which opens the transaction
+with BEGIN IMMEDIATE so two requests can never interleave a read and a write.
 Which visit changes are allowed when is decided in ``visits``, which calls the ``set_*``
 writers below inside such a transaction.
 """
@@ -26,6 +27,11 @@ except ImportError:  # pragma: no cover - Windows: SQLite's busy timeout queues 
     fcntl = None
 from sqlite_utils.migrations import Migrations
 
+try:  # encryption at rest is optional: the `encryption` extra (Linux x86_64 wheels)
+    import sqlcipher3
+except ImportError:  # pragma: no cover - the test extra installs it
+    sqlcipher3 = None
+
 BUSY_TIMEOUT_MS = 10_000
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -45,8 +51,20 @@ WRITE_FAILURES = (
 )
 
 
+DRIVERS = (sqlite3, sqlcipher3) if sqlcipher3 else (sqlite3,)
+# The same errors from either driver (handlers and `except` clauses take these tuples).
+OPERATIONAL_ERRORS = tuple(driver.OperationalError for driver in DRIVERS)
+INTEGRITY_ERRORS = tuple(driver.IntegrityError for driver in DRIVERS)
+DATABASE_ERRORS = tuple(driver.DatabaseError for driver in DRIVERS)
+PLAIN_HEADER = b"SQLite format 3\x00"  # an encrypted file starts with random salt instead
+
+
 class StorageError(RuntimeError):
     """The database cannot be used as configured; the message names the path."""
+
+
+class NotEncrypted(StorageError):
+    """A key is configured but the database is still plain (encrypt-db converts it)."""
 
 
 def write_failure(error: sqlite3.OperationalError) -> str | None:
@@ -273,15 +291,62 @@ def m040_drafts(db: Database) -> None:
     )
 
 
-def connect(path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Database:
-    """Open the database with the pragmas every connection needs."""
-    conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, check_same_thread=False)
-    for pragma in (*PRAGMAS, f"PRAGMA busy_timeout={int(busy_timeout_ms)}"):
-        conn.execute(pragma)
+def connect(
+    path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS, key: str | None = None
+) -> Database:
+    """Open the database with the pragmas every connection needs (SQLCipher with a key)."""
+    conn = _driver(key).connect(str(path), timeout=busy_timeout_ms / 1000, check_same_thread=False)
+    keyed = ("PRAGMA cipher_log_level = NONE", f"PRAGMA key = {_quoted(key)}") if key else ()
+    try:
+        for pragma in (*keyed, *PRAGMAS, f"PRAGMA busy_timeout={int(busy_timeout_ms)}"):
+            conn.execute(pragma)
+    except DATABASE_ERRORS as error:
+        conn.close()
+        if "not a database" not in str(error):
+            raise
+        raise _unreadable(Path(path), key) from None
     return Database(conn, execute_plugins=False)
 
 
-def initialise(path: str | Path) -> None:
+def _driver(key: str | None):
+    if key and sqlcipher3 is None:  # pragma: no cover - the test extra installs it
+        raise StorageError(
+            "A database key is set but SQLCipher is not installed: install the "
+            "sqlcipher3-binary pin from requirements-test.lock (README, Operations)."
+        )
+    return sqlcipher3 if key else sqlite3
+
+
+def _quoted(key: str) -> str:
+    return "'" + key.replace("'", "''") + "'"  # PRAGMA takes no parameters
+
+
+def is_plain(path: str | Path) -> bool:
+    """Whether the file is an unencrypted SQLite database."""
+    with open(path, "rb") as fh:
+        return fh.read(len(PLAIN_HEADER)) == PLAIN_HEADER
+
+
+def _unreadable(path: Path, key: str | None) -> StorageError:
+    if key and is_plain(path):
+        return NotEncrypted(
+            f"The database {path} is not encrypted but a key is set: run "
+            "`flask --app app encrypt-db` once to encrypt it, or unset PATIENTAPP_DB_KEY "
+            "and PATIENTAPP_DB_KEY_FILE."
+        )
+    if key:
+        return StorageError(
+            f"The database {path} cannot be opened with the configured key "
+            "(PATIENTAPP_DB_KEY or PATIENTAPP_DB_KEY_FILE): the key is wrong, or the "
+            "file is not a patientapp database."
+        )
+    return StorageError(
+        f"The database {path} is encrypted (or not a database): set PATIENTAPP_DB_KEY "
+        "or PATIENTAPP_DB_KEY_FILE to its key."
+    )
+
+
+def initialise(path: str | Path, key: str | None = None) -> None:
     """Create the database file if needed and apply pending migrations."""
     Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     check_writable(path)
@@ -289,7 +354,7 @@ def initialise(path: str | Path) -> None:
         # Answers are health data: only the app's own user may read the file (SQLite
         # gives the -wal and -shm files the same mode).
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    db = connect(path)
+    db = connect(path, key=key)
     try:
         migrations.apply(db)
     finally:
@@ -1054,10 +1119,13 @@ def previous_visit(db: Database, visit: dict) -> dict | None:
 # --- operations --------------------------------------------------------------------------
 
 
-def backup(db: Database, target: str | Path) -> None:
-    """A consistent copy through SQLite's online backup API, safe while the app runs."""
-    destination = sqlite3.connect(str(target))
+def backup(db: Database, target: str | Path, key: str | None = None) -> None:
+    """A consistent copy through SQLite's online backup API, safe while the app runs;
+    with the database's key the copy is encrypted with it too."""
+    destination = _driver(key).connect(str(target))
     try:
+        if key:
+            destination.execute(f"PRAGMA key = {_quoted(key)}")
         db.conn.backup(destination)
     finally:
         destination.close()
@@ -1080,10 +1148,30 @@ def delete_before(db: Database, cutoff: datetime) -> dict[str, int]:
     return counts
 
 
-def checkpoint(db: Database) -> None:
+def checkpoint(db: Database) -> bool:
     """Copy the WAL into the database file and empty it, so deleted pages (already zeroed
-    by secure_delete) no longer linger in the -wal file."""
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    by secure_delete) no longer linger in the -wal file; False if a reader kept it busy."""
+    return db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+
+
+def export_encrypted(path: str | Path, target: str | Path, key: str) -> None:
+    """Write an encrypted copy of the plain database at path into the empty file target
+    (SQLCipher's sqlcipher_export), in WAL mode like every database here."""
+    conn = _driver(key).connect(str(path))
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn.execute("ATTACH DATABASE ? AS encrypted KEY ?", (str(target), key))
+        conn.execute("SELECT sqlcipher_export('encrypted')")
+        conn.execute(f"PRAGMA encrypted.user_version = {int(version)}")
+        conn.execute("DETACH DATABASE encrypted")
+    finally:
+        conn.close()
+    connect(target, key=key).close()
+
+
+def rekey(db: Database, new_key: str) -> None:
+    """Re-encrypt every page with new_key (PRAGMA rekey)."""
+    db.execute(f"PRAGMA rekey = {_quoted(new_key)}")
 
 
 def count_visits(db: Database) -> int:

@@ -66,11 +66,12 @@ def get_db():
     if "db" not in g:
         path = current_app.config["DATABASE"]
         timeout = current_app.config["DATABASE_BUSY_TIMEOUT_MS"]
+        key = current_app.config.get("DATABASE_KEY")
         kept = getattr(_thread, "db", None)
-        if kept is None or kept[0] != (path, timeout):
+        if kept is None or kept[0] != (path, timeout, key):
             if kept is not None:
                 kept[1].close()
-            kept = ((path, timeout), storage.connect(path, timeout))
+            kept = ((path, timeout, key), storage.connect(path, timeout, key))
             _thread.db = kept
         g.db = kept[1]
         storage.use_zone(clinic_zone())  # times are written and read in the clinic's zone

@@ -32,20 +32,22 @@ class Clock:
         self.moment += timedelta(**delta)
 
 
-_real_connect = sqlite3.connect
 _opened: list[sqlite3.Connection] = []
 
 
-def _tracking_connect(*args, **kwargs):
-    connection = _real_connect(*args, **kwargs)
-    _opened.append(connection)
-    return connection
+def _tracking(real_connect):
+    def connect(*args, **kwargs):
+        connection = real_connect(*args, **kwargs)
+        _opened.append(connection)
+        return connection
+
+    return connect
 
 
 def _is_open(connection: sqlite3.Connection) -> bool:
     try:
         connection.total_changes  # noqa: B018 - raises once the connection is closed
-    except sqlite3.ProgrammingError:
+    except tuple(driver.ProgrammingError for driver in storage.DRIVERS):
         return False
     return True
 
@@ -54,7 +56,8 @@ def _is_open(connection: sqlite3.Connection) -> bool:
 def connections_closed(monkeypatch):
     """Every SQLite connection a test opens (through the app or by hand) is closed by its
     end: set up before every other fixture, so it checks after their teardown."""
-    monkeypatch.setattr(sqlite3, "connect", _tracking_connect)
+    for driver in storage.DRIVERS:  # plain sqlite3 and SQLCipher
+        monkeypatch.setattr(driver, "connect", _tracking(driver.connect))
     yield
     left_open = [connection for connection in _opened if _is_open(connection)]
     _opened.clear()
@@ -74,7 +77,13 @@ def clock():
 
 
 @pytest.fixture
-def app(tmp_path, clock, compiled_translations, monkeypatch):
+def db_key():
+    """The database key the app is given (None: a plain database; test_encryption sets one)."""
+    return None
+
+
+@pytest.fixture
+def app(tmp_path, clock, compiled_translations, monkeypatch, db_key):
     monkeypatch.setenv("PATIENTAPP_INSTANCE", str(tmp_path / "instance"))
     # `serve` run in-process (waitress stubbed) must not fork the test runner.
     monkeypatch.setenv("PATIENTAPP_WORKERS", "1")
@@ -83,6 +92,7 @@ def app(tmp_path, clock, compiled_translations, monkeypatch):
             "TESTING": True,
             "SECRET_KEY": "test-secret",
             "DATABASE": str(tmp_path / "test.db"),
+            "DATABASE_KEY": db_key,
             "CLOCK": clock,
             "COMPILED_TRANSLATIONS": str(compiled_translations),
             "PASSWORD_HASHER": "fast",
@@ -99,7 +109,7 @@ def app(tmp_path, clock, compiled_translations, monkeypatch):
 @pytest.fixture
 def db(app):
     """A connection of the test's own to the app's database, closed after the test."""
-    connection = storage.connect(app.config["DATABASE"])
+    connection = storage.connect(app.config["DATABASE"], key=app.config["DATABASE_KEY"])
     yield connection
     connection.close()
 

@@ -1,4 +1,5 @@
-"""The `flask` commands: serve, invite, create-user, backup, purge, demo, and the i18n group.
+"""The `flask` commands: serve, invite, create-user, backup, purge, demo, encrypt-db, rekey-db,
+and the i18n group.
 
 Commands that change data audit it with actor "cli", since no one is signed in at a
 terminal; a refusal prints "Error: ..." to standard error and exits 1.
@@ -7,7 +8,7 @@ terminal; a refusal prints "Error: ..." to standard error and exits 1.
 from __future__ import annotations
 
 from .. import i18n_tools
-from . import accounts, backup, demo, invite, purge, serve
+from . import accounts, backup, demo, encryption, invite, purge, serve
 
 COMMANDS = (
     serve.serve_command,
@@ -16,6 +17,8 @@ COMMANDS = (
     backup.backup_command,
     purge.purge_command,
     demo.demo_command,
+    encryption.encrypt_db_command,
+    encryption.rekey_db_command,
 )
 
 

@@ -25,7 +25,7 @@ def _backup_to(target: Path) -> None:
     fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
-        storage.backup(get_db(), temp_name)
+        storage.backup(get_db(), temp_name, current_app.config.get("DATABASE_KEY"))
         os.chmod(temp_name, 0o600)  # the copy holds answers: readable by the owner only
         os.replace(temp_name, target)
     except BaseException:
