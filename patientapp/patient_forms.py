@@ -21,7 +21,7 @@ from .questionnaire import Item, Section
 # choice, a little less when its label is short enough to share a row). A screen holds
 # about 25 rows below its heading and above its buttons; SCREEN_ROWS leaves room for
 # longer translations and the 320 px phone.
-SCREEN_ROWS = 22.0
+SCREEN_ROWS = 19.0
 QUESTION_ROWS = 2.0  # the question's own words, its help line and its box
 SKIP_ROWS = 1.2  # "Prefer not to say", set apart
 TEXT_ROWS = {"short": 2.0, "long": 5.0}  # a text box, empty or full of its longest text

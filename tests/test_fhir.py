@@ -187,7 +187,9 @@ def test_a_declined_safety_answer_and_the_safety_history(app, clock):
     invitation = make_invitation(app)
     with app.app_context():
         db = get_db()
-        visits.start(db, invitation.visit_id, language="es", version="2026.1", now=clock())
+        visits.start(
+            db, invitation.visit_id, language="es", version=DEFINITION.version, now=clock()
+        )
         visits.save_step(
             db, invitation.visit_id, {"S1": "several_days"}, step=8, next_step=9, now=clock()
         )
@@ -213,7 +215,9 @@ def test_a_cancelled_visit_is_stopped(app, clock):
     invitation = make_invitation(app)
     with app.app_context():
         db = get_db()
-        visits.start(db, invitation.visit_id, language="en", version="2026.1", now=clock())
+        visits.start(
+            db, invitation.visit_id, language="en", version=DEFINITION.version, now=clock()
+        )
         assert visits.cancel(db, invitation.visit_id, clock())
     assert qr_json(app, invitation.visit_id)["status"] == "stopped"
 

@@ -234,7 +234,10 @@ def test_scales_read_right_from_320_to_430_px(phone, live_server, language):
 
 # --- the review ------------------------------------------------------------------------------
 
-REVIEW_BUDGET = 2220  # CSS px at 360 x 740: about three phone screens
+# CSS px at 360 x 740. About three phone screens (2,220 px) for questionnaire 2026.1's 21
+# items; 2026.2 asks 26, each a row of at least one 44 px target, so the review of a typical
+# full set is now about three and a half screens (2,230-2,500 px measured).
+REVIEW_BUDGET = 2590
 SENTENCE = "Whether the dose is still right, since mornings are hard."
 HOPE = "I would go back to my evening classes."
 
