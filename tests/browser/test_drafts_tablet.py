@@ -31,7 +31,7 @@ def wait_for_draft(page):
 BACK_NOTICE = {
     "en": "What you typed here last time is back.",
     "es": "Lo que escribió aquí la última vez está de vuelta.",
-    "ar": "ما كتبته هنا في المرة السابقة عاد.",
+    "ar": "أعدنا ما كتبته هنا في المرة السابقة.",
 }
 
 
