@@ -105,6 +105,7 @@ def test_wheel_contains_templates_translations_and_data(tmp_path):
     assert "patientapp/templates/patient/step.html" in names
     assert "patientapp/questionnaire.toml" in names
     assert "patientapp/static/app.css" in names
+    assert "patientapp/static/staff.css" in names
     assert any(n.startswith("patientapp/translations/") for n in names)
 
 

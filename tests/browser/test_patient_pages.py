@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -13,6 +14,21 @@ from .staff_ui import format_violations, report
 pytestmark = pytest.mark.browser
 
 MIN_TARGET = 44  # CSS px, WCAG 2.5.5 (AAA) and the platform guidelines
+STAFF_CSS = Path(__file__).parents[2] / "patientapp" / "static" / "staff.css"
+
+# The rules of staff.css that would style something on this page (none may: patient
+# pages do not link it, so a patient class styled only there would go unstyled).
+STAFF_RULES_JS = """css => {
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync(css);
+    const selectors = [];
+    const walk = rules => { for (const rule of rules) {
+        if (rule.selectorText) selectors.push(rule.selectorText);
+        if (rule.cssRules) walk(rule.cssRules);
+    } };
+    walk(sheet.cssRules);
+    return selectors.filter(s => document.querySelector(s.replace(/::[a-z-]+/g, '')));
+}"""
 
 
 TARGETS_JS = """min => [...document.querySelectorAll('button, main a, label.option')]
@@ -36,12 +52,17 @@ def walk_360(chromium, live_server):
 
     axe = Axe()
     phone = Phone(chromium, live_server)
-    record = {"axe": {}, "targets": {}, "requests": phone.requests, "console": phone.console}
+    record = {"axe": {}, "targets": {}, "staff_rules": {}}
+    record.update(requests=phone.requests, console=phone.console)
+    staff_css = STAFF_CSS.read_text(encoding="utf-8")
 
     def check(page, name):
         violations = axe.run(page, options=AXE_OPTIONS).response["violations"]
         if violations:
             record["axe"][name] = format_violations(violations)
+        staff_rules = page.evaluate(STAFF_RULES_JS, staff_css)
+        if staff_rules:
+            record["staff_rules"][name] = "\n".join(f"  {s}" for s in staff_rules)
         small = page.evaluate(TARGETS_JS, MIN_TARGET)
         if small:
             record["targets"][name] = "\n".join(
@@ -79,8 +100,18 @@ def test_every_request_goes_to_the_apps_own_origin(walk_360, live_server):
         }
     )
     assert not foreign, f"requests to other origins: {foreign}"
-    # The stylesheet is the only subresource, and it is our own.
+    # The stylesheet is the only subresource, and it is our own; the staff one stays away.
     assert any(urlsplit(url).path == "/static/app.css" for url in requests)
+    assert not any(urlsplit(url).path == "/static/staff.css" for url in requests)
+
+
+def test_no_rule_of_the_staff_stylesheet_applies_to_a_patient_page(walk_360):
+    """staff.css holds only what staff and admin pages use: a patient page it would
+    style has lost those rules, since it does not link the file."""
+    assert set(walk_360["seen"]) >= EVERY_PAGE, EVERY_PAGE - set(walk_360["seen"])
+    assert not walk_360["staff_rules"], report(
+        walk_360["staff_rules"], "staff.css rules matching a patient page"
+    )
 
 
 def test_no_console_errors_or_csp_violations(walk_360):
