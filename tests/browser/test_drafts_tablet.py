@@ -15,7 +15,15 @@ try:
 except ImportError:  # the fixtures skip (or fail in CI) with a clear message
     expect = None
 
-from .patient_ui import button, expect_heading, expect_step, open_and_start, tap_next, type_text
+from .patient_ui import (
+    button,
+    expect_heading,
+    expect_step,
+    open_and_start,
+    tap_next,
+    translator,
+    type_text,
+)
 from .staff_ui import StaffUser, create_users, log_in, query
 
 TYPED = "Half a sentence about the dose 5150"
@@ -79,25 +87,37 @@ def test_a_draft_without_the_csrf_token_is_refused(phone, live_server):
     assert drafts == []
 
 
-def test_at_the_idle_limit_the_page_closes_and_the_text_is_a_draft(phone, live_server):
+@pytest.mark.parametrize(("width", "language"), [(360, "en"), (320, "es"), (320, "ar")])
+def test_at_the_idle_limit_the_page_closes_and_the_text_is_a_draft(
+    phone, live_server, width, language
+):
+    _ = translator(language)
     invitation = live_server.invite()
-    page = phone.open(360)
+    page = phone.open(width)
     page.clock.install()
-    open_and_start(page, invitation.link)
+    page.goto(f"{invitation.link}?lang={language}")
+    page.locator("main form button.primary").tap()
+    expect(page).to_have_url(re.compile(r"/step/1$"))
     page.locator("#T2").tap()
     page.keyboard.type(TYPED)  # no pause: the draft goes when the page is left
     with page.expect_response(lambda r: r.url.endswith("/draft")):
         page.clock.run_for(2000)
     page.clock.run_for(15 * 60 * 1000)
-    expect(page).to_have_url(re.compile(r"/ended$"))
-    expect_heading(page, "This page was closed for your privacy")
-    expect(page.locator("main")).to_contain_text("is kept too")
+    expect(page).to_have_url(re.compile(rf"/ended\?lang={language}$"))
+    expect_heading(page, _("This page was closed for your privacy"))
+    expect(page.locator("main")).to_contain_text(
+        _(
+            "What you were typing on your last screen is kept too, until your link stops "
+            "working. It will be back in the boxes when you go on. Tap Next to save it as "
+            "an answer."
+        )
+    )
     assert TYPED not in page.content()
     page.go_back()
     page.wait_for_load_state()
     assert TYPED not in page.content()
     page.goto(invitation.link)
-    expect_step(page, 1)
+    expect(page).to_have_url(re.compile(r"/step/1$"))
     expect(page.locator("#T2")).to_have_value(TYPED)
 
 
@@ -221,20 +241,6 @@ def idle_for(context, seconds: int) -> None:
     context.add_cookies([{**cookie, "value": signer.dumps(dict(data))}])
 
 
-def catalog(language: str):
-    """msgid -> what the patient reads in that language."""
-    from pathlib import Path
-
-    from babel.messages.pofile import read_po
-
-    if language == "en":
-        return lambda text: text
-    path = Path(__file__).parents[2] / "translations" / language / "LC_MESSAGES" / "messages.po"
-    with path.open("rb") as po:
-        messages = read_po(po)
-    return lambda text: messages[text].string
-
-
 def test_with_javascript_off_the_page_closes_itself_at_the_idle_limit(chromium, short_idle_server):
     """Point 5 without JavaScript: a phone left on an open screen goes to the closed page by
     itself (the meta refresh), in English at 360 px and in Spanish and Arabic at 320 px;
@@ -267,7 +273,7 @@ def test_with_javascript_off_the_page_closes_itself_at_the_idle_limit(chromium, 
             phones.append((page, language, invitation))
 
         for page, language, invitation in phones:
-            _ = catalog(language)
+            _ = translator(language)
             expect(page).to_have_url(re.compile(r"/ended\?"), timeout=(IDLE_LEFT + 15) * 1000)
             expect_heading(page, _("This page was closed for your privacy"))
             main = page.locator("main")
