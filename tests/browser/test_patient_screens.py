@@ -333,9 +333,14 @@ def test_the_review_of_a_full_answer_set_is_about_three_phone_screens(phone, liv
     shown whole (the patient's own words are never clipped)."""
     page = phone.open(360)
     answers = full_answers()
-    answer_all(page, live_server.invite().link, answers)
+    invitation = live_server.invite()
+    answer_all(page, invitation.link, answers)
     holds = page.locator("label.hold")
     expect(holds).to_have_count(len(questionnaire.default().item_ids) - 1)  # not S1
+    to_hold = iter(
+        page.locator("input[name=in_person]").evaluate_all("els => els.map(e => e.value)")
+    )
+    held = set()
     assert page.locator("label.option").count() == 0  # no wall of boxes
     own_words = [SENTENCE, HOPE, *(row["name"] for row in answers["M1"])]
     heights, problems = {}, {}
@@ -357,7 +362,16 @@ def test_the_review_of_a_full_answer_set_is_about_three_phone_screens(phone, liv
                 problems[f"{language} at {width} px"] = wrong
             if SHOTS:
                 page.screenshot(path=f"{SHOTS}/review-full-{language}-{width}.png", full_page=True)
+            # One tap holds an answer, in every language at both widths.
+            item_id = next(to_hold)
+            page.locator(f'label[for="hold-{item_id}"]').tap()
+            expect(page.locator(f"#hold-{item_id}")).to_be_checked()
+            held.add(item_id)
         page.set_viewport_size({"width": 360, "height": 740})
+    with page.expect_navigation():  # a language button saves the ticks, as "Change" does
+        page.locator("button[name=lang][value=en]").click()
+    expect(page.locator("input[name=in_person]:checked")).to_have_count(len(held))
+    assert live_server.visit(invitation.ref)["in_person"] == held
     if HEIGHTS_FILE:
         with open(HEIGHTS_FILE, "a", encoding="utf-8") as out:
             out.write(json.dumps({"review": heights}) + "\n")
