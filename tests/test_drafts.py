@@ -152,14 +152,14 @@ def test_a_draft_keeps_the_session_alive_and_the_idle_refresh_counts_from_it(
     assert draft(patient, 1, {"T2": "Still typing"}).get_json()["idle_seconds"] == 900
     clock.advance(minutes=10)  # 20 minutes after the page opened, 10 after the draft
     html = patient.client.get("/step/1").get_data(as_text=True)
-    assert "Still typing" in html and 'content="900;url=/ended"' in html
+    assert "Still typing" in html and 'content="900;url=/ended?lang=en"' in html
 
 
 def test_the_idle_refresh_counts_from_the_last_request(patient, invitation, clock):
     patient.start(invitation.token)
     clock.advance(seconds=50)  # within the minute the session's time is not rewritten
     html = patient.client.get("/step/1").get_data(as_text=True)
-    assert 'content="850;url=/ended"' in html
+    assert 'content="850;url=/ended?lang=en"' in html
 
 
 def test_retention_purges_drafts_with_their_visit(app, db, clock):

@@ -140,14 +140,23 @@ def test_a_new_patient_after_a_sent_one_is_told_the_truth_when_idle(app, client,
 def test_pages_with_answers_refresh_to_the_closed_page_when_idle(patient, invitation, url):
     patient.start(invitation.token)
     html = patient.client.get(url).get_data(as_text=True)
-    assert '<meta http-equiv="refresh" content="900;url=/ended">' in html
+    assert '<meta http-equiv="refresh" content="900;url=/ended?lang=en">' in html
 
 
 def test_idle_refresh_follows_the_clinic_setting(db, patient, invitation):
     storage.save_settings(db, {"patient_idle_minutes": 20})
     patient.start(invitation.token)
     html = patient.client.get("/step/1").get_data(as_text=True)
-    assert 'content="1200;url=/ended"' in html
+    assert 'content="1200;url=/ended?lang=en"' in html
+
+
+def test_the_idle_closed_page_speaks_the_patients_language(patient, invitation, clock):
+    patient.start(invitation.token)
+    html = patient.client.get("/step/1?lang=es").get_data(as_text=True)
+    assert 'content="900;url=/ended?lang=es"' in html
+    clock.advance(minutes=15)  # the session ends, and forgets its language with it
+    html = patient.client.get("/ended?lang=es").get_data(as_text=True)
+    assert '<html lang="es"' in html and "Esta página se cerró por su privacidad" in html
 
 
 def test_pages_without_answers_do_not_refresh(patient, invitation):

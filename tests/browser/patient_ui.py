@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 try:
     from playwright.sync_api import Page, expect
@@ -104,6 +105,18 @@ def skip_to_step(page: Page, number: int, current: int = 1) -> None:
     """From step `current`, tap Next without answering until step `number`."""
     for step in range(current + 1, number + 1):
         tap_next(page, step)
+
+
+def translator(language: str):
+    """msgid -> what the patient reads in that language."""
+    from babel.messages.pofile import read_po
+
+    if language == "en":
+        return lambda text: text
+    path = Path(__file__).parents[2] / "translations" / language / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as po:
+        messages = read_po(po)
+    return lambda text: messages[text].string
 
 
 # --- one walk through every patient page ----------------------------------------------------

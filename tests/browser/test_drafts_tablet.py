@@ -15,7 +15,15 @@ try:
 except ImportError:  # the fixtures skip (or fail in CI) with a clear message
     expect = None
 
-from .patient_ui import button, expect_heading, expect_step, open_and_start, tap_next, type_text
+from .patient_ui import (
+    button,
+    expect_heading,
+    expect_step,
+    open_and_start,
+    tap_next,
+    translator,
+    type_text,
+)
 from .staff_ui import StaffUser, create_users, log_in, query
 
 TYPED = "Half a sentence about the dose 5150"
@@ -79,25 +87,37 @@ def test_a_draft_without_the_csrf_token_is_refused(phone, live_server):
     assert drafts == []
 
 
-def test_at_the_idle_limit_the_page_closes_and_the_text_is_a_draft(phone, live_server):
+@pytest.mark.parametrize(("width", "language"), [(360, "en"), (320, "es"), (320, "ar")])
+def test_at_the_idle_limit_the_page_closes_and_the_text_is_a_draft(
+    phone, live_server, width, language
+):
+    _ = translator(language)
     invitation = live_server.invite()
-    page = phone.open(360)
+    page = phone.open(width)
     page.clock.install()
-    open_and_start(page, invitation.link)
+    page.goto(f"{invitation.link}?lang={language}")
+    page.locator("main form button.primary").tap()
+    expect(page).to_have_url(re.compile(r"/step/1$"))
     page.locator("#T2").tap()
     page.keyboard.type(TYPED)  # no pause: the draft goes when the page is left
     with page.expect_response(lambda r: r.url.endswith("/draft")):
         page.clock.run_for(2000)
     page.clock.run_for(15 * 60 * 1000)
-    expect(page).to_have_url(re.compile(r"/ended$"))
-    expect_heading(page, "This page was closed for your privacy")
-    expect(page.locator("main")).to_contain_text("is kept too")
+    expect(page).to_have_url(re.compile(rf"/ended\?lang={language}$"))
+    expect_heading(page, _("This page was closed for your privacy"))
+    expect(page.locator("main")).to_contain_text(
+        _(
+            "What you were typing on your last screen is kept too, until your link stops "
+            "working. It will be back in the boxes when you go on. Tap Next to save it as "
+            "an answer."
+        )
+    )
     assert TYPED not in page.content()
     page.go_back()
     page.wait_for_load_state()
     assert TYPED not in page.content()
     page.goto(invitation.link)
-    expect_step(page, 1)
+    expect(page).to_have_url(re.compile(r"/step/1$"))
     expect(page.locator("#T2")).to_have_value(TYPED)
 
 
@@ -179,3 +199,115 @@ def test_a_tablet_keeps_nothing_of_the_last_patient(phone, live_server, tablet_d
         (tablet_desk.email,),
     )
     assert [e["action"] for e in entries] == ["tablet_mode_entered"]
+
+
+# --- the idle end with JavaScript off ----------------------------------------------------------
+
+IDLE_MINUTES = 1  # PATIENTAPP_PATIENT_IDLE_MINUTES of a server of its own
+IDLE_LEFT = 6  # seconds of that minute still to run when the open screen loads
+SAVED_WITH_NEXT = "Saved with Next 4711"
+TYPED_AFTER_NEXT = "Typed after Next 4712"
+
+
+@pytest.fixture(scope="module")
+def short_idle_server(browser_available, tmp_path_factory):
+    from .conftest import LiveServer
+
+    server = LiveServer(tmp_path_factory.mktemp("short-idle") / "instance")
+    server.env["PATIENTAPP_PATIENT_IDLE_MINUTES"] = str(IDLE_MINUTES)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+def idle_for(context, seconds: int) -> None:
+    """Make this device's patient session look idle for `seconds` already: its "last seen"
+    time moved back, signed with the server's (test) key as the server would sign it. The
+    server still tracks idle time, ends the session and counts down the refresh itself."""
+    from datetime import datetime, timedelta
+
+    from flask import Flask
+    from flask.sessions import SecureCookieSessionInterface
+
+    app = Flask("forge")
+    app.secret_key = "test"  # PATIENTAPP_SECRET_KEY of the test servers
+    signer = SecureCookieSessionInterface().get_signing_serializer(app)
+    cookie = next(c for c in context.cookies() if c["name"] == "patientapp_session")
+    data = signer.loads(cookie["value"])
+    seen = datetime.fromisoformat(data["patient"]["seen"]) - timedelta(seconds=seconds)
+    data["patient"]["seen"] = seen.isoformat()
+    context.add_cookies([{**cookie, "value": signer.dumps(dict(data))}])
+
+
+def test_with_javascript_off_the_page_closes_itself_at_the_idle_limit(chromium, short_idle_server):
+    """Point 5 without JavaScript: a phone left on an open screen goes to the closed page by
+    itself (the meta refresh), in English at 360 px and in Spanish and Arabic at 320 px;
+    what was typed after the last Next is not kept, and the closed page says exactly that."""
+    server = short_idle_server
+    phones = []
+    try:
+        for width, language in ((360, "en"), (320, "es"), (320, "ar")):
+            context = chromium.new_context(
+                viewport={"width": width, "height": 740},
+                java_script_enabled=False,
+                locale="en-US",
+            )
+            page = context.new_page()
+            invitation = server.invite()
+            page.goto(f"{invitation.link}?lang={language}")
+            page.locator("main form button.primary").click()
+            expect(page).to_have_url(re.compile(r"/step/1$"))
+            page.fill("#T2", SAVED_WITH_NEXT)
+            with page.expect_navigation():
+                page.locator("main .nav button.primary").click()
+            expect(page).to_have_url(re.compile(r"/step/2$"))
+            idle_for(context, IDLE_MINUTES * 60 - IDLE_LEFT)
+            page.reload()
+            refresh = page.locator('meta[http-equiv="refresh"]').get_attribute("content")
+            seconds, _, target = refresh.partition(";url=")
+            assert 0 < int(seconds) <= IDLE_LEFT, refresh
+            assert target.endswith(f"/ended?lang={language}"), refresh
+            page.fill("#M1-0-name", TYPED_AFTER_NEXT)  # never sent: no Next, no script
+            phones.append((page, language, invitation))
+
+        for page, language, invitation in phones:
+            _ = translator(language)
+            expect(page).to_have_url(re.compile(r"/ended\?"), timeout=(IDLE_LEFT + 15) * 1000)
+            expect_heading(page, _("This page was closed for your privacy"))
+            main = page.locator("main")
+            expect(main).to_contain_text(
+                _(
+                    "Your answers up to the last screen you moved on from are saved. "
+                    "They are saved each time you tap Next or Back."
+                )
+            )
+            expect(main).to_contain_text(
+                _(
+                    "If you typed something on the last screen and did not tap Next, it was "
+                    "not kept."
+                )
+            )
+            expect(main).not_to_contain_text(
+                _(
+                    "What you were typing on your last screen is kept too, until your link "
+                    "stops working. It will be back in the boxes when you go on. Tap Next to "
+                    "save it as an answer."
+                )
+            )
+            html = page.content()
+            assert SAVED_WITH_NEXT not in html and TYPED_AFTER_NEXT not in html
+            assert "patient" not in session_data(page.context)
+            # The page told the truth: the answer before the last Next is stored, the text
+            # typed after it is neither an answer nor a draft.
+            visit = server.visit(invitation.ref)
+            assert SAVED_WITH_NEXT in visit["answers"]["T2"]
+            assert TYPED_AFTER_NEXT not in json.dumps(visit["answers"])
+            assert query(server, "SELECT * FROM drafts WHERE visit_id = ?", (visit["id"],)) == []
+            page.go_back(wait_until="commit")
+            page.wait_for_load_state()
+            assert TYPED_AFTER_NEXT not in page.content() and SAVED_WITH_NEXT not in page.content()
+    finally:
+        for page, *_ in phones:
+            page.context.close()

@@ -17,10 +17,11 @@ pytestmark = pytest.mark.browser
 OVERFLOW_JS = "() => document.documentElement.scrollWidth - window.innerWidth"
 
 
-def _check(page, name: str, axe, problems: dict) -> None:
+def _check(page, name: str, axe, problems: dict, language: str = "ar") -> None:
     page.wait_for_load_state("load")
-    assert page.locator("html").get_attribute("dir") == "rtl", name
-    assert page.locator("html").get_attribute("lang") == "ar", name
+    direction = "rtl" if language == "ar" else "ltr"
+    assert page.locator("html").get_attribute("dir") == direction, name
+    assert page.locator("html").get_attribute("lang") == language, name
     violations = axe.run(page, options=AXE_OPTIONS).response["violations"]
     if violations:
         problems[f"{name}: axe"] = format_violations(violations)
@@ -33,47 +34,49 @@ def _primary(page):
     return page.locator("main .nav button.primary, main .nav a.primary").first
 
 
-def test_arabic_patient_pages_mirrored_accessible_and_narrow(phone, live_server):
+# Spanish too: its longer words are the likeliest to push a 320 px page sideways.
+@pytest.mark.parametrize("language", ["ar", "es"])
+def test_arabic_patient_pages_mirrored_accessible_and_narrow(phone, live_server, language):
     from axe_playwright_python.sync_playwright import Axe
 
     axe, problems = Axe(), {}
     page = phone.open(320)
     base = live_server.url
-    page.goto(f"{base}/start?lang=ar")
-    _check(page, "start", axe, problems)
+    page.goto(f"{base}/start?lang={language}")
+    _check(page, "start", axe, problems, language)
     page.fill("#code", "AAAA")
     _primary(page).tap()
     expect(page.locator("#code-error")).to_be_visible()
-    _check(page, "start (error shown)", axe, problems)
+    _check(page, "start (error shown)", axe, problems, language)
 
     invitation = live_server.invite()
-    page.goto(f"{invitation.link}?lang=ar")
-    _check(page, "welcome", axe, problems)
+    page.goto(f"{invitation.link}?lang={language}")
+    _check(page, "welcome", axe, problems, language)
     _primary(page).tap()
     # Step 1 with an error: four feelings where three are allowed.
     for value in ("calm", "sad", "tired", "numb"):
         page.locator(f"label[for] input[name=T1][value={value}]").check()
     _primary(page).tap()
     expect(page.locator(".error-summary")).to_be_visible()
-    _check(page, "step 1 (error shown)", axe, problems)
+    _check(page, "step 1 (error shown)", axe, problems, language)
     page.locator("input[name=T1][value=numb]").uncheck()
     expect(page).to_have_url(f"{base}/step/1")
     _primary(page).tap()
     expect(page).to_have_url(re.compile(r"/step/2"))
     while "/step/" in page.url:  # every screen of every step
         page.wait_for_load_state("load")
-        _check(page, page.url.split(base, 1)[1], axe, problems)
+        _check(page, page.url.split(base, 1)[1], axe, problems, language)
         if page.locator("input[name=S1]").count():
             page.locator("input[name=S1][value=several_days]").check()
         with page.expect_navigation():
             _primary(page).tap()
     expect(page).to_have_url(f"{base}/safety")
-    _check(page, "safety", axe, problems)
+    _check(page, "safety", axe, problems, language)
     _primary(page).tap()
-    _check(page, "review", axe, problems)
+    _check(page, "review", axe, problems, language)
     page.locator("button[value=submit]").tap()
     expect(page).to_have_url(f"{base}/thanks")
-    _check(page, "thanks", axe, problems)
+    _check(page, "thanks", axe, problems, language)
     assert problems == {}, "\n".join(f"* {k}:\n{v}" for k, v in problems.items())
 
 

@@ -20,6 +20,7 @@ from .patient_ui import (
     option,
     skip_to_step,
     tap_next,
+    translator,
     type_text,
 )
 
@@ -229,14 +230,84 @@ def test_a_text_box_grows_with_its_text(phone, live_server):
     assert after > before + 100, (before, after)
 
 
-def test_language_link_at_the_top_keeps_what_was_typed(phone, live_server):
-    page = phone.open(360)
-    open_and_start(page, live_server.invite().link)
+PHONES = [(360, "en"), (320, "es"), (320, "ar")]
+
+
+def _start_in(page, link: str, language: str) -> None:
+    page.goto(f"{link}?lang={language}")
+    page.locator("main form button.primary").tap()
+    expect(page).to_have_url(re.compile(r"/step/1$"))
+
+
+@pytest.mark.parametrize(("width", "language"), PHONES)
+def test_language_link_at_the_top_keeps_what_was_typed(phone, live_server, width, language):
+    page = phone.open(width)
+    _start_in(page, live_server.invite().link, language)
     type_text(page, "T2", TODAY_TEXT)
-    page.locator("header.site").get_by_role("link", name="Language").tap()
+    jump = page.locator("header.site .lang-jump a")
+    assert jump.bounding_box()["y"] < 60, "the language control is at the top"
+    jump.tap()
     assert page.url.endswith("#language")
     expect(page.locator("#language")).to_be_in_viewport()
     expect(page.locator("#T2")).to_have_value(TODAY_TEXT)
+    other = "fr" if language == "en" else "en"
+    with page.expect_navigation():
+        page.locator(f"button[name=lang][value={other}]").tap()
+    expect(page.locator("html")).to_have_attribute("lang", other)
+    expect(page.locator("#T2")).to_have_value(TODAY_TEXT)
+
+
+@pytest.mark.parametrize(("width", "language"), PHONES)
+def test_the_endings_say_what_happens_next(phone, live_server, width, language):
+    """Thanks says what happens next (wait, the front desk, the crisis text), with no
+    word broken; Back after sending says the answers were sent and shows none of them."""
+    _ = translator(language)
+    secret = "Only-my-psychiatrist-should-read-this 4713"
+    page = phone.open(width)
+    _start_in(page, live_server.invite().link, language)
+    page.fill("#T2", secret)
+    while "/step/" in page.url:
+        with page.expect_navigation():
+            page.locator("main .nav button.primary").tap()
+    expect(page).to_have_url(re.compile(r"/review$"))
+    with page.expect_navigation():
+        page.locator("button[value=submit]").tap()
+    expect(page).to_have_url(re.compile(r"/thanks$"))
+    main = page.locator("main")
+    expect_heading(page, _("Thank you"))
+    for text in (
+        "What happens next",
+        "Please wait here. Someone will call you for your visit.",
+        "If you feel unsafe, tell the front desk now.",
+    ):
+        expect(main).to_contain_text(_(text))
+    expect(main.locator(".crisis")).not_to_be_empty()
+    assert page.evaluate(BROKEN_WORDS_JS) == [], "a word breaks mid-word"
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.go_back()
+    page.wait_for_load_state()
+    expect(page).to_have_url(re.compile(r"/ended"))
+    expect_heading(page, _("Your answers were sent"))
+    expect(main).not_to_contain_text(_("Enter my code"))
+    assert secret not in page.content()
+
+
+# Every word of the page's text lies on one line (CJK characters count one by one).
+BROKEN_WORDS_JS = """() => {
+    const broken = [];
+    const walker = document.createTreeWalker(document.querySelector('main'),
+                                             NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        for (const word of node.data.matchAll(/[^\\s\\u3000-\\u9fff]+/g)) {
+            const range = document.createRange();
+            range.setStart(node, word.index);
+            range.setEnd(node, word.index + word[0].length);
+            const tops = new Set([...range.getClientRects()].map(b => Math.round(b.top)));
+            if (tops.size > 1) broken.push(word[0]);
+        }
+    }
+    return broken;
+}"""
 
 
 def test_add_another_medicine_adds_an_empty_row(phone, live_server):
