@@ -101,8 +101,8 @@ class Scale:
 
     patients: int = 50  # concurrent simulated patients (and hello/static clients)
     load_seconds: float = 10.0  # each load phase runs this long (every server alike)
-    units_per_client: int = 400  # ... or stops earlier after this many units per client
-    alone_steps: int = 40  # one patient alone, for the unloaded latency
+    units_per_client: int = 1000  # ... or stops earlier after this many units per client
+    alone_steps: int = 100  # one patient alone, for the unloaded latency
     rush_phones: int = 300  # the rush: phones, each on one keep-alive connection
     rush_arrival_seconds: float = 5.0  # they arrive spread over this long
     rush_pause: tuple[float, float] = (3.0, 10.0)  # reading a screen, seeded at random
@@ -575,11 +575,10 @@ class Sample:
     server: float
     machine: float
     bench: float  # this process (it mostly waits while the load processes work)
-    at: float
 
     @classmethod
     def take(cls, server_pid: int) -> Sample:
-        return cls(tree_cpu_seconds(server_pid), machine_busy_seconds(), time.process_time(), 0.0)
+        return cls(tree_cpu_seconds(server_pid), machine_busy_seconds(), time.process_time())
 
 
 # --- 2. load: the load generator, in processes of its own --------------------------------------
@@ -856,6 +855,10 @@ def _run_phase(
         outs = [results.get(timeout=plan.seconds + FIRST_PAGE_SECONDS + 120) for _ in processes]
         after = Sample.take(server_pid)
         loadavg = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    except BaseException:
+        for process in processes:  # waiting for a go that never comes: stop them now
+            process.kill()
+        raise
     finally:
         for process in processes:
             process.join(10)
@@ -995,6 +998,7 @@ def step_under_load(bench: Bench) -> list[Row]:
     step_cpu = app.ms_per_unit(app.server_cpu)
     hello_cpu = hello.ms_per_unit(hello.server_cpu)
     static_cpu = static.ms_per_unit(static.server_cpu)
+    busy = min(bench.workers, os.cpu_count() or 1)  # cores the server's workers can use
     return [
         Row(
             "load",
@@ -1080,8 +1084,15 @@ def step_under_load(bench: Bench) -> list[Row]:
         ),
         Row(
             "cpu",
-            "patient step / hello world pair, server CPU",
-            f"{step_cpu / hello_cpu:.1f} x" if hello_cpu else "n/a",
+            "patient step / hello world, by server CPU per unit",
+            f"{hello_cpu / step_cpu:.0%}" if step_cpu else "n/a",
+            target=f"({TARGET_RATIO:.0%} needs <= {hello_cpu / TARGET_RATIO:.2f} ms per step)",
+        ),
+        Row(
+            "cpu",
+            f"steps/s {busy} cores could serve at this CPU per step",
+            f"{1000 * busy / step_cpu:.0f} steps/s" if step_cpu else "n/a",
+            target="(no client, no other load on those cores)",
         ),
         Row(
             "cpu",
@@ -1513,9 +1524,12 @@ def main(argv: list[str] | None = None) -> int:
         ]
         with running(command, env, bench.app_port, bench.app_log, "/start") as server:
             bench.app_pid = server.pid
+            log(f"the app's server is up: {time.monotonic() - began:.1f} s")
             for name, measure in MEASUREMENTS.items():
                 if not args.only or name in args.only:
+                    took = time.monotonic()
                     rows.extend(measure(bench))
+                    log(f"{name}: {time.monotonic() - took:.1f} s")
     kind = "SMOKE RUN (tiny counts: the timings mean nothing), " if args.smoke else ""
     print(
         f"Patient side benchmark, {kind}{datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} cores, "
