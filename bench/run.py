@@ -35,7 +35,7 @@ Everything runs against servers started here on 127.0.0.1 with a temporary insta
 bounded by a count and by time. The exit code is 1 when a row says FAIL (an error, a lost
 answer, a damaged database); a target missed (SLOW, LOW, OVER) is reported, not failed.
 
-  python bench/run.py --smoke   runs every measurement with tiny counts (3 patients, 0.5 s
+  python bench/run.py --smoke   runs every measurement with tiny counts (3 patients, 0.3 s
                                 phases, a rush of 6, a burst of 5) in seconds:
                                 tests/test_bench.py runs it, so the bench cannot rot.
   --workers N, --threads N      the servers' processes and threads (default: the cores, 8)
@@ -116,7 +116,7 @@ class Scale:
 FULL = Scale()
 SMOKE = Scale(
     patients=3,
-    load_seconds=0.5,
+    load_seconds=0.3,
     alone_steps=5,
     rush_phones=6,
     rush_arrival_seconds=0.3,
@@ -320,34 +320,53 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass
+class Server:
+    """A server the bench starts: its command, where it listens, its log."""
+
+    command: list[str]
+    port: int
+    log_path: Path
+    ready_path: str
+    process: subprocess.Popen | None = None
+
+
 @contextmanager
-def running(command: list[str], env: dict, port: int, log_path: Path, ready_path: str):
-    with log_path.open("wb") as out:
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+def running(servers: list[Server], env: dict):
+    """Starts every server at once, waits until each answers, stops them all at the end."""
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited: {log_path.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://{HOST}:{port}{ready_path}", timeout=2):
-                    break
-            except OSError as exc:
-                if time.monotonic() > deadline:
-                    log_tail = log_path.read_text()[-2000:]
-                    raise RuntimeError(f"server not ready: {log_tail}") from exc
-                time.sleep(0.1)
-        yield process
+        for server in servers:
+            with server.log_path.open("wb") as out:
+                server.process = subprocess.Popen(
+                    server.command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+                )
+        deadline = time.monotonic() + 60
+        for server in servers:
+            while True:
+                if server.process.poll() is not None:
+                    raise RuntimeError(f"server exited: {server.log_path.read_text()[-2000:]}")
+                url = f"http://{HOST}:{server.port}{server.ready_path}"
+                try:
+                    with urllib.request.urlopen(url, timeout=2):
+                        break
+                except OSError as exc:
+                    if time.monotonic() > deadline:
+                        log_tail = server.log_path.read_text()[-2000:]
+                        raise RuntimeError(f"server not ready: {log_tail}") from exc
+                    time.sleep(0.05)
+        yield servers
     finally:
-        if process.poll() is None:
-            process.terminate()
+        for server in servers:
+            if server.process is not None and server.process.poll() is None:
+                server.process.terminate()
+        for server in servers:
+            if server.process is None:
+                continue
             try:
-                process.wait(timeout=10)
+                server.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+                server.process.kill()
+                server.process.wait()
 
 
 @dataclass
@@ -361,6 +380,8 @@ class Bench:
     scale: Scale = FULL
     app_port: int = 0
     app_pid: int = 0
+    hello_port: int = 0  # the hello-world, served by serve.run as the app is
+    hello_pid: int = 0
     app_log: Path | None = None
     app: object = None
     database: Path | None = None
@@ -937,32 +958,16 @@ def _machine_row(phase: Phase, section: str = "machine") -> Row:
 @measurement("load")
 def step_under_load(bench: Bench) -> list[Row]:
     scale = bench.scale
-    hello_port = free_port()
     who = f"{scale.patients} clients"
     log(f"load: hello world under serve.run, {bench.server}, {who}")
-    with running(
-        [
-            sys.executable,
-            "-c",
-            HELLO_WORLD,
-            HOST,
-            str(hello_port),
-            str(bench.workers),
-            str(bench.threads),
-        ],
-        bench.env,
-        hello_port,
-        bench.workdir / "hello.log",
-        "/",
-    ) as hello_server:
-        hello = _run_phase(
-            bench,
-            Plan("hello", hello_port, "/", scale.units_per_client, scale.load_seconds),
-            [None] * scale.patients,
-            "hello world",
-            "pairs",
-            hello_server.pid,
-        )
+    hello = _run_phase(
+        bench,
+        Plan("hello", bench.hello_port, "/", scale.units_per_client, scale.load_seconds),
+        [None] * scale.patients,
+        "hello world",
+        "pairs",
+        bench.hello_pid,
+    )
     static_path = _static_path(bench)
     log(f"load: the static file {static_path}, {who}")
     static = _run_phase(
@@ -1216,8 +1221,8 @@ def submit_burst(bench: Bench) -> list[Row]:
             if status != 302 or location_path(location) != "/review":
                 raise RuntimeError(f"open: {status} {location}")
             csrf = phone.token("/review")
-            # waitress serves at most 100 connections (connection_limit) and stops
-            # accepting beyond that: holding 200 idle ones here would starve the others.
+            # Each sends on a fresh connection: the burst measures the writes, while
+            # connections held open are the rush's subject (CONNECTION_LIMIT).
             phone.close()
         except Exception:
             phone.close()
@@ -1522,9 +1527,23 @@ def main(argv: list[str] | None = None) -> int:
             "--workers",
             str(args.workers),
         ]
-        with running(command, env, bench.app_port, bench.app_log, "/start") as server:
-            bench.app_pid = server.pid
-            log(f"the app's server is up: {time.monotonic() - began:.1f} s")
+        servers = [Server(command, bench.app_port, bench.app_log, "/start")]
+        if not args.only or "load" in args.only:
+            while bench.hello_port in (0, bench.app_port):
+                bench.hello_port = free_port()
+            hello = [HOST, str(bench.hello_port), str(args.workers), str(args.threads)]
+            servers.append(
+                Server(
+                    [sys.executable, "-c", HELLO_WORLD, *hello],
+                    bench.hello_port,
+                    workdir / "hello.log",
+                    "/",
+                )
+            )
+        with running(servers, env):  # they start side by side
+            bench.app_pid = servers[0].process.pid
+            bench.hello_pid = servers[-1].process.pid
+            log(f"the servers are up: {time.monotonic() - began:.1f} s")
             for name, measure in MEASUREMENTS.items():
                 if not args.only or name in args.only:
                     took = time.monotonic()
