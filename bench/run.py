@@ -332,7 +332,14 @@ class Server:
 
 
 @contextmanager
-def running(servers: list[Server], env: dict):
+def running(command: list[str], env: dict, port: int, log_path: Path, ready_path: str):
+    """One server (bench/fhir_api.py uses it too); yields its process."""
+    with running_all([Server(command, port, log_path, ready_path)], env) as (server,):
+        yield server.process
+
+
+@contextmanager
+def running_all(servers: list[Server], env: dict):
     """Starts every server at once, waits until each answers, stops them all at the end."""
     try:
         for server in servers:
@@ -1540,7 +1547,7 @@ def main(argv: list[str] | None = None) -> int:
                     "/",
                 )
             )
-        with running(servers, env):  # they start side by side
+        with running_all(servers, env):  # they start side by side
             bench.app_pid = servers[0].process.pid
             bench.hello_pid = servers[-1].process.pid
             log(f"the servers are up: {time.monotonic() - began:.1f} s")
