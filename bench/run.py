@@ -75,7 +75,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # the app runs from the source tree, not installed
 
-from patientapp import create_app, examples, questionnaire, storage, visits  # noqa: E402
+from patientapp import config, create_app, examples, questionnaire, storage, visits  # noqa: E402
 from patientapp.auth import hash_password  # noqa: E402
 from patientapp.commands.serve import CAN_FORK, default_workers  # noqa: E402
 from patientapp.web import get_db  # noqa: E402
@@ -422,6 +422,10 @@ class Bench:
             for number, answers in examples.by_step(examples.LOWER_THE_DOSE, q).items():
                 visits.save_step(db, visit_id, answers, step=number, next_step=number + 1, now=now)
 
+    def server_setting(self, key: str):
+        """A setting as the servers read it (their environment, else the default)."""
+        return {**config.DEFAULTS, **config.from_environment(self.env)}[key]
+
     @property
     def server(self) -> str:
         return f"{self.workers} workers x {self.threads} threads"
@@ -598,6 +602,43 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
 
 
+def open_connections(port: int) -> int:
+    """TCP connections established to this port on this machine (accepted or still in
+    the backlog), from /proc/net/tcp; 0 where there is no /proc."""
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return 0
+    wanted = f":{port:04X}"
+    count = 0
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 3 and fields[1].endswith(wanted) and fields[3] == "01":
+            count += 1
+    return count
+
+
+class ConnectionWatch:
+    """The most connections open at once to a port while a phase runs (sampled)."""
+
+    def __init__(self, port: int, every: float = 0.25):
+        self.port, self.every, self.most = port, every, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.most = max(self.most, open_connections(self.port))
+
+    def __enter__(self) -> ConnectionWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
 @dataclass
 class Sample:
     server: float
@@ -641,6 +682,7 @@ class Phase:
     loadavg: tuple[float, float, float]
     units: int = 0
     extra: list[dict] = field(default_factory=list)  # the rush's per-phone records
+    most_connections: int = 0  # open to the server at once (sampled)
 
     @property
     def throughput(self) -> float:
@@ -877,11 +919,13 @@ def _run_phase(
     try:
         for _ in processes:
             ready.get(timeout=300)
-        before = Sample.take(server_pid)
-        start_at.value = time.monotonic()
-        go.set()
-        outs = [results.get(timeout=plan.seconds + FIRST_PAGE_SECONDS + 120) for _ in processes]
-        after = Sample.take(server_pid)
+        with ConnectionWatch(plan.port) as watch:
+            before = Sample.take(server_pid)
+            start_at.value = time.monotonic()
+            go.set()
+            bound = plan.seconds + FIRST_PAGE_SECONDS + 120
+            outs = [results.get(timeout=bound) for _ in processes]
+            after = Sample.take(server_pid)
         loadavg = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     except BaseException:
         for process in processes:  # waiting for a go that never comes: stop them now
@@ -909,6 +953,7 @@ def _run_phase(
         loadavg=loadavg,
         units=sum(out["units"] for out in outs),
         extra=[phone for out in outs for phone in out["phones"]],
+        most_connections=watch.most,
     )
     log(
         f"{label}: {phase.units} {unit}, {phase.errors} errors in {seconds:.1f} s; server "
@@ -1186,6 +1231,12 @@ def rush(bench: Bench) -> list[Row]:
             "requests / steps walked / phones done / reconnects",
             f"{phase.units} / {steps} / {finished} / {reconnects}",
             target=f"({scale.rush_steps} steps each, {phase.seconds:.0f} s)",
+        ),
+        Row(
+            "rush",
+            "most connections open to the server at once",
+            str(phase.most_connections),
+            target=f"(CONNECTION_LIMIT {bench.server_setting('CONNECTION_LIMIT')} per worker)",
         ),
         Row(
             "rush",

@@ -31,6 +31,7 @@ EXPECTED_ROWS = (
     ("rush", "first page within 30 s"),
     ("rush", "starved"),
     ("rush", "every request p50 / p95"),
+    ("rush", "most connections open to the server at once"),
     ("rush", "errors"),
     ("rush", "other load during the rush"),
 )
