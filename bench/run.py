@@ -102,7 +102,7 @@ class Scale:
     patients: int = 50  # concurrent simulated patients (and hello/static clients)
     load_seconds: float = 10.0  # each load phase runs this long (every server alike)
     units_per_client: int = 1000  # ... or stops earlier after this many units per client
-    alone_steps: int = 100  # one patient alone, for the unloaded latency
+    alone_steps: int = 200  # one patient alone, for the unloaded latency
     rush_phones: int = 300  # the rush: phones, each on one keep-alive connection
     rush_arrival_seconds: float = 5.0  # they arrive spread over this long
     rush_pause: tuple[float, float] = (3.0, 10.0)  # reading a screen, seeded at random
@@ -1126,6 +1126,7 @@ def step_under_load(bench: Bench) -> list[Row]:
             "cpu",
             "server CPU per patient step, one patient alone",
             f"{alone.ms_per_unit(alone.server_cpu):.2f} ms",
+            target=f"({alone.units} steps one after another: the steadiest figure)",
         ),
         Row(
             "cpu",
