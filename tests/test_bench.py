@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("page weight", "load", "burst", "staff")
+SECTIONS = ("page weight", "load", "cpu", "machine", "rush", "burst", "staff")
+# Rows a fair bench must print (issue: hello-world and a static file under the same server,
+# server CPU per unit, the machine's other load, the rush with keep-alive phones).
+EXPECTED_ROWS = (
+    ("page weight", "step 1"),
+    ("page weight", "asset /static/"),
+    ("load", "patient step (GET+POST) p50 / p95"),
+    ("load", "hello world (GET+POST) p50 / p95"),
+    ("load", "static file GET p50 / p95"),
+    ("load", "patient step / hello world"),
+    ("cpu", "server CPU per patient step (GET+POST)"),
+    ("cpu", "server CPU per hello world pair"),
+    ("cpu", "server CPU per static GET"),
+    ("cpu", "load generator CPU per unit"),
+    ("machine", "other load during hello world"),
+    ("machine", "other load during static file"),
+    ("rush", "first page within 30 s"),
+    ("rush", "starved"),
+    ("rush", "every request p50 / p95"),
+    ("rush", "most connections open to the server at once"),
+    ("rush", "errors"),
+    ("rush", "other load during the rush"),
+)
 VERDICTS = {"OK", "OVER", "SLOW", "LOW", "FAIL"}
 
 
@@ -53,6 +79,16 @@ def test_smoke_bench_runs_every_measurement_and_writes_nothing_here(tmp_path):
     rows = table_rows(result.stdout)
     for section in SECTIONS:
         assert any(row.startswith(section) for row in rows), f"no {section!r} rows"
+    for section, what in EXPECTED_ROWS:
+        assert any(row.startswith(section) and what in row for row in rows), (section, what)
+    header = result.stdout.splitlines()[0]
+    assert " workers x " in header and " threads" in header, header
+    assert "load generator " in header and " processes" in header, header
+    columns = next(line for line in result.stdout.splitlines() if line.startswith("section "))
+    assert " wire " in columns and "wire budget" in columns
+    for row in rows:  # the HTML on the wire, marked raw or gzip as the app sent it
+        if row.startswith("page weight") and " asset " not in row:
+            assert " KB raw " in row or " B raw " in row or " gzip " in row, row
     verdicts = [row.split()[-1] for row in rows if row.split()[-1] in VERDICTS]
     assert "FAIL" not in verdicts, "\n".join(rows)
     for row in rows:
@@ -75,3 +111,37 @@ def test_the_fhir_api_bench_runs_and_reads_every_visit():
     assert result.returncode == 0, result.stdout + result.stderr
     lines = [line for line in result.stdout.splitlines() if "visits/s" in line]
     assert len(lines) == 2 and all("errors 0" in line for line in lines), result.stdout
+
+
+def load_bench_module():
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+SPINNER = """
+import os, sys, time
+pid = os.fork()
+began = time.process_time()
+while time.process_time() - began < 0.3:
+    pass
+print("spun", flush=True)
+time.sleep(30)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_server_cpu_counts_the_supervisor_and_its_forked_workers():
+    bench = load_bench_module()
+    with subprocess.Popen(
+        [sys.executable, "-c", SPINNER], stdout=subprocess.PIPE, text=True, start_new_session=True
+    ) as process:
+        try:
+            assert [process.stdout.readline() for _ in range(2)] == ["spun\n"] * 2
+            assert len(bench.process_tree(process.pid)) == 2
+            assert 0.55 <= bench.tree_cpu_seconds(process.pid) < 5
+            assert bench.machine_busy_seconds() > 0
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
