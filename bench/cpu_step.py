@@ -250,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{screen:<6}  " + "  ".join(f"{summaries[lang][0][screen]:8.2f}" for lang in languages)
         )
     print("mean    " + "  ".join(f"{summaries[lang][1]:8.2f}" for lang in languages))
+    medians = {lang: statistics.mean(summaries[lang][0].values()) for lang in languages}
+    print("median  " + "  ".join(f"{medians[lang]:8.2f}" for lang in languages))
     gets = {
         lang: 1000
         * statistics.mean(v for k, vs in results[lang].items() if k.startswith("GET") for v in vs)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from html import unescape
 
-from flask import current_app, render_template, request
+from flask import current_app, g, render_template, request
 from flask_wtf import FlaskForm
 from markupsafe import escape
 from wtforms import FieldList, FormField, RadioField, SelectMultipleField, StringField
@@ -388,6 +388,15 @@ def _cache() -> OrderedDict:
     return current_app.extensions.setdefault(SKELETON_CACHE, OrderedDict())
 
 
+def _settings_key() -> str:
+    """The clinic's settings as one key (they change what a page says), once a request."""
+    settings = clinic_settings()
+    kept = g.get("settings_key")
+    if kept is None or kept[0] is not settings:
+        kept = g.settings_key = (settings, repr(sorted(settings.items())))
+    return kept[1]
+
+
 def render_step_page(
     section,
     *,
@@ -415,7 +424,7 @@ def render_step_page(
         returning,
         rows,
         tuple(offered_languages()),
-        repr(sorted(clinic_settings().items())),
+        _settings_key(),
         request.script_root,
         request.path,
     )

@@ -189,3 +189,25 @@ def test_a_step_is_saved_only_with_this_sessions_token(app, token):
     assert response.status_code == 400
     with app.app_context():
         assert not storage.answers_for(get_db(), 1)[0]
+
+
+def test_no_catalog_is_read_from_disk_on_a_step(app, monkeypatch):
+    """The medicine rows' FormField has a label: without one Flask-WTF loaded wtforms.mo
+    from disk for its made-up label on every request of that screen."""
+    import babel.support
+
+    phone = _started(app, "ar", examples.LOWER_THE_DOSE)
+    _pages(phone)
+    loaded = []
+    real = babel.support.Translations.load
+
+    def load(*args, **kwargs):
+        loaded.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(babel.support.Translations, "load", load)
+    with monkeypatch.context() as patched:
+        _in_full(patched)
+        _pages(phone)
+    phone.post("/step/2", {"action": "next", "screen": "1", "M1-0-name": "x"})
+    assert loaded == []
