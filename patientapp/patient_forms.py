@@ -312,11 +312,7 @@ def _build(section, rows: int, screen: int, context: dict) -> Skeleton | None:
 
 
 def _one(value) -> set:
-    try:
-        data = str(value) if value is not None else None
-    except (ValueError, TypeError):
-        data = None
-    return {data}
+    return {str(value) if value is not None else None}  # str() of stored JSON never fails
 
 
 def _many(value) -> set:
@@ -428,11 +424,9 @@ def render_step_page(
         request.script_root,
         request.path,
     )
-    cache = _cache()
-    if key in cache:
-        skeleton = cache[key]
-        cache.move_to_end(key)
-    else:
+    cache = _cache()  # shared by the server's threads: each step below stands alone
+    skeleton = cache.get(key, _MISSING)
+    if skeleton is _MISSING:
         context = {
             "section": section,
             "number": number,
@@ -446,7 +440,11 @@ def render_step_page(
         skeleton = _build(section, rows, screen, context)
         cache[key] = skeleton
         while len(cache) > SKELETON_CACHE_SIZE:
-            cache.popitem(last=False)
+            with contextlib.suppress(KeyError):  # another thread emptied it first
+                cache.popitem(last=False)
+    else:
+        with contextlib.suppress(KeyError):
+            cache.move_to_end(key)
     if skeleton is None:
         return None
     try:

@@ -211,3 +211,85 @@ def test_no_catalog_is_read_from_disk_on_a_step(app, monkeypatch):
         _pages(phone)
     phone.post("/step/2", {"action": "next", "screen": "1", "M1-0-name": "x"})
     assert loaded == []
+
+
+# --- what a skeleton cannot fill exactly is rendered in full ------------------------------
+
+
+def _field(app, field):
+    from flask_wtf import FlaskForm
+
+    form_class = type("F", (FlaskForm,), {"x": field, "Meta": type("Meta", (), {"csrf": False})})
+    with app.test_request_context():
+        return form_class(formdata=None)
+
+
+def test_fields_a_skeleton_does_not_know_are_refused(app):
+    from wtforms import BooleanField, FieldList, RadioField, StringField
+
+    for field in (
+        BooleanField("b"),
+        RadioField("r", choices=["1"], coerce=int),
+        FieldList(StringField("s"), min_entries=1),
+    ):
+        with pytest.raises(patient_forms._Unsupported):
+            patient_forms._fields_of(_field(app, field))
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        '<input checked id="a" name="a" type="radio" value="1">',
+        '<input id="t" name="t" type="radio" value="1">',
+        '<input id="t" name="t" type="text" value="words">',
+        '<textarea id="t" name="t">\r\nwords</textarea>',
+        '<input id="a" name="a" type="hidden" value="1">',
+    ],
+)
+def test_markup_a_skeleton_cannot_fill_is_refused(html):
+    fields = {"a": patient_forms._Field(patient_forms.ONE), "t": patient_forms._Field("text")}
+    with pytest.raises(patient_forms._Unsupported):
+        patient_forms._parse(html, fields)
+
+
+def test_a_screen_without_a_skeleton_is_rendered_in_full(app, monkeypatch):
+    def refuse(form):
+        raise patient_forms._Unsupported("test")
+
+    phone = _started(app, "en", examples.LOWER_THE_DOSE)
+    app.extensions[patient_forms.SKELETON_CACHE].clear()  # the start opened step 1
+    monkeypatch.setattr(patient_forms, "_fields_of", refuse)
+    kept = _pages(phone)
+    skeletons = app.extensions[patient_forms.SKELETON_CACHE].values()
+    assert skeletons and all(skeleton is None for skeleton in skeletons)
+    monkeypatch.undo()
+    with monkeypatch.context() as patched:
+        _in_full(patched)
+        assert kept == _pages(phone)
+
+
+# --- signing: serializers made once per key ------------------------------------------------
+
+
+def test_one_session_serializer_per_key(app):
+    from patientapp.web import KeptSerializerSession
+
+    interface = KeptSerializerSession()
+    first = interface.get_signing_serializer(app)
+    assert interface.get_signing_serializer(app) is first
+    for n in range(9):
+        app.secret_key = f"rotated-{n}"
+        assert interface.get_signing_serializer(app) is not first
+    assert len(interface._kept) <= 8
+    app.secret_key = "test-secret"
+    again = interface.get_signing_serializer(app)
+    assert again is not first and again.loads(first.dumps({"a": 1})) == {"a": 1}
+
+
+def test_one_csrf_serializer_per_key():
+    from patientapp import web
+
+    assert web._csrf_serializer("k") is web._csrf_serializer("k")
+    assert web._csrf_serializer("k") is not web._csrf_serializer("other")
+    listed = web._csrf_serializer(["old", "k"])  # a list of keys is not kept
+    assert listed.loads(web._csrf_serializer("k").dumps("t")) == "t"
