@@ -90,8 +90,13 @@ def offered_languages() -> list[str]:
     from .web import clinic_settings
 
     shipped = current_app.config["OFFERED_LANGUAGES"]
-    chosen = clinic_settings().get("languages") or shipped
-    return [code for code in chosen if code in shipped] or [SOURCE_LANGUAGE]
+    settings = clinic_settings()
+    kept = g.get("offered_languages")  # asked several times a request: worked out once
+    if kept is None or kept[0] is not settings or kept[1] is not shipped:
+        chosen = settings.get("languages") or shipped
+        offered = tuple(code for code in chosen if code in shipped) or (SOURCE_LANGUAGE,)
+        kept = g.offered_languages = (settings, shipped, offered)
+    return list(kept[2])
 
 
 def _valid(code: str | None) -> str | None:

@@ -28,6 +28,7 @@ from flask import (
 from flask_babel import get_locale, refresh
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.csrf import generate_csrf
 from werkzeug.datastructures import MultiDict
 from wtforms import StringField
 
@@ -420,6 +421,10 @@ def step(number: int):
     draft = visits.draft_for(db, visit, number) if request.method == "GET" else None
     if draft is not None and draft.pop(DRAFT_SCREEN, [""])[0] != str(screen):
         draft = None  # typed on another screen of this step
+    if request.method == "GET" and draft is None:
+        html = _step_page(section, number, screen, answers)
+        if html is not None:
+            return html
     form = _build_form(section, screen, answers, draft=draft)
     page = {
         "form": form,
@@ -456,6 +461,23 @@ def step(number: int):
         status = 422
         refresh()  # a language switch shows the kept input and its errors in the new language
     return render_template("patient/step.html", **page), status
+
+
+def _step_page(section, number: int, screen: int, answers: dict) -> str | None:
+    """A GET of a screen from its kept skeleton (see patient_forms), or None to render it."""
+    items = patient_forms.screen_items(section, screen)
+    med = _medlist(items)
+    return patient_forms.render_step_page(
+        section,
+        number=number,
+        total=len(questionnaire.default().sections),
+        screen=screen,
+        returning=request.values.get("return") == "review",
+        rows=patient_forms.medicine_rows(answers, med) if med else 1,
+        data=patient_forms.form_data(items, answers),
+        token=generate_csrf(),
+        idle_seconds=_idle_seconds(),
+    )
 
 
 def _draft_field(key: str, names: set[str]) -> bool:

@@ -4,18 +4,27 @@ from the definition.
 Every field is optional (each question can be skipped). What each item type asks,
 checks and stores is its own (``item_types``); this module splits a section into the
 screens a phone shows, puts a screen's items together, fills them from stored answers and
-reads them back.
+reads them back, and keeps each screen's page as a skeleton to fill on a GET.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
 from functools import lru_cache
+from html import unescape
 
+from flask import current_app, g, render_template, request
 from flask_wtf import FlaskForm
+from markupsafe import escape
+from wtforms import FieldList, FormField, RadioField, SelectMultipleField, StringField
 
 from .questionnaire import Item, Section
+from .web import clinic_settings
 
 # How much of a phone screen a question takes, in rows of about 54 CSS px at 360 px (one
 # choice, a little less when its label is short enough to share a row). A screen holds
@@ -112,6 +121,9 @@ def section_form_class(
     fields: dict[str, object] = {}
     for item in screen_items(section, screen):
         fields.update(item.item_type.fields(item, med_rows))
+    # No CSRF field of its own: CSRFProtect checks every POST's token before the view runs
+    # (tests/test_step_page.py), and step.html writes the session's token itself.
+    fields["Meta"] = type("Meta", (), {"csrf": False})
     return type(f"Section_{section.id}_{screen or 0}_{med_rows}", (FlaskForm,), fields)
 
 
@@ -136,3 +148,306 @@ def form_data(items: tuple[Item, ...], answers: dict) -> dict[str, object]:
 def answers_from(items: tuple[Item, ...], form: FlaskForm) -> dict[str, object]:
     """A validated form's answers by item id; None marks a skipped item."""
     return {item.id: item.item_type.answer(item, form) for item in items}
+
+
+# --- a screen's GET page from a kept skeleton --------------------------------------------
+#
+# The first GET of a screen in a language renders ``patient/step.html`` the usual way with
+# an empty form and keeps the HTML as a skeleton: its text, and the places where this
+# request's own values go (a choice ticked, a text box's words, the CSRF token, the idle
+# time). Each later GET of that screen fills those places in, without building a form or
+# running the templates. A skeleton is made only of the definition, the language and the
+# clinic's settings, never of anyone's answers: this visit's answers are put in, escaped,
+# for this response only. What the places receive follows WTForms' own rules for a form
+# filled with ``data=`` (tests/test_step_page.py renders every screen both ways and
+# compares them). A screen this cannot fill exactly (a draft, errors, odd stored data) is
+# rendered in full.
+
+STEP_TEMPLATE = "patient/step.html"
+SKELETON_CACHE_SIZE = 512  # skeletons kept per app: languages x screens x medicine rows x settings
+SKELETON_CACHE = "patientapp.step_pages"
+# Stand-ins rendered into a skeleton where a request's own value goes (never real values).
+CSRF_MARK = "csrf-token-of-this-request-6b1d0c"
+IDLE_MARK = "idle-seconds-of-this-request-6b1d0c"
+
+TAG = re.compile(r"<(input|textarea)\b[^>]*>")
+ATTRIBUTE = re.compile(r'\s([a-zA-Z_:-]+)(?:="([^"]*)")?')
+
+# Kinds of field a skeleton fills.
+ONE, MANY, TEXT = "one", "many", "text"
+
+
+@dataclass(frozen=True)
+class _Field:
+    kind: str
+    filters: tuple = ()
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """A FieldList of FormFields (the medicine list): its row count and the row fields."""
+
+    entries: int
+    fields: dict[str, _Field]
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    pieces: tuple  # text, or a slot tuple: ("check", name, value) / ("text", name) / ...
+    fields: dict  # top-level field name -> _Field or _Rows
+
+
+class _Unsupported(Exception):
+    """A form or page this module cannot fill exactly: render it in full."""
+
+
+def _field_info(field) -> _Field:
+    if isinstance(field, SelectMultipleField):
+        kind = MANY
+    elif isinstance(field, RadioField):
+        kind = ONE
+    elif isinstance(field, StringField):  # also TextAreaField
+        kind = TEXT
+    else:
+        raise _Unsupported(type(field).__name__)
+    if kind != TEXT and field.coerce is not str:
+        raise _Unsupported("coerce")
+    return _Field(kind, tuple(field.filters))
+
+
+def _fields_of(form) -> dict:
+    fields: dict = {}
+    for field in form:
+        if isinstance(field, FieldList):
+            entries = list(field.entries)
+            if not entries or not all(isinstance(entry, FormField) for entry in entries):
+                raise _Unsupported("list")
+            row = {sub.short_name: _field_info(sub) for sub in entries[0].form}
+            fields[field.name] = _Rows(len(entries), row)
+        else:
+            fields[field.name] = _field_info(field)
+    return fields
+
+
+def _names(fields: dict) -> dict[str, str]:
+    """Every input name of the form, with its kind."""
+    names = {}
+    for name, info in fields.items():
+        if isinstance(info, _Rows):
+            for index in range(info.entries):
+                for short, sub in info.fields.items():
+                    names[f"{name}-{index}-{short}"] = sub.kind
+        else:
+            names[name] = info.kind
+    return names
+
+
+def _split_marks(text: str) -> list:
+    pieces: list = []
+    for i, chunk in enumerate(text.split(CSRF_MARK)):
+        if i:
+            pieces.append(("csrf",))
+        for j, part in enumerate(chunk.split(IDLE_MARK)):
+            if j:
+                pieces.append(("idle",))
+            if part:
+                pieces.append(part)
+    return pieces
+
+
+def _parse(html: str, fields: dict) -> tuple:
+    names = _names(fields)
+    pieces: list = []
+    at = 0
+    for tag in TAG.finditer(html):
+        attributes = {key: unescape(value or "") for key, value in ATTRIBUTE.findall(tag.group())}
+        name = attributes.get("name", "")
+        if name not in names:
+            continue
+        kind = names[name]
+        if "checked" in attributes:
+            raise _Unsupported("checked in a skeleton")
+        if tag.group(1) == "input" and attributes.get("type") in ("radio", "checkbox"):
+            if kind == TEXT:
+                raise _Unsupported("a choice on a text field")
+            head = tag.start() + len("<input")
+            pieces += [*_split_marks(html[at:head]), ("check", name, attributes.get("value", ""))]
+            at = head
+        elif tag.group(1) == "input" and kind == TEXT:
+            value = re.search(r'\svalue=""', tag.group())
+            if value is None:
+                raise _Unsupported("a text box with a value")
+            head = tag.start() + value.start() + len(' value="')
+            pieces += [*_split_marks(html[at:head]), ("text", name)]
+            at = head
+        elif tag.group(1) == "textarea" and kind == TEXT:
+            head = tag.end() + len("\r\n")
+            if not html.startswith("\r\n</textarea>", tag.end()):
+                raise _Unsupported("a text area with words")
+            pieces += [*_split_marks(html[at:head]), ("text", name)]
+            at = head
+        else:
+            raise _Unsupported(f"an input for {name}")
+    pieces += _split_marks(html[at:])
+    return tuple(pieces)
+
+
+def _csrf_mark() -> str:
+    return CSRF_MARK
+
+
+def _build(section, rows: int, screen: int, context: dict) -> Skeleton | None:
+    form = section_form_class(section, rows, screen)(formdata=None, data={})
+    try:
+        fields = _fields_of(form)
+        html = render_template(
+            STEP_TEMPLATE, form=form, idle_seconds=IDLE_MARK, csrf_token=_csrf_mark, **context
+        )
+        return Skeleton(_parse(html, fields), fields)
+    except _Unsupported:
+        return None
+
+
+# --- filling in one request's values ---------------------------------------------------
+
+
+def _one(value) -> set:
+    return {str(value) if value is not None else None}  # str() of stored JSON never fails
+
+
+def _many(value) -> set:
+    try:
+        return {str(v) for v in value}
+    except (ValueError, TypeError):
+        return set()
+
+
+def _text(value, info: _Field) -> str:
+    data = value
+    with contextlib.suppress(ValueError):  # as WTForms runs a field's filters
+        for keep in info.filters:
+            data = keep(data)
+    return str(escape(str(data) if data is not None else ""))
+
+
+_MISSING = object()
+
+
+def _values(fields: dict, data: dict) -> tuple[dict[str, set], dict[str, str]]:
+    """What WTForms would tick and write for a form filled with ``data=``."""
+    ticked: dict[str, set] = {}
+    texts: dict[str, str] = {}
+
+    def put(name: str, info: _Field, value) -> None:
+        if info.kind == TEXT:
+            texts[name] = _text(None if value is _MISSING else value, info)
+        elif value is not _MISSING:
+            ticked[name] = _one(value) if info.kind == ONE else _many(value)
+
+    for name, info in fields.items():
+        value = data.get(name, _MISSING)
+        if isinstance(info, _Rows):
+            rows = [] if value is _MISSING or not value else value
+            if (
+                not isinstance(rows, list | tuple)
+                or len(rows) > info.entries
+                or not all(isinstance(row, dict) and "meta" not in row for row in rows)
+            ):
+                raise _Unsupported("rows")
+            for index in range(info.entries):
+                row = rows[index] if index < len(rows) else {}
+                for short, sub in info.fields.items():
+                    put(f"{name}-{index}-{short}", sub, row.get(short, _MISSING))
+        else:
+            put(name, info, value)
+    return ticked, texts
+
+
+def _fill(skeleton: Skeleton, data: dict, token: str, idle_seconds: int) -> str:
+    ticked, texts = _values(skeleton.fields, data)
+    out = []
+    for piece in skeleton.pieces:
+        if isinstance(piece, str):
+            out.append(piece)
+        elif piece[0] == "check":
+            out.append(" checked" if piece[2] in ticked.get(piece[1], ()) else "")
+        elif piece[0] == "text":
+            out.append(texts.get(piece[1], ""))
+        elif piece[0] == "csrf":
+            out.append(str(escape(token)))
+        else:
+            out.append(str(idle_seconds))
+    return "".join(out)
+
+
+def _cache() -> OrderedDict:
+    return current_app.extensions.setdefault(SKELETON_CACHE, OrderedDict())
+
+
+def _settings_key() -> str:
+    """The clinic's settings as one key (they change what a page says), once a request."""
+    settings = clinic_settings()
+    kept = g.get("settings_key")
+    if kept is None or kept[0] is not settings:
+        kept = g.settings_key = (settings, repr(sorted(settings.items())))
+    return kept[1]
+
+
+def render_step_page(
+    section,
+    *,
+    number: int,
+    total: int,
+    screen: int,
+    returning: bool,
+    rows: int,
+    data: dict,
+    token: str,
+    idle_seconds: int,
+) -> str | None:
+    """The GET page of one screen filled with ``data`` (the form data of this visit's
+    stored answers), or None when it must be rendered in full."""
+    from flask_babel import get_locale
+
+    from .i18n import offered_languages
+
+    key = (
+        str(get_locale()),
+        section,
+        number,
+        total,
+        screen,
+        returning,
+        rows,
+        tuple(offered_languages()),
+        _settings_key(),
+        request.script_root,
+        request.path,
+    )
+    cache = _cache()  # shared by the server's threads: each step below stands alone
+    skeleton = cache.get(key, _MISSING)
+    if skeleton is _MISSING:
+        context = {
+            "section": section,
+            "number": number,
+            "total": total,
+            "returning": returning,
+            "from_draft": False,
+            "items": screen_items(section, screen),
+            "screen": screen,
+            "screens": len(screens(section)),
+        }
+        skeleton = _build(section, rows, screen, context)
+        cache[key] = skeleton
+        while len(cache) > SKELETON_CACHE_SIZE:
+            with contextlib.suppress(KeyError):  # another thread emptied it first
+                cache.popitem(last=False)
+    else:
+        with contextlib.suppress(KeyError):
+            cache.move_to_end(key)
+    if skeleton is None:
+        return None
+    try:
+        return _fill(skeleton, data, token, idle_seconds)
+    except _Unsupported:
+        return None

@@ -71,6 +71,11 @@ class Section:
     title: str
     items: tuple[Item, ...]
 
+    def __hash__(self) -> int:
+        # By id alone: the screens and forms of a section are cached by it, and hashing
+        # every item's every field on each lookup cost more than the lookup saved.
+        return hash(self.id)
+
 
 @dataclass(frozen=True)
 class Questionnaire:

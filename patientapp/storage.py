@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time as system_clock
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -487,10 +489,17 @@ def _day_start(day: date) -> str:
 def local_text(stored: str) -> str:
     """A stored time as the clinic's local time, in the "YYYY-MM-DD HH:MM:SS" the app
     reads; a time stored without offset (before m050) is already local."""
+    # The same few times are read on every request of a visit: each is converted once
+    # per zone (and per server zone rules, which time.tzset() may change).
+    system_zone = (system_clock.timezone, system_clock.altzone, system_clock.tzname)
+    return _local_text(stored, _zone.get(), system_zone)
+
+
+@lru_cache(maxsize=4096)
+def _local_text(stored: str, zone: tzinfo | None, _system_zone: tuple) -> str:
     moment = datetime.fromisoformat(stored)
     if moment.tzinfo is None:
         return stored
-    zone = _zone.get()
     return (moment.astimezone(zone) if zone else moment.astimezone()).strftime(LOCAL_FORMAT)
 
 
@@ -617,6 +626,7 @@ def save_answers(
     db: Database, visit_id: int, answers: dict[str, object], *, now: datetime, language: str
 ) -> None:
     """Store answers by item id; None removes an answer."""
+    updated_at = _ts(now)
     for item_id, value in answers.items():
         if value is None:
             db.execute(
@@ -633,7 +643,7 @@ def save_answers(
                        language = CASE WHEN answers.value = excluded.value
                                        THEN answers.language ELSE excluded.language END,
                        value = excluded.value, updated_at = excluded.updated_at""",
-                (visit_id, item_id, encoded, _ts(now), language),
+                (visit_id, item_id, encoded, updated_at, language),
             )
 
 

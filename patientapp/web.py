@@ -7,9 +7,13 @@ import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from functools import lru_cache
 
+import flask_wtf.csrf
 from flask import abort, current_app, g, has_request_context, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_babel import lazy_gettext as _l
+from itsdangerous import URLSafeTimedSerializer
 from werkzeug.routing import BaseConverter, IntegerConverter
 
 from . import storage
@@ -204,7 +208,46 @@ def refuse_odd_json() -> None:
             abort(400)
 
 
+# --- signing: one serializer per key, not one per request ---------------------------------
+
+
+class KeptSerializerSession(SecureCookieSessionInterface):
+    """Flask's signed session cookie, its serializer made once per secret key (and its
+    fallbacks) instead of on every request: making one costs a test serialisation."""
+
+    def __init__(self):
+        self._kept: dict[tuple, URLSafeTimedSerializer | None] = {}
+
+    def get_signing_serializer(self, app):
+        keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        kept = self._kept.get(keys)
+        if kept is None:
+            kept = super().get_signing_serializer(app)
+            if len(self._kept) >= 8:  # keys change only when an operator rotates them
+                self._kept.clear()
+            self._kept[keys] = kept
+        return kept
+
+
+@lru_cache(maxsize=8)
+def kept_csrf_serializer(secret_key, salt: str) -> URLSafeTimedSerializer:
+    """Flask-WTF makes a serializer for every CSRF token it makes or checks; this gives
+    it the one already made for that key (a serializer keeps no state between calls)."""
+    return URLSafeTimedSerializer(secret_key, salt=salt)
+
+
+def _csrf_serializer(secret_key, salt: str = "wtf-csrf-token") -> URLSafeTimedSerializer:
+    if isinstance(secret_key, list):  # not hashable; Flask-WTF passes one key
+        return URLSafeTimedSerializer(secret_key, salt=salt)
+    return kept_csrf_serializer(secret_key, salt)
+
+
+# generate_csrf and validate_csrf look the class up in their module on every call.
+flask_wtf.csrf.URLSafeTimedSerializer = _csrf_serializer
+
+
 def init_app(app) -> None:
+    app.session_interface = KeptSerializerSession()
     app.teardown_appcontext(close_db)
     app.before_request(refuse_odd_json)
     from . import __version__
