@@ -193,7 +193,8 @@ def test_two_workers_share_the_port_the_secret_key_and_the_limits(tmp_path):
                 )
                 seen.add(_served_by(post, workers))
             statuses.append(int(reply.split()[1]))
-    assert seen == workers  # both processes served
+    # Both processes served (a connection the server already let go of names no one).
+    assert seen - {None} == workers
     assert statuses[:limit] == [422] * limit  # each a checked wrong code: CSRF held
     assert statuses[limit] == 429  # the per-address limit counted across both
 
