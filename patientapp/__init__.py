@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from flask import Flask, request
+from flask import Flask, Response, request
+from flask_compress import Compress
 from flask_wtf.csrf import CSRFProtect
 
 from . import admin, api, auth, commands, errors, i18n, patient, questionnaire, staff, storage, web
@@ -17,6 +18,7 @@ from .summary import check_references
 __version__ = "0.1.0"
 
 csrf = CSRFProtect()
+compress = Compress()
 PACKAGE_DIR = Path(__file__).parent
 
 
@@ -56,6 +58,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         if "encrypt-db" not in sys.argv[1:]:  # the one command that fixes it must start
             raise
     web.init_app(app)
+    # First registered, so it runs after every other after_request hook: on the final body.
+    _add_compression(app)
     i18n.init_app(app)
     csrf.init_app(app)
     _register_blueprints(app)
@@ -106,6 +110,69 @@ def _add_security_headers(app: Flask) -> None:
         headers["Referrer-Policy"] = "no-referrer"
         headers["X-Frame-Options"] = "DENY"
         return response
+
+
+# gzip on the wire, when the client accepts it: the patient pages, the static files (chunk
+# by chunk, still versioned, long-cached and answering 304 to their gzip ETag) and JSON,
+# the FHIR API's included. Not, on purpose (SECURITY.md, "Compression and BREACH"):
+# - the staff side (everything under /staff): its pages hold the most valuable secrets
+#   (invitation links and codes, second-factor secrets, recovery codes, new API tokens)
+#   and the only pages that repeat free text from a URL (the audit log's filters, the
+#   sign-in's `next`), on the clinic's desks where the bytes do not matter;
+# - downloads (`Content-Disposition: attachment`): their length and bytes stay as built;
+# - partial content (206, `Content-Range`): a Range request still means identity bytes;
+# - any answer outside 200-299 (Flask-Compress itself): error pages, and the 4xx pages
+#   that show again what was posted, go out as they are.
+COMPRESS_MIMETYPES = [
+    "text/html",
+    "text/css",
+    "text/javascript",
+    "application/javascript",
+    "application/json",
+    "application/fhir+json",
+    "image/svg+xml",
+]
+
+COMPRESS_SETTINGS = {
+    # gzip alone: every browser and proxy speaks it, and it keeps one code path.
+    "COMPRESS_ALGORITHM": ["gzip"],
+    "COMPRESS_ALGORITHM_STREAMING": ["gzip"],  # static files are streamed responses
+    "COMPRESS_LEVEL": 6,
+    "COMPRESS_MIMETYPES": COMPRESS_MIMETYPES,
+    "COMPRESS_MIN_SIZE": 500,  # below this gzip's own header costs more than it saves
+    "COMPRESS_STREAMS": True,
+    # The hook below decides per response; the extension does not register its own.
+    "COMPRESS_REGISTER": False,
+}
+
+
+def _add_compression(app: Flask) -> None:
+    """gzip on the wire (Flask-Compress) when the client accepts it, so a patient page fits
+    the first round trip of a phone's connection."""
+    for key, value in COMPRESS_SETTINGS.items():
+        app.config.setdefault(key, value)
+    app.config["COMPRESS_REGISTER"] = False
+    compress.init_app(app)
+    app.after_request(_compress_response)
+
+
+def _compress_response(response: Response) -> Response:
+    if (
+        errors.side_of(request.path) is errors.STAFF
+        or response.status_code == 206
+        or "Content-Range" in response.headers
+        or response.headers.get("Content-Disposition", "").lower().startswith("attachment")
+    ):
+        return response
+    source = response.response
+    response = compress.after_request(response)
+    if response.headers.get("Content-Encoding") == "gzip":
+        # Byte ranges are offered on the identity bytes only.
+        response.headers.pop("Accept-Ranges", None)
+        if response.response is not source and hasattr(source, "close"):
+            # A streamed file read through the compressor is closed once it is sent.
+            response.call_on_close(source.close)
+    return response
 
 
 def _warn_on_debug_host(app: Flask) -> None:

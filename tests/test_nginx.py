@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gzip
 import http.client
 import os
 import re
@@ -150,3 +151,35 @@ def test_links_never_carry_a_forged_host(behind_nginx):
 
 def test_readme_shows_the_tested_proxy_block():
     assert PROXY_BLOCK in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _get(port: int, path: str, headers: dict):
+    """(status, headers (any case), body)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        connection.close()
+
+
+def test_the_apps_gzip_passes_through_the_proxy(behind_nginx):
+    """README's block needs no gzip setting: nginx hands the app's gzip on as it is (a
+    page with its length, a stylesheet chunked), and identity to a client without gzip."""
+    gzip_ok = {"Accept-Encoding": "gzip"}
+    status, headers, body = _get(behind_nginx, "/start", gzip_ok)
+    assert status == 200 and headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in headers["Vary"]
+    page = gzip.decompress(body).decode()
+    assert page.startswith("<!doctype html>")
+    status, headers, plain = _get(behind_nginx, "/start", {})
+    assert status == 200 and "Content-Encoding" not in headers
+    assert plain.startswith(b"<!doctype html>") and len(body) < len(plain) / 2
+    css = re.search(r'href="(/static/app\.css\?v=[^"]+)"', page).group(1)
+    status, headers, body = _get(behind_nginx, css, gzip_ok)
+    assert status == 200 and headers["Content-Encoding"] == "gzip"
+    assert "max-age=86400" in headers["Cache-Control"]
+    assert b".review-section" in gzip.decompress(body)
+    status, headers, _ = _get(behind_nginx, css, {**gzip_ok, "If-None-Match": headers["ETag"]})
+    assert status == 304

@@ -1,7 +1,8 @@
 """What each patient page weighs as the app serves it, in every shipped language, with
 the fullest answers a patient can give: its HTML plus the stylesheets and scripts that
-page itself links (issue 11: 30 KB raw, 10 KB gzipped per page). The staff pages' rules
-live in staff.css, which no patient page links."""
+page itself links (30 KB raw, 10 KB gzipped per page), and the page alone on the wire to a
+phone that accepts gzip (14 KB: the first round trip of a new connection, ten TCP
+segments). The staff pages' rules live in staff.css, which no patient page links."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from patientapp.web import get_db
 KB = 1024
 BUDGET_RAW = 30 * KB
 BUDGET_GZIP = 10 * KB  # each file compressed on its own, level 6
+BUDGET_WIRE = 14 * KB  # the page's own response as sent with Accept-Encoding: gzip
 
 ASSET_RE = re.compile(r'<link[^>]+rel="stylesheet"[^>]+href="([^"]+)"|<script[^>]+src="([^"]+)"')
 LANG_RE = re.compile(r'<html lang="([^"]+)"')
@@ -29,9 +31,14 @@ def languages() -> list[str]:
     return i18n.available_languages()
 
 
+def html_of(response) -> bytes:
+    body = response.get_data()
+    return gzip.decompress(body) if response.headers.get("Content-Encoding") == "gzip" else body
+
+
 def _post(client, path: str, data: dict):
-    page = client.get(path)
-    return client.post(path, data={"csrf_token": csrf_from(page.get_data(as_text=True)), **data})
+    page = html_of(client.get(path)).decode()
+    return client.post(path, data={"csrf_token": csrf_from(page), **data})
 
 
 def _store_answers(app, visit_id: int, language: str) -> None:
@@ -54,19 +61,31 @@ def _store_answers(app, visit_id: int, language: str) -> None:
             )
 
 
-def patient_pages(app, language: str) -> Iterator[tuple[str, object]]:
-    """(name, response) for every patient page, each as a phone in `language` gets it."""
-    visitor = app.test_client()
+def phone_client(app, accept_encoding: str | None):
+    client = app.test_client()
+    if accept_encoding:
+        client.environ_base["HTTP_ACCEPT_ENCODING"] = accept_encoding
+    return client
+
+
+def patient_pages(
+    app, language: str, accept_encoding: str | None = "gzip, deflate, br"
+) -> Iterator[tuple[str, object]]:
+    """(name, response) for every patient page, each as a phone in `language` gets it
+    (a phone's browser accepts gzip; None: a client that sends no Accept-Encoding)."""
+    visitor = phone_client(app, accept_encoding)
     yield "code entry", visitor.get(f"/start?lang={language}")
     yield "code entry (error shown)", _post(visitor, "/start", {"code": "AAAA"})
     yield "link invalid", visitor.get("/v/not-a-real-invitation-token")
     yield "closed", visitor.get("/ended")
 
     invitation = make_invitation(app, patient_ref=f"W-{language}", language=language)
-    phone = app.test_client()
+    phone = phone_client(app, accept_encoding)
     assert phone.get(f"/v/{invitation.token}?lang={language}").status_code == 302
     yield "welcome", phone.get("/welcome")
     assert _post(phone, "/welcome", {}).status_code == 302
+    too_many = {"T1": ["calm", "hopeful", "worried", "sad"], "action": "next"}
+    yield "step 1 (error shown)", _post(phone, "/step/1", too_many)
     _store_answers(app, invitation.visit_id, language)
     for number, section in enumerate(questionnaire.default().sections, start=1):
         for screen in range(1, len(patient_forms.screens(section)) + 1):
@@ -91,23 +110,29 @@ def assets(client, html: str) -> list[tuple[str, bytes]]:
     return found
 
 
+Weights = dict[str, dict[str, tuple[int, int, list[str], int, str]]]
+
+
 @pytest.fixture
-def weighed(app) -> dict[str, dict[str, tuple[int, int, list[str]]]]:
-    """language -> page -> (raw bytes, gzipped bytes, linked files)."""
+def weighed(app) -> Weights:
+    """language -> page -> (raw bytes, gzipped bytes, linked files, bytes on the wire,
+    Content-Encoding)."""
     client = app.test_client()
-    found: dict[str, dict[str, tuple[int, int, list[str]]]] = {}
+    found: Weights = {}
     for language in languages():
         pages = found[language] = {}
         for name, response in patient_pages(app, language):
             assert response.status_code < 500, (language, name, response.status_code)
-            html = response.get_data()
+            html = html_of(response)
             text = html.decode()
             tag = LANG_RE.search(text).group(1)
             assert tag.replace("-", "_").startswith(language.split("_")[0]), (language, name)
             files = assets(client, text)
             raw = len(html) + sum(len(body) for _, body in files)
             zipped = sum(len(gzip.compress(part, 6)) for part in [html, *(b for _, b in files)])
-            pages[name] = (raw, zipped, [url.split("?")[0] for url, _ in files])
+            linked = [url.split("?")[0] for url, _ in files]
+            wire = len(response.get_data())
+            pages[name] = (raw, zipped, linked, wire, response.headers.get("Content-Encoding", ""))
     return found
 
 
@@ -115,7 +140,7 @@ def test_every_patient_page_stays_within_its_weight_budget(weighed):
     over = {
         f"{language} {name}": (raw, zipped)
         for language, pages in weighed.items()
-        for name, (raw, zipped, _) in pages.items()
+        for name, (raw, zipped, *_) in pages.items()
         if raw > BUDGET_RAW or zipped > BUDGET_GZIP
     }
     assert not over, f"over {BUDGET_RAW // KB} KB raw or {BUDGET_GZIP // KB} KB gzipped: {over}"
@@ -127,9 +152,33 @@ def test_every_patient_page_stays_within_its_weight_budget(weighed):
 
 def test_patient_pages_link_the_shared_stylesheet_but_not_the_staff_one(weighed):
     for language, pages in weighed.items():
-        for name, (_, _, files) in pages.items():
+        for name, (_, _, files, *_) in pages.items():
             assert "/static/app.css" in files, (language, name)
             assert "/static/staff.css" not in files, (language, name)
+
+
+def test_every_patient_page_fits_the_first_round_trip_gzipped(weighed):
+    """As the app itself serves it to a phone, every patient page that answers 200 is
+    gzipped and at most 14 KB on the wire; the few 4xx pages (a wrong code, a step with a
+    mistake, a dead link) go out uncompressed and fit all the same."""
+    wire = {
+        f"{language} {name}": (size, encoding)
+        for language, pages in weighed.items()
+        for name, (*_, size, encoding) in pages.items()
+    }
+    over = {page: size for page, (size, _) in wire.items() if size > BUDGET_WIRE}
+    assert not over, f"over {BUDGET_WIRE // KB} KB on the wire: {over}"
+    plain = {"code entry (error shown)", "step 1 (error shown)", "link invalid"}
+    for page, (_, encoding) in wire.items():
+        expected = "" if page.split(" ", 1)[1] in plain else "gzip"
+        assert encoding == expected, (page, encoding)
+
+
+@pytest.mark.parametrize("language", ["en", "ar"])
+def test_a_client_that_accepts_no_gzip_gets_every_page_as_it_is(app, language):
+    for name, response in patient_pages(app, language, accept_encoding=None):
+        assert "Content-Encoding" not in response.headers, name
+        assert response.get_data().startswith(b"<!doctype html>"), name
 
 
 def stylesheets(html: str) -> list[str]:
