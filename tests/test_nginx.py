@@ -24,6 +24,7 @@ BASE_URL = "https://reflect.clinic.example"
 # The proxy part of README's nginx example, word for word (test_readme_shows_it checks).
 PROXY_BLOCK = """\
     location / {
+        gzip off;
         proxy_pass http://127.0.0.1:8000;
         proxy_set_header Host $host;
         proxy_set_header X-Forwarded-For $remote_addr;
@@ -36,6 +37,9 @@ worker_processes 1;
 events {{ worker_connections 256; }}
 http {{
     access_log off;
+    gzip on;  # as Debian's packaged nginx.conf has it; the block turns it off
+    gzip_proxied any;
+    gzip_types text/css application/javascript application/json;
     client_body_temp_path {tmp}/body;
     proxy_temp_path {tmp}/proxy;
     fastcgi_temp_path {tmp}/fastcgi;
@@ -183,3 +187,11 @@ def test_the_apps_gzip_passes_through_the_proxy(behind_nginx):
     assert b".review-section" in gzip.decompress(body)
     status, headers, _ = _get(behind_nginx, css, {**gzip_ok, "If-None-Match": headers["ETag"]})
     assert status == 304
+
+
+def test_the_proxy_never_compresses_the_staff_side(behind_nginx):
+    """The app leaves the staff pages uncompressed (SECURITY.md, BREACH); the block's
+    `gzip off;` keeps a proxy with gzip on from undoing that."""
+    status, headers, body = _get(behind_nginx, "/staff/login", {"Accept-Encoding": "gzip"})
+    assert status == 200 and "Content-Encoding" not in headers
+    assert body.startswith(b"<!doctype html>")
