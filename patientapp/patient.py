@@ -273,6 +273,10 @@ def open_link(token: str):
     if visit is not None and visits.is_sent(visit):
         if g.visit is None:  # another visit open here stays: a link from anywhere lands here
             end_patient_session(sent=True)
+            # In the language the answers were given in, as on the patient's own device.
+            g.visit_language = visit["answer_language"]
+            g.suggested_language = visit["suggested_language"]
+            refresh()
         return render_template("patient/already_sent.html"), 200
     if not visits.is_open(visit, now()):
         return render_template("patient/link_invalid.html"), 404

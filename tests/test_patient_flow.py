@@ -77,6 +77,16 @@ def test_link_after_submit_shows_already_sent(app, patient, invitation):
     assert "Your answers were sent" in page.get_data(as_text=True)
 
 
+def test_a_sent_link_opened_elsewhere_speaks_the_patients_language(app, patient, invitation):
+    patient.start(invitation.token)
+    patient.post("/review", {"action": "language", "lang": "es"})  # the review's switcher
+    patient.post("/review", {"action": "submit"})
+    other = app.test_client()  # another device, its browser in English
+    page = other.get(f"/v/{invitation.token}", headers={"Accept-Language": "en"})
+    html = page.get_data(as_text=True)
+    assert 'lang="es"' in html and "Your answers are already sent" not in html
+
+
 def test_back_after_submit_says_the_answers_were_sent(patient, invitation):
     patient.start(invitation.token)
     patient.post("/step/1", {"action": "next", "T2": "Something private"})
