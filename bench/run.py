@@ -1210,7 +1210,7 @@ def rush(bench: Bench) -> list[Row]:
         ),
         Row(
             "rush",
-            "starved (no first page within 30 s)",
+            f"starved (no first page within {FIRST_PAGE_SECONDS:.0f} s)",
             str(starved),
             target="0",
             result=verdict(starved == 0, bad="SLOW"),
