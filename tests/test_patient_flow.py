@@ -23,7 +23,7 @@ def test_complete_journey(app, patient, invitation):
     text = page.get_data(as_text=True)
     assert "Before your visit" in text
     assert "about 6 minutes" in text
-    assert "No one is watching your answers right now" in text
+    assert "Who reads your answers" in text and "the front desk is told right away" in text
     assert "You can skip any question" in text
     page = patient.post("/welcome", {})
     assert "Step 1 of 8" in page.get_data(as_text=True)
