@@ -14,6 +14,7 @@ from __future__ import annotations
 LOWER_THE_DOSE = {
     "T1": ["worried", "tired"],
     "T2": "Whether I can lower the dose before summer.",
+    "M0": "yes",
     "M1": [{"name": "Sertraline", "feeling": "mixed"}],
     "M2": "mixed",
     "M3": ["safety_net", "crutch"],
@@ -42,6 +43,7 @@ LOWER_THE_DOSE = {
 LOWER_THE_DOSE_FORM = {
     1: {"T1": ["worried", "tired"], "T2": "Whether I can lower the dose before summer."},
     2: {
+        "M0": "yes",
         "M1-0-name": "Sertraline",
         "M1-0-feeling": "mixed",
         "M2": "mixed",
@@ -71,10 +73,12 @@ LOWER_THE_DOSE_FORM = {
 
 
 # The demo's visits (flask demo): a safety concern, an ambivalent patient, one follow-up
-# four weeks apart, one on step 3, one in Spanish, one who keeps things for in person.
+# four weeks apart, one on step 3, one in Spanish, one who keeps things for in person,
+# one not taking medicine now.
 SAFETY_CONCERN = {
     "T1": ["sad", "tired"],
     "T2": "I haven't been sleeping and everything feels heavy again.",
+    "M0": "yes",
     "M1": [{"name": "Sertraline 100 mg", "feeling": "not_sure"}],
     "M2": "unsure",
     "M3": ["helper"],
@@ -102,6 +106,7 @@ SAFETY_CONCERN = {
 AMBIVALENT = {
     "T1": ["worried", "hopeful"],
     "T2": "Whether I really have to take this for the rest of my life.",
+    "M0": "yes",
     "M1": [{"name": "Lithium", "feeling": "helping"}, {"name": "Quetiapine", "feeling": "mixed"}],
     "M2": "mixed",
     "M3": ["safety_net", "crutch"],
@@ -129,6 +134,7 @@ AMBIVALENT = {
 FOLLOW_UP_BEFORE = {
     "T1": ["frustrated", "tired"],
     "T2": "The side effects. I feel slowed down all day.",
+    "M0": "yes",
     "M1": [{"name": "Aripiprazole", "feeling": "not_helping"}],
     "M2": "unsure",
     "M3": ["nothing_much"],
@@ -156,6 +162,7 @@ FOLLOW_UP_BEFORE = {
 FOLLOW_UP_NOW = {
     "T1": ["okay", "hopeful"],
     "T2": "The new dose is better, but I want to talk about how my family sees it.",
+    "M0": "yes",
     "M1": [{"name": "Aripiprazole", "feeling": "helping"}],
     "M2": "mixed",
     "M3": ["helper", "reminder"],
@@ -186,6 +193,7 @@ FOLLOW_UP_NOW = {
 IN_PROGRESS = {  # sections 1 and 2 only: the patient is on step 3 now
     "T1": ["worried"],
     "T2": "Can I stop before my exams?",
+    "M0": "yes",
     "M1": [{"name": "Escitalopram", "feeling": "mixed"}],
     "M2": "mixed",
     "M4": 5,
@@ -194,6 +202,7 @@ IN_PROGRESS = {  # sections 1 and 2 only: the patient is on step 3 now
 SPANISH = {
     "T1": ["tired", "worried"],
     "T2": "Quiero hablar de si puedo bajar la dosis, porque me da mucho sueño.",
+    "M0": "yes",
     "M1": [{"name": "Fluoxetina", "feeling": "mixed"}],
     "M2": "mixed",
     "M3": ["helper", "crutch"],
@@ -224,6 +233,7 @@ SPANISH = {
 IN_PERSON = {
     "T1": ["calm"],
     "T2": "Just a check-in, things are mostly okay.",
+    "M0": "yes",
     "M1": [
         {"name": "Bupropion", "feeling": "helping"},
         {"name": "Melatonin", "feeling": "not_sure"},
@@ -252,6 +262,31 @@ IN_PERSON = {
     "R3": ["nothing"],
     "R4": "no",
     "R5": "feel_better",
+    "S1": "not_at_all",
+}
+
+# Not taking any medicine for their mental health now (M0 "no"): M1-M5 and P1 were never
+# asked, so they are absent, as the pages store it. Stopped one before, when feeling better.
+NOT_TAKING = {
+    "T1": ["worried", "okay"],
+    "T2": "Whether I should start a medicine again or keep going without one.",
+    "M0": "no",
+    "M6": ["movement", "outdoors", "therapy"],
+    "P2": ["felt_better", "side_effects"],
+    "P3": "worse",
+    "F1": ["prefer_other"],
+    "F2": {"choice": "no", "text": ""},
+    "F3": ["bad_side_effects"],
+    "W1": ["stress", "relationships"],
+    "W2": "not_sure",
+    "W3": "life",
+    "H1": "I would sleep through the night and enjoy my weekends again.",
+    "H2": ["none"],
+    "R1": 3,
+    "R2": "together",
+    "R3": ["other_help"],
+    "R4": "no",
+    "R5": "live_my_life",
     "S1": "not_at_all",
 }
 

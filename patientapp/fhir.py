@@ -207,6 +207,35 @@ def _question(item: Item, languages) -> dict:
     return element
 
 
+def _enable_when(item: Item, definition: Questionnaire) -> dict:
+    """An item another answer can leave unasked (M1-M5 and P1, hidden by M0 "no") is
+    enabled while that question has no answer or another one: ``exists = false`` or
+    ``!= no``, either being enough. (Two conditions, since a "!=" alone leaves open how
+    an unanswered question reads.)"""
+    hiding = [
+        (decider, choice)
+        for decider in definition.items.values()
+        for choice in decider.choices
+        if item.id in choice.hides
+    ]
+    if not hiding:
+        return {}
+    if len(hiding) > 1:  # a new kind of branching must say how it maps before it ships
+        raise ValueError(f"item {item.id}: no FHIR mapping for more than one hiding answer")
+    [(decider, choice)] = hiding
+    return {
+        "enableWhen": [
+            {"question": decider.id, "operator": "exists", "answerBoolean": False},
+            {
+                "question": decider.id,
+                "operator": "!=",
+                "answerCoding": {"system": CODE_SYSTEM, "code": choice.id},
+            },
+        ],
+        "enableBehavior": "any",
+    }
+
+
 def questionnaire_resource(definition: Questionnaire, languages) -> dict:
     """The Questionnaire for this definition, translated into ``languages`` (codes)."""
     others = tuple(code for code in languages if code != SOURCE_LANGUAGE)
@@ -227,7 +256,10 @@ def questionnaire_resource(definition: Questionnaire, languages) -> dict:
                     "linkId": section.id,
                     "type": "group",
                     **_text(section.title, others),
-                    "item": [_question(item, others) for item in section.items],
+                    "item": [
+                        {**_question(item, others), **_enable_when(item, definition)}
+                        for item in section.items
+                    ],
                 }
                 for section in definition.sections
             ],
@@ -341,9 +373,14 @@ def response_resource(
         }
     extensions = []
     sections = []
+    # Items the patient's own answer left unasked (M0 "no") have no answer, as their
+    # enableWhen says; a page never stores one, and older data is not sent either.
+    not_asked = definition.not_asked(answers)
     for section in definition.sections:
         items = []
         for item in section.items:
+            if item.id in not_asked:
+                continue
             if item.id in in_person and item.id in answers:
                 extensions.append({"url": HELD_IN_PERSON, "valueString": item.id})
                 continue
@@ -411,7 +448,39 @@ def _check_answer(defn: Mapping, answer: Mapping, where: str) -> list[str]:
     return []
 
 
-def _check_items(items, parent: str | None, index: dict, problems: list) -> None:
+def _given(items, into: dict) -> dict:
+    """Every answer in a response by linkId, however deep."""
+    for item in items or ():
+        into.setdefault(item.get("linkId"), []).extend(item.get("answer", ()))
+        _given(item.get("item"), into)
+    return into
+
+
+def _enabled(defn: Mapping, given: Mapping) -> bool:
+    """Whether a Questionnaire item's enableWhen holds for the response's answers (the
+    operators the generated Questionnaire uses: exists, = and != on a coding)."""
+    results = []
+    for condition in defn.get("enableWhen", ()):
+        answers = given.get(condition.get("question"), [])
+        operator = condition.get("operator")
+        if operator == "exists":
+            results.append(bool(answers) == condition.get("answerBoolean"))
+            continue
+        wanted = condition.get("answerCoding") or {}
+        codes = {
+            (a.get("valueCoding", {}).get("system"), a.get("valueCoding", {}).get("code"))
+            for a in answers
+        }
+        matched = (wanted.get("system"), wanted.get("code")) in codes
+        results.append(matched if operator == "=" else bool(answers) and not matched)
+    if not results:
+        return True
+    return any(results) if defn.get("enableBehavior") == "any" else all(results)
+
+
+def _check_items(
+    items, parent: str | None, index: dict, problems: list, given: Mapping | None = None
+) -> None:
     counts: dict[str, int] = {}
     for item in items or ():
         link = item.get("linkId")
@@ -421,6 +490,8 @@ def _check_items(items, parent: str | None, index: dict, problems: list) -> None
         defn, defn_parent = index[link]
         if defn_parent != parent:
             problems.append(f"{link}: belongs under {defn_parent}, found under {parent}")
+        if given is not None and not _enabled(defn, given):
+            problems.append(f"{link}: answered, but its enableWhen leaves it unasked")
         counts[link] = counts.get(link, 0) + 1
         answers = item.get("answer", ())
         if defn["type"] == "group" and answers:
@@ -440,7 +511,7 @@ def _check_items(items, parent: str | None, index: dict, problems: list) -> None
             problems.append(f"{link}: an exclusive answer is picked with others")
         for answer in answers:
             problems += _check_answer(defn, answer, link)
-        _check_items(item.get("item"), link, index, problems)
+        _check_items(item.get("item"), link, index, problems, given)
     for link, count in counts.items():
         defn = index[link][0]
         limit = _extension(defn, MAX_OCCURS) if defn["type"] == "group" else None
@@ -468,7 +539,8 @@ def check_response(response: Mapping, questionnaire: Mapping) -> list[str]:
 
     Every linkId exists and nests as in the Questionnaire, every code is one of its
     item's options, numbers are within range, text within length, rows within their
-    limit, the canonical names this Questionnaire's version, every time has its offset.
+    limit, no item answered that its enableWhen leaves unasked (M1-M5, P1 after M0
+    "no"), the canonical names this Questionnaire's version, every time has its offset.
     """
     problems = []
     if response.get("status") not in RESPONSE_STATUSES:
@@ -479,5 +551,6 @@ def check_response(response: Mapping, questionnaire: Mapping) -> list[str]:
     for where, value in _datetimes(response):
         if not (isinstance(value, str) and OFFSET_DATETIME.match(value)):
             problems.append(f"{where}: {value!r} has no time-zone offset")
-    _check_items(response.get("item"), None, _index(questionnaire["item"], None, {}), problems)
+    index = _index(questionnaire["item"], None, {})
+    _check_items(response.get("item"), None, index, problems, _given(response.get("item"), {}))
     return problems

@@ -43,13 +43,15 @@ from . import (
     visits,
 )
 from .i18n import offered_languages
-from .web import clinic_settings, get_db, now
+from .web import client_network, clinic_settings, get_db, now
 
 bp = Blueprint("patient", __name__)
 errors.PATIENT.register(bp)
 
 SESSION_KEY = "patient"
 CODE_SCOPES = ("code-client", "code-address", "code-global")
+RESERVED_SCOPE = "code-reserved"  # lookups once the clinic-wide window is full
+ENTERED_SCOPE = "code-entered"  # addresses a visit was opened from, and when
 GENERIC_CODE_ERROR = _l(
     "We couldn't open a visit with that code. Please check it and try "
     "again, or ask the front desk for help."
@@ -84,14 +86,31 @@ class ActionForm(FlaskForm):
 # --- the patient session -------------------------------------------------------------------
 
 
-def _begin(visit: dict) -> None:
+def _begin(visit: dict, claim: list[int] | None = None) -> None:
+    """Open the visit in this browser. `claim`: the rows counted for the right code that
+    opened it, taken back in the same transaction (a right code is no failure)."""
     # A language picked on this device a moment ago (on the code page) stays; the last
     # patient's choice is already gone, since ending a patient session drops it.
-    if visit["secret_generation"]:
-        # Whoever opens a re-issued link or code may not be the patient: staff can check.
-        storage.audit(
-            get_db(), "patient_entry_reissued", now=now(), actor="patient", visit_id=visit["id"]
-        )
+    db, moment = get_db(), now()
+    network = client_network(request.remote_addr)
+    # The waiting room's address: codes typed from it are still looked up once strangers
+    # have filled the clinic-wide window (see _claim_lookup). Noted once an hour at most.
+    new_address = not _known_address(db, network, moment, hours=1)
+    if claim is not None or visit["secret_generation"] or new_address:
+        with storage.write(db):  # the entry's audit, address and rows, or none of them
+            if claim is not None:
+                storage.delete_failure_rows(db, claim)
+                storage.clear_failures(db, "code-client", _client_id())
+            if visit["secret_generation"]:
+                # Whoever opens a re-issued link or code may not be the patient: staff can
+                # check.
+                storage.audit(
+                    db, "patient_entry_reissued", now=moment, actor="patient", visit_id=visit["id"]
+                )
+            if new_address:
+                known_for = timedelta(hours=current_app.config["CODE_KNOWN_ADDRESS_HOURS"])
+                storage.prune_scope(db, ENTERED_SCOPE, moment - known_for)
+                storage.record_attempts(db, [(ENTERED_SCOPE, network)], moment)
     session[SESSION_KEY] = {
         "visit": visit["id"],
         "generation": visit["secret_generation"],
@@ -197,29 +216,42 @@ def _client_id() -> str:
     return session["cid"]
 
 
-def _failure_keys() -> list[tuple[str, str]]:
-    return list(zip(CODE_SCOPES, (_client_id(), request.remote_addr or "-", "*"), strict=False))
+def _known_address(db, network: str, moment: datetime, hours: float | None = None) -> bool:
+    """Whether a visit was opened (by link or right code) from this address lately."""
+    hours = current_app.config["CODE_KNOWN_ADDRESS_HOURS"] if hours is None else hours
+    return storage.count_failures(db, ENTERED_SCOPE, network, moment - timedelta(hours=hours)) > 0
 
 
-def _over_limit(db, scopes: tuple[str, ...]) -> bool:
-    cfg = current_app.config
-    since = now() - timedelta(minutes=cfg["CODE_FAILURE_WINDOW_MINUTES"])
-    limits = dict(
-        zip(
-            CODE_SCOPES,
-            (
-                cfg["CODE_FAILURES_PER_CLIENT"],
-                cfg["CODE_FAILURES_PER_ADDRESS"],
-                cfg["CODE_FAILURES_GLOBAL"],
-            ),
-            strict=True,
-        )
-    )
-    return any(
-        storage.count_failures(db, scope, key, since) >= limits[scope]
-        for scope, key in _failure_keys()
-        if scope in scopes
-    )
+def _claim_lookup(db) -> list[int] | None:
+    """Count a typed code as a failure before it is looked up, or refuse it; None means
+    refused. Counting and checking are one write transaction, so concurrent tries (from
+    any thread or server process) see each other and no limit is overshot.
+
+    Per browser, per address and clinic-wide, as configured. Once the clinic-wide window
+    is full, a code is looked up only from an address where a visit was opened lately (the
+    waiting room's), and at most CODE_FAILURES_RESERVED more per window: code lookups
+    clinic-wide stay under CODE_FAILURES_GLOBAL + CODE_FAILURES_RESERVED per window, however
+    many addresses send them. The rows of a right code are taken back afterwards."""
+    cfg, moment = current_app.config, now()
+    since = moment - timedelta(minutes=cfg["CODE_FAILURE_WINDOW_MINUTES"])
+    client, network = _client_id(), client_network(request.remote_addr)
+    with storage.write(db):
+
+        def full(scope: str, key: str, limit: int) -> bool:
+            return storage.count_failures(db, scope, key, since) >= limit
+
+        if full("code-client", client, cfg["CODE_FAILURES_PER_CLIENT"]) or full(
+            "code-address", network, cfg["CODE_FAILURES_PER_ADDRESS"]
+        ):
+            return None
+        pairs = list(zip(CODE_SCOPES, (client, network, "*"), strict=True))
+        if full("code-global", "*", cfg["CODE_FAILURES_GLOBAL"]):
+            if not _known_address(db, network, moment) or full(
+                RESERVED_SCOPE, "*", cfg["CODE_FAILURES_RESERVED"]
+            ):
+                return None
+            pairs.append((RESERVED_SCOPE, "*"))
+        return storage.record_attempts(db, pairs, moment)
 
 
 TOO_MANY_TRIES = _l(
@@ -236,24 +268,21 @@ def start():
     if form.validate_on_submit():
         db = get_db()
         code = invitations.normalise_code(form.code.data or "")
-        # The clinic-wide limit is checked only after a wrong code: strangers flooding it
-        # must never keep a patient with the right code out.
-        if _over_limit(db, CODE_SCOPES[:2]):
-            form.code.errors.append(TOO_MANY_TRIES)
-            status = 429
-        elif code is None:
+        claim = None if code is None else _claim_lookup(db)
+        if code is None:
             form.code.errors.append(_l("A code has 10 letters and numbers, like 7KQ2M-9XD4P."))
             status = 422
+        elif claim is None:
+            # Not looked up at all: past a limit, a code is no guess.
+            form.code.errors.append(TOO_MANY_TRIES)
+            status = 429
         else:
             visit = storage.visit_by_code_hash(db, invitations.hash_secret(code))
             if visits.is_open(visit, now()):
-                storage.clear_failures(db, *_failure_keys()[0])
-                _begin(visit)
+                _begin(visit, claim)
                 return redirect(_resume_target(visit))
-            refused = _over_limit(db, CODE_SCOPES[2:])
-            storage.record_failures(db, _failure_keys(), now())
-            form.code.errors.append(TOO_MANY_TRIES if refused else GENERIC_CODE_ERROR)
-            status = 429 if refused else 422
+            form.code.errors.append(GENERIC_CODE_ERROR)
+            status = 422
     elif request.method == "POST":
         status = 400
     return render_template("patient/start.html", form=form), status
@@ -371,9 +400,17 @@ def _step_url(number: int, screen: int = 1, returning: bool = False, **extra) ->
     return url_for("patient.step", number=number, **extra)
 
 
-def _next_url(number: int, screen: int | None, action: str, new_answers: dict) -> tuple[str, int]:
+def _next_url(
+    number: int,
+    screen: int | None,
+    action: str,
+    new_answers: dict,
+    hidden: frozenset[str] = frozenset(),
+) -> tuple[str, int]:
     """Where a valid POST goes next, and the step to resume at. A POST of the whole
-    section (no screen number) is its first screen going back and its last going on."""
+    section (no screen number) is its first screen going back and its last going on.
+    Screens whose every question is unasked (``hidden``, from the answers as saved by
+    this POST: M0 "no" passes over the medicine list) are passed over both ways."""
     q = questionnaire.default()
     review_at = visits.review_step(q)
     if visits.endorses_safety(new_answers) and action != "lang":
@@ -381,27 +418,35 @@ def _next_url(number: int, screen: int | None, action: str, new_answers: dict) -
     returning = request.form.get("return") == "review"
     if action == "review" and returning:
         return url_for("patient.review"), review_at
-    last_screen = len(patient_forms.screens(q.sections[number - 1]))
-    if action == "back" and screen is not None and screen > 1:
-        return _step_url(number, screen - 1, returning), number
+    section = q.sections[number - 1]
+    shown = patient_forms.shown_screens(section, hidden)
+    earlier = [n for n in shown if screen is not None and n < screen]
+    later = [n for n in shown if screen is not None and n > screen]
+    if action == "back" and earlier:
+        return _step_url(number, earlier[-1], returning), number
     if action == "back" and returning:
         return url_for("patient.review"), review_at
     if action == "back":
         if number == 1:
             return url_for("patient.welcome"), number
-        before = len(patient_forms.screens(q.sections[number - 2]))
+        before = patient_forms.shown_screens(q.sections[number - 2], hidden)[-1]
         return _step_url(number - 1, before), number - 1
     if action == "add":
-        med = _medlist(q.sections[number - 1].items)
+        med = _medlist(section.items)
         anchor = f"{med.id}-{len(new_answers.get(med.id) or [])}-name" if med else None
-        return _step_url(number, screen or 1, returning, _anchor=anchor), number
+        # A POST of the whole section adds its row on the medicine list's own screen.
+        at = screen or next(
+            (n for n, items in enumerate(patient_forms.screens(section), 1) if med in items), 1
+        )
+        return _step_url(number, at, returning, _anchor=anchor), number
     if action == "lang":
         return _step_url(number, screen or 1, returning), number
-    if screen is not None and screen < last_screen:
-        return _step_url(number, screen + 1, returning), number
+    if later:
+        return _step_url(number, later[0], returning), number
     if returning or number >= len(q.sections):
         return url_for("patient.review"), review_at
-    return url_for("patient.step", number=number + 1), number + 1
+    first = patient_forms.shown_screens(q.sections[number], hidden)[0]
+    return _step_url(number + 1, first), number + 1
 
 
 @bp.route("/step/<int:number>", methods=["GET", "POST"])
@@ -418,15 +463,23 @@ def step(number: int):
         return redirect(url_for("patient.step", number=visit["furthest_step"]))
     section = q.sections[number - 1]
     db = get_db()
-    # A POST is built from what was typed; only a GET needs the stored answers.
-    answers = storage.answers_for(db, visit["id"])[0] if request.method == "GET" else {}
+    # A GET is filled with the stored answers; a POST is built from what was typed. Both
+    # ask only what the saved answers leave asked (M0 "no": no medicine questions).
+    answers = storage.answers_for(db, visit["id"])[0]
+    hidden = frozenset(q.not_asked(answers))
     screen = _screen_number(section)
+    shown = patient_forms.shown_screens(section, hidden)
+    if request.method == "GET" and screen not in shown:
+        # A screen with nothing left to ask (a link or Back from before the answer changed).
+        ahead = [n for n in shown if n > screen] or [shown[-1]]
+        returning = request.args.get("return") == "review"
+        return redirect(_step_url(number, ahead[0], returning))
     # What was typed on this screen and not yet saved (a reload, another device) comes back.
     draft = visits.draft_for(db, visit, number) if request.method == "GET" else None
     if draft is not None and draft.pop(DRAFT_SCREEN, [""])[0] != str(screen):
         draft = None  # typed on another screen of this step
     if request.method == "GET" and draft is None:
-        html = _step_page(section, number, screen, answers)
+        html = _step_page(section, number, screen, answers, hidden)
         if html is not None:
             return html
     form = _build_form(section, screen, answers, draft=draft)
@@ -437,9 +490,9 @@ def step(number: int):
         "total": len(q.sections),
         "returning": request.values.get("return") == "review",
         "from_draft": draft is not None,
-        "items": patient_forms.screen_items(section, screen),
+        "items": patient_forms.screen_items(section, screen, hidden),
         "screen": screen,
-        "screens": len(patient_forms.screens(section)),
+        "screens": shown[-1],
     }
     status = 200
     if request.method == "POST":
@@ -450,7 +503,8 @@ def step(number: int):
             _choose_language(request.form.get("lang", ""))
         if form.validate():
             new_answers = patient_forms.answers_from(page["items"], form)
-            target, resume_at = _next_url(number, screen, action, new_answers)
+            after = frozenset(q.not_asked({**answers, **new_answers}))
+            target, resume_at = _next_url(number, screen, action, new_answers, after)
             if not visits.save_step(
                 db,
                 visit["id"],
@@ -467,9 +521,11 @@ def step(number: int):
     return render_template("patient/step.html", **page), status
 
 
-def _step_page(section, number: int, screen: int, answers: dict) -> str | None:
+def _step_page(
+    section, number: int, screen: int, answers: dict, hidden: frozenset[str] = frozenset()
+) -> str | None:
     """A GET of a screen from its kept skeleton (see patient_forms), or None to render it."""
-    items = patient_forms.screen_items(section, screen)
+    items = patient_forms.screen_items(section, screen, hidden)
     med = _medlist(items)
     return patient_forms.render_step_page(
         section,
@@ -481,6 +537,7 @@ def _step_page(section, number: int, screen: int, answers: dict) -> str | None:
         data=patient_forms.form_data(items, answers),
         token=generate_csrf(),
         idle_seconds=_idle_seconds(),
+        hidden=hidden,
     )
 
 
@@ -560,8 +617,11 @@ def safety():
 
 
 def review_rows(answers: dict, in_person: set[str]):
-    """Every section and answer, shown the way the psychiatrist will read it."""
+    """Every section and answer, shown the way the psychiatrist will read it. Questions
+    the answers left unasked (M0 "no") are not listed: their section says they were not
+    asked."""
     q = questionnaire.default()
+    hidden = q.not_asked(answers)
     rows = []
     for number, section in enumerate(q.sections, start=1):
         items = [
@@ -573,8 +633,10 @@ def review_rows(answers: dict, in_person: set[str]):
                 "can_hold": item.id in answers and visits.may_hold(item.id),
             }
             for item in section.items
+            if item.id not in hidden
         ]
-        rows.append({"number": number, "section": section, "items": items})
+        not_asked = any(item.id in hidden for item in section.items)
+        rows.append({"number": number, "section": section, "items": items, "not_asked": not_asked})
     return rows
 
 

@@ -65,11 +65,14 @@ def screen_rows(item: Item) -> float:
 def screens(section: Section) -> tuple[tuple[Item, ...], ...]:
     """The screens of one section, in order, so that no screen grows much past two and a
     half phone screens. An item answered in rows (the medicine list) stands on a screen
-    of its own: with every row filled it is most of that by itself. The other items keep
-    their order and are shared out evenly over as few screens as hold them."""
+    of its own: with every row filled it is most of that by itself. An item whose answer
+    can leave later items unasked (M0) ends its screen, so that answer is saved (Next)
+    before they would show. The other items keep their order and are shared out evenly
+    over as few screens as hold them."""
     runs: list[list[Item]] = []
     for item in section.items:
-        if item.item_type.has_rows or not runs or runs[-1][-1].item_type.has_rows:
+        last = runs[-1][-1] if runs else None
+        if item.item_type.has_rows or last is None or last.item_type.has_rows or last.decides:
             runs.append([item])
         else:
             runs[-1].append(item)
@@ -104,12 +107,54 @@ def _share_out(items: tuple[Item, ...]) -> list[tuple[Item, ...]]:
     return [items[a:b] for a, b in itertools.pairwise(bounds)]
 
 
-def screen_items(section: Section, screen: int | None) -> tuple[Item, ...]:
+def screen_items(
+    section: Section, screen: int | None, hidden: frozenset[str] = frozenset()
+) -> tuple[Item, ...]:
     """The items on screen ``screen`` (1-based) of a section; None means the whole
-    section, as a form posted without a screen number asks it."""
-    if screen is None:
-        return section.items
-    return screens(section)[screen - 1]
+    section, as a form posted without a screen number asks it. ``hidden`` names the
+    items this visit's answers leave unasked (``Questionnaire.not_asked``)."""
+    items = section.items if screen is None else screens(section)[screen - 1]
+    return tuple(item for item in items if item.id not in hidden) if hidden else items
+
+
+def shown_screens(section: Section, hidden: frozenset[str] = frozenset()) -> tuple[int, ...]:
+    """The numbers of the section's screens this visit sees: a screen whose every item is
+    unasked (the medicine list, when not taking medicine) is passed over by Next, Back
+    and the links. Numbers stay those of the whole section, so a link keeps its screen.
+    A section always keeps a screen (the definition never hides all of one)."""
+    found = tuple(
+        number
+        for number, items in enumerate(screens(section), start=1)
+        if not items or any(item.id not in hidden for item in items)
+    )
+    return found or (1,)
+
+
+# A medicine row's number in a field name (``M1-0-name``): a few ASCII digits. WTForms'
+# FieldList reads any str.isdigit() text as one and calls int() on it, which "²" passes
+# and fails (a 500), as do 5,000 nines (Python's limit on long numbers); "٣" it would
+# read as a row 3 that nothing else counts.
+ROW_NUMBER = re.compile(r"[0-9]{1,9}")
+
+
+class RowList(FieldList):
+    """A FieldList that takes only ASCII row numbers from the posted field names."""
+
+    def _extract_indices(self, prefix, formdata):
+        offset = len(prefix) + 1
+        for key in formdata:
+            if key.startswith(prefix):
+                number = key[offset:].split(self._field_separator, 1)[0]
+                if ROW_NUMBER.fullmatch(number):
+                    yield int(number)
+
+
+def _row_lists(fields: dict[str, object]) -> dict[str, object]:
+    """The item's fields, each FieldList read as a RowList (the field keeps its place)."""
+    for field in fields.values():
+        if getattr(field, "field_class", None) is FieldList:
+            field.field_class = RowList
+    return fields
 
 
 @lru_cache(maxsize=128)
@@ -120,7 +165,7 @@ def section_form_class(
     built)."""
     fields: dict[str, object] = {}
     for item in screen_items(section, screen):
-        fields.update(item.item_type.fields(item, med_rows))
+        fields.update(_row_lists(item.item_type.fields(item, med_rows)))
     # No CSRF field of its own: CSRFProtect checks every POST's token before the view runs
     # (tests/test_step_page.py), and step.html writes the session's token itself.
     fields["Meta"] = type("Meta", (), {"csrf": False})
@@ -404,19 +449,28 @@ def render_step_page(
     data: dict,
     token: str,
     idle_seconds: int,
+    hidden: frozenset[str] = frozenset(),
 ) -> str | None:
     """The GET page of one screen filled with ``data`` (the form data of this visit's
-    stored answers), or None when it must be rendered in full."""
+    stored answers), or None when it must be rendered in full. ``hidden``: the items
+    this visit's answers leave unasked."""
     from flask_babel import get_locale
 
     from .i18n import offered_languages
 
+    items = screen_items(section, screen, hidden)
+    last = shown_screens(section, hidden)[-1]
     key = (
         str(get_locale()),
         section,
         number,
         total,
         screen,
+        # What this visit's answers decide about the page: which questions it asks and
+        # which screen is the last (its button). One visit's branching never shows in
+        # another's page: a visit asked otherwise gets a skeleton of its own.
+        tuple(item.id for item in items),
+        last,
         returning,
         rows,
         tuple(offered_languages()),
@@ -433,9 +487,9 @@ def render_step_page(
             "total": total,
             "returning": returning,
             "from_draft": False,
-            "items": screen_items(section, screen),
+            "items": items,
             "screen": screen,
-            "screens": len(screens(section)),
+            "screens": last,
         }
         skeleton = _build(section, rows, screen, context)
         cache[key] = skeleton

@@ -7,6 +7,7 @@ Labels stay in English here: they are message ids that the views translate.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +29,9 @@ class Choice:
     # A translation context (msgctxt) for a label whose English word means something
     # else elsewhere: M1 "Mixed" (mixed results) is not M2 "Mixed" (mixed feelings).
     context: str = ""
+    # The items this answer leaves unasked, later in the questionnaire: M0 "no" (not
+    # taking medicine) hides the medicine questions M1-M5 and P1.
+    hides: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,11 @@ class Item:
     def choice_ids(self) -> tuple[str, ...]:
         return tuple(c.id for c in self.choices)
 
+    @property
+    def decides(self) -> bool:
+        """Whether an answer to this item can leave later items unasked."""
+        return any(c.hides for c in self.choices)
+
 
 @dataclass(frozen=True)
 class Section:
@@ -99,6 +108,21 @@ class Questionnaire:
             return set(self.items)
         return {i for i, item in self.items.items() if _version_key(item.since or "0") <= key}
 
+    def not_asked(self, answers: Mapping) -> dict[str, str]:
+        """The items these answers leave unasked, each with the id of the item whose
+        answer hid it: M0 "no" hides M1-M5 and P1 (their choice's ``hides``).
+
+        Unasked items are neither shown nor stored, and the summary reads them "not
+        asked", never skipped or not reached. A skipped deciding item hides nothing.
+        """
+        hidden: dict[str, str] = {}
+        for item in self.items.values():
+            value = answers.get(item.id) if item.decides else None
+            choice = item.choice(value) if isinstance(value, str) else None
+            if choice is not None:
+                hidden.update(dict.fromkeys(choice.hides, item.id))
+        return hidden
+
 
 def _version_key(version: str) -> tuple[int, ...] | None:
     """ "2026.2" -> (2026, 2); None for text that is not a dotted number."""
@@ -127,9 +151,12 @@ def _parse_item(raw: dict, section_id: str) -> Item:
             _require(c, "label", where),
             bool(c.get("exclusive")),
             str(c.get("context", "")),
+            tuple(c.get("hides", ())),
         )
         for c in raw.get("choices", ())
     )
+    if any(c.hides for c in choices) and kind != "single":
+        raise DefinitionError(f"{where}: only a single choice can leave items unasked")
     ids = [c.id for c in choices]
     if len(ids) != len(set(ids)):
         raise DefinitionError(f"{where}: duplicate choice id")
@@ -146,6 +173,27 @@ def _parse_item(raw: dict, section_id: str) -> Item:
         choices=choices,
         practices=tuple(raw.get("practices", ())),
     )
+
+
+def _check_hides(sections: list[Section]) -> None:
+    """An answer hides only later items, and never a whole section: the decision is
+    saved before the hidden items would show, and every step keeps its number."""
+    order = [item.id for section in sections for item in section.items]
+    for section in sections:
+        for item in section.items:
+            for choice in item.choices:
+                for hidden in choice.hides:
+                    if hidden not in order:
+                        raise DefinitionError(f"item {item.id}: hides unknown item '{hidden}'")
+                    if order.index(hidden) <= order.index(item.id):
+                        raise DefinitionError(
+                            f"item {item.id}: can hide only later items, not '{hidden}'"
+                        )
+                for other in sections:
+                    if other.items and {i.id for i in other.items} <= set(choice.hides):
+                        raise DefinitionError(
+                            f"item {item.id}: would hide all of section '{other.id}'"
+                        )
 
 
 def parse(data: dict) -> Questionnaire:
@@ -165,6 +213,7 @@ def parse(data: dict) -> Questionnaire:
     section_ids = [s.id for s in sections]
     if len(section_ids) != len(set(section_ids)):
         raise DefinitionError("duplicate section id")
+    _check_hides(sections)
     return Questionnaire(str(version), tuple(sections), seen)
 
 

@@ -4,7 +4,9 @@ No Flask, SQL or I/O here, so every rule can be tested on plain dicts.
 
 Answers are a ``dict`` keyed by item id; a key is absent when the patient skipped the
 item (an empty list, blank text or ``None`` is read the same way). A skipped item never
-fires a flag and is never read as "low" or "no".
+fires a flag and is never read as "low" or "no". Items held for in person and items the
+patient's own answer left unasked (M0 "no": M1-M5 and P1, ``Questionnaire.not_asked``)
+are removed by the caller before these rules run, so neither ever fires a flag.
 
 Reader-facing strings are English message ids wrapped in ``N_`` so the extractor finds
 them; the view layer translates them. Their parameters are returned unformatted:

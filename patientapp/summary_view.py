@@ -45,6 +45,8 @@ SAFETY_LINES = {
 }
 IN_PERSON_NOTE = _l("to discuss in person")
 NOT_REACHED_NOTE = _l("not reached")
+# An item the patient's own answer left unasked: M0 "no" hides M1-M5 and P1.
+NOT_ASKED_NOTE = _l("not asked: not taking medicine")
 NOTHING_TO_SHOW = _l("Nothing to show: every item here was skipped.")
 
 
@@ -273,15 +275,60 @@ def stance_line(parts: summary.Stance) -> str:
     )
 
 
-def _not_compared(current: dict, previous: dict, questionnaire: Questionnaire) -> list[str]:
+def _held_and_not_asked(
+    questionnaire: Questionnaire, answers: dict, in_person
+) -> tuple[set[str], dict[str, str]]:
+    """The items held for in person, and those an answer left unasked (M0 "no") with the
+    item that hid each. What a held answer left unasked is held too: "not asked" would
+    give the held answer away."""
+    held, hidden = set(in_person), {}
+    for item_id, decider in questionnaire.not_asked(answers).items():
+        if decider in in_person:
+            held.add(item_id)
+        else:
+            hidden[item_id] = decider
+    return held, hidden
+
+
+def _not_compared(
+    current: dict,
+    previous: dict,
+    questionnaire: Questionnaire,
+    not_asked: dict | None = None,
+    not_asked_before: dict | None = None,
+) -> list[str]:
+    """Why some answers were not compared: not answered, or not asked (M0 "no") on that
+    visit, which is never called "not answered"."""
     now, before = summary.not_compared(current, previous)
+
+    def names(item_ids: list[str]) -> str:
+        return joined([gettext(questionnaire.items[i].short) for i in item_ids])
+
+    unasked_now = [i for i in now if i in (not_asked or {})]
+    unasked_before = [i for i in before if i in (not_asked_before or {})]
+    now = [i for i in now if i not in unasked_now]
+    before = [i for i in before if i not in unasked_before]
     lines = []
     if now:
-        names = joined([gettext(questionnaire.items[i].short) for i in now])
-        lines.append(gettext("Not compared, not answered this time: %(items)s", items=names))
+        lines.append(gettext("Not compared, not answered this time: %(items)s", items=names(now)))
+    if unasked_now:
+        lines.append(
+            gettext(
+                "Not compared, not asked this time (not taking medicine): %(items)s",
+                items=names(unasked_now),
+            )
+        )
     if before:
-        names = joined([gettext(questionnaire.items[i].short) for i in before])
-        lines.append(gettext("Not compared, not answered last time: %(items)s", items=names))
+        lines.append(
+            gettext("Not compared, not answered last time: %(items)s", items=names(before))
+        )
+    if unasked_before:
+        lines.append(
+            gettext(
+                "Not compared, not asked last time (not taking medicine): %(items)s",
+                items=names(unasked_before),
+            )
+        )
     return lines
 
 
@@ -370,7 +417,11 @@ def build(
     safety_history: list[dict] | None = None,
 ) -> SummaryView:
     """Everything the one-page summary shows, in the reader's language."""
-    visible = {k: v for k, v in answers.items() if k not in in_person}
+    # Items the patient's own answer left unasked (M0 "no"), each with the item that hid
+    # it. Like held items they are removed before any logic runs, so no flag, stance or
+    # change ever reads them (a page never stores them; older data may hold some).
+    held, hidden = _held_and_not_asked(questionnaire, answers, in_person)
+    visible = {k: v for k, v in answers.items() if k not in held and k not in hidden}
     written_in = visit["answer_language"] or "en"
     q = questionnaire
 
@@ -380,14 +431,17 @@ def build(
 
     reached = _reached_sections(visit, q)
     # Items added after the version this visit was answered under were never asked:
-    # they are left out entirely, neither skipped nor "not reached".
-    asked = q.asked_in(visit.get("questionnaire_version"))
+    # they are left out entirely, neither skipped nor "not reached". (An answer shows
+    # in any case: a visit begun before an upgrade is answered on the new screens.)
+    asked = q.asked_in(visit.get("questionnaire_version")) | set(answers)
     section_of = {item.id: section.id for section in q.sections for item in section.items}
 
     def note(*item_ids: str) -> str:
         """Why these items have no answer to show, when it is not a skip."""
-        if any(i in in_person for i in item_ids):
+        if any(i in held for i in item_ids):
             return str(IN_PERSON_NOTE)
+        if any(i in hidden for i in item_ids):
+            return str(NOT_ASKED_NOTE)
         if any(section_of[i] not in reached for i in item_ids):
             return str(NOT_REACHED_NOTE)
         return ""
@@ -403,7 +457,8 @@ def build(
 
     stance = summary.stance_parts(visible)
     stance_row = Row(
-        gettext("Stance"),
+        # No stance row when neither part was asked: their own rows say so.
+        "" if {"M4", "M5"} <= hidden.keys() else gettext("Stance"),
         [stance_line(stance)] if stance else [],
         skipped=stance is None,
         note="" if stance else note("M4", "M5"),
@@ -411,7 +466,8 @@ def build(
     # The stance names the need; without a stance the need has its own row.
     need = [] if stance else rows("M4")
     medicines = Block(
-        gettext("Medicines"), [stance_row, *need, *rows("M2", "M1", "M3", "M5", "M6")]
+        gettext("Medicines"),
+        [*rows("M0"), stance_row, *need, *rows("M2", "M1", "M3", "M5", "M6")],
     )
     blocks = [
         medicines,
@@ -426,14 +482,19 @@ def build(
     # The agenda has its own line at the top of Today, beside the topics held back.
     today = _shown_rows(rows("R3", "T1", "P3"))
     previous_visible = None
+    held_before, hidden_before = _held_and_not_asked(
+        q, previous_answers or {}, previous_in_person or set()
+    )
     if previous_answers is not None:
         previous_visible = {
-            k: v for k, v in previous_answers.items() if k not in (previous_in_person or set())
+            k: v
+            for k, v in previous_answers.items()
+            if k not in held_before and k not in hidden_before
         }
     skipped = [
         gettext(q.items[i].short)
         for i in summary.skipped_items(visible, reached, q)
-        if i not in in_person and i != "S1" and i in asked
+        if i not in held and i != "S1" and i in asked and i not in hidden
     ]
     history = safety_history or []
     return SummaryView(
@@ -462,7 +523,9 @@ def build(
         blocks=blocks,
         changes=_changes(visible, previous_visible, q) if previous_visible is not None else [],
         not_compared=(
-            _not_compared(visible, previous_visible, q) if previous_visible is not None else []
+            _not_compared(visible, previous_visible, q, hidden, hidden_before)
+            if previous_visible is not None
+            else []
         ),
         previous_hopes=_previous_hopes(previous, previous_visible, reader_language),
         previous_date=(

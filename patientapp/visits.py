@@ -16,7 +16,7 @@ from flask_babel import lazy_gettext as _l
 
 from . import invitations, storage, summary
 from .invitations import Invitation
-from .questionnaire import Questionnaire
+from .questionnaire import Questionnaire, default
 from .summary import DECLINED, SAFETY_ENDORSED, safety_status
 
 INVITED = "invited"
@@ -250,13 +250,16 @@ def save_step(
     next_step: int,
     now: datetime,
     language: str = "",
+    definition: Questionnaire | None = None,
 ) -> bool:
     """Store one section's values (None removes an answer) and move the patient on.
 
     A section with the safety question records its outcome on the visit, and a worrying
-    answer opens an alert for the staff board. Returns False, storing nothing, when the
-    visit no longer takes answers.
+    answer opens an alert for the staff board. An answer that leaves items unasked (M0
+    "no") removes their answers too, so what is stored is what was asked. Returns False,
+    storing nothing, when the visit no longer takes answers.
     """
+    values = with_not_asked_removed(values, definition or default())
     safety = safety_outcome(values)
     with storage.write(db):
         if not _takes_answers(storage.get_visit(db, visit_id)):
@@ -269,6 +272,13 @@ def save_step(
         if safety == "endorsed":
             storage.raise_alert(db, visit_id, now)
     return True
+
+
+def with_not_asked_removed(values: Mapping[str, object], definition: Questionnaire) -> dict:
+    """The values to save, with None (removed) for every item their own answers leave
+    unasked: M0 saved as "no" removes M1-M5 and P1, whatever was answered before or
+    posted with it. Answers that decide nothing leave the values as they are."""
+    return {**values, **dict.fromkeys(definition.not_asked(values))}
 
 
 def _remember_safety_answer(db, visit_id: int, values: Mapping, now: datetime) -> None:

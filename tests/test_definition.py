@@ -13,6 +13,7 @@ CONTENT = Path(__file__).resolve().parents[2] / "shared" / "CONTENT.md"
 EXPECTED_IDS = [
     "T1",
     "T2",
+    "M0",
     "M1",
     "M2",
     "M3",
@@ -70,7 +71,6 @@ def test_ids_match_content_md_table():
 
 def test_version_2_items_and_choices():
     q = questionnaire.default()
-    assert q.version == "2026.2"
     for item_id, choice_ids in NEW_IN_V2.items():
         item = q.items[item_id]
         assert item.choice_ids == choice_ids, item_id
@@ -79,9 +79,89 @@ def test_version_2_items_and_choices():
     exclusive = {(i.id, c.id) for i in q.items.values() for c in i.choices if c.exclusive}
     assert {("M6", "nothing_now"), ("F3", "first_treatment")} <= exclusive
     assert q.items["F3"].choice_ids[-1] == "first_treatment"
-    # Visits answered under 2026.1 were never asked the new items.
-    assert q.asked_in("2026.1") == set(q.items) - set(NEW_IN_V2)
-    assert q.asked_in("2026.2") == q.asked_in("") == q.asked_in("odd") == set(q.items)
+    # Visits answered under 2026.1 were never asked the new items (nor M0, new in 2026.3).
+    assert q.asked_in("2026.1") == set(q.items) - set(NEW_IN_V2) - {"M0"}
+
+
+# CONTENT.md version 3: M0, taking medicine now; "no" leaves M1-M5 and P1 unasked.
+NOT_ASKED_WITHOUT_MEDICINE = ("M1", "M2", "M3", "M4", "M5", "P1")
+
+
+def test_version_3_asks_m0_first_in_medicines_and_no_hides_the_medicine_questions():
+    q = questionnaire.default()
+    assert q.version == "2026.3"
+    m0 = q.items["M0"]
+    assert (m0.type, m0.section_id, m0.since, m0.practices) == (
+        "single",
+        "medicines",
+        "2026.3",
+        (5,),
+    )
+    assert m0.choice_ids == ("yes", "no", "not_sure")
+    assert q.sections[1].items[0] is m0
+    assert m0.choice("no").hides == NOT_ASKED_WITHOUT_MEDICINE
+    assert not m0.choice("yes").hides and not m0.choice("not_sure").hides
+    assert [i.id for i in q.items.values() if i.decides] == ["M0"]
+    assert set(q.not_asked({"M0": "no"})) == set(NOT_ASKED_WITHOUT_MEDICINE)
+    assert set(q.not_asked({"M0": "no"}).values()) == {"M0"}
+    for answers in ({}, {"M0": "yes"}, {"M0": "not_sure"}, {"M0": ["no"]}, {"M0": None}):
+        assert q.not_asked(answers) == {}
+    # Visits answered before 2026.3 were never asked M0: nothing of it shows for them.
+    assert q.asked_in("2026.2") == set(q.items) - {"M0"}
+    assert q.asked_in("2026.3") == q.asked_in("") == q.asked_in("odd") == set(q.items)
+
+
+HIDING = """
+version = "x"
+[[sections]]
+id = "a"
+title = "A"
+  [[sections.items]]
+  id = "A1"
+  type = "single"
+  prompt = "p"
+  short = "s"
+  choices = [{ id = "no", label = "No", hides = %s }]
+  [[sections.items]]
+  id = "A2"
+  type = "text"
+  prompt = "p"
+  short = "s"
+  max_length = 5
+[[sections]]
+id = "b"
+title = "B"
+  [[sections.items]]
+  id = "B1"
+  type = "text"
+  prompt = "p"
+  short = "s"
+  max_length = 5
+"""
+
+
+@pytest.mark.parametrize(
+    ("hides", "message"),
+    [
+        ('["Z9"]', "hides unknown item 'Z9'"),
+        ('["A1"]', "can hide only later items"),
+        ('["B1"]', "would hide all of section 'b'"),
+    ],
+)
+def test_an_answer_hides_only_later_items_and_never_a_whole_section(tmp_path, hides, message):
+    path = tmp_path / "q.toml"
+    path.write_text(HIDING % hides)
+    with pytest.raises(questionnaire.DefinitionError, match=message):
+        questionnaire.load(path)
+    path.write_text(HIDING % '["A2"]')
+    assert questionnaire.load(path).not_asked({"A1": "no"}) == {"A2": "A1"}
+
+
+def test_only_a_single_choice_can_hide_items(tmp_path):
+    path = tmp_path / "q.toml"
+    path.write_text(HIDING.replace('type = "single"', 'type = "multi"') % '["A2"]')
+    with pytest.raises(questionnaire.DefinitionError, match="only a single choice"):
+        questionnaire.load(path)
 
 
 def test_eight_sections_each_a_screen():

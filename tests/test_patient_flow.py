@@ -39,7 +39,7 @@ def test_complete_journey(app, patient, invitation):
     assert "Your answers were sent to your psychiatrist" in page.get_data(as_text=True)
     visit, (answers, in_person) = stored(app, invitation.visit_id)
     assert visit["status"] == "submitted"
-    assert visit["questionnaire_version"] == "2026.2"
+    assert visit["questionnaire_version"] == "2026.3"
     assert answers["M4"] == 8 and answers["T1"] == ["worried", "tired"]
     assert answers["M1"] == [{"name": "Sertraline", "feeling": "mixed"}]
     assert answers["F2"] == {"choice": "yes", "text": "My mother says pills are weakness."}
@@ -233,7 +233,7 @@ def test_skipping_everything_is_allowed(app, patient, invitation):
     for number in range(1, 9):
         page = patient.post(f"/step/{number}", {"action": "next"})
     assert "Check your answers" in page.get_data(as_text=True)
-    assert page.get_data(as_text=True).count("Skipped") == 25
+    assert page.get_data(as_text=True).count("Skipped") == 26
     _, (answers, _) = stored(app, invitation.visit_id)
     assert answers == {}
 

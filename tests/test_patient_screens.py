@@ -21,8 +21,10 @@ def stored_answers(app, visit_id):
 def test_the_medicine_list_stands_on_a_screen_of_its_own():
     medicines = questionnaire.default().sections[1]
     screens = patient_forms.screens(medicines)
-    assert [item.id for item in screens[0]] == ["M1"]
-    assert [i.id for s in screens[1:] for i in s] == [i.id for i in medicines.items[1:]]
+    # M0 decides whether the rest is asked, so it ends its screen: saved before they show.
+    assert [item.id for item in screens[0]] == ["M0"]
+    assert [item.id for item in screens[1]] == ["M1"]
+    assert [i.id for s in screens[2:] for i in s] == [i.id for i in medicines.items[2:]]
 
 
 def test_every_screen_of_the_shipped_questionnaire_fits_its_share():
@@ -88,21 +90,25 @@ def _to_step_2(patient, invitation):
 def test_next_and_back_move_screen_by_screen(app, patient, invitation):
     _to_step_2(patient, invitation)
     last = len(patient_forms.screens(questionnaire.default().sections[1]))
-    assert last >= 3
-    page = patient.post("/step/2", {"action": "next", "screen": "1", "M1-0-name": "Lithium"})
+    assert last >= 4
+    page = patient.post("/step/2", {"action": "next", "screen": "1", "M0": "yes"})
     assert page.request.full_path == "/step/2?screen=2"
+    page = patient.post(
+        "/step/2?screen=2", {"action": "next", "screen": "2", "M1-0-name": "Lithium"}
+    )
+    assert page.request.full_path == "/step/2?screen=3"
     html = page.get_data(as_text=True)
     assert 'name="M2"' in html and 'name="M1-0-name"' not in html
-    assert 'name="screen" value="2"' in html
-    page = patient.post("/step/2?screen=2", {"action": "next", "screen": "2", "M2": "mixed"})
-    assert page.request.full_path == "/step/2?screen=3"
-    for screen in range(3, last + 1):
+    assert 'name="screen" value="3"' in html
+    page = patient.post("/step/2?screen=3", {"action": "next", "screen": "3", "M2": "mixed"})
+    assert page.request.full_path == "/step/2?screen=4"
+    for screen in range(4, last + 1):
         page = patient.post(f"/step/2?screen={screen}", {"action": "next", "screen": screen})
     assert page.request.path == "/step/3"
     # Back from step 3 lands on the last screen of step 2, then screen by screen.
     page = patient.post("/step/3", {"action": "back"})
     assert page.request.full_path == f"/step/2?screen={last}"
-    for screen in range(last, 2, -1):
+    for screen in range(last, 3, -1):
         page = patient.post(f"/step/2?screen={screen}", {"action": "back", "screen": screen})
         assert page.request.full_path == f"/step/2?screen={screen - 1}"
     assert checked(page.get_data(as_text=True), "M2") == ["mixed"]
@@ -113,8 +119,8 @@ def test_next_and_back_move_screen_by_screen(app, patient, invitation):
 
 def test_a_screen_saves_only_its_own_questions(app, patient, invitation):
     _to_step_2(patient, invitation)
-    patient.post("/step/2?screen=2", {"action": "next", "screen": "2", "M2": "mixed"})
-    patient.post("/step/2", {"action": "next", "screen": "1", "M1-0-name": "Lithium"})
+    patient.post("/step/2?screen=3", {"action": "next", "screen": "3", "M2": "mixed"})
+    patient.post("/step/2?screen=2", {"action": "next", "screen": "2", "M1-0-name": "Lithium"})
     assert stored_answers(app, invitation.visit_id)["M2"] == "mixed"
 
 
@@ -122,13 +128,15 @@ def test_a_screen_saves_only_its_own_questions(app, patient, invitation):
 def test_a_screen_that_does_not_exist_shows_the_first(patient, invitation, asked):
     _to_step_2(patient, invitation)
     html = patient.client.get(f"/step/2?screen={asked}").get_data(as_text=True)
-    assert 'name="screen" value="1"' in html and 'name="M1-0-name"' in html
+    assert 'name="screen" value="1"' in html and 'name="M0"' in html
 
 
 def test_add_another_medicine_stays_on_its_screen_and_adds_one_row(patient, invitation):
     _to_step_2(patient, invitation)
-    page = patient.post("/step/2", {"action": "add", "screen": "1", "M1-0-name": "Lithium"})
-    assert page.request.path == "/step/2" and "screen" not in page.request.args
+    page = patient.post(
+        "/step/2?screen=2", {"action": "add", "screen": "2", "M1-0-name": "Lithium"}
+    )
+    assert page.request.path == "/step/2" and page.request.args["screen"] == "2"
     html = page.get_data(as_text=True)
     assert 'name="M1-1-name"' in html and 'name="M1-2-name"' not in html
 

@@ -33,6 +33,7 @@ from patientapp.summary import (
 QUIET = {
     "T1": ["calm"],
     "T2": "My sleep",
+    "M0": "yes",
     "M1": [{"name": "sertraline", "feeling": "helping"}],
     "M2": "positive",
     "M3": ["helper"],

@@ -175,7 +175,11 @@ def walk_patient_pages(phone, server, check: Check, width: int = 360) -> list[st
     at(page, "step 1 (validation error: 4 feelings)")
     choose(page, "T1", "Calm")
     tap_next(page, 2)
-    at(page, "step 2")
+    at(page, "step 2")  # M0 on a screen of its own: taking medicine now?
+    choose(page, "M0", "Yes")
+    with page.expect_navigation():
+        button(page, "Next").tap()
+    at(page, "step 2 screen 2")
     option(page, "fieldset.med-row:has(#M1-0-name)", "Helping").tap()
     tap_next(page)
     expect(page.locator(".error-summary")).to_be_visible()

@@ -39,8 +39,10 @@ def answer_every_step_by_taps(page) -> None:
     type_text(page, "T2", TODAY_TEXT)
     expect(page.locator("#T1-2")).to_be_checked()
     tap_next(page, 2)
-    # 2 Medicines: a medicine row, a radio, checkboxes, the 0-10 scale.
-    # The medicine list has a screen of its own; the other questions follow on one or two.
+    # 2 Medicines: taking medicine now (M0, a screen of its own), a medicine row, a radio,
+    # checkboxes, the 0-10 scale. The medicine list has a screen of its own too; the other
+    # questions follow on one or two.
+    choose(page, "M0", "Yes")
     type_text(page, "M1-0-name", "Sertraline")
     option(page, "fieldset.med-row:has(#M1-0-name)", "Mixed").tap()
     for item_id, text in (("M2", "Mixed"), ("M3", "A safety net"), ("M4", "8")):
@@ -147,7 +149,7 @@ def test_reload_mid_way_resumes_with_answers(phone, live_server):
         button(page, "Back").tap()
         expect_step(page, 2)
     expect(page.locator("#q-M4 input[value='7']")).to_be_checked()
-    while not page.locator("#q-M1").count():
+    while not page.locator("#q-M0").count():  # the step's first screen: M0
         button(page, "Back").tap()
         expect_step(page, 2)
         if page.locator("#q-M2").count():
@@ -315,6 +317,7 @@ def test_add_another_medicine_adds_an_empty_row(phone, live_server):
     page = phone.open(360)
     open_and_start(page, invitation.link)
     tap_next(page, 2)
+    next_until(page, "M1")  # past M0, on a screen of its own
     rows = page.locator("fieldset.med-row")
     expect(rows).to_have_count(1)
     type_text(page, "M1-0-name", "Lithium")
@@ -408,7 +411,14 @@ def test_keyboard_only_from_welcome_to_thanks(phone, live_server):
     page.keyboard.press("Enter")
     expect_step(page, 2)
 
-    # Step 2: a medicine row, a radio group, the scale.
+    # Step 2: taking medicine now (M0, its own screen), a medicine row, a radio group, the
+    # scale.
+    tab_to(page, "#M0-0")  # Yes
+    page.keyboard.press("Space")
+    tab_to(page, "button[value=next]")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    page.wait_for_load_state("load")
     tab_to(page, "#M1-0-name")
     page.keyboard.type("Sertraline")
     tab_to(page, "#M1-0-feeling-0")
