@@ -28,10 +28,12 @@ install-test: $(VENV)/.installed-test
 run: install
 	$(BIN)/flask --app app serve --host $(HOST) --port $(PORT)
 
-# Fills a fresh database with fictional visits (skipped when visits exist), then serves.
+# Fictional accounts and visits in a folder of their own (never a clinic's instance/),
+# filled once (skipped when visits exist), then served.
+DEMO_INSTANCE ?= demo-instance
 demo: install
-	-$(BIN)/flask --app app demo
-	$(BIN)/flask --app app serve --host $(HOST) --port $(PORT)
+	-PATIENTAPP_INSTANCE=$(DEMO_INSTANCE) PATIENTAPP_HOST=$(HOST) PATIENTAPP_PORT=$(PORT) $(BIN)/flask --app app demo
+	PATIENTAPP_INSTANCE=$(DEMO_INSTANCE) $(BIN)/flask --app app serve --host $(HOST) --port $(PORT)
 
 dev: install
 	$(BIN)/flask --app app run --debug

@@ -52,6 +52,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.setdefault("DEFAULT_LANGUAGE", os.environ.get("PATIENTAPP_DEFAULT_LANGUAGE", "en"))
 
     _check_definition()
+    if app.config["HOLD_DATABASE_IN_USE"]:
+        storage.hold_in_use(app.config["DATABASE"])
     try:
         storage.initialise(app.config["DATABASE"], app.config["DATABASE_KEY"])
     except storage.NotEncrypted:

@@ -37,7 +37,15 @@ from .admin_forms import (
     crisis_field_name,
     settings_form_class,
 )
-from .auth import ROLE_LABELS, AccountError, audit, create_account, hash_password, login_required
+from .auth import (
+    ROLE_LABELS,
+    AccountError,
+    audit,
+    checked_account,
+    hash_password,
+    insert_account,
+    login_required,
+)
 from .i18n import LANGUAGES, language_name
 from .web import SETTING_DEFAULTS, base_url, clinic_settings, crisis_texts, get_db, now
 
@@ -58,18 +66,21 @@ def _user_or_404(user_id: int) -> dict:
 
 def _create_user(form: NewUserForm) -> bool:
     """Create the account, or put the reason it was refused on the form."""
+    db = get_db()
     try:
-        create_account(
-            get_db(),
+        account = checked_account(  # the slow checks and hashing, before the write lock
+            db,
             email=form.email.data,
             password=form.password.data,
             role=form.role.data,
             display_name=form.display_name.data,
         )
+        with storage.write(db):  # the account and its audit entry together
+            insert_account(db, account)
+            audit("user_created", detail=f"{form.email.data} as {form.role.data}")
     except AccountError as error:
         form[error.field].errors.append(str(error))
         return False
-    audit("user_created", detail=f"{form.email.data} as {form.role.data}")
     return True
 
 
@@ -123,8 +134,9 @@ def change_role(user_id: int):
 
 def _save_role(account: dict, role: str) -> None:
     if role != account["role"]:
-        storage.update_user(get_db(), account["id"], role=role)
-        audit("user_updated", detail=f"{account['email']}: role {account['role']} -> {role}")
+        with storage.write(get_db()) as db:
+            storage.update_user(db, account["id"], role=role)
+            audit("user_updated", detail=f"{account['email']}: role {account['role']} -> {role}")
 
 
 @bp.post("/users/<int:user_id>/password")
@@ -136,11 +148,14 @@ def set_password(user_id: int):
     form.account = account
     if not form.validate_on_submit():
         return _user_page(account, password_form=form, status=422)
-    db = get_db()
-    storage.update_user(db, user_id, password_hash=hash_password(form.password.data))
-    if account["id"] != g.user["id"]:
-        storage.end_user_sessions(db, user_id, now())
-    audit("user_updated", detail=f"{account['email']}: password set")
+    password_hash = hash_password(form.password.data)  # slow: before the write lock
+    with storage.write(get_db()) as db:
+        storage.update_user(db, user_id, password_hash=password_hash)
+        if account["id"] != g.user["id"]:
+            storage.end_user_sessions(db, user_id, now())  # and their trusted browsers
+        else:
+            storage.forget_trusted_devices(db, user_id)
+        audit("user_updated", detail=f"{account['email']}: password set")
     flash(gettext("New password saved."), "ok")
     return redirect(url_for("admin.user", user_id=user_id))
 
@@ -153,11 +168,11 @@ def reset_mfa(user_id: int):
     account = _user_or_404(user_id)
     if not FlaskForm().validate_on_submit():
         abort(400)
-    db = get_db()
-    storage.reset_mfa(db, user_id)
-    if account["id"] != g.user["id"]:
-        storage.end_user_sessions(db, user_id, now())
-    audit("mfa_reset", detail=account["email"])
+    with storage.write(get_db()) as db:
+        storage.reset_mfa(db, user_id)
+        if account["id"] != g.user["id"]:
+            storage.end_user_sessions(db, user_id, now())
+        audit("mfa_reset", detail=account["email"])
     flash(gettext("Second factor reset. They set it up again at their next sign-in."), "ok")
     return redirect(url_for("admin.user", user_id=user_id))
 
@@ -169,11 +184,11 @@ def _set_active(user_id: int, active: bool):
     if not active and account["id"] == g.user["id"]:
         flash(gettext("You can't deactivate your own account. Ask another admin."), "error")
     elif bool(account["active"]) != active:
-        db = get_db()
-        storage.update_user(db, user_id, active=int(active))
-        if not active:
-            storage.end_user_sessions(db, user_id, now())
-        audit("user_reactivated" if active else "user_deactivated", detail=account["email"])
+        with storage.write(get_db()) as db:
+            storage.update_user(db, user_id, active=int(active))
+            if not active:
+                storage.end_user_sessions(db, user_id, now())
+            audit("user_reactivated" if active else "user_deactivated", detail=account["email"])
         flash(
             gettext("Account reactivated.")
             if active
@@ -265,9 +280,10 @@ def settings():
         if changed:
             # Only changed keys are written, so an untouched idle time keeps following
             # the PATIENTAPP_PATIENT_IDLE_MINUTES default.
-            storage.save_settings(get_db(), changed)
+            with storage.write(get_db()) as db:  # the settings and their entry together
+                storage.save_settings(db, changed)
+                audit("settings_changed", detail=", ".join(sorted(changed)))
             g.pop("clinic_settings", None)
-            audit("settings_changed", detail=", ".join(sorted(changed)))
         flash(gettext("Settings saved.") if changed else gettext("Nothing was changed."), "ok")
         return redirect(url_for("admin.settings"))
     status = 422 if request.method == "POST" else 200
@@ -382,8 +398,9 @@ def integrations():
     """The read-only FHIR API's tokens: create one (shown once), revoke one."""
     form = TokenForm()
     if form.validate_on_submit():
-        token_id, token = api.create_token(get_db(), form.name.data, g.user["id"], now())
-        audit("api_token_created", detail=f"token {token_id}: {form.name.data}")
+        with storage.write(get_db()) as db:  # the token and its entry together
+            token_id, token = api.create_token(db, form.name.data, g.user["id"], now())
+            audit("api_token_created", detail=f"token {token_id}: {form.name.data}")
         # Shown on this page only, never put in the session cookie or a redirect URL.
         return _integrations_page(TokenForm(formdata=None), new_token=token)
     return _integrations_page(form, status=422 if request.method == "POST" else 200)
@@ -397,8 +414,11 @@ def revoke_token(token_id: int):
         abort(404)
     if not FlaskForm().validate_on_submit():
         abort(400)
-    if storage.revoke_api_token(get_db(), token_id, now()):
-        audit("api_token_revoked", detail=f"token {token_id}: {token['name']}")
+    with storage.write(get_db()) as db:  # the revocation and its entry together
+        revoked = storage.revoke_api_token(db, token_id, now())
+        if revoked:
+            audit("api_token_revoked", detail=f"token {token_id}: {token['name']}")
+    if revoked:
         flash(gettext("Token revoked. The integration can no longer read answers."), "ok")
     return redirect(url_for("admin.integrations"))
 
@@ -424,6 +444,6 @@ def export_csv():
     body = exports.to_csv(questionnaire.default(), rows)
     return Response(
         body,
-        mimetype="text/csv; charset=utf-8",
+        mimetype="text/csv",  # Flask adds "; charset=utf-8" to a text/* mimetype
         headers={"Content-Disposition": f'attachment; filename="visits-{first}-{last}.csv"'},
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from functools import cache
 
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -26,6 +27,7 @@ from wtforms.validators import DataRequired, NumberRange, Optional, ValidationEr
 
 from .auth import MAX_EMAIL, ROLE_LABELS, ROLES, email_rule, password_rule
 from .forms import CHOICE_ERROR, MultiCheckboxField, in_calendar, length_limit, strip_spaces
+from .storage import ZONE_NAME_MAX
 from .web import zone_named
 
 VISIT_ID = re.compile(r"^[0-9]{1,9}$")
@@ -52,12 +54,13 @@ class NewUserForm(FlaskForm):
         validators=[DataRequired(message=_l("Please enter a name.")), length_limit(80)],
         render_kw={"autocomplete": "off"},
     )
-    role = SelectField(_l("Role"), choices=_role_choices())
+    # The least privilege unless the admin chooses more.
+    role = SelectField(_l("Role"), choices=_role_choices(), default="frontdesk")
     password = PasswordField(
         _l("Initial password"),
         description=_l(
-            "At least 10 characters. Give it to them in person; they can't change it yet, so "
-            "set a new one here when needed."
+            "At least 10 characters. Give it to them in person; they can change it under "
+            "My account once they have signed in."
         ),
         validators=[
             DataRequired(message=_l("Please enter a password.")),
@@ -159,7 +162,7 @@ class SettingsForm(FlaskForm):
         _l("Clinic time zone"),
         default="",
         filters=[strip_spaces],
-        validators=[length_limit(64)],
+        validators=[length_limit(ZONE_NAME_MAX)],
         description=_l(
             "A time zone name such as America/Chicago or Europe/Paris. Pages show times "
             "in it. Leave empty to use the server's time zone."
@@ -180,8 +183,10 @@ class SettingsForm(FlaskForm):
 
     def validate_time_zone(self, field):
         if field.data and zone_named(field.data) is None:
+            # gettext, not _l: a lazy string counts as safe HTML in Jinja (its __html__
+            # returns it as is), so the name typed would reach the page unescaped.
             raise ValidationError(
-                _l(
+                gettext(
                     "There is no time zone called “%(name)s”. Use a name like America/Chicago.",
                     name=field.data,
                 )

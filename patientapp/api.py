@@ -11,6 +11,7 @@ reads is audited.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
@@ -27,6 +28,9 @@ TOKEN_PREFIX = "pa_"  # noqa: S105 - a marker that lets secret scanners spot a l
 DEFAULT_COUNT = 100
 MAX_COUNT = 500
 RATE_SCOPE = "api_request"
+# _count and _page: ASCII digits only ("²" passes str.isdigit() but not int()), and few
+# enough that int() never meets Python's limit on long numbers.
+WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
 
 
 # --- tokens --------------------------------------------------------------------------------
@@ -140,24 +144,27 @@ def _audit(action: str, visit_id: int | None = None, detail: str = "") -> None:
 
 
 def _since(raw: str) -> datetime | None:
-    """A `_lastUpdated=ge<instant>` value as the clinic's local time (as stored)."""
+    """A `_lastUpdated=ge<instant>` value as the clinic's local time (as stored), or None
+    when it is no instant, or one whose UTC or local time falls outside years 1 to 9999
+    (ge9999-12-31T23:59:59-14:00 is past the end of the calendar in UTC)."""
     if not raw.startswith("ge"):
         return None
     try:
         moment = datetime.fromisoformat(raw[2:].replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = aware(moment)
+        zone = clinic_zone()
+        # Converting goes through UTC: an instant outside years 1 to 9999 there fails.
+        return (moment.astimezone(zone) if zone else moment.astimezone()).replace(tzinfo=None)
+    except (ValueError, OverflowError, OSError):  # OSError: the C library's localtime()
         return None
-    if moment.tzinfo is None:
-        moment = aware(moment)
-    zone = clinic_zone()
-    return (moment.astimezone(zone) if zone else moment.astimezone()).replace(tzinfo=None)
 
 
 def _number(name: str, default: int, low: int, high: int) -> int | None:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not WHOLE_NUMBER.fullmatch(raw) or not low <= int(raw) <= high:
         return None
     return int(raw)
 
@@ -183,7 +190,8 @@ def response_search():
         return _outcome(
             400,
             "invalid",
-            "Give _lastUpdated=ge<date-time>, and optionally _count (1-500) and _page.",
+            "Give _lastUpdated=ge<date-time> (within years 1 to 9999, in UTC too), and "
+            "optionally _count (1-500) and _page (1-100000), in ASCII digits.",
         )
     rows = storage.visits_updated_since(get_db(), since, limit=count + 1, offset=(page - 1) * count)
     more, rows = len(rows) > count, rows[:count]

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -28,6 +29,7 @@ from flask import (
 )
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, ValidationError
@@ -36,7 +38,7 @@ from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
 from . import errors, mfa, storage, tablet
 from .forms import length_limit
-from .web import clinic_name, clinic_settings, get_db, now
+from .web import client_network, clinic_name, clinic_settings, get_db, now
 
 bp = Blueprint("auth", __name__, url_prefix="/staff")
 errors.STAFF.register(bp)
@@ -212,10 +214,22 @@ def check_new_email(db, email: str) -> None:
         raise AccountError("duplicate", str(DUPLICATE_EMAIL))
 
 
-def create_account(db, *, email: str, password: str, role: str, display_name: str = "") -> int:
-    """Create a staff account and return its id: the setup link, the Users page and the
-    create-user command all come here, so every account meets the same rules. Raises
-    AccountError, writing nothing, when the email or the password is refused."""
+@dataclass(frozen=True)
+class NewAccount:
+    """An account that passed every rule, its password already hashed: ready to insert."""
+
+    email: str
+    display_name: str
+    password_hash: str
+    role: str
+
+
+def checked_account(
+    db, *, email: str, password: str, role: str, display_name: str = ""
+) -> NewAccount:
+    """Apply every rule and hash the password, writing nothing: the slow part (zxcvbn,
+    argon2) runs before the write lock is taken, so no patient's save waits for it.
+    Raises AccountError when the email or the password is refused."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
     email = email.strip()
@@ -223,17 +237,33 @@ def create_account(db, *, email: str, password: str, role: str, display_name: st
     problem = password_problem(password, [email, display_name, clinic_settings()["clinic_name"]])
     if problem:
         raise AccountError("password", problem)
+    return NewAccount(email, display_name.strip(), hash_password(password), role)
+
+
+def insert_account(db, account: NewAccount) -> int:
+    """Insert a checked account (inside the caller's write, beside its audit entry) and
+    return its id; AccountError if the address was added a moment ago."""
     try:
         return storage.create_user(
             db,
-            email=email,
-            display_name=display_name,
-            password_hash=hash_password(password),
-            role=role,
+            email=account.email,
+            display_name=account.display_name,
+            password_hash=account.password_hash,
+            role=account.role,
             now=now(),
         )
-    except storage.INTEGRITY_ERRORS as exc:  # the same address was added a moment ago
+    except storage.INTEGRITY_ERRORS as exc:
         raise AccountError("duplicate", str(DUPLICATE_EMAIL)) from exc
+
+
+def create_account(db, *, email: str, password: str, role: str, display_name: str = "") -> int:
+    """Create a staff account and return its id: the setup link, the Users page and the
+    create-user command all apply these rules, so every account meets them. Raises
+    AccountError, writing nothing, when the email or the password is refused."""
+    account = checked_account(
+        db, email=email, password=password, role=role, display_name=display_name
+    )
+    return insert_account(db, account)
 
 
 # --- sessions ----------------------------------------------------------------------------
@@ -243,20 +273,27 @@ def _hash(session_id: str) -> str:
     return hashlib.sha256(session_id.encode("ascii")).hexdigest()
 
 
-def log_in(user: dict) -> None:
-    """Start a fresh session: the old cookie content, CSRF secret included, is dropped."""
-    session.clear()
+def _new_staff_session(db, user: dict) -> str:
+    """A server-side session for `user`, written in the caller's transaction; its id goes
+    into the cookie only once that has committed (_remember_session)."""
     session_id = secrets.token_urlsafe(32)
-    storage.start_staff_session(get_db(), _hash(session_id), user["id"], now())
+    storage.start_staff_session(db, _hash(session_id), user["id"], now())
+    return session_id
+
+
+def _remember_session(session_id: str) -> None:
+    """Start a fresh cookie: the old content, CSRF secret included, is dropped."""
+    session.clear()
     session[SESSION_KEY] = session_id
     session.permanent = False
 
 
-def log_out() -> None:
+def end_session() -> None:
+    """End this browser's staff session on the server (inside the caller's write, with
+    its audit entry); the cookie is cleared once that is saved (session.clear())."""
     session_id = session.get(SESSION_KEY)
     if session_id:
         storage.end_staff_session(get_db(), _hash(session_id), now())
-    session.clear()
 
 
 def current_user(touch: bool = True) -> dict | None:
@@ -344,14 +381,43 @@ def audit(action: str, visit_id: int | None = None, detail: str = "") -> None:
 
 
 # --- login throttling --------------------------------------------------------------------
+#
+# Every try is counted before it is checked, in the same write transaction as the check
+# (_claim), so concurrent tries see each other and no limit lets more through than it
+# says; a try that turns out right has its rows taken back. Three kinds of limit:
+#
+# - strangers' wrong passwords and codes, per account and per client address, lock for
+#   LOGIN_LOCKOUT_MINUTES (_lock_started);
+# - strangers' wrong app codes per account lock app codes for a day, twice as long for
+#   each further lock before a successful sign-in (_mfa_locked);
+# - a browser that signed in before carries a device cookie (OWASP, "Slow Down Online
+#   Guessing Attacks with Device Cookies"): those two locks do not hold it, so someone who
+#   knows a staff e-mail cannot keep its owner out; its own wrong tries count against it,
+#   and at LOGIN_FAILURES_PER_DEVICE it is a stranger again.
+
+DEVICE_COOKIE = "patientapp_device"
+DEVICE_SALT = "patientapp-device-cookie"
+DEVICES_PER_BROWSER = 5  # a shared desk computer keeps the latest few accounts' cookies
+DEVICE_SCOPE = "login-device"
+MFA_SCOPE, MFA_LOCK_SCOPE = "mfa-account", "mfa-lock"
+LONG_AGO = datetime(2000, 1, 1)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A try counted before it is checked."""
+
+    ids: list[int]  # its failure rows, taken back if the try is right
+    device: str | None = None  # the trusted device it came from (the nonce's hash)
+    mfa: str | None = None  # the account whose strangers' app codes it counts among
 
 
 def _lock_started(db, scope: str, key: str, limit: int) -> datetime | None:
     """When the lock on (scope, key) began, if it still holds.
 
     A lock begins at the failure that makes `limit` within the window and ends the
-    window's length later. Failures while locked are not counted (see _record_failure),
-    so one wrong password every few minutes cannot keep an account locked for good.
+    window's length later. Tries while locked are refused uncounted (see _claim), so one
+    wrong password every few minutes cannot keep an account locked for good.
     """
     window = timedelta(minutes=current_app.config["LOGIN_LOCKOUT_MINUTES"])
     moment = now()
@@ -367,20 +433,173 @@ def _login_scopes(email: str, known: bool) -> list[tuple[str, str, int]]:
     """(scope, key, limit) counting sign-in failures: per client address, and per account
     when one exists (an unknown name's raw text, perhaps a password, is not kept)."""
     cfg = current_app.config
-    scopes = [("login-client", request.remote_addr or "-", cfg["LOGIN_FAILURES_PER_CLIENT"])]
+    client = client_network(request.remote_addr)  # an IPv6 /64 is one client
+    scopes = [("login-client", client, cfg["LOGIN_FAILURES_PER_CLIENT"])]
     if known:
         scopes.append(("login-account", email.lower(), cfg["LOGIN_FAILURES_PER_ACCOUNT"]))
     return scopes
 
 
-def _locked(db, scopes) -> bool:
-    return any(_lock_started(db, scope, key, limit) for scope, key, limit in scopes)
+def _signed_in_scopes() -> list[tuple[str, str, int]]:
+    """Wrong tries by someone already signed in (the current password, an enrolment
+    code) count against their own session: a stranger's wrong sign-ins, which lock the
+    account for strangers, must not keep its owner from changing a password or setting
+    up the second factor."""
+    limit = current_app.config["LOGIN_FAILURES_PER_ACCOUNT"]
+    return [("signed-in", _hash(session[SESSION_KEY]), limit)]
 
 
-def _record_failure(db, scopes) -> None:
-    """Count a failure under each scope not already locked."""
-    open_scopes = [(s, k) for s, k, limit in scopes if not _lock_started(db, s, k, limit)]
-    storage.record_failures(db, open_scopes, now())
+def _mfa_lock_length(count: int) -> timedelta:
+    """The count-th lock since the last successful sign-in: MFA_LOCK_HOURS, doubled for
+    each lock before it, at most MFA_LOCK_MAX_HOURS."""
+    cfg = current_app.config
+    return timedelta(hours=min(cfg["MFA_LOCK_HOURS"] * 2 ** (count - 1), cfg["MFA_LOCK_MAX_HOURS"]))
+
+
+def mfa_lock_end(db, email: str) -> datetime | None:
+    """When the lock on strangers' app codes for this account ends, if one holds."""
+    locks = storage.failure_times(db, MFA_LOCK_SCOPE, email.lower(), LONG_AGO)
+    if locks and locks[-1] + _mfa_lock_length(len(locks)) > now():
+        return locks[-1] + _mfa_lock_length(len(locks))
+    return None
+
+
+def _mfa_round(db, key: str) -> int:
+    """Strangers' app codes counted toward the next lock: within the window, and after
+    the last lock began."""
+    since = now() - timedelta(hours=current_app.config["MFA_FAILURE_WINDOW_HOURS"])
+    locks = storage.failure_times(db, MFA_LOCK_SCOPE, key, LONG_AGO)
+    if locks:
+        since = max(since, locks[-1] + timedelta(seconds=1))
+    return storage.count_failures(db, MFA_SCOPE, key, since)
+
+
+def _mfa_locked(db, key: str) -> bool:
+    """Whether strangers' app codes for this account are refused: during a lock, and while
+    MFA_FAILURES_PER_LOCK wrong ones (or tries still being checked) are in the window. With
+    a window and a first lock of 24 hours at least, no 24 hours hold more tries than that."""
+    limit = current_app.config["MFA_FAILURES_PER_LOCK"]
+    return mfa_lock_end(db, key) is not None or _mfa_round(db, key) >= limit
+
+
+def _device_serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.secret_key, salt=DEVICE_SALT)
+
+
+def _device_nonces() -> list[str]:
+    """The nonces in this browser's device cookie (none if it is missing or forged)."""
+    raw = request.cookies.get(DEVICE_COOKIE)
+    if not raw:
+        return []
+    try:
+        nonces = _device_serializer().loads(raw)
+    except BadSignature:
+        return []
+    if not isinstance(nonces, list):
+        return []
+    return [n for n in nonces if isinstance(n, str) and n.isascii()][:DEVICES_PER_BROWSER]
+
+
+def _device_ok(db, device: str, user_id: int) -> bool:
+    """Whether the device (a nonce's hash) is trusted for this account: issued to it, not
+    older than DEVICE_COOKIE_DAYS, and short of its own failure limit."""
+    cfg = current_app.config
+    row = storage.trusted_device(db, device)
+    if row is None or row["user_id"] != user_id:
+        return False
+    if datetime.fromisoformat(row["created_at"]) <= now() - timedelta(
+        days=cfg["DEVICE_COOKIE_DAYS"]
+    ):
+        return False
+    return (
+        storage.count_failures(db, DEVICE_SCOPE, device, LONG_AGO)
+        < cfg["LOGIN_FAILURES_PER_DEVICE"]
+    )
+
+
+def _trusted_device(db, user: dict | None) -> str | None:
+    """This browser's trusted device for `user` (the nonce's hash), if it has one."""
+    if user is None or not user["active"]:
+        return None
+    return next((_hash(n) for n in _device_nonces() if _device_ok(db, _hash(n), user["id"])), None)
+
+
+def _claim(
+    db, scopes, *, device: str | None = None, user_id: int | None = None, mfa: str | None = None
+) -> Claim | None:
+    """Count a try before it is checked, or refuse it (None), in one write transaction.
+
+    From a trusted device it counts against that device alone, and no lock on strangers
+    holds it. Otherwise it is refused while any of `scopes` is locked, or, for an app
+    code (`mfa`: the account's key), while strangers' app codes are; else it counts under
+    each scope and, for an app code, toward the escalating lock."""
+    with storage.write(db):
+        if device is not None and _device_ok(db, device, user_id):
+            return Claim(storage.record_attempts(db, [(DEVICE_SCOPE, device)], now()), device)
+        if any(_lock_started(db, scope, key, limit) for scope, key, limit in scopes):
+            return None
+        if mfa is not None and _mfa_locked(db, mfa):
+            return None
+        pairs = [(scope, key) for scope, key, _limit in scopes]
+        if mfa is not None:
+            pairs.append((MFA_SCOPE, mfa))
+        return Claim(storage.record_attempts(db, pairs, now()), mfa=mfa)
+
+
+def _failed(db, claim: Claim | None) -> None:
+    """In the caller's transaction: a counted try was wrong. Its rows stay as failures; a
+    device at its limit is trusted no more; strangers' app codes at theirs lock."""
+    if claim is None:
+        return
+    cfg = current_app.config
+    if claim.device is not None and (
+        storage.count_failures(db, DEVICE_SCOPE, claim.device, LONG_AGO)
+        >= cfg["LOGIN_FAILURES_PER_DEVICE"]
+    ):
+        storage.forget_trusted_device(db, claim.device)
+    if (
+        claim.mfa is not None
+        and mfa_lock_end(db, claim.mfa) is None
+        and _mfa_round(db, claim.mfa) >= cfg["MFA_FAILURES_PER_LOCK"]
+    ):
+        storage.record_failures(db, [(MFA_LOCK_SCOPE, claim.mfa)], now())
+
+
+def _succeeded(db, claim: Claim) -> None:
+    """In the caller's transaction: a counted try was right, so it is no failure."""
+    storage.delete_failure_rows(db, claim.ids)
+
+
+def _trust_browser(db, user: dict, replaced: str | None) -> str | None:
+    """In the sign-in's transaction: a new device nonce for this browser and account. The
+    one it came with is retired, so a copied cookie stops at its owner's next sign-in.
+    None on a waiting-room tablet, which patients hold."""
+    if replaced is not None:
+        storage.forget_trusted_device(db, replaced)
+    if tablet.active():
+        return None
+    moment = now()
+    days = current_app.config["DEVICE_COOKIE_DAYS"]
+    storage.prune_trusted_devices(db, moment - timedelta(days=days))
+    nonce = secrets.token_urlsafe(32)
+    storage.add_trusted_device(db, _hash(nonce), user["id"], moment)
+    return nonce
+
+
+def _set_device_cookie(db, response, nonce: str) -> None:
+    """Signed, HttpOnly, SameSite=Lax, Secure when configured, for /staff only: the new
+    nonce first, then this browser's other accounts' that still count."""
+    kept = [n for n in _device_nonces() if storage.trusted_device(db, _hash(n)) is not None]
+    days = current_app.config["DEVICE_COOKIE_DAYS"]
+    response.set_cookie(
+        DEVICE_COOKIE,
+        _device_serializer().dumps([nonce, *kept][:DEVICES_PER_BROWSER]),
+        max_age=days * 24 * 3600,
+        path="/staff",
+        httponly=True,
+        samesite="Lax",
+        secure=current_app.config.get("SESSION_COOKIE_SECURE", False),
+    )
 
 
 # --- views -------------------------------------------------------------------------------
@@ -452,16 +671,32 @@ class ChangePasswordForm(NewPasswordForm):
     )
 
 
-def _signed_in(db, user: dict, detail: str = "") -> None:
-    log_in(user)
-    storage.clear_failures(db, "login-account", user["email"].lower())
+def _sign_in_writes(db, user: dict, claim: Claim, detail: str = "") -> tuple[str, str | None]:
+    """In the caller's transaction: all a sign-in changes, with its audit entries. The
+    session id and the device nonce to give the browser once it commits."""
+    _succeeded(db, claim)
+    session_id = _new_staff_session(db, user)
+    key = user["email"].lower()
+    if claim.device is None:
+        # A stranger who got it right ends the count of wrong passwords; one signing in
+        # on a trusted device leaves strangers' locks where they are.
+        storage.clear_failures(db, "login-account", key)
+    storage.clear_failures(db, MFA_LOCK_SCOPE, key)  # the next lock is the first again
     storage.audit(db, "login", now=now(), user_id=user["id"], actor=user["email"], detail=detail)
-
-
-def _leaving_tablet(db, user: dict, response):
-    """A staff sign-in is the only way out of tablet mode: audit it and drop the cookie."""
+    if detail:
+        storage.audit(db, "recovery_code_used", now=now(), user_id=user["id"], actor=user["email"])
     if tablet.active():
+        # A staff sign-in is the only way out of tablet mode.
         storage.audit(db, "tablet_mode_left", now=now(), user_id=user["id"], actor=user["email"])
+    return session_id, _trust_browser(db, user, claim.device)
+
+
+def _signed_in(db, response, session_id: str, nonce: str | None):
+    """After the sign-in committed: the browser's session, device cookie and tablet mode."""
+    _remember_session(session_id)
+    if nonce is not None:
+        _set_device_cookie(db, response, nonce)
+    if tablet.active():
         tablet.turn_off(response)
     return response
 
@@ -480,35 +715,48 @@ def login():
         db = get_db()
         email = form.email.data.strip()
         user = storage.user_by_email(db, email)
-        scopes = _login_scopes(email, known=user is not None)
-        if _locked(db, scopes) or user is None or not user["active"]:
+        active = user is not None and bool(user["active"])
+        device = _trusted_device(db, user)
+        claim = _claim(
+            db,
+            _login_scopes(email, known=user is not None),
+            device=device,
+            user_id=user["id"] if user else None,
+        )
+        if claim is None or not active:
             _burn_time(form.password.data)
             ok = False
         else:
             ok = verify_password(user["password_hash"], form.password.data)
         if ok and user["mfa_enrolled_at"]:
             # The password was right; the session starts only once the code is too.
+            with storage.write(db):
+                _succeeded(db, claim)
             session.clear()
             session[PENDING_KEY] = {
                 "user": user["id"],
                 "at": now().isoformat(),
                 "next": _safe_next(request.args.get("next")),
+                "device": claim.device,
             }
             return redirect(url_for("auth.login_code"))
         if ok:
-            _signed_in(db, user)
-            return _leaving_tablet(db, user, redirect(_safe_next(request.args.get("next"))))
-        _record_failure(db, scopes)
-        # What was typed into the email box may be a password: only a known account's
-        # address goes into the audit log.
-        storage.audit(
-            db,
-            "login_failed",
-            now=now(),
-            user_id=user["id"] if user else None,
-            actor=user["email"] if user else "",
-            detail="" if user else "unknown account",
-        )
+            with storage.write(db):
+                session_id, nonce = _sign_in_writes(db, user, claim)
+            response = redirect(_safe_next(request.args.get("next")))
+            return _signed_in(db, response, session_id, nonce)
+        with storage.write(db):
+            _failed(db, claim)
+            # What was typed into the email box may be a password: only a known account's
+            # address goes into the audit log.
+            storage.audit(
+                db,
+                "login_failed",
+                now=now(),
+                user_id=user["id"] if user else None,
+                actor=user["email"] if user else "",
+                detail="" if user else "unknown account",
+            )
         form.password.errors.append(LOGIN_ERROR)
         status = 401
     elif request.method == "POST":
@@ -525,18 +773,22 @@ def account():
     db, status = get_db(), 200
     if form.validate_on_submit():
         user = storage.get_user(db, g.user["id"])
-        scopes = _login_scopes(user["email"], known=True)
-        if _locked(db, scopes):
+        claim = _claim(db, _signed_in_scopes())
+        if claim is None:
             _burn_time(form.current.data)
             form.current.errors.append(LOGIN_ERROR)
         elif verify_password(user["password_hash"], form.current.data):
-            storage.update_user(db, user["id"], password_hash=hash_password(form.password.data))
-            storage.end_other_sessions(db, user["id"], _hash(session[SESSION_KEY]), now())
-            audit("password_changed")
+            new_hash = hash_password(form.password.data)
+            with storage.write(db):  # the change, its consequences and its audit entry
+                _succeeded(db, claim)
+                storage.update_user(db, user["id"], password_hash=new_hash)
+                storage.end_other_sessions(db, user["id"], _hash(session[SESSION_KEY]), now())
+                # A browser that signed in with the old password is trusted no more.
+                storage.forget_trusted_devices(db, user["id"])
+                audit("password_changed")
             session["password_changed"] = True
             return redirect(url_for("auth.account"))
         else:
-            _record_failure(db, scopes)
             form.current.errors.append(_l("That is not your current password."))
     if request.method == "POST":
         status = 422
@@ -553,8 +805,11 @@ def account():
 def logout():
     form = FlaskForm()
     if form.validate_on_submit():
-        audit("logout")
-        log_out()
+        session_id = session.get(SESSION_KEY)
+        with storage.write(get_db()):  # the ended session and its audit entry together
+            storage.end_staff_session(get_db(), _hash(session_id), now())
+            audit("logout")
+        session.clear()  # once that has committed
     return redirect(url_for("auth.login"))
 
 
@@ -563,6 +818,10 @@ def logout():
 BAD_CODE = _l(
     "That code is not right, or it was used already. Type the 6 digits your app shows now, "
     "or one of your recovery codes. After too many tries, wait a few minutes."
+)
+APP_CODES_LOCKED = _l(
+    "After too many wrong codes, codes from the app are not accepted here for now. Type one "
+    "of your recovery codes, or sign in on a computer where you have signed in before."
 )
 
 
@@ -583,21 +842,15 @@ def _pending_user(db) -> dict | None:
     return user
 
 
-def _totp_ok(db, user: dict, secret: str, code: str) -> bool:
-    """A right code for a time step not used before: a code works once."""
-    step = mfa.matching_step(secret, code, now())
-    return step is not None and storage.use_totp_step(db, user["id"], step)
-
-
-def _recovery_ok(db, user: dict, code: str) -> bool:
-    """One of the account's unused recovery codes, marked used on the spot."""
+def _matching_recovery_code(db, user: dict, code: str) -> int | None:
+    """The id of the account's unused recovery code that was typed, if any."""
     typed = mfa.normalise(code)
     if len(typed) != mfa.RECOVERY_LENGTH:
-        return False
+        return None
     for row in storage.unused_recovery_codes(db, user["id"]):
         if verify_password(row["code_hash"], typed):
-            return storage.use_recovery_code(db, row["id"], now())
-    return False
+            return row["id"]
+    return None
 
 
 @bp.route("/login/code", methods=["GET", "POST"])
@@ -611,27 +864,38 @@ def login_code():
     form = CodeForm()
     status = 200
     if form.validate_on_submit():
-        scopes = _login_scopes(user["email"], known=True)
-        code, how = form.code.data, ""
-        if _locked(db, scopes):
-            ok = False
-        elif mfa.looks_like_totp(code):
-            ok = _totp_ok(db, user, user["totp_secret"], code)
-        else:
-            ok, how = _recovery_ok(db, user, code), "recovery code"
-        if ok:
-            target = session[PENDING_KEY].get("next") or url_for("staff.board")
-            _signed_in(db, user, detail=how)
-            if how:
-                storage.audit(
-                    db, "recovery_code_used", now=now(), user_id=user["id"], actor=user["email"]
-                )
-            return _leaving_tablet(db, user, redirect(_safe_next(target)))
-        _record_failure(db, scopes)
-        storage.audit(
-            db, "mfa_failed", now=now(), user_id=user["id"], actor=user["email"], detail=how
+        code, key = form.code.data, user["email"].lower()
+        app_code = mfa.looks_like_totp(code)
+        how = "" if app_code else "recovery code"
+        claim = _claim(
+            db,
+            _login_scopes(user["email"], known=True),
+            device=session[PENDING_KEY].get("device"),
+            user_id=user["id"],
+            mfa=key if app_code else None,
         )
-        form.code.errors.append(BAD_CODE)
+        step = recovery_id = None
+        if claim is not None and app_code:
+            step = mfa.matching_step(user["totp_secret"], code, now())
+        elif claim is not None:
+            recovery_id = _matching_recovery_code(db, user, code)
+        with storage.write(db):  # the code used up, the session and their audit entries
+            if step is not None:
+                ok = storage.use_totp_step(db, user["id"], step)  # a code works once
+            else:
+                ok = recovery_id is not None and storage.use_recovery_code(db, recovery_id, now())
+            if ok:
+                session_id, nonce = _sign_in_writes(db, user, claim, detail=how)
+            else:
+                _failed(db, claim)
+                storage.audit(
+                    db, "mfa_failed", now=now(), user_id=user["id"], actor=user["email"], detail=how
+                )
+        if ok:
+            target = _safe_next(session[PENDING_KEY].get("next"))
+            return _signed_in(db, redirect(target), session_id, nonce)
+        locked = claim is None and app_code and _mfa_locked(db, key)
+        form.code.errors.append(APP_CODES_LOCKED if locked else BAD_CODE)
         status = 401
     elif request.method == "POST":
         status = 400
@@ -666,24 +930,22 @@ def mfa_setup():
     if not form.validate_on_submit():
         return _enrolment_page(db, form, 422 if request.method == "POST" else 200)
     user = storage.get_user(db, g.user["id"])
-    scopes = _login_scopes(user["email"], known=True)
+    claim = _claim(db, _signed_in_scopes())
     step = None
-    if not _locked(db, scopes) and user["totp_pending"]:
+    if claim is not None and user["totp_pending"]:
         step = mfa.matching_step(user["totp_pending"], form.code.data, now())
     if step is None:
-        _record_failure(db, scopes)
         form.code.errors.append(BAD_CODE)
         return _enrolment_page(db, form, 422)
     codes = mfa.new_recovery_codes()
-    storage.enrol_totp(
-        db,
-        user["id"],
-        step=step,
-        code_hashes=[hash_recovery_code(mfa.normalise(code)) for code in codes],
-        now=now(),
-    )
-    storage.end_other_sessions(db, user["id"], _hash(session[SESSION_KEY]), now())
-    audit("mfa_enrolled")
+    code_hashes = [hash_recovery_code(mfa.normalise(code)) for code in codes]
+    with storage.write(db):  # the new factor, the other sessions ended and the audit entry
+        _succeeded(db, claim)
+        storage.enrol_totp(db, user["id"], step=step, code_hashes=code_hashes, now=now())
+        storage.end_other_sessions(db, user["id"], _hash(session[SESSION_KEY]), now())
+        for scope in (MFA_SCOPE, MFA_LOCK_SCOPE):  # a new app: strangers' count starts again
+            storage.clear_failures(db, scope, user["email"].lower())
+        audit("mfa_enrolled")
     return render_template("staff/mfa.html", codes=codes)
 
 
@@ -714,35 +976,38 @@ def setup(token: str):
     form = SetupForm()
     if form.validate_on_submit():
         try:
-            user_id = _create_first_admin(db, form)
+            with storage.write(db):  # the account, its audit entry and its session
+                user_id = _create_first_admin(db, form)
+                user = storage.get_user(db, user_id)
+                storage.audit(
+                    db,
+                    "user_created",
+                    now=now(),
+                    user_id=user_id,
+                    actor=user["email"],
+                    detail="first admin via setup link",
+                )
+                session_id = _new_staff_session(db, user)
         except AccountError as error:
             form[error.field].errors.append(str(error))
         else:
-            user = storage.get_user(db, user_id)
-            storage.audit(
-                db,
-                "user_created",
-                now=now(),
-                user_id=user_id,
-                actor=user["email"],
-                detail="first admin via setup link",
-            )
-            log_in(user)
+            _remember_session(session_id)
             return redirect(url_for("staff.board"))
     return render_template("staff/setup.html", form=form), 200 if request.method == "GET" else 422
 
 
 def _create_first_admin(db, form: SetupForm) -> int:
     """The account and the end of the setup link in one transaction: only one wins."""
+    account = checked_account(
+        db,
+        email=form.email.data,
+        password=form.password.data,
+        role="admin",
+        display_name=form.display_name.data,
+    )
     with storage.write(db):
         if storage.count_users(db):
             abort(404)
-        user_id = create_account(
-            db,
-            email=form.email.data,
-            password=form.password.data,
-            role="admin",
-            display_name=form.display_name.data,
-        )
+        user_id = insert_account(db, account)
         storage.delete_setting(db, SETUP_SETTING)
     return user_id

@@ -35,14 +35,35 @@ DEFAULTS = {
     "CODE_FAILURES_PER_CLIENT": 5,
     "CODE_FAILURES_PER_ADDRESS": 30,
     "CODE_FAILURES_GLOBAL": 300,
+    # Once the clinic-wide window is full, codes are looked up only from an address where
+    # a visit was opened in the last CODE_KNOWN_ADDRESS_HOURS (the waiting room's), and at
+    # most this many more per window: lookups clinic-wide stay bounded whatever the number
+    # of addresses (SECURITY.md, "Someone guessing or flooding codes").
+    "CODE_FAILURES_RESERVED": 100,
+    "CODE_KNOWN_ADDRESS_HOURS": 24,
     "CODE_FAILURE_WINDOW_MINUTES": 15,
     "LOGIN_FAILURES_PER_ACCOUNT": 5,
     "LOGIN_FAILURES_PER_CLIENT": 20,
     "LOGIN_LOCKOUT_MINUTES": 15,
+    # A browser that signed in before (its device cookie) is not held by a lock on
+    # strangers; its own wrong passwords or codes end its trust at this many.
+    "LOGIN_FAILURES_PER_DEVICE": 5,
+    "DEVICE_COOKIE_DAYS": 30,
+    # Wrong app codes from strangers (no device cookie) per account: this many within
+    # MFA_FAILURE_WINDOW_HOURS lock them out of app codes for MFA_LOCK_HOURS, doubled for
+    # each further lock before a successful sign-in, up to MFA_LOCK_MAX_HOURS. At most 3
+    # tries in any 24 hours, each matching 3 codes: 9e-6 a day (SECURITY.md).
+    "MFA_FAILURES_PER_LOCK": 3,
+    "MFA_FAILURE_WINDOW_HOURS": 24,
+    "MFA_LOCK_HOURS": 24,
+    "MFA_LOCK_MAX_HOURS": 720,
     # Requests one integration token may make per minute to the read-only FHIR API.
     "API_REQUESTS_PER_MINUTE": 120,
     # How long a save waits for another request's write before the patient is asked to retry.
     "DATABASE_BUSY_TIMEOUT_MS": 10_000,
+    # Each process holds <database>.in-use while it runs, so encrypt-db and rekey-db can
+    # tell a running server (even an idle one) and refuse (storage.used_alone).
+    "HOLD_DATABASE_IN_USE": True,
     "BASE_URL": "",
     "PASSWORD_HASHER": "argon2",
     # Roles that must sign in with a second factor (a clinic setting adds front desk).
@@ -85,6 +106,11 @@ def _convert(value: str, default):
     return value
 
 
+# Where `serve` listens: also the address links printed at the terminal point to
+# (flask demo, flask invite), so `make demo PORT=8080` prints links on 8080.
+SERVE_ENV_KEYS = {"HOST": ("SERVE_HOST", str), "PORT": ("SERVE_PORT", int)}
+
+
 def from_environment(environ=os.environ) -> dict:
     """Settings given as PATIENTAPP_* environment variables."""
     found = {}
@@ -92,6 +118,10 @@ def from_environment(environ=os.environ) -> dict:
         raw = environ.get(ENV_PREFIX + key)
         if raw not in (None, ""):
             found[key] = _convert(raw, DEFAULTS.get(key, ""))
+    for name, (key, kind) in SERVE_ENV_KEYS.items():
+        raw = environ.get(ENV_PREFIX + name, "").strip()
+        if raw and (kind is str or (raw.isascii() and raw.isdigit())):
+            found[key] = kind(raw)
     return found
 
 

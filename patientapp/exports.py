@@ -28,6 +28,8 @@ VISIT_COLUMNS = (
     "submitted_at",
     "safety",
 )
+# A column named apart from the visit record's own key (the record's "id").
+VISIT_KEYS = {"visit_id": "id"}
 JOIN = "; "
 
 
@@ -80,7 +82,7 @@ def header(definition: Questionnaire) -> list[str]:
 
 
 def row(definition: Questionnaire, visit: Mapping, answers: Mapping, in_person: set) -> list:
-    values = [visit.get(name) or "" for name in VISIT_COLUMNS]
+    values = [visit.get(VISIT_KEYS.get(name, name)) or "" for name in VISIT_COLUMNS]
     for section in definition.sections:
         for item in section.items:
             if item.id in in_person and item.id in answers:

@@ -28,7 +28,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 
 from . import api, errors, invitations, questionnaire, storage, summary_view, tablet, visits
-from .auth import audit, log_out, login_required
+from .auth import DEVICE_COOKIE, audit, end_session, login_required
 from .forms import usable_day
 from .i18n import current_language, language_name, offered_languages
 from .staff_forms import InvitationForm
@@ -163,10 +163,11 @@ def board_json():
 def acknowledge(visit_id: int):
     visit = _visit_or_404(visit_id)
     form = FlaskForm()
-    if form.validate_on_submit() and storage.acknowledge_alert(
-        get_db(), visit["id"], g.user["id"], now()
-    ):
-        audit("alert_acknowledged", visit["id"])
+    if form.validate_on_submit():
+        db = get_db()
+        with storage.write(db):  # the acknowledgement and its entry together
+            if storage.acknowledge_alert(db, visit["id"], g.user["id"], now()):
+                audit("alert_acknowledged", visit["id"])
     return redirect(_back_to_board(visit))
 
 
@@ -176,10 +177,14 @@ def tablet_mode():
     """Make this device a waiting-room tablet: sign the staff member out and leave the
     tablet cookie; from now on it opens at code entry. Only a staff sign-in ends it.
     CSRFProtect has checked the form's token before this runs."""
-    audit("tablet_mode_entered")
-    log_out()
+    with storage.write(get_db()):  # the entry and the signed-out session together
+        audit("tablet_mode_entered")
+        end_session()
+    session.clear()  # only once both are saved
     response = redirect(url_for("patient.start"))
     tablet.turn_on(response)
+    # A shared tablet is no staff member's own browser: it keeps no trusted-device cookie.
+    response.delete_cookie(DEVICE_COOKIE, path="/staff")
     return response
 
 
@@ -214,18 +219,20 @@ def new_invitation():
     status = 200
     if form.validate_on_submit():
         appointment = datetime.combine(form.day.data, form.time.data).replace(second=0)
-        invitation = visits.create(
-            get_db(),
-            patient_ref=form.patient_ref.data.strip(),
-            appointment_at=appointment,
-            psychiatrist_id=form.psychiatrist.data or None,
-            suggested_language=form.language.data or "",
-            extra_days=int(clinic_settings()["invite_extra_days"]),
-            created_by=g.user["id"],
-            now=now(),
-        )
+        db = get_db()
+        with storage.write(db):
+            invitation = visits.create(
+                db,
+                patient_ref=form.patient_ref.data.strip(),
+                appointment_at=appointment,
+                psychiatrist_id=form.psychiatrist.data or None,
+                suggested_language=form.language.data or "",
+                extra_days=int(clinic_settings()["invite_extra_days"]),
+                created_by=g.user["id"],
+                now=now(),
+            )
+            audit("invitation_created", invitation.visit_id)
         _remember_secrets(invitation)
-        audit("invitation_created", invitation.visit_id)
         return redirect(url_for("staff.invitation", visit_id=invitation.visit_id))
     if request.method == "POST":
         status = 422
@@ -301,8 +308,11 @@ def slip(visit_id: int):
 @login_required(*EVERYONE, hide_as_404=True)
 def cancel(visit_id: int):
     _visit_or_404(visit_id)
-    if FlaskForm().validate_on_submit() and visits.cancel(get_db(), visit_id, now()):
-        audit("invitation_cancelled", visit_id)
+    if FlaskForm().validate_on_submit():
+        db = get_db()
+        with storage.write(db):
+            if visits.cancel(db, visit_id, now()):
+                audit("invitation_cancelled", visit_id)
     return redirect(url_for("staff.invitation", visit_id=visit_id))
 
 
@@ -315,16 +325,19 @@ def reissue(visit_id: int):
     if visits.can_reissue(visit) and not visits.may_reissue(visit, g.user["role"]):
         return errors.STAFF.render(REISSUE_REFUSED, 403)
     if FlaskForm().validate_on_submit():
-        invitation = visits.reissue(
-            get_db(),
-            visit_id,
-            extra_days=int(clinic_settings()["invite_extra_days"]),
-            now=now(),
-            role=g.user["role"],
-        )
+        db = get_db()
+        with storage.write(db):
+            invitation = visits.reissue(
+                db,
+                visit_id,
+                extra_days=int(clinic_settings()["invite_extra_days"]),
+                now=now(),
+                role=g.user["role"],
+            )
+            if invitation is not None:
+                audit("invitation_reissued", visit_id)
         if invitation is not None:
             _remember_secrets(invitation)
-            audit("invitation_reissued", visit_id)
     return redirect(url_for("staff.invitation", visit_id=visit_id))
 
 
@@ -432,8 +445,9 @@ def summary_copied(visit_id: int):
 @login_required(*READERS, hide_as_404=True)
 def reviewed(visit_id: int):
     visit = _readable_visit(visit_id)
-    if FlaskForm().validate_on_submit() and visits.mark_reviewed(
-        get_db(), visit_id, g.user["id"], now()
-    ):
-        audit("visit_reviewed", visit_id)
+    if FlaskForm().validate_on_submit():
+        db = get_db()
+        with storage.write(db):
+            if visits.mark_reviewed(db, visit_id, g.user["id"], now()):
+                audit("visit_reviewed", visit_id)
     return redirect(_back_to_board(visit))

@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time as system_clock
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
@@ -307,7 +308,9 @@ def connect(
         if "not a database" not in str(error):
             raise
         raise _unreadable(Path(path), key) from None
-    return Database(conn, execute_plugins=False)
+    db = Database(conn, execute_plugins=False)
+    db._busy_timeout_ms = int(busy_timeout_ms)  # the write queue gives up after it too
+    return db
 
 
 def _driver(key: str | None):
@@ -378,13 +381,25 @@ def write(db: Database):
     """A write transaction that takes the write lock before its first read.
 
     Writers queue on a file lock beside the database (``<database>.lock``) before
-    BEGIN IMMEDIATE, across threads and server processes alike: each waits in the kernel
-    and goes the moment the previous commit is done, instead of SQLite's sleep-and-retry
-    (a few millisecond naps per busy commit). Without fcntl (Windows) SQLite's busy
-    timeout alone queues them.
+    BEGIN IMMEDIATE, across threads and server processes alike. A writer that waits
+    longer than the connection's busy timeout gives up with SQLite's own "database is
+    locked", which pages answer with 503 and the typed screen kept: one stuck writer
+    never freezes the site. Without fcntl (Windows) SQLite's busy timeout alone queues
+    them.
+
+    Nested, it joins the transaction already open on this connection: an action and its
+    audit row are written by one ``write`` around both, and commit or roll back together.
     """
+    if getattr(db, "_write_depth", 0):
+        db._write_depth += 1
+        try:
+            yield db
+        finally:
+            db._write_depth -= 1
+        return
     with _queued(db):
         db.execute("BEGIN IMMEDIATE")
+        db._write_depth = 1
         try:
             yield db
         except BaseException:
@@ -392,6 +407,35 @@ def write(db: Database):
             raise
         else:
             db.commit()
+        finally:
+            db._write_depth = 0
+
+
+# Threads of one process queue on a lock of their own (a futex: each goes the moment the
+# previous one is done); the one at the front then waits for the file lock, which other
+# server processes hold in turn. Both waits end at the busy timeout.
+_thread_locks: dict[str, threading.Lock] = {}
+_thread_locks_guard = threading.Lock()
+FILE_LOCK_NAPS = (0.0002, 0.0005, 0.001, 0.002)  # seconds between tries, then the last
+
+
+def _thread_lock(path: str) -> threading.Lock:
+    with _thread_locks_guard:
+        return _thread_locks.setdefault(path, threading.Lock())
+
+
+def _forget_thread_locks() -> None:  # pragma: no cover - runs in a forked child
+    global _thread_locks_guard
+    _thread_locks.clear()  # a lock held by a thread that did not cross the fork
+    _thread_locks_guard = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_thread_locks)
+
+
+def _locked_out() -> sqlite3.OperationalError:
+    return sqlite3.OperationalError("database is locked")
 
 
 @contextmanager
@@ -407,11 +451,34 @@ def _queued(db: Database):
     except OSError:  # a folder turned read-only: SQLite itself names the failure
         yield
         return
+    deadline = system_clock.monotonic() + getattr(db, "_busy_timeout_ms", BUSY_TIMEOUT_MS) / 1000
+    in_process = _thread_lock(path)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        if not in_process.acquire(timeout=max(0.0, deadline - system_clock.monotonic())):
+            raise _locked_out()
+        try:
+            _flock_until(fd, deadline)
+            yield
+        finally:
+            in_process.release()
     finally:
-        os.close(fd)  # closing releases the lock
+        os.close(fd)  # closing releases the file lock
+
+
+def _flock_until(fd: int, deadline: float) -> None:
+    """Take the file lock, or raise "database is locked" at the deadline."""
+    naps = iter(FILE_LOCK_NAPS)
+    nap = 0.0
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            left = deadline - system_clock.monotonic()
+            if left <= 0:
+                raise _locked_out() from None
+            nap = next(naps, nap)
+            system_clock.sleep(min(nap, left))
 
 
 def _lock_path(db: Database) -> str | None:
@@ -438,13 +505,20 @@ _zone: ContextVar[tzinfo | None] = ContextVar("clinic_zone", default=None)
 LOCAL_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
+ZONE_NAME_MAX = 64  # the longest IANA name has 32 characters; a longer one is no zone
+
+
 def zone_named(name: str) -> tzinfo | None:
     """The IANA time zone of this name, or None when there is no such zone."""
     if not isinstance(name, str) or not name or name.startswith(("/", ".")) or ".." in name:
         return None
+    if len(name) > ZONE_NAME_MAX:
+        return None
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    # A folder of the zone database ("Europe") is IsADirectoryError, a name too long for
+    # the file system OSError, a file that is not a zone ("zone.tab") ValueError.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return None
 
 
@@ -822,6 +896,62 @@ def prune_failures(db: Database, before: datetime) -> None:
     db.execute("DELETE FROM failures WHERE at < ?", (_ts(before),))
 
 
+def record_attempts(db: Database, pairs: list[tuple[str, str]], now: datetime) -> list[int]:
+    """Count an attempt under each (scope, key) before it is checked, so concurrent tries
+    see each other; the new rows' ids, for delete_failure_rows should the try succeed."""
+    with write(db):
+        return [
+            db.execute(
+                "INSERT INTO failures (scope, key, at) VALUES (?, ?, ?)", (scope, key, _ts(now))
+            ).lastrowid
+            for scope, key in pairs
+        ]
+
+
+def delete_failure_rows(db: Database, ids: list[int]) -> None:
+    """Take back the rows of an attempt that succeeded (a right code is no failure)."""
+    for row_id in ids:
+        db.execute("DELETE FROM failures WHERE id = ?", (row_id,))
+
+
+def prune_scope(db: Database, scope: str, before: datetime) -> None:
+    """Forget one scope's rows older than `before` (e.g. where visits were opened)."""
+    db.execute("DELETE FROM failures WHERE scope = ? AND at < ?", (scope, _ts(before)))
+
+
+@migrations()
+def m060_trusted_devices(db: Database) -> None:
+    # Browsers that completed a staff sign-in (OWASP's device cookies): the cookie holds a
+    # random nonce, only its SHA-256 is kept, bound to the account it signed in.
+    db.execute(
+        """CREATE TABLE trusted_devices (
+            id TEXT PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL
+        )"""
+    )
+
+
+def add_trusted_device(db: Database, device_hash: str, user_id: int, now: datetime) -> None:
+    db.execute(
+        "INSERT INTO trusted_devices (id, user_id, created_at) VALUES (?, ?, ?)",
+        (device_hash, user_id, _ts(now)),
+    )
+
+
+def trusted_device(db: Database, device_hash: str) -> dict | None:
+    return _one(db, "SELECT * FROM trusted_devices WHERE id = ?", (device_hash,))
+
+
+def forget_trusted_device(db: Database, device_hash: str) -> None:
+    db.execute("DELETE FROM trusted_devices WHERE id = ?", (device_hash,))
+    db.execute("DELETE FROM failures WHERE scope = 'login-device' AND key = ?", (device_hash,))
+
+
+def prune_trusted_devices(db: Database, before: datetime) -> None:
+    db.execute("DELETE FROM trusted_devices WHERE created_at < ?", (_ts(before),))
+
+
 # --- users and staff sessions ------------------------------------------------------------
 
 
@@ -906,10 +1036,17 @@ def end_other_sessions(db: Database, user_id: int, keep: str, now: datetime) -> 
 
 
 def end_user_sessions(db: Database, user_id: int, now: datetime) -> None:
+    """Every session of the account ends, and no browser stays trusted for it (a new
+    password, a reset second factor or a deactivation starts its trust again)."""
     db.execute(
         "UPDATE staff_sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL",
         (_ts(now), user_id),
     )
+    forget_trusted_devices(db, user_id)
+
+
+def forget_trusted_devices(db: Database, user_id: int) -> None:
+    db.execute("DELETE FROM trusted_devices WHERE user_id = ?", (user_id,))
 
 
 # --- second factor -----------------------------------------------------------------------
@@ -1124,6 +1261,79 @@ def previous_visit(db: Database, visit: dict) -> dict | None:
             _ts(datetime.fromisoformat(visit["submitted_at"])) if visit["submitted_at"] else "9999",
         ),
     )
+
+
+# --- in use: a server holds the database open for its lifetime -----------------------------
+#
+# Every process that opens the database through the app (each `serve` process, `flask run`,
+# a command) holds a shared lock on ``<database>.in-use`` until it exits; forked workers
+# share their parent's. A command that rewrites the file under the server (encrypt-db,
+# rekey-db) needs it alone: it converts this process's lock to an exclusive one, which is
+# refused at once while any other process holds its shared lock, even an idle one.
+
+_in_use: dict[str, int] = {}  # database path -> the open file this process locks
+_in_use_guard = threading.Lock()
+
+
+class InUse(StorageError):
+    """Another process (a running server) has the database open."""
+
+
+def _in_use_path(path: str | Path) -> str:
+    return f"{Path(path).resolve()}.in-use"
+
+
+def hold_in_use(path: str | Path) -> None:
+    """Mark the database as open by this process until it exits (idempotent, cheap)."""
+    if fcntl is None:  # pragma: no cover - Windows: no advisory locks
+        return
+    lock = _in_use_path(path)
+    if lock in _in_use:
+        return
+    with _in_use_guard:
+        if lock in _in_use:
+            return
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:  # a read-only folder: opening the database will say so
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise InUse(
+                f"The database {path} is being changed by a maintenance command "
+                "(encrypt-db or rekey-db): wait for it to finish, then start again."
+            ) from None
+        _in_use[lock] = fd
+
+
+@contextmanager
+def used_alone(path: str | Path, command: str):
+    """Hold the database alone for a command that rewrites it: refused (InUse) while any
+    other process has it open, e.g. a server that is running or idle."""
+    if fcntl is None:  # pragma: no cover - Windows
+        yield
+        return
+    hold_in_use(path)
+    fd = _in_use.get(_in_use_path(path))
+    if fd is None:  # pragma: no cover - an unwritable folder
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        # A refused conversion drops the shared lock (flock(2)): take it back.
+        with suppress(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        raise InUse(
+            f"the database is open in a running server: stop `flask serve` (or `make run`, "
+            f"`flask run`, every process using {path}), then run {command} again"
+        ) from None
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_SH)
 
 
 # --- operations --------------------------------------------------------------------------

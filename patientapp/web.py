@@ -3,6 +3,7 @@ clinic settings, the public address."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import threading
 from dataclasses import dataclass
@@ -129,6 +130,21 @@ def base_url() -> str:
 def _host_trusted(host: str) -> bool:
     """A loopback host only ever links to the machine the browser itself is on."""
     return bool(LOOPBACK_HOST.fullmatch(host))
+
+
+def client_network(address: str | None) -> str:
+    """What a per-address limit counts (codes, staff sign-ins): an IPv4 address, or an IPv6
+    address's /64, which one phone, home or waiting room holds whole (so its 2^64
+    addresses are one client)."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return address or "-"
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def clinic_settings() -> dict:

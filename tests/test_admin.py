@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 
 import pytest
 from conftest import (
@@ -16,6 +17,7 @@ from conftest import (
     login,
     make_invitation,
 )
+from markupsafe import escape
 
 from patientapp import storage
 from patientapp.web import get_db
@@ -174,6 +176,21 @@ def test_added_user_can_log_in(app, admin):
     entry = audit_rows(app, action="user_created")[0]
     assert entry["detail"] == "nurse@example.org as frontdesk"
     assert "a long new password" not in entry["detail"]
+
+
+def test_a_new_account_starts_at_the_least_privilege_and_the_hint_is_true(app, admin):
+    """Users offered Admin first, so a hurried admin made admins; the password hint said
+    a new user "can't change" a password the My account page lets them change."""
+    page = text(admin.get("/staff/admin/users"))
+    chosen = r'<option selected value="frontdesk">|<option value="frontdesk" selected>'
+    assert re.search(chosen, page)
+    assert "selected" not in re.search(r'<option[^>]*value="admin"[^>]*>', page).group(0)
+    assert "can&#39;t change it yet" not in page and "can't change it yet" not in page
+    assert "they can change it under My account" in page
+    add_user(app, "new@example.org", "frontdesk")
+    other = app.test_client()
+    assert log_in(other, "new@example.org").status_code == 302
+    assert "Change password" in text(other.get("/staff/account"))
 
 
 def test_users_table_has_headers_and_labelled_inputs(admin):
@@ -414,6 +431,61 @@ def test_bad_setting_keeps_everything_else_and_saves_nothing(app, admin, field, 
         assert (f'value="{shown}"' in page) if other != "crisis_text_en" else (shown in page), other
     assert settings(app) == {}
     assert audit_rows(app, action="settings_changed") == []
+
+
+def assert_kept(page: str, typed: dict) -> None:
+    """Every value typed is back in its box (page: the HTML as sent)."""
+    for name, value in typed.items():
+        if name == "languages":
+            assert checked(page, "languages") == value
+        elif name.startswith("crisis_text"):
+            assert html.escape(value.replace("\r\n", "\n"), quote=False) in page, name
+        else:
+            assert input_value(page, name) == value, name
+
+
+MARKUP_ZONE = '"><img/src=x/onerror=alert(44)>'
+
+
+def test_a_time_zone_with_markup_is_shown_escaped_and_the_rest_kept(app, admin):
+    """Issue 19: the name typed went unescaped into the error (a lazy translation counts
+    as safe HTML in Jinja)."""
+    typed = {**GOOD_SETTINGS, "time_zone": MARKUP_ZONE}
+    response = submit(admin, "/staff/admin/settings", typed)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "<img" not in page
+    escaped = str(escape(MARKUP_ZONE))
+    assert f"There is no time zone called “{escaped}”" in page
+    assert_kept(page, typed)
+    assert settings(app) == {}
+
+
+@pytest.mark.parametrize(
+    ("zone", "message"),
+    [
+        ("Europe", "No existe ninguna zona horaria llamada “Europe”."),
+        ("Etc", "No existe ninguna zona horaria llamada “Etc”."),
+        ("America/", "No existe ninguna zona horaria llamada “America/”."),
+        ("z" * 300, "Use 64 caracteres o menos, por favor."),
+    ],
+)
+def test_a_time_zone_naming_a_folder_or_too_long_is_a_translated_message(app, admin, zone, message):
+    """Issue 19: a folder of the zone database, or a name too long for a file name, gave
+    a 500. Now it is a message in the admin's language, with all else typed kept."""
+    typed = {**GOOD_SETTINGS, "time_zone": zone}
+    token = csrf_from(admin.get("/staff/admin/settings").get_data(as_text=True))
+    response = admin.post(
+        "/staff/admin/settings",
+        data={"csrf_token": token, **typed},
+        headers={"Accept-Language": "es"},
+    )
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert message in html.unescape(page)
+    assert page.count('class="error"') == 1
+    assert_kept(page, typed)
+    assert settings(app) == {}
 
 
 def test_languages_can_be_narrowed(app, admin):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import FULL_ANSWERS, create_user, csrf_from, finish_visit, login, staff_post
 
-from patientapp import storage
+from patientapp import patient_forms, questionnaire, storage
 
 BIG = str(2**64)
 
@@ -127,3 +127,45 @@ def test_a_host_outside_trusted_hosts_gets_a_plain_400(app):
         page = app.test_client().get(url, headers={"Host": "evil.example"})
         assert page.status_code == 400
         assert "didn't look right" in page.get_data(as_text=True)
+
+
+# Issue 19: a medicine row's number that str.isdigit() takes but int() does not ("²"), or
+# that int() refuses for its length, was read by WTForms' FieldList and gave a 500.
+ODD_ROW_NAMES = ["M1-²-name", "M1-²-feeling", "M1-²", "M1-٣-name", f"M1-{'9' * 5000}-name"]
+MEDICINES = {"M1-0-name": "Sertraline", "M1-0-feeling": "mixed"}
+
+
+def on_step_2(patient, invitation):
+    patient.start(invitation.token)
+    patient.post("/step/1", {"action": "next"})
+
+
+def medicine_screen() -> int:
+    """The screen of step 2 that holds the medicine list (M1)."""
+    section = questionnaire.default().sections[1]
+    screens = patient_forms.screens(section)
+    return next(n for n, items in enumerate(screens, 1) if any(i.id == "M1" for i in items))
+
+
+@pytest.mark.parametrize("name", ODD_ROW_NAMES)
+def test_an_odd_medicine_row_number_on_step_2_is_ignored(patient, invitation, db, name):
+    on_step_2(patient, invitation)
+    typed = {**FULL_ANSWERS[2], **MEDICINES, name: "Lithium"}
+    response = patient.post("/step/2", {"action": "next", **typed}, follow=False)
+    assert response.status_code == 302
+    answers = storage.answers_for(db, invitation.visit_id)[0]
+    assert answers["M1"] == [{"name": "Sertraline", "feeling": "mixed"}]
+    assert answers["M2"] == FULL_ANSWERS[2]["M2"]
+
+
+@pytest.mark.parametrize("name", ODD_ROW_NAMES)
+def test_an_odd_medicine_row_number_in_a_step_2_draft_is_ignored(patient, invitation, db, name):
+    on_step_2(patient, invitation)
+    screen = str(medicine_screen())
+    page = patient.client.get(f"/step/2?screen={screen}")
+    typed = {"screen": screen, **MEDICINES, name: "Lithium"}
+    data = {"csrf_token": csrf_from(page.get_data(as_text=True)), **typed}
+    assert patient.client.post("/step/2/draft", data=data).status_code == 200
+    assert storage.draft_for(db, invitation.visit_id, 2, 0) == {
+        key: [value] for key, value in typed.items() if key != name
+    }

@@ -38,16 +38,45 @@ EXPECTED_ROWS = (
 VERDICTS = {"OK", "OVER", "SLOW", "LOW", "FAIL"}
 
 
-def repo_files() -> dict[Path, tuple[int, int]]:
-    """Every file of the checkout with its mtime and size (hidden folders and bytecode
-    caches aside)."""
+# The checkout's own instance folders belong to a server the developer may be running
+# (`make run`, `make demo`): its database and WAL change under the suite. The bench runs
+# in a folder of its own, so nothing it writes can land there.
+LIVE_FOLDERS = ("instance", "demo-instance")
+
+
+def repo_files(root: Path = ROOT) -> dict[Path, tuple[int, int]]:
+    """Every file of the checkout with its mtime and size (hidden folders, bytecode
+    caches and a running server's instance folders aside)."""
     found = {}
-    for folder, subfolders, names in os.walk(ROOT):
-        subfolders[:] = [d for d in subfolders if not d.startswith(".") and d != "__pycache__"]
+    live = {root / name for name in LIVE_FOLDERS}
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = [
+            d
+            for d in subfolders
+            if not d.startswith(".") and d != "__pycache__" and Path(folder) / d not in live
+        ]
         for name in names:
             info = (Path(folder) / name).stat()
             found[Path(folder) / name] = (info.st_mtime_ns, info.st_size)
     return found
+
+
+def test_a_server_running_from_the_checkout_does_not_fail_the_suite(tmp_path):
+    """Found by running `make test` while `make run` served from the same folder: the
+    live database's WAL changed under the bench test's before/after comparison. (The
+    checkout's layout in a temporary folder: the test writes nothing into the checkout.)"""
+    (tmp_path / "patientapp").mkdir()
+    (tmp_path / "patientapp" / "storage.py").write_text("# code\n")
+    live = tmp_path / "instance"
+    live.mkdir()
+    (live / "patientapp.db").write_bytes(b"db")
+    before = repo_files(tmp_path)
+    (live / "patientapp.db-wal").write_bytes(b"a live server's WAL")
+    (live / "patientapp.db").write_bytes(b"db, checkpointed")
+    (tmp_path / "demo-instance").mkdir()
+    assert repo_files(tmp_path) == before
+    (tmp_path / "patientapp" / "stray.db").write_bytes(b"written by a test")
+    assert repo_files(tmp_path) != before  # anywhere else, a change still counts
 
 
 def table_rows(stdout: str) -> list[str]:

@@ -147,13 +147,37 @@ def test_last_updated_filters_and_pages(app, admin, client, clock):
         "_lastUpdated=ge2026-11-25&_count=0",
         "_lastUpdated=ge2026-11-25&_count=x",
         "_lastUpdated=ge2026-11-25&_page=0",
+        # Issue 19: each of these was a 500.
+        "_lastUpdated=ge2026-11-25&_count=%C2%B2",
+        "_lastUpdated=ge2026-11-25&_page=%C2%B2",
+        f"_lastUpdated=ge2026-11-25&_count={'9' * 5000}",
+        "_lastUpdated=ge9999-12-31T23:59:59-14:00",
+        "_lastUpdated=ge0001-01-01T00:00:00%2B14:00",
+        "_lastUpdated=ge0001-01-01",
     ],
 )
 def test_a_bad_search_gets_an_operation_outcome(admin, client, query):
     token = new_token(admin)
     response = client.get(f"/api/fhir/QuestionnaireResponse?{query}", headers=bearer(token))
     assert response.status_code == 400
+    assert response.mimetype == "application/fhir+json"
     assert response.get_json()["resourceType"] == "OperationOutcome"
+    [issue] = response.get_json()["issue"]
+    assert issue["code"] == "invalid" and "_lastUpdated=ge" in issue["diagnostics"]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago"])
+def test_the_last_instants_of_the_calendar_are_a_bad_search_in_any_zone(app, admin, client, zone):
+    """ge9999-12-31T23:59:59-14:00 is after year 9999 in UTC, ge0001-01-01T00:00:00+14:00
+    before year 1: in any clinic zone, a 400 rather than a 500."""
+    token = new_token(admin)
+    with app.app_context():
+        storage.save_settings(get_db(), {"time_zone": zone})
+    for instant in ("9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00%2B14:00"):
+        url = f"/api/fhir/QuestionnaireResponse?_lastUpdated=ge{instant}"
+        assert client.get(url, headers=bearer(token)).status_code == 400, instant
+    url = "/api/fhir/QuestionnaireResponse?_lastUpdated=ge2026-11-25T00:00:00Z&_count=1&_page=1"
+    assert client.get(url, headers=bearer(token)).status_code == 200
 
 
 def test_an_unknown_questionnaire_is_not_found(admin, client):
@@ -207,6 +231,19 @@ def test_the_csv_has_one_row_per_visit_with_ids_and_labels(app, admin, db):
     assert rows[1]["patient_ref"] == "'=HYPERLINK(1)"
     assert rows[1]["status"] == "invited" and rows[1]["T2"] == ""
     assert len(audit_rows(db, "csv_exported")) == 3  # each visit, and the export itself
+
+
+def test_the_csv_visit_id_column_holds_each_visits_id(app, admin):
+    """Issue 19: the column read a key the visit record does not have, so it was empty,
+    and the header said charset=utf-8 twice."""
+    first = finish_visit(app, ref="A-1").visit_id
+    second = make_invitation(app, patient_ref="B-2").visit_id
+    response = admin.get("/staff/admin/export.csv?since=2026-11-25&until=2026-11-25")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert [row["visit_id"] for row in rows] == [str(first), str(second)]
+    assert [row["patient_ref"] for row in rows] == ["A-1", "B-2"]
 
 
 def test_the_csv_neutralises_formulas_in_patient_text(app, admin):
@@ -270,6 +307,20 @@ def test_the_time_zone_is_validated_and_saved(app, admin, db):
     assert settings_form(admin, time_zone="America/Chicago").status_code == 302
     with app.app_context():
         assert storage.get_settings(get_db())["time_zone"] == "America/Chicago"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Europe", "Etc", "America/", "America/Argentina", "z" * 300, "Europe/" * 40, "UTC\x00"],
+)
+def test_a_folder_or_overlong_zone_name_is_no_zone(app, name):
+    """Issue 19: ZoneInfo raises IsADirectoryError for a folder and OSError for a name too
+    long for a file name; a stored one would break every page, a typed one gave a 500."""
+    assert storage.zone_named(name) is None
+    with app.app_context():
+        storage.save_settings(get_db(), {"time_zone": name})
+    page = app.test_client().get("/staff/login")
+    assert page.status_code == 200
 
 
 def test_exports_carry_the_clinic_offset(app, admin):

@@ -116,12 +116,33 @@ def test_enrolment_shows_a_qr_code_and_the_key_and_needs_a_right_code(mfa_app, c
     assert "is on" in again and codes[0] not in again
 
 
-def test_enrolment_codes_count_toward_the_lockout(mfa_app, client, db):
-    create_user(mfa_app, "dr@example.org", "psychiatrist")
+def test_enrolment_codes_are_throttled_for_the_session_that_types_them(mfa_app, client, db, clock):
+    user = create_user(mfa_app, "dr@example.org", "psychiatrist")
     login(client, "dr@example.org")
+    client.get("/staff/account/mfa")
     for _ in range(5):
         assert post(client, "/staff/account/mfa", {"code": "000000"}).status_code == 422
-    assert login(mfa_app.test_client(), "dr@example.org").status_code == 401
+    right = mfa.current_code(pending_secret(db, user), clock())
+    assert post(client, "/staff/account/mfa", {"code": right}).status_code == 422
+    assert storage.get_user(db, user)["mfa_enrolled_at"] is None
+    # The count is this session's: it locks no one else out (the key is on its screen).
+    assert login(mfa_app.test_client(), "dr@example.org").status_code == 302
+
+
+def test_a_stranger_locking_the_account_does_not_stop_its_owner_enrolling(
+    mfa_app, client, db, clock
+):
+    """Found by a second reader: wrong sign-ins by someone who only knows the e-mail
+    kept the signed-in owner from setting up the second factor, the one page they may
+    open before it is set up."""
+    user = create_user(mfa_app, "dr@example.org", "psychiatrist")
+    login(client, "dr@example.org")
+    client.get("/staff/account/mfa")
+    for _ in range(mfa_app.config["LOGIN_FAILURES_PER_ACCOUNT"]):
+        assert login(mfa_app.test_client(), "dr@example.org", "wrong guess!!").status_code == 401
+    right = mfa.current_code(pending_secret(db, user), clock())
+    assert post(client, "/staff/account/mfa", {"code": right}).status_code == 200
+    assert storage.get_user(db, user)["mfa_enrolled_at"]
 
 
 # --- signing in --------------------------------------------------------------------------
@@ -198,14 +219,20 @@ def test_one_step_of_clock_drift_is_forgiven_and_no_more(mfa_app, enrolled, cloc
 
 
 def test_wrong_codes_count_toward_the_account_lockout(mfa_app, enrolled, clock):
-    _user, secret, _codes = enrolled
-    for _ in range(5):
+    _user, secret, codes = enrolled
+    for _ in range(3):
         assert login(mfa_app.test_client(), "dr@example.org", code="000000").status_code == 401
-    right = mfa.current_code(secret, clock())
-    assert login(mfa_app.test_client(), "dr@example.org", code=right).status_code == 401
+    for _ in range(2):
+        assert login(mfa_app.test_client(), "dr@example.org", "wrong password!!").status_code == 401
+    # Three wrong codes and two wrong passwords: the account is locked for strangers.
+    assert login(mfa_app.test_client(), "dr@example.org").status_code == 401
     clock.advance(minutes=16)
-    right = mfa.current_code(secret, clock())
-    assert login(mfa_app.test_client(), "dr@example.org", code=right).status_code == 302
+    # The password lock is over; app codes stay refused to strangers for a day
+    # (tests/test_login_guessing.py), and a recovery code still signs in.
+    right = login(mfa_app.test_client(), "dr@example.org", code=mfa.current_code(secret, clock()))
+    assert right.status_code == 401
+    assert "codes from the app are not accepted here" in right.get_data(as_text=True)
+    assert login(mfa_app.test_client(), "dr@example.org", code=codes[0]).status_code == 302
 
 
 def test_a_recovery_code_works_once(mfa_app, db, enrolled):

@@ -80,15 +80,16 @@ class Browser:
     """One client at its own loopback address, keeping its cookie."""
 
     def __init__(self, port: int, source: str, headers: dict | None = None):
-        self.port, self.source, self.headers, self.cookie = port, source, headers or {}, ""
+        self.port, self.source, self.headers = port, source, headers or {}
+        self.cookies: dict[str, str] = {}  # by name: a sign-in sets two (session, device)
 
     def request(self, method: str, path: str, form: dict | None = None):
         connection = http.client.HTTPConnection(
             "127.0.0.1", self.port, timeout=10, source_address=(self.source, 0)
         )
         headers = dict(self.headers)
-        if self.cookie:
-            headers["Cookie"] = self.cookie
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         body = None
         if form is not None:
             body = urllib.parse.urlencode(form)
@@ -96,9 +97,9 @@ class Browser:
         try:
             connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
-            cookie = response.getheader("Set-Cookie")
-            if cookie:
-                self.cookie = cookie.split(";", 1)[0]
+            for cookie in response.headers.get_all("Set-Cookie") or ():
+                name, _, value = cookie.split(";", 1)[0].partition("=")
+                self.cookies[name.strip()] = value
             return response.status, response.getheader("Location"), response.read().decode()
         finally:
             connection.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 import segno
@@ -13,6 +14,8 @@ from conftest import FULL_ANSWERS, create_user, csrf_from, finish_visit, login, 
 from patientapp import storage
 from patientapp.commands import accounts, demo
 from patientapp.web import base_url, get_db
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PASSWORD = "correct horse battery"
 TABLES = ("users", "visits", "answers", "alerts")
@@ -267,7 +270,7 @@ def test_demo_visits_cover_every_case(app, runner, clock):
     assert runner.invoke(args=["demo"]).exit_code == 0
     visits = {(v["patient_ref"], v["appointment_at"][:10]): v for v in all_visits(app)}
     statuses = sorted(v["status"] for v in visits.values())
-    assert statuses.count("submitted") == 5 and statuses.count("reviewed") == 1
+    assert statuses.count("submitted") == 6 and statuses.count("reviewed") == 1
     assert {"invited", "in_progress"} <= set(statuses)
     today, four_weeks_ago = clock.moment.date(), clock.moment.date() - timedelta(days=28)
     assert sorted({day for _ref, day in visits}) == [four_weeks_ago.isoformat(), today.isoformat()]
@@ -303,13 +306,14 @@ def test_every_submitted_demo_visit_renders_for_the_psychiatrist(app, runner):
             assert response.status_code == 200, visit["patient_ref"]
             pages[visit["patient_ref"]] = response.get_data(as_text=True)
             rendered += 1
-    assert rendered == 6
+    assert rendered == 7
     assert 'role="alert"' in pages["A-2041"]  # the red safety banner
     assert "Ambivalence" in pages["A-2057"]
     follow_up = pages["RB-1187"]
     assert "4 out of 10 → 7 out of 10" in follow_up and "New worries" in follow_up
     assert "Mi madre dice" in pages["A-2079"]
     assert "Held for in person" in pages["A-2085"]
+    assert "not asked: not taking medicine" in pages["A-2092"]  # M0 "no"
 
 
 def test_demo_board_opens_for_the_front_desk(app, runner):
@@ -317,7 +321,7 @@ def test_demo_board_opens_for_the_front_desk(app, runner):
     desk = app.test_client()
     assert log_in(desk, "desk@example.org", demo.DEMO_PASSWORD).status_code == 302
     board = desk.get("/staff/").get_data(as_text=True)
-    for ref in ("A-2041", "A-2057", "RB-1187", "A-2063", "KT-0412", "A-2079", "A-2085"):
+    for ref in ("A-2041", "A-2057", "RB-1187", "A-2063", "KT-0412", "A-2079", "A-2085", "A-2092"):
         assert ref in board
     assert "step 3 of 8" in board
 
@@ -400,3 +404,44 @@ def test_serve_for_other_machines_needs_a_base_url(app, runner, monkeypatch):
     app.config["BASE_URL"] = "https://reflect.clinic.example"
     assert runner.invoke(args=["serve", "--host", "192.0.2.7"]).exit_code == 0
     assert served["host"] == "192.0.2.7"
+
+
+def test_demo_refuses_a_database_that_has_a_clinics_own_staff_account(app, runner):
+    """Found in the newcomer's order: `make run`, the first admin, then `make demo` added
+    three demo accounts, one an admin, with the password the README publishes."""
+    create_user(app, "boss@clinic.example", "admin", name="Real Admin")
+    result = runner.invoke(args=["demo"])
+    assert result.exit_code == 1
+    assert "has staff accounts of its own" in result.output
+    assert "make demo" in result.output and "PATIENTAPP_INSTANCE" in result.output
+    assert demo.DEMO_PASSWORD not in result.output
+    with app.app_context():
+        db = get_db()
+        assert [u["email"] for u in storage.list_users(db)] == ["boss@clinic.example"]
+        assert storage.count_visits(db) == 0
+
+
+def test_demo_again_on_its_own_database_is_not_a_clinic_account(app, runner):
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    again = runner.invoke(args=["demo", "--force"])
+    assert again.exit_code == 0, again.output
+
+
+def test_make_demo_keeps_an_instance_folder_of_its_own():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    lines = [line.strip() for line in recipe.splitlines()[1:]]
+    assert lines and all("PATIENTAPP_INSTANCE=$(DEMO_INSTANCE)" in line for line in lines)
+    assert "DEMO_INSTANCE ?= demo-instance" in makefile
+    assert "/demo-instance/" in (ROOT / ".gitignore").read_text(encoding="utf-8")
+
+
+def test_links_printed_at_the_terminal_use_the_configured_port(app, runner, monkeypatch):
+    """`make demo PORT=8080` and `flask invite` printed links on port 8000."""
+    from patientapp import config
+
+    monkeypatch.setenv("PATIENTAPP_PORT", "8080")
+    app.config.update(config.from_environment())
+    result = runner.invoke(args=["invite", "PORT-1"])
+    assert "http://127.0.0.1:8080/v/" in result.output, result.output
+    assert "http://127.0.0.1:8080/start" in result.output

@@ -120,6 +120,12 @@ def test_serve_uses_waitress_and_prints_a_setup_link_without_users(app, runner, 
     link = next(line.strip() for line in result.output.splitlines() if "/staff/setup/" in line)
     path = link.split("8765", 1)[1]
     assert app.test_client().get(path).status_code == 200
+    # The hint names a flask that runs here: a bare `flask` is not on PATH after `make run`.
+    hint = next(line for line in result.output.splitlines() if line.startswith("Or run: "))
+    command = hint.removeprefix("Or run: ").split(" --app ", 1)[0]
+    assert command != "flask"
+    program = command.split()[0]
+    assert Path(program).exists() and os.access(program, os.X_OK), command
     # Once someone exists, no link is printed.
     from conftest import create_user
 

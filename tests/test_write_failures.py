@@ -223,3 +223,85 @@ def test_writers_queue_on_a_file_lock_beside_the_database(tmp_path):
         assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL stays
     finally:
         db.close()
+
+
+def test_a_stuck_writer_holding_the_queue_gets_503_with_the_screen_kept_not_a_freeze(
+    app, patient, invitation, db, caplog
+):
+    """Found by holding <database>.lock for 40 s: every save waited the whole 40 s. The
+    queue gives up after the busy timeout, as a locked database does."""
+    import fcntl
+
+    app.config["DATABASE_BUSY_TIMEOUT_MS"] = 200
+    patient.start(invitation.token)
+    stuck = os.open(f"{app.config['DATABASE']}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(stuck, fcntl.LOCK_EX)
+        with caplog.at_level(logging.ERROR):
+            started = time.monotonic()
+            response = post_step_one(patient)
+            waited = time.monotonic() - started
+    finally:
+        os.close(stuck)
+    assert_kept(response)
+    assert 0.15 < waited < 3, waited
+    assert "database write failed on POST /step/<int:number>: locked" in caplog.text
+    assert "T2" not in stored(db, invitation.visit_id)
+    assert post_step_one(patient).status_code == 302
+    assert stored(db, invitation.visit_id)["T2"] == TYPED
+
+
+def test_threads_of_one_process_queued_behind_a_stuck_writer_each_give_up_in_time(tmp_path):
+    import fcntl
+    import threading
+
+    path = tmp_path / "queue.db"
+    storage.initialise(path)
+    stuck = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(stuck, fcntl.LOCK_EX)
+    outcomes = []
+
+    def writer():
+        db = storage.connect(path, busy_timeout_ms=300)
+        started = time.monotonic()
+        try:
+            with storage.write(db):
+                db.execute("INSERT INTO settings (key, value) VALUES ('x', '1')")
+            outcomes.append(("saved", time.monotonic() - started))
+        except sqlite3.OperationalError as error:
+            outcomes.append((str(error), time.monotonic() - started))
+        finally:
+            db.close()
+
+    try:
+        threads = [threading.Thread(target=writer) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+    finally:
+        os.close(stuck)
+    assert [message for message, _ in outcomes] == ["database is locked"] * 6
+    assert max(waited for _, waited in outcomes) < 2
+
+
+def test_a_nested_write_joins_the_open_transaction_and_rolls_back_with_it(tmp_path):
+    path = tmp_path / "nested.db"
+    storage.initialise(path)
+    db = storage.connect(path)
+    try:
+
+        def inner_saved_then_outer_fails():
+            with storage.write(db):
+                with storage.write(db):
+                    db.execute("INSERT INTO settings (key, value) VALUES ('inner', '1')")
+                raise RuntimeError("the outer action fails after the inner one")
+
+        with pytest.raises(RuntimeError):
+            inner_saved_then_outer_fails()
+        assert storage.get_settings(db) == {}
+        with storage.write(db), storage.write(db):
+            db.execute("INSERT INTO settings (key, value) VALUES ('inner', '1')")
+        assert storage.get_settings(db) == {"inner": 1}
+    finally:
+        db.close()

@@ -11,7 +11,8 @@ import click
 from flask.cli import with_appcontext
 from flask_babel import force_locale
 
-from ..auth import ROLES, AccountError, check_new_email, create_account
+from .. import storage
+from ..auth import ROLES, AccountError, check_new_email, checked_account, insert_account
 from ..web import get_db
 from .common import audit, fail
 
@@ -56,7 +57,12 @@ def create_user_command(email: str, role: str, name: str) -> None:
     with _refused_as_error(email):
         check_new_email(get_db(), email)  # before the prompt: no one types a password for nothing
     password = _read_password()
+    db = get_db()
     with _refused_as_error(email):
-        create_account(get_db(), email=email, password=password, role=role, display_name=name[:80])
-    audit("user_created", detail=f"{email} as {role}")
+        account = checked_account(
+            db, email=email, password=password, role=role, display_name=name[:80]
+        )
+        with storage.write(db):  # the account and its entry together
+            insert_account(db, account)
+            audit("user_created", detail=f"{email} as {role}")
     click.echo(f"Created {role} account {email}.")

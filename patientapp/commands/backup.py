@@ -19,18 +19,27 @@ def _same_file(a: Path, b: Path) -> bool:
     return a.exists() and b.exists() and os.path.samefile(a, b)
 
 
-def _backup_to(target: Path) -> None:
-    """Copy into a temporary file beside the target, then rename it into place, so the
-    target is never a half-written copy and --force can replace any old file."""
+def _backup_to(target: Path) -> int:
+    """Copy into a temporary file beside the target, then rename it into place in the
+    transaction that records it, so the target is never a half-written copy, --force can
+    replace any old file, and no copy of the answers exists without its audit entry."""
     fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
+    placed = False
     try:
         storage.backup(get_db(), temp_name, current_app.config.get("DATABASE_KEY"))
         os.chmod(temp_name, 0o600)  # the copy holds answers: readable by the owner only
-        os.replace(temp_name, target)
+        size = Path(temp_name).stat().st_size
+        with storage.write(get_db()):
+            audit("backup", detail=f"{target} ({size} bytes)")
+            os.replace(temp_name, target)
+            placed = True
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
+        if placed:  # renamed, but its entry was not saved: no copy without one
+            target.unlink(missing_ok=True)
         raise
+    return size
 
 
 @click.command("backup")
@@ -46,7 +55,5 @@ def backup_command(path: Path, force: bool) -> None:
         fail("PATH is the live database itself; choose another file")
     if target.exists() and not force:
         fail(f"{target} already exists; add --force to replace it")
-    _backup_to(target)
-    size = target.stat().st_size
-    audit("backup", detail=f"{target} ({size} bytes)")
+    size = _backup_to(target)
     click.echo(f"Backup written to {target} ({size:,} bytes).")

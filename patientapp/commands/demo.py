@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 
 from .. import examples, invitations, questionnaire, storage, visits
@@ -148,6 +149,8 @@ class _Demo:
             self.submitted(
                 "A-2085", examples.IN_PERSON, ago(15), 5, in_person=frozenset({"P1", "F2", "H1"})
             ),
+            # Not taking medicine now: the medicine questions read "not asked".
+            self.submitted("A-2092", examples.NOT_TAKING, ago(27), 5),
         ]
         waiting, busy = self.open_visits()
         return [*ids, waiting.visit_id, busy], waiting
@@ -159,15 +162,25 @@ class _Demo:
 def demo_command(force: bool) -> None:
     """Fill a fresh database with fictional accounts and today's visits, to try the app."""
     db = get_db()
+    demo_emails = {email for _role, email, _name in DEMO_USERS}
+    clinic_accounts = [u for u in storage.list_users(db) if u["email"].lower() not in demo_emails]
+    if clinic_accounts:
+        fail(
+            f"this database ({current_app.config['DATABASE']}) has staff accounts of its "
+            "own, so it may hold a clinic's patients: the demo's accounts, with their "
+            "published password, are never added to it. Try the demo in a folder of its "
+            "own: `make demo` (demo-instance/), or set PATIENTAPP_INSTANCE to an empty folder."
+        )
     if storage.count_visits(db) and not force:
         fail(
             "this database already has visits. The demo is meant for a fresh database; "
             "add --force to add the demo data anyway."
         )
     moment = now()
-    users = {role: _ensure_user(db, role, email, name) for role, email, name in DEMO_USERS}
-    visit_ids, waiting = _Demo(db, users, moment).all()
-    audit("demo_data", detail=f"{len(visit_ids)} visits")
+    with storage.write(db):  # every account, visit and the entry, or none of them
+        users = {role: _ensure_user(db, role, email, name) for role, email, name in DEMO_USERS}
+        visit_ids, waiting = _Demo(db, users, moment).all()
+        audit("demo_data", detail=f"{len(visit_ids)} visits")
     _print_demo(users, waiting)
 
 

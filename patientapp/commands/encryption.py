@@ -11,7 +11,15 @@ from flask.cli import with_appcontext
 
 from .. import config, storage
 from ..web import close_thread_db
-from .common import audit, fail
+from .common import audit_entry, fail
+
+
+def _audit_in(path: Path, key: str, action: str) -> None:
+    db = storage.connect(path, key=key)  # the converted copy: no one else has it open
+    try:
+        audit_entry(db, action)
+    finally:
+        db.close()
 
 
 def _empty_file(path: Path) -> None:
@@ -29,6 +37,18 @@ def encrypt_db_command() -> None:
     path = Path(current_app.config["DATABASE"])
     if not storage.is_plain(path):
         fail(f"{path} is already encrypted")
+    try:
+        with storage.used_alone(path, "encrypt-db"):
+            _encrypt(path, key)
+    except storage.InUse as refusal:
+        fail(str(refusal))
+    click.echo(
+        f"{path} is now encrypted. Keep the key set for every start, and keep a copy of it "
+        "apart from the backups: without it the answers cannot be read."
+    )
+
+
+def _encrypt(path: Path, key: str) -> None:
     close_thread_db()
     plain = storage.connect(path, busy_timeout_ms=1000)
     emptied = storage.checkpoint(plain)  # every answer in the file itself, the WAL empty
@@ -40,6 +60,7 @@ def encrypt_db_command() -> None:
     _empty_file(temp)
     try:
         storage.export_encrypted(path, temp, key)
+        _audit_in(temp, key, "encrypt-db")  # the entry exists exactly when the file does
         kept.unlink(missing_ok=True)
         os.link(path, kept)  # the plain file stays until the encrypted one opens
         os.replace(temp, path)
@@ -52,11 +73,6 @@ def encrypt_db_command() -> None:
         temp.unlink(missing_ok=True)
         raise
     kept.unlink()
-    audit("encrypt-db")
-    click.echo(
-        f"{path} is now encrypted. Keep the key set for every start, and keep a copy of it "
-        "apart from the backups: without it the answers cannot be read."
-    )
 
 
 @click.command("rekey-db")
@@ -83,14 +99,19 @@ def rekey_db_command(new_key_file: Path | None) -> None:
         fail("give the new key: --new-key-file, PATIENTAPP_NEW_DB_KEY or _FILE")
     if new_key == key:
         fail("the new key is the current key")
-    close_thread_db()
-    db = storage.connect(current_app.config["DATABASE"], key=key)
     try:
-        storage.rekey(db, new_key)
-    finally:
-        db.close()
+        with storage.used_alone(current_app.config["DATABASE"], "rekey-db"):
+            close_thread_db()
+            db = storage.connect(current_app.config["DATABASE"], key=key)
+            try:
+                with storage.write(db):  # the entry, then the key change: both, or neither
+                    audit_entry(db, "rekey-db")
+                    storage.rekey(db, new_key)
+            finally:
+                db.close()
+    except storage.InUse as refusal:
+        fail(str(refusal))
     current_app.config["DATABASE_KEY"] = new_key
-    audit("rekey-db")
     click.echo(
         "The database now opens with the new key only: set it in PATIENTAPP_DB_KEY or "
         "PATIENTAPP_DB_KEY_FILE before the next start. Earlier backups keep the old key."

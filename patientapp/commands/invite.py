@@ -7,8 +7,9 @@ from datetime import datetime
 import click
 from flask.cli import with_appcontext
 
-from .. import invitations, visits
+from .. import invitations, storage, visits
 from ..web import base_url, clinic_settings, get_db, now
+from .common import audit
 
 
 def _parse_when(value: str | None) -> datetime:
@@ -33,16 +34,19 @@ def invite_command(patient_ref: str, appointment: str | None, language: str) -> 
     patient_ref = patient_ref.strip()
     if not patient_ref or len(patient_ref) > 40:
         raise click.BadParameter("give a chart number or initials of 1 to 40 characters")
-    invitation = visits.create(
-        get_db(),
-        patient_ref=patient_ref,
-        appointment_at=_parse_when(appointment),
-        psychiatrist_id=None,
-        suggested_language=language,
-        extra_days=int(clinic_settings()["invite_extra_days"]),
-        created_by=None,
-        now=now(),
-    )
+    db, when = get_db(), _parse_when(appointment)
+    with storage.write(db):  # the invitation and its audit entry together
+        invitation = visits.create(
+            db,
+            patient_ref=patient_ref,
+            appointment_at=when,
+            psychiatrist_id=None,
+            suggested_language=language,
+            extra_days=int(clinic_settings()["invite_extra_days"]),
+            created_by=None,
+            now=now(),
+        )
+        audit("invitation_created", invitation.visit_id)
     click.echo(f"Link:    {base_url()}/v/{invitation.token}")
     click.echo(
         f"Code:    {invitations.format_code(invitation.code)}  (enter at {base_url()}/start)"

@@ -28,6 +28,7 @@ from .. import config as config_module
 from .. import retention
 from ..auth import issue_setup_token
 from ..web import base_url, close_db, close_thread_db, get_db
+from .common import flask_command
 
 CAN_FORK = hasattr(os, "fork")
 RESPAWN_AFTER_SECONDS = 5  # a worker that dies sooner is a crash loop: stop instead
@@ -79,8 +80,7 @@ def serve_command(host: str, port: int, threads: int, workers: int | None) -> No
     problem = config_module.base_url_problem(app.config, host)
     if problem:
         raise click.ClickException(problem)
-    app.config.setdefault("SERVE_HOST", host)
-    app.config.setdefault("SERVE_PORT", port)
+    app.config["SERVE_HOST"], app.config["SERVE_PORT"] = host, port
     workers = workers or default_workers()
     if not CAN_FORK:  # pragma: no cover - Windows
         workers = 1
@@ -214,4 +214,4 @@ def _announce_setup_link() -> None:
     if token:
         click.echo("No staff account exists yet. Create the first admin here (works once):")
         click.echo(f"  {base_url()}/staff/setup/{token}")
-        click.echo("Or run: flask --app app create-user --role admin EMAIL")
+        click.echo(f"Or run: {flask_command()} --app app create-user --role admin EMAIL")
