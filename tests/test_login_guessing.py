@@ -127,42 +127,30 @@ def test_turning_a_browser_into_a_waiting_room_tablet_drops_its_device_cookie(ap
     assert browser.get_cookie(auth.DEVICE_COOKIE, path="/staff") is None
 
 
+NEW_PASSWORD = "a brand new secret"
+
+
+def change_password(browser, current: str):
+    """The My account form, as its owner fills it in."""
+    page = browser.get("/staff/account").get_data(as_text=True)
+    data = {"csrf_token": csrf_from(page), "current": current}
+    data["password"] = data["confirm"] = NEW_PASSWORD
+    return browser.post("/staff/account", data=data)
+
+
 def test_a_stranger_locking_the_account_does_not_stop_its_owner_changing_the_password(app, doctor):
     owner = app.test_client()
     assert login(owner, EMAIL).status_code == 302
     lock_out_strangers(app)
-    page = owner.get("/staff/account").get_data(as_text=True)
-    changed = owner.post(
-        "/staff/account",
-        data={
-            "csrf_token": csrf_from(page),
-            "current": PASSWORD,
-            "password": "a brand new secret",
-            "confirm": "a brand new secret",
-        },
-    )
-    assert changed.status_code == 302
+    assert change_password(owner, PASSWORD).status_code == 302
 
 
 def test_wrong_current_passwords_are_throttled_for_the_session(app, doctor):
     owner = app.test_client()
     assert login(owner, EMAIL).status_code == 302
-
-    def change(current):
-        page = owner.get("/staff/account").get_data(as_text=True)
-        return owner.post(
-            "/staff/account",
-            data={
-                "csrf_token": csrf_from(page),
-                "current": current,
-                "password": "a brand new secret",
-                "confirm": "a brand new secret",
-            },
-        )
-
     for _ in range(app.config["LOGIN_FAILURES_PER_ACCOUNT"]):
-        assert change(WRONG).status_code == 422
-    assert change(PASSWORD).status_code == 422  # refused uncounted while locked
+        assert change_password(owner, WRONG).status_code == 422
+    assert change_password(owner, PASSWORD).status_code == 422  # refused while locked
     with app.app_context():
         user = storage.get_user(get_db(), doctor)
     assert auth.verify_password(user["password_hash"], PASSWORD)
@@ -178,25 +166,16 @@ def test_a_new_password_ends_the_trust_of_browsers_that_signed_in_before(app, do
         admin = app.test_client()
         assert login(admin, "boss@example.org").status_code == 302
         page = admin.get(f"/staff/admin/users/{doctor}").get_data(as_text=True)
-        data = {"csrf_token": csrf_from(page), "password": "a brand new secret"}
+        data = {"csrf_token": csrf_from(page), "password": NEW_PASSWORD}
         data["confirm"] = data["password"]
         response = admin.post(f"/staff/admin/users/{doctor}/password", data=data)
     else:
         owner = app.test_client()
         assert login(owner, EMAIL).status_code == 302
-        page = owner.get("/staff/account").get_data(as_text=True)
-        response = owner.post(
-            "/staff/account",
-            data={
-                "csrf_token": csrf_from(page),
-                "current": PASSWORD,
-                "password": "a brand new secret",
-                "confirm": "a brand new secret",
-            },
-        )
+        response = change_password(owner, PASSWORD)
     assert response.status_code == 302
     lock_out_strangers(app)
-    assert login(earlier, EMAIL, "a brand new secret").status_code == 401
+    assert login(earlier, EMAIL, NEW_PASSWORD).status_code == 401
 
 
 # --- the second factor -------------------------------------------------------------------
