@@ -754,3 +754,41 @@ def test_no_sideways_scroll_at_320_px_on_login_and_board(desks, live_server, max
     assert not found, "Sideways scroll at 320 px:\n" + "\n".join(
         f"* {name}: {detail}" for name, detail in found.items()
     )
+
+
+# The words of an element's text that lie on more than one line (CJK characters aside).
+WORDS_BROKEN_IN = """element => {
+    const broken = [];
+    const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        for (const word of node.data.matchAll(/[^\\s\\u3000-\\u9fff]+/g)) {
+            const range = document.createRange();
+            range.setStart(node, word.index);
+            range.setEnd(node, word.index + word[0].length);
+            const tops = new Set([...range.getClientRects()].map(b => Math.round(b.top)));
+            if (tops.size > 1) broken.push(word[0]);
+        }
+    }
+    return broken;
+}"""
+
+
+@pytest.mark.parametrize("width", [320, 360])
+def test_the_board_on_a_phone_keeps_every_word_whole_and_scrolls_sideways(
+    desks, live_server, width
+):
+    """Seen on a screenshot at 360 px in Arabic: the board's table squeezed into the
+    screen and broke every word letter by letter (times, references, names, the alert
+    badge), because the page lets long words break anywhere. The table keeps its words
+    whole and scrolls sideways in its own box instead."""
+    desk = desks.signed_in(DESK, width=width, height=800)
+    create_invitation(desk, live_server, "A-40711", at="15:45")
+    desk.goto(f"{live_server.url}/staff/?lang=ar")
+    expect(desk.locator("html")).to_have_attribute("dir", "rtl")
+    table = desk.locator("table.board")
+    expect(table).to_contain_text("A-40711")
+    broken = table.evaluate(WORDS_BROKEN_IN)
+    assert broken == [], broken
+    assert desk.evaluate("document.documentElement.scrollWidth") <= width  # the page itself
+    wrap = desk.locator(".table-wrap")
+    assert wrap.evaluate("w => w.scrollWidth > w.clientWidth")  # the table scrolls in its box
