@@ -503,6 +503,10 @@ def step(number: int):
             _choose_language(request.form.get("lang", ""))
         if form.validate():
             new_answers = patient_forms.answers_from(page["items"], form)
+            if action in ("back", "lang") and visits.SAFETY_ITEM not in request.form:
+                # Leaving the safety screen with nothing ticked records nothing: only Next
+                # (or "Prefer not to say", which is posted) is a "declined" entry.
+                new_answers.pop(visits.SAFETY_ITEM, None)
             after = frozenset(q.not_asked({**answers, **new_answers}))
             target, resume_at = _next_url(number, screen, action, new_answers, after)
             if not visits.save_step(

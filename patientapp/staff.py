@@ -31,7 +31,7 @@ from . import api, errors, invitations, questionnaire, storage, summary_view, ta
 from .auth import DEVICE_COOKIE, audit, end_session, login_required
 from .forms import usable_day
 from .i18n import current_language, language_name, offered_languages
-from .staff_forms import InvitationForm
+from .staff_forms import AcknowledgeForm, InvitationForm
 from .summary_text import plain_text
 from .web import base_url, clinic_name, clinic_settings, get_db, now
 
@@ -105,6 +105,7 @@ def _board_rows(day: date) -> list[dict]:
                 "alert_open": bool(visit["alert_id"]) and not visit["acknowledged_at"],
                 "acknowledged": visit["acknowledged_at"] or "",
                 "acknowledged_by": visit["acknowledged_by_name"] or "",
+                "acknowledged_note": visit["acknowledged_note"] or "",
                 "open": visits.is_open(visit, moment),
                 "readable": visits.is_sent(visit),
             }
@@ -136,17 +137,26 @@ def _human_request() -> bool:
 @bp.get("/")
 @login_required(*EVERYONE, touch=_human_request)
 def board():
-    day = _day_arg()
+    return _board_page(_day_arg())
+
+
+def _board_page(day: date, ack_form: AcknowledgeForm | None = None, ack_visit: int = 0):
+    """The board; ack_form, when given, is a refused acknowledgement of ack_visit's alert,
+    shown with its message and what was typed."""
+    alerts = _alerts()
     return render_template(
         "staff/board.html",
         day=day,
         rows=_board_rows(day),
-        alerts=_alerts(),
+        alerts=alerts,
         day_label=format_date(day, "full"),
         prev_day=day - timedelta(days=1),
         next_day=day + timedelta(days=1),
         today=now().date(),
         form=FlaskForm(),
+        ack_form=ack_form,
+        ack_visit=ack_visit,
+        ack_listed=any(a["visit_id"] == ack_visit for a in alerts),
     )
 
 
@@ -161,13 +171,28 @@ def board_json():
 @bp.post("/visits/<int:visit_id>/acknowledge")
 @login_required(*EVERYONE, hide_as_404=True)
 def acknowledge(visit_id: int):
+    """Acknowledge a visit's safety alert, with an optional one-line note, and go back to
+    the page it was pressed on: the summary (return_to=summary, for those who may read it)
+    or else the board. A refused note acknowledges nothing and is shown again (422)."""
     visit = _visit_or_404(visit_id)
-    form = FlaskForm()
+    form = AcknowledgeForm()
+    to_summary = (
+        form.destination() == "summary" and g.user["role"] in READERS and visits.is_sent(visit)
+    )
     if form.validate_on_submit():
         db = get_db()
+        note = form.note.data or ""
         with storage.write(db):  # the acknowledgement and its entry together
-            if storage.acknowledge_alert(db, visit["id"], g.user["id"], now()):
-                audit("alert_acknowledged", visit["id"])
+            if storage.acknowledge_alert(db, visit["id"], g.user["id"], now(), note=note):
+                # The note is free text: the audit log records only that there was one.
+                audit("alert_acknowledged", visit["id"], detail="with note" if note else "")
+    elif form.note.errors:
+        if to_summary:
+            return _summary_response(visit_id, "summary_viewed", printing=False, ack_form=form)
+        day = date.fromisoformat(visit["appointment_at"][:10])
+        return _board_page(day, ack_form=form, ack_visit=visit["id"]), 422
+    if to_summary:
+        return redirect(url_for("staff.summary_page", visit_id=visit["id"]))
     return redirect(_back_to_board(visit))
 
 
@@ -374,19 +399,24 @@ def _readable_visit(visit_id: int) -> dict:
     return visit
 
 
-def _summary_response(visit_id: int, action: str, printing: bool):
-    """The summary page (or its print view), recorded in the audit log as read."""
+def _summary_response(
+    visit_id: int, action: str, printing: bool, ack_form: AcknowledgeForm | None = None
+):
+    """The summary page (or its print view), recorded in the audit log as read; with
+    ack_form, a refused acknowledgement shown with its message (422)."""
     visit = _readable_visit(visit_id)
     view = _summary(visit)
     audit(action, visit_id)
-    return render_template(
+    page = render_template(
         "staff/summary.html",
         s=view,
         awaiting_review=visits.awaiting_review(visit),
         text=plain_text(view),
         form=FlaskForm(),
         printing=printing,
+        ack_form=ack_form or AcknowledgeForm(formdata=None),
     )
+    return (page, 422) if ack_form else page
 
 
 @bp.get("/visits/<int:visit_id>/summary")

@@ -1,4 +1,4 @@
-"""Forms of the staff blueprint (staff.py): the new invitation.
+"""Forms of the staff blueprint (staff.py): the new invitation, acknowledging an alert.
 
 Choices read from the database (psychiatrists, offered languages) are filled in by the view.
 """
@@ -9,12 +9,16 @@ import re
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, SelectField, StringField, TimeField
+from wtforms import DateField, HiddenField, SelectField, StringField, TimeField
 from wtforms.validators import DataRequired, ValidationError
 
-from .forms import CHOICE_ERROR, in_calendar, length_limit
+from .forms import CHOICE_ERROR, in_calendar, length_limit, strip_spaces
 
 FULL_NAME = re.compile(r"[^\W\d_]{3,}\s+[^\W\d_]{3,}", re.UNICODE)
+LINE_BREAKS = "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # what str.splitlines splits on
+ACK_NOTE_MAX = 200
+# Where an acknowledgement returns: a fixed name, never a URL from the client.
+ACK_RETURNS = ("board", "summary")
 
 
 class InvitationForm(FlaskForm):
@@ -57,3 +61,24 @@ class InvitationForm(FlaskForm):
                     "initials instead, to keep the patient private."
                 )
             )
+
+
+class AcknowledgeForm(FlaskForm):
+    """Acknowledging a safety alert, with an optional one-line note by the staff member.
+    return_to names the page it was pressed on; an unknown value means the board."""
+
+    note = StringField(
+        _l("Note (optional)"),
+        description=_l("One line, for example: spoke with the patient at the desk."),
+        filters=[strip_spaces],
+        validators=[length_limit(ACK_NOTE_MAX)],
+        render_kw={"maxlength": ACK_NOTE_MAX, "autocomplete": "off"},
+    )
+    return_to = HiddenField()
+
+    def validate_note(self, field):
+        if any(mark in (field.data or "") for mark in LINE_BREAKS):
+            raise ValidationError(_l("Please keep the note on one line."))
+
+    def destination(self) -> str:
+        return self.return_to.data if self.return_to.data in ACK_RETURNS else "board"

@@ -932,6 +932,13 @@ def m060_trusted_devices(db: Database) -> None:
     )
 
 
+@migrations()
+def m070_acknowledged_note(db: Database) -> None:
+    # An optional one-line note by whoever acknowledged a safety alert ("spoke with the
+    # patient at the desk"), shown with the acknowledgement; staff words, never the patient's.
+    db.execute("ALTER TABLE alerts ADD COLUMN acknowledged_note TEXT NOT NULL DEFAULT ''")
+
+
 def add_trusted_device(db: Database, device_hash: str, user_id: int, now: datetime) -> None:
     db.execute(
         "INSERT INTO trusted_devices (id, user_id, created_at) VALUES (?, ?, ?)",
@@ -1180,7 +1187,7 @@ def visits_for_day(db: Database, day: str) -> list[dict]:
                   v.current_step, v.furthest_step, v.expires_at,
                   p.display_name AS psychiatrist_name, p.email AS psychiatrist_email,
                   a.id AS alert_id, a.created_at AS alert_at, a.acknowledged_at,
-                  ack.display_name AS acknowledged_by_name
+                  a.acknowledged_note, ack.display_name AS acknowledged_by_name
            FROM visits v
            LEFT JOIN users p ON p.id = v.psychiatrist_id
            LEFT JOIN alerts a ON a.visit_id = v.id
@@ -1207,11 +1214,13 @@ def open_alerts(db: Database) -> list[dict]:
     )
 
 
-def acknowledge_alert(db: Database, visit_id: int, user_id: int, now: datetime) -> bool:
+def acknowledge_alert(
+    db: Database, visit_id: int, user_id: int, now: datetime, note: str = ""
+) -> bool:
     cursor = db.execute(
-        """UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ?
+        """UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ?, acknowledged_note = ?
            WHERE visit_id = ? AND acknowledged_at IS NULL""",
-        (_ts(now), user_id, visit_id),
+        (_ts(now), user_id, note, visit_id),
     )
     return cursor.rowcount == 1
 

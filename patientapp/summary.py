@@ -121,6 +121,13 @@ def is_worrying(value: str) -> bool:
     return value not in (NOT_AT_ALL, DECLINED)
 
 
+def safety_severity(value: str) -> int:
+    """How severe a saved safety value is: "not at all" < "several days" < "more than half
+    the days" < "nearly every day"; a skip and any value outside the scale rank 0."""
+    scale = (NOT_AT_ALL, *SAFETY_ENDORSED)
+    return scale.index(value) if value in scale else 0
+
+
 def ever_worrying(history: Sequence[str]) -> bool:
     """Whether any value the patient saved for the safety question was worrying: the
     banner stays even after the answer was changed or skipped."""

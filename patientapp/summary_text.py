@@ -31,13 +31,20 @@ def plain_text(view: SummaryView) -> str:
         "",
     ]
     if view.safety == "endorsed":
-        lines.append(
-            gettext(
+        if view.safety_answer_time:
+            headline = gettext(
+                "SAFETY: the patient answered “%(answer)s” at %(time)s to thoughts of being "
+                "better off dead or of self-harm in the past 2 weeks.",
+                answer=view.safety_answer,
+                time=view.safety_answer_time,
+            )
+        else:
+            headline = gettext(
                 "SAFETY: the patient answered “%(answer)s” to thoughts of being "
                 "better off dead or of self-harm in the past 2 weeks.",
                 answer=view.safety_answer,
             )
-        )
+        lines.append(headline)
         lines += view.safety_history
         if view.alert and view.alert.get("acknowledged_at"):
             lines.append(
@@ -47,6 +54,8 @@ def plain_text(view: SummaryView) -> str:
                     name=view.alert.get("acknowledged_by_name") or "—",
                 )
             )
+            if view.alert.get("acknowledged_note"):
+                lines.append(gettext("Note: %(note)s", note=view.alert["acknowledged_note"]))
         elif view.alert:
             lines.append(gettext("Alert not yet acknowledged."))
     else:

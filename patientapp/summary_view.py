@@ -107,6 +107,8 @@ class SummaryView:
     status: str
     safety: str
     safety_answer: str
+    safety_answer_time: str  # when safety_answer was saved, or "" before the history
+    safety_headline: str  # the banner's sentence: safety_answer, with its time when known
     alert: dict | None
     safety_history: list[str]
     agenda: Text | None
@@ -380,11 +382,34 @@ def _safety(visit: dict, answers: dict, history: list[dict], reached: list[str])
     return visit.get("safety") or summary.safety_status(answers, "safety" in reached)
 
 
-def _banner_answer(answers: dict, history: list[dict], questionnaire: Questionnaire) -> str:
-    """The answer the banner names: the last worrying one saved, else the current one."""
-    worrying = [h["value"] for h in history if summary.is_worrying(h["value"])]
-    value = worrying[-1] if worrying else answers.get("S1")
-    return display.label(questionnaire.items["S1"], value) if value else ""
+def _banner_answer(
+    answers: dict, history: list[dict], questionnaire: Questionnaire
+) -> tuple[str, str]:
+    """The answer the banner names and its time: the most severe worrying value ever
+    saved (first saved, if saved again), else the current answer with no time."""
+    worrying = [h for h in history if summary.is_worrying(h["value"])]
+    if worrying:
+        # max() keeps the first of equals; a value outside the scale ranks lowest.
+        entry = max(worrying, key=lambda h: summary.safety_severity(h["value"]))
+        value, time = entry["value"], _at(entry["saved_at"])
+    else:
+        value, time = answers.get("S1"), ""
+    return (display.label(questionnaire.items["S1"], value) if value else "", time)
+
+
+def _safety_headline(answer: str, time: str) -> str:
+    if time:
+        return gettext(
+            "the patient answered “%(answer)s” at %(time)s to thoughts of being better off "
+            "dead or of self-harm in the past 2 weeks.",
+            answer=answer,
+            time=time,
+        )
+    return gettext(
+        "the patient answered “%(answer)s” to thoughts of being better off dead or of "
+        "self-harm in the past 2 weeks.",
+        answer=answer,
+    )
 
 
 def minutes_taken(visit: dict) -> int | None:
@@ -497,6 +522,7 @@ def build(
         if i not in held and i != "S1" and i in asked and i not in hidden
     ]
     history = safety_history or []
+    banner_answer, banner_time = _banner_answer(answers, history, q)
     return SummaryView(
         visit_id=visit["id"],
         clinic=clinic,
@@ -512,7 +538,9 @@ def build(
         minutes=minutes_taken(visit),
         status=visit["status"],
         safety=_safety(visit, answers, history, reached),
-        safety_answer=_banner_answer(answers, history, q),
+        safety_answer=banner_answer,
+        safety_answer_time=banner_time,
+        safety_headline=_safety_headline(banner_answer, banner_time),
         alert=_alert_view(alert),
         safety_history=_safety_history_lines(history, q),
         agenda=Text(visible["T2"], tag("T2")) if visible.get("T2") else None,

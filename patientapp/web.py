@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import threading
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from functools import lru_cache
@@ -15,6 +16,7 @@ from flask import abort, current_app, g, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import lazy_gettext as _l
 from itsdangerous import URLSafeTimedSerializer
+from markupsafe import Markup, escape
 from werkzeug.routing import BaseConverter, IntegerConverter
 
 from . import storage
@@ -208,6 +210,33 @@ def crisis_text(language: str) -> CrisisText:
     )
 
 
+# A phone number in text staff typed: digits with spaces, dashes, dots or parentheses
+# between them and an optional leading +, not inside a word or a longer number. Only a
+# run of 3 to 15 digits (E.164's longest) is a number; digits next to a slash are not
+# ("24/7", a date): "911 24/7" links 911 alone.
+PHONE_NUMBER = re.compile(r"(?<![\w+/])\+?\(?\d(?:[ .()-]*\d)*(?![\w/])")
+PHONE_DIGITS = (3, 15)
+
+
+def tel_links(text: str) -> Markup:
+    """Staff-typed text, escaped, with each phone number in it a tap-to-call link. The
+    link is kept left to right (dir="ltr") inside right-to-left text such as Arabic."""
+    parts, end = [], 0
+    for match in PHONE_NUMBER.finditer(text):
+        start, number = match.start(), match.group()
+        if number.startswith("(") and ")" not in number:
+            start, number = start + 1, number[1:]  # "(call 988)": the bracket is text
+        digits = "".join(str(unicodedata.decimal(c)) for c in number if c.isdecimal())
+        if not PHONE_DIGITS[0] <= len(digits) <= PHONE_DIGITS[1]:
+            continue
+        target = "tel:" + ("+" if number.startswith("+") else "") + digits
+        parts.append(escape(text[end:start]))
+        parts.append(Markup('<a class="tel" href="{}" dir="ltr">{}</a>').format(target, number))
+        end = match.end()
+    parts.append(escape(text[end:]))
+    return Markup("").join(parts)
+
+
 def _text_only(value) -> bool:
     return isinstance(value, str) or (
         isinstance(value, list) and all(isinstance(item, str) for item in value)
@@ -271,3 +300,4 @@ def init_app(app) -> None:
     app.jinja_env.globals.update(
         clinic_name=clinic_name, crisis_text=crisis_text, app_version=__version__
     )
+    app.jinja_env.filters["tel_links"] = tel_links

@@ -371,7 +371,10 @@ def test_saved_settings_reach_the_patient(app, admin):
     patient = Patient(app.test_client())
     welcome = text(patient.open(invitation.token))
     assert "Riverside Mood Clinic" in welcome
-    assert "Call the clinic line: 555-0100.\nAfter hours, call 555-0199." in welcome
+    assert (
+        'Call the clinic line: <a class="tel" href="tel:5550100" dir="ltr">555-0100</a>.\n'
+        'After hours, call <a class="tel" href="tel:5550199" dir="ltr">555-0199</a>.'
+    ) in welcome
 
 
 def test_saving_unchanged_settings_writes_nothing(app, admin):

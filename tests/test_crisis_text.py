@@ -15,6 +15,11 @@ SPANISH_DEFAULT = "Si ahora mismo no se siente seguro/a"
 ENGLISH_DEFAULT = "call your local emergency number"
 
 
+def linked(text: str) -> str:
+    """The text as shown: its phone number a tap-to-call link (tests/test_tap_to_call.py)."""
+    return text.replace("555-0100", '<a class="tel" href="tel:5550100" dir="ltr">555-0100</a>')
+
+
 @pytest.fixture(autouse=True)
 def _needs_spanish(app):
     if "es" not in app.config["OFFERED_LANGUAGES"]:
@@ -34,9 +39,9 @@ def crisis_block(page: str) -> str:
 def test_spanish_patient_sees_the_spanish_text(app, db):
     storage.save_settings(db, {"crisis_texts": {"en": ENGLISH, "es": SPANISH}})
     page = welcome(app, "es")
-    assert f'<p class="crisis" dir="auto">{SPANISH}</p>' in page
+    assert f'<p class="crisis" dir="auto">{linked(SPANISH)}</p>' in page
     assert ENGLISH not in page and SPANISH_DEFAULT not in page
-    assert f'<p class="crisis" dir="auto">{ENGLISH}</p>' in welcome(app, "en")
+    assert f'<p class="crisis" dir="auto">{linked(ENGLISH)}</p>' in welcome(app, "en")
 
 
 def test_spanish_without_its_own_text_sees_the_spanish_default_and_numbers(app, db):
@@ -45,7 +50,7 @@ def test_spanish_without_its_own_text_sees_the_spanish_default_and_numbers(app, 
     )
     block = crisis_block(welcome(app, "es"))
     assert SPANISH_DEFAULT in block
-    assert 'crisis-numbers" dir="auto">Riverside 555-0100' in block
+    assert 'crisis-numbers" dir="auto">' + linked("Riverside 555-0100") in block
     assert ENGLISH not in block and ENGLISH_DEFAULT not in block
 
 
@@ -56,7 +61,7 @@ def test_default_without_numbers_shows_the_default_alone(app):
 
 def test_the_one_text_stored_before_is_the_default_languages(app, db):
     storage.save_settings(db, {"crisis_text": ENGLISH})
-    assert ENGLISH in crisis_block(welcome(app, "en"))
+    assert linked(ENGLISH) in crisis_block(welcome(app, "en"))
     spanish = crisis_block(welcome(app, "es"))
     assert ENGLISH not in spanish and SPANISH_DEFAULT in spanish
 

@@ -88,6 +88,7 @@ FUZZ_FORMS = {
     "admin.settings": {**FORMS["admin.settings"], "time_zone": "Europe/Paris"},
     "patient.step": STEP_2,
     "patient.draft": STEP_2,
+    "staff.acknowledge": {"note": "spoke with the patient at the desk", "return_to": "summary"},
 }
 
 

@@ -121,7 +121,8 @@ def test_thanks_shows_the_clinics_own_crisis_text(app, db, patient, invitation):
     storage.save_settings(db, {"crisis_text": "Call the Riverside line: 555-0100."})
     patient.start(invitation.token)
     html = patient.post("/review", {"action": "submit"}).get_data(as_text=True)
-    assert "Call the Riverside line: 555-0100." in html
+    link = '<a class="tel" href="tel:5550100" dir="ltr">555-0100</a>'
+    assert f"Call the Riverside line: {link}." in html
 
 
 def test_idle_timeout_ends_the_session(patient, invitation, clock):

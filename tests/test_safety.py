@@ -42,9 +42,11 @@ def test_configured_crisis_text_is_shown(db, patient, invitation):
     storage.save_settings(db, {"crisis_text": "Call the Riverside crisis line: 555-0100"})
     reach_safety(patient, invitation)
     html = patient.post("/step/8", {"action": "next", "S1": "several_days"}).get_data(as_text=True)
-    assert "Call the Riverside crisis line: 555-0100" in html
+    link = '<a class="tel" href="tel:5550100" dir="ltr">555-0100</a>'
+    shown = f"Call the Riverside crisis line: {link}"
+    assert shown in html
     welcome = patient.client.get("/welcome").get_data(as_text=True)
-    assert "Call the Riverside crisis line: 555-0100" in welcome
+    assert shown in welcome
 
 
 def test_endorsed_even_when_going_back(app, patient, invitation):

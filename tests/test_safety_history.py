@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import closing
 
 import pytest
@@ -71,9 +72,105 @@ def test_worrying_then_skipped_keeps_the_banner_and_says_so(app, clock, psychiat
 def test_worrying_then_another_degree_names_both(app, clock, psychiatrist):
     invitation = answer_safety(app, clock, {"S1": "nearly_every_day"}, {"S1": "several_days"})
     text = banner(psychiatrist, invitation.visit_id)
-    assert "the patient answered “Several days”" in text
+    assert "the patient answered “Nearly every day”" in text  # the most severe, not the last
+    assert "the patient answered “Several days”" not in text
     assert "First answered “Nearly every day” at 9:02" in text
     assert "Changed to “Several days” at 9:04" in text
+
+
+@pytest.mark.parametrize(
+    ("saves", "named", "at"),
+    [
+        (("nearly_every_day", "several_days"), "Nearly every day", "9:02"),
+        (("several_days", "more_than_half", "not_at_all"), "More than half the days", "9:04"),
+        (("several_days", "nearly_every_day", "several_days"), "Nearly every day", "9:04"),
+        (("more_than_half", "several_days", "more_than_half"), "More than half the days", "9:02"),
+    ],
+)
+def test_headline_names_the_most_severe_value_with_its_time(
+    app, clock, psychiatrist, saves, named, at
+):
+    invitation = answer_safety(app, clock, *({"S1": value} for value in saves))
+    export = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary.txt")
+    text = export.get_data(as_text=True)
+    assert re.search(f"SAFETY: the patient answered “{named}” at {at}\\W+AM to thoughts", text)
+    with app.test_request_context():
+        view = summary_view(app, invitation.visit_id)
+    assert (view.safety_answer, view.safety_answer_time) == (named, f"{at}\u202fAM")
+    assert view.safety_headline.startswith(f"the patient answered “{named}” at {at}\u202fAM to ")
+    page = banner(psychiatrist, invitation.visit_id)  # the page: the headline, then the history
+    headline = page.index(f"the patient answered “{named}” at {at}")
+    assert headline < page.index("First answered")
+
+
+def summary_view(app, visit_id):
+    from patientapp import questionnaire, summary_view
+
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        visit = storage.get_visit(db, visit_id)
+        answers = storage.answers_for(db, visit_id)[0]
+        return summary_view.build(
+            visit=visit,
+            answers=answers,
+            in_person=set(),
+            previous=None,
+            previous_answers=None,
+            previous_in_person=None,
+            alert=None,
+            clinic="Clinic",
+            questionnaire=questionnaire.default(),
+            reader_language="en",
+            safety_history=storage.safety_answers(db, visit_id),
+        )
+
+
+def on_safety_screen(app, clock, ref="H-1"):
+    invitation = make_invitation(app, patient_ref=ref)
+    patient = Patient(app.test_client())
+    patient.start(invitation.token)
+    for number in range(1, 8):
+        patient.post(f"/step/{number}", {"action": "next"})
+    clock.advance(minutes=2)
+    return invitation, patient
+
+
+def test_back_with_nothing_ticked_records_nothing(app, clock):
+    invitation, patient = on_safety_screen(app, clock)
+    page = patient.post("/step/8", {"action": "back"})
+    assert "/step/7" in page.request.path
+    assert history(app, invitation.visit_id) == []
+
+
+def test_back_after_an_answer_with_nothing_ticked_adds_no_skip(app, clock):
+    invitation, patient = on_safety_screen(app, clock)
+    patient.post("/step/8", {"action": "next", "S1": "several_days"})
+    clock.advance(minutes=2)
+    patient.post("/step/8", {"action": "back"})
+    assert history(app, invitation.visit_id) == [("several_days", "09:02")]
+
+
+def test_language_switch_with_nothing_ticked_records_nothing(app, clock):
+    if "es" not in app.config["OFFERED_LANGUAGES"]:
+        pytest.skip("needs the Spanish catalog")
+    invitation, patient = on_safety_screen(app, clock)
+    page = patient.post("/step/8", {"lang": "es"})
+    assert page.request.path == "/step/8" and 'lang="es"' in page.get_data(as_text=True)
+    assert history(app, invitation.visit_id) == []
+
+
+def test_next_with_nothing_ticked_records_declined_once(app, clock):
+    invitation, patient = on_safety_screen(app, clock)
+    patient.post("/step/8", {"action": "next"})
+    assert history(app, invitation.visit_id) == [("declined", "09:02")]
+    clock.advance(minutes=2)
+    patient.post("/step/8", {"action": "next"})
+    assert history(app, invitation.visit_id) == [("declined", "09:02")]
+
+
+def test_prefer_not_to_say_then_back_is_declined(app, clock):
+    invitation, patient = on_safety_screen(app, clock)
+    patient.post("/step/8", {"action": "back", "S1": ""})
+    assert history(app, invitation.visit_id) == [("declined", "09:02")]
 
 
 @pytest.mark.parametrize(

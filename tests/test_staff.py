@@ -411,6 +411,127 @@ def test_safety_banner_and_acknowledge_from_summary(app, psychiatrist):
     assert html.index('class="banner"') < html.index("Flags and openers")
 
 
+def _alerted(app, ref="ALERT-1"):
+    answers = dict(FULL_ANSWERS)
+    answers[8] = {"S1": "nearly_every_day"}
+    return finish_visit(app, answers, ref=ref)
+
+
+def _alert_row(app, visit_id):
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        return storage.alert_for(db, visit_id)
+
+
+def _audit_details(app, action):
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        return [
+            row["detail"]
+            for row in db.query("SELECT detail FROM audit_log WHERE action = ?", [action])
+        ]
+
+
+def test_acknowledge_from_the_summary_stays_there_with_a_note(app, psychiatrist):
+    visit_id = _alerted(app).visit_id
+    summary = f"/staff/visits/{visit_id}/summary"
+    note = "  spoke with the patient at the desk <b>calm</b>  "
+    response = staff_post(
+        psychiatrist,
+        f"/staff/visits/{visit_id}/acknowledge",
+        {"note": note, "return_to": "summary"},
+        page=summary,
+    )
+    assert response.status_code == 302 and response.location == summary
+    assert _alert_row(app, visit_id)["acknowledged_note"] == note.strip()
+    banner = psychiatrist.get(summary).get_data(as_text=True).split('class="banner"')[1]
+    banner = banner.split("</div>")[0]
+    assert "Alert acknowledged at" in banner and "by Dr. Lee." in banner
+    assert "Note: spoke with the patient at the desk &lt;b&gt;calm&lt;/b&gt;" in banner
+    assert "<b>" not in banner and "Acknowledge alert" not in banner
+    board = psychiatrist.get("/staff/").get_data(as_text=True)
+    assert "Alert acknowledged by Dr. Lee" in board
+    assert "Note: spoke with the patient at the desk &lt;b&gt;calm&lt;/b&gt;" in board
+    visit = next(v for v in psychiatrist.get("/staff/board.json").get_json()["visits"])
+    assert visit["acknowledged_note"] == note.strip()
+    text = psychiatrist.get(f"/staff/visits/{visit_id}/summary.txt").get_data(as_text=True)
+    assert "Note: spoke with the patient at the desk <b>calm</b>" in text  # plain text
+    assert ("alert_acknowledged", visit_id) in audit_actions(app)
+    # The audit log says a note was left, never what it says.
+    assert _audit_details(app, "alert_acknowledged") == ["with note"]
+
+
+@pytest.mark.parametrize(
+    ("note", "message"),
+    [
+        ("x" * 201, "Please keep this to 200 characters or fewer."),
+        ("spoke with\nthe patient", "Please keep the note on one line."),
+        ("spoke with\u2028the patient", "Please keep the note on one line."),
+    ],
+)
+@pytest.mark.parametrize("where", ["summary", "board"])
+def test_a_bad_note_acknowledges_nothing_and_keeps_what_was_typed(
+    app, psychiatrist, note, message, where
+):
+    visit_id = _alerted(app).visit_id
+    response = staff_post(
+        psychiatrist,
+        f"/staff/visits/{visit_id}/acknowledge",
+        {"note": note, "return_to": where},
+    )
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert message in page and 'aria-invalid="true"' in page
+    assert html_lib.escape(note.split("\n")[0]) in page  # what was typed, shown again
+    assert ("Acknowledge alert" if where == "summary" else "Safety alerts") in page
+    assert _alert_row(app, visit_id)["acknowledged_at"] is None
+    assert "alert_acknowledged" not in [action for action, _ in audit_actions(app)]
+
+
+def test_two_hundred_characters_are_enough(app, psychiatrist):
+    visit_id = _alerted(app).visit_id
+    response = staff_post(
+        psychiatrist, f"/staff/visits/{visit_id}/acknowledge", {"note": "y" * 200 + "  "}
+    )
+    assert response.status_code == 302
+    assert _alert_row(app, visit_id)["acknowledged_note"] == "y" * 200
+
+
+@pytest.mark.parametrize(
+    "return_to", ["board", "", "https://evil.example/", "//evil.example", "/staff/admin"]
+)
+def test_acknowledge_otherwise_returns_to_the_board(app, psychiatrist, return_to):
+    visit_id = _alerted(app).visit_id
+    response = staff_post(
+        psychiatrist, f"/staff/visits/{visit_id}/acknowledge", {"return_to": return_to}
+    )
+    assert response.status_code == 302 and response.location == "/staff/?day=2026-11-25"
+    alert = _alert_row(app, visit_id)
+    assert alert["acknowledged_at"] and alert["acknowledged_note"] == ""
+    assert _audit_details(app, "alert_acknowledged") == [""]
+
+
+def test_front_desk_asking_for_the_summary_goes_to_the_board(app, client):
+    create_user(app, "desk@example.org", "frontdesk", name="Sam at the desk")
+    login(client, "desk@example.org")
+    visit_id = _alerted(app).visit_id
+    response = staff_post(
+        client,
+        f"/staff/visits/{visit_id}/acknowledge",
+        {"return_to": "summary", "note": "spoke with the patient at the desk"},
+    )
+    assert response.status_code == 302 and response.location == "/staff/?day=2026-11-25"
+    board = client.get("/staff/").get_data(as_text=True)
+    assert "Alert acknowledged by Sam at the desk" in board
+    assert "Note: spoke with the patient at the desk" in board
+    refused = staff_post(
+        client,
+        f"/staff/visits/{_alerted(app, 'ALERT-2').visit_id}/acknowledge",
+        {"return_to": "summary", "note": "z" * 300},
+    )
+    assert refused.status_code == 422  # the board, with the message: never the summary
+    assert "Please keep this to 200 characters or fewer." in refused.get_data(as_text=True)
+    assert "Acknowledge alert" not in refused.get_data(as_text=True)
+
+
 def test_declined_safety_is_named_declined(app, psychiatrist):
     answers = dict(FULL_ANSWERS)
     answers[8] = {}

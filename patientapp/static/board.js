@@ -21,15 +21,45 @@
     p.appendChild(document.createTextNode(" — " + template.replace("%time", alert.at).replace("%day", alert.day)));
     li.appendChild(p);
     var form = document.createElement("form");
-    form.method = "post";
+    form.method = "post"; form.className = "ack-form";
     form.action = board.getAttribute("data-ack").replace("/0/", "/" + alert.visit_id + "/");
     var token = document.createElement("input");
     token.type = "hidden"; token.name = "csrf_token"; token.value = csrf ? csrf.value : "";
+    var back = document.createElement("input");
+    back.type = "hidden"; back.name = "return_to"; back.value = "board";
+    var label = document.createElement("label");
+    label.htmlFor = "note-" + alert.visit_id;
+    label.textContent = board.getAttribute("data-note-label");
+    var note = document.createElement("input");
+    note.type = "text"; note.name = "note"; note.id = label.htmlFor;
+    note.maxLength = 200; note.autocomplete = "off";
     var button = document.createElement("button");
     button.type = "submit"; button.className = "danger";
     button.textContent = board.getAttribute("data-ack-label");
-    form.appendChild(token); form.appendChild(button); li.appendChild(form);
+    [token, back, label, note, button].forEach(function (el) { form.appendChild(el); });
+    li.appendChild(form);
     return li;
+  }
+
+  // "Alert acknowledged by NAME" and the note, as text (staff words, never answers).
+  function showAcknowledged(row, visit) {
+    var cell = row.querySelector("[data-field=status]");
+    var line = cell.querySelector("[data-field=ack]");
+    if (!visit.acknowledged) return;
+    if (!line) {
+      cell.appendChild(document.createElement("br"));
+      line = document.createElement("span");
+      line.className = "muted ack"; line.setAttribute("data-field", "ack");
+      cell.appendChild(line);
+    }
+    line.textContent = board.getAttribute("data-acked").replace("%name", function () { return visit.acknowledged_by; });
+    if (visit.acknowledged_note) {
+      var note = document.createElement("span");
+      note.className = "ack-note"; note.dir = "auto";
+      note.textContent = board.getAttribute("data-acked-note").replace("%note", function () { return visit.acknowledged_note; });
+      line.appendChild(document.createTextNode(" "));
+      line.appendChild(note);
+    }
   }
 
   function render(data) {
@@ -59,6 +89,7 @@
       row.querySelector("[data-field=minutes]").textContent = visit.minutes || "";
       row.querySelector("[data-field=language]").textContent = visit.language || "";
       row.classList.toggle("has-alert", visit.alert_open);
+      showAcknowledged(row, visit);
       var cell = row.querySelector("[data-field=patient]");
       if (visit.alert && !cell.querySelector(".badge")) {
         var badge = document.createElement("span");

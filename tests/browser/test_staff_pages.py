@@ -277,16 +277,27 @@ def test_board_shows_a_safety_alert_without_reload(desks, phone, live_server):
     assert navigations == [], f"the board navigated: {navigations}"
     assert desk.evaluate("window.__sameBoard") == "still here", "the board was reloaded"
 
+    # The item the script added carries the note field too, labelled.
+    item.get_by_label("Note (optional)").fill("spoke with the patient at the desk <b>")
     with desk.expect_navigation():
         item.get_by_role("button", name="Acknowledge").click()
+    assert desk.url.startswith(f"{live_server.url}/staff/?day=")  # back on the board
     expect(desk.locator(f"#alert-list li[data-visit='{visit_id}']")).to_have_count(0)
     expect(alerts).to_be_hidden()
     expect(row).not_to_have_class(re.compile(r"\bhas-alert\b"))
     expect(row).to_contain_text(f"Alert acknowledged by {DESK.name}")
+    expect(row.locator(".ack-note")).to_have_text("Note: spoke with the patient at the desk <b>")
     acknowledged = query(
-        live_server, "SELECT acknowledged_by FROM alerts WHERE visit_id = ?", (visit_id,)
+        live_server,
+        "SELECT acknowledged_by, acknowledged_note FROM alerts WHERE visit_id = ?",
+        (visit_id,),
     )
-    assert acknowledged == [{"acknowledged_by": user_id(live_server, DESK.email)}]
+    assert acknowledged == [
+        {
+            "acknowledged_by": user_id(live_server, DESK.email),
+            "acknowledged_note": "spoke with the patient at the desk <b>",
+        }
+    ]
 
 
 # --- 3. the psychiatrist: summary from the board, print, copy as text ----------------------------
