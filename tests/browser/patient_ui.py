@@ -228,3 +228,20 @@ EVERY_PAGE = {
     "ended (sent)",
     "already sent",
 }
+
+
+# The words of an element's text that lie on more than one line (CJK characters aside).
+WORDS_BROKEN_IN = """element => {
+    const broken = [];
+    const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        for (const word of node.data.matchAll(/[^\\s\\u3000-\\u9fff]+/g)) {
+            const range = document.createRange();
+            range.setStart(node, word.index);
+            range.setEnd(node, word.index + word[0].length);
+            const tops = new Set([...range.getClientRects()].map(b => Math.round(b.top)));
+            if (tops.size > 1) broken.push(word[0]);
+        }
+    }
+    return broken;
+}"""

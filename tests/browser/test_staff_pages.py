@@ -17,7 +17,15 @@ import pytest
 from patientapp import storage
 
 from .maximal_visit import maximal_answers, realistic_text, store_maximal_visit, store_submitted
-from .patient_ui import choose, expect, expect_heading, open_and_start, skip_to_step, tap_next
+from .patient_ui import (
+    WORDS_BROKEN_IN,
+    choose,
+    expect,
+    expect_heading,
+    open_and_start,
+    skip_to_step,
+    tap_next,
+)
 from .staff_ui import (
     DESKTOP,
     DISCLAIMER,
@@ -765,23 +773,6 @@ def test_no_sideways_scroll_at_320_px_on_login_and_board(desks, live_server, max
     assert not found, "Sideways scroll at 320 px:\n" + "\n".join(
         f"* {name}: {detail}" for name, detail in found.items()
     )
-
-
-# The words of an element's text that lie on more than one line (CJK characters aside).
-WORDS_BROKEN_IN = """element => {
-    const broken = [];
-    const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
-    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-        for (const word of node.data.matchAll(/[^\\s\\u3000-\\u9fff]+/g)) {
-            const range = document.createRange();
-            range.setStart(node, word.index);
-            range.setEnd(node, word.index + word[0].length);
-            const tops = new Set([...range.getClientRects()].map(b => Math.round(b.top)));
-            if (tops.size > 1) broken.push(word[0]);
-        }
-    }
-    return broken;
-}"""
 
 
 @pytest.mark.parametrize("width", [320, 360])
