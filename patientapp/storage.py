@@ -862,11 +862,7 @@ def alert_for(db: Database, visit_id: int) -> dict | None:
 
 def record_failures(db: Database, pairs: list[tuple[str, str]], now: datetime) -> None:
     """Count one failed attempt under each (scope, key), e.g. per client and globally."""
-    with write(db):
-        for scope, key in pairs:
-            db.execute(
-                "INSERT INTO failures (scope, key, at) VALUES (?, ?, ?)", (scope, key, _ts(now))
-            )
+    record_attempts(db, pairs, now)
 
 
 def count_failures(db: Database, scope: str, key: str, since: datetime) -> int:
