@@ -15,7 +15,7 @@ from . import admin, api, auth, commands, errors, i18n, patient, questionnaire, 
 from . import config as config_module
 from .summary import check_references
 
-__version__ = "0.1.0"
+__version__ = config_module.VERSION
 
 csrf = CSRFProtect()
 compress = Compress()
@@ -48,8 +48,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = config_module.load_or_create_secret(instance)
     app.config.setdefault("DATABASE_KEY", config_module.database_key(instance))
-    app.config.setdefault("OFFERED_LANGUAGES", _configured_languages())
-    app.config.setdefault("DEFAULT_LANGUAGE", os.environ.get("PATIENTAPP_DEFAULT_LANGUAGE", "en"))
+    app.config.setdefault(
+        "OFFERED_LANGUAGES", config_module.languages() or i18n.available_languages()
+    )
+    app.config.setdefault("DEFAULT_LANGUAGE", config_module.default_language())
 
     _check_definition()
     if app.config["HOLD_DATABASE_IN_USE"]:
@@ -69,13 +71,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     _add_security_headers(app)
     _warn_on_debug_host(app)
     return app
-
-
-def _configured_languages() -> list[str]:
-    raw = os.environ.get("PATIENTAPP_LANGUAGES", "")
-    if raw.strip():
-        return [code.strip() for code in raw.split(",") if code.strip()]
-    return i18n.available_languages()
 
 
 def _check_definition() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+VERSION = "0.1.0"
 ENV_PREFIX = "PATIENTAPP_"
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
 
@@ -123,6 +124,18 @@ def from_environment(environ=os.environ) -> dict:
         if raw and (kind is str or (raw.isascii() and raw.isdigit())):
             found[key] = kind(raw)
     return found
+
+
+def languages(environ=os.environ) -> list[str] | None:
+    """The patient languages named in PATIENTAPP_LANGUAGES (comma-separated), or None to
+    offer every shipped one."""
+    raw = environ.get(ENV_PREFIX + "LANGUAGES", "")
+    return [code.strip() for code in raw.split(",") if code.strip()] or None
+
+
+def default_language(environ=os.environ) -> str:
+    """The language shown before a patient chooses: PATIENTAPP_DEFAULT_LANGUAGE, or English."""
+    return environ.get(ENV_PREFIX + "DEFAULT_LANGUAGE", "en")
 
 
 def instance_path(environ=os.environ) -> Path:

@@ -36,11 +36,10 @@ from babel.messages.frontend import (
 )
 from babel.messages.pofile import read_po
 
-import patientapp
-
+from .config import VERSION
 from .i18n import DOMAIN, LANGUAGES, SOURCE_LANGUAGE
 
-PROJECT_ROOT = Path(patientapp.__file__).parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 COMMENT_TAGS = ("Translators:",)
 
 # --- the questionnaire extractor --------------------------------------------------------
@@ -197,7 +196,7 @@ def extract(output: Path) -> Path:
                 input_paths=["."],
                 output_file=str(partial),
                 project="patientapp",
-                version=patientapp.__version__,
+                version=VERSION,
                 add_comments=list(COMMENT_TAGS),
                 strip_comments=True,
                 sort_output=True,

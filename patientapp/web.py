@@ -19,7 +19,7 @@ from itsdangerous import URLSafeTimedSerializer
 from markupsafe import Markup, escape
 from werkzeug.routing import BaseConverter, IntegerConverter
 
-from . import storage
+from . import config, storage
 
 SETTING_DEFAULTS = {
     "clinic_name": "",
@@ -287,17 +287,15 @@ def _csrf_serializer(secret_key, salt: str = "wtf-csrf-token") -> URLSafeTimedSe
     return kept_csrf_serializer(secret_key, salt)
 
 
-# generate_csrf and validate_csrf look the class up in their module on every call.
-flask_wtf.csrf.URLSafeTimedSerializer = _csrf_serializer
-
-
 def init_app(app) -> None:
+    # Made when an app is made, not when this module is imported: generate_csrf and
+    # validate_csrf look the class up in their module on every call, so from here on they
+    # get the kept one. (Idempotent: every app shares the same cache by key.)
+    flask_wtf.csrf.URLSafeTimedSerializer = _csrf_serializer
     app.session_interface = KeptSerializerSession()
     app.teardown_appcontext(close_db)
     app.before_request(refuse_odd_json)
-    from . import __version__
-
     app.jinja_env.globals.update(
-        clinic_name=clinic_name, crisis_text=crisis_text, app_version=__version__
+        clinic_name=clinic_name, crisis_text=crisis_text, app_version=config.VERSION
     )
     app.jinja_env.filters["tel_links"] = tel_links
