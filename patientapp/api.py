@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from . import fhir, questionnaire, storage
+from . import fhir, questionnaire, storage, throttle
 from .web import aware, base_url, clinic_settings, clinic_zone, get_db, now
 
 bp = Blueprint("api", __name__, url_prefix="/api/fhir")
@@ -27,7 +27,7 @@ FHIR_JSON = "application/fhir+json"
 TOKEN_PREFIX = "pa_"  # noqa: S105 - a marker that lets secret scanners spot a leaked token
 DEFAULT_COUNT = 100
 MAX_COUNT = 500
-RATE_SCOPE = "api_request"
+REQUEST_SCOPE = "api-request"  # each request a token made, kept for its one-minute window
 # _count and _page: ASCII digits only ("²" passes str.isdigit() but not int()), and few
 # enough that int() never meets Python's limit on long numbers.
 WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
@@ -121,11 +121,11 @@ def authenticate():
             401, "login", "A valid bearer token is required.", {"WWW-Authenticate": "Bearer"}
         )
     db, moment = get_db(), now()
-    limit = current_app.config["API_REQUESTS_PER_MINUTE"]
-    key = str(record["id"])
-    if storage.count_failures(db, RATE_SCOPE, key, moment - timedelta(minutes=1)) >= limit:
+    per_minute = throttle.Window(
+        REQUEST_SCOPE, current_app.config["API_REQUESTS_PER_MINUTE"], timedelta(minutes=1)
+    )
+    if not throttle.count_request(db, per_minute, str(record["id"]), moment):
         return _outcome(429, "throttled", "Too many requests.", {"Retry-After": "60"})
-    storage.record_failures(db, [(RATE_SCOPE, key)], moment)
     storage.touch_api_token(db, record["id"], moment)
     g.api_token = record
     return None

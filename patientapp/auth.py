@@ -36,7 +36,7 @@ from wtforms.validators import DataRequired, EqualTo, ValidationError
 from zxcvbn import zxcvbn
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
-from . import errors, mfa, storage, tablet
+from . import errors, mfa, storage, tablet, throttle
 from .forms import length_limit
 from .web import client_network, clinic_name, clinic_settings, get_db, now
 
@@ -400,53 +400,47 @@ DEVICE_SALT = "patientapp-device-cookie"
 DEVICES_PER_BROWSER = 5  # a shared desk computer keeps the latest few accounts' cookies
 DEVICE_SCOPE = "login-device"
 MFA_SCOPE, MFA_LOCK_SCOPE = "mfa-account", "mfa-lock"
-LONG_AGO = datetime(2000, 1, 1)
 
 
 @dataclass(frozen=True)
-class Claim:
-    """A try counted before it is checked."""
+class Claim(throttle.Claim):
+    """A sign-in try counted before it is checked (its rows: `ids`)."""
 
-    ids: list[int]  # its failure rows, taken back if the try is right
     device: str | None = None  # the trusted device it came from (the nonce's hash)
     mfa: str | None = None  # the account whose strangers' app codes it counts among
 
 
-def _lock_started(db, scope: str, key: str, limit: int) -> datetime | None:
-    """When the lock on (scope, key) began, if it still holds.
-
-    A lock begins at the failure that makes `limit` within the window and ends the
-    window's length later. Tries while locked are refused uncounted (see _claim), so one
-    wrong password every few minutes cannot keep an account locked for good.
-    """
-    window = timedelta(minutes=current_app.config["LOGIN_LOCKOUT_MINUTES"])
-    moment = now()
-    times = storage.failure_times(db, scope, key, moment - 2 * window)
-    for index, at in enumerate(times):
-        recent = [earlier for earlier in times[: index + 1] if earlier > at - window]
-        if at > moment - window and len(recent) >= limit:
-            return at
-    return None
+def _lockout(scope: str, limit: int) -> throttle.Window:
+    """`limit` failures within LOGIN_LOCKOUT_MINUTES lock for as long (see _lock_started)."""
+    minutes = current_app.config["LOGIN_LOCKOUT_MINUTES"]
+    return throttle.Window(scope, limit, timedelta(minutes=minutes))
 
 
-def _login_scopes(email: str, known: bool) -> list[tuple[str, str, int]]:
-    """(scope, key, limit) counting sign-in failures: per client address, and per account
-    when one exists (an unknown name's raw text, perhaps a password, is not kept)."""
+def _lock_started(db, window: throttle.Window, key: str) -> datetime | None:
+    """When the lock on `key` began, if it still holds. Tries while locked are refused
+    uncounted (see _claim), so one wrong password every few minutes cannot keep an
+    account locked for good."""
+    return throttle.lock_start(db, window, key, now())
+
+
+def _login_scopes(email: str, known: bool) -> list[tuple[throttle.Window, str]]:
+    """(window, key) counting sign-in failures: per client address, and per account when
+    one exists (an unknown name's raw text, perhaps a password, is not kept)."""
     cfg = current_app.config
     client = client_network(request.remote_addr)  # an IPv6 /64 is one client
-    scopes = [("login-client", client, cfg["LOGIN_FAILURES_PER_CLIENT"])]
+    scopes = [(_lockout("login-client", cfg["LOGIN_FAILURES_PER_CLIENT"]), client)]
     if known:
-        scopes.append(("login-account", email.lower(), cfg["LOGIN_FAILURES_PER_ACCOUNT"]))
+        scopes.append((_lockout("login-account", cfg["LOGIN_FAILURES_PER_ACCOUNT"]), email.lower()))
     return scopes
 
 
-def _signed_in_scopes() -> list[tuple[str, str, int]]:
+def _signed_in_scopes() -> list[tuple[throttle.Window, str]]:
     """Wrong tries by someone already signed in (the current password, an enrolment
     code) count against their own session: a stranger's wrong sign-ins, which lock the
     account for strangers, must not keep its owner from changing a password or setting
     up the second factor."""
     limit = current_app.config["LOGIN_FAILURES_PER_ACCOUNT"]
-    return [("signed-in", _hash(session[SESSION_KEY]), limit)]
+    return [(_lockout("signed-in", limit), _hash(session[SESSION_KEY]))]
 
 
 def _mfa_lock_length(count: int) -> timedelta:
@@ -458,28 +452,32 @@ def _mfa_lock_length(count: int) -> timedelta:
 
 def mfa_lock_end(db, email: str) -> datetime | None:
     """When the lock on strangers' app codes for this account ends, if one holds."""
-    locks = storage.failure_times(db, MFA_LOCK_SCOPE, email.lower(), LONG_AGO)
+    locks = throttle.noted(db, MFA_LOCK_SCOPE, email.lower())
     if locks and locks[-1] + _mfa_lock_length(len(locks)) > now():
         return locks[-1] + _mfa_lock_length(len(locks))
     return None
 
 
+def _mfa_window() -> throttle.Window:
+    """Strangers' app codes per account: MFA_FAILURES_PER_LOCK within the window lock."""
+    cfg = current_app.config
+    span = timedelta(hours=cfg["MFA_FAILURE_WINDOW_HOURS"])
+    return throttle.Window(MFA_SCOPE, cfg["MFA_FAILURES_PER_LOCK"], span)
+
+
 def _mfa_round(db, key: str) -> int:
     """Strangers' app codes counted toward the next lock: within the window, and after
     the last lock began."""
-    since = now() - timedelta(hours=current_app.config["MFA_FAILURE_WINDOW_HOURS"])
-    locks = storage.failure_times(db, MFA_LOCK_SCOPE, key, LONG_AGO)
-    if locks:
-        since = max(since, locks[-1] + timedelta(seconds=1))
-    return storage.count_failures(db, MFA_SCOPE, key, since)
+    locks = throttle.noted(db, MFA_LOCK_SCOPE, key)
+    after_lock = locks[-1] + timedelta(seconds=1) if locks else None
+    return throttle.count(db, _mfa_window(), key, now(), not_before=after_lock)
 
 
 def _mfa_locked(db, key: str) -> bool:
     """Whether strangers' app codes for this account are refused: during a lock, and while
     MFA_FAILURES_PER_LOCK wrong ones (or tries still being checked) are in the window. With
     a window and a first lock of 24 hours at least, no 24 hours hold more tries than that."""
-    limit = current_app.config["MFA_FAILURES_PER_LOCK"]
-    return mfa_lock_end(db, key) is not None or _mfa_round(db, key) >= limit
+    return mfa_lock_end(db, key) is not None or _mfa_round(db, key) >= _mfa_window().limit
 
 
 def _device_serializer() -> URLSafeSerializer:
@@ -511,10 +509,12 @@ def _device_ok(db, device: str, user_id: int) -> bool:
         days=cfg["DEVICE_COOKIE_DAYS"]
     ):
         return False
-    return (
-        storage.count_failures(db, DEVICE_SCOPE, device, LONG_AGO)
-        < cfg["LOGIN_FAILURES_PER_DEVICE"]
-    )
+    return not throttle.is_full(db, _device_window(), device, now())
+
+
+def _device_window() -> throttle.Window:
+    """A trusted device's own wrong tries, ever: at the limit it is trusted no more."""
+    return throttle.Window(DEVICE_SCOPE, current_app.config["LOGIN_FAILURES_PER_DEVICE"])
 
 
 def _trusted_device(db, user: dict | None) -> str | None:
@@ -535,15 +535,15 @@ def _claim(
     each scope and, for an app code, toward the escalating lock."""
     with storage.write(db):
         if device is not None and _device_ok(db, device, user_id):
-            return Claim(storage.record_attempts(db, [(DEVICE_SCOPE, device)], now()), device)
-        if any(_lock_started(db, scope, key, limit) for scope, key, limit in scopes):
+            return Claim(throttle.claim(db, [(DEVICE_SCOPE, device)], now()).ids, device)
+        if any(_lock_started(db, window, key) for window, key in scopes):
             return None
         if mfa is not None and _mfa_locked(db, mfa):
             return None
-        pairs = [(scope, key) for scope, key, _limit in scopes]
+        pairs = [(window.scope, key) for window, key in scopes]
         if mfa is not None:
             pairs.append((MFA_SCOPE, mfa))
-        return Claim(storage.record_attempts(db, pairs, now()), mfa=mfa)
+        return Claim(throttle.claim(db, pairs, now()).ids, mfa=mfa)
 
 
 def _failed(db, claim: Claim | None) -> None:
@@ -551,23 +551,19 @@ def _failed(db, claim: Claim | None) -> None:
     device at its limit is trusted no more; strangers' app codes at theirs lock."""
     if claim is None:
         return
-    cfg = current_app.config
-    if claim.device is not None and (
-        storage.count_failures(db, DEVICE_SCOPE, claim.device, LONG_AGO)
-        >= cfg["LOGIN_FAILURES_PER_DEVICE"]
-    ):
+    if claim.device is not None and throttle.is_full(db, _device_window(), claim.device, now()):
         storage.forget_trusted_device(db, claim.device)
     if (
         claim.mfa is not None
         and mfa_lock_end(db, claim.mfa) is None
-        and _mfa_round(db, claim.mfa) >= cfg["MFA_FAILURES_PER_LOCK"]
+        and _mfa_round(db, claim.mfa) >= _mfa_window().limit
     ):
-        storage.record_failures(db, [(MFA_LOCK_SCOPE, claim.mfa)], now())
+        throttle.note(db, MFA_LOCK_SCOPE, claim.mfa, now())  # the lock begins
 
 
 def _succeeded(db, claim: Claim) -> None:
     """In the caller's transaction: a counted try was right, so it is no failure."""
-    storage.delete_failure_rows(db, claim.ids)
+    throttle.release(db, claim)
 
 
 def _trust_browser(db, user: dict, replaced: str | None) -> str | None:
@@ -680,8 +676,8 @@ def _sign_in_writes(db, user: dict, claim: Claim, detail: str = "") -> tuple[str
     if claim.device is None:
         # A stranger who got it right ends the count of wrong passwords; one signing in
         # on a trusted device leaves strangers' locks where they are.
-        storage.clear_failures(db, "login-account", key)
-    storage.clear_failures(db, MFA_LOCK_SCOPE, key)  # the next lock is the first again
+        throttle.forget(db, "login-account", key)
+    throttle.forget(db, MFA_LOCK_SCOPE, key)  # the next lock is the first again
     storage.audit(db, "login", now=now(), user_id=user["id"], actor=user["email"], detail=detail)
     if detail:
         storage.audit(db, "recovery_code_used", now=now(), user_id=user["id"], actor=user["email"])
@@ -944,7 +940,7 @@ def mfa_setup():
         storage.enrol_totp(db, user["id"], step=step, code_hashes=code_hashes, now=now())
         storage.end_other_sessions(db, user["id"], _hash(session[SESSION_KEY]), now())
         for scope in (MFA_SCOPE, MFA_LOCK_SCOPE):  # a new app: strangers' count starts again
-            storage.clear_failures(db, scope, user["email"].lower())
+            throttle.forget(db, scope, user["email"].lower())
         audit("mfa_enrolled")
     return render_template("staff/mfa.html", codes=codes)
 

@@ -36,10 +36,12 @@ from . import (
     display,
     errors,
     invitations,
+    navigation,
     patient_forms,
     questionnaire,
     storage,
     tablet,
+    throttle,
     visits,
 )
 from .i18n import offered_languages
@@ -86,8 +88,8 @@ class ActionForm(FlaskForm):
 # --- the patient session -------------------------------------------------------------------
 
 
-def _begin(visit: dict, claim: list[int] | None = None) -> None:
-    """Open the visit in this browser. `claim`: the rows counted for the right code that
+def _begin(visit: dict, claim: throttle.Claim | None = None) -> None:
+    """Open the visit in this browser. `claim`: the try counted for the right code that
     opened it, taken back in the same transaction (a right code is no failure)."""
     # A language picked on this device a moment ago (on the code page) stays; the last
     # patient's choice is already gone, since ending a patient session drops it.
@@ -99,8 +101,8 @@ def _begin(visit: dict, claim: list[int] | None = None) -> None:
     if claim is not None or visit["secret_generation"] or new_address:
         with storage.write(db):  # the entry's audit, address and rows, or none of them
             if claim is not None:
-                storage.delete_failure_rows(db, claim)
-                storage.clear_failures(db, "code-client", _client_id())
+                throttle.release(db, claim)
+                throttle.forget(db, "code-client", _client_id())
             if visit["secret_generation"]:
                 # Whoever opens a re-issued link or code may not be the patient: staff can
                 # check.
@@ -109,8 +111,8 @@ def _begin(visit: dict, claim: list[int] | None = None) -> None:
                 )
             if new_address:
                 known_for = timedelta(hours=current_app.config["CODE_KNOWN_ADDRESS_HOURS"])
-                storage.prune_scope(db, ENTERED_SCOPE, moment - known_for)
-                storage.record_attempts(db, [(ENTERED_SCOPE, network)], moment)
+                throttle.forget_before(db, ENTERED_SCOPE, moment - known_for)
+                throttle.note(db, ENTERED_SCOPE, network, moment)
     session[SESSION_KEY] = {
         "visit": visit["id"],
         "generation": visit["secret_generation"],
@@ -219,10 +221,11 @@ def _client_id() -> str:
 def _known_address(db, network: str, moment: datetime, hours: float | None = None) -> bool:
     """Whether a visit was opened (by link or right code) from this address lately."""
     hours = current_app.config["CODE_KNOWN_ADDRESS_HOURS"] if hours is None else hours
-    return storage.count_failures(db, ENTERED_SCOPE, network, moment - timedelta(hours=hours)) > 0
+    lately = throttle.Window(ENTERED_SCOPE, limit=1, span=timedelta(hours=hours))
+    return throttle.is_full(db, lately, network, moment)  # one visit opened is enough
 
 
-def _claim_lookup(db) -> list[int] | None:
+def _claim_lookup(db) -> throttle.Claim | None:
     """Count a typed code as a failure before it is looked up, or refuse it; None means
     refused. Counting and checking are one write transaction, so concurrent tries (from
     any thread or server process) see each other and no limit is overshot.
@@ -233,25 +236,25 @@ def _claim_lookup(db) -> list[int] | None:
     clinic-wide stay under CODE_FAILURES_GLOBAL + CODE_FAILURES_RESERVED per window, however
     many addresses send them. The rows of a right code are taken back afterwards."""
     cfg, moment = current_app.config, now()
-    since = moment - timedelta(minutes=cfg["CODE_FAILURE_WINDOW_MINUTES"])
+    span = timedelta(minutes=cfg["CODE_FAILURE_WINDOW_MINUTES"])
+    per_client = throttle.Window("code-client", cfg["CODE_FAILURES_PER_CLIENT"], span)
+    per_address = throttle.Window("code-address", cfg["CODE_FAILURES_PER_ADDRESS"], span)
+    clinic_wide = throttle.Window("code-global", cfg["CODE_FAILURES_GLOBAL"], span)
+    reserve = throttle.Window(RESERVED_SCOPE, cfg["CODE_FAILURES_RESERVED"], span)
     client, network = _client_id(), client_network(request.remote_addr)
     with storage.write(db):
-
-        def full(scope: str, key: str, limit: int) -> bool:
-            return storage.count_failures(db, scope, key, since) >= limit
-
-        if full("code-client", client, cfg["CODE_FAILURES_PER_CLIENT"]) or full(
-            "code-address", network, cfg["CODE_FAILURES_PER_ADDRESS"]
+        if throttle.is_full(db, per_client, client, moment) or throttle.is_full(
+            db, per_address, network, moment
         ):
             return None
         pairs = list(zip(CODE_SCOPES, (client, network, "*"), strict=True))
-        if full("code-global", "*", cfg["CODE_FAILURES_GLOBAL"]):
-            if not _known_address(db, network, moment) or full(
-                RESERVED_SCOPE, "*", cfg["CODE_FAILURES_RESERVED"]
+        if throttle.is_full(db, clinic_wide, "*", moment):
+            if not _known_address(db, network, moment) or throttle.is_full(
+                db, reserve, "*", moment
             ):
                 return None
             pairs.append((RESERVED_SCOPE, "*"))
-        return storage.record_attempts(db, pairs, moment)
+        return throttle.claim(db, pairs, moment)
 
 
 TOO_MANY_TRIES = _l(
@@ -400,53 +403,12 @@ def _step_url(number: int, screen: int = 1, returning: bool = False, **extra) ->
     return url_for("patient.step", number=number, **extra)
 
 
-def _next_url(
-    number: int,
-    screen: int | None,
-    action: str,
-    new_answers: dict,
-    hidden: frozenset[str] = frozenset(),
-) -> tuple[str, int]:
-    """Where a valid POST goes next, and the step to resume at. A POST of the whole
-    section (no screen number) is its first screen going back and its last going on.
-    Screens whose every question is unasked (``hidden``, from the answers as saved by
-    this POST: M0 "no" passes over the medicine list) are passed over both ways."""
-    q = questionnaire.default()
-    review_at = visits.review_step(q)
-    if visits.endorses_safety(new_answers) and action != "lang":
-        return url_for("patient.safety"), review_at
-    returning = request.form.get("return") == "review"
-    if action == "review" and returning:
-        return url_for("patient.review"), review_at
-    section = q.sections[number - 1]
-    shown = patient_forms.shown_screens(section, hidden)
-    earlier = [n for n in shown if screen is not None and n < screen]
-    later = [n for n in shown if screen is not None and n > screen]
-    if action == "back" and earlier:
-        return _step_url(number, earlier[-1], returning), number
-    if action == "back" and returning:
-        return url_for("patient.review"), review_at
-    if action == "back":
-        if number == 1:
-            return url_for("patient.welcome"), number
-        before = patient_forms.shown_screens(q.sections[number - 2], hidden)[-1]
-        return _step_url(number - 1, before), number - 1
-    if action == "add":
-        med = _medlist(section.items)
-        anchor = f"{med.id}-{len(new_answers.get(med.id) or [])}-name" if med else None
-        # A POST of the whole section adds its row on the medicine list's own screen.
-        at = screen or next(
-            (n for n, items in enumerate(patient_forms.screens(section), 1) if med in items), 1
-        )
-        return _step_url(number, at, returning, _anchor=anchor), number
-    if action == "lang":
-        return _step_url(number, screen or 1, returning), number
-    if later:
-        return _step_url(number, later[0], returning), number
-    if returning or number >= len(q.sections):
-        return url_for("patient.review"), review_at
-    first = patient_forms.shown_screens(q.sections[number], hidden)[0]
-    return _step_url(number + 1, first), number + 1
+def _url(place: navigation.Place) -> str:
+    """The address of a place the next-screen rule names."""
+    if place.page == navigation.STEP:
+        extra = {"_anchor": place.anchor} if place.anchor else {}
+        return _step_url(place.number, place.screen, place.returning, **extra)
+    return url_for(f"patient.{place.page}")
 
 
 @bp.route("/step/<int:number>", methods=["GET", "POST"])
@@ -508,18 +470,19 @@ def step(number: int):
                 # (or "Prefer not to say", which is posted) is a "declined" entry.
                 new_answers.pop(visits.SAFETY_ITEM, None)
             after = frozenset(q.not_asked({**answers, **new_answers}))
-            target, resume_at = _next_url(number, screen, action, new_answers, after)
+            returning = request.form.get("return") == "review"
+            move = navigation.after_save(q, number, screen, action, new_answers, after, returning)
             if not visits.save_step(
                 db,
                 visit["id"],
                 new_answers,
                 step=number,
-                next_step=resume_at,
+                next_step=move.resume_at,
                 now=now(),
                 language=written_in,
             ):
                 return _session_needed()
-            return redirect(target)
+            return redirect(_url(move.to))
         status = 422
         refresh()  # a language switch shows the kept input and its errors in the new language
     return render_template("patient/step.html", **page), status

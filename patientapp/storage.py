@@ -218,6 +218,23 @@ def m030_mfa(db: Database) -> None:
         db.execute(sql)
 
 
+@migrations()
+def m040_drafts(db: Database) -> None:
+    # What a patient typed on a step without tapping Next: kept so a reload or another
+    # device shows it, never read by the summary; bound to the secret generation it was
+    # typed under, and deleted with its visit.
+    db.execute(
+        """CREATE TABLE drafts (
+            visit_id INTEGER NOT NULL REFERENCES visits(id) ON DELETE CASCADE,
+            step INTEGER NOT NULL,
+            generation INTEGER NOT NULL,
+            fields TEXT NOT NULL,
+            saved_at TEXT NOT NULL,
+            PRIMARY KEY (visit_id, step)
+        )"""
+    )
+
+
 AUDIT_TRIGGERS = (
     """CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
@@ -273,23 +290,6 @@ def m051_api_tokens(db: Database) -> None:
             created_by INTEGER REFERENCES users(id),
             last_used_at TEXT,
             revoked_at TEXT
-        )"""
-    )
-
-
-@migrations()
-def m040_drafts(db: Database) -> None:
-    # What a patient typed on a step without tapping Next: kept so a reload or another
-    # device shows it, never read by the summary; bound to the secret generation it was
-    # typed under, and deleted with its visit.
-    db.execute(
-        """CREATE TABLE drafts (
-            visit_id INTEGER NOT NULL REFERENCES visits(id) ON DELETE CASCADE,
-            step INTEGER NOT NULL,
-            generation INTEGER NOT NULL,
-            fields TEXT NOT NULL,
-            saved_at TEXT NOT NULL,
-            PRIMARY KEY (visit_id, step)
         )"""
     )
 
@@ -858,11 +858,11 @@ def alert_for(db: Database, visit_id: int) -> dict | None:
 
 
 # --- failures (rate limits) ---------------------------------------------------------------
-
-
-def record_failures(db: Database, pairs: list[tuple[str, str]], now: datetime) -> None:
-    """Count one failed attempt under each (scope, key), e.g. per client and globally."""
-    record_attempts(db, pairs, now)
+#
+# The SQL beneath throttle.py, the only module that counts or writes these rows (the purge
+# below and forget_trusted_device only delete them). The table keeps tries being checked,
+# their failures, marks (a lock began, a visit was opened from an address) and API
+# requests, each under its scope.
 
 
 def count_failures(db: Database, scope: str, key: str, since: datetime) -> int:
@@ -893,8 +893,9 @@ def prune_failures(db: Database, before: datetime) -> None:
 
 
 def record_attempts(db: Database, pairs: list[tuple[str, str]], now: datetime) -> list[int]:
-    """Count an attempt under each (scope, key) before it is checked, so concurrent tries
-    see each other; the new rows' ids, for delete_failure_rows should the try succeed."""
+    """A row under each (scope, key) at `now`, e.g. a try counted before it is checked, so
+    concurrent tries see each other; the new rows' ids, for delete_failure_rows should the
+    try succeed."""
     with write(db):
         return [
             db.execute(
