@@ -1,5 +1,6 @@
 """The CSV export for a clinic's quality review: one row per visit, columns generated from
-the questionnaire definition (choice ids and their labels side by side).
+the questionnaire definition (choice ids and their labels side by side), each item's
+columns and cells as its type gives them (``ItemType.csv_columns``, ``csv_cells``).
 
 A cell a spreadsheet would run as a formula (starting with =, +, -, @, a tab or a carriage
 return) is prefixed with an apostrophe, so a patient's text can never become a formula.
@@ -30,7 +31,6 @@ VISIT_COLUMNS = (
 )
 # A column named apart from the visit record's own key (the record's "id").
 VISIT_KEYS = {"visit_id": "id"}
-JOIN = "; "
 
 
 def neutralise(value) -> str:
@@ -44,33 +44,15 @@ def _label(item: Item, choice_id: str | None) -> str:
 
 
 def columns(item: Item) -> list[str]:
-    """The column names of one item, by its type."""
-    if item.type in ("single", "multi"):
-        return [item.id, f"{item.id} label"]
-    if item.type == "medlist":
-        return [item.id, f"{item.id} label"]
-    if item.type == "yesno_text":
-        return [item.id, f"{item.id} label", f"{item.id} text"]
-    return [item.id]
+    """The column names of one item, as its type gives them."""
+    return item.item_type.csv_columns(item)
 
 
 def cells(item: Item, value) -> list[str]:
     """One item's stored answer as its cells (empty when skipped)."""
-    width = len(columns(item))
     if value is None:
-        return [""] * width
-    if item.type == "single":
-        return [value, _label(item, value)]
-    if item.type == "multi":
-        return [JOIN.join(value), JOIN.join(_label(item, v) for v in value)]
-    if item.type == "medlist":
-        ids = JOIN.join(f"{row['name']}: {row.get('feeling') or ''}" for row in value)
-        shown = JOIN.join(f"{row['name']}: {_label(item, row.get('feeling'))}" for row in value)
-        return [ids, shown]
-    if item.type == "yesno_text":
-        choice = value.get("choice")
-        return [choice or "", _label(item, choice), value.get("text", "")]
-    return [value]
+        return [""] * len(columns(item))
+    return item.item_type.csv_cells(item, value, _label)
 
 
 def header(definition: Questionnaire) -> list[str]:

@@ -1,10 +1,12 @@
-"""FHIR R4 out of the app: the Questionnaire generated from the definition, one
-QuestionnaireResponse per visit, and the project's own check of a response against it.
+"""FHIR R4 out of the app: the Questionnaire generated from the definition and one
+QuestionnaireResponse per visit. (The project's own check of a response against the
+Questionnaire is a test helper: ``tests/helpers/fhir_check.py``.)
 
 Everything is built from ``questionnaire.toml`` and the item types: a new item or choice
-appears here with no change. Only the shapes named by type differ: a ``medlist`` is a
-repeating group of name + feeling, a ``yesno_text`` a group of a yes/no choice and a
-text, and the safety item keeps its whole history as an extension. Answer options are
+appears here with no change. Each item type gives its own shapes (``fhir_question``,
+``fhir_answers`` in ``item_types``: a ``medlist`` is a repeating group of name + feeling,
+a ``yesno_text`` a group of a yes/no choice and a text), put together from the pieces of
+``Build``; the safety item keeps its whole history as an extension. Answer options are
 codings of the project's own code system, keyed by the stable choice ids.
 
 No Flask request is needed: the callers pass the clinic's settings and zone.
@@ -12,13 +14,13 @@ No Flask request is needed: the callers pass the clinic's settings and zone.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import datetime, tzinfo
 
 from flask_babel import force_locale, gettext
 
 from .i18n import LANGUAGES, SOURCE_LANGUAGE
+from .item_types import TYPES, ItemType
 from .questionnaire import Item, Questionnaire
 
 QUESTIONNAIRE_ID = "reflection"
@@ -48,9 +50,6 @@ STATUS = {
     "reviewed": "completed",
     "cancelled": "stopped",
 }
-RESPONSE_STATUSES = ("in-progress", "completed", "amended", "entered-in-error", "stopped")
-# A FHIR dateTime with a time of day must carry its offset (or Z).
-OFFSET_DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$")
 
 _cache: dict[tuple, dict] = {}
 
@@ -136,75 +135,17 @@ def _choice_item(link_id: str, item: Item, text: str, languages) -> dict:
     }
 
 
+def _item_type(item: Item) -> ItemType:
+    """The item's type; one this module has never heard of is refused, not guessed at."""
+    item_type = TYPES.get(item.type)
+    if item_type is None:  # a new item type must say how it maps before it ships
+        raise ValueError(f"item {item.id}: no FHIR mapping for type '{item.type}'")
+    return item_type
+
+
 def _question(item: Item, languages) -> dict:
-    """One definition item as a Questionnaire item, by its type."""
-    kind = item.type
-    if kind in ("single", "multi"):
-        element = _choice_item(item.id, item, item.prompt, languages)
-        if kind == "multi":
-            element["repeats"] = True
-            if item.max:
-                element["extension"] = [{"url": MAX_OCCURS, "valueInteger": item.max}]
-    elif kind == "scale":
-        element = {
-            "linkId": item.id,
-            "type": "integer",
-            **_text(item.prompt, languages),
-            "extension": [
-                {"url": MIN_VALUE, "valueInteger": item.min},
-                {"url": MAX_VALUE, "valueInteger": item.max},
-            ],
-            "item": [
-                _display(f"{item.id}.lower", item.min_label, "lower", languages),
-                _display(f"{item.id}.upper", item.max_label, "upper", languages),
-            ],
-        }
-    elif kind == "text":
-        element = {
-            "linkId": item.id,
-            "type": "text",
-            **_text(item.prompt, languages),
-            "maxLength": item.max_length,
-        }
-    elif kind == "medlist":
-        element = {
-            "linkId": item.id,
-            "type": "group",
-            **_text(item.prompt, languages),
-            "repeats": True,
-            "extension": [{"url": MAX_OCCURS, "valueInteger": item.max_rows}],
-            "item": [
-                {
-                    "linkId": f"{item.id}.name",
-                    "type": "string",
-                    **_text(item.row_label, languages),
-                    "maxLength": item.max_length,
-                },
-                _choice_item(f"{item.id}.feeling", item, item.choice_label, languages),
-            ],
-        }
-    elif kind == "yesno_text":
-        element = {
-            "linkId": item.id,
-            "type": "group",
-            **_text(item.prompt, languages),
-            "item": [
-                _choice_item(f"{item.id}.choice", item, item.prompt, languages),
-                {
-                    "linkId": f"{item.id}.text",
-                    "type": "text",
-                    **_text(item.text_prompt, languages),
-                    "maxLength": item.max_length,
-                },
-            ],
-        }
-    else:  # a new item type must say how it maps before it ships
-        raise ValueError(f"item {item.id}: no FHIR mapping for type '{kind}'")
-    if item.help and kind != "medlist":
-        element.setdefault("item", []).append(
-            _display(f"{item.id}.help", item.help, "help", languages)
-        )
-    return element
+    """One definition item as a Questionnaire item, in its type's shape."""
+    return _item_type(item).fhir_question(item, Build(languages))
 
 
 def _enable_when(item: Item, definition: Questionnaire) -> dict:
@@ -285,38 +226,41 @@ def _string(value: str, language: str) -> dict:
     return answer
 
 
+class Build:
+    """The FHIR pieces an item type puts its shapes together from (``ItemType.
+    fhir_question`` and ``fhir_answers``); texts carry the translations of ``languages``."""
+
+    def __init__(self, languages: tuple[str, ...] = ()):
+        self.languages = languages
+
+    def text(self, english: str, key: str = "text") -> dict:
+        return _text(english, self.languages, key)
+
+    def display(self, link_id: str, english: str, control: str) -> dict:
+        return _display(link_id, english, control, self.languages)
+
+    def choice_item(self, link_id: str, item: Item, text: str) -> dict:
+        return _choice_item(link_id, item, text, self.languages)
+
+    @staticmethod
+    def max_occurs(limit: int) -> dict:
+        return {"url": MAX_OCCURS, "valueInteger": limit}
+
+    @staticmethod
+    def min_value(low: int) -> dict:
+        return {"url": MIN_VALUE, "valueInteger": low}
+
+    @staticmethod
+    def max_value(high: int) -> dict:
+        return {"url": MAX_VALUE, "valueInteger": high}
+
+    coding = staticmethod(_coding)
+    string = staticmethod(_string)
+
+
 def _answered(item: Item, value, language: str) -> list[dict]:
     """The response items for one stored answer (a medicine list gives one per row)."""
-    kind = item.type
-    if kind == "single":
-        return [{"linkId": item.id, "answer": [{"valueCoding": _coding(item, value)}]}]
-    if kind == "multi":
-        answers = [{"valueCoding": _coding(item, v)} for v in value]
-        return [{"linkId": item.id, "answer": answers}]
-    if kind == "scale":
-        return [{"linkId": item.id, "answer": [{"valueInteger": int(value)}]}]
-    if kind == "text":
-        return [{"linkId": item.id, "answer": [_string(value, language)]}]
-    if kind == "medlist":
-        rows = []
-        for row in value:
-            parts = [{"linkId": f"{item.id}.name", "answer": [_string(row["name"], language)]}]
-            if row.get("feeling"):
-                answer = {"valueCoding": _coding(item, row["feeling"])}
-                parts.append({"linkId": f"{item.id}.feeling", "answer": [answer]})
-            rows.append({"linkId": item.id, "item": parts})
-        return rows
-    if kind == "yesno_text":
-        parts = []
-        if value.get("choice"):
-            answer = {"valueCoding": _coding(item, value["choice"])}
-            parts.append({"linkId": f"{item.id}.choice", "answer": [answer]})
-        if value.get("text"):
-            parts.append(
-                {"linkId": f"{item.id}.text", "answer": [_string(value["text"], language)]}
-            )
-        return [{"linkId": item.id, "item": parts}] if parts else []
-    raise ValueError(f"item {item.id}: no FHIR mapping for type '{kind}'")
+    return _item_type(item).fhir_answers(item, value, language, Build())
 
 
 def _safety_history(history, item: Item | None, zone) -> list[dict]:
@@ -401,156 +345,3 @@ def response_resource(
 
 def _instant(stored: str, zone) -> str:
     return timestamp(stored, zone)
-
-
-# --- the project's own check ---------------------------------------------------------------
-
-
-def _extension(element: Mapping, url: str):
-    for ext in element.get("extension", ()):
-        if ext.get("url") == url:
-            return next((v for k, v in ext.items() if k.startswith("value")), None)
-    return None
-
-
-def _index(items, parent: str | None, into: dict) -> dict:
-    for item in items or ():
-        into[item["linkId"]] = (item, parent)
-        _index(item.get("item"), item["linkId"], into)
-    return into
-
-
-def _check_answer(defn: Mapping, answer: Mapping, where: str) -> list[str]:
-    kind = defn["type"]
-    if kind == "choice":
-        coding = answer.get("valueCoding")
-        codes = {
-            (o["valueCoding"]["system"], o["valueCoding"]["code"])
-            for o in defn.get("answerOption", ())
-        }
-        if not coding or (coding.get("system"), coding.get("code")) not in codes:
-            return [f"{where}: {coding and coding.get('code')!r} is not one of its options"]
-    elif kind == "integer":
-        value = answer.get("valueInteger")
-        low, high = _extension(defn, MIN_VALUE), _extension(defn, MAX_VALUE)
-        if not isinstance(value, int) or isinstance(value, bool):
-            return [f"{where}: needs a whole number"]
-        if (low is not None and value < low) or (high is not None and value > high):
-            return [f"{where}: {value} is outside {low}-{high}"]
-    elif kind in ("string", "text"):
-        value = answer.get("valueString")
-        if not isinstance(value, str):
-            return [f"{where}: needs text"]
-        if defn.get("maxLength") and len(value) > defn["maxLength"]:
-            return [f"{where}: longer than {defn['maxLength']} characters"]
-    else:
-        return [f"{where}: a {kind} item takes no answer"]
-    return []
-
-
-def _given(items, into: dict) -> dict:
-    """Every answer in a response by linkId, however deep."""
-    for item in items or ():
-        into.setdefault(item.get("linkId"), []).extend(item.get("answer", ()))
-        _given(item.get("item"), into)
-    return into
-
-
-def _enabled(defn: Mapping, given: Mapping) -> bool:
-    """Whether a Questionnaire item's enableWhen holds for the response's answers (the
-    operators the generated Questionnaire uses: exists, = and != on a coding)."""
-    results = []
-    for condition in defn.get("enableWhen", ()):
-        answers = given.get(condition.get("question"), [])
-        operator = condition.get("operator")
-        if operator == "exists":
-            results.append(bool(answers) == condition.get("answerBoolean"))
-            continue
-        wanted = condition.get("answerCoding") or {}
-        codes = {
-            (a.get("valueCoding", {}).get("system"), a.get("valueCoding", {}).get("code"))
-            for a in answers
-        }
-        matched = (wanted.get("system"), wanted.get("code")) in codes
-        results.append(matched if operator == "=" else bool(answers) and not matched)
-    if not results:
-        return True
-    return any(results) if defn.get("enableBehavior") == "any" else all(results)
-
-
-def _check_items(
-    items, parent: str | None, index: dict, problems: list, given: Mapping | None = None
-) -> None:
-    counts: dict[str, int] = {}
-    for item in items or ():
-        link = item.get("linkId")
-        if link not in index:
-            problems.append(f"{link}: no such item in the Questionnaire")
-            continue
-        defn, defn_parent = index[link]
-        if defn_parent != parent:
-            problems.append(f"{link}: belongs under {defn_parent}, found under {parent}")
-        if given is not None and not _enabled(defn, given):
-            problems.append(f"{link}: answered, but its enableWhen leaves it unasked")
-        counts[link] = counts.get(link, 0) + 1
-        answers = item.get("answer", ())
-        if defn["type"] == "group" and answers:
-            problems.append(f"{link}: a group takes no answer")
-        if len(answers) > 1 and not defn.get("repeats"):
-            problems.append(f"{link}: more than one answer to a single-answer item")
-        limit = _extension(defn, MAX_OCCURS)
-        if defn["type"] != "group" and limit is not None and len(answers) > limit:
-            problems.append(f"{link}: more than {limit} answers")
-        exclusive = {
-            o["valueCoding"]["code"]
-            for o in defn.get("answerOption", ())
-            if _extension(o, OPTION_EXCLUSIVE)
-        }
-        picked = [a.get("valueCoding", {}).get("code") for a in answers]
-        if len(picked) > 1 and exclusive & set(picked):
-            problems.append(f"{link}: an exclusive answer is picked with others")
-        for answer in answers:
-            problems += _check_answer(defn, answer, link)
-        _check_items(item.get("item"), link, index, problems, given)
-    for link, count in counts.items():
-        defn = index[link][0]
-        limit = _extension(defn, MAX_OCCURS) if defn["type"] == "group" else None
-        if count > 1 and not (defn["type"] == "group" and defn.get("repeats")):
-            problems.append(f"{link}: appears {count} times")
-        elif limit is not None and count > limit:
-            problems.append(f"{link}: {count} rows, at most {limit}")
-
-
-def _datetimes(element, path: str = ""):
-    """Every dateTime value in a resource: authored, lastUpdated, valueDateTime."""
-    if isinstance(element, dict):
-        for key, value in element.items():
-            if key in ("authored", "lastUpdated", "valueDateTime"):
-                yield f"{path}{key}", value
-            else:
-                yield from _datetimes(value, f"{path}{key}.")
-    elif isinstance(element, list):
-        for value in element:
-            yield from _datetimes(value, path)
-
-
-def check_response(response: Mapping, questionnaire: Mapping) -> list[str]:
-    """What is wrong with a response measured against its Questionnaire (empty: nothing).
-
-    Every linkId exists and nests as in the Questionnaire, every code is one of its
-    item's options, numbers are within range, text within length, rows within their
-    limit, no item answered that its enableWhen leaves unasked (M1-M5, P1 after M0
-    "no"), the canonical names this Questionnaire's version, every time has its offset.
-    """
-    problems = []
-    if response.get("status") not in RESPONSE_STATUSES:
-        problems.append(f"status: {response.get('status')!r} is not a response status")
-    expected = canonical(questionnaire["version"])
-    if response.get("questionnaire") != f"{questionnaire['url']}|{questionnaire['version']}":
-        problems.append(f"questionnaire: {response.get('questionnaire')!r}, not {expected!r}")
-    for where, value in _datetimes(response):
-        if not (isinstance(value, str) and OFFSET_DATETIME.match(value)):
-            problems.append(f"{where}: {value!r} has no time-zone offset")
-    index = _index(questionnaire["item"], None, {})
-    _check_items(response.get("item"), None, index, problems, _given(response.get("item"), {}))
-    return problems

@@ -1,11 +1,21 @@
 """The questionnaire's item types, one class each: everything a type means lives here.
 
-A type knows which definition keys it takes, the form fields that ask it (with their
-validators and translated messages), how a posted form reads back into the stored answer
-and how a stored answer fills the form again, how the answer reads on screen and on
-paper, and which macro of ``templates/patient/_item_types.html`` draws it.
+A type owns:
 
-Adding a type means one class here, its entry in ``TYPES`` and one macro.
+- the definition keys it takes, and what an item of it must have (``definition_problem``);
+- the form fields that ask it, with their validators and translated messages (``fields``);
+- how a posted form reads back into the stored answer, and how a stored answer fills the
+  form again (``answer``, ``form_data``);
+- how the answer reads on screen and on paper (``show``), and which macro of
+  ``templates/patient/_item_types.html`` draws it (``macro``);
+- how much of a phone screen it takes (``screen_rows``, with ``patient_forms``' measures);
+- its CSV columns and their cells (``csv_columns``, ``csv_cells``, for ``exports``);
+- its FHIR shapes: the Questionnaire item and the QuestionnaireResponse items of an
+  answer (``fhir_question``, ``fhir_answers``, built with ``fhir.Build``).
+
+Adding a type means one class here, its entry in ``TYPES`` and one macro; ``exports``,
+``fhir`` and ``patient_forms`` ask the type and never name one. A type that has not said
+how it maps to FHIR is refused there (``ValueError``) rather than sent half-described.
 """
 
 from __future__ import annotations
@@ -30,14 +40,19 @@ from .display import Shown, label, labels
 from .forms import CHOICE_ERROR, MultiCheckboxField, length_limit, strip_spaces
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from flask_wtf import FlaskForm
 
+    from .fhir import Build
+    from .patient_forms import Measures
     from .questionnaire import Choice, Item
 
 # Keys every item may have in the definition, whatever its type.
 COMMON_KEYS = frozenset({"id", "type", "prompt", "short", "practices", "help", "intro", "since"})
 
 PREFER_NOT = SelectChoice("", _l("Prefer not to say"))
+CSV_JOIN = "; "  # between the values of one CSV cell (a multi's choices, a list's rows)
 
 
 # --- validators --------------------------------------------------------------------------
@@ -163,6 +178,40 @@ class ItemType:
         """How a stored (not None) answer reads on screen and on paper."""
         raise NotImplementedError
 
+    def screen_rows(self, item: Item, measures: Measures) -> float:
+        """About how many rows of a phone screen the item takes (``patient_forms``'
+        SCREEN_ROWS); by default the question and one row or so per choice."""
+        rows = measures.question(item)
+        rows += measures.choices(item)
+        return rows
+
+    def csv_columns(self, item: Item) -> list[str]:
+        """The item's column names in the CSV export; by default one, its id."""
+        return [item.id]
+
+    def csv_cells(self, item: Item, value, label: Callable[[Item, str | None], str]) -> list:
+        """A stored (not None) answer as its CSV cells, one per column; ``label`` is the
+        export's label of a choice id."""
+        return [value]
+
+    def fhir_question(self, item: Item, build: Build) -> dict:
+        """The item as a FHIR Questionnaire item."""
+        raise ValueError(f"item {item.id}: no FHIR mapping for type '{self.name}'")
+
+    def fhir_answers(self, item: Item, value, language: str, build: Build) -> list[dict]:
+        """The QuestionnaireResponse items of a stored (not None) answer; ``language`` is
+        the one its free text was written in."""
+        raise ValueError(f"item {item.id}: no FHIR mapping for type '{self.name}'")
+
+    @staticmethod
+    def _with_help(item: Item, element: dict, build: Build) -> dict:
+        """A Questionnaire item with the item's help line as a display child."""
+        if item.help:
+            element.setdefault("item", []).append(
+                build.display(f"{item.id}.help", item.help, "help")
+            )
+        return element
+
 
 class Single(ItemType):
     """One choice, or "Prefer not to say"; stored as the choice id."""
@@ -176,6 +225,21 @@ class Single(ItemType):
 
     def show(self, item, value):
         return Shown((label(item, value),))
+
+    def screen_rows(self, item, measures):
+        return super().screen_rows(item, measures) + measures.skip
+
+    def csv_columns(self, item):
+        return [item.id, f"{item.id} label"]
+
+    def csv_cells(self, item, value, label):
+        return [value, label(item, value)]
+
+    def fhir_question(self, item, build):
+        return self._with_help(item, build.choice_item(item.id, item, item.prompt), build)
+
+    def fhir_answers(self, item, value, language, build):
+        return [{"linkId": item.id, "answer": [{"valueCoding": build.coding(item, value)}]}]
 
 
 class Multi(ItemType):
@@ -204,6 +268,23 @@ class Multi(ItemType):
 
     def show(self, item, value):
         return Shown(tuple(labels(item, value)))
+
+    def csv_columns(self, item):
+        return [item.id, f"{item.id} label"]
+
+    def csv_cells(self, item, value, label):
+        return [CSV_JOIN.join(value), CSV_JOIN.join(label(item, v) for v in value)]
+
+    def fhir_question(self, item, build):
+        element = build.choice_item(item.id, item, item.prompt)
+        element["repeats"] = True
+        if item.max:
+            element["extension"] = [build.max_occurs(item.max)]
+        return self._with_help(item, element, build)
+
+    def fhir_answers(self, item, value, language, build):
+        answers = [{"valueCoding": build.coding(item, v)} for v in value]
+        return [{"linkId": item.id, "answer": answers}]
 
 
 class Scale(ItemType):
@@ -239,6 +320,26 @@ class Scale(ItemType):
             )
         )
 
+    def screen_rows(self, item, measures):
+        points = (item.max or 0) - (item.min or 0) + 1
+        return measures.question(item) + (2.0 if points <= 5 else 3.5) + measures.skip
+
+    def fhir_question(self, item, build):
+        element = {
+            "linkId": item.id,
+            "type": "integer",
+            **build.text(item.prompt),
+            "extension": [build.min_value(item.min), build.max_value(item.max)],
+            "item": [
+                build.display(f"{item.id}.lower", item.min_label, "lower"),
+                build.display(f"{item.id}.upper", item.max_label, "upper"),
+            ],
+        }
+        return self._with_help(item, element, build)
+
+    def fhir_answers(self, item, value, language, build):
+        return [{"linkId": item.id, "answer": [{"valueInteger": int(value)}]}]
+
 
 class Text(ItemType):
     """Free text up to ``max_length``; stored as the text, shown exactly as written."""
@@ -252,6 +353,21 @@ class Text(ItemType):
 
     def show(self, item, value):
         return Shown(quote=value)
+
+    def screen_rows(self, item, measures):
+        return measures.question(item) + measures.text(item)
+
+    def fhir_question(self, item, build):
+        element = {
+            "linkId": item.id,
+            "type": "text",
+            **build.text(item.prompt),
+            "maxLength": item.max_length,
+        }
+        return self._with_help(item, element, build)
+
+    def fhir_answers(self, item, value, language, build):
+        return [{"linkId": item.id, "answer": [build.string(value, language)]}]
 
 
 class MedList(ItemType):
@@ -302,6 +418,44 @@ class MedList(ItemType):
             (row["name"], label(item, row.get("feeling")) or no_feeling) for row in value
         )
 
+    def csv_columns(self, item):
+        return [item.id, f"{item.id} label"]
+
+    def csv_cells(self, item, value, label):
+        ids = CSV_JOIN.join(f"{row['name']}: {row.get('feeling') or ''}" for row in value)
+        shown = CSV_JOIN.join(f"{row['name']}: {label(item, row.get('feeling'))}" for row in value)
+        return [ids, shown]
+
+    def fhir_question(self, item, build):
+        # A repeating group of name + feeling; its help line is not sent (a display child
+        # of a repeating group would stand in every row).
+        return {
+            "linkId": item.id,
+            "type": "group",
+            **build.text(item.prompt),
+            "repeats": True,
+            "extension": [build.max_occurs(item.max_rows)],
+            "item": [
+                {
+                    "linkId": f"{item.id}.name",
+                    "type": "string",
+                    **build.text(item.row_label),
+                    "maxLength": item.max_length,
+                },
+                build.choice_item(f"{item.id}.feeling", item, item.choice_label),
+            ],
+        }
+
+    def fhir_answers(self, item, value, language, build):
+        rows = []  # one response item per row
+        for row in value:
+            parts = [{"linkId": f"{item.id}.name", "answer": [build.string(row["name"], language)]}]
+            if row.get("feeling"):
+                answer = {"valueCoding": build.coding(item, row["feeling"])}
+                parts.append({"linkId": f"{item.id}.feeling", "answer": [answer]})
+            rows.append({"linkId": item.id, "item": parts})
+        return rows
+
 
 class YesNoText(ItemType):
     """Yes / no, then free text; stored as ``{"choice": ..., "text": ...}``."""
@@ -327,6 +481,45 @@ class YesNoText(ItemType):
     def show(self, item, value):
         words = (label(item, value.get("choice")),) if value.get("choice") else ()
         return Shown(words, value.get("text", ""))
+
+    def screen_rows(self, item, measures):
+        rows = super().screen_rows(item, measures) + measures.skip
+        return rows + (1.0 + measures.text(item))  # the text's own prompt, then its box
+
+    def csv_columns(self, item):
+        return [item.id, f"{item.id} label", f"{item.id} text"]
+
+    def csv_cells(self, item, value, label):
+        choice = value.get("choice")
+        return [choice or "", label(item, choice), value.get("text", "")]
+
+    def fhir_question(self, item, build):
+        element = {
+            "linkId": item.id,
+            "type": "group",
+            **build.text(item.prompt),
+            "item": [
+                build.choice_item(f"{item.id}.choice", item, item.prompt),
+                {
+                    "linkId": f"{item.id}.text",
+                    "type": "text",
+                    **build.text(item.text_prompt),
+                    "maxLength": item.max_length,
+                },
+            ],
+        }
+        return self._with_help(item, element, build)
+
+    def fhir_answers(self, item, value, language, build):
+        parts = []
+        if value.get("choice"):
+            answer = {"valueCoding": build.coding(item, value["choice"])}
+            parts.append({"linkId": f"{item.id}.choice", "answer": [answer]})
+        if value.get("text"):
+            parts.append(
+                {"linkId": f"{item.id}.text", "answer": [build.string(value["text"], language)]}
+            )
+        return [{"linkId": item.id, "item": parts}] if parts else []
 
 
 TYPES: dict[str, ItemType] = {

@@ -45,20 +45,29 @@ def _text_rows(item: Item) -> float:
     return TEXT_ROWS["long" if (item.max_length or 0) > LONG_TEXT else "short"]
 
 
+class Measures:
+    """The rows the parts of a question take, which each item type adds up in its own
+    ``screen_rows``."""
+
+    skip = SKIP_ROWS
+
+    @staticmethod
+    def question(item: Item) -> float:
+        """The question's own rows, and a row for an intro above it."""
+        return QUESTION_ROWS + (1.0 if item.intro else 0.0)
+
+    @staticmethod
+    def choices(item: Item) -> float:
+        return sum(_choice_rows(choice.label) for choice in item.choices)
+
+    @staticmethod
+    def text(item: Item) -> float:
+        return _text_rows(item)
+
+
 def screen_rows(item: Item) -> float:
     """About how many rows one question takes on a phone (see SCREEN_ROWS)."""
-    rows = QUESTION_ROWS + (1.0 if item.intro else 0.0)
-    if item.type == "scale":
-        points = (item.max or 0) - (item.min or 0) + 1
-        return rows + (2.0 if points <= 5 else 3.5) + SKIP_ROWS
-    if item.type == "text":
-        return rows + _text_rows(item)
-    rows += sum(_choice_rows(choice.label) for choice in item.choices)
-    if item.type in ("single", "yesno_text"):
-        rows += SKIP_ROWS
-    if item.type == "yesno_text":
-        rows += 1.0 + _text_rows(item)
-    return rows
+    return item.item_type.screen_rows(item, Measures)
 
 
 @lru_cache(maxsize=64)

@@ -86,11 +86,58 @@ class Section:
         return hash(self.id)
 
 
+# In a summary block's items: the stance row (see SummaryLayout.stance).
+STANCE = "stance"
+
+
+@dataclass(frozen=True)
+class StanceRow:
+    """The summary logic's stance, one row built from two items' answers."""
+
+    need: str  # the need scale (M4): placed by the stance row, shown alone without one
+    worries: str  # the worries (M5): named by the stance, placed in a row of its own
+
+
+@dataclass(frozen=True)
+class SummaryBlock:
+    title: str  # a message id, translated when shown
+    items: tuple[str, ...]  # item ids in row order; STANCE for the stance row
+
+
+@dataclass(frozen=True)
+class SummaryLayout:
+    """Where each item shows on the one-page summary: questionnaire.toml's [summary].
+
+    Every item is placed exactly once (checked at load): as the safety banner's answer,
+    the agenda line, a Today row, or a row of a block (the stance row placing its need).
+    """
+
+    safety: str = ""
+    agenda: str = ""
+    today: tuple[str, ...] = ()
+    stance: StanceRow | None = None
+    blocks: tuple[SummaryBlock, ...] = ()
+
+    def placements(self) -> list[tuple[str, str]]:
+        """(item id, where it shows) for every place, top of the page to bottom."""
+        places = [(self.safety, "safety"), (self.agenda, "agenda")]
+        places = [(item_id, where) for item_id, where in places if item_id]
+        places += [(item_id, "today") for item_id in self.today]
+        for block in self.blocks:
+            for entry in block.items:
+                if entry == STANCE and self.stance is not None:
+                    places.append((self.stance.need, f"block '{block.title}' (the stance row)"))
+                else:
+                    places.append((entry, f"block '{block.title}'"))
+        return places
+
+
 @dataclass(frozen=True)
 class Questionnaire:
     version: str
     sections: tuple[Section, ...]
     items: dict[str, Item] = field(default_factory=dict)
+    layout: SummaryLayout = field(default_factory=SummaryLayout)
 
     @property
     def item_ids(self) -> list[str]:
@@ -196,6 +243,86 @@ def _check_hides(sections: list[Section]) -> None:
                         )
 
 
+LAYOUT_KEYS = frozenset({"safety", "agenda", "today", "stance", "blocks"})
+
+
+def _ids(value, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise DefinitionError(f"{where}: expected a list of item ids")
+    return tuple(value)
+
+
+def _text(value, where: str) -> str:
+    if not isinstance(value, str):
+        raise DefinitionError(f"{where}: expected text")
+    return value
+
+
+def _parse_layout(data: dict) -> SummaryLayout:
+    raw = _require(data, "summary", "definition")
+    if not isinstance(raw, dict):
+        raise DefinitionError("[summary]: expected a table")
+    unknown = set(raw) - LAYOUT_KEYS
+    if unknown:
+        raise DefinitionError(f"[summary]: unknown keys {sorted(unknown)}")
+    stance = None
+    if "stance" in raw:
+        table = raw["stance"]
+        if not isinstance(table, dict) or set(table) != {"need", "worries"}:
+            raise DefinitionError("[summary] stance: expected { need = ID, worries = ID }")
+        stance = StanceRow(
+            _text(table["need"], "[summary] stance need"),
+            _text(table["worries"], "[summary] stance worries"),
+        )
+    blocks = []
+    for block in raw.get("blocks", ()):
+        if not isinstance(block, dict):
+            raise DefinitionError("[summary] blocks: expected [[summary.blocks]] tables")
+        title = _text(_require(block, "title", "[summary] block"), "[summary] block title")
+        where = f"[summary] block '{title}'"
+        unknown = set(block) - {"title", "items"}
+        if unknown:
+            raise DefinitionError(f"{where}: unknown keys {sorted(unknown)}")
+        items = _ids(_require(block, "items", where), where)
+        if STANCE in items and stance is None:
+            raise DefinitionError(
+                f"{where}: places the stance row, but [summary] has no "
+                "stance = { need = ID, worries = ID }"
+            )
+        blocks.append(SummaryBlock(title, items))
+    return SummaryLayout(
+        safety=_text(raw.get("safety", ""), "[summary] safety"),
+        agenda=_text(raw.get("agenda", ""), "[summary] agenda"),
+        today=_ids(raw.get("today", []), "[summary] today"),
+        stance=stance,
+        blocks=tuple(blocks),
+    )
+
+
+def _check_layout(layout: SummaryLayout, item_ids: list[str]) -> None:
+    """Every item shows on the summary exactly once, and only items are placed: an item
+    placed nowhere would be stored and exported but never read by the psychiatrist."""
+    known = set(item_ids)
+    placed: dict[str, str] = {}
+    for item_id, where in layout.placements():
+        if item_id not in known:
+            raise DefinitionError(f"[summary] {where}: unknown item '{item_id}'")
+        if item_id in placed:
+            raise DefinitionError(
+                f"item {item_id}: placed twice on the summary, in [summary] "
+                f"{placed[item_id]} and {where}"
+            )
+        placed[item_id] = where
+    if layout.stance is not None and layout.stance.worries not in known:
+        raise DefinitionError(f"[summary] stance: unknown item '{layout.stance.worries}'")
+    for item_id in item_ids:
+        if item_id not in placed:
+            raise DefinitionError(
+                f"item {item_id}: placed nowhere on the summary; add it to [summary] "
+                "(a block's items, today, agenda or safety)"
+            )
+
+
 def parse(data: dict) -> Questionnaire:
     """Build and validate a questionnaire from parsed TOML data."""
     version = _require(data, "version", "definition")
@@ -214,7 +341,9 @@ def parse(data: dict) -> Questionnaire:
     if len(section_ids) != len(set(section_ids)):
         raise DefinitionError("duplicate section id")
     _check_hides(sections)
-    return Questionnaire(str(version), tuple(sections), seen)
+    layout = _parse_layout(data)
+    _check_layout(layout, list(seen))
+    return Questionnaire(str(version), tuple(sections), seen, layout)
 
 
 def load(path: Path | str = DEFINITION_PATH) -> Questionnaire:

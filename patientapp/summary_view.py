@@ -27,7 +27,8 @@ from markupsafe import Markup, escape
 
 from . import display, summary
 from .i18n import language_name
-from .questionnaire import Questionnaire
+from .questionnaire import STANCE, Questionnaire
+from .summary import N_
 
 PRACTICES = {
     1: _l("Focus on affect"),
@@ -48,6 +49,16 @@ NOT_REACHED_NOTE = _l("not reached")
 # An item the patient's own answer left unasked: M0 "no" hides M1-M5 and P1.
 NOT_ASKED_NOTE = _l("not asked: not taking medicine")
 NOTHING_TO_SHOW = _l("Nothing to show: every item here was skipped.")
+# The titles questionnaire.toml gives the summary's blocks ([[summary.blocks]] title),
+# marked here for Babel: the questionnaire extractor takes only what patients read.
+# A block title missing here would show untranslated (tests/test_layout.py checks).
+BLOCK_TITLES = (
+    N_("Medicines"),
+    N_("Patterns"),
+    N_("Family, culture, past treatment"),
+    N_("Meaning and hopes"),
+    N_("Relationship"),
+)
 
 
 @dataclass(frozen=True)
@@ -359,7 +370,7 @@ def _safety_history_lines(history: list[dict], questionnaire: Questionnaire) -> 
     Nothing when the patient saved one value only: the banner already says it."""
     if len(history) < 2 or not summary.ever_worrying([h["value"] for h in history]):
         return []
-    item = questionnaire.items["S1"]
+    item = questionnaire.items[questionnaire.layout.safety]
     lines = []
     for number, entry in enumerate(history):
         time = _at(entry["saved_at"])
@@ -393,8 +404,9 @@ def _banner_answer(
         entry = max(worrying, key=lambda h: summary.safety_severity(h["value"]))
         value, time = entry["value"], _at(entry["saved_at"])
     else:
-        value, time = answers.get("S1"), ""
-    return (display.label(questionnaire.items["S1"], value) if value else "", time)
+        value, time = answers.get(questionnaire.layout.safety), ""
+    item = questionnaire.items.get(questionnaire.layout.safety)
+    return (display.label(item, value) if value and item else "", time)
 
 
 def _safety_headline(answer: str, time: str) -> str:
@@ -449,6 +461,7 @@ def build(
     visible = {k: v for k, v in answers.items() if k not in held and k not in hidden}
     written_in = visit["answer_language"] or "en"
     q = questionnaire
+    layout = q.layout  # where each item shows: questionnaire.toml's [summary]
 
     def tag(item_id: str) -> str:
         """The name of the language an answer was written in, in the reader's language."""
@@ -477,35 +490,31 @@ def build(
         return _row(q, item_id, visible, tag(item_id), label, note(item_id))
 
     def rows(*item_ids):
-        # Items of a later questionnaire version are left out of visits answered before it.
-        return [row(i) for i in item_ids if i in q.items]
+        return [row(i) for i in item_ids]
 
-    stance = summary.stance_parts(visible)
-    stance_row = Row(
-        # No stance row when neither part was asked: their own rows say so.
-        "" if {"M4", "M5"} <= hidden.keys() else gettext("Stance"),
-        [stance_line(stance)] if stance else [],
-        skipped=stance is None,
-        note="" if stance else note("M4", "M5"),
-    )
-    # The stance names the need; without a stance the need has its own row.
-    need = [] if stance else rows("M4")
-    medicines = Block(
-        gettext("Medicines"),
-        [*rows("M0"), stance_row, *need, *rows("M2", "M1", "M3", "M5", "M6")],
-    )
-    blocks = [
-        medicines,
-        Block(gettext("Patterns"), rows("P1", "P2")),
-        Block(gettext("Family, culture, past treatment"), rows("F1", "F2", "F3")),
-        Block(gettext("Meaning and hopes"), rows("W1", "W3", "W2", "H1", "H2")),
-        Block(gettext("Relationship"), rows("R1", "R4", "R2", "R5")),
-    ]
+    def stance_rows() -> list[Row]:
+        """The stance row; without a stance, the need's own row follows it."""
+        need, worries = layout.stance.need, layout.stance.worries
+        stance = summary.stance_parts(visible)
+        stance_row = Row(
+            # No stance row when neither part was asked: their own rows say so.
+            "" if {need, worries} <= hidden.keys() else gettext("Stance"),
+            [stance_line(stance)] if stance else [],
+            skipped=stance is None,
+            note="" if stance else note(need, worries),
+        )
+        # The stance names the need; without a stance the need has its own row.
+        return [stance_row, *([] if stance else rows(need))]
+
+    def block_rows(entries: tuple[str, ...]) -> list[Row]:
+        return [r for i in entries for r in (stance_rows() if i == STANCE else rows(i))]
+
+    blocks = [Block(gettext(b.title), block_rows(b.items)) for b in layout.blocks]
     for block in blocks:
         block.rows = _shown_rows(block.rows)
         block.empty = "" if block.rows else str(NOTHING_TO_SHOW)
     # The agenda has its own line at the top of Today, beside the topics held back.
-    today = _shown_rows(rows("R3", "T1", "P3"))
+    today = _shown_rows(rows(*layout.today))
     previous_visible = None
     held_before, hidden_before = _held_and_not_asked(
         q, previous_answers or {}, previous_in_person or set()
@@ -519,7 +528,7 @@ def build(
     skipped = [
         gettext(q.items[i].short)
         for i in summary.skipped_items(visible, reached, q)
-        if i not in held and i != "S1" and i in asked and i not in hidden
+        if i not in held and i != layout.safety and i in asked and i not in hidden
     ]
     history = safety_history or []
     banner_answer, banner_time = _banner_answer(answers, history, q)
@@ -543,7 +552,9 @@ def build(
         safety_headline=_safety_headline(banner_answer, banner_time),
         alert=_alert_view(alert),
         safety_history=_safety_history_lines(history, q),
-        agenda=Text(visible["T2"], tag("T2")) if visible.get("T2") else None,
+        agenda=(
+            Text(visible[layout.agenda], tag(layout.agenda)) if visible.get(layout.agenda) else None
+        ),
         feelings=display.labels(q.items["T1"], visible.get("T1")),
         # The only free text an opener quotes is F2's.
         flags=[_flag_view(f, q, tag("F2")) for f in summary.top_flags(visible, held=in_person)],
@@ -564,7 +575,7 @@ def build(
         in_person=[gettext(q.items[i].short) for i in q.item_ids if i in in_person],
         skipped=skipped,
         today=today,
-        agenda_note=note("T2"),
+        agenda_note=note(layout.agenda) if layout.agenda else "",
     )
 
 

@@ -137,6 +137,8 @@ title = "B"
   prompt = "p"
   short = "s"
   max_length = 5
+[summary]
+today = ["A1", "A2", "B1"]
 """
 
 

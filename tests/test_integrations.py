@@ -13,8 +13,9 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
-from patientapp import api, fhir, storage, visits
+from patientapp import api, storage, visits
 from patientapp.web import get_db
+from tests.helpers.fhir_check import check_response
 
 SEARCH = "/api/fhir/QuestionnaireResponse?_lastUpdated=ge2026-11-25T00:00:00Z"
 
@@ -111,7 +112,7 @@ def test_the_search_is_a_valid_bundle_and_every_read_is_audited(app, admin, clie
     Questionnaire.model_validate(questionnaire.get_json())
     for entry in bundle["entry"]:
         QuestionnaireResponse.model_validate(entry["resource"])
-        assert fhir.check_response(entry["resource"], questionnaire.get_json()) == []
+        assert check_response(entry["resource"], questionnaire.get_json()) == []
     reads = audit_rows(db, "fhir_response_read")
     assert sorted(r["visit_id"] for r in reads) == [first, second]
     assert {r["actor"] for r in reads} == {"api:EHR interface"}

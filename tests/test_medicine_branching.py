@@ -15,6 +15,7 @@ from test_staff import summary_in_text, summary_on_page
 
 from patientapp import api, examples, exports, fhir, patient_forms, questionnaire, storage
 from patientapp.web import get_db
+from tests.helpers.fhir_check import check_response
 
 NOT_ASKED = ("M1", "M2", "M3", "M4", "M5", "P1")
 NOTE = "not asked: not taking medicine"
@@ -436,7 +437,7 @@ def test_fhir_response_has_m0_and_no_unasked_item(app):
         response = api.response_for(visit)
         resource = api.questionnaire_json()
     QuestionnaireResponse.model_validate(response)
-    assert fhir.check_response(response, resource) == []
+    assert check_response(response, resource) == []
     medicines = next(g for g in response["item"] if g["linkId"] == "medicines")
     assert medicines["item"][0] == {
         "linkId": "M0",
@@ -451,12 +452,12 @@ def test_fhir_response_has_m0_and_no_unasked_item(app):
             "answer": [{"valueCoding": {"system": fhir.CODE_SYSTEM, "code": "stopped"}}],
         },
     )
-    assert fhir.check_response(response, resource) == [
+    assert check_response(response, resource) == [
         "P1: answered, but its enableWhen leaves it unasked"
     ]
     # Answered "yes", it is enabled.
     medicines["item"][0]["answer"][0]["valueCoding"]["code"] = "yes"
-    assert fhir.check_response(response, resource) == []
+    assert check_response(response, resource) == []
 
 
 def test_the_csv_has_m0_and_empty_cells_for_unasked_items():

@@ -37,7 +37,9 @@ def test_every_screen_of_the_shipped_questionnaire_fits_its_share():
 
 
 def _definition(items):
-    return parse({"version": "t", "sections": [{"id": "s", "title": "S", "items": items}]})
+    sections = [{"id": "s", "title": "S", "items": items}]
+    summary = {"today": [item["id"] for item in items]}  # each item shown once on the page
+    return parse({"version": "t", "sections": sections, "summary": summary})
 
 
 def test_a_long_section_is_shared_out_evenly_in_order(monkeypatch):
