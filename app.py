@@ -1,7 +1,7 @@
 """The WSGI entry point: `flask --app app ...` and waitress both load `app` from here."""
 
 from patientapp import create_app
-from patientapp.storage import StorageError
+from patientapp.db.storage import StorageError
 
 try:
     app = create_app()

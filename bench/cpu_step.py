@@ -1,7 +1,7 @@
 """Server CPU per patient step, run by hand:  python bench/cpu_step.py [--rounds N]
 
 Walks patients through every screen of every step (GET the screen, then POST Next with
-its CSRF token and the example answers of patientapp/examples.py) with Flask's test
+its CSRF token and the example answers of patientapp/cli/examples.py) with Flask's test
 client, in one process, and prints the CPU time (time.process_time) the application
 itself spent per screen: each request is timed inside the WSGI call, so the test client's
 own work is not counted. One new visit per round, a few untimed rounds first (templates,
@@ -79,8 +79,11 @@ def _path(location: str) -> str:
 
 def walk(app, timer: CpuTimer, language: str, timed: bool) -> None:
     """One new patient from the invitation link to the review page."""
-    from patientapp import examples, patient_forms, questionnaire, visits
-    from patientapp.web import get_db
+    from patientapp.cli import examples
+    from patientapp.domain import visits
+    from patientapp.patient import forms as patient_forms
+    from patientapp.questionnaire import model as questionnaire
+    from patientapp.web.context import get_db
 
     with app.app_context():
         made = visits.create(
@@ -126,7 +129,7 @@ def walk(app, timer: CpuTimer, language: str, timed: bool) -> None:
 
 def measure(rounds: int, warmup: int, languages: list[str]) -> dict:
     from patientapp import create_app
-    from patientapp.web import close_thread_db
+    from patientapp.web.context import close_thread_db
 
     results = {}
     with tempfile.TemporaryDirectory(prefix="cpu-step-") as workdir:
@@ -175,7 +178,7 @@ LAYERS = (
     ("WTForms / Flask-WTF", ("wtforms/", "flask_wtf/")),
     ("Babel / Flask-Babel", ("babel/", "flask_babel/")),
     ("signing (itsdangerous)", ("itsdangerous/",)),
-    ("SQL (sqlite, storage)", ("sqlite_utils/", "sqlcipher3/", "patientapp/storage.py")),
+    ("SQL (sqlite, storage)", ("sqlite_utils/", "sqlcipher3/", "patientapp/db/storage.py")),
     ("Flask / Werkzeug", ("flask/", "werkzeug/", "blinker/")),
     ("app code (patientapp)", ("patientapp/",)),
 )
@@ -188,7 +191,7 @@ CALLS = (
     ("CSRF token make + check", "_csrf ("),
     ("Flask-Babel get_translations", "get_translations ("),
     ("wtforms catalog load (wtforms/i18n.py)", "wtforms/i18n.py"),
-    ("database (storage.py)", "patientapp/storage.py"),
+    ("database (storage.py)", "patientapp/db/storage.py"),
 )
 
 

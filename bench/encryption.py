@@ -24,8 +24,12 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # the app runs from the source tree, not installed
 
-from patientapp import create_app, examples, questionnaire, storage, visits  # noqa: E402
-from patientapp.web import close_thread_db, get_db  # noqa: E402
+from patientapp import create_app  # noqa: E402
+from patientapp.cli import examples  # noqa: E402
+from patientapp.db import storage  # noqa: E402
+from patientapp.domain import visits  # noqa: E402
+from patientapp.questionnaire import model as questionnaire  # noqa: E402
+from patientapp.web.context import close_thread_db, get_db  # noqa: E402
 
 KEY = "bench key: four unrelated words"
 

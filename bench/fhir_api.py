@@ -1,7 +1,7 @@
 """Benchmark of the read-only FHIR API for a 500-visit day:  python bench/fhir_api.py
 
 Fills a temporary database with one clinic day of sent visits (fictional answers from
-patientapp/examples.py, the safety history included), creates an integration token,
+patientapp/cli/examples.py, the safety history included), creates an integration token,
 starts the production server (`flask --app app serve`, waitress) on a free loopback port,
 and has an integration engine read the whole day: GET /api/fhir/QuestionnaireResponse
 ?_lastUpdated=ge<start of day>, page after page (_count=100), following the Bundle's
@@ -34,8 +34,12 @@ sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 from run import HOST, free_port, percentile, running  # noqa: E402
 
-from patientapp import api, create_app, examples, storage, visits  # noqa: E402
-from patientapp.web import get_db  # noqa: E402
+from patientapp import create_app  # noqa: E402
+from patientapp.api import views as api  # noqa: E402
+from patientapp.cli import examples  # noqa: E402
+from patientapp.db import storage  # noqa: E402
+from patientapp.domain import visits  # noqa: E402
+from patientapp.web.context import get_db  # noqa: E402
 
 DAY = datetime(2026, 11, 25, 8, 0)
 ANSWER_SETS = [

@@ -7,7 +7,7 @@ Prints ONE table:
   * load: p50 / p95 latency and throughput of a patient step (GET /step/N, then POST Next
     with the CSRF token) on the production server (`flask --app app serve`: waitress in
     PATIENTAPP_WORKERS processes on one port) with 50 simulated patients, beside a Flask
-    hello-world served by the same code (patientapp.commands.serve.run, same workers,
+    hello-world served by the same code (patientapp.cli.serve.run, same workers,
     threads and limits) and the app's versioned stylesheet, and the ratio (targets: p95
     under 100 ms, at least 40 % of hello-world);
   * cpu: server CPU per unit (utime + stime of the supervisor and its workers, from /proc,
@@ -75,10 +75,14 @@ from urllib.parse import urlencode, urljoin, urlsplit
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # the app runs from the source tree, not installed
 
-from patientapp import config, create_app, examples, questionnaire, storage, visits  # noqa: E402
-from patientapp.auth import hash_password  # noqa: E402
-from patientapp.commands.serve import CAN_FORK, default_workers  # noqa: E402
-from patientapp.web import get_db  # noqa: E402
+from patientapp import config, create_app  # noqa: E402
+from patientapp.auth.views import hash_password  # noqa: E402
+from patientapp.cli import examples  # noqa: E402
+from patientapp.cli.serve import CAN_FORK, default_workers  # noqa: E402
+from patientapp.db import storage  # noqa: E402
+from patientapp.domain import visits  # noqa: E402
+from patientapp.questionnaire import model as questionnaire  # noqa: E402
+from patientapp.web.context import get_db  # noqa: E402
 
 HOST = "127.0.0.1"  # the bench only ever talks to this machine
 
@@ -967,7 +971,7 @@ HELLO_WORLD = """
 import sys
 from flask import Flask
 from patientapp import config
-from patientapp.commands.serve import run
+from patientapp.cli.serve import run
 host, port, workers, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 app = Flask("hello")
 @app.route("/", methods=["GET", "POST"])

@@ -11,9 +11,19 @@ from flask import Flask, Response, request
 from flask_compress import Compress
 from flask_wtf.csrf import CSRFProtect
 
-from . import admin, api, auth, commands, errors, i18n, patient, questionnaire, staff, storage, web
-from . import config as config_module
-from .summary import check_references
+from patientapp import cli as commands
+from patientapp import config as config_module
+from patientapp import i18n
+from patientapp.admin import views as admin
+from patientapp.api import views as api
+from patientapp.auth import views as auth
+from patientapp.db import storage
+from patientapp.patient import views as patient
+from patientapp.questionnaire import model as questionnaire
+from patientapp.staff import views as staff
+from patientapp.summary.rules import check_references
+from patientapp.web import context as web
+from patientapp.web import errors
 
 __version__ = config_module.VERSION
 

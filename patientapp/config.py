@@ -147,7 +147,7 @@ def database_key(instance: Path, environ=os.environ, name: str = "DB_KEY") -> st
     """The SQLCipher key from PATIENTAPP_DB_KEY, or the file named by PATIENTAPP_DB_KEY_FILE
     (never inside the instance folder: a stolen copy of it must not carry its own key).
     None means a plain database. ``name`` NEW_DB_KEY reads the key rekey-db changes to."""
-    from .storage import StorageError
+    from patientapp.db.storage import StorageError
 
     key = environ.get(ENV_PREFIX + name, "")
     file_name = environ.get(ENV_PREFIX + name + "_FILE", "")
@@ -162,7 +162,7 @@ def database_key(instance: Path, environ=os.environ, name: str = "DB_KEY") -> st
 
 def key_from_file(path: Path, instance: Path) -> str:
     """A key file's first line; refused inside the instance folder, missing or empty."""
-    from .storage import StorageError
+    from patientapp.db.storage import StorageError
 
     path = path.expanduser().resolve()
     if path.is_relative_to(instance.resolve()):

@@ -87,7 +87,7 @@ def available_languages() -> list[str]:
 
 def offered_languages() -> list[str]:
     """The languages this clinic offers now (settings page), among those compiled."""
-    from .web import clinic_settings
+    from patientapp.web.context import clinic_settings
 
     shipped = current_app.config["OFFERED_LANGUAGES"]
     settings = clinic_settings()

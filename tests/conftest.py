@@ -9,8 +9,12 @@ from html.parser import HTMLParser
 
 import pytest
 
-from patientapp import auth, create_app, examples, storage, visits
-from patientapp.web import close_thread_db, get_db
+from patientapp import create_app
+from patientapp.auth import views as auth
+from patientapp.cli import examples
+from patientapp.db import storage
+from patientapp.domain import visits
+from patientapp.web.context import close_thread_db, get_db
 
 TOKEN_RE = re.compile(
     r'name="csrf_token" type="hidden" value="([^"]+)"|'
@@ -211,7 +215,8 @@ FULL_ANSWERS = examples.LOWER_THE_DOSE_FORM  # step number -> the fields its for
 
 
 def create_user(app, email, role, password="correct horse battery", name=""):
-    from patientapp import auth, storage
+    from patientapp.auth import views as auth
+    from patientapp.db import storage
 
     with app.test_request_context():
         db = get_db()
@@ -253,7 +258,7 @@ def send_code(client, code):
 def enrol(app, user_id, at=None) -> tuple[str, list[str]]:
     """Give an account a second factor as the My account page would; returns its secret
     and recovery codes. The code of the time step `at` (default: now) counts as used."""
-    from patientapp import mfa
+    from patientapp.domain import mfa
 
     secret, codes = mfa.new_secret(), mfa.new_recovery_codes()
     moment = at or app.config["CLOCK"]()

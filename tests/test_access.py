@@ -14,8 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from conftest import create_user, csrf_from, login, make_invitation
 
-from patientapp import api, mfa, storage, visits
-from patientapp.web import get_db
+from patientapp.api import views as api
+from patientapp.db import storage
+from patientapp.domain import mfa, visits
+from patientapp.web.context import get_db
 
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "a brand new secret"
@@ -277,7 +279,7 @@ def test_every_api_route_is_declared(app):
 
 def test_the_api_takes_a_live_token_and_nothing_else(app, clinic, db):
     with app.app_context():
-        from patientapp.web import get_db as app_db
+        from patientapp.web.context import get_db as app_db
 
         _id, secret = api.create_token(app_db(), "EHR", None, app.config["CLOCK"]())
         revoked, old = api.create_token(app_db(), "Old", None, app.config["CLOCK"]())

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from conftest import create_user, csrf_from, login, post_setup, setup_link
 
-from patientapp import auth, storage
-from patientapp.web import get_db
+from patientapp.auth import views as auth
+from patientapp.db import storage
+from patientapp.web.context import get_db
 
 PASSWORD = "correct horse battery"
 

@@ -19,8 +19,8 @@ from conftest import (
 )
 from markupsafe import escape
 
-from patientapp import storage
-from patientapp.web import get_db
+from patientapp.db import storage
+from patientapp.web.context import get_db
 
 PASSWORD = "correct horse battery"
 PAGES = ("/staff/admin/users", "/staff/admin/settings", "/staff/admin/audit")

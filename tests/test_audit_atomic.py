@@ -22,8 +22,8 @@ from conftest import (
 )
 from sqlite_utils import Database
 
-from patientapp import storage
-from patientapp.web import get_db
+from patientapp.db import storage
+from patientapp.web.context import get_db
 
 # What an action may change; the audit log, sign-in failures and session touches aside.
 TABLES = ("users", "visits", "alerts", "settings", "api_tokens", "recovery_codes")
@@ -184,7 +184,7 @@ def test_an_admin_action_whose_entry_fails_changes_nothing(app, admin, failing_a
 
 
 def test_revoking_a_token_whose_entry_fails_changes_nothing(app, admin, failing_audit):
-    from patientapp import api
+    from patientapp.api import views as api
 
     with app.app_context():
         token_id, _secret = api.create_token(get_db(), "feed", None, app.config["CLOCK"]())
@@ -243,7 +243,7 @@ def test_a_tablet_switch_whose_commit_fails_leaves_the_staff_member_signed_in(
 def test_a_new_accounts_password_is_hashed_before_the_write_lock(app, admin, monkeypatch):
     """Hashing takes a good part of a second by design: under the write lock every
     patient's save would wait for it."""
-    from patientapp import auth
+    from patientapp.auth import views as auth
 
     queue = storage._thread_lock(f"{app.config['DATABASE']}.lock")
     held_while_hashing = []

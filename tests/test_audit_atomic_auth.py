@@ -10,8 +10,9 @@ from datetime import timedelta
 import pytest
 from conftest import create_user, csrf_from, enrol, login, post_setup, setup_link
 
-from patientapp import mfa, storage
 from patientapp.config import DEFAULTS
+from patientapp.db import storage
+from patientapp.domain import mfa
 
 EMAIL = "dr@example.org"
 NOT_SAVED = "The database could not save just now, so this change was not saved."

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import FULL_ANSWERS, create_user, csrf_from, finish_visit, login, staff_post
 
-from patientapp import patient_forms, questionnaire, storage
+from patientapp.db import storage
+from patientapp.patient import forms as patient_forms
+from patientapp.questionnaire import model as questionnaire
 
 BIG = str(2**64)
 

@@ -15,8 +15,9 @@ import pytest
 from conftest import csrf_from, make_invitation
 from test_server import serving
 
-from patientapp import invitations, storage
-from patientapp.web import close_thread_db
+from patientapp.db import storage
+from patientapp.domain import invitations
+from patientapp.web.context import close_thread_db
 
 WRONG = "ZZZZZ-ZZZZZ"
 
@@ -115,7 +116,7 @@ def test_a_real_patient_still_gets_in_during_a_flood(app, lookups, clock):
     assert type_code(*browser(app, "10.6.0.1"), elsewhere.code).status_code == 302
     # A right code is no failure: its counted rows were taken back.
     with app.app_context():
-        from patientapp.web import get_db, now
+        from patientapp.web.context import get_db, now
 
         since = now().replace(hour=0)
         assert storage.count_failures(get_db(), "code-global", "*", since) == 6

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from patientapp import visits
+from patientapp.domain import visits
 
 ANSWER = "I stopped my lithium last week and nobody knows"
 

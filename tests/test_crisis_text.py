@@ -7,7 +7,7 @@ import html as html_lib
 import pytest
 from conftest import Patient, create_user, csrf_from, login, make_invitation
 
-from patientapp import storage
+from patientapp.db import storage
 
 ENGLISH = "Call the Riverside crisis line: 555-0100"
 SPANISH = "Llame a la línea de crisis de Riverside: 555-0100"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from patientapp import questionnaire
+from patientapp.questionnaire import model as questionnaire
 
 CONTENT = Path(__file__).resolve().parents[2] / "shared" / "CONTENT.md"
 EXPECTED_IDS = [

@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 from conftest import Patient, csrf_from, input_value, make_invitation
 
-from patientapp import retention, storage, visits
+from patientapp.db import storage
+from patientapp.domain import retention, visits
 
 
 def draft(patient, number, data, token=True):

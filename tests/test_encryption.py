@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from conftest import FULL_ANSWERS, finish_visit
 
-from patientapp import config, create_app, storage
-from patientapp.web import close_thread_db
+from patientapp import config, create_app
+from patientapp.db import storage
+from patientapp.web.context import close_thread_db
 
 sqlcipher3 = pytest.importorskip("sqlcipher3")  # wheels for Linux x86_64 only
 
@@ -100,8 +101,8 @@ def test_a_patient_visit_and_its_summary_work_on_an_encrypted_database(app, psyc
 
 
 def test_a_duplicate_account_is_refused_cleanly_on_an_encrypted_database(app, monkeypatch):
-    from patientapp import auth
-    from patientapp.web import get_db
+    from patientapp.auth import views as auth
+    from patientapp.web.context import get_db
 
     # The check before the insert is skipped, as when two requests race: SQLCipher's own
     # IntegrityError must still become the clean refusal.
@@ -232,7 +233,7 @@ def test_rekey_db_rotates_the_key(app, runner, tmp_path):
     assert MARKER.encode() not in raw_bytes(app.config["DATABASE"])
     reopened = reopen(app, DATABASE_KEY="the new key")
     with reopened.app_context():
-        from patientapp.web import get_db
+        from patientapp.web.context import get_db
 
         assert [e["action"] for e in storage.audit_entries(get_db(), action="rekey-db")] == [
             "rekey-db"

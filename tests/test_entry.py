@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import csrf_from, make_invitation
 
-from patientapp import invitations
+from patientapp.domain import invitations
 
 GENERIC = "We couldn't open a visit with that code."
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import finish_visit
 
-from patientapp import examples, questionnaire, storage
+from patientapp.cli import examples
+from patientapp.db import storage
+from patientapp.questionnaire import model as questionnaire
 
 STORED = [name for name in dir(examples) if name.isupper() and not name.endswith("_FORM")]
 

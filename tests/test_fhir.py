@@ -13,8 +13,13 @@ from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import ValidationError
 
-from patientapp import api, examples, fhir, questionnaire, storage, visits
-from patientapp.web import get_db
+from patientapp.api import views as api
+from patientapp.cli import examples
+from patientapp.db import storage
+from patientapp.domain import visits
+from patientapp.exports import fhir
+from patientapp.questionnaire import model as questionnaire
+from patientapp.web.context import get_db
 from tests.helpers.fhir_check import check_response
 
 DEFINITION = questionnaire.default()

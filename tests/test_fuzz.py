@@ -23,8 +23,10 @@ from conftest import FULL_ANSWERS, Patient, csrf_from, login, make_invitation
 from test_access import FORMS, clinic, url_of  # noqa: F401 - clinic is a fixture
 from werkzeug.datastructures import MultiDict
 
-from patientapp import api, patient_forms, questionnaire
-from patientapp.web import get_db
+from patientapp.api import views as api
+from patientapp.patient import forms as patient_forms
+from patientapp.questionnaire import model as questionnaire
+from patientapp.web.context import get_db
 
 SEED = 20261202
 ODD_TEXT = [

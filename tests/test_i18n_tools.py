@@ -12,8 +12,8 @@ import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po, write_po
 
-from patientapp import i18n_tools, questionnaire
-from patientapp.i18n_tools import (
+from patientapp.cli import i18n as i18n_tools
+from patientapp.cli.i18n import (
     catalog_path,
     check_catalog,
     check_catalogs,
@@ -24,6 +24,7 @@ from patientapp.i18n_tools import (
     shipped_languages,
     template_path,
 )
+from patientapp.questionnaire import model as questionnaire
 
 ITEM_FIELDS = (
     "prompt",
@@ -106,14 +107,14 @@ def test_babel_cfg_extracts_questionnaire_with_translator_comments(template):
         assert text in template, text
     prompt = questionnaire.default().items["M4"].prompt
     assert "M4 prompt" in template.get(prompt).auto_comments
-    assert "patientapp/questionnaire.toml" in locations(template, prompt)
+    assert "patientapp/questionnaire/definition.toml" in locations(template, prompt)
 
 
 def test_extract_finds_python_template_and_marker_strings(template):
-    assert "patientapp/patient.py" in locations(template, "Your code")  # _l(...)
+    assert "patientapp/patient/views.py" in locations(template, "Your code")  # _l(...)
     assert "templates/patient/welcome.html" in locations(template, "Before your visit")
     assert "templates/patient/step.html" in locations(template, "Step %(n)s of %(total)s")
-    assert "patientapp/summary.py" in locations(template, "Ambivalence")  # N_(...)
+    assert "patientapp/summary/rules.py" in locations(template, "Ambivalence")  # N_(...)
 
 
 def test_extract_command_writes_the_template(runner, tmp_path):

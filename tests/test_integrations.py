@@ -13,8 +13,10 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
-from patientapp import api, storage, visits
-from patientapp.web import get_db
+from patientapp.api import views as api
+from patientapp.db import storage
+from patientapp.domain import visits
+from patientapp.web.context import get_db
 from tests.helpers.fhir_check import check_response
 
 SEARCH = "/api/fhir/QuestionnaireResponse?_lastUpdated=ge2026-11-25T00:00:00Z"
@@ -337,7 +339,7 @@ def test_exports_carry_the_clinic_offset(app, admin):
 def test_the_real_clock_reads_the_clinic_zone(app):
     from datetime import UTC, datetime
 
-    from patientapp import web
+    from patientapp.web import context as web
 
     app.config["CLOCK"] = None
     with app.test_request_context():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from patientapp import questionnaire
-from patientapp.item_types import TYPES
+from patientapp.questionnaire import model as questionnaire
+from patientapp.questionnaire.types import TYPES
 
 ITEM = '[[sections.items]]\nid="A"\nprompt="p"\nshort="s"\n'
 
@@ -72,7 +72,9 @@ def _item_of(type_name: str) -> questionnaire.Item:
 def test_every_type_gives_its_screen_rows_csv_and_fhir_shapes(app):
     """Exports, FHIR and the screens ask the type: each one answers, and its CSV cells
     fill exactly its CSV columns."""
-    from patientapp import exports, fhir, patient_forms
+    from patientapp.exports import csv as exports
+    from patientapp.exports import fhir
+    from patientapp.patient import forms as patient_forms
 
     assert set(SAMPLES) == set(TYPES), "a new type needs a sample answer here"
     with app.test_request_context():
@@ -94,8 +96,8 @@ def test_every_type_gives_its_screen_rows_csv_and_fhir_shapes(app):
 
 def test_a_type_without_a_fhir_mapping_is_refused():
     """A new type that has not said how it maps to FHIR is not sent half-described."""
-    from patientapp import fhir
-    from patientapp.item_types import ItemType
+    from patientapp.exports import fhir
+    from patientapp.questionnaire.types import ItemType
 
     item = _item_of("text")
     with pytest.raises(ValueError, match="no FHIR mapping"):

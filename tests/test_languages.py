@@ -9,7 +9,9 @@ import pytest
 from babel.messages.pofile import read_po
 from conftest import FULL_ANSWERS, Patient, create_user, finish_visit, login, make_invitation
 
-from patientapp import create_app, i18n, i18n_tools, storage
+from patientapp import create_app, i18n
+from patientapp.cli import i18n as i18n_tools
+from patientapp.db import storage
 
 SHIPPED = ["en", "es", "fr", "pt_BR", "zh_Hans", "vi", "ar"]
 TRANSLATIONS = i18n.translations_source()

@@ -11,7 +11,8 @@ from conftest import FULL_ANSWERS, finish_visit
 from test_staff import summary_in_text, summary_on_page
 
 import patientapp
-from patientapp import questionnaire, summary_view
+from patientapp.questionnaire import model as questionnaire
+from patientapp.summary import view as summary_view
 
 SHIPPED = questionnaire.DEFINITION_PATH.read_text(encoding="utf-8")
 TODAY = 'today = ["R3", "T1", "P3"]'

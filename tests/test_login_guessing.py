@@ -21,9 +21,11 @@ import pytest
 from conftest import create_user, csrf_from, enrol, login
 from itsdangerous import URLSafeSerializer
 
-from patientapp import auth, mfa, storage
+from patientapp.auth import views as auth
 from patientapp.config import DEFAULTS
-from patientapp.web import close_thread_db, get_db
+from patientapp.db import storage
+from patientapp.domain import mfa
+from patientapp.web.context import close_thread_db, get_db
 
 PASSWORD = "correct horse battery"
 WRONG = "wrong password!!"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from test_server import ROOT, get_status, serving
 
-from patientapp import storage
+from patientapp.db import storage
 
 pytest.importorskip("sqlcipher3")  # wheels for Linux x86_64 only
 

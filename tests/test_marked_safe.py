@@ -20,13 +20,13 @@ LAZY = {"lazy_gettext", "lazy_pgettext", "lazy_ngettext", "lazy_npgettext"}
 
 # (module, msgid) of each lazy translation given values, and why none of them is typed text.
 REVIEWED_LAZY_VALUES = {
-    ("admin_forms.py", "Please enter a whole number from %(low)s to %(high)s."): "ints in code",
-    ("admin_forms.py", "What to do in a crisis, in %(language)s"): "i18n.LANGUAGES names",
-    ("auth.py", "Please use at least %(n)s characters."): "a constant",
-    ("forms.py", "Please keep this to %(max)s characters or fewer."): "ints in code",
-    ("item_types.py", "Please pick no more than %(n)s."): "the definition's limit",
+    ("admin/forms.py", "Please enter a whole number from %(low)s to %(high)s."): "ints in code",
+    ("admin/forms.py", "What to do in a crisis, in %(language)s"): "i18n.LANGUAGES names",
+    ("auth/views.py", "Please use at least %(n)s characters."): "a constant",
+    ("web/forms.py", "Please keep this to %(max)s characters or fewer."): "ints in code",
+    ("questionnaire/types.py", "Please pick no more than %(n)s."): "the definition's limit",
     (
-        "item_types.py",
+        "questionnaire/types.py",
         "“%(choice)s” can't be picked together with other answers. Please untick one of them.",
     ): "a choice label of the definition",
 }
@@ -36,7 +36,7 @@ REVIEWED_SAFE_FILTERS = {
     ("staff/slip.html", "handover.qr_svg"): "segno's SVG; its title is escaped",
     ("staff/mfa.html", "qr_svg"): "segno's SVG; its title is escaped",
 }
-MARKUP_MODULES = {"summary_view.py", "web.py"}  # Markup % and .format(): each value escaped
+MARKUP_MODULES = {"summary/view.py", "web/context.py"}  # Markup % and .format(): each value escaped
 
 
 def modules():

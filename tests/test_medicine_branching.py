@@ -13,8 +13,14 @@ from fhir.resources.R4B.questionnaire import Questionnaire as FhirQuestionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from test_staff import summary_in_text, summary_on_page
 
-from patientapp import api, examples, exports, fhir, patient_forms, questionnaire, storage
-from patientapp.web import get_db
+from patientapp.api import views as api
+from patientapp.cli import examples
+from patientapp.db import storage
+from patientapp.exports import csv as exports
+from patientapp.exports import fhir
+from patientapp.patient import forms as patient_forms
+from patientapp.questionnaire import model as questionnaire
+from patientapp.web.context import get_db
 from tests.helpers.fhir_check import check_response
 
 NOT_ASKED = ("M1", "M2", "M3", "M4", "M5", "P1")

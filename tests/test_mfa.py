@@ -10,9 +10,12 @@ from datetime import timedelta
 import pytest
 from conftest import checked, create_user, csrf_from, enrol, login, send_code
 
-from patientapp import auth, create_app, mfa, storage
+from patientapp import create_app
+from patientapp.auth import views as auth
 from patientapp.config import DEFAULTS
-from patientapp.web import get_db
+from patientapp.db import storage
+from patientapp.domain import mfa
+from patientapp.web.context import get_db
 
 PASSWORD = "correct horse battery"
 

@@ -3,7 +3,7 @@ earlier version."""
 
 import sqlite3
 
-from patientapp import storage
+from patientapp.db import storage
 
 
 def _names() -> list[str]:

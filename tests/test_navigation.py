@@ -1,12 +1,12 @@
-"""The next-screen rule (patientapp/navigation.py) as a pure function: no request, no app.
+"""The next-screen rule (patientapp/patient/navigation.py) as a pure function: no request, no app.
 
 Screens of the shipped definition, for reference: step 2 (medicines) is M0 | M1 | M2 M3 |
 M4 M5 | M6; step 3 is P1 | P2 P3; step 8 is S1 alone."""
 
 import pytest
 
-from patientapp import questionnaire
-from patientapp.navigation import REVIEW, SAFETY, STEP, WELCOME, Move, Place, after_save
+from patientapp.patient.navigation import REVIEW, SAFETY, STEP, WELCOME, Move, Place, after_save
+from patientapp.questionnaire import model as questionnaire
 
 Q = questionnaire.default()
 LAST = len(Q.sections)

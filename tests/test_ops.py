@@ -11,9 +11,9 @@ import pytest
 import segno
 from conftest import FULL_ANSWERS, create_user, csrf_from, finish_visit, login, make_invitation
 
-from patientapp import storage
-from patientapp.commands import accounts, demo
-from patientapp.web import base_url, get_db
+from patientapp.cli import accounts, demo
+from patientapp.db import storage
+from patientapp.web.context import base_url, get_db
 
 ROOT = Path(__file__).resolve().parents[1]
 

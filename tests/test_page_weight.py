@@ -15,8 +15,11 @@ import pytest
 from browser.maximal_visit import maximal_answers
 from conftest import create_user, csrf_from, login, make_invitation, setup_link, staff_post
 
-from patientapp import i18n, patient_forms, questionnaire, visits
-from patientapp.web import get_db
+from patientapp import i18n
+from patientapp.domain import visits
+from patientapp.patient import forms as patient_forms
+from patientapp.questionnaire import model as questionnaire
+from patientapp.web.context import get_db
 
 KB = 1024
 BUDGET_RAW = 30 * KB

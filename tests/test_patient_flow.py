@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import FULL_ANSWERS, Patient, make_invitation
 
-from patientapp import storage
+from patientapp.db import storage
 
 
 def stored(app, visit_id):
@@ -348,7 +348,7 @@ JUDGING_WORDS = (
 def test_patient_wording_never_judges(app, patient, invitation):
     from pathlib import Path
 
-    from patientapp import questionnaire
+    from patientapp.questionnaire import model as questionnaire
 
     seen = [questionnaire.DEFINITION_PATH.read_text(encoding="utf-8")]
     seen += [

@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 from conftest import checked
 
-from patientapp import patient_forms, questionnaire, storage
-from patientapp.questionnaire import parse
+from patientapp.db import storage
+from patientapp.patient import forms as patient_forms
+from patientapp.questionnaire import model as questionnaire
+from patientapp.questionnaire.model import parse
 
 
 def stored_answers(app, visit_id):

@@ -14,7 +14,7 @@ import waitress.server
 from conftest import create_user
 
 from patientapp import config as config_module
-from patientapp.web import close_thread_db
+from patientapp.web.context import close_thread_db
 
 PROXY = "127.0.0.2"  # a loopback address of its own, so the test client (127.0.0.1) is not it
 

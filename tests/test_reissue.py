@@ -16,8 +16,9 @@ from conftest import (
     staff_post,
 )
 
-from patientapp import storage, visits
-from patientapp.web import get_db
+from patientapp.db import storage
+from patientapp.domain import visits
+from patientapp.web.context import get_db
 
 
 def reissue(app, visit_id):

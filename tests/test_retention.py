@@ -10,8 +10,9 @@ from pathlib import Path
 import waitress
 from conftest import FULL_ANSWERS, create_user, finish_visit, login
 
-from patientapp import retention, storage
-from patientapp.web import get_db
+from patientapp.db import storage
+from patientapp.domain import retention
+from patientapp.web.context import get_db
 
 MARKER = b"MARKER-7f3a-unique"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from patientapp import storage
+from patientapp.db import storage
 
 
 def reach_safety(patient, invitation):

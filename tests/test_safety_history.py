@@ -8,7 +8,7 @@ from contextlib import closing
 import pytest
 from conftest import Patient, create_user, login, make_invitation, staff_post
 
-from patientapp import storage
+from patientapp.db import storage
 
 NOT_AT_ALL = {"S1": "not_at_all"}
 SKIPPED: dict = {}
@@ -104,7 +104,8 @@ def test_headline_names_the_most_severe_value_with_its_time(
 
 
 def summary_view(app, visit_id):
-    from patientapp import questionnaire, summary_view
+    from patientapp.questionnaire import model as questionnaire
+    from patientapp.summary import view as summary_view
 
     with closing(storage.connect(app.config["DATABASE"])) as db:
         visit = storage.get_visit(db, visit_id)

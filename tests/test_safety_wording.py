@@ -12,7 +12,7 @@ from conftest import Patient, make_invitation
 from flask_babel import force_locale, gettext
 from markupsafe import escape
 
-from patientapp import questionnaire
+from patientapp.questionnaire import model as questionnaire
 
 WELCOME_TRUTH = (
     "Your psychiatrist reads your answers before your visit. One question is about your "

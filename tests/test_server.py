@@ -227,7 +227,7 @@ def _server_pid(port: int) -> int:
 
 
 def test_workers_default_to_the_cores_and_a_crash_loop_stops_the_server(capsys):
-    from patientapp.commands import serve
+    from patientapp.cli import serve
 
     assert serve.default_workers() == len(os.sched_getaffinity(0))
     sock = serve._bind("127.0.0.1", 0, 16)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from patientapp import config, create_app, storage
+from patientapp import config, create_app
+from patientapp.db import storage
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,7 +104,7 @@ def test_wheel_contains_templates_translations_and_data(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "patientapp/templates/base.html" in names
     assert "patientapp/templates/patient/step.html" in names
-    assert "patientapp/questionnaire.toml" in names
+    assert "patientapp/questionnaire/definition.toml" in names
     assert "patientapp/static/app.css" in names
     assert "patientapp/static/staff.css" in names
     assert any(n.startswith("patientapp/translations/") for n in names)

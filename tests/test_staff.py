@@ -22,7 +22,8 @@ from conftest import (
     staff_post,
 )
 
-from patientapp import questionnaire, storage
+from patientapp.db import storage
+from patientapp.questionnaire import model as questionnaire
 
 
 def audit_actions(app):

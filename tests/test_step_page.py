@@ -1,4 +1,4 @@
-"""The step screen's GET from a kept skeleton (patientapp/patient_forms.py): the same HTML as
+"""The step screen's GET from a kept skeleton (patientapp/patient/forms.py): the same HTML as
 rendering the form in full, in every language, for every kind of stored answer; nothing
 of one patient or one language ever shows in another's page."""
 
@@ -8,8 +8,13 @@ import re
 
 import pytest
 
-from patientapp import examples, patient, patient_forms, questionnaire, storage, visits
-from patientapp.web import get_db
+from patientapp.cli import examples
+from patientapp.db import storage
+from patientapp.domain import visits
+from patientapp.patient import forms as patient_forms
+from patientapp.patient import views as patient
+from patientapp.questionnaire import model as questionnaire
+from patientapp.web.context import get_db
 from tests.conftest import Patient, make_invitation
 
 TOKEN = re.compile(r'(name="csrf_token" type="hidden" value=")[^"]+"')
@@ -272,7 +277,7 @@ def test_a_screen_without_a_skeleton_is_rendered_in_full(app, monkeypatch):
 
 
 def test_one_session_serializer_per_key(app):
-    from patientapp.web import KeptSerializerSession
+    from patientapp.web.context import KeptSerializerSession
 
     interface = KeptSerializerSession()
     first = interface.get_signing_serializer(app)
@@ -287,7 +292,7 @@ def test_one_session_serializer_per_key(app):
 
 
 def test_one_csrf_serializer_per_key():
-    from patientapp import web
+    from patientapp.web import context as web
 
     assert web._csrf_serializer("k") is web._csrf_serializer("k")
     assert web._csrf_serializer("k") is not web._csrf_serializer("other")

@@ -8,7 +8,7 @@ from contextlib import closing
 from conftest import FULL_ANSWERS, finish_visit
 from test_staff import summary_on_page
 
-from patientapp import storage
+from patientapp.db import storage
 
 
 def rows(page: dict) -> dict[str, str]:

@@ -8,8 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from patientapp import questionnaire, summary
-from patientapp.summary import (
+from patientapp.questionnaire import model as questionnaire
+from patientapp.summary import rules as summary
+from patientapp.summary.rules import (
     N_,
     REFERENCED,
     REFERENCED_TYPES,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from conftest import Patient, create_user, login, make_invitation, staff_post
 
-from patientapp import tablet
+from patientapp.web import tablet
 
 
 def tablet_client(app):

@@ -8,8 +8,8 @@ import re
 import pytest
 from conftest import Patient, make_invitation
 
-from patientapp import storage
-from patientapp.web import tel_links
+from patientapp.db import storage
+from patientapp.web.context import tel_links
 
 LINK = re.compile(r'<a class="tel" href="(tel:[^"]*)" dir="ltr">([^<]*)</a>')
 

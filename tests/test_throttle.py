@@ -1,4 +1,4 @@
-"""The one throttle module (patientapp/throttle.py) against a real database: windows fill
+"""The one throttle module (patientapp/domain/throttle.py) against a real database: windows fill
 and slide with the clock, tries are claimed before they are checked and released when
 right, locks begin and end, and the API counts requests, not failures."""
 
@@ -9,8 +9,10 @@ from datetime import timedelta
 
 import pytest
 
-from patientapp import api, storage, throttle
-from patientapp.web import get_db, now
+from patientapp.api import views as api
+from patientapp.db import storage
+from patientapp.domain import throttle
+from patientapp.web.context import get_db, now
 
 TEN_MINUTES = throttle.Window("test-tries", 3, timedelta(minutes=10))
 PER_MINUTE = throttle.Window("test-requests", 3, timedelta(minutes=1))

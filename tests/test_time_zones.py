@@ -9,8 +9,8 @@ from datetime import datetime
 import pytest
 from conftest import create_user, finish_visit, login, make_invitation
 
-from patientapp import storage
-from patientapp.web import get_db
+from patientapp.db import storage
+from patientapp.web.context import get_db
 
 
 def raw(path, sql):

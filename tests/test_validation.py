@@ -7,7 +7,8 @@ from contextlib import closing
 import pytest
 from conftest import checked, csrf_from, input_value
 
-from patientapp import questionnaire, storage
+from patientapp.db import storage
+from patientapp.questionnaire import model as questionnaire
 
 STEP_2_GOOD = {
     "M1-0-name": "Lamotrigine",

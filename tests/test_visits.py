@@ -7,7 +7,9 @@ from datetime import datetime
 
 import pytest
 
-from patientapp import invitations, questionnaire, storage, visits
+from patientapp.db import storage
+from patientapp.domain import invitations, visits
+from patientapp.questionnaire import model as questionnaire
 
 APPOINTMENT = datetime(2026, 11, 25, 14, 30)
 BEFORE = datetime(2026, 11, 25, 9, 0)

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import checked, csrf_from, make_invitation
 
-from patientapp import create_app, storage
+from patientapp import create_app
+from patientapp.db import storage
 
 KEPT = (
     "We could not save just now. Your answers on this screen are kept. "

@@ -1,5 +1,5 @@
 """The fullest one-page summary a patient can produce, stored through the app's own Python
-API (patientapp.invitations + patientapp.storage), exactly as the patient pages store it.
+API (patientapp.domain.invitations + patientapp.db.storage), exactly as the patient pages store it.
 
 Used by the staff browser tests (the one-page print check) and by bench/run.py (summary
 render time), so both measure the same page. Only patientapp is imported here: no
@@ -31,7 +31,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from patientapp import questionnaire, storage, visits
+from patientapp.db import storage
+from patientapp.domain import visits
+from patientapp.questionnaire import model as questionnaire
 
 SENTENCES = {
     "T2": (

@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from patientapp import questionnaire
+from patientapp.questionnaire import model as questionnaire
 
 from .maximal_visit import maximal_answers
 from .patient_ui import expect

@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
-from patientapp import storage
+from patientapp.db import storage
 
 from .maximal_visit import maximal_answers, realistic_text, store_maximal_visit, store_submitted
 from .patient_ui import (

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import Patient, make_invitation
 
-from patientapp import storage
+from patientapp.db import storage
 
 pytestmark = pytest.mark.browser
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from patientapp.fhir import MAX_OCCURS, MAX_VALUE, MIN_VALUE, OPTION_EXCLUSIVE, canonical
+from patientapp.exports.fhir import MAX_OCCURS, MAX_VALUE, MIN_VALUE, OPTION_EXCLUSIVE, canonical
 
 RESPONSE_STATUSES = ("in-progress", "completed", "amended", "entered-in-error", "stopped")
 # A FHIR dateTime with a time of day must carry its offset (or Z).

@@ -1,0 +1,273 @@
+"""Forms of the admin blueprint (admin.py): accounts, clinic settings, the audit log filter.
+
+Choices read from the database or the configuration (offered languages, audit actions,
+people) are filled in by the views.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    IntegerField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
+
+from patientapp.auth.views import MAX_EMAIL, ROLE_LABELS, ROLES, email_rule, password_rule
+from patientapp.db.storage import ZONE_NAME_MAX
+from patientapp.web.context import zone_named
+from patientapp.web.forms import (
+    CHOICE_ERROR,
+    MultiCheckboxField,
+    in_calendar,
+    length_limit,
+    strip_spaces,
+)
+
+VISIT_ID = re.compile(r"^[0-9]{1,9}$")
+
+
+def _role_choices() -> list[SelectChoice]:
+    return [SelectChoice(role, ROLE_LABELS[role]) for role in ROLES]
+
+
+class NewUserForm(FlaskForm):
+    email = EmailField(
+        _l("Email"),
+        filters=[strip_spaces],
+        validators=[
+            DataRequired(message=_l("Please enter an email address.")),
+            length_limit(MAX_EMAIL),
+            email_rule,
+        ],
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
+    display_name = StringField(
+        _l("Name as colleagues see it"),
+        filters=[strip_spaces],
+        validators=[DataRequired(message=_l("Please enter a name.")), length_limit(80)],
+        render_kw={"autocomplete": "off"},
+    )
+    # The least privilege unless the admin chooses more.
+    role = SelectField(_l("Role"), choices=_role_choices(), default="frontdesk")
+    password = PasswordField(
+        _l("Initial password"),
+        description=_l(
+            "At least 10 characters. Give it to them in person; they can change it under "
+            "My account once they have signed in."
+        ),
+        validators=[
+            DataRequired(message=_l("Please enter a password.")),
+            length_limit(500),
+            password_rule,
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+class RoleForm(FlaskForm):
+    role = SelectField(_l("Role"), choices=_role_choices())
+
+
+class PasswordForm(FlaskForm):
+    password = PasswordField(
+        _l("New password"),
+        description=_l("At least 10 characters."),
+        validators=[
+            DataRequired(message=_l("Please enter a password.")),
+            length_limit(500),
+            password_rule,
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+class WholeNumberField(IntegerField):
+    """A whole number within a range, with one clear message for any bad input."""
+
+    def __init__(self, label, low: int, high: int, **kwargs):
+        self.range_message = _l(
+            "Please enter a whole number from %(low)s to %(high)s.", low=low, high=high
+        )
+        super().__init__(
+            label,
+            validators=[NumberRange(low, high, self.range_message)],
+            render_kw={"min": low, "max": high, "inputmode": "numeric"},
+            **kwargs,
+        )
+
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError as exc:
+            # WTForms' own "Not a valid integer value." says less than the range does.
+            raise ValueError(str(self.range_message)) from exc
+
+
+def _normalise_lines(value):
+    """Keep the admin's line breaks, in one form, without trailing blank space."""
+    return (
+        value.replace("\r\n", "\n").replace("\r", "\n").strip() if isinstance(value, str) else value
+    )
+
+
+class SettingsForm(FlaskForm):
+    clinic_name = StringField(
+        _l("Clinic name"),
+        filters=[strip_spaces],
+        validators=[length_limit(120)],
+        description=_l("Shown at the top of every page. Leave empty to show “Your clinic”."),
+    )
+    crisis_phone_numbers = TextAreaField(
+        _l("Crisis phone numbers"),
+        default="",
+        filters=[_normalise_lines],
+        validators=[length_limit(300)],
+        description=_l(
+            "Shown under the general message in every language that has no text of its "
+            "own. Numbers and names only, so they read the same in any language."
+        ),
+        render_kw={"rows": 3, "dir": "auto"},
+    )
+    languages = MultiCheckboxField(_l("Languages offered to patients"))
+    invite_extra_days = WholeNumberField(
+        _l("Extra days an invitation works after the appointment day"),
+        0,
+        14,
+        description=_l("0 means until the end of the appointment day."),
+    )
+    patient_idle_minutes = WholeNumberField(
+        _l("Minutes before an idle patient's page closes"), 5, 120
+    )
+    retention_days = WholeNumberField(
+        _l("Days to keep visits and answers"),
+        30,
+        3650,
+        description=_l("Older visits are deleted automatically once a day."),
+    )
+    mfa_frontdesk = BooleanField(
+        _l("Front desk also signs in with a code from an authenticator app"),
+        description=_l(
+            "Admins and psychiatrists always do. Each person sets it up at their next sign-in."
+        ),
+    )
+
+    time_zone = StringField(
+        _l("Clinic time zone"),
+        default="",
+        filters=[strip_spaces],
+        validators=[length_limit(ZONE_NAME_MAX)],
+        description=_l(
+            "A time zone name such as America/Chicago or Europe/Paris. Pages show times "
+            "in it. Leave empty to use the server's time zone."
+        ),
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
+    references_are_chart_numbers = BooleanField(
+        _l("Patient references are chart numbers"),
+        description=_l(
+            "Tick this only if the reference typed on each invitation is the patient's chart "
+            "number: FHIR exports then name the patient by it."
+        ),
+    )
+
+    def validate_languages(self, field):
+        if not field.data:
+            raise ValidationError(_l("Please offer at least one language."))
+
+    def validate_time_zone(self, field):
+        if field.data and zone_named(field.data) is None:
+            # gettext, not _l: a lazy string counts as safe HTML in Jinja (its __html__
+            # returns it as is), so the name typed would reach the page unescaped.
+            raise ValidationError(
+                gettext(
+                    "There is no time zone called “%(name)s”. Use a name like America/Chicago.",
+                    name=field.data,
+                )
+            )
+
+
+def crisis_field_name(code: str) -> str:
+    return f"crisis_text_{code}"
+
+
+@cache
+def settings_form_class(languages: tuple[tuple[str, str, str], ...]) -> type[SettingsForm]:
+    """SettingsForm with one crisis text per language, given as (code, name, tag)."""
+    fields = {
+        crisis_field_name(code): TextAreaField(
+            _l("What to do in a crisis, in %(language)s", language=name),
+            filters=[_normalise_lines],
+            validators=[length_limit(1000)],
+            render_kw={"rows": 4, "dir": "auto", "lang": tag},
+        )
+        for code, name, tag in languages
+    }
+    return type("LanguageSettingsForm", (SettingsForm,), fields)
+
+
+class AuditFilterForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET search form: nothing changes, and the URL must be shareable
+
+    action = SelectField(_l("Action"), default="", invalid_choice_message=CHOICE_ERROR)
+    user = SelectField(_l("Person"), default="", invalid_choice_message=CHOICE_ERROR)
+    visit = StringField(_l("Visit ID"), filters=[strip_spaces], render_kw={"inputmode": "numeric"})
+    since = DateField(
+        _l("From date"),
+        validators=[Optional(), in_calendar],
+        invalid_value_message=_l("Please enter a valid date."),
+    )
+    until = DateField(
+        _l("To date"),
+        validators=[Optional(), in_calendar],
+        invalid_value_message=_l("Please enter a valid date."),
+    )
+
+    def validate_visit(self, field):
+        if field.data and not VISIT_ID.match(field.data):
+            raise ValidationError(_l("Please enter a visit number, like 42."))
+
+
+class TokenForm(FlaskForm):
+    name = StringField(
+        _l("Name of the integration"),
+        filters=[strip_spaces],
+        validators=[DataRequired(message=_l("Please enter a name.")), length_limit(80)],
+        description=_l("For example: EHR interface, research register."),
+        render_kw={"autocomplete": "off"},
+    )
+
+
+class ExportForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET form: it only reads, and its link can be bookmarked
+
+    since = DateField(
+        _l("From date"),
+        validators=[DataRequired(message=_l("Please enter a valid date."))],
+        invalid_value_message=_l("Please enter a valid date."),
+    )
+    until = DateField(
+        _l("To date"),
+        validators=[DataRequired(message=_l("Please enter a valid date."))],
+        invalid_value_message=_l("Please enter a valid date."),
+    )
+
+    def validate_until(self, field):
+        if self.since.data and field.data and field.data < self.since.data:
+            raise ValidationError(_l("The end date must not be before the start date."))
+        if self.since.data and field.data and (field.data - self.since.data).days > 366:
+            raise ValidationError(_l("Please choose at most one year."))

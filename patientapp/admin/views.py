@@ -1,0 +1,461 @@
+"""Admin pages: staff accounts, clinic settings and the audit log. Admins only.
+
+Every change made here is audited with who, what and when; passwords and answer
+content never reach the audit log.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import format_datetime, gettext, ngettext
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import SelectChoice
+
+from patientapp.admin.forms import (
+    AuditFilterForm,
+    ExportForm,
+    NewUserForm,
+    PasswordForm,
+    RoleForm,
+    SettingsForm,
+    TokenForm,
+    crisis_field_name,
+    settings_form_class,
+)
+from patientapp.api import views as api
+from patientapp.auth.views import (
+    ROLE_LABELS,
+    AccountError,
+    audit,
+    checked_account,
+    hash_password,
+    insert_account,
+    login_required,
+)
+from patientapp.db import storage
+from patientapp.domain import retention
+from patientapp.exports import csv as exports
+from patientapp.i18n import LANGUAGES, language_name
+from patientapp.questionnaire import model as questionnaire
+from patientapp.web import errors
+from patientapp.web.context import (
+    SETTING_DEFAULTS,
+    base_url,
+    clinic_settings,
+    crisis_texts,
+    get_db,
+    now,
+)
+
+bp = Blueprint("admin", __name__, url_prefix="/staff/admin")
+errors.STAFF.register(bp)
+
+PAGE_SIZE = 100
+MAX_PAGE = 100_000  # far beyond any real log; keeps OFFSET inside SQLite's integer range
+# --- users -------------------------------------------------------------------------------
+
+
+def _user_or_404(user_id: int) -> dict:
+    user = storage.get_user(get_db(), user_id)
+    if user is None:
+        abort(404)
+    return user
+
+
+def _create_user(form: NewUserForm) -> bool:
+    """Create the account, or put the reason it was refused on the form."""
+    db = get_db()
+    try:
+        account = checked_account(  # the slow checks and hashing, before the write lock
+            db,
+            email=form.email.data,
+            password=form.password.data,
+            role=form.role.data,
+            display_name=form.display_name.data,
+        )
+        with storage.write(db):  # the account and its audit entry together
+            insert_account(db, account)
+            audit("user_created", detail=f"{form.email.data} as {form.role.data}")
+    except AccountError as error:
+        form[error.field].errors.append(str(error))
+        return False
+    return True
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@login_required("admin")
+def users():
+    """Every account, and a form to add one."""
+    form = NewUserForm()
+    if form.validate_on_submit() and _create_user(form):
+        flash(gettext("Account created for %(email)s.", email=form.email.data), "ok")
+        return redirect(url_for("admin.users"))
+    status = 422 if request.method == "POST" else 200
+    return render_template(
+        "admin/users.html", form=form, users=storage.list_users(get_db()), role_labels=ROLE_LABELS
+    ), status
+
+
+def _user_page(account: dict, role_form=None, password_form=None, status: int = 200):
+    role_form = role_form or RoleForm(formdata=None, data={"role": account["role"]})
+    return render_template(
+        "admin/user.html",
+        user=account,
+        role_form=role_form,
+        password_form=password_form or PasswordForm(formdata=None),
+        role_labels=ROLE_LABELS,
+        is_self=account["id"] == g.user["id"],
+    ), status
+
+
+@bp.get("/users/<int:user_id>")
+@login_required("admin")
+def user(user_id: int):
+    """One account: change its role, set a new password, deactivate or reactivate it."""
+    return _user_page(_user_or_404(user_id))
+
+
+@bp.post("/users/<int:user_id>/role")
+@login_required("admin")
+def change_role(user_id: int):
+    """Give an account another role; an admin can't demote themselves (no lockout)."""
+    account = _user_or_404(user_id)
+    form = RoleForm()
+    if form.validate_on_submit():
+        if account["id"] != g.user["id"]:
+            _save_role(account, form.role.data)
+            flash(gettext("Role saved."), "ok")
+            return redirect(url_for("admin.user", user_id=user_id))
+        form.role.errors.append(_l("You can't change your own role. Ask another admin."))
+    return _user_page(account, role_form=form, status=422)
+
+
+def _save_role(account: dict, role: str) -> None:
+    if role != account["role"]:
+        with storage.write(get_db()) as db:
+            storage.update_user(db, account["id"], role=role)
+            audit("user_updated", detail=f"{account['email']}: role {account['role']} -> {role}")
+
+
+@bp.post("/users/<int:user_id>/password")
+@login_required("admin")
+def set_password(user_id: int):
+    """Set a new password; the person's other sessions end, as after a reset."""
+    account = _user_or_404(user_id)
+    form = PasswordForm()
+    form.account = account
+    if not form.validate_on_submit():
+        return _user_page(account, password_form=form, status=422)
+    password_hash = hash_password(form.password.data)  # slow: before the write lock
+    with storage.write(get_db()) as db:
+        storage.update_user(db, user_id, password_hash=password_hash)
+        if account["id"] != g.user["id"]:
+            storage.end_user_sessions(db, user_id, now())  # and their trusted browsers
+        else:
+            storage.forget_trusted_devices(db, user_id)
+        audit("user_updated", detail=f"{account['email']}: password set")
+    flash(gettext("New password saved."), "ok")
+    return redirect(url_for("admin.user", user_id=user_id))
+
+
+@bp.post("/users/<int:user_id>/mfa/reset")
+@login_required("admin")
+def reset_mfa(user_id: int):
+    """Forget a person's second factor (a lost phone): their sessions end, and they set
+    it up again at their next sign-in."""
+    account = _user_or_404(user_id)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    with storage.write(get_db()) as db:
+        storage.reset_mfa(db, user_id)
+        if account["id"] != g.user["id"]:
+            storage.end_user_sessions(db, user_id, now())
+        audit("mfa_reset", detail=account["email"])
+    flash(gettext("Second factor reset. They set it up again at their next sign-in."), "ok")
+    return redirect(url_for("admin.user", user_id=user_id))
+
+
+def _set_active(user_id: int, active: bool):
+    account = _user_or_404(user_id)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    if not active and account["id"] == g.user["id"]:
+        flash(gettext("You can't deactivate your own account. Ask another admin."), "error")
+    elif bool(account["active"]) != active:
+        with storage.write(get_db()) as db:
+            storage.update_user(db, user_id, active=int(active))
+            if not active:
+                storage.end_user_sessions(db, user_id, now())
+            audit("user_reactivated" if active else "user_deactivated", detail=account["email"])
+        flash(
+            gettext("Account reactivated.")
+            if active
+            else gettext("Account deactivated. Their sessions have ended."),
+            "ok",
+        )
+    return redirect(url_for("admin.user", user_id=user_id))
+
+
+@bp.post("/users/<int:user_id>/deactivate")
+@login_required("admin")
+def deactivate(user_id: int):
+    """Stop an account from signing in and end its live sessions at once."""
+    return _set_active(user_id, False)
+
+
+@bp.post("/users/<int:user_id>/reactivate")
+@login_required("admin")
+def reactivate(user_id: int):
+    """Let a deactivated account sign in again."""
+    return _set_active(user_id, True)
+
+
+# --- settings ----------------------------------------------------------------------------
+
+
+def _offered() -> list[str]:
+    return list(current_app.config["OFFERED_LANGUAGES"])
+
+
+FORM_SETTINGS = tuple(k for k in SETTING_DEFAULTS if k not in ("crisis_text", "crisis_texts"))
+
+
+def _current_values() -> dict:
+    """The settings as the form shows them; no stored languages means all offered."""
+    values = {key: clinic_settings()[key] for key in FORM_SETTINGS}
+    chosen = [code for code in values["languages"] or () if code in _offered()]
+    values["languages"] = chosen or _offered()
+    values["crisis_texts"] = crisis_texts()
+    return values
+
+
+def _typed_values(form: SettingsForm) -> dict:
+    offered = _offered()
+    values = {key: form[key].data for key in FORM_SETTINGS}
+    values["languages"] = [code for code in offered if code in form.languages.data]
+    # Texts for languages no longer offered stay, ready if the language comes back.
+    texts = {code: text for code, text in crisis_texts().items() if code not in offered}
+    for code in offered:
+        if form[crisis_field_name(code)].data:
+            texts[code] = form[crisis_field_name(code)].data
+    values["crisis_texts"] = texts
+    return values
+
+
+def _form_data(values: dict) -> dict:
+    data = {key: values[key] for key in FORM_SETTINGS}
+    for code, text in values["crisis_texts"].items():
+        data[crisis_field_name(code)] = text
+    return data
+
+
+def _settings_form() -> SettingsForm:
+    form_class = settings_form_class(
+        tuple((code, language_name(code), LANGUAGES[code].tag) for code in _offered())
+    )
+    form = (
+        form_class() if request.method == "POST" else form_class(data=_form_data(_current_values()))
+    )
+    form.languages.choices = [SelectChoice(code, language_name(code)) for code in _offered()]
+    return form
+
+
+def _using_default_text() -> list[str]:
+    """Names of the languages patients are offered that show the general crisis message."""
+    chosen = _current_values()["languages"]
+    own = crisis_texts()
+    return [language_name(code) for code in chosen if not own.get(code)]
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@login_required("admin")
+def settings():
+    """Clinic name, crisis text, languages, invitation lifetime, idle time, retention."""
+    form = _settings_form()
+    if form.validate_on_submit():
+        current = _current_values()
+        changed = {k: v for k, v in _typed_values(form).items() if current[k] != v}
+        if changed:
+            # Only changed keys are written, so an untouched idle time keeps following
+            # the PATIENTAPP_PATIENT_IDLE_MINUTES default.
+            with storage.write(get_db()) as db:  # the settings and their entry together
+                storage.save_settings(db, changed)
+                audit("settings_changed", detail=", ".join(sorted(changed)))
+            g.pop("clinic_settings", None)
+        flash(gettext("Settings saved.") if changed else gettext("Nothing was changed."), "ok")
+        return redirect(url_for("admin.settings"))
+    status = 422 if request.method == "POST" else 200
+    return render_template(
+        "admin/settings.html",
+        form=form,
+        crisis_fields=[form[crisis_field_name(code)] for code in _offered()],
+        using_default=_using_default_text(),
+        last_retention=_last_retention(),
+    ), status
+
+
+def _last_retention() -> str | None:
+    """When the server (or `flask purge`) last removed old visits, and how many."""
+    last = retention.last_run(get_db())
+    if last is None:
+        return None
+    return ngettext(
+        "Old visits last removed: %(when)s, %(num)s visit",
+        "Old visits last removed: %(when)s, %(num)s visits",
+        last["visits"],
+        when=format_datetime(retention.last_run_at(last), "short"),
+    )
+
+
+# --- audit log ---------------------------------------------------------------------------
+
+
+def _filter_form() -> AuditFilterForm:
+    db = get_db()
+    form = AuditFilterForm(formdata=request.args)
+    form.action.choices = [SelectChoice("", gettext("Any action"))] + [
+        SelectChoice(action, action) for action in storage.audit_actions(db)
+    ]
+    form.user.choices = [SelectChoice("", gettext("Anyone"))] + [
+        SelectChoice(str(u["id"]), f"{u['display_name'] or u['email']} ({u['email']})")
+        for u in storage.list_users(db)
+    ]
+    form.validate()
+    return form
+
+
+def _usable(form: AuditFilterForm, name: str):
+    """A filter's value, or None when it is empty or was not understood."""
+    field = form[name]
+    return None if field.errors or field.data in (None, "") else field.data
+
+
+def _query(form: AuditFilterForm) -> dict:
+    """audit_entries keyword arguments from the filters that make sense."""
+    since, until = _usable(form, "since"), _usable(form, "until")
+    user, visit = _usable(form, "user"), _usable(form, "visit")
+    return {
+        "action": _usable(form, "action") or "",
+        "user_id": int(user) if user else None,
+        "visit_id": int(visit) if visit else None,
+        "since": f"{since.isoformat()} 00:00:00" if since else "",
+        "until": f"{until + timedelta(days=1)} 00:00:00" if until else "",
+    }
+
+
+def _link_args(form: AuditFilterForm) -> dict:
+    """The usable filters as they go back into Previous / Next links."""
+    names = ("action", "user", "visit", "since", "until")
+    return {name: str(_usable(form, name)) for name in names if _usable(form, name) is not None}
+
+
+def _page() -> int:
+    page = request.args.get("page", type=int) or 1
+    return min(max(page, 1), MAX_PAGE)
+
+
+@bp.get("/audit")
+@login_required("admin")
+def audit_log():
+    """Browse the audit trail, newest first, filtered by GET parameters."""
+    form = _filter_form()
+    page = _page()
+    rows = storage.audit_entries(
+        get_db(), **_query(form), limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
+    )
+    return render_template(
+        "admin/audit.html",
+        form=form,
+        rows=rows[:PAGE_SIZE],
+        page=page,
+        has_next=len(rows) > PAGE_SIZE,
+        link_args=_link_args(form),
+        ignored=any(field.errors for field in form),
+    )
+
+
+# --- integrations: API tokens and the CSV export ----------------------------------------
+
+
+def _integrations_page(
+    form: TokenForm, new_token: str | None = None, status: int = 200, export_form=None
+):
+    return render_template(
+        "admin/integrations.html",
+        form=form,
+        tokens=storage.api_tokens(get_db()),
+        new_token=new_token,
+        api_base=f"{base_url()}/api/fhir",
+        export_form=export_form or ExportForm(formdata=None),
+    ), status
+
+
+@bp.route("/integrations", methods=["GET", "POST"])
+@login_required("admin")
+def integrations():
+    """The read-only FHIR API's tokens: create one (shown once), revoke one."""
+    form = TokenForm()
+    if form.validate_on_submit():
+        with storage.write(get_db()) as db:  # the token and its entry together
+            token_id, token = api.create_token(db, form.name.data, g.user["id"], now())
+            audit("api_token_created", detail=f"token {token_id}: {form.name.data}")
+        # Shown on this page only, never put in the session cookie or a redirect URL.
+        return _integrations_page(TokenForm(formdata=None), new_token=token)
+    return _integrations_page(form, status=422 if request.method == "POST" else 200)
+
+
+@bp.post("/integrations/<int:token_id>/revoke")
+@login_required("admin")
+def revoke_token(token_id: int):
+    token = storage.get_api_token(get_db(), token_id)
+    if token is None:
+        abort(404)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    with storage.write(get_db()) as db:  # the revocation and its entry together
+        revoked = storage.revoke_api_token(db, token_id, now())
+        if revoked:
+            audit("api_token_revoked", detail=f"token {token_id}: {token['name']}")
+    if revoked:
+        flash(gettext("Token revoked. The integration can no longer read answers."), "ok")
+    return redirect(url_for("admin.integrations"))
+
+
+@bp.get("/export.csv")
+@login_required("admin")
+def export_csv():
+    """Every visit with an appointment in the date range, one row each, audited."""
+    if "since" in request.args or "until" in request.args:
+        form = ExportForm(formdata=request.args)
+    else:  # no range given: today's visits
+        form = ExportForm(formdata=None, data={"since": now().date(), "until": now().date()})
+    if not form.validate():
+        return _integrations_page(TokenForm(formdata=None), status=422, export_form=form)
+    db = get_db()
+    first, last = form.since.data, form.until.data
+    visits = storage.visits_between(db, first, last)
+    rows = [(visit, *storage.answers_for(db, visit["id"])) for visit in visits]
+    with storage.write(db):
+        for visit in visits:
+            audit("csv_exported", visit["id"])
+        audit("csv_exported", detail=f"{first} to {last}: {len(visits)} visits")
+    body = exports.to_csv(questionnaire.default(), rows)
+    return Response(
+        body,
+        mimetype="text/csv",  # Flask adds "; charset=utf-8" to a text/* mimetype
+        headers={"Content-Disposition": f'attachment; filename="visits-{first}-{last}.csv"'},
+    )

@@ -1,0 +1,1 @@
+"""The rules about visits, accounts and the clinic, over the database."""

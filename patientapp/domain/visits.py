@@ -1,0 +1,344 @@
+"""The rules about visits: statuses, expiry, the safety outcome of a save, re-issue.
+
+A visit moves invited -> in_progress -> submitted -> reviewed; an open one (invited or in
+progress) may be cancelled, or re-issued with a new link and code. The blueprints, the
+CLI and the benchmark ask this module; storage only runs the SQL. Every change that
+depends on the current status reads it inside ``storage.write(db)``, so two requests
+cannot both make it. Time is always passed in as ``now``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime, time, timedelta
+
+from flask_babel import lazy_gettext as _l
+
+from patientapp.db import storage
+from patientapp.domain import invitations
+from patientapp.domain.invitations import Invitation
+from patientapp.questionnaire.model import Questionnaire, default
+from patientapp.summary import rules as summary
+from patientapp.summary.rules import DECLINED, SAFETY_ENDORSED, safety_status
+
+INVITED = "invited"
+IN_PROGRESS = "in_progress"
+SUBMITTED = "submitted"
+REVIEWED = "reviewed"
+CANCELLED = "cancelled"
+STATUSES = (INVITED, IN_PROGRESS, SUBMITTED, REVIEWED, CANCELLED)
+EXPIRED = "expired"  # what staff see for an open visit past its expiry; never stored
+OPEN = (INVITED, IN_PROGRESS)
+SENT = (SUBMITTED, REVIEWED)
+STATUS_LABELS = {
+    INVITED: _l("Invited"),
+    IN_PROGRESS: _l("In progress"),
+    SUBMITTED: _l("Submitted"),
+    REVIEWED: _l("Reviewed"),
+    CANCELLED: _l("Cancelled"),
+    EXPIRED: _l("Expired"),
+}
+
+SAFETY_ITEM = "S1"
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+# --- expiry and status ---------------------------------------------------------------------
+
+
+def expiry(appointment_at: datetime, extra_days: int = 0) -> datetime:
+    """The end of the appointment day, plus any extra days the clinic allows."""
+    last_day: date = appointment_at.date() + timedelta(days=extra_days)
+    return datetime.combine(last_day, time(23, 59, 59))
+
+
+def is_expired(visit: dict, now: datetime) -> bool:
+    """Whether the invitation's last second has passed."""
+    return visit["expires_at"] < _stamp(now)
+
+
+def is_open(visit: dict | None, now: datetime) -> bool:
+    """Whether a patient may still answer: not sent, not cancelled, not expired."""
+    return visit is not None and visit["status"] in OPEN and not is_expired(visit, now)
+
+
+def awaiting_start(visit: dict) -> bool:
+    """Whether the patient has not pressed Start yet (the welcome page comes first)."""
+    return visit["status"] == INVITED
+
+
+def is_sent(visit: dict) -> bool:
+    """Whether the patient sent the answers, so there is a summary to read."""
+    return visit["status"] in SENT
+
+
+def awaiting_review(visit: dict) -> bool:
+    """Whether the summary is sent but not yet marked reviewed."""
+    return visit["status"] == SUBMITTED
+
+
+def can_cancel(visit: dict) -> bool:
+    return visit["status"] in OPEN
+
+
+def can_reissue(visit: dict) -> bool:
+    """Whether staff may hand over a new link and code: not sent, not cancelled. An
+    expired invitation qualifies too, since re-issue sets a new expiry."""
+    return visit["status"] in OPEN
+
+
+def may_reissue(visit: dict, role: str) -> bool:
+    """Whether this staff role may re-issue: a visit in progress only by a psychiatrist or
+    an admin, since whoever opens the new link reads and changes the answers so far."""
+    return can_reissue(visit) and (visit["status"] == INVITED or role in ("psychiatrist", "admin"))
+
+
+def board_status(visit: dict, now: datetime) -> str:
+    """The status staff see: the stored one, or EXPIRED for an open visit past expiry."""
+    if visit["status"] in OPEN and is_expired(visit, now):
+        return EXPIRED
+    return visit["status"]
+
+
+def status_label(status: str) -> str:
+    """The translated label of a status from board_status()."""
+    return str(STATUS_LABELS[status])
+
+
+# --- where the patient is ------------------------------------------------------------------
+
+
+def review_step(definition: Questionnaire) -> int:
+    """The step stored while the patient is on the review screen: one past the last
+    section. The safety page leads there too."""
+    return len(definition.sections) + 1
+
+
+def on_review(visit: dict, definition: Questionnaire) -> bool:
+    return visit["current_step"] >= review_step(definition)
+
+
+def current_section(visit: dict, definition: Questionnaire) -> int | None:
+    """The section number a started visit is on, or None on the review screen."""
+    if on_review(visit, definition):
+        return None
+    return max(visit["current_step"], 1)
+
+
+# --- the safety question -------------------------------------------------------------------
+
+
+def safety_outcome(values: Mapping) -> str | None:
+    """What saving a section's values says about safety, or None if it has no safety
+    question. A skipped question was seen, so it is "declined", never taken for "no"."""
+    if SAFETY_ITEM not in values:
+        return None
+    return safety_status(values, reached=True)
+
+
+def endorses_safety(values: Mapping) -> bool:
+    """Whether these values give a worrying answer, so the patient sees support at once."""
+    return values.get(SAFETY_ITEM) in SAFETY_ENDORSED
+
+
+def may_hold(item_id: str) -> bool:
+    """Whether an answer may be kept for talking in person: all but the safety answer,
+    which the psychiatrist must always read."""
+    return item_id != SAFETY_ITEM
+
+
+# --- changes -------------------------------------------------------------------------------
+
+
+def _secrets() -> tuple[str, str]:
+    return invitations.new_token(), invitations.new_code()
+
+
+def create(
+    db,
+    *,
+    patient_ref: str,
+    appointment_at: datetime,
+    psychiatrist_id: int | None,
+    suggested_language: str,
+    extra_days: int,
+    created_by: int | None,
+    now: datetime,
+    replaces_visit_id: int | None = None,
+) -> Invitation:
+    """Invite a patient: a new visit with fresh secrets; the plain token and code exist
+    only in the result."""
+    token, code = _secrets()
+    expires_at = expiry(appointment_at, extra_days)
+    with storage.write(db):
+        visit_id = storage.create_visit(
+            db,
+            patient_ref=patient_ref,
+            appointment_at=appointment_at,
+            psychiatrist_id=psychiatrist_id,
+            suggested_language=suggested_language,
+            token_hash=invitations.hash_secret(token),
+            code_hash=invitations.hash_secret(code),
+            expires_at=expires_at,
+            created_by=created_by,
+            now=now,
+            replaces_visit_id=replaces_visit_id,
+        )
+    return Invitation(visit_id, token, code, expires_at)
+
+
+def reissue(
+    db, visit_id: int, *, extra_days: int, now: datetime, role: str = ""
+) -> Invitation | None:
+    """New link and code for a visit not yet sent: the old ones stop working, answers so
+    far stay. The new ones work until the end of the appointment day (or of today, if
+    that has passed) plus extra_days. None when the visit cannot be re-issued (by this
+    staff role, when one is given)."""
+    token, code = _secrets()
+    with storage.write(db):
+        visit = storage.get_visit(db, visit_id)
+        if visit is None or not can_reissue(visit) or (role and not may_reissue(visit, role)):
+            return None
+        appointment = datetime.fromisoformat(visit["appointment_at"])
+        expires_at = expiry(max(appointment, now), extra_days)
+        storage.set_secrets(
+            db, visit_id, invitations.hash_secret(token), invitations.hash_secret(code), expires_at
+        )
+    return Invitation(visit_id, token, code, expires_at)
+
+
+def cancel(db, visit_id: int, now: datetime) -> bool:
+    """Cancel an invitation not yet sent; False when there was nothing to cancel."""
+    with storage.write(db):
+        visit = storage.get_visit(db, visit_id)
+        if visit is None or not can_cancel(visit):
+            return False
+        storage.set_cancelled(db, visit_id, now)
+    return True
+
+
+def start(db, visit_id: int, *, language: str, version: str, now: datetime) -> bool:
+    """The patient presses Start (or continues): the visit is in progress from step 1.
+    False when it is no longer open."""
+    with storage.write(db):
+        visit = storage.get_visit(db, visit_id)
+        if visit is None or visit["status"] not in OPEN:
+            return False
+        storage.set_started(db, visit_id, language=language, version=version, now=now)
+    return True
+
+
+def set_language(db, visit_id: int, language: str) -> None:
+    """Remember the language the patient answers in, while the visit is open."""
+    with storage.write(db):
+        visit = storage.get_visit(db, visit_id)
+        if visit is not None and visit["status"] in OPEN:
+            storage.set_answer_language(db, visit_id, language)
+
+
+def _takes_answers(visit: dict | None) -> bool:
+    return visit is not None and visit["status"] == IN_PROGRESS
+
+
+def save_step(
+    db,
+    visit_id: int,
+    values: Mapping[str, object],
+    *,
+    step: int,
+    next_step: int,
+    now: datetime,
+    language: str = "",
+    definition: Questionnaire | None = None,
+) -> bool:
+    """Store one section's values (None removes an answer) and move the patient on.
+
+    A section with the safety question records its outcome on the visit, and a worrying
+    answer opens an alert for the staff board. An answer that leaves items unasked (M0
+    "no") removes their answers too, so what is stored is what was asked. Returns False,
+    storing nothing, when the visit no longer takes answers.
+    """
+    values = with_not_asked_removed(values, definition or default())
+    safety = safety_outcome(values)
+    with storage.write(db):
+        if not _takes_answers(storage.get_visit(db, visit_id)):
+            return False
+        storage.save_answers(db, visit_id, values, now=now, language=language)
+        storage.delete_drafts(db, visit_id, step)
+        storage.set_step(db, visit_id, step=step, next_step=next_step, now=now, safety=safety)
+        if safety is not None:
+            _remember_safety_answer(db, visit_id, values, now)
+        if safety == "endorsed":
+            storage.raise_alert(db, visit_id, now)
+    return True
+
+
+def with_not_asked_removed(values: Mapping[str, object], definition: Questionnaire) -> dict:
+    """The values to save, with None (removed) for every item their own answers leave
+    unasked: M0 saved as "no" removes M1-M5 and P1, whatever was answered before or
+    posted with it. Answers that decide nothing leave the values as they are."""
+    return {**values, **dict.fromkeys(definition.not_asked(values))}
+
+
+def _remember_safety_answer(db, visit_id: int, values: Mapping, now: datetime) -> None:
+    """Add the saved safety value to the visit's history unless it repeats the last one."""
+    value = values.get(SAFETY_ITEM)
+    value = str(value) if summary.is_answered(value) else DECLINED
+    history = storage.safety_answers(db, visit_id)
+    if not history or history[-1]["value"] != value:
+        storage.record_safety_answer(db, visit_id, value, now)
+
+
+def save_in_person(db, visit_id: int, in_person: set[str]) -> None:
+    """Remember which answers the patient keeps for talking in person."""
+    with storage.write(db):
+        if _takes_answers(storage.get_visit(db, visit_id)):
+            storage.set_in_person(db, visit_id, in_person)
+
+
+def submit(db, visit_id: int, in_person: set[str], now: datetime) -> bool:
+    """Record the in-person choices and send; False when already sent or closed."""
+    with storage.write(db):
+        if not _takes_answers(storage.get_visit(db, visit_id)):
+            return False
+        storage.set_in_person(db, visit_id, in_person)
+        storage.set_submitted(db, visit_id, now)
+        storage.delete_drafts(db, visit_id)
+    return True
+
+
+def save_draft(db, visit: dict, step: int, fields: dict[str, list[str]], now: datetime) -> bool:
+    """Keep what was typed on a step without saving it as answers: a draft never reaches
+    the summary, the safety alert or the board until the patient taps Next. False when
+    the visit no longer takes answers or was re-issued meanwhile."""
+    with storage.write(db):
+        current = storage.get_visit(db, visit["id"])
+        if (
+            not _takes_answers(current)
+            or current["secret_generation"] != visit["secret_generation"]
+        ):
+            return False
+        storage.save_draft(db, visit["id"], step, visit["secret_generation"], fields, now)
+    return True
+
+
+def draft_for(db, visit: dict, step: int) -> dict[str, list[str]] | None:
+    """The draft of one step typed under the visit's current secrets, if any."""
+    return storage.draft_for(db, visit["id"], step, visit["secret_generation"])
+
+
+def has_draft(db, visit: dict) -> bool:
+    return storage.has_draft(db, visit["id"], visit["secret_generation"])
+
+
+def mark_reviewed(db, visit_id: int, user_id: int, now: datetime) -> bool:
+    """The psychiatrist has read the summary; False unless it was awaiting review."""
+    with storage.write(db):
+        visit = storage.get_visit(db, visit_id)
+        if visit is None or not awaiting_review(visit):
+            return False
+        storage.set_reviewed(db, visit_id, user_id, now)
+    return True

@@ -1,0 +1,1 @@
+"""A visit's answers for other systems: CSV and FHIR R4."""

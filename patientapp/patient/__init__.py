@@ -1,0 +1,1 @@
+"""The patient blueprint: views, forms, the next-screen rule."""

@@ -1,0 +1,516 @@
+"""The patient's questionnaire forms: one Flask-WTF form per screen, built at run time
+from the definition.
+
+Every field is optional (each question can be skipped). What each item type asks,
+checks and stores is its own (``item_types``); this module splits a section into the
+screens a phone shows, puts a screen's items together, fills them from stored answers and
+reads them back, and keeps each screen's page as a skeleton to fill on a GET.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import lru_cache
+from html import unescape
+
+from flask import current_app, g, render_template, request
+from flask_wtf import FlaskForm
+from markupsafe import escape
+from wtforms import FieldList, FormField, RadioField, SelectMultipleField, StringField
+
+from patientapp.questionnaire.model import Item, Section
+from patientapp.web.context import clinic_settings
+
+# How much of a phone screen a question takes, in rows of about 54 CSS px at 360 px (one
+# choice, a little less when its label is short enough to share a row). A screen holds
+# about 25 rows below its heading and above its buttons; SCREEN_ROWS leaves room for
+# longer translations and the 320 px phone.
+SCREEN_ROWS = 19.0
+QUESTION_ROWS = 2.0  # the question's own words, its help line and its box
+SKIP_ROWS = 1.2  # "Prefer not to say", set apart
+TEXT_ROWS = {"short": 2.0, "long": 5.0}  # a text box, empty or full of its longest text
+LONG_TEXT = 100  # characters: a box for more grows to about five rows
+
+
+def _choice_rows(label: str) -> float:
+    return 0.6 if len(label) <= 14 else 1.0 if len(label) <= 30 else 1.5
+
+
+def _text_rows(item: Item) -> float:
+    return TEXT_ROWS["long" if (item.max_length or 0) > LONG_TEXT else "short"]
+
+
+class Measures:
+    """The rows the parts of a question take, which each item type adds up in its own
+    ``screen_rows``."""
+
+    skip = SKIP_ROWS
+
+    @staticmethod
+    def question(item: Item) -> float:
+        """The question's own rows, and a row for an intro above it."""
+        return QUESTION_ROWS + (1.0 if item.intro else 0.0)
+
+    @staticmethod
+    def choices(item: Item) -> float:
+        return sum(_choice_rows(choice.label) for choice in item.choices)
+
+    @staticmethod
+    def text(item: Item) -> float:
+        return _text_rows(item)
+
+
+def screen_rows(item: Item) -> float:
+    """About how many rows one question takes on a phone (see SCREEN_ROWS)."""
+    return item.item_type.screen_rows(item, Measures)
+
+
+@lru_cache(maxsize=64)
+def screens(section: Section) -> tuple[tuple[Item, ...], ...]:
+    """The screens of one section, in order, so that no screen grows much past two and a
+    half phone screens. An item answered in rows (the medicine list) stands on a screen
+    of its own: with every row filled it is most of that by itself. An item whose answer
+    can leave later items unasked (M0) ends its screen, so that answer is saved (Next)
+    before they would show. The other items keep their order and are shared out evenly
+    over as few screens as hold them."""
+    runs: list[list[Item]] = []
+    for item in section.items:
+        last = runs[-1][-1] if runs else None
+        if item.item_type.has_rows or last is None or last.item_type.has_rows or last.decides:
+            runs.append([item])
+        else:
+            runs[-1].append(item)
+    found: list[tuple[Item, ...]] = []
+    for run in runs:
+        found.extend(_share_out(tuple(run)))
+    return tuple(found) or ((),)
+
+
+def _share_out(items: tuple[Item, ...]) -> list[tuple[Item, ...]]:
+    """Items in order over the fewest screens that hold them, the fullest screen as light
+    as it can be (a question longer than a screen stands alone)."""
+    rows = [screen_rows(item) for item in items]
+
+    def best(start: int, parts: int) -> tuple[float, list[int]]:
+        """(the fullest screen, where screens start) for items[start:] on `parts` screens."""
+        if parts == 1:
+            return sum(rows[start:]), [start]
+        choices = []
+        for cut in range(start + 1, len(items) - parts + 2):
+            rest, starts = best(cut, parts - 1)
+            choices.append((max(sum(rows[start:cut]), rest), [start, *starts]))
+        return min(choices, key=lambda choice: choice[0])
+
+    parts = max(1, math.ceil(sum(rows) / SCREEN_ROWS))
+    while True:
+        fullest, starts = best(0, min(parts, len(items)))
+        if fullest <= SCREEN_ROWS or parts >= len(items):
+            break
+        parts += 1
+    bounds = [*starts, len(items)]
+    return [items[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def screen_items(
+    section: Section, screen: int | None, hidden: frozenset[str] = frozenset()
+) -> tuple[Item, ...]:
+    """The items on screen ``screen`` (1-based) of a section; None means the whole
+    section, as a form posted without a screen number asks it. ``hidden`` names the
+    items this visit's answers leave unasked (``Questionnaire.not_asked``)."""
+    items = section.items if screen is None else screens(section)[screen - 1]
+    return tuple(item for item in items if item.id not in hidden) if hidden else items
+
+
+def shown_screens(section: Section, hidden: frozenset[str] = frozenset()) -> tuple[int, ...]:
+    """The numbers of the section's screens this visit sees: a screen whose every item is
+    unasked (the medicine list, when not taking medicine) is passed over by Next, Back
+    and the links. Numbers stay those of the whole section, so a link keeps its screen.
+    A section always keeps a screen (the definition never hides all of one)."""
+    found = tuple(
+        number
+        for number, items in enumerate(screens(section), start=1)
+        if not items or any(item.id not in hidden for item in items)
+    )
+    return found or (1,)
+
+
+# A medicine row's number in a field name (``M1-0-name``): a few ASCII digits. WTForms'
+# FieldList reads any str.isdigit() text as one and calls int() on it, which "²" passes
+# and fails (a 500), as do 5,000 nines (Python's limit on long numbers); "٣" it would
+# read as a row 3 that nothing else counts.
+ROW_NUMBER = re.compile(r"[0-9]{1,9}")
+
+
+class RowList(FieldList):
+    """A FieldList that takes only ASCII row numbers from the posted field names."""
+
+    def _extract_indices(self, prefix, formdata):
+        offset = len(prefix) + 1
+        for key in formdata:
+            if key.startswith(prefix):
+                number = key[offset:].split(self._field_separator, 1)[0]
+                if ROW_NUMBER.fullmatch(number):
+                    yield int(number)
+
+
+def _row_lists(fields: dict[str, object]) -> dict[str, object]:
+    """The item's fields, each FieldList read as a RowList (the field keeps its place)."""
+    for field in fields.values():
+        if getattr(field, "field_class", None) is FieldList:
+            field.field_class = RowList
+    return fields
+
+
+@lru_cache(maxsize=128)
+def section_form_class(
+    section: Section, med_rows: int = 1, screen: int | None = None
+) -> type[FlaskForm]:
+    """A FlaskForm class for one screen of a section (cached: classes are immutable once
+    built)."""
+    fields: dict[str, object] = {}
+    for item in screen_items(section, screen):
+        fields.update(_row_lists(item.item_type.fields(item, med_rows)))
+    # No CSRF field of its own: CSRFProtect checks every POST's token before the view runs
+    # (tests/test_step_page.py), and step.html writes the session's token itself.
+    fields["Meta"] = type("Meta", (), {"csrf": False})
+    return type(f"Section_{section.id}_{screen or 0}_{med_rows}", (FlaskForm,), fields)
+
+
+def medicine_rows(answers: dict, item: Item, submitted_rows: int = 0) -> int:
+    """How many medicine rows to show: what was typed, or what is stored plus one empty
+    row to write in; at least one. "Add another medicine" saves the typed rows, so the
+    next screen has exactly one new empty row."""
+    filled = len(answers.get(item.id) or [])
+    return min(max(1, filled + 1, submitted_rows), item.max_rows)
+
+
+def form_data(items: tuple[Item, ...], answers: dict) -> dict[str, object]:
+    """Stored answers as form data, to fill a screen's form."""
+    data: dict[str, object] = {}
+    for item in items:
+        value = answers.get(item.id)
+        if value is not None:
+            data.update(item.item_type.form_data(item, value))
+    return data
+
+
+def answers_from(items: tuple[Item, ...], form: FlaskForm) -> dict[str, object]:
+    """A validated form's answers by item id; None marks a skipped item."""
+    return {item.id: item.item_type.answer(item, form) for item in items}
+
+
+# --- a screen's GET page from a kept skeleton --------------------------------------------
+#
+# The first GET of a screen in a language renders ``patient/step.html`` the usual way with
+# an empty form and keeps the HTML as a skeleton: its text, and the places where this
+# request's own values go (a choice ticked, a text box's words, the CSRF token, the idle
+# time). Each later GET of that screen fills those places in, without building a form or
+# running the templates. A skeleton is made only of the definition, the language and the
+# clinic's settings, never of anyone's answers: this visit's answers are put in, escaped,
+# for this response only. What the places receive follows WTForms' own rules for a form
+# filled with ``data=`` (tests/test_step_page.py renders every screen both ways and
+# compares them). A screen this cannot fill exactly (a draft, errors, odd stored data) is
+# rendered in full.
+
+STEP_TEMPLATE = "patient/step.html"
+SKELETON_CACHE_SIZE = 512  # skeletons kept per app: languages x screens x medicine rows x settings
+SKELETON_CACHE = "patientapp.step_pages"
+# Stand-ins rendered into a skeleton where a request's own value goes (never real values).
+CSRF_MARK = "csrf-token-of-this-request-6b1d0c"
+IDLE_MARK = "idle-seconds-of-this-request-6b1d0c"
+
+TAG = re.compile(r"<(input|textarea)\b[^>]*>")
+ATTRIBUTE = re.compile(r'\s([a-zA-Z_:-]+)(?:="([^"]*)")?')
+
+# Kinds of field a skeleton fills.
+ONE, MANY, TEXT = "one", "many", "text"
+
+
+@dataclass(frozen=True)
+class _Field:
+    kind: str
+    filters: tuple = ()
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """A FieldList of FormFields (the medicine list): its row count and the row fields."""
+
+    entries: int
+    fields: dict[str, _Field]
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    pieces: tuple  # text, or a slot tuple: ("check", name, value) / ("text", name) / ...
+    fields: dict  # top-level field name -> _Field or _Rows
+
+
+class _Unsupported(Exception):
+    """A form or page this module cannot fill exactly: render it in full."""
+
+
+def _field_info(field) -> _Field:
+    if isinstance(field, SelectMultipleField):
+        kind = MANY
+    elif isinstance(field, RadioField):
+        kind = ONE
+    elif isinstance(field, StringField):  # also TextAreaField
+        kind = TEXT
+    else:
+        raise _Unsupported(type(field).__name__)
+    if kind != TEXT and field.coerce is not str:
+        raise _Unsupported("coerce")
+    return _Field(kind, tuple(field.filters))
+
+
+def _fields_of(form) -> dict:
+    fields: dict = {}
+    for field in form:
+        if isinstance(field, FieldList):
+            entries = list(field.entries)
+            if not entries or not all(isinstance(entry, FormField) for entry in entries):
+                raise _Unsupported("list")
+            row = {sub.short_name: _field_info(sub) for sub in entries[0].form}
+            fields[field.name] = _Rows(len(entries), row)
+        else:
+            fields[field.name] = _field_info(field)
+    return fields
+
+
+def _names(fields: dict) -> dict[str, str]:
+    """Every input name of the form, with its kind."""
+    names = {}
+    for name, info in fields.items():
+        if isinstance(info, _Rows):
+            for index in range(info.entries):
+                for short, sub in info.fields.items():
+                    names[f"{name}-{index}-{short}"] = sub.kind
+        else:
+            names[name] = info.kind
+    return names
+
+
+def _split_marks(text: str) -> list:
+    pieces: list = []
+    for i, chunk in enumerate(text.split(CSRF_MARK)):
+        if i:
+            pieces.append(("csrf",))
+        for j, part in enumerate(chunk.split(IDLE_MARK)):
+            if j:
+                pieces.append(("idle",))
+            if part:
+                pieces.append(part)
+    return pieces
+
+
+def _parse(html: str, fields: dict) -> tuple:
+    names = _names(fields)
+    pieces: list = []
+    at = 0
+    for tag in TAG.finditer(html):
+        attributes = {key: unescape(value or "") for key, value in ATTRIBUTE.findall(tag.group())}
+        name = attributes.get("name", "")
+        if name not in names:
+            continue
+        kind = names[name]
+        if "checked" in attributes:
+            raise _Unsupported("checked in a skeleton")
+        if tag.group(1) == "input" and attributes.get("type") in ("radio", "checkbox"):
+            if kind == TEXT:
+                raise _Unsupported("a choice on a text field")
+            head = tag.start() + len("<input")
+            pieces += [*_split_marks(html[at:head]), ("check", name, attributes.get("value", ""))]
+            at = head
+        elif tag.group(1) == "input" and kind == TEXT:
+            value = re.search(r'\svalue=""', tag.group())
+            if value is None:
+                raise _Unsupported("a text box with a value")
+            head = tag.start() + value.start() + len(' value="')
+            pieces += [*_split_marks(html[at:head]), ("text", name)]
+            at = head
+        elif tag.group(1) == "textarea" and kind == TEXT:
+            head = tag.end() + len("\r\n")
+            if not html.startswith("\r\n</textarea>", tag.end()):
+                raise _Unsupported("a text area with words")
+            pieces += [*_split_marks(html[at:head]), ("text", name)]
+            at = head
+        else:
+            raise _Unsupported(f"an input for {name}")
+    pieces += _split_marks(html[at:])
+    return tuple(pieces)
+
+
+def _csrf_mark() -> str:
+    return CSRF_MARK
+
+
+def _build(section, rows: int, screen: int, context: dict) -> Skeleton | None:
+    form = section_form_class(section, rows, screen)(formdata=None, data={})
+    try:
+        fields = _fields_of(form)
+        html = render_template(
+            STEP_TEMPLATE, form=form, idle_seconds=IDLE_MARK, csrf_token=_csrf_mark, **context
+        )
+        return Skeleton(_parse(html, fields), fields)
+    except _Unsupported:
+        return None
+
+
+# --- filling in one request's values ---------------------------------------------------
+
+
+def _one(value) -> set:
+    return {str(value) if value is not None else None}  # str() of stored JSON never fails
+
+
+def _many(value) -> set:
+    try:
+        return {str(v) for v in value}
+    except (ValueError, TypeError):
+        return set()
+
+
+def _text(value, info: _Field) -> str:
+    data = value
+    with contextlib.suppress(ValueError):  # as WTForms runs a field's filters
+        for keep in info.filters:
+            data = keep(data)
+    return str(escape(str(data) if data is not None else ""))
+
+
+_MISSING = object()
+
+
+def _values(fields: dict, data: dict) -> tuple[dict[str, set], dict[str, str]]:
+    """What WTForms would tick and write for a form filled with ``data=``."""
+    ticked: dict[str, set] = {}
+    texts: dict[str, str] = {}
+
+    def put(name: str, info: _Field, value) -> None:
+        if info.kind == TEXT:
+            texts[name] = _text(None if value is _MISSING else value, info)
+        elif value is not _MISSING:
+            ticked[name] = _one(value) if info.kind == ONE else _many(value)
+
+    for name, info in fields.items():
+        value = data.get(name, _MISSING)
+        if isinstance(info, _Rows):
+            rows = [] if value is _MISSING or not value else value
+            if (
+                not isinstance(rows, list | tuple)
+                or len(rows) > info.entries
+                or not all(isinstance(row, dict) and "meta" not in row for row in rows)
+            ):
+                raise _Unsupported("rows")
+            for index in range(info.entries):
+                row = rows[index] if index < len(rows) else {}
+                for short, sub in info.fields.items():
+                    put(f"{name}-{index}-{short}", sub, row.get(short, _MISSING))
+        else:
+            put(name, info, value)
+    return ticked, texts
+
+
+def _fill(skeleton: Skeleton, data: dict, token: str, idle_seconds: int) -> str:
+    ticked, texts = _values(skeleton.fields, data)
+    out = []
+    for piece in skeleton.pieces:
+        if isinstance(piece, str):
+            out.append(piece)
+        elif piece[0] == "check":
+            out.append(" checked" if piece[2] in ticked.get(piece[1], ()) else "")
+        elif piece[0] == "text":
+            out.append(texts.get(piece[1], ""))
+        elif piece[0] == "csrf":
+            out.append(str(escape(token)))
+        else:
+            out.append(str(idle_seconds))
+    return "".join(out)
+
+
+def _cache() -> OrderedDict:
+    return current_app.extensions.setdefault(SKELETON_CACHE, OrderedDict())
+
+
+def _settings_key() -> str:
+    """The clinic's settings as one key (they change what a page says), once a request."""
+    settings = clinic_settings()
+    kept = g.get("settings_key")
+    if kept is None or kept[0] is not settings:
+        kept = g.settings_key = (settings, repr(sorted(settings.items())))
+    return kept[1]
+
+
+def render_step_page(
+    section,
+    *,
+    number: int,
+    total: int,
+    screen: int,
+    returning: bool,
+    rows: int,
+    data: dict,
+    token: str,
+    idle_seconds: int,
+    hidden: frozenset[str] = frozenset(),
+) -> str | None:
+    """The GET page of one screen filled with ``data`` (the form data of this visit's
+    stored answers), or None when it must be rendered in full. ``hidden``: the items
+    this visit's answers leave unasked."""
+    from flask_babel import get_locale
+
+    from patientapp.i18n import offered_languages
+
+    items = screen_items(section, screen, hidden)
+    last = shown_screens(section, hidden)[-1]
+    key = (
+        str(get_locale()),
+        section,
+        number,
+        total,
+        screen,
+        # What this visit's answers decide about the page: which questions it asks and
+        # which screen is the last (its button). One visit's branching never shows in
+        # another's page: a visit asked otherwise gets a skeleton of its own.
+        tuple(item.id for item in items),
+        last,
+        returning,
+        rows,
+        tuple(offered_languages()),
+        _settings_key(),
+        request.script_root,
+        request.path,
+    )
+    cache = _cache()  # shared by the server's threads: each step below stands alone
+    skeleton = cache.get(key, _MISSING)
+    if skeleton is _MISSING:
+        context = {
+            "section": section,
+            "number": number,
+            "total": total,
+            "returning": returning,
+            "from_draft": False,
+            "items": items,
+            "screen": screen,
+            "screens": last,
+        }
+        skeleton = _build(section, rows, screen, context)
+        cache[key] = skeleton
+        while len(cache) > SKELETON_CACHE_SIZE:
+            with contextlib.suppress(KeyError):  # another thread emptied it first
+                cache.popitem(last=False)
+    else:
+        with contextlib.suppress(KeyError):
+            cache.move_to_end(key)
+    if skeleton is None:
+        return None
+    try:
+        return _fill(skeleton, data, token, idle_seconds)
+    except _Unsupported:
+        return None

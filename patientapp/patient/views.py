@@ -1,0 +1,675 @@
+"""The patient side: start with a link or code, answer section by section, review, send.
+
+Answers are saved on the server at every step; the browser keeps only a signed session
+cookie naming the visit. The patient session ends on submit and after idle time, so a
+shared device shows nothing of the answers afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import get_locale, refresh
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.csrf import generate_csrf
+from werkzeug.datastructures import MultiDict
+from wtforms import StringField
+
+from patientapp.db import storage
+from patientapp.domain import invitations, throttle, visits
+from patientapp.i18n import offered_languages
+from patientapp.patient import forms as patient_forms
+from patientapp.patient import navigation
+from patientapp.questionnaire import display
+from patientapp.questionnaire import model as questionnaire
+from patientapp.web import errors, tablet
+from patientapp.web.context import client_network, clinic_settings, get_db, now
+
+bp = Blueprint("patient", __name__)
+errors.PATIENT.register(bp)
+
+SESSION_KEY = "patient"
+CODE_SCOPES = ("code-client", "code-address", "code-global")
+RESERVED_SCOPE = "code-reserved"  # lookups once the clinic-wide window is full
+ENTERED_SCOPE = "code-entered"  # addresses a visit was opened from, and when
+GENERIC_CODE_ERROR = _l(
+    "We couldn't open a visit with that code. Please check it and try "
+    "again, or ask the front desk for help."
+)
+# Row and step numbers in field names and actions: "²" passes str.isdigit() but not int().
+ASCII_NUMBER = re.compile(r"[0-9]{1,3}")
+SEEN_RESOLUTION = timedelta(minutes=1)  # how precisely idle time is tracked
+ENDED_KEY = "ended"  # why the last patient session on this device ended
+ENDED_SENT, ENDED_IDLE = "sent", "idle"
+DRAFT_SCREEN = "screen"  # the screen of the step a draft was typed on
+DRAFT_KEPT = "draft_kept"  # the idle session left a draft on the server
+DRAFT_MAX_CHARS = 50_000  # all of one step's typed text; more is refused, not cut
+
+
+class CodeForm(FlaskForm):
+    code = StringField(
+        _l("Your code"),
+        render_kw={
+            "autocomplete": "off",
+            "autocapitalize": "characters",
+            "spellcheck": "false",
+            "inputmode": "text",
+            "maxlength": 20,
+        },
+    )
+
+
+class ActionForm(FlaskForm):
+    """A form carrying only the CSRF token, for buttons."""
+
+
+# --- the patient session -------------------------------------------------------------------
+
+
+def _begin(visit: dict, claim: throttle.Claim | None = None) -> None:
+    """Open the visit in this browser. `claim`: the try counted for the right code that
+    opened it, taken back in the same transaction (a right code is no failure)."""
+    # A language picked on this device a moment ago (on the code page) stays; the last
+    # patient's choice is already gone, since ending a patient session drops it.
+    db, moment = get_db(), now()
+    network = client_network(request.remote_addr)
+    # The waiting room's address: codes typed from it are still looked up once strangers
+    # have filled the clinic-wide window (see _claim_lookup). Noted once an hour at most.
+    new_address = not _known_address(db, network, moment, hours=1)
+    if claim is not None or visit["secret_generation"] or new_address:
+        with storage.write(db):  # the entry's audit, address and rows, or none of them
+            if claim is not None:
+                throttle.release(db, claim)
+                throttle.forget(db, "code-client", _client_id())
+            if visit["secret_generation"]:
+                # Whoever opens a re-issued link or code may not be the patient: staff can
+                # check.
+                storage.audit(
+                    db, "patient_entry_reissued", now=moment, actor="patient", visit_id=visit["id"]
+                )
+            if new_address:
+                known_for = timedelta(hours=current_app.config["CODE_KNOWN_ADDRESS_HOURS"])
+                throttle.forget_before(db, ENTERED_SCOPE, moment - known_for)
+                throttle.note(db, ENTERED_SCOPE, network, moment)
+    session[SESSION_KEY] = {
+        "visit": visit["id"],
+        "generation": visit["secret_generation"],
+        "seen": now().isoformat(),
+    }
+    session.pop(ENDED_KEY, None)
+
+
+def end_patient_session(keep_language: bool = False, sent: bool = False, draft: bool = False):
+    """Forget the visit on this device; after sending, the thank-you page may still
+    speak the patient's language. The device remembers only why the session ended, so
+    Back after sending says the answers were sent, not that the page was closed, and
+    whether a draft was kept, so the closed page tells the truth."""
+    session.pop(SESSION_KEY, None)
+    session[ENDED_KEY] = ENDED_SENT if sent else ENDED_IDLE
+    session[DRAFT_KEPT] = draft
+    if not keep_language:
+        session.pop("lang", None)
+
+
+def _idle_limit() -> timedelta:
+    return timedelta(minutes=int(clinic_settings()["patient_idle_minutes"]))
+
+
+def current_visit() -> dict | None:
+    """The visit of this browser's patient session, if the session is still alive."""
+    state = session.get(SESSION_KEY)
+    if not state:
+        return None
+    moment = now()
+    # At the limit exactly, since that is when an idle page refreshes itself to /ended.
+    visit = storage.get_visit(get_db(), state["visit"])
+    if moment - datetime.fromisoformat(state["seen"]) >= _idle_limit():
+        kept = (
+            visits.is_open(visit, moment)
+            and state.get("generation") == visit["secret_generation"]
+            and visits.has_draft(get_db(), visit)
+        )
+        end_patient_session(draft=kept)
+        return None
+    if not visits.is_open(visit, moment) or state.get("generation") != visit["secret_generation"]:
+        # A re-issue ends every session that entered by the old link or code.
+        end_patient_session(sent=visit is not None and visits.is_sent(visit))
+        return None
+    if moment - datetime.fromisoformat(state["seen"]) >= SEEN_RESOLUTION:
+        # Rewriting the signed cookie on every click costs more than a minute's precision.
+        session[SESSION_KEY] = {**state, "seen": moment.isoformat()}
+    return visit
+
+
+def _idle_seconds() -> int:
+    """Seconds left before this device's patient session ends if nothing is sent."""
+    limit = _idle_limit()
+    state = session.get(SESSION_KEY)
+    if g.get("visit") is not None and state:
+        limit -= now() - datetime.fromisoformat(state["seen"])
+    return max(1, int(limit.total_seconds()))
+
+
+@bp.context_processor
+def _idle_refresh():
+    """Seconds after which a page with answers replaces itself with the closed page."""
+    return {
+        "idle_seconds": _idle_seconds(),
+        "tablet": tablet.active(),
+        "tablet_return_seconds": tablet.RETURN_SECONDS,
+    }
+
+
+@bp.before_request
+def _load_visit():
+    g.visit = current_visit()
+    if g.visit is not None:
+        g.suggested_language = g.visit["suggested_language"]
+        g.visit_language = g.visit["answer_language"]
+
+
+def _resume_target(visit: dict):
+    """Where a returning patient picks up."""
+    if visits.awaiting_start(visit):
+        return url_for("patient.welcome")
+    number = visits.current_section(visit, questionnaire.default())
+    if number is None:
+        return url_for("patient.review")
+    return url_for("patient.step", number=number)
+
+
+def _session_needed():
+    return redirect(url_for("patient.ended"))
+
+
+# --- entry ---------------------------------------------------------------------------------
+
+
+@bp.get("/")
+def index():
+    return redirect(url_for("patient.start"))
+
+
+def _client_id() -> str:
+    if "cid" not in session:
+        session["cid"] = secrets.token_urlsafe(12)
+    return session["cid"]
+
+
+def _known_address(db, network: str, moment: datetime, hours: float | None = None) -> bool:
+    """Whether a visit was opened (by link or right code) from this address lately."""
+    hours = current_app.config["CODE_KNOWN_ADDRESS_HOURS"] if hours is None else hours
+    lately = throttle.Window(ENTERED_SCOPE, limit=1, span=timedelta(hours=hours))
+    return throttle.is_full(db, lately, network, moment)  # one visit opened is enough
+
+
+def _claim_lookup(db) -> throttle.Claim | None:
+    """Count a typed code as a failure before it is looked up, or refuse it; None means
+    refused. Counting and checking are one write transaction, so concurrent tries (from
+    any thread or server process) see each other and no limit is overshot.
+
+    Per browser, per address and clinic-wide, as configured. Once the clinic-wide window
+    is full, a code is looked up only from an address where a visit was opened lately (the
+    waiting room's), and at most CODE_FAILURES_RESERVED more per window: code lookups
+    clinic-wide stay under CODE_FAILURES_GLOBAL + CODE_FAILURES_RESERVED per window, however
+    many addresses send them. The rows of a right code are taken back afterwards."""
+    cfg, moment = current_app.config, now()
+    span = timedelta(minutes=cfg["CODE_FAILURE_WINDOW_MINUTES"])
+    per_client = throttle.Window("code-client", cfg["CODE_FAILURES_PER_CLIENT"], span)
+    per_address = throttle.Window("code-address", cfg["CODE_FAILURES_PER_ADDRESS"], span)
+    clinic_wide = throttle.Window("code-global", cfg["CODE_FAILURES_GLOBAL"], span)
+    reserve = throttle.Window(RESERVED_SCOPE, cfg["CODE_FAILURES_RESERVED"], span)
+    client, network = _client_id(), client_network(request.remote_addr)
+    with storage.write(db):
+        if throttle.is_full(db, per_client, client, moment) or throttle.is_full(
+            db, per_address, network, moment
+        ):
+            return None
+        pairs = list(zip(CODE_SCOPES, (client, network, "*"), strict=True))
+        if throttle.is_full(db, clinic_wide, "*", moment):
+            if not _known_address(db, network, moment) or throttle.is_full(
+                db, reserve, "*", moment
+            ):
+                return None
+            pairs.append((RESERVED_SCOPE, "*"))
+        return throttle.claim(db, pairs, moment)
+
+
+TOO_MANY_TRIES = _l(
+    "Too many tries for now. Please wait a few minutes, or ask the front desk for help."
+)
+
+
+@bp.route("/start", methods=["GET", "POST"])
+def start():
+    form = CodeForm()
+    if g.visit is not None and request.method == "GET":
+        return redirect(_resume_target(g.visit))
+    status = 200
+    if form.validate_on_submit():
+        db = get_db()
+        code = invitations.normalise_code(form.code.data or "")
+        claim = None if code is None else _claim_lookup(db)
+        if code is None:
+            form.code.errors.append(_l("A code has 10 letters and numbers, like 7KQ2M-9XD4P."))
+            status = 422
+        elif claim is None:
+            # Not looked up at all: past a limit, a code is no guess.
+            form.code.errors.append(TOO_MANY_TRIES)
+            status = 429
+        else:
+            visit = storage.visit_by_code_hash(db, invitations.hash_secret(code))
+            if visits.is_open(visit, now()):
+                _begin(visit, claim)
+                return redirect(_resume_target(visit))
+            form.code.errors.append(GENERIC_CODE_ERROR)
+            status = 422
+    elif request.method == "POST":
+        status = 400
+    return render_template("patient/start.html", form=form), status
+
+
+def _visit_by_token(token: str) -> dict | None:
+    if len(token) > 100:
+        abort(404)
+    return storage.visit_by_token_hash(get_db(), invitations.hash_secret(token))
+
+
+@bp.get("/v/<token:token>")
+def open_link(token: str):
+    """The invitation link: opens (or resumes) the visit in this browser. A link to
+    another visit asks first, since any site can send a browser to a link."""
+    visit = _visit_by_token(token)
+    if visit is not None and visits.is_sent(visit):
+        if g.visit is None:  # another visit open here stays: a link from anywhere lands here
+            end_patient_session(sent=True)
+            # In the language the answers were given in, as on the patient's own device.
+            g.visit_language = visit["answer_language"]
+            g.suggested_language = visit["suggested_language"]
+            refresh()
+        return render_template("patient/already_sent.html"), 200
+    if not visits.is_open(visit, now()):
+        return render_template("patient/link_invalid.html"), 404
+    if g.visit is not None and g.visit["id"] != visit["id"]:
+        return render_template("patient/switch.html", form=ActionForm(), token=token)
+    _begin(visit)
+    return redirect(_resume_target(visit))
+
+
+@bp.post("/v/<token:token>/switch")
+def switch(token: str):
+    """Leave the visit open on this device for the one the link belongs to."""
+    visit = _visit_by_token(token)
+    if not ActionForm().validate_on_submit():
+        return redirect(url_for("patient.open_link", token=token))
+    if not visits.is_open(visit, now()):
+        return render_template("patient/link_invalid.html"), 404
+    end_patient_session()
+    _begin(visit)
+    return redirect(_resume_target(visit))
+
+
+@bp.route("/welcome", methods=["GET", "POST"])
+def welcome():
+    visit = g.visit
+    if visit is None:
+        return _session_needed()
+    form = ActionForm()
+    q = questionnaire.default()
+    page = {"form": form, "started": not visits.awaiting_start(visit), "sections": len(q.sections)}
+    if form.validate_on_submit():
+        errors.keep_page("patient/welcome.html", **page)
+        visits.start(
+            get_db(),
+            visit["id"],
+            language=str(get_locale()),
+            version=questionnaire.default().version,
+            now=now(),
+        )
+        visit = storage.get_visit(get_db(), visit["id"])
+        return redirect(_resume_target(visit))
+    return render_template("patient/welcome.html", **page)
+
+
+# --- the questionnaire ---------------------------------------------------------------------
+
+
+def _submitted_rows(item, keys=None) -> int:
+    indices = [
+        int(key.split("-")[1])
+        for key in (request.form if keys is None else keys)
+        if key.startswith(f"{item.id}-") and ASCII_NUMBER.fullmatch(key.split("-")[1])
+    ]
+    return min(max(indices) + 1, item.max_rows) if indices else 0
+
+
+def _medlist(items):
+    return next((item for item in items if item.item_type.has_rows), None)
+
+
+def _screen_number(section) -> int | None:
+    """Which screen of the section this request is on (1-based). A POST names its screen;
+    one without a screen number answers the whole section."""
+    count = len(patient_forms.screens(section))
+    if request.method == "POST":
+        posted = request.form.get("screen", type=int)
+        return posted if posted is not None and 1 <= posted <= count else None
+    asked = request.args.get("screen", 1, type=int)
+    return asked if 1 <= asked <= count else 1
+
+
+def _build_form(section, screen, answers, draft: dict | None = None):
+    items = patient_forms.screen_items(section, screen)
+    med = _medlist(items)
+    if draft is not None:
+        rows = patient_forms.medicine_rows(answers, med, _submitted_rows(med, draft)) if med else 1
+        return patient_forms.section_form_class(section, rows, screen)(formdata=MultiDict(draft))
+    if request.method == "POST":
+        rows = patient_forms.medicine_rows({}, med, _submitted_rows(med)) if med else 1
+        return patient_forms.section_form_class(section, rows, screen)()
+    rows = patient_forms.medicine_rows(answers, med) if med else 1
+    return patient_forms.section_form_class(section, rows, screen)(
+        data=patient_forms.form_data(items, answers)
+    )
+
+
+def _step_url(number: int, screen: int = 1, returning: bool = False, **extra) -> str:
+    if screen > 1:
+        extra["screen"] = screen
+    if returning:
+        extra["return"] = "review"
+    return url_for("patient.step", number=number, **extra)
+
+
+def _url(place: navigation.Place) -> str:
+    """The address of a place the next-screen rule names."""
+    if place.page == navigation.STEP:
+        extra = {"_anchor": place.anchor} if place.anchor else {}
+        return _step_url(place.number, place.screen, place.returning, **extra)
+    return url_for(f"patient.{place.page}")
+
+
+@bp.route("/step/<int:number>", methods=["GET", "POST"])
+def step(number: int):
+    visit = g.visit
+    if visit is None:
+        return _session_needed()
+    if visits.awaiting_start(visit):
+        return redirect(url_for("patient.welcome"))
+    q = questionnaire.default()
+    if not 1 <= number <= len(q.sections):
+        abort(404)
+    if number > max(visit["furthest_step"], 1):
+        return redirect(url_for("patient.step", number=visit["furthest_step"]))
+    section = q.sections[number - 1]
+    db = get_db()
+    # A GET is filled with the stored answers; a POST is built from what was typed. Both
+    # ask only what the saved answers leave asked (M0 "no": no medicine questions).
+    answers = storage.answers_for(db, visit["id"])[0]
+    hidden = frozenset(q.not_asked(answers))
+    screen = _screen_number(section)
+    shown = patient_forms.shown_screens(section, hidden)
+    if request.method == "GET" and screen not in shown:
+        # A screen with nothing left to ask (a link or Back from before the answer changed).
+        ahead = [n for n in shown if n > screen] or [shown[-1]]
+        returning = request.args.get("return") == "review"
+        return redirect(_step_url(number, ahead[0], returning))
+    # What was typed on this screen and not yet saved (a reload, another device) comes back.
+    draft = visits.draft_for(db, visit, number) if request.method == "GET" else None
+    if draft is not None and draft.pop(DRAFT_SCREEN, [""])[0] != str(screen):
+        draft = None  # typed on another screen of this step
+    if request.method == "GET" and draft is None:
+        html = _step_page(section, number, screen, answers, hidden)
+        if html is not None:
+            return html
+    form = _build_form(section, screen, answers, draft=draft)
+    page = {
+        "form": form,
+        "section": section,
+        "number": number,
+        "total": len(q.sections),
+        "returning": request.values.get("return") == "review",
+        "from_draft": draft is not None,
+        "items": patient_forms.screen_items(section, screen, hidden),
+        "screen": screen,
+        "screens": shown[-1],
+    }
+    status = 200
+    if request.method == "POST":
+        errors.keep_page("patient/step.html", **page)
+        action = "lang" if request.form.get("lang") else request.form.get("action", "next")
+        written_in = str(get_locale())  # before any switch: the words are in this language
+        if action == "lang":
+            _choose_language(request.form.get("lang", ""))
+        if form.validate():
+            new_answers = patient_forms.answers_from(page["items"], form)
+            if action in ("back", "lang") and visits.SAFETY_ITEM not in request.form:
+                # Leaving the safety screen with nothing ticked records nothing: only Next
+                # (or "Prefer not to say", which is posted) is a "declined" entry.
+                new_answers.pop(visits.SAFETY_ITEM, None)
+            after = frozenset(q.not_asked({**answers, **new_answers}))
+            returning = request.form.get("return") == "review"
+            move = navigation.after_save(q, number, screen, action, new_answers, after, returning)
+            if not visits.save_step(
+                db,
+                visit["id"],
+                new_answers,
+                step=number,
+                next_step=move.resume_at,
+                now=now(),
+                language=written_in,
+            ):
+                return _session_needed()
+            return redirect(_url(move.to))
+        status = 422
+        refresh()  # a language switch shows the kept input and its errors in the new language
+    return render_template("patient/step.html", **page), status
+
+
+def _step_page(
+    section, number: int, screen: int, answers: dict, hidden: frozenset[str] = frozenset()
+) -> str | None:
+    """A GET of a screen from its kept skeleton (see patient_forms), or None to render it."""
+    items = patient_forms.screen_items(section, screen, hidden)
+    med = _medlist(items)
+    return patient_forms.render_step_page(
+        section,
+        number=number,
+        total=len(questionnaire.default().sections),
+        screen=screen,
+        returning=request.values.get("return") == "review",
+        rows=patient_forms.medicine_rows(answers, med) if med else 1,
+        data=patient_forms.form_data(items, answers),
+        token=generate_csrf(),
+        idle_seconds=_idle_seconds(),
+        hidden=hidden,
+    )
+
+
+def _draft_field(key: str, names: set[str]) -> bool:
+    """A field of the step's form: its own name, or a medicine row's (``M1-0-name``)."""
+    head, _, rest = key.partition("-")
+    row = rest.split("-")[0]
+    return key in names or (head in names and ASCII_NUMBER.fullmatch(row) is not None)
+
+
+@bp.post("/step/<int:number>/draft")
+def draft(number: int):
+    """Keep what is typed on a step as a draft (sent by static/draft.js after a pause and
+    when the page is left). CSRF-checked like every POST; the same patient session as the
+    step itself. Nothing here is an answer until the step is saved with Next or Back."""
+    visit = g.visit
+    if visit is None:
+        return jsonify(error="session"), 401
+    q = questionnaire.default()
+    if (
+        visits.awaiting_start(visit)
+        or not 1 <= number <= len(q.sections)
+        or number > max(visit["furthest_step"], 1)
+    ):
+        abort(404)
+    section = q.sections[number - 1]
+    screen = _screen_number(section) or 1  # a draft belongs to one screen, the first if unnamed
+    med = _medlist(patient_forms.screen_items(section, screen))
+    rows = patient_forms.medicine_rows({}, med, _submitted_rows(med)) if med else 1
+    names = {field.name for field in patient_forms.section_form_class(section, rows, screen)()}
+    names.discard("csrf_token")
+    fields = {key: request.form.getlist(key) for key in request.form if _draft_field(key, names)}
+    fields[DRAFT_SCREEN] = [str(screen)]  # restored only on the screen it was typed on
+    if sum(len(value) for values in fields.values() for value in values) > DRAFT_MAX_CHARS:
+        return jsonify(error="too_long"), 413
+    if not visits.save_draft(get_db(), visit, number, fields, now()):
+        return jsonify(error="session"), 401
+    return jsonify(idle_seconds=_idle_seconds())
+
+
+def _choose_language(code: str) -> None:
+    """Remember a language picked on this device, and for the visit if one is open."""
+    if code in offered_languages():
+        session["lang"] = code
+        if g.visit is not None:
+            visits.set_language(get_db(), g.visit["id"], code)
+
+
+@bp.post("/language")
+def language():
+    """The language switcher on pages without answers: keep the choice, come back."""
+    if ActionForm().validate_on_submit():
+        _choose_language(request.form.get("lang", ""))
+    back = request.form.get("next", "")
+    return redirect(back if _local_path(back) else url_for("patient.start"))
+
+
+def _local_path(target: str) -> bool:
+    """Only a path on this site: no scheme, no host, no backslash tricks."""
+    return (
+        target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and not urlsplit(target).netloc
+    )
+
+
+@bp.get("/safety")
+def safety():
+    visit = g.visit
+    if visit is None:
+        return _session_needed()
+    return render_template("patient/safety.html", form=ActionForm())
+
+
+# --- review and submit ---------------------------------------------------------------------
+
+
+def review_rows(answers: dict, in_person: set[str]):
+    """Every section and answer, shown the way the psychiatrist will read it. Questions
+    the answers left unasked (M0 "no") are not listed: their section says they were not
+    asked."""
+    q = questionnaire.default()
+    hidden = q.not_asked(answers)
+    rows = []
+    for number, section in enumerate(q.sections, start=1):
+        items = [
+            {
+                "item": item,
+                "shown": display.show(item, answers.get(item.id)),
+                "answered": item.id in answers,
+                "in_person": item.id in in_person,
+                "can_hold": item.id in answers and visits.may_hold(item.id),
+            }
+            for item in section.items
+            if item.id not in hidden
+        ]
+        not_asked = any(item.id in hidden for item in section.items)
+        rows.append({"number": number, "section": section, "items": items, "not_asked": not_asked})
+    return rows
+
+
+@bp.route("/review", methods=["GET", "POST"])
+def review():
+    visit = g.visit
+    if visit is None:
+        return _session_needed()
+    if visits.awaiting_start(visit):
+        return redirect(url_for("patient.welcome"))
+    db = get_db()
+    answers, in_person = storage.answers_for(db, visit["id"])
+    form = ActionForm()
+    if form.validate_on_submit():
+        held = {i for i in request.form.getlist("in_person") if i in answers and visits.may_hold(i)}
+        errors.keep_page(
+            "patient/review.html",
+            form=form,
+            rows=review_rows(answers, held),
+            total=len(questionnaire.default().sections),
+        )
+        action = request.form.get("action", "")
+        if action.startswith("edit-") and ASCII_NUMBER.fullmatch(action[5:]):
+            visits.save_in_person(db, visit["id"], held)
+            return redirect(url_for("patient.step", number=int(action[5:]), **{"return": "review"}))
+        if action == "submit":
+            if visits.submit(db, visit["id"], held, now()):
+                session["lang"] = str(get_locale())
+                end_patient_session(keep_language=True, sent=True)
+                return redirect(url_for("patient.thanks"))
+            return _session_needed()
+        visits.save_in_person(db, visit["id"], held)
+        _choose_language(request.form.get("lang", ""))
+        return redirect(url_for("patient.review"))
+    return render_template(
+        "patient/review.html",
+        form=form,
+        rows=review_rows(answers, in_person),
+        total=len(questionnaire.default().sections),
+    )
+
+
+def _tablet_page(template: str, **context):
+    """On a waiting-room tablet an end page shows once, then the whole session cookie
+    goes: nothing of this patient stays for the next one, and Back or a reload lands on
+    a clean code entry."""
+    if ENDED_KEY not in session:
+        return redirect(url_for("patient.start"))
+    response = make_response(render_template(template, **context))
+    session.clear()
+    return response
+
+
+@bp.get("/thanks")
+def thanks():
+    if tablet.active():
+        return _tablet_page("patient/thanks.html")
+    return render_template("patient/thanks.html")
+
+
+@bp.get("/ended")
+def ended():
+    """Where a page goes once its patient session is over: sent, or closed when idle.
+    A page that comes here early (its own timer) closes the session: the page says so."""
+    if g.visit is not None:
+        visit = g.visit
+        end_patient_session(draft=visits.has_draft(get_db(), visit))
+    context = {
+        "sent": session.get(ENDED_KEY) == ENDED_SENT,
+        "draft_kept": session.get(DRAFT_KEPT, False),
+    }
+    if tablet.active():
+        return _tablet_page("patient/ended.html", **context)
+    return render_template("patient/ended.html", **context)

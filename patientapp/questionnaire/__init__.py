@@ -1,0 +1,1 @@
+"""The questionnaire: its definition as data, item types, display."""

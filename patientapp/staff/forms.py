@@ -1,0 +1,84 @@
+"""Forms of the staff blueprint (staff.py): the new invitation, acknowledging an alert.
+
+Choices read from the database (psychiatrists, offered languages) are filled in by the view.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import DateField, HiddenField, SelectField, StringField, TimeField
+from wtforms.validators import DataRequired, ValidationError
+
+from patientapp.web.forms import CHOICE_ERROR, in_calendar, length_limit, strip_spaces
+
+FULL_NAME = re.compile(r"[^\W\d_]{3,}\s+[^\W\d_]{3,}", re.UNICODE)
+LINE_BREAKS = "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # what str.splitlines splits on
+ACK_NOTE_MAX = 200
+# Where an acknowledgement returns: a fixed name, never a URL from the client.
+ACK_RETURNS = ("board", "summary")
+
+
+class InvitationForm(FlaskForm):
+    """One appointment; the patient is named by a chart number or initials, never a full name."""
+
+    patient_ref = StringField(
+        _l("Patient reference"),
+        description=_l("A chart number or initials, not a full name."),
+        validators=[
+            DataRequired(message=_l("Please enter a chart number or initials.")),
+            length_limit(40),
+        ],
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
+    day = DateField(
+        _l("Appointment date"),
+        validators=[DataRequired(message=_l("Please enter a valid date.")), in_calendar],
+        invalid_value_message=_l("Please enter a valid date."),
+    )
+    time = TimeField(
+        _l("Appointment time"),
+        validators=[DataRequired(message=_l("Please enter a valid time."))],
+        invalid_value_message=_l("Please enter a valid time."),
+    )
+    psychiatrist = SelectField(
+        _l("Psychiatrist"),
+        coerce=int,
+        invalid_choice_message=CHOICE_ERROR,
+        invalid_value_message=CHOICE_ERROR,
+    )
+    language = SelectField(_l("Suggested language"), invalid_choice_message=CHOICE_ERROR)
+
+    def validate_patient_ref(self, field):
+        if any(mark in (field.data or "") for mark in "\r\n\x0b\x0c\x85\u2028\u2029"):
+            raise ValidationError(_l("Please keep the patient reference on one line."))
+        if FULL_NAME.search(field.data or ""):
+            raise ValidationError(
+                _l(
+                    "This looks like a name. Please use a chart number or "
+                    "initials instead, to keep the patient private."
+                )
+            )
+
+
+class AcknowledgeForm(FlaskForm):
+    """Acknowledging a safety alert, with an optional one-line note by the staff member.
+    return_to names the page it was pressed on; an unknown value means the board."""
+
+    note = StringField(
+        _l("Note (optional)"),
+        description=_l("One line, for example: spoke with the patient at the desk."),
+        filters=[strip_spaces],
+        validators=[length_limit(ACK_NOTE_MAX)],
+        render_kw={"maxlength": ACK_NOTE_MAX, "autocomplete": "off"},
+    )
+    return_to = HiddenField()
+
+    def validate_note(self, field):
+        if any(mark in (field.data or "") for mark in LINE_BREAKS):
+            raise ValidationError(_l("Please keep the note on one line."))
+
+    def destination(self) -> str:
+        return self.return_to.data if self.return_to.data in ACK_RETURNS else "board"

@@ -1,0 +1,488 @@
+"""The staff side: today's board with live safety alerts, invitations, the summary.
+
+Front desk sees statuses, never answers. Psychiatrists and admins read summaries. Every
+route that takes a visit id answers a wrong role exactly like a missing visit (404), and
+a logged-out request is sent to the login page before any lookup.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+
+import segno
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import force_locale, format_date, format_time, gettext
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+
+from patientapp.api import views as api
+from patientapp.auth.views import DEVICE_COOKIE, audit, end_session, login_required
+from patientapp.db import storage
+from patientapp.domain import invitations, visits
+from patientapp.i18n import current_language, language_name, offered_languages
+from patientapp.questionnaire import model as questionnaire
+from patientapp.staff.forms import AcknowledgeForm, InvitationForm
+from patientapp.summary import view as summary_view
+from patientapp.summary.text import plain_text
+from patientapp.web import errors, tablet
+from patientapp.web.context import base_url, clinic_name, clinic_settings, get_db, now
+from patientapp.web.forms import usable_day
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+errors.STAFF.register(bp)
+
+bp.add_app_template_global(summary_view.quote_html, "summary_quote")
+bp.add_app_template_global(summary_view.name_html, "summary_name")
+bp.add_app_template_global(summary_view.SAFETY_LINES, "safety_lines")
+bp.add_app_template_global(visits.status_label, "status_label")
+
+READERS = ("psychiatrist", "admin")
+EVERYONE = ("frontdesk", "psychiatrist", "admin")
+REISSUE_REFUSED = _l(
+    "This patient has started answering, so a new link would open their answers. "
+    "Please ask a psychiatrist to give the new link and code."
+)
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _visit_or_404(visit_id: int) -> dict:
+    visit = storage.get_visit(get_db(), visit_id)
+    if visit is None:
+        abort(404)
+    return visit
+
+
+def _day_arg() -> date:
+    """The board's ?day=; none or one it cannot read shows today, and a day at the
+    calendar's ends (9999-12-31) is not found."""
+    try:
+        day = date.fromisoformat(request.args.get("day", ""))
+    except ValueError:
+        return now().date()
+    if not usable_day(day):
+        abort(404)
+    return day
+
+
+def _progress(visit: dict, status: str) -> str:
+    """How far a patient answering right now has got."""
+    if status != visits.IN_PROGRESS:
+        return ""
+    q = questionnaire.default()
+    number = visits.current_section(visit, q)
+    if number is None:
+        return gettext("checking answers")
+    return gettext("step %(n)s of %(total)s", n=number, total=len(q.sections))
+
+
+def _board_rows(day: date) -> list[dict]:
+    rows, moment = [], now()
+    for visit in storage.visits_for_day(get_db(), day.isoformat()):
+        status = visits.board_status(visit, moment)
+        rows.append(
+            {
+                "id": visit["id"],
+                "time": format_time(datetime.fromisoformat(visit["appointment_at"]), "short"),
+                "patient_ref": visit["patient_ref"],
+                "psychiatrist": visit["psychiatrist_name"] or visit["psychiatrist_email"] or "",
+                "status": status,
+                "status_label": visits.status_label(status),
+                "progress": _progress(visit, status),
+                "language": language_name(visit["answer_language"] or visit["suggested_language"])
+                if (visit["answer_language"] or visit["suggested_language"])
+                else "",
+                "minutes": summary_view.minutes_taken(visit),
+                "alert": bool(visit["alert_id"]),
+                "alert_open": bool(visit["alert_id"]) and not visit["acknowledged_at"],
+                "acknowledged": visit["acknowledged_at"] or "",
+                "acknowledged_by": visit["acknowledged_by_name"] or "",
+                "acknowledged_note": visit["acknowledged_note"] or "",
+                "open": visits.is_open(visit, moment),
+                "readable": visits.is_sent(visit),
+            }
+        )
+    return rows
+
+
+def _alerts() -> list[dict]:
+    return [
+        {
+            "visit_id": a["visit_id"],
+            "patient_ref": a["patient_ref"],
+            "at": format_time(datetime.fromisoformat(a["created_at"]), "short"),
+            "day": format_date(datetime.fromisoformat(a["appointment_at"]), "medium"),
+            "psychiatrist": a["psychiatrist_name"] or "",
+        }
+        for a in storage.open_alerts(get_db())
+    ]
+
+
+# --- board -------------------------------------------------------------------------------
+
+
+def _human_request() -> bool:
+    # The no-script fallback reloads with auto=1, which must not count as activity.
+    return request.args.get("auto") != "1"
+
+
+@bp.get("/")
+@login_required(*EVERYONE, touch=_human_request)
+def board():
+    return _board_page(_day_arg())
+
+
+def _board_page(day: date, ack_form: AcknowledgeForm | None = None, ack_visit: int = 0):
+    """The board; ack_form, when given, is a refused acknowledgement of ack_visit's alert,
+    shown with its message and what was typed."""
+    alerts = _alerts()
+    return render_template(
+        "staff/board.html",
+        day=day,
+        rows=_board_rows(day),
+        alerts=alerts,
+        day_label=format_date(day, "full"),
+        prev_day=day - timedelta(days=1),
+        next_day=day + timedelta(days=1),
+        today=now().date(),
+        form=FlaskForm(),
+        ack_form=ack_form,
+        ack_visit=ack_visit,
+        ack_listed=any(a["visit_id"] == ack_visit for a in alerts),
+    )
+
+
+@bp.get("/board.json")
+@login_required(*EVERYONE, touch=False)
+def board_json():
+    """What the board script polls: statuses and open alerts, never answers."""
+    day = _day_arg()
+    return jsonify(alerts=_alerts(), visits=_board_rows(day))
+
+
+@bp.post("/visits/<int:visit_id>/acknowledge")
+@login_required(*EVERYONE, hide_as_404=True)
+def acknowledge(visit_id: int):
+    """Acknowledge a visit's safety alert, with an optional one-line note, and go back to
+    the page it was pressed on: the summary (return_to=summary, for those who may read it)
+    or else the board. A refused note acknowledges nothing and is shown again (422)."""
+    visit = _visit_or_404(visit_id)
+    form = AcknowledgeForm()
+    to_summary = (
+        form.destination() == "summary" and g.user["role"] in READERS and visits.is_sent(visit)
+    )
+    if form.validate_on_submit():
+        db = get_db()
+        note = form.note.data or ""
+        with storage.write(db):  # the acknowledgement and its entry together
+            if storage.acknowledge_alert(db, visit["id"], g.user["id"], now(), note=note):
+                # The note is free text: the audit log records only that there was one.
+                audit("alert_acknowledged", visit["id"], detail="with note" if note else "")
+    elif form.note.errors:
+        if to_summary:
+            return _summary_response(visit_id, "summary_viewed", printing=False, ack_form=form)
+        day = date.fromisoformat(visit["appointment_at"][:10])
+        return _board_page(day, ack_form=form, ack_visit=visit["id"]), 422
+    if to_summary:
+        return redirect(url_for("staff.summary_page", visit_id=visit["id"]))
+    return redirect(_back_to_board(visit))
+
+
+@bp.post("/tablet")
+@login_required(*EVERYONE)
+def tablet_mode():
+    """Make this device a waiting-room tablet: sign the staff member out and leave the
+    tablet cookie; from now on it opens at code entry. Only a staff sign-in ends it.
+    CSRFProtect has checked the form's token before this runs."""
+    with storage.write(get_db()):  # the entry and the signed-out session together
+        audit("tablet_mode_entered")
+        end_session()
+    session.clear()  # only once both are saved
+    response = redirect(url_for("patient.start"))
+    tablet.turn_on(response)
+    # A shared tablet is no staff member's own browser: it keeps no trusted-device cookie.
+    response.delete_cookie(DEVICE_COOKIE, path="/staff")
+    return response
+
+
+def _back_to_board(visit: dict) -> str:
+    return url_for("staff.board", day=visit["appointment_at"][:10])
+
+
+# --- invitations -------------------------------------------------------------------------
+
+
+def _invitation_form() -> InvitationForm:
+    form = InvitationForm()
+    people = storage.psychiatrists(get_db())
+    form.psychiatrist.choices = [(0, gettext("Not assigned"))] + [
+        (p["id"], p["display_name"] or p["email"]) for p in people
+    ]
+    form.language.choices = [("", gettext("Let the patient choose"))] + [
+        (code, language_name(code)) for code in offered_languages()
+    ]
+    if request.method == "GET":
+        form.day.data = _day_arg() if request.args.get("day") else now().date()
+        form.time.data = None
+        if g.user["role"] == "psychiatrist":
+            form.psychiatrist.data = g.user["id"]
+    return form
+
+
+@bp.route("/invitations/new", methods=["GET", "POST"])
+@login_required(*EVERYONE)
+def new_invitation():
+    form = _invitation_form()
+    status = 200
+    if form.validate_on_submit():
+        appointment = datetime.combine(form.day.data, form.time.data).replace(second=0)
+        db = get_db()
+        with storage.write(db):
+            invitation = visits.create(
+                db,
+                patient_ref=form.patient_ref.data.strip(),
+                appointment_at=appointment,
+                psychiatrist_id=form.psychiatrist.data or None,
+                suggested_language=form.language.data or "",
+                extra_days=int(clinic_settings()["invite_extra_days"]),
+                created_by=g.user["id"],
+                now=now(),
+            )
+            audit("invitation_created", invitation.visit_id)
+        _remember_secrets(invitation)
+        return redirect(url_for("staff.invitation", visit_id=invitation.visit_id))
+    if request.method == "POST":
+        status = 422
+    return render_template("staff/invitation_new.html", form=form), status
+
+
+def _remember_secrets(invitation: invitations.Invitation) -> None:
+    """Only hashes are stored, so the plain link and code live in this staff member's
+    session until the next invitation: enough to show, print and hand over."""
+    session["fresh_invite"] = {
+        "visit": invitation.visit_id,
+        "token": invitation.token,
+        "code": invitation.code,
+    }
+
+
+def _fresh_secrets(visit_id: int) -> dict | None:
+    fresh = session.get("fresh_invite")
+    return fresh if fresh and fresh.get("visit") == visit_id else None
+
+
+def _handover(visit: dict) -> dict | None:
+    fresh = _fresh_secrets(visit["id"])
+    if not fresh or not visits.is_open(visit, now()):
+        return None
+    link = f"{base_url()}/v/{fresh['token']}"
+    qr = segno.make(link, error="m", micro=False)
+    return {
+        "link": link,
+        "code": invitations.format_code(fresh["code"]),
+        "start_url": f"{base_url()}/start",
+        "qr_svg": qr.svg_inline(scale=5, title=gettext("QR code for the patient's link")),
+    }
+
+
+@bp.get("/visits/<int:visit_id>/invitation")
+@login_required(*EVERYONE, hide_as_404=True)
+def invitation(visit_id: int):
+    visit, moment = _visit_or_404(visit_id), now()
+    return render_template(
+        "staff/invitation.html",
+        visit=visit,
+        status_label=visits.status_label(visits.board_status(visit, moment)),
+        is_open=visits.is_open(visit, moment),
+        handover=_handover(visit),
+        form=FlaskForm(),
+        expires=format_date(datetime.fromisoformat(visit["expires_at"]), "medium"),
+        may_reissue=visits.may_reissue(visit, g.user["role"]),
+        reissue_refused=REISSUE_REFUSED,
+    )
+
+
+@bp.get("/visits/<int:visit_id>/slip")
+@login_required(*EVERYONE, hide_as_404=True)
+def slip(visit_id: int):
+    visit = _visit_or_404(visit_id)
+    handover = _handover(visit)
+    if handover is None:
+        return redirect(url_for("staff.invitation", visit_id=visit_id))
+    language = visit["suggested_language"] or current_language().code
+    with force_locale(language):
+        html = render_template(
+            "staff/slip.html",
+            visit=visit,
+            handover=handover,
+            language=language,
+            expires=format_date(datetime.fromisoformat(visit["expires_at"]), "long"),
+        )
+    return html
+
+
+@bp.post("/visits/<int:visit_id>/cancel")
+@login_required(*EVERYONE, hide_as_404=True)
+def cancel(visit_id: int):
+    _visit_or_404(visit_id)
+    if FlaskForm().validate_on_submit():
+        db = get_db()
+        with storage.write(db):
+            if visits.cancel(db, visit_id, now()):
+                audit("invitation_cancelled", visit_id)
+    return redirect(url_for("staff.invitation", visit_id=visit_id))
+
+
+@bp.post("/visits/<int:visit_id>/reissue")
+@login_required(*EVERYONE, hide_as_404=True)
+def reissue(visit_id: int):
+    """New link and code for an open visit; answers so far stay, the old ones stop working.
+    Once answering has started only a reader may do it: the new link opens the answers."""
+    visit = _visit_or_404(visit_id)
+    if visits.can_reissue(visit) and not visits.may_reissue(visit, g.user["role"]):
+        return errors.STAFF.render(REISSUE_REFUSED, 403)
+    if FlaskForm().validate_on_submit():
+        db = get_db()
+        with storage.write(db):
+            invitation = visits.reissue(
+                db,
+                visit_id,
+                extra_days=int(clinic_settings()["invite_extra_days"]),
+                now=now(),
+                role=g.user["role"],
+            )
+            if invitation is not None:
+                audit("invitation_reissued", visit_id)
+        if invitation is not None:
+            _remember_secrets(invitation)
+    return redirect(url_for("staff.invitation", visit_id=visit_id))
+
+
+# --- the summary -------------------------------------------------------------------------
+
+
+def _summary(visit: dict) -> summary_view.SummaryView:
+    db = get_db()
+    answers, in_person = storage.answers_for(db, visit["id"])
+    previous = storage.previous_visit(db, visit)
+    previous_answers = previous_in_person = None
+    if previous:
+        previous_answers, previous_in_person = storage.answers_for(db, previous["id"])
+    return summary_view.build(
+        visit=visit,
+        answers=answers,
+        in_person=in_person,
+        previous=previous,
+        previous_answers=previous_answers,
+        previous_in_person=previous_in_person,
+        alert=storage.alert_for(db, visit["id"]),
+        clinic=clinic_name(),
+        questionnaire=questionnaire.default(),
+        reader_language=current_language().code,
+        answer_languages=storage.answer_languages(db, visit["id"]),
+        safety_history=storage.safety_answers(db, visit["id"]),
+    )
+
+
+def _readable_visit(visit_id: int) -> dict:
+    visit = _visit_or_404(visit_id)
+    if not visits.is_sent(visit):
+        abort(404)
+    return visit
+
+
+def _summary_response(
+    visit_id: int, action: str, printing: bool, ack_form: AcknowledgeForm | None = None
+):
+    """The summary page (or its print view), recorded in the audit log as read; with
+    ack_form, a refused acknowledgement shown with its message (422)."""
+    visit = _readable_visit(visit_id)
+    view = _summary(visit)
+    audit(action, visit_id)
+    page = render_template(
+        "staff/summary.html",
+        s=view,
+        awaiting_review=visits.awaiting_review(visit),
+        text=plain_text(view),
+        form=FlaskForm(),
+        printing=printing,
+        ack_form=ack_form or AcknowledgeForm(formdata=None),
+    )
+    return (page, 422) if ack_form else page
+
+
+@bp.get("/visits/<int:visit_id>/summary")
+@login_required(*READERS, hide_as_404=True)
+def summary_page(visit_id: int):
+    return _summary_response(visit_id, "summary_viewed", printing=False)
+
+
+@bp.get("/visits/<int:visit_id>/print")
+@login_required(*READERS, hide_as_404=True)
+def print_page(visit_id: int):
+    return _summary_response(visit_id, "summary_printed", printing=True)
+
+
+@bp.get("/visits/<int:visit_id>/summary.txt")
+@login_required(*READERS, hide_as_404=True)
+def summary_text(visit_id: int):
+    visit = _readable_visit(visit_id)
+    audit("summary_exported", visit_id, detail="txt download")
+    text = plain_text(_summary(visit))
+    filename = f"reflection-{visit_id}-{visit['appointment_at'][:10]}.txt"
+    return Response(
+        text,
+        mimetype="text/plain; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@bp.get("/visits/<int:visit_id>/fhir.json")
+@login_required(*READERS, hide_as_404=True)
+def summary_fhir(visit_id: int):
+    """The visit as a FHIR QuestionnaireResponse, for a record that imports FHIR."""
+    visit = _readable_visit(visit_id)
+    audit("summary_exported", visit_id, detail="fhir json download")
+    body = json.dumps(api.response_for(visit), ensure_ascii=False, indent=2)
+    filename = f"reflection-{visit_id}-{visit['appointment_at'][:10]}.fhir.json"
+    return Response(
+        body,
+        mimetype=api.FHIR_JSON,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@bp.post("/visits/<int:visit_id>/copied")
+@login_required(*READERS, hide_as_404=True)
+def summary_copied(visit_id: int):
+    """The copy button reports here, so a copy to the record is audited like a download."""
+    _readable_visit(visit_id)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    audit("summary_exported", visit_id, detail="copied as text")
+    return ("", 204)
+
+
+@bp.post("/visits/<int:visit_id>/reviewed")
+@login_required(*READERS, hide_as_404=True)
+def reviewed(visit_id: int):
+    visit = _readable_visit(visit_id)
+    if FlaskForm().validate_on_submit():
+        db = get_db()
+        with storage.write(db):
+            if visits.mark_reviewed(db, visit_id, g.user["id"], now()):
+                audit("visit_reviewed", visit_id)
+    return redirect(_back_to_board(visit))

@@ -1,0 +1,1 @@
+"""The one-page summary: pure rules, the laid-out view, the text for the record."""

@@ -1,0 +1,131 @@
+"""The summary as plain text, for the .txt export and the copy into the medical record.
+
+It renders the SummaryView the page and the print view render (summary_view.py), so the
+record says what the psychiatrist read.
+"""
+
+from __future__ import annotations
+
+from flask_babel import gettext
+
+from patientapp.summary.view import SAFETY_LINES, Row, SummaryView, Text, joined
+
+
+def plain_text(view: SummaryView) -> str:
+    """The summary as plain text for the medical record."""
+    lines = [
+        gettext("Pre-visit reflection — %(clinic)s", clinic=view.clinic),
+        gettext(
+            "Patient: %(ref)s · Visit: %(date)s · Completed: %(done)s",
+            ref=view.patient_ref,
+            date=view.visit_date,
+            done=view.completed_at or "—",
+        ),
+        gettext(
+            "Answered in: %(language)s · Minutes taken: %(minutes)s · "
+            "Compared with visit: %(previous)s",
+            language=view.language,
+            minutes=view.minutes if view.minutes else "—",
+            previous=view.previous_date or "—",
+        ),
+        "",
+    ]
+    if view.safety == "endorsed":
+        if view.safety_answer_time:
+            headline = gettext(
+                "SAFETY: the patient answered “%(answer)s” at %(time)s to thoughts of being "
+                "better off dead or of self-harm in the past 2 weeks.",
+                answer=view.safety_answer,
+                time=view.safety_answer_time,
+            )
+        else:
+            headline = gettext(
+                "SAFETY: the patient answered “%(answer)s” to thoughts of being "
+                "better off dead or of self-harm in the past 2 weeks.",
+                answer=view.safety_answer,
+            )
+        lines.append(headline)
+        lines += view.safety_history
+        if view.alert and view.alert.get("acknowledged_at"):
+            lines.append(
+                gettext(
+                    "Alert acknowledged at %(when)s by %(name)s.",
+                    when=view.alert["acknowledged_time"],
+                    name=view.alert.get("acknowledged_by_name") or "—",
+                )
+            )
+            if view.alert.get("acknowledged_note"):
+                lines.append(gettext("Note: %(note)s", note=view.alert["acknowledged_note"]))
+        elif view.alert:
+            lines.append(gettext("Alert not yet acknowledged."))
+    else:
+        lines.append(str(SAFETY_LINES[view.safety]))
+    lines.append("")
+    lines.append(gettext("Today"))
+    if view.agenda or view.agenda_note:
+        agenda = _quoted_text(view.agenda) if view.agenda else view.agenda_note
+        lines.append(gettext("Wants to talk about") + ": " + agenda)
+    if view.in_person:
+        lines.append(gettext("Held for in person") + ": " + ", ".join(view.in_person))
+    lines += [f"{row.label}: {_row_text(row)}" for row in view.today]
+    if view.flags:
+        lines += ["", gettext("Flags and openers")]
+        for flag in view.flags:
+            lines.append(f"- {flag.title} ({flag.practices}): {flag.opener_text}")
+        if view.also_noted:
+            lines.append(gettext("Also noted") + ": " + ", ".join(view.also_noted))
+    for block in view.blocks:
+        lines += ["", block.title]
+        if block.empty:
+            lines.append(f"- {block.empty}")
+        for row in block.rows:
+            lines.append(f"- {row.label}: {_row_text(row)}")
+    lines += ["", gettext("Since last visit")]
+    found = view.changes + view.not_compared
+    lines += [f"- {line}" for line in found] or [f"- {_no_changes(view)}"]
+    if view.previous_hopes:
+        label = gettext("Last visit, if treatment worked well")
+        lines.append(f"- {label}: {_quoted_text(view.previous_hopes)}")
+    lines.append("")
+    if view.skipped:
+        lines.append(gettext("Skipped: %(items)s", items=joined(view.skipped)))
+    lines.append(gettext("Patient-reported; not a diagnosis."))
+    return "\n".join(_kept_in_place(line) for line in lines) + "\n"
+
+
+CONTINUATION = "    "  # what starts each further line of a patient's text
+
+
+def _kept_in_place(line: str) -> str:
+    """A line whose text (a patient's answer, say) breaks over several lines: every
+    further line is indented, so it can never pass for one of the export's own lines
+    ("SAFETY: ...", "- Agenda: ..."). Any line break counts, CR and U+2028 too."""
+    parts = str(line).splitlines() or [""]
+    return "\n".join([parts[0]] + [CONTINUATION + part for part in parts[1:]])
+
+
+def _quoted_text(text: Text) -> str:
+    suffix = f" [{text.language}]" if text.language else ""
+    return f"“{text.text}”{suffix}"
+
+
+def _row_text(row: Row) -> str:
+    if row.note:
+        return row.note
+    if row.medicines:
+        meds = " · ".join(f"{name} — {feeling}" for name, feeling, _worse in row.medicines)
+        return f"{meds} [{row.language}]" if row.language else meds
+    parts = []
+    if row.words:
+        parts.append(row.sep.join(row.words))
+    if row.quote:
+        parts.append(_quoted_text(row.quote))
+    return " — ".join(parts)
+
+
+def _no_changes(view: SummaryView) -> str:
+    if view.previous_date:
+        return gettext(
+            "No changes in these answers since the visit on %(date)s.", date=view.previous_date
+        )
+    return gettext("First reflection with this patient reference.")

@@ -1,0 +1,585 @@
+"""The one-page summary as the reader sees it: pure summary logic, translated and laid out.
+
+``build`` gathers everything the page shows, top to bottom as CONTENT.md lays it out,
+into one SummaryView. The summary page, its print view (templates/staff/summary.html)
+and the plain text for the medical record (summary_text.py) all render this one model,
+so the copy for the record always says what the page says. Items the patient marked
+"I'd rather talk about this in person" are removed before any logic runs: only their
+topic names appear, in the footer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from babel.lists import format_list
+from flask_babel import (
+    format_date,
+    format_datetime,
+    format_time,
+    get_locale,
+    gettext,
+    pgettext,
+)
+from flask_babel import lazy_gettext as _l
+from markupsafe import Markup, escape
+
+from patientapp.i18n import language_name
+from patientapp.questionnaire import display
+from patientapp.questionnaire.model import STANCE, Questionnaire
+from patientapp.summary import rules as summary
+from patientapp.summary.rules import N_
+
+PRACTICES = {
+    1: _l("Focus on affect"),
+    2: _l("Exploring avoidance"),
+    3: _l("Past experiences"),
+    4: _l("Patterns"),
+    5: _l("Relationship with the medicine"),
+    6: _l("Therapeutic relationship"),
+    7: _l("Wishes and fears about treatment"),
+}
+SAFETY_LINES = {
+    "not_endorsed": _l("Safety question: not endorsed (“Not at all”)."),
+    "declined": _l("Safety question: declined (skipped by the patient; not the same as “no”)."),
+    "not_reached": _l("Safety question: not reached."),
+}
+IN_PERSON_NOTE = _l("to discuss in person")
+NOT_REACHED_NOTE = _l("not reached")
+# An item the patient's own answer left unasked: M0 "no" hides M1-M5 and P1.
+NOT_ASKED_NOTE = _l("not asked: not taking medicine")
+NOTHING_TO_SHOW = _l("Nothing to show: every item here was skipped.")
+# The titles questionnaire.toml gives the summary's blocks ([[summary.blocks]] title),
+# marked here for Babel: the questionnaire extractor takes only what patients read.
+# A block title missing here would show untranslated (tests/test_layout.py checks).
+BLOCK_TITLES = (
+    N_("Medicines"),
+    N_("Patterns"),
+    N_("Family, culture, past treatment"),
+    N_("Meaning and hopes"),
+    N_("Relationship"),
+)
+
+
+@dataclass(frozen=True)
+class Text:
+    """Patient free text, exactly as written, with the language it was written in."""
+
+    text: str
+    language: str  # a language name, shown only when it differs from the reader's
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass
+class Row:
+    label: str
+    words: list[str] = field(default_factory=list)
+    quote: Text | None = None
+    skipped: bool = False  # skipped rows leave the body: the footer lists them once
+    note: str = ""  # shown instead of an answer: held for in person, or not reached
+    # M1: one line per medicine, (name as written, feeling, whether it is "not helping")
+    medicines: list[tuple[str, str, bool]] = field(default_factory=list)
+    language: str = ""  # the language the medicine names were written in
+    sep: str = ", "  # between the words: the stance's parts take " · "
+
+    @property
+    def shown_words(self) -> list:
+        return self.words
+
+
+@dataclass
+class Block:
+    title: str
+    rows: list[Row]
+    extra: list[str] = field(default_factory=list)
+    empty: str = ""  # one line when nothing in the section has an answer to show
+
+
+@dataclass
+class FlagView:
+    title: str
+    practices: str
+    opener_html: Markup
+    opener_text: str
+
+
+@dataclass
+class SummaryView:
+    visit_id: int
+    clinic: str
+    patient_ref: str
+    visit_date: str
+    visit_day: str
+    completed_at: str
+    language: str
+    minutes: int | None
+    status: str
+    safety: str
+    safety_answer: str
+    safety_answer_time: str  # when safety_answer was saved, or "" before the history
+    safety_headline: str  # the banner's sentence: safety_answer, with its time when known
+    alert: dict | None
+    safety_history: list[str]
+    agenda: Text | None
+    feelings: list[str]
+    flags: list[FlagView]
+    also_noted: list[str]  # titles of the flags that fired beyond the three shown
+    blocks: list[Block]
+    changes: list[str]
+    not_compared: list[str]  # why "since last visit" could not compare some answers
+    previous_hopes: Text | None  # last visit's H1, quoted
+    previous_date: str
+    in_person: list[str]
+    skipped: list[str]
+    today: list[Row] = field(default_factory=list)
+    agenda_note: str = ""  # why there is no agenda to quote, when it is not a skip
+
+
+def quote_html(text: Text, element: str = "q") -> Markup:
+    """A quote, whole, marked with the language it was written in.
+
+    ``data-fit`` lets the print fitting (static/summary.js) shorten it on paper, and
+    only when the page would not fit one sheet otherwise. Inside an opener, whose
+    translated sentence already has quotation marks, the words go in a plain span rather
+    than a <q> that would add a second pair.
+    """
+    tag = Markup(' <span class="lang-tag">[%s]</span>') % text.language if text.language else ""
+    # `element` is one of two fixed tag names chosen by the caller, never user text.
+    return Markup('<%s class="quote" dir="auto" data-fit>%s</%s>%s') % (
+        Markup(element),  # noqa: S704
+        text.text,
+        Markup(element),  # noqa: S704
+        tag,
+    )
+
+
+def name_html(name: str) -> Markup:
+    """A medicine name as the patient wrote it, whole; shortened on paper only to fit."""
+    return Markup('<span class="med-name" dir="auto" data-fit>%s</span>') % name
+
+
+def joined(values: list[str]) -> str:
+    """A list as the reader's language writes one ("a, b and c")."""
+    return format_list(values, locale=get_locale()) if values else ""
+
+
+def listed(values: list[str]) -> str:
+    """A list with the separator the reader's language puts between middle items
+    ("a, b, c"), for a list that follows a label rather than one inside a sentence."""
+    if not values:
+        return ""
+    pattern = get_locale().list_patterns["standard"]["middle"]
+    result = values[0]
+    for value in values[1:]:
+        result = pattern.format(result, value)
+    return result
+
+
+def phrase(value: summary.Phrase) -> str:
+    """A phrase form of an answer, in the reader's language."""
+    return pgettext(value.context, value.text)
+
+
+def _param_value(value, questionnaire: Questionnaire, language: str, as_html: bool):
+    if isinstance(value, summary.Phrase):
+        return phrase(value)
+    if isinstance(value, summary.ChoiceRef):
+        return display.label(questionnaire.items[value.item_id], value.choice_id)
+    if isinstance(value, tuple):
+        return joined([_param_value(v, questionnaire, language, as_html) for v in value])
+    if isinstance(value, summary.Quote):
+        text = Text(value.text, language)
+        return quote_html(text, element="span") if as_html else value.text
+    return value
+
+
+def _flag_view(flag: summary.Flag, questionnaire: Questionnaire, language: str) -> FlagView:
+    template = gettext(flag.opener)
+    html_params = {
+        k: _param_value(v, questionnaire, language, True) for k, v in flag.kwargs.items()
+    }
+    text_params = {
+        k: _param_value(v, questionnaire, language, False) for k, v in flag.kwargs.items()
+    }
+    practices = joined([str(PRACTICES[n]) for n in flag.practices])
+    return FlagView(
+        gettext(flag.title), practices, escape(template) % html_params, template % text_params
+    )
+
+
+def _row(
+    questionnaire: Questionnaire,
+    item_id: str,
+    answers: dict,
+    language: str,
+    label: str | None = None,
+    note: str = "",
+) -> Row:
+    item = questionnaire.items[item_id]
+    if note:
+        return Row(label or gettext(item.short), note=note)
+    value = answers.get(item_id)
+    shown = display.show(item, value)
+    quote = Text(shown.quote, language) if shown.quote else None
+    row = Row(
+        label or gettext(item.short),
+        list(shown.words),
+        quote,
+        skipped=not summary.is_answered(value),
+    )
+    if shown.pairs:
+        feelings = [r.get("feeling") if isinstance(r, dict) else None for r in value]
+        row.medicines = [
+            (own, words, feeling == "not_helping")
+            for (own, words), feeling in zip(shown.pairs, feelings, strict=False)
+        ]
+        row.language = language
+    return row
+
+
+def _changes(current: dict, previous: dict | None, questionnaire: Questionnaire) -> list[str]:
+    lines = []
+    for change in summary.changes(current, previous):
+        if change.kind == "stance":
+            lines.append(
+                gettext(
+                    "Stance: %(before)s → %(after)s",
+                    before=gettext(summary.STANCE_LABELS[change.before]),
+                    after=gettext(summary.STANCE_LABELS[change.after]),
+                )
+            )
+            continue
+        item = questionnaire.items[change.item_id]
+        if change.kind == "new_worries":
+            lines.append(
+                gettext("New worries: %(list)s", list=joined(display.labels(item, change.after)))
+            )
+        elif change.kind == "gone_worries":
+            lines.append(
+                gettext(
+                    "Worries no longer named: %(list)s",
+                    list=joined(display.labels(item, change.before)),
+                )
+            )
+        else:
+            before = " ".join(display.show(item, change.before).words)
+            after = " ".join(display.show(item, change.after).words)
+            lines.append(
+                gettext(
+                    "%(topic)s: %(before)s → %(after)s",
+                    topic=gettext(item.short),
+                    before=before,
+                    after=after,
+                )
+            )
+    return lines
+
+
+def stance_line(parts: summary.Stance) -> str:
+    """ "Need 7/10 · worries: side effects, becoming dependent · both high (ambivalent)"."""
+    named = listed([phrase(w) for w in parts.worries]) or pgettext("worries", "none")
+    return gettext(
+        "Need %(need)s/10 · worries: %(worries)s · %(word)s",
+        need=parts.need,
+        worries=named,
+        word=gettext(summary.STANCE_LABELS[parts.key]),
+    )
+
+
+def _held_and_not_asked(
+    questionnaire: Questionnaire, answers: dict, in_person
+) -> tuple[set[str], dict[str, str]]:
+    """The items held for in person, and those an answer left unasked (M0 "no") with the
+    item that hid each. What a held answer left unasked is held too: "not asked" would
+    give the held answer away."""
+    held, hidden = set(in_person), {}
+    for item_id, decider in questionnaire.not_asked(answers).items():
+        if decider in in_person:
+            held.add(item_id)
+        else:
+            hidden[item_id] = decider
+    return held, hidden
+
+
+def _not_compared(
+    current: dict,
+    previous: dict,
+    questionnaire: Questionnaire,
+    not_asked: dict | None = None,
+    not_asked_before: dict | None = None,
+) -> list[str]:
+    """Why some answers were not compared: not answered, or not asked (M0 "no") on that
+    visit, which is never called "not answered"."""
+    now, before = summary.not_compared(current, previous)
+
+    def names(item_ids: list[str]) -> str:
+        return joined([gettext(questionnaire.items[i].short) for i in item_ids])
+
+    unasked_now = [i for i in now if i in (not_asked or {})]
+    unasked_before = [i for i in before if i in (not_asked_before or {})]
+    now = [i for i in now if i not in unasked_now]
+    before = [i for i in before if i not in unasked_before]
+    lines = []
+    if now:
+        lines.append(gettext("Not compared, not answered this time: %(items)s", items=names(now)))
+    if unasked_now:
+        lines.append(
+            gettext(
+                "Not compared, not asked this time (not taking medicine): %(items)s",
+                items=names(unasked_now),
+            )
+        )
+    if before:
+        lines.append(
+            gettext("Not compared, not answered last time: %(items)s", items=names(before))
+        )
+    if unasked_before:
+        lines.append(
+            gettext(
+                "Not compared, not asked last time (not taking medicine): %(items)s",
+                items=names(unasked_before),
+            )
+        )
+    return lines
+
+
+def _previous_hopes(previous: dict | None, answers: dict | None, reader: str) -> Text | None:
+    hopes = summary.previous_hopes(answers)
+    if hopes is None:
+        return None
+    # Free text always names the language it was written in, in the reader's language.
+    code = (previous or {}).get("answer_language") or "en"
+    return Text(hopes.text, language_name(code))
+
+
+def _alert_view(alert: dict | None) -> dict | None:
+    if alert and alert.get("acknowledged_at"):
+        moment = datetime.fromisoformat(alert["acknowledged_at"])
+        return {**alert, "acknowledged_time": format_time(moment, "short")}
+    return alert
+
+
+def _at(stamp: str) -> str:
+    return format_time(datetime.fromisoformat(stamp), "short")
+
+
+def _safety_history_lines(history: list[dict], questionnaire: Questionnaire) -> list[str]:
+    """How a worrying safety answer was changed or skipped, one sentence per saved value.
+    Nothing when the patient saved one value only: the banner already says it."""
+    if len(history) < 2 or not summary.ever_worrying([h["value"] for h in history]):
+        return []
+    item = questionnaire.items[questionnaire.layout.safety]
+    lines = []
+    for number, entry in enumerate(history):
+        time = _at(entry["saved_at"])
+        if entry["value"] == summary.DECLINED:
+            lines.append(gettext("Skipped the question at %(time)s.", time=time))
+            continue
+        answer = display.label(item, entry["value"])
+        if number == 0:
+            lines.append(
+                gettext("First answered “%(answer)s” at %(time)s.", answer=answer, time=time)
+            )
+        else:
+            lines.append(gettext("Changed to “%(answer)s” at %(time)s.", answer=answer, time=time))
+    return lines
+
+
+def _safety(visit: dict, answers: dict, history: list[dict], reached: list[str]) -> str:
+    if summary.ever_worrying([h["value"] for h in history]):
+        return "endorsed"
+    return visit.get("safety") or summary.safety_status(answers, "safety" in reached)
+
+
+def _banner_answer(
+    answers: dict, history: list[dict], questionnaire: Questionnaire
+) -> tuple[str, str]:
+    """The answer the banner names and its time: the most severe worrying value ever
+    saved (first saved, if saved again), else the current answer with no time."""
+    worrying = [h for h in history if summary.is_worrying(h["value"])]
+    if worrying:
+        # max() keeps the first of equals; a value outside the scale ranks lowest.
+        entry = max(worrying, key=lambda h: summary.safety_severity(h["value"]))
+        value, time = entry["value"], _at(entry["saved_at"])
+    else:
+        value, time = answers.get(questionnaire.layout.safety), ""
+    item = questionnaire.items.get(questionnaire.layout.safety)
+    return (display.label(item, value) if value and item else "", time)
+
+
+def _safety_headline(answer: str, time: str) -> str:
+    if time:
+        return gettext(
+            "the patient answered “%(answer)s” at %(time)s to thoughts of being better off "
+            "dead or of self-harm in the past 2 weeks.",
+            answer=answer,
+            time=time,
+        )
+    return gettext(
+        "the patient answered “%(answer)s” to thoughts of being better off dead or of "
+        "self-harm in the past 2 weeks.",
+        answer=answer,
+    )
+
+
+def minutes_taken(visit: dict) -> int | None:
+    """Whole minutes from starting to sending (at least 1), or None if not sent."""
+    if not (visit.get("started_at") and visit.get("submitted_at")):
+        return None
+    spent = datetime.fromisoformat(visit["submitted_at"]) - datetime.fromisoformat(
+        visit["started_at"]
+    )
+    return max(1, round(spent.total_seconds() / 60))
+
+
+def _reached_sections(visit: dict, questionnaire: Questionnaire) -> list[str]:
+    return [s.id for s in questionnaire.sections[: max(visit["furthest_step"], 0)]]
+
+
+def build(
+    *,
+    visit: dict,
+    answers: dict,
+    in_person: set[str],
+    previous: dict | None,
+    previous_answers: dict | None,
+    previous_in_person: set[str] | None,
+    alert: dict | None,
+    clinic: str,
+    questionnaire: Questionnaire,
+    reader_language: str,
+    answer_languages: dict[str, str] | None = None,
+    safety_history: list[dict] | None = None,
+) -> SummaryView:
+    """Everything the one-page summary shows, in the reader's language."""
+    # Items the patient's own answer left unasked (M0 "no"), each with the item that hid
+    # it. Like held items they are removed before any logic runs, so no flag, stance or
+    # change ever reads them (a page never stores them; older data may hold some).
+    held, hidden = _held_and_not_asked(questionnaire, answers, in_person)
+    visible = {k: v for k, v in answers.items() if k not in held and k not in hidden}
+    written_in = visit["answer_language"] or "en"
+    q = questionnaire
+    layout = q.layout  # where each item shows: questionnaire.toml's [summary]
+
+    def tag(item_id: str) -> str:
+        """The name of the language an answer was written in, in the reader's language."""
+        return language_name((answer_languages or {}).get(item_id) or written_in)
+
+    reached = _reached_sections(visit, q)
+    # Items added after the version this visit was answered under were never asked:
+    # they are left out entirely, neither skipped nor "not reached". (An answer shows
+    # in any case: a visit begun before an upgrade is answered on the new screens.)
+    asked = q.asked_in(visit.get("questionnaire_version")) | set(answers)
+    section_of = {item.id: section.id for section in q.sections for item in section.items}
+
+    def note(*item_ids: str) -> str:
+        """Why these items have no answer to show, when it is not a skip."""
+        if any(i in held for i in item_ids):
+            return str(IN_PERSON_NOTE)
+        if any(i in hidden for i in item_ids):
+            return str(NOT_ASKED_NOTE)
+        if any(section_of[i] not in reached for i in item_ids):
+            return str(NOT_REACHED_NOTE)
+        return ""
+
+    def row(item_id, label=None):
+        if item_id not in asked:
+            return Row("")  # a row without a label is dropped below
+        return _row(q, item_id, visible, tag(item_id), label, note(item_id))
+
+    def rows(*item_ids):
+        return [row(i) for i in item_ids]
+
+    def stance_rows() -> list[Row]:
+        """The stance row; without a stance, the need's own row follows it."""
+        need, worries = layout.stance.need, layout.stance.worries
+        stance = summary.stance_parts(visible)
+        stance_row = Row(
+            # No stance row when neither part was asked: their own rows say so.
+            "" if {need, worries} <= hidden.keys() else gettext("Stance"),
+            [stance_line(stance)] if stance else [],
+            skipped=stance is None,
+            note="" if stance else note(need, worries),
+        )
+        # The stance names the need; without a stance the need has its own row.
+        return [stance_row, *([] if stance else rows(need))]
+
+    def block_rows(entries: tuple[str, ...]) -> list[Row]:
+        return [r for i in entries for r in (stance_rows() if i == STANCE else rows(i))]
+
+    blocks = [Block(gettext(b.title), block_rows(b.items)) for b in layout.blocks]
+    for block in blocks:
+        block.rows = _shown_rows(block.rows)
+        block.empty = "" if block.rows else str(NOTHING_TO_SHOW)
+    # The agenda has its own line at the top of Today, beside the topics held back.
+    today = _shown_rows(rows(*layout.today))
+    previous_visible = None
+    held_before, hidden_before = _held_and_not_asked(
+        q, previous_answers or {}, previous_in_person or set()
+    )
+    if previous_answers is not None:
+        previous_visible = {
+            k: v
+            for k, v in previous_answers.items()
+            if k not in held_before and k not in hidden_before
+        }
+    skipped = [
+        gettext(q.items[i].short)
+        for i in summary.skipped_items(visible, reached, q)
+        if i not in held and i != layout.safety and i in asked and i not in hidden
+    ]
+    history = safety_history or []
+    banner_answer, banner_time = _banner_answer(answers, history, q)
+    return SummaryView(
+        visit_id=visit["id"],
+        clinic=clinic,
+        patient_ref=visit["patient_ref"],
+        visit_date=format_date(datetime.fromisoformat(visit["appointment_at"]), "medium"),
+        visit_day=visit["appointment_at"][:10],
+        completed_at=(
+            format_datetime(datetime.fromisoformat(visit["submitted_at"]), "short")
+            if visit.get("submitted_at")
+            else ""
+        ),
+        language=language_name(written_in),
+        minutes=minutes_taken(visit),
+        status=visit["status"],
+        safety=_safety(visit, answers, history, reached),
+        safety_answer=banner_answer,
+        safety_answer_time=banner_time,
+        safety_headline=_safety_headline(banner_answer, banner_time),
+        alert=_alert_view(alert),
+        safety_history=_safety_history_lines(history, q),
+        agenda=(
+            Text(visible[layout.agenda], tag(layout.agenda)) if visible.get(layout.agenda) else None
+        ),
+        feelings=display.labels(q.items["T1"], visible.get("T1")),
+        # The only free text an opener quotes is F2's.
+        flags=[_flag_view(f, q, tag("F2")) for f in summary.top_flags(visible, held=in_person)],
+        also_noted=[gettext(f.title) for f in summary.also_noted(visible, held=in_person)],
+        blocks=blocks,
+        changes=_changes(visible, previous_visible, q) if previous_visible is not None else [],
+        not_compared=(
+            _not_compared(visible, previous_visible, q, hidden, hidden_before)
+            if previous_visible is not None
+            else []
+        ),
+        previous_hopes=_previous_hopes(previous, previous_visible, reader_language),
+        previous_date=(
+            format_date(datetime.fromisoformat(previous["appointment_at"]), "medium")
+            if previous
+            else ""
+        ),
+        in_person=[gettext(q.items[i].short) for i in q.item_ids if i in in_person],
+        skipped=skipped,
+        today=today,
+        agenda_note=note(layout.agenda) if layout.agenda else "",
+    )
+
+
+def _shown_rows(rows: list[Row]) -> list[Row]:
+    """The rows the body shows: skipped ones go to the footer only."""
+    return [r for r in rows if r.label and (r.note or not r.skipped)]

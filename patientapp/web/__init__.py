@@ -1,0 +1,1 @@
+"""Request plumbing shared by every blueprint: context, errors, form pieces, tablet."""
