@@ -35,10 +35,9 @@ sys.path.insert(0, str(REPO_ROOT / "bench"))
 from run import HOST, free_port, percentile, running  # noqa: E402
 
 from patientapp import create_app  # noqa: E402
-from patientapp.api import views as api  # noqa: E402
 from patientapp.cli import examples  # noqa: E402
 from patientapp.db import storage  # noqa: E402
-from patientapp.domain import visits  # noqa: E402
+from patientapp.domain import api_tokens, visits  # noqa: E402
 from patientapp.web.context import get_db  # noqa: E402
 
 DAY = datetime(2026, 11, 25, 8, 0)
@@ -70,7 +69,7 @@ def fill(app, count: int) -> str:
                 storage.save_answers(db, invitation.visit_id, answers, now=moment, language="en")
                 storage.record_safety_answer(db, invitation.visit_id, answers["S1"], moment)
             assert visits.submit(db, invitation.visit_id, set(), moment + timedelta(minutes=6))
-        _id, token = api.create_token(db, "bench", None, DAY)
+        _id, token = api_tokens.create_token(db, "bench", None, DAY)
     return token
 
 

@@ -76,11 +76,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # the app runs from the source tree, not installed
 
 from patientapp import config, create_app  # noqa: E402
-from patientapp.auth.views import hash_password  # noqa: E402
 from patientapp.cli import examples  # noqa: E402
 from patientapp.cli.serve import CAN_FORK, default_workers  # noqa: E402
 from patientapp.db import storage  # noqa: E402
 from patientapp.domain import visits  # noqa: E402
+from patientapp.domain.passwords import hash_password  # noqa: E402
 from patientapp.questionnaire import model as questionnaire  # noqa: E402
 from patientapp.web.context import get_db  # noqa: E402
 

@@ -10,10 +10,9 @@ from html.parser import HTMLParser
 import pytest
 
 from patientapp import create_app
-from patientapp.auth import views as auth
 from patientapp.cli import examples
 from patientapp.db import storage
-from patientapp.domain import visits
+from patientapp.domain import accounts, passwords, visits
 from patientapp.web.context import close_thread_db, get_db
 
 TOKEN_RE = re.compile(
@@ -215,7 +214,6 @@ FULL_ANSWERS = examples.LOWER_THE_DOSE_FORM  # step number -> the fields its for
 
 
 def create_user(app, email, role, password="correct horse battery", name=""):
-    from patientapp.auth import views as auth
     from patientapp.db import storage
 
     with app.test_request_context():
@@ -224,7 +222,7 @@ def create_user(app, email, role, password="correct horse battery", name=""):
             db,
             email=email,
             display_name=name or email.split("@")[0],
-            password_hash=auth.hash_password(password),
+            password_hash=passwords.hash_password(password),
             role=role,
             now=app.config["CLOCK"](),
         )
@@ -269,7 +267,7 @@ def enrol(app, user_id, at=None) -> tuple[str, list[str]]:
             db,
             user_id,
             step=mfa.matching_step(secret, mfa.current_code(secret, moment), moment),
-            code_hashes=[auth.hash_recovery_code(mfa.normalise(code)) for code in codes],
+            code_hashes=[passwords.hash_recovery_code(mfa.normalise(code)) for code in codes],
             now=moment,
         )
     return secret, codes
@@ -303,7 +301,7 @@ def finish_visit(app, answers=None, ref="A-1001", in_person=(), language=""):
 def setup_link(app) -> str:
     """The one-time link that creates the first admin, as `flask serve` prints it."""
     with app.test_request_context():
-        return f"/staff/setup/{auth.issue_setup_token(get_db())}"
+        return f"/staff/setup/{accounts.issue_setup_token(get_db())}"
 
 
 def post_setup(client, link: str, email="boss@example.org", password="long enough pw"):

@@ -14,9 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from conftest import create_user, csrf_from, login, make_invitation
 
-from patientapp.api import views as api
 from patientapp.db import storage
-from patientapp.domain import mfa, visits
+from patientapp.domain import api_tokens, mfa, visits
 from patientapp.web.context import get_db
 
 PASSWORD = "correct horse battery"
@@ -156,7 +155,7 @@ def clinic(app):
         answers = {"T2": "Sleep, mostly.", "S1": "nearly_every_day"}
         visits.save_step(db, sent, answers, step=8, next_step=9, now=now)
         assert visits.submit(db, sent, set(), now)
-        token, _secret = api.create_token(db, "Register", None, now)
+        token, _secret = api_tokens.create_token(db, "Register", None, now)
     return SimpleNamespace(
         sent=sent,
         open=open_visit,
@@ -281,8 +280,8 @@ def test_the_api_takes_a_live_token_and_nothing_else(app, clinic, db):
     with app.app_context():
         from patientapp.web.context import get_db as app_db
 
-        _id, secret = api.create_token(app_db(), "EHR", None, app.config["CLOCK"]())
-        revoked, old = api.create_token(app_db(), "Old", None, app.config["CLOCK"]())
+        _id, secret = api_tokens.create_token(app_db(), "EHR", None, app.config["CLOCK"]())
+        revoked, old = api_tokens.create_token(app_db(), "Old", None, app.config["CLOCK"]())
         storage.revoke_api_token(app_db(), revoked, app.config["CLOCK"]())
     staff = signed_in(app, "admin")  # a signed-in browser's cookies count for nothing
     for endpoint, url in API_ROUTES.items():

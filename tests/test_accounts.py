@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from conftest import create_user, csrf_from, login, post_setup, setup_link
 
-from patientapp.auth import views as auth
 from patientapp.db import storage
-from patientapp.web.context import get_db
+from patientapp.domain import accounts
+from patientapp.web.context import get_db, now
 
 PASSWORD = "correct horse battery"
 
@@ -16,7 +16,7 @@ PASSWORD = "correct horse battery"
 def new_account(app, **fields) -> int:
     values = {"email": "new@example.org", "password": PASSWORD, "role": "psychiatrist"}
     with app.test_request_context():
-        return auth.create_account(get_db(), **{**values, **fields})
+        return accounts.create_account(get_db(), now=now(), **{**values, **fields})
 
 
 def test_create_account_returns_the_new_id(app, db):
@@ -38,7 +38,7 @@ def test_create_account_returns_the_new_id(app, db):
 )
 def test_create_account_refuses_and_writes_nothing(app, db, fields, reason, field, message):
     new_account(app, email="taken@example.org")
-    with pytest.raises(auth.AccountError, match=message) as refused:
+    with pytest.raises(accounts.AccountError, match=message) as refused:
         new_account(app, **fields)
     assert (refused.value.reason, refused.value.field) == (reason, field)
     assert storage.count_users(db) == 1
@@ -78,7 +78,7 @@ def test_a_damaged_hash_refuses_instead_of_failing(app, db):
 def test_an_address_taken_a_moment_ago_is_refused_as_a_duplicate(app, db, monkeypatch):
     new_account(app, email="taken@example.org")
     monkeypatch.setattr(storage, "user_by_email", lambda _db, _email: None)  # the check raced
-    with pytest.raises(auth.AccountError) as refused:
+    with pytest.raises(accounts.AccountError) as refused:
         new_account(app, email="taken@example.org")
     assert refused.value.reason == "duplicate"
     assert storage.count_users(db) == 1

@@ -184,10 +184,10 @@ def test_an_admin_action_whose_entry_fails_changes_nothing(app, admin, failing_a
 
 
 def test_revoking_a_token_whose_entry_fails_changes_nothing(app, admin, failing_audit):
-    from patientapp.api import views as api
+    from patientapp.domain import api_tokens
 
     with app.app_context():
-        token_id, _secret = api.create_token(get_db(), "feed", None, app.config["CLOCK"]())
+        token_id, _secret = api_tokens.create_token(get_db(), "feed", None, app.config["CLOCK"]())
     before, entries = snapshot(app), audit_rows(app)
     failing_audit()
     response = staff_post(
@@ -243,17 +243,17 @@ def test_a_tablet_switch_whose_commit_fails_leaves_the_staff_member_signed_in(
 def test_a_new_accounts_password_is_hashed_before_the_write_lock(app, admin, monkeypatch):
     """Hashing takes a good part of a second by design: under the write lock every
     patient's save would wait for it."""
-    from patientapp.auth import views as auth
+    from patientapp.domain import accounts
 
     queue = storage._thread_lock(f"{app.config['DATABASE']}.lock")
     held_while_hashing = []
-    real_hash = auth.hash_password
+    real_hash = accounts.hash_password  # as checked_account calls it
 
     def spy(password):
         held_while_hashing.append(queue.locked())
         return real_hash(password)
 
-    monkeypatch.setattr(auth, "hash_password", spy)
+    monkeypatch.setattr(accounts, "hash_password", spy)
     data = {
         "email": "new@example.org",
         "display_name": "New Person",

@@ -101,16 +101,17 @@ def test_a_patient_visit_and_its_summary_work_on_an_encrypted_database(app, psyc
 
 
 def test_a_duplicate_account_is_refused_cleanly_on_an_encrypted_database(app, monkeypatch):
-    from patientapp.auth import views as auth
-    from patientapp.web.context import get_db
+    from patientapp.domain import accounts
+    from patientapp.web.context import get_db, now
 
     # The check before the insert is skipped, as when two requests race: SQLCipher's own
     # IntegrityError must still become the clean refusal.
-    monkeypatch.setattr(auth, "check_new_email", lambda _db, _email: None)
+    monkeypatch.setattr(accounts, "check_new_email", lambda _db, _email: None)
     with app.test_request_context():
-        auth.create_account(get_db(), email="a@example.org", role="admin", password=PASSWORD)
-        with pytest.raises(auth.AccountError) as refusal:
-            auth.create_account(get_db(), email="a@example.org", role="admin", password=PASSWORD)
+        new = {"email": "a@example.org", "role": "admin", "password": PASSWORD}
+        accounts.create_account(get_db(), **new, now=now())
+        with pytest.raises(accounts.AccountError) as refusal:
+            accounts.create_account(get_db(), **new, now=now())
 
     assert refusal.value.reason == "duplicate"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import datetime
 
 import pytest
 from conftest import finish_visit, make_invitation
@@ -17,6 +18,7 @@ from patientapp.api import views as api
 from patientapp.cli import examples
 from patientapp.db import storage
 from patientapp.domain import visits
+from patientapp.domain.records import Visit
 from patientapp.exports import fhir
 from patientapp.questionnaire import model as questionnaire
 from patientapp.web.context import get_db
@@ -348,16 +350,20 @@ def test_a_new_item_and_choice_appear_with_no_code_change(app):
     [z1] = by_link(resource)["Z1"]
     assert [o["valueCoding"]["code"] for o in z1["answerOption"]] == ["one", "nothing_here"]
     assert ext(z1["answerOption"][1], fhir.OPTION_EXCLUSIVE)
-    visit = {
-        "id": 7,
-        "status": "submitted",
-        "created_at": "2026-11-25 09:00:00",
-        "submitted_at": "2026-11-25 09:10:00",
-        "questionnaire_version": "2099.1",
-        "answer_language": "en",
-        "patient_ref": "X",
-        "safety": "not_endorsed",
-    }
+    visit = Visit(
+        id=7,
+        patient_ref="X",
+        appointment_at=datetime(2026, 11, 25, 14, 30),
+        token_hash="token",
+        code_hash="code",
+        expires_at=datetime(2026, 11, 25, 23, 59, 59),
+        status="submitted",
+        created_at=datetime(2026, 11, 25, 9, 0),
+        submitted_at=datetime(2026, 11, 25, 9, 10),
+        questionnaire_version="2099.1",
+        answer_language="en",
+        safety="not_endorsed",
+    )
     response = fhir.response_resource(
         visit=visit,
         answers={"Z1": ["one"]},

@@ -23,7 +23,7 @@ from conftest import FULL_ANSWERS, Patient, csrf_from, login, make_invitation
 from test_access import FORMS, clinic, url_of  # noqa: F401 - clinic is a fixture
 from werkzeug.datastructures import MultiDict
 
-from patientapp.api import views as api
+from patientapp.domain import api_tokens
 from patientapp.patient import forms as patient_forms
 from patientapp.questionnaire import model as questionnaire
 from patientapp.web.context import get_db
@@ -216,7 +216,7 @@ def test_malformed_requests_never_give_a_server_error(app, clinic):  # noqa: F81
     clients["patient"] = patient.client
     clients["integration"] = app.test_client()
     with app.app_context():
-        _token_id, secret = api.create_token(get_db(), "Fuzz", None, app.config["CLOCK"]())
+        _token_id, secret = api_tokens.create_token(get_db(), "Fuzz", None, app.config["CLOCK"]())
     auth = {"integration": {"Authorization": f"Bearer {secret}"}}
     pages = {"logged out": "/staff/login", "patient": "/step/1"}
     tokens = {"integration": ""}  # the API takes no CSRF token: no cookie gets it in

@@ -15,7 +15,7 @@ from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
 from patientapp.api import views as api
 from patientapp.db import storage
-from patientapp.domain import visits
+from patientapp.domain import api_tokens, visits
 from patientapp.web.context import get_db
 from tests.helpers.fhir_check import check_response
 
@@ -56,7 +56,7 @@ def test_a_token_is_shown_once_and_stored_only_as_its_hash(app, admin, db):
     token = new_token(admin)
     assert token.startswith("pa_") and len(token) > 40
     [row] = list(db["api_tokens"].rows)
-    assert row["token_hash"] == api.hash_token(token) and token not in json.dumps(row)
+    assert row["token_hash"] == api_tokens.hash_token(token) and token not in json.dumps(row)
     assert row["scope"] == "read"
     again = admin.get("/staff/admin/integrations").get_data(as_text=True)
     assert "EHR interface" in again and token not in again

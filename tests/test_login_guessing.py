@@ -21,10 +21,10 @@ import pytest
 from conftest import create_user, csrf_from, enrol, login
 from itsdangerous import URLSafeSerializer
 
-from patientapp.auth import views as auth
+from patientapp.auth import signin, views
 from patientapp.config import DEFAULTS
 from patientapp.db import storage
-from patientapp.domain import mfa
+from patientapp.domain import mfa, passwords
 from patientapp.web.context import close_thread_db, get_db
 
 PASSWORD = "correct horse battery"
@@ -49,7 +49,7 @@ def signed_in_before(app, email=EMAIL, code=None):
     page = browser.get("/staff/account").get_data(as_text=True)
     browser.post("/staff/logout", data={"csrf_token": csrf_from(page)})
     assert browser.get("/staff/").status_code == 302  # signed out
-    assert browser.get_cookie(auth.DEVICE_COOKIE, path="/staff") is not None
+    assert browser.get_cookie(signin.DEVICE_COOKIE, path="/staff") is not None
     return browser
 
 
@@ -70,7 +70,7 @@ def test_the_device_cookie_is_signed_httponly_lax_and_for_the_staff_side(app, do
     app.config["SESSION_COOKIE_SECURE"] = True
     browser = app.test_client()
     response = login(browser, EMAIL)
-    [header] = [h for h in response.headers.getlist("Set-Cookie") if auth.DEVICE_COOKIE in h]
+    [header] = [h for h in response.headers.getlist("Set-Cookie") if signin.DEVICE_COOKIE in h]
     assert "HttpOnly" in header and "SameSite=Lax" in header and "Secure" in header
     assert "Path=/staff" in header
     assert f"Max-Age={DEFAULTS['DEVICE_COOKIE_DAYS'] * 86400}" in header
@@ -82,21 +82,20 @@ def test_a_forged_or_another_accounts_device_cookie_does_not_pass(app, doctor):
     lock_out_strangers(app)
     assert login(others, EMAIL).status_code == 401  # trusted for another account only
     forged = app.test_client()
-    made_up = URLSafeSerializer("not the app's key", salt=auth.DEVICE_SALT).dumps(["x" * 43])
-    forged.set_cookie(auth.DEVICE_COOKIE, made_up, path="/staff")
+    made_up = URLSafeSerializer("not the app's key", salt=signin.DEVICE_SALT).dumps(["x" * 43])
+    forged.set_cookie(signin.DEVICE_COOKIE, made_up, path="/staff")
     assert login(forged, EMAIL).status_code == 401
     guessed = app.test_client()  # signed right, but a nonce the server never issued
-    real_key = URLSafeSerializer(app.secret_key, salt=auth.DEVICE_SALT)
-    guessed.set_cookie(auth.DEVICE_COOKIE, real_key.dumps(["x" * 43]), path="/staff")
+    real_key = URLSafeSerializer(app.secret_key, salt=signin.DEVICE_SALT)
+    guessed.set_cookie(signin.DEVICE_COOKIE, real_key.dumps(["x" * 43]), path="/staff")
     assert login(guessed, EMAIL).status_code == 401
 
 
 def test_a_copied_device_cookie_stops_at_its_owners_next_sign_in(app, doctor):
     owner = signed_in_before(app)
     copy = app.test_client()
-    copy.set_cookie(
-        auth.DEVICE_COOKIE, owner.get_cookie(auth.DEVICE_COOKIE, path="/staff").value, path="/staff"
-    )
+    kept = owner.get_cookie(signin.DEVICE_COOKIE, path="/staff").value
+    copy.set_cookie(signin.DEVICE_COOKIE, kept, path="/staff")
     assert login(owner, EMAIL).status_code == 302  # a new nonce; the old one is retired
     lock_out_strangers(app)
     assert login(copy, EMAIL).status_code == 401
@@ -117,16 +116,16 @@ def test_a_waiting_room_tablet_gets_no_device_cookie(app, doctor):
     browser = app.test_client()
     browser.set_cookie("patientapp_tablet", "1")
     assert login(browser, EMAIL).status_code == 302
-    assert browser.get_cookie(auth.DEVICE_COOKIE, path="/staff") is None
+    assert browser.get_cookie(signin.DEVICE_COOKIE, path="/staff") is None
 
 
 def test_turning_a_browser_into_a_waiting_room_tablet_drops_its_device_cookie(app, doctor):
     browser = app.test_client()
     assert login(browser, EMAIL).status_code == 302
-    assert browser.get_cookie(auth.DEVICE_COOKIE, path="/staff") is not None
+    assert browser.get_cookie(signin.DEVICE_COOKIE, path="/staff") is not None
     page = browser.get("/staff/").get_data(as_text=True)
     assert browser.post("/staff/tablet", data={"csrf_token": csrf_from(page)}).status_code == 302
-    assert browser.get_cookie(auth.DEVICE_COOKIE, path="/staff") is None
+    assert browser.get_cookie(signin.DEVICE_COOKIE, path="/staff") is None
 
 
 NEW_PASSWORD = "a brand new secret"
@@ -155,7 +154,7 @@ def test_wrong_current_passwords_are_throttled_for_the_session(app, doctor):
     assert change_password(owner, PASSWORD).status_code == 422  # refused while locked
     with app.app_context():
         user = storage.get_user(get_db(), doctor)
-    assert auth.verify_password(user["password_hash"], PASSWORD)
+    assert passwords.verify_password(user["password_hash"], PASSWORD)
 
 
 @pytest.mark.parametrize("event", ["admin sets a password", "owner changes it"])
@@ -265,7 +264,7 @@ def test_each_further_lock_on_app_codes_lasts_twice_as_long(app, enrolled, clock
 
 def test_the_lock_length_doubles_up_to_its_cap(app):
     with app.app_context():
-        hours = [auth._mfa_lock_length(n).total_seconds() / 3600 for n in range(1, 8)]
+        hours = [signin._mfa_lock_length(n).total_seconds() / 3600 for n in range(1, 8)]
     assert hours == [24, 48, 96, 192, 384, 720, 720]
 
 
@@ -294,14 +293,14 @@ def all_at_once(jobs) -> list[int]:
 def test_concurrent_wrong_passwords_are_checked_at_most_the_limit(app, doctor, monkeypatch, db):
     stored = storage.get_user(db, doctor)["password_hash"]
     checked = []
-    real = auth.verify_password
+    real = views.verify_password  # as the login route calls it
 
     def counting(hashed, password):
         if hashed == stored:
             checked.append(password)
         return real(hashed, password)
 
-    monkeypatch.setattr(auth, "verify_password", counting)
+    monkeypatch.setattr(views, "verify_password", counting)
 
     def job():
         client = app.test_client()

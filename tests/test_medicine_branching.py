@@ -6,6 +6,7 @@ not reached, and no flag reads them. "Yes", "I'm not sure" or a skip ask everyth
 from __future__ import annotations
 
 from contextlib import closing
+from datetime import datetime
 
 import pytest
 from conftest import FULL_ANSWERS, Patient, csrf_from, finish_visit, login, make_invitation
@@ -16,6 +17,7 @@ from test_staff import summary_in_text, summary_on_page
 from patientapp.api import views as api
 from patientapp.cli import examples
 from patientapp.db import storage
+from patientapp.domain.records import Visit
 from patientapp.exports import csv as exports
 from patientapp.exports import fhir
 from patientapp.patient import forms as patient_forms
@@ -469,7 +471,16 @@ def test_fhir_response_has_m0_and_no_unasked_item(app):
 def test_the_csv_has_m0_and_empty_cells_for_unasked_items():
     header = exports.header(Q)
     assert header[header.index("M0") : header.index("M0") + 3] == ["M0", "M0 label", "M1"]
-    visit = {"id": 1, "patient_ref": "NT-1", "status": "submitted"}
+    visit = Visit(
+        id=1,
+        patient_ref="NT-1",
+        appointment_at=datetime(2026, 11, 25, 14, 30),
+        token_hash="token",
+        code_hash="code",
+        expires_at=datetime(2026, 11, 25, 23, 59, 59),
+        created_at=datetime(2026, 11, 25, 9, 0),
+        status="submitted",
+    )
     row = dict(zip(header, exports.row(Q, visit, examples.NOT_TAKING, set()), strict=True))
     assert (row["M0"], row["M0 label"]) == ("no", "No")
     for item_id in NOT_ASKED:

@@ -11,10 +11,9 @@ import pytest
 from conftest import checked, create_user, csrf_from, enrol, login, send_code
 
 from patientapp import create_app
-from patientapp.auth import views as auth
 from patientapp.config import DEFAULTS
 from patientapp.db import storage
-from patientapp.domain import mfa
+from patientapp.domain import mfa, passwords
 from patientapp.web.context import get_db
 
 PASSWORD = "correct horse battery"
@@ -341,7 +340,7 @@ def test_a_reset_without_the_form_token_changes_nothing(mfa_app, db, enrolled, c
 def test_recovery_codes_are_argon2id_hashes_in_production(app):
     app.config["PASSWORD_HASHER"] = "argon2"
     with app.test_request_context():
-        stored = auth.hash_recovery_code("abcde12345")
+        stored = passwords.hash_recovery_code("abcde12345")
         assert stored.startswith("$argon2id$") and "m=19456,t=2,p=1" in stored
-        assert auth.verify_password(stored, "abcde12345")
-        assert not auth.verify_password(stored, "abcde12346")
+        assert passwords.verify_password(stored, "abcde12345")
+        assert not passwords.verify_password(stored, "abcde12346")

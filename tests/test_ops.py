@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from conftest import FULL_ANSWERS, create_user, csrf_from, finish_visit, login, 
 
 from patientapp.cli import accounts, demo
 from patientapp.db import storage
+from patientapp.domain.records import Visit
 from patientapp.web.context import base_url, get_db
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +48,7 @@ def audit_rows(app, action: str) -> list[dict]:
         return storage.audit_entries(get_db(), action=action)
 
 
-def all_visits(app) -> list[dict]:
+def all_visits(app) -> list[Visit]:
     """Every visit, by walking ids on a fresh database (ids start at 1, none deleted)."""
     found = []
     with app.app_context():
@@ -56,7 +57,7 @@ def all_visits(app) -> list[dict]:
     return found
 
 
-def all_visits_left(app) -> list[dict]:
+def all_visits_left(app) -> list[Visit]:
     """The visits still stored after a purge (ids have gaps then)."""
     with app.app_context():
         return [v for i in range(1, 20) if (v := storage.get_visit(get_db(), i))]
@@ -229,7 +230,7 @@ def test_purge_removes_only_visits_older_than_retention(app, runner, aged_visits
     after = counts(app.config["DATABASE"])
     assert after["visits"] == 1 and after["alerts"] == 0
     assert after["answers"] == before["answers"] - aged_visits
-    assert [v["patient_ref"] for v in all_visits_left(app)] == ["NEW-1"]
+    assert [v.patient_ref for v in all_visits_left(app)] == ["NEW-1"]
     entry = audit_rows(app, "purge")[0]
     assert entry["actor"] == "cli"
     assert entry["detail"] == (f"visits=2 answers={aged_visits} alerts=1 before=2025-11-25")
@@ -243,7 +244,7 @@ def test_purge_follows_the_retention_setting_to_the_day(app, runner, clock):
     make_invitation(app, "GONE", when=(today - timedelta(days=31)).replace(hour=23, minute=59))
     result = runner.invoke(args=["purge"])
     assert "Removed 1 visits (0 answers, 0 safety alerts)" in result.output
-    assert [v["patient_ref"] for v in all_visits_left(app)] == ["KEEP"]
+    assert [v.patient_ref for v in all_visits_left(app)] == ["KEEP"]
 
 
 # --- demo --------------------------------------------------------------------------------
@@ -268,30 +269,27 @@ def test_demo_fills_a_fresh_database_and_refuses_a_second_time(app, runner):
 
 def test_demo_visits_cover_every_case(app, runner, clock):
     assert runner.invoke(args=["demo"]).exit_code == 0
-    visits = {(v["patient_ref"], v["appointment_at"][:10]): v for v in all_visits(app)}
-    statuses = sorted(v["status"] for v in visits.values())
+    visits = {(v.patient_ref, v.day.isoformat()): v for v in all_visits(app)}
+    statuses = sorted(v.status for v in visits.values())
     assert statuses.count("submitted") == 6 and statuses.count("reviewed") == 1
     assert {"invited", "in_progress"} <= set(statuses)
     today, four_weeks_ago = clock.moment.date(), clock.moment.date() - timedelta(days=28)
     assert sorted({day for _ref, day in visits}) == [four_weeks_ago.isoformat(), today.isoformat()]
-    assert visits[("RB-1187", four_weeks_ago.isoformat())]["status"] == "reviewed"
-    busy = next(v for v in visits.values() if v["status"] == "in_progress")
-    assert busy["current_step"] == 3
-    spanish = next(v for v in visits.values() if v["answer_language"] == "es")
-    assert spanish["status"] == "submitted"
+    assert visits[("RB-1187", four_weeks_ago.isoformat())].status == "reviewed"
+    busy = next(v for v in visits.values() if v.status == "in_progress")
+    assert busy.current_step == 3
+    spanish = next(v for v in visits.values() if v.answer_language == "es")
+    assert spanish.status == "submitted"
     with app.app_context():
         db = get_db()
-        alerts = [storage.alert_for(db, v["id"]) for v in visits.values()]
+        alerts = [storage.alert_for(db, v.id) for v in visits.values()]
         open_alerts = storage.open_alerts(db)
-        held = [storage.answers_for(db, v["id"])[1] for v in visits.values()]
+        held = [storage.answers_for(db, v.id)[1] for v in visits.values()]
     assert len([a for a in alerts if a]) == 1 and len(open_alerts) == 1
     assert any(held)
     for visit in visits.values():
-        if visit["submitted_at"]:
-            minutes = (
-                datetime.fromisoformat(visit["submitted_at"])
-                - datetime.fromisoformat(visit["started_at"])
-            ).total_seconds() / 60
+        if visit.submitted_at:
+            minutes = (visit.submitted_at - visit.started_at).total_seconds() / 60
             assert 4 <= minutes <= 9
 
 
@@ -301,10 +299,10 @@ def test_every_submitted_demo_visit_renders_for_the_psychiatrist(app, runner):
     assert log_in(doctor, "dr.rivera@example.org", demo.DEMO_PASSWORD).status_code == 302
     pages, rendered = {}, 0
     for visit in all_visits(app):  # in id order, so RB-1187 ends with today's visit
-        if visit["status"] in ("submitted", "reviewed"):
-            response = doctor.get(f"/staff/visits/{visit['id']}/summary")
-            assert response.status_code == 200, visit["patient_ref"]
-            pages[visit["patient_ref"]] = response.get_data(as_text=True)
+        if visit.status in ("submitted", "reviewed"):
+            response = doctor.get(f"/staff/visits/{visit.id}/summary")
+            assert response.status_code == 200, visit.patient_ref
+            pages[visit.patient_ref] = response.get_data(as_text=True)
             rendered += 1
     assert rendered == 7
     assert 'role="alert"' in pages["A-2041"]  # the red safety banner

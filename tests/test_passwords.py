@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from conftest import create_user, csrf_from, login, post_setup, setup_link
 
-from patientapp.auth import views as auth
 from patientapp.db import storage
-from patientapp.web.context import get_db
+from patientapp.domain import accounts, passwords
+from patientapp.web.context import get_db, now
 
 GOOD = "correct horse battery"
 COMMON = "on a list of common passwords"
@@ -37,7 +37,7 @@ DETAILS = ("ada.lovelace@example.org", "Ada Lovelace", "Riverside Mood Clinic")
 
 def problem(app, password, details=DETAILS):
     with app.test_request_context():
-        return auth.password_problem(password, details)
+        return passwords.password_problem(password, details)
 
 
 @pytest.mark.parametrize(("password", "why"), WEAK)
@@ -55,8 +55,8 @@ def test_the_minimum_length_still_comes_first(app):
 
 
 def test_the_common_list_is_a_real_one(app):
-    assert len(auth.COMMON_PASSWORDS) >= 10_000
-    assert {"123456", "password", "qwerty", "letmein"} <= auth.COMMON_PASSWORDS
+    assert len(passwords.COMMON_PASSWORDS) >= 10_000
+    assert {"123456", "password", "qwerty", "letmein"} <= passwords.COMMON_PASSWORDS
 
 
 def test_a_long_password_is_checked_quickly_and_fully(app):
@@ -66,10 +66,10 @@ def test_a_long_password_is_checked_quickly_and_fully(app):
 
 
 def test_personal_words_are_the_pieces_of_the_details(app):
-    words = auth.personal_words("ada.lovelace@example.org", "Dr. Li")
+    words = passwords.personal_words("ada.lovelace@example.org", "Dr. Li")
     assert {"ada", "lovelace", "ada.lovelace", "ada.lovelace@example.org"} <= set(words)
     assert "li" not in words  # too short to refuse
-    assert "riverside" in auth.personal_words("desk@riverside.org")
+    assert "riverside" in passwords.personal_words("desk@riverside.org")
     assert PERSONAL in problem(app, "riverside2026!", ("desk@riverside.org",))
 
 
@@ -139,9 +139,9 @@ def test_change_password_refuses_weak_ones_and_keeps_the_old(app, client, db):
 def test_create_account_and_the_command_refuse_the_clinic_name(app, db, runner):
     with app.test_request_context():
         storage.save_settings(get_db(), {"clinic_name": "Riverside Mood Clinic"})
-    with app.test_request_context(), pytest.raises(auth.AccountError, match=PERSONAL):
-        auth.create_account(
-            get_db(), email="new@example.org", password="riverside2026", role="admin"
+    with app.test_request_context(), pytest.raises(accounts.AccountError, match=PERSONAL):
+        accounts.create_account(
+            get_db(), email="new@example.org", password="riverside2026", role="admin", now=now()
         )
     result = runner.invoke(
         args=["create-user", "--role", "admin", "new@example.org"], input="password12\n"

@@ -38,8 +38,8 @@ def test_complete_journey(app, patient, invitation):
     page = patient.post("/review", {"action": "submit", "in_person": ["F2"]})
     assert "Your answers were sent to your psychiatrist" in page.get_data(as_text=True)
     visit, (answers, in_person) = stored(app, invitation.visit_id)
-    assert visit["status"] == "submitted"
-    assert visit["questionnaire_version"] == "2026.3"
+    assert visit.status == "submitted"
+    assert visit.questionnaire_version == "2026.3"
     assert answers["M4"] == 8 and answers["T1"] == ["worried", "tired"]
     assert answers["M1"] == [{"name": "Sertraline", "feeling": "mixed"}]
     assert answers["F2"] == {"choice": "yes", "text": "My mother says pills are weakness."}
@@ -321,7 +321,7 @@ def test_gets_change_nothing(app, client, invitation):
     for url in ("/welcome", "/step/1", "/review", "/safety", "/thanks"):
         client.get(url)
     visit, (answers, _) = stored(app, invitation.visit_id)
-    assert visit["status"] == "invited" and answers == {}
+    assert visit.status == "invited" and answers == {}
 
 
 def test_stored_json_keeps_text_exactly(db, patient, invitation):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 import pytest
 from conftest import (
@@ -18,6 +19,7 @@ from conftest import (
 
 from patientapp.db import storage
 from patientapp.domain import visits
+from patientapp.domain.records import Visit
 from patientapp.web.context import get_db
 
 
@@ -59,7 +61,7 @@ def test_front_desk_cannot_reissue_a_visit_in_progress(app, db, invitation):
     refused = staff_post(desk, f"/staff/visits/{invitation.visit_id}/reissue", page=page)
     assert refused.status_code == 403
     assert "Please ask a psychiatrist" in refused.get_data(as_text=True)
-    assert storage.get_visit(db, invitation.visit_id)["secret_generation"] == 0
+    assert storage.get_visit(db, invitation.visit_id).secret_generation == 0
     assert audit_rows(db, "invitation_reissued") == []
 
 
@@ -68,7 +70,7 @@ def test_front_desk_may_reissue_a_visit_not_started(app, db, invitation):
     create_user(app, "desk@example.org", "frontdesk")
     login(desk, "desk@example.org")
     staff_post(desk, f"/staff/visits/{invitation.visit_id}/reissue")
-    assert storage.get_visit(db, invitation.visit_id)["secret_generation"] == 1
+    assert storage.get_visit(db, invitation.visit_id).secret_generation == 1
 
 
 def test_a_psychiatrist_reissues_a_visit_in_progress_and_entry_is_audited(
@@ -113,7 +115,17 @@ def test_a_link_to_another_visit_asks_before_switching(app, patient, invitation)
     ],
 )
 def test_who_may_reissue(status, role, allowed):
-    assert visits.may_reissue({"status": status}, role) is allowed
+    visit = Visit(
+        id=1,
+        patient_ref="R-1",
+        appointment_at=datetime(2026, 11, 25, 14, 30),
+        token_hash="token",
+        code_hash="code",
+        expires_at=datetime(2026, 11, 25, 23, 59, 59),
+        created_at=datetime(2026, 11, 25, 9, 0),
+        status=status,
+    )
+    assert visits.may_reissue(visit, role) is allowed
 
 
 def test_a_link_to_a_sent_visit_leaves_the_open_one_alone(app, patient, invitation):

@@ -12,7 +12,7 @@ from conftest import FULL_ANSWERS, create_user, finish_visit, login
 
 from patientapp.db import storage
 from patientapp.domain import retention
-from patientapp.web.context import get_db
+from patientapp.web.context import get_db, now
 
 MARKER = b"MARKER-7f3a-unique"
 
@@ -76,13 +76,13 @@ def test_serve_purges_old_visits_before_serving(app, runner, clock, db, monkeypa
 
 def test_retention_runs_again_only_after_a_day(app, clock, db):
     old_visit(app, clock, ref="OLD-1")
-    assert retention.check(app)["visits"] == 1
+    assert retention.check(app, now)["visits"] == 1
     old_visit(app, clock, ref="OLD-2")
     clock.advance(hours=23, minutes=59)
-    assert retention.check(app) is None
+    assert retention.check(app, now) is None
     assert refs_left(db) == ["OLD-2"]
     clock.advance(minutes=1)
-    assert retention.check(app)["visits"] == 1
+    assert retention.check(app, now)["visits"] == 1
     assert refs_left(db) == []
     assert [e["actor"] for e in purge_entries(app)] == ["retention", "retention"]
 
@@ -103,7 +103,7 @@ def test_settings_page_shows_when_old_visits_were_last_removed(app, client, cloc
     login(client, "admin@example.org")
     page = client.get("/staff/admin/settings").get_data(as_text=True)
     assert "Old visits last removed" not in page
-    retention.check(app)
+    retention.check(app, now)
     page = client.get("/staff/admin/settings").get_data(as_text=True)
     assert "Old visits last removed: 11/25/26, 9:00\u202fAM, 2 visits" in page
 
@@ -112,13 +112,13 @@ def test_one_removed_visit_is_counted_in_the_singular(app, client, clock):
     old_visit(app, clock, ref="OLD-1")
     create_user(app, "admin@example.org", "admin")
     login(client, "admin@example.org")
-    retention.check(app)
+    retention.check(app, now)
     page = client.get("/staff/admin/settings").get_data(as_text=True)
     assert "Old visits last removed: 11/25/26, 9:00\u202fAM, 1 visit<" in page
 
 
 def test_settings_page_says_it_in_the_staff_language(app, client, clock):
-    retention.check(app)
+    retention.check(app, now)
     create_user(app, "admin@example.org", "admin")
     login(client, "admin@example.org")
     page = client.get("/staff/admin/settings?lang=fr").get_data(as_text=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from patientapp.db import storage
@@ -31,9 +33,9 @@ def test_endorsed_shows_support_and_raises_alert(app, patient, invitation, answe
     assert "Please tell the front desk now" in html
     assert "call your local emergency number" in html  # the default crisis text
     visit, alert = visit_and_alert(app, invitation.visit_id)
-    assert visit["safety"] == "endorsed"
-    assert alert is not None and alert["acknowledged_at"] is None
-    assert alert["created_at"] == "2026-11-25 09:05:00"
+    assert visit.safety == "endorsed"
+    assert alert is not None and alert.acknowledged_at is None
+    assert alert.created_at == datetime(2026, 11, 25, 9, 5)
     # From the supportive screen the patient can still check and send.
     assert "Check your answers" in patient.client.get("/review").get_data(as_text=True)
 
@@ -63,7 +65,7 @@ def test_not_at_all_raises_nothing(app, patient, invitation):
     html = patient.post("/step/8", {"action": "next", "S1": "not_at_all"}).get_data(as_text=True)
     assert "Check your answers" in html
     visit, alert = visit_and_alert(app, invitation.visit_id)
-    assert visit["safety"] == "not_endorsed" and alert is None
+    assert visit.safety == "not_endorsed" and alert is None
 
 
 @pytest.mark.parametrize("data", [{}, {"S1": ""}])
@@ -71,7 +73,7 @@ def test_skipped_is_stored_as_declined_never_no(app, db, patient, invitation, da
     reach_safety(patient, invitation)
     patient.post("/step/8", {"action": "next", **data})
     visit, alert = visit_and_alert(app, invitation.visit_id)
-    assert visit["safety"] == "declined"
+    assert visit.safety == "declined"
     assert alert is None
     answers, _ = storage.answers_for(db, invitation.visit_id)
     assert "S1" not in answers

@@ -32,7 +32,8 @@ def answer_safety(app, clock, *saves, ref="H-1"):
 def history(app, visit_id):
     with closing(storage.connect(app.config["DATABASE"])) as db:
         return [
-            (row["value"], row["saved_at"][11:16]) for row in storage.safety_answers(db, visit_id)
+            (row.value, row.saved_at.strftime("%H:%M"))
+            for row in storage.safety_answers(db, visit_id)
         ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html as html_lib
 import re
 from contextlib import closing
-from datetime import date
+from datetime import date, datetime
 
 import pytest
 from babel.dates import format_date
@@ -323,7 +323,7 @@ def test_safety_alert_reaches_the_board_and_is_acknowledged(app, client, clock):
     assert client.get("/staff/board.json").get_json()["alerts"] == []
     with closing(storage.connect(app.config["DATABASE"])) as db:
         alert = storage.alert_for(db, invitation.visit_id)
-    assert alert["acknowledged_at"] == "2026-11-25 09:02:00" and alert["acknowledged_by"]
+    assert alert.acknowledged_at == datetime(2026, 11, 25, 9, 2) and alert.acknowledged_by
     assert "Alert acknowledged by Sam at the desk" in client.get("/staff/").get_data(as_text=True)
     assert ("alert_acknowledged", invitation.visit_id) in audit_actions(app)
 
@@ -442,7 +442,7 @@ def test_acknowledge_from_the_summary_stays_there_with_a_note(app, psychiatrist)
         page=summary,
     )
     assert response.status_code == 302 and response.location == summary
-    assert _alert_row(app, visit_id)["acknowledged_note"] == note.strip()
+    assert _alert_row(app, visit_id).acknowledged_note == note.strip()
     banner = psychiatrist.get(summary).get_data(as_text=True).split('class="banner"')[1]
     banner = banner.split("</div>")[0]
     assert "Alert acknowledged at" in banner and "by Dr. Lee." in banner
@@ -483,7 +483,7 @@ def test_a_bad_note_acknowledges_nothing_and_keeps_what_was_typed(
     assert message in page and 'aria-invalid="true"' in page
     assert html_lib.escape(note.split("\n")[0]) in page  # what was typed, shown again
     assert ("Acknowledge alert" if where == "summary" else "Safety alerts") in page
-    assert _alert_row(app, visit_id)["acknowledged_at"] is None
+    assert _alert_row(app, visit_id).acknowledged_at is None
     assert "alert_acknowledged" not in [action for action, _ in audit_actions(app)]
 
 
@@ -493,7 +493,7 @@ def test_two_hundred_characters_are_enough(app, psychiatrist):
         psychiatrist, f"/staff/visits/{visit_id}/acknowledge", {"note": "y" * 200 + "  "}
     )
     assert response.status_code == 302
-    assert _alert_row(app, visit_id)["acknowledged_note"] == "y" * 200
+    assert _alert_row(app, visit_id).acknowledged_note == "y" * 200
 
 
 @pytest.mark.parametrize(
@@ -506,7 +506,7 @@ def test_acknowledge_otherwise_returns_to_the_board(app, psychiatrist, return_to
     )
     assert response.status_code == 302 and response.location == "/staff/?day=2026-11-25"
     alert = _alert_row(app, visit_id)
-    assert alert["acknowledged_at"] and alert["acknowledged_note"] == ""
+    assert alert.acknowledged_at and alert.acknowledged_note == ""
     assert _audit_details(app, "alert_acknowledged") == [""]
 
 

@@ -109,4 +109,4 @@ def test_the_previous_visit_is_found_ignoring_case_and_spaces(app, clock):
     with closing(storage.connect(app.config["DATABASE"])) as db:
         now = storage.get_visit(db, second.visit_id)
         previous = storage.previous_visit(db, now)
-    assert previous is not None and previous["id"] == first.visit_id
+    assert previous is not None and previous.id == first.visit_id

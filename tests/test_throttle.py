@@ -11,7 +11,7 @@ import pytest
 
 from patientapp.api import views as api
 from patientapp.db import storage
-from patientapp.domain import throttle
+from patientapp.domain import api_tokens, throttle
 from patientapp.web.context import get_db, now
 
 TEN_MINUTES = throttle.Window("test-tries", 3, timedelta(minutes=10))
@@ -184,7 +184,7 @@ def test_concurrent_requests_never_overshoot_the_limit(app, clock):
 
 def _token(app) -> tuple[int, str]:
     with app.app_context(), storage.write(get_db()) as db:
-        return api.create_token(db, "EHR interface", None, now())
+        return api_tokens.create_token(db, "EHR interface", None, now())
 
 
 SEARCH = "/api/fhir/QuestionnaireResponse?_lastUpdated=ge2026-11-25T00:00:00Z"

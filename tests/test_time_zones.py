@@ -50,7 +50,7 @@ def test_a_clinic_zone_stores_utc_and_reads_back_local(app):
     )
     assert stored == "2026-11-25T20:00:00+00:00"
     with app.app_context():
-        assert storage.get_visit(get_db(), visit_id)["appointment_at"] == "2026-11-25 14:00:00"
+        assert storage.get_visit(get_db(), visit_id).appointment_at == datetime(2026, 11, 25, 14)
 
 
 def test_an_evening_visit_stays_on_its_local_day_on_the_board(app):
@@ -60,7 +60,7 @@ def test_an_evening_visit_stays_on_its_local_day_on_the_board(app):
     with app.app_context():
         today = storage.visits_for_day(get_db(), "2026-11-25")
         tomorrow = storage.visits_for_day(get_db(), "2026-11-26")
-    assert [v["id"] for v in today] == [evening] and tomorrow == []
+    assert [line.visit.id for line in today] == [evening] and tomorrow == []
     create_user(app, "desk@example.org", "frontdesk")
     client = app.test_client()
     login(client, "desk@example.org")

@@ -9,15 +9,26 @@ import pytest
 
 from patientapp.db import storage
 from patientapp.domain import invitations, visits
+from patientapp.domain.records import Visit
 from patientapp.questionnaire import model as questionnaire
 
 APPOINTMENT = datetime(2026, 11, 25, 14, 30)
 BEFORE = datetime(2026, 11, 25, 9, 0)
-END_OF_DAY = "2026-11-25 23:59:59"
+END_OF_DAY = datetime(2026, 11, 25, 23, 59, 59)
 
 
-def a_visit(status=visits.INVITED, expires_at=END_OF_DAY, current_step=0) -> dict:
-    return {"status": status, "expires_at": expires_at, "current_step": current_step}
+def a_visit(status=visits.INVITED, expires_at=END_OF_DAY, current_step=0) -> Visit:
+    return Visit(
+        id=1,
+        patient_ref="T-1",
+        appointment_at=APPOINTMENT,
+        token_hash="token",
+        code_hash="code",
+        expires_at=expires_at,
+        created_at=BEFORE,
+        status=status,
+        current_step=current_step,
+    )
 
 
 def invite(db, appointment=APPOINTMENT, now=BEFORE, extra_days=0) -> invitations.Invitation:
@@ -66,9 +77,9 @@ def test_expiry_at_the_edge_of_the_day(now, is_open):
 def test_a_created_invitation_expires_at_the_end_of_its_day(db):
     made = invite(db, extra_days=1)
     visit = storage.get_visit(db, made.visit_id)
-    assert visit["expires_at"] == "2026-11-26 23:59:59" == f"{made.expires_at}"
-    assert visit["token_hash"] == invitations.hash_secret(made.token)
-    assert visit["code_hash"] == invitations.hash_secret(made.code)
+    assert visit.expires_at == datetime(2026, 11, 26, 23, 59, 59) == made.expires_at
+    assert visit.token_hash == invitations.hash_secret(made.token)
+    assert visit.code_hash == invitations.hash_secret(made.code)
 
 
 # --- open or closed by status ----------------------------------------------------------------
@@ -102,7 +113,8 @@ def test_only_an_open_visit_shows_as_expired():
     assert visits.board_status(a_visit(visits.SUBMITTED), after) == visits.SUBMITTED
     assert visits.board_status(a_visit(visits.CANCELLED), after) == visits.CANCELLED
     # Re-issue is about the status only: it gives an expired invitation a new expiry.
-    assert visits.can_reissue(a_visit(visits.INVITED, expires_at="2026-11-24 23:59:59"))
+    yesterday = datetime(2026, 11, 24, 23, 59, 59)
+    assert visits.can_reissue(a_visit(visits.INVITED, expires_at=yesterday))
 
 
 def test_every_status_has_a_label():
@@ -159,7 +171,7 @@ def test_the_safety_outcome_of_a_save(db, answer, outcome, alert):
     assert visits.endorses_safety(values) is alert
     visit_id = started(db)
     assert visits.save_step(db, visit_id, values, step=8, next_step=9, now=BEFORE)
-    assert storage.get_visit(db, visit_id)["safety"] == outcome
+    assert storage.get_visit(db, visit_id).safety == outcome
     assert (storage.alert_for(db, visit_id) is not None) is alert
 
 
@@ -170,7 +182,7 @@ def test_a_section_without_the_safety_question_leaves_the_outcome_alone(db):
         db, visit_id, {visits.SAFETY_ITEM: "several_days"}, step=8, next_step=9, now=BEFORE
     )
     visits.save_step(db, visit_id, {"T2": "the dose"}, step=1, next_step=2, now=BEFORE)
-    assert storage.get_visit(db, visit_id)["safety"] == "endorsed"
+    assert storage.get_visit(db, visit_id).safety == "endorsed"
 
 
 def test_the_safety_answer_cannot_be_held_for_in_person():
@@ -188,7 +200,7 @@ def test_a_visit_moves_from_invited_to_reviewed(db):
     assert not visits.submit(db, visit_id, set(), BEFORE)
     assert visits.start(db, visit_id, language="en", version="test", now=BEFORE)
     assert visits.start(db, visit_id, language="en", version="test", now=BEFORE)  # continuing
-    assert storage.get_visit(db, visit_id)["status"] == visits.IN_PROGRESS
+    assert storage.get_visit(db, visit_id).status == visits.IN_PROGRESS
     assert not visits.mark_reviewed(db, visit_id, 1, BEFORE)
     assert visits.submit(db, visit_id, set(), BEFORE)
     assert visits.awaiting_review(storage.get_visit(db, visit_id))
@@ -196,7 +208,7 @@ def test_a_visit_moves_from_invited_to_reviewed(db):
     assert not visits.start(db, visit_id, language="en", version="test", now=BEFORE)
     assert not visits.cancel(db, visit_id, BEFORE)
     assert visits.mark_reviewed(db, visit_id, None, BEFORE)
-    assert storage.get_visit(db, visit_id)["status"] == visits.REVIEWED
+    assert storage.get_visit(db, visit_id).status == visits.REVIEWED
     assert not visits.mark_reviewed(db, visit_id, None, BEFORE)
 
 
@@ -207,7 +219,7 @@ def test_a_cancelled_visit_takes_no_more_answers(db):
     assert not visits.save_step(db, visit_id, {"T2": "x"}, step=1, next_step=2, now=BEFORE)
     assert storage.answers_for(db, visit_id) == ({}, set())
     visits.set_language(db, visit_id, "es")
-    assert storage.get_visit(db, visit_id)["answer_language"] == "en"
+    assert storage.get_visit(db, visit_id).answer_language == "en"
 
 
 def test_only_answers_that_may_be_held_are_stored_as_held(db):
@@ -225,7 +237,7 @@ def test_only_answers_that_may_be_held_are_stored_as_held(db):
 
 def secrets_of(db, visit_id) -> tuple[str, str, str]:
     visit = storage.get_visit(db, visit_id)
-    return visit["token_hash"], visit["code_hash"], visit["expires_at"]
+    return visit.token_hash, visit.code_hash, visit.expires_at
 
 
 def test_reissue_of_an_invited_visit_replaces_link_and_code(db):
@@ -239,7 +251,7 @@ def test_reissue_of_an_invited_visit_replaces_link_and_code(db):
         END_OF_DAY,
     )
     assert storage.visit_by_token_hash(db, invitations.hash_secret(first.token)) is None
-    assert storage.get_visit(db, first.visit_id)["status"] == visits.INVITED
+    assert storage.get_visit(db, first.visit_id).status == visits.INVITED
 
 
 def test_reissue_of_an_in_progress_visit_keeps_the_answers(db):
@@ -247,7 +259,7 @@ def test_reissue_of_an_in_progress_visit_keeps_the_answers(db):
     visits.save_step(db, visit_id, {"T2": "the dose"}, step=1, next_step=2, now=BEFORE)
     assert visits.reissue(db, visit_id, extra_days=0, now=BEFORE) is not None
     visit = storage.get_visit(db, visit_id)
-    assert visit["status"] == visits.IN_PROGRESS and visit["current_step"] == 2
+    assert visit.status == visits.IN_PROGRESS and visit.current_step == 2
     assert storage.answers_for(db, visit_id)[0] == {"T2": "the dose"}
 
 

@@ -112,7 +112,7 @@ def test_a_refused_send_keeps_the_review_and_its_ticks(app, patient, invitation,
     page = response.get_data(as_text=True)
     assert KEPT in page
     assert checked(page, "in_person") == ["T2"]
-    assert storage.get_visit(db, invitation.visit_id)["status"] == "in_progress"
+    assert storage.get_visit(db, invitation.visit_id).status == "in_progress"
 
 
 def test_staff_see_their_own_could_not_save_page(app, psychiatrist, monkeypatch, caplog):

@@ -25,8 +25,9 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
 
-from patientapp.auth.views import MAX_EMAIL, ROLE_LABELS, ROLES, email_rule, password_rule
+from patientapp.auth.forms import email_rule, password_rule
 from patientapp.db.storage import ZONE_NAME_MAX
+from patientapp.domain.accounts import MAX_EMAIL, ROLE_LABELS, ROLES
 from patientapp.web.context import zone_named
 from patientapp.web.forms import (
     CHOICE_ERROR,

@@ -36,18 +36,11 @@ from patientapp.admin.forms import (
     crisis_field_name,
     settings_form_class,
 )
-from patientapp.api import views as api
-from patientapp.auth.views import (
-    ROLE_LABELS,
-    AccountError,
-    audit,
-    checked_account,
-    hash_password,
-    insert_account,
-    login_required,
-)
+from patientapp.auth.sessions import audit, login_required
 from patientapp.db import storage
-from patientapp.domain import retention
+from patientapp.domain import api_tokens, retention
+from patientapp.domain.accounts import ROLE_LABELS, AccountError, checked_account, insert_account
+from patientapp.domain.passwords import hash_password
 from patientapp.exports import csv as exports
 from patientapp.i18n import LANGUAGES, language_name
 from patientapp.questionnaire import model as questionnaire
@@ -88,7 +81,7 @@ def _create_user(form: NewUserForm) -> bool:
             display_name=form.display_name.data,
         )
         with storage.write(db):  # the account and its audit entry together
-            insert_account(db, account)
+            insert_account(db, account, now())
             audit("user_created", detail=f"{form.email.data} as {form.role.data}")
     except AccountError as error:
         form[error.field].errors.append(str(error))
@@ -411,7 +404,7 @@ def integrations():
     form = TokenForm()
     if form.validate_on_submit():
         with storage.write(get_db()) as db:  # the token and its entry together
-            token_id, token = api.create_token(db, form.name.data, g.user["id"], now())
+            token_id, token = api_tokens.create_token(db, form.name.data, g.user["id"], now())
             audit("api_token_created", detail=f"token {token_id}: {form.name.data}")
         # Shown on this page only, never put in the session cookie or a redirect URL.
         return _integrations_page(TokenForm(formdata=None), new_token=token)
@@ -448,10 +441,10 @@ def export_csv():
     db = get_db()
     first, last = form.since.data, form.until.data
     visits = storage.visits_between(db, first, last)
-    rows = [(visit, *storage.answers_for(db, visit["id"])) for visit in visits]
+    rows = [(visit, *storage.answers_for(db, visit.id)) for visit in visits]
     with storage.write(db):
         for visit in visits:
-            audit("csv_exported", visit["id"])
+            audit("csv_exported", visit.id)
         audit("csv_exported", detail=f"{first} to {last}: {len(visits)} visits")
     body = exports.to_csv(questionnaire.default(), rows)
     return Response(

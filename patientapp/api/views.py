@@ -1,4 +1,4 @@
-"""The read-only FHIR API for an integration engine, and the FHIR resources of a visit.
+"""The read-only FHIR API for an integration engine.
 
 ``GET /api/fhir/Questionnaire/reflection`` and ``GET /api/fhir/QuestionnaireResponse
 ?_lastUpdated=ge...`` answer only a live bearer token that an admin created for the
@@ -10,51 +10,31 @@ reads is audited.
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, g, jsonify, request
 
 from patientapp.db import storage
 from patientapp.domain import throttle
-from patientapp.exports import fhir
-from patientapp.questionnaire import model as questionnaire
+from patientapp.domain.api_tokens import hash_token
+from patientapp.exports import fhir, record
+from patientapp.exports.record import FHIR_JSON
 from patientapp.web.context import aware, base_url, clinic_settings, clinic_zone, get_db, now
+
+if TYPE_CHECKING:
+    from patientapp.domain.records import Visit
 
 bp = Blueprint("api", __name__, url_prefix="/api/fhir")
 
-FHIR_JSON = "application/fhir+json"
-TOKEN_PREFIX = "pa_"  # noqa: S105 - a marker that lets secret scanners spot a leaked token
 DEFAULT_COUNT = 100
 MAX_COUNT = 500
 REQUEST_SCOPE = "api-request"  # each request a token made, kept for its one-minute window
 # _count and _page: ASCII digits only ("²" passes str.isdigit() but not int()), and few
 # enough that int() never meets Python's limit on long numbers.
 WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
-
-
-# --- tokens --------------------------------------------------------------------------------
-
-
-def new_token() -> str:
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def create_token(db, name: str, created_by: int | None, moment: datetime) -> tuple[int, str]:
-    """A new integration token: its id and the secret, which is shown once and never
-    stored (only its hash is)."""
-    token = new_token()
-    token_id = storage.create_api_token(
-        db, name=name, token_hash=hash_token(token), created_by=created_by, now=moment
-    )
-    return token_id, token
 
 
 # --- the resources of a visit --------------------------------------------------------------
@@ -65,24 +45,12 @@ def languages() -> list[str]:
 
 
 def questionnaire_json() -> dict:
-    return fhir.questionnaire_resource(questionnaire.default(), languages())
+    return record.questionnaire_json(languages())
 
 
-def response_for(visit: dict) -> dict:
-    """The QuestionnaireResponse of one visit, from what is stored."""
-    db = get_db()
-    answers, in_person = storage.answers_for(db, visit["id"])
-    return fhir.response_resource(
-        visit=visit,
-        answers=answers,
-        in_person=in_person,
-        languages=storage.answer_languages(db, visit["id"]),
-        safety_history=storage.safety_answers(db, visit["id"]),
-        definition=questionnaire.default(),
-        zone=clinic_zone(),
-        visit_system=f"{base_url()}/visits",
-        chart_numbers=bool(clinic_settings()["references_are_chart_numbers"]),
-    )
+def response_for(visit: Visit) -> dict:
+    """The QuestionnaireResponse of one visit, from what is stored (``exports.record``)."""
+    return record.response_for(get_db(), visit, settings=clinic_settings(), base_url=base_url())
 
 
 # --- plumbing ------------------------------------------------------------------------------
@@ -202,7 +170,7 @@ def response_search():
     with storage.write(get_db()):  # one commit for the page's audit entries
         for visit in rows:
             resource = response_for(visit)
-            _audit("fhir_response_read", visit["id"])
+            _audit("fhir_response_read", visit.id)
             entries.append(
                 {
                     "fullUrl": f"{base_url()}/api/fhir/QuestionnaireResponse/{resource['id']}",

@@ -1,1 +1,1 @@
-"""Staff sign-in, sessions and accounts."""
+"""Staff sign-in and server-side sessions: the routes, and what other blueprints share."""

@@ -1,5 +1,5 @@
 """flask create-user: a staff account made at the terminal, under the same rules as the
-Users page and the setup link (auth.create_account)."""
+Users page and the setup link (domain.accounts)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ import click
 from flask.cli import with_appcontext
 from flask_babel import force_locale
 
-from patientapp.auth.views import (
+from patientapp.cli.common import audit, fail
+from patientapp.db import storage
+from patientapp.domain.accounts import (
     ROLES,
     AccountError,
     check_new_email,
     checked_account,
     insert_account,
 )
-from patientapp.cli.common import audit, fail
-from patientapp.db import storage
-from patientapp.web.context import get_db
+from patientapp.web.context import get_db, now
 
 # The terminal's own wording; a password problem is told in the rule's own words.
 WORDING = {
@@ -69,6 +69,6 @@ def create_user_command(email: str, role: str, name: str) -> None:
             db, email=email, password=password, role=role, display_name=name[:80]
         )
         with storage.write(db):  # the account and its entry together
-            insert_account(db, account)
+            insert_account(db, account, now())
             audit("user_created", detail=f"{email} as {role}")
     click.echo(f"Created {role} account {email}.")

@@ -10,11 +10,11 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from patientapp.auth.views import create_account
 from patientapp.cli import examples
 from patientapp.cli.common import audit, fail
 from patientapp.db import storage
 from patientapp.domain import invitations, visits
+from patientapp.domain.accounts import create_account
 from patientapp.questionnaire import model as questionnaire
 from patientapp.web.context import base_url, clinic_settings, get_db, now
 
@@ -30,7 +30,9 @@ def _ensure_user(db, role: str, email: str, name: str) -> dict:
     existing = storage.user_by_email(db, email)
     if existing is not None:
         return {"id": existing["id"], "email": email, "role": role, "created": False}
-    user_id = create_account(db, email=email, password=DEMO_PASSWORD, role=role, display_name=name)
+    user_id = create_account(
+        db, email=email, password=DEMO_PASSWORD, role=role, display_name=name, now=now()
+    )
     return {"id": user_id, "email": email, "role": role, "created": True}
 
 

@@ -25,10 +25,10 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from patientapp import config as config_module
-from patientapp.auth.views import issue_setup_token
 from patientapp.cli.common import flask_command
 from patientapp.domain import retention
-from patientapp.web.context import base_url, close_db, close_thread_db, get_db
+from patientapp.domain.accounts import issue_setup_token
+from patientapp.web.context import base_url, close_db, close_thread_db, get_db, now
 
 CAN_FORK = hasattr(os, "fork")
 RESPAWN_AFTER_SECONDS = 5  # a worker that dies sooner is a crash loop: stop instead
@@ -94,7 +94,7 @@ def serve_command(host: str, port: int, threads: int, workers: int | None) -> No
         "ident": "patientapp",
         **config_module.server_options(app.config),
     }
-    run(app, host, port, workers, options, on_start=lambda: retention.start(app))
+    run(app, host, port, workers, options, on_start=lambda: retention.start(app, now))
 
 
 def run(app, host: str, port: int, workers: int, options: dict, on_start=None) -> None:

@@ -30,6 +30,8 @@ except ImportError:  # pragma: no cover - Windows: SQLite's busy timeout queues 
     fcntl = None
 from sqlite_utils.migrations import Migrations
 
+from patientapp.domain.records import TIME_TEXT, Alert, BoardVisit, SafetyAnswer, Visit
+
 try:  # encryption at rest is optional: the `encryption` extra (Linux x86_64 wheels)
     import sqlcipher3
 except ImportError:  # pragma: no cover - the test extra installs it
@@ -502,7 +504,7 @@ def _lock_path(db: Database) -> str | None:
 # set per request by web.get_db(); None means the server's own local zone.
 
 _zone: ContextVar[tzinfo | None] = ContextVar("clinic_zone", default=None)
-LOCAL_FORMAT = "%Y-%m-%d %H:%M:%S"
+LOCAL_FORMAT = TIME_TEXT
 
 
 ZONE_NAME_MAX = 64  # the longest IANA name has 32 characters; a longer one is no zone
@@ -577,12 +579,25 @@ def _local_text(stored: str, zone: tzinfo | None, _system_zone: tuple) -> str:
     return (moment.astimezone(zone) if zone else moment.astimezone()).strftime(LOCAL_FORMAT)
 
 
+def local_time(stored: str) -> datetime:
+    """A stored time as the clinic's local time, a naive datetime: what local_text
+    reads, parsed once (the records' times)."""
+    system_zone = (system_clock.timezone, system_clock.altzone, system_clock.tzname)
+    return _local_time(stored, _zone.get(), system_zone)
+
+
+@lru_cache(maxsize=4096)
+def _local_time(stored: str, zone: tzinfo | None, system_zone: tuple) -> datetime:
+    return datetime.fromisoformat(_local_text(stored, zone, system_zone))
+
+
 def _is_time_column(name: str) -> bool:
     return name == "at" or name.endswith("_at")
 
 
-def _rows(db: Database, sql: str, params=()) -> list[dict]:
-    """Rows of a read as dicts.
+def _rows(db: Database, sql: str, params=(), *, typed: bool = False) -> list[dict]:
+    """Rows of a read as dicts, times as the clinic's local time: text, or with `typed`
+    naive datetimes (for the records).
 
     Reads go straight to the connection: sqlite-utils' query() wraps each one in a
     savepoint, which outside a transaction is a transaction of its own per SELECT.
@@ -590,13 +605,14 @@ def _rows(db: Database, sql: str, params=()) -> list[dict]:
     cursor = db.conn.execute(sql, params)
     names = [column[0] for column in cursor.description]
     times = [i for i, name in enumerate(names) if _is_time_column(name)]
+    local = local_time if typed else local_text
     rows = []
     for row in cursor:
         if times:
             row = list(row)
             for i in times:
                 if isinstance(row[i], str) and row[i]:
-                    row[i] = local_text(row[i])
+                    row[i] = local(row[i])
         rows.append(dict(zip(names, row, strict=False)))
     return rows
 
@@ -669,16 +685,25 @@ def create_visit(
     return cursor.lastrowid
 
 
-def get_visit(db: Database, visit_id: int) -> dict | None:
-    return _one(db, "SELECT * FROM visits WHERE id = ?", (visit_id,))
+def _visits(db: Database, sql: str, params=()) -> list[Visit]:
+    return [Visit.from_row(row) for row in _rows(db, sql, params, typed=True)]
 
 
-def visit_by_token_hash(db: Database, token_hash: str) -> dict | None:
-    return _one(db, "SELECT * FROM visits WHERE token_hash = ?", (token_hash,))
+def _visit(db: Database, sql: str, params=()) -> Visit | None:
+    found = _visits(db, sql, params)
+    return found[0] if found else None
 
 
-def visit_by_code_hash(db: Database, code_hash: str) -> dict | None:
-    return _one(db, "SELECT * FROM visits WHERE code_hash = ?", (code_hash,))
+def get_visit(db: Database, visit_id: int) -> Visit | None:
+    return _visit(db, "SELECT * FROM visits WHERE id = ?", (visit_id,))
+
+
+def visit_by_token_hash(db: Database, token_hash: str) -> Visit | None:
+    return _visit(db, "SELECT * FROM visits WHERE token_hash = ?", (token_hash,))
+
+
+def visit_by_code_hash(db: Database, code_hash: str) -> Visit | None:
+    return _visit(db, "SELECT * FROM visits WHERE code_hash = ?", (code_hash,))
 
 
 def set_started(db: Database, visit_id: int, *, language: str, version: str, now: datetime) -> None:
@@ -839,22 +864,28 @@ def record_safety_answer(db: Database, visit_id: int, value: str, now: datetime)
     )
 
 
-def safety_answers(db: Database, visit_id: int) -> list[dict]:
+def safety_answers(db: Database, visit_id: int) -> list[SafetyAnswer]:
     """Every safety value saved for the visit, oldest first, with saved_at."""
-    return _rows(
-        db,
-        "SELECT value, saved_at FROM safety_answers WHERE visit_id = ? ORDER BY id",
-        (visit_id,),
-    )
+    return [
+        SafetyAnswer(value=row["value"], saved_at=row["saved_at"])
+        for row in _rows(
+            db,
+            "SELECT value, saved_at FROM safety_answers WHERE visit_id = ? ORDER BY id",
+            (visit_id,),
+            typed=True,
+        )
+    ]
 
 
-def alert_for(db: Database, visit_id: int) -> dict | None:
-    return _one(
+def alert_for(db: Database, visit_id: int) -> Alert | None:
+    rows = _rows(
         db,
         """SELECT a.*, u.display_name AS acknowledged_by_name FROM alerts a
                        LEFT JOIN users u ON u.id = a.acknowledged_by WHERE a.visit_id = ?""",
         (visit_id,),
+        typed=True,
     )
+    return Alert.from_row(rows[0]) if rows else None
 
 
 # --- failures (rate limits) ---------------------------------------------------------------
@@ -1175,20 +1206,36 @@ def audit_actions(db: Database) -> list[str]:
 # --- the staff board and summaries -------------------------------------------------------
 
 
-def visits_for_day(db: Database, day: str) -> list[dict]:
+# A board line: the visit, its psychiatrist, and its alert's columns named alert_*.
+_BOARD_COLUMNS = """v.*, p.display_name AS psychiatrist_name, p.email AS psychiatrist_email,
+    a.id AS alert_id, a.visit_id AS alert_visit_id, a.created_at AS alert_created_at,
+    a.acknowledged_at AS alert_acknowledged_at, a.acknowledged_by AS alert_acknowledged_by,
+    a.acknowledged_note AS alert_acknowledged_note,
+    ack.display_name AS alert_acknowledged_by_name"""
+_BOARD_JOINS = """LEFT JOIN users p ON p.id = v.psychiatrist_id
+    LEFT JOIN users ack ON ack.id = a.acknowledged_by"""
+
+
+def _board_visits(db: Database, sql: str, params=()) -> list[BoardVisit]:
+    return [
+        BoardVisit(
+            visit=Visit.from_row(row),
+            psychiatrist_name=row["psychiatrist_name"],
+            psychiatrist_email=row["psychiatrist_email"],
+            alert=Alert.from_row(row, prefix="alert_"),
+        )
+        for row in _rows(db, sql, params, typed=True)
+    ]
+
+
+def visits_for_day(db: Database, day: str) -> list[BoardVisit]:
     """Visits whose appointment falls on day (YYYY-MM-DD), with alert and names."""
-    return _rows(
+    return _board_visits(
         db,
-        """SELECT v.id, v.patient_ref, v.appointment_at, v.status, v.answer_language,
-                  v.suggested_language, v.started_at, v.submitted_at, v.reviewed_at, v.safety,
-                  v.current_step, v.furthest_step, v.expires_at,
-                  p.display_name AS psychiatrist_name, p.email AS psychiatrist_email,
-                  a.id AS alert_id, a.created_at AS alert_at, a.acknowledged_at,
-                  a.acknowledged_note, ack.display_name AS acknowledged_by_name
+        f"""SELECT {_BOARD_COLUMNS}
            FROM visits v
-           LEFT JOIN users p ON p.id = v.psychiatrist_id
            LEFT JOIN alerts a ON a.visit_id = v.id
-           LEFT JOIN users ack ON ack.id = a.acknowledged_by
+           {_BOARD_JOINS}
            WHERE v.appointment_at >= ? AND v.appointment_at < ?
            ORDER BY v.appointment_at, v.id""",
         (
@@ -1198,14 +1245,14 @@ def visits_for_day(db: Database, day: str) -> list[dict]:
     )
 
 
-def open_alerts(db: Database) -> list[dict]:
-    """Every unacknowledged safety alert, newest first, whatever the day."""
-    return _rows(
+def open_alerts(db: Database) -> list[BoardVisit]:
+    """Every unacknowledged safety alert, newest first, whatever the day, each with its
+    visit (whose ``alert`` it is)."""
+    return _board_visits(
         db,
-        """SELECT a.id, a.visit_id, a.created_at, v.patient_ref, v.appointment_at,
-                  p.display_name AS psychiatrist_name
+        f"""SELECT {_BOARD_COLUMNS}
            FROM alerts a JOIN visits v ON v.id = a.visit_id
-           LEFT JOIN users p ON p.id = v.psychiatrist_id
+           {_BOARD_JOINS}
            WHERE a.acknowledged_at IS NULL AND v.status != 'cancelled'
            ORDER BY a.created_at DESC""",
     )
@@ -1248,13 +1295,13 @@ def set_reviewed(db: Database, visit_id: int, user_id: int, now: datetime) -> No
     )
 
 
-def previous_visit(db: Database, visit: dict) -> dict | None:
+def previous_visit(db: Database, visit: Visit) -> Visit | None:
     """The same patient reference's last sent visit before this one.
 
     References are compared ignoring case and spaces ("rb 12" is "RB12"): staff type
     them by hand. Both sides go through SQLite's UPPER, so they fold alike.
     """
-    return _one(
+    return _visit(
         db,
         """SELECT * FROM visits
                      WHERE REPLACE(UPPER(patient_ref), ' ', '') = REPLACE(UPPER(?), ' ', '')
@@ -1262,9 +1309,9 @@ def previous_visit(db: Database, visit: dict) -> dict | None:
                        AND status IN ('submitted', 'reviewed') AND submitted_at < ?
                        ORDER BY submitted_at DESC LIMIT 1""",
         (
-            visit["patient_ref"],
-            visit["id"],
-            _ts(datetime.fromisoformat(visit["submitted_at"])) if visit["submitted_at"] else "9999",
+            visit.patient_ref,
+            visit.id,
+            _ts(visit.submitted_at) if visit.submitted_at else "9999",
         ),
     )
 
@@ -1470,9 +1517,9 @@ _VISIT_UPDATED = """MAX(COALESCE(v.last_activity_at, ''), COALESCE(v.submitted_a
     COALESCE(v.reviewed_at, ''), COALESCE(v.cancelled_at, ''), COALESCE(v.started_at, ''))"""
 
 
-def visits_updated_since(db: Database, since: datetime, *, limit: int, offset: int) -> list[dict]:
+def visits_updated_since(db: Database, since: datetime, *, limit: int, offset: int) -> list[Visit]:
     """Started visits whose last change is at or after since, oldest change first."""
-    return _rows(
+    return _visits(
         db,
         f"""SELECT v.*, {_VISIT_UPDATED} AS updated_at FROM visits v
             WHERE v.started_at IS NOT NULL AND {_VISIT_UPDATED} >= ?
@@ -1481,9 +1528,9 @@ def visits_updated_since(db: Database, since: datetime, *, limit: int, offset: i
     )
 
 
-def visits_between(db: Database, first: date, last: date) -> list[dict]:
+def visits_between(db: Database, first: date, last: date) -> list[Visit]:
     """Every visit with its appointment on a day from first to last, in order."""
-    return _rows(
+    return _visits(
         db,
         """SELECT * FROM visits WHERE appointment_at >= ? AND appointment_at < ?
            ORDER BY appointment_at, id""",

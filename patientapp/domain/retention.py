@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 
 from patientapp.db import storage
-from patientapp.web import context as web
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +18,7 @@ LAST_RUN = "retention_last_run"
 INTERVAL = timedelta(days=1)
 CHECK_SECONDS = 3600
 ACTOR = "retention"
+DEFAULT_DAYS = 365  # until the clinic sets its own period under Settings
 
 
 def cutoff(retention_days: int, now: datetime) -> datetime:
@@ -27,7 +28,7 @@ def cutoff(retention_days: int, now: datetime) -> datetime:
 
 def _retention_days(db) -> int:
     stored = storage.get_settings(db).get("retention_days")
-    return int(stored if stored is not None else web.SETTING_DEFAULTS["retention_days"])
+    return int(stored if stored is not None else DEFAULT_DAYS)
 
 
 def last_run(db) -> dict | None:
@@ -75,33 +76,34 @@ def run_if_due(db, now: datetime) -> dict | None:
     return result
 
 
-def check(app) -> dict | None:
-    """One pass of the server's retention thread, on a connection of its own."""
+def check(app, clock: Callable[[], datetime]) -> dict | None:
+    """One pass of the server's retention thread, on a connection of its own; `clock`
+    gives the clinic's current local time (the web's ``now``, called in the app context)."""
     with app.app_context():
         db = storage.connect(app.config["DATABASE"], key=app.config.get("DATABASE_KEY"))
         storage.use_zone(storage.zone_setting(db))
         try:
-            return run_if_due(db, web.now())
+            return run_if_due(db, clock())
         finally:
             db.close()
 
 
-def _check_logged(app) -> None:
+def _check_logged(app, clock: Callable[[], datetime]) -> None:
     try:
-        check(app)
+        check(app, clock)
     except Exception:
         log.exception("retention run failed; trying again in an hour")
 
 
-def _watch(app, stop: threading.Event) -> None:
+def _watch(app, clock: Callable[[], datetime], stop: threading.Event) -> None:
     while not stop.wait(CHECK_SECONDS):
-        _check_logged(app)
+        _check_logged(app, clock)
 
 
-def start(app) -> threading.Event:
+def start(app, clock: Callable[[], datetime]) -> threading.Event:
     """Run retention now, before serving, then start the daemon thread that checks every
     hour and runs it once a day has passed; set the returned event to stop the thread."""
-    _check_logged(app)
+    _check_logged(app, clock)
     stop = threading.Event()
-    threading.Thread(target=_watch, args=(app, stop), name="retention", daemon=True).start()
+    threading.Thread(target=_watch, args=(app, clock, stop), name="retention", daemon=True).start()
     return stop

@@ -1,35 +1,39 @@
 """The rules about visits: statuses, expiry, the safety outcome of a save, re-issue.
 
 A visit moves invited -> in_progress -> submitted -> reviewed; an open one (invited or in
-progress) may be cancelled, or re-issued with a new link and code. The blueprints, the
+progress) may be cancelled, or re-issued with a new link and code. ``ALLOWED`` is the one
+table of which change each status allows and the status it leaves. The blueprints, the
 CLI and the benchmark ask this module; storage only runs the SQL. Every change that
 depends on the current status reads it inside ``storage.write(db)``, so two requests
-cannot both make it. Time is always passed in as ``now``.
+cannot both make it, and the caller's audit entry joins that same transaction. Time is
+always passed in as ``now``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
+from enum import StrEnum
 
 from flask_babel import lazy_gettext as _l
 
 from patientapp.db import storage
 from patientapp.domain import invitations
 from patientapp.domain.invitations import Invitation
+from patientapp.domain.records import Status, Visit
 from patientapp.questionnaire.model import Questionnaire, default
 from patientapp.summary import rules as summary
 from patientapp.summary.rules import DECLINED, SAFETY_ENDORSED, safety_status
 
-INVITED = "invited"
-IN_PROGRESS = "in_progress"
-SUBMITTED = "submitted"
-REVIEWED = "reviewed"
-CANCELLED = "cancelled"
-STATUSES = (INVITED, IN_PROGRESS, SUBMITTED, REVIEWED, CANCELLED)
+INVITED = Status.INVITED
+IN_PROGRESS = Status.IN_PROGRESS
+SUBMITTED = Status.SUBMITTED
+REVIEWED = Status.REVIEWED
+CANCELLED = Status.CANCELLED
+STATUSES = tuple(Status)
 EXPIRED = "expired"  # what staff see for an open visit past its expiry; never stored
-OPEN = (INVITED, IN_PROGRESS)
-SENT = (SUBMITTED, REVIEWED)
+OPEN = (INVITED, IN_PROGRESS)  # a patient may still answer (until the expiry)
+SENT = (SUBMITTED, REVIEWED)  # there is a summary to read
 STATUS_LABELS = {
     INVITED: _l("Invited"),
     IN_PROGRESS: _l("In progress"),
@@ -42,8 +46,49 @@ STATUS_LABELS = {
 SAFETY_ITEM = "S1"
 
 
-def _stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+class Change(StrEnum):
+    """What can be done to a visit; ALLOWED says when."""
+
+    START = "start"  # the patient presses Start, or continues: answering from step 1
+    SET_LANGUAGE = "set_language"  # the language the patient answers in
+    ANSWER = "answer"  # save a step, keep answers for in person, keep a draft
+    SUBMIT = "submit"  # send the answers
+    REISSUE = "reissue"  # a new link and code (who may: may_reissue)
+    CANCEL = "cancel"  # staff withdraw the invitation
+    REVIEW = "review"  # the psychiatrist has read the summary
+
+
+# The changes each status allows, and the status each leaves the visit in. Every change
+# below asks this table (inside its write transaction); nothing else allows a change.
+ALLOWED: dict[Status, dict[Change, Status]] = {
+    Status.INVITED: {
+        Change.START: Status.IN_PROGRESS,
+        Change.SET_LANGUAGE: Status.INVITED,
+        Change.REISSUE: Status.INVITED,
+        Change.CANCEL: Status.CANCELLED,
+    },
+    Status.IN_PROGRESS: {
+        Change.START: Status.IN_PROGRESS,
+        Change.SET_LANGUAGE: Status.IN_PROGRESS,
+        Change.ANSWER: Status.IN_PROGRESS,
+        Change.SUBMIT: Status.SUBMITTED,
+        Change.REISSUE: Status.IN_PROGRESS,
+        Change.CANCEL: Status.CANCELLED,
+    },
+    Status.SUBMITTED: {Change.REVIEW: Status.REVIEWED},
+    Status.REVIEWED: {},
+    Status.CANCELLED: {},
+}
+
+
+def allows(visit: Visit | None, change: Change) -> bool:
+    """Whether the visit's status allows the change (no visit allows none)."""
+    return visit is not None and change in ALLOWED[visit.status]
+
+
+def after(status: Status, change: Change) -> Status:
+    """The status a change leaves; KeyError for a change the status does not allow."""
+    return ALLOWED[status][change]
 
 
 # --- expiry and status ---------------------------------------------------------------------
@@ -55,52 +100,53 @@ def expiry(appointment_at: datetime, extra_days: int = 0) -> datetime:
     return datetime.combine(last_day, time(23, 59, 59))
 
 
-def is_expired(visit: dict, now: datetime) -> bool:
-    """Whether the invitation's last second has passed."""
-    return visit["expires_at"] < _stamp(now)
+def is_expired(visit: Visit, now: datetime) -> bool:
+    """Whether the invitation's last second has passed (to the second: the expiry's own
+    second, 23:59:59.999, still counts)."""
+    return visit.expires_at < now.replace(microsecond=0)
 
 
-def is_open(visit: dict | None, now: datetime) -> bool:
+def is_open(visit: Visit | None, now: datetime) -> bool:
     """Whether a patient may still answer: not sent, not cancelled, not expired."""
-    return visit is not None and visit["status"] in OPEN and not is_expired(visit, now)
+    return visit is not None and visit.status in OPEN and not is_expired(visit, now)
 
 
-def awaiting_start(visit: dict) -> bool:
+def awaiting_start(visit: Visit) -> bool:
     """Whether the patient has not pressed Start yet (the welcome page comes first)."""
-    return visit["status"] == INVITED
+    return visit.status == INVITED
 
 
-def is_sent(visit: dict) -> bool:
+def is_sent(visit: Visit) -> bool:
     """Whether the patient sent the answers, so there is a summary to read."""
-    return visit["status"] in SENT
+    return visit.status in SENT
 
 
-def awaiting_review(visit: dict) -> bool:
+def awaiting_review(visit: Visit) -> bool:
     """Whether the summary is sent but not yet marked reviewed."""
-    return visit["status"] == SUBMITTED
+    return allows(visit, Change.REVIEW)
 
 
-def can_cancel(visit: dict) -> bool:
-    return visit["status"] in OPEN
+def can_cancel(visit: Visit) -> bool:
+    return allows(visit, Change.CANCEL)
 
 
-def can_reissue(visit: dict) -> bool:
+def can_reissue(visit: Visit) -> bool:
     """Whether staff may hand over a new link and code: not sent, not cancelled. An
     expired invitation qualifies too, since re-issue sets a new expiry."""
-    return visit["status"] in OPEN
+    return allows(visit, Change.REISSUE)
 
 
-def may_reissue(visit: dict, role: str) -> bool:
+def may_reissue(visit: Visit, role: str) -> bool:
     """Whether this staff role may re-issue: a visit in progress only by a psychiatrist or
     an admin, since whoever opens the new link reads and changes the answers so far."""
-    return can_reissue(visit) and (visit["status"] == INVITED or role in ("psychiatrist", "admin"))
+    return can_reissue(visit) and (visit.status == INVITED or role in ("psychiatrist", "admin"))
 
 
-def board_status(visit: dict, now: datetime) -> str:
+def board_status(visit: Visit, now: datetime) -> str:
     """The status staff see: the stored one, or EXPIRED for an open visit past expiry."""
-    if visit["status"] in OPEN and is_expired(visit, now):
+    if visit.status in OPEN and is_expired(visit, now):
         return EXPIRED
-    return visit["status"]
+    return visit.status
 
 
 def status_label(status: str) -> str:
@@ -117,15 +163,15 @@ def review_step(definition: Questionnaire) -> int:
     return len(definition.sections) + 1
 
 
-def on_review(visit: dict, definition: Questionnaire) -> bool:
-    return visit["current_step"] >= review_step(definition)
+def on_review(visit: Visit, definition: Questionnaire) -> bool:
+    return visit.current_step >= review_step(definition)
 
 
-def current_section(visit: dict, definition: Questionnaire) -> int | None:
+def current_section(visit: Visit, definition: Questionnaire) -> int | None:
     """The section number a started visit is on, or None on the review screen."""
     if on_review(visit, definition):
         return None
-    return max(visit["current_step"], 1)
+    return max(visit.current_step, 1)
 
 
 # --- the safety question -------------------------------------------------------------------
@@ -200,10 +246,9 @@ def reissue(
     token, code = _secrets()
     with storage.write(db):
         visit = storage.get_visit(db, visit_id)
-        if visit is None or not can_reissue(visit) or (role and not may_reissue(visit, role)):
+        if not can_reissue(visit) or (role and not may_reissue(visit, role)):
             return None
-        appointment = datetime.fromisoformat(visit["appointment_at"])
-        expires_at = expiry(max(appointment, now), extra_days)
+        expires_at = expiry(max(visit.appointment_at, now), extra_days)
         storage.set_secrets(
             db, visit_id, invitations.hash_secret(token), invitations.hash_secret(code), expires_at
         )
@@ -213,8 +258,7 @@ def reissue(
 def cancel(db, visit_id: int, now: datetime) -> bool:
     """Cancel an invitation not yet sent; False when there was nothing to cancel."""
     with storage.write(db):
-        visit = storage.get_visit(db, visit_id)
-        if visit is None or not can_cancel(visit):
+        if not allows(storage.get_visit(db, visit_id), Change.CANCEL):
             return False
         storage.set_cancelled(db, visit_id, now)
     return True
@@ -224,8 +268,7 @@ def start(db, visit_id: int, *, language: str, version: str, now: datetime) -> b
     """The patient presses Start (or continues): the visit is in progress from step 1.
     False when it is no longer open."""
     with storage.write(db):
-        visit = storage.get_visit(db, visit_id)
-        if visit is None or visit["status"] not in OPEN:
+        if not allows(storage.get_visit(db, visit_id), Change.START):
             return False
         storage.set_started(db, visit_id, language=language, version=version, now=now)
     return True
@@ -234,13 +277,12 @@ def start(db, visit_id: int, *, language: str, version: str, now: datetime) -> b
 def set_language(db, visit_id: int, language: str) -> None:
     """Remember the language the patient answers in, while the visit is open."""
     with storage.write(db):
-        visit = storage.get_visit(db, visit_id)
-        if visit is not None and visit["status"] in OPEN:
+        if allows(storage.get_visit(db, visit_id), Change.SET_LANGUAGE):
             storage.set_answer_language(db, visit_id, language)
 
 
-def _takes_answers(visit: dict | None) -> bool:
-    return visit is not None and visit["status"] == IN_PROGRESS
+def _takes_answers(visit: Visit | None) -> bool:
+    return allows(visit, Change.ANSWER)
 
 
 def save_step(
@@ -288,7 +330,7 @@ def _remember_safety_answer(db, visit_id: int, values: Mapping, now: datetime) -
     value = values.get(SAFETY_ITEM)
     value = str(value) if summary.is_answered(value) else DECLINED
     history = storage.safety_answers(db, visit_id)
-    if not history or history[-1]["value"] != value:
+    if not history or history[-1].value != value:
         storage.record_safety_answer(db, visit_id, value, now)
 
 
@@ -302,7 +344,7 @@ def save_in_person(db, visit_id: int, in_person: set[str]) -> None:
 def submit(db, visit_id: int, in_person: set[str], now: datetime) -> bool:
     """Record the in-person choices and send; False when already sent or closed."""
     with storage.write(db):
-        if not _takes_answers(storage.get_visit(db, visit_id)):
+        if not allows(storage.get_visit(db, visit_id), Change.SUBMIT):
             return False
         storage.set_in_person(db, visit_id, in_person)
         storage.set_submitted(db, visit_id, now)
@@ -310,35 +352,31 @@ def submit(db, visit_id: int, in_person: set[str], now: datetime) -> bool:
     return True
 
 
-def save_draft(db, visit: dict, step: int, fields: dict[str, list[str]], now: datetime) -> bool:
+def save_draft(db, visit: Visit, step: int, fields: dict[str, list[str]], now: datetime) -> bool:
     """Keep what was typed on a step without saving it as answers: a draft never reaches
     the summary, the safety alert or the board until the patient taps Next. False when
     the visit no longer takes answers or was re-issued meanwhile."""
     with storage.write(db):
-        current = storage.get_visit(db, visit["id"])
-        if (
-            not _takes_answers(current)
-            or current["secret_generation"] != visit["secret_generation"]
-        ):
+        current = storage.get_visit(db, visit.id)
+        if not _takes_answers(current) or current.secret_generation != visit.secret_generation:
             return False
-        storage.save_draft(db, visit["id"], step, visit["secret_generation"], fields, now)
+        storage.save_draft(db, visit.id, step, visit.secret_generation, fields, now)
     return True
 
 
-def draft_for(db, visit: dict, step: int) -> dict[str, list[str]] | None:
+def draft_for(db, visit: Visit, step: int) -> dict[str, list[str]] | None:
     """The draft of one step typed under the visit's current secrets, if any."""
-    return storage.draft_for(db, visit["id"], step, visit["secret_generation"])
+    return storage.draft_for(db, visit.id, step, visit.secret_generation)
 
 
-def has_draft(db, visit: dict) -> bool:
-    return storage.has_draft(db, visit["id"], visit["secret_generation"])
+def has_draft(db, visit: Visit) -> bool:
+    return storage.has_draft(db, visit.id, visit.secret_generation)
 
 
 def mark_reviewed(db, visit_id: int, user_id: int, now: datetime) -> bool:
     """The psychiatrist has read the summary; False unless it was awaiting review."""
     with storage.write(db):
-        visit = storage.get_visit(db, visit_id)
-        if visit is None or not awaiting_review(visit):
+        if not allows(storage.get_visit(db, visit_id), Change.REVIEW):
             return False
         storage.set_reviewed(db, visit_id, user_id, now)
     return True

@@ -11,9 +11,11 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 
 from flask_babel import gettext
 
+from patientapp.domain.records import Visit, time_text
 from patientapp.questionnaire.model import Item, Questionnaire
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -29,7 +31,7 @@ VISIT_COLUMNS = (
     "submitted_at",
     "safety",
 )
-# A column named apart from the visit record's own key (the record's "id").
+# A column named apart from the Visit record's own attribute (the record's "id").
 VISIT_KEYS = {"visit_id": "id"}
 
 
@@ -63,8 +65,14 @@ def header(definition: Questionnaire) -> list[str]:
     return names
 
 
-def row(definition: Questionnaire, visit: Mapping, answers: Mapping, in_person: set) -> list:
-    values = [visit.get(VISIT_KEYS.get(name, name)) or "" for name in VISIT_COLUMNS]
+def _visit_cell(visit: Visit, name: str):
+    value = getattr(visit, VISIT_KEYS.get(name, name))
+    # Times as the stored times always read: "2026-11-25 14:00:00" in the clinic's zone.
+    return time_text(value) if isinstance(value, datetime) else value
+
+
+def row(definition: Questionnaire, visit: Visit, answers: Mapping, in_person: set) -> list:
+    values = [_visit_cell(visit, name) or "" for name in VISIT_COLUMNS]
     for section in definition.sections:
         for item in section.items:
             if item.id in in_person and item.id in answers:
@@ -74,7 +82,7 @@ def row(definition: Questionnaire, visit: Mapping, answers: Mapping, in_person: 
     return values
 
 
-def to_csv(definition: Questionnaire, visits: Iterable[tuple[Mapping, Mapping, set]]) -> str:
+def to_csv(definition: Questionnaire, visits: Iterable[tuple[Visit, Mapping, set]]) -> str:
     """The whole export: a header, then one row per (visit, answers, held items)."""
     out = io.StringIO()
     writer = csv.writer(out)

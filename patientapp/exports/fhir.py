@@ -19,6 +19,7 @@ from datetime import datetime, tzinfo
 
 from flask_babel import force_locale, gettext
 
+from patientapp.domain.records import SafetyAnswer, Status, Visit
 from patientapp.i18n import LANGUAGES, SOURCE_LANGUAGE
 from patientapp.questionnaire.model import Item, Questionnaire
 from patientapp.questionnaire.types import TYPES, ItemType
@@ -45,10 +46,10 @@ CHART_NUMBER_TYPE = {
 
 SAFETY_ITEM = "S1"
 STATUS = {
-    "in_progress": "in-progress",
-    "submitted": "completed",
-    "reviewed": "completed",
-    "cancelled": "stopped",
+    Status.IN_PROGRESS: "in-progress",
+    Status.SUBMITTED: "completed",
+    Status.REVIEWED: "completed",
+    Status.CANCELLED: "stopped",
 }
 
 _cache: dict[tuple, dict] = {}
@@ -62,12 +63,11 @@ def tag(code: str) -> str:
     return LANGUAGES[code].tag if code in LANGUAGES else code.replace("_", "-")
 
 
-def timestamp(stored: str | None, zone: tzinfo | None) -> str | None:
+def timestamp(moment: datetime | None, zone: tzinfo | None) -> str | None:
     """A time as read from storage (the clinic's local time) as a FHIR dateTime with its
     offset; ``zone`` None is the server's local zone. A time with an offset keeps it."""
-    if not stored:
+    if moment is None:
         return None
-    moment = datetime.fromisoformat(stored)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone) if zone else moment.astimezone()
     return moment.isoformat(timespec="seconds")
@@ -263,23 +263,26 @@ def _answered(item: Item, value, language: str) -> list[dict]:
     return _item_type(item).fhir_answers(item, value, language, Build())
 
 
-def _safety_history(history, item: Item | None, zone) -> list[dict]:
+def _safety_history(history: list[SafetyAnswer], item: Item | None, zone) -> list[dict]:
     entries = []
     for saved in history:
-        if item is not None and item.choice(saved["value"]) is not None:
-            value = {"url": "value", "valueCoding": _coding(item, saved["value"])}
+        if item is not None and item.choice(saved.value) is not None:
+            value = {"url": "value", "valueCoding": _coding(item, saved.value)}
         else:  # "declined": the patient skipped the question at that save
             value = {"url": "declined", "valueBoolean": True}
-        when = {"url": "savedAt", "valueDateTime": timestamp(saved["saved_at"], zone)}
+        when = {"url": "savedAt", "valueDateTime": timestamp(saved.saved_at, zone)}
         entries.append({"url": SAFETY_HISTORY, "extension": [value, when]})
     return entries
 
 
-def last_updated(visit: Mapping) -> str | None:
+def last_updated(visit: Visit) -> datetime | None:
     """The latest stored time of a visit's own changes."""
     times = [
-        visit.get(k)
-        for k in ("last_activity_at", "submitted_at", "reviewed_at", "cancelled_at", "started_at")
+        visit.last_activity_at,
+        visit.submitted_at,
+        visit.reviewed_at,
+        visit.cancelled_at,
+        visit.started_at,
     ]
     times = [t for t in times if t]
     return max(times) if times else None
@@ -287,33 +290,33 @@ def last_updated(visit: Mapping) -> str | None:
 
 def response_resource(
     *,
-    visit: Mapping,
+    visit: Visit,
     answers: Mapping,
     in_person: set,
     languages: Mapping,
-    safety_history,
+    safety_history: list[SafetyAnswer],
     definition: Questionnaire,
     zone: tzinfo | None,
     visit_system: str,
     chart_numbers: bool,
 ) -> dict:
     """A visit's answers as a QuestionnaireResponse."""
-    authored = visit.get("submitted_at") or visit.get("last_activity_at") or visit["created_at"]
-    version = visit.get("questionnaire_version") or definition.version
+    authored = visit.submitted_at or visit.last_activity_at or visit.created_at
+    version = visit.questionnaire_version or definition.version
     resource = {
         "resourceType": "QuestionnaireResponse",
-        "id": f"visit-{visit['id']}",
+        "id": f"visit-{visit.id}",
         "meta": {"lastUpdated": _instant(last_updated(visit) or authored, zone)},
-        "identifier": {"system": visit_system, "value": str(visit["id"])},
+        "identifier": {"system": visit_system, "value": str(visit.id)},
         "questionnaire": canonical(version),
-        "status": STATUS.get(visit["status"], "in-progress"),
+        "status": STATUS.get(visit.status, "in-progress"),
         "authored": timestamp(authored, zone),
     }
-    if visit.get("answer_language"):
-        resource["language"] = tag(visit["answer_language"])
+    if visit.answer_language:
+        resource["language"] = tag(visit.answer_language)
     if chart_numbers:
         resource["subject"] = {
-            "identifier": {"type": CHART_NUMBER_TYPE, "value": visit["patient_ref"]}
+            "identifier": {"type": CHART_NUMBER_TYPE, "value": visit.patient_ref}
         }
     extensions = []
     sections = []
@@ -330,7 +333,7 @@ def response_resource(
                 continue
             if item.id in answers:
                 items += _answered(item, answers[item.id], languages.get(item.id, ""))
-            elif item.id == SAFETY_ITEM and visit.get("safety") == "declined":
+            elif item.id == SAFETY_ITEM and visit.safety == "declined":
                 absent = {"url": DATA_ABSENT, "valueCode": "asked-declined"}
                 items.append({"linkId": item.id, "extension": [absent]})
         if items:
@@ -343,5 +346,5 @@ def response_resource(
     return resource
 
 
-def _instant(stored: str, zone) -> str:
-    return timestamp(stored, zone)
+def _instant(moment: datetime, zone) -> str:
+    return timestamp(moment, zone)

@@ -34,6 +34,7 @@ from wtforms import StringField
 
 from patientapp.db import storage
 from patientapp.domain import invitations, throttle, visits
+from patientapp.domain.records import Visit
 from patientapp.i18n import offered_languages
 from patientapp.patient import forms as patient_forms
 from patientapp.patient import navigation
@@ -83,7 +84,7 @@ class ActionForm(FlaskForm):
 # --- the patient session -------------------------------------------------------------------
 
 
-def _begin(visit: dict, claim: throttle.Claim | None = None) -> None:
+def _begin(visit: Visit, claim: throttle.Claim | None = None) -> None:
     """Open the visit in this browser. `claim`: the try counted for the right code that
     opened it, taken back in the same transaction (a right code is no failure)."""
     # A language picked on this device a moment ago (on the code page) stays; the last
@@ -93,24 +94,24 @@ def _begin(visit: dict, claim: throttle.Claim | None = None) -> None:
     # The waiting room's address: codes typed from it are still looked up once strangers
     # have filled the clinic-wide window (see _claim_lookup). Noted once an hour at most.
     new_address = not _known_address(db, network, moment, hours=1)
-    if claim is not None or visit["secret_generation"] or new_address:
+    if claim is not None or visit.secret_generation or new_address:
         with storage.write(db):  # the entry's audit, address and rows, or none of them
             if claim is not None:
                 throttle.release(db, claim)
                 throttle.forget(db, "code-client", _client_id())
-            if visit["secret_generation"]:
+            if visit.secret_generation:
                 # Whoever opens a re-issued link or code may not be the patient: staff can
                 # check.
                 storage.audit(
-                    db, "patient_entry_reissued", now=moment, actor="patient", visit_id=visit["id"]
+                    db, "patient_entry_reissued", now=moment, actor="patient", visit_id=visit.id
                 )
             if new_address:
                 known_for = timedelta(hours=current_app.config["CODE_KNOWN_ADDRESS_HOURS"])
                 throttle.forget_before(db, ENTERED_SCOPE, moment - known_for)
                 throttle.note(db, ENTERED_SCOPE, network, moment)
     session[SESSION_KEY] = {
-        "visit": visit["id"],
-        "generation": visit["secret_generation"],
+        "visit": visit.id,
+        "generation": visit.secret_generation,
         "seen": now().isoformat(),
     }
     session.pop(ENDED_KEY, None)
@@ -132,7 +133,7 @@ def _idle_limit() -> timedelta:
     return timedelta(minutes=int(clinic_settings()["patient_idle_minutes"]))
 
 
-def current_visit() -> dict | None:
+def current_visit() -> Visit | None:
     """The visit of this browser's patient session, if the session is still alive."""
     state = session.get(SESSION_KEY)
     if not state:
@@ -143,12 +144,12 @@ def current_visit() -> dict | None:
     if moment - datetime.fromisoformat(state["seen"]) >= _idle_limit():
         kept = (
             visits.is_open(visit, moment)
-            and state.get("generation") == visit["secret_generation"]
+            and state.get("generation") == visit.secret_generation
             and visits.has_draft(get_db(), visit)
         )
         end_patient_session(draft=kept)
         return None
-    if not visits.is_open(visit, moment) or state.get("generation") != visit["secret_generation"]:
+    if not visits.is_open(visit, moment) or state.get("generation") != visit.secret_generation:
         # A re-issue ends every session that entered by the old link or code.
         end_patient_session(sent=visit is not None and visits.is_sent(visit))
         return None
@@ -181,11 +182,11 @@ def _idle_refresh():
 def _load_visit():
     g.visit = current_visit()
     if g.visit is not None:
-        g.suggested_language = g.visit["suggested_language"]
-        g.visit_language = g.visit["answer_language"]
+        g.suggested_language = g.visit.suggested_language
+        g.visit_language = g.visit.answer_language
 
 
-def _resume_target(visit: dict):
+def _resume_target(visit: Visit):
     """Where a returning patient picks up."""
     if visits.awaiting_start(visit):
         return url_for("patient.welcome")
@@ -286,7 +287,7 @@ def start():
     return render_template("patient/start.html", form=form), status
 
 
-def _visit_by_token(token: str) -> dict | None:
+def _visit_by_token(token: str) -> Visit | None:
     if len(token) > 100:
         abort(404)
     return storage.visit_by_token_hash(get_db(), invitations.hash_secret(token))
@@ -301,13 +302,13 @@ def open_link(token: str):
         if g.visit is None:  # another visit open here stays: a link from anywhere lands here
             end_patient_session(sent=True)
             # In the language the answers were given in, as on the patient's own device.
-            g.visit_language = visit["answer_language"]
-            g.suggested_language = visit["suggested_language"]
+            g.visit_language = visit.answer_language
+            g.suggested_language = visit.suggested_language
             refresh()
         return render_template("patient/already_sent.html"), 200
     if not visits.is_open(visit, now()):
         return render_template("patient/link_invalid.html"), 404
-    if g.visit is not None and g.visit["id"] != visit["id"]:
+    if g.visit is not None and g.visit.id != visit.id:
         return render_template("patient/switch.html", form=ActionForm(), token=token)
     _begin(visit)
     return redirect(_resume_target(visit))
@@ -338,12 +339,12 @@ def welcome():
         errors.keep_page("patient/welcome.html", **page)
         visits.start(
             get_db(),
-            visit["id"],
+            visit.id,
             language=str(get_locale()),
             version=questionnaire.default().version,
             now=now(),
         )
-        visit = storage.get_visit(get_db(), visit["id"])
+        visit = storage.get_visit(get_db(), visit.id)
         return redirect(_resume_target(visit))
     return render_template("patient/welcome.html", **page)
 
@@ -416,13 +417,13 @@ def step(number: int):
     q = questionnaire.default()
     if not 1 <= number <= len(q.sections):
         abort(404)
-    if number > max(visit["furthest_step"], 1):
-        return redirect(url_for("patient.step", number=visit["furthest_step"]))
+    if number > max(visit.furthest_step, 1):
+        return redirect(url_for("patient.step", number=visit.furthest_step))
     section = q.sections[number - 1]
     db = get_db()
     # A GET is filled with the stored answers; a POST is built from what was typed. Both
     # ask only what the saved answers leave asked (M0 "no": no medicine questions).
-    answers = storage.answers_for(db, visit["id"])[0]
+    answers = storage.answers_for(db, visit.id)[0]
     hidden = frozenset(q.not_asked(answers))
     screen = _screen_number(section)
     shown = patient_forms.shown_screens(section, hidden)
@@ -469,7 +470,7 @@ def step(number: int):
             move = navigation.after_save(q, number, screen, action, new_answers, after, returning)
             if not visits.save_step(
                 db,
-                visit["id"],
+                visit.id,
                 new_answers,
                 step=number,
                 next_step=move.resume_at,
@@ -522,7 +523,7 @@ def draft(number: int):
     if (
         visits.awaiting_start(visit)
         or not 1 <= number <= len(q.sections)
-        or number > max(visit["furthest_step"], 1)
+        or number > max(visit.furthest_step, 1)
     ):
         abort(404)
     section = q.sections[number - 1]
@@ -545,7 +546,7 @@ def _choose_language(code: str) -> None:
     if code in offered_languages():
         session["lang"] = code
         if g.visit is not None:
-            visits.set_language(get_db(), g.visit["id"], code)
+            visits.set_language(get_db(), g.visit.id, code)
 
 
 @bp.post("/language")
@@ -610,7 +611,7 @@ def review():
     if visits.awaiting_start(visit):
         return redirect(url_for("patient.welcome"))
     db = get_db()
-    answers, in_person = storage.answers_for(db, visit["id"])
+    answers, in_person = storage.answers_for(db, visit.id)
     form = ActionForm()
     if form.validate_on_submit():
         held = {i for i in request.form.getlist("in_person") if i in answers and visits.may_hold(i)}
@@ -622,15 +623,15 @@ def review():
         )
         action = request.form.get("action", "")
         if action.startswith("edit-") and ASCII_NUMBER.fullmatch(action[5:]):
-            visits.save_in_person(db, visit["id"], held)
+            visits.save_in_person(db, visit.id, held)
             return redirect(url_for("patient.step", number=int(action[5:]), **{"return": "review"}))
         if action == "submit":
-            if visits.submit(db, visit["id"], held, now()):
+            if visits.submit(db, visit.id, held, now()):
                 session["lang"] = str(get_locale())
                 end_patient_session(keep_language=True, sent=True)
                 return redirect(url_for("patient.thanks"))
             return _session_needed()
-        visits.save_in_person(db, visit["id"], held)
+        visits.save_in_person(db, visit.id, held)
         _choose_language(request.form.get("lang", ""))
         return redirect(url_for("patient.review"))
     return render_template(

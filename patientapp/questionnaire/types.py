@@ -37,7 +37,12 @@ from wtforms import (
 from wtforms.validators import Optional, ValidationError
 
 from patientapp.questionnaire.display import Shown, label, labels
-from patientapp.web.forms import CHOICE_ERROR, MultiCheckboxField, length_limit, strip_spaces
+from patientapp.questionnaire.fields import (
+    CHOICE_ERROR,
+    MultiCheckboxField,
+    length_limit,
+    strip_spaces,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -27,10 +27,12 @@ from flask_babel import force_locale, format_date, format_time, gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 
-from patientapp.api import views as api
-from patientapp.auth.views import DEVICE_COOKIE, audit, end_session, login_required
+from patientapp.auth.sessions import audit, end_session, login_required
+from patientapp.auth.signin import DEVICE_COOKIE
 from patientapp.db import storage
 from patientapp.domain import invitations, visits
+from patientapp.domain.records import Visit, time_text
+from patientapp.exports import record
 from patientapp.i18n import current_language, language_name, offered_languages
 from patientapp.questionnaire import model as questionnaire
 from patientapp.staff.forms import AcknowledgeForm, InvitationForm
@@ -59,7 +61,7 @@ REISSUE_REFUSED = _l(
 # --- helpers -----------------------------------------------------------------------------
 
 
-def _visit_or_404(visit_id: int) -> dict:
+def _visit_or_404(visit_id: int) -> Visit:
     visit = storage.get_visit(get_db(), visit_id)
     if visit is None:
         abort(404)
@@ -78,7 +80,7 @@ def _day_arg() -> date:
     return day
 
 
-def _progress(visit: dict, status: str) -> str:
+def _progress(visit: Visit, status: str) -> str:
     """How far a patient answering right now has got."""
     if status != visits.IN_PROGRESS:
         return ""
@@ -91,26 +93,26 @@ def _progress(visit: dict, status: str) -> str:
 
 def _board_rows(day: date) -> list[dict]:
     rows, moment = [], now()
-    for visit in storage.visits_for_day(get_db(), day.isoformat()):
+    for line in storage.visits_for_day(get_db(), day.isoformat()):
+        visit, alert = line.visit, line.alert
         status = visits.board_status(visit, moment)
+        language = visit.answer_language or visit.suggested_language
         rows.append(
             {
-                "id": visit["id"],
-                "time": format_time(datetime.fromisoformat(visit["appointment_at"]), "short"),
-                "patient_ref": visit["patient_ref"],
-                "psychiatrist": visit["psychiatrist_name"] or visit["psychiatrist_email"] or "",
+                "id": visit.id,
+                "time": format_time(visit.appointment_at, "short"),
+                "patient_ref": visit.patient_ref,
+                "psychiatrist": line.psychiatrist_name or line.psychiatrist_email or "",
                 "status": status,
                 "status_label": visits.status_label(status),
                 "progress": _progress(visit, status),
-                "language": language_name(visit["answer_language"] or visit["suggested_language"])
-                if (visit["answer_language"] or visit["suggested_language"])
-                else "",
+                "language": language_name(language) if language else "",
                 "minutes": summary_view.minutes_taken(visit),
-                "alert": bool(visit["alert_id"]),
-                "alert_open": bool(visit["alert_id"]) and not visit["acknowledged_at"],
-                "acknowledged": visit["acknowledged_at"] or "",
-                "acknowledged_by": visit["acknowledged_by_name"] or "",
-                "acknowledged_note": visit["acknowledged_note"] or "",
+                "alert": alert is not None,
+                "alert_open": alert is not None and not alert.acknowledged_at,
+                "acknowledged": time_text(alert and alert.acknowledged_at),
+                "acknowledged_by": (alert and alert.acknowledged_by_name) or "",
+                "acknowledged_note": (alert and alert.acknowledged_note) or "",
                 "open": visits.is_open(visit, moment),
                 "readable": visits.is_sent(visit),
             }
@@ -121,13 +123,13 @@ def _board_rows(day: date) -> list[dict]:
 def _alerts() -> list[dict]:
     return [
         {
-            "visit_id": a["visit_id"],
-            "patient_ref": a["patient_ref"],
-            "at": format_time(datetime.fromisoformat(a["created_at"]), "short"),
-            "day": format_date(datetime.fromisoformat(a["appointment_at"]), "medium"),
-            "psychiatrist": a["psychiatrist_name"] or "",
+            "visit_id": line.visit.id,
+            "patient_ref": line.visit.patient_ref,
+            "at": format_time(line.alert.created_at, "short"),
+            "day": format_date(line.visit.appointment_at, "medium"),
+            "psychiatrist": line.psychiatrist_name or "",
         }
-        for a in storage.open_alerts(get_db())
+        for line in storage.open_alerts(get_db())
     ]
 
 
@@ -188,16 +190,15 @@ def acknowledge(visit_id: int):
         db = get_db()
         note = form.note.data or ""
         with storage.write(db):  # the acknowledgement and its entry together
-            if storage.acknowledge_alert(db, visit["id"], g.user["id"], now(), note=note):
+            if storage.acknowledge_alert(db, visit.id, g.user["id"], now(), note=note):
                 # The note is free text: the audit log records only that there was one.
-                audit("alert_acknowledged", visit["id"], detail="with note" if note else "")
+                audit("alert_acknowledged", visit.id, detail="with note" if note else "")
     elif form.note.errors:
         if to_summary:
             return _summary_response(visit_id, "summary_viewed", printing=False, ack_form=form)
-        day = date.fromisoformat(visit["appointment_at"][:10])
-        return _board_page(day, ack_form=form, ack_visit=visit["id"]), 422
+        return _board_page(visit.day, ack_form=form, ack_visit=visit.id), 422
     if to_summary:
-        return redirect(url_for("staff.summary_page", visit_id=visit["id"]))
+        return redirect(url_for("staff.summary_page", visit_id=visit.id))
     return redirect(_back_to_board(visit))
 
 
@@ -218,8 +219,8 @@ def tablet_mode():
     return response
 
 
-def _back_to_board(visit: dict) -> str:
-    return url_for("staff.board", day=visit["appointment_at"][:10])
+def _back_to_board(visit: Visit) -> str:
+    return url_for("staff.board", day=visit.day.isoformat())
 
 
 # --- invitations -------------------------------------------------------------------------
@@ -284,8 +285,8 @@ def _fresh_secrets(visit_id: int) -> dict | None:
     return fresh if fresh and fresh.get("visit") == visit_id else None
 
 
-def _handover(visit: dict) -> dict | None:
-    fresh = _fresh_secrets(visit["id"])
+def _handover(visit: Visit) -> dict | None:
+    fresh = _fresh_secrets(visit.id)
     if not fresh or not visits.is_open(visit, now()):
         return None
     link = f"{base_url()}/v/{fresh['token']}"
@@ -309,7 +310,7 @@ def invitation(visit_id: int):
         is_open=visits.is_open(visit, moment),
         handover=_handover(visit),
         form=FlaskForm(),
-        expires=format_date(datetime.fromisoformat(visit["expires_at"]), "medium"),
+        expires=format_date(visit.expires_at, "medium"),
         may_reissue=visits.may_reissue(visit, g.user["role"]),
         reissue_refused=REISSUE_REFUSED,
     )
@@ -322,14 +323,14 @@ def slip(visit_id: int):
     handover = _handover(visit)
     if handover is None:
         return redirect(url_for("staff.invitation", visit_id=visit_id))
-    language = visit["suggested_language"] or current_language().code
+    language = visit.suggested_language or current_language().code
     with force_locale(language):
         html = render_template(
             "staff/slip.html",
             visit=visit,
             handover=handover,
             language=language,
-            expires=format_date(datetime.fromisoformat(visit["expires_at"]), "long"),
+            expires=format_date(visit.expires_at, "long"),
         )
     return html
 
@@ -374,13 +375,13 @@ def reissue(visit_id: int):
 # --- the summary -------------------------------------------------------------------------
 
 
-def _summary(visit: dict) -> summary_view.SummaryView:
+def _summary(visit: Visit) -> summary_view.SummaryView:
     db = get_db()
-    answers, in_person = storage.answers_for(db, visit["id"])
+    answers, in_person = storage.answers_for(db, visit.id)
     previous = storage.previous_visit(db, visit)
     previous_answers = previous_in_person = None
     if previous:
-        previous_answers, previous_in_person = storage.answers_for(db, previous["id"])
+        previous_answers, previous_in_person = storage.answers_for(db, previous.id)
     return summary_view.build(
         visit=visit,
         answers=answers,
@@ -388,16 +389,16 @@ def _summary(visit: dict) -> summary_view.SummaryView:
         previous=previous,
         previous_answers=previous_answers,
         previous_in_person=previous_in_person,
-        alert=storage.alert_for(db, visit["id"]),
+        alert=storage.alert_for(db, visit.id),
         clinic=clinic_name(),
         questionnaire=questionnaire.default(),
         reader_language=current_language().code,
-        answer_languages=storage.answer_languages(db, visit["id"]),
-        safety_history=storage.safety_answers(db, visit["id"]),
+        answer_languages=storage.answer_languages(db, visit.id),
+        safety_history=storage.safety_answers(db, visit.id),
     )
 
 
-def _readable_visit(visit_id: int) -> dict:
+def _readable_visit(visit_id: int) -> Visit:
     visit = _visit_or_404(visit_id)
     if not visits.is_sent(visit):
         abort(404)
@@ -442,7 +443,7 @@ def summary_text(visit_id: int):
     visit = _readable_visit(visit_id)
     audit("summary_exported", visit_id, detail="txt download")
     text = plain_text(_summary(visit))
-    filename = f"reflection-{visit_id}-{visit['appointment_at'][:10]}.txt"
+    filename = f"reflection-{visit_id}-{visit.day.isoformat()}.txt"
     return Response(
         text,
         mimetype="text/plain; charset=utf-8",
@@ -456,11 +457,12 @@ def summary_fhir(visit_id: int):
     """The visit as a FHIR QuestionnaireResponse, for a record that imports FHIR."""
     visit = _readable_visit(visit_id)
     audit("summary_exported", visit_id, detail="fhir json download")
-    body = json.dumps(api.response_for(visit), ensure_ascii=False, indent=2)
-    filename = f"reflection-{visit_id}-{visit['appointment_at'][:10]}.fhir.json"
+    resource = record.response_for(get_db(), visit, settings=clinic_settings(), base_url=base_url())
+    body = json.dumps(resource, ensure_ascii=False, indent=2)
+    filename = f"reflection-{visit_id}-{visit.day.isoformat()}.fhir.json"
     return Response(
         body,
-        mimetype=api.FHIR_JSON,
+        mimetype=record.FHIR_JSON,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 

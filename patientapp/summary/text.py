@@ -46,16 +46,16 @@ def plain_text(view: SummaryView) -> str:
             )
         lines.append(headline)
         lines += view.safety_history
-        if view.alert and view.alert.get("acknowledged_at"):
+        if view.alert and view.alert.acknowledged_at:
             lines.append(
                 gettext(
                     "Alert acknowledged at %(when)s by %(name)s.",
-                    when=view.alert["acknowledged_time"],
-                    name=view.alert.get("acknowledged_by_name") or "—",
+                    when=view.alert_acknowledged_time,
+                    name=view.alert.acknowledged_by_name or "—",
                 )
             )
-            if view.alert.get("acknowledged_note"):
-                lines.append(gettext("Note: %(note)s", note=view.alert["acknowledged_note"]))
+            if view.alert.acknowledged_note:
+                lines.append(gettext("Note: %(note)s", note=view.alert.acknowledged_note))
         elif view.alert:
             lines.append(gettext("Alert not yet acknowledged."))
     else:

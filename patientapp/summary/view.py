@@ -25,6 +25,7 @@ from flask_babel import (
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
+from patientapp.domain.records import Alert, SafetyAnswer, Visit
 from patientapp.i18n import language_name
 from patientapp.questionnaire import display
 from patientapp.questionnaire.model import STANCE, Questionnaire
@@ -121,7 +122,8 @@ class SummaryView:
     safety_answer: str
     safety_answer_time: str  # when safety_answer was saved, or "" before the history
     safety_headline: str  # the banner's sentence: safety_answer, with its time when known
-    alert: dict | None
+    alert: Alert | None
+    alert_acknowledged_time: str  # when the alert was acknowledged, or ""
     safety_history: list[str]
     agenda: Text | None
     feelings: list[str]
@@ -346,39 +348,38 @@ def _not_compared(
     return lines
 
 
-def _previous_hopes(previous: dict | None, answers: dict | None, reader: str) -> Text | None:
+def _previous_hopes(previous: Visit | None, answers: dict | None, reader: str) -> Text | None:
     hopes = summary.previous_hopes(answers)
     if hopes is None:
         return None
     # Free text always names the language it was written in, in the reader's language.
-    code = (previous or {}).get("answer_language") or "en"
+    code = (previous.answer_language if previous else "") or "en"
     return Text(hopes.text, language_name(code))
 
 
-def _alert_view(alert: dict | None) -> dict | None:
-    if alert and alert.get("acknowledged_at"):
-        moment = datetime.fromisoformat(alert["acknowledged_at"])
-        return {**alert, "acknowledged_time": format_time(moment, "short")}
-    return alert
+def _acknowledged_time(alert: Alert | None) -> str:
+    if alert and alert.acknowledged_at:
+        return format_time(alert.acknowledged_at, "short")
+    return ""
 
 
-def _at(stamp: str) -> str:
-    return format_time(datetime.fromisoformat(stamp), "short")
+def _at(moment: datetime) -> str:
+    return format_time(moment, "short")
 
 
-def _safety_history_lines(history: list[dict], questionnaire: Questionnaire) -> list[str]:
+def _safety_history_lines(history: list[SafetyAnswer], questionnaire: Questionnaire) -> list[str]:
     """How a worrying safety answer was changed or skipped, one sentence per saved value.
     Nothing when the patient saved one value only: the banner already says it."""
-    if len(history) < 2 or not summary.ever_worrying([h["value"] for h in history]):
+    if len(history) < 2 or not summary.ever_worrying([h.value for h in history]):
         return []
     item = questionnaire.items[questionnaire.layout.safety]
     lines = []
     for number, entry in enumerate(history):
-        time = _at(entry["saved_at"])
-        if entry["value"] == summary.DECLINED:
+        time = _at(entry.saved_at)
+        if entry.value == summary.DECLINED:
             lines.append(gettext("Skipped the question at %(time)s.", time=time))
             continue
-        answer = display.label(item, entry["value"])
+        answer = display.label(item, entry.value)
         if number == 0:
             lines.append(
                 gettext("First answered “%(answer)s” at %(time)s.", answer=answer, time=time)
@@ -388,22 +389,22 @@ def _safety_history_lines(history: list[dict], questionnaire: Questionnaire) -> 
     return lines
 
 
-def _safety(visit: dict, answers: dict, history: list[dict], reached: list[str]) -> str:
-    if summary.ever_worrying([h["value"] for h in history]):
+def _safety(visit: Visit, answers: dict, history: list[SafetyAnswer], reached: list[str]) -> str:
+    if summary.ever_worrying([h.value for h in history]):
         return "endorsed"
-    return visit.get("safety") or summary.safety_status(answers, "safety" in reached)
+    return visit.safety or summary.safety_status(answers, "safety" in reached)
 
 
 def _banner_answer(
-    answers: dict, history: list[dict], questionnaire: Questionnaire
+    answers: dict, history: list[SafetyAnswer], questionnaire: Questionnaire
 ) -> tuple[str, str]:
     """The answer the banner names and its time: the most severe worrying value ever
     saved (first saved, if saved again), else the current answer with no time."""
-    worrying = [h for h in history if summary.is_worrying(h["value"])]
+    worrying = [h for h in history if summary.is_worrying(h.value)]
     if worrying:
         # max() keeps the first of equals; a value outside the scale ranks lowest.
-        entry = max(worrying, key=lambda h: summary.safety_severity(h["value"]))
-        value, time = entry["value"], _at(entry["saved_at"])
+        entry = max(worrying, key=lambda h: summary.safety_severity(h.value))
+        value, time = entry.value, _at(entry.saved_at)
     else:
         value, time = answers.get(questionnaire.layout.safety), ""
     item = questionnaire.items.get(questionnaire.layout.safety)
@@ -425,34 +426,32 @@ def _safety_headline(answer: str, time: str) -> str:
     )
 
 
-def minutes_taken(visit: dict) -> int | None:
+def minutes_taken(visit: Visit) -> int | None:
     """Whole minutes from starting to sending (at least 1), or None if not sent."""
-    if not (visit.get("started_at") and visit.get("submitted_at")):
+    if not (visit.started_at and visit.submitted_at):
         return None
-    spent = datetime.fromisoformat(visit["submitted_at"]) - datetime.fromisoformat(
-        visit["started_at"]
-    )
+    spent = visit.submitted_at - visit.started_at
     return max(1, round(spent.total_seconds() / 60))
 
 
-def _reached_sections(visit: dict, questionnaire: Questionnaire) -> list[str]:
-    return [s.id for s in questionnaire.sections[: max(visit["furthest_step"], 0)]]
+def _reached_sections(visit: Visit, questionnaire: Questionnaire) -> list[str]:
+    return [s.id for s in questionnaire.sections[: max(visit.furthest_step, 0)]]
 
 
 def build(
     *,
-    visit: dict,
+    visit: Visit,
     answers: dict,
     in_person: set[str],
-    previous: dict | None,
+    previous: Visit | None,
     previous_answers: dict | None,
     previous_in_person: set[str] | None,
-    alert: dict | None,
+    alert: Alert | None,
     clinic: str,
     questionnaire: Questionnaire,
     reader_language: str,
     answer_languages: dict[str, str] | None = None,
-    safety_history: list[dict] | None = None,
+    safety_history: list[SafetyAnswer] | None = None,
 ) -> SummaryView:
     """Everything the one-page summary shows, in the reader's language."""
     # Items the patient's own answer left unasked (M0 "no"), each with the item that hid
@@ -460,7 +459,7 @@ def build(
     # change ever reads them (a page never stores them; older data may hold some).
     held, hidden = _held_and_not_asked(questionnaire, answers, in_person)
     visible = {k: v for k, v in answers.items() if k not in held and k not in hidden}
-    written_in = visit["answer_language"] or "en"
+    written_in = visit.answer_language or "en"
     q = questionnaire
     layout = q.layout  # where each item shows: questionnaire.toml's [summary]
 
@@ -472,7 +471,7 @@ def build(
     # Items added after the version this visit was answered under were never asked:
     # they are left out entirely, neither skipped nor "not reached". (An answer shows
     # in any case: a visit begun before an upgrade is answered on the new screens.)
-    asked = q.asked_in(visit.get("questionnaire_version")) | set(answers)
+    asked = q.asked_in(visit.questionnaire_version) | set(answers)
     section_of = {item.id: section.id for section in q.sections for item in section.items}
 
     def note(*item_ids: str) -> str:
@@ -534,24 +533,21 @@ def build(
     history = safety_history or []
     banner_answer, banner_time = _banner_answer(answers, history, q)
     return SummaryView(
-        visit_id=visit["id"],
+        visit_id=visit.id,
         clinic=clinic,
-        patient_ref=visit["patient_ref"],
-        visit_date=format_date(datetime.fromisoformat(visit["appointment_at"]), "medium"),
-        visit_day=visit["appointment_at"][:10],
-        completed_at=(
-            format_datetime(datetime.fromisoformat(visit["submitted_at"]), "short")
-            if visit.get("submitted_at")
-            else ""
-        ),
+        patient_ref=visit.patient_ref,
+        visit_date=format_date(visit.appointment_at, "medium"),
+        visit_day=visit.day.isoformat(),
+        completed_at=format_datetime(visit.submitted_at, "short") if visit.submitted_at else "",
         language=language_name(written_in),
         minutes=minutes_taken(visit),
-        status=visit["status"],
+        status=visit.status,
         safety=_safety(visit, answers, history, reached),
         safety_answer=banner_answer,
         safety_answer_time=banner_time,
         safety_headline=_safety_headline(banner_answer, banner_time),
-        alert=_alert_view(alert),
+        alert=alert,
+        alert_acknowledged_time=_acknowledged_time(alert),
         safety_history=_safety_history_lines(history, q),
         agenda=(
             Text(visible[layout.agenda], tag(layout.agenda)) if visible.get(layout.agenda) else None
@@ -568,11 +564,7 @@ def build(
             else []
         ),
         previous_hopes=_previous_hopes(previous, previous_visible, reader_language),
-        previous_date=(
-            format_date(datetime.fromisoformat(previous["appointment_at"]), "medium")
-            if previous
-            else ""
-        ),
+        previous_date=format_date(previous.appointment_at, "medium") if previous else "",
         in_person=[gettext(q.items[i].short) for i in q.item_ids if i in in_person],
         skipped=skipped,
         today=today,

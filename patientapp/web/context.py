@@ -21,6 +21,7 @@ from werkzeug.routing import BaseConverter, IntegerConverter
 
 from patientapp import config
 from patientapp.db import storage
+from patientapp.domain import retention
 
 SETTING_DEFAULTS = {
     "clinic_name": "",
@@ -30,7 +31,7 @@ SETTING_DEFAULTS = {
     "languages": [],
     "invite_extra_days": 0,
     "patient_idle_minutes": None,
-    "retention_days": 365,
+    "retention_days": retention.DEFAULT_DAYS,
     "mfa_frontdesk": False,  # front desk, too, signs in with a code from an app
     "time_zone": "",  # an IANA name such as "America/Chicago"; empty: the server's zone
     "references_are_chart_numbers": False,  # exports then name the patient by it

@@ -1,5 +1,7 @@
 """Form pieces every blueprint shares: a checkbox group, our words for WTForms' own
-checks, a length limit that names itself, and a filter that trims spaces.
+checks, a length limit that names itself, a filter that trims spaces, and the days a date
+field takes. The first four live with the questionnaire's item types, which ask with
+them (``questionnaire/fields.py``), and are offered here too.
 
 Each blueprint's forms sit beside it (the patient's in ``patient_forms``).
 """
@@ -9,18 +11,28 @@ from __future__ import annotations
 from datetime import date
 
 from flask_babel import lazy_gettext as _l
-from wtforms import SelectMultipleField
-from wtforms.validators import Length, ValidationError
-from wtforms.widgets import CheckboxInput, ListWidget
+from wtforms.validators import ValidationError
 
+from patientapp.questionnaire.fields import (
+    CHOICE_ERROR,
+    MultiCheckboxField,
+    length_limit,
+    strip_spaces,
+)
 
-class MultiCheckboxField(SelectMultipleField):
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
+__all__ = [
+    "CHOICE_ERROR",
+    "DATE_ERROR",
+    "FIRST_DAY",
+    "LAST_DAY",
+    "MultiCheckboxField",
+    "in_calendar",
+    "length_limit",
+    "strip_spaces",
+    "usable_day",
+]
 
-
-# Our own words for WTForms' built-in checks, so every shipped language has them.
-CHOICE_ERROR = _l("Please pick one of the choices shown.")
+# Our own words for WTForms' built-in date check, so every shipped language has them.
 DATE_ERROR = _l("Please enter a valid date.")
 
 # The days the app works with: far enough from the calendar's ends that a day after,
@@ -37,15 +49,3 @@ def in_calendar(form, field) -> None:
     """A date field's check: 9999-12-31 or 0001-01-01 is not a date anyone means."""
     if field.data is not None and not usable_day(field.data):
         raise ValidationError(DATE_ERROR)
-
-
-def length_limit(max_length: int) -> Length:
-    """A length check whose message names the limit, in the reader's language."""
-    return Length(
-        max=max_length,
-        message=_l("Please keep this to %(max)s characters or fewer.", max=max_length),
-    )
-
-
-def strip_spaces(value):
-    return value.strip() if isinstance(value, str) else value

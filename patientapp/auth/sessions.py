@@ -1,0 +1,149 @@
+"""Server-side staff sessions: starting and ending one, the signed-in user (with the idle
+and absolute timeouts), `login_required` with its roles and second-factor rule, the audit
+helper that records what the signed-in user did, and the few minutes between a right
+password and its code (``PENDING_KEY``).
+
+The cookie holds only a random session id; the database keeps its SHA-256 hash with
+the times that enforce the idle and absolute timeouts, so logout (or an admin disabling
+an account) ends a session for good, even for a copied cookie.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from datetime import datetime, timedelta
+
+from flask import abort, current_app, g, redirect, request, session, url_for
+
+from patientapp.db import storage
+from patientapp.domain.passwords import hash_secret
+from patientapp.web.context import clinic_settings, get_db, now
+
+SESSION_KEY = "staff"
+PENDING_KEY = "staff_pending"  # password right, second factor still to come
+PENDING_MINUTES = 5
+
+
+def _new_staff_session(db, user: dict) -> str:
+    """A server-side session for `user`, written in the caller's transaction; its id goes
+    into the cookie only once that has committed (_remember_session)."""
+    session_id = secrets.token_urlsafe(32)
+    storage.start_staff_session(db, hash_secret(session_id), user["id"], now())
+    return session_id
+
+
+def _remember_session(session_id: str) -> None:
+    """Start a fresh cookie: the old content, CSRF secret included, is dropped."""
+    session.clear()
+    session[SESSION_KEY] = session_id
+    session.permanent = False
+
+
+def end_session() -> None:
+    """End this browser's staff session on the server (inside the caller's write, with
+    its audit entry); the cookie is cleared once that is saved (session.clear())."""
+    session_id = session.get(SESSION_KEY)
+    if session_id:
+        storage.end_staff_session(get_db(), hash_secret(session_id), now())
+
+
+def current_user(touch: bool = True) -> dict | None:
+    """The logged-in staff member, enforcing idle and absolute timeouts."""
+    session_id = session.get(SESSION_KEY)
+    if not session_id:
+        return None
+    db, moment = get_db(), now()
+    row = storage.staff_session(db, hash_secret(session_id))
+    cfg = current_app.config
+    if row is None or not row["active"]:
+        session.pop(SESSION_KEY, None)
+        return None
+    idle = moment - datetime.fromisoformat(row["last_seen_at"])
+    age = moment - datetime.fromisoformat(row["created_at"])
+    if idle > timedelta(minutes=cfg["STAFF_IDLE_MINUTES"]) or age > timedelta(
+        hours=cfg["STAFF_ABSOLUTE_HOURS"]
+    ):
+        storage.end_staff_session(db, row["id"], moment)
+        session.pop(SESSION_KEY, None)
+        return None
+    if touch:
+        storage.touch_staff_session(db, row["id"], moment)
+    return {
+        "id": row["user_id"],
+        "email": row["email"],
+        "role": row["role"],
+        "display_name": row["display_name"] or row["email"],
+        "mfa_enrolled": bool(row["mfa_enrolled_at"]),
+    }
+
+
+def mfa_required(user: dict) -> bool:
+    """Whether this person must sign in with a second factor: admins and psychiatrists
+    (config MFA_REQUIRED_ROLES), and front desk too when the clinic's setting says so."""
+    if user["role"] in current_app.config["MFA_REQUIRED_ROLES"]:
+        return True
+    return user["role"] == "frontdesk" and bool(clinic_settings()["mfa_frontdesk"])
+
+
+def login_required(
+    *roles: str, touch: bool = True, hide_as_404: bool = False, enrolling: bool = False
+):
+    """Require a logged-in user, optionally with one of the roles.
+
+    With hide_as_404 a wrong role gets the same 404 as a missing object, so nobody
+    learns whether a visit exists. Someone who must have a second factor and has none
+    yet reaches only the pages marked `enrolling` (setting it up, signing out).
+    """
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            user = current_user(touch=touch() if callable(touch) else touch)
+            if user is None:
+                if request.method == "GET" and not request.path.endswith(".json"):
+                    return redirect(url_for("auth.login", next=request.path))
+                abort(401)
+            if not enrolling and not user["mfa_enrolled"] and mfa_required(user):
+                if request.method == "GET" and not request.path.endswith(".json"):
+                    return redirect(url_for("auth.mfa_setup"))
+                abort(403)
+            if roles and user["role"] not in roles:
+                abort(404 if hide_as_404 else 403)
+            g.user = user
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def audit(action: str, visit_id: int | None = None, detail: str = "") -> None:
+    """Record who did what (never answer content) for the logged-in user."""
+    user = g.get("user")
+    storage.audit(
+        get_db(),
+        action,
+        now=now(),
+        user_id=user["id"] if user else None,
+        actor=user["email"] if user else "",
+        visit_id=visit_id,
+        detail=detail,
+    )
+
+
+def _pending_user(db) -> dict | None:
+    """The account whose password was just right, while its code is still awaited."""
+    pending = session.get(PENDING_KEY)
+    if not isinstance(pending, dict):
+        return None
+    try:
+        started = datetime.fromisoformat(pending["at"])
+        user = storage.get_user(db, int(pending["user"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if now() - started > timedelta(minutes=PENDING_MINUTES):
+        return None
+    if user is None or not user["active"] or not user["mfa_enrolled_at"]:
+        return None
+    return user
