@@ -37,7 +37,7 @@ answer, a damaged database); a target missed (SLOW, LOW, OVER) is reported, not 
 
   python bench/run.py --smoke   runs every measurement with tiny counts (3 patients, 0.3 s
                                 phases, a rush of 6, a burst of 5) in seconds:
-                                tests/test_bench.py runs it, so the bench cannot rot.
+                                tests/ops/test_bench.py runs it, so the bench cannot rot.
   --workers N, --threads N      the servers' processes and threads (default: the cores, 8)
   --only load --only rush       only those measurements (page, load, rush, burst, staff)
 

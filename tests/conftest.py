@@ -100,11 +100,11 @@ def app(tmp_path, clock, compiled_translations, monkeypatch, db_key):
             "COMPILED_TRANSLATIONS": str(compiled_translations),
             "PASSWORD_HASHER": "fast",
             # One process runs every test's app: holding each database's in-use lock
-            # would keep a file open per test (tests/test_maintenance_in_use.py runs
+            # would keep a file open per test (tests/ops/test_maintenance_in_use.py runs
             # real servers, which hold it).
             "HOLD_DATABASE_IN_USE": False,
             # Accounts made by create_user have no second factor: tests not about it
-            # sign in with a password alone. tests/test_mfa.py (the `mfa` fixture) puts
+            # sign in with a password alone. tests/web/auth/test_mfa.py (the `mfa` fixture) puts
             # the production default back.
             "MFA_REQUIRED_ROLES": (),
         }

@@ -176,7 +176,7 @@ def section_form_class(
     for item in screen_items(section, screen):
         fields.update(_row_lists(item.item_type.fields(item, med_rows)))
     # No CSRF field of its own: CSRFProtect checks every POST's token before the view runs
-    # (tests/test_step_page.py), and step.html writes the session's token itself.
+    # (tests/web/patient/test_step_page.py), and step.html writes the session's token itself.
     fields["Meta"] = type("Meta", (), {"csrf": False})
     return type(f"Section_{section.id}_{screen or 0}_{med_rows}", (FlaskForm,), fields)
 
@@ -213,7 +213,7 @@ def answers_from(items: tuple[Item, ...], form: FlaskForm) -> dict[str, object]:
 # running the templates. A skeleton is made only of the definition, the language and the
 # clinic's settings, never of anyone's answers: this visit's answers are put in, escaped,
 # for this response only. What the places receive follows WTForms' own rules for a form
-# filled with ``data=`` (tests/test_step_page.py renders every screen both ways and
+# filled with ``data=`` (tests/web/patient/test_step_page.py renders every screen both ways and
 # compares them). A screen this cannot fill exactly (a draft, errors, odd stored data) is
 # rendered in full.
 

@@ -1,7 +1,7 @@
 """The next-screen rule, as a pure function: where a saved step goes next.
 
 No request, no URL, no database: the step view reads the request, saves, asks here, and
-turns the answer into an address. The tests call it directly (tests/test_navigation.py).
+turns the answer into an address. The tests call it directly (tests/unit/test_navigation.py).
 """
 
 from __future__ import annotations

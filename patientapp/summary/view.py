@@ -53,7 +53,7 @@ NOT_ASKED_NOTE = _l("not asked: not taking medicine")
 NOTHING_TO_SHOW = _l("Nothing to show: every item here was skipped.")
 # The titles questionnaire.toml gives the summary's blocks ([[summary.blocks]] title),
 # marked here for Babel: the questionnaire extractor takes only what patients read.
-# A block title missing here would show untranslated (tests/test_layout.py checks).
+# A block title missing here would show untranslated (tests/unit/test_layout.py checks).
 BLOCK_TITLES = (
     N_("Medicines"),
     N_("Patterns"),

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Patient, make_invitation
 
 from patientapp.db import storage
+from tests.conftest import Patient, make_invitation
 
 pytestmark = pytest.mark.browser
 

@@ -1,0 +1,1 @@
+"""The test suite, laid out like patientapp/ (see README, How it works)."""

@@ -1,0 +1,1 @@
+"""Commands, real servers (waitress, nginx), packaging, locks and docs."""

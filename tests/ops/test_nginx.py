@@ -1,0 +1,199 @@
+"""A real nginx in front of a real `flask serve`, configured as README shows: the
+sign-in limits count each real client, a forged X-Forwarded-For counts for nothing, and
+links never carry a forged Host."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import gzip
+import http.client
+import os
+import re
+import shutil
+import subprocess
+import sys
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from tests.ops.test_server import ROOT, free_port, running, serving
+
+FLASK = [sys.executable, "-m", "flask", "--app", "app"]
+BASE_URL = "https://reflect.clinic.example"
+# The proxy part of README's nginx example, word for word (test_readme_shows_it checks).
+PROXY_BLOCK = """\
+    location / {
+        gzip off;
+        proxy_pass http://127.0.0.1:8000;
+        proxy_set_header Host $host;
+        proxy_set_header X-Forwarded-For $remote_addr;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Forwarded-Host $host;
+    }
+"""
+CONFIG = """\
+worker_processes 1;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    gzip on;  # as Debian's packaged nginx.conf has it; the block turns it off
+    gzip_proxied any;
+    gzip_types text/css application/javascript application/json;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        server_name reflect.clinic.example;
+{block}    }}
+}}
+"""
+
+
+def _nginx() -> str:
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else "")
+    if not found:
+        reason = "nginx is not installed (Debian: apt-get install nginx)"
+        if os.environ.get("PATIENTAPP_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{reason}; PATIENTAPP_REQUIRE_BROWSER=1 makes that a failure")
+        pytest.skip(reason)
+    return found
+
+
+@contextlib.contextmanager
+def _nginx_in_front(tmp_path: Path, app_port: int):
+    port = free_port()
+    block = PROXY_BLOCK.replace("127.0.0.1:8000", f"127.0.0.1:{app_port}")
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(CONFIG.format(tmp=tmp_path, port=port, block=block))
+    directives = f"daemon off; master_process off; pid {tmp_path}/nginx.pid; "
+    directives += f"error_log {tmp_path}/nginx-error.log;"
+    command = [_nginx(), "-p", str(tmp_path), "-c", str(conf), "-g", directives]
+    with running(command, port, tmp_path / "nginx.log"):
+        yield port
+
+
+class Browser:
+    """One client at its own loopback address, keeping its cookie."""
+
+    def __init__(self, port: int, source: str, headers: dict | None = None):
+        self.port, self.source, self.headers = port, source, headers or {}
+        self.cookies: dict[str, str] = {}  # by name: a sign-in sets two (session, device)
+
+    def request(self, method: str, path: str, form: dict | None = None):
+        connection = http.client.HTTPConnection(
+            "127.0.0.1", self.port, timeout=10, source_address=(self.source, 0)
+        )
+        headers = dict(self.headers)
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            for cookie in response.headers.get_all("Set-Cookie") or ():
+                name, _, value = cookie.split(";", 1)[0].partition("=")
+                self.cookies[name.strip()] = value
+            return response.status, response.getheader("Location"), response.read().decode()
+        finally:
+            connection.close()
+
+    def post_form(self, path: str, form: dict):
+        page = self.request("GET", path)[2]
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+        return self.request("POST", path, {"csrf_token": token, **form})
+
+    def sign_in(self, password: str, email: str = "desk@example.org") -> int:
+        form = {"email": email, "password": password}
+        return self.post_form("/staff/login", form)[0]
+
+
+@pytest.fixture
+def behind_nginx(tmp_path):
+    env = {"PATIENTAPP_TRUSTED_PROXY": "127.0.0.1", "PATIENTAPP_BASE_URL": BASE_URL}
+    environ = {**os.environ, "PATIENTAPP_INSTANCE": str(tmp_path / "instance")}
+    subprocess.run(
+        [*FLASK, "create-user", "--role", "frontdesk", "desk@example.org"],
+        input="correct horse battery\n",
+        text=True,
+        cwd=ROOT,
+        env=environ,
+        check=True,
+        capture_output=True,
+    )
+    with serving(tmp_path, env) as app_port, _nginx_in_front(tmp_path, app_port) as port:
+        yield port
+
+
+def test_sign_in_limits_count_the_real_client_not_a_forged_header(behind_nginx):
+    stranger = Browser(behind_nginx, "127.0.0.2", {"X-Forwarded-For": "127.0.0.3"})
+    for n in range(20):  # guesses at many accounts: only the per-client limit applies
+        assert stranger.sign_in("a wrong guess", f"guess{n}@example.org") == 401
+    assert stranger.sign_in("correct horse battery") == 401  # this client is locked
+    # The address the stranger forged, and every other client, still signs in.
+    assert Browser(behind_nginx, "127.0.0.3").sign_in("correct horse battery") == 302
+    assert Browser(behind_nginx, "127.0.0.4").sign_in("correct horse battery") == 302
+
+
+def test_links_never_carry_a_forged_host(behind_nginx):
+    desk = Browser(behind_nginx, "127.0.0.5", {"Host": "evil.example"})
+    assert desk.sign_in("correct horse battery") == 302
+    tomorrow = (datetime.date.today() + datetime.timedelta(days=1)).isoformat()
+    form = {"patient_ref": "RB-9", "day": tomorrow, "time": "14:30"}
+    form.update(psychiatrist="0", language="")
+    status, location, _ = desk.post_form("/staff/invitations/new", form)
+    assert status == 302
+    html = desk.request("GET", urllib.parse.urlsplit(location).path)[2]
+    assert f'href="{BASE_URL}/v/' in html
+    assert "evil.example" not in html
+
+
+def test_readme_shows_the_tested_proxy_block():
+    assert PROXY_BLOCK in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _get(port: int, path: str, headers: dict):
+    """(status, headers (any case), body)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        connection.close()
+
+
+def test_the_apps_gzip_passes_through_the_proxy(behind_nginx):
+    """README's block needs no gzip setting: nginx hands the app's gzip on as it is (a
+    page with its length, a stylesheet chunked), and identity to a client without gzip."""
+    gzip_ok = {"Accept-Encoding": "gzip"}
+    status, headers, body = _get(behind_nginx, "/start", gzip_ok)
+    assert status == 200 and headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in headers["Vary"]
+    page = gzip.decompress(body).decode()
+    assert page.startswith("<!doctype html>")
+    status, headers, plain = _get(behind_nginx, "/start", {})
+    assert status == 200 and "Content-Encoding" not in headers
+    assert plain.startswith(b"<!doctype html>") and len(body) < len(plain) / 2
+    css = re.search(r'href="(/static/app\.css\?v=[^"]+)"', page).group(1)
+    status, headers, body = _get(behind_nginx, css, gzip_ok)
+    assert status == 200 and headers["Content-Encoding"] == "gzip"
+    assert "max-age=86400" in headers["Cache-Control"]
+    assert b".review-section" in gzip.decompress(body)
+    status, headers, _ = _get(behind_nginx, css, {**gzip_ok, "If-None-Match": headers["ETag"]})
+    assert status == 304
+
+
+def test_the_proxy_never_compresses_the_staff_side(behind_nginx):
+    """The app leaves the staff pages uncompressed (SECURITY.md, BREACH); the block's
+    `gzip off;` keeps a proxy with gzip on from undoing that."""
+    status, headers, body = _get(behind_nginx, "/staff/login", {"Accept-Encoding": "gzip"})
+    assert status == 200 and "Content-Encoding" not in headers
+    assert body.startswith(b"<!doctype html>")

@@ -1,0 +1,2 @@
+"""Tests that need no request: the questionnaire, summary rules, navigation, throttle,
+records, storage, exports, layering."""

@@ -1,0 +1,382 @@
+"""FHIR R4: the Questionnaire from the definition, a response per visit, both validated by
+fhir.resources (R4B models) and by the project's own check against the definition."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import datetime
+
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.questionnaire import Questionnaire
+from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+from pydantic import ValidationError
+
+from patientapp.api import views as api
+from patientapp.cli import examples
+from patientapp.db import storage
+from patientapp.domain import visits
+from patientapp.domain.records import Visit
+from patientapp.exports import fhir
+from patientapp.questionnaire import model as questionnaire
+from patientapp.web.context import get_db
+from tests.conftest import finish_visit, make_invitation
+from tests.helpers.fhir_check import check_response
+
+DEFINITION = questionnaire.default()
+
+
+def q_json(app) -> dict:
+    with app.app_context():
+        return copy.deepcopy(api.questionnaire_json())
+
+
+def qr_json(app, visit_id: int) -> dict:
+    with app.test_request_context():
+        return api.response_for(storage.get_visit(get_db(), visit_id))
+
+
+def walk(items):
+    for item in items or ():
+        yield item
+        yield from walk(item.get("item"))
+        for answer in item.get("answer", ()):
+            yield from walk(answer.get("item"))
+
+
+def by_link(resource: dict) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for item in walk(resource.get("item")):
+        found.setdefault(item["linkId"], []).append(item)
+    return found
+
+
+def ext(element: dict, url: str):
+    return [e for e in element.get("extension", ()) if e["url"] == url]
+
+
+def valid(resource: dict, model) -> None:
+    model.model_validate(resource)
+
+
+# --- the Questionnaire -----------------------------------------------------------------------
+
+
+def test_the_questionnaire_is_valid_fhir_with_one_group_per_section(app):
+    resource = q_json(app)
+    valid(resource, Questionnaire)
+    assert resource["url"] == fhir.QUESTIONNAIRE_URL
+    assert resource["version"] == DEFINITION.version
+    assert [g["linkId"] for g in resource["item"]] == [s.id for s in DEFINITION.sections]
+    assert all(g["type"] == "group" for g in resource["item"])
+    for group, section in zip(resource["item"], DEFINITION.sections, strict=True):
+        questions = [i["linkId"] for i in group["item"]]
+        assert questions == [item.id for item in section.items]
+
+
+def test_every_item_type_maps_as_the_definition_says(app):
+    links = by_link(q_json(app))
+    for item in DEFINITION.items.values():
+        [element] = links[item.id]
+        if item.type in ("single", "multi"):
+            assert element["type"] == "choice"
+            codes = [o["valueCoding"]["code"] for o in element["answerOption"]]
+            assert codes == list(item.choice_ids)
+            assert {o["valueCoding"]["system"] for o in element["answerOption"]} == {
+                fhir.CODE_SYSTEM
+            }
+            exclusive = [
+                o["valueCoding"]["code"]
+                for o in element["answerOption"]
+                if ext(o, fhir.OPTION_EXCLUSIVE)
+            ]
+            assert exclusive == [c.id for c in item.choices if c.exclusive]
+            assert element.get("repeats", False) == (item.type == "multi")
+            limits = [e["valueInteger"] for e in ext(element, fhir.MAX_OCCURS)]
+            assert limits == ([item.max] if item.type == "multi" and item.max else [])
+        elif item.type == "scale":
+            assert element["type"] == "integer"
+            assert ext(element, fhir.MIN_VALUE)[0]["valueInteger"] == item.min
+            assert ext(element, fhir.MAX_VALUE)[0]["valueInteger"] == item.max
+            ends = {i["linkId"]: i["text"] for i in element["item"] if i["type"] == "display"}
+            assert ends[f"{item.id}.lower"] == item.min_label
+            assert ends[f"{item.id}.upper"] == item.max_label
+        elif item.type == "text":
+            assert (element["type"], element["maxLength"]) == ("text", item.max_length)
+        elif item.type == "medlist":
+            assert element["type"] == "group" and element["repeats"] is True
+            assert ext(element, fhir.MAX_OCCURS)[0]["valueInteger"] == item.max_rows == 6
+            name, feeling = element["item"]
+            assert (name["type"], name["maxLength"]) == ("string", item.max_length)
+            assert [o["valueCoding"]["code"] for o in feeling["answerOption"]] == list(
+                item.choice_ids
+            )
+        elif item.type == "yesno_text":
+            choice, text = element["item"][:2]
+            assert choice["type"] == "choice" and text["type"] == "text"
+            assert [o["valueCoding"]["code"] for o in choice["answerOption"]] == ["yes", "no"]
+            assert text["maxLength"] == item.max_length
+        else:  # pragma: no cover - a new type must get a mapping and a test
+            pytest.fail(f"no test for type {item.type}")
+
+
+def test_every_text_carries_each_shipped_language(app):
+    resource = q_json(app)
+    shipped = {fhir.tag(code) for code in app.config["OFFERED_LANGUAGES"]} - {"en"}
+    assert len(shipped) == 6
+    texts = list(walk(resource["item"]))
+    options = [o["valueCoding"] for i in texts for o in i.get("answerOption", ())]
+    for element, key in [(i, "text") for i in texts] + [(c, "display") for c in options]:
+        translations = ext(element[f"_{key}"], fhir.TRANSLATION)
+        langs = {t["extension"][0]["valueCode"] for t in translations}
+        assert langs == shipped, element[key]
+    s1 = by_link(resource)["S1"][0]
+    spanish = [
+        t["extension"][1]["valueString"]
+        for t in ext(s1["_text"], fhir.TRANSLATION)
+        if t["extension"][0]["valueCode"] == "es"
+    ]
+    assert spanish and spanish[0] != s1["text"]
+
+
+# --- the QuestionnaireResponse ---------------------------------------------------------------
+
+
+@pytest.fixture
+def sent(app):
+    """A sent visit with every kind of answer, M3 held for in person."""
+    invitation = finish_visit(app, in_person=("M3",))
+    return invitation.visit_id
+
+
+def test_a_sent_visit_is_a_valid_completed_response(app, sent):
+    resource = qr_json(app, sent)
+    valid(resource, QuestionnaireResponse)
+    assert check_response(resource, q_json(app)) == []
+    assert resource["status"] == "completed"
+    assert resource["questionnaire"] == f"{fhir.QUESTIONNAIRE_URL}|{DEFINITION.version}"
+    assert resource["identifier"]["value"] == str(sent)
+    assert resource["authored"].endswith(("+00:00", "Z")) or resource["authored"][-6] in "+-"
+    assert resource["language"] == "en"
+    assert "subject" not in resource  # the reference is not a chart number by default
+
+
+def test_held_items_are_left_out_and_named(app, sent):
+    resource = qr_json(app, sent)
+    assert "M3" not in by_link(resource)
+    assert [e["valueString"] for e in ext(resource, fhir.HELD_IN_PERSON)] == ["M3"]
+
+
+def test_one_response_item_per_medicine_row_and_free_text_has_its_language(app, sent):
+    with app.app_context():
+        answers, _ = storage.answers_for(get_db(), sent)
+    resource = qr_json(app, sent)
+    rows = by_link(resource)["M1"]
+    assert len(rows) == len(answers["M1"]) >= 1
+    assert [r["item"][0]["answer"][0]["valueString"] for r in rows] == [
+        row["name"] for row in answers["M1"]
+    ]
+    agenda = by_link(resource)["T2"][0]["answer"][0]
+    assert agenda["valueString"] == answers["T2"]
+    assert ext(agenda["_valueString"], fhir.LANGUAGE)[0]["valueCode"] == "en"
+
+
+def test_a_chart_number_clinic_gets_the_subject_identifier(app, sent):
+    with app.app_context():
+        storage.save_settings(get_db(), {"references_are_chart_numbers": True})
+    resource = qr_json(app, sent)
+    assert resource["subject"]["identifier"]["value"] == "A-1001"
+    assert resource["subject"]["identifier"]["type"]["coding"][0]["code"] == "MR"
+    valid(resource, QuestionnaireResponse)
+
+
+def test_a_declined_safety_answer_and_the_safety_history(app, clock):
+    invitation = make_invitation(app)
+    with app.app_context():
+        db = get_db()
+        visits.start(
+            db, invitation.visit_id, language="es", version=DEFINITION.version, now=clock()
+        )
+        visits.save_step(
+            db, invitation.visit_id, {"S1": "several_days"}, step=8, next_step=9, now=clock()
+        )
+        clock.advance(minutes=2)
+        visits.save_step(db, invitation.visit_id, {"S1": None}, step=8, next_step=9, now=clock())
+    resource = qr_json(app, invitation.visit_id)
+    valid(resource, QuestionnaireResponse)
+    assert check_response(resource, q_json(app)) == []
+    assert resource["status"] == "in-progress"
+    assert resource["language"] == "es"
+    [s1] = by_link(resource)["S1"]
+    assert "answer" not in s1
+    assert ext(s1, fhir.DATA_ABSENT)[0]["valueCode"] == "asked-declined"
+    history = ext(resource, fhir.SAFETY_HISTORY)
+    assert [h["extension"][0] for h in history] == [
+        {"url": "value", "valueCoding": {**fhir._coding(DEFINITION.items["S1"], "several_days")}},
+        {"url": "declined", "valueBoolean": True},
+    ]
+    assert history[1]["extension"][1]["valueDateTime"][-6] in "+-"
+
+
+def test_a_cancelled_visit_is_stopped(app, clock):
+    invitation = make_invitation(app)
+    with app.app_context():
+        db = get_db()
+        visits.start(
+            db, invitation.visit_id, language="en", version=DEFINITION.version, now=clock()
+        )
+        assert visits.cancel(db, invitation.visit_id, clock())
+    assert qr_json(app, invitation.visit_id)["status"] == "stopped"
+
+
+# --- the check can fail ----------------------------------------------------------------------
+
+
+BREAKAGES = {
+    "wrong code": lambda r: by_link(r)["M2"][0]["answer"][0]["valueCoding"].update(code="great"),
+    "naive datetime": lambda r: r.update(authored="2026-11-25T09:00:00"),
+    "unknown linkId": lambda r: r["item"][0]["item"].append({"linkId": "Z9"}),
+    "wrong nesting": lambda r: r["item"][0]["item"].append(
+        {"linkId": "M2", "answer": [{"valueCoding": {"system": fhir.CODE_SYSTEM, "code": "mixed"}}]}
+    ),
+    "scale out of range": lambda r: by_link(r)["M4"][0]["answer"][0].update(valueInteger=11),
+    "too many rows": lambda r: r["item"][1]["item"].extend(
+        copy.deepcopy(by_link(r)["M1"][0]) for _ in range(6)
+    ),
+    "too many choices": lambda r: by_link(r)["T1"][0]["answer"].extend(
+        {"valueCoding": {"system": fhir.CODE_SYSTEM, "code": c}} for c in ("sad", "numb", "okay")
+    ),
+    "exclusive with others": lambda r: by_link(r)["M5"][0]["answer"].append(
+        {"valueCoding": {"system": fhir.CODE_SYSTEM, "code": "none"}}
+    ),
+    "unknown status": lambda r: r.update(status="done"),
+    "old version": lambda r: r.update(questionnaire=f"{fhir.QUESTIONNAIRE_URL}|1999.1"),
+}
+
+
+@pytest.mark.parametrize("breakage", list(BREAKAGES))
+def test_the_check_catches_a_broken_response(app, sent, breakage):
+    resource = qr_json(app, sent)
+    assert check_response(resource, q_json(app)) == []
+    BREAKAGES[breakage](resource)
+    assert check_response(resource, q_json(app)), breakage
+
+
+def test_fhir_resources_refuses_a_naive_time_but_not_a_bad_status(app, sent):
+    """Both checks refuse a time without offset; only the project's own refuses a status
+    outside the value set (the models do not check codes)."""
+    resource = qr_json(app, sent)
+    for broken in (
+        {"item": [{"linkId": "T1", "answer": [{"valueFoo": 1}]}]},
+        {"authored": "yesterday"},
+        {"authored": "2026-11-25T09:00:00"},
+        {"item": [{"answer": []}]},
+    ):
+        with pytest.raises(ValidationError):
+            valid({**resource, **broken}, QuestionnaireResponse)
+    assert check_response({**resource, "authored": "2026-11-25T09:00:00"}, q_json(app))
+    valid({**resource, "status": "done"}, QuestionnaireResponse)
+    assert check_response({**resource, "status": "done"}, q_json(app))
+
+
+EXAMPLES = [name for name in dir(examples) if name.isupper() and not name.endswith("_FORM")]
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_every_example_answer_set_is_valid(app, clock, name):
+    """Each fictional answer set the demo uses gives a valid response, held items too."""
+    answers = {k: v for k, v in getattr(examples, name).items() if v is not None}
+    invitation = make_invitation(app, patient_ref=name)
+    with app.app_context():
+        db = get_db()
+        visits.start(
+            db, invitation.visit_id, language="en", version=DEFINITION.version, now=clock()
+        )
+        storage.save_answers(db, invitation.visit_id, answers, now=clock(), language="en")
+        held = {"F2", "T2"} & set(answers)
+        storage.set_in_person(db, invitation.visit_id, held)
+        assert visits.submit(db, invitation.visit_id, held, clock())
+    resource = qr_json(app, invitation.visit_id)
+    valid(resource, QuestionnaireResponse)
+    assert check_response(resource, q_json(app)) == []
+
+
+def test_a_sample_is_json(app, sent):
+    assert json.loads(json.dumps(qr_json(app, sent)))["resourceType"] == "QuestionnaireResponse"
+
+
+def test_a_type_without_mapping_is_refused():
+    from dataclasses import replace
+
+    item = replace(DEFINITION.items["T2"], type="drawing")
+    with pytest.raises(ValueError, match="no FHIR mapping"):
+        fhir._question(item, ())
+    with pytest.raises(ValueError, match="no FHIR mapping"):
+        fhir._answered(item, "x", "")
+
+
+def test_bundle_model_accepts_a_search(app, sent):
+    with app.test_request_context():
+        entry = {"resource": api.response_for(storage.get_visit(get_db(), sent))}
+    Bundle.model_validate({"resourceType": "Bundle", "type": "searchset", "entry": [entry]})
+
+
+def test_a_new_item_and_choice_appear_with_no_code_change(app):
+    """The resources come from the definition: an item added to the TOML (as version 2
+    adds P3 and F3's first_treatment) is mapped, translated and checked like the rest."""
+    import tomllib
+
+    data = tomllib.loads(questionnaire.DEFINITION_PATH.read_text(encoding="utf-8"))
+    data["version"] = "2099.1"
+    going = next(s for s in data["sections"] if s["id"] == "going")
+    going["items"] = [i for i in going["items"] if i["id"] != "Z1"] + [
+        {
+            "id": "Z1",
+            "type": "multi",
+            "short": "New",
+            "prompt": "A new question?",
+            "choices": [
+                {"id": "one", "label": "One"},
+                {"id": "nothing_here", "label": "Nothing", "exclusive": True},
+            ],
+        }
+    ]
+    data["summary"]["blocks"][1]["items"].append("Z1")  # shown on the one page, under Patterns
+    definition = questionnaire.parse(data)
+    with app.app_context():
+        resource = fhir.questionnaire_resource(definition, app.config["OFFERED_LANGUAGES"])
+    valid(resource, Questionnaire)
+    [z1] = by_link(resource)["Z1"]
+    assert [o["valueCoding"]["code"] for o in z1["answerOption"]] == ["one", "nothing_here"]
+    assert ext(z1["answerOption"][1], fhir.OPTION_EXCLUSIVE)
+    visit = Visit(
+        id=7,
+        patient_ref="X",
+        appointment_at=datetime(2026, 11, 25, 14, 30),
+        token_hash="token",
+        code_hash="code",
+        expires_at=datetime(2026, 11, 25, 23, 59, 59),
+        status="submitted",
+        created_at=datetime(2026, 11, 25, 9, 0),
+        submitted_at=datetime(2026, 11, 25, 9, 10),
+        questionnaire_version="2099.1",
+        answer_language="en",
+        safety="not_endorsed",
+    )
+    response = fhir.response_resource(
+        visit=visit,
+        answers={"Z1": ["one"]},
+        in_person=set(),
+        languages={},
+        safety_history=[],
+        definition=definition,
+        zone=None,
+        visit_system="urn:x",
+        chart_numbers=False,
+    )
+    assert check_response(response, resource) == []
+    response["item"][0]["item"][0]["answer"].append(
+        {"valueCoding": {"system": fhir.CODE_SYSTEM, "code": "nothing_here"}}
+    )
+    assert check_response(response, resource)

@@ -1,0 +1,1 @@
+"""Pages driven through Flask's test client, by blueprint; here what crosses blueprints."""

@@ -1,0 +1,1 @@
+"""The FHIR API and the other ways out."""

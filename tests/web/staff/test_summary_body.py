@@ -1,0 +1,111 @@
+"""The summary body shows answers only: held items read "to discuss in person", items in
+sections never reached read "not reached", skipped items are named once, in the footer."""
+
+from __future__ import annotations
+
+from contextlib import closing
+
+from patientapp.db import storage
+from tests.conftest import FULL_ANSWERS, finish_visit
+from tests.web.staff.test_staff import summary_on_page
+
+
+def rows(page: dict) -> dict[str, str]:
+    return {label: answer for _title, block in page["blocks"] for label, answer in block}
+
+
+def summary(client, visit_id) -> tuple[dict, str]:
+    html = client.get(f"/staff/visits/{visit_id}/summary").get_data(as_text=True)
+    text = client.get(f"/staff/visits/{visit_id}/summary.txt").get_data(as_text=True)
+    return summary_on_page(html), text
+
+
+def test_held_items_read_to_discuss_in_person(app, psychiatrist):
+    invitation = finish_visit(app, in_person=["M4", "H1"])
+    page, text = summary(psychiatrist, invitation.visit_id)
+    body = rows(page)
+    assert body["How much they need it to stay well"] == "to discuss in person"
+    assert body["If treatment worked well"] == "to discuss in person"
+    assert body["Stance"] == "to discuss in person"  # its need part is held
+    assert "- How much they need it to stay well: to discuss in person" in text
+    assert "Skipped" not in " ".join(body.values())
+
+
+def test_skipped_items_are_left_out_of_the_body_and_named_in_the_footer(app, psychiatrist):
+    invitation = finish_visit(app, {**FULL_ANSWERS, 3: {"P1": "chose_to_skip"}})
+    page, text = summary(psychiatrist, invitation.visit_id)
+    assert "Stopped a medicine on their own before" not in rows(page)
+    assert "Last two weeks" in rows(page)
+    assert text.count("Stopped a medicine on their own before") == 1
+    assert "Skipped: Stopped a medicine on their own before" in text
+
+
+def test_items_in_sections_never_reached_read_not_reached(app, psychiatrist):
+    invitation = finish_visit(app)
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        db.execute("UPDATE visits SET furthest_step = 4 WHERE id = ?", (invitation.visit_id,))
+        db.execute(
+            "DELETE FROM answers WHERE visit_id = ? AND item_id IN ('W1', 'W2', 'H1', 'H2')",
+            (invitation.visit_id,),
+        )
+        db.conn.commit()
+    page, text = summary(psychiatrist, invitation.visit_id)
+    body = rows(page)
+    assert body["What causes their difficulties"] == "not reached"
+    assert body["Ease of voicing doubts"] == "not reached"
+    assert body["People close to them and medicine"] != "not reached"
+    assert "- What the medicine does: not reached" in text
+    footer = [line for line in text.splitlines() if line.startswith("Skipped:")]
+    assert not any("What causes their difficulties" in line for line in footer)
+
+
+NEW_IN_V2 = ("M6", "P3", "W3", "R4", "R5")
+NEW_SHORTS = (
+    "What else helps them stay well",
+    "Daily life and relationships lately",
+    "What bad feelings seem to be about",
+    "Something about their care that was hard to say",
+    "What they think their psychiatrist wants for them",
+)
+
+
+def test_a_visit_answered_under_2026_1_never_shows_the_new_items(app, psychiatrist):
+    """Stored v2026.1 answers: the five items added in 2026.2 were never asked, so they
+    are neither skipped nor not reached, on the page and in the text export."""
+    invitation = finish_visit(app)
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        db.execute(
+            "UPDATE visits SET questionnaire_version = '2026.1', furthest_step = 6 WHERE id = ?",
+            (invitation.visit_id,),
+        )
+        db.execute(
+            "DELETE FROM answers WHERE visit_id = ? AND item_id IN "
+            "('M6', 'P3', 'W3', 'R4', 'R5', 'T2', 'R1', 'R2', 'R3', 'S1')",
+            (invitation.visit_id,),
+        )
+        db.conn.commit()
+    page, text = summary(psychiatrist, invitation.visit_id)
+    body = rows(page)
+    for short in NEW_SHORTS:
+        assert short not in body
+        assert short not in text
+    # The old items still read as before: skipped in the footer, not reached in the body.
+    assert "Wants to talk about today" in " ".join(page["footer"])
+    assert body["Ease of voicing doubts"] == "not reached"
+    assert body["Last two weeks"] and body["Stance"].startswith("Need 8/10 · ")
+
+
+def test_a_2026_2_visit_names_a_skipped_new_item(app, psychiatrist):
+    invitation = finish_visit(app, {**FULL_ANSWERS, 3: {"P1": "chose_to_skip", "P2": ["cost"]}})
+    _page, text = summary(psychiatrist, invitation.visit_id)
+    assert "Skipped: Daily life and relationships lately" in text
+
+
+def test_the_previous_visit_is_found_ignoring_case_and_spaces(app, clock):
+    first = finish_visit(app, ref="rb 12")
+    clock.advance(days=28)
+    second = finish_visit(app, ref="RB12")
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        now = storage.get_visit(db, second.visit_id)
+        previous = storage.previous_visit(db, now)
+    assert previous is not None and previous.id == first.visit_id
