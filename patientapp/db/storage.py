@@ -967,6 +967,21 @@ def m070_acknowledged_note(db: Database) -> None:
     db.execute("ALTER TABLE alerts ADD COLUMN acknowledged_note TEXT NOT NULL DEFAULT ''")
 
 
+@migrations()
+def m080_alert_escalation(db: Database) -> None:
+    # An alert nobody acknowledged in time is escalated: when the server's loop first saw
+    # it so, and the one e-mail to the on-call address (no patient detail) with its tries:
+    # sent, how many attempts, when the next may start, and the relay's last refusal.
+    for column in (
+        "escalated_at TEXT",
+        "mail_sent_at TEXT",
+        "mail_attempts INTEGER NOT NULL DEFAULT 0",
+        "mail_next_at TEXT",
+        "mail_error TEXT NOT NULL DEFAULT ''",
+    ):
+        db.execute(f"ALTER TABLE alerts ADD COLUMN {column}")
+
+
 def add_trusted_device(db: Database, device_hash: str, user_id: int, now: datetime) -> None:
     db.execute(
         "INSERT INTO trusted_devices (id, user_id, created_at) VALUES (?, ?, ?)",
@@ -1211,6 +1226,9 @@ _BOARD_COLUMNS = """v.*, p.display_name AS psychiatrist_name, p.email AS psychia
     a.id AS alert_id, a.visit_id AS alert_visit_id, a.created_at AS alert_created_at,
     a.acknowledged_at AS alert_acknowledged_at, a.acknowledged_by AS alert_acknowledged_by,
     a.acknowledged_note AS alert_acknowledged_note,
+    a.escalated_at AS alert_escalated_at, a.mail_sent_at AS alert_mail_sent_at,
+    a.mail_attempts AS alert_mail_attempts, a.mail_next_at AS alert_mail_next_at,
+    a.mail_error AS alert_mail_error,
     ack.display_name AS alert_acknowledged_by_name"""
 _BOARD_JOINS = """LEFT JOIN users p ON p.id = v.psychiatrist_id
     LEFT JOIN users ack ON ack.id = a.acknowledged_by"""

@@ -120,9 +120,16 @@ class Alert:
     acknowledged_by: int | None = None
     acknowledged_note: str = ""
     acknowledged_by_name: str | None = None
+    escalated_at: datetime | None = None  # when the server's loop found it unacknowledged
+    mail_sent_at: datetime | None = None  # the on-call e-mail, once sent
+    mail_attempts: int = 0
+    mail_next_at: datetime | None = None  # no new try before this (backoff)
+    mail_error: str = ""  # the relay's last refusal, for the admin
+
+    TIMES = ("created_at", "acknowledged_at", "escalated_at", "mail_sent_at", "mail_next_at")
 
     def __post_init__(self) -> None:
-        _check_times(self, ("created_at", "acknowledged_at"))
+        _check_times(self, self.TIMES)
 
     @classmethod
     def from_row(cls, row: Mapping[str, object], prefix: str = "") -> Alert | None:

@@ -35,6 +35,18 @@ SETTING_DEFAULTS = {
     "mfa_frontdesk": False,  # front desk, too, signs in with a code from an app
     "time_zone": "",  # an IANA name such as "America/Chicago"; empty: the server's zone
     "references_are_chart_numbers": False,  # exports then name the patient by it
+    # The safety loop: an alert unacknowledged this long is escalated (every staff page,
+    # the visit's psychiatrist and every admin; one e-mail when outgoing mail is set).
+    "escalate_after_minutes": 5,
+    "alert_sound": False,  # a short tone on staff pages when a new alert arrives
+    # Outgoing mail (the clinic's own relay); the password is never shown again.
+    "smtp_host": "",
+    "smtp_port": 587,
+    "smtp_security": "starttls",  # "starttls", "tls" (implicit, port 465) or "none"
+    "smtp_user": "",
+    "smtp_password": "",
+    "mail_from": "",
+    "oncall_address": "",
 }
 
 DEFAULT_CLINIC_NAME = _l("Your clinic")
