@@ -37,6 +37,64 @@ class Move:
     resume_at: int  # the step a patient who comes back later resumes at
 
 
+@dataclass(frozen=True)
+class _Post:
+    """One valid POST of a step: what the rule reads."""
+
+    q: Questionnaire
+    number: int
+    screen: int | None
+    new_answers: Mapping
+    hidden: frozenset[str]
+    returning: bool
+
+    @property
+    def section(self):
+        return self.q.sections[self.number - 1]
+
+    @property
+    def shown(self) -> list[int]:
+        return patient_forms.shown_screens(self.section, self.hidden)
+
+    def review(self) -> Move:
+        return Move(Place(REVIEW), visits.review_step(self.q))
+
+    def here(self, screen: int, anchor: str | None = None) -> Move:
+        return Move(Place(STEP, self.number, screen, self.returning, anchor), self.number)
+
+
+def _back(post: _Post) -> Move:
+    earlier = [n for n in post.shown if post.screen is not None and n < post.screen]
+    if earlier:
+        return post.here(earlier[-1])
+    if post.returning:
+        return post.review()
+    if post.number == 1:
+        return Move(Place(WELCOME), 1)
+    before = patient_forms.shown_screens(post.q.sections[post.number - 2], post.hidden)[-1]
+    return Move(Place(STEP, post.number - 1, before), post.number - 1)
+
+
+def _add_row(post: _Post) -> Move:
+    med = next((item for item in post.section.items if item.item_type.has_rows), None)
+    anchor = f"{med.id}-{len(post.new_answers.get(med.id) or [])}-name" if med else None
+    # A POST of the whole section adds its row on the medicine list's own screen.
+    at = post.screen or next(
+        (n for n, items in enumerate(patient_forms.screens(post.section), 1) if med in items), 1
+    )
+    return post.here(at, anchor)
+
+
+def _forward(post: _Post) -> Move:
+    later = [n for n in post.shown if post.screen is not None and n > post.screen]
+    if later:
+        return post.here(later[0])
+    if post.returning or post.number >= len(post.q.sections):
+        return post.review()
+    first = patient_forms.shown_screens(post.q.sections[post.number], post.hidden)[0]
+    return Move(Place(STEP, post.number + 1, first), post.number + 1)
+
+
 def after_save(
     q: Questionnaire,
     number: int,
@@ -52,38 +110,17 @@ def after_save(
     and its last going on); `action` is the button (next, back, review, add, lang);
     `hidden` the items the answers as saved by this POST leave unasked (M0 "no" passes
     over the medicine list): screens with nothing left to ask are passed over both ways.
+    A worrying safety answer goes to the safety page (unless the language was switched).
     """
-    review = Move(Place(REVIEW), visits.review_step(q))
+    post = _Post(q, number, screen, new_answers, hidden, returning)
     if visits.endorses_safety(new_answers) and action != "lang":
-        return Move(Place(SAFETY), review.resume_at)
+        return Move(Place(SAFETY), visits.review_step(q))
     if action == "review" and returning:
-        return review
-    section = q.sections[number - 1]
-    shown = patient_forms.shown_screens(section, hidden)
-    earlier = [n for n in shown if screen is not None and n < screen]
-    later = [n for n in shown if screen is not None and n > screen]
+        return post.review()
     if action == "back":
-        if earlier:
-            return Move(Place(STEP, number, earlier[-1], returning), number)
-        if returning:
-            return review
-        if number == 1:
-            return Move(Place(WELCOME), number)
-        before = patient_forms.shown_screens(q.sections[number - 2], hidden)[-1]
-        return Move(Place(STEP, number - 1, before), number - 1)
+        return _back(post)
     if action == "add":
-        med = next((item for item in section.items if item.item_type.has_rows), None)
-        anchor = f"{med.id}-{len(new_answers.get(med.id) or [])}-name" if med else None
-        # A POST of the whole section adds its row on the medicine list's own screen.
-        at = screen or next(
-            (n for n, items in enumerate(patient_forms.screens(section), 1) if med in items), 1
-        )
-        return Move(Place(STEP, number, at, returning, anchor), number)
+        return _add_row(post)
     if action == "lang":
-        return Move(Place(STEP, number, screen or 1, returning), number)
-    if later:
-        return Move(Place(STEP, number, later[0], returning), number)
-    if returning or number >= len(q.sections):
-        return review
-    first = patient_forms.shown_screens(q.sections[number], hidden)[0]
-    return Move(Place(STEP, number + 1, first), number + 1)
+        return post.here(screen or 1)
+    return _forward(post)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -40,6 +41,7 @@ from patientapp.patient import forms as patient_forms
 from patientapp.patient import navigation
 from patientapp.questionnaire import display
 from patientapp.questionnaire import model as questionnaire
+from patientapp.questionnaire.model import Section
 from patientapp.web import errors, tablet
 from patientapp.web.context import client_network, clinic_settings, get_db, now
 
@@ -407,81 +409,118 @@ def _url(place: navigation.Place) -> str:
     return url_for(f"patient.{place.page}")
 
 
+@dataclass(frozen=True)
+class _Screen:
+    """The screen a step request is about: the section, the stored answers, which items
+    they leave unasked (M0 "no": no medicine questions) and which screens are shown."""
+
+    number: int
+    section: Section
+    screen: int | None  # None: a POST of the whole section
+    answers: dict
+    hidden: frozenset[str]
+    shown: list[int]
+
+    def page(self, form, draft: dict | None) -> dict:
+        return {
+            "form": form,
+            "section": self.section,
+            "number": self.number,
+            "total": len(questionnaire.default().sections),
+            "returning": request.values.get("return") == "review",
+            "from_draft": draft is not None,
+            "items": patient_forms.screen_items(self.section, self.screen, self.hidden),
+            "screen": self.screen,
+            "screens": self.shown[-1],
+        }
+
+
 @bp.route("/step/<int:number>", methods=["GET", "POST"])
 def step(number: int):
+    """Request, screen, save, next: who may be here, which screen this is, what was typed
+    saved (or shown again with its errors), and where the next-screen rule sends them."""
+    refused = _step_refused(number)
+    if refused is not None:
+        return refused
+    at = _screen_of(number)
+    if request.method == "GET":
+        return _show_step(at)
+    return _save_step(at)
+
+
+def _step_refused(number: int):
+    """A redirect (or 404) when this patient cannot be on step `number` now."""
     visit = g.visit
     if visit is None:
         return _session_needed()
     if visits.awaiting_start(visit):
         return redirect(url_for("patient.welcome"))
-    q = questionnaire.default()
-    if not 1 <= number <= len(q.sections):
+    if not 1 <= number <= len(questionnaire.default().sections):
         abort(404)
     if number > max(visit.furthest_step, 1):
         return redirect(url_for("patient.step", number=visit.furthest_step))
+    return None
+
+
+def _screen_of(number: int) -> _Screen:
+    q = questionnaire.default()
     section = q.sections[number - 1]
-    db = get_db()
     # A GET is filled with the stored answers; a POST is built from what was typed. Both
     # ask only what the saved answers leave asked (M0 "no": no medicine questions).
-    answers = storage.answers_for(db, visit.id)[0]
+    answers = storage.answers_for(get_db(), g.visit.id)[0]
     hidden = frozenset(q.not_asked(answers))
-    screen = _screen_number(section)
     shown = patient_forms.shown_screens(section, hidden)
-    if request.method == "GET" and screen not in shown:
+    return _Screen(number, section, _screen_number(section), answers, hidden, shown)
+
+
+def _show_step(at: _Screen):
+    if at.screen not in at.shown:
         # A screen with nothing left to ask (a link or Back from before the answer changed).
-        ahead = [n for n in shown if n > screen] or [shown[-1]]
+        ahead = [n for n in at.shown if n > at.screen] or [at.shown[-1]]
         returning = request.args.get("return") == "review"
-        return redirect(_step_url(number, ahead[0], returning))
+        return redirect(_step_url(at.number, ahead[0], returning))
     # What was typed on this screen and not yet saved (a reload, another device) comes back.
-    draft = visits.draft_for(db, visit, number) if request.method == "GET" else None
-    if draft is not None and draft.pop(DRAFT_SCREEN, [""])[0] != str(screen):
+    draft = visits.draft_for(get_db(), g.visit, at.number)
+    if draft is not None and draft.pop(DRAFT_SCREEN, [""])[0] != str(at.screen):
         draft = None  # typed on another screen of this step
-    if request.method == "GET" and draft is None:
-        html = _step_page(section, number, screen, answers, hidden)
+    if draft is None:
+        html = _step_page(at.section, at.number, at.screen, at.answers, at.hidden)
         if html is not None:
             return html
-    form = _build_form(section, screen, answers, draft=draft)
-    page = {
-        "form": form,
-        "section": section,
-        "number": number,
-        "total": len(q.sections),
-        "returning": request.values.get("return") == "review",
-        "from_draft": draft is not None,
-        "items": patient_forms.screen_items(section, screen, hidden),
-        "screen": screen,
-        "screens": shown[-1],
-    }
-    status = 200
-    if request.method == "POST":
-        errors.keep_page("patient/step.html", **page)
-        action = "lang" if request.form.get("lang") else request.form.get("action", "next")
-        written_in = str(get_locale())  # before any switch: the words are in this language
-        if action == "lang":
-            _choose_language(request.form.get("lang", ""))
-        if form.validate():
-            new_answers = patient_forms.answers_from(page["items"], form)
-            if action in ("back", "lang") and visits.SAFETY_ITEM not in request.form:
-                # Leaving the safety screen with nothing ticked records nothing: only Next
-                # (or "Prefer not to say", which is posted) is a "declined" entry.
-                new_answers.pop(visits.SAFETY_ITEM, None)
-            after = frozenset(q.not_asked({**answers, **new_answers}))
-            returning = request.form.get("return") == "review"
-            move = navigation.after_save(q, number, screen, action, new_answers, after, returning)
-            if not visits.save_step(
-                db,
-                visit.id,
-                new_answers,
-                step=number,
-                next_step=move.resume_at,
-                now=now(),
-                language=written_in,
-            ):
-                return _session_needed()
-            return redirect(_url(move.to))
-        status = 422
+    form = _build_form(at.section, at.screen, at.answers, draft=draft)
+    return render_template("patient/step.html", **at.page(form, draft)), 200
+
+
+def _save_step(at: _Screen):
+    form = _build_form(at.section, at.screen, at.answers)
+    page = at.page(form, None)
+    errors.keep_page("patient/step.html", **page)
+    action = "lang" if request.form.get("lang") else request.form.get("action", "next")
+    written_in = str(get_locale())  # before any switch: the words are in this language
+    if action == "lang":
+        _choose_language(request.form.get("lang", ""))
+    if not form.validate():
         refresh()  # a language switch shows the kept input and its errors in the new language
-    return render_template("patient/step.html", **page), status
+        return render_template("patient/step.html", **page), 422
+    new_answers = patient_forms.answers_from(page["items"], form)
+    if action in ("back", "lang") and visits.SAFETY_ITEM not in request.form:
+        # Leaving the safety screen with nothing ticked records nothing: only Next
+        # (or "Prefer not to say", which is posted) is a "declined" entry.
+        new_answers.pop(visits.SAFETY_ITEM, None)
+    q = questionnaire.default()
+    after = frozenset(q.not_asked({**at.answers, **new_answers}))
+    returning = request.form.get("return") == "review"
+    move = navigation.after_save(q, at.number, at.screen, action, new_answers, after, returning)
+    saved = visits.save_step(
+        get_db(),
+        g.visit.id,
+        new_answers,
+        step=at.number,
+        next_step=move.resume_at,
+        now=now(),
+        language=written_in,
+    )
+    return redirect(_url(move.to)) if saved else _session_needed()
 
 
 def _step_page(
