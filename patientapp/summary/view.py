@@ -438,6 +438,60 @@ def _reached_sections(visit: Visit, questionnaire: Questionnaire) -> list[str]:
     return [s.id for s in questionnaire.sections[: max(visit.furthest_step, 0)]]
 
 
+@dataclass
+class _Body:
+    """What the summary's rows are built from: the answers it may show and why the others
+    have none (held for in person, not asked, not reached), for one visit."""
+
+    q: Questionnaire
+    visible: dict
+    held: set[str]
+    hidden: dict[str, str]
+    reached: list[str]
+    asked: set[str]
+    languages: dict[str, str]
+    written_in: str
+
+    def tag(self, item_id: str) -> str:
+        """The name of the language an answer was written in, in the reader's language."""
+        return language_name(self.languages.get(item_id) or self.written_in)
+
+    def note(self, *item_ids: str) -> str:
+        """Why these items have no answer to show, when it is not a skip."""
+        if any(i in self.held for i in item_ids):
+            return str(IN_PERSON_NOTE)
+        if any(i in self.hidden for i in item_ids):
+            return str(NOT_ASKED_NOTE)
+        if any(self.q.items[i].section_id not in self.reached for i in item_ids):
+            return str(NOT_REACHED_NOTE)
+        return ""
+
+    def row(self, item_id: str) -> Row:
+        if item_id not in self.asked:
+            return Row("")  # a row without a label is dropped below
+        return _row(self.q, item_id, self.visible, self.tag(item_id), None, self.note(item_id))
+
+    def rows(self, *item_ids: str) -> list[Row]:
+        return [self.row(i) for i in item_ids]
+
+    def stance_rows(self) -> list[Row]:
+        """The stance row; without a stance, the need's own row follows it."""
+        need, worries = self.q.layout.stance.need, self.q.layout.stance.worries
+        stance = summary.stance_parts(self.visible)
+        stance_row = Row(
+            # No stance row when neither part was asked: their own rows say so.
+            "" if {need, worries} <= self.hidden.keys() else gettext("Stance"),
+            [stance_line(stance)] if stance else [],
+            skipped=stance is None,
+            note="" if stance else self.note(need, worries),
+        )
+        # The stance names the need; without a stance the need has its own row.
+        return [stance_row, *([] if stance else self.rows(need))]
+
+    def block_rows(self, entries: tuple[str, ...]) -> list[Row]:
+        return [r for i in entries for r in (self.stance_rows() if i == STANCE else self.rows(i))]
+
+
 def build(
     *,
     visit: Visit,
@@ -454,81 +508,49 @@ def build(
     safety_history: list[SafetyAnswer] | None = None,
 ) -> SummaryView:
     """Everything the one-page summary shows, in the reader's language."""
+    q = questionnaire
+    layout = q.layout  # where each item shows: questionnaire.toml's [summary]
     # Items the patient's own answer left unasked (M0 "no"), each with the item that hid
     # it. Like held items they are removed before any logic runs, so no flag, stance or
     # change ever reads them (a page never stores them; older data may hold some).
-    held, hidden = _held_and_not_asked(questionnaire, answers, in_person)
-    visible = {k: v for k, v in answers.items() if k not in held and k not in hidden}
+    held, hidden = _held_and_not_asked(q, answers, in_person)
     written_in = visit.answer_language or "en"
-    q = questionnaire
-    layout = q.layout  # where each item shows: questionnaire.toml's [summary]
-
-    def tag(item_id: str) -> str:
-        """The name of the language an answer was written in, in the reader's language."""
-        return language_name((answer_languages or {}).get(item_id) or written_in)
-
-    reached = _reached_sections(visit, q)
-    # Items added after the version this visit was answered under were never asked:
-    # they are left out entirely, neither skipped nor "not reached". (An answer shows
-    # in any case: a visit begun before an upgrade is answered on the new screens.)
-    asked = q.asked_in(visit.questionnaire_version) | set(answers)
-    section_of = {item.id: section.id for section in q.sections for item in section.items}
-
-    def note(*item_ids: str) -> str:
-        """Why these items have no answer to show, when it is not a skip."""
-        if any(i in held for i in item_ids):
-            return str(IN_PERSON_NOTE)
-        if any(i in hidden for i in item_ids):
-            return str(NOT_ASKED_NOTE)
-        if any(section_of[i] not in reached for i in item_ids):
-            return str(NOT_REACHED_NOTE)
-        return ""
-
-    def row(item_id, label=None):
-        if item_id not in asked:
-            return Row("")  # a row without a label is dropped below
-        return _row(q, item_id, visible, tag(item_id), label, note(item_id))
-
-    def rows(*item_ids):
-        return [row(i) for i in item_ids]
-
-    def stance_rows() -> list[Row]:
-        """The stance row; without a stance, the need's own row follows it."""
-        need, worries = layout.stance.need, layout.stance.worries
-        stance = summary.stance_parts(visible)
-        stance_row = Row(
-            # No stance row when neither part was asked: their own rows say so.
-            "" if {need, worries} <= hidden.keys() else gettext("Stance"),
-            [stance_line(stance)] if stance else [],
-            skipped=stance is None,
-            note="" if stance else note(need, worries),
-        )
-        # The stance names the need; without a stance the need has its own row.
-        return [stance_row, *([] if stance else rows(need))]
-
-    def block_rows(entries: tuple[str, ...]) -> list[Row]:
-        return [r for i in entries for r in (stance_rows() if i == STANCE else rows(i))]
-
-    blocks = [Block(gettext(b.title), block_rows(b.items)) for b in layout.blocks]
+    body = _Body(
+        q=q,
+        visible={k: v for k, v in answers.items() if k not in held and k not in hidden},
+        held=held,
+        hidden=hidden,
+        reached=_reached_sections(visit, q),
+        # Items added after the version this visit was answered under were never asked:
+        # they are left out entirely, neither skipped nor "not reached". (An answer shows
+        # in any case: a visit begun before an upgrade is answered on the new screens.)
+        asked=q.asked_in(visit.questionnaire_version) | set(answers),
+        languages=answer_languages or {},
+        written_in=written_in,
+    )
+    visible, tag, note = body.visible, body.tag, body.note
+    blocks = [Block(gettext(b.title), body.block_rows(b.items)) for b in layout.blocks]
     for block in blocks:
         block.rows = _shown_rows(block.rows)
         block.empty = "" if block.rows else str(NOTHING_TO_SHOW)
     # The agenda has its own line at the top of Today, beside the topics held back.
-    today = _shown_rows(rows(*layout.today))
-    previous_visible = None
+    today = _shown_rows(body.rows(*layout.today))
     held_before, hidden_before = _held_and_not_asked(
         q, previous_answers or {}, previous_in_person or set()
     )
-    if previous_answers is not None:
-        previous_visible = {
+    previous_visible = (
+        None
+        if previous_answers is None
+        else {
             k: v
             for k, v in previous_answers.items()
             if k not in held_before and k not in hidden_before
         }
+    )
     skipped = [
         gettext(q.items[i].short)
-        for i in summary.skipped_items(visible, reached, q)
-        if i not in held and i != layout.safety and i in asked and i not in hidden
+        for i in summary.skipped_items(visible, body.reached, q)
+        if i not in held and i != layout.safety and i in body.asked and i not in hidden
     ]
     history = safety_history or []
     banner_answer, banner_time = _banner_answer(answers, history, q)
@@ -542,7 +564,7 @@ def build(
         language=language_name(written_in),
         minutes=minutes_taken(visit),
         status=visit.status,
-        safety=_safety(visit, answers, history, reached),
+        safety=_safety(visit, answers, history, body.reached),
         safety_answer=banner_answer,
         safety_answer_time=banner_time,
         safety_headline=_safety_headline(banner_answer, banner_time),
