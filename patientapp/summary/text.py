@@ -12,8 +12,25 @@ from patientapp.summary.view import SAFETY_LINES, Row, SummaryView, Text, joined
 
 
 def plain_text(view: SummaryView) -> str:
-    """The summary as plain text for the medical record."""
+    """The summary as plain text for the medical record: the page's parts, top to bottom."""
     lines = [
+        *_head(view),
+        "",
+        *_safety(view),
+        "",
+        *_today(view),
+        *_flags(view),
+        *_blocks(view),
+        "",
+        *_since_last_visit(view),
+        "",
+        *_footer(view),
+    ]
+    return "\n".join(_kept_in_place(line) for line in lines) + "\n"
+
+
+def _head(view: SummaryView) -> list[str]:
+    return [
         gettext("Pre-visit reflection — %(clinic)s", clinic=view.clinic),
         gettext(
             "Patient: %(ref)s · Visit: %(date)s · Completed: %(done)s",
@@ -28,69 +45,88 @@ def plain_text(view: SummaryView) -> str:
             minutes=view.minutes if view.minutes else "—",
             previous=view.previous_date or "—",
         ),
-        "",
     ]
-    if view.safety == "endorsed":
-        if view.safety_answer_time:
-            headline = gettext(
-                "SAFETY: the patient answered “%(answer)s” at %(time)s to thoughts of being "
-                "better off dead or of self-harm in the past 2 weeks.",
-                answer=view.safety_answer,
-                time=view.safety_answer_time,
-            )
-        else:
-            headline = gettext(
-                "SAFETY: the patient answered “%(answer)s” to thoughts of being "
-                "better off dead or of self-harm in the past 2 weeks.",
-                answer=view.safety_answer,
-            )
-        lines.append(headline)
-        lines += view.safety_history
-        if view.alert and view.alert.acknowledged_at:
-            lines.append(
-                gettext(
-                    "Alert acknowledged at %(when)s by %(name)s.",
-                    when=view.alert_acknowledged_time,
-                    name=view.alert.acknowledged_by_name or "—",
-                )
-            )
-            if view.alert.acknowledged_note:
-                lines.append(gettext("Note: %(note)s", note=view.alert.acknowledged_note))
-        elif view.alert:
-            lines.append(gettext("Alert not yet acknowledged."))
+
+
+def _safety(view: SummaryView) -> list[str]:
+    if view.safety != "endorsed":
+        return [str(SAFETY_LINES[view.safety])]
+    if view.safety_answer_time:
+        headline = gettext(
+            "SAFETY: the patient answered “%(answer)s” at %(time)s to thoughts of being "
+            "better off dead or of self-harm in the past 2 weeks.",
+            answer=view.safety_answer,
+            time=view.safety_answer_time,
+        )
     else:
-        lines.append(str(SAFETY_LINES[view.safety]))
-    lines.append("")
-    lines.append(gettext("Today"))
+        headline = gettext(
+            "SAFETY: the patient answered “%(answer)s” to thoughts of being "
+            "better off dead or of self-harm in the past 2 weeks.",
+            answer=view.safety_answer,
+        )
+    return [headline, *view.safety_history, *_acknowledgement(view)]
+
+
+def _acknowledgement(view: SummaryView) -> list[str]:
+    if not view.alert:
+        return []
+    if not view.alert.acknowledged_at:
+        return [gettext("Alert not yet acknowledged.")]
+    lines = [
+        gettext(
+            "Alert acknowledged at %(when)s by %(name)s.",
+            when=view.alert_acknowledged_time,
+            name=view.alert.acknowledged_by_name or "—",
+        )
+    ]
+    if view.alert.acknowledged_note:
+        lines.append(gettext("Note: %(note)s", note=view.alert.acknowledged_note))
+    return lines
+
+
+def _today(view: SummaryView) -> list[str]:
+    lines = [gettext("Today")]
     if view.agenda or view.agenda_note:
         agenda = _quoted_text(view.agenda) if view.agenda else view.agenda_note
         lines.append(gettext("Wants to talk about") + ": " + agenda)
     if view.in_person:
         lines.append(gettext("Held for in person") + ": " + ", ".join(view.in_person))
-    lines += [f"{row.label}: {_row_text(row)}" for row in view.today]
-    if view.flags:
-        lines += ["", gettext("Flags and openers")]
-        for flag in view.flags:
-            lines.append(f"- {flag.title} ({flag.practices}): {flag.opener_text}")
-        if view.also_noted:
-            lines.append(gettext("Also noted") + ": " + ", ".join(view.also_noted))
+    return lines + [f"{row.label}: {_row_text(row)}" for row in view.today]
+
+
+def _flags(view: SummaryView) -> list[str]:
+    if not view.flags:
+        return []
+    lines = ["", gettext("Flags and openers")]
+    lines += [f"- {flag.title} ({flag.practices}): {flag.opener_text}" for flag in view.flags]
+    if view.also_noted:
+        lines.append(gettext("Also noted") + ": " + ", ".join(view.also_noted))
+    return lines
+
+
+def _blocks(view: SummaryView) -> list[str]:
+    lines = []
     for block in view.blocks:
         lines += ["", block.title]
         if block.empty:
             lines.append(f"- {block.empty}")
-        for row in block.rows:
-            lines.append(f"- {row.label}: {_row_text(row)}")
-    lines += ["", gettext("Since last visit")]
+        lines += [f"- {row.label}: {_row_text(row)}" for row in block.rows]
+    return lines
+
+
+def _since_last_visit(view: SummaryView) -> list[str]:
+    lines = [gettext("Since last visit")]
     found = view.changes + view.not_compared
     lines += [f"- {line}" for line in found] or [f"- {_no_changes(view)}"]
     if view.previous_hopes:
         label = gettext("Last visit, if treatment worked well")
         lines.append(f"- {label}: {_quoted_text(view.previous_hopes)}")
-    lines.append("")
-    if view.skipped:
-        lines.append(gettext("Skipped: %(items)s", items=joined(view.skipped)))
-    lines.append(gettext("Patient-reported; not a diagnosis."))
-    return "\n".join(_kept_in_place(line) for line in lines) + "\n"
+    return lines
+
+
+def _footer(view: SummaryView) -> list[str]:
+    skipped = [gettext("Skipped: %(items)s", items=joined(view.skipped))] if view.skipped else []
+    return [*skipped, gettext("Patient-reported; not a diagnosis.")]
 
 
 CONTINUATION = "    "  # what starts each further line of a patient's text
