@@ -20,6 +20,7 @@ from patientapp.auth import views as auth
 from patientapp.db import storage
 from patientapp.patient import views as patient
 from patientapp.questionnaire import model as questionnaire
+from patientapp.staff import report as staff_report  # noqa: F401 - its routes join staff.bp
 from patientapp.staff import views as staff
 from patientapp.summary.rules import check_references
 from patientapp.web import context as web

@@ -27,6 +27,7 @@ from wtforms.validators import DataRequired, NumberRange, Optional, ValidationEr
 
 from patientapp.auth.forms import email_rule, password_rule
 from patientapp.db.storage import ZONE_NAME_MAX
+from patientapp.domain import mail
 from patientapp.domain.accounts import MAX_EMAIL, ROLE_LABELS, ROLES
 from patientapp.web.context import zone_named
 from patientapp.web.forms import (
@@ -184,6 +185,24 @@ class SettingsForm(FlaskForm):
         ),
     )
 
+    escalate_after_minutes = WholeNumberField(
+        _l("Minutes before an unacknowledged safety alert is escalated"),
+        1,
+        120,
+        description=_l(
+            "Then every staff page shows it as escalated, and one e-mail goes to the on-call "
+            "address when outgoing mail is set up."
+        ),
+    )
+    alert_sound = BooleanField(
+        _l("Play a sound on staff pages when a safety alert arrives"),
+        description=_l(
+            "A short tone from each open staff page when a new alert comes in, besides the "
+            "red bar and the count in the tab's title. The browser plays it once someone "
+            "has clicked on the page."
+        ),
+    )
+
     def validate_languages(self, field):
         if not field.data:
             raise ValidationError(_l("Please offer at least one language."))
@@ -272,3 +291,101 @@ class ExportForm(FlaskForm):
             raise ValidationError(_l("The end date must not be before the start date."))
         if self.since.data and field.data and (field.data - self.since.data).days > 366:
             raise ValidationError(_l("Please choose at most one year."))
+
+
+# --- outgoing mail -----------------------------------------------------------------------
+
+# A host name (letters, digits, dots and dashes) or an IP address (IPv6 in brackets or not).
+SMTP_HOST = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[?[0-9A-Fa-f:.]+\]?)$"
+)
+
+
+def _optional_email(form, field) -> None:
+    """The one email rule, for an address that may be left empty."""
+    if field.data:
+        email_rule(form, field)
+
+
+class MailForm(FlaskForm):
+    """The clinic's relay for escalation e-mails. The password is never shown again: left
+    empty it keeps the stored one."""
+
+    smtp_host = StringField(
+        _l("Mail relay (SMTP host)"),
+        default="",
+        filters=[strip_spaces],
+        validators=[length_limit(253)],
+        description=_l(
+            "For example smtp.clinic.example, or localhost for a relay on this server. "
+            "Leave empty to send no e-mail."
+        ),
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
+    smtp_port = WholeNumberField(_l("Port"), 1, 65535, default=mail.DEFAULT_PORT)
+    smtp_security = SelectField(
+        _l("Connection security"),
+        choices=[SelectChoice(key, label) for key, label in mail.SECURITY_LABELS.items()],
+        default=mail.DEFAULT_SECURITY,
+        invalid_choice_message=CHOICE_ERROR,
+    )
+    smtp_user = StringField(
+        _l("User name at the relay"),
+        default="",
+        filters=[strip_spaces],
+        validators=[length_limit(200)],
+        description=_l("Leave empty if the relay takes mail without signing in."),
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
+    smtp_password = PasswordField(
+        _l("Password at the relay"),
+        validators=[length_limit(500)],
+        render_kw={"autocomplete": "new-password"},
+    )
+    remove_password = BooleanField(_l("Remove the stored password"))
+    mail_from = EmailField(
+        _l("Sender address"),
+        default="",
+        filters=[strip_spaces],
+        validators=[length_limit(MAX_EMAIL), _optional_email],
+        description=_l("The address the e-mails come from, one the relay may send as."),
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
+    oncall_address = EmailField(
+        _l("On-call address"),
+        default="",
+        filters=[strip_spaces],
+        validators=[length_limit(MAX_EMAIL), _optional_email],
+        description=_l(
+            "Who is told when a safety alert stays unacknowledged: a person or a group "
+            "that someone reads at all clinic hours."
+        ),
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
+
+    def validate_smtp_host(self, field):
+        if field.data and not SMTP_HOST.match(field.data):
+            raise ValidationError(
+                _l(
+                    "A host name has no spaces or other signs: letters, digits, dots and "
+                    "dashes, like smtp.clinic.example."
+                )
+            )
+
+    def validate_mail_from(self, field):
+        if self.smtp_host.data and not field.data:
+            raise ValidationError(
+                _l("Please enter the sender address: no e-mail leaves without it.")
+            )
+
+    def validate_oncall_address(self, field):
+        if self.smtp_host.data and not field.data:
+            raise ValidationError(
+                _l("Please enter the on-call address: it is who gets the e-mail.")
+            )
+
+    def validate_remove_password(self, field):
+        if field.data and self.smtp_password.data:
+            raise ValidationError(
+                _l("Either type a new password or remove the stored one, not both.")
+            )

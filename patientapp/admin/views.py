@@ -6,7 +6,7 @@ content never reach the audit log.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import (
     Blueprint,
@@ -28,6 +28,7 @@ from wtforms import SelectChoice
 from patientapp.admin.forms import (
     AuditFilterForm,
     ExportForm,
+    MailForm,
     NewUserForm,
     PasswordForm,
     RoleForm,
@@ -38,7 +39,7 @@ from patientapp.admin.forms import (
 )
 from patientapp.auth.sessions import audit, login_required
 from patientapp.db import storage
-from patientapp.domain import api_tokens, retention
+from patientapp.domain import api_tokens, escalation, mail, retention
 from patientapp.domain.accounts import ROLE_LABELS, AccountError, checked_account, insert_account
 from patientapp.domain.passwords import hash_password
 from patientapp.exports import csv as exports
@@ -48,6 +49,7 @@ from patientapp.web import errors
 from patientapp.web.context import (
     SETTING_DEFAULTS,
     base_url,
+    clinic_name,
     clinic_settings,
     crisis_texts,
     get_db,
@@ -224,7 +226,11 @@ def _offered() -> list[str]:
     return list(current_app.config["OFFERED_LANGUAGES"])
 
 
-FORM_SETTINGS = tuple(k for k in SETTING_DEFAULTS if k not in ("crisis_text", "crisis_texts"))
+FORM_SETTINGS = tuple(
+    k
+    for k in SETTING_DEFAULTS
+    if k not in ("crisis_text", "crisis_texts") and k not in mail.MAIL_SETTINGS  # own page
+)
 
 
 def _current_values() -> dict:
@@ -452,3 +458,106 @@ def export_csv():
         mimetype="text/csv",  # Flask adds "; charset=utf-8" to a text/* mimetype
         headers={"Content-Disposition": f'attachment; filename="visits-{first}-{last}.csv"'},
     )
+
+
+# --- outgoing mail: the relay for escalation e-mails, and its test button -------------------
+
+
+def _mail_values() -> dict:
+    return {key: clinic_settings()[key] for key in mail.MAIL_SETTINGS}
+
+
+def _typed_mail(form: MailForm, current: dict) -> dict:
+    """The settings as typed; an empty password keeps the stored one unless removed."""
+    values = {key: form[key].data for key in mail.MAIL_SETTINGS if key != "smtp_password"}
+    if form.remove_password.data:
+        values["smtp_password"] = ""
+    else:
+        values["smtp_password"] = form.smtp_password.data or current["smtp_password"]
+    return values
+
+
+def _last_mail_entry(action: str) -> dict | None:
+    """The newest audit entry of this action, its time ready to show."""
+    rows = storage.audit_entries(get_db(), action=action, limit=1)
+    if not rows:
+        return None
+    return {
+        "when": format_datetime(datetime.fromisoformat(rows[0]["at"]), "short"),
+        "detail": rows[0]["detail"],
+    }
+
+
+def _mail_page(form: MailForm, status: int = 200):
+    settings = clinic_settings()
+    return render_template(
+        "admin/mail.html",
+        form=form,
+        password_stored=bool(settings["smtp_password"]),
+        configured=mail.Relay.from_settings(settings).configured,
+        escalate_after=escalation.escalate_after_minutes(settings),
+        last_sent=_last_mail_entry("escalation_mail_sent"),
+        last_failed=_last_mail_entry("escalation_mail_failed"),
+    ), status
+
+
+@bp.route("/mail", methods=["GET", "POST"])
+@login_required("admin")
+def mail_settings():
+    """The relay that escalation e-mails leave through, and who gets them."""
+    if request.method == "POST":
+        form = MailForm()
+    else:
+        current = _mail_values()
+        form = MailForm(data={k: v for k, v in current.items() if k != "smtp_password"})
+    if form.validate_on_submit():
+        current = _mail_values()
+        changed = {k: v for k, v in _typed_mail(form, current).items() if current[k] != v}
+        if changed:
+            with storage.write(get_db()) as db:  # the settings and their entry together
+                storage.save_settings(db, changed)
+                # Names of what changed, never a value (the password least of all).
+                audit("mail_settings_changed", detail=", ".join(sorted(changed)))
+            g.pop("clinic_settings", None)
+        flash(gettext("Settings saved.") if changed else gettext("Nothing was changed."), "ok")
+        return redirect(url_for("admin.mail_settings"))
+    return _mail_page(form, status=422 if request.method == "POST" else 200)
+
+
+@bp.post("/mail/test")
+@login_required("admin")
+def mail_test():
+    """Send a test e-mail to the on-call address now, with the saved settings, and say
+    what the relay answered. Audited either way."""
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    relay = mail.Relay.from_settings(clinic_settings())
+    if not relay.configured:
+        problem = gettext(
+            "Outgoing mail is not set up: save a relay, a sender and an on-call address first."
+        )
+        action, detail, answer = "mail_test_failed", "not sent: outgoing mail is not set up", None
+    else:
+        board = escalation.board_link(base_url())
+        message = escalation.relay_test_message(relay, clinic_name(), board)
+        try:
+            answer = mail.send(relay, message)  # at most mail.TIMEOUT per step
+        except mail.MailError as error:
+            problem, answer = str(error), None
+            action, detail = "mail_test_failed", f"to {relay.oncall}: {error}"
+        else:
+            action, detail = "mail_test_sent", f"to {relay.oncall}: {answer}"
+    with storage.write(get_db()):
+        audit(action, detail=detail)
+    if answer is not None:
+        flash(
+            gettext(
+                "Test message sent to %(address)s. The relay answered: %(answer)s",
+                address=relay.oncall,
+                answer=answer,
+            ),
+            "ok",
+        )
+    else:
+        flash(gettext("The test message was not sent. %(problem)s", problem=problem), "error")
+    return redirect(url_for("admin.mail_settings"))

@@ -4,9 +4,10 @@ One waitress process is held to about one core by Python's GIL, so on Linux (and
 system with fork) ``serve`` binds the port once and forks PATIENTAPP_WORKERS processes
 that all accept on that socket. Everything that must hold across them lives in the
 database or in files made before the fork: rate limits and lockouts (failures table),
-alerts, staff sessions, the secret key (instance/secret_key), the compiled catalogs and
-the daily retention run (claimed under BEGIN IMMEDIATE). Patient idle time is in the
-signed session cookie. Writes queue across processes on a file lock (storage.write).
+alerts, staff sessions, the secret key (instance/secret_key), the compiled catalogs,
+the daily retention run and each escalated alert's one e-mail (both claimed under BEGIN
+IMMEDIATE). Patient idle time is in the signed session cookie. Writes queue across
+processes on a file lock (storage.write).
 Without fork (Windows) one process serves.
 """
 
@@ -26,7 +27,7 @@ from flask.cli import with_appcontext
 
 from patientapp import config as config_module
 from patientapp.cli.common import flask_command
-from patientapp.domain import retention
+from patientapp.domain import escalation, retention
 from patientapp.domain.accounts import issue_setup_token
 from patientapp.web.context import base_url, close_db, close_thread_db, get_db, now
 
@@ -94,7 +95,18 @@ def serve_command(host: str, port: int, threads: int, workers: int | None) -> No
         "ident": "patientapp",
         **config_module.server_options(app.config),
     }
-    run(app, host, port, workers, options, on_start=lambda: retention.start(app, now))
+    stops = []
+
+    def on_start() -> None:
+        # In each serving process: the daily retention run and the escalation loop.
+        stops.append(retention.start(app, now))
+        stops.append(escalation.start(app, now, base_url))
+
+    try:
+        run(app, host, port, workers, options, on_start=on_start)
+    finally:
+        for stop in stops:  # waitress has returned: the loops end with it
+            stop.set()
 
 
 def run(app, host: str, port: int, workers: int, options: dict, on_start=None) -> None:

@@ -1554,3 +1554,96 @@ def visits_between(db: Database, first: date, last: date) -> list[Visit]:
            ORDER BY appointment_at, id""",
         (_day_start(first), _day_start(last + timedelta(days=1))),
     )
+
+
+# --- safety report -----------------------------------------------------------------------
+
+
+def alerts_raised_on(db: Database, day: date) -> list[BoardVisit]:
+    """The safety alerts raised on `day` (the clinic's local day), oldest first, each with
+    its visit (cancelled ones too), the visit's psychiatrist and whoever acknowledged it."""
+    return _board_visits(
+        db,
+        f"""SELECT {_BOARD_COLUMNS}
+           FROM alerts a JOIN visits v ON v.id = a.visit_id
+           {_BOARD_JOINS}
+           WHERE a.created_at >= ? AND a.created_at < ?
+           ORDER BY a.created_at, a.id""",
+        (_day_start(day), _day_start(day + timedelta(days=1))),
+    )
+
+
+# --- escalation mail ---------------------------------------------------------------------
+#
+# The SQL beneath domain/escalation.py: alerts nobody acknowledged in time are marked
+# escalated once, and each one's e-mail is claimed (attempts + 1, no other try before the
+# lease ends) in the caller's write transaction before it is sent outside it.
+
+_ESCALATION_ALERTS = """SELECT a.*, NULL AS acknowledged_by_name
+    FROM alerts a JOIN visits v ON v.id = a.visit_id
+    WHERE a.acknowledged_at IS NULL AND v.status != 'cancelled'"""
+
+
+def alerts_to_escalate(db: Database, raised_before: datetime) -> list[Alert]:
+    """Open alerts on visits still going ahead, raised at or before `raised_before`, not
+    yet marked escalated; oldest first."""
+    rows = _rows(
+        db,
+        f"""{_ESCALATION_ALERTS} AND a.escalated_at IS NULL AND a.created_at <= ?
+            ORDER BY a.created_at, a.id""",
+        (_ts(raised_before),),
+        typed=True,
+    )
+    return [Alert.from_row(row) for row in rows]
+
+
+def mark_escalated(db: Database, alert_id: int, now: datetime) -> bool:
+    """Mark the alert escalated, once; False when it already was or was acknowledged."""
+    cursor = db.execute(
+        """UPDATE alerts SET escalated_at = ?
+           WHERE id = ? AND escalated_at IS NULL AND acknowledged_at IS NULL""",
+        (_ts(now), alert_id),
+    )
+    return cursor.rowcount == 1
+
+
+def escalation_mail_due(db: Database, now: datetime) -> Alert | None:
+    """The oldest escalated, still open alert whose e-mail is unsent and whose next try
+    may start now (no try yet, the backoff over, or a claimed send's lease run out)."""
+    rows = _rows(
+        db,
+        f"""{_ESCALATION_ALERTS} AND a.escalated_at IS NOT NULL AND a.mail_sent_at IS NULL
+            AND (a.mail_next_at IS NULL OR a.mail_next_at <= ?)
+            ORDER BY a.created_at, a.id LIMIT 1""",
+        (_ts(now),),
+        typed=True,
+    )
+    return Alert.from_row(rows[0]) if rows else None
+
+
+def claim_escalation_mail(db: Database, alert_id: int, now: datetime, until: datetime) -> int:
+    """Take the alert's next e-mail try: no other try starts before `until`. The attempt's
+    number, or 0 when the try was not free to take (sent, or claimed by another)."""
+    cursor = db.execute(
+        """UPDATE alerts SET mail_attempts = mail_attempts + 1, mail_next_at = ?
+           WHERE id = ? AND mail_sent_at IS NULL
+           AND (mail_next_at IS NULL OR mail_next_at <= ?)""",
+        (_ts(until), alert_id, _ts(now)),
+    )
+    if cursor.rowcount != 1:
+        return 0
+    return db.execute("SELECT mail_attempts FROM alerts WHERE id = ?", (alert_id,)).fetchone()[0]
+
+
+def escalation_mail_sent(db: Database, alert_id: int, now: datetime) -> None:
+    db.execute(
+        "UPDATE alerts SET mail_sent_at = ?, mail_next_at = NULL, mail_error = '' WHERE id = ?",
+        (_ts(now), alert_id),
+    )
+
+
+def escalation_mail_failed(db: Database, alert_id: int, error: str, next_at: datetime) -> None:
+    db.execute(
+        "UPDATE alerts SET mail_error = ?, mail_next_at = ? WHERE id = ?",
+        (error, _ts(next_at), alert_id),
+    )

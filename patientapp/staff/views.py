@@ -35,6 +35,7 @@ from patientapp.domain.records import Visit, time_text
 from patientapp.exports import record
 from patientapp.i18n import current_language, language_name, offered_languages
 from patientapp.questionnaire import model as questionnaire
+from patientapp.staff import alerts as open_alerts
 from patientapp.staff.forms import AcknowledgeForm, InvitationForm
 from patientapp.summary import view as summary_view
 from patientapp.summary.text import plain_text
@@ -49,6 +50,10 @@ bp.add_app_template_global(summary_view.quote_html, "summary_quote")
 bp.add_app_template_global(summary_view.name_html, "summary_name")
 bp.add_app_template_global(summary_view.SAFETY_LINES, "safety_lines")
 bp.add_app_template_global(visits.status_label, "status_label")
+# Every staff page (staff/base.html) shows open alerts: the banner, "(n)" and the favicon.
+bp.add_app_template_global(open_alerts.for_page, "staff_alerts")
+bp.add_app_template_global(open_alerts.POLL_MS, "alert_poll_ms")
+bp.add_app_template_global(open_alerts.BADGE_SVG, "alert_badge_svg")
 
 READERS = ("psychiatrist", "admin")
 EVERYONE = ("frontdesk", "psychiatrist", "admin")
@@ -173,6 +178,15 @@ def board_json():
     """What the board script polls: statuses and open alerts, never answers."""
     day = _day_arg()
     return jsonify(alerts=_alerts(), visits=_board_rows(day))
+
+
+@bp.get("/alerts.json")
+@login_required(*EVERYONE, touch=False)
+def alerts_json():
+    """What static/alerts.js polls on every staff page: how many alerts are open and
+    escalated (and the banner's words for those counts), never who. Polling is not
+    activity: the idle timeout still signs out an unattended computer."""
+    return jsonify(open_alerts.counts().as_json())  # no-store, as every response
 
 
 @bp.post("/visits/<int:visit_id>/acknowledge")

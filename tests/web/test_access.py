@@ -32,6 +32,7 @@ STAFF_BLUEPRINTS = {"staff", "admin", "auth"}
 ACCESS = {
     "staff.board": (EVERYONE, None),
     "staff.board_json": (EVERYONE, None),
+    "staff.alerts_json": (EVERYONE, None),
     "staff.acknowledge": (EVERYONE, None),
     "staff.new_invitation": (EVERYONE, None),
     "staff.invitation": (EVERYONE, None),
@@ -42,6 +43,8 @@ ACCESS = {
     "staff.summary_page": (READERS, 404),
     "staff.print_page": (READERS, 404),
     "staff.summary_text": (READERS, 404),
+    "staff.safety_report_page": (READERS, 403),
+    "staff.safety_report_csv": (READERS, 403),
     "staff.summary_fhir": (READERS, 404),
     "staff.summary_copied": (READERS, 404),
     "staff.reviewed": (READERS, 404),
@@ -56,6 +59,8 @@ ACCESS = {
     "admin.reactivate": (ADMINS, 403),
     "admin.reset_mfa": (ADMINS, 403),
     "admin.settings": (ADMINS, 403),
+    "admin.mail_settings": (ADMINS, 403),
+    "admin.mail_test": (ADMINS, 403),
     "admin.audit_log": (ADMINS, 403),
     "admin.integrations": (ADMINS, 403),
     "admin.revoke_token": (ADMINS, 403),
@@ -102,6 +107,14 @@ FORMS = {
         "invite_extra_days": "2",
         "patient_idle_minutes": "20",
         "retention_days": "400",
+        "escalate_after_minutes": "5",
+    },
+    "admin.mail_settings": {
+        "smtp_host": "smtp.clinic.example",
+        "smtp_port": "587",
+        "smtp_security": "starttls",
+        "mail_from": "alerts@clinic.example",
+        "oncall_address": "oncall@clinic.example",
     },
 }
 
@@ -124,6 +137,9 @@ SERVED = {
     ("admin.reactivate", "POST"): (302, "/staff/admin/users/{inactive}"),
     ("admin.reset_mfa", "POST"): (302, "/staff/admin/users/{target}"),
     ("admin.settings", "POST"): (302, "/staff/admin/settings"),
+    ("admin.mail_settings", "POST"): (302, "/staff/admin/mail"),
+    # Nothing is set up in this clinic: the test is refused, and audited.
+    ("admin.mail_test", "POST"): (302, "/staff/admin/mail"),
     # The new token is shown on the page itself, once, never through a redirect.
     ("admin.integrations", "POST"): (200, None),
     ("admin.revoke_token", "POST"): (302, "/staff/admin/integrations"),

@@ -161,6 +161,7 @@ ADMIN_ACTIONS = {
             "invite_extra_days": "0",
             "patient_idle_minutes": "15",
             "retention_days": "365",
+            "escalate_after_minutes": "5",
             "time_zone": "",
         },
         "/staff/admin/settings",

@@ -78,6 +78,7 @@ GOOD_SETTINGS = {
     "invite_extra_days": "2",
     "patient_idle_minutes": "20",
     "retention_days": "400",
+    "escalate_after_minutes": "5",
 }
 
 
@@ -389,6 +390,7 @@ def test_saving_unchanged_settings_writes_nothing(app, admin):
             "invite_extra_days": "0",
             "patient_idle_minutes": "15",
             "retention_days": "365",
+            "escalate_after_minutes": "5",
         },
     )
     assert response.status_code == 302
@@ -419,6 +421,8 @@ def test_invitation_lifetime_setting_moves_the_expiry(app, admin):
         ("retention_days", "29", "Please enter a whole number from 30 to 3650."),
         ("retention_days", "3651", "Please enter a whole number from 30 to 3650."),
         ("retention_days", "1.5", "Please enter a whole number from 30 to 3650."),
+        ("escalate_after_minutes", "0", "Please enter a whole number from 1 to 120."),
+        ("escalate_after_minutes", "", "Please enter a whole number from 1 to 120."),
     ],
 )
 def test_bad_setting_keeps_everything_else_and_saves_nothing(app, admin, field, value, message):

@@ -295,6 +295,7 @@ def settings_form(admin, **changes):
         "invite_extra_days": "0",
         "patient_idle_minutes": "15",
         "retention_days": "365",
+        "escalate_after_minutes": "5",
         **changes,
     }
     return admin.post("/staff/admin/settings", data=data)

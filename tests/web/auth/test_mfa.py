@@ -81,6 +81,7 @@ def test_the_settings_page_turns_it_on_for_front_desk(app, client, db):
         "invite_extra_days": "0",
         "patient_idle_minutes": "15",
         "retention_days": "365",
+        "escalate_after_minutes": "5",
         "mfa_frontdesk": "y",
     }
     assert post(client, "/staff/admin/settings", form).status_code == 302

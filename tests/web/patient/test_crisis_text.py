@@ -95,6 +95,7 @@ def test_settings_page_sets_each_language_and_names_those_on_the_default(app, cl
             "invite_extra_days": "0",
             "patient_idle_minutes": "15",
             "retention_days": "365",
+            "escalate_after_minutes": "5",
         },
     )
     assert response.status_code == 302

@@ -1,0 +1,192 @@
+"""Outgoing mail through the clinic's own relay, with Python's smtplib: the relay's
+settings as the Outgoing mail page stores them, one message sent, and what the relay
+answered, in words an admin can act on.
+
+No request is needed: callers pass the settings and the message. Sending is never done in
+a patient's request (the escalation loop and the admin's test button only), and every
+socket step gives up after ``TIMEOUT`` seconds.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
+
+# The settings keys of the Outgoing mail page (the general Settings page leaves them be).
+MAIL_SETTINGS = (
+    "smtp_host",
+    "smtp_port",
+    "smtp_security",
+    "smtp_user",
+    "smtp_password",
+    "mail_from",
+    "oncall_address",
+)
+SECURITY_LABELS = {
+    "starttls": _l("STARTTLS (usually port 587)"),
+    "tls": _l("TLS from the first byte (usually port 465)"),
+    "none": _l("None: a relay on this machine or the clinic's own network (port 25)"),
+}
+DEFAULT_PORT = 587
+DEFAULT_SECURITY = "starttls"
+TIMEOUT = 10  # seconds for each step with the relay: connecting, each command, each reply
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Relay:
+    """Where and how mail leaves, from the clinic's settings."""
+
+    host: str = ""
+    port: int = DEFAULT_PORT
+    security: str = DEFAULT_SECURITY
+    user: str = ""
+    password: str = ""
+    sender: str = ""
+    oncall: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, object]) -> Relay:
+        security = str(settings.get("smtp_security") or DEFAULT_SECURITY)
+        return cls(
+            host=str(settings.get("smtp_host") or ""),
+            port=int(settings.get("smtp_port") or DEFAULT_PORT),
+            security=security if security in SECURITY_LABELS else DEFAULT_SECURITY,
+            user=str(settings.get("smtp_user") or ""),
+            password=str(settings.get("smtp_password") or ""),
+            sender=str(settings.get("mail_from") or ""),
+            oncall=str(settings.get("oncall_address") or ""),
+        )
+
+    @property
+    def configured(self) -> bool:
+        """A relay, a sender and an on-call address: without all three nothing is sent."""
+        return bool(self.host and self.sender and self.oncall)
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+class MailError(Exception):
+    """The relay did not take the message; the text says why (never the password)."""
+
+
+def message(relay: Relay, subject: str, body: str) -> EmailMessage:
+    """A plain-text message from the sender to the on-call address."""
+    mail = EmailMessage()
+    mail["From"] = relay.sender
+    mail["To"] = relay.oncall
+    mail["Subject"] = subject
+    mail["Date"] = formatdate(localtime=True)
+    # The sender's own domain, not this machine's name (looking that up can be slow).
+    mail["Message-ID"] = make_msgid(domain=relay.sender.rpartition("@")[2] or None)
+    mail.set_content(body)
+    return mail
+
+
+def send(relay: Relay, mail: EmailMessage) -> str:
+    """Hand the message to the relay; what it answered (e.g. "250 2.0.0 Ok: queued").
+    Raises MailError with the reason when it is not taken."""
+    try:
+        return _send(relay, mail)
+    except Exception as error:  # every way a relay can fail is reported, none crashes
+        raise MailError(_hide(relay, problem(relay, error))) from None
+
+
+def _send(relay: Relay, mail: EmailMessage) -> str:
+    if relay.security == "tls":
+        smtp = smtplib.SMTP_SSL(
+            relay.host, relay.port, timeout=TIMEOUT, context=ssl.create_default_context()
+        )
+    else:
+        smtp = smtplib.SMTP(relay.host, relay.port, timeout=TIMEOUT)
+    with smtp:
+        if relay.security == "starttls":
+            smtp.starttls(context=ssl.create_default_context())
+        if relay.user:
+            smtp.login(relay.user, relay.password)
+        # mail, rcpt and data one by one (what sendmail does), to keep the relay's answer.
+        smtp.ehlo_or_helo_if_needed()
+        code, reply = smtp.mail(relay.sender)
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, reply, relay.sender)
+        code, reply = smtp.rcpt(relay.oncall)
+        if code not in (250, 251):
+            raise smtplib.SMTPRecipientsRefused({relay.oncall: (code, reply)})
+        code, reply = smtp.data(mail.as_bytes(policy=mail.policy.clone(linesep="\r\n")))
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
+    return _reply(code, reply)
+
+
+def _reply(code: int, reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return f"{code} {' '.join(text.split())}".strip()
+
+
+def _hide(relay: Relay, text: str) -> str:
+    """A relay that echoes what it was sent never puts the password on a page or in the
+    log."""
+    return text.replace(relay.password, "********") if relay.password else text
+
+
+def problem(relay: Relay, error: BaseException) -> str:
+    """What went wrong, in the current language, with the relay's own words."""
+    where = relay.address
+    if isinstance(error, smtplib.SMTPAuthenticationError):
+        return gettext(
+            "Authentication failed at %(relay)s: %(answer)s",
+            relay=where,
+            answer=_reply(error.smtp_code, error.smtp_error),
+        )
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        answers = "; ".join(_reply(*answer) for answer in error.recipients.values())
+        return gettext(
+            "The relay %(relay)s refused the on-call address: %(answer)s",
+            relay=where,
+            answer=answers,
+        )
+    if isinstance(error, smtplib.SMTPSenderRefused):
+        return gettext(
+            "The relay %(relay)s refused the sender address: %(answer)s",
+            relay=where,
+            answer=_reply(error.smtp_code, error.smtp_error),
+        )
+    if isinstance(error, smtplib.SMTPResponseException):
+        return gettext(
+            "The relay %(relay)s answered: %(answer)s",
+            relay=where,
+            answer=_reply(error.smtp_code, error.smtp_error),
+        )
+    if isinstance(error, smtplib.SMTPNotSupportedError):
+        return gettext("The relay %(relay)s can't do this: %(answer)s", relay=where, answer=error)
+    if isinstance(error, ConnectionRefusedError):
+        return gettext(
+            "Connection refused by %(relay)s: nothing is listening there. Check the host "
+            "and the port.",
+            relay=where,
+        )
+    if isinstance(error, socket.gaierror):
+        return gettext("The host name %(host)s was not found.", host=relay.host)
+    if isinstance(error, TimeoutError):
+        return gettext(
+            "No answer from %(relay)s within %(seconds)s seconds.", relay=where, seconds=TIMEOUT
+        )
+    if isinstance(error, ssl.SSLError):
+        return gettext(
+            "The secure connection to %(relay)s failed: %(answer)s", relay=where, answer=error
+        )
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        return gettext(
+            "The relay %(relay)s closed the connection: %(answer)s", relay=where, answer=error
+        )
+    answer = f"{type(error).__name__}: {error}"
+    return gettext("Sending through %(relay)s failed: %(answer)s", relay=where, answer=answer)
