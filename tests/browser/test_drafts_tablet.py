@@ -34,7 +34,10 @@ TABLET_DESK = StaffUser("frontdesk", "tablet.desk@clinic.example", "Tia Desk")
 
 
 def wait_for_draft(page):
-    """Type, then let the pause pass until the draft is on the server."""
+    """Type, then let the pause pass until the draft is on the server. The page must have
+    finished loading first: static/draft.js is deferred, and text typed before it listens
+    is never sent (this raced under load: a 10 s wait for a request that never came)."""
+    wait_until_complete(page)
     with page.expect_response(lambda r: r.url.endswith("/draft") and r.status == 200):
         page.keyboard.type(TYPED)
 
