@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from functools import cache
 
-from flask_babel import gettext
+from babel.dates import get_day_names
+from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -22,6 +23,7 @@ from wtforms import (
     SelectField,
     StringField,
     TextAreaField,
+    TimeField,
 )
 from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
 
@@ -29,7 +31,7 @@ from patientapp.auth.forms import email_rule, password_rule
 from patientapp.db.storage import ZONE_NAME_MAX
 from patientapp.domain import mail
 from patientapp.domain.accounts import MAX_EMAIL, ROLE_LABELS, ROLES
-from patientapp.web.context import zone_named
+from patientapp.web.context import now, zone_named
 from patientapp.web.forms import (
     CHOICE_ERROR,
     MultiCheckboxField,
@@ -39,6 +41,8 @@ from patientapp.web.forms import (
 )
 
 VISIT_ID = re.compile(r"^[0-9]{1,9}$")
+# An identifier system: an absolute URI without spaces (urn:oid:, urn:uuid:, http(s)://).
+SYSTEM_URI = re.compile(r"^(urn:[A-Za-z0-9][A-Za-z0-9-]{0,31}:[^\s]+|https?://[^\s/]+[^\s]*)$")
 
 
 def _role_choices() -> list[SelectChoice]:
@@ -184,6 +188,19 @@ class SettingsForm(FlaskForm):
             "number: FHIR exports then name the patient by it."
         ),
     )
+    chart_number_system = StringField(
+        _l("Chart number system"),
+        default="",
+        filters=[strip_spaces],
+        validators=[length_limit(200)],
+        description=_l(
+            "The URI your medical record uses for chart numbers (for example "
+            "urn:oid:1.2.3.4 or https://hospital.example/mrn). FHIR exports name the patient "
+            "under it. Leave empty if you do not know it: the number is then sent without "
+            "a system."
+        ),
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
 
     escalate_after_minutes = WholeNumberField(
         _l("Minutes before an unacknowledged safety alert is escalated"),
@@ -207,6 +224,12 @@ class SettingsForm(FlaskForm):
         if not field.data:
             raise ValidationError(_l("Please offer at least one language."))
 
+    def validate_chart_number_system(self, field):
+        if field.data and not SYSTEM_URI.match(field.data):
+            raise ValidationError(
+                _l("Please enter a URI such as urn:oid:1.2.3.4 or https://hospital.example/mrn.")
+            )
+
     def validate_time_zone(self, field):
         if field.data and zone_named(field.data) is None:
             # gettext, not _l: a lazy string counts as safe HTML in Jinja (its __html__
@@ -218,6 +241,70 @@ class SettingsForm(FlaskForm):
                 )
             )
 
+    def validate(self, extra_validators=None) -> bool:
+        """Each field's own checks, then each weekday's two times together (the boxes
+        come from settings_form_class)."""
+        valid = super().validate(extra_validators)
+        for day, name in zip(WEEKDAYS, weekday_names(), strict=True):
+            valid = self._check_day(day, name) and valid
+        return valid
+
+    def _check_day(self, day: str, name: str) -> bool:
+        """Both times or neither (closed), and "until" later than "from"."""
+        start, end = (self[field] for field in staffed_field_names(day))
+        if start.errors or end.errors:
+            return False  # a time that is no time, marked already
+        if start.data is None and end.data is None:
+            return True  # closed that day
+        if start.data is None or end.data is None:
+            (start if start.data is None else end).errors.append(
+                gettext(
+                    "Please fill in both times for %(day)s, or leave both empty if the "
+                    "clinic is closed that day.",
+                    day=name,
+                )
+            )
+            return False
+        if end.data.replace(second=0) <= start.data.replace(second=0):
+            end.errors.append(gettext("On %(day)s, “Until” must be later than “From”.", day=name))
+            return False
+        return True
+
+
+# --- staffed hours: a "from" and an "until" box per weekday --------------------------------
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # the staffed_hours order
+TIME_FORMATS = ["%H:%M", "%H:%M:%S"]  # what a browser's time box sends
+
+
+def staffed_field_names(day: str) -> tuple[str, str]:
+    """The names of one weekday's "from" and "until" boxes."""
+    return f"staffed_{day}_from", f"staffed_{day}_until"
+
+
+def weekday_names() -> list[str]:
+    """Monday to Sunday in the reader's language, from Babel's locale data."""
+    names = get_day_names("wide", context="stand-alone", locale=get_locale())
+    return [names[index] for index in range(len(WEEKDAYS))]
+
+
+_TIME_BOX = {
+    "validators": [Optional()],
+    "format": TIME_FORMATS,
+    "invalid_value_message": _l("Please enter a time like 08:30, or leave it empty."),
+}
+
+
+def _staffed_fields() -> dict[str, TimeField]:
+    fields = {}
+    for day in WEEKDAYS:
+        start, end = staffed_field_names(day)
+        # Translators: the time the front desk is staffed from, on one weekday.
+        fields[start] = TimeField(_l("From"), **_TIME_BOX)
+        # Translators: the time the front desk is staffed until, on one weekday.
+        fields[end] = TimeField(_l("Until"), **_TIME_BOX)
+    return fields
+
 
 def crisis_field_name(code: str) -> str:
     return f"crisis_text_{code}"
@@ -225,7 +312,8 @@ def crisis_field_name(code: str) -> str:
 
 @cache
 def settings_form_class(languages: tuple[tuple[str, str, str], ...]) -> type[SettingsForm]:
-    """SettingsForm with one crisis text per language, given as (code, name, tag)."""
+    """SettingsForm with one crisis text per language, given as (code, name, tag), and
+    the staffed hours' two boxes per weekday."""
     fields = {
         crisis_field_name(code): TextAreaField(
             _l("What to do in a crisis, in %(language)s", language=name),
@@ -235,7 +323,7 @@ def settings_form_class(languages: tuple[tuple[str, str, str], ...]) -> type[Set
         )
         for code, name, tag in languages
     }
-    return type("LanguageSettingsForm", (SettingsForm,), fields)
+    return type("LanguageSettingsForm", (SettingsForm,), {**fields, **_staffed_fields()})
 
 
 class AuditFilterForm(FlaskForm):
@@ -269,6 +357,23 @@ class TokenForm(FlaskForm):
         description=_l("For example: EHR interface, research register."),
         render_kw={"autocomplete": "off"},
     )
+    expires_on = DateField(
+        _l("Expires on"),
+        validators=[Optional(), in_calendar],
+        invalid_value_message=_l("Please enter a valid date."),
+        description=_l("Optional. The token stops working at the end of this day."),
+    )
+    in_progress = BooleanField(
+        _l("Also read visits not yet sent (status and progress only)"),
+        description=_l(
+            "Off unless ticked. No answer leaves before the patient sends it: until then "
+            "the patient may still keep any answer for talking in person."
+        ),
+    )
+
+    def validate_expires_on(self, field):
+        if field.data and field.data < now().date():
+            raise ValidationError(_l("Please choose today or a later day."))
 
 
 class ExportForm(FlaskForm):
@@ -277,14 +382,16 @@ class ExportForm(FlaskForm):
 
     since = DateField(
         _l("From date"),
-        validators=[DataRequired(message=_l("Please enter a valid date."))],
+        validators=[DataRequired(message=_l("Please enter a valid date.")), in_calendar],
         invalid_value_message=_l("Please enter a valid date."),
     )
     until = DateField(
         _l("To date"),
-        validators=[DataRequired(message=_l("Please enter a valid date."))],
+        validators=[DataRequired(message=_l("Please enter a valid date.")), in_calendar],
         invalid_value_message=_l("Please enter a valid date."),
     )
+    # The shipped languages, filled in by the view; the clinic's default when not given.
+    language = SelectField(_l("Language of the labels"), invalid_choice_message=CHOICE_ERROR)
 
     def validate_until(self, field):
         if self.since.data and field.data and field.data < self.since.data:

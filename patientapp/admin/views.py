@@ -25,7 +25,9 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import SelectChoice
 
+from patientapp.admin import messages as messages_form
 from patientapp.admin.forms import (
+    WEEKDAYS,
     AuditFilterForm,
     ExportForm,
     MailForm,
@@ -36,13 +38,17 @@ from patientapp.admin.forms import (
     TokenForm,
     crisis_field_name,
     settings_form_class,
+    staffed_field_names,
+    weekday_names,
 )
+from patientapp.admin.messages import MessagingForm
 from patientapp.auth.sessions import audit, login_required
 from patientapp.db import storage
-from patientapp.domain import api_tokens, escalation, mail, retention
+from patientapp.domain import api_tokens, delivery, escalation, mail, retention, staffed_hours
 from patientapp.domain.accounts import ROLE_LABELS, AccountError, checked_account, insert_account
 from patientapp.domain.passwords import hash_password
 from patientapp.exports import csv as exports
+from patientapp.exports import fhir
 from patientapp.i18n import LANGUAGES, language_name
 from patientapp.questionnaire import model as questionnaire
 from patientapp.web import errors
@@ -51,6 +57,7 @@ from patientapp.web.context import (
     base_url,
     clinic_name,
     clinic_settings,
+    clinic_zone,
     crisis_texts,
     get_db,
     now,
@@ -229,7 +236,9 @@ def _offered() -> list[str]:
 FORM_SETTINGS = tuple(
     k
     for k in SETTING_DEFAULTS
-    if k not in ("crisis_text", "crisis_texts") and k not in mail.MAIL_SETTINGS  # own page
+    if k not in ("crisis_text", "crisis_texts", staffed_hours.SETTING)  # fields of their own
+    and k not in mail.MAIL_SETTINGS  # own page
+    and k not in messages_form.MESSAGE_SETTINGS  # own page
 )
 
 
@@ -239,7 +248,20 @@ def _current_values() -> dict:
     chosen = [code for code in values["languages"] or () if code in _offered()]
     values["languages"] = chosen or _offered()
     values["crisis_texts"] = crisis_texts()
+    values[staffed_hours.SETTING] = staffed_hours.to_setting(
+        staffed_hours.schedule_from(clinic_settings())
+    )
     return values
+
+
+def _typed_schedule(form: SettingsForm) -> staffed_hours.Schedule:
+    """The weekdays' "from" and "until" boxes as a schedule (the form checked the pairs)."""
+    days = []
+    for day in WEEKDAYS:
+        start, end = (form[name].data for name in staffed_field_names(day))
+        both = start is not None and end is not None
+        days.append((start.replace(second=0), end.replace(second=0)) if both else None)
+    return staffed_hours.Schedule(tuple(days))
 
 
 def _typed_values(form: SettingsForm) -> dict:
@@ -252,6 +274,7 @@ def _typed_values(form: SettingsForm) -> dict:
         if form[crisis_field_name(code)].data:
             texts[code] = form[crisis_field_name(code)].data
     values["crisis_texts"] = texts
+    values[staffed_hours.SETTING] = staffed_hours.to_setting(_typed_schedule(form))
     return values
 
 
@@ -259,6 +282,10 @@ def _form_data(values: dict) -> dict:
     data = {key: values[key] for key in FORM_SETTINGS}
     for code, text in values["crisis_texts"].items():
         data[crisis_field_name(code)] = text
+    schedule = staffed_hours.schedule_from(values)
+    for day, span in zip(WEEKDAYS, schedule.days, strict=True):
+        for name, value in zip(staffed_field_names(day), span or (None, None), strict=True):
+            data[name] = value
     return data
 
 
@@ -283,7 +310,8 @@ def _using_default_text() -> list[str]:
 @bp.route("/settings", methods=["GET", "POST"])
 @login_required("admin")
 def settings():
-    """Clinic name, crisis text, languages, invitation lifetime, idle time, retention."""
+    """Clinic name, crisis text, languages, invitation lifetime, idle time, retention,
+    staffed hours."""
     form = _settings_form()
     if form.validate_on_submit():
         current = _current_values()
@@ -293,6 +321,8 @@ def settings():
             # the PATIENTAPP_PATIENT_IDLE_MINUTES default.
             with storage.write(get_db()) as db:  # the settings and their entry together
                 storage.save_settings(db, changed)
+                if set(changed) & set(fhir.SETTINGS_READ):  # every FHIR response changes
+                    storage.bump_all_changes(db, now())
                 audit("settings_changed", detail=", ".join(sorted(changed)))
             g.pop("clinic_settings", None)
         flash(gettext("Settings saved.") if changed else gettext("Nothing was changed."), "ok")
@@ -302,6 +332,10 @@ def settings():
         "admin/settings.html",
         form=form,
         crisis_fields=[form[crisis_field_name(code)] for code in _offered()],
+        staffed_days=[
+            (name, *(form[field] for field in staffed_field_names(day)))
+            for day, name in zip(WEEKDAYS, weekday_names(), strict=True)
+        ],
         using_default=_using_default_text(),
         last_retention=_last_retention(),
     ), status
@@ -399,7 +433,8 @@ def _integrations_page(
         tokens=storage.api_tokens(get_db()),
         new_token=new_token,
         api_base=f"{base_url()}/api/fhir",
-        export_form=export_form or ExportForm(formdata=None),
+        now_text=now().strftime("%Y-%m-%d %H:%M:%S"),  # an expired token says so
+        export_form=export_form or _export_form(None),
     ), status
 
 
@@ -409,9 +444,19 @@ def integrations():
     """The read-only FHIR API's tokens: create one (shown once), revoke one."""
     form = TokenForm()
     if form.validate_on_submit():
+        expires = form.expires_on.data
         with storage.write(get_db()) as db:  # the token and its entry together
-            token_id, token = api_tokens.create_token(db, form.name.data, g.user["id"], now())
-            audit("api_token_created", detail=f"token {token_id}: {form.name.data}")
+            token_id, token = api_tokens.create_token(
+                db,
+                form.name.data,
+                g.user["id"],
+                now(),
+                expires_at=api_tokens.end_of(expires) if expires else None,
+                in_progress=form.in_progress.data,
+            )
+            scope = ", in-progress scope" if form.in_progress.data else ""
+            until = f", expires {expires}" if expires else ""
+            audit("api_token_created", detail=f"token {token_id}: {form.name.data}{scope}{until}")
         # Shown on this page only, never put in the session cookie or a redirect URL.
         return _integrations_page(TokenForm(formdata=None), new_token=token)
     return _integrations_page(form, status=422 if request.method == "POST" else 200)
@@ -434,14 +479,49 @@ def revoke_token(token_id: int):
     return redirect(url_for("admin.integrations"))
 
 
+@bp.post("/integrations/<int:token_id>/rotate")
+@login_required("admin")
+def rotate_token(token_id: int):
+    """A new secret for the same token (name, scope, expiry): the old one stops at once."""
+    token = storage.get_api_token(get_db(), token_id)
+    if token is None:
+        abort(404)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    with storage.write(get_db()) as db:  # the new secret and its entry together
+        secret = api_tokens.rotate_token(db, token_id, now())
+        if secret:
+            audit("api_token_rotated", detail=f"token {token_id}: {token['name']}")
+    if secret is None:
+        return redirect(url_for("admin.integrations"))
+    return _integrations_page(TokenForm(formdata=None), new_token=secret)
+
+
+def _export_form(formdata, data=None) -> ExportForm:
+    """The CSV export's form: labels in any shipped language, the clinic's default when
+    none is given (a link bookmarked before there was a choice)."""
+    codes = list(current_app.config["OFFERED_LANGUAGES"])
+    default = current_app.config["DEFAULT_LANGUAGE"]
+    default = default if default in codes else codes[0]
+    if formdata is not None and not formdata.get("language"):
+        formdata = formdata.copy()
+        formdata["language"] = default
+    form = ExportForm(formdata=formdata, data={"language": default, **(data or {})})
+    form.language.choices = [
+        SelectChoice(code, language_name(code), render_kw={"lang": LANGUAGES[code].tag})
+        for code in codes
+    ]
+    return form
+
+
 @bp.get("/export.csv")
 @login_required("admin")
 def export_csv():
     """Every visit with an appointment in the date range, one row each, audited."""
     if "since" in request.args or "until" in request.args:
-        form = ExportForm(formdata=request.args)
+        form = _export_form(request.args)
     else:  # no range given: today's visits
-        form = ExportForm(formdata=None, data={"since": now().date(), "until": now().date()})
+        form = _export_form(None, data={"since": now().date(), "until": now().date()})
     if not form.validate():
         return _integrations_page(TokenForm(formdata=None), status=422, export_form=form)
     db = get_db()
@@ -452,11 +532,13 @@ def export_csv():
         for visit in visits:
             audit("csv_exported", visit.id)
         audit("csv_exported", detail=f"{first} to {last}: {len(visits)} visits")
-    body = exports.to_csv(questionnaire.default(), rows)
+    language = form.language.data
+    body = exports.to_csv(questionnaire.default(), rows, language=language, zone=clinic_zone())
+    filename = f"visits-{first}-{last}-{language}.csv"
     return Response(
-        body,
+        body,  # from a byte order mark, for Excel
         mimetype="text/csv",  # Flask adds "; charset=utf-8" to a text/* mimetype
-        headers={"Content-Disposition": f'attachment; filename="visits-{first}-{last}.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
@@ -561,3 +643,38 @@ def mail_test():
     else:
         flash(gettext("The test message was not sent. %(problem)s", problem=problem), "error")
     return redirect(url_for("admin.mail_settings"))
+
+
+# --- invitations by e-mail and text ----------------------------------------------------
+
+
+@bp.route("/messages", methods=["GET", "POST"])
+@login_required("admin")
+def message_settings():
+    """The reminder, the quiet hours and the text message gateway."""
+    settings = clinic_settings()
+    if request.method == "POST":
+        form = MessagingForm()
+    else:
+        form = MessagingForm(data=messages_form.form_data(settings))
+    if form.validate_on_submit():
+        current = {key: settings[key] for key in messages_form.MESSAGE_SETTINGS}
+        typed = messages_form.typed_values(form, current)
+        changed = {k: v for k, v in typed.items() if current[k] != v}
+        if changed:
+            with storage.write(get_db()) as db:  # the settings and their entry together
+                storage.save_settings(db, changed)
+                audit("message_settings_changed", detail=", ".join(sorted(changed)))
+            g.pop("clinic_settings", None)
+        flash(gettext("Settings saved.") if changed else gettext("Nothing was changed."), "ok")
+        return redirect(url_for("admin.message_settings"))
+    channels = delivery.Channels.from_settings(settings)
+    return render_template(
+        "admin/messages.html",
+        form=form,
+        header_stored=bool(settings["sms_http_auth"]),
+        email_ready=channels.email,
+        sms_ready=channels.sms,
+        last_sent=_last_mail_entry("message_sent"),
+        last_failed=_last_mail_entry("message_failed"),
+    ), 422 if request.method == "POST" else 200

@@ -1,78 +1,174 @@
-"""The read-only FHIR API for an integration engine.
+"""The read-only FHIR R4 API for an integration engine, under ``/api/fhir``.
 
-``GET /api/fhir/Questionnaire/reflection`` and ``GET /api/fhir/QuestionnaireResponse
-?_lastUpdated=ge...`` answer only a live bearer token that an admin created for the
-integration (Integrations page). Cookies are never read here, so a signed-in browser gets
-nowhere, and the blueprint is exempt from CSRF for that reason: no request can ride on an
-ambient credential. Every token is read-only, rate limited per minute, and every visit it
-reads is audited.
+- ``GET metadata``: the CapabilityStatement, listing exactly what is below.
+- ``GET Questionnaire/reflection``: the Questionnaire (read).
+- ``GET QuestionnaireResponse/<id>``: one visit's response (read, the visit's UUID).
+- ``GET CodeSystem/<id>``, ``GET CodeSystem?url=...``: each choice list's code system, so
+  every coding's system resolves.
+- ``GET QuestionnaireResponse?...``: a searchset Bundle (search-type) over ``_lastUpdated``
+  (``eq``, ``ge``, ``gt``, ``le``, ``lt``, repeatable for a range), ``status`` and
+  ``_count``, in the order of the visits' change sequence; the ``next`` link carries
+  ``_cursor``, the last sequence number read (keyset paging), so a visit that changes
+  while an engine pages comes again at the end and none is skipped.
+
+Only sent visits (submitted or reviewed) leave. A token given the in-progress scope on the
+Integrations page also reads visits not sent (in progress, or cancelled before sending),
+with their status and progress only: anything not sent may still be held "In person".
+Held answers never leave.
+
+Every request needs a live bearer token an admin created (not revoked, not expired);
+cookies are never read here, so a signed-in browser gets nowhere, and the blueprint is
+exempt from CSRF for that reason. Tokens are read-only and rate limited per minute; every
+visit read is audited. Every answer under the prefix, errors included (400, 401, 403,
+404, 405, 406, 429, 500, 503), is ``application/fhir+json; charset=utf-8``, errors as an
+OperationOutcome. Unknown search parameters follow ``Prefer: handling=``: ``lenient``
+(the default) ignores them and leaves them out of the self link, ``strict`` answers 400.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import RequestRedirect
 
+from patientapp import config
 from patientapp.db import storage
 from patientapp.domain import throttle
 from patientapp.domain.api_tokens import hash_token
 from patientapp.exports import fhir, record
-from patientapp.exports.record import FHIR_JSON
-from patientapp.web.context import aware, base_url, clinic_settings, clinic_zone, get_db, now
+from patientapp.exports.record import FHIR_JSON, FHIR_JSON_UTF8
+from patientapp.web.context import (
+    aware,
+    base_url,
+    clinic_settings,
+    configured_base_url,
+    get_db,
+    now,
+)
 
 if TYPE_CHECKING:
     from patientapp.domain.records import Visit
 
-bp = Blueprint("api", __name__, url_prefix="/api/fhir")
+PREFIX = "/api/fhir"
+bp = Blueprint("api", __name__, url_prefix=PREFIX)
 
 DEFAULT_COUNT = 100
 MAX_COUNT = 500
 REQUEST_SCOPE = "api-request"  # each request a token made, kept for its one-minute window
-# _count and _page: ASCII digits only ("²" passes str.isdigit() but not int()), and few
+# _count and _cursor: ASCII digits only ("²" passes str.isdigit() but not int()), and few
 # enough that int() never meets Python's limit on long numbers.
-WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
+WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
+RESOURCE_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR's id datatype
+# A FHIR date search value: a prefix, then a date or dateTime of any precision.
+DATE_VALUE = re.compile(
+    r"(?P<prefix>eq|ge|gt|le|lt)?(?P<year>[0-9]{4})(-(?P<month>[0-9]{2})(-(?P<day>[0-9]{2})"
+    r"(T(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})(:(?P<second>[0-9]{2})(\.(?P<fraction>[0-9]+))?)?"
+    r"(?P<zone>Z|[+-][0-9]{2}:[0-9]{2})?)?)?)?"
+)
+# What this server supports (and its CapabilityStatement says, and nothing more).
+SEARCH_PARAMS = ("_lastUpdated", "status")
+RESULT_PARAMS = ("_count", "_cursor", "_format")
+SENT = ("submitted", "reviewed")  # what any token reads
+NOT_SENT = ("in_progress", "cancelled")  # status and progress only, with the scope
+# FHIR QuestionnaireResponse status -> the stored statuses it covers.
+STATUSES = {
+    "in-progress": ("in_progress",),
+    "completed": ("submitted", "reviewed"),
+    "stopped": ("cancelled",),
+    "amended": (),
+    "entered-in-error": (),
+}
+JSON_FORMATS = ("json", "application/json", "application/fhir+json")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-# --- the resources of a visit --------------------------------------------------------------
+class SearchError(Exception):
+    """A search the API answers with a 4xx OperationOutcome."""
+
+    def __init__(self, status: int, code: str, text: str):
+        super().__init__(text)
+        self.status, self.code, self.text = status, code, text
 
 
-def languages() -> list[str]:
-    return list(current_app.config["OFFERED_LANGUAGES"])
+# --- answers: every one application/fhir+json; charset=utf-8 ----------------------------
 
 
-def questionnaire_json() -> dict:
-    return record.questionnaire_json(languages())
-
-
-def response_for(visit: Visit) -> dict:
-    """The QuestionnaireResponse of one visit, from what is stored (``exports.record``)."""
-    return record.response_for(get_db(), visit, settings=clinic_settings(), base_url=base_url())
-
-
-# --- plumbing ------------------------------------------------------------------------------
-
-
-def _outcome(status: int, code: str, text: str, headers=None):
-    body = {
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": "error", "code": code, "diagnostics": text}],
-    }
+def _fhir(body: dict, status: int = 200, headers=None):
     response = jsonify(body)
     response.status_code = status
-    response.mimetype = FHIR_JSON
+    response.headers["Content-Type"] = FHIR_JSON_UTF8
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
 
 
-def _fhir(body: dict):
-    response = jsonify(body)
-    response.mimetype = FHIR_JSON
-    return response
+def _outcome(status: int, code: str, text: str, headers=None, severity: str = "error"):
+    body = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": severity, "code": code, "diagnostics": text}],
+    }
+    return _fhir(body, status, headers)
+
+
+HTTP_OUTCOMES = {
+    400: ("invalid", "The request is not a valid FHIR request."),
+    401: ("login", "A valid bearer token is required."),
+    403: ("forbidden", "This token may not do that."),
+    404: ("not-found", "There is no such resource or interaction here."),
+    405: ("not-supported", "This API only reads: GET (and HEAD) only."),
+    406: ("not-supported", "This API answers in FHIR JSON only."),
+    413: ("too-costly", "The request is too large."),
+    429: ("throttled", "Too many requests."),
+}
+
+
+def _http_outcome(error: HTTPException):
+    code, text = HTTP_OUTCOMES.get(error.code or 400, ("processing", "The request failed."))
+    headers = {}
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        headers["Allow"] = ", ".join(error.valid_methods)
+    if error.code == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return _outcome(error.code or 400, code, text, headers)
+
+
+@bp.before_app_request
+def unrouted():
+    """A path under the prefix that matches no route (404) or not with this method (405)
+    belongs to no blueprint, so the app's HTML error pages would answer: answer it here."""
+    error = request.routing_exception
+    if error is None or isinstance(error, RequestRedirect):
+        return None
+    if request.path != PREFIX and not request.path.startswith(PREFIX + "/"):
+        return None
+    if isinstance(error, HTTPException):
+        return _http_outcome(error)
+    return None
+
+
+@bp.errorhandler(HTTPException)
+def http_error(error: HTTPException):
+    return _http_outcome(error)
+
+
+@bp.errorhandler(Exception)
+def server_error(error: Exception):
+    if isinstance(error, storage.OPERATIONAL_ERRORS) and storage.write_failure(error):
+        current_app.logger.error("database write failed on the FHIR API: %s", error)
+        return _outcome(503, "transient", "Try again in a moment.", {"Retry-After": "5"})
+    if current_app.testing and not current_app.config.get("CATCH_ERRORS_IN_TESTS"):
+        raise error
+    rule = request.url_rule.rule if request.url_rule else "?"
+    current_app.logger.error("unhandled %s on the FHIR API %s", type(error).__name__, rule)
+    return _outcome(500, "exception", "Something went wrong on the server.")
+
+
+# --- tokens ------------------------------------------------------------------------------
 
 
 def _bearer() -> str | None:
@@ -81,13 +177,20 @@ def _bearer() -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def _live(token: dict | None) -> bool:
+    if token is None or token["scope"] != "read":
+        return False
+    expires = token.get("expires_at")
+    return not expires or now() < datetime.fromisoformat(expires)
+
+
 @bp.before_request
 def authenticate():
     """Only a live token in the Authorization header gets in; cookies count for nothing."""
     g.pop("user", None)
     token = _bearer()
-    record = storage.api_token_by_hash(get_db(), hash_token(token)) if token else None
-    if record is None or record["scope"] != "read":
+    found = storage.api_token_by_hash(get_db(), hash_token(token)) if token else None
+    if not _live(found):
         return _outcome(
             401, "login", "A valid bearer token is required.", {"WWW-Authenticate": "Bearer"}
         )
@@ -95,11 +198,20 @@ def authenticate():
     per_minute = throttle.Window(
         REQUEST_SCOPE, current_app.config["API_REQUESTS_PER_MINUTE"], timedelta(minutes=1)
     )
-    if not throttle.count_request(db, per_minute, str(record["id"]), moment):
+    if not throttle.count_request(db, per_minute, str(found["id"]), moment):
         return _outcome(429, "throttled", "Too many requests.", {"Retry-After": "60"})
-    storage.touch_api_token(db, record["id"], moment)
-    g.api_token = record
+    storage.touch_api_token(db, found["id"], moment)
+    g.api_token = found
+    fmt = request.args.get("_format")
+    if fmt is not None and fmt.split(";")[0].strip().lower() not in JSON_FORMATS:
+        return _outcome(406, "not-supported", "Only _format=json is served.")
     return None
+
+
+def readable_statuses() -> tuple[str, ...]:
+    """The stored statuses this request's token reads: sent visits, and those not sent
+    when the token has the in-progress scope."""
+    return SENT + NOT_SENT if g.api_token["in_progress"] else SENT
 
 
 def _audit(action: str, visit_id: int | None = None, detail: str = "") -> None:
@@ -114,33 +226,319 @@ def _audit(action: str, visit_id: int | None = None, detail: str = "") -> None:
     )
 
 
-def _since(raw: str) -> datetime | None:
-    """A `_lastUpdated=ge<instant>` value as the clinic's local time (as stored), or None
-    when it is no instant, or one whose UTC or local time falls outside years 1 to 9999
-    (ge9999-12-31T23:59:59-14:00 is past the end of the calendar in UTC)."""
-    if not raw.startswith("ge"):
-        return None
-    try:
-        moment = datetime.fromisoformat(raw[2:].replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            moment = aware(moment)
-        zone = clinic_zone()
-        # Converting goes through UTC: an instant outside years 1 to 9999 there fails.
-        return (moment.astimezone(zone) if zone else moment.astimezone()).replace(tzinfo=None)
-    except (ValueError, OverflowError, OSError):  # OSError: the C library's localtime()
-        return None
+# --- the resources ------------------------------------------------------------------------
 
 
-def _number(name: str, default: int, low: int, high: int) -> int | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not WHOLE_NUMBER.fullmatch(raw) or not low <= int(raw) <= high:
-        return None
-    return int(raw)
+def languages() -> list[str]:
+    return list(current_app.config["OFFERED_LANGUAGES"])
+
+
+def questionnaire_json() -> dict:
+    return record.questionnaire_json(languages())
+
+
+def is_sent(visit: Visit) -> bool:
+    return visit.status in SENT
+
+
+def response_for(visit: Visit) -> dict:
+    """The QuestionnaireResponse of one visit, from what is stored (``exports.record``):
+    in full once sent, else status and progress only."""
+    return record.response_for(
+        get_db(),
+        visit,
+        settings=clinic_settings(),
+        base_url=configured_base_url(),
+        full=is_sent(visit),
+    )
+
+
+def _response_url(visit: Visit) -> str:
+    return f"{base_url()}{PREFIX}/QuestionnaireResponse/{fhir.resource_id(visit)}"
+
+
+# --- search parameters ----------------------------------------------------------------------
+
+
+def _strict() -> bool:
+    """`Prefer: handling=strict` (any other value, or none, is lenient: FHIR's default)."""
+    for preference in re.split(r"[,;]", request.headers.get("Prefer", "")):
+        name, _, value = preference.partition("=")
+        if name.strip().lower() == "handling" and value.strip().strip('"').lower() == "strict":
+            return True
+    return False
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def date_range(raw: str) -> tuple[int | None, int | None]:
+    """A `_lastUpdated` value as [low, high) in microseconds since 1970 UTC (None: open).
+
+    The value's precision is a range (FHIR search, dates): ge2026-11-25 is from the start
+    of that day, gt2026-11-25 after its end; a time without offset is the clinic's."""
+    match = DATE_VALUE.fullmatch(raw)
+    if match is None:
+        raise ValueError(raw)
+    part = match.groupdict()
+    fraction = part["fraction"] or ""
+    start = datetime(
+        int(part["year"]),
+        int(part["month"] or 1),
+        int(part["day"] or 1),
+        int(part["hour"] or 0),
+        int(part["minute"] or 0),
+        int(part["second"] or 0),
+        int((fraction + "000000")[:6]),
+    )
+    if part["fraction"] is not None:
+        step = timedelta(microseconds=10 ** max(0, 6 - len(fraction)))
+    elif part["second"] is not None:
+        step = timedelta(seconds=1)
+    elif part["minute"] is not None:
+        step = timedelta(minutes=1)
+    elif part["day"] is not None:
+        step = timedelta(days=1)
+    else:
+        step = None  # a month or a year: up to the first of the next one
+    if step is not None:
+        end = start + step
+    elif part["month"] is not None:
+        end = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    else:
+        end = start.replace(year=start.year + 1)
+    if part["zone"]:
+        offset = datetime.fromisoformat(f"2000-01-01T00:00:00{part['zone'].replace('Z', '+00:00')}")
+        low, high = start.replace(tzinfo=offset.tzinfo), end.replace(tzinfo=offset.tzinfo)
+    else:
+        low, high = aware(start), aware(end)
+    low_us, high_us = _micros(low), _micros(high)
+    prefix = part["prefix"] or "eq"
+    return {
+        "eq": (low_us, high_us),
+        "ge": (low_us, None),
+        "gt": (high_us, None),
+        "lt": (None, low_us),
+        "le": (None, high_us),
+    }[prefix]
+
+
+class Search:
+    """An API search as understood: the statuses, change-time ranges, page size and
+    cursor, and the parameters used (for the self and next links)."""
+
+    def __init__(self, args, strict: bool, readable: tuple[str, ...]):
+        self.statuses = readable
+        self.ranges: list[tuple[int | None, int | None]] = []
+        self.count = DEFAULT_COUNT
+        self.cursor = 0
+        self.used: list[tuple[str, str]] = []
+        for name, value in args.items(multi=True):
+            if name == "_lastUpdated":
+                self.ranges.append(self._date(value))
+            elif name == "status":
+                self.statuses = self._status(value, readable)
+            elif name == "_count":
+                self.count = self._number(name, value, 1, MAX_COUNT)
+            elif name == "_cursor":
+                self.cursor = self._number(name, value, 0, 10**18 - 1)
+                continue  # the cursor goes into the next link only
+            elif name == "_format":
+                continue  # checked on the way in; JSON is all there is
+            elif strict:
+                raise SearchError(
+                    400,
+                    "not-supported",
+                    f"Unknown search parameter {name!r}: this server supports "
+                    f"{', '.join(SEARCH_PARAMS + RESULT_PARAMS)} (see metadata).",
+                )
+            else:
+                continue  # lenient: ignored, and left out of the self link
+            if name != "_count":
+                self.used.append((name, value))
+
+    @staticmethod
+    def _date(value: str) -> tuple[int | None, int | None]:
+        try:
+            return date_range(value)
+        except (ValueError, OverflowError, OSError):  # OSError: the C library's localtime()
+            raise SearchError(
+                400,
+                "invalid",
+                f"_lastUpdated={value!r}: give a date or date-time (years 1 to 9999) with an "
+                "optional prefix eq, ge, gt, le or lt, e.g. _lastUpdated=ge2026-11-25T00:00:00Z.",
+            ) from None
+
+    def _status(self, value: str, readable: tuple[str, ...]) -> tuple[str, ...]:
+        wanted: list[str] = []
+        for code in value.split(","):
+            if code not in STATUSES:
+                raise SearchError(
+                    400,
+                    "invalid",
+                    f"status={code!r}: use one of {', '.join(STATUSES)} (comma-separated).",
+                )
+            wanted += STATUSES[code]
+        if not set(wanted) <= set(readable):
+            raise SearchError(
+                403,
+                "forbidden",
+                "This token reads sent visits only; an admin can give a token the "
+                "in-progress scope on the Integrations page.",
+            )
+        return tuple(s for s in self.statuses if s in wanted)  # several status params: AND
+
+    @staticmethod
+    def _number(name: str, value: str, low: int, high: int) -> int:
+        if not WHOLE_NUMBER.fullmatch(value) or not low <= int(value) <= high:
+            raise SearchError(
+                400, "invalid", f"{name}={value!r}: a whole number from {low} to {high}."
+            )
+        return int(value)
+
+    def url(self, cursor: int | None = None) -> str:
+        query = [*self.used, ("_count", str(self.count))]
+        if cursor:
+            query.append(("_cursor", str(cursor)))
+        return f"{base_url()}{PREFIX}/QuestionnaireResponse?{urlencode(query)}"
 
 
 # --- routes --------------------------------------------------------------------------------
+
+
+HL7_PARAMS = "http://hl7.org/fhir/SearchParameter/"
+SEARCH_PARAM_DEFINITIONS = [
+    {
+        "name": "_lastUpdated",
+        "definition": HL7_PARAMS + "Resource-lastUpdated",
+        "type": "date",
+        "documentation": (
+            "Prefixes eq (or none), ge, gt, le, lt; repeat it for a range. A time without "
+            "offset is the clinic's."
+        ),
+    },
+    {
+        "name": "status",
+        "definition": HL7_PARAMS + "QuestionnaireResponse-status",
+        "type": "token",
+        "documentation": "in-progress, completed, stopped; a comma for either.",
+    },
+    {
+        "name": "_count",
+        "type": "number",
+        "documentation": f"Page size, 1 to {MAX_COUNT} (default {DEFAULT_COUNT}).",
+    },
+]
+
+
+@bp.get("/metadata")
+def metadata():
+    """The CapabilityStatement: exactly the interactions and parameters served."""
+    return _fhir(capability_statement())
+
+
+def capability_statement() -> dict:
+    settings = clinic_settings()
+    if not settings["references_are_chart_numbers"]:
+        patient = (
+            "No patient link: the clinic's patient references are not chart numbers, so "
+            "subject, author and source are left out."
+        )
+    elif settings.get("chart_number_system"):
+        patient = (
+            "subject, author and source: the patient, by chart number (identifier type MR, "
+            f"system {settings['chart_number_system']})."
+        )
+    else:
+        patient = (
+            "subject, author and source: the patient, by chart number (identifier type MR); "
+            "no identifier system is given, since the clinic has set none."
+        )
+    identifier = (
+        f"identifier: system {configured_base_url()}/visits, value the visit's UUID."
+        if configured_base_url()
+        else "identifier: system urn:ietf:rfc:3986, value urn:uuid:<the visit's UUID>."
+    )
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": aware(now()).isoformat(timespec="seconds"),
+        "publisher": "Pre-visit reflection",
+        "kind": "instance",
+        "software": {"name": "Pre-visit reflection", "version": config.VERSION},
+        "implementation": {
+            "description": "Read-only FHIR API of the pre-visit reflection app",
+            "url": f"{base_url()}{PREFIX}",
+        },
+        "fhirVersion": "4.0.1",
+        "format": [FHIR_JSON, "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": (
+                    "Read only. Unknown search parameters: Prefer: handling=lenient (the "
+                    "default) ignores them and leaves them out of the self link; "
+                    "handling=strict answers 400 with an OperationOutcome."
+                ),
+                "security": {
+                    "description": (
+                        "Authorization: Bearer <token>, one token per integration, created "
+                        "by an admin on the Integrations page; tokens can expire and be "
+                        "rotated or revoked; every visit read is audited."
+                    )
+                },
+                "resource": [
+                    {
+                        "type": "QuestionnaireResponse",
+                        "documentation": (
+                            "One per visit. Only sent visits (status completed); a token with "
+                            "the in-progress scope also reads visits not sent (in-progress, "
+                            "stopped) with status and progress only. Answers held for in "
+                            "person never leave. id: the visit's UUID. "
+                            f"{identifier} {patient} Paging follows the change sequence: "
+                            "follow the next link (its _cursor), then poll with "
+                            "_lastUpdated=gt<the newest meta.lastUpdated read>."
+                        ),
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "versioning": "versioned",
+                        "readHistory": False,
+                        "updateCreate": False,
+                        "searchParam": SEARCH_PARAM_DEFINITIONS,
+                    },
+                    {
+                        "type": "CodeSystem",
+                        "documentation": (
+                            "One per choice list (each item's own answers, "
+                            f"{fhir.CODE_SYSTEM_BASE}<item id>); the safety question "
+                            "S1 uses LOINC (44260-8, the PHQ-9 answer list) instead."
+                        ),
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": [
+                            {
+                                "name": "url",
+                                "definition": HL7_PARAMS + "CodeSystem-url",
+                                "type": "uri",
+                            },
+                            {
+                                "name": "version",
+                                "definition": HL7_PARAMS + "CodeSystem-version",
+                                "type": "token",
+                            },
+                        ],
+                    },
+                    {
+                        "type": "Questionnaire",
+                        "documentation": (
+                            f"The current questionnaire, id {fhir.QUESTIONNAIRE_ID}, "
+                            f"url {fhir.QUESTIONNAIRE_URL}."
+                        ),
+                        "interaction": [{"code": "read"}],
+                    },
+                ],
+            }
+        ],
+    }
 
 
 @bp.get("/Questionnaire/<resource_id>")
@@ -151,46 +549,114 @@ def questionnaire_read(resource_id: str):
     return _fhir(questionnaire_json())
 
 
-@bp.get("/QuestionnaireResponse")
-def response_search():
-    """A searchset Bundle of the responses changed since _lastUpdated=ge..., paged."""
-    since = _since(request.args.get("_lastUpdated", ""))
-    count = _number("_count", DEFAULT_COUNT, 1, MAX_COUNT)
-    page = _number("_page", 1, 1, 100_000)
-    if since is None or count is None or page is None:
-        return _outcome(
-            400,
-            "invalid",
-            "Give _lastUpdated=ge<date-time> (within years 1 to 9999, in UTC too), and "
-            "optionally _count (1-500) and _page (1-100000), in ASCII digits.",
-        )
-    rows = storage.visits_updated_since(get_db(), since, limit=count + 1, offset=(page - 1) * count)
-    more, rows = len(rows) > count, rows[:count]
-    entries = []
-    with storage.write(get_db()):  # one commit for the page's audit entries
-        for visit in rows:
-            resource = response_for(visit)
-            _audit("fhir_response_read", visit.id)
-            entries.append(
-                {
-                    "fullUrl": f"{base_url()}/api/fhir/QuestionnaireResponse/{resource['id']}",
-                    "resource": resource,
-                    "search": {"mode": "match"},
-                }
+def code_systems() -> list[dict]:
+    return record.code_systems(languages())
+
+
+@bp.get("/CodeSystem/<resource_id>")
+def codesystem_read(resource_id: str):
+    """One choice list's CodeSystem (each item's own answers)."""
+    found = [cs for cs in code_systems() if cs["id"] == resource_id]
+    if not found:
+        return _outcome(404, "not-found", "No such CodeSystem.")
+    _audit("fhir_codesystem_read")
+    return _fhir(found[0])
+
+
+@bp.get("/CodeSystem")
+def codesystem_search():
+    """The CodeSystems by canonical (`url`, optionally `version`): how a client resolves
+    a coding's system. Without either, every one."""
+    strict = _strict()
+    wanted: dict[str, str] = {}
+    for name, value in request.args.items(multi=True):
+        if name in ("url", "version"):
+            wanted[name] = value
+        elif name != "_format" and strict:
+            return _outcome(
+                400, "not-supported", f"Unknown search parameter {name!r}: use url, version."
             )
-
-    def page_url(number: int) -> str:
-        query = {"_lastUpdated": request.args["_lastUpdated"], "_count": count, "_page": number}
-        return f"{base_url()}{request.path}?{urlencode(query)}"
-
-    links = [{"relation": "self", "url": page_url(page)}]
-    if more:
-        links.append({"relation": "next", "url": page_url(page + 1)})
+    found = [
+        cs for cs in code_systems() if all(cs[name] == value for name, value in wanted.items())
+    ]
+    _audit("fhir_codesystem_read")
+    query = urlencode(sorted(wanted.items()))
     return _fhir(
         {
             "resourceType": "Bundle",
             "type": "searchset",
             "timestamp": aware(now()).isoformat(timespec="seconds"),
+            "total": len(found),
+            "link": [
+                {
+                    "relation": "self",
+                    "url": f"{base_url()}{PREFIX}/CodeSystem" + (f"?{query}" if query else ""),
+                }
+            ],
+            **(
+                {
+                    "entry": [
+                        {
+                            "fullUrl": f"{base_url()}{PREFIX}/CodeSystem/{cs['id']}",
+                            "resource": cs,
+                            "search": {"mode": "match"},
+                        }
+                        for cs in found
+                    ]
+                }
+                if found
+                else {}
+            ),
+        }
+    )
+
+
+@bp.get("/QuestionnaireResponse/<resource_id>")
+def response_read(resource_id: str):
+    """One visit's response by its id (every Bundle entry's fullUrl), if this token may
+    read it; any other id is 404, so a token learns nothing of visits it cannot read."""
+    visit = (
+        storage.visit_by_uuid(get_db(), resource_id) if RESOURCE_ID.fullmatch(resource_id) else None
+    )
+    if visit is None or visit.status not in readable_statuses():
+        return _outcome(404, "not-found", "No such QuestionnaireResponse.")
+    resource = response_for(visit)
+    with storage.write(get_db()):
+        _audit("fhir_response_read", visit.id)
+    return _fhir(resource, headers={"ETag": f'W/"{visit.change_seq}"'})
+
+
+@bp.get("/QuestionnaireResponse")
+def response_search():
+    """A searchset Bundle in change-sequence order, paged by cursor."""
+    try:
+        search = Search(request.args, _strict(), readable_statuses())
+    except SearchError as error:
+        return _outcome(error.status, error.code, error.text)
+    db = get_db()
+    ranges = tuple(search.ranges)
+    rows = storage.exported_visits(
+        db, statuses=search.statuses, ranges=ranges, after_seq=search.cursor, limit=search.count + 1
+    )
+    more, rows = len(rows) > search.count, rows[: search.count]
+    total = storage.count_exported(db, statuses=search.statuses, ranges=ranges)
+    entries = []
+    with storage.write(db):  # one commit for the page's audit entries
+        for visit in rows:
+            resource = response_for(visit)
+            _audit("fhir_response_read", visit.id)
+            entries.append(
+                {"fullUrl": _response_url(visit), "resource": resource, "search": {"mode": "match"}}
+            )
+    links = [{"relation": "self", "url": search.url(search.cursor)}]
+    if more:
+        links.append({"relation": "next", "url": search.url(rows[-1].change_seq)})
+    return _fhir(
+        {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "timestamp": aware(now()).isoformat(timespec="seconds"),
+            "total": total,
             "link": links,
             **({"entry": entries} if entries else {}),  # FHIR allows no empty arrays
         }

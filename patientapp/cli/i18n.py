@@ -49,6 +49,7 @@ ITEM_KEYS = (
     "prompt",
     "short",
     "help",
+    "help_closed",
     "intro",
     "min_label",
     "max_label",
@@ -108,10 +109,10 @@ def extract_questionnaire(fileobj, keywords, comment_tags, options):
     """Babel extraction method for questionnaire.toml.
 
     Yields ``(lineno, None, message, [comment])`` for each section title, each item's
-    prompt, short, help, intro, min_label, max_label, row_label, choice_label and
-    text_prompt, and each choice label. The comment names the owner ("M3 choice
-    safety_net", "M4 prompt", "section medicines title") so translators see where a
-    string is shown.
+    prompt, short, help, help_closed, intro, min_label, max_label, row_label,
+    choice_label and text_prompt, and each choice label. The comment names the owner ("M3
+    choice safety_net", "M4 prompt", "section medicines title") so translators see where
+    a string is shown.
     """
     text = fileobj.read()
     if isinstance(text, bytes):

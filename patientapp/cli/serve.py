@@ -27,7 +27,7 @@ from flask.cli import with_appcontext
 
 from patientapp import config as config_module
 from patientapp.cli.common import flask_command
-from patientapp.domain import escalation, retention
+from patientapp.domain import delivery, escalation, retention
 from patientapp.domain.accounts import issue_setup_token
 from patientapp.web.context import base_url, close_db, close_thread_db, get_db, now
 
@@ -98,15 +98,18 @@ def serve_command(host: str, port: int, threads: int, workers: int | None) -> No
     stops = []
 
     def on_start() -> None:
-        # In each serving process: the daily retention run and the escalation loop.
+        # In each serving process: the daily retention run, the escalation loop and the
+        # loop that sends invitations and reminders.
         stops.append(retention.start(app, now))
         stops.append(escalation.start(app, now, base_url))
+        stops.append(delivery.start(app, now, base_url))
 
     try:
         run(app, host, port, workers, options, on_start=on_start)
     finally:
         for stop in stops:  # waitress has returned: the loops end with it
             stop.set()
+        delivery.wake()
 
 
 def run(app, host: str, port: int, workers: int, options: dict, on_start=None) -> None:

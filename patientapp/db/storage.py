@@ -20,6 +20,7 @@ from contextvars import ContextVar
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from pathlib import Path
+from uuid import uuid4
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlite_utils import Database
@@ -667,8 +668,9 @@ def create_visit(
 ) -> int:
     cursor = db.execute(
         """INSERT INTO visits (patient_ref, appointment_at, psychiatrist_id, suggested_language,
-               token_hash, code_hash, expires_at, created_by, created_at, replaces_visit_id)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               token_hash, code_hash, expires_at, created_by, created_at, replaces_visit_id,
+               uuid)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         (
             patient_ref,
             _ts(appointment_at),
@@ -680,6 +682,7 @@ def create_visit(
             created_by,
             _ts(now),
             replaces_visit_id,
+            str(uuid4()),  # the visit's FHIR id, stable across backup and restore
         ),
     )
     return cursor.lastrowid
@@ -699,7 +702,13 @@ def get_visit(db: Database, visit_id: int) -> Visit | None:
 
 
 def visit_by_token_hash(db: Database, token_hash: str) -> Visit | None:
-    return _visit(db, "SELECT * FROM visits WHERE token_hash = ?", (token_hash,))
+    """The visit a link opens: its own link, or one a message carried."""
+    return _visit(
+        db,
+        """SELECT * FROM visits WHERE token_hash = :t
+           OR id = (SELECT visit_id FROM link_tokens WHERE token_hash = :t)""",
+        {"t": token_hash},
+    )
 
 
 def visit_by_code_hash(db: Database, code_hash: str) -> Visit | None:
@@ -980,6 +989,152 @@ def m080_alert_escalation(db: Database) -> None:
         "mail_error TEXT NOT NULL DEFAULT ''",
     ):
         db.execute(f"ALTER TABLE alerts ADD COLUMN {column}")
+
+
+@migrations()
+def m090_invitation_messages(db: Database) -> None:
+    # Invitations sent by e-mail or text, and one reminder. A patient's contact details
+    # live only in `contacts`, one row per visit, deleted once the visit is sent,
+    # cancelled or expired (an opt-out keeps the row with both emptied). `messages` holds
+    # what is due and what became of it, never an address; `link_tokens` are the extra
+    # links those messages carried (only their SHA-256), each opening its visit.
+    statements = [
+        """CREATE TABLE contacts (
+            visit_id INTEGER PRIMARY KEY REFERENCES visits(id) ON DELETE CASCADE,
+            email TEXT NOT NULL DEFAULT '',
+            phone TEXT NOT NULL DEFAULT '',
+            opted_out_at TEXT
+        )""",
+        """CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            visit_id INTEGER NOT NULL REFERENCES visits(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL CHECK (kind IN ('invitation', 'reminder')),
+            channel TEXT NOT NULL CHECK (channel IN ('email', 'sms')),
+            due_at TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'queued'
+                CHECK (state IN ('queued', 'sent', 'failed', 'cancelled')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_at TEXT,
+            sent_at TEXT,
+            answer TEXT NOT NULL DEFAULT '',
+            error TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX messages_due ON messages (state, due_at)",
+        "CREATE INDEX messages_by_visit ON messages (visit_id)",
+        """CREATE TABLE link_tokens (
+            token_hash TEXT PRIMARY KEY,
+            visit_id INTEGER NOT NULL REFERENCES visits(id) ON DELETE CASCADE,
+            message_id INTEGER REFERENCES messages(id) ON DELETE SET NULL,
+            created_at TEXT NOT NULL,
+            opened_at TEXT
+        )""",
+        "CREATE INDEX link_tokens_by_visit ON link_tokens (visit_id)",
+    ]
+    for sql in statements:
+        db.execute(sql)
+
+
+# What the FHIR API exports about a visit changes: the change sequence goes up by one and
+# the change time (microseconds since 1970, UTC) moves on, never backwards, in the same
+# transaction as the change (CHANGE_BUMP: `{visit}` the visit's id, `{moment}` a stored
+# time of the change, e.g. NEW.submitted_at). Sequence order is commit order, so a reader
+# paging by sequence never misses a change committed while it reads.
+CHANGE_BUMP = """
+    UPDATE change_clock SET seq = seq + 1,
+        us = MAX(us + 1, COALESCE(CAST(strftime('%s', {moment}) AS INTEGER) * 1000000, 0))
+        WHERE id = 1;
+    UPDATE visits SET change_seq = (SELECT seq FROM change_clock WHERE id = 1),
+        changed_us = (SELECT us FROM change_clock WHERE id = 1) WHERE id = {visit};"""
+# The visit columns the FHIR resources read (exports/fhir.py); a change to any of them is
+# a change of the exported resource.
+EXPORTED_COLUMNS = (
+    "status",
+    "patient_ref",
+    "appointment_at",
+    "questionnaire_version",
+    "answer_language",
+    "safety",
+    "furthest_step",
+    "started_at",
+    "last_activity_at",
+    "submitted_at",
+    "reviewed_at",
+    "cancelled_at",
+)
+_VISIT_LATEST = """MAX(COALESCE(NEW.last_activity_at, ''), COALESCE(NEW.submitted_at, ''),
+    COALESCE(NEW.reviewed_at, ''), COALESCE(NEW.cancelled_at, ''),
+    COALESCE(NEW.started_at, ''))"""
+_ACTIVITY = "(SELECT last_activity_at FROM visits WHERE id = {visit})"
+
+
+def _bump(visit: str, moment: str) -> str:
+    return CHANGE_BUMP.format(visit=visit, moment=moment)
+
+
+@migrations()
+def m100_fhir_changes(db: Database) -> None:
+    # Issue 22. Each visit gets a random UUID (its FHIR id: a row id is reused once a
+    # backup is restored and visits are added again), a change sequence and a change
+    # time, kept by triggers on every change of what the FHIR resources read, so an
+    # integration engine pages by sequence and never misses or repeats a change. API
+    # tokens can expire, be rotated, and (off by default) read visits still in progress.
+    for sql in (
+        "ALTER TABLE visits ADD COLUMN uuid TEXT",
+        "ALTER TABLE visits ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE visits ADD COLUMN changed_us INTEGER NOT NULL DEFAULT 0",
+        """CREATE TABLE change_clock (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            seq INTEGER NOT NULL,
+            us INTEGER NOT NULL
+        )""",
+        "ALTER TABLE api_tokens ADD COLUMN expires_at TEXT",
+        "ALTER TABLE api_tokens ADD COLUMN in_progress INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE api_tokens ADD COLUMN rotated_at TEXT",
+    ):
+        db.execute(sql)
+    for (visit_id,) in db.execute("SELECT id FROM visits").fetchall():
+        db.execute("UPDATE visits SET uuid = ? WHERE id = ?", (str(uuid4()), visit_id))
+    # Existing visits in the order of their last change, each one microsecond apart.
+    seq, last = 0, 0
+    latest = _VISIT_LATEST.replace("NEW.", "")
+    for visit_id, moment in db.execute(
+        f"SELECT id, {latest} AS latest FROM visits WHERE started_at IS NOT NULL"
+        " ORDER BY latest, id"
+    ).fetchall():
+        seq += 1
+        last = max(last + 1, int(datetime.fromisoformat(moment).timestamp()) * 1_000_000)
+        db.execute(
+            "UPDATE visits SET change_seq = ?, changed_us = ? WHERE id = ?", (seq, last, visit_id)
+        )
+    db.execute("INSERT INTO change_clock (id, seq, us) VALUES (1, ?, ?)", (seq, last))
+    db.execute("CREATE UNIQUE INDEX visits_by_uuid ON visits (uuid)")
+    db.execute("CREATE INDEX visits_by_change ON visits (change_seq)")
+    changed = " OR ".join(f"NEW.{c} IS NOT OLD.{c}" for c in EXPORTED_COLUMNS)
+    triggers = [
+        # A visit inserted without one (create_visit gives one) gets a random UUID.
+        """CREATE TRIGGER visits_uuid AFTER INSERT ON visits WHEN NEW.uuid IS NULL
+           BEGIN UPDATE visits SET uuid = lower(hex(randomblob(4)) || '-' ||
+               hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' ||
+               substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2)
+               || '-' || hex(randomblob(6))) WHERE id = NEW.id; END""",
+        f"""CREATE TRIGGER visits_changed AFTER UPDATE OF {", ".join(EXPORTED_COLUMNS)}
+           ON visits WHEN NEW.started_at IS NOT NULL AND ({changed})
+           BEGIN {_bump("NEW.id", _VISIT_LATEST)} END""",
+        f"""CREATE TRIGGER answers_added AFTER INSERT ON answers
+           BEGIN {_bump("NEW.visit_id", "NEW.updated_at")} END""",
+        f"""CREATE TRIGGER answers_changed AFTER UPDATE OF value, in_person, language
+           ON answers WHEN NEW.value IS NOT OLD.value OR NEW.in_person IS NOT OLD.in_person
+               OR NEW.language IS NOT OLD.language
+           BEGIN {_bump("NEW.visit_id", _ACTIVITY.format(visit="NEW.visit_id"))} END""",
+        f"""CREATE TRIGGER answers_removed AFTER DELETE ON answers
+           WHEN EXISTS (SELECT 1 FROM visits WHERE id = OLD.visit_id)
+           BEGIN {_bump("OLD.visit_id", _ACTIVITY.format(visit="OLD.visit_id"))} END""",
+        f"""CREATE TRIGGER safety_answers_added AFTER INSERT ON safety_answers
+           BEGIN {_bump("NEW.visit_id", "NEW.saved_at")} END""",
+    ]
+    for sql in triggers:
+        db.execute(sql)
 
 
 def add_trusted_device(db: Database, device_hash: str, user_id: int, now: datetime) -> None:
@@ -1304,6 +1459,7 @@ def set_secrets(
         "secret_generation = secret_generation + 1 WHERE id = ?",
         (token_hash, code_hash, _ts(expires_at), visit_id),
     )
+    db.execute("DELETE FROM link_tokens WHERE visit_id = ?", (visit_id,))
 
 
 def set_reviewed(db: Database, visit_id: int, user_id: int, now: datetime) -> None:
@@ -1488,19 +1644,44 @@ def purge_counts(db: Database, cutoff: datetime) -> dict[str, int]:
 
 
 def create_api_token(
-    db: Database, *, name: str, token_hash: str, created_by: int | None, now: datetime
+    db: Database,
+    *,
+    name: str,
+    token_hash: str,
+    created_by: int | None,
+    now: datetime,
+    expires_at: datetime | None = None,
+    in_progress: bool = False,
 ) -> int:
     cursor = db.execute(
-        "INSERT INTO api_tokens (name, token_hash, created_at, created_by) VALUES (?, ?, ?, ?)",
-        (name, token_hash, _ts(now), created_by),
+        """INSERT INTO api_tokens (name, token_hash, created_at, created_by, expires_at,
+               in_progress) VALUES (?, ?, ?, ?, ?, ?)""",
+        (
+            name,
+            token_hash,
+            _ts(now),
+            created_by,
+            _ts(expires_at) if expires_at else None,
+            int(in_progress),
+        ),
     )
     return cursor.lastrowid
+
+
+def rotate_api_token(db: Database, token_id: int, token_hash: str, now: datetime) -> bool:
+    """A new secret for a live token: the old one stops working at once."""
+    cursor = db.execute(
+        "UPDATE api_tokens SET token_hash = ?, rotated_at = ? WHERE id = ? AND revoked_at IS NULL",
+        (token_hash, _ts(now), token_id),
+    )
+    return cursor.rowcount == 1
 
 
 def api_tokens(db: Database) -> list[dict]:
     return _rows(
         db,
         """SELECT t.id, t.name, t.scope, t.created_at, t.last_used_at, t.revoked_at,
+                  t.expires_at, t.in_progress, t.rotated_at,
                   u.display_name AS created_by_name
            FROM api_tokens t LEFT JOIN users u ON u.id = t.created_by
            ORDER BY t.revoked_at IS NOT NULL, t.id DESC""",
@@ -1530,20 +1711,83 @@ def touch_api_token(db: Database, token_id: int, now: datetime) -> None:
     db.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (_ts(now), token_id))
 
 
-# A visit's last change: the latest of its own times (they sort as text).
-_VISIT_UPDATED = """MAX(COALESCE(v.last_activity_at, ''), COALESCE(v.submitted_at, ''),
-    COALESCE(v.reviewed_at, ''), COALESCE(v.cancelled_at, ''), COALESCE(v.started_at, ''))"""
+# --- the FHIR API: visits by change sequence ------------------------------------------------
 
 
-def visits_updated_since(db: Database, since: datetime, *, limit: int, offset: int) -> list[Visit]:
-    """Started visits whose last change is at or after since, oldest change first."""
+def _exported_where(
+    statuses: tuple[str, ...], ranges: tuple[tuple[int | None, int | None], ...]
+) -> tuple[str, list]:
+    """The WHERE of an API search: started visits in these statuses whose change time
+    (microseconds) lies in every [low, high) range (None: open)."""
+    where = [
+        "started_at IS NOT NULL",
+        f"status IN ({', '.join('?' for _ in statuses) or 'NULL'})",
+    ]
+    params: list = list(statuses)
+    for low, high in ranges:
+        if low is not None:
+            where.append("changed_us >= ?")
+            params.append(low)
+        if high is not None:
+            where.append("changed_us < ?")
+            params.append(high)
+    return " AND ".join(where), params
+
+
+def exported_visits(
+    db: Database,
+    *,
+    statuses: tuple[str, ...],
+    ranges: tuple[tuple[int | None, int | None], ...] = (),
+    after_seq: int = 0,
+    limit: int,
+) -> list[Visit]:
+    """Visits for an API search, in change-sequence order after `after_seq` (keyset
+    paging: a visit that changes between pages moves behind the cursor, never skips)."""
+    where, params = _exported_where(statuses, ranges)
     return _visits(
         db,
-        f"""SELECT v.*, {_VISIT_UPDATED} AS updated_at FROM visits v
-            WHERE v.started_at IS NOT NULL AND {_VISIT_UPDATED} >= ?
-            ORDER BY updated_at, v.id LIMIT ? OFFSET ?""",
-        (_ts(since), limit, offset),
+        f"SELECT * FROM visits WHERE {where} AND change_seq > ? ORDER BY change_seq LIMIT ?",
+        (*params, after_seq, limit),
     )
+
+
+def count_exported(
+    db: Database,
+    *,
+    statuses: tuple[str, ...],
+    ranges: tuple[tuple[int | None, int | None], ...] = (),
+) -> int:
+    where, params = _exported_where(statuses, ranges)
+    return _one(db, f"SELECT COUNT(*) AS n FROM visits WHERE {where}", params)["n"]
+
+
+def visit_by_uuid(db: Database, visit_uuid: str) -> Visit | None:
+    return _visit(db, "SELECT * FROM visits WHERE uuid = ?", (visit_uuid,))
+
+
+def bump_all_changes(db: Database, now: datetime) -> int:
+    """Inside the caller's transaction: every started visit's export changed (a setting
+    the FHIR resources read, e.g. chart numbers): a new change for each, in their order."""
+    ids = [
+        row[0]
+        for row in db.execute(
+            "SELECT id FROM visits WHERE started_at IS NOT NULL ORDER BY change_seq, id"
+        ).fetchall()
+    ]
+    moment = _ts(now)
+    for visit_id in ids:
+        db.execute(
+            """UPDATE change_clock SET seq = seq + 1,
+                   us = MAX(us + 1, CAST(strftime('%s', ?) AS INTEGER) * 1000000) WHERE id = 1""",
+            (moment,),
+        )
+        db.execute(
+            """UPDATE visits SET change_seq = (SELECT seq FROM change_clock WHERE id = 1),
+                   changed_us = (SELECT us FROM change_clock WHERE id = 1) WHERE id = ?""",
+            (visit_id,),
+        )
+    return len(ids)
 
 
 def visits_between(db: Database, first: date, last: date) -> list[Visit]:
@@ -1646,4 +1890,202 @@ def escalation_mail_failed(db: Database, alert_id: int, error: str, next_at: dat
     db.execute(
         "UPDATE alerts SET mail_error = ?, mail_next_at = ? WHERE id = ?",
         (error, _ts(next_at), alert_id),
+    )
+
+
+# --- invitation messages -----------------------------------------------------------------
+# Which message is due, and when contact details go, is decided in ``delivery``.
+
+
+def contact(db: Database, visit_id: int) -> dict | None:
+    return _one(db, "SELECT * FROM contacts WHERE visit_id = ?", (visit_id,))
+
+
+def put_contact(db: Database, visit_id: int, *, email: str, phone: str) -> None:
+    """Store the visit's address and number (an empty one keeps what was stored)."""
+    db.execute(
+        """INSERT INTO contacts (visit_id, email, phone) VALUES (:v, :e, :p)
+           ON CONFLICT(visit_id) DO UPDATE SET
+               email = CASE WHEN :e != '' THEN :e ELSE email END,
+               phone = CASE WHEN :p != '' THEN :p ELSE phone END""",
+        {"v": visit_id, "e": email, "p": phone},
+    )
+
+
+def opt_out(db: Database, visit_id: int, now: datetime) -> None:
+    """No more messages for this visit: the details erased, the refusal kept."""
+    db.execute(
+        """INSERT INTO contacts (visit_id, opted_out_at) VALUES (?, ?)
+           ON CONFLICT(visit_id) DO UPDATE SET email = '', phone = '',
+               opted_out_at = COALESCE(opted_out_at, excluded.opted_out_at)""",
+        (visit_id, _ts(now)),
+    )
+    cancel_messages(db, visit_id)
+
+
+def contacts_to_erase(db: Database, now: datetime) -> list[int]:
+    """Visits whose contact details must go: sent, cancelled, or past their expiry."""
+    rows = _rows(
+        db,
+        """SELECT c.visit_id FROM contacts c JOIN visits v ON v.id = c.visit_id
+           WHERE (c.email != '' OR c.phone != '')
+           AND (v.status IN ('submitted', 'reviewed', 'cancelled') OR v.expires_at <= ?)""",
+        (_ts(now),),
+    )
+    return [row["visit_id"] for row in rows]
+
+
+def erase_contact(db: Database, visit_id: int) -> None:
+    db.execute("DELETE FROM contacts WHERE visit_id = ?", (visit_id,))
+    cancel_messages(db, visit_id)
+
+
+def cancel_messages(db: Database, visit_id: int) -> None:
+    db.execute(
+        "UPDATE messages SET state = 'cancelled', next_at = NULL "
+        "WHERE visit_id = ? AND state = 'queued'",
+        (visit_id,),
+    )
+
+
+def queue_message(
+    db: Database, visit_id: int, *, kind: str, channel: str, due_at: datetime, now: datetime
+) -> int:
+    """Queue one message, replacing a queued one of the same kind and channel."""
+    db.execute(
+        "DELETE FROM messages WHERE visit_id = ? AND kind = ? AND channel = ? "
+        "AND state = 'queued' AND attempts = 0",
+        (visit_id, kind, channel),
+    )
+    cursor = db.execute(
+        "INSERT INTO messages (visit_id, kind, channel, due_at, created_at) VALUES (?, ?, ?, ?, ?)",
+        (visit_id, kind, channel, _ts(due_at), _ts(now)),
+    )
+    return cursor.lastrowid
+
+
+def messages_of(db: Database, visit_ids: list[int]) -> dict[int, list[dict]]:
+    """Each visit's messages, oldest first, times local and typed."""
+    found: dict[int, list[dict]] = {visit_id: [] for visit_id in visit_ids}
+    if not visit_ids:
+        return found
+    marks = ", ".join("?" * len(visit_ids))
+    rows = _rows(
+        db,
+        f"SELECT * FROM messages WHERE visit_id IN ({marks}) ORDER BY due_at, id",
+        visit_ids,
+        typed=True,
+    )
+    for row in rows:
+        found[row["visit_id"]].append(row)
+    return found
+
+
+def link_opened_at(db: Database, visit_ids: list[int]) -> dict[int, datetime]:
+    """When each visit was first opened from a link a message carried."""
+    if not visit_ids:
+        return {}
+    marks = ", ".join("?" * len(visit_ids))
+    rows = _rows(
+        db,
+        f"""SELECT visit_id, MIN(opened_at) AS opened_at FROM link_tokens
+            WHERE visit_id IN ({marks}) AND opened_at IS NOT NULL GROUP BY visit_id""",
+        visit_ids,
+        typed=True,
+    )
+    return {row["visit_id"]: row["opened_at"] for row in rows}
+
+
+def message_due(db: Database, now: datetime) -> dict | None:
+    """The oldest queued message whose time has come and whose next try may start."""
+    return _one(
+        db,
+        """SELECT * FROM messages WHERE state = 'queued' AND due_at <= :n
+           AND (next_at IS NULL OR next_at <= :n) ORDER BY due_at, id LIMIT 1""",
+        {"n": _ts(now)},
+    )
+
+
+def next_message_at(db: Database) -> datetime | None:
+    """When the next queued message may be tried (clinic time), if any is queued."""
+    row = _one(
+        db,
+        """SELECT MIN(CASE WHEN next_at > due_at THEN next_at ELSE due_at END) AS due_at
+           FROM messages WHERE state = 'queued'""",
+    )
+    return datetime.fromisoformat(row["due_at"]) if row and row["due_at"] else None
+
+
+def claim_message(db: Database, message_id: int, now: datetime, until: datetime) -> int:
+    """Take the message's next try: no other starts before `until`. The attempt's number,
+    or 0 when it was not free to take."""
+    cursor = db.execute(
+        """UPDATE messages SET attempts = attempts + 1, next_at = ?
+           WHERE id = ? AND state = 'queued' AND (next_at IS NULL OR next_at <= ?)""",
+        (_ts(until), message_id, _ts(now)),
+    )
+    if cursor.rowcount != 1:
+        return 0
+    return db.execute("SELECT attempts FROM messages WHERE id = ?", (message_id,)).fetchone()[0]
+
+
+def postpone_message(db: Database, message_id: int, until: datetime) -> None:
+    """Not now (quiet hours): the message waits, no try counted."""
+    db.execute("UPDATE messages SET next_at = ? WHERE id = ?", (_ts(until), message_id))
+
+
+def message_done(
+    db: Database,
+    message_id: int,
+    *,
+    state: str,
+    answer: str = "",
+    error: str = "",
+    next_at: datetime | None = None,
+    sent_at: datetime | None = None,
+) -> None:
+    """Record a try: sent, failed for good, cancelled, or (queued) to be tried at next_at."""
+    db.execute(
+        """UPDATE messages SET state = ?, answer = ?, error = ?, next_at = ?, sent_at = ?
+           WHERE id = ?""",
+        (
+            state,
+            answer,
+            error,
+            _ts(next_at) if next_at else None,
+            _ts(sent_at) if sent_at else None,
+            message_id,
+        ),
+    )
+
+
+def add_link_token(
+    db: Database, token_hash: str, visit_id: int, message_id: int, now: datetime
+) -> None:
+    db.execute(
+        "INSERT INTO link_tokens (token_hash, visit_id, message_id, created_at) "
+        "VALUES (?, ?, ?, ?)",
+        (token_hash, visit_id, message_id, _ts(now)),
+    )
+
+
+def drop_link_tokens(db: Database, message_id: int) -> None:
+    """The links of a try that did not leave: nobody holds them."""
+    db.execute("DELETE FROM link_tokens WHERE message_id = ?", (message_id,))
+
+
+def link_unopened(db: Database, token_hash: str) -> bool:
+    """Whether the link is a message's that nobody has opened yet."""
+    return bool(
+        db.execute(
+            "SELECT 1 FROM link_tokens WHERE token_hash = ? AND opened_at IS NULL", (token_hash,)
+        ).fetchone()
+    )
+
+
+def mark_link_opened(db: Database, token_hash: str, now: datetime) -> None:
+    """Note the first opening of a message's link."""
+    db.execute(
+        "UPDATE link_tokens SET opened_at = ? WHERE token_hash = ? AND opened_at IS NULL",
+        (_ts(now), token_hash),
     )

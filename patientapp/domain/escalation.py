@@ -69,7 +69,13 @@ def board_link(base_url: str) -> str:
 def _paragraphs(parts) -> str:
     """Plain text as mail readers expect it: short lines, a blank line between paragraphs
     (a link is never broken)."""
-    return "\n\n".join(textwrap.fill(part, 72, break_long_words=False) for part in parts) + "\n"
+    return (
+        "\n\n".join(
+            textwrap.fill(part, 72, break_long_words=False, break_on_hyphens=False)
+            for part in parts
+        )
+        + "\n"
+    )
 
 
 def escalation_message(relay: mail.Relay, name: str, minutes: int, board: str):

@@ -13,7 +13,7 @@ import smtplib
 import socket
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -48,7 +48,7 @@ class Relay:
     port: int = DEFAULT_PORT
     security: str = DEFAULT_SECURITY
     user: str = ""
-    password: str = ""
+    password: str = field(default="", repr=False)  # kept out of logs and tracebacks
     sender: str = ""
     oncall: str = ""
 
@@ -71,19 +71,30 @@ class Relay:
         return bool(self.host and self.sender and self.oncall)
 
     @property
+    def can_send(self) -> bool:
+        """A relay and a sender: enough for mail to a patient (no on-call address needed)."""
+        return bool(self.host and self.sender)
+
+    @property
     def address(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 class MailError(Exception):
-    """The relay did not take the message; the text says why (never the password)."""
+    """The relay did not take the message; the text says why (never the password).
+    ``permanent`` when the relay refused the recipient for good (a 5xx answer: the
+    message bounced), so trying again cannot help."""
+
+    def __init__(self, text: str, *, permanent: bool = False):
+        super().__init__(text)
+        self.permanent = permanent
 
 
-def message(relay: Relay, subject: str, body: str) -> EmailMessage:
-    """A plain-text message from the sender to the on-call address."""
+def message(relay: Relay, subject: str, body: str, to: str = "") -> EmailMessage:
+    """A plain-text message from the sender to `to`, by default the on-call address."""
     mail = EmailMessage()
     mail["From"] = relay.sender
-    mail["To"] = relay.oncall
+    mail["To"] = to or relay.oncall
     mail["Subject"] = subject
     mail["Date"] = formatdate(localtime=True)
     # The sender's own domain, not this machine's name (looking that up can be slow).
@@ -92,16 +103,27 @@ def message(relay: Relay, subject: str, body: str) -> EmailMessage:
     return mail
 
 
-def send(relay: Relay, mail: EmailMessage) -> str:
-    """Hand the message to the relay; what it answered (e.g. "250 2.0.0 Ok: queued").
-    Raises MailError with the reason when it is not taken."""
+def send(relay: Relay, mail: EmailMessage, to: str = "") -> str:
+    """Hand the message for `to` (by default the on-call address) to the relay; what it
+    answered (e.g. "250 2.0.0 Ok: queued"). Raises MailError with the reason when it is
+    not taken; a patient's address never appears in that reason."""
+    to = to or relay.oncall
     try:
-        return _send(relay, mail)
+        return _send(relay, mail, to)
     except Exception as error:  # every way a relay can fail is reported, none crashes
-        raise MailError(_hide(relay, problem(relay, error))) from None
+        text = _hide(relay, problem(relay, error, oncall=to == relay.oncall))
+        if to != relay.oncall:
+            text = text.replace(to, "…")
+        raise MailError(text, permanent=_bounced(error)) from None
 
 
-def _send(relay: Relay, mail: EmailMessage) -> str:
+def _bounced(error: Exception) -> bool:
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in error.recipients.values())
+    return False
+
+
+def _send(relay: Relay, mail: EmailMessage, to: str) -> str:
     if relay.security == "tls":
         smtp = smtplib.SMTP_SSL(
             relay.host, relay.port, timeout=TIMEOUT, context=ssl.create_default_context()
@@ -118,9 +140,9 @@ def _send(relay: Relay, mail: EmailMessage) -> str:
         code, reply = smtp.mail(relay.sender)
         if code != 250:
             raise smtplib.SMTPSenderRefused(code, reply, relay.sender)
-        code, reply = smtp.rcpt(relay.oncall)
+        code, reply = smtp.rcpt(to)
         if code not in (250, 251):
-            raise smtplib.SMTPRecipientsRefused({relay.oncall: (code, reply)})
+            raise smtplib.SMTPRecipientsRefused({to: (code, reply)})
         code, reply = smtp.data(mail.as_bytes(policy=mail.policy.clone(linesep="\r\n")))
         if code != 250:
             raise smtplib.SMTPDataError(code, reply)
@@ -138,8 +160,9 @@ def _hide(relay: Relay, text: str) -> str:
     return text.replace(relay.password, "********") if relay.password else text
 
 
-def problem(relay: Relay, error: BaseException) -> str:
-    """What went wrong, in the current language, with the relay's own words."""
+def problem(relay: Relay, error: BaseException, *, oncall: bool = True) -> str:
+    """What went wrong, in the current language, with the relay's own words; `oncall`
+    False when the message was for a patient."""
     where = relay.address
     if isinstance(error, smtplib.SMTPAuthenticationError):
         return gettext(
@@ -149,6 +172,12 @@ def problem(relay: Relay, error: BaseException) -> str:
         )
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         answers = "; ".join(_reply(*answer) for answer in error.recipients.values())
+        if not oncall:
+            return gettext(
+                "The relay %(relay)s refused the patient's address: %(answer)s",
+                relay=where,
+                answer=answers,
+            )
         return gettext(
             "The relay %(relay)s refused the on-call address: %(answer)s",
             relay=where,

@@ -77,6 +77,9 @@ class Visit:
     cancelled_at: datetime | None = None
     replaces_visit_id: int | None = None
     secret_generation: int = 0
+    uuid: str | None = None  # the FHIR id: random, so a restored backup never reuses one
+    change_seq: int = 0  # bumped by every change the FHIR export shows (storage triggers)
+    changed_us: int = 0  # that change's time, microseconds since 1970 UTC, never backwards
 
     TIMES = (
         "appointment_at",

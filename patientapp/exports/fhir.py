@@ -7,15 +7,18 @@ appears here with no change. Each item type gives its own shapes (``fhir_questio
 ``fhir_answers`` in ``item_types``: a ``medlist`` is a repeating group of name + feeling,
 a ``yesno_text`` a group of a yes/no choice and a text), put together from the pieces of
 ``Build``; the safety item keeps its whole history as an extension. Answer options are
-codings of the project's own code system, keyed by the stable choice ids.
+codings of one code system per choice list (``code_systems``), keyed by the stable choice
+ids, except where a standard code exists (S1: LOINC, PHQ-9 item 9). A visit not sent goes
+out with status and progress only (``full=False``); answered items carry their text.
 
 No Flask request is needed: the callers pass the clinic's settings and zone.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from flask_babel import force_locale, gettext
 
@@ -26,9 +29,36 @@ from patientapp.questionnaire.types import TYPES, ItemType
 
 QUESTIONNAIRE_ID = "reflection"
 QUESTIONNAIRE_URL = "urn:patientapp:fhir:Questionnaire:reflection"
-CODE_SYSTEM = "urn:patientapp:fhir:CodeSystem:choice"
+# One code system per choice list (per item): the same code ("dont_know", "not_myself")
+# means one thing in each. Each is a CodeSystem the API serves (``code_systems``),
+# resolved by its canonical: GET /api/fhir/CodeSystem?url=<system>.
+CODE_SYSTEM_BASE = "urn:patientapp:fhir:CodeSystem:"
+LOINC = "http://loinc.org"
+# Standard codes where an item is a standard instrument's question word for word: S1 is
+# PHQ-9 item 9, its choices the PHQ answer list (LOINC LL358-3).
+ITEM_CODES = {
+    "S1": {
+        "system": LOINC,
+        "code": "44260-8",
+        "display": "Thoughts that you would be better off dead, or of hurting yourself in some way",
+    }
+}
+ANSWER_CODES = {
+    "S1": {
+        "not_at_all": "LA6568-5",
+        "several_days": "LA6569-3",
+        "more_than_half": "LA6570-1",
+        "nearly_every_day": "LA6571-9",
+    }
+}
 HELD_IN_PERSON = "urn:patientapp:fhir:StructureDefinition:held-for-in-person"
 SAFETY_HISTORY = "urn:patientapp:fhir:StructureDefinition:safety-history"
+APPOINTMENT = "urn:patientapp:fhir:StructureDefinition:appointment"
+PROGRESS = "urn:patientapp:fhir:StructureDefinition:progress"
+ANSWER_LANGUAGE = "urn:patientapp:fhir:StructureDefinition:answer-language"
+# A visit's identifier when no PATIENTAPP_BASE_URL names it: its UUID as a URI, which
+# is unique without any configuration (never the address a request came in on).
+URI_SYSTEM = "urn:ietf:rfc:3986"
 
 HL7 = "http://hl7.org/fhir/StructureDefinition/"
 TRANSLATION = HL7 + "translation"
@@ -43,6 +73,10 @@ DATA_ABSENT = HL7 + "data-absent-reason"
 CHART_NUMBER_TYPE = {
     "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]
 }
+
+# The clinic settings a QuestionnaireResponse reads: changing one changes every response
+# (admin views bump every visit's change sequence).
+SETTINGS_READ = ("time_zone", "references_are_chart_numbers", "chart_number_system")
 
 SAFETY_ITEM = "S1"
 STATUS = {
@@ -102,8 +136,22 @@ def _text(english: str, languages, key: str = "text") -> dict:
     return element
 
 
-def _option(choice, languages) -> dict:
-    coding = {"system": CODE_SYSTEM, "code": choice.id, **_text(choice.label, languages, "display")}
+def code_system(item_id: str) -> str:
+    """The canonical URL of one item's choice list."""
+    return f"{CODE_SYSTEM_BASE}{item_id}"
+
+
+def _code(item: Item, choice_id: str) -> dict:
+    """A choice as system and code: the standard code where there is one, else the item's
+    own code system."""
+    standard = ANSWER_CODES.get(item.id, {}).get(choice_id)
+    if standard:
+        return {"system": LOINC, "code": standard}
+    return {"system": code_system(item.id), "code": choice_id}
+
+
+def _option(item: Item, choice, languages) -> dict:
+    coding = {**_code(item, choice.id), **_text(choice.label, languages, "display")}
     option = {"valueCoding": coding}
     if choice.exclusive:
         option["extension"] = [{"url": OPTION_EXCLUSIVE, "valueBoolean": True}]
@@ -127,11 +175,13 @@ def _display(link_id: str, english: str, control: str, languages) -> dict:
 
 
 def _choice_item(link_id: str, item: Item, text: str, languages) -> dict:
+    code = {"code": [ITEM_CODES[item.id]]} if item.id in ITEM_CODES else {}
     return {
         "linkId": link_id,
+        **code,
         "type": "choice",
         **_text(text, languages),
-        "answerOption": [_option(c, languages) for c in item.choices],
+        "answerOption": [_option(item, c, languages) for c in item.choices],
     }
 
 
@@ -170,7 +220,7 @@ def _enable_when(item: Item, definition: Questionnaire) -> dict:
             {
                 "question": decider.id,
                 "operator": "!=",
-                "answerCoding": {"system": CODE_SYSTEM, "code": choice.id},
+                "answerCoding": _code(decider, choice.id),
             },
         ],
         "enableBehavior": "any",
@@ -208,21 +258,99 @@ def questionnaire_resource(definition: Questionnaire, languages) -> dict:
     return _cache[key]
 
 
+def code_systems(definition: Questionnaire, languages) -> list[dict]:
+    """One CodeSystem per choice list (each item with choices of its own code system),
+    with every shipped language's label as a designation."""
+    others = tuple(code for code in languages if code != SOURCE_LANGUAGE)
+    key = ("code systems", definition.version, id(definition), others)
+    if key not in _cache:
+        found = []
+        for item in definition.items.values():
+            own = [c for c in item.choices if c.id not in ANSWER_CODES.get(item.id, {})]
+            if not own:
+                continue
+            found.append(
+                {
+                    "resourceType": "CodeSystem",
+                    "id": code_system_id(item.id),
+                    "url": code_system(item.id),
+                    "version": definition.version,
+                    "name": "Reflection" + re.sub(r"[^A-Za-z0-9_]", "_", item.id),
+                    "title": f"Pre-visit reflection, answers to {item.id}: {item.short}",
+                    "status": "active",
+                    "content": "complete",
+                    "caseSensitive": True,
+                    "count": len(own),
+                    "concept": [_concept(choice, others) for choice in own],
+                }
+            )
+        _cache[key] = found
+    return _cache[key]
+
+
+def code_system_id(item_id: str) -> str:
+    return f"reflection-{item_id}"
+
+
+def _concept(choice, languages) -> dict:
+    concept = {"code": choice.id, "display": choice.label}
+    designations = []
+    for code in languages:
+        with force_locale(code):
+            designations.append({"language": tag(code), "value": gettext(choice.label)})
+    if designations:
+        concept["designation"] = designations
+    return concept
+
+
+def _texts(definition: Questionnaire) -> dict[str, str]:
+    """Each question's and group's English text by linkId, as the Questionnaire has it."""
+
+    def walk(items, into):
+        for element in items:
+            if element["type"] != "display" and "text" in element:
+                into[element["linkId"]] = element["text"]
+            walk(element.get("item", ()), into)
+        return into
+
+    return walk(questionnaire_resource(definition, ())["item"], {})
+
+
+def _with_text(items: list[dict], texts: Mapping[str, str]) -> list[dict]:
+    """Response items with their question's text after the linkId (R4 item.text)."""
+    shown = []
+    for element in items:
+        text = {"text": texts[element["linkId"]]} if element["linkId"] in texts else {}
+        rest = {k: v for k, v in element.items() if k not in ("linkId", "text")}
+        if "item" in rest:
+            rest["item"] = _with_text(rest["item"], texts)
+        if "answer" in rest:
+            rest["answer"] = [
+                {**a, "item": _with_text(a["item"], texts)} if "item" in a else a
+                for a in rest["answer"]
+            ]
+        shown.append({"linkId": element["linkId"], **text, **rest})
+    return shown
+
+
 # --- the QuestionnaireResponse -------------------------------------------------------------
 
 
 def _coding(item: Item, choice_id: str) -> dict:
     choice = item.choice(choice_id)
-    coding = {"system": CODE_SYSTEM, "code": choice_id}
+    coding = _code(item, choice_id)
     if choice is not None:
         coding["display"] = choice.label
     return coding
 
 
 def _string(value: str, language: str) -> dict:
+    """A free-text answer, with the language it was written in on the answer: HL7's
+    `language` extension is allowed only on HumanName, Address and Annotation, not on a
+    string (issue 22), and R4 has no element for it, so it is the project's own."""
     answer = {"valueString": value}
     if language:
-        answer["_valueString"] = {"extension": [{"url": LANGUAGE, "valueCode": tag(language)}]}
+        answer = {"extension": [{"url": ANSWER_LANGUAGE, "valueCode": tag(language)}], **answer}
     return answer
 
 
@@ -288,6 +416,42 @@ def last_updated(visit: Visit) -> datetime | None:
     return max(times) if times else None
 
 
+def changed_at(visit: Visit, zone: tzinfo | None) -> str | None:
+    """When the visit's exported resource last changed (storage keeps it, microseconds
+    since 1970 UTC, never backwards), as an instant in the clinic's zone; None when the
+    row has no change time (a record built without the database)."""
+    if not visit.changed_us:
+        return None
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=visit.changed_us)
+    local = moment.astimezone(zone) if zone else moment.astimezone()
+    return local.isoformat(timespec="microseconds")
+
+
+def resource_id(visit: Visit) -> str:
+    return visit.uuid or f"visit-{visit.id}"
+
+
+def identifier(visit: Visit, visit_system: str | None) -> dict:
+    """The visit's business identifier: its UUID under the configured system, else as a
+    URN (system urn:ietf:rfc:3986)."""
+    if visit_system and visit.uuid:
+        return {"system": visit_system, "value": visit.uuid}
+    if visit.uuid:
+        return {"system": URI_SYSTEM, "value": f"urn:uuid:{visit.uuid}"}
+    return {"system": visit_system or URI_SYSTEM, "value": str(visit.id)}
+
+
+def patient_reference(visit: Visit, chart_numbers: bool, chart_system: str) -> dict | None:
+    """The patient as a logical reference by chart number (type MR, the clinic's MRN
+    system when one is set), or None when references are not chart numbers."""
+    if not chart_numbers:
+        return None
+    mrn = {"type": CHART_NUMBER_TYPE, "value": visit.patient_ref}
+    if chart_system:
+        mrn = {"type": CHART_NUMBER_TYPE, "system": chart_system, "value": visit.patient_ref}
+    return {"type": "Patient", "identifier": mrn}
+
+
 def response_resource(
     *,
     visit: Visit,
@@ -297,28 +461,49 @@ def response_resource(
     safety_history: list[SafetyAnswer],
     definition: Questionnaire,
     zone: tzinfo | None,
-    visit_system: str,
+    visit_system: str | None,
     chart_numbers: bool,
+    chart_system: str = "",
+    full: bool = True,
 ) -> dict:
-    """A visit's answers as a QuestionnaireResponse."""
+    """A visit's answers as a QuestionnaireResponse.
+
+    ``full`` False (a visit not sent: still in progress, or cancelled before sending)
+    gives only what the patient can no longer hold back: the status, the progress, the
+    times and the patient link; no answer, no held mark, no safety history, no language,
+    since anything not yet sent may still be marked "In person".
+    """
     authored = visit.submitted_at or visit.last_activity_at or visit.created_at
     version = visit.questionnaire_version or definition.version
+    meta = {
+        "lastUpdated": changed_at(visit, zone) or timestamp(last_updated(visit) or authored, zone)
+    }
+    if visit.change_seq:
+        meta = {"versionId": str(visit.change_seq), **meta}
     resource = {
         "resourceType": "QuestionnaireResponse",
-        "id": f"visit-{visit.id}",
-        "meta": {"lastUpdated": _instant(last_updated(visit) or authored, zone)},
-        "identifier": {"system": visit_system, "value": str(visit.id)},
+        "id": resource_id(visit),
+        "meta": meta,
+        "identifier": identifier(visit, visit_system),
         "questionnaire": canonical(version),
         "status": STATUS.get(visit.status, "in-progress"),
         "authored": timestamp(authored, zone),
     }
-    if visit.answer_language:
+    if full and visit.answer_language:
         resource["language"] = tag(visit.answer_language)
-    if chart_numbers:
-        resource["subject"] = {
-            "identifier": {"type": CHART_NUMBER_TYPE, "value": visit.patient_ref}
-        }
-    extensions = []
+    patient = patient_reference(visit, chart_numbers, chart_system)
+    if patient is not None:
+        # The patient answered on their own phone: subject, author and source at once.
+        resource["subject"] = patient
+        resource["author"] = patient
+        resource["source"] = patient
+    extensions = [{"url": APPOINTMENT, "valueDateTime": timestamp(visit.appointment_at, zone)}]
+    if not full:
+        steps = len(definition.sections)
+        step = min(max(visit.furthest_step, 0), steps)
+        progress = [{"url": "step", "valueInteger": step}, {"url": "of", "valueInteger": steps}]
+        resource["extension"] = [*extensions, {"url": PROGRESS, "extension": progress}]
+        return resource
     sections = []
     # Items the patient's own answer left unasked (M0 "no") have no answer, as their
     # enableWhen says; a page never stores one, and older data is not sent either.
@@ -339,12 +524,7 @@ def response_resource(
         if items:
             sections.append({"linkId": section.id, "item": items})
     extensions += _safety_history(safety_history, definition.items.get(SAFETY_ITEM), zone)
-    if extensions:
-        resource["extension"] = extensions
+    resource["extension"] = extensions
     if sections:
-        resource["item"] = sections
+        resource["item"] = _with_text(sections, _texts(definition))
     return resource
-
-
-def _instant(moment: datetime, zone) -> str:
-    return timestamp(moment, zone)

@@ -15,6 +15,7 @@ import math
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from html import unescape
 
@@ -211,7 +212,8 @@ def answers_from(items: tuple[Item, ...], form: FlaskForm) -> dict[str, object]:
 # request's own values go (a choice ticked, a text box's words, the CSRF token, the idle
 # time). Each later GET of that screen fills those places in, without building a form or
 # running the templates. A skeleton is made only of the definition, the language and the
-# clinic's settings, never of anyone's answers: this visit's answers are put in, escaped,
+# clinic's settings (with, outside its staffed hours, when it next opens), never of
+# anyone's answers: this visit's answers are put in, escaped,
 # for this response only. What the places receive follows WTForms' own rules for a form
 # filled with ``data=`` (tests/web/patient/test_step_page.py renders every screen both ways and
 # compares them). A screen this cannot fill exactly (a draft, errors, odd stored data) is
@@ -459,10 +461,12 @@ def render_step_page(
     token: str,
     idle_seconds: int,
     hidden: frozenset[str] = frozenset(),
+    opens_at: datetime | None = None,
 ) -> str | None:
     """The GET page of one screen filled with ``data`` (the form data of this visit's
     stored answers), or None when it must be rendered in full. ``hidden``: the items
-    this visit's answers leave unasked."""
+    this visit's answers leave unasked. ``opens_at``: when the clinic next opens, while
+    it is outside its staffed hours (the safety question's help says so)."""
     from flask_babel import get_locale
 
     from patientapp.i18n import offered_languages
@@ -482,6 +486,7 @@ def render_step_page(
         last,
         returning,
         rows,
+        opens_at,  # outside staffed hours the safety question's help names the opening
         tuple(offered_languages()),
         _settings_key(),
         request.script_root,
@@ -499,6 +504,7 @@ def render_step_page(
             "items": items,
             "screen": screen,
             "screens": last,
+            "opens_at": opens_at,
         }
         skeleton = _build(section, rows, screen, context)
         cache[key] = skeleton

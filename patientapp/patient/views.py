@@ -34,7 +34,7 @@ from werkzeug.datastructures import MultiDict
 from wtforms import StringField
 
 from patientapp.db import storage
-from patientapp.domain import invitations, throttle, visits
+from patientapp.domain import delivery, invitations, staffed_hours, throttle, visits
 from patientapp.domain.records import Visit
 from patientapp.i18n import offered_languages
 from patientapp.patient import forms as patient_forms
@@ -60,6 +60,9 @@ GENERIC_CODE_ERROR = _l(
 ASCII_NUMBER = re.compile(r"[0-9]{1,3}")
 SEEN_RESOLUTION = timedelta(minutes=1)  # how precisely idle time is tracked
 ENDED_KEY = "ended"  # why the last patient session on this device ended
+# Whether that patient answered away from the waiting room (not on the appointment's day),
+# so the end pages do not tell them to wait here. A yes or no, never the day.
+AWAY_KEY = "away"
 ENDED_SENT, ENDED_IDLE = "sent", "idle"
 DRAFT_SCREEN = "screen"  # the screen of the step a draft was typed on
 DRAFT_KEPT = "draft_kept"  # the idle session left a draft on the server
@@ -119,7 +122,9 @@ def _begin(visit: Visit, claim: throttle.Claim | None = None) -> None:
     session.pop(ENDED_KEY, None)
 
 
-def end_patient_session(keep_language: bool = False, sent: bool = False, draft: bool = False):
+def end_patient_session(
+    keep_language: bool = False, sent: bool = False, draft: bool = False, away: bool = False
+):
     """Forget the visit on this device; after sending, the thank-you page may still
     speak the patient's language. The device remembers only why the session ended, so
     Back after sending says the answers were sent, not that the page was closed, and
@@ -127,6 +132,7 @@ def end_patient_session(keep_language: bool = False, sent: bool = False, draft: 
     session.pop(SESSION_KEY, None)
     session[ENDED_KEY] = ENDED_SENT if sent else ENDED_IDLE
     session[DRAFT_KEPT] = draft
+    session[AWAY_KEY] = away
     if not keep_language:
         session.pop("lang", None)
 
@@ -313,7 +319,24 @@ def open_link(token: str):
     if g.visit is not None and g.visit.id != visit.id:
         return render_template("patient/switch.html", form=ActionForm(), token=token)
     _begin(visit)
+    delivery.note_opened(get_db(), token, now())
     return redirect(_resume_target(visit))
+
+
+@bp.route("/v/<token:token>/stop", methods=["GET", "POST"])
+def stop_messages(token: str):
+    """The opt-out link of a message: a button first (mail scanners open links), then no
+    more messages about this visit. The link itself keeps working."""
+    visit = _visit_by_token(token)
+    if visit is None:
+        return render_template("patient/link_invalid.html"), 404
+    form = ActionForm()
+    if form.validate_on_submit():
+        db = get_db()
+        with storage.write(db):
+            delivery.opt_out(db, visit.id, now())
+        return render_template("patient/messages_stopped.html")
+    return render_template("patient/stop_messages.html", form=form)
 
 
 @bp.post("/v/<token:token>/switch")
@@ -329,6 +352,20 @@ def switch(token: str):
     return redirect(_resume_target(visit))
 
 
+def _opens_at() -> datetime | None:
+    """While the clinic is outside the staffed hours set in Settings, when it next opens:
+    the welcome, the safety question and the safety screen then say when a worrying
+    answer will be seen. None while staffed, or when no hours are set."""
+    schedule = staffed_hours.schedule_from(clinic_settings())
+    return staffed_hours.closed_until(schedule, now())
+
+
+def _opens_at_for(items) -> datetime | None:
+    """_opens_at() for a screen that shows an item's closed-hours help; None for the
+    others, so their pages (and kept skeletons) never depend on the hour."""
+    return _opens_at() if any(item.help_closed for item in items) else None
+
+
 @bp.route("/welcome", methods=["GET", "POST"])
 def welcome():
     visit = g.visit
@@ -336,7 +373,13 @@ def welcome():
         return _session_needed()
     form = ActionForm()
     q = questionnaire.default()
-    page = {"form": form, "started": not visits.awaiting_start(visit), "sections": len(q.sections)}
+    page = {
+        "form": form,
+        "started": not visits.awaiting_start(visit),
+        "sections": len(q.sections),
+        "opens_at": _opens_at(),
+        "visit_day": None if visit.appointment_at.date() == now().date() else visit.appointment_at,
+    }
     if form.validate_on_submit():
         errors.keep_page("patient/welcome.html", **page)
         visits.start(
@@ -422,6 +465,7 @@ class _Screen:
     shown: list[int]
 
     def page(self, form, draft: dict | None) -> dict:
+        items = patient_forms.screen_items(self.section, self.screen, self.hidden)
         return {
             "form": form,
             "section": self.section,
@@ -429,9 +473,10 @@ class _Screen:
             "total": len(questionnaire.default().sections),
             "returning": request.values.get("return") == "review",
             "from_draft": draft is not None,
-            "items": patient_forms.screen_items(self.section, self.screen, self.hidden),
+            "items": items,
             "screen": self.screen,
             "screens": self.shown[-1],
+            "opens_at": _opens_at_for(items),
         }
 
 
@@ -540,6 +585,7 @@ def _step_page(
         token=generate_csrf(),
         idle_seconds=_idle_seconds(),
         hidden=hidden,
+        opens_at=_opens_at_for(items),
     )
 
 
@@ -612,7 +658,9 @@ def safety():
     visit = g.visit
     if visit is None:
         return _session_needed()
-    return render_template("patient/safety.html", form=ActionForm())
+    return render_template(
+        "patient/safety.html", form=ActionForm(), opens_at=_opens_at(), away=_away(visit)
+    )
 
 
 # --- review and submit ---------------------------------------------------------------------
@@ -667,7 +715,7 @@ def review():
         if action == "submit":
             if visits.submit(db, visit.id, held, now()):
                 session["lang"] = str(get_locale())
-                end_patient_session(keep_language=True, sent=True)
+                end_patient_session(keep_language=True, sent=True, away=_away(visit))
                 return redirect(url_for("patient.thanks"))
             return _session_needed()
         visits.save_in_person(db, visit.id, held)
@@ -692,11 +740,23 @@ def _tablet_page(template: str, **context):
     return response
 
 
+def _away(visit: Visit) -> bool:
+    """Answered on another day than the appointment's: at home, not in the waiting room."""
+    return visit.appointment_at.date() != now().date()
+
+
+def _end_context() -> dict:
+    """What the end pages say next: away from the waiting room (another day, or the
+    clinic closed now), nobody is told to wait here or to go to the desk."""
+    opens_at = _opens_at()
+    return {"away": bool(session.get(AWAY_KEY)) or opens_at is not None, "opens_at": opens_at}
+
+
 @bp.get("/thanks")
 def thanks():
     if tablet.active():
-        return _tablet_page("patient/thanks.html")
-    return render_template("patient/thanks.html")
+        return _tablet_page("patient/thanks.html", **_end_context())
+    return render_template("patient/thanks.html", **_end_context())
 
 
 @bp.get("/ended")
@@ -705,10 +765,11 @@ def ended():
     A page that comes here early (its own timer) closes the session: the page says so."""
     if g.visit is not None:
         visit = g.visit
-        end_patient_session(draft=visits.has_draft(get_db(), visit))
+        end_patient_session(draft=visits.has_draft(get_db(), visit), away=_away(visit))
     context = {
         "sent": session.get(ENDED_KEY) == ENDED_SENT,
         "draft_kept": session.get(DRAFT_KEPT, False),
+        **_end_context(),
     }
     if tablet.active():
         return _tablet_page("patient/ended.html", **context)

@@ -43,6 +43,9 @@ class Item:
     section_id: str
     practices: tuple[int, ...] = ()
     help: str = ""
+    # The help while the clinic is outside its staffed hours (Settings), with the crisis
+    # text under it; %(day)s and %(time)s name when the clinic next opens.
+    help_closed: str = ""
     intro: str = ""
     choices: tuple[Choice, ...] = ()
     max: int | None = None
@@ -185,6 +188,22 @@ def _require(mapping: dict, key: str, where: str):
     return mapping[key]
 
 
+CLOSED_HELP_NAMES = {"day": "", "time": ""}  # the placeholders a help_closed may use
+
+
+def _check_help_closed(text, where: str) -> None:
+    """A help_closed is text that the page can fill in with the next opening's day and
+    time: any other placeholder, or a stray "%", would break the S1 screen."""
+    if not isinstance(text, str):
+        raise DefinitionError(f"{where}: help_closed: expected text")
+    try:
+        text % CLOSED_HELP_NAMES
+    except (KeyError, ValueError, TypeError) as exc:
+        raise DefinitionError(
+            f"{where}: help_closed may name only %(day)s and %(time)s (not {exc})"
+        ) from exc
+
+
 def _parse_item(raw: dict, section_id: str) -> Item:
     item_id = _require(raw, "id", f"section {section_id}")
     where = f"item {item_id}"
@@ -213,6 +232,7 @@ def _parse_item(raw: dict, section_id: str) -> Item:
     unknown = set(raw) - item_type.allowed_keys
     if unknown:
         raise DefinitionError(f"{where}: unknown keys {sorted(unknown)}")
+    _check_help_closed(raw.get("help_closed", ""), where)
     simple = {k: v for k, v in raw.items() if k not in {"choices", "practices"}}
     return Item(
         **simple,

@@ -54,10 +54,14 @@ if TYPE_CHECKING:
     from patientapp.questionnaire.model import Choice, Item
 
 # Keys every item may have in the definition, whatever its type.
-COMMON_KEYS = frozenset({"id", "type", "prompt", "short", "practices", "help", "intro", "since"})
+COMMON_KEYS = frozenset(
+    {"id", "type", "prompt", "short", "practices", "help", "help_closed", "intro", "since"}
+)
 
 PREFER_NOT = SelectChoice("", _l("Prefer not to say"))
-CSV_JOIN = "; "  # between the values of one CSV cell (a multi's choices, a list's rows)
+# Between the choices of one CSV cell (a multi's ids, and their labels): choice ids never
+# hold it and the export keeps it out of labels, so a cell splits back on it exactly.
+CSV_JOIN = "|"
 
 
 # --- validators --------------------------------------------------------------------------
@@ -424,12 +428,20 @@ class MedList(ItemType):
         )
 
     def csv_columns(self, item):
-        return [item.id, f"{item.id} label"]
+        # How many rows were filled, then each row's own columns: a name is free text,
+        # so it never shares a cell with another.
+        columns = [item.id]
+        for n in range(1, item.max_rows + 1):
+            columns += [f"{item.id} {n} name", f"{item.id} {n} feeling", f"{item.id} {n} label"]
+        return columns
 
     def csv_cells(self, item, value, label):
-        ids = CSV_JOIN.join(f"{row['name']}: {row.get('feeling') or ''}" for row in value)
-        shown = CSV_JOIN.join(f"{row['name']}: {label(item, row.get('feeling'))}" for row in value)
-        return [ids, shown]
+        cells = [len(value)]
+        for n in range(item.max_rows):
+            row = value[n] if n < len(value) else None
+            feeling = (row or {}).get("feeling") or ""
+            cells += [row["name"], feeling, label(item, feeling)] if row else ["", "", ""]
+        return cells
 
     def fhir_question(self, item, build):
         # A repeating group of name + feeling; its help line is not sent (a display child

@@ -9,9 +9,20 @@ import re
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, HiddenField, SelectField, StringField, TimeField
+from wtforms import (
+    DateField,
+    EmailField,
+    HiddenField,
+    SelectField,
+    StringField,
+    TelField,
+    TimeField,
+)
 from wtforms.validators import DataRequired, ValidationError
 
+from patientapp.auth.forms import email_rule
+from patientapp.domain import textmsg
+from patientapp.domain.accounts import MAX_EMAIL
 from patientapp.web.forms import CHOICE_ERROR, in_calendar, length_limit, strip_spaces
 
 FULL_NAME = re.compile(r"[^\W\d_]{3,}\s+[^\W\d_]{3,}", re.UNICODE)
@@ -21,7 +32,49 @@ ACK_NOTE_MAX = 200
 ACK_RETURNS = ("board", "summary")
 
 
-class InvitationForm(FlaskForm):
+class ContactFields:
+    """Where to send the patient's link: an e-mail address, a mobile number, or both;
+    both optional. The view drops a field the clinic cannot send through (no relay, no
+    text gateway); `normalised_phone` is the number as the gateway gets it."""
+
+    email = EmailField(
+        _l("Patient's e-mail address (optional)"),
+        description=_l(
+            "The link is sent now and one reminder before the appointment. The address "
+            "is erased once the answers are sent or the invitation ends."
+        ),
+        filters=[strip_spaces],
+        validators=[length_limit(MAX_EMAIL)],
+        render_kw={"autocomplete": "off", "spellcheck": "false", "dir": "ltr"},
+    )
+    phone = TelField(
+        _l("Patient's mobile number for a text (optional)"),
+        description=_l("With the country code, like +1 555 123 4567. Erased like the address."),
+        filters=[strip_spaces],
+        validators=[length_limit(40)],
+        render_kw={"autocomplete": "off", "inputmode": "tel", "dir": "ltr"},
+    )
+
+    def validate_email(self, field):
+        if field.data:
+            email_rule(self, field)
+
+    def validate_phone(self, field):
+        if field.data and textmsg.normalise_phone(field.data) is None:
+            raise ValidationError(textmsg.PHONE_FORMAT_ERROR)
+
+    @property
+    def normalised_phone(self) -> str:
+        phone = getattr(self, "phone", None)
+        return (textmsg.normalise_phone(phone.data) or "") if phone and phone.data else ""
+
+    @property
+    def address(self) -> str:
+        email = getattr(self, "email", None)
+        return (email.data or "") if email else ""
+
+
+class InvitationForm(ContactFields, FlaskForm):
     """One appointment; the patient is named by a chart number or initials, never a full name."""
 
     patient_ref = StringField(
@@ -61,6 +114,18 @@ class InvitationForm(FlaskForm):
                     "initials instead, to keep the patient private."
                 )
             )
+
+
+class SendLinkForm(ContactFields, FlaskForm):
+    """Send the link of an invitation already made, by e-mail or text."""
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        if valid and not self.address and not self.normalised_phone:
+            target = self.email if "email" in self._fields else self.phone
+            target.errors.append(_l("Please enter an e-mail address or a mobile number."))
+            return False
+        return valid
 
 
 class AcknowledgeForm(FlaskForm):

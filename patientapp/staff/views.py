@@ -15,6 +15,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    flash,
     g,
     jsonify,
     redirect,
@@ -30,17 +31,25 @@ from flask_wtf import FlaskForm
 from patientapp.auth.sessions import audit, end_session, login_required
 from patientapp.auth.signin import DEVICE_COOKIE
 from patientapp.db import storage
-from patientapp.domain import invitations, visits
+from patientapp.domain import delivery, invitations, visits
 from patientapp.domain.records import Visit, time_text
 from patientapp.exports import record
 from patientapp.i18n import current_language, language_name, offered_languages
 from patientapp.questionnaire import model as questionnaire
 from patientapp.staff import alerts as open_alerts
-from patientapp.staff.forms import AcknowledgeForm, InvitationForm
+from patientapp.staff import messages as sent_messages
+from patientapp.staff.forms import AcknowledgeForm, InvitationForm, SendLinkForm
 from patientapp.summary import view as summary_view
 from patientapp.summary.text import plain_text
 from patientapp.web import errors, tablet
-from patientapp.web.context import base_url, clinic_name, clinic_settings, get_db, now
+from patientapp.web.context import (
+    base_url,
+    clinic_name,
+    clinic_settings,
+    configured_base_url,
+    get_db,
+    now,
+)
 from patientapp.web.forms import usable_day
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -98,7 +107,9 @@ def _progress(visit: Visit, status: str) -> str:
 
 def _board_rows(day: date) -> list[dict]:
     rows, moment = [], now()
-    for line in storage.visits_for_day(get_db(), day.isoformat()):
+    lines = storage.visits_for_day(get_db(), day.isoformat())
+    delivered = sent_messages.board_lines([line.visit.id for line in lines])
+    for line in lines:
         visit, alert = line.visit, line.alert
         status = visits.board_status(visit, moment)
         language = visit.answer_language or visit.suggested_language
@@ -120,6 +131,7 @@ def _board_rows(day: date) -> list[dict]:
                 "acknowledged_note": (alert and alert.acknowledged_note) or "",
                 "open": visits.is_open(visit, moment),
                 "readable": visits.is_sent(visit),
+                "delivery": delivered.get(visit.id, ""),
             }
         )
     return rows
@@ -242,6 +254,7 @@ def _back_to_board(visit: Visit) -> str:
 
 def _invitation_form() -> InvitationForm:
     form = InvitationForm()
+    sent_messages.offer_channels(form)
     people = storage.psychiatrists(get_db())
     form.psychiatrist.choices = [(0, gettext("Not assigned"))] + [
         (p["id"], p["display_name"] or p["email"]) for p in people
@@ -277,11 +290,31 @@ def new_invitation():
                 now=now(),
             )
             audit("invitation_created", invitation.visit_id)
+            queued = _plan_messages(db, invitation.visit_id, form)
+        if queued:
+            delivery.wake()  # committed: the loop sends the link now
         _remember_secrets(invitation)
         return redirect(url_for("staff.invitation", visit_id=invitation.visit_id))
     if request.method == "POST":
         status = 422
     return render_template("staff/invitation_new.html", form=form), status
+
+
+def _plan_messages(db, visit_id: int, form) -> list[str]:
+    """Inside the caller's transaction: queue the link and the reminder to the address
+    and number the form holds (audited by channel, never the address). The caller wakes
+    the loop once that is committed."""
+    queued = delivery.plan(
+        db,
+        storage.get_visit(db, visit_id),
+        email=form.address,
+        phone=form.normalised_phone,
+        settings=clinic_settings(),
+        now=now(),
+    )
+    if queued:
+        audit("invitation_messages_queued", visit_id, detail=" and ".join(queued))
+    return queued
 
 
 def _remember_secrets(invitation: invitations.Invitation) -> None:
@@ -316,18 +349,51 @@ def _handover(visit: Visit) -> dict | None:
 @bp.get("/visits/<int:visit_id>/invitation")
 @login_required(*EVERYONE, hide_as_404=True)
 def invitation(visit_id: int):
-    visit, moment = _visit_or_404(visit_id), now()
+    return _invitation_page(_visit_or_404(visit_id))
+
+
+def _send_form() -> SendLinkForm | None:
+    form = SendLinkForm()
+    return form if sent_messages.offer_channels(form) else None
+
+
+@bp.post("/visits/<int:visit_id>/send")
+@login_required(*EVERYONE, hide_as_404=True)
+def send_link(visit_id: int):
+    """Send the link of an open invitation by e-mail or text now (and its reminder). A
+    bad address or number is shown again with everything typed (422)."""
+    visit = _visit_or_404(visit_id)
+    form = _send_form()
+    if form is None or not visits.is_open(visit, now()):
+        return redirect(url_for("staff.invitation", visit_id=visit.id))
+    if not form.validate_on_submit():
+        return _invitation_page(visit, send_form=form, status=422)
+    with storage.write(get_db()) as db:
+        queued = _plan_messages(db, visit.id, form)
+    if queued:
+        delivery.wake()
+        flash(gettext("The link will be sent in a moment. Its progress shows below."), "ok")
+    return redirect(url_for("staff.invitation", visit_id=visit.id))
+
+
+def _invitation_page(visit: Visit, send_form: SendLinkForm | None = None, status: int = 200):
+    moment = now()
+    is_open = visits.is_open(visit, moment)
+    if send_form is None and is_open:
+        send_form = _send_form()
     return render_template(
         "staff/invitation.html",
         visit=visit,
         status_label=visits.status_label(visits.board_status(visit, moment)),
-        is_open=visits.is_open(visit, moment),
+        is_open=is_open,
         handover=_handover(visit),
         form=FlaskForm(),
         expires=format_date(visit.expires_at, "medium"),
         may_reissue=visits.may_reissue(visit, g.user["role"]),
         reissue_refused=REISSUE_REFUSED,
-    )
+        send_form=send_form if is_open else None,
+        messages=sent_messages.visit_messages(visit.id),
+    ), status
 
 
 @bp.get("/visits/<int:visit_id>/slip")
@@ -471,7 +537,9 @@ def summary_fhir(visit_id: int):
     """The visit as a FHIR QuestionnaireResponse, for a record that imports FHIR."""
     visit = _readable_visit(visit_id)
     audit("summary_exported", visit_id, detail="fhir json download")
-    resource = record.response_for(get_db(), visit, settings=clinic_settings(), base_url=base_url())
+    resource = record.response_for(
+        get_db(), visit, settings=clinic_settings(), base_url=configured_base_url()
+    )
     body = json.dumps(resource, ensure_ascii=False, indent=2)
     filename = f"reflection-{visit_id}-{visit.day.isoformat()}.fhir.json"
     return Response(

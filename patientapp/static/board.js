@@ -87,6 +87,8 @@
       status.className = "status-" + visit.status;
       row.querySelector("[data-field=progress]").textContent = visit.progress ? "(" + visit.progress + ")" : "";
       row.querySelector("[data-field=minutes]").textContent = visit.minutes || "";
+      var delivery = row.querySelector("[data-field=delivery]");
+      if (delivery) delivery.textContent = visit.delivery || "";
       row.querySelector("[data-field=language]").textContent = visit.language || "";
       row.classList.toggle("has-alert", visit.alert_open);
       showAcknowledged(row, visit);

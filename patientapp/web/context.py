@@ -34,7 +34,12 @@ SETTING_DEFAULTS = {
     "retention_days": retention.DEFAULT_DAYS,
     "mfa_frontdesk": False,  # front desk, too, signs in with a code from an app
     "time_zone": "",  # an IANA name such as "America/Chicago"; empty: the server's zone
+    # When someone is at the front desk (domain/staffed_hours.py): seven days, Monday
+    # first, each null or ["HH:MM", "HH:MM"]; empty: always staffed.
+    "staffed_hours": [],
     "references_are_chart_numbers": False,  # exports then name the patient by it
+    # The clinic's MRN system (a URI) for those chart numbers in FHIR; empty: none given.
+    "chart_number_system": "",
     # The safety loop: an alert unacknowledged this long is escalated (every staff page,
     # the visit's psychiatrist and every admin; one e-mail when outgoing mail is set).
     "escalate_after_minutes": 5,
@@ -47,12 +52,27 @@ SETTING_DEFAULTS = {
     "smtp_password": "",
     "mail_from": "",
     "oncall_address": "",
+    # Invitations by e-mail and text (the Invitations by e-mail and text page).
+    "reminder_hours_before": 24,
+    "quiet_from": "21:00",
+    "quiet_until": "08:00",
+    "sms_mode": "none",  # "none", "email" (a gateway address) or "http"
+    "sms_email_address": "",
+    "sms_http_url": "",
+    "sms_http_auth": "",  # a header line with a secret, never shown again
+    "sms_http_content_type": "form",
+    "sms_http_body": "",
+    "sms_from": "",
 }
 
 DEFAULT_CLINIC_NAME = _l("Your clinic")
 DEFAULT_CRISIS_TEXT = _l(
     "If you feel unsafe right now, or you might hurt yourself, tell the front desk "
     "right away or call your local emergency number."
+)
+DEFAULT_CRISIS_TEXT_CLOSED = _l(
+    "If you feel unsafe right now, or you might hurt yourself, call your local emergency "
+    "number or a crisis line now."
 )
 
 
@@ -143,6 +163,12 @@ def base_url() -> str:
     return f"http://{host}:{port}"
 
 
+def configured_base_url() -> str:
+    """PATIENTAPP_BASE_URL without a trailing slash, or "" when none is configured: what
+    names things that must never follow a request (a FHIR identifier's system)."""
+    return (current_app.config.get("BASE_URL") or "").rstrip("/")
+
+
 def _host_trusted(host: str) -> bool:
     """A loopback host only ever links to the machine the browser itself is on."""
     return bool(LOOPBACK_HOST.fullmatch(host))
@@ -213,15 +239,15 @@ def crisis_texts() -> dict[str, str]:
     return {current_app.config["DEFAULT_LANGUAGE"]: legacy} if legacy else {}
 
 
-def crisis_text(language: str) -> CrisisText:
+def crisis_text(language: str, closed: bool = False) -> CrisisText:
     """The crisis text in this language: the clinic's own, or the translated default
-    plus the phone numbers, never another language's sentences."""
+    plus the phone numbers, never another language's sentences. `closed`: outside the
+    staffed hours, where the default must not send anyone to an empty front desk."""
     own = crisis_texts().get(language)
     if own:
         return CrisisText(own, own=True)
-    return CrisisText(
-        str(DEFAULT_CRISIS_TEXT), own=False, numbers=clinic_settings()["crisis_phone_numbers"]
-    )
+    default = DEFAULT_CRISIS_TEXT_CLOSED if closed else DEFAULT_CRISIS_TEXT
+    return CrisisText(str(default), own=False, numbers=clinic_settings()["crisis_phone_numbers"])
 
 
 # A phone number in text staff typed: digits with spaces, dashes, dots or parentheses

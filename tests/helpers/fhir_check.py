@@ -50,8 +50,9 @@ def _check_answer(defn: Mapping, answer: Mapping, where: str) -> list[str]:
         value = answer.get("valueString")
         if not isinstance(value, str):
             return [f"{where}: needs text"]
-        if defn.get("maxLength") and len(value) > defn["maxLength"]:
-            return [f"{where}: longer than {defn['maxLength']} characters"]
+        # FHIR's maxLength counts UTF-16 code units, as FHIR clients do (an emoji is 2).
+        if defn.get("maxLength") and len(value.encode("utf-16-le")) // 2 > defn["maxLength"]:
+            return [f"{where}: longer than {defn['maxLength']} UTF-16 code units"]
     else:
         return [f"{where}: a {kind} item takes no answer"]
     return []

@@ -174,3 +174,18 @@ def test_server_cpu_counts_the_supervisor_and_its_forked_workers():
             assert bench.machine_busy_seconds() > 0
         finally:
             os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_the_delivery_bench_runs_and_every_message_arrives():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PATIENTAPP_", "FLASK_"))}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "delivery.py"), "--smoke"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "/min" in result.stdout and "reminders measured" in result.stdout
+    assert "3" in result.stdout.splitlines()[-1]

@@ -30,6 +30,7 @@ ITEM_FIELDS = (
     "prompt",
     "short",
     "help",
+    "help_closed",
     "intro",
     "min_label",
     "max_label",

@@ -82,10 +82,13 @@ def test_every_item_type_maps_as_the_definition_says(app):
         if item.type in ("single", "multi"):
             assert element["type"] == "choice"
             codes = [o["valueCoding"]["code"] for o in element["answerOption"]]
-            assert codes == list(item.choice_ids)
-            assert {o["valueCoding"]["system"] for o in element["answerOption"]} == {
-                fhir.CODE_SYSTEM
-            }
+            systems = {o["valueCoding"]["system"] for o in element["answerOption"]}
+            if item.id in fhir.ANSWER_CODES:  # S1: the PHQ answer list (LOINC)
+                assert systems == {fhir.LOINC}
+                assert codes == [fhir.ANSWER_CODES[item.id][c] for c in item.choice_ids]
+            else:  # one code system per choice list
+                assert codes == list(item.choice_ids)
+                assert systems == {fhir.code_system(item.id)}
             exclusive = [
                 o["valueCoding"]["code"]
                 for o in element["answerOption"]
@@ -156,7 +159,13 @@ def test_a_sent_visit_is_a_valid_completed_response(app, sent):
     assert check_response(resource, q_json(app)) == []
     assert resource["status"] == "completed"
     assert resource["questionnaire"] == f"{fhir.QUESTIONNAIRE_URL}|{DEFINITION.version}"
-    assert resource["identifier"]["value"] == str(sent)
+    with app.app_context():
+        visit = storage.get_visit(get_db(), sent)
+    # Issue 22: the id was visit-<row id>, reused once a backup is restored.
+    assert resource["id"] == visit.uuid and len(visit.uuid) == 36
+    # No PATIENTAPP_BASE_URL: the UUID as a URN, never the address of a request.
+    assert resource["identifier"] == {"system": fhir.URI_SYSTEM, "value": f"urn:uuid:{visit.uuid}"}
+    assert resource["meta"]["versionId"] == str(visit.change_seq)
     assert resource["authored"].endswith(("+00:00", "Z")) or resource["authored"][-6] in "+-"
     assert resource["language"] == "en"
     assert "subject" not in resource  # the reference is not a chart number by default
@@ -179,7 +188,9 @@ def test_one_response_item_per_medicine_row_and_free_text_has_its_language(app, 
     ]
     agenda = by_link(resource)["T2"][0]["answer"][0]
     assert agenda["valueString"] == answers["T2"]
-    assert ext(agenda["_valueString"], fhir.LANGUAGE)[0]["valueCode"] == "en"
+    # On the answer, not on the string: HL7's language extension is not allowed there.
+    assert "_valueString" not in agenda
+    assert ext(agenda, fhir.ANSWER_LANGUAGE)[0]["valueCode"] == "en"
 
 
 def test_a_chart_number_clinic_gets_the_subject_identifier(app, sent):
@@ -188,7 +199,54 @@ def test_a_chart_number_clinic_gets_the_subject_identifier(app, sent):
     resource = qr_json(app, sent)
     assert resource["subject"]["identifier"]["value"] == "A-1001"
     assert resource["subject"]["identifier"]["type"]["coding"][0]["code"] == "MR"
+    assert "system" not in resource["subject"]["identifier"]  # none set: none given
+    assert resource["subject"]["type"] == "Patient"
+    assert resource["author"] == resource["source"] == resource["subject"]
     valid(resource, QuestionnaireResponse)
+    with app.app_context():
+        storage.save_settings(get_db(), {"chart_number_system": "urn:oid:1.2.3.4"})
+    resource = qr_json(app, sent)
+    assert resource["subject"]["identifier"]["system"] == "urn:oid:1.2.3.4"
+    valid(resource, QuestionnaireResponse)
+
+
+def test_the_appointment_time_is_carried(app, sent):
+    resource = qr_json(app, sent)
+    [appointment] = ext(resource, fhir.APPOINTMENT)
+    assert appointment["valueDateTime"].startswith("2026-11-25T")
+    assert "author" not in resource and "source" not in resource  # no patient identity
+
+
+def test_a_visit_not_sent_gives_status_and_progress_only(app, clock):
+    """Issue 22: an in-progress visit went out with its answers; the patient could still
+    mark one "In person" before sending. Not sent: nothing the patient could hold."""
+    invitation = make_invitation(app)
+    with app.app_context():
+        db = get_db()
+        visits.start(
+            db, invitation.visit_id, language="es", version=DEFINITION.version, now=clock()
+        )
+        visits.save_step(
+            db, invitation.visit_id, {"T2": "my secret agenda"}, step=1, next_step=2, now=clock()
+        )
+        visits.save_step(
+            db, invitation.visit_id, {"S1": "several_days"}, step=8, next_step=9, now=clock()
+        )
+    resource = qr_json(app, invitation.visit_id)
+    valid(resource, QuestionnaireResponse)
+    assert check_response(resource, q_json(app)) == []
+    assert resource["status"] == "in-progress"
+    assert "my secret agenda" not in json.dumps(resource)
+    assert set(resource) == {
+        "resourceType", "id", "meta", "identifier", "questionnaire", "status", "authored",
+        "extension",
+    }  # fmt: skip
+    assert {e["url"] for e in resource["extension"]} == {fhir.APPOINTMENT, fhir.PROGRESS}
+    [progress] = ext(resource, fhir.PROGRESS)
+    assert progress["extension"] == [
+        {"url": "step", "valueInteger": 8},
+        {"url": "of", "valueInteger": len(DEFINITION.sections)},
+    ]
 
 
 def test_a_declined_safety_answer_and_the_safety_history(app, clock):
@@ -203,10 +261,11 @@ def test_a_declined_safety_answer_and_the_safety_history(app, clock):
         )
         clock.advance(minutes=2)
         visits.save_step(db, invitation.visit_id, {"S1": None}, step=8, next_step=9, now=clock())
+        assert visits.submit(db, invitation.visit_id, set(), clock())
     resource = qr_json(app, invitation.visit_id)
     valid(resource, QuestionnaireResponse)
     assert check_response(resource, q_json(app)) == []
-    assert resource["status"] == "in-progress"
+    assert resource["status"] == "completed"
     assert resource["language"] == "es"
     [s1] = by_link(resource)["S1"]
     assert "answer" not in s1
@@ -238,17 +297,21 @@ BREAKAGES = {
     "naive datetime": lambda r: r.update(authored="2026-11-25T09:00:00"),
     "unknown linkId": lambda r: r["item"][0]["item"].append({"linkId": "Z9"}),
     "wrong nesting": lambda r: r["item"][0]["item"].append(
-        {"linkId": "M2", "answer": [{"valueCoding": {"system": fhir.CODE_SYSTEM, "code": "mixed"}}]}
+        {
+            "linkId": "M2",
+            "answer": [{"valueCoding": {"system": fhir.code_system("M2"), "code": "mixed"}}],
+        }
     ),
     "scale out of range": lambda r: by_link(r)["M4"][0]["answer"][0].update(valueInteger=11),
     "too many rows": lambda r: r["item"][1]["item"].extend(
         copy.deepcopy(by_link(r)["M1"][0]) for _ in range(6)
     ),
     "too many choices": lambda r: by_link(r)["T1"][0]["answer"].extend(
-        {"valueCoding": {"system": fhir.CODE_SYSTEM, "code": c}} for c in ("sad", "numb", "okay")
+        {"valueCoding": {"system": fhir.code_system("T1"), "code": c}}
+        for c in ("sad", "numb", "okay")
     ),
     "exclusive with others": lambda r: by_link(r)["M5"][0]["answer"].append(
-        {"valueCoding": {"system": fhir.CODE_SYSTEM, "code": "none"}}
+        {"valueCoding": {"system": fhir.code_system("M5"), "code": "none"}}
     ),
     "unknown status": lambda r: r.update(status="done"),
     "old version": lambda r: r.update(questionnaire=f"{fhir.QUESTIONNAIRE_URL}|1999.1"),
@@ -377,6 +440,102 @@ def test_a_new_item_and_choice_appear_with_no_code_change(app):
     )
     assert check_response(response, resource) == []
     response["item"][0]["item"][0]["answer"].append(
-        {"valueCoding": {"system": fhir.CODE_SYSTEM, "code": "nothing_here"}}
+        {"valueCoding": {"system": fhir.code_system("Z1"), "code": "nothing_here"}}
     )
     assert check_response(response, resource)
+
+
+# --- terminology (issue 22, part 5) ----------------------------------------------------------
+
+
+def test_one_code_system_per_choice_list_each_published(app):
+    """Issue 22: one code system gave the same code different meanings ("dont_know",
+    "not_myself" three ways) and none was published."""
+    with app.app_context():
+        systems = fhir.code_systems(DEFINITION, app.config["OFFERED_LANGUAGES"])
+    from fhir.resources.R4B.codesystem import CodeSystem
+
+    urls = [cs["url"] for cs in systems]
+    assert len(urls) == len(set(urls))
+    for system in systems:
+        valid(system, CodeSystem)
+        codes = [c["code"] for c in system["concept"]]
+        assert len(codes) == len(set(codes)) == system["count"]
+    by_url = {cs["url"]: cs for cs in systems}
+    # Every coding the Questionnaire offers is in its published system (or LOINC).
+    for element in walk(q_json(app)["item"]):
+        for option in element.get("answerOption", ()):
+            coding = option["valueCoding"]
+            if coding["system"] == fhir.LOINC:
+                continue
+            concepts = {c["code"]: c for c in by_url[coding["system"]]["concept"]}
+            assert concepts[coding["code"]]["display"] == coding["display"]
+    sharing = [item.id for item in DEFINITION.items.values() if "dont_know" in item.choice_ids]
+    assert len(sharing) >= 2 and len({fhir.code_system(i) for i in sharing}) == len(sharing)
+
+
+def test_the_safety_question_has_its_phq9_codes(app, clock):
+    [s1] = by_link(q_json(app))["S1"]
+    assert s1["code"] == [
+        {
+            "system": "http://loinc.org",
+            "code": "44260-8",
+            "display": "Thoughts that you would be better off dead, or of hurting yourself "
+            "in some way",
+        }
+    ]
+    assert [o["valueCoding"]["code"] for o in s1["answerOption"]] == [
+        "LA6568-5",
+        "LA6569-3",
+        "LA6570-1",
+        "LA6571-9",
+    ]
+    invitation = make_invitation(app)
+    with app.app_context():
+        db = get_db()
+        visits.start(
+            db, invitation.visit_id, language="en", version=DEFINITION.version, now=clock()
+        )
+        visits.save_step(
+            db, invitation.visit_id, {"S1": "several_days"}, step=8, next_step=9, now=clock()
+        )
+        assert visits.submit(db, invitation.visit_id, set(), clock())
+    resource = qr_json(app, invitation.visit_id)
+    [answer] = by_link(resource)["S1"][0]["answer"]
+    assert answer["valueCoding"] == {
+        "system": "http://loinc.org",
+        "code": "LA6569-3",
+        "display": "Several days",
+    }
+    assert check_response(resource, q_json(app)) == []
+
+
+def test_each_answered_item_carries_its_text(app, sent):
+    resource = qr_json(app, sent)
+    texts = {i["linkId"]: i.get("text") for i in walk(q_json(app)["item"])}
+    for item in walk(resource["item"]):
+        assert item["text"] == texts[item["linkId"]], item["linkId"]
+    valid(resource, QuestionnaireResponse)
+
+
+def test_lengths_are_counted_in_utf16_code_units(app, sent):
+    """Issue 22: 300 characters with emoji were accepted (600 UTF-16 code units) and
+    LHC-Forms refused the response; FHIR clients count UTF-16 code units."""
+    from patientapp.questionnaire.fields import length_limit, utf16_length
+
+    assert utf16_length("a😀é") == 4
+    resource = qr_json(app, sent)
+    [t2] = by_link(resource)["T2"]
+    t2["answer"][0]["valueString"] = "😀" * 150  # 300 units: the limit
+    assert check_response(resource, q_json(app)) == []
+    t2["answer"][0]["valueString"] = "😀" * 151  # 151 characters, 302 units
+    assert check_response(resource, q_json(app)) == ["T2: longer than 300 UTF-16 code units"]
+
+    class Field:
+        data = "😀" * 151
+
+    with app.test_request_context(), pytest.raises(ValueError, match="300 characters"):
+        length_limit(300)(None, Field())
+    Field.data = "😀" * 150
+    with app.test_request_context():
+        length_limit(300)(None, Field())

@@ -28,3 +28,48 @@ def test_a_new_database_records_every_migration_in_order(tmp_path):
         ]
     connection.close()
     assert applied == _names()
+
+
+def test_m100_gives_existing_visits_a_uuid_and_their_change_order(tmp_path):
+    """A database made before issue 22: each visit gets a random UUID (never its row id)
+    and a change sequence in the order of its last change; later changes go on from there."""
+    from sqlite_utils import Database
+
+    path = tmp_path / "old.db"
+    db = Database(sqlite3.connect(path))
+    earlier = [m for m in storage.migrations._migrations if m.name < "m100"]
+    for migration in earlier:
+        migration.fn(db)
+    columns = "patient_ref, appointment_at, token_hash, code_hash, expires_at, created_at"
+    for n, (started, submitted) in enumerate(
+        [
+            ("2026-11-25T09:00:00+00:00", "2026-11-25T09:30:00+00:00"),
+            ("2026-11-25T08:00:00+00:00", "2026-11-25T08:10:00+00:00"),
+            (None, None),  # never started: nothing exported
+        ]
+    ):
+        db.execute(
+            f"INSERT INTO visits ({columns}, started_at, submitted_at, status) "
+            "VALUES (?, '2026-11-25T10:00:00+00:00', ?, ?, '2026-11-26T00:00:00+00:00', "
+            "'2026-11-25T07:00:00+00:00', ?, ?, ?)",
+            (f"R-{n}", f"t{n}", f"c{n}", started, submitted, "submitted" if started else "invited"),
+        )
+    [new] = [m for m in storage.migrations._migrations if m.name.startswith("m100")]
+    new.fn(db)
+    rows = list(db.execute("SELECT id, uuid, change_seq, changed_us FROM visits ORDER BY id"))
+    assert len({row[1] for row in rows}) == 3 and all(len(row[1]) == 36 for row in rows)
+    assert [row[2] for row in rows] == [2, 1, 0]  # the 08:10 change first
+    assert rows[1][3] < rows[0][3]
+    db.execute(
+        "UPDATE visits SET status = 'reviewed', reviewed_at = '2026-11-25T08:00:00+00:00' "
+        "WHERE id = 2"
+    )
+    seq, changed = db.execute("SELECT change_seq, changed_us FROM visits WHERE id = 2").fetchone()
+    assert seq == 3 and changed > rows[0][3]  # later than every change before, never back
+    db.execute(
+        "INSERT INTO visits (patient_ref, appointment_at, token_hash, code_hash, expires_at, "
+        "created_at) VALUES ('N', '2026-11-25', 'tn', 'cn', '2026-11-26', '2026-11-25')"
+    )
+    [(made,)] = db.execute("SELECT uuid FROM visits WHERE patient_ref = 'N'").fetchall()
+    assert len(made) == 36 and made[14] == "4"  # a version 4 UUID, even without the app
+    db.conn.close()

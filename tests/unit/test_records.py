@@ -89,7 +89,7 @@ def test_every_visit_read_returns_records(db):
     previous = storage.previous_visit(db, storage.get_visit(db, second.visit_id))
     assert isinstance(previous, Visit) and previous.id == first.visit_id
     between = storage.visits_between(db, date(2026, 11, 25), date(2026, 11, 25))
-    updated = storage.visits_updated_since(db, NOW, limit=10, offset=0)
+    updated = storage.exported_visits(db, statuses=("submitted", "reviewed"), limit=10)
     for found in (between, updated):
         assert [v.id for v in found] == [first.visit_id, second.visit_id]
         assert all(isinstance(v, Visit) for v in found)

@@ -39,6 +39,7 @@ ACCESS = {
     "staff.slip": (EVERYONE, None),
     "staff.cancel": (EVERYONE, None),
     "staff.reissue": (EVERYONE, None),
+    "staff.send_link": (EVERYONE, None),
     "staff.tablet_mode": (EVERYONE, None),
     "staff.summary_page": (READERS, 404),
     "staff.print_page": (READERS, 404),
@@ -61,15 +62,23 @@ ACCESS = {
     "admin.settings": (ADMINS, 403),
     "admin.mail_settings": (ADMINS, 403),
     "admin.mail_test": (ADMINS, 403),
+    "admin.message_settings": (ADMINS, 403),
     "admin.audit_log": (ADMINS, 403),
     "admin.integrations": (ADMINS, 403),
     "admin.revoke_token": (ADMINS, 403),
+    "admin.rotate_token": (ADMINS, 403),
     "admin.export_csv": (ADMINS, 403),
 }
 
 # Which visit or account a route acts on; anything unlisted uses the sent visit and
 # the target account.
-OPEN_VISIT_ROUTES = {"staff.invitation", "staff.slip", "staff.cancel", "staff.reissue"}
+OPEN_VISIT_ROUTES = {
+    "staff.invitation",
+    "staff.slip",
+    "staff.cancel",
+    "staff.reissue",
+    "staff.send_link",
+}
 INACTIVE_USER_ROUTES = {"admin.reactivate"}
 
 
@@ -82,6 +91,8 @@ def enrolment_code(app) -> dict:
 
 # A form that succeeds when the right person sends it (a function: made just before).
 FORMS = {
+    # The clinic fixture has a relay to send it by.
+    "staff.send_link": {"email": "patient@mail.example"},
     "auth.mfa_setup": enrolment_code,
     "staff.new_invitation": {
         "patient_ref": "NEW-1",
@@ -116,6 +127,13 @@ FORMS = {
         "mail_from": "alerts@clinic.example",
         "oncall_address": "oncall@clinic.example",
     },
+    "admin.message_settings": {
+        "reminder_hours_before": "24",
+        "quiet_from": "21:00",
+        "quiet_until": "08:00",
+        "sms_mode": "none",
+        "sms_http_content_type": "form",
+    },
 }
 
 # (status, where it redirects) for the right role; every GET not listed is served with 200.
@@ -124,6 +142,7 @@ SERVED = {
     ("staff.new_invitation", "POST"): (302, "/staff/visits/{new_visit}/invitation"),
     ("staff.cancel", "POST"): (302, "/staff/visits/{open}/invitation"),
     ("staff.reissue", "POST"): (302, "/staff/visits/{open}/invitation"),
+    ("staff.send_link", "POST"): (302, "/staff/visits/{open}/invitation"),
     ("staff.tablet_mode", "POST"): (302, "/start"),
     ("staff.summary_copied", "POST"): (204, None),
     ("staff.reviewed", "POST"): (302, "/staff/?day=2026-11-25"),
@@ -140,9 +159,12 @@ SERVED = {
     ("admin.mail_settings", "POST"): (302, "/staff/admin/mail"),
     # Nothing is set up in this clinic: the test is refused, and audited.
     ("admin.mail_test", "POST"): (302, "/staff/admin/mail"),
+    ("admin.message_settings", "POST"): (302, "/staff/admin/messages"),
     # The new token is shown on the page itself, once, never through a redirect.
     ("admin.integrations", "POST"): (200, None),
     ("admin.revoke_token", "POST"): (302, "/staff/admin/integrations"),
+    # The new secret is shown on the page itself, once, like a new token.
+    ("admin.rotate_token", "POST"): (200, None),
 }
 
 # Touched by every signed-in request (last seen), before any role check.
@@ -172,6 +194,10 @@ def clinic(app):
         visits.save_step(db, sent, answers, step=8, next_step=9, now=now)
         assert visits.submit(db, sent, set(), now)
         token, _secret = api_tokens.create_token(db, "Register", None, now)
+        # A relay, so the front desk can send an invitation's link by e-mail.
+        storage.save_settings(
+            db, {"smtp_host": "smtp.clinic.example", "mail_from": "c@clinic.example"}
+        )
     return SimpleNamespace(
         sent=sent,
         open=open_visit,
@@ -280,6 +306,10 @@ def test_every_other_route_is_a_patient_page_or_static(app):
 API_ROUTES = {
     "api.questionnaire_read": "/api/fhir/Questionnaire/reflection",
     "api.response_search": "/api/fhir/QuestionnaireResponse?_lastUpdated=ge2026-01-01T00:00:00Z",
+    "api.response_read": "/api/fhir/QuestionnaireResponse/{sent_uuid}",  # the sent visit
+    "api.metadata": "/api/fhir/metadata",
+    "api.codesystem_read": "/api/fhir/CodeSystem/reflection-M2",
+    "api.codesystem_search": "/api/fhir/CodeSystem?url=urn:patientapp:fhir:CodeSystem:M2",
 }
 
 
@@ -300,7 +330,9 @@ def test_the_api_takes_a_live_token_and_nothing_else(app, clinic, db):
         revoked, old = api_tokens.create_token(app_db(), "Old", None, app.config["CLOCK"]())
         storage.revoke_api_token(app_db(), revoked, app.config["CLOCK"]())
     staff = signed_in(app, "admin")  # a signed-in browser's cookies count for nothing
+    sent_uuid = storage.get_visit(db, clinic.sent).uuid
     for endpoint, url in API_ROUTES.items():
+        url = url.format(sent_uuid=sent_uuid)
         for client, headers in (
             (app.test_client(), {}),
             (staff, {}),

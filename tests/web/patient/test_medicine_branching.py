@@ -427,7 +427,7 @@ def test_fhir_says_when_the_medicine_questions_are_enabled(app):
             {
                 "question": "M0",
                 "operator": "!=",
-                "answerCoding": {"system": fhir.CODE_SYSTEM, "code": "no"},
+                "answerCoding": {"system": fhir.code_system("M0"), "code": "no"},
             },
         ]
     assert "enableWhen" not in items["M0"] and "enableWhen" not in items["M6"]
@@ -449,7 +449,10 @@ def test_fhir_response_has_m0_and_no_unasked_item(app):
     medicines = next(g for g in response["item"] if g["linkId"] == "medicines")
     assert medicines["item"][0] == {
         "linkId": "M0",
-        "answer": [{"valueCoding": {"system": fhir.CODE_SYSTEM, "code": "no", "display": "No"}}],
+        "text": questionnaire.default().items["M0"].prompt,
+        "answer": [
+            {"valueCoding": {"system": fhir.code_system("M0"), "code": "no", "display": "No"}}
+        ],
     }
     # The project's own check refuses an answer the enableWhen leaves unasked.
     going = next(g for g in response["item"] if g["linkId"] == "going")
@@ -457,7 +460,7 @@ def test_fhir_response_has_m0_and_no_unasked_item(app):
         0,
         {
             "linkId": "P1",
-            "answer": [{"valueCoding": {"system": fhir.CODE_SYSTEM, "code": "stopped"}}],
+            "answer": [{"valueCoding": {"system": fhir.code_system("P1"), "code": "stopped"}}],
         },
     )
     assert check_response(response, resource) == [
