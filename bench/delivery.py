@@ -189,7 +189,6 @@ def main() -> None:
         print("reminder punctuality ...", file=sys.stderr)
         late = punctuality(app, inbox, args.reminders)
         stop.set()
-        delivery.wake()
     finally:
         relay.stop()
         server.shutdown()

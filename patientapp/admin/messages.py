@@ -25,18 +25,7 @@ from patientapp.domain import textmsg
 from patientapp.web.forms import CHOICE_ERROR, length_limit, strip_spaces
 
 # The settings keys of this page (their defaults are in web.context's SETTING_DEFAULTS).
-MESSAGE_SETTINGS = (
-    "reminder_hours_before",
-    "quiet_from",
-    "quiet_until",
-    "sms_mode",
-    "sms_email_address",
-    "sms_http_url",
-    "sms_http_auth",
-    "sms_http_content_type",
-    "sms_http_body",
-    "sms_from",
-)
+MESSAGE_SETTINGS = ("reminder_hours_before", "quiet_from", "quiet_until", *textmsg.SMS_SETTINGS)
 SMS_MODES = {
     "none": _l("No text messages"),
     "email": _l("An e-mail-to-text gateway, through the outgoing mail relay"),

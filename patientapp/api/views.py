@@ -1,20 +1,27 @@
 """The read-only FHIR R4 API for an integration engine, under ``/api/fhir``.
 
 - ``GET metadata``: the CapabilityStatement, listing exactly what is below.
-- ``GET Questionnaire/reflection``: the Questionnaire (read).
+- ``GET Questionnaire/reflection`` (the current version), ``GET Questionnaire/<id>`` and
+  ``GET Questionnaire?url=...&version=...``: every version a stored response names.
 - ``GET QuestionnaireResponse/<id>``: one visit's response (read, the visit's UUID).
 - ``GET CodeSystem/<id>``, ``GET CodeSystem?url=...``: each choice list's code system, so
-  every coding's system resolves.
+  every coding's system resolves; ``StructureDefinition`` likewise for the project's own
+  extensions.
 - ``GET QuestionnaireResponse?...``: a searchset Bundle (search-type) over ``_lastUpdated``
   (``eq``, ``ge``, ``gt``, ``le``, ``lt``, repeatable for a range), ``status`` and
   ``_count``, in the order of the visits' change sequence; the ``next`` link carries
   ``_cursor``, the last sequence number read (keyset paging), so a visit that changes
   while an engine pages comes again at the end and none is skipped.
+- ``Observation`` (each saved safety value), ``Flag`` (the safety alert) and
+  ``DocumentReference`` (the one page as text): read by id and searched over
+  ``_lastUpdated`` and ``_count`` the same way, paged by the same change sequence (a
+  visit's resources are never split over two pages).
 
 Only sent visits (submitted or reviewed) leave. A token given the in-progress scope on the
 Integrations page also reads visits not sent (in progress, or cancelled before sending),
-with their status and progress only: anything not sent may still be held "In person".
-Held answers never leave.
+with their status and progress only: anything not sent may still be held "In person";
+it reads no Observation, Flag or DocumentReference of such a visit. Held answers never
+leave.
 
 Every request needs a live bearer token an admin created (not revoked, not expired);
 cookies are never read here, so a signed-in browser gets nowhere, and the blueprint is
@@ -28,6 +35,8 @@ OperationOutcome. Unknown search parameters follow ``Prefer: handling=``: ``leni
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
@@ -40,8 +49,10 @@ from patientapp import config
 from patientapp.db import storage
 from patientapp.domain import throttle
 from patientapp.domain.api_tokens import hash_token
-from patientapp.exports import fhir, record
+from patientapp.exports import derived, fhir, record
 from patientapp.exports.record import FHIR_JSON, FHIR_JSON_UTF8
+from patientapp.i18n import SOURCE_LANGUAGE
+from patientapp.questionnaire import model as questionnaire
 from patientapp.web.context import (
     aware,
     base_url,
@@ -64,6 +75,7 @@ REQUEST_SCOPE = "api-request"  # each request a token made, kept for its one-min
 # enough that int() never meets Python's limit on long numbers.
 WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
 RESOURCE_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR's id datatype
+UUID_LENGTH = 36  # a visit's UUID starts the id of every resource made from the visit
 # A FHIR date search value: a prefix, then a date or dateTime of any precision.
 DATE_VALUE = re.compile(
     r"(?P<prefix>eq|ge|gt|le|lt)?(?P<year>[0-9]{4})(-(?P<month>[0-9]{2})(-(?P<day>[0-9]{2})"
@@ -71,7 +83,8 @@ DATE_VALUE = re.compile(
     r"(?P<zone>Z|[+-][0-9]{2}:[0-9]{2})?)?)?)?"
 )
 # What this server supports (and its CapabilityStatement says, and nothing more).
-SEARCH_PARAMS = ("_lastUpdated", "status")
+SEARCH_PARAMS = ("_lastUpdated", "status")  # QuestionnaireResponse's
+DERIVED_PARAMS = ("_lastUpdated",)  # Observation's, Flag's, DocumentReference's
 RESULT_PARAMS = ("_count", "_cursor", "_format")
 SENT = ("submitted", "reviewed")  # what any token reads
 NOT_SENT = ("in_progress", "cancelled")  # status and progress only, with the scope
@@ -328,16 +341,24 @@ class Search:
     """An API search as understood: the statuses, change-time ranges, page size and
     cursor, and the parameters used (for the self and next links)."""
 
-    def __init__(self, args, strict: bool, readable: tuple[str, ...]):
+    def __init__(
+        self,
+        args,
+        strict: bool,
+        readable: tuple[str, ...],
+        kind: str = "QuestionnaireResponse",
+        params: tuple[str, ...] = SEARCH_PARAMS,
+    ):
+        self.kind, self.params = kind, params
         self.statuses = readable
         self.ranges: list[tuple[int | None, int | None]] = []
         self.count = DEFAULT_COUNT
         self.cursor = 0
         self.used: list[tuple[str, str]] = []
         for name, value in args.items(multi=True):
-            if name == "_lastUpdated":
+            if name == "_lastUpdated" and name in params:
                 self.ranges.append(self._date(value))
-            elif name == "status":
+            elif name == "status" and name in params:
                 self.statuses = self._status(value, readable)
             elif name == "_count":
                 self.count = self._number(name, value, 1, MAX_COUNT)
@@ -350,8 +371,8 @@ class Search:
                 raise SearchError(
                     400,
                     "not-supported",
-                    f"Unknown search parameter {name!r}: this server supports "
-                    f"{', '.join(SEARCH_PARAMS + RESULT_PARAMS)} (see metadata).",
+                    f"Unknown search parameter {name!r}: {kind} supports "
+                    f"{', '.join(params + RESULT_PARAMS)} (see metadata).",
                 )
             else:
                 continue  # lenient: ignored, and left out of the self link
@@ -401,35 +422,198 @@ class Search:
         query = [*self.used, ("_count", str(self.count))]
         if cursor:
             query.append(("_cursor", str(cursor)))
-        return f"{base_url()}{PREFIX}/QuestionnaireResponse?{urlencode(query)}"
+        return f"{base_url()}{PREFIX}/{self.kind}?{urlencode(query)}"
+
+
+# --- the resources made from a sent visit beside its response -------------------------------
+
+
+def document_language() -> str:
+    """The language of the one page a DocumentReference carries: the clinic's default
+    language (PATIENTAPP_DEFAULT_LANGUAGE, what staff pages fall back on) when shipped."""
+    default = current_app.config.get("DEFAULT_LANGUAGE") or SOURCE_LANGUAGE
+    return default if default in languages() else SOURCE_LANGUAGE
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A resource type made from a sent visit (``exports.derived``): which rows a visit
+    needs to have any (None: every sent visit has one), how its reads are audited and how
+    one visit's resources are made."""
+
+    kind: str
+    having: str | None
+    action: str
+    make: Callable[[Visit], list[dict]]
+    documentation: str
+
+
+def _observations(visit: Visit) -> list[dict]:
+    return derived.observations(get_db(), visit, settings=clinic_settings())
+
+
+def _flags(visit: Visit) -> list[dict]:
+    return derived.flags(get_db(), visit, settings=clinic_settings())
+
+
+def _documents(visit: Visit) -> list[dict]:
+    return derived.documents(
+        get_db(), visit, settings=clinic_settings(), language=document_language()
+    )
+
+
+DERIVED = {
+    "Observation": Derived(
+        "Observation",
+        "safety_answers",
+        "fhir_observation_read",
+        _observations,
+        "One per saved value of the safety question (PHQ-9 item 9, LOINC 44260-8), the "
+        "whole history: effectiveDateTime when it was saved, valueCodeableConcept the LOINC "
+        "answer (or dataAbsentReason asked-declined for a skip), interpretation POS or NEG, "
+        "derivedFrom the visit's QuestionnaireResponse. id: <visit UUID>-safety-<n>.",
+    ),
+    "Flag": Derived(
+        "Flag",
+        "alerts",
+        "fhir_flag_read",
+        _flags,
+        "The safety alert a worrying safety answer raised (category safety): active until "
+        "acknowledged, then inactive; period from raised to acknowledged; flag-detail the "
+        "Observation of the first worrying value. id: <visit UUID>-safety-alert.",
+    ),
+    "DocumentReference": Derived(
+        "DocumentReference",
+        None,
+        "fhir_document_read",
+        _documents,
+        "The one-page summary as plain text (the staff 'plain text for the medical record' "
+        "download, in the clinic's default language): status current, docStatus final, "
+        "type LOINC 34785-6, the text as a text/plain; charset=utf-8 attachment, "
+        "context.related the visit's QuestionnaireResponse. Held answers are never in "
+        "it. id: <visit UUID>-summary.",
+    ),
+}
+
+
+def _visit_of(resource_id: str) -> Visit | None:
+    """The sent visit a derived resource's id names (its first 36 characters), or None."""
+    if not RESOURCE_ID.fullmatch(resource_id) or len(resource_id) <= UUID_LENGTH:
+        return None
+    if resource_id[UUID_LENGTH] != "-":
+        return None
+    visit = storage.visit_by_uuid(get_db(), resource_id[:UUID_LENGTH])
+    # Never a visit not sent, whatever the token's scope: anything of its answers leaves
+    # only once it is sent.
+    return visit if visit is not None and is_sent(visit) else None
+
+
+def _derived_read(kind: Derived, resource_id: str):
+    visit = _visit_of(resource_id)
+    found = [r for r in kind.make(visit) if r["id"] == resource_id] if visit else []
+    if not found:
+        return _outcome(404, "not-found", f"No such {kind.kind}.")
+    with storage.write(get_db()):
+        _audit(kind.action, visit.id)
+    return _fhir(found[0], headers={"ETag": f'W/"{visit.change_seq}"'})
+
+
+def _derived_search(kind: Derived):
+    """A searchset Bundle of one derived type in change-sequence order, paged by the
+    visits' cursor: a page ends at the last visit whose resources all fit in _count (at
+    least one visit a page), so a visit's resources are never split."""
+    try:
+        search = Search(request.args, _strict(), SENT, kind.kind, DERIVED_PARAMS)
+    except SearchError as error:
+        return _outcome(error.status, error.code, error.text)
+    db = get_db()
+    ranges = tuple(search.ranges)
+    rows = storage.exported_visits(
+        db,
+        statuses=SENT,
+        ranges=ranges,
+        after_seq=search.cursor,
+        limit=search.count + 1,
+        having=kind.having,
+    )
+    entries, last = [], None
+    with storage.write(db):  # one commit for the page's audit entries
+        for visit in rows:
+            made = kind.make(visit)
+            if last is not None and len(entries) + len(made) > search.count:
+                break
+            _audit(kind.action, visit.id)
+            entries += [
+                {
+                    "fullUrl": f"{base_url()}{PREFIX}/{kind.kind}/{resource['id']}",
+                    "resource": resource,
+                    "search": {"mode": "match"},
+                }
+                for resource in made
+            ]
+            last = visit
+    more = last is not None and last is not rows[-1]
+    total = storage.count_exported(db, statuses=SENT, ranges=ranges, having=kind.having)
+    links = [{"relation": "self", "url": search.url(search.cursor)}]
+    if more:
+        links.append({"relation": "next", "url": search.url(last.change_seq)})
+    return _bundle(entries, links, total)
+
+
+def _bundle(entries: list[dict], links: list[dict], total: int) -> dict:
+    return _fhir(
+        {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "timestamp": aware(now()).isoformat(timespec="seconds"),
+            "total": total,
+            "link": links,
+            **({"entry": entries} if entries else {}),  # FHIR allows no empty arrays
+        }
+    )
 
 
 # --- routes --------------------------------------------------------------------------------
 
 
 HL7_PARAMS = "http://hl7.org/fhir/SearchParameter/"
+LAST_UPDATED = {
+    "name": "_lastUpdated",
+    "definition": HL7_PARAMS + "Resource-lastUpdated",
+    "type": "date",
+    "documentation": (
+        "Prefixes eq (or none), ge, gt, le, lt; repeat it for a range. A time without "
+        "offset is the clinic's."
+    ),
+}
+COUNT = {
+    "name": "_count",
+    "type": "number",
+    "documentation": f"Page size, 1 to {MAX_COUNT} (default {DEFAULT_COUNT}).",
+}
 SEARCH_PARAM_DEFINITIONS = [
-    {
-        "name": "_lastUpdated",
-        "definition": HL7_PARAMS + "Resource-lastUpdated",
-        "type": "date",
-        "documentation": (
-            "Prefixes eq (or none), ge, gt, le, lt; repeat it for a range. A time without "
-            "offset is the clinic's."
-        ),
-    },
+    LAST_UPDATED,
     {
         "name": "status",
         "definition": HL7_PARAMS + "QuestionnaireResponse-status",
         "type": "token",
         "documentation": "in-progress, completed, stopped; a comma for either.",
     },
-    {
-        "name": "_count",
-        "type": "number",
-        "documentation": f"Page size, 1 to {MAX_COUNT} (default {DEFAULT_COUNT}).",
-    },
+    COUNT,
 ]
+PAGING = (
+    "Paging follows the change sequence: follow the next link (its _cursor), then poll "
+    "with _lastUpdated=gt<the newest meta.lastUpdated read>."
+)
+
+
+def _canonical_params(kind: str, versioned: bool = True) -> list[dict]:
+    params = [{"name": "url", "definition": f"{HL7_PARAMS}{kind}-url", "type": "uri"}]
+    if versioned:
+        params.append(
+            {"name": "version", "definition": f"{HL7_PARAMS}{kind}-version", "type": "token"}
+        )
+    return params
 
 
 @bp.get("/metadata")
@@ -460,6 +644,21 @@ def capability_statement() -> dict:
         if configured_base_url()
         else "identifier: system urn:ietf:rfc:3986, value urn:uuid:<the visit's UUID>."
     )
+    derived_resources = [
+        {
+            "type": kind.kind,
+            "documentation": (
+                f"{kind.documentation} Only sent visits, whatever the token's scope. "
+                f"subject as the QuestionnaireResponse's. {PAGING}"
+            ),
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "versioning": "versioned",
+            "readHistory": False,
+            "updateCreate": False,
+            "searchParam": [LAST_UPDATED, COUNT],
+        }
+        for kind in DERIVED.values()
+    ]
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -496,9 +695,7 @@ def capability_statement() -> dict:
                             "the in-progress scope also reads visits not sent (in-progress, "
                             "stopped) with status and progress only. Answers held for in "
                             "person never leave. id: the visit's UUID. "
-                            f"{identifier} {patient} Paging follows the change sequence: "
-                            "follow the next link (its _cursor), then poll with "
-                            "_lastUpdated=gt<the newest meta.lastUpdated read>."
+                            f"{identifier} {patient} {PAGING}"
                         ),
                         "interaction": [{"code": "read"}, {"code": "search-type"}],
                         "versioning": "versioned",
@@ -506,6 +703,7 @@ def capability_statement() -> dict:
                         "updateCreate": False,
                         "searchParam": SEARCH_PARAM_DEFINITIONS,
                     },
+                    *derived_resources,
                     {
                         "type": "CodeSystem",
                         "documentation": (
@@ -514,26 +712,29 @@ def capability_statement() -> dict:
                             "S1 uses LOINC (44260-8, the PHQ-9 answer list) instead."
                         ),
                         "interaction": [{"code": "read"}, {"code": "search-type"}],
-                        "searchParam": [
-                            {
-                                "name": "url",
-                                "definition": HL7_PARAMS + "CodeSystem-url",
-                                "type": "uri",
-                            },
-                            {
-                                "name": "version",
-                                "definition": HL7_PARAMS + "CodeSystem-version",
-                                "type": "token",
-                            },
-                        ],
+                        "searchParam": _canonical_params("CodeSystem"),
                     },
                     {
                         "type": "Questionnaire",
                         "documentation": (
-                            f"The current questionnaire, id {fhir.QUESTIONNAIRE_ID}, "
-                            f"url {fhir.QUESTIONNAIRE_URL}."
+                            f"url {fhir.QUESTIONNAIRE_URL}: the current version (id "
+                            f"{fhir.QUESTIONNAIRE_ID}) and every earlier version a stored "
+                            "response names (id reflection-<version>, status retired: the "
+                            "items that version asked, worded as now). Any other version: "
+                            "none (read: 404)."
                         ),
-                        "interaction": [{"code": "read"}],
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": _canonical_params("Questionnaire"),
+                    },
+                    {
+                        "type": "StructureDefinition",
+                        "documentation": (
+                            "The project's own extensions (urn:patientapp:fhir:"
+                            "StructureDefinition:<id>), each with the context it is "
+                            "allowed in."
+                        ),
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": _canonical_params("StructureDefinition", False),
                     },
                 ],
             }
@@ -541,74 +742,99 @@ def capability_statement() -> dict:
     }
 
 
-@bp.get("/Questionnaire/<resource_id>")
-def questionnaire_read(resource_id: str):
-    if resource_id != fhir.QUESTIONNAIRE_ID:
-        return _outcome(404, "not-found", "No such Questionnaire.")
-    _audit("fhir_questionnaire_read")
-    return _fhir(questionnaire_json())
+# --- conformance resources: Questionnaire, CodeSystem, StructureDefinition ------------------
+
+
+def questionnaires() -> list[dict]:
+    """The current Questionnaire and each earlier version a stored response names."""
+    definition = questionnaire.default()
+    versions = fhir.served_versions(definition, storage.questionnaire_versions(get_db()))
+    return [fhir.questionnaire_resource(definition, languages(), version) for version in versions]
 
 
 def code_systems() -> list[dict]:
     return record.code_systems(languages())
 
 
+CONFORMANCE = {
+    "Questionnaire": (questionnaires, ("url", "version"), "fhir_questionnaire_read"),
+    "CodeSystem": (code_systems, ("url", "version"), "fhir_codesystem_read"),
+    "StructureDefinition": (fhir.structure_definitions, ("url",), "fhir_structure_read"),
+}
+
+
+def _conformance_read(kind: str, resource_id: str):
+    make, _params, action = CONFORMANCE[kind]
+    found = [r for r in make() if r["id"] == resource_id]
+    if not found:
+        return _outcome(404, "not-found", f"No such {kind}.")
+    _audit(action)
+    return _fhir(found[0])
+
+
+def _conformance_search(kind: str):
+    """By canonical (`url`, and `version` where it has one): how a client resolves a
+    coding's system, a response's questionnaire or an extension. Without either, every
+    one."""
+    make, params, action = CONFORMANCE[kind]
+    strict = _strict()
+    wanted: dict[str, str] = {}
+    for name, value in request.args.items(multi=True):
+        if name in params:
+            wanted[name] = value
+        elif name != "_format" and strict:
+            return _outcome(
+                400,
+                "not-supported",
+                f"Unknown search parameter {name!r}: use {', '.join(params)}.",
+            )
+    found = [r for r in make() if all(r.get(name) == value for name, value in wanted.items())]
+    _audit(action)
+    query = urlencode(sorted(wanted.items()))
+    link = f"{base_url()}{PREFIX}/{kind}" + (f"?{query}" if query else "")
+    entries = [
+        {
+            "fullUrl": f"{base_url()}{PREFIX}/{kind}/{r['id']}",
+            "resource": r,
+            "search": {"mode": "match"},
+        }
+        for r in found
+    ]
+    return _bundle(entries, [{"relation": "self", "url": link}], len(found))
+
+
+@bp.get("/Questionnaire/<resource_id>")
+def questionnaire_read(resource_id: str):
+    return _conformance_read("Questionnaire", resource_id)
+
+
+@bp.get("/Questionnaire")
+def questionnaire_search():
+    return _conformance_search("Questionnaire")
+
+
 @bp.get("/CodeSystem/<resource_id>")
 def codesystem_read(resource_id: str):
     """One choice list's CodeSystem (each item's own answers)."""
-    found = [cs for cs in code_systems() if cs["id"] == resource_id]
-    if not found:
-        return _outcome(404, "not-found", "No such CodeSystem.")
-    _audit("fhir_codesystem_read")
-    return _fhir(found[0])
+    return _conformance_read("CodeSystem", resource_id)
 
 
 @bp.get("/CodeSystem")
 def codesystem_search():
-    """The CodeSystems by canonical (`url`, optionally `version`): how a client resolves
-    a coding's system. Without either, every one."""
-    strict = _strict()
-    wanted: dict[str, str] = {}
-    for name, value in request.args.items(multi=True):
-        if name in ("url", "version"):
-            wanted[name] = value
-        elif name != "_format" and strict:
-            return _outcome(
-                400, "not-supported", f"Unknown search parameter {name!r}: use url, version."
-            )
-    found = [
-        cs for cs in code_systems() if all(cs[name] == value for name, value in wanted.items())
-    ]
-    _audit("fhir_codesystem_read")
-    query = urlencode(sorted(wanted.items()))
-    return _fhir(
-        {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "timestamp": aware(now()).isoformat(timespec="seconds"),
-            "total": len(found),
-            "link": [
-                {
-                    "relation": "self",
-                    "url": f"{base_url()}{PREFIX}/CodeSystem" + (f"?{query}" if query else ""),
-                }
-            ],
-            **(
-                {
-                    "entry": [
-                        {
-                            "fullUrl": f"{base_url()}{PREFIX}/CodeSystem/{cs['id']}",
-                            "resource": cs,
-                            "search": {"mode": "match"},
-                        }
-                        for cs in found
-                    ]
-                }
-                if found
-                else {}
-            ),
-        }
-    )
+    return _conformance_search("CodeSystem")
+
+
+@bp.get("/StructureDefinition/<resource_id>")
+def structure_read(resource_id: str):
+    return _conformance_read("StructureDefinition", resource_id)
+
+
+@bp.get("/StructureDefinition")
+def structure_search():
+    return _conformance_search("StructureDefinition")
+
+
+# --- visits: responses and what is made from them --------------------------------------------
 
 
 @bp.get("/QuestionnaireResponse/<resource_id>")
@@ -651,13 +877,34 @@ def response_search():
     links = [{"relation": "self", "url": search.url(search.cursor)}]
     if more:
         links.append({"relation": "next", "url": search.url(rows[-1].change_seq)})
-    return _fhir(
-        {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "timestamp": aware(now()).isoformat(timespec="seconds"),
-            "total": total,
-            "link": links,
-            **({"entry": entries} if entries else {}),  # FHIR allows no empty arrays
-        }
-    )
+    return _bundle(entries, links, total)
+
+
+@bp.get("/Observation/<resource_id>")
+def observation_read(resource_id: str):
+    return _derived_read(DERIVED["Observation"], resource_id)
+
+
+@bp.get("/Observation")
+def observation_search():
+    return _derived_search(DERIVED["Observation"])
+
+
+@bp.get("/Flag/<resource_id>")
+def flag_read(resource_id: str):
+    return _derived_read(DERIVED["Flag"], resource_id)
+
+
+@bp.get("/Flag")
+def flag_search():
+    return _derived_search(DERIVED["Flag"])
+
+
+@bp.get("/DocumentReference/<resource_id>")
+def document_read(resource_id: str):
+    return _derived_read(DERIVED["DocumentReference"], resource_id)
+
+
+@bp.get("/DocumentReference")
+def document_search():
+    return _derived_search(DERIVED["DocumentReference"])

@@ -109,7 +109,6 @@ def serve_command(host: str, port: int, threads: int, workers: int | None) -> No
     finally:
         for stop in stops:  # waitress has returned: the loops end with it
             stop.set()
-        delivery.wake()
 
 
 def run(app, host: str, port: int, workers: int, options: dict, on_start=None) -> None:

@@ -1137,6 +1137,22 @@ def m100_fhir_changes(db: Database) -> None:
         db.execute(sql)
 
 
+@migrations()
+def m101_fhir_alert_changes(db: Database) -> None:
+    # Issue 22, part 7: the safety alert's Flag and the one page (DocumentReference) read
+    # the visit's alert; raising it and acknowledging it (who, when, the note) change them.
+    acknowledged = ("acknowledged_at", "acknowledged_by", "acknowledged_note")
+    changed = " OR ".join(f"NEW.{c} IS NOT OLD.{c}" for c in acknowledged)
+    for sql in (
+        f"""CREATE TRIGGER alerts_added AFTER INSERT ON alerts
+           BEGIN {_bump("NEW.visit_id", "NEW.created_at")} END""",
+        f"""CREATE TRIGGER alerts_acknowledged AFTER UPDATE OF {", ".join(acknowledged)}
+           ON alerts WHEN {changed}
+           BEGIN {_bump("NEW.visit_id", "COALESCE(NEW.acknowledged_at, NEW.created_at)")} END""",
+    ):
+        db.execute(sql)
+
+
 def add_trusted_device(db: Database, device_hash: str, user_id: int, now: datetime) -> None:
     db.execute(
         "INSERT INTO trusted_devices (id, user_id, created_at) VALUES (?, ?, ?)",
@@ -1714,15 +1730,28 @@ def touch_api_token(db: Database, token_id: int, now: datetime) -> None:
 # --- the FHIR API: visits by change sequence ------------------------------------------------
 
 
+# The rows a visit's other FHIR resources are made of (exports/derived.py): a search for
+# them reads only the visits that have some (an Observation per safety_answers row, a
+# Flag per alerts row).
+EXPORTED_ROWS = ("safety_answers", "alerts")
+
+
 def _exported_where(
-    statuses: tuple[str, ...], ranges: tuple[tuple[int | None, int | None], ...]
+    statuses: tuple[str, ...],
+    ranges: tuple[tuple[int | None, int | None], ...],
+    having: str | None = None,
 ) -> tuple[str, list]:
     """The WHERE of an API search: started visits in these statuses whose change time
-    (microseconds) lies in every [low, high) range (None: open)."""
+    (microseconds) lies in every [low, high) range (None: open), with rows in `having`
+    (one of EXPORTED_ROWS) when given."""
     where = [
         "started_at IS NOT NULL",
         f"status IN ({', '.join('?' for _ in statuses) or 'NULL'})",
     ]
+    if having is not None:
+        if having not in EXPORTED_ROWS:
+            raise ValueError(having)
+        where.append(f"id IN (SELECT visit_id FROM {having})")
     params: list = list(statuses)
     for low, high in ranges:
         if low is not None:
@@ -1741,10 +1770,11 @@ def exported_visits(
     ranges: tuple[tuple[int | None, int | None], ...] = (),
     after_seq: int = 0,
     limit: int,
+    having: str | None = None,
 ) -> list[Visit]:
     """Visits for an API search, in change-sequence order after `after_seq` (keyset
     paging: a visit that changes between pages moves behind the cursor, never skips)."""
-    where, params = _exported_where(statuses, ranges)
+    where, params = _exported_where(statuses, ranges, having)
     return _visits(
         db,
         f"SELECT * FROM visits WHERE {where} AND change_seq > ? ORDER BY change_seq LIMIT ?",
@@ -1757,9 +1787,24 @@ def count_exported(
     *,
     statuses: tuple[str, ...],
     ranges: tuple[tuple[int | None, int | None], ...] = (),
+    having: str | None = None,
 ) -> int:
-    where, params = _exported_where(statuses, ranges)
+    """How many visits a search matches, or with `having` how many of those rows."""
+    where, params = _exported_where(statuses, ranges, having)
+    if having is not None:
+        sql = f"""SELECT COUNT(*) AS n FROM {having}
+                  WHERE visit_id IN (SELECT id FROM visits WHERE {where})"""
+        return _one(db, sql, params)["n"]
     return _one(db, f"SELECT COUNT(*) AS n FROM visits WHERE {where}", params)["n"]
+
+
+def questionnaire_versions(db: Database) -> list[str]:
+    """Every questionnaire version a started visit was answered under."""
+    rows = db.execute(
+        "SELECT DISTINCT questionnaire_version FROM visits"
+        " WHERE started_at IS NOT NULL AND questionnaire_version != ''"
+    ).fetchall()
+    return sorted(row[0] for row in rows)
 
 
 def visit_by_uuid(db: Database, visit_uuid: str) -> Visit | None:

@@ -56,8 +56,6 @@ DEFAULT_QUIET_FROM, DEFAULT_QUIET_UNTIL = "21:00", "08:00"
 LINK_PATH = "/v/"
 STOP_SUFFIX = "/stop"
 
-_wake = threading.Event()
-
 
 @dataclass
 class PassResult:
@@ -202,7 +200,10 @@ def note_opened(db, token: str, now: datetime) -> None:
 
 def wake() -> None:
     """Ask this process's loop to run a pass now (a new invitation is waiting)."""
-    _wake.set()
+    with _loops_lock:
+        running = list(_loops)
+    for loop in running:
+        loop.nudge.set()
 
 
 # --- the words ----------------------------------------------------------------------------
@@ -466,22 +467,50 @@ def _check_logged(app, clock, base_url) -> float:
     return min(CHECK_SECONDS, max(MIN_WAIT, seconds))
 
 
-def _watch(app, clock, base_url, stop: threading.Event) -> None:
-    wait = CHECK_SECONDS
-    while not stop.is_set():
-        _wake.wait(wait)
-        _wake.clear()
-        if stop.is_set():
-            return
-        wait = _check_logged(app, clock, base_url)
+class Loop:
+    """A running delivery thread: ``nudge`` wakes it (``wake`` nudges every loop of this
+    process), ``set`` stops it and waits for the pass under way to end, so no pass
+    outlives the server that started it."""
+
+    JOIN_SECONDS = 30  # a pass mid-send ends within a few of the relay's 10 s steps
+
+    def __init__(self, app, clock, base_url):
+        self.stop, self.nudge = threading.Event(), threading.Event()
+        self.thread = threading.Thread(
+            target=self._watch, args=(app, clock, base_url), name="delivery", daemon=True
+        )
+
+    def _watch(self, app, clock, base_url) -> None:
+        wait = CHECK_SECONDS
+        while not self.stop.is_set():
+            self.nudge.wait(wait)
+            self.nudge.clear()
+            if self.stop.is_set():
+                break
+            wait = _check_logged(app, clock, base_url)
+        with _loops_lock:
+            _loops.discard(self)
+
+    def set(self) -> None:
+        self.stop.set()
+        self.nudge.set()
+        if self.thread is not threading.current_thread():
+            self.thread.join(self.JOIN_SECONDS)
+
+    def is_set(self) -> bool:
+        return self.stop.is_set()
 
 
-def start(app, clock: Callable[[], datetime], base_url: Callable[[], str]) -> threading.Event:
+_loops: set[Loop] = set()
+_loops_lock = threading.Lock()
+
+
+def start(app, clock: Callable[[], datetime], base_url: Callable[[], str]) -> Loop:
     """Start the daemon thread that runs a pass every CHECK_SECONDS, sooner when a queued
     message falls due (a reminder leaves at its minute), and at once when ``wake`` is
-    called in this process; set the returned event (and wake) to stop it."""
-    stop = threading.Event()
-    threading.Thread(
-        target=_watch, args=(app, clock, base_url, stop), name="delivery", daemon=True
-    ).start()
-    return stop
+    called in this process; ``set()`` on the returned loop stops it."""
+    loop = Loop(app, clock, base_url)
+    with _loops_lock:
+        _loops.add(loop)
+    loop.thread.start()
+    return loop

@@ -197,6 +197,23 @@ def problem(relay: Relay, error: BaseException, *, oncall: bool = True) -> str:
         )
     if isinstance(error, smtplib.SMTPNotSupportedError):
         return gettext("The relay %(relay)s can't do this: %(answer)s", relay=where, answer=error)
+    reached = network_problem(error, where, relay.host, TIMEOUT, str(error))
+    if reached:
+        return reached
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        return gettext(
+            "The relay %(relay)s closed the connection: %(answer)s", relay=where, answer=error
+        )
+    answer = f"{type(error).__name__}: {error}"
+    return gettext("Sending through %(relay)s failed: %(answer)s", relay=where, answer=answer)
+
+
+def network_problem(
+    error: BaseException, where: str, host: str, timeout: float, detail: str
+) -> str | None:
+    """Words for a server that could not be reached or spoken to securely (refused, no
+    such host, no answer, TLS), shared by the relay and the text gateway; None for any
+    other error. `detail` is the error's own text, already cleared of secrets."""
     if isinstance(error, ConnectionRefusedError):
         return gettext(
             "Connection refused by %(relay)s: nothing is listening there. Check the host "
@@ -204,18 +221,13 @@ def problem(relay: Relay, error: BaseException, *, oncall: bool = True) -> str:
             relay=where,
         )
     if isinstance(error, socket.gaierror):
-        return gettext("The host name %(host)s was not found.", host=relay.host)
+        return gettext("The host name %(host)s was not found.", host=host)
     if isinstance(error, TimeoutError):
         return gettext(
-            "No answer from %(relay)s within %(seconds)s seconds.", relay=where, seconds=TIMEOUT
+            "No answer from %(relay)s within %(seconds)s seconds.", relay=where, seconds=timeout
         )
     if isinstance(error, ssl.SSLError):
         return gettext(
-            "The secure connection to %(relay)s failed: %(answer)s", relay=where, answer=error
+            "The secure connection to %(relay)s failed: %(answer)s", relay=where, answer=detail
         )
-    if isinstance(error, smtplib.SMTPServerDisconnected):
-        return gettext(
-            "The relay %(relay)s closed the connection: %(answer)s", relay=where, answer=error
-        )
-    answer = f"{type(error).__name__}: {error}"
-    return gettext("Sending through %(relay)s failed: %(answer)s", relay=where, answer=answer)
+    return None

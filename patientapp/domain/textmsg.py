@@ -44,8 +44,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import ssl
 import unicodedata
 import urllib.error
 import urllib.parse
@@ -56,6 +54,8 @@ from http import HTTPStatus
 
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
+
+from patientapp.domain import mail
 
 # The settings keys of the text message settings.
 SMS_SETTINGS = (
@@ -455,26 +455,9 @@ def problem(
         return gettext("The gateway %(gateway)s answered %(status)s.", gateway=where, status=status)
     if isinstance(error, urllib.error.URLError) and isinstance(error.reason, BaseException):
         error = error.reason  # what urllib wrapped: refused, not found, timed out, TLS
-    # The texts below are mail.py's, shared so they are translated once ("relay" is only
-    # the placeholder's name).
-    if isinstance(error, ConnectionRefusedError):
-        return gettext(
-            "Connection refused by %(relay)s: nothing is listening there. Check the host "
-            "and the port.",
-            relay=where,
-        )
-    if isinstance(error, socket.gaierror):
-        return gettext("The host name %(host)s was not found.", host=gateway.hostname)
-    if isinstance(error, TimeoutError):
-        return gettext(
-            "No answer from %(relay)s within %(seconds)s seconds.", relay=where, seconds=timeout
-        )
-    if isinstance(error, ssl.SSLError):
-        return gettext(
-            "The secure connection to %(relay)s failed: %(answer)s",
-            relay=where,
-            answer=_hide(str(error), hide),
-        )
+    reached = mail.network_problem(error, where, gateway.hostname, timeout, _hide(str(error), hide))
+    if reached:
+        return reached
     detail = str(error)
     answer = _hide(f"{type(error).__name__}: {detail}" if detail else type(error).__name__, hide)
     return gettext("Sending through %(relay)s failed: %(answer)s", relay=where, answer=answer)

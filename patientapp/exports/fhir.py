@@ -1,5 +1,8 @@
-"""FHIR R4 out of the app: the Questionnaire generated from the definition and one
-QuestionnaireResponse per visit. (The project's own check of a response against the
+"""FHIR R4 out of the app: the Questionnaire generated from the definition (each version a
+stored response names), one QuestionnaireResponse per visit, and beside it what a record
+looks for in standard places: one Observation per saved safety value, a Flag for the
+safety alert, the one-page summary as a DocumentReference; the StructureDefinitions of
+the project's own extensions. (The project's own check of a response against the
 Questionnaire is a test helper: ``tests/helpers/fhir_check.py``.)
 
 Everything is built from ``questionnaire.toml`` and the item types: a new item or choice
@@ -16,13 +19,15 @@ No Flask request is needed: the callers pass the clinic's settings and zone.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from flask_babel import force_locale, gettext
 
-from patientapp.domain.records import SafetyAnswer, Status, Visit
+from patientapp.domain.records import Alert, SafetyAnswer, Status, Visit
 from patientapp.i18n import LANGUAGES, SOURCE_LANGUAGE
 from patientapp.questionnaire.model import Item, Questionnaire
 from patientapp.questionnaire.types import TYPES, ItemType
@@ -52,7 +57,6 @@ ANSWER_CODES = {
     }
 }
 HELD_IN_PERSON = "urn:patientapp:fhir:StructureDefinition:held-for-in-person"
-SAFETY_HISTORY = "urn:patientapp:fhir:StructureDefinition:safety-history"
 APPOINTMENT = "urn:patientapp:fhir:StructureDefinition:appointment"
 PROGRESS = "urn:patientapp:fhir:StructureDefinition:progress"
 ANSWER_LANGUAGE = "urn:patientapp:fhir:StructureDefinition:answer-language"
@@ -74,9 +78,10 @@ CHART_NUMBER_TYPE = {
     "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]
 }
 
-# The clinic settings a QuestionnaireResponse reads: changing one changes every response
-# (admin views bump every visit's change sequence).
-SETTINGS_READ = ("time_zone", "references_are_chart_numbers", "chart_number_system")
+# The clinic settings the resources made from a visit read (the response, the safety
+# Observations and Flag, the one page's DocumentReference, whose text names the clinic):
+# changing one changes them all (admin views bump every visit's change sequence).
+SETTINGS_READ = ("time_zone", "references_are_chart_numbers", "chart_number_system", "clinic_name")
 
 SAFETY_ITEM = "S1"
 STATUS = {
@@ -198,7 +203,7 @@ def _question(item: Item, languages) -> dict:
     return _item_type(item).fhir_question(item, Build(languages))
 
 
-def _enable_when(item: Item, definition: Questionnaire) -> dict:
+def _enable_when(item: Item, definition: Questionnaire, asked: set[str] | None = None) -> dict:
     """An item another answer can leave unasked (M1-M5 and P1, hidden by M0 "no") is
     enabled while that question has no answer or another one: ``exists = false`` or
     ``!= no``, either being enough. (Two conditions, since a "!=" alone leaves open how
@@ -207,7 +212,7 @@ def _enable_when(item: Item, definition: Questionnaire) -> dict:
         (decider, choice)
         for decider in definition.items.values()
         for choice in decider.choices
-        if item.id in choice.hides
+        if item.id in choice.hides and (asked is None or decider.id in asked)
     ]
     if not hiding:
         return {}
@@ -227,33 +232,53 @@ def _enable_when(item: Item, definition: Questionnaire) -> dict:
     }
 
 
-def questionnaire_resource(definition: Questionnaire, languages) -> dict:
-    """The Questionnaire for this definition, translated into ``languages`` (codes)."""
+def questionnaire_id(definition: Questionnaire, version: str | None = None) -> str:
+    """The current version is ``reflection``; an earlier one ``reflection-<version>``."""
+    if version is None or version == definition.version:
+        return QUESTIONNAIRE_ID
+    return f"{QUESTIONNAIRE_ID}-{version}"
+
+
+def questionnaire_resource(
+    definition: Questionnaire, languages, version: str | None = None
+) -> dict:
+    """The Questionnaire for this definition, translated into ``languages`` (codes).
+
+    ``version`` an earlier version a stored response names: the same items (ids are never
+    reused for another meaning: definition.toml) less those first asked in a later one
+    (``since``), worded as now, with that version and status retired."""
     others = tuple(code for code in languages if code != SOURCE_LANGUAGE)
-    key = (definition.version, id(definition), others)
+    version = version or definition.version
+    key = (definition.version, version, id(definition), others)
     if key not in _cache:
+        asked = definition.asked_in(version)
+        sections = []
+        for section in definition.sections:
+            items = [
+                {**_question(item, others), **_enable_when(item, definition, asked)}
+                for item in section.items
+                if item.id in asked
+            ]
+            if items:  # a group holds at least one item (que-1)
+                sections.append(
+                    {
+                        "linkId": section.id,
+                        "type": "group",
+                        **_text(section.title, others),
+                        "item": items,
+                    }
+                )
         _cache[key] = {
             "resourceType": "Questionnaire",
-            "id": QUESTIONNAIRE_ID,
+            "id": questionnaire_id(definition, version),
             "url": QUESTIONNAIRE_URL,
-            "version": definition.version,
+            "version": version,
             "name": "PreVisitReflection",
             "title": "Pre-visit reflection",
-            "status": "active",
+            "status": "active" if version == definition.version else "retired",
             "language": tag(SOURCE_LANGUAGE),
             "subjectType": ["Patient"],
-            "item": [
-                {
-                    "linkId": section.id,
-                    "type": "group",
-                    **_text(section.title, others),
-                    "item": [
-                        {**_question(item, others), **_enable_when(item, definition)}
-                        for item in section.items
-                    ],
-                }
-                for section in definition.sections
-            ],
+            "item": sections,
         }
     return _cache[key]
 
@@ -391,18 +416,6 @@ def _answered(item: Item, value, language: str) -> list[dict]:
     return _item_type(item).fhir_answers(item, value, language, Build())
 
 
-def _safety_history(history: list[SafetyAnswer], item: Item | None, zone) -> list[dict]:
-    entries = []
-    for saved in history:
-        if item is not None and item.choice(saved.value) is not None:
-            value = {"url": "value", "valueCoding": _coding(item, saved.value)}
-        else:  # "declined": the patient skipped the question at that save
-            value = {"url": "declined", "valueBoolean": True}
-        when = {"url": "savedAt", "valueDateTime": timestamp(saved.saved_at, zone)}
-        entries.append({"url": SAFETY_HISTORY, "extension": [value, when]})
-    return entries
-
-
 def last_updated(visit: Visit) -> datetime | None:
     """The latest stored time of a visit's own changes."""
     times = [
@@ -458,7 +471,6 @@ def response_resource(
     answers: Mapping,
     in_person: set,
     languages: Mapping,
-    safety_history: list[SafetyAnswer],
     definition: Questionnaire,
     zone: tzinfo | None,
     visit_system: str | None,
@@ -475,15 +487,10 @@ def response_resource(
     """
     authored = visit.submitted_at or visit.last_activity_at or visit.created_at
     version = visit.questionnaire_version or definition.version
-    meta = {
-        "lastUpdated": changed_at(visit, zone) or timestamp(last_updated(visit) or authored, zone)
-    }
-    if visit.change_seq:
-        meta = {"versionId": str(visit.change_seq), **meta}
     resource = {
         "resourceType": "QuestionnaireResponse",
         "id": resource_id(visit),
-        "meta": meta,
+        "meta": _meta(visit, zone),
         "identifier": identifier(visit, visit_system),
         "questionnaire": canonical(version),
         "status": STATUS.get(visit.status, "in-progress"),
@@ -523,8 +530,394 @@ def response_resource(
                 items.append({"linkId": item.id, "extension": [absent]})
         if items:
             sections.append({"linkId": section.id, "item": items})
-    extensions += _safety_history(safety_history, definition.items.get(SAFETY_ITEM), zone)
     resource["extension"] = extensions
     if sections:
         resource["item"] = _with_text(sections, _texts(definition))
     return resource
+
+
+def _meta(visit: Visit, zone: tzinfo | None) -> dict:
+    """Every resource made from a visit changes when the visit does: its change sequence
+    and change time (the storage triggers), so one sync pages all of them alike."""
+    authored = visit.submitted_at or visit.last_activity_at or visit.created_at
+    meta = {
+        "lastUpdated": changed_at(visit, zone) or timestamp(last_updated(visit) or authored, zone)
+    }
+    if visit.change_seq:
+        meta = {"versionId": str(visit.change_seq), **meta}
+    return meta
+
+
+def _response_reference(visit: Visit) -> dict:
+    return {"reference": f"QuestionnaireResponse/{resource_id(visit)}"}
+
+
+# --- the safety answers as Observations (issue 22, part 7) -------------------------------
+
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+DATA_ABSENT_SYSTEM = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+SAFETY_NOT_WORRYING = "not_at_all"
+
+
+def observation_id(visit: Visit, number: int) -> str:
+    """The n-th saved safety value of a visit (1 = the first): the history only grows."""
+    return f"{resource_id(visit)}-safety-{number}"
+
+
+def safety_observations(
+    *,
+    visit: Visit,
+    history: list[SafetyAnswer],
+    definition: Questionnaire,
+    zone: tzinfo | None,
+    chart_numbers: bool,
+    chart_system: str = "",
+) -> list[dict]:
+    """One Observation per saved value of the safety question (PHQ-9 item 9, LOINC
+    44260-8), oldest first: when it was saved, the LOINC answer (or "asked-declined" for a
+    skip), positive or negative, derived from the visit's QuestionnaireResponse. The
+    value changed later ("Not at all", or skipped) is one more Observation, so the whole
+    history is there, as the summary's banner keeps it. Only for a sent visit (the
+    caller's rule: anything not sent may still change)."""
+    item = definition.items.get(SAFETY_ITEM)
+    patient = patient_reference(visit, chart_numbers, chart_system)
+    issued = timestamp(visit.submitted_at, zone) if visit.submitted_at else None
+    found = []
+    for number, saved in enumerate(history, start=1):
+        resource = {
+            "resourceType": "Observation",
+            "id": observation_id(visit, number),
+            "meta": _meta(visit, zone),
+            "status": "final",
+            "category": [
+                {
+                    "coding": [
+                        {"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}
+                    ]
+                }
+            ],
+            "code": {
+                "coding": [dict(ITEM_CODES[SAFETY_ITEM])],
+                "text": ITEM_CODES[SAFETY_ITEM]["display"],
+            },
+        }
+        if patient is not None:
+            resource["subject"] = patient
+        resource["effectiveDateTime"] = timestamp(saved.saved_at, zone)
+        if issued:
+            resource["issued"] = issued
+        choice = item.choice(saved.value) if item is not None else None
+        if choice is not None:
+            coding = _coding(item, saved.value)
+            resource["valueCodeableConcept"] = {"coding": [coding], "text": choice.label}
+            positive = saved.value != SAFETY_NOT_WORRYING
+            resource["interpretation"] = [
+                {
+                    "coding": [
+                        {
+                            "system": INTERPRETATION,
+                            "code": "POS" if positive else "NEG",
+                            "display": "Positive" if positive else "Negative",
+                        }
+                    ]
+                }
+            ]
+        else:  # "declined": the patient skipped the question at that save
+            resource["dataAbsentReason"] = {
+                "coding": [
+                    {
+                        "system": DATA_ABSENT_SYSTEM,
+                        "code": "asked-declined",
+                        "display": "Asked But Declined",
+                    }
+                ]
+            }
+        resource["derivedFrom"] = [_response_reference(visit)]
+        found.append(resource)
+    return found
+
+
+# --- the safety alert as a Flag ------------------------------------------------------------
+
+FLAG_CATEGORY = "http://terminology.hl7.org/CodeSystem/flag-category"
+FLAG_DETAIL = HL7 + "flag-detail"
+SAFETY_FLAG_TEXT = "Safety alert: thoughts of death or self-harm"
+
+
+def flag_id(visit: Visit) -> str:
+    return f"{resource_id(visit)}-safety-alert"
+
+
+def safety_flag(
+    *,
+    visit: Visit,
+    alert: Alert | None,
+    history: list[SafetyAnswer],
+    zone: tzinfo | None,
+    chart_numbers: bool,
+    chart_system: str = "",
+) -> dict | None:
+    """The visit's safety alert as a Flag (category safety): active while nobody has
+    acknowledged it, inactive once someone has; its period from when it was raised to when
+    it was acknowledged; ``flag-detail`` the Observation of the first worrying value. None
+    when the visit raised no alert. The acknowledgement's note stays in the app."""
+    if alert is None:
+        return None
+    patient = patient_reference(visit, chart_numbers, chart_system)
+    period = {"start": timestamp(alert.created_at, zone)}
+    if alert.acknowledged_at:
+        period["end"] = timestamp(alert.acknowledged_at, zone)
+    worrying = [
+        number
+        for number, saved in enumerate(history, start=1)
+        if saved.value in ANSWER_CODES[SAFETY_ITEM] and saved.value != SAFETY_NOT_WORRYING
+    ]
+    detail = (
+        {"reference": f"Observation/{observation_id(visit, worrying[0])}"}
+        if worrying
+        else _response_reference(visit)
+    )
+    return {
+        "resourceType": "Flag",
+        "id": flag_id(visit),
+        "meta": _meta(visit, zone),
+        "extension": [{"url": FLAG_DETAIL, "valueReference": detail}],
+        "status": "inactive" if alert.acknowledged_at else "active",
+        "category": [
+            {"coding": [{"system": FLAG_CATEGORY, "code": "safety", "display": "Safety"}]}
+        ],
+        "code": {"text": SAFETY_FLAG_TEXT},
+        # Flag.subject is required: without chart numbers the app knows no patient
+        # identity, so the subject is named in words only.
+        "subject": patient
+        or {
+            "display": "The patient who answered this pre-visit reflection "
+            "(the clinic's patient references are not chart numbers)"
+        },
+        "period": period,
+    }
+
+
+# --- the one page as a DocumentReference (issue 22, part 8) ----------------------------------
+
+# LOINC's document ontology: Mental health Consult note (the summary is read before, and
+# filed with, a psychiatric consultation).
+SUMMARY_TYPE = {"system": LOINC, "code": "34785-6", "display": "Mental health Consult note"}
+SUMMARY_CONTENT_TYPE = "text/plain; charset=utf-8"
+
+
+def document_id(visit: Visit) -> str:
+    return f"{resource_id(visit)}-summary"
+
+
+def summary_document(
+    *,
+    visit: Visit,
+    text: str,
+    language: str,
+    zone: tzinfo | None,
+    chart_numbers: bool,
+    chart_system: str = "",
+) -> dict:
+    """The one-page summary's plain text (``summary.text.plain_text``, what staff copy into
+    the record) as a DocumentReference: current, final, the text as a UTF-8 attachment
+    (base64, its size and SHA-1), related to the visit's QuestionnaireResponse, its period
+    the appointment. Held answers are not in it: the summary names their topics only."""
+    data = text.encode("utf-8")
+    made = changed_at(visit, zone) or timestamp(last_updated(visit) or visit.created_at, zone)
+    resource = {
+        "resourceType": "DocumentReference",
+        "id": document_id(visit),
+        "meta": _meta(visit, zone),
+        "status": "current",
+        "docStatus": "final",
+        "type": {"coding": [dict(SUMMARY_TYPE)], "text": "Pre-visit reflection summary"},
+    }
+    patient = patient_reference(visit, chart_numbers, chart_system)
+    if patient is not None:
+        resource["subject"] = patient
+    resource["date"] = made
+    resource["description"] = "The one-page summary of the patient's pre-visit reflection"
+    resource["content"] = [
+        {
+            "attachment": {
+                "contentType": SUMMARY_CONTENT_TYPE,
+                "language": tag(language),
+                "data": base64.b64encode(data).decode("ascii"),
+                "size": len(data),
+                "hash": base64.b64encode(hashlib.sha1(data, usedforsecurity=False).digest()).decode(
+                    "ascii"
+                ),  # FHIR's attachment hash is SHA-1
+                "title": f"Pre-visit reflection, {visit.appointment_at.date().isoformat()}",
+                "creation": made,
+            }
+        }
+    ]
+    resource["context"] = {
+        "period": {"start": timestamp(visit.appointment_at, zone)},
+        "related": [_response_reference(visit)],
+    }
+    return resource
+
+
+# --- the project's own extensions, defined --------------------------------------------------
+
+
+def _simple_extension(url: str, value_type: str) -> list[dict]:
+    return [
+        {"id": "Extension.extension", "path": "Extension.extension", "max": "0"},
+        {"id": "Extension.url", "path": "Extension.url", "fixedUri": url},
+        {
+            "id": "Extension.value[x]",
+            "path": "Extension.value[x]",
+            "min": 1,
+            "type": [{"code": value_type}],
+        },
+    ]
+
+
+def _complex_extension(url: str, parts: list[tuple[str, str, int, str]]) -> list[dict]:
+    """Elements of an extension made of named parts: (name, value type, min, meaning)."""
+    elements = [
+        {
+            "id": "Extension.extension",
+            "path": "Extension.extension",
+            "slicing": {"discriminator": [{"type": "value", "path": "url"}], "rules": "closed"},
+        }
+    ]
+    for name, value_type, low, meaning in parts:
+        elements += [
+            {
+                "id": f"Extension.extension:{name}",
+                "path": "Extension.extension",
+                "sliceName": name,
+                "short": meaning,
+                "definition": meaning,
+                "min": low,
+                "max": "1",
+            },
+            {
+                "id": f"Extension.extension:{name}.extension",
+                "path": "Extension.extension.extension",
+                "max": "0",
+            },
+            {
+                "id": f"Extension.extension:{name}.url",
+                "path": "Extension.extension.url",
+                "fixedUri": name,
+            },
+            {
+                "id": f"Extension.extension:{name}.value[x]",
+                "path": "Extension.extension.value[x]",
+                "min": 1,
+                "type": [{"code": value_type}],
+            },
+        ]
+    return [
+        *elements,
+        {"id": "Extension.url", "path": "Extension.url", "fixedUri": url},
+        {"id": "Extension.value[x]", "path": "Extension.value[x]", "max": "0"},
+    ]
+
+
+# url, context (where it may stand), how many, what it says, its elements
+EXTENSIONS = (
+    (
+        HELD_IN_PERSON,
+        "QuestionnaireResponse",
+        "*",
+        "An item the patient kept for talking in person: its linkId. Its answer never "
+        "leaves the app. (No standard element says 'withheld by the patient to discuss "
+        "in person'; data-absent-reason 'masked' means hidden by a system.)",
+        _simple_extension(HELD_IN_PERSON, "string"),
+    ),
+    (
+        APPOINTMENT,
+        "QuestionnaireResponse",
+        "1",
+        "The appointment the reflection was answered for (R4 has no element for it "
+        "without an Encounter).",
+        _simple_extension(APPOINTMENT, "dateTime"),
+    ),
+    (
+        PROGRESS,
+        "QuestionnaireResponse",
+        "1",
+        "How far a visit not yet sent has come: the furthest step of how many.",
+        _complex_extension(
+            PROGRESS,
+            [
+                ("step", "integer", 1, "The furthest step reached"),
+                ("of", "integer", 1, "How many steps there are"),
+            ],
+        ),
+    ),
+    (
+        ANSWER_LANGUAGE,
+        "QuestionnaireResponse.item.answer",
+        "1",
+        "The language a free-text answer was written in (HL7's language extension is "
+        "not allowed on a string).",
+        _simple_extension(ANSWER_LANGUAGE, "code"),
+    ),
+)
+
+
+def structure_definition_id(url: str) -> str:
+    return url.rsplit(":", 1)[-1]
+
+
+def structure_definitions() -> list[dict]:
+    """A StructureDefinition per extension of the project's own, with the context it is
+    allowed in, so every extension URL the resources carry resolves and is checkable."""
+    found = []
+    for url, context, most, meaning, elements in EXTENSIONS:
+        name = structure_definition_id(url)
+        found.append(
+            {
+                "resourceType": "StructureDefinition",
+                "id": name,
+                "url": url,
+                "name": "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name)),
+                "title": name.replace("-", " ").capitalize(),
+                "status": "active",
+                "description": meaning,
+                "fhirVersion": "4.0.1",
+                "kind": "complex-type",
+                "abstract": False,
+                "context": [{"type": "element", "expression": context}],
+                "type": "Extension",
+                "baseDefinition": HL7 + "Extension",
+                "derivation": "constraint",
+                "differential": {
+                    "element": [
+                        {
+                            "id": "Extension",
+                            "path": "Extension",
+                            "short": meaning.split(":")[0].split(" (")[0],
+                            "definition": meaning,
+                            "min": 0,
+                            "max": most,
+                        },
+                        *elements,
+                    ]
+                },
+            }
+        )
+    return found
+
+
+def served_versions(definition: Questionnaire, stored: list[str]) -> list[str]:
+    """The questionnaire versions served: the current one and each earlier one a stored
+    response names (dotted numbers; a later or unreadable one cannot be made, so is not)."""
+
+    def key(version: str) -> tuple[int, ...] | None:
+        try:
+            return tuple(int(part) for part in version.split("."))
+        except ValueError:
+            return None
+
+    current = key(definition.version)
+    earlier = {v for v in stored if key(v) is not None and current and key(v) < current}
+    return [definition.version, *sorted(earlier, key=key, reverse=True)]

@@ -42,7 +42,6 @@ def response_for(db, visit: Visit, *, settings: Mapping, base_url: str, full: bo
         answers=answers,
         in_person=in_person,
         languages=storage.answer_languages(db, visit.id) if full else {},
-        safety_history=storage.safety_answers(db, visit.id) if full else [],
         definition=questionnaire.default(),
         zone=storage.zone_named(settings["time_zone"]),
         visit_system=f"{base_url}/visits" if base_url else None,

@@ -11,7 +11,8 @@ A type owns:
 - how much of a phone screen it takes (``screen_rows``, with ``patient_forms``' measures);
 - its CSV columns and their cells (``csv_columns``, ``csv_cells``, for ``exports``);
 - its FHIR shapes: the Questionnaire item and the QuestionnaireResponse items of an
-  answer (``fhir_question``, ``fhir_answers``, built with ``fhir.Build``).
+  answer (``fhir_question``, ``fhir_answers``, built with ``fhir.Build``), with the SDC
+  rendering hints a renderer draws it by (LHC-Forms: ``tests/browser/test_lhc_forms.py``).
 
 Adding a type means one class here, its entry in ``TYPES`` and one macro; ``exports``,
 ``fhir`` and ``patient_forms`` ask the type and never name one. A type that has not said
@@ -59,6 +60,13 @@ COMMON_KEYS = frozenset(
 )
 
 PREFER_NOT = SelectChoice("", _l("Prefer not to say"))
+# SDC rendering hints (HL7 core extensions) for renderers such as LHC-Forms: the control
+# a choice is drawn with (the patient pages' radio buttons and check boxes: LHC-Forms
+# otherwise hides the choices in a drop-down), and a scale's step and the hint its box
+# shows (LHC-Forms draws no lower/upper labels: issue 22, the end labels were lost).
+SLIDER_STEP = "http://hl7.org/fhir/StructureDefinition/questionnaire-sliderStepValue"
+ENTRY_FORMAT = "http://hl7.org/fhir/StructureDefinition/entryFormat"
+ENDS_JOIN = " … "
 # Between the choices of one CSV cell (a multi's ids, and their labels): choice ids never
 # hold it and the export keeps it out of labels, so a cell splits back on it exactly.
 CSV_JOIN = "|"
@@ -213,6 +221,18 @@ class ItemType:
         raise ValueError(f"item {item.id}: no FHIR mapping for type '{self.name}'")
 
     @staticmethod
+    def _with_control(element: dict, code: str) -> dict:
+        """A Questionnaire item with an SDC itemControl (``radio-button``, ``check-box``,
+        ``slider``) added to its extensions."""
+        from patientapp.exports.fhir import ITEM_CONTROL, ITEM_CONTROL_SYSTEM
+
+        control = {"coding": [{"system": ITEM_CONTROL_SYSTEM, "code": code}]}
+        element.setdefault("extension", []).append(
+            {"url": ITEM_CONTROL, "valueCodeableConcept": control}
+        )
+        return element
+
+    @staticmethod
     def _with_help(item: Item, element: dict, build: Build) -> dict:
         """A Questionnaire item with the item's help line as a display child."""
         if item.help:
@@ -245,7 +265,8 @@ class Single(ItemType):
         return [value, label(item, value)]
 
     def fhir_question(self, item, build):
-        return self._with_help(item, build.choice_item(item.id, item, item.prompt), build)
+        element = self._with_control(build.choice_item(item.id, item, item.prompt), "radio-button")
+        return self._with_help(item, element, build)
 
     def fhir_answers(self, item, value, language, build):
         return [{"linkId": item.id, "answer": [{"valueCoding": build.coding(item, value)}]}]
@@ -289,6 +310,7 @@ class Multi(ItemType):
         element["repeats"] = True
         if item.max:
             element["extension"] = [build.max_occurs(item.max)]
+        self._with_control(element, "check-box")
         return self._with_help(item, element, build)
 
     def fhir_answers(self, item, value, language, build):
@@ -334,16 +356,29 @@ class Scale(ItemType):
         return measures.question(item) + (2.0 if points <= 5 else 3.5) + measures.skip
 
     def fhir_question(self, item, build):
+        # As SDC describes a scale: an integer slider from min to max in steps of 1, its
+        # end labels as display children marked lower and upper. LHC-Forms draws neither
+        # a slider nor those children, so the labels are also the entry hint its box
+        # shows ("0 = not at all … 10 = very much").
         element = {
             "linkId": item.id,
             "type": "integer",
             **build.text(item.prompt),
-            "extension": [build.min_value(item.min), build.max_value(item.max)],
-            "item": [
-                build.display(f"{item.id}.lower", item.min_label, "lower"),
-                build.display(f"{item.id}.upper", item.max_label, "upper"),
+            "extension": [
+                build.min_value(item.min),
+                build.max_value(item.max),
+                {"url": SLIDER_STEP, "valueInteger": 1},
             ],
         }
+        self._with_control(element, "slider")
+        labels = (("lower", item.min_label), ("upper", item.max_label))
+        ends = [(end, label) for end, label in labels if label]
+        if ends:
+            # In the Questionnaire's language only: the display children carry each
+            # language (a translation on an extension's value is one the R4B models refuse).
+            hint = ENDS_JOIN.join(label for _, label in ends)
+            element["extension"].append({"url": ENTRY_FORMAT, "valueString": hint})
+            element["item"] = [build.display(f"{item.id}.{end}", label, end) for end, label in ends]
         return self._with_help(item, element, build)
 
     def fhir_answers(self, item, value, language, build):
@@ -459,7 +494,10 @@ class MedList(ItemType):
                     **build.text(item.row_label),
                     "maxLength": item.max_length,
                 },
-                build.choice_item(f"{item.id}.feeling", item, item.choice_label),
+                self._with_control(
+                    build.choice_item(f"{item.id}.feeling", item, item.choice_label),
+                    "radio-button",
+                ),
             ],
         }
 
@@ -511,12 +549,17 @@ class YesNoText(ItemType):
         return [choice or "", label(item, choice), value.get("text", "")]
 
     def fhir_question(self, item, build):
+        # The prompt once, on the yes/no (issue 22: on the group as well, LHC-Forms showed
+        # it twice); the group carries the intro the patient reads above it, or no text.
+        intro = build.text(item.intro) if item.intro else {}
         element = {
             "linkId": item.id,
             "type": "group",
-            **build.text(item.prompt),
+            **intro,
             "item": [
-                build.choice_item(f"{item.id}.choice", item, item.prompt),
+                self._with_control(
+                    build.choice_item(f"{item.id}.choice", item, item.prompt), "radio-button"
+                ),
                 {
                     "linkId": f"{item.id}.text",
                     "type": "text",

@@ -11,7 +11,11 @@
 //   HL7 defines, used where its definition allows it (its context: the `language`
 //   extension belongs on HumanName, Address and Annotation, not on a string), with a
 //   value of an allowed type, and it must pass its definition as a profile (Medplum's
-//   validateTypedValue). The project's own extensions (urn:...) get the base checks only.
+//   validateTypedValue). Any other extension whose StructureDefinition is among the
+//   documents (the app publishes its own: urn:patientapp:fhir:StructureDefinition:...) is
+//   checked against it the same way: its context, its value's type, and the names and
+//   value types of its parts (from the differential); one without a definition gets the
+//   base checks only.
 //
 //   node tests/fhir_validator/validate.mjs documents.json
 //   ... | node tests/fhir_validator/validate.mjs        (reads standard input)
@@ -193,9 +197,93 @@ function inContext(definition, where) {
   });
 }
 
+// The StructureDefinitions of extensions given among the documents (on their own or in a
+// Bundle), by URL: what the non-HL7 extensions are checked against.
+const given = new Map();
+
+function collectDefinitions(document) {
+  if (document?.resourceType === 'StructureDefinition' && document.type === 'Extension' && document.url) {
+    given.set(document.url, document);
+  }
+  for (const entry of document?.entry ?? []) {
+    collectDefinitions(entry.resource);
+  }
+}
+
+function allowedValues(elements, id) {
+  const element = elements.find((candidate) => candidate.id === id);
+  if (!element) {
+    return null;
+  }
+  if (element.max === '0') {
+    return [];
+  }
+  return (element.type ?? []).map((type) => `value${type.code[0].toUpperCase()}${type.code.slice(1)}`);
+}
+
+// An extension of a definition given among the documents: its context, its value, its parts.
+function checkGiven(extension, definition, where, path, issues) {
+  const url = extension.url;
+  if (!inContext(definition, where)) {
+    const allowed = (definition.context ?? []).map((context) => context.expression).join(', ');
+    const here = `${where.types[0]} (${where.paths[0]})`;
+    issues.push(
+      error('extension', 'structure', `${url} is not allowed on a ${here}; its contexts: ${allowed}`, path)
+    );
+  }
+  const elements = definition.snapshot?.element ?? definition.differential?.element ?? [];
+  const valueKey = Object.keys(extension).find((key) => key.startsWith('value'));
+  const values = allowedValues(elements, 'Extension.value[x]');
+  if (values && (valueKey ? !values.includes(valueKey) : values.length > 0)) {
+    const expected = values.length ? values.join(' or ') : 'no value';
+    issues.push(error('extension', 'structure', `${url} has ${valueKey ?? 'no value'}, expected ${expected}`, path));
+  }
+  const parts = new Map(
+    elements
+      .filter((element) => element.path === 'Extension.extension' && element.sliceName)
+      .map((element) => [element.sliceName, element])
+  );
+  const nested = allowedValues(elements, 'Extension.extension');
+  (extension.extension ?? []).forEach((part, n) => {
+    const partPath = `${path}.extension[${n}]`;
+    if (nested && nested.length === 0 && !parts.size) {
+      issues.push(error('extension', 'structure', `${url} takes no nested extension`, partPath));
+      return;
+    }
+    if (!parts.size) {
+      return;
+    }
+    if (!parts.has(part.url)) {
+      const known = [...parts.keys()].join(', ');
+      issues.push(error('extension', 'structure', `${url} has no part "${part.url}"; its parts: ${known}`, partPath));
+      return;
+    }
+    const partKey = Object.keys(part).find((key) => key.startsWith('value'));
+    const partValues = allowedValues(elements, `Extension.extension:${part.url}.value[x]`);
+    if (partValues && !partValues.includes(partKey)) {
+      issues.push(
+        error('extension', 'structure', `${url} part ${part.url} has ${partKey}, expected ${partValues.join(' or ')}`, partPath)
+      );
+    }
+  });
+  for (const [name, element] of parts) {
+    const count = (extension.extension ?? []).filter((part) => part.url === name).length;
+    if (count < (element.min ?? 0) || (element.max !== '*' && count > Number(element.max ?? '*'))) {
+      issues.push(error('extension', 'structure', `${url} has ${count} of part ${name}, expected ${element.min}..${element.max}`, path));
+    }
+  }
+}
+
 function checkExtension(extension, where, path, issues) {
   const url = extension?.url;
-  if (typeof url !== 'string' || !url.startsWith(HL7_EXTENSION)) {
+  if (typeof url !== 'string') {
+    return;
+  }
+  if (!url.startsWith(HL7_EXTENSION)) {
+    const own = given.get(url);
+    if (own) {
+      checkGiven(extension, own, where, path, issues);
+    }
     return;
   }
   const definition = extensions.get(`StructureDefinition:${url}`);
@@ -326,6 +414,7 @@ try {
   process.exit(2);
 }
 
+documents.forEach(collectDefinitions);
 let allValid = true;
 documents.forEach((document, index) => {
   const issues = validate(document);

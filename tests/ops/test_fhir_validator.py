@@ -7,7 +7,11 @@ person, a safety answer changed, six medicines, not taking medicine, Arabic and 
 text, one still in progress), and the documents are fetched as an integration engine
 and a psychiatrist get them: the API with a token made on the Integrations page
 (Questionnaire, QuestionnaireResponse searches page by page, /metadata and whatever
-else its CapabilityStatement lists), and each visit's FHIR download on the summary.
+else its CapabilityStatement lists: the safety Observations, the alert's Flag, the one
+page as a DocumentReference, each questionnaire version by its canonical, the code
+systems and the StructureDefinitions of the project's own extensions, every search
+followed page by page and every entry also read by its fullUrl), and each visit's FHIR
+download on the summary.
 
 Needs node and `npm ci --prefix tests/fhir_validator`; without them the test skips,
 unless PATIENTAPP_REQUIRE_BROWSER=1 (set in CI) makes that a failure.
@@ -251,13 +255,37 @@ def api_documents(app, token: str) -> list[tuple[str, dict]]:
             for resource in rest.get("resource", []):
                 kind = resource.get("type")
                 interactions = {i.get("code") for i in resource.get("interaction", [])}
-                if kind in ("Questionnaire", "QuestionnaireResponse"):
+                if kind == "QuestionnaireResponse":
                     continue
                 if "search-type" in interactions:
-                    found = api.get(f"/api/fhir/{kind}", headers=headers)
-                    if found.status_code == 200:
-                        documents.append((f"{kind} search", _json(found)))
+                    documents += _every_page(api, headers, kind, f"/api/fhir/{kind}?_count=3")
+    canonicals = {doc["questionnaire"] for _, doc in documents if "questionnaire" in doc}
+    for canonical in sorted(canonicals):
+        url, _, version = canonical.partition("|")
+        query = f"/api/fhir/Questionnaire?url={url}&version={version}"
+        documents += _every_page(api, headers, f"Questionnaire {version}", query)
     return documents
+
+
+def _every_page(api, headers, label: str, url: str) -> list[tuple[str, dict]]:
+    """A search followed page by page: each Bundle, each entry, each entry read by id."""
+    found = []
+    for page in range(1, 100):
+        response = api.get(url, headers=headers)
+        if response.status_code != 200:
+            break
+        bundle = _json(response)
+        found.append((f"{label} search page {page}", bundle))
+        for entry in bundle.get("entry", []):
+            found.append((f"{label} search page {page}: entry", entry["resource"]))
+            read = _json(api.get(_local(entry["fullUrl"]), headers=headers))
+            assert read == entry["resource"], entry["fullUrl"]
+            found.append((f"{label} read {entry['fullUrl']}", read))
+        links = {link["relation"]: link["url"] for link in bundle.get("link", [])}
+        if "next" not in links:
+            break
+        url = _local(links["next"])
+    return found
 
 
 def download_documents(admin, visit_ids: dict[str, int]) -> list[tuple[str, dict]]:
@@ -272,7 +300,7 @@ def download_documents(admin, visit_ids: dict[str, int]) -> list[tuple[str, dict
 # --- the tests ----------------------------------------------------------------------------------
 
 
-def test_the_validator_finds_what_it_should(node, tmp_path):
+def test_the_validator_finds_what_it_should(app, node, tmp_path):
     """It is not a rubber stamp: a status FHIR does not have, a language extension on a
     string and a display item marked required are each an error; a sound one passes."""
     sound = {"resourceType": "QuestionnaireResponse", "status": "completed"}
@@ -303,6 +331,21 @@ def test_the_validator_finds_what_it_should(node, tmp_path):
         "status": "active",
         "item": [{"linkId": "a", "type": "display", "text": "Hi", "required": True}],
     }
+    # The project's own extensions, checked against the definitions the app publishes:
+    # the answer language belongs on an answer, not on the response.
+    own = "urn:patientapp:fhir:StructureDefinition:"
+    definitions = {"resourceType": "Bundle", "type": "collection", "entry": []}
+    with app.test_request_context():
+        from patientapp.exports import fhir
+
+        definitions["entry"] = [{"resource": d} for d in fhir.structure_definitions()]
+    misplaced = {**sound, "extension": [{"url": own + "answer-language", "valueCode": "es"}]}
+    wrong_part = {
+        **sound,
+        "extension": [
+            {"url": own + "progress", "extension": [{"url": "step", "valueString": "2"}]}
+        ],
+    }
     results = validate(
         node,
         [
@@ -310,20 +353,45 @@ def test_the_validator_finds_what_it_should(node, tmp_path):
             ("done", wrong_status),
             ("language", language_on_string),
             ("display", required_display),
+            ("definitions", definitions),
+            ("misplaced", misplaced),
+            ("wrong part", wrong_part),
         ],
         tmp_path,
     )
-    assert [r.valid for r in results] == [True, False, False, False]
+    assert [r.valid for r in results] == [True, False, False, False, True, False, False]
     assert "questionnaire-answers-status" in results[1].errors()[0]
     assert "language is not allowed on a string" in results[2].errors()[0]
     assert "que-6" in results[3].errors()[0]
+    assert "answer-language is not allowed on a QuestionnaireResponse" in results[5].errors()[0]
+    [wrong_type, missing] = results[6].errors()
+    assert "part step has valueString, expected valueInteger" in wrong_type
+    assert "has 0 of part of, expected 1..1" in missing
 
 
 def test_every_document_the_app_emits_passes_an_independent_validator(app, clock, node, tmp_path):
     visit_ids = make_visits(app, clock)
     admin = _admin(app)
     token = _token(admin)
+    # One safety alert acknowledged (its Flag inactive, with the period's end), one open.
+    doctor = create_user(app, "dr@example.org", "psychiatrist")
+    with app.app_context():
+        from patientapp.db import storage
+        from patientapp.web.context import get_db
+
+        with storage.write(get_db()):
+            visit_id = visit_ids["safety worrying"]
+            assert storage.acknowledge_alert(get_db(), visit_id, doctor, clock(), note="Called.")
+            # A visit answered under an earlier version: that Questionnaire is served too.
+            get_db().execute(
+                "UPDATE visits SET questionnaire_version = '2026.2' WHERE id = ?",
+                (visit_ids["skipped"],),
+            )
     documents = api_documents(app, token) + download_documents(admin, visit_ids)
+    flags = [doc["status"] for label, doc in documents if doc["resourceType"] == "Flag"]
+    assert {"active", "inactive"} <= set(flags), flags
+    versions = {doc["version"] for _, doc in documents if doc["resourceType"] == "Questionnaire"}
+    assert "2026.2" in versions, versions
     responses = [
         doc for label, doc in documents if label.startswith("search page") and ":" in label
     ]
@@ -331,6 +399,16 @@ def test_every_document_the_app_emits_passes_an_independent_validator(app, clock
     assert len(responses) >= len(submitted), "the API left out a sent visit"
     languages = {doc.get("language") for _, doc in documents}
     assert {"ar", "zh-Hans"} <= languages or {"ar", "zh"} <= languages, languages
+    kinds = {doc["resourceType"] for _, doc in documents}
+    assert {"Observation", "Flag", "DocumentReference", "StructureDefinition"} <= kinds, kinds
+    # Every extension of the project's own is defined by a StructureDefinition served.
+    defined = {doc["url"] for _, doc in documents if doc["resourceType"] == "StructureDefinition"}
+    used = set(
+        re.findall(
+            r'"url": "(urn:patientapp:fhir:StructureDefinition:[^"]+)"', json.dumps(documents)
+        )
+    )
+    assert used - defined == set() and used, (used, defined)
 
     results = validate(node, documents, tmp_path)
     assert [r.label for r in results if r.errors()] == [], summary(results)

@@ -310,6 +310,17 @@ API_ROUTES = {
     "api.metadata": "/api/fhir/metadata",
     "api.codesystem_read": "/api/fhir/CodeSystem/reflection-M2",
     "api.codesystem_search": "/api/fhir/CodeSystem?url=urn:patientapp:fhir:CodeSystem:M2",
+    "api.questionnaire_search": "/api/fhir/Questionnaire?version=2026.1&url="
+    + "urn:patientapp:fhir:Questionnaire:reflection",
+    "api.structure_read": "/api/fhir/StructureDefinition/held-for-in-person",
+    "api.structure_search": "/api/fhir/StructureDefinition?url="
+    + "urn:patientapp:fhir:StructureDefinition:progress",
+    "api.observation_search": "/api/fhir/Observation",
+    "api.observation_read": "/api/fhir/Observation/{sent_uuid}-safety-1",
+    "api.flag_search": "/api/fhir/Flag",
+    "api.flag_read": "/api/fhir/Flag/{sent_uuid}-safety-alert",
+    "api.document_search": "/api/fhir/DocumentReference",
+    "api.document_read": "/api/fhir/DocumentReference/{sent_uuid}-summary",
 }
 
 

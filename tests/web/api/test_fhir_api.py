@@ -186,20 +186,20 @@ def test_metadata_lists_exactly_what_is_served(app, admin, client):
         )
         for r in rest["resource"]
     }
+    derived = ({"read", "search-type"}, {"_lastUpdated", "_count"})
     assert served == {
         "QuestionnaireResponse": ({"read", "search-type"}, {"_lastUpdated", "status", "_count"}),
-        "Questionnaire": ({"read"}, set()),
+        "Observation": derived,
+        "Flag": derived,
+        "DocumentReference": derived,
+        "Questionnaire": ({"read", "search-type"}, {"url", "version"}),
         "CodeSystem": ({"read", "search-type"}, {"url", "version"}),
+        "StructureDefinition": ({"read", "search-type"}, {"url"}),
     }
     # ... and the routes are exactly those (plus metadata itself).
     rules = {r.rule for r in app.url_map.iter_rules() if r.endpoint.startswith("api.")}
-    assert rules == {
-        "/api/fhir/metadata",
-        "/api/fhir/Questionnaire/<resource_id>",
-        "/api/fhir/QuestionnaireResponse",
-        "/api/fhir/QuestionnaireResponse/<resource_id>",
-        "/api/fhir/CodeSystem",
-        "/api/fhir/CodeSystem/<resource_id>",
+    assert rules == {"/api/fhir/metadata"} | {
+        f"/api/fhir/{kind}{tail}" for kind in served for tail in ("", "/<resource_id>")
     }
     assert "no identifier system is given" not in json.dumps(statement)
     assert "No patient link" in json.dumps(statement)

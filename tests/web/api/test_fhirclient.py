@@ -12,6 +12,9 @@ import pytest
 from fhirclient import client as fhir_client
 from fhirclient.models.bundle import Bundle
 from fhirclient.models.codesystem import CodeSystem
+from fhirclient.models.documentreference import DocumentReference
+from fhirclient.models.flag import Flag
+from fhirclient.models.observation import Observation
 from fhirclient.models.questionnaire import Questionnaire
 from fhirclient.models.questionnaireresponse import QuestionnaireResponse
 from fhirclient.server import FHIRNotFoundException
@@ -20,7 +23,7 @@ from werkzeug.serving import make_server
 from patientapp.domain import visits
 from patientapp.exports import fhir
 from patientapp.web.context import close_thread_db, get_db
-from tests.conftest import create_user, finish_visit
+from tests.conftest import FULL_ANSWERS, create_user, finish_visit
 from tests.web.api.test_integrations import new_token
 
 
@@ -61,8 +64,12 @@ def test_a_standard_client_syncs_reads_and_resolves(app, admin, served, clock):
     [rest] = statement.rest
     assert {r.type for r in rest.resource} == {
         "QuestionnaireResponse",
+        "Observation",
+        "Flag",
+        "DocumentReference",
         "Questionnaire",
         "CodeSystem",
+        "StructureDefinition",
     }
     search = QuestionnaireResponse.where(struct={"_lastUpdated": "ge2026-11-25", "_count": "2"})
     pages = 0
@@ -103,3 +110,31 @@ def test_a_standard_client_syncs_reads_and_resolves(app, admin, served, clock):
                 assert option.valueCoding.code in {c.code for c in found.concept}
     with pytest.raises(FHIRNotFoundException):
         QuestionnaireResponse.read("no-such-visit", smart.server)
+
+
+def test_a_standard_client_reads_what_a_record_looks_for(app, admin, served, clock):
+    """The safety Observations, the alert's Flag and the one page's DocumentReference,
+    searched and read back by the client's R4 models; the questionnaire a response names
+    found by its canonical."""
+    answers = {**FULL_ANSWERS, 8: {"S1": "more_than_half"}}
+    finish_visit(app, answers=answers, ref="P-1", in_person=("T2",))
+    token = new_token(admin)
+    smart = engine(served, token)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        [observation] = Observation.where(struct={"_count": "5"}).perform_resources(smart.server)
+        [flag] = Flag.where(struct={}).perform_resources(smart.server)
+        [document] = DocumentReference.where(struct={}).perform_resources(smart.server)
+        [response] = QuestionnaireResponse.where(struct={}).perform_resources(smart.server)
+        url, _, version = response.questionnaire.partition("|")
+        [questionnaire] = Questionnaire.where(
+            struct={"url": url, "version": version}
+        ).perform_resources(smart.server)
+    assert observation.valueCodeableConcept.coding[0].code == "LA6570-1"
+    assert observation.derivedFrom[0].reference == f"QuestionnaireResponse/{response.id}"
+    assert flag.status == "active" and flag.category[0].coding[0].code == "safety"
+    assert document.content[0].attachment.contentType == "text/plain; charset=utf-8"
+    assert questionnaire.version == version
+    for resource in (observation, flag, document):
+        read = type(resource).read(resource.id, smart.server)
+        assert read.as_json() == resource.as_json()

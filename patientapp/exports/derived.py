@@ -1,0 +1,97 @@
+"""What a record looks for beside a visit's QuestionnaireResponse, read from the database
+(issue 22, parts 7 and 8): one Observation per saved safety value, the safety alert as a
+Flag, and the one-page summary as a DocumentReference. Built by ``fhir``.
+
+Only for a sent visit: the callers check (``api``), as for a response's answers. The
+summary is built exactly as the staff summary page builds it (``staff.views._summary``)
+and rendered by ``summary.text.plain_text``, the text staff download or copy for the
+medical record, in the language the caller names; held answers are never in it (the
+summary names their topics only). No Flask request is needed, only an app context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
+
+from patientapp.db import storage
+from patientapp.exports import fhir
+from patientapp.questionnaire import model as questionnaire
+from patientapp.summary import view as summary_view
+from patientapp.summary.text import plain_text
+
+if TYPE_CHECKING:
+    from patientapp.domain.records import Visit
+
+DEFAULT_CLINIC_NAME = _l("Your clinic")  # as the staff pages name a clinic with no name
+
+
+def _patient(settings: Mapping) -> dict:
+    return {
+        "chart_numbers": bool(settings["references_are_chart_numbers"]),
+        "chart_system": str(settings.get("chart_number_system") or ""),
+    }
+
+
+def observations(db, visit: Visit, *, settings: Mapping) -> list[dict]:
+    """The visit's saved safety values, one Observation each, oldest first."""
+    return fhir.safety_observations(
+        visit=visit,
+        history=storage.safety_answers(db, visit.id),
+        definition=questionnaire.default(),
+        zone=storage.zone_named(settings["time_zone"]),
+        **_patient(settings),
+    )
+
+
+def flags(db, visit: Visit, *, settings: Mapping) -> list[dict]:
+    """The visit's safety alert as a Flag: one, or none when no alert was raised."""
+    flag = fhir.safety_flag(
+        visit=visit,
+        alert=storage.alert_for(db, visit.id),
+        history=storage.safety_answers(db, visit.id),
+        zone=storage.zone_named(settings["time_zone"]),
+        **_patient(settings),
+    )
+    return [flag] if flag else []
+
+
+def summary_text(db, visit: Visit, *, settings: Mapping, language: str) -> str:
+    """The one page as plain text in ``language``, as staff download it (summary.txt)."""
+    answers, in_person = storage.answers_for(db, visit.id)
+    previous = storage.previous_visit(db, visit)
+    previous_answers = previous_in_person = None
+    if previous:
+        previous_answers, previous_in_person = storage.answers_for(db, previous.id)
+    with force_locale(language):
+        view = summary_view.build(
+            visit=visit,
+            answers=answers,
+            in_person=in_person,
+            previous=previous,
+            previous_answers=previous_answers,
+            previous_in_person=previous_in_person,
+            alert=storage.alert_for(db, visit.id),
+            clinic=str(settings.get("clinic_name") or DEFAULT_CLINIC_NAME),
+            questionnaire=questionnaire.default(),
+            reader_language=language,
+            answer_languages=storage.answer_languages(db, visit.id),
+            safety_history=storage.safety_answers(db, visit.id),
+        )
+        return plain_text(view)
+
+
+def documents(db, visit: Visit, *, settings: Mapping, language: str) -> list[dict]:
+    """The one page as a DocumentReference (its plain text in ``language``)."""
+    return [
+        fhir.summary_document(
+            visit=visit,
+            text=summary_text(db, visit, settings=settings, language=language),
+            language=language,
+            zone=storage.zone_named(settings["time_zone"]),
+            **_patient(settings),
+        )
+    ]
