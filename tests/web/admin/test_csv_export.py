@@ -1,5 +1,5 @@
 """The CSV export for analysts, downloaded from the admin Integrations page as an admin
-would and read back with the csv module (and pandas, when installed): a byte order mark
+would and read back with the csv module: a byte order mark
 for Excel, times with their offsets, labels in the chosen language, choice cells that
 split back exactly, a medicine list in columns per row, held answers told apart from the
 text "in_person", nothing of a visit not yet sent, formulas neutralised, and bad input
@@ -244,20 +244,6 @@ def test_six_medicines_have_a_column_each_whatever_their_names_hold(app, admin):
         "Mixed",
     )
     assert one["M1 2 name"] == one["M1 2 feeling"] == ""
-
-
-def test_pandas_reads_the_same_table(app, admin):
-    pandas = pytest.importorskip("pandas")
-    journey(app, "SIX", {**FULL_ANSWERS, 1: {"T1": ["worried"], "T2": 'a | b; c, "d"'}})
-    finish_visit(app, ref="ONE")
-    response = download(admin)
-    rows = read(response)
-    frame = pandas.read_csv(
-        io.BytesIO(response.get_data()), encoding="utf-8-sig", dtype=str, keep_default_na=False
-    )
-    assert list(frame.columns) == list(rows[0])
-    assert frame.to_dict("records") == rows
-    assert sorted(frame["T1"].str.get_dummies().columns) == ["tired", "worried"]
 
 
 # --- what each item's cells mean ------------------------------------------------------------
