@@ -24,7 +24,7 @@ from patientapp.staff import report as staff_report  # noqa: F401 - its routes j
 from patientapp.staff import views as staff
 from patientapp.summary.rules import check_references
 from patientapp.web import context as web
-from patientapp.web import errors
+from patientapp.web import errors, health
 
 __version__ = config_module.VERSION
 
@@ -96,6 +96,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(staff.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)  # GET /healthz for monitors: no session, no audit
     # The API reads only a bearer token, never a cookie: no request can ride on a
     # signed-in browser, so there is nothing for a CSRF token to protect.
     csrf.exempt(api.bp)

@@ -62,6 +62,8 @@ DEFAULTS = {
     "API_REQUESTS_PER_MINUTE": 120,
     # How long a save waits for another request's write before the patient is asked to retry.
     "DATABASE_BUSY_TIMEOUT_MS": 10_000,
+    # How long GET /healthz waits for the write lock before it answers 503 "locked".
+    "HEALTH_TIMEOUT_MS": 1_000,
     # Each process holds <database>.in-use while it runs, so encrypt-db and rekey-db can
     # tell a running server (even an idle one) and refuse (storage.used_alone).
     "HOLD_DATABASE_IN_USE": True,

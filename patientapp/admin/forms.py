@@ -29,7 +29,7 @@ from wtforms.validators import DataRequired, NumberRange, Optional, ValidationEr
 
 from patientapp.auth.forms import email_rule, password_rule
 from patientapp.db.storage import ZONE_NAME_MAX
-from patientapp.domain import mail
+from patientapp.domain import backups, mail
 from patientapp.domain.accounts import MAX_EMAIL, ROLE_LABELS, ROLES
 from patientapp.web.context import now, zone_named
 from patientapp.web.forms import (
@@ -162,6 +162,16 @@ class SettingsForm(FlaskForm):
         30,
         3650,
         description=_l("Older visits are deleted automatically once a day."),
+    )
+    # The default stands in for a field a script leaves out (a browser always sends it).
+    backup_overdue_days = WholeNumberField(
+        _l("Days before a backup or restore check is overdue"),
+        *backups.OVERDUE_RANGE,
+        default=backups.DEFAULT_OVERDUE_DAYS,
+        description=_l(
+            "This page warns when the last backup, or the last copy checked with "
+            "verify-backup, is older than this."
+        ),
     )
     mfa_frontdesk = BooleanField(
         _l("Front desk also signs in with a code from an authenticator app"),

@@ -20,7 +20,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import format_datetime, gettext, ngettext
+from flask_babel import format_datetime, format_decimal, gettext, ngettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import SelectChoice
@@ -44,7 +44,15 @@ from patientapp.admin.forms import (
 from patientapp.admin.messages import MessagingForm
 from patientapp.auth.sessions import audit, login_required
 from patientapp.db import storage
-from patientapp.domain import api_tokens, delivery, escalation, mail, retention, staffed_hours
+from patientapp.domain import (
+    api_tokens,
+    backups,
+    delivery,
+    escalation,
+    mail,
+    retention,
+    staffed_hours,
+)
 from patientapp.domain.accounts import ROLE_LABELS, AccountError, checked_account, insert_account
 from patientapp.domain.passwords import hash_password
 from patientapp.exports import csv as exports
@@ -338,6 +346,7 @@ def settings():
         ],
         using_default=_using_default_text(),
         last_retention=_last_retention(),
+        backup_lines=_backup_lines(),
     ), status
 
 
@@ -352,6 +361,68 @@ def _last_retention() -> str | None:
         last["visits"],
         when=format_datetime(retention.last_run_at(last), "short"),
     )
+
+
+def _backup_lines() -> list[tuple[str, bool]]:
+    """The last successful copy and the last verified restore, each line with whether it
+    is a warning: either older than the Settings limit, or never made."""
+    days = int(clinic_settings()["backup_overdue_days"])
+    state = backups.status(clinic_settings(), now(), days)
+    lines: list[tuple[str, bool]] = []
+    if state.backup_at is None:
+        lines.append((gettext("No backup has been made yet."), True))
+    else:
+        size = format_decimal(state.backup_bytes / 1_000_000, format="#,##0.0")
+        lines.append(
+            (
+                gettext(
+                    "Last successful backup: %(when)s, %(size)s MB",
+                    when=format_datetime(state.backup_at, "short"),
+                    size=size,
+                ),
+                False,
+            )
+        )
+        if state.backup_overdue:
+            lines.append(
+                (
+                    ngettext(
+                        "Backup overdue: the last one is more than %(num)s day old.",
+                        "Backup overdue: the last one is more than %(num)s days old.",
+                        days,
+                    ),
+                    True,
+                )
+            )
+    if state.verified_at is None:
+        lines.append((gettext("No restore has been verified yet."), True))
+    else:
+        written = state.copy_written_at or state.verified_at
+        lines.append(
+            (
+                gettext(
+                    "Last verified restore: %(when)s, of a copy written %(written)s",
+                    when=format_datetime(state.verified_at, "short"),
+                    written=format_datetime(written, "short"),
+                ),
+                False,
+            )
+        )
+        if state.restore_overdue:
+            lines.append(
+                (
+                    ngettext(
+                        "Restore check overdue: the last one is more than %(num)s day old.",
+                        "Restore check overdue: the last one is more than %(num)s days old.",
+                        days,
+                    ),
+                    True,
+                )
+            )
+    if state.last_check_failed_at is not None:
+        when = format_datetime(state.last_check_failed_at, "short")
+        lines.append((gettext("The last restore check failed: %(when)s.", when=when), True))
+    return lines
 
 
 # --- audit log ---------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""The `flask` commands: serve, invite, create-user, backup, purge, demo, encrypt-db, rekey-db,
-and the i18n group.
+"""The `flask` commands: serve, invite, create-user, backup, verify-backup, purge, demo,
+encrypt-db, rekey-db, and the i18n group.
 
 Commands that change data audit it with actor "cli", since no one is signed in at a
 terminal; a refusal prints "Error: ..." to standard error and exits 1.
@@ -15,6 +15,7 @@ COMMANDS = (
     invite.invite_command,
     accounts.create_user_command,
     backup.backup_command,
+    backup.verify_backup_command,
     purge.purge_command,
     demo.demo_command,
     encryption.encrypt_db_command,

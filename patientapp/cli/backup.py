@@ -1,4 +1,5 @@
-"""flask backup: a consistent copy of the live database, safe while the app runs."""
+"""flask backup: a consistent copy of the live database, safe while the app runs; flask
+verify-backup: the restore drill, a copy restored into a scratch folder and checked."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from patientapp import config
 from patientapp.cli.common import audit, fail
 from patientapp.db import storage
-from patientapp.web.context import get_db
+from patientapp.domain import backups
+from patientapp.web.context import get_db, now
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -32,6 +35,7 @@ def _backup_to(target: Path) -> int:
         size = Path(temp_name).stat().st_size
         with storage.write(get_db()):
             audit("backup", detail=f"{target} ({size} bytes)")
+            backups.record_backup(get_db(), now(), size)  # Settings shows the last copy
             os.replace(temp_name, target)
             placed = True
     except BaseException:
@@ -57,3 +61,82 @@ def backup_command(path: Path, force: bool) -> None:
         fail(f"{target} already exists; add --force to replace it")
     size = _backup_to(target)
     click.echo(f"Backup written to {target} ({size:,} bytes).")
+
+
+def _age(age) -> str:
+    """A copy's age in words a cron mail reads at a glance: days and hours, or minutes."""
+    minutes = max(0, int(age.total_seconds() // 60))
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days} d {hours} h"
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+def _when(moment) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment else "none"
+
+
+def _report_lines(report: backups.Report) -> list[str]:
+    schema = f"{report.migrations_applied} of {report.migrations_known} migrations"
+    if report.pending:
+        schema += f" ({len(report.pending)} to apply at the first start after restoring)"
+    if report.newest_write is None:
+        newest = "none (it holds no visits, answers or audit entries)"
+    else:
+        newest = f"{_when(report.newest_write)} (the copy is {_age(report.age)} old)"
+    return [
+        "Integrity check: ok (integrity_check, foreign_key_check)",
+        f"Visits: {report.visits:,}; answers: {report.answers:,}; "
+        f"audit entries: {report.audit_entries:,}",
+        f"Newest saved answer: {_when(report.newest_answer)}",
+        f"Newest write in the copy: {newest}",
+        f"Schema: {schema}",
+    ]
+
+
+def _key_for(key_file: Path | None) -> str | None:
+    if key_file is None:
+        return current_app.config.get("DATABASE_KEY")
+    try:
+        return config.key_from_file(key_file, Path(current_app.instance_path))
+    except storage.StorageError as refusal:
+        fail(str(refusal))
+
+
+@click.command("verify-backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File holding the copy's key, when it differs from the database's (a copy made "
+    "before rekey-db).",
+)
+@with_appcontext
+def verify_backup_command(path: Path, key_file: Path | None) -> None:
+    """The restore drill: restore a copy made by `backup` into a scratch folder, check its
+    integrity, open it with the key, count its visits and say how old it is. The live
+    database is not touched; counts and times only, no patient detail."""
+    source = path.expanduser().resolve()
+    if _same_file(source, Path(current_app.config["DATABASE"])):
+        fail("PATH is the live database itself; give a backup copy")
+    key = _key_for(key_file)
+    db = get_db()  # the clinic's zone for the times below
+    moment = now()
+    try:
+        report = backups.verify_copy(source, key, Path(current_app.instance_path), moment)
+    except backups.CopyRefused as refusal:
+        with storage.write(db):
+            audit("backup_verify_failed", detail=f"{source}: {refusal}")
+            backups.record_check(db, moment, None)
+        fail(f"the copy {source} did not restore: {refusal}")
+    age = int(report.age.total_seconds()) if report.age is not None else None
+    with storage.write(db):
+        audit(
+            "backup_verified",
+            detail=f"{source}: visits={report.visits} answers={report.answers} age_seconds={age}",
+        )
+        backups.record_check(db, moment, report)
+    click.echo(f"The copy {source} restores.")
+    for line in _report_lines(report):
+        click.echo(f"  {line}")

@@ -1153,6 +1153,31 @@ def m101_fhir_alert_changes(db: Database) -> None:
         db.execute(sql)
 
 
+@migrations()
+def m102_health_probe(db: Database) -> None:
+    # Issue 27, part 3: one row that GET /healthz rewrites to prove the database takes a
+    # write; never a patient table.
+    db.execute(
+        "CREATE TABLE health_probe (id INTEGER PRIMARY KEY CHECK (id = 1), beats INTEGER NOT NULL)"
+    )
+    db.execute("INSERT INTO health_probe (id, beats) VALUES (1, 0)")
+
+
+def probe(db: Database, timeout_ms: int) -> None:
+    """Read and write the database once, waiting at most timeout_ms for the write lock
+    (the queue and SQLite's busy timeout alike); raises what SQLite raises."""
+    kept = getattr(db, "_busy_timeout_ms", BUSY_TIMEOUT_MS)
+    db.execute(f"PRAGMA busy_timeout={int(timeout_ms)}")
+    db._busy_timeout_ms = int(timeout_ms)
+    try:
+        with write(db):
+            db.execute("SELECT beats FROM health_probe WHERE id = 1").fetchone()
+            db.execute("UPDATE health_probe SET beats = beats + 1 WHERE id = 1")
+    finally:
+        db._busy_timeout_ms = kept
+        db.execute(f"PRAGMA busy_timeout={int(kept)}")
+
+
 def add_trusted_device(db: Database, device_hash: str, user_id: int, now: datetime) -> None:
     db.execute(
         "INSERT INTO trusted_devices (id, user_id, created_at) VALUES (?, ?, ?)",
@@ -1640,6 +1665,47 @@ def rekey(db: Database, new_key: str) -> None:
 def count_visits(db: Database) -> int:
     """How many visits exist at all (the demo command refuses a database that has any)."""
     return _one(db, "SELECT COUNT(*) AS n FROM visits")["n"]
+
+
+def integrity_problems(db: Database) -> list[str]:
+    """What PRAGMA integrity_check and foreign_key_check find wrong (empty: sound). Page
+    and table names only, never a row's content."""
+    found = [row[0] for row in db.conn.execute("PRAGMA integrity_check").fetchall()]
+    problems = [] if found == ["ok"] else found
+    broken = db.conn.execute("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        tables = sorted({row[0] for row in broken})
+        problems.append(f"{len(broken)} rows break foreign keys in {', '.join(tables)}")
+    return problems
+
+
+def copy_contents(db: Database) -> dict:
+    """What a restored copy holds, counts and stored times only: visits, answers, audit
+    entries, the newest saved answer, the newest write of any kind, and the migrations
+    applied (for comparing with this code's)."""
+    counts = _one(
+        db,
+        """SELECT (SELECT COUNT(*) FROM visits) AS visits,
+                  (SELECT COUNT(*) FROM answers) AS answers,
+                  (SELECT COUNT(*) FROM audit_log) AS audit_entries""",
+    )
+    # Stored UTC text with one format sorts as time does; raw, not local (_rows would).
+    newest = db.conn.execute(
+        """SELECT MAX(t) FROM (
+               SELECT MAX(updated_at) AS t FROM answers
+               UNION ALL SELECT MAX(at) FROM audit_log
+               UNION ALL SELECT MAX(created_at) FROM visits
+               UNION ALL SELECT MAX(last_activity_at) FROM visits
+               UNION ALL SELECT MAX(saved_at) FROM safety_answers)"""
+    ).fetchone()[0]
+    answer = db.conn.execute("SELECT MAX(updated_at) FROM answers").fetchone()[0]
+    applied = [m.name for m in migrations.applied(db)]
+    return {**counts, "newest_answer": answer, "newest_write": newest, "migrations": applied}
+
+
+def migration_names() -> list[str]:
+    """The migrations this code applies, in order (a copy's schema is compared with them)."""
+    return [m.name for m in migrations._migrations]
 
 
 def purge_counts(db: Database, cutoff: datetime) -> dict[str, int]:

@@ -21,7 +21,7 @@ from werkzeug.routing import BaseConverter, IntegerConverter
 
 from patientapp import config
 from patientapp.db import storage
-from patientapp.domain import retention
+from patientapp.domain import backups, retention
 
 SETTING_DEFAULTS = {
     "clinic_name": "",
@@ -44,6 +44,8 @@ SETTING_DEFAULTS = {
     # the visit's psychiatrist and every admin; one e-mail when outgoing mail is set).
     "escalate_after_minutes": 5,
     "alert_sound": False,  # a short tone on staff pages when a new alert arrives
+    # Settings warns when the last backup or verified restore is older than this.
+    "backup_overdue_days": backups.DEFAULT_OVERDUE_DAYS,
     # Outgoing mail (the clinic's own relay); the password is never shown again.
     "smtp_host": "",
     "smtp_port": 587,

@@ -26,6 +26,9 @@ ADMINS = ("admin",)
 
 # How a person gets in: the login form and the one-time first-admin link.
 PUBLIC = {"auth.login", "auth.login_code", "auth.setup"}
+# For monitors, without a sign-in and read-only to them: nothing about patients
+# (tests/web/test_health.py).
+MONITORS = {"health.healthz"}
 STAFF_BLUEPRINTS = {"staff", "admin", "auth"}
 
 # endpoint -> (roles that may use it, what any other role gets)
@@ -294,10 +297,19 @@ def test_every_staff_route_has_a_declared_audience(app):
 def test_every_other_route_is_a_patient_page_or_static(app):
     staff = {rule.endpoint for rule in staff_rules(app)}
     others = {
-        rule.endpoint for rule in app.url_map.iter_rules() if rule.endpoint not in staff | PUBLIC
+        rule.endpoint
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint not in staff | PUBLIC | MONITORS
     }
     allowed = ("patient.", "api.")
     assert others and all(e == "static" or e.startswith(allowed) for e in others), others
+
+
+def test_monitor_routes_are_declared_and_take_no_form(app):
+    rules = [r for r in app.url_map.iter_rules() if r.endpoint.startswith("health.")]
+    assert {r.endpoint for r in rules} == MONITORS, "declare new monitor routes in MONITORS"
+    assert all(r.methods <= {"GET", "HEAD", "OPTIONS"} for r in rules)
+    assert not any(r.rule.startswith(("/staff", "/api")) for r in rules)
 
 
 # --- the FHIR API: a bearer token, never a cookie ---------------------------------------------
