@@ -20,6 +20,7 @@ from patientapp.db import storage
 from patientapp.domain import api_tokens, visits
 from patientapp.web.context import get_db
 from tests.conftest import Patient, csrf_from, finish_visit, login, make_invitation
+from tests.web.api.conftest import settings_form
 from tests.web.api.test_integrations import bearer, new_token
 
 FHIR_JSON_UTF8 = "application/fhir+json; charset=utf-8"
@@ -398,21 +399,6 @@ def test_rotating_gives_a_new_secret_and_stops_the_old(app, admin, client, db):
 
 
 # --- part 6: the patient link -------------------------------------------------------------------
-
-
-def settings_form(admin, **changes):
-    page = admin.get("/staff/admin/settings").get_data(as_text=True)
-    data = {
-        "csrf_token": csrf_from(page),
-        "clinic_name": "",
-        "languages": ["en"],
-        "invite_extra_days": "0",
-        "patient_idle_minutes": "15",
-        "retention_days": "365",
-        "escalate_after_minutes": "5",
-        **changes,
-    }
-    return admin.post("/staff/admin/settings", data=data)
 
 
 def test_chart_numbers_and_their_system_change_the_resource_and_its_time(app, admin, client, clock):

@@ -18,6 +18,7 @@ from patientapp.domain import api_tokens, visits
 from patientapp.web.context import get_db
 from tests.conftest import create_user, csrf_from, finish_visit, login, make_invitation
 from tests.helpers.fhir_check import check_response
+from tests.web.api.conftest import settings_form
 
 SEARCH = "/api/fhir/QuestionnaireResponse?_lastUpdated=ge2026-11-25T00:00:00Z"
 
@@ -298,21 +299,6 @@ def test_a_bad_range_is_explained_on_the_page(admin, db, query):
 
 
 # --- the clinic time zone ------------------------------------------------------------------------
-
-
-def settings_form(admin, **changes):
-    page = admin.get("/staff/admin/settings").get_data(as_text=True)
-    data = {
-        "csrf_token": csrf_from(page),
-        "clinic_name": "",
-        "languages": ["en"],
-        "invite_extra_days": "0",
-        "patient_idle_minutes": "15",
-        "retention_days": "365",
-        "escalate_after_minutes": "5",
-        **changes,
-    }
-    return admin.post("/staff/admin/settings", data=data)
 
 
 def test_the_time_zone_is_validated_and_saved(app, admin, db):
