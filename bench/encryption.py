@@ -6,6 +6,8 @@ Prints, for a plain and a SQLCipher database built the same way in a temporary f
   * step save: p50 / p95 of one patient step saved as visits.save_step does it (answers,
     step, a BEGIN IMMEDIATE transaction, synchronous=FULL commit);
   * file sizes after VISITS whole visits: the database, and a backup;
+  * a continuous copy (domain/copies.py, as serve makes one every interval): its time,
+    and the recovery point it gives at the default 5-minute interval;
   * encrypt-db and rekey-db on that database (the encrypted one's numbers).
 
 Nothing is written inside the repository. Not a test module.
@@ -18,7 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +29,7 @@ sys.path.insert(0, str(REPO_ROOT))  # the app runs from the source tree, not ins
 from patientapp import create_app  # noqa: E402
 from patientapp.cli import examples  # noqa: E402
 from patientapp.db import storage  # noqa: E402
-from patientapp.domain import visits  # noqa: E402
+from patientapp.domain import copies, visits  # noqa: E402
 from patientapp.questionnaire import model as questionnaire  # noqa: E402
 from patientapp.web.context import close_thread_db, get_db  # noqa: E402
 
@@ -96,6 +98,8 @@ def measure(folder: Path, key: str | None, count: int, saves: int) -> dict:
         )
         storage.checkpoint(db)
         storage.backup(db, folder / "backup.db", key)
+        plan = copies.Plan(folder / "copies", timedelta(minutes=5), keep=2, command="")
+        copy = timed(lambda: copies.make(db, plan, key, datetime.now(UTC)), 5)
     close_thread_db()
     result = {
         "open_ms": statistics.median(opens),
@@ -103,6 +107,7 @@ def measure(folder: Path, key: str | None, count: int, saves: int) -> dict:
         "save_p95_ms": p95(save),
         "db_bytes": Path(path).stat().st_size,
         "backup_bytes": (folder / "backup.db").stat().st_size,
+        "copy_ms": statistics.median(copy),
     }
     if key:
         runner = app.test_cli_runner()
@@ -142,9 +147,14 @@ def main(argv=None) -> int:
         ("step save p95", "save_p95_ms"),
         ("database bytes", "db_bytes"),
         ("backup bytes", "backup_bytes"),
+        ("continuous copy", "copy_ms"),
     ):
         ratio = cipher[field] / plain[field] if plain[field] else float("nan")
         print(f"{label:24}{plain[field]:>12,.1f}{cipher[field]:>12,.1f}{ratio:>8.2f}")
+    for name, row in rows.items():
+        took = timedelta(milliseconds=row["copy_ms"])
+        point = copies.recovery_point(timedelta(minutes=5), took).total_seconds()
+        print(f"recovery point, copies every 5 min ({name}): {point:,.1f} s")
     print(f"encrypt-db (plain database above): {plain['encrypt_ms']:,.0f} ms")
     print(f"rekey-db (encrypted database above): {cipher['rekey_ms']:,.0f} ms")
     return 0

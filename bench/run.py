@@ -67,7 +67,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -77,7 +77,7 @@ sys.path.insert(0, str(REPO_ROOT))  # the app runs from the source tree, not ins
 
 from patientapp import config, create_app  # noqa: E402
 from patientapp.cli import examples  # noqa: E402
-from patientapp.cli.serve import CAN_FORK, default_workers  # noqa: E402
+from patientapp.cli.serve import CAN_FORK, DEFAULT_THREADS, cores, default_workers  # noqa: E402
 from patientapp.db import storage  # noqa: E402
 from patientapp.domain import visits  # noqa: E402
 from patientapp.domain.passwords import hash_password  # noqa: E402
@@ -112,6 +112,9 @@ class Scale:
     rush_pause: tuple[float, float] = (3.0, 10.0)  # reading a screen, seeded at random
     rush_steps: int = 3  # steps each walks after the welcome screen
     rush_seconds: float = 50.0  # no new request after this (the phase's bound)
+    morning_phones: int = 3000  # a health system's morning: the rush, ten times over
+    morning_arrival_seconds: float = 60.0
+    morning_seconds: float = 110.0
     burst: int = 200  # patients sending at once
     summary_renders: int = 200  # timed GETs of the summary (and of its .txt export)
     summary_warmup: int = 5  # untimed first requests: templates, catalogs, caches
@@ -127,6 +130,9 @@ SMOKE = Scale(
     rush_pause=(0.05, 0.15),
     rush_steps=2,
     rush_seconds=5.0,
+    morning_phones=8,
+    morning_arrival_seconds=0.5,
+    morning_seconds=5.0,
     burst=5,
     summary_renders=5,
     summary_warmup=1,
@@ -429,6 +435,11 @@ class Bench:
     def server_setting(self, key: str):
         """A setting as the servers read it (their environment, else the default)."""
         return {**config.DEFAULTS, **config.from_environment(self.env)}[key]
+
+    def connection_limit(self) -> int:
+        """Open connections each server process accepts, as serve sizes it (the servers
+        inherit this process's raised file limit)."""
+        return config.connection_limit(self.server_setting("CONNECTION_LIMIT"), config.file_limit())
 
     @property
     def server(self) -> str:
@@ -1174,20 +1185,37 @@ TARGET_RUSH_P95_MS = 150.0
 
 @measurement("rush")
 def rush(bench: Bench) -> list[Row]:
+    return _rush(bench, bench.scale, "rush")
+
+
+@measurement("morning")
+def morning(bench: Bench) -> list[Row]:
+    """A health system's morning on one box: the rush with ten times the phones, over a
+    minute, each keeping its connection (the file-descriptor and connection limits)."""
     scale = bench.scale
+    shaped = replace(
+        scale,
+        rush_phones=scale.morning_phones,
+        rush_arrival_seconds=scale.morning_arrival_seconds,
+        rush_seconds=scale.morning_seconds,
+    )
+    return _rush(bench, shaped, "morning")
+
+
+def _rush(bench: Bench, scale: Scale, section: str) -> list[Row]:
     phones = scale.rush_phones
-    log(f"rush: inviting {phones} patients")
+    log(f"{section}: inviting {phones} patients")
     tokens = [bench.invite("RUSH")[1] for _ in range(phones)]
     low, high = scale.rush_pause
     log(
-        f"rush: {phones} phones arrive over {scale.rush_arrival_seconds:g} s, "
+        f"{section}: {phones} phones arrive over {scale.rush_arrival_seconds:g} s, "
         f"{low:g}-{high:g} s pauses, {scale.rush_steps} steps (at most {scale.rush_seconds:g} s)"
     )
     phase = _run_phase(
         bench,
         Plan("rush", bench.app_port, seconds=scale.rush_seconds, scale=scale),
         tokens,
-        "the rush",
+        f"the {section}",
         "requests",
         bench.app_pid,
     )
@@ -1206,57 +1234,57 @@ def rush(bench: Bench) -> list[Row]:
     )
     return [
         Row(
-            "rush",
+            section,
             f"{what}: first page within {FIRST_PAGE_SECONDS:.0f} s",
             f"{served}/{phones}",
             target=f"{phones}",
             result=verdict(served == phones, bad="SLOW"),
         ),
         Row(
-            "rush",
+            section,
             f"starved (no first page within {FIRST_PAGE_SECONDS:.0f} s)",
             str(starved),
             target="0",
             result=verdict(starved == 0, bad="SLOW"),
         ),
         Row(
-            "rush",
+            section,
             "first page p50 / p95 / slowest",
             f"{f50:.0f} / {f95:.0f} / {max(firsts, default=0) * 1000:.0f} ms",
         ),
         Row(
-            "rush",
+            section,
             "every request p50 / p95",
             f"{phase.p(50):.1f} / {phase.p(95):.1f} ms",
             target=f"p95 < {TARGET_RUSH_P95_MS:.0f} ms",
             result=verdict(phase.p(95) < TARGET_RUSH_P95_MS, bad="SLOW"),
         ),
         Row(
-            "rush",
+            section,
             "requests / steps walked / phones done / reconnects",
             f"{phase.units} / {steps} / {finished} / {reconnects}",
             target=f"({scale.rush_steps} steps each, {phase.seconds:.0f} s)",
         ),
         Row(
-            "rush",
+            section,
             "most connections open to the server at once",
             str(phase.most_connections),
-            target=f"(CONNECTION_LIMIT {bench.server_setting('CONNECTION_LIMIT')} per worker)",
+            target=f"(connection limit {bench.connection_limit():,} per worker)",
         ),
         Row(
-            "rush",
+            section,
             "errors (phones with an error)",
             str(errored),
             target="0",
             result=verdict(errored == 0, bad="FAIL"),
         ),
         Row(
-            "rush",
+            section,
             "server CPU per request",
             f"{phase.ms_per_unit(phase.server_cpu):.2f} ms",
             target=f"({phase.cores(phase.server_cpu):.2f} cores serving)",
         ),
-        _machine_row(phase, "rush"),
+        _machine_row(phase, section),
     ]
 
 
@@ -1516,7 +1544,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads",
         type=int,
-        default=int(os.environ.get("PATIENTAPP_THREADS", "8")),
+        default=int(os.environ.get("PATIENTAPP_THREADS") or DEFAULT_THREADS),
         help="waitress threads per process for every server (default: the serve default)",
     )
     parser.add_argument(
@@ -1528,7 +1556,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--load-processes",
         type=int,
-        default=max(2, min(4, default_workers())),
+        default=max(2, min(4, cores())),
         help="processes of the load generator (default: the cores, 2 to 4)",
     )
     parser.add_argument(

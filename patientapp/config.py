@@ -75,9 +75,17 @@ DEFAULTS = {
     # every patient, so idle connections close soon and the limit leaves room.
     "TRUSTED_PROXY": "",
     "CHANNEL_TIMEOUT": 30,
-    "CONNECTION_LIMIT": 500,
+    # 0: as many as the process's file-descriptor limit leaves room for (connection_limit).
+    "CONNECTION_LIMIT": 0,
     "BACKLOG": 2048,
     "CLEANUP_INTERVAL": 10,
+    # Continuous copies (domain/copies.py): off until COPY_DIR names a folder.
+    "COPY_DIR": "",
+    "COPY_INTERVAL_SECONDS": 300,
+    "COPY_KEEP": 48,
+    "COPY_COMMAND": "",
+    # Where serve looks for a Litestream set-up it must refuse on an encrypted database.
+    "LITESTREAM_CONFIG": "/etc/litestream.yml",
 }
 
 # The headers a trusted reverse proxy sets; from anyone else they are dropped.
@@ -98,6 +106,11 @@ ENV_KEYS = (
     "BACKLOG",
     "CLEANUP_INTERVAL",
     "API_REQUESTS_PER_MINUTE",
+    "COPY_DIR",
+    "COPY_INTERVAL_SECONDS",
+    "COPY_KEEP",
+    "COPY_COMMAND",
+    "LITESTREAM_CONFIG",
 )
 
 
@@ -204,7 +217,10 @@ def server_options(config) -> dict:
     """
     options = {
         "channel_timeout": config["CHANNEL_TIMEOUT"],
-        "connection_limit": config["CONNECTION_LIMIT"],
+        "connection_limit": connection_limit(config["CONNECTION_LIMIT"], file_limit()),
+        # poll(), not select(): select() cannot watch a descriptor numbered 1024 or more,
+        # so past about a thousand open connections waitress's loop would fail.
+        "asyncore_use_poll": True,
         "backlog": config["BACKLOG"],
         "cleanup_interval": config["CLEANUP_INTERVAL"],
         "clear_untrusted_proxy_headers": True,
@@ -216,6 +232,58 @@ def server_options(config) -> dict:
             trusted_proxy_headers=set(PROXY_HEADERS),
         )
     return options
+
+
+FILES_RESERVED = 256  # descriptors kept for the database, its WAL and locks, logs, mail
+AUTO_CONNECTION_CAP = 10_000  # open connections per process when the limit is automatic
+
+
+def file_limit() -> int | None:
+    """This process's limit on open files (RLIMIT_NOFILE, soft), or None where unknown."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def raise_file_limit(wanted: int = 65_536) -> int | None:
+    """Raise the soft limit on open files towards the hard one (what an unprivileged
+    process may do; the systemd unit raises the hard one with LimitNOFILE); the new soft
+    limit. Each kept-open phone connection is one descriptor."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):  # pragma: no cover - a sandbox refusing it
+            log.warning("could not raise the open-file limit from %d to %d", soft, target)
+    return file_limit()
+
+
+def connection_limit(configured: int, files: int | None) -> int:
+    """Open connections one server process accepts: the configured number, or with 0 as
+    many as the file limit leaves room for (at most AUTO_CONNECTION_CAP), never more than
+    that room: waitress accepting past it would fail with EMFILE instead of letting new
+    phones wait in the listen backlog."""
+    room = None if files is None else max(64, files - FILES_RESERVED)
+    if configured <= 0:
+        return min(AUTO_CONNECTION_CAP, room) if room is not None else 1_000
+    if room is not None and configured > room:
+        log.warning(
+            "PATIENTAPP_CONNECTION_LIMIT %d is more than the open-file limit %d allows; "
+            "using %d (raise LimitNOFILE or ulimit -n)",
+            configured,
+            files,
+            room,
+        )
+        return room
+    return configured
 
 
 def base_url_problem(config, host: str) -> str | None:

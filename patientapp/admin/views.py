@@ -47,6 +47,7 @@ from patientapp.db import storage
 from patientapp.domain import (
     api_tokens,
     backups,
+    copies,
     delivery,
     escalation,
     mail,
@@ -347,6 +348,7 @@ def settings():
         using_default=_using_default_text(),
         last_retention=_last_retention(),
         backup_lines=_backup_lines(),
+        copy_lines=_copy_lines(),
     ), status
 
 
@@ -422,6 +424,69 @@ def _backup_lines() -> list[tuple[str, bool]]:
     if state.last_check_failed_at is not None:
         when = format_datetime(state.last_check_failed_at, "short")
         lines.append((gettext("The last restore check failed: %(when)s.", when=when), True))
+    return lines
+
+
+def _minutes(span) -> int:
+    return max(1, round(span.total_seconds() / 60))
+
+
+def _copy_lines() -> list[tuple[str, bool]]:
+    """Continuous copies (PATIENTAPP_COPY_DIR): how often, where, the recovery point they
+    give, and a warning when they have stopped or the last one failed."""
+    copying = copies.state(current_app.config, clinic_settings(), copies.utc_now())
+    if copying is None:
+        return [(gettext("Continuous copies are off (PATIENTAPP_COPY_DIR is not set)."), False)]
+    where = str(copying.folder)
+    lines = [
+        (
+            ngettext(
+                "Continuous copies: every %(num)s minute into %(folder)s.",
+                "Continuous copies: every %(num)s minutes into %(folder)s.",
+                _minutes(copying.interval),
+                folder=where,
+            ),
+            False,
+        ),
+        (
+            ngettext(
+                "Recovery point: a dead disk loses at most about %(num)s minute of answers.",
+                "Recovery point: a dead disk loses at most about %(num)s minutes of answers.",
+                _minutes(copying.recovery_point),
+            ),
+            False,
+        ),
+    ]
+    if copying.sent_by_command:
+        lines.insert(1, (gettext("Each copy is then sent off-site by the copy command."), False))
+    if copying.newest_age is None:
+        lines.append((gettext("No continuous copy has been made yet."), copying.stopped))
+    elif copying.stopped:
+        lines.append(
+            (
+                ngettext(
+                    "Continuous copies have stopped: the newest is %(num)s minute old.",
+                    "Continuous copies have stopped: the newest is %(num)s minutes old.",
+                    _minutes(copying.newest_age),
+                ),
+                True,
+            )
+        )
+    if copying.failed_at_utc is not None:
+        zone = clinic_zone()
+        failed = copying.failed_at_utc
+        local = failed.astimezone(zone) if zone else failed.astimezone()
+        when = format_datetime(local.replace(tzinfo=None), "short")
+        lines.append(
+            (
+                gettext(
+                    "The last continuous copy failed (%(when)s): %(reason)s",
+                    when=when,
+                    reason=copying.failure,
+                ),
+                True,
+            )
+        )
     return lines
 
 

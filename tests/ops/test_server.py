@@ -25,7 +25,9 @@ def test_serve_passes_the_limits_and_no_proxy_by_default(runner, monkeypatch):
     monkeypatch.setattr(waitress, "serve", lambda app_, **kw: served.update(kw))
     assert runner.invoke(args=["serve"]).exit_code == 0
     assert served["channel_timeout"] == 30
-    assert served["connection_limit"] == 500
+    # Sized from the open-file limit serve raised (tests/ops: the morning of 3,000 phones).
+    assert served["connection_limit"] == config.connection_limit(0, config.file_limit())
+    assert served["asyncore_use_poll"] is True  # select() fails past descriptor 1023
     assert served["backlog"] == 2048
     assert served["cleanup_interval"] == 10
     assert served["clear_untrusted_proxy_headers"] is True
@@ -107,6 +109,55 @@ def get_status(port: int, path: str = "/start", timeout: float = 10) -> int:
             f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
         )
         return int(conn.recv(64).split()[1])
+
+
+def test_the_connection_limit_is_sized_from_the_open_file_limit(caplog):
+    reserved = config.FILES_RESERVED
+    assert config.connection_limit(0, 1024) == 1024 - reserved  # automatic: the room left
+    assert config.connection_limit(0, 1_000_000) == config.AUTO_CONNECTION_CAP
+    assert config.connection_limit(50, 1024) == 50  # a clinic's own number, when it fits
+    assert config.connection_limit(5000, 1024) == 1024 - reserved  # never past the room
+    assert "PATIENTAPP_CONNECTION_LIMIT 5000 is more than" in caplog.text
+    assert config.connection_limit(0, None) == 1000  # no limit known (no resource module)
+
+
+def test_serve_raises_the_open_file_limit_towards_the_hard_one():
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
+        raised = config.raise_file_limit()
+        assert raised == (65_536 if hard == resource.RLIM_INFINITY else min(65_536, hard))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_one_process_keeps_more_than_a_thousand_phones_connected(tmp_path):
+    """A health system's morning: every phone keeps its connection. Past 1,023 open
+    descriptors select() cannot watch them (waitress's default loop) and a fixed limit of
+    500 left the rest waiting: both starved phones in bench/run.py's morning."""
+    resource = pytest.importorskip("resource")
+    phones = 1100
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 2 * phones + 300:
+        pytest.skip("the hard open-file limit is too low for this machine")
+    config.raise_file_limit()
+    env = {"PATIENTAPP_WORKERS": "1"}
+    with serving(tmp_path, env) as port, contextlib.ExitStack() as stack:
+        held = []
+        for _ in range(phones):
+            conn = stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=20))
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            held.append(conn)
+        answered = 0
+        for conn in held:  # each answered on its own connection, which stays open
+            reply = b""
+            while b"\r\n\r\n" not in reply:
+                chunk = conn.recv(4096)
+                assert chunk, "the server closed a phone's connection"
+                reply += chunk
+            answered += reply.startswith(b"HTTP/1.1 200")
+        assert answered == phones
+        assert get_status(port) == 200  # and one more still gets in
 
 
 def test_idle_connections_do_not_stall_a_patient(tmp_path):
@@ -226,10 +277,10 @@ def _server_pid(port: int) -> int:
     return min(holders, key=lambda pid: int(Path(f"/proc/{pid}/stat").read_text().split()[21]))
 
 
-def test_workers_default_to_the_cores_and_a_crash_loop_stops_the_server(capsys):
+def test_workers_default_to_three_per_core_and_a_crash_loop_stops_the_server(capsys):
     from patientapp.cli import serve
 
-    assert serve.default_workers() == len(os.sched_getaffinity(0))
+    assert serve.default_workers() == 3 * len(os.sched_getaffinity(0))
     sock = serve._bind("127.0.0.1", 0, 16)
     supervisor = serve.Supervisor(sock, 2, target=lambda: None)  # each worker ends at once
     with pytest.raises(SystemExit) as stopped:
