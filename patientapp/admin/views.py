@@ -6,6 +6,7 @@ content never reach the audit log.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 
 from flask import (
@@ -431,6 +432,11 @@ def _minutes(span) -> int:
     return max(1, round(span.total_seconds() / 60))
 
 
+def _minutes_up(span) -> int:
+    """Whole minutes, rounded up: an upper bound never reads smaller than it is."""
+    return max(1, math.ceil(span.total_seconds() / 60))
+
+
 def _copy_lines() -> list[tuple[str, bool]]:
     """Continuous copies (PATIENTAPP_COPY_DIR): how often, where, the recovery point they
     give, and a warning when they have stopped or the last one failed."""
@@ -448,15 +454,29 @@ def _copy_lines() -> list[tuple[str, bool]]:
             ),
             False,
         ),
-        (
-            ngettext(
-                "Recovery point: a dead disk loses at most about %(num)s minute of answers.",
-                "Recovery point: a dead disk loses at most about %(num)s minutes of answers.",
-                _minutes(copying.recovery_point),
-            ),
-            False,
-        ),
     ]
+    halted = copying.newest_age is not None and copying.stopped
+    if not halted and copying.failed_at_utc is None:  # else it would not hold
+        lines.append(
+            (
+                ngettext(
+                    "Recovery point: a dead disk loses at most about %(num)s minute of answers.",
+                    "Recovery point: a dead disk loses at most about %(num)s minutes of answers.",
+                    _minutes_up(copying.recovery_point),
+                ),
+                False,
+            )
+        )
+    if copies.same_disk(current_app.config) and not copying.sent_by_command:
+        lines.append(
+            (
+                gettext(
+                    "The copies are on the database's own disk and no copy command sends "
+                    "them off-site: a dead disk would take both."
+                ),
+                True,
+            )
+        )
     if copying.sent_by_command:
         lines.insert(1, (gettext("Each copy is then sent off-site by the copy command."), False))
     if copying.newest_age is None:

@@ -103,6 +103,12 @@ def serve_command(host: str, port: int, threads: int, workers: int | None) -> No
     )
     if problem:
         raise click.ClickException(problem)
+    try:
+        copies.prepare(app.config)  # the copy folder, made once here, never by a copy
+    except OSError as error:
+        raise click.ClickException(
+            f"PATIENTAPP_COPY_DIR cannot be made: {error.strerror} ({error.filename})"
+        ) from None
     app.config["SERVE_HOST"], app.config["SERVE_PORT"] = host, port
     workers = workers or default_workers()
     if not CAN_FORK:  # pragma: no cover - Windows

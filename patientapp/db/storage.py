@@ -15,6 +15,7 @@ import os
 import sqlite3
 import threading
 import time as system_clock
+import unicodedata
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -311,9 +312,18 @@ def connect(
         if "not a database" not in str(error):
             raise
         raise _unreadable(Path(path), key) from None
+    conn.create_function("ref_key", 1, reference_key, deterministic=True)
     db = Database(conn, execute_plugins=False)
     db._busy_timeout_ms = int(busy_timeout_ms)  # the write queue gives up after it too
     return db
+
+
+def reference_key(reference: str | None) -> str:
+    """A patient reference as it is compared: NFKC, Unicode case folding and no spaces,
+    so "ÉLO 12", "élo12" and their full-width forms match, in every script (SQLite's own
+    UPPER folds ASCII letters only)."""
+    folded = unicodedata.normalize("NFKC", reference or "").casefold()
+    return "".join(folded.split())
 
 
 def _driver(key: str | None):
@@ -1513,13 +1523,13 @@ def set_reviewed(db: Database, visit_id: int, user_id: int, now: datetime) -> No
 def previous_visit(db: Database, visit: Visit) -> Visit | None:
     """The same patient reference's last sent visit before this one.
 
-    References are compared ignoring case and spaces ("rb 12" is "RB12"): staff type
-    them by hand. Both sides go through SQLite's UPPER, so they fold alike.
+    References are compared ignoring case in every script and spaces ("rb 12" is
+    "RB12", "ÉLO12" is "élo12"): staff type them by hand (reference_key).
     """
     return _visit(
         db,
         """SELECT * FROM visits
-                     WHERE REPLACE(UPPER(patient_ref), ' ', '') = REPLACE(UPPER(?), ' ', '')
+                     WHERE ref_key(patient_ref) = ref_key(?)
                        AND id != ?
                        AND status IN ('submitted', 'reviewed') AND submitted_at < ?
                        ORDER BY submitted_at DESC LIMIT 1""",

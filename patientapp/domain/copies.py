@@ -13,10 +13,13 @@ Settings states it and warns when copies stop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import secrets
 import shlex
+import signal
 import subprocess
 import threading
 import time
@@ -160,10 +163,11 @@ def make(db, plan: Plan, key: str | None, moment_utc: datetime) -> Made:
     """Write one copy into plan.folder (a temporary name, fsync, rename, fsync of the
     folder), send it with plan.command, then keep only the newest plan.keep copies."""
     began = time.monotonic()
-    try:
-        plan.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as error:
-        raise CopyError(f"the folder {plan.folder} cannot be made: {error.strerror}") from None
+    if not plan.folder.is_dir():
+        # Made at start (prepare); gone since, e.g. an off-site disk no longer mounted:
+        # never recreated here, where a copy would land on the database's own disk.
+        raise CopyError(f"the folder {plan.folder} is missing (is its disk mounted?)")
+    _remove_stale_temps(plan.folder)
     name = file_name(moment_utc)
     target = plan.folder / name
     temp = plan.folder / f".{name}.tmp"
@@ -173,10 +177,10 @@ def make(db, plan: Plan, key: str | None, moment_utc: datetime) -> Made:
         _fsync(temp)
         os.replace(temp, target)
         _fsync(plan.folder)
+        size = target.stat().st_size
     except Exception as error:  # the disk full, the folder gone, the database busy
         temp.unlink(missing_ok=True)
         raise CopyError(f"the copy could not be written: {_reason(error)}") from None
-    size = target.stat().st_size
     sent = False
     if plan.command:
         _send(plan.command, target)
@@ -184,6 +188,41 @@ def make(db, plan: Plan, key: str | None, moment_utc: datetime) -> Made:
     for old in generations(plan.folder)[: -plan.keep]:
         old.unlink(missing_ok=True)
     return Made(name=name, size=size, seconds=time.monotonic() - began, sent=sent)
+
+
+TEMP_RE = re.compile(r"^\.patientapp-\d{8}T\d{6}(?:\d{3})?Z\.db\.tmp$")
+
+
+def _remove_stale_temps(folder: Path) -> None:
+    """A copy cut short (its process killed by a restart) leaves its temporary file: a
+    whole copy no generation count would ever remove. Only the claim's holder writes one,
+    so any left when a claim is won is stale."""
+    for path in folder.iterdir():
+        if TEMP_RE.match(path.name):
+            path.unlink(missing_ok=True)
+
+
+def prepare(config) -> None:
+    """At start: make the copy folder (0700) if needed, once, before any copy."""
+    plan = Plan.of(config)
+    if plan is not None:
+        plan.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def same_disk(config) -> bool:
+    """Whether the copy folder is on the database's own file system (a dead disk would
+    take both), judged by the device of the folder or its nearest existing parent."""
+    plan = Plan.of(config)
+    if plan is None:
+        return False
+    folder = plan.folder.resolve()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        database = Path(config["DATABASE"]).resolve().parent
+        return os.stat(folder).st_dev == os.stat(database).st_dev
+    except OSError:
+        return False
 
 
 def _fsync(path: Path) -> None:
@@ -207,23 +246,28 @@ def _send(command: str, path: Path) -> None:
         for word in shlex.split(command)
     ]
     try:
-        done = subprocess.run(  # the deployment's own command, no shell
+        command = subprocess.Popen(  # the deployment's own command, no shell
             words,
-            capture_output=True,
-            timeout=COMMAND_TIMEOUT_SECONDS,
-            check=False,
             stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group: a timeout ends all of it
         )
     except FileNotFoundError:
         raise CopyError(f"the copy command {words[0]!r} was not found") from None
+    try:
+        _out, stderr = command.communicate(timeout=COMMAND_TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(command.pid, signal.SIGKILL)
+        command.communicate()
         raise CopyError(
             f"the copy command did not finish within {COMMAND_TIMEOUT_SECONDS} s"
         ) from None
-    if done.returncode != 0:
-        said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+    if command.returncode != 0:
+        said = stderr.decode("utf-8", "replace").strip().splitlines()
         last = said[-1][:300] if said else "no message"
-        raise CopyError(f"the copy command failed (exit {done.returncode}): {last}")
+        raise CopyError(f"the copy command failed (exit {command.returncode}): {last}")
 
 
 # --- the server's loop -------------------------------------------------------------------
@@ -234,20 +278,44 @@ def _due(settings: dict, plan: Plan, now_utc: datetime) -> bool:
     if last.get("at") and now_utc - _utc(last["at"]) < plan.interval:
         return False
     claim = settings.get(CLAIM) or {}
-    return not (claim.get("until") and _utc(claim["until"]) > now_utc)
+    held = claim.get("until") and _utc(claim["until"]) > now_utc
+    return not (held and _alive(claim.get("pid")))
 
 
-def _claim(db, plan: Plan, now_utc: datetime) -> bool:
-    """True when a copy is due and no other process is making one: looked at first
+def _alive(pid) -> bool:
+    """Whether the process holding a claim still runs (every server process shares this
+    machine: SQLite's database is local). A claim of a killed process lapses at once."""
+    if not isinstance(pid, int) or pid <= 0:
+        return True  # no owner recorded: trust the lease
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _claim(db, plan: Plan, now_utc: datetime) -> str | None:
+    """A token when a copy is due and no other process is making one: looked at first
     without the write lock (most passes stop there), then claimed under it."""
     if not _due(storage.get_settings(db), plan, now_utc):
-        return False
+        return None
+    token = secrets.token_hex(8)
     with storage.write(db):
         if not _due(storage.get_settings(db), plan, now_utc):
-            return False
+            return None
         lease = timedelta(seconds=COMMAND_TIMEOUT_SECONDS + 60)
-        storage.put_setting(db, CLAIM, {"until": _utc_text(now_utc + lease)})
-    return True
+        claim = {"until": _utc_text(now_utc + lease), "pid": os.getpid(), "token": token}
+        storage.put_setting(db, CLAIM, claim)
+    return token
+
+
+def _release(db, token: str) -> None:
+    """Inside the caller's transaction: drop the claim only if it is still this one (a
+    copy that outlived its lease must not end another process's)."""
+    if (storage.get_settings(db).get(CLAIM) or {}).get("token") == token:
+        storage.delete_setting(db, CLAIM)
 
 
 def _utc(text: str) -> datetime:
@@ -260,7 +328,8 @@ def _utc_text(moment: datetime) -> str:
 
 def run_if_due(db, plan: Plan, key: str | None, now_utc: datetime, now_local: datetime):
     """One pass: a copy when one is due; the Made, a CopyError, or None (not due)."""
-    if not _claim(db, plan, now_utc):
+    token = _claim(db, plan, now_utc)
+    if token is None:
         return None
     try:
         made = make(db, plan, key, now_utc)
@@ -270,9 +339,13 @@ def run_if_due(db, plan: Plan, key: str | None, now_utc: datetime, now_local: da
             storage.put_setting(
                 db, LAST, {"at": _utc_text(now_utc), "ok": False, "error": str(failure)}
             )
-            storage.delete_setting(db, CLAIM)
+            _release(db, token)
         log.warning("continuous copy failed: %s", failure)
         return failure
+    except BaseException:
+        with contextlib.suppress(Exception), storage.write(db):
+            _release(db, token)  # the next pass may try again at once
+        raise
     with storage.write(db):
         where = "sent off-site" if made.sent else "kept in the folder"
         storage.audit(
@@ -282,13 +355,14 @@ def run_if_due(db, plan: Plan, key: str | None, now_utc: datetime, now_local: da
             actor=ACTOR,
             detail=f"{made.name} ({made.size} bytes, {made.seconds:.2f} s, {where})",
         )
-        backups.record_backup(db, now_local, made.size)
+        if made.sent:  # Settings' last backup counts only a copy that left the machine
+            backups.record_backup(db, now_local, made.size)
         before = storage.get_settings(db).get(LAST_OK) or {}
         recent = [*before.get("recent", []), round(made.seconds, 3)][-RECENT:]
         record = {"at": _utc_text(now_utc), "ok": True, "seconds": round(made.seconds, 3)}
         storage.put_setting(db, LAST, {**record, "name": made.name})
         storage.put_setting(db, LAST_OK, {**record, "name": made.name, "recent": recent})
-        storage.delete_setting(db, CLAIM)
+        _release(db, token)
     return made
 
 

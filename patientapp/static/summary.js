@@ -5,8 +5,10 @@
   "use strict";
 
   // --- one printed sheet ---------------------------------------------------------------
-  // Quotes and medicine names ([data-fit]) print in full whenever the page fits. Only
-  // when it would run onto a second sheet are they shortened, longest first: the longest
+  // The type is the largest from 11 pt down to 8 pt that keeps the page on one sheet
+  // (data-print-pt). Quotes and medicine names ([data-fit]) print in full whenever the
+  // page fits at 8 pt. Only when it would run onto a second sheet are they shortened,
+  // longest first: the longest
   // length L that still fits is found by bisection, and every text longer than L is cut
   // at a word near L with a visible "(continued on screen)" marker. The screen always
   // shows the whole text (.fit-rest is hidden by print.css only). Measured with print.css
@@ -18,6 +20,7 @@
   var HEIGHT = (279.4 - 2 * 8) * MM; // Letter less the top and bottom margins
   var SLACK = 10; // px kept free for rounding between this layout and the printed one
   var SHORTEST = 24; // no text is cut below this many characters
+  var SIZES = [11, 10.5, 10, 9.5, 9, 8.5, 8]; // pt: the largest that fits, before any cut
 
   var whole = new WeakMap(); // each text as first served, before any shortening
 
@@ -83,11 +86,25 @@
     root.width = WIDTH + "px";
     try {
       article.classList.remove("fit-small");
-      var cap = bestCap();
-      if (cap === null) {
-        article.classList.add("fit-small"); // a smaller type before cutting any further
-        cap = bestCap();
+      // The largest type from 11 pt down to 8 pt that keeps one sheet with every text
+      // whole; only at 8 pt are texts shortened, and below it the last resort.
+      var size = null, cap = longest;
+      show(longest);
+      for (var i = 0; i < SIZES.length && size === null; i++) {
+        article.style.setProperty("--print-pt", SIZES[i] + "pt");
+        if (fits()) size = SIZES[i];
       }
+      if (size === null) {
+        size = 8;
+        cap = bestCap();
+        if (cap === null) {
+          article.classList.add("fit-small"); // a smaller type before cutting any further
+          size = 7.4;
+          article.style.setProperty("--print-pt", size + "pt");
+          cap = bestCap();
+        }
+      }
+      article.setAttribute("data-print-pt", String(size));
       article.setAttribute("data-fitted", String(show(cap === null ? SHORTEST : cap)));
     } finally {
       sheet.media = media;

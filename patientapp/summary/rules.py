@@ -168,6 +168,7 @@ class Flag:
     title: str
     opener: str
     params: tuple[tuple[str, object], ...] = ()
+    evidence: int = 1  # how many different answers point to it (3 or more: converging)
 
     @property
     def kwargs(self) -> dict[str, object]:
@@ -221,6 +222,7 @@ def _hard_to_say(answers: Mapping) -> Flag | None:
     if not low and care not in ("yes_talk", "yes_not_ready"):
         return None
     title, practices = N_("Hard to say"), (6,)
+    evidence = int(low) + int(care in ("yes_talk", "yes_not_ready"))
     if care == "yes_not_ready":
         # An invitation, never pressure: the patient said they are not ready.
         opener = N_(
@@ -228,19 +230,19 @@ def _hard_to_say(answers: Mapping) -> Flag | None:
             "are not ready to talk about it. That's okay. If you ever want to tell me, "
             "I will listen, and it's fine to disagree with me."
         )
-        return Flag("hard_to_say", 1, practices, title, opener)
+        return Flag("hard_to_say", 1, practices, title, opener, evidence=evidence)
     if care == "yes_talk":
         opener = N_(
             "You said something about your care here has been hard to say, and that you "
             "would like to talk about it. It's fine to disagree with me or tell me when "
             "something bothered you. What happened?"
         )
-        return Flag("hard_to_say", 1, practices, title, opener)
+        return Flag("hard_to_say", 1, practices, title, opener, evidence=evidence)
     opener = N_(
         "You rated how easy it is to tell me you disagree as %(rating)s out of 4. "
         "It's fine to disagree with me or tell me when something bothered you."
     )
-    return Flag("hard_to_say", 1, practices, title, opener, (("rating", rating),))
+    return Flag("hard_to_say", 1, practices, title, opener, (("rating", rating),), evidence)
 
 
 def _ambivalence(answers: Mapping) -> Flag | None:
@@ -250,6 +252,9 @@ def _ambivalence(answers: Mapping) -> Flag | None:
     if need is None or need < 6 or not (len(med_worries) >= 2 or mixed or later_worries):
         return None
     title, practices = N_("Ambivalence"), (1, 7)
+    # Different answers pointing here: M4, any M5 worry (the opener names even one), a
+    # mixed M2, a worry about getting better (H2).
+    evidence = 1 + int(bool(med_worries)) + int(mixed) + int(bool(later_worries))
     # Name medicine worries first (even a single one): they are what weighs against need.
     if med_worries:
         opener = N_(
@@ -268,8 +273,8 @@ def _ambivalence(answers: Mapping) -> Flag | None:
             "You feel you need your medicine (%(need)s out of 10), and you also have "
             "mixed feelings about taking it. Tell me about both."
         )
-        return Flag("ambivalence", 2, practices, title, opener, (("need", need),))
-    return Flag("ambivalence", 2, practices, title, opener, (("need", need), param))
+        return Flag("ambivalence", 2, practices, title, opener, (("need", need),), evidence)
+    return Flag("ambivalence", 2, practices, title, opener, (("need", need), param), evidence)
 
 
 _SELF_ADJUSTING_OPENERS = {
@@ -299,13 +304,14 @@ def _self_adjusting(answers: Mapping) -> Flag | None:
         return None
     told = "someone_told_me" in _picked(answers, "P2")
     opener = _SELF_ADJUSTING_OPENERS[answer, told]
-    return Flag("self_adjusting", 3, (4,), N_("Self-adjusting"), opener)
+    return Flag("self_adjusting", 3, (4,), N_("Self-adjusting"), opener, evidence=1 + told)
 
 
 def _stops_at_recovery(answers: Mapping) -> Flag | None:
     if "felt_better" not in _picked(answers, "P2"):
         return None
-    if "dependent" in worries(answers):
+    dependent = "dependent" in worries(answers)
+    if dependent:
         opener = N_(
             "You said you have stopped a medicine on your own when you felt better, and "
             "that you worry about becoming dependent on it. What happens for you when "
@@ -316,22 +322,25 @@ def _stops_at_recovery(answers: Mapping) -> Flag | None:
             "You said you have stopped a medicine on your own when you felt better. "
             "What happens for you when you start to feel better?"
         )
-    return Flag("stops_at_recovery", 4, (4, 3), N_("Stops at recovery"), opener)
+    title = N_("Stops at recovery")
+    return Flag("stops_at_recovery", 4, (4, 3), title, opener, evidence=1 + dependent)
+
+
+_LIFE_HARDER_OPENERS = {
+    "much_worse": N_(
+        "You said daily life and relationships have been much harder lately. "
+        "What has been happening?"
+    ),
+    "worse": N_(
+        "You said daily life and relationships have been a little harder lately. "
+        "What has been happening?"
+    ),
+}
 
 
 def _life_harder(answers: Mapping) -> Flag | None:
-    answer = _single(answers, "P3")
-    if answer == "much_worse":
-        opener = N_(
-            "You said daily life and relationships have been much harder lately. "
-            "What has been happening?"
-        )
-    elif answer == "worse":
-        opener = N_(
-            "You said daily life and relationships have been a little harder lately. "
-            "What has been happening?"
-        )
-    else:
+    opener = _LIFE_HARDER_OPENERS.get(_single(answers, "P3"))
+    if opener is None:
         return None
     return Flag("life_harder", 5, (5,), N_("Life harder"), opener)
 
@@ -370,7 +379,15 @@ def _control(answers: Mapping) -> Flag | None:
     )
     if trigger is None:
         return None
-    return Flag("control", 6, (4, 5), N_("Control"), _CONTROL_OPENERS[trigger])
+    evidence = len(
+        {
+            item_id
+            for item_id, choice_id in _CONTROL_OPENERS
+            if choice_id in _picked(answers, item_id)
+        }
+    )
+    opener = _CONTROL_OPENERS[trigger]
+    return Flag("control", 6, (4, 5), N_("Control"), opener, evidence=evidence)
 
 
 _FAMILY_OPENERS = {
@@ -391,6 +408,7 @@ def _family_culture(answers: Mapping) -> Flag | None:
     if close is None and f2_choice != "yes":
         return None
     title, practices = N_("Family / culture"), (3,)
+    evidence = int(close is not None) + int(f2_choice == "yes")
     # Their own words say more than any fixed choice, so they win when present.
     if f2_text.strip():
         opener = N_(
@@ -398,14 +416,15 @@ def _family_culture(answers: Mapping) -> Flag | None:
             "this shape the way you see your medicine?"
         )
         params = (("quote", quote_in_sentence(f2_text)),)
-        return Flag("family_culture", 7, practices, title, opener, params)
+        return Flag("family_culture", 7, practices, title, opener, params, evidence)
     if close is not None:
-        return Flag("family_culture", 7, practices, title, _FAMILY_OPENERS[close])
+        opener = _FAMILY_OPENERS[close]
+        return Flag("family_culture", 7, practices, title, opener, evidence=evidence)
     opener = N_(
         "You said there is something about your background, culture or faith I should "
         "understand. What would you like me to know?"
     )
-    return Flag("family_culture", 7, practices, title, opener)
+    return Flag("family_culture", 7, practices, title, opener, evidence=evidence)
 
 
 def _past_treatment_hurt(answers: Mapping) -> Flag | None:
@@ -425,15 +444,63 @@ def _past_treatment_hurt(answers: Mapping) -> Flag | None:
     return Flag("past_treatment_hurt", 8, (3,), N_("Past treatment hurt"), opener)
 
 
+LIFE_CAUSES = ("stress", "relationships", "past_experiences")  # W1 choices about life
+
+
 def _biology_only(answers: Mapping) -> Flag | None:
-    if _multi(answers, "W1") != ("body_chemistry",):
+    causes = _multi(answers, "W1")
+    chemistry_alone = causes == ("body_chemistry",)
+    fixes_chemical = _single(answers, "W2") == "fixes_chemical"
+    from_nowhere = _single(answers, "W3") == "out_of_nowhere"
+    no_life_cause = not set(causes) & set(LIFE_CAUSES)
+    if not chemistry_alone and not (fixes_chemical and from_nowhere and no_life_cause):
         return None
+    evidence = int(chemistry_alone) + int(fixes_chemical) + int(from_nowhere)
     # A prompt about life context, never a label for the patient's view of their illness.
+    if chemistry_alone:
+        opener = N_(
+            "You said your difficulties come from your body or brain chemistry. Besides "
+            "that, what else has been going on in your life lately?"
+        )
+    else:
+        opener = N_(
+            "You said your medicine fixes a chemical problem and that bad feelings mostly "
+            "come out of nowhere. Besides that, what has been going on in your life lately?"
+        )
+    return Flag("biology_only", 9, (2,), N_("Biology only"), opener, evidence=evidence)
+
+
+def _worries_about_getting_better(answers: Mapping) -> Flag | None:
+    later = _choices_except_none(answers, "H2")
+    if not later:
+        return None
+    # The article's secondary benefits, never named so to anyone.
     opener = N_(
-        "You said your difficulties come from your body or brain chemistry. Besides "
-        "that, what else has been going on in your life lately?"
+        "Feeling better can bring its own worries. You said feeling better could mean "
+        "%(worries)s. What would change for you?"
     )
-    return Flag("biology_only", 9, (2,), N_("Biology only"), opener)
+    params = (("worries", _phrases(later, LATER_WORRY_PHRASES)),)
+    title = N_("Worries about getting better")
+    return Flag("worries_getting_better", 10, (7,), title, opener, params)
+
+
+_SIGNAL_OPENERS = {
+    "life": N_(
+        "You said bad feelings seem tied to what is going on in your life. What has been happening?"
+    ),
+    "both": N_(
+        "You said bad feelings are sometimes tied to what is going on in your life. "
+        "What has been happening?"
+    ),
+}
+
+
+def _feelings_as_signals(answers: Mapping) -> Flag | None:
+    """The article's signal function of affect: problems of living, not only illness."""
+    opener = _SIGNAL_OPENERS.get(_single(answers, "W3"))
+    if opener is None:
+        return None
+    return Flag("feelings_as_signals", 11, (1,), N_("Feelings as signals"), opener)
 
 
 _FLAG_RULES = (
@@ -446,18 +513,24 @@ _FLAG_RULES = (
     _family_culture,
     _past_treatment_hurt,
     _biology_only,
+    _worries_about_getting_better,
+    _feelings_as_signals,
 )
 FLAG_CAP = 3  # the summary shows at most this many flags; the rest are "also noted"
+FIRST = "hard_to_say"  # the relationship comes before everything else
+CONVERGING = 3  # a flag three or more different answers point to comes next
 
 
 def all_flags(answers: Mapping, held: Collection[str] = ()) -> list[Flag]:
-    """Every non-safety flag that fires, highest priority (1) first.
+    """Every non-safety flag that fires, in the page's order: HARD TO SAY first, then
+    flags that three or more different answers point to, then the rest, each group by
+    priority.
 
     ``held`` names the items the patient kept for an in-person talk: they never fire.
     """
     visible = {k: v for k, v in answers.items() if k not in held}
-    fired = (rule(visible) for rule in _FLAG_RULES)
-    return sorted((f for f in fired if f is not None), key=lambda f: f.priority)
+    fired = [f for f in (rule(visible) for rule in _FLAG_RULES) if f is not None]
+    return sorted(fired, key=lambda f: (f.id != FIRST, f.evidence < CONVERGING, f.priority))
 
 
 def top_flags(answers: Mapping, limit: int = FLAG_CAP, held: Collection[str] = ()) -> list[Flag]:

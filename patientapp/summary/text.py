@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask_babel import gettext
 
-from patientapp.summary.view import SAFETY_LINES, Row, SummaryView, Text, joined
+from patientapp.summary.view import SAFETY_LINES, Row, SummaryView, Text
 
 
 def plain_text(view: SummaryView) -> str:
@@ -90,17 +90,21 @@ def _today(view: SummaryView) -> list[str]:
         agenda = _quoted_text(view.agenda) if view.agenda else view.agenda_note
         lines.append(gettext("Wants to talk about") + ": " + agenda)
     if view.in_person:
-        lines.append(gettext("Held for in person") + ": " + ", ".join(view.in_person))
-    return lines + [f"{row.label}: {_row_text(row)}" for row in view.today]
+        lines.append(gettext("Held for in person") + ": " + view.in_person_names)
+    lines += [f"{row.label}: {_row_text(row)}" for row in view.today]
+    return [*lines, view.today_empty] if view.today_empty else lines
 
 
 def _flags(view: SummaryView) -> list[str]:
-    if not view.flags:
-        return []
     lines = ["", gettext("Flags and openers")]
-    lines += [f"- {flag.title} ({flag.practices}): {flag.opener_text}" for flag in view.flags]
+    if not view.flags:
+        return [*lines, gettext("No flags from these answers.")]
+    for flag in view.flags:
+        evidence = f" [{flag.evidence}]" if flag.evidence else ""
+        lines.append(f"- {flag.title} ({flag.practices}){evidence}: {flag.opener_text}")
     if view.also_noted:
-        lines.append(gettext("Also noted") + ": " + ", ".join(view.also_noted))
+        lines.append(gettext("Also noted") + ": " + view.also_noted_names)
+        lines += [f"  - {flag.title}: {flag.opener_text}" for flag in view.also_noted]
     return lines
 
 
@@ -110,12 +114,30 @@ def _blocks(view: SummaryView) -> list[str]:
         lines += ["", block.title]
         if block.empty:
             lines.append(f"- {block.empty}")
-        lines += [f"- {row.label}: {_row_text(row)}" for row in block.rows]
+        for row in block.rows:
+            if row.medicines and not row.note:
+                lines += _medicine_lines(row)
+            else:
+                lines.append(f"- {row.label}: {_row_text(row)}")
+    return lines
+
+
+NOT_HELPING_MARK = "!"  # starts the line of a medicine that is "not helping", as bold does
+
+
+def _medicine_lines(row: Row) -> list[str]:
+    """One line per medicine, as the page lists them; one "not helping" stands out."""
+    tag = f" [{row.language}]" if row.language else ""
+    lines = [f"- {row.label}:{tag}"]
+    for name, feeling, not_helping in row.medicines:
+        mark = NOT_HELPING_MARK if not_helping else "-"
+        lines.append(f"  {mark} {name} — {feeling}")
     return lines
 
 
 def _since_last_visit(view: SummaryView) -> list[str]:
-    lines = [gettext("Since last visit")]
+    heading = gettext("Since last visit")
+    lines = [f"{heading} ({view.previous_date})" if view.previous_date else heading]
     found = view.changes + view.not_compared
     lines += [f"- {line}" for line in found] or [f"- {_no_changes(view)}"]
     if view.previous_hopes:
@@ -125,7 +147,7 @@ def _since_last_visit(view: SummaryView) -> list[str]:
 
 
 def _footer(view: SummaryView) -> list[str]:
-    skipped = [gettext("Skipped: %(items)s", items=joined(view.skipped))] if view.skipped else []
+    skipped = [gettext("Skipped: %(items)s", items=view.skipped_names)] if view.skipped else []
     return [*skipped, gettext("Patient-reported; not a diagnosis.")]
 
 
@@ -160,8 +182,6 @@ def _row_text(row: Row) -> str:
 
 
 def _no_changes(view: SummaryView) -> str:
-    if view.previous_date:
-        return gettext(
-            "No changes in these answers since the visit on %(date)s.", date=view.previous_date
-        )
+    if view.previous_date:  # the heading names that visit's date, as on the page
+        return gettext("No changes in these answers since then.")
     return gettext("First reflection with this patient reference.")

@@ -10,9 +10,11 @@ topic names appear, in the footer.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from babel import Locale
 from babel.lists import format_list
 from flask_babel import (
     format_date,
@@ -20,6 +22,7 @@ from flask_babel import (
     format_time,
     get_locale,
     gettext,
+    ngettext,
     pgettext,
 )
 from flask_babel import lazy_gettext as _l
@@ -32,14 +35,16 @@ from patientapp.questionnaire.model import STANCE, Questionnaire
 from patientapp.summary import rules as summary
 from patientapp.summary.rules import N_
 
+# The article's practices as it words them (CONTENT.md v3); the relationship with the
+# medicine is one of the interpersonal experiences.
 PRACTICES = {
     1: _l("Focus on affect"),
-    2: _l("Exploring avoidance"),
+    2: _l("Exploration of avoidance"),
     3: _l("Past experiences"),
-    4: _l("Patterns"),
-    5: _l("Relationship with the medicine"),
-    6: _l("Therapeutic relationship"),
-    7: _l("Wishes and fears about treatment"),
+    4: _l("Identification of patterns"),
+    5: _l("Interpersonal experiences"),
+    6: _l("The therapeutic relationship"),
+    7: _l("Wishes and fantasies about treatment"),
 }
 SAFETY_LINES = {
     "not_endorsed": _l("Safety question: not endorsed (“Not at all”)."),
@@ -105,6 +110,7 @@ class FlagView:
     practices: str
     opener_html: Markup
     opener_text: str
+    evidence: str = ""  # "3 answers point here", when more than one does
 
 
 @dataclass
@@ -128,7 +134,29 @@ class SummaryView:
     agenda: Text | None
     feelings: list[str]
     flags: list[FlagView]
-    also_noted: list[str]  # titles of the flags that fired beyond the three shown
+    also_noted: list[FlagView]  # the flags that fired beyond the three shown
+
+    @property
+    def today_empty(self) -> str:
+        """One line when Today has nothing to show (v3: never a bare heading)."""
+        shown = self.agenda or self.agenda_note or self.in_person or self.today
+        return "" if shown else str(NOTHING_TO_SHOW)
+
+    @property
+    def skipped_names(self) -> str:
+        """The skipped items as a list after a label, in the reader's language."""
+        return listed(self.skipped)
+
+    @property
+    def in_person_names(self) -> str:
+        """The items held for in person, as a list after a label in the reader's language."""
+        return listed(self.in_person)
+
+    @property
+    def also_noted_names(self) -> str:
+        """Their names as a list after a label, in the reader's language."""
+        return listed([flag.title for flag in self.also_noted])
+
     blocks: list[Block]
     changes: list[str]
     not_compared: list[str]  # why "since last visit" could not compare some answers
@@ -185,6 +213,29 @@ def phrase(value: summary.Phrase) -> str:
     return pgettext(value.context, value.text)
 
 
+QUOTE_END = "\x00"  # marks where a quote ends inside an opener, until its tag goes there
+CLOSING_MARKS = '\u201d"\u00bb\u300d\u300f\u2019\u203a'  # closing quotation marks
+
+
+def _tag_after_quote(opener, language: str, as_html: bool):
+    """The quote's language tag placed after the opener's closing quotation mark (v3:
+    never inside the patient's words), or nothing when it is the reader's language."""
+    # The closing mark may follow a space (French "« mots »") or be escaped in HTML.
+    found = re.search(
+        f"{QUOTE_END}((?:[\\s\u00a0\u202f]*(?:[{CLOSING_MARKS}]|&#34;|&quot;))?)", str(opener)
+    )
+    if found is None:
+        return opener
+    if not language:
+        tag = ""
+    elif as_html:
+        tag = str(Markup(' <span class="lang-tag">[%s]</span>') % language)
+    else:
+        tag = f" [{language}]"
+    placed = str(opener).replace(found.group(0), found.group(1) + tag, 1)
+    return Markup(placed) if as_html else placed  # noqa: S704 - escaped above
+
+
 def _param_value(value, questionnaire: Questionnaire, language: str, as_html: bool):
     if isinstance(value, summary.Phrase):
         return phrase(value)
@@ -193,8 +244,11 @@ def _param_value(value, questionnaire: Questionnaire, language: str, as_html: bo
     if isinstance(value, tuple):
         return joined([_param_value(v, questionnaire, language, as_html) for v in value])
     if isinstance(value, summary.Quote):
-        text = Text(value.text, language)
-        return quote_html(text, element="span") if as_html else value.text
+        words = value.text.replace(QUOTE_END, "")  # the marker is never the patient's
+        if as_html:  # the tag follows the closing quotation mark (_tag_after_quote)
+            end = Markup(QUOTE_END)  # noqa: S704 - a constant, no user text
+            return quote_html(Text(words, ""), element="span") + end
+        return words + QUOTE_END
     return value
 
 
@@ -207,8 +261,17 @@ def _flag_view(flag: summary.Flag, questionnaire: Questionnaire, language: str) 
         k: _param_value(v, questionnaire, language, False) for k, v in flag.kwargs.items()
     }
     practices = joined([str(PRACTICES[n]) for n in flag.practices])
+    evidence = (
+        ngettext("%(num)s answer points here", "%(num)s answers point here", flag.evidence)
+        if flag.evidence > 1
+        else ""
+    )
     return FlagView(
-        gettext(flag.title), practices, escape(template) % html_params, template % text_params
+        gettext(flag.title),
+        practices,
+        _tag_after_quote(escape(template) % html_params, language, True),
+        _tag_after_quote(template % text_params, language, False),
+        evidence,
     )
 
 
@@ -312,9 +375,11 @@ def _not_compared(
     questionnaire: Questionnaire,
     not_asked: dict | None = None,
     not_asked_before: dict | None = None,
+    held: set[str] | frozenset[str] = frozenset(),
+    held_before: set[str] | frozenset[str] = frozenset(),
 ) -> list[str]:
-    """Why some answers were not compared: not answered, or not asked (M0 "no") on that
-    visit, which is never called "not answered"."""
+    """Why some answers were not compared: not answered, held for in person, or not
+    asked (M0 "no") on that visit; a held or unasked item is never "not answered"."""
     now, before = summary.not_compared(current, previous)
 
     def names(item_ids: list[str]) -> str:
@@ -322,11 +387,17 @@ def _not_compared(
 
     unasked_now = [i for i in now if i in (not_asked or {})]
     unasked_before = [i for i in before if i in (not_asked_before or {})]
-    now = [i for i in now if i not in unasked_now]
-    before = [i for i in before if i not in unasked_before]
+    held_now = [i for i in now if i in held and i not in unasked_now]
+    held_then = [i for i in before if i in held_before and i not in unasked_before]
+    now = [i for i in now if i not in unasked_now and i not in held_now]
+    before = [i for i in before if i not in unasked_before and i not in held_then]
     lines = []
     if now:
         lines.append(gettext("Not compared, not answered this time: %(items)s", items=names(now)))
+    if held_now:
+        lines.append(
+            gettext("Not compared, held for in person this time: %(items)s", items=names(held_now))
+        )
     if unasked_now:
         lines.append(
             gettext(
@@ -338,6 +409,10 @@ def _not_compared(
         lines.append(
             gettext("Not compared, not answered last time: %(items)s", items=names(before))
         )
+    if held_then:
+        lines.append(
+            gettext("Not compared, held for in person last time: %(items)s", items=names(held_then))
+        )
     if unasked_before:
         lines.append(
             gettext(
@@ -348,13 +423,21 @@ def _not_compared(
     return lines
 
 
+def language_tag(code: str) -> str:
+    """The name of the language free text was written in, in the reader's language, or
+    nothing when the reader's language is the same one."""
+    if Locale.parse(code or "en").language == get_locale().language:
+        return ""
+    return language_name(code)
+
+
 def _previous_hopes(previous: Visit | None, answers: dict | None, reader: str) -> Text | None:
     hopes = summary.previous_hopes(answers)
     if hopes is None:
         return None
-    # Free text always names the language it was written in, in the reader's language.
+    # Free text names the language it was written in when the reader's differs.
     code = (previous.answer_language if previous else "") or "en"
-    return Text(hopes.text, language_name(code))
+    return Text(hopes.text, language_tag(code))
 
 
 def _acknowledged_time(alert: Alert | None) -> str:
@@ -453,8 +536,9 @@ class _Body:
     written_in: str
 
     def tag(self, item_id: str) -> str:
-        """The name of the language an answer was written in, in the reader's language."""
-        return language_name(self.languages.get(item_id) or self.written_in)
+        """The name of the language an answer was written in, in the reader's language;
+        empty when the reader reads that language (v3: a tag only where they differ)."""
+        return language_tag(self.languages.get(item_id) or self.written_in)
 
     def note(self, *item_ids: str) -> str:
         """Why these items have no answer to show, when it is not a skip."""
@@ -577,11 +661,13 @@ def build(
         feelings=display.labels(q.items["T1"], visible.get("T1")),
         # The only free text an opener quotes is F2's.
         flags=[_flag_view(f, q, tag("F2")) for f in summary.top_flags(visible, held=in_person)],
-        also_noted=[gettext(f.title) for f in summary.also_noted(visible, held=in_person)],
+        also_noted=[
+            _flag_view(f, q, tag("F2")) for f in summary.also_noted(visible, held=in_person)
+        ],
         blocks=blocks,
         changes=_changes(visible, previous_visible, q) if previous_visible is not None else [],
         not_compared=(
-            _not_compared(visible, previous_visible, q, hidden, hidden_before)
+            _not_compared(visible, previous_visible, q, hidden, hidden_before, held, held_before)
             if previous_visible is not None
             else []
         ),

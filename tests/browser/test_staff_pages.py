@@ -14,6 +14,7 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
+from patientapp.cli import examples
 from patientapp.db import storage
 
 from .maximal_visit import maximal_answers, realistic_text, store_maximal_visit, store_submitted
@@ -642,7 +643,7 @@ def test_fullest_summary_prints_on_one_page_in_every_language(desks, live_server
         expect(page.locator(".banner .safety-history")).to_be_visible()
         # M4, R1, M2, new, gone, stance, and the v2 items last visit was not asked
         expect(page.locator(".changes li")).to_have_count(7)
-        expect(page.locator(".flags li")).to_have_count(3)
+        expect(page.locator(".flags ol > li")).to_have_count(3)
         expect(page.locator(".also-noted")).to_be_visible()
         expect(page.locator(".meds li")).to_have_count(6)
         expect(page.locator(".previous-hopes")).to_be_visible()
@@ -668,6 +669,65 @@ def test_fullest_summary_prints_on_one_page_in_every_language(desks, live_server
         if set(paper_counts.values()) != {1}
     }
     assert not over, "the fullest summary does not print on exactly one page:\n" + "\n".join(lines)
+
+
+SIZES = (11, 10.5, 10, 9.5, 9, 8.5, 8)
+SPARE_JS = """() => {
+    const MM = 96 / 25.4, sheet = document.getElementById('print-css');
+    const media = sheet.media, root = document.documentElement.style;
+    sheet.media = 'all'; root.width = ((210 - 18) * MM) + 'px';
+    const top = document.documentElement.getBoundingClientRect().top;
+    const bottom = document.querySelector('main').getBoundingClientRect().bottom - top;
+    sheet.media = media; root.width = '';
+    return (279.4 - 16) * MM - bottom;
+}"""
+
+
+def test_print_type_is_the_largest_that_keeps_one_sheet(desks, live_server, maximal, database):
+    """v3: on paper the type is the largest from 11 pt down to 8 pt that still fits one
+    sheet, before any text is shortened. Prints the size reached per language for a
+    typical visit and the fullest one; each prints on one Letter and one A4 page, and
+    one size larger would not (unless it is already 11 pt)."""
+    now = datetime.now().replace(microsecond=0)
+    typical = store_submitted(
+        database,
+        ref="TY-1001",
+        answers=dict(examples.LOWER_THE_DOSE),
+        appointment=now + timedelta(minutes=45),
+        sent=now - timedelta(minutes=2),
+        psychiatrist_id=user_id(live_server, DOCTOR.email),
+    )
+    page = desks.signed_in(DOCTOR)
+    sizes: dict[str, dict[str, float]] = {}
+    for lang in LANGUAGES:
+        sizes[lang] = {}
+        for name, visit_id in (("typical", typical), ("fullest", maximal.visit_id)):
+            page.goto(f"{live_server.url}/staff/visits/{visit_id}/summary?lang={lang}")
+            cut = wait_for_fitting(page)
+            size = float(page.locator("article.summary").get_attribute("data-print-pt"))
+            sizes[lang][name] = size
+            assert 8 <= size <= 11 or (size == 7.4 and cut), (lang, name, size)
+            for paper in ("Letter", "A4"):
+                assert count_pdf_pages(page.pdf(format=paper)) == 1, (lang, name, paper)
+            if size < 11 and cut == 0:
+                larger = SIZES[SIZES.index(size) - 1]
+                page.evaluate(
+                    "pt => document.querySelector('article.summary')"
+                    ".style.setProperty('--print-pt', pt + 'pt')",
+                    larger,
+                )
+                # summary.js's own measure (print.css on, A4's printable width, Letter's
+                # printable height less its 10 px of slack) says one size more overflows.
+                spare = page.evaluate(SPARE_JS)
+                assert spare < 10, f"[{lang}] {name} would fit at {larger} pt: {spare:.0f} px"
+    lines = [f"{'language':<9} {'typical':>8} {'fullest':>8}"]
+    lines += [
+        f"{lang:<9} {sizes[lang]['typical']:>6g}pt {sizes[lang]['fullest']:>6g}pt"
+        for lang in LANGUAGES
+    ]
+    print("\nPrint type reached (one sheet, Letter and A4 alike):\n" + "\n".join(lines))
+    assert all(sizes[lang]["typical"] >= sizes[lang]["fullest"] for lang in LANGUAGES)
+    assert all(sizes[lang]["typical"] > 8 for lang in LANGUAGES)  # no longer 8 pt always
 
 
 QUOTE_150 = {

@@ -11,6 +11,7 @@ import shutil
 import signal
 import threading
 import time
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -49,6 +50,7 @@ def utc(monkeypatch):
 def offsite(app, tmp_path):
     folder = tmp_path / "copies"
     app.config.update(COPY_DIR=str(folder), COPY_INTERVAL_SECONDS=300, COPY_KEEP=48)
+    copies.prepare(app.config)  # as serve does at start
     return folder
 
 
@@ -101,7 +103,8 @@ def test_a_copy_is_consistent_and_stays_encrypted_with_the_databases_key(
     assert "kept in the folder" in entry["detail"]
     recorded = settings(app)
     assert recorded[copies.LAST_OK]["name"] == made.name
-    assert recorded[backups.LAST_BACKUP]["bytes"] == made.size  # Settings' last backup
+    # Kept in the folder only: not Settings' "last successful backup" (sent copies are).
+    assert backups.LAST_BACKUP not in recorded
     assert copies.CLAIM not in recorded
 
 
@@ -121,7 +124,6 @@ def test_one_copy_per_interval_whichever_process_looks(app, clock, utc, offsite)
 
 def test_the_newest_generations_are_kept_and_other_files_left_alone(app, clock, utc, offsite):
     app.config.update(COPY_KEEP=3)
-    offsite.mkdir()
     (offsite / "notes.txt").write_text("the clinic's own file")
     names = []
     for _ in range(5):
@@ -131,16 +133,52 @@ def test_the_newest_generations_are_kept_and_other_files_left_alone(app, clock, 
     assert (offsite / "notes.txt").read_text() == "the clinic's own file"
 
 
-def test_a_copy_that_cannot_be_written_is_recorded_and_shown(app, clock, utc, tmp_path):
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("a file where the folder should be")
-    app.config.update(COPY_DIR=str(blocker / "copies"), COPY_INTERVAL_SECONDS=300, COPY_KEEP=2)
+def test_a_folder_gone_since_start_is_never_recreated(app, clock, utc, offsite):
+    """An off-site disk unmounted after start: recreating the folder would put the copy
+    on the database's own disk while Settings stayed green."""
+    offsite.rmdir()
     failure = copy_once(app, clock, utc)
     assert isinstance(failure, copies.CopyError)
-    assert "cannot be made" in str(failure)
+    assert "is missing (is its disk mounted?)" in str(failure)
+    assert not offsite.exists()
     [entry] = audit(app, "backup_failed")
-    assert entry["actor"] == "copies" and "cannot be made" in entry["detail"]
-    assert copies.LAST_OK not in settings(app)
+    assert entry["actor"] == "copies" and "is missing" in entry["detail"]
+    assert copies.LAST_OK not in settings(app) and copies.CLAIM not in settings(app)
+
+
+def test_a_copy_cut_short_by_a_restart_leaves_nothing_behind(app, clock, utc, offsite):
+    stale = offsite / ".patientapp-20261125T140000000Z.db.tmp"
+    stale.write_bytes(b"half a copy")  # its process was killed mid-copy
+    with app.app_context():  # and its claim names a process that no longer runs
+        storage.save_settings(
+            get_db(),
+            {copies.CLAIM: {"until": "2026-11-25T15:04:00+00:00", "pid": 2**22 + 7}},
+        )
+    assert isinstance(copy_once(app, clock, utc), copies.Made)  # the claim lapsed at once
+    assert not stale.exists()
+    assert [p.name for p in offsite.iterdir()] == ["patientapp-20261125T150000000Z.db"]
+
+
+def test_a_copy_that_outlived_its_lease_leaves_the_next_claim_alone(app, clock, utc, offsite):
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        token = copies._claim(db, copies.Plan.of(app.config), utc())
+    assert token
+    later = {"until": "2026-11-25T15:30:00+00:00", "pid": os.getpid(), "token": "another"}
+    with app.app_context():
+        storage.save_settings(get_db(), {copies.CLAIM: later})
+        with storage.write(get_db()):
+            copies._release(get_db(), token)  # the first copy ends: not its claim now
+    assert settings(app)[copies.CLAIM] == later
+
+
+def test_a_command_that_hangs_is_stopped_with_its_children(app, clock, utc, offsite, monkeypatch):
+    monkeypatch.setattr(copies, "COMMAND_TIMEOUT_SECONDS", 1)
+    app.config.update(COPY_COMMAND="sh -c 'sleep 60 & sleep 60'")  # a child keeps the pipe
+    began = time.monotonic()
+    failure = copy_once(app, clock, utc)
+    assert isinstance(failure, copies.CopyError)
+    assert "did not finish within 1 s" in str(failure)
+    assert time.monotonic() - began < 10
 
 
 # --- off-site with a real client ---------------------------------------------------------
@@ -163,6 +201,7 @@ def test_each_copy_goes_off_site_with_rclone_and_restores_from_there(
     assert report.visits == 1
     [entry] = audit(app, "backup")
     assert "sent off-site" in entry["detail"]
+    assert settings(app)[backups.LAST_BACKUP]["bytes"] == made.size  # it left the machine
 
 
 def test_a_refused_send_is_recorded_and_settings_warns(app, client, clock, utc, offsite, tmp_path):
@@ -202,16 +241,23 @@ def test_settings_states_the_recovery_point_and_warns_when_copies_stop(app, cloc
     lines, warnings = copy_block(app)
     assert lines[:2] == [
         f"Continuous copies: every 5 minutes into {offsite}.",
-        "Recovery point: a dead disk loses at most about 5 minutes of answers.",
+        "Recovery point: a dead disk loses at most about 6 minutes of answers.",  # 5:15 up
     ]
-    assert warnings == ["No continuous copy has been made yet."]
+    assert warnings == [
+        "The copies are on the database's own disk and no copy command sends them "
+        "off-site: a dead disk would take both.",
+        "No continuous copy has been made yet.",
+    ]
 
+    app.config.update(COPY_COMMAND="true")  # sent off-site by a command: no disk warning
     copy_once(app, clock, utc)
     lines, warnings = copy_block(app)
     assert warnings == []
+    assert "Each copy is then sent off-site by the copy command." in lines
     utc.advance(minutes=17)  # more than three intervals and a minute without a copy
     lines, warnings = copy_block(app)
     assert warnings == ["Continuous copies have stopped: the newest is 17 minutes old."]
+    assert not any(line.startswith("Recovery point") for line in lines)  # it would not hold
 
 
 def test_settings_says_when_continuous_copies_are_off(app):

@@ -158,8 +158,9 @@ def test_an_item_placed_in_today_shows_on_the_page_and_in_the_text(
         as_text=True
     )
     page = summary_on_page(html)
-    # The last Today row, after R3, T1 and P3; the export says what the page says.
-    assert page["today"][-1] == f"“{words}” [English]"
-    assert f"\nAnything else for today: “{words}” [English]\n" in text
+    # The last Today row, after R3, T1 and P3; the export says what the page says. No
+    # language tag: the reader reads English, the language it was written in (v3).
+    assert page["today"][-1] == f"“{words}”"
+    assert f"\nAnything else for today: “{words}”\n" in text
     assert summary_in_text(text)["today"] == page["today"]
     assert text.count(words) == 1

@@ -11,6 +11,7 @@ import pytest
 from patientapp.questionnaire import model as questionnaire
 from patientapp.summary import rules as summary
 from patientapp.summary.rules import (
+    LATER_WORRY_PHRASES,
     N_,
     REFERENCED,
     REFERENCED_TYPES,
@@ -49,7 +50,7 @@ QUIET = {
     "F3": ["helped_a_lot"],
     "W1": ["stress"],
     "W2": "takes_edge",
-    "W3": "both",
+    "W3": "not_sure",
     "H1": "I could work again",
     "H2": ["none"],
     "R1": 3,
@@ -73,6 +74,8 @@ LOUD = {
     "F1": ["against"],
     "F3": ["pressured"],
     "W1": ["body_chemistry"],
+    "H2": ["more_expected"],
+    "W3": "life",
 }
 
 FLAG_ORDER = [
@@ -85,6 +88,8 @@ FLAG_ORDER = [
     "family_culture",
     "past_treatment_hurt",
     "biology_only",
+    "worries_getting_better",
+    "feelings_as_signals",
 ]
 
 SUMMARY_PATH = summary.__file__
@@ -126,7 +131,7 @@ def test_no_answers_fire_nothing():
 
 def test_loud_answers_fire_every_flag_in_priority_order():
     assert fired(LOUD) == FLAG_ORDER
-    assert [f.priority for f in all_flags(LOUD)] == list(range(1, 10))
+    assert [f.priority for f in all_flags(LOUD)] == list(range(1, 12))
 
 
 # Each condition alone, with everything else quiet.
@@ -140,9 +145,7 @@ FIRES = [
     ({"M4": 6, "M5": ["side_effects", "dependent"]}, "ambivalence"),
     ({"M4": 10, "M5": ["side_effects", "dependent", "cost_access"]}, "ambivalence"),
     ({"M4": 6, "M2": "mixed"}, "ambivalence"),
-    ({"M4": 6, "H2": ["more_expected"]}, "ambivalence"),
     ({"M4": 6, "M2": "mixed", "M5": SKIP}, "ambivalence"),
-    ({"M4": 6, "H2": ["losing_support"], "M5": SKIP, "M2": SKIP}, "ambivalence"),
     # SELF-ADJUSTING
     ({"P1": "chose_to_skip"}, "self_adjusting"),
     ({"P1": "stopped"}, "self_adjusting"),
@@ -168,8 +171,19 @@ FIRES = [
     ({"F3": ["pressured"]}, "past_treatment_hurt"),
     ({"F3": ["not_listened"]}, "past_treatment_hurt"),
     ({"F3": ["not_listened", "pressured"]}, "past_treatment_hurt"),
-    # BIOLOGY ONLY
+    # BIOLOGY ONLY: chemistry the single cause; v3: or a chemical fix for feelings out
+    # of nowhere while no life cause is named
     ({"W1": ["body_chemistry"]}, "biology_only"),
+    ({"W2": "fixes_chemical", "W3": "out_of_nowhere", "W1": ["dont_know"]}, "biology_only"),
+    ({"W2": "fixes_chemical", "W3": "out_of_nowhere", "W1": ["spiritual"]}, "biology_only"),
+    ({"W2": "fixes_chemical", "W3": "out_of_nowhere", "W1": SKIP}, "biology_only"),
+    # WORRIES ABOUT GETTING BETTER (v3): any worry, whatever M4 says
+    ({"H2": ["more_expected"]}, "worries_getting_better"),
+    ({"H2": ["losing_support", "not_myself"], "M4": 0}, "worries_getting_better"),
+    ({"H2": ["relationships_change"], "M4": SKIP}, "worries_getting_better"),
+    # FEELINGS AS SIGNALS (v3): bad feelings tied to life
+    ({"W3": "life"}, "feelings_as_signals"),
+    ({"W3": "both"}, "feelings_as_signals"),
 ]
 
 
@@ -190,12 +204,11 @@ def test_flag_fires(changed, flag_id):
         # AMBIVALENCE just below its thresholds
         {"M4": 5, "M5": ["side_effects", "dependent"]},
         {"M4": 5, "M2": "mixed"},
-        {"M4": 5, "H2": ["more_expected"]},
         {"M4": 6, "M5": ["side_effects"]},
         {"M4": 6, "M5": ["side_effects", "none"]},
         {"M4": 6, "M5": ["none"], "H2": ["none"], "M2": "unsure"},
         {"M4": 6, "M2": "negative"},
-        {"M4": SKIP, "M5": ["side_effects", "dependent"], "M2": "mixed", "H2": ["not_myself"]},
+        {"M4": SKIP, "M5": ["side_effects", "dependent"], "M2": "mixed", "H2": ["none"]},
         {"M4": True, "M2": "mixed"},
         {"M4": 10, "M5": SKIP, "M2": SKIP, "H2": SKIP},
         # SELF-ADJUSTING: other ways of taking it, or skipped
@@ -227,10 +240,23 @@ def test_flag_fires(changed, flag_id):
         {"F3": ["bad_side_effects", "other_healers"]},
         {"F3": ["first_treatment"]},
         {"F3": SKIP},
-        # BIOLOGY ONLY: only when body chemistry is the single cause
+        # BIOLOGY ONLY: body chemistry with another cause, or the v3 pattern one part short
         {"W1": ["body_chemistry", "stress"]},
         {"W1": ["dont_know"]},
         {"W1": SKIP},
+        {"W2": "fixes_chemical", "W3": "out_of_nowhere", "W1": ["dont_know", "stress"]},
+        {"W2": "fixes_chemical", "W3": "out_of_nowhere", "W1": ["relationships"]},
+        {"W2": "fixes_chemical", "W3": "out_of_nowhere", "W1": ["past_experiences"]},
+        {"W2": "fixes_chemical", "W3": "not_sure", "W1": ["dont_know"]},
+        {"W2": "takes_edge", "W3": "out_of_nowhere", "W1": ["dont_know"]},
+        {"W2": SKIP, "W3": "out_of_nowhere", "W1": ["dont_know"]},
+        # WORRIES ABOUT GETTING BETTER: none of them, or skipped
+        {"H2": ["none"]},
+        {"H2": SKIP},
+        # FEELINGS AS SIGNALS: out of nowhere, not sure, or skipped
+        {"W3": "out_of_nowhere"},
+        {"W3": "not_sure"},
+        {"W3": SKIP},
     ],
 )
 def test_flag_does_not_fire(changed):
@@ -249,6 +275,8 @@ def test_flag_does_not_fire(changed):
         ("F1", "family_culture"),
         ("F3", "past_treatment_hurt"),
         ("W1", "biology_only"),
+        ("H2", "worries_getting_better"),
+        ("W3", "feelings_as_signals"),
     ],
 )
 def test_skipping_the_triggering_item_silences_its_flag(item_id, flag_id):
@@ -276,7 +304,75 @@ def test_held_items_are_left_out_and_the_rest_still_fire():
         "family_culture",
         "past_treatment_hurt",
         "biology_only",
+        "worries_getting_better",
+        "feelings_as_signals",
     ]
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"M4": 6, "H2": ["more_expected"]},
+        {"M4": 6, "H2": ["losing_support"], "M5": SKIP, "M2": SKIP},
+    ],
+)
+def test_a_worry_about_getting_better_weighs_in_ambivalence_and_fires_its_own(changed):
+    assert fired(answers_with(**changed)) == ["ambivalence", "worries_getting_better"]
+
+
+# --- v3 order: HARD TO SAY first, then converging evidence, then the rest ---------------
+
+CONTROL_THREE = {"R5": "control_me", "M3": ["punishment"], "R2": "mostly_me"}
+
+
+def test_three_answers_pointing_to_a_flag_put_it_before_the_rest():
+    answers = answers_with(P1="stopped", P3="worse", **CONTROL_THREE)
+    assert fired(answers) == ["control", "self_adjusting", "life_harder"]
+    assert flag(answers, "control").evidence == 3
+
+
+def test_two_answers_are_not_converging_evidence():
+    answers = answers_with(P1="stopped", P3="worse", R5="control_me", M3=["punishment"])
+    assert fired(answers) == ["self_adjusting", "life_harder", "control"]
+    assert flag(answers, "control").evidence == 2
+
+
+def test_hard_to_say_comes_first_even_before_converging_evidence():
+    answers = answers_with(R4="yes_not_ready", P1="stopped", **CONTROL_THREE)
+    assert fired(answers) == ["hard_to_say", "control", "self_adjusting"]
+    assert [f.id for f in top_flags(answers)] == ["hard_to_say", "control", "self_adjusting"]
+
+
+def test_the_control_patient_of_the_issue_gets_control_on_the_page_with_an_opener():
+    # R5, M3 and R2 all speak of control: before v3 it fell to "Also noted".
+    answers = answers_with(
+        R1=1, M4=8, M5=["side_effects", "dependent"], P1="chose_to_skip", **CONTROL_THREE
+    )
+    assert [f.id for f in top_flags(answers)] == ["hard_to_say", "control", "ambivalence"]
+
+
+@pytest.mark.parametrize(
+    ("changed", "flag_id", "count"),
+    [
+        ({"R1": 0, "R4": "yes_talk"}, "hard_to_say", 2),
+        ({"R1": 0}, "hard_to_say", 1),
+        ({"M4": 7, "M5": ["side_effects", "dependent"], "M2": "mixed"}, "ambivalence", 3),
+        ({"M4": 7, "M2": "mixed"}, "ambivalence", 2),
+        ({"M4": 8, "M2": "mixed", "M5": ["side_effects"]}, "ambivalence", 3),  # one worry too
+        ({"P1": "stopped", "P2": ["someone_told_me"]}, "self_adjusting", 2),
+        ({"P2": ["felt_better"], "M5": ["dependent"]}, "stops_at_recovery", 2),
+        ({"M3": ["controls_me", "punishment"]}, "control", 1),  # one answer, two choices
+        ({"F1": ["against"], "F2": {"choice": "yes", "text": ""}}, "family_culture", 2),
+        (
+            {"W1": ["body_chemistry"], "W2": "fixes_chemical", "W3": "out_of_nowhere"},
+            "biology_only",
+            3,
+        ),
+        ({"W2": "fixes_chemical", "W3": "out_of_nowhere", "W1": SKIP}, "biology_only", 2),
+    ],
+)
+def test_evidence_counts_the_different_answers_pointing_to_a_flag(changed, flag_id, count):
+    assert flag(answers_with(**changed), flag_id).evidence == count
 
 
 def test_safety_is_never_one_of_the_flags():
@@ -433,6 +529,31 @@ OPENER_CASES = [
     ({"F3": ["pressured"]}, "past_treatment_hurt", {}, "pushed or forced"),
     ({"F3": ["not_listened"]}, "past_treatment_hurt", {}, "no one listened to you"),
     ({"W1": ["body_chemistry"]}, "biology_only", {}, "your body or brain chemistry"),
+    (
+        {"W2": "fixes_chemical", "W3": "out_of_nowhere", "W1": ["dont_know"]},
+        "biology_only",
+        {},
+        "fixes a chemical problem and that bad feelings mostly come out of nowhere",
+    ),
+    (
+        {"H2": ["more_expected", "none"]},
+        "worries_getting_better",
+        {"worries": (LATER_WORRY_PHRASES["more_expected"],)},
+        "Feeling better can bring its own worries.",
+    ),
+    (
+        {"H2": ["losing_support", "relationships_change"]},
+        "worries_getting_better",
+        {
+            "worries": (
+                LATER_WORRY_PHRASES["losing_support"],
+                LATER_WORRY_PHRASES["relationships_change"],
+            )
+        },
+        "What would change for you?",
+    ),
+    ({"W3": "life"}, "feelings_as_signals", {}, "seem tied to what is going on in your life"),
+    ({"W3": "both"}, "feelings_as_signals", {}, "are sometimes tied to what is going on"),
 ]
 
 
@@ -530,7 +651,8 @@ def test_flag_fields_are_well_formed():
 
 
 def test_flags_are_hashable():
-    assert len(set(OPENER_FLAGS)) == len({(f.id, f.opener, f.params) for f in OPENER_FLAGS})
+    keys = {(f.id, f.opener, f.params, f.evidence) for f in OPENER_FLAGS}
+    assert len(set(OPENER_FLAGS)) == len(keys)
 
 
 def test_biology_only_opener_is_a_question_not_a_label():

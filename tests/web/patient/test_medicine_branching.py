@@ -327,7 +327,7 @@ def test_no_flag_reads_an_unasked_item(app, psychiatrist):
             )
         db.conn.commit()
     page, text = summary(psychiatrist, invitation.visit_id)
-    titles = [title for title, _practice, _opener in page["flags"]] + page["also_noted"]
+    titles = [flag[0] for flag in page["flags"]] + page["also_noted"]
     for title in ("Self-adjusting", "Control", "Ambivalence"):
         assert title not in " ".join(titles)
     assert "Stops at recovery" in " ".join(titles)  # P2 is asked as usual

@@ -367,15 +367,20 @@ def test_psychiatrist_reads_the_summary_of_a_real_journey(app, psychiatrist):
     ]
     positions = [html.index(marker) for marker in order]
     assert positions == sorted(positions)
-    assert html.count("<li><strong>") == 3  # at most three flags
     flags = html.split("Flags and openers")[1].split("<h2>Medicines")[0]
+    assert flags.split("</ol>")[0].count("<li><strong>") == 3  # at most three flags
     also = flags.split('class="also-noted">')[1].split("</p>")[0]
-    # Every flag beyond the three is named, by name only, in page order.
+    # Every flag beyond the three is named in page order, and on screen each keeps a
+    # one-line opener (v3); on paper the names alone (the list is no-print).
     assert plain(also) == (
-        "Also noted: Stops at recovery, Family / culture, Past treatment hurt, Biology only"
+        "Also noted: Stops at recovery, Family / culture, Past treatment hurt, Biology only, "
+        "Worries about getting better, Feelings as signals"
     )
+    openers = flags.split('<ul class="also-openers no-print">')[1].split("</ul>")[0]
+    assert openers.count("<li><strong>") == 6
+    assert "<strong>Biology only</strong>: You said your difficulties come from" in openers
     assert "Control" not in flags
-    assert "(Therapeutic relationship)" in flags and "(1" not in flags
+    assert "(The therapeutic relationship)" in flags and "(1" not in flags
     assert "Need 8/10 · worries: side effects, becoming dependent · both high (ambivalent)" in html
     assert "Side effects, Becoming dependent on it" in html
     assert "Sertraline</span> — Mixed" in html
@@ -590,15 +595,29 @@ def summary_on_page(html: str) -> dict:
     return {
         "patient": plain(re.search(r'<span class="ref">(.*?)</span>', article).group(1)),
         "meta": dict(labelled(plain(s)) for s in re.findall(r"<span[^>]*>(.*?)</span>", meta)[1:]),
-        "safety": plain(re.search(r'<p class="safety-line[^"]*">(.*?)</p>', article).group(1)),
+        "safety": plain(
+            (
+                re.search(r'<p class="safety-line[^"]*">(.*?)</p>', article)
+                or re.search(
+                    r'<div class="banner" role="alert">(.*?)(?:<p |<form|</div>)', article, re.S
+                )
+            ).group(1)
+        ),
         "today": [labelled(plain(p))[1] for p in re.findall(r"<p[^>]*>(.*?)</p>", today, re.S)],
         "also_noted": [plain(p) for p in also_noted],
         "flags": [
-            (plain(title), plain(practices), plain(opener))
-            for title, practices, opener in re.findall(
-                r'<li><strong>(.*?)</strong> <span class="practice">\((.*?)\)</span><br>(.*?)</li>',
-                flags,
+            (plain(title), plain(practices), plain(evidence), plain(opener))
+            for title, practices, evidence, opener in re.findall(
+                r'<li><strong>(.*?)</strong> <span class="practice">\((.*?)\)</span>'
+                r'(?: <span class="evidence">(.*?)</span>)?<br>(.*?)</li>',
+                flags.split("</ol>")[0],
                 re.S,
+            )
+        ],
+        "also_openers": [
+            plain(li)
+            for li in re.findall(
+                r"<li>(.*?)</li>", ([*flags.split('class="also-openers no-print">'), ""])[1], re.S
             )
         ],
         "blocks": [
@@ -611,10 +630,33 @@ def summary_on_page(html: str) -> dict:
             )
             for section in re.findall(r"<section>(.*?)</section>", blocks[0], re.S)
         ],
-        "changes": [plain(li) for li in re.findall(r"<li>(.*?)</li>", changes, re.S)]
+        "changes": [
+            plain(li)
+            for li in re.findall(
+                r'<(?:li|p class="muted")[^>]*>(.*?)</(?:li|p)>', changes.split("</h2>", 1)[1], re.S
+            )
+        ]
         + [plain(p) for p in previous_hopes],
         "footer": [plain(p) for p in re.findall(r"<p[^>]*>(.*?)</p>", footer, re.S)],
     }
+
+
+def _text_rows(lines: list[str]) -> list[tuple[str, str]]:
+    """A block's rows read back from the export: medicines come one per line ("  - "
+    or "  ! " for one not helping) under their label, read here as the page lists them."""
+    rows: list[tuple[str, str]] = []
+    medicines: list[str] = []
+    for line in [*lines, "- end: of block"]:
+        if line.startswith(("  - ", "  ! ")):
+            medicines.append(line[4:])
+            continue
+        if medicines:
+            label, tag = rows.pop()
+            rows.append((label, " · ".join(medicines) + (f" {tag}" if tag else "")))
+            medicines = []
+        label, _, value = line.removeprefix("- ").partition(":")
+        rows.append((label, value.strip()))
+    return rows[:-1]
 
 
 def summary_in_text(text: str) -> dict:
@@ -623,22 +665,27 @@ def summary_in_text(text: str) -> dict:
         part.splitlines() for part in text.strip().split("\n\n")
     ]
     meta = dict(labelled(piece) for line in head[1:] for piece in line.split(" · "))
-    assert flags[0] == "Flags and openers" and changes[0].startswith("Since last visit")
+    assert flags[0] and changes[0]  # the parts' headings, in the reader's language
     return {
-        "patient": meta.pop("Patient"),
+        "patient": meta.pop(next(iter(meta))),  # the first label, in the reader's language
         "meta": meta,
         "safety": safety[0],
         "today": [labelled(line)[1] for line in today[1:]],
-        "also_noted": [line for line in flags[1:] if line.startswith("Also noted: ")],
+        "also_noted": [
+            line for line in flags[1:] if not line.startswith(("- ", "  ")) and ": " in line
+        ],
         "flags": [
-            re.fullmatch(r"- (.*?) \((.*?)\): (.*)", line).groups()
+            tuple(
+                part or ""
+                for part in re.fullmatch(r"- (.*?) \((.*?)\)(?: \[(.*?)\])?: (.*)", line).groups()
+            )
             for line in flags[1:]
             if line.startswith("- ")
         ],
-        "blocks": [
-            (block[0], [labelled(line.removeprefix("- ")) for line in block[1:]])
-            for block in blocks
+        "also_openers": [
+            line.removeprefix("  - ") for line in flags[1:] if line.startswith("  - ")
         ],
+        "blocks": [(block[0], _text_rows(block[1:])) for block in blocks],
         "changes": [line.removeprefix("- ") for line in changes[1:]],
         "footer": footer,
     }
@@ -680,9 +727,9 @@ def test_plain_text_export_matches_the_page(app, psychiatrist, clock):
     assert len(on_page["flags"]) == 3 and len(on_page["also_noted"]) == 1
     # Four changes, then last visit's H1 quoted (today's is held, last visit's is not).
     assert len(on_page["changes"]) == 5
-    assert (
+    assert (  # no "[English]": the reader reads the language it was written in (v3)
         "Background, culture or faith to understand",
-        "Yes — “My mother says pills are weakness.” [English]",
+        "Yes — “My mother says pills are weakness.”",
     ) in on_page["blocks"][2][1]
     assert on_page["footer"][-1] == "Patient-reported; not a diagnosis."
     # The copy box holds the very text that is downloaded.
@@ -800,7 +847,8 @@ def test_maximal_visit_summary(app, psychiatrist):
     # Whole on the page; shortened on paper only if it would not fit (static/summary.js).
     assert "W" * 300 in html and 'data-fit-more="(continued on screen)"' in html
     assert html.count("data-fit>") >= 3 + 6  # three quotes and six medicine names
-    assert html.count("<li><strong>") == 3
+    shown = html.split('<section class="flags">')[1].split("</ol>")[0]
+    assert shown.count("<li><strong>") == 3
     assert "Medicine-5-" in html and "Something else" in html
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from contextlib import closing
 
+import pytest
+
 from patientapp.db import storage
 from tests.conftest import FULL_ANSWERS, finish_visit
 from tests.web.staff.test_staff import summary_on_page
@@ -109,3 +111,29 @@ def test_the_previous_visit_is_found_ignoring_case_and_spaces(app, clock):
         now = storage.get_visit(db, second.visit_id)
         previous = storage.previous_visit(db, now)
     assert previous is not None and previous.id == first.visit_id
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("ÉLO12", "élo12"),  # SQLite's UPPER leaves É alone: no match before v3
+        ("\u03a9\u03bc\u03ad\u03b3\u03b1 7", "\u03c9\u03bc\u03ad\u03b3\u03b17"),  # Greek
+        ("\uff32\uff22\uff11\uff12", "rb 12"),  # full-width RB12, from a CJK keyboard
+        ("straße 1", "STRASSE1"),  # case folding, not lower-casing
+    ],
+)
+def test_the_previous_visit_is_found_ignoring_case_in_every_script(app, clock, before, after):
+    first = finish_visit(app, ref=before)
+    clock.advance(days=28)
+    second = finish_visit(app, ref=after)
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        previous = storage.previous_visit(db, storage.get_visit(db, second.visit_id))
+    assert previous is not None and previous.id == first.visit_id
+
+
+def test_a_different_reference_is_not_the_previous_visit(app, clock):
+    finish_visit(app, ref="ÉLO12")
+    clock.advance(days=28)
+    second = finish_visit(app, ref="ELO12")  # É is not E
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        assert storage.previous_visit(db, storage.get_visit(db, second.visit_id)) is None
