@@ -99,6 +99,7 @@ def measure(folder: Path, key: str | None, count: int, saves: int) -> dict:
         storage.checkpoint(db)
         storage.backup(db, folder / "backup.db", key)
         plan = copies.Plan(folder / "copies", timedelta(minutes=5), keep=2, command="")
+        plan.folder.mkdir()  # as serve makes it at start
         copy = timed(lambda: copies.make(db, plan, key, datetime.now(UTC)), 5)
     close_thread_db()
     result = {
