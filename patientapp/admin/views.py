@@ -443,7 +443,8 @@ def _copy_lines() -> list[tuple[str, bool]]:
     copying = copies.state(current_app.config, clinic_settings(), copies.utc_now())
     if copying is None:
         return [(gettext("Continuous copies are off (PATIENTAPP_COPY_DIR is not set)."), False)]
-    where = str(copying.folder)
+    # A path reads left to right inside any sentence, Arabic too (left-to-right isolate).
+    where = "\u2066" + str(copying.folder) + "\u2069"
     lines = [
         (
             ngettext(

@@ -5,7 +5,6 @@ a Litestream set-up it cannot honour on an encrypted database."""
 
 from __future__ import annotations
 
-import html
 import os
 import shutil
 import signal
@@ -21,7 +20,8 @@ import waitress
 from patientapp.db import storage
 from patientapp.domain import backups, copies
 from patientapp.web.context import get_db
-from tests.conftest import create_user, finish_visit, login
+from tests.conftest import create_user, finish_visit
+from tests.ops.test_restore_drill import audit_rows, backup_block, stored
 from tests.ops.test_server import serving
 
 KEY = "copies 'key' staple"
@@ -52,16 +52,6 @@ def offsite(app, tmp_path):
     app.config.update(COPY_DIR=str(folder), COPY_INTERVAL_SECONDS=300, COPY_KEEP=48)
     copies.prepare(app.config)  # as serve does at start
     return folder
-
-
-def settings(app) -> dict:
-    with app.app_context():
-        return storage.get_settings(get_db())
-
-
-def audit(app, action: str) -> list[dict]:
-    with app.app_context():
-        return storage.audit_entries(get_db(), action=action)
 
 
 def copy_once(app, clock, utc):
@@ -98,10 +88,10 @@ def test_a_copy_is_consistent_and_stays_encrypted_with_the_databases_key(
     if db_key:
         with pytest.raises(backups.CopyRefused):
             backups.verify_copy(copy, "not the key", Path(app.instance_path), clock())
-    [entry] = audit(app, "backup")
+    [entry] = audit_rows(app, "backup")
     assert entry["actor"] == "copies" and made.name in entry["detail"]
     assert "kept in the folder" in entry["detail"]
-    recorded = settings(app)
+    recorded = stored(app)
     assert recorded[copies.LAST_OK]["name"] == made.name
     # Kept in the folder only: not Settings' "last successful backup" (sent copies are).
     assert backups.LAST_BACKUP not in recorded
@@ -141,9 +131,9 @@ def test_a_folder_gone_since_start_is_never_recreated(app, clock, utc, offsite):
     assert isinstance(failure, copies.CopyError)
     assert "is missing (is its disk mounted?)" in str(failure)
     assert not offsite.exists()
-    [entry] = audit(app, "backup_failed")
+    [entry] = audit_rows(app, "backup_failed")
     assert entry["actor"] == "copies" and "is missing" in entry["detail"]
-    assert copies.LAST_OK not in settings(app) and copies.CLAIM not in settings(app)
+    assert copies.LAST_OK not in stored(app) and copies.CLAIM not in stored(app)
 
 
 def test_a_copy_cut_short_by_a_restart_leaves_nothing_behind(app, clock, utc, offsite):
@@ -168,7 +158,7 @@ def test_a_copy_that_outlived_its_lease_leaves_the_next_claim_alone(app, clock, 
         storage.save_settings(get_db(), {copies.CLAIM: later})
         with storage.write(get_db()):
             copies._release(get_db(), token)  # the first copy ends: not its claim now
-    assert settings(app)[copies.CLAIM] == later
+    assert stored(app)[copies.CLAIM] == later
 
 
 def test_a_command_that_hangs_is_stopped_with_its_children(app, clock, utc, offsite, monkeypatch):
@@ -199,9 +189,9 @@ def test_each_copy_goes_off_site_with_rclone_and_restores_from_there(
     assert sent.read_bytes()[:16] != SQLITE_HEADER  # what leaves the machine is ciphertext
     report = backups.verify_copy(sent, KEY, Path(app.instance_path), clock())
     assert report.visits == 1
-    [entry] = audit(app, "backup")
+    [entry] = audit_rows(app, "backup")
     assert "sent off-site" in entry["detail"]
-    assert settings(app)[backups.LAST_BACKUP]["bytes"] == made.size  # it left the machine
+    assert stored(app)[backups.LAST_BACKUP]["bytes"] == made.size  # it left the machine
 
 
 def test_a_refused_send_is_recorded_and_settings_warns(app, client, clock, utc, offsite, tmp_path):
@@ -213,8 +203,8 @@ def test_a_refused_send_is_recorded_and_settings_warns(app, client, clock, utc, 
     failure = copy_once(app, clock, utc)
     assert isinstance(failure, copies.CopyError)
     assert "the copy command failed (exit " in str(failure)
-    assert copies.LAST_OK not in settings(app)
-    [entry] = audit(app, "backup_failed")
+    assert copies.LAST_OK not in stored(app)
+    [entry] = audit_rows(app, "backup_failed")
     assert "the copy command failed" in entry["detail"]
     create_user(app, "boss@example.org", "admin")
     _lines, warnings = copy_block(app)
@@ -226,21 +216,14 @@ def test_a_refused_send_is_recorded_and_settings_warns(app, client, clock, utc, 
 
 
 def copy_block(app) -> tuple[list[str], list[str]]:
-    client = app.test_client()
-    assert login(client, "boss@example.org").status_code == 302
-    page = client.get("/staff/admin/settings").get_data(as_text=True)
-    block = page.split('<div id="copies">', 1)[1].split("</div>", 1)[0]
-    lines = [html.unescape(line) for line in block.split("<p ")[1:]]
-    text = [line.split(">", 1)[1].split("</p>", 1)[0] for line in lines]
-    warnings = [t for t, line in zip(text, lines, strict=True) if "notice urgent" in line]
-    return text, warnings
+    return backup_block(app, "copies")
 
 
 def test_settings_states_the_recovery_point_and_warns_when_copies_stop(app, clock, utc, offsite):
     create_user(app, "boss@example.org", "admin")
     lines, warnings = copy_block(app)
     assert lines[:2] == [
-        f"Continuous copies: every 5 minutes into {offsite}.",
+        f"Continuous copies: every 5 minutes into \u2066{offsite}\u2069.",  # isolated
         "Recovery point: a dead disk loses at most about 6 minutes of answers.",  # 5:15 up
     ]
     assert warnings == [

@@ -288,15 +288,16 @@ def test_an_encrypted_copy_needs_a_key_and_a_plain_one_does_not(app, runner, vis
 # --- Settings ----------------------------------------------------------------------------
 
 
-def backup_block(app) -> tuple[list[str], list[str]]:
-    """The Settings page's backup lines: (all of them, the warnings), read by an admin
-    signed in afresh (the clock moves past the idle timeout between reads)."""
+def backup_block(app, block_id: str = "backups") -> tuple[list[str], list[str]]:
+    """The Settings page's backup lines (or those of another block, e.g. "copies"): (all
+    of them, the warnings), read by an admin signed in afresh (the clock moves past the
+    idle timeout between reads)."""
     client = app.test_client()
     assert login(client, "boss@example.org").status_code == 302
     response = client.get("/staff/admin/settings")
     assert response.status_code == 200, response.status_code
     page = response.get_data(as_text=True)
-    block = page.split('<div id="backups">', 1)[1].split("</div>", 1)[0]
+    block = page.split(f'<div id="{block_id}">', 1)[1].split("</div>", 1)[0]
     lines = [html.unescape(line) for line in block.split("<p ")[1:]]
     text = [line.split(">", 1)[1].split("</p>", 1)[0] for line in lines]
     warnings = [t for t, line in zip(text, lines, strict=True) if "notice urgent" in line]
