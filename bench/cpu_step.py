@@ -104,8 +104,10 @@ def walk(app, timer: CpuTimer, language: str, timed: bool) -> None:
     started = client.post("/welcome", data={"csrf_token": _token(page.get_data(as_text=True))})
     assert started.status_code == 302 and "/step/1" in started.location, started.location
     q = questionnaire.default()
+    # Every screen as a phone posts it (a screen may end one section and begin the next):
+    # the example answers of every section, each screen taking the fields of its items.
+    form = {k: v for answers in examples.LOWER_THE_DOSE_FORM.values() for k, v in answers.items()}
     for number, section in enumerate(q.sections, start=1):
-        form = examples.LOWER_THE_DOSE_FORM[number]
         for screen, items in enumerate(patient_forms.screens(section), start=1):
             path = f"/step/{number}" + (f"?screen={screen}" if screen > 1 else "")
             label = f"{number}.{screen}"

@@ -96,6 +96,25 @@ TARGET_RATIO = 0.40
 
 SECTIONS = 8
 FORM_ANSWERS = examples.LOWER_THE_DOSE_FORM  # one patient, step by step, as the forms post
+FIELD_RE = re.compile(r"^([A-Za-z0-9]+?)(?:_text|-\d+-.*)?$")  # "M1-0-name" -> "M1"
+
+
+def _screens() -> list[tuple[str, dict]]:
+    """Each phone screen as a phone posts it: its address and its example answers (a
+    screen may end one section and begin the next, patient_forms.pages)."""
+    from patientapp.patient import forms as patient_forms
+
+    fields = {key: value for form in FORM_ANSWERS.values() for key, value in form.items()}
+    screens = []
+    for page in patient_forms.pages(questionnaire.default().sections):
+        ids = {item.id for item in page.items}
+        path = f"/step/{page.number}" + (f"?screen={page.screen}" if page.screen > 1 else "")
+        form = {k: v for k, v in fields.items() if FIELD_RE.match(k).group(1) in ids}
+        screens.append((path, {**form, "screen": str(page.screen)}))
+    return screens
+
+
+SCREENS = _screens()
 
 
 @dataclass(frozen=True)
@@ -531,8 +550,7 @@ def page_weights(bench: Bench) -> list[Row]:
     status, location, _ = patient.get(f"/v/{token}")
     weigh(patient, "welcome", "/welcome", patient.get(location_path(location)))
     patient.post_form("/welcome", {})
-    for number in range(1, SECTIONS + 1):
-        path = f"/step/{number}"
+    for number, (path, form) in enumerate(SCREENS, start=1):
         weigh(patient, f"step {number}", path, patient.get(path))
         if number == 1:
             weigh(
@@ -543,7 +561,7 @@ def page_weights(bench: Bench) -> list[Row]:
                     path, {"T1": ["calm", "hopeful", "worried", "sad"], "action": "next"}
                 ),
             )
-        status, location, _ = patient.post_form(path, {**FORM_ANSWERS[number], "action": "next"})
+        status, location, _ = patient.post_form(path, {**form, "action": "next"})
         if status != 302:
             raise RuntimeError(f"POST {path}: HTTP {status}")
     weigh(patient, "safety", "/safety", patient.get("/safety"))
@@ -751,17 +769,17 @@ def _unit_for(plan: Plan, spec) -> Callable[[], float]:
     step = [1]
 
     def patient_step() -> float:
-        number = step[0]
+        number = step[0]  # the screen, from 1: each a GET and a POST, as a phone does
+        path, form = SCREENS[number - 1]
         began = time.perf_counter()
-        token = phone.token(f"/step/{number}")
-        status, location, _ = phone.post(
-            f"/step/{number}", {"csrf_token": token, "action": "next", **FORM_ANSWERS[number]}
-        )
+        token = phone.token(path)
+        status, location, _ = phone.post(path, {"csrf_token": token, "action": "next", **form})
         took = time.perf_counter() - began
-        expected = "/review" if number == SECTIONS else f"/step/{number + 1}"
-        if status != 302 or location_path(location) != expected:
-            raise RuntimeError(f"POST /step/{number}: HTTP {status} to {location}")
-        step[0] = number % SECTIONS + 1
+        expected = "/review" if number == len(SCREENS) else SCREENS[number][0]
+        parts = urlsplit(location)
+        if status != 302 or parts.path + (f"?{parts.query}" if parts.query else "") != expected:
+            raise RuntimeError(f"POST {path}: HTTP {status} to {location}")
+        step[0] = number % len(SCREENS) + 1
         return took
 
     return patient_step

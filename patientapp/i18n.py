@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from babel import Locale
+from babel.lists import format_list
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import current_app, g, request, session
-from flask_babel import Babel
+from flask_babel import Babel, get_locale
 
 DOMAIN = "messages"
 
@@ -174,3 +175,20 @@ def init_app(app) -> None:
     # Locale objects are cheap to build but validating each code once catches typos early.
     for code in offered:
         Locale.parse(code)
+
+
+def joined(values: list[str]) -> str:
+    """A list as the reader's language writes one ("a, b and c")."""
+    return format_list(values, locale=get_locale()) if values else ""
+
+
+def listed(values: list[str]) -> str:
+    """A list with the separator the reader's language puts between middle items
+    ("a, b, c"), for a list that follows a label rather than one inside a sentence."""
+    if not values:
+        return ""
+    pattern = get_locale().list_patterns["standard"]["middle"]
+    result = values[0]
+    for value in values[1:]:
+        result = pattern.format(result, value)
+    return result

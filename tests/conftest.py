@@ -179,6 +179,17 @@ def make_invitation(app, patient_ref="A-1001", when=None, language=""):
         )
 
 
+def progress_of(item_id: str, hidden=frozenset()) -> str:
+    """The progress line of the screen asking this question ("Step 3 of 12"): screens
+    are counted as the patient meets them (patient_forms.pages)."""
+    from patientapp.patient import forms as patient_forms
+    from patientapp.questionnaire import model as questionnaire
+
+    q = questionnaire.default()
+    shown = patient_forms.shown_pages(q, frozenset(hidden))
+    return f"Step {shown.index(patient_forms.page_of(q, item_id)) + 1} of {len(shown)}"
+
+
 class Patient:
     """Drives the patient pages like a person with a browser would."""
 
@@ -189,7 +200,8 @@ class Patient:
         return self.client.get(f"/v/{token}", follow_redirects=True)
 
     def post(self, url: str, data: dict, follow=True):
-        page = self.client.get(url)
+        # A step whose questions all sit on an earlier step's screen sends its GET there.
+        page = self.client.get(url, follow_redirects=True)
         assert page.status_code == 200, page.status_code
         payload = {"csrf_token": csrf_from(page.get_data(as_text=True))}
         payload.update(data)

@@ -35,12 +35,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
-from flask_babel import force_locale, format_date, format_time, gettext
+from flask_babel import force_locale, format_date, format_time, get_locale, gettext, ngettext
 
 from patientapp.db import storage
 from patientapp.domain import alerts, invitations, mail, textmsg, visits
 from patientapp.domain.escalation import clinic_name
 from patientapp.domain.records import Visit
+from patientapp.questionnaire import timing
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +210,11 @@ def wake() -> None:
 # --- the words ----------------------------------------------------------------------------
 
 
+def _minutes() -> int:
+    """The measured minutes the welcome page promises, in the message's language."""
+    return timing.promised_minutes(str(get_locale()))
+
+
 def _paragraphs(parts) -> str:
     return (
         "\n\n".join(
@@ -243,9 +249,12 @@ def compose(kind: str, channel: str, *, clinic: str, visit: Visit, link: str, st
                 link=link,
             )
         else:
-            text = gettext(
+            text = ngettext(
                 "%(clinic)s: before your visit on %(day)s at %(time)s, please answer a few "
-                "questions (about 6 minutes): %(link)s",
+                "questions (about %(num)d minute): %(link)s",
+                "%(clinic)s: before your visit on %(day)s at %(time)s, please answer a few "
+                "questions (about %(num)d minutes): %(link)s",
+                _minutes(),
                 clinic=clinic,
                 day=format_date(visit.appointment_at, "medium"),
                 time=at,
@@ -254,20 +263,28 @@ def compose(kind: str, channel: str, *, clinic: str, visit: Visit, link: str, st
         return Words("", text + " " + gettext("No more texts: %(link)s", link=stop))
     if kind == REMINDER:
         subject = gettext("Reminder: your visit at %(clinic)s", clinic=clinic)
-        opening = gettext(
+        opening = ngettext(
             "This is a reminder of your visit at %(clinic)s on %(day)s at %(time)s. If you "
             "have not answered the questions before your visit yet, you can do it now. It "
-            "takes about 6 minutes.",
+            "takes about %(num)d minute.",
+            "This is a reminder of your visit at %(clinic)s on %(day)s at %(time)s. If you "
+            "have not answered the questions before your visit yet, you can do it now. It "
+            "takes about %(num)d minutes.",
+            _minutes(),
             clinic=clinic,
             day=day,
             time=at,
         )
     else:
         subject = gettext("Before your visit at %(clinic)s", clinic=clinic)
-        opening = gettext(
+        opening = ngettext(
             "Your visit at %(clinic)s is on %(day)s at %(time)s. Before it, please answer a "
-            "few questions about how you feel about your treatment. It takes about 6 "
+            "few questions about how you feel about your treatment. It takes about %(num)d "
+            "minute, and your answers help your visit focus on what matters to you.",
+            "Your visit at %(clinic)s is on %(day)s at %(time)s. Before it, please answer a "
+            "few questions about how you feel about your treatment. It takes about %(num)d "
             "minutes, and your answers help your visit focus on what matters to you.",
+            _minutes(),
             clinic=clinic,
             day=day,
             time=at,

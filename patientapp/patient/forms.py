@@ -31,7 +31,7 @@ from patientapp.web.context import clinic_settings
 # choice, a little less when its label is short enough to share a row). A screen holds
 # about 25 rows below its heading and above its buttons; SCREEN_ROWS leaves room for
 # longer translations and the 320 px phone.
-SCREEN_ROWS = 19.0
+SCREEN_ROWS = 24.0
 QUESTION_ROWS = 2.0  # the question's own words, its help line and its box
 SKIP_ROWS = 1.2  # "Prefer not to say", set apart
 TEXT_ROWS = {"short": 2.0, "long": 5.0}  # a text box, empty or full of its longest text
@@ -71,50 +71,128 @@ def screen_rows(item: Item) -> float:
     return item.item_type.screen_rows(item, Measures)
 
 
+# A section's title, where a screen goes on into the next section: about a row.
+HEADING_ROWS = 1.2
+
+
+@dataclass(frozen=True)
+class Page:
+    """One phone screen: ``items`` in order, possibly ending one section and beginning the
+    next. It is addressed by the section it starts in (``number``, the step of
+    /step/N) and its place among the screens starting there (``screen``)."""
+
+    number: int
+    screen: int
+    items: tuple[Item, ...]
+
+
+def _sections_of(section: Section) -> tuple[Section, ...]:
+    """The sections a section's screens are packed with: the shipped questionnaire's when
+    it is one of them, else the section alone (a definition under test)."""
+    from patientapp.questionnaire.model import default
+
+    shipped = default().sections
+    return shipped if section in shipped else (section,)
+
+
+@lru_cache(maxsize=16)
+def pages(sections: tuple[Section, ...]) -> tuple[Page, ...]:
+    """The screens of the whole questionnaire, in order, so that none grows much past two
+    and a half phone screens and as few as hold the questions are used. A screen may end
+    one section and begin the next: sections are the patient's headings, screens what
+    they tap through. An item answered in rows (the medicine list) stands on a screen of
+    its own: with every row filled it is most of that by itself. An item whose answer can
+    leave later items unasked (M0) ends its screen, so that answer is saved (Next) before
+    they would show. A section marked own_screen (the safety question) is a screen by
+    itself. The other items keep their order and are shared out evenly over as few
+    screens as hold them; a section with no items keeps an empty screen."""
+    runs: list[list[tuple[int, Item]]] = []
+    last: tuple[int, Item] | None = None
+    for number, section in enumerate(sections, start=1):
+        if not section.items:
+            runs.append([(number, None)])  # type: ignore[list-item]
+            last = None
+            continue
+        for item in section.items:
+            fresh = (
+                last is None
+                or item.item_type.has_rows
+                or last[1].item_type.has_rows
+                or last[1].decides
+                or (last[0] != number and (section.own_screen or sections[last[0] - 1].own_screen))
+            )
+            if fresh:
+                runs.append([])
+            runs[-1].append((number, item))
+            last = (number, item)
+    found: list[Page] = []
+    for run in runs:
+        if run[0][1] is None:
+            found.append(Page(run[0][0], 1 + sum(p.number == run[0][0] for p in found), ()))
+            continue
+        starts = {n for n, (number, _) in enumerate(run) if n and number != run[n - 1][0]}
+        for chunk in _share_out(tuple(item for _, item in run), starts):
+            first = next(number for number, item in run if item is chunk[0])
+            found.append(Page(first, 1 + sum(p.number == first for p in found), chunk))
+    return tuple(found)
+
+
 @lru_cache(maxsize=64)
 def screens(section: Section) -> tuple[tuple[Item, ...], ...]:
-    """The screens of one section, in order, so that no screen grows much past two and a
-    half phone screens. An item answered in rows (the medicine list) stands on a screen
-    of its own: with every row filled it is most of that by itself. An item whose answer
-    can leave later items unasked (M0) ends its screen, so that answer is saved (Next)
-    before they would show. The other items keep their order and are shared out evenly
-    over as few screens as hold them."""
-    runs: list[list[Item]] = []
-    for item in section.items:
-        last = runs[-1][-1] if runs else None
-        if item.item_type.has_rows or last is None or last.item_type.has_rows or last.decides:
-            runs.append([item])
-        else:
-            runs[-1].append(item)
-    found: list[tuple[Item, ...]] = []
-    for run in runs:
-        found.extend(_share_out(tuple(run)))
-    return tuple(found) or ((),)
+    """The screens that start in one section, in order (see ``pages``): their items may go
+    on into the next sections. A section every item of which sits on an earlier
+    section's screens has none of its own."""
+    sections = _sections_of(section)
+    number = sections.index(section) + 1
+    return tuple(page.items for page in pages(sections) if page.number == number)
 
 
-def _share_out(items: tuple[Item, ...]) -> list[tuple[Item, ...]]:
+def _share_out(items: tuple[Item, ...], starts: frozenset[int] | set[int] = frozenset()):
     """Items in order over the fewest screens that hold them, the fullest screen as light
-    as it can be (a question longer than a screen stands alone)."""
+    as it can be (a question longer than a screen stands alone). ``starts``: the places
+    where a new section begins, whose title takes a row unless a screen starts there."""
     rows = [screen_rows(item) for item in items]
+
+    def load(a: int, b: int) -> float:
+        return sum(rows[a:b]) + HEADING_ROWS * sum(1 for n in starts if a < n < b)
 
     def best(start: int, parts: int) -> tuple[float, list[int]]:
         """(the fullest screen, where screens start) for items[start:] on `parts` screens."""
         if parts == 1:
-            return sum(rows[start:]), [start]
+            return load(start, len(items)), [start]
         choices = []
         for cut in range(start + 1, len(items) - parts + 2):
-            rest, starts = best(cut, parts - 1)
-            choices.append((max(sum(rows[start:cut]), rest), [start, *starts]))
+            rest, starts_ = best(cut, parts - 1)
+            choices.append((max(load(start, cut), rest), [start, *starts_]))
         return min(choices, key=lambda choice: choice[0])
 
     parts = max(1, math.ceil(sum(rows) / SCREEN_ROWS))
     while True:
-        fullest, starts = best(0, min(parts, len(items)))
+        fullest, cuts = best(0, min(parts, len(items)))
         if fullest <= SCREEN_ROWS or parts >= len(items):
             break
         parts += 1
-    bounds = [*starts, len(items)]
+    bounds = [*cuts, len(items)]
     return [items[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def shown_pages(q, hidden: frozenset[str] = frozenset()) -> list[Page]:
+    """The screens of the whole questionnaire this visit sees: a screen whose every item
+    is unasked (the medicine list, when not taking medicine) is passed over."""
+    return shown_pages_of(q.sections, hidden)
+
+
+def shown_pages_of(sections: tuple[Section, ...], hidden: frozenset[str]) -> list[Page]:
+    return [
+        page
+        for page in pages(sections)
+        if not page.items or any(item.id not in hidden for item in page.items)
+    ]
+
+
+def page_of(q, item_id: str) -> Page:
+    """The screen an item is asked on."""
+    return next(page for page in pages(q.sections) if any(i.id == item_id for i in page.items))
 
 
 def screen_items(
@@ -132,12 +210,44 @@ def shown_screens(section: Section, hidden: frozenset[str] = frozenset()) -> tup
     unasked (the medicine list, when not taking medicine) is passed over by Next, Back
     and the links. Numbers stay those of the whole section, so a link keeps its screen.
     A section always keeps a screen (the definition never hides all of one)."""
+    own = screens(section)
+    if not own:
+        return ()  # every question sits on an earlier section's screens
     found = tuple(
         number
-        for number, items in enumerate(screens(section), start=1)
+        for number, items in enumerate(own, start=1)
         if not items or any(item.id not in hidden for item in items)
     )
     return found or (1,)
+
+
+@dataclass(frozen=True)
+class Whereabouts:
+    """What a screen tells the patient about where they are: the screen's place among
+    the screens this visit sees (the progress moves on every screen), and the title of
+    each section that begins part-way down it, by the id of its first question."""
+
+    position: int
+    count: int
+    headings: dict
+
+
+def whereabouts(section: Section, screen: int, hidden: frozenset[str] = frozenset()):
+    sections = _sections_of(section)
+    number = sections.index(section) + 1
+    shown = [(page.number, page.screen) for page in shown_pages_of(sections, hidden)]
+    at = (number, screen)
+    if screen is None and section.items:  # the whole section: where it begins
+        first = next(p for p in pages(sections) if section.items[0] in p.items)
+        at = (first.number, first.screen)
+    position = shown.index(at) + 1 if at in shown else 1
+    home = {item.id: s for s in sections for item in s.items}
+    headings, before = {}, section
+    for item in screen_items(section, screen, hidden):
+        if home[item.id] is not before:
+            headings[item.id] = home[item.id].title
+        before = home[item.id]
+    return Whereabouts(position, len(shown), headings)
 
 
 # A medicine row's number in a field name (``M1-0-name``): a few ASCII digits. WTForms'
@@ -462,6 +572,7 @@ def render_step_page(
     idle_seconds: int,
     hidden: frozenset[str] = frozenset(),
     opens_at: datetime | None = None,
+    back_to_review: bool = False,
 ) -> str | None:
     """The GET page of one screen filled with ``data`` (the form data of this visit's
     stored answers), or None when it must be rendered in full. ``hidden``: the items
@@ -472,18 +583,19 @@ def render_step_page(
     from patientapp.i18n import offered_languages
 
     items = screen_items(section, screen, hidden)
-    last = shown_screens(section, hidden)[-1]
+    where = whereabouts(section, screen, hidden)
     key = (
         str(get_locale()),
         section,
         number,
         total,
         screen,
+        (where.position, where.count),  # the progress, which this visit's branching moves
         # What this visit's answers decide about the page: which questions it asks and
         # which screen is the last (its button). One visit's branching never shows in
         # another's page: a visit asked otherwise gets a skeleton of its own.
         tuple(item.id for item in items),
-        last,
+        back_to_review,  # from the review, whether Next goes back there
         returning,
         rows,
         opens_at,  # outside staffed hours the safety question's help names the opening
@@ -499,11 +611,12 @@ def render_step_page(
             "section": section,
             "number": number,
             "total": total,
+            "where": where,
             "returning": returning,
             "from_draft": False,
             "items": items,
             "screen": screen,
-            "screens": last,
+            "back_to_review": back_to_review,
             "opens_at": opens_at,
         }
         skeleton = _build(section, rows, screen, context)

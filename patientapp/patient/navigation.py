@@ -53,46 +53,80 @@ class _Post:
         return self.q.sections[self.number - 1]
 
     @property
-    def shown(self) -> list[int]:
-        return patient_forms.shown_screens(self.section, self.hidden)
+    def shown(self) -> list[patient_forms.Page]:
+        """The screens of the whole questionnaire this visit sees, in order."""
+        return patient_forms.shown_pages(self.q, self.hidden)
+
+    def _index(self, page: patient_forms.Page) -> int:
+        return patient_forms.pages(self.q.sections).index(page)
+
+    def _section_pages(self) -> list[patient_forms.Page]:
+        """The screens holding this step's questions (a POST of the whole section)."""
+        ids = {item.id for item in self.section.items}
+        return [
+            page
+            for page in patient_forms.pages(self.q.sections)
+            if page.number == self.number or any(item.id in ids for item in page.items)
+        ]
+
+    def posted(self, going_on: bool) -> int:
+        """Where the posted screen stands among all screens: a POST of the whole section
+        stands at its first screen going back and at its last going on."""
+        if self.screen is not None:
+            for page in patient_forms.pages(self.q.sections):
+                if (page.number, page.screen) == (self.number, self.screen):
+                    return self._index(page)
+        held = self._section_pages()
+        return self._index(held[-1] if going_on else held[0])
+
+    def continues(self, page: patient_forms.Page) -> bool:
+        """Whether that screen goes on with a section the posted screen holds (from the
+        review, Next and Back stay within what is being changed)."""
+        posted = patient_forms.pages(self.q.sections)[self.posted(going_on=True)]
+        here = {self.q.items[item.id].section_id for item in posted.items}
+        return any(self.q.items[item.id].section_id in here for item in page.items)
 
     def review(self) -> Move:
         return Move(Place(REVIEW), visits.review_step(self.q))
+
+    def to(self, page: patient_forms.Page, anchor: str | None = None) -> Move:
+        place = Place(STEP, page.number, page.screen, self.returning, anchor)
+        return Move(place, page.number)
 
     def here(self, screen: int, anchor: str | None = None) -> Move:
         return Move(Place(STEP, self.number, screen, self.returning, anchor), self.number)
 
 
 def _back(post: _Post) -> Move:
-    earlier = [n for n in post.shown if post.screen is not None and n < post.screen]
+    at = post.posted(going_on=False)
+    earlier = [page for page in post.shown if post._index(page) < at]
+    if post.returning and earlier and not post.continues(earlier[-1]):
+        return post.review()  # from the review: back while the section goes on, then back
     if earlier:
-        return post.here(earlier[-1])
+        return post.to(earlier[-1])
     if post.returning:
         return post.review()
-    if post.number == 1:
-        return Move(Place(WELCOME), 1)
-    before = patient_forms.shown_screens(post.q.sections[post.number - 2], post.hidden)[-1]
-    return Move(Place(STEP, post.number - 1, before), post.number - 1)
+    return Move(Place(WELCOME), 1)
 
 
 def _add_row(post: _Post) -> Move:
     med = next((item for item in post.section.items if item.item_type.has_rows), None)
     anchor = f"{med.id}-{len(post.new_answers.get(med.id) or [])}-name" if med else None
     # A POST of the whole section adds its row on the medicine list's own screen.
-    at = post.screen or next(
-        (n for n, items in enumerate(patient_forms.screens(post.section), 1) if med in items), 1
-    )
-    return post.here(at, anchor)
+    if post.screen is None and med is not None:
+        page = next(p for p in patient_forms.pages(post.q.sections) if med in p.items)
+        return post.to(page, anchor)
+    return post.here(post.screen or 1, anchor)
 
 
 def _forward(post: _Post) -> Move:
-    later = [n for n in post.shown if post.screen is not None and n > post.screen]
+    at = post.posted(going_on=True)
+    later = [page for page in post.shown if post._index(page) > at]
+    if post.returning and later and not post.continues(later[0]):
+        return post.review()  # from the review: on while the section goes on, then back
     if later:
-        return post.here(later[0])
-    if post.returning or post.number >= len(post.q.sections):
-        return post.review()
-    first = patient_forms.shown_screens(post.q.sections[post.number], post.hidden)[0]
-    return Move(Place(STEP, post.number + 1, first), post.number + 1)
+        return post.to(later[0])
+    return post.review()
 
 
 def after_save(

@@ -444,6 +444,35 @@ def _step_url(number: int, screen: int = 1, returning: bool = False, **extra) ->
     return url_for("patient.step", number=number, **extra)
 
 
+def _back_to_review(number: int, screen: int | None, hidden: frozenset[str]) -> bool:
+    """From the review, whether Next on this screen goes back there (it goes on while the
+    section being changed goes on)."""
+    q = questionnaire.default()
+    move = navigation.after_save(q, number, screen, "next", {}, hidden, returning=True)
+    return move.to.page == navigation.REVIEW
+
+
+def _opening_screen(number: int, hidden: frozenset[str]) -> tuple[int, int]:
+    """(step, screen) of the screen asking the first question this visit asks in section
+    `number`: a screen may begin in the section before."""
+    q = questionnaire.default()
+    items = q.sections[number - 1].items
+    asked = [item for item in items if item.id not in hidden] or list(items)
+    if not asked:
+        return number, 1
+    page = patient_forms.page_of(q, asked[0].id)
+    return page.number, page.screen
+
+
+def _edit_url(number: int, answers: dict) -> str:
+    """From the review, "Change" on a section: the screen asking its first question."""
+    q = questionnaire.default()
+    if not 1 <= number <= len(q.sections):
+        return url_for("patient.review")
+    step, screen = _opening_screen(number, frozenset(q.not_asked(answers)))
+    return _step_url(step, screen, returning=True)
+
+
 def _url(place: navigation.Place) -> str:
     """The address of a place the next-screen rule names."""
     if place.page == navigation.STEP:
@@ -471,11 +500,12 @@ class _Screen:
             "section": self.section,
             "number": self.number,
             "total": len(questionnaire.default().sections),
+            "where": patient_forms.whereabouts(self.section, self.screen, self.hidden),
             "returning": request.values.get("return") == "review",
             "from_draft": draft is not None,
             "items": items,
             "screen": self.screen,
-            "screens": self.shown[-1],
+            "back_to_review": _back_to_review(self.number, self.screen, self.hidden),
             "opens_at": _opens_at_for(items),
         }
 
@@ -519,6 +549,10 @@ def _screen_of(number: int) -> _Screen:
 
 
 def _show_step(at: _Screen):
+    if not at.shown:
+        # Every question of this section is on an earlier section's screens: go there.
+        step, screen = _opening_screen(at.number, at.hidden)
+        return redirect(_step_url(step, screen, request.args.get("return") == "review"))
     if at.screen not in at.shown:
         # A screen with nothing left to ask (a link or Back from before the answer changed).
         ahead = [n for n in at.shown if n > at.screen] or [at.shown[-1]]
@@ -586,6 +620,7 @@ def _step_page(
         idle_seconds=_idle_seconds(),
         hidden=hidden,
         opens_at=_opens_at_for(items),
+        back_to_review=_back_to_review(number, screen, hidden),
     )
 
 
@@ -711,7 +746,7 @@ def review():
         action = request.form.get("action", "")
         if action.startswith("edit-") and ASCII_NUMBER.fullmatch(action[5:]):
             visits.save_in_person(db, visit.id, held)
-            return redirect(url_for("patient.step", number=int(action[5:]), **{"return": "review"}))
+            return redirect(_edit_url(int(action[5:]), answers))
         if action == "submit":
             if visits.submit(db, visit.id, held, now()):
                 session["lang"] = str(get_locale())

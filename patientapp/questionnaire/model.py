@@ -82,6 +82,7 @@ class Section:
     id: str
     title: str
     items: tuple[Item, ...]
+    own_screen: bool = False  # a screen by itself, never shared (the safety question)
 
     def __hash__(self) -> int:
         # By id alone: the screens and forms of a section are cached by it, and hashing
@@ -350,7 +351,10 @@ def parse(data: dict) -> Questionnaire:
     for raw in _require(data, "sections", "definition"):
         section_id = _require(raw, "id", "section")
         items = tuple(_parse_item(i, section_id) for i in raw.get("items", ()))
-        sections.append(Section(section_id, _require(raw, "title", section_id), items))
+        own = raw.get("own_screen", False)
+        if not isinstance(own, bool):
+            raise DefinitionError(f"section '{section_id}': own_screen must be true or false")
+        sections.append(Section(section_id, _require(raw, "title", section_id), items, own))
     seen: dict[str, Item] = {}
     for section in sections:
         for item in section.items:

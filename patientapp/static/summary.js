@@ -12,12 +12,16 @@
   // length L that still fits is found by bisection, and every text longer than L is cut
   // at a word near L with a visible "(continued on screen)" marker. The screen always
   // shows the whole text (.fit-rest is hidden by print.css only). Measured with print.css
-  // switched on for a moment, at the narrower printable width (A4) and the shorter
-  // printable height (Letter), so the one sheet holds on either paper; nothing paints in
-  // between. Used by Ctrl+P on the summary page and by the print view alike.
+  // switched on for a moment, laid out at each paper's printable width and held to its
+  // printable height, so the one sheet holds on both Letter and A4 (a page that fits A4's
+  // narrower width within Letter's shorter height can still run 2 px onto a second
+  // Letter sheet: its columns break otherwise); nothing paints in between. Used by
+  // Ctrl+P on the summary page and by the print view alike.
   var MM = 96 / 25.4;
-  var WIDTH = (210 - 2 * 9) * MM; // A4 less the @page side margins of print.css
-  var HEIGHT = (279.4 - 2 * 8) * MM; // Letter less the top and bottom margins
+  var PAPERS = [ // printable width and height: the paper less print.css's @page margins
+    { width: (215.9 - 2 * 9) * MM, height: (279.4 - 2 * 8) * MM }, // Letter
+    { width: (210 - 2 * 9) * MM, height: (297 - 2 * 8) * MM } // A4
+  ];
   var SLACK = 10; // px kept free for rounding between this layout and the printed one
   var SHORTEST = 24; // no text is cut below this many characters
   var SIZES = [11, 10.5, 10, 9.5, 9, 8.5, 8]; // pt: the largest that fits, before any cut
@@ -60,8 +64,11 @@
       return cut;
     }
     function fits() {
-      var top = document.documentElement.getBoundingClientRect().top;
-      return main.getBoundingClientRect().bottom - top <= HEIGHT - SLACK;
+      return PAPERS.every(function (paper) {
+        root.width = paper.width + "px";
+        var top = document.documentElement.getBoundingClientRect().top;
+        return main.getBoundingClientRect().bottom - top <= paper.height - SLACK;
+      });
     }
 
     // The longest length every text can keep with the page on one sheet: all of it when
@@ -83,7 +90,6 @@
     var root = document.documentElement.style;
     var media = sheet.media;
     sheet.media = "all";
-    root.width = WIDTH + "px";
     try {
       article.classList.remove("fit-small");
       // The largest type from 11 pt down to 8 pt that keeps one sheet with every text

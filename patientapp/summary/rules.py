@@ -202,11 +202,11 @@ WORRY_PHRASES_TO_PATIENT: dict[str, Phrase] = {
     "not_myself": NP_("worry, said to the patient", "not feeling like yourself"),
     "others_think": NP_("worry, said to the patient", "what other people think"),
     "being_controlled": NP_("worry, said to the patient", "being controlled"),
-    "cost_access": NP_("worry, said to the patient", "the cost or getting it"),
+    "cost_access": NP_("worry, said to the patient", "paying for it or being able to get it"),
 }
 LATER_WORRY_PHRASES: dict[str, Phrase] = {
     "more_expected": NP_("worry about getting better", "more being expected of you"),
-    "losing_support": NP_("worry about getting better", "losing support or benefits"),
+    "losing_support": NP_("worry about getting better", "losing help or payments you get"),
     "relationships_change": NP_("worry about getting better", "changes in your relationships"),
     "not_myself": NP_("worry about getting better", "not feeling like yourself"),
 }
@@ -433,7 +433,7 @@ def _past_treatment_hurt(answers: Mapping) -> Flag | None:
         return None
     if answer == "pressured":
         opener = N_(
-            "You said that in past treatment you felt pushed or forced. What happened, "
+            "You said that in past treatment you felt pressured or forced. What happened, "
             "and how would you like it to be different here?"
         )
     else:
@@ -459,13 +459,14 @@ def _biology_only(answers: Mapping) -> Flag | None:
     # A prompt about life context, never a label for the patient's view of their illness.
     if chemistry_alone:
         opener = N_(
-            "You said your difficulties come from your body or brain chemistry. Besides "
-            "that, what else has been going on in your life lately?"
+            "You said your difficulties come from chemicals in your body or brain. "
+            "Besides that, what else has been going on in your life lately?"
         )
     else:
         opener = N_(
-            "You said your medicine fixes a chemical problem and that bad feelings mostly "
-            "come out of nowhere. Besides that, what has been going on in your life lately?"
+            "You said your medicine balances your brain chemicals and that bad feelings "
+            "mostly come for no clear reason. Besides that, what has been going on in "
+            "your life lately?"
         )
     return Flag("biology_only", 9, (2,), N_("Biology only"), opener, evidence=evidence)
 

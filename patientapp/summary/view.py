@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from babel import Locale
-from babel.lists import format_list
 from flask_babel import (
     format_date,
     format_datetime,
@@ -29,7 +28,7 @@ from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
 from patientapp.domain.records import Alert, SafetyAnswer, Visit
-from patientapp.i18n import language_name
+from patientapp.i18n import joined, language_name, listed
 from patientapp.questionnaire import display
 from patientapp.questionnaire.model import STANCE, Questionnaire
 from patientapp.summary import rules as summary
@@ -189,23 +188,6 @@ def quote_html(text: Text, element: str = "q") -> Markup:
 def name_html(name: str) -> Markup:
     """A medicine name as the patient wrote it, whole; shortened on paper only to fit."""
     return Markup('<span class="med-name" dir="auto" data-fit>%s</span>') % name
-
-
-def joined(values: list[str]) -> str:
-    """A list as the reader's language writes one ("a, b and c")."""
-    return format_list(values, locale=get_locale()) if values else ""
-
-
-def listed(values: list[str]) -> str:
-    """A list with the separator the reader's language puts between middle items
-    ("a, b, c"), for a list that follows a label rather than one inside a sentence."""
-    if not values:
-        return ""
-    pattern = get_locale().list_patterns["standard"]["middle"]
-    result = values[0]
-    for value in values[1:]:
-        result = pattern.format(result, value)
-    return result
 
 
 def phrase(value: summary.Phrase) -> str:

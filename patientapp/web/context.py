@@ -22,6 +22,8 @@ from werkzeug.routing import BaseConverter, IntegerConverter
 from patientapp import config
 from patientapp.db import storage
 from patientapp.domain import backups, retention
+from patientapp.i18n import listed
+from patientapp.questionnaire import timing
 
 SETTING_DEFAULTS = {
     "clinic_name": "",
@@ -340,4 +342,6 @@ def init_app(app) -> None:
     app.jinja_env.globals.update(
         clinic_name=clinic_name, crisis_text=crisis_text, app_version=config.VERSION
     )
+    app.jinja_env.globals["promised_minutes"] = timing.promised_minutes  # minutes.json
     app.jinja_env.filters["tel_links"] = tel_links
+    app.jinja_env.filters["listed"] = listed  # chosen answers, joined the language's way

@@ -179,8 +179,11 @@ class LiveServer:
 
     def _run_invite(self) -> Invitation:
         ref = f"BR-{next(self._refs)}"
-        # An hour ahead, so a run just before midnight still gets a link valid today.
-        when = (datetime.now() + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M")
+        # Later today, so the patient is in the waiting room (answering on the visit's own
+        # day): an hour ahead, but never past midnight, where the visit would be tomorrow
+        # and the pages would speak to a patient at home (a run between 23:00 and 24:00).
+        today_end = datetime.now().replace(hour=23, minute=59, second=0, microsecond=0)
+        when = min(datetime.now() + timedelta(hours=1), today_end).strftime("%Y-%m-%d %H:%M")
         result = subprocess.run(
             self._flask("invite", ref, "--at", when),
             cwd=REPO_ROOT,

@@ -21,9 +21,9 @@ What "fullest" means, item by item:
   * a previous submitted visit four weeks earlier with the same patient reference and
     other M4 / R1 / M2 / M5 answers, so "Since last visit" lists every kind of change:
     M4, R1, M2, new worries, worries no longer named, and the stance. For the "no longer
-    named" line, the current visit names every worry but one ("Cost or getting it"),
-    which the previous visit named: one label less in the block, one more line of
-    changes, which is the fuller page.
+    named" line, the current visit names every worry but one ("Paying for it or being
+    able to get it"), which the previous visit named: one label less in the block, one
+    more line of changes, which is the fuller page.
 """
 
 from __future__ import annotations

@@ -33,49 +33,49 @@ HOPE_TEXT = "I would go back to work and see my friends."
 
 
 def answer_every_step_by_taps(page) -> None:
-    """Steps 1 to 8, answering checkboxes, radios, scales and text; ends on review."""
+    """Steps 1 to 8, answering checkboxes, radios, scales and text; ends on review. Each
+    question is reached by tapping Next until it shows (choose and type_text do so): a
+    screen may end one section and begin the next."""
     # 1 Today: checkboxes and free text.
     choose(page, "T1", "Worried")
     choose(page, "T1", "Tired")
     type_text(page, "T2", TODAY_TEXT)
     expect(page.locator("#T1-2")).to_be_checked()
-    tap_next(page, 2)
-    # 2 Medicines: taking medicine now (M0, a screen of its own), a medicine row, a radio,
-    # checkboxes, the 0-10 scale. The medicine list has a screen of its own too; the other
-    # questions follow on one or two.
+    # 2 Medicines: taking medicine now (M0, which ends the first screen), a medicine row,
+    # a radio, checkboxes, the 0-10 scale. The medicine list has a screen of its own; the
+    # other questions follow on one or two.
     choose(page, "M0", "Yes")
+    tap_next(page, 2)
     type_text(page, "M1-0-name", "Sertraline")
     option(page, "fieldset.med-row:has(#M1-0-name)", "Mixed").tap()
-    for item_id, text in (("M2", "Mixed"), ("M3", "A safety net"), ("M4", "8")):
+    for item_id, text in (
+        ("M2", "Mixed"),
+        ("M3", "Something that keeps me from getting worse"),
+        ("M4", "8"),
+    ):
         next_until(page, item_id)
         choose(page, item_id, text)
     expect(page.locator("#q-M4 input[value='8']")).to_be_checked()
     next_until(page, "M5")
     choose(page, "M5", "Side effects")
-    tap_next(page, 3)
     # 3 How it's going.
     choose(page, "P1", "I chose to skip or change some")
     choose(page, "P2", "When I felt better")
-    tap_next(page, 4)
     # 4 Family: yes/no with its text.
     choose(page, "F1", "They are against it")
     choose(page, "F2", "Yes")
     type_text(page, "F2_text", FAMILY_TEXT)
-    choose(page, "F3", "I felt pushed or forced")
-    tap_next(page, 5)
+    choose(page, "F3", "I felt pressured or forced")
     # 5 Meaning.
     choose(page, "W1", "Stress")
-    choose(page, "W2", "It takes the edge off so I can cope")
-    tap_next(page, 6)
+    choose(page, "W2", "It makes feelings less strong so I can manage")
     # 6 Hopes.
     type_text(page, "H1", HOPE_TEXT)
     choose(page, "H2", "More would be expected of me")
-    tap_next(page, 7)
     # 7 You and your psychiatrist: the 0-4 scale.
     choose(page, "R1", "3")
     choose(page, "R2", "We decide together")
     choose(page, "R3", "Side effects")
-    tap_next(page, 8)
     # 8 The safety question.
     choose(page, "S1", "Not at all")
     tap_next(page)
@@ -94,12 +94,12 @@ def test_whole_questionnaire_by_taps(phone, live_server, width):
         "Worried, Tired",
         TODAY_TEXT,
         "Sertraline — Mixed",
-        "A safety net",
+        "Something that keeps me from getting worse",
         "8 out of 10",
         "I chose to skip or change some",
         "They are against it",
         FAMILY_TEXT,
-        "It takes the edge off so I can cope",
+        "It makes feelings less strong so I can manage",
         HOPE_TEXT,
         "3 out of 4",
         "We decide together",
@@ -108,7 +108,7 @@ def test_whole_questionnaire_by_taps(phone, live_server, width):
         expect(review).to_contain_text(shown)
     hold = page.locator("#hold-F2")
     expect(hold).not_to_be_checked()
-    page.locator('label[for="hold-F2"]').tap()
+    page.locator("label.hold:has(#hold-F2)").tap()
     expect(hold).to_be_checked()
     # The safety answer can't be held back for in person.
     expect(page.locator("#hold-S1")).to_have_count(0)
@@ -147,15 +147,15 @@ def test_reload_mid_way_resumes_with_answers(phone, live_server):
     page.reload()
     expect_step(page, 2)
     while not page.locator("#q-M4").count():  # Back lands on the step's last screen
-        button(page, "Back").tap()
+        with page.expect_navigation():
+            button(page, "Back").tap()
         expect_step(page, 2)
     expect(page.locator("#q-M4 input[value='7']")).to_be_checked()
-    while not page.locator("#q-M0").count():  # the step's first screen: M0
-        button(page, "Back").tap()
-        expect_step(page, 2)
-        if page.locator("#q-M2").count():
-            expect(page.locator("#q-M2 input[value='positive']")).to_be_checked()
-    button(page, "Back").tap()
+    expect(page.locator("#q-M2 input[value='positive']")).to_be_checked()
+    while not page.locator("#q-M0").count():  # M0 ends the first screen, step 1's
+        with page.expect_navigation():
+            button(page, "Back").tap()
+        page.wait_for_load_state("load")
     expect_step(page, 1)
     page.reload()
     expect_step(page, 1)
@@ -281,9 +281,11 @@ def test_the_endings_say_what_happens_next(phone, live_server, width, language):
     for text in (
         "What happens next",
         "Please wait here. Someone will call you for your visit.",
-        "If you feel unsafe, tell the front desk now.",
     ):
         expect(main).to_contain_text(_(text))
+    # What to do when unsafe is said once, by the crisis text.
+    expect(main.locator("p.crisis:not(.crisis-numbers)")).to_have_count(1)
+    expect(main.locator(".notice p")).to_have_count(2)
     expect(main.locator(".crisis")).not_to_be_empty()
     assert page.locator("main").evaluate(WORDS_BROKEN_IN) == [], "a word breaks mid-word"
     assert page.evaluate("document.documentElement.scrollWidth") <= width
@@ -390,18 +392,16 @@ def test_keyboard_only_from_welcome_to_thanks(phone, live_server):
     page.keyboard.press("Space")
     tab_to(page, "#T2")
     page.keyboard.type(TODAY_TEXT)
-    tab_to(page, "button[value=next]")
-    page.keyboard.press("Enter")
-    expect_step(page, 2)
-
-    # Step 2: taking medicine now (M0, its own screen), a medicine row, a radio group, the
-    # scale.
+    # Taking medicine now (M0) ends the first screen.
     tab_to(page, "#M0-0")  # Yes
     page.keyboard.press("Space")
     tab_to(page, "button[value=next]")
     with page.expect_navigation():
         page.keyboard.press("Enter")
     page.wait_for_load_state("load")
+    expect_step(page, 2)
+
+    # Step 2: a medicine row, a radio group, the scale.
     tab_to(page, "#M1-0-name")
     page.keyboard.type("Sertraline")
     tab_to(page, "#M1-0-feeling-0")
@@ -424,22 +424,24 @@ def test_keyboard_only_from_welcome_to_thanks(phone, live_server):
             page.keyboard.press("Enter")
     expect_step(page, 3)
 
-    # Steps 3 to 7: the first answer of the first question, then Next.
-    for number, first in ((3, "#P1-0"), (4, "#F1-0"), (5, "#W1-0"), (6, "#H1"), (7, "#R1-0")):
+    # Steps 3 to 7: the first answer of each section's first question, reached by Next
+    # (a screen may end one section and begin the next).
+    def next_by_keys():
+        tab_to(page, "button[value=next]")
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        page.wait_for_load_state("load")
+
+    for first in ("#P1-0", "#F1-0", "#W1-0", "#H1", "#R1-0", "#S1-0"):
+        while not page.locator(first).count():
+            next_by_keys()
+        if first == "#S1-0":
+            break
         tab_to(page, first)
         if first == "#H1":
             page.keyboard.type(HOPE_TEXT)
         else:
             page.keyboard.press("Space")
-        tab_to(page, "button[value=next]")
-        with page.expect_navigation():
-            page.keyboard.press("Enter")
-        while f"/step/{number}" in page.url:  # the step's further screens, if any
-            page.wait_for_load_state("load")
-            tab_to(page, "button[value=next]")
-            with page.expect_navigation():
-                page.keyboard.press("Enter")
-        expect_step(page, number + 1)
 
     tab_to(page, "#S1-0")  # Not at all
     page.keyboard.press("Space")

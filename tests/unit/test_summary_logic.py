@@ -526,14 +526,14 @@ OPENER_CASES = [
     ({"F1": ["dont_know"]}, "family_culture", {}, "don't know you take medicine"),
     ({"F1": ["bad_experience"]}, "family_culture", {}, "bad experience with medicine"),
     ({"F2": {"choice": "yes", "text": ""}}, "family_culture", {}, "What would you like me"),
-    ({"F3": ["pressured"]}, "past_treatment_hurt", {}, "pushed or forced"),
+    ({"F3": ["pressured"]}, "past_treatment_hurt", {}, "pressured or forced"),
     ({"F3": ["not_listened"]}, "past_treatment_hurt", {}, "no one listened to you"),
-    ({"W1": ["body_chemistry"]}, "biology_only", {}, "your body or brain chemistry"),
+    ({"W1": ["body_chemistry"]}, "biology_only", {}, "come from chemicals in your body or brain"),
     (
         {"W2": "fixes_chemical", "W3": "out_of_nowhere", "W1": ["dont_know"]},
         "biology_only",
         {},
-        "fixes a chemical problem and that bad feelings mostly come out of nowhere",
+        "balances your brain chemicals and that bad feelings mostly come for no clear reason",
     ),
     (
         {"H2": ["more_expected", "none"]},

@@ -11,6 +11,8 @@ from babel.messages.pofile import read_po
 from patientapp import create_app, i18n
 from patientapp.cli import i18n as i18n_tools
 from patientapp.db import storage
+from patientapp.patient import forms as patient_forms
+from patientapp.questionnaire import model as questionnaire
 from tests.conftest import FULL_ANSWERS, Patient, create_user, finish_visit, login, make_invitation
 
 SHIPPED = ["en", "es", "fr", "pt_BR", "zh_Hans", "vi", "ar"]
@@ -147,7 +149,10 @@ def test_full_journey_in(app, code):
     page = patient.open(invitation.token)
     assert translated(code, "Before your visit") in page_text(page)
     page = patient.post("/welcome", {})
-    assert translated(code, "Step %(n)s of %(total)s") % {"n": 1, "total": 8} in page_text(page)
+    screens = len(patient_forms.pages(questionnaire.default().sections))
+    assert translated(code, "Step %(n)s of %(total)s") % {"n": 1, "total": screens} in page_text(
+        page
+    )
     answers = dict(FULL_ANSWERS)
     answers[1] = {"T1": ["worried"], "T2": "أريد أن أتحدث عن النوم" if code == "ar" else "El sueño"}
     for number in range(1, 9):
@@ -227,7 +232,9 @@ def _pages(app):
         ("thanks", app.test_client(), "/thanks"),
         ("login", app.test_client(), "/staff/login"),
     ]
-    pages += [(f"step{n}", patient.client, f"/step/{n}") for n in range(1, 9)]
+    # Every screen's step (a step whose questions sit on the screen before has none).
+    own = sorted({page.number for page in patient_forms.pages(questionnaire.default().sections)})
+    pages += [(f"step{n}", patient.client, f"/step/{n}") for n in own]
     pages += [
         (name, staff, url)
         for name, url in [
@@ -303,3 +310,25 @@ def test_safety_declined_never_reads_refused():
     for lang, refused in (("fr", "refus"), ("vi", "từ chối"), ("zh_Hans", "拒")):
         assert refused not in _catalog(lang).get(message).string.lower()
     assert "التعوّد" not in _catalog("ar").get("Becoming dependent on it").string
+
+
+@pytest.mark.parametrize("code", ["ar", "vi", "zh_Hans"])
+def test_each_catalog_chooses_plural_forms_as_its_language_does(code):
+    """The catalog's Plural-Forms rule is the language's own (CLDR, via Babel): an old
+    Arabic header sent 11-99 to the form for 100 and up ("15 يوم" for "15 days").
+    (Spanish, French and Portuguese keep gettext's two forms: CLDR's third is for whole
+    millions, which no count here reaches.)"""
+    import gettext
+    from pathlib import Path
+
+    from babel.messages.plurals import get_plural
+    from babel.messages.pofile import read_po
+
+    path = Path(i18n.__file__).resolve().parents[1] / "translations" / code / "LC_MESSAGES"
+    with open(path / "messages.po", "rb") as handle:
+        catalog = read_po(handle, locale=code)
+    rule = get_plural(code)
+    assert catalog.num_plurals == rule.num_plurals
+    ours, theirs = gettext.c2py(catalog.plural_expr), gettext.c2py(rule.plural_expr)
+    for n in range(1001):
+        assert ours(n) == theirs(n), (code, n)

@@ -23,6 +23,9 @@ from tests.conftest import create_user, csrf_from, login, make_invitation, setup
 
 KB = 1024
 BUDGET_RAW = 30 * KB
+# The review lists every answer with its own "In person" control and the line that says
+# only the topic will be shown (25 rows): 34 KB raw; compressed it stays within 10 KB.
+BUDGET_RAW_REVIEW = 34 * KB
 BUDGET_GZIP = 10 * KB  # each file compressed on its own, level 6
 BUDGET_WIRE = 14 * KB  # the page's own response as sent with Accept-Encoding: gzip
 
@@ -144,9 +147,9 @@ def test_every_patient_page_stays_within_its_weight_budget(weighed):
         f"{language} {name}": (raw, zipped)
         for language, pages in weighed.items()
         for name, (raw, zipped, *_) in pages.items()
-        if raw > BUDGET_RAW or zipped > BUDGET_GZIP
+        if raw > (BUDGET_RAW_REVIEW if name == "review" else BUDGET_RAW) or zipped > BUDGET_GZIP
     }
-    assert not over, f"over {BUDGET_RAW // KB} KB raw or {BUDGET_GZIP // KB} KB gzipped: {over}"
+    assert not over, f"over the raw budget or {BUDGET_GZIP // KB} KB gzipped: {over}"
     assert set(weighed) == set(languages())
     assert {"review", "safety", "thanks", "closed", "welcome", "step 2 screen 1"} <= set(
         weighed["ar"]

@@ -38,15 +38,15 @@ def test_a_draft_comes_back_in_the_boxes_on_a_reload(patient, invitation):
 def test_a_draft_shows_on_another_device_with_the_same_link(app, patient, invitation):
     patient.start(invitation.token)
     patient.post("/step/1", {"action": "next"})
-    # The medicine list is the step's second screen (M0 comes first).
+    # The medicine list stands alone, the first screen of step 2 (M0 ends step 1's).
     draft(
         patient,
         2,
-        {"M1-0-name": "Sertraline", "M1-2-name": "Lithium", "M2": "mixed", "screen": "2"},
+        {"M1-0-name": "Sertraline", "M1-2-name": "Lithium", "M2": "mixed", "screen": "1"},
     )
     other = Patient(app.test_client())
     other.open(invitation.token)
-    html = other.client.get("/step/2?screen=2").get_data(as_text=True)
+    html = other.client.get("/step/2").get_data(as_text=True)
     assert input_value(html, "M1-0-name") == "Sertraline"
     assert input_value(html, "M1-2-name") == "Lithium"  # its row is shown too
 

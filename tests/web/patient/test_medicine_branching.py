@@ -32,16 +32,20 @@ SHORTS = {i: Q.items[i].short for i in NOT_ASKED}
 MEDICINES, GOING = Q.sections[1], Q.sections[2]
 
 
-def screen_of(section, item_id: str) -> int:
-    return next(
-        n
-        for n, items in enumerate(patient_forms.screens(section), start=1)
-        if any(item.id == item_id for item in items)
-    )
+def url_of(item_id: str, returning: bool = False) -> str:
+    """The address of the screen that asks this question (screens are the definition's,
+    see patient_forms.pages: M0 ends the first screen, the medicine list stands alone)."""
+    page = patient_forms.page_of(Q, item_id)
+    query = [f"screen={page.screen}"] if page.screen > 1 else []
+    query += ["return=review"] if returning else []
+    return f"/step/{page.number}" + ("?" + "&".join(query) if query else "")
 
 
-M6_SCREEN = screen_of(MEDICINES, "M6")
-P2_SCREEN = screen_of(GOING, "P2")
+def full(url: str) -> str:
+    return url if "?" in url else url + "?"
+
+
+M0_URL, M1_URL, M6_URL, P2_URL = (url_of(i) for i in ("M0", "M1", "M6", "P2"))
 
 
 def stored(app, visit_id) -> dict:
@@ -50,21 +54,21 @@ def stored(app, visit_id) -> dict:
 
 
 def on_m0(app) -> tuple[Patient, object]:
-    """A patient on the first screen of step 2, where M0 is asked."""
+    """A patient on the screen where M0 is asked (the last question of the first screen)."""
     invitation = make_invitation(app)
     phone = Patient(app.test_client())
     phone.start(invitation.token)
-    phone.post("/step/1", {"action": "next"})
     return phone, invitation
 
 
 def answer_m0(phone: Patient, value: str | None, returning: bool = False):
-    data = {"action": "next", "screen": "1"}
+    page = patient_forms.page_of(Q, "M0")
+    data = {"action": "next", "screen": str(page.screen)}
     if value is not None:
         data["M0"] = value
     if returning:
         data["return"] = "review"
-    return phone.post("/step/2?return=review" if returning else "/step/2", data)
+    return phone.post(url_of("M0", returning), data)
 
 
 def names_on(html: str) -> set[str]:
@@ -81,44 +85,53 @@ def walk_to_review(phone: Patient, page):
     raise AssertionError("never reached the review")
 
 
+def progress(html: str) -> str:
+    return html.split('id="progress-label">', 1)[1].split("<", 1)[0]
+
+
 # --- the patient's pages ---------------------------------------------------------------
 
 
-def test_m0_stands_alone_on_the_first_screen_of_step_2(app):
+def test_m0_ends_its_screen_and_asks_before_the_medicine_list(app):
     phone, _invitation = on_m0(app)
-    html = phone.client.get("/step/2").get_data(as_text=True)
-    assert "Step 2 of 8" in html
+    html = phone.client.get(M0_URL).get_data(as_text=True)
     assert "Are you taking any medicine for your mental health right now?" in html
-    assert names_on(html) == {"M0"}
-    assert [i.id for i in patient_forms.screens(MEDICINES)[0]] == ["M0"]
-    assert all("M0" not in [i.id for i in s] for s in patient_forms.screens(MEDICINES)[1:])
+    assert "M0" in names_on(html) and not set(NOT_ASKED) & names_on(html)
+    shown = patient_forms.shown_pages(Q)
+    m0 = patient_forms.page_of(Q, "M0")
+    assert m0.items[-1].id == "M0"
+    assert [i.id for i in shown[shown.index(m0) + 1].items] == ["M1"]
 
 
 def test_no_passes_over_the_medicine_questions_both_ways(app):
     phone, invitation = on_m0(app)
+    yes_count = len(patient_forms.shown_pages(Q))
     page = answer_m0(phone, "no")
     # The next page is not the medicine list: straight to what else helps (M6).
-    assert page.request.full_path == f"/step/2?screen={M6_SCREEN}"
+    assert page.request.full_path == full(M6_URL)
     html = page.get_data(as_text=True)
-    assert names_on(html) == {"M6"} and "Step 2 of 8" in html
-    page = phone.post(page.request.full_path, {"action": "next", "screen": str(M6_SCREEN)})
-    # Step 3 opens on P2 and P3: P1 stood on a screen of its own.
-    assert page.request.full_path == f"/step/3?screen={P2_SCREEN}"
+    assert names_on(html) == {"M6"}
+    # The progress counts the screens this patient sees: fewer without the medicine ones.
+    count = len(patient_forms.shown_pages(Q, frozenset(NOT_ASKED)))
+    assert count < yes_count and progress(html).endswith(f" {count}")
+    page = phone.post(page.request.full_path, {"action": "next", "screen": "3"})
+    # Then P2 (P1 is not asked).
+    assert page.request.full_path == full(P2_URL)
     html = page.get_data(as_text=True)
-    assert names_on(html) == {"P2", "P3"} and "Step 3 of 8" in html
+    assert "P2" in names_on(html) and "P1" not in names_on(html)
     assert "Many people change how they take their medicines" not in html
     # Back passes over them too, screen by screen, to M0.
-    page = phone.post(page.request.full_path, {"action": "back", "screen": str(P2_SCREEN)})
-    assert page.request.full_path == f"/step/2?screen={M6_SCREEN}"
-    page = phone.post(page.request.full_path, {"action": "back", "screen": str(M6_SCREEN)})
-    assert page.request.path == "/step/2" and "screen" not in page.request.args
-    assert names_on(page.get_data(as_text=True)) == {"M0"}
+    p2 = patient_forms.page_of(Q, "P2")
+    page = phone.post(page.request.full_path, {"action": "back", "screen": str(p2.screen)})
+    assert page.request.full_path == full(M6_URL)
+    m6 = patient_forms.page_of(Q, "M6")
+    page = phone.post(page.request.full_path, {"action": "back", "screen": str(m6.screen)})
+    assert page.request.full_path == full(M0_URL)
+    assert "M0" in names_on(page.get_data(as_text=True))
     # A link to a screen with nothing left to ask goes on to the next that has.
-    for screen in range(2, M6_SCREEN):
-        page = phone.client.get(f"/step/2?screen={screen}", follow_redirects=True)
-        assert page.request.full_path == f"/step/2?screen={M6_SCREEN}"
-    page = phone.client.get("/step/3", follow_redirects=True)
-    assert page.request.full_path == f"/step/3?screen={P2_SCREEN}"
+    m1 = patient_forms.page_of(Q, "M1")
+    page = phone.client.get(url_of("M1"), follow_redirects=True)
+    assert page.request.full_path == full(M6_URL), m1
     assert stored(app, invitation.visit_id) == {"M0": "no"}
 
 
@@ -139,7 +152,7 @@ def test_the_review_lists_no_medicine_question_and_says_they_were_not_asked(app)
 def test_yes_not_sure_or_a_skip_ask_everything(app, value):
     phone, invitation = on_m0(app)
     page = answer_m0(phone, value)
-    assert page.request.full_path == "/step/2?screen=2"  # the medicine list
+    assert page.request.full_path == full(M1_URL)  # the medicine list
     assert 'name="M1-0-name"' in page.get_data(as_text=True)
     seen: set[str] = set()
     while page.request.path != "/review":
@@ -157,17 +170,20 @@ def test_changing_no_back_to_yes_asks_them_again(app):
     phone, invitation = on_m0(app)
     walk_to_review(phone, answer_m0(phone, "no"))
     page = phone.post("/review", {"action": "edit-2"})
-    assert page.request.path == "/step/2" and names_on(page.get_data(as_text=True)) == {"M0"}
+    # Step 2's first question, M0, is asked on the first screen: the edit link goes there.
+    assert page.request.full_path == full(url_of("M0", returning=True))
+    assert "M0" in names_on(page.get_data(as_text=True))
     page = answer_m0(phone, "yes", returning=True)
-    assert page.request.full_path == "/step/2?screen=2&return=review"
+    m1 = patient_forms.page_of(Q, "M1")
+    assert page.request.full_path == full(url_of("M1", returning=True))
     assert 'name="M1-0-name"' in page.get_data(as_text=True)
     page = phone.post(
         page.request.full_path,
-        {"action": "next", "screen": "2", "return": "review", "M1-0-name": "Lithium"},
+        {"action": "next", "screen": str(m1.screen), "return": "review", "M1-0-name": "Lithium"},
     )
-    assert page.request.full_path == "/step/2?screen=3&return=review"
+    assert page.request.full_path == full(url_of("M2", returning=True))
     assert {"M2", "M3"} <= names_on(page.get_data(as_text=True))
-    page = phone.client.get("/step/3")
+    page = phone.client.get(url_of("P1"))
     assert 'name="P1"' in page.get_data(as_text=True)
     review = phone.client.get("/review").get_data(as_text=True)
     assert "were not asked" not in review and "Lithium" in review
@@ -183,8 +199,9 @@ def test_no_clears_medicine_answers_saved_before(app):
         phone.post(f"/step/{number}", {"action": "next", **data})
     before = stored(app, invitation.visit_id)
     assert set(NOT_ASKED) <= set(before)
-    page = phone.post("/step/2", {"action": "back", "screen": "1", "M0": "no"})
-    assert page.request.path == "/step/1"
+    m0 = patient_forms.page_of(Q, "M0")
+    page = phone.post(M0_URL, {"action": "next", "screen": str(m0.screen), "M0": "no"})
+    assert page.request.full_path == full(M6_URL)
     after = stored(app, invitation.visit_id)
     assert not set(NOT_ASKED) & set(after)
     assert after["M0"] == "no" and after["M6"] == before["M6"] and after["P2"] == before["P2"]
@@ -193,6 +210,7 @@ def test_no_clears_medicine_answers_saved_before(app):
 def test_a_whole_step_posted_with_no_keeps_no_medicine_answer(app):
     """A POST of the whole step (no screen number) with M0 "no" saves none of M1-M5."""
     phone, invitation = on_m0(app)
+    phone.post("/step/1", {"action": "next"})
     phone.post("/step/2", {"action": "next", **FULL_ANSWERS[2], "M0": "no"})
     answers = stored(app, invitation.visit_id)
     assert answers == {"M0": "no", "M6": ["people", "movement"]}
@@ -205,16 +223,17 @@ def test_one_visits_branching_never_shows_in_anothers_page(app):
     walk_to_review(phone_no, answer_m0(phone_no, "no"))
     phone_yes, _ = on_m0(app)
     walk_to_review(phone_yes, answer_m0(phone_yes, "yes"))
-    both = screen_of(MEDICINES, "M5")
     for _round in range(2):  # the second round comes from the kept skeletons
-        no = phone_no.client.get(f"/step/2?screen={M6_SCREEN}").get_data(as_text=True)
-        yes = phone_yes.client.get(f"/step/2?screen={both}").get_data(as_text=True)
+        no = phone_no.client.get(M6_URL).get_data(as_text=True)
+        yes = phone_yes.client.get(M6_URL).get_data(as_text=True)
         assert names_on(no) == {"M6"}
-        assert {"M4", "M5"} <= names_on(yes)
-        going_no = phone_no.client.get(f"/step/3?screen={P2_SCREEN}").get_data(as_text=True)
-        going_yes = phone_yes.client.get("/step/3").get_data(as_text=True)
-        assert names_on(going_no) == {"P2", "P3"} and names_on(going_yes) == {"P1"}
-    # The last screen of step 2 keeps its Next for both.
+        assert {"M5", "M6"} <= names_on(yes)
+        going_no = phone_no.client.get(url_of("P1"), follow_redirects=True).get_data(as_text=True)
+        going_yes = phone_yes.client.get(url_of("P1")).get_data(as_text=True)
+        assert "P1" not in names_on(going_no) and "P2" in names_on(going_no)
+        assert "P1" in names_on(going_yes)
+        # Each sees the progress of its own screens.
+        assert progress(no) != progress(yes)
     assert ">Next</button>" in no
 
 
@@ -222,32 +241,32 @@ def test_the_kept_skeleton_is_keyed_by_what_the_screen_asks(app):
     """A screen that loses only some questions, or becomes the last one, to a visit's
     answers gets a skeleton of its own: nothing of one visit's branching shows in
     another's page."""
-    both = screen_of(MEDICINES, "M5")
+    both = patient_forms.page_of(Q, "M5")
+    assert both.number == 2
 
     def page(hidden: frozenset, returning: bool = False) -> str:
         return patient_forms.render_step_page(
             MEDICINES,
             number=2,
             total=8,
-            screen=both,
+            screen=both.screen,
             returning=returning,
             rows=1,
-            data={"M4": 7},
+            data={"M6": ["people"]},
             token="t",
             idle_seconds=60,
             hidden=hidden,
+            back_to_review=returning,
         )
 
-    with app.test_request_context(f"/step/2?screen={both}"):
-        full, without_m4, again = page(frozenset()), page(frozenset({"M4"})), page(frozenset())
-        assert {"M4", "M5"} <= names_on(full) and full == again
-        assert "M4" not in names_on(without_m4) and "M5" in names_on(without_m4)
+    with app.test_request_context(f"/step/2?screen={both.screen}"):
+        whole, without_m5, again = page(frozenset()), page(frozenset({"M5"})), page(frozenset())
+        assert {"M5", "M6"} <= names_on(whole) and whole == again
+        assert "M5" not in names_on(without_m5) and "M6" in names_on(without_m5)
         # From the review, the screen that is last for this visit goes back to it.
-        last_here = page(frozenset({"M6"}), returning=True)
-        not_last = page(frozenset(), returning=True)
+        last_here = page(frozenset(), returning=True)
         assert 'value="next" class="primary">Back to review<' in last_here
-        assert 'value="next" class="primary">Next<' in not_last
-        assert len(app.extensions[patient_forms.SKELETON_CACHE]) == 4
+        assert len(app.extensions[patient_forms.SKELETON_CACHE]) == 3
 
 
 # --- the summary, the text export, FHIR and CSV -------------------------------------------
@@ -507,7 +526,7 @@ def test_every_language_says_not_asked_in_its_own_words(app, psychiatrist, code)
     phone, _ = on_m0(app)
     walk_to_review(phone, answer_m0(phone, "no"))
     review = page_text(phone.client.get(f"/review?lang={code}"))
-    step = page_text(phone.client.get(f"/step/2?lang={code}"))
+    step = page_text(phone.client.get(full(M0_URL) + f"&lang={code}"))
     summary_page = page_text(
         psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary?lang={code}")
     )

@@ -20,22 +20,30 @@ def stored_answers(app, visit_id):
         db.close()
 
 
-def test_the_medicine_list_stands_on_a_screen_of_its_own():
-    medicines = questionnaire.default().sections[1]
-    screens = patient_forms.screens(medicines)
-    # M0 decides whether the rest is asked, so it ends its screen: saved before they show.
-    assert [item.id for item in screens[0]] == ["M0"]
-    assert [item.id for item in screens[1]] == ["M1"]
-    assert [i.id for s in screens[2:] for i in s] == [i.id for i in medicines.items[2:]]
+def test_the_medicine_list_stands_on_a_screen_of_its_own_after_m0():
+    q = questionnaire.default()
+    pages = patient_forms.pages(q.sections)
+    ids = [[item.id for item in page.items] for page in pages]
+    # M0 decides whether the medicine questions are asked, so it ends its screen (saved
+    # before they show); the list stands alone; the safety question too.
+    m0 = next(n for n, page in enumerate(ids) if "M0" in page)
+    assert ids[m0][-1] == "M0" and ids[m0 + 1] == ["M1"]
+    assert ["S1"] in ids
 
 
-def test_every_screen_of_the_shipped_questionnaire_fits_its_share():
-    for section in questionnaire.default().sections:
-        screens = patient_forms.screens(section)
-        assert [i for s in screens for i in s] == list(section.items)  # order kept
-        for screen in screens:
-            rows = sum(patient_forms.screen_rows(item) for item in screen)
-            assert rows <= patient_forms.SCREEN_ROWS or len(screen) == 1, (section.id, rows)
+def test_screens_cross_sections_and_fit_their_share():
+    q = questionnaire.default()
+    pages = patient_forms.pages(q.sections)
+    assert [i.id for p in pages for i in p.items] == q.item_ids  # every question, in order
+    assert len(pages) < sum(len(patient_forms.screens(s)) or 1 for s in q.sections) + 1
+    crossing = [p for p in pages if len({q.items[i.id].section_id for i in p.items}) > 1]
+    assert crossing  # fewer, fuller screens: a screen may end a section and begin the next
+    for page in pages:
+        rows = sum(patient_forms.screen_rows(item) for item in page.items)
+        rows += patient_forms.HEADING_ROWS * (
+            len({q.items[i.id].section_id for i in page.items}) - 1
+        )
+        assert rows <= patient_forms.SCREEN_ROWS or len(page.items) == 1, (page, rows)
 
 
 def _definition(items):
@@ -91,31 +99,37 @@ def _to_step_2(patient, invitation):
     patient.post("/step/1", {"action": "next"})
 
 
-def test_next_and_back_move_screen_by_screen(app, patient, invitation):
-    _to_step_2(patient, invitation)
-    last = len(patient_forms.screens(questionnaire.default().sections[1]))
-    assert last >= 4
-    page = patient.post("/step/2", {"action": "next", "screen": "1", "M0": "yes"})
-    assert page.request.full_path == "/step/2?screen=2"
-    page = patient.post(
-        "/step/2?screen=2", {"action": "next", "screen": "2", "M1-0-name": "Lithium"}
+def _url(item_id: str, returning: bool = False) -> str:
+    page = patient_forms.page_of(questionnaire.default(), item_id)
+    query = ([f"screen={page.screen}"] if page.screen > 1 else []) + (
+        ["return=review"] if returning else []
     )
-    assert page.request.full_path == "/step/2?screen=3"
+    return f"/step/{page.number}" + ("?" + "&".join(query) if query else "")
+
+
+def _screen(item_id: str) -> str:
+    return str(patient_forms.page_of(questionnaire.default(), item_id).screen)
+
+
+def test_next_and_back_move_screen_by_screen(app, patient, invitation):
+    patient.start(invitation.token)
+    page = patient.post("/step/1", {"action": "next", "screen": _screen("M0"), "M0": "yes"})
+    assert page.request.full_path.rstrip("?") == _url("M1")
+    page = patient.post(
+        _url("M1"), {"action": "next", "screen": _screen("M1"), "M1-0-name": "Lithium"}
+    )
+    assert page.request.full_path.rstrip("?") == _url("M2")
     html = page.get_data(as_text=True)
     assert 'name="M2"' in html and 'name="M1-0-name"' not in html
-    assert 'name="screen" value="3"' in html
-    page = patient.post("/step/2?screen=3", {"action": "next", "screen": "3", "M2": "mixed"})
-    assert page.request.full_path == "/step/2?screen=4"
-    for screen in range(4, last + 1):
-        page = patient.post(f"/step/2?screen={screen}", {"action": "next", "screen": screen})
-    assert page.request.path == "/step/3"
-    # Back from step 3 lands on the last screen of step 2, then screen by screen.
-    page = patient.post("/step/3", {"action": "back"})
-    assert page.request.full_path == f"/step/2?screen={last}"
-    for screen in range(last, 3, -1):
-        page = patient.post(f"/step/2?screen={screen}", {"action": "back", "screen": screen})
-        assert page.request.full_path == f"/step/2?screen={screen - 1}"
+    assert f'name="screen" value="{_screen("M2")}"' in html
+    page = patient.post(_url("M2"), {"action": "next", "screen": _screen("M2"), "M2": "mixed"})
+    assert page.request.full_path.rstrip("?") == _url("M5")
+    # Back, screen by screen, to the medicine list.
+    page = patient.post(_url("M5"), {"action": "back", "screen": _screen("M5")})
+    assert page.request.full_path.rstrip("?") == _url("M2")
     assert checked(page.get_data(as_text=True), "M2") == ["mixed"]
+    page = patient.post(_url("M2"), {"action": "back", "screen": _screen("M2"), "M2": "mixed"})
+    assert page.request.full_path.rstrip("?") == _url("M1")
     answers = stored_answers(app, invitation.visit_id)
     # Each screen saved only its own questions.
     assert answers["M1"] == [{"name": "Lithium", "feeling": None}] and answers["M2"] == "mixed"
@@ -123,8 +137,8 @@ def test_next_and_back_move_screen_by_screen(app, patient, invitation):
 
 def test_a_screen_saves_only_its_own_questions(app, patient, invitation):
     _to_step_2(patient, invitation)
-    patient.post("/step/2?screen=3", {"action": "next", "screen": "3", "M2": "mixed"})
-    patient.post("/step/2?screen=2", {"action": "next", "screen": "2", "M1-0-name": "Lithium"})
+    patient.post(_url("M2"), {"action": "next", "screen": _screen("M2"), "M2": "mixed"})
+    patient.post(_url("M1"), {"action": "next", "screen": _screen("M1"), "M1-0-name": "Lithium"})
     assert stored_answers(app, invitation.visit_id)["M2"] == "mixed"
 
 
@@ -132,15 +146,28 @@ def test_a_screen_saves_only_its_own_questions(app, patient, invitation):
 def test_a_screen_that_does_not_exist_shows_the_first(patient, invitation, asked):
     _to_step_2(patient, invitation)
     html = patient.client.get(f"/step/2?screen={asked}").get_data(as_text=True)
-    assert 'name="screen" value="1"' in html and 'name="M0"' in html
+    assert 'name="screen" value="1"' in html and 'name="M1-0-name"' in html
+
+
+def test_a_step_whose_questions_sit_on_an_earlier_screen_opens_that_screen(patient, invitation):
+    patient.start(invitation.token)
+    for number in range(1, 9):
+        patient.post(f"/step/{number}", {"action": "next"})
+    q = questionnaire.default()
+    for number, section in enumerate(q.sections, start=1):
+        if patient_forms.screens(section):
+            continue
+        page = patient.client.get(f"/step/{number}", follow_redirects=True)
+        assert page.request.full_path.rstrip("?") == _url(section.items[0].id)
+        assert f'name="{section.items[0].id}"' in page.get_data(as_text=True)
 
 
 def test_add_another_medicine_stays_on_its_screen_and_adds_one_row(patient, invitation):
     _to_step_2(patient, invitation)
     page = patient.post(
-        "/step/2?screen=2", {"action": "add", "screen": "2", "M1-0-name": "Lithium"}
+        _url("M1"), {"action": "add", "screen": _screen("M1"), "M1-0-name": "Lithium"}
     )
-    assert page.request.path == "/step/2" and page.request.args["screen"] == "2"
+    assert page.request.full_path.split("#")[0].rstrip("?") == _url("M1")
     html = page.get_data(as_text=True)
     assert 'name="M1-1-name"' in html and 'name="M1-2-name"' not in html
 
@@ -149,20 +176,25 @@ def test_from_review_each_screen_offers_the_way_back(patient, invitation):
     patient.start(invitation.token)
     for number in range(1, 9):
         patient.post(f"/step/{number}", {"action": "next"})
+    # "Change" on the medicines: the screen of their first question, M0 (step 1's).
     page = patient.post("/review", {"action": "edit-2", "in_person": []})
     html = page.get_data(as_text=True)
-    assert 'name="screen" value="1"' in html and 'value="review"' in html
+    assert page.request.full_path == _url("M0", returning=True)
+    assert 'name="M0"' in html and 'value="review"' in html
+    assert ">Next</button>" in html  # the medicines go on after this screen
     page = patient.post(
-        "/step/2?return=review", {"action": "next", "screen": "1", "return": "review"}
+        _url("M0", True), {"action": "next", "screen": _screen("M0"), "return": "review"}
     )
-    assert page.request.full_path == "/step/2?screen=2&return=review"
+    assert page.request.full_path == _url("M1", returning=True)
     page = patient.post(
-        "/step/2?screen=2&return=review",
-        {"action": "review", "screen": "2", "return": "review"},
+        _url("M1", True), {"action": "review", "screen": _screen("M1"), "return": "review"}
     )
     assert page.request.path == "/review"
     # Back on a later screen goes to the screen before, keeping the way back to review.
     page = patient.post(
-        "/step/2?screen=2&return=review", {"action": "back", "screen": "2", "return": "review"}
+        _url("M1", True), {"action": "back", "screen": _screen("M1"), "return": "review"}
     )
-    assert page.request.full_path == "/step/2?return=review"
+    assert page.request.full_path == _url("M0", returning=True)
+    # The last screen holding the medicines goes back to the review.
+    page = patient.client.get(_url("M6", returning=True))
+    assert 'class="primary">Back to review<' in page.get_data(as_text=True)
