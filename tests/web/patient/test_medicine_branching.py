@@ -26,6 +26,7 @@ from tests.helpers.fhir_check import check_response
 from tests.web.staff.test_staff import summary_in_text, summary_on_page
 
 NOT_ASKED = ("M1", "M2", "M3", "M4", "M5", "P1")
+NOT_ASKED_SET = frozenset(NOT_ASKED)
 NOTE = "not asked: not taking medicine"
 Q = questionnaire.default()
 SHORTS = {i: Q.items[i].short for i in NOT_ASKED}
@@ -542,3 +543,17 @@ def test_every_language_says_not_asked_in_its_own_words(app, psychiatrist, code)
         for msgid in msgids:
             assert " ".join(translated(code, msgid).split()) in " ".join(text.split()), msgid
             assert msgid not in text
+
+
+def test_a_kept_skeleton_never_shows_another_visits_progress(app):
+    """The first screen asks the same questions of every visit, but its progress counts
+    the screens this visit meets: one screen fewer once M0 is "no"."""
+    phone_no, _ = on_m0(app)
+    answer_m0(phone_no, "no")
+    phone_yes, _ = on_m0(app)
+    answer_m0(phone_yes, "yes")
+    for _round in range(2):  # the second round comes from the kept skeletons
+        no = phone_no.client.get(M0_URL).get_data(as_text=True)
+        yes = phone_yes.client.get(M0_URL).get_data(as_text=True)
+        assert progress(no) == f"Step 1 of {len(patient_forms.shown_pages(Q, NOT_ASKED_SET))}"
+        assert progress(yes) == f"Step 1 of {len(patient_forms.shown_pages(Q))}"
