@@ -725,14 +725,24 @@ def visit_by_code_hash(db: Database, code_hash: str) -> Visit | None:
     return _visit(db, "SELECT * FROM visits WHERE code_hash = ?", (code_hash,))
 
 
-def set_started(db: Database, visit_id: int, *, language: str, version: str, now: datetime) -> None:
+def set_started(
+    db: Database,
+    visit_id: int,
+    *,
+    language: str,
+    version: str,
+    now: datetime,
+    first: str | None = None,
+) -> None:
+    """In progress from step 1; `first`: the last question of the first screen, shown now
+    unless a further one was shown before."""
     db.execute(
         """UPDATE visits SET status = 'in_progress', answer_language = ?,
                questionnaire_version = ?, started_at = COALESCE(started_at, ?),
                last_activity_at = ?, current_step = MAX(current_step, 1),
-               furthest_step = MAX(furthest_step, 1)
+               furthest_step = MAX(furthest_step, 1), reached_item = COALESCE(reached_item, ?)
            WHERE id = ?""",
-        (language, version, _ts(now), _ts(now), visit_id),
+        (language, version, _ts(now), _ts(now), first, visit_id),
     )
 
 
@@ -773,12 +783,15 @@ def set_step(
     next_step: int,
     now: datetime,
     safety: str | None,
+    reached: str | None = None,
 ) -> None:
-    """Move the patient from step to next_step; a safety outcome replaces the last one."""
+    """Move the patient from step to next_step; a safety outcome replaces the last one;
+    `reached`, when given, is the last question of the furthest screen now shown."""
     db.execute(
         """UPDATE visits SET current_step = ?, furthest_step = MAX(furthest_step, ?, ?),
-               last_activity_at = ?, safety = COALESCE(?, safety) WHERE id = ?""",
-        (next_step, step, next_step, _ts(now), safety, visit_id),
+               last_activity_at = ?, safety = COALESCE(?, safety),
+               reached_item = COALESCE(?, reached_item) WHERE id = ?""",
+        (next_step, step, next_step, _ts(now), safety, reached, visit_id),
     )
 
 
@@ -1171,6 +1184,14 @@ def m102_health_probe(db: Database) -> None:
         "CREATE TABLE health_probe (id INTEGER PRIMARY KEY CHECK (id = 1), beats INTEGER NOT NULL)"
     )
     db.execute("INSERT INTO health_probe (id, beats) VALUES (1, 0)")
+
+
+@migrations()
+def m103_reached_item(db: Database) -> None:
+    # Issue 24 (CONTENT.md v3, "reached is per screen"): the last question of the furthest
+    # screen the patient was shown. Items after it are "not reached", never "skipped",
+    # even within a section already begun; a visit from before reads by section.
+    db.execute("ALTER TABLE visits ADD COLUMN reached_item TEXT")
 
 
 def probe(db: Database, timeout_ms: int) -> None:

@@ -67,6 +67,7 @@ class Visit:
     safety: str | None = None  # "endorsed", "not_endorsed", "declined", or not asked yet
     current_step: int = 0
     furthest_step: int = 0
+    reached_item: str | None = None  # the last question of the furthest screen shown
     created_by: int | None = None
     created_at: datetime
     started_at: datetime | None = None

@@ -264,13 +264,15 @@ def cancel(db, visit_id: int, now: datetime) -> bool:
     return True
 
 
-def start(db, visit_id: int, *, language: str, version: str, now: datetime) -> bool:
-    """The patient presses Start (or continues): the visit is in progress from step 1.
-    False when it is no longer open."""
+def start(
+    db, visit_id: int, *, language: str, version: str, now: datetime, first: str | None = None
+) -> bool:
+    """The patient presses Start (or continues): the visit is in progress from step 1,
+    whose screen ends with question `first`. False when it is no longer open."""
     with storage.write(db):
         if not allows(storage.get_visit(db, visit_id), Change.START):
             return False
-        storage.set_started(db, visit_id, language=language, version=version, now=now)
+        storage.set_started(db, visit_id, language=language, version=version, now=now, first=first)
     return True
 
 
@@ -295,27 +297,43 @@ def save_step(
     now: datetime,
     language: str = "",
     definition: Questionnaire | None = None,
+    shown: str | None = None,
 ) -> bool:
     """Store one section's values (None removes an answer) and move the patient on.
+    `shown`: the last question of the screen the patient is sent to (the review: the
+    last of all), kept when it lies further than any screen shown before.
 
     A section with the safety question records its outcome on the visit, and a worrying
     answer opens an alert for the staff board. An answer that leaves items unasked (M0
     "no") removes their answers too, so what is stored is what was asked. Returns False,
     storing nothing, when the visit no longer takes answers.
     """
-    values = with_not_asked_removed(values, definition or default())
+    definition = definition or default()
+    values = with_not_asked_removed(values, definition)
     safety = safety_outcome(values)
     with storage.write(db):
-        if not _takes_answers(storage.get_visit(db, visit_id)):
+        visit = storage.get_visit(db, visit_id)
+        if not _takes_answers(visit):
             return False
         storage.save_answers(db, visit_id, values, now=now, language=language)
         storage.delete_drafts(db, visit_id, step)
-        storage.set_step(db, visit_id, step=step, next_step=next_step, now=now, safety=safety)
+        reached = further(definition, visit.reached_item, shown)
+        storage.set_step(
+            db, visit_id, step=step, next_step=next_step, now=now, safety=safety, reached=reached
+        )
         if safety is not None:
             _remember_safety_answer(db, visit_id, values, now)
         if safety == "endorsed":
             storage.raise_alert(db, visit_id, now)
     return True
+
+
+def further(definition: Questionnaire, kept: str | None, shown: str | None) -> str | None:
+    """Of two questions, the one later in the questionnaire (the furthest shown); None
+    when neither is one of its questions."""
+    order = {item_id: n for n, item_id in enumerate(definition.item_ids)}
+    known = [i for i in (kept, shown) if i in order]
+    return max(known, key=order.__getitem__) if known else None
 
 
 def with_not_asked_removed(values: Mapping[str, object], definition: Questionnaire) -> dict:

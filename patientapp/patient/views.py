@@ -382,12 +382,14 @@ def welcome():
     }
     if form.validate_on_submit():
         errors.keep_page("patient/welcome.html", **page)
+        q = questionnaire.default()
         visits.start(
             get_db(),
             visit.id,
             language=str(get_locale()),
-            version=questionnaire.default().version,
+            version=q.version,
             now=now(),
+            first=patient_forms.pages(q.sections)[0].items[-1].id,
         )
         visit = storage.get_visit(get_db(), visit.id)
         return redirect(_resume_target(visit))
@@ -442,6 +444,19 @@ def _step_url(number: int, screen: int = 1, returning: bool = False, **extra) ->
     if returning:
         extra["return"] = "review"
     return url_for("patient.step", number=number, **extra)
+
+
+def _last_shown(q, place: navigation.Place) -> str | None:
+    """The last question of the screen a move shows (the review and the safety page come
+    after every question): what the summary counts as reached."""
+    if place.page in (navigation.REVIEW, navigation.SAFETY):
+        return q.item_ids[-1]
+    if place.page != navigation.STEP:
+        return None
+    for page in patient_forms.pages(q.sections):
+        if (page.number, page.screen) == (place.number, place.screen) and page.items:
+            return page.items[-1].id
+    return None
 
 
 def _back_to_review(number: int, screen: int | None, hidden: frozenset[str]) -> bool:
@@ -598,6 +613,7 @@ def _save_step(at: _Screen):
         next_step=move.resume_at,
         now=now(),
         language=written_in,
+        shown=_last_shown(q, move.to),
     )
     return redirect(_url(move.to)) if saved else _session_needed()
 

@@ -754,16 +754,14 @@ def check_references(questionnaire: Questionnaire) -> list[str]:
 
 
 def skipped_items(
-    answers: Mapping, reached_section_ids: Collection[str], questionnaire: Questionnaire
+    answers: Mapping, reached_item_ids: Collection[str], questionnaire: Questionnaire
 ) -> list[str]:
-    """Ids of unanswered items in sections the patient reached, in questionnaire order.
+    """Ids of unanswered items the patient was shown, in questionnaire order.
 
-    Items in sections never reached are not "skipped": the patient did not see them.
+    Items on a screen never reached are not "skipped": the patient did not see them.
     """
     return [
-        item.id
-        for section in questionnaire.sections
-        if section.id in reached_section_ids
-        for item in section.items
-        if not is_answered(answers.get(item.id))
+        item_id
+        for item_id in questionnaire.item_ids
+        if item_id in reached_item_ids and not is_answered(answers.get(item_id))
     ]

@@ -454,10 +454,11 @@ def _safety_history_lines(history: list[SafetyAnswer], questionnaire: Questionna
     return lines
 
 
-def _safety(visit: Visit, answers: dict, history: list[SafetyAnswer], reached: list[str]) -> str:
+def _safety(visit: Visit, answers: dict, history: list[SafetyAnswer], reached: bool) -> str:
+    """The banner's state; `reached`: whether the safety question was shown."""
     if summary.ever_worrying([h.value for h in history]):
         return "endorsed"
-    return visit.safety or summary.safety_status(answers, "safety" in reached)
+    return visit.safety or summary.safety_status(answers, reached)
 
 
 def _banner_answer(
@@ -499,8 +500,15 @@ def minutes_taken(visit: Visit) -> int | None:
     return max(1, round(spent.total_seconds() / 60))
 
 
-def _reached_sections(visit: Visit, questionnaire: Questionnaire) -> list[str]:
-    return [s.id for s in questionnaire.sections[: max(visit.furthest_step, 0)]]
+def _reached(visit: Visit, questionnaire: Questionnaire) -> set[str]:
+    """The questions the patient was shown (v3: per screen): every one up to the last
+    question of the furthest screen shown. A visit from before that was kept reads by
+    section: every question of the sections up to its furthest step."""
+    ids = questionnaire.item_ids
+    if visit.reached_item in questionnaire.items:
+        return set(ids[: ids.index(visit.reached_item) + 1])
+    sections = questionnaire.sections[: max(visit.furthest_step, 0)]
+    return {item.id for section in sections for item in section.items}
 
 
 @dataclass
@@ -512,7 +520,7 @@ class _Body:
     visible: dict
     held: set[str]
     hidden: dict[str, str]
-    reached: list[str]
+    reached: set[str]  # the questions shown (_reached)
     asked: set[str]
     languages: dict[str, str]
     written_in: str
@@ -528,7 +536,7 @@ class _Body:
             return str(IN_PERSON_NOTE)
         if any(i in self.hidden for i in item_ids):
             return str(NOT_ASKED_NOTE)
-        if any(self.q.items[i].section_id not in self.reached for i in item_ids):
+        if any(i not in self.reached for i in item_ids):
             return str(NOT_REACHED_NOTE)
         return ""
 
@@ -586,7 +594,7 @@ def build(
         visible={k: v for k, v in answers.items() if k not in held and k not in hidden},
         held=held,
         hidden=hidden,
-        reached=_reached_sections(visit, q),
+        reached=_reached(visit, q),
         # Items added after the version this visit was answered under were never asked:
         # they are left out entirely, neither skipped nor "not reached". (An answer shows
         # in any case: a visit begun before an upgrade is answered on the new screens.)
@@ -630,7 +638,7 @@ def build(
         language=language_name(written_in),
         minutes=minutes_taken(visit),
         status=visit.status,
-        safety=_safety(visit, answers, history, body.reached),
+        safety=_safety(visit, answers, history, q.layout.safety in body.reached),
         safety_answer=banner_answer,
         safety_answer_time=banner_time,
         safety_headline=_safety_headline(banner_answer, banner_time),

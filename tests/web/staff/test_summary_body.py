@@ -42,10 +42,14 @@ def test_skipped_items_are_left_out_of_the_body_and_named_in_the_footer(app, psy
     assert "Skipped: Stopped a medicine on their own before" in text
 
 
-def test_items_in_sections_never_reached_read_not_reached(app, psychiatrist):
+def test_a_visit_kept_from_before_reads_not_reached_by_section(app, psychiatrist):
+    """Before the furthest screen was kept (reached_item), a visit reads by section."""
     invitation = finish_visit(app)
     with closing(storage.connect(app.config["DATABASE"])) as db:
-        db.execute("UPDATE visits SET furthest_step = 4 WHERE id = ?", (invitation.visit_id,))
+        db.execute(
+            "UPDATE visits SET furthest_step = 4, reached_item = NULL WHERE id = ?",
+            (invitation.visit_id,),
+        )
         db.execute(
             "DELETE FROM answers WHERE visit_id = ? AND item_id IN ('W1', 'W2', 'H1', 'H2')",
             (invitation.visit_id,),
@@ -59,6 +63,60 @@ def test_items_in_sections_never_reached_read_not_reached(app, psychiatrist):
     assert "- What the medicine does: not reached" in text
     footer = [line for line in text.splitlines() if line.startswith("Skipped:")]
     assert not any("What causes their difficulties" in line for line in footer)
+
+
+def test_questions_on_a_screen_never_shown_are_not_reached_even_in_a_begun_section(
+    app, psychiatrist
+):
+    """v3, reached is per screen: the furthest screen shown ended with M4 (the pages keep
+    its last question, visits.save_step), so M2-M4 were seen and, left empty, skipped;
+    M5 and M6 share the medicines section but were never on a screen: not reached."""
+    from patientapp.questionnaire import model as questionnaire
+
+    q = questionnaire.default()
+    invitation = finish_visit(app)
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        db.execute(
+            "UPDATE visits SET furthest_step = 2, reached_item = 'M4' WHERE id = ?",
+            (invitation.visit_id,),
+        )
+        db.execute(
+            "DELETE FROM answers WHERE visit_id = ? AND item_id IN ('M2', 'M3', 'M4', 'M5', 'M6')",
+            (invitation.visit_id,),
+        )
+        db.conn.commit()
+    page, text = summary(psychiatrist, invitation.visit_id)
+    body = rows(page)
+    assert body[q.items["M5"].short] == "not reached"
+    assert body[q.items["M6"].short] == "not reached"
+    skipped = next(line for line in text.splitlines() if line.startswith("Skipped:"))
+    assert q.items["M2"].short in skipped and q.items["M3"].short in skipped
+    assert q.items["M5"].short not in skipped and q.items["M6"].short not in skipped
+
+
+def test_the_pages_keep_the_last_question_of_the_furthest_screen_shown(app, patient):
+    """Each move keeps the last question of the screen it shows, never going back: the
+    first screen on Start, the medicine list's after Next, still that after Back."""
+    from patientapp.patient import forms as patient_forms
+    from patientapp.questionnaire import model as questionnaire
+    from tests.conftest import make_invitation
+
+    q = questionnaire.default()
+    invitation = make_invitation(app)
+
+    def kept() -> str | None:
+        with closing(storage.connect(app.config["DATABASE"])) as db:
+            return storage.get_visit(db, invitation.visit_id).reached_item
+
+    patient.start(invitation.token)
+    assert kept() == patient_forms.pages(q.sections)[0].items[-1].id  # M0
+    patient.post("/step/1", {"action": "next", "screen": "1", "M0": "yes"})
+    assert kept() == "M1"
+    m1 = patient_forms.page_of(q, "M1")
+    patient.post(f"/step/{m1.number}", {"action": "next", "screen": str(m1.screen)})
+    assert kept() == patient_forms.page_of(q, "M2").items[-1].id
+    patient.post(f"/step/{m1.number}", {"action": "back", "screen": str(m1.screen)})
+    assert kept() == patient_forms.page_of(q, "M2").items[-1].id  # Back never lowers it
 
 
 NEW_IN_V2 = ("M6", "P3", "W3", "R4", "R5")
@@ -77,7 +135,8 @@ def test_a_visit_answered_under_2026_1_never_shows_the_new_items(app, psychiatri
     invitation = finish_visit(app)
     with closing(storage.connect(app.config["DATABASE"])) as db:
         db.execute(
-            "UPDATE visits SET questionnaire_version = '2026.1', furthest_step = 6 WHERE id = ?",
+            "UPDATE visits SET questionnaire_version = '2026.1', furthest_step = 6, "
+            "reached_item = NULL WHERE id = ?",
             (invitation.visit_id,),
         )
         db.execute(
