@@ -93,12 +93,17 @@
     try {
       article.classList.remove("fit-small");
       // The largest type from 11 pt down to 8 pt that keeps one sheet with every text
-      // whole; only at 8 pt are texts shortened, and below it the last resort.
+      // whole, each section whole in its column first (never continued headless), then
+      // letting sections continue; only at 8 pt are texts shortened, and below it the
+      // last resort.
       var size = null, cap = longest;
       show(longest);
-      for (var i = 0; i < SIZES.length && size === null; i++) {
-        article.style.setProperty("--print-pt", SIZES[i] + "pt");
-        if (fits()) size = SIZES[i];
+      for (var keep = 1; keep >= 0 && size === null; keep--) {
+        article.classList.toggle("keep-sections", keep === 1);
+        for (var i = 0; i < SIZES.length && size === null; i++) {
+          article.style.setProperty("--print-pt", SIZES[i] + "pt");
+          if (fits()) size = SIZES[i];
+        }
       }
       if (size === null) {
         size = 8;

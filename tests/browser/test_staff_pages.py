@@ -675,11 +675,18 @@ SIZES = (11, 10.5, 10, 9.5, 9, 8.5, 8)
 SPARE_JS = """() => {
     const MM = 96 / 25.4, sheet = document.getElementById('print-css');
     const media = sheet.media, root = document.documentElement.style;
-    sheet.media = 'all'; root.width = ((210 - 18) * MM) + 'px';
-    const top = document.documentElement.getBoundingClientRect().top;
-    const bottom = document.querySelector('main').getBoundingClientRect().bottom - top;
+    sheet.media = 'all';
+    let spare = Infinity, split = 0;
+    for (const [width, height] of [[215.9, 279.4], [210, 297]]) {  // Letter, A4
+        root.width = ((width - 18) * MM) + 'px';
+        const top = document.documentElement.getBoundingClientRect().top;
+        const bottom = document.querySelector('main').getBoundingClientRect().bottom - top;
+        spare = Math.min(spare, (height - 16) * MM - bottom);
+        split = Math.max(split, [...document.querySelectorAll('.blocks section')]
+            .filter(s => s.getClientRects().length > 1).length);
+    }
     sheet.media = media; root.width = '';
-    return (279.4 - 16) * MM - bottom;
+    return {spare, split};
 }"""
 
 
@@ -707,6 +714,11 @@ def test_print_type_is_the_largest_that_keeps_one_sheet(desks, live_server, maxi
             size = float(page.locator("article.summary").get_attribute("data-print-pt"))
             sizes[lang][name] = size
             assert 8 <= size <= 11 or (size == 7.4 and cut), (lang, name, size)
+            # A typical page keeps every section whole in its column: none continues
+            # headless in the next (the fullest may need to).
+            kept = "keep-sections" in page.locator("article.summary").get_attribute("class")
+            if name == "typical":
+                assert kept and page.evaluate(SPARE_JS)["split"] == 0, (lang, "split")
             for paper in ("Letter", "A4"):
                 assert count_pdf_pages(page.pdf(format=paper)) == 1, (lang, name, paper)
             if size < 11 and cut == 0:
@@ -716,9 +728,9 @@ def test_print_type_is_the_largest_that_keeps_one_sheet(desks, live_server, maxi
                     ".style.setProperty('--print-pt', pt + 'pt')",
                     larger,
                 )
-                # summary.js's own measure (print.css on, A4's printable width, Letter's
-                # printable height less its 10 px of slack) says one size more overflows.
-                spare = page.evaluate(SPARE_JS)
+                # summary.js's own measure (print.css on, each paper's printable width
+                # and height less its 10 px of slack) says one size more overflows.
+                spare = page.evaluate(SPARE_JS)["spare"]
                 assert spare < 10, f"[{lang}] {name} would fit at {larger} pt: {spare:.0f} px"
     lines = [f"{'language':<9} {'typical':>8} {'fullest':>8}"]
     lines += [
