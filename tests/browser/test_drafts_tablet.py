@@ -120,6 +120,9 @@ def test_at_the_idle_limit_the_page_closes_and_the_text_is_a_draft(
     page.goto(f"{invitation.link}?lang={language}")
     page.locator("main form button.primary").tap()
     expect(page).to_have_url(re.compile(r"/step/1$"))
+    # The deferred scripts listen only once the page has loaded (text typed before is
+    # never sent; found by CI on a loaded machine, as wait_for_draft says).
+    wait_until_complete(page)
     page.locator("#T2").tap()
     page.keyboard.type(TYPED)  # no pause: the draft goes when the page is left
     with page.expect_response(lambda r: r.url.endswith("/draft")):
