@@ -29,8 +29,10 @@ from patientapp.web.context import clinic_settings
 
 # How much of a phone screen a question takes, in rows of about 54 CSS px at 360 px (one
 # choice, a little less when its label is short enough to share a row). A screen holds
-# about 25 rows below its heading and above its buttons; SCREEN_ROWS leaves room for
-# longer translations and the 320 px phone.
+# about 25 rows between its heading and its buttons (the language switcher folded into
+# one line); SCREEN_ROWS leaves room for longer translations and the 320 px phone: the
+# tallest screen with every answer filled measures 1,869 px (pt_BR, 320 px) of the 1,900
+# px the browser test allows (bench/screens.py).
 SCREEN_ROWS = 24.0
 QUESTION_ROWS = 2.0  # the question's own words, its help line and its box
 SKIP_ROWS = 1.2  # "Prefer not to say", set apart
@@ -209,7 +211,8 @@ def shown_screens(section: Section, hidden: frozenset[str] = frozenset()) -> tup
     """The numbers of the section's screens this visit sees: a screen whose every item is
     unasked (the medicine list, when not taking medicine) is passed over by Next, Back
     and the links. Numbers stay those of the whole section, so a link keeps its screen.
-    A section always keeps a screen (the definition never hides all of one)."""
+    A section with screens of its own keeps one (the definition never hides all of one);
+    a section whose questions all sit on an earlier section's screens has none."""
     own = screens(section)
     if not own:
         return ()  # every question sits on an earlier section's screens

@@ -114,8 +114,7 @@ def _add_row(post: _Post) -> Move:
     anchor = f"{med.id}-{len(post.new_answers.get(med.id) or [])}-name" if med else None
     # A POST of the whole section adds its row on the medicine list's own screen.
     if post.screen is None and med is not None:
-        page = next(p for p in patient_forms.pages(post.q.sections) if med in p.items)
-        return post.to(page, anchor)
+        return post.to(patient_forms.page_of(post.q, med.id), anchor)
     return post.here(post.screen or 1, anchor)
 
 

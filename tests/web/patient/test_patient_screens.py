@@ -198,3 +198,27 @@ def test_from_review_each_screen_offers_the_way_back(patient, invitation):
     # The last screen holding the medicines goes back to the review.
     page = patient.client.get(_url("M6", returning=True))
     assert 'class="primary">Back to review<' in page.get_data(as_text=True)
+
+
+def test_a_section_that_begins_part_way_down_a_screen_shows_its_title_there(patient, invitation):
+    """A screen may end one section and begin the next: the next one's title stands just
+    before its first question, and the page's own heading is the section it starts in."""
+    q = questionnaire.default()
+    patient.start(invitation.token)
+    for number in range(1, 9):
+        patient.post(f"/step/{number}", {"action": "next"})
+    crossing = [
+        page
+        for page in patient_forms.pages(q.sections)
+        if len({q.items[i.id].section_id for i in page.items}) > 1
+    ]
+    assert crossing
+    for page in crossing:
+        url = f"/step/{page.number}" + (f"?screen={page.screen}" if page.screen > 1 else "")
+        html = patient.client.get(url).get_data(as_text=True)
+        first = next(i for i in page.items if q.items[i.id].section_id != page.items[0].section_id)
+        title = next(s.title for s in q.sections if s.id == first.section_id)
+        heading = f'<h2 class="section-start">{title}</h2>'
+        assert heading in html, url
+        assert html.index(heading) < html.index(f'name="{first.id}'), url
+        assert f"<h1>{q.sections[page.number - 1].title}</h1>" in html
