@@ -107,6 +107,8 @@ def _screens() -> list[tuple[str, dict]]:
     fields = {key: value for form in FORM_ANSWERS.values() for key, value in form.items()}
     screens = []
     for page in patient_forms.pages(questionnaire.default().sections):
+        if page.items and page.items[0].instrument:
+            continue  # a standard measure: these visits include none (ask nothing more)
         ids = {item.id for item in page.items}
         path = f"/step/{page.number}" + (f"?screen={page.screen}" if page.screen > 1 else "")
         form = {k: v for k, v in fields.items() if FIELD_RE.match(k).group(1) in ids}

@@ -196,8 +196,26 @@ def main() -> int:
         path = write(walks)
         print(f"written: {path.relative_to(REPO_ROOT)}")
     print(table(minutes_rows(walks)))
+    print()
+    print(measure_table())
     print(f"({time.monotonic() - started:.0f} s)")
     return 0
+
+
+def measure_table() -> str:
+    """What each standard measure adds to the promise, by the same model, from its
+    official text (questionnaire/timing.py): only where it has one."""
+    from patientapp.questionnaire import model
+
+    lines = ["standard measures, added minutes (modelled from the official text):"]
+    for instrument in model.default().instruments:
+        screens = timing.measure_screens(instrument)
+        for language in instrument.wordings:
+            added = timing.measure_minutes(instrument, language, screens)
+            lines.append(
+                f"  {instrument.name:<6} {language:<7} {screens} screens  +{added:.2f} min"
+            )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

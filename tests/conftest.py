@@ -165,7 +165,7 @@ def input_value(html: str, name: str) -> str | None:
     return tag.get("value")
 
 
-def make_invitation(app, patient_ref="A-1001", when=None, language=""):
+def make_invitation(app, patient_ref="A-1001", when=None, language="", measures=()):
     with app.app_context():
         return visits.create(
             get_db(),
@@ -176,17 +176,20 @@ def make_invitation(app, patient_ref="A-1001", when=None, language=""):
             extra_days=0,
             created_by=None,
             now=app.config["CLOCK"](),
+            measures=measures,
         )
 
 
-def progress_of(item_id: str, hidden=frozenset()) -> str:
+def progress_of(item_id: str, hidden=frozenset(), measures=()) -> str:
     """The progress line of the screen asking this question ("Step 3 of 12"): screens
-    are counted as the patient meets them (patient_forms.pages)."""
+    are counted as the patient meets them (patient_forms.pages), for a visit asking the
+    standard ``measures``."""
     from patientapp.patient import forms as patient_forms
     from patientapp.questionnaire import model as questionnaire
 
     q = questionnaire.default()
-    shown = patient_forms.shown_pages(q, frozenset(hidden))
+    unoffered = frozenset(q.not_asked({}, measures))
+    shown = patient_forms.shown_pages(q, frozenset(hidden) | unoffered)
     return f"Step {shown.index(patient_forms.page_of(q, item_id)) + 1} of {len(shown)}"
 
 
@@ -302,7 +305,7 @@ def finish_visit(app, answers=None, ref="A-1001", in_person=(), language=""):
     invitation = make_invitation(app, patient_ref=ref, language=language)
     patient = Patient(app.test_client())
     patient.start(invitation.token)
-    for number in range(1, 9):
+    for number in range(1, 11):
         patient.post(
             f"/step/{number}", {"action": "next", **(answers or FULL_ANSWERS).get(number, {})}
         )

@@ -148,6 +148,13 @@ class SettingsForm(FlaskForm):
         render_kw={"rows": 3, "dir": "auto"},
     )
     languages = MultiCheckboxField(_l("Languages offered to patients"))
+    measures = MultiCheckboxField(
+        _l("Standard measures on new invitations"),
+        description=_l(
+            "Ticked here, they are ticked on every new invitation; staff can untick them "
+            "for one patient. Each is asked only in languages with an official translation."
+        ),
+    )
     invite_extra_days = WholeNumberField(
         _l("Extra days an invitation works after the appointment day"),
         0,

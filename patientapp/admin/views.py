@@ -70,6 +70,7 @@ from patientapp.web.context import (
     clinic_zone,
     crisis_texts,
     get_db,
+    measure_choices,
     now,
 )
 
@@ -257,6 +258,7 @@ def _current_values() -> dict:
     values = {key: clinic_settings()[key] for key in FORM_SETTINGS}
     chosen = [code for code in values["languages"] or () if code in _offered()]
     values["languages"] = chosen or _offered()
+    values["measures"] = [m for m, _ in measure_choices() if m in (values["measures"] or ())]
     values["crisis_texts"] = crisis_texts()
     values[staffed_hours.SETTING] = staffed_hours.to_setting(
         staffed_hours.schedule_from(clinic_settings())
@@ -278,6 +280,7 @@ def _typed_values(form: SettingsForm) -> dict:
     offered = _offered()
     values = {key: form[key].data for key in FORM_SETTINGS}
     values["languages"] = [code for code in offered if code in form.languages.data]
+    values["measures"] = [m for m, _ in measure_choices() if m in (form.measures.data or ())]
     # Texts for languages no longer offered stay, ready if the language comes back.
     texts = {code: text for code, text in crisis_texts().items() if code not in offered}
     for code in offered:
@@ -307,6 +310,7 @@ def _settings_form() -> SettingsForm:
         form_class() if request.method == "POST" else form_class(data=_form_data(_current_values()))
     )
     form.languages.choices = [SelectChoice(code, language_name(code)) for code in _offered()]
+    form.measures.choices = measure_choices()
     return form
 
 

@@ -12,10 +12,10 @@
   ``_count``, in the order of the visits' change sequence; the ``next`` link carries
   ``_cursor``, the last sequence number read (keyset paging), so a visit that changes
   while an engine pages comes again at the end and none is skipped.
-- ``Observation`` (each saved safety value), ``Flag`` (the safety alert) and
-  ``DocumentReference`` (the one page as text): read by id and searched over
-  ``_lastUpdated`` and ``_count`` the same way, paged by the same change sequence (a
-  visit's resources are never split over two pages).
+- ``Observation`` (each saved safety value, and each standard measure's total: PHQ-9,
+  GAD-7), ``Flag`` (the safety alert) and ``DocumentReference`` (the one page as text):
+  read by id and searched over ``_lastUpdated`` and ``_count`` the same way, paged by the
+  same change sequence (a visit's resources are never split over two pages).
 
 Only sent visits (submitted or reviewed) leave. A token given the in-progress scope on the
 Integrations page also reads visits not sent (in progress, or cancelled before sending),
@@ -442,7 +442,7 @@ class Derived:
     one visit's resources are made."""
 
     kind: str
-    having: str | None
+    having: str | tuple[str, ...] | None
     action: str
     make: Callable[[Visit], list[dict]]
     documentation: str
@@ -465,13 +465,19 @@ def _documents(visit: Visit) -> list[dict]:
 DERIVED = {
     "Observation": Derived(
         "Observation",
-        "safety_answers",
+        ("safety_answers", "measure_totals"),
         "fhir_observation_read",
         _observations,
         "One per saved value of the safety question (PHQ-9 item 9, LOINC 44260-8), the "
         "whole history: effectiveDateTime when it was saved, valueCodeableConcept the LOINC "
         "answer (or dataAbsentReason asked-declined for a skip), interpretation POS or NEG, "
-        "derivedFrom the visit's QuestionnaireResponse. id: <visit UUID>-safety-<n>.",
+        "derivedFrom the visit's QuestionnaireResponse. id: <visit UUID>-safety-<n>. "
+        "And one per standard measure the visit offered whose answers give a total "
+        "(PHQ-9 total LOINC 44261-6, GAD-7 total LOINC 70274-6): effectiveDateTime when "
+        "the visit was sent, valueInteger the total, interpretation.text its band "
+        "(minimal, mild, moderate, moderately severe, severe), derivedFrom the visit's "
+        "QuestionnaireResponse; a skipped or held item leaves no total (a held answer's "
+        "value is never used). id: <visit UUID>-<phq9|gad7>-total.",
     ),
     "Flag": Derived(
         "Flag",
@@ -709,7 +715,9 @@ def capability_statement() -> dict:
                         "documentation": (
                             "One per choice list (each item's own answers, "
                             f"{fhir.CODE_SYSTEM_BASE}<item id>); the safety question "
-                            "S1 uses LOINC (44260-8, the PHQ-9 answer list) instead."
+                            "S1 (44260-8, the PHQ-9 answer list) and the items of the "
+                            "standard measures (PHQ-9, GAD-7) use LOINC answer codes "
+                            "instead."
                         ),
                         "interaction": [{"code": "read"}, {"code": "search-type"}],
                         "searchParam": _canonical_params("CodeSystem"),

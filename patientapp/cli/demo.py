@@ -46,6 +46,13 @@ def _slot(moment: datetime, today) -> datetime:
     return rounded
 
 
+def _measured(first: str, rest: str) -> dict:
+    """Answers to every standard measure's own items: the first three `first`, the others
+    `rest` (S1, PHQ-9's item 9, is the visit's own answer)."""
+    items = [i for i in questionnaire.default().items.values() if i.instrument]
+    return {item.id: first if item.id[-1] in "123" else rest for item in items}
+
+
 class _Demo:
     """Writes the demo visits through the same storage calls the patient pages make."""
 
@@ -56,7 +63,12 @@ class _Demo:
         self.questionnaire = questionnaire.default()
 
     def invite(
-        self, ref: str, appointment: datetime, created: datetime, language: str = ""
+        self,
+        ref: str,
+        appointment: datetime,
+        created: datetime,
+        language: str = "",
+        measures: tuple[str, ...] = (),
     ) -> invitations.Invitation:
         return visits.create(
             self.db,
@@ -67,6 +79,7 @@ class _Demo:
             extra_days=self.extra_days,
             created_by=self.desk,
             now=created,
+            measures=measures,
         )
 
     def answer(
@@ -102,6 +115,7 @@ class _Demo:
         language: str = "en",
         in_person: frozenset = frozenset(),
         day=None,
+        measures: tuple[str, ...] = (),
     ) -> int:
         """A visit answered in full and sent `minutes` after it was started, with its
         appointment on `day` (default today)."""
@@ -109,19 +123,29 @@ class _Demo:
         appointment = _slot(sent + timedelta(minutes=10), day or self.moment.date())
         suggested = "" if language == "en" else language
         visit_id = self.invite(
-            ref, appointment, started - timedelta(minutes=12), suggested
+            ref, appointment, started - timedelta(minutes=12), suggested, measures
         ).visit_id
         self.answer(visit_id, answers, started, minutes, len(self.questionnaire.sections), language)
         visits.submit(self.db, visit_id, set(in_person), sent)
         return visit_id
 
     def follow_up(self) -> list[int]:
-        """A patient seen about four weeks ago, so the summary shows what changed."""
+        """A patient seen about four weeks ago, so the summary shows what changed; both
+        visits with PHQ-9 and GAD-7, so the Measures line shows their trend."""
         sent = self.moment - timedelta(minutes=22)
         before = sent - timedelta(days=28)
-        first = self.submitted("RB-1187", examples.FOLLOW_UP_BEFORE, before, 6, day=before.date())
+        both = ("gad7", "phq9")
+        first = self.submitted(
+            "RB-1187",
+            {**examples.FOLLOW_UP_BEFORE, **_measured("more_than_half", "several_days")},
+            before,
+            8,
+            day=before.date(),
+            measures=both,
+        )
         visits.mark_reviewed(self.db, first, self.doctor, before + timedelta(minutes=25))
-        return [first, self.submitted("RB-1187", examples.FOLLOW_UP_NOW, sent, 8)]
+        now_answers = {**examples.FOLLOW_UP_NOW, **_measured("several_days", "not_at_all")}
+        return [first, self.submitted("RB-1187", now_answers, sent, 11, measures=both)]
 
     def open_visits(self) -> tuple[invitations.Invitation, int]:
         """One invitation not opened yet, one patient on step 3 right now."""
@@ -130,6 +154,7 @@ class _Demo:
             "A-2063",
             _slot(self.moment + timedelta(minutes=60), today),
             self.moment - timedelta(minutes=5),
+            measures=("gad7", "phq9"),
         )
         started = self.moment - timedelta(minutes=3)
         busy = self.invite(

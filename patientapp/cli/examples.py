@@ -68,7 +68,7 @@ LOWER_THE_DOSE_FORM = {
         "R4": "no",
         "R5": "feel_better",
     },
-    8: {"S1": "not_at_all"},
+    10: {"S1": "not_at_all"},
 }
 
 

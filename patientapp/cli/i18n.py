@@ -129,6 +129,29 @@ def extract_questionnaire(fileobj, keywords, comment_tags, options):
             yield from _item_messages(item, finder, position)
 
 
+def extract_instrument(fileobj, keywords, comment_tags, options):
+    """Babel extraction method for a standard measure (questionnaire/instruments/*.toml).
+
+    Only our own words are extracted: the patient's section heading (``title``) and each
+    band's label, in the context "severity" (the psychiatrist reads "moderate"). The
+    instrument's questions and answers are never extracted: they are shown only in an
+    official translation named in the file, never translated here.
+    """
+    text = fileobj.read()
+    if isinstance(text, bytes):
+        text = text.decode(options.get("encoding", "utf-8"))
+    finder = _LineFinder(text)
+    data = tomllib.loads(text)
+    name = str(data.get("id", "?"))
+    if isinstance(data.get("title"), str) and data["title"]:
+        yield finder.line_of(data["title"], 0), None, data["title"], [f"{name} section title"]
+    for band in data.get("scoring", {}).get("bands", ()):
+        label = band.get("label")
+        if isinstance(label, str) and label:
+            where = f"{name} band {band.get('low', '?')}-{band.get('high', '?')}"
+            yield finder.line_of(label, 0), "pgettext", ("severity", label), [where]
+
+
 # --- extracting, initialising, updating: Babel's own pybabel commands, in-process ------
 
 

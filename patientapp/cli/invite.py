@@ -10,7 +10,7 @@ from flask.cli import with_appcontext
 from patientapp.cli.common import audit
 from patientapp.db import storage
 from patientapp.domain import invitations, visits
-from patientapp.web.context import base_url, clinic_settings, get_db, now
+from patientapp.web.context import base_url, clinic_settings, get_db, measure_choices, now
 
 
 def _parse_when(value: str | None) -> datetime:
@@ -28,8 +28,17 @@ def _parse_when(value: str | None) -> datetime:
     "--at", "appointment", help="Appointment date and time, YYYY-MM-DD HH:MM (default: now)."
 )
 @click.option("--language", default="", help="Suggested language code, e.g. es or ar.")
+@click.option(
+    "--measure",
+    "measures",
+    multiple=True,
+    type=click.Choice([m for m, _name in measure_choices()]),
+    help="A standard measure to include (repeat for more); default: the Settings default.",
+)
 @with_appcontext
-def invite_command(patient_ref: str, appointment: str | None, language: str) -> None:
+def invite_command(
+    patient_ref: str, appointment: str | None, language: str, measures: tuple[str, ...]
+) -> None:
     """Create an invitation for PATIENT_REF (a chart number or initials, not a name)
     and print its link and short code."""
     patient_ref = patient_ref.strip()
@@ -46,6 +55,7 @@ def invite_command(patient_ref: str, appointment: str | None, language: str) -> 
             extra_days=int(clinic_settings()["invite_extra_days"]),
             created_by=None,
             now=now(),
+            measures=measures or tuple(clinic_settings()["measures"] or ()),
         )
         audit("invitation_created", invitation.visit_id)
     click.echo(f"Link:    {base_url()}/v/{invitation.token}")
@@ -53,3 +63,10 @@ def invite_command(patient_ref: str, appointment: str | None, language: str) -> 
         f"Code:    {invitations.format_code(invitation.code)}  (enter at {base_url()}/start)"
     )
     click.echo(f"Expires: {invitation.expires_at:%Y-%m-%d %H:%M}")
+    included = [
+        name
+        for m, name in measure_choices()
+        if m in storage.get_visit(db, invitation.visit_id).chosen
+    ]
+    if included:
+        click.echo(f"Standard measures: {', '.join(included)}")

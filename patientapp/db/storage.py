@@ -675,12 +675,13 @@ def create_visit(
     created_by: int | None,
     now: datetime,
     replaces_visit_id: int | None = None,
+    measures: tuple[str, ...] = (),
 ) -> int:
     cursor = db.execute(
         """INSERT INTO visits (patient_ref, appointment_at, psychiatrist_id, suggested_language,
                token_hash, code_hash, expires_at, created_by, created_at, replaces_visit_id,
-               uuid)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               uuid, measures)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         (
             patient_ref,
             _ts(appointment_at),
@@ -693,6 +694,7 @@ def create_visit(
             _ts(now),
             replaces_visit_id,
             str(uuid4()),  # the visit's FHIR id, stable across backup and restore
+            " ".join(measures),
         ),
     )
     return cursor.lastrowid
@@ -733,16 +735,19 @@ def set_started(
     version: str,
     now: datetime,
     first: str | None = None,
+    offered: tuple[str, ...] = (),
 ) -> None:
     """In progress from step 1; `first`: the last question of the first screen, shown now
-    unless a further one was shown before."""
+    unless a further one was shown before; `offered`: the standard measures asked, kept
+    from the first start."""
     db.execute(
         """UPDATE visits SET status = 'in_progress', answer_language = ?,
                questionnaire_version = ?, started_at = COALESCE(started_at, ?),
                last_activity_at = ?, current_step = MAX(current_step, 1),
-               furthest_step = MAX(furthest_step, 1), reached_item = COALESCE(reached_item, ?)
+               furthest_step = MAX(furthest_step, 1), reached_item = COALESCE(reached_item, ?),
+               measures_offered = COALESCE(measures_offered, ?)
            WHERE id = ?""",
-        (language, version, _ts(now), _ts(now), first, visit_id),
+        (language, version, _ts(now), _ts(now), first, " ".join(offered), visit_id),
     )
 
 
@@ -1194,6 +1199,37 @@ def m103_reached_item(db: Database) -> None:
     db.execute("ALTER TABLE visits ADD COLUMN reached_item TEXT")
 
 
+# The sections before the safety question in 2026.3, when the two standard measures came
+# in as sections 8 and 9 just before it (m104).
+SECTIONS_BEFORE_SAFETY_2026_3 = 7
+
+
+@migrations()
+def m104_measures(db: Database) -> None:
+    # Issue 25 (CONTENT.md v3, "Optional validated measures"): the standard measures an
+    # invitation includes (instrument ids, space-separated, as staff chose them), and
+    # those offered once the patient started (NULL before: only the language they start
+    # in decides, once, so a later language switch never unasks what was answered).
+    db.execute("ALTER TABLE visits ADD COLUMN measures TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE visits ADD COLUMN measures_offered TEXT")
+    # GAD-7 and PHQ-9 are now steps 8 and 9, so the safety question is step 10 and the
+    # review 11: a visit on its way keeps its place, and its drafts their step.
+    first = SECTIONS_BEFORE_SAFETY_2026_3 + 1
+    for column in ("current_step", "furthest_step"):
+        db.execute(f"UPDATE visits SET {column} = {column} + 2 WHERE {column} >= ?", (first,))
+    db.execute("UPDATE drafts SET step = step + 2 WHERE step >= ?", (first,))
+    # Each measure total of a sent visit, written when it is sent (its answers no longer
+    # change): what the FHIR Observation search counts and pages by, like safety_answers.
+    db.execute(
+        """CREATE TABLE measure_totals (
+            visit_id INTEGER NOT NULL REFERENCES visits(id) ON DELETE CASCADE,
+            instrument TEXT NOT NULL,
+            total INTEGER NOT NULL,
+            PRIMARY KEY (visit_id, instrument)
+        )"""
+    )
+
+
 def probe(db: Database, timeout_ms: int) -> None:
     """Read and write the database once, waiting at most timeout_ms for the write lock
     (the queue and SQLite's busy timeout alike); raises what SQLite raises."""
@@ -1562,6 +1598,36 @@ def previous_visit(db: Database, visit: Visit) -> Visit | None:
     )
 
 
+def save_measure_totals(db: Database, visit_id: int, totals: dict[str, int]) -> None:
+    """Keep a sent visit's measure totals (instrument id -> total)."""
+    db.execute("DELETE FROM measure_totals WHERE visit_id = ?", (visit_id,))
+    for instrument, total in totals.items():
+        db.execute(
+            "INSERT INTO measure_totals (visit_id, instrument, total) VALUES (?, ?, ?)",
+            (visit_id, instrument, total),
+        )
+
+
+def earlier_visits(db: Database, visit: Visit, limit: int = 5) -> list[Visit]:
+    """The same patient reference's sent visits before this one, newest first (at most
+    ``limit``): the trend of its standard measures. References match as in
+    previous_visit."""
+    return _visits(
+        db,
+        """SELECT * FROM visits
+                     WHERE ref_key(patient_ref) = ref_key(?)
+                       AND id != ?
+                       AND status IN ('submitted', 'reviewed') AND submitted_at < ?
+                       ORDER BY submitted_at DESC LIMIT ?""",
+        (
+            visit.patient_ref,
+            visit.id,
+            _ts(visit.submitted_at) if visit.submitted_at else "9999",
+            limit,
+        ),
+    )
+
+
 # --- in use: a server holds the database open for its lifetime -----------------------------
 #
 # Every process that opens the database through the app (each `serve` process, `flask run`,
@@ -1830,25 +1896,31 @@ def touch_api_token(db: Database, token_id: int, now: datetime) -> None:
 # The rows a visit's other FHIR resources are made of (exports/derived.py): a search for
 # them reads only the visits that have some (an Observation per safety_answers row, a
 # Flag per alerts row).
-EXPORTED_ROWS = ("safety_answers", "alerts")
+EXPORTED_ROWS = ("safety_answers", "alerts", "measure_totals")
+
+
+def _tables(having: str | tuple[str, ...]) -> tuple[str, ...]:
+    tables = (having,) if isinstance(having, str) else tuple(having)
+    if not tables or any(table not in EXPORTED_ROWS for table in tables):
+        raise ValueError(having)
+    return tables
 
 
 def _exported_where(
     statuses: tuple[str, ...],
     ranges: tuple[tuple[int | None, int | None], ...],
-    having: str | None = None,
+    having: str | tuple[str, ...] | None = None,
 ) -> tuple[str, list]:
     """The WHERE of an API search: started visits in these statuses whose change time
     (microseconds) lies in every [low, high) range (None: open), with rows in `having`
-    (one of EXPORTED_ROWS) when given."""
+    (one or more of EXPORTED_ROWS: rows in any of them) when given."""
     where = [
         "started_at IS NOT NULL",
         f"status IN ({', '.join('?' for _ in statuses) or 'NULL'})",
     ]
     if having is not None:
-        if having not in EXPORTED_ROWS:
-            raise ValueError(having)
-        where.append(f"id IN (SELECT visit_id FROM {having})")
+        union = " UNION ".join(f"SELECT visit_id FROM {table}" for table in _tables(having))
+        where.append(f"id IN ({union})")
     params: list = list(statuses)
     for low, high in ranges:
         if low is not None:
@@ -1867,7 +1939,7 @@ def exported_visits(
     ranges: tuple[tuple[int | None, int | None], ...] = (),
     after_seq: int = 0,
     limit: int,
-    having: str | None = None,
+    having: str | tuple[str, ...] | None = None,
 ) -> list[Visit]:
     """Visits for an API search, in change-sequence order after `after_seq` (keyset
     paging: a visit that changes between pages moves behind the cursor, never skips)."""
@@ -1884,14 +1956,21 @@ def count_exported(
     *,
     statuses: tuple[str, ...],
     ranges: tuple[tuple[int | None, int | None], ...] = (),
-    having: str | None = None,
+    having: str | tuple[str, ...] | None = None,
 ) -> int:
-    """How many visits a search matches, or with `having` how many of those rows."""
+    """How many visits a search matches, or with `having` how many of those rows (of
+    every table named)."""
     where, params = _exported_where(statuses, ranges, having)
     if having is not None:
-        sql = f"""SELECT COUNT(*) AS n FROM {having}
-                  WHERE visit_id IN (SELECT id FROM visits WHERE {where})"""
-        return _one(db, sql, params)["n"]
+        return sum(
+            _one(
+                db,
+                f"""SELECT COUNT(*) AS n FROM {table}
+                    WHERE visit_id IN (SELECT id FROM visits WHERE {where})""",
+                params,
+            )["n"]
+            for table in _tables(having)
+        )
     return _one(db, f"SELECT COUNT(*) AS n FROM visits WHERE {where}", params)["n"]
 
 

@@ -210,9 +210,11 @@ def wake() -> None:
 # --- the words ----------------------------------------------------------------------------
 
 
-def _minutes() -> int:
-    """The measured minutes the welcome page promises, in the message's language."""
-    return timing.promised_minutes(str(get_locale()))
+def _minutes(visit) -> int:
+    """The measured minutes the welcome page promises, in the message's language, with
+    the standard measures the invitation includes."""
+    language = str(get_locale())
+    return timing.promised_minutes(language, visits.asked_measures(visit, language))
 
 
 def _paragraphs(parts) -> str:
@@ -254,7 +256,7 @@ def compose(kind: str, channel: str, *, clinic: str, visit: Visit, link: str, st
                 "questions (about %(num)d minute): %(link)s",
                 "%(clinic)s: before your visit on %(day)s at %(time)s, please answer a few "
                 "questions (about %(num)d minutes): %(link)s",
-                _minutes(),
+                _minutes(visit),
                 clinic=clinic,
                 day=format_date(visit.appointment_at, "medium"),
                 time=at,
@@ -270,7 +272,7 @@ def compose(kind: str, channel: str, *, clinic: str, visit: Visit, link: str, st
             "This is a reminder of your visit at %(clinic)s on %(day)s at %(time)s. If you "
             "have not answered the questions before your visit yet, you can do it now. It "
             "takes about %(num)d minutes.",
-            _minutes(),
+            _minutes(visit),
             clinic=clinic,
             day=day,
             time=at,
@@ -284,7 +286,7 @@ def compose(kind: str, channel: str, *, clinic: str, visit: Visit, link: str, st
             "Your visit at %(clinic)s is on %(day)s at %(time)s. Before it, please answer a "
             "few questions about how you feel about your treatment. It takes about %(num)d "
             "minutes, and your answers help your visit focus on what matters to you.",
-            _minutes(),
+            _minutes(visit),
             clinic=clinic,
             day=day,
             time=at,

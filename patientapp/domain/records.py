@@ -68,6 +68,8 @@ class Visit:
     current_step: int = 0
     furthest_step: int = 0
     reached_item: str | None = None  # the last question of the furthest screen shown
+    measures: str = ""  # the standard measures the invitation includes (ids, spaced)
+    measures_offered: str | None = None  # those asked: set at the first start
     created_by: int | None = None
     created_at: datetime
     started_at: datetime | None = None
@@ -111,6 +113,17 @@ class Visit:
     def day(self) -> date:
         """The appointment's day."""
         return self.appointment_at.date()
+
+    @property
+    def chosen(self) -> tuple[str, ...]:
+        """The standard measures staff included in the invitation (PHQ-9, GAD-7)."""
+        return tuple(self.measures.split())
+
+    @property
+    def offered(self) -> tuple[str, ...]:
+        """The standard measures this patient is asked: those included whose official
+        text exists in the language they started in (none before Start)."""
+        return tuple((self.measures_offered or "").split())
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

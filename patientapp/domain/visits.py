@@ -214,9 +214,13 @@ def create(
     created_by: int | None,
     now: datetime,
     replaces_visit_id: int | None = None,
+    measures: tuple[str, ...] = (),
 ) -> Invitation:
     """Invite a patient: a new visit with fresh secrets; the plain token and code exist
-    only in the result."""
+    only in the result. ``measures``: the standard measures it includes (instrument ids;
+    unknown ones are dropped)."""
+    known = [i.id for i in default().instruments]
+    measures = tuple(m for m in known if m in measures)
     token, code = _secrets()
     expires_at = expiry(appointment_at, extra_days)
     with storage.write(db):
@@ -232,6 +236,7 @@ def create(
             created_by=created_by,
             now=now,
             replaces_visit_id=replaces_visit_id,
+            measures=measures,
         )
     return Invitation(visit_id, token, code, expires_at)
 
@@ -268,12 +273,56 @@ def start(
     db, visit_id: int, *, language: str, version: str, now: datetime, first: str | None = None
 ) -> bool:
     """The patient presses Start (or continues): the visit is in progress from step 1,
-    whose screen ends with question `first`. False when it is no longer open."""
+    whose screen ends with question `first`. False when it is no longer open.
+
+    The first Start settles which standard measures are asked: those the invitation
+    includes that have an official text in ``language``. A later language switch never
+    changes them, so nothing answered is ever unasked."""
     with storage.write(db):
-        if not allows(storage.get_visit(db, visit_id), Change.START):
+        visit = storage.get_visit(db, visit_id)
+        if not allows(visit, Change.START):
             return False
-        storage.set_started(db, visit_id, language=language, version=version, now=now, first=first)
+        storage.set_started(
+            db,
+            visit_id,
+            language=language,
+            version=version,
+            now=now,
+            first=first,
+            offered=offered_measures(visit, language),
+        )
     return True
+
+
+def offered_measures(visit: Visit, language: str, definition: Questionnaire | None = None):
+    """The standard measures the invitation includes that may be asked in ``language``."""
+    definition = definition or default()
+    return tuple(
+        i.id for i in definition.instruments if i.id in visit.chosen and i.offered_in(language)
+    )
+
+
+def asked_measures(visit: Visit, language: str, definition: Questionnaire | None = None):
+    """The instruments this patient is (or, before Start, would be) asked: those offered
+    once started, else those included that ``language`` has an official text for."""
+    definition = definition or default()
+    ids = (
+        visit.offered
+        if visit.measures_offered is not None
+        else offered_measures(visit, language, definition)
+    )
+    return tuple(i for i in definition.instruments if i.id in ids)
+
+
+def not_offered(visit: Visit, definition: Questionnaire | None = None):
+    """The measures the invitation included that were not asked, for want of an official
+    text in the language the patient started in (the page says so)."""
+    if visit.measures_offered is None:
+        return ()
+    definition = definition or default()
+    return tuple(
+        i for i in definition.instruments if i.id in visit.chosen and i.id not in visit.offered
+    )
 
 
 def set_language(db, visit_id: int, language: str) -> None:
@@ -309,12 +358,12 @@ def save_step(
     storing nothing, when the visit no longer takes answers.
     """
     definition = definition or default()
-    values = with_not_asked_removed(values, definition)
-    safety = safety_outcome(values)
     with storage.write(db):
         visit = storage.get_visit(db, visit_id)
         if not _takes_answers(visit):
             return False
+        values = with_not_asked_removed(values, definition, visit.offered)
+        safety = safety_outcome(values)
         storage.save_answers(db, visit_id, values, now=now, language=language)
         storage.delete_drafts(db, visit_id, step)
         reached = further(definition, visit.reached_item, shown)
@@ -336,11 +385,18 @@ def further(definition: Questionnaire, kept: str | None, shown: str | None) -> s
     return max(known, key=order.__getitem__) if known else None
 
 
-def with_not_asked_removed(values: Mapping[str, object], definition: Questionnaire) -> dict:
+def with_not_asked_removed(
+    values: Mapping[str, object], definition: Questionnaire, measures=()
+) -> dict:
     """The values to save, with None (removed) for every item their own answers leave
     unasked: M0 saved as "no" removes M1-M5 and P1, whatever was answered before or
-    posted with it. Answers that decide nothing leave the values as they are."""
-    return {**values, **dict.fromkeys(definition.not_asked(values))}
+    posted with it. Answers that decide nothing leave the values as they are, and a
+    measure's items are posted only when the visit offers it (``measures``)."""
+    unasked = definition.not_asked(values, measures)
+    kept = {k: v for k, v in values.items() if k not in unasked}
+    # What an answer hid is removed even when stored before; a measure not offered was
+    # never shown, so whatever a form posts for it is simply dropped.
+    return {**kept, **dict.fromkeys(i for i, why in unasked.items() if why in definition.items)}
 
 
 def _remember_safety_answer(db, visit_id: int, values: Mapping, now: datetime) -> None:
@@ -367,7 +423,22 @@ def submit(db, visit_id: int, in_person: set[str], now: datetime) -> bool:
         storage.set_in_person(db, visit_id, in_person)
         storage.set_submitted(db, visit_id, now)
         storage.delete_drafts(db, visit_id)
+        _keep_measure_totals(db, storage.get_visit(db, visit_id), in_person)
     return True
+
+
+def _keep_measure_totals(db, visit: Visit, in_person: set[str]) -> None:
+    """At sending, each offered measure's total (held answers unused): its answers no
+    longer change, and the FHIR Observation search pages by these rows."""
+    from patientapp.summary import measures  # the summary's scoring, shared
+
+    if not visit.offered:
+        return
+    answers, _held = storage.answers_for(db, visit.id)
+    found = measures.scores(default(), visit.offered, answers, in_person)
+    storage.save_measure_totals(
+        db, visit.id, {s.instrument.id: s.total for s in found if s.total is not None}
+    )
 
 
 def save_draft(db, visit: Visit, step: int, fields: dict[str, list[str]], now: datetime) -> bool:

@@ -1,6 +1,7 @@
 """The CSV export for a clinic's quality review: one row per visit, columns generated from
 the questionnaire definition, each item's columns and cells as its type gives them
-(``ItemType.csv_columns``, ``csv_cells``), then one status column per item.
+(``ItemType.csv_columns``, ``csv_cells``), each standard measure's total and band after
+the last of its items, then one status column per item.
 
 Made for Excel and pandas alike:
 
@@ -20,7 +21,14 @@ Made for Excel and pandas alike:
   psychiatrist); ``skipped``; ``not_asked`` (an earlier answer left it unasked); or
   ``not_sent`` (the visit is not sent, and answers leave only once sent, since the
   patient can still change them or keep them for in person). A patient who typed
-  "in_person" is ``answered``.
+  "in_person" is ``answered``. The items of a standard measure the visit did not offer
+  are ``not_asked``.
+- ``<measure> total`` and ``<measure> band`` (``phq9 total``, ``phq9 band``; GAD-7 alike,
+  after the last of the measure's items: PHQ-9's is S1, its item 9): the total as a whole
+  number and its band in English (``minimal`` ... ``severe``), scored as the one page
+  scores it (``summary.measures``). Empty when there is no total: the measure was not
+  offered, an item was skipped or held (a held answer's value is never used), or the
+  visit is not sent.
 
 A cell a spreadsheet would run as a formula (starting with =, +, -, @, a tab or a carriage
 return) is prefixed with an apostrophe, so a patient's text can never become a formula.
@@ -38,8 +46,10 @@ from flask_babel import force_locale
 from patientapp.domain import visits as visit_rules
 from patientapp.domain.records import Visit
 from patientapp.questionnaire.display import label as choice_label
+from patientapp.questionnaire.instruments import Instrument
 from patientapp.questionnaire.model import Item, Questionnaire
 from patientapp.questionnaire.types import CSV_JOIN
+from patientapp.summary import measures
 
 BOM = "\ufeff"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -65,6 +75,7 @@ VISIT_COLUMNS = (
 # A column named apart from the Visit record's own attribute (the record's "id").
 VISIT_KEYS = {"visit_id": "id"}
 STATUS_SUFFIX = " status"
+TOTAL_SUFFIX, BAND_SUFFIX = " total", " band"
 
 
 def neutralise(value) -> str:
@@ -98,10 +109,29 @@ def _items(definition: Questionnaire) -> list[Item]:
     return [item for section in definition.sections for item in section.items]
 
 
+def _measures_after(definition: Questionnaire) -> dict[str, list[Instrument]]:
+    """Each standard measure by the last of its items in questionnaire order, where its
+    total and band columns follow (PHQ-9's last is S1, asked as its item 9)."""
+    order = [item.id for item in _items(definition)]
+    after: dict[str, list[Instrument]] = {}
+    for instrument in definition.instruments:
+        members = {member.id for member in instrument.items}
+        last = [item_id for item_id in order if item_id in members][-1]
+        after.setdefault(last, []).append(instrument)
+    return after
+
+
+def measure_columns(instrument: Instrument) -> list[str]:
+    return [instrument.id + TOTAL_SUFFIX, instrument.id + BAND_SUFFIX]
+
+
 def header(definition: Questionnaire) -> list[str]:
     names = list(VISIT_COLUMNS)
+    after = _measures_after(definition)
     for item in _items(definition):
         names += columns(item)
+        for instrument in after.get(item.id, ()):
+            names += measure_columns(instrument)
     return names + [item.id + STATUS_SUFFIX for item in _items(definition)]
 
 
@@ -139,10 +169,23 @@ def row(
 ) -> list:
     """One visit's cells, in header order; only what an item's status allows leaves."""
     values = [_visit_cell(visit, name, zone) or "" for name in VISIT_COLUMNS]
-    unasked = definition.not_asked(answers)
+    unasked = definition.not_asked(answers, visit.offered)
     statuses = [status(visit, item, answers, in_person, unasked) for item in _items(definition)]
+    sent = visit_rules.is_sent(visit)
+    scores = {
+        score.instrument.id: score
+        for score in (
+            measures.scores(definition, visit.offered, answers, in_person) if sent else ()
+        )
+    }
+    after = _measures_after(definition)
     for item, said in zip(_items(definition), statuses, strict=True):
         values += cells(item, answers.get(item.id) if said == ANSWERED else None)
+        for instrument in after.get(item.id, ()):
+            score = scores.get(instrument.id)
+            total = score.total if score is not None else None
+            band = score.band.label if score is not None and score.band is not None else ""
+            values += ["", ""] if total is None else [total, band]
     return values + statuses
 
 

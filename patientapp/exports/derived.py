@@ -1,6 +1,7 @@
 """What a record looks for beside a visit's QuestionnaireResponse, read from the database
-(issue 22, parts 7 and 8): one Observation per saved safety value, the safety alert as a
-Flag, and the one-page summary as a DocumentReference. Built by ``fhir``.
+(issue 22, parts 7 and 8): one Observation per saved safety value and one per standard
+measure's total (PHQ-9, GAD-7; CONTENT.md v3), the safety alert as a Flag, and the
+one-page summary as a DocumentReference. Built by ``fhir``.
 
 Only for a sent visit: the callers check (``api``), as for a response's answers. The
 summary is built exactly as the staff summary page builds it (``staff.views._summary``)
@@ -20,6 +21,7 @@ from flask_babel import lazy_gettext as _l
 from patientapp.db import storage
 from patientapp.exports import fhir
 from patientapp.questionnaire import model as questionnaire
+from patientapp.summary import measures
 from patientapp.summary import view as summary_view
 from patientapp.summary.text import plain_text
 
@@ -36,14 +38,27 @@ def _patient(settings: Mapping) -> dict:
     }
 
 
+def _scores(db, visit: Visit) -> list:
+    """The visit's standard measures, scored as the one page scores them: only those it
+    offered, and never with a held answer's value."""
+    if not visit.offered:
+        return []
+    answers, in_person = storage.answers_for(db, visit.id)
+    return measures.scores(questionnaire.default(), visit.offered, answers, in_person)
+
+
 def observations(db, visit: Visit, *, settings: Mapping) -> list[dict]:
-    """The visit's saved safety values, one Observation each, oldest first."""
+    """The visit's saved safety values, one Observation each, oldest first; then the
+    total of each standard measure it offered that has one."""
+    zone = storage.zone_named(settings["time_zone"])
     return fhir.safety_observations(
         visit=visit,
         history=storage.safety_answers(db, visit.id),
         definition=questionnaire.default(),
-        zone=storage.zone_named(settings["time_zone"]),
+        zone=zone,
         **_patient(settings),
+    ) + fhir.measure_observations(
+        visit=visit, scores=_scores(db, visit), zone=zone, **_patient(settings)
     )
 
 
@@ -68,6 +83,7 @@ def summary_text(db, visit: Visit, *, settings: Mapping, language: str) -> str:
         previous_answers, previous_in_person = storage.answers_for(db, previous.id)
     with force_locale(language):
         view = summary_view.build(
+            earlier=summary_view.earlier_answers(db, visit),
             visit=visit,
             answers=answers,
             in_person=in_person,

@@ -1,9 +1,10 @@
 """FHIR R4 out of the app: the Questionnaire generated from the definition (each version a
 stored response names), one QuestionnaireResponse per visit, and beside it what a record
-looks for in standard places: one Observation per saved safety value, a Flag for the
-safety alert, the one-page summary as a DocumentReference; the StructureDefinitions of
-the project's own extensions. (The project's own check of a response against the
-Questionnaire is a test helper: ``tests/helpers/fhir_check.py``.)
+looks for in standard places: one Observation per saved safety value and one per
+standard measure's total (PHQ-9, GAD-7), a Flag for the safety alert, the one-page
+summary as a DocumentReference; the StructureDefinitions of the project's own
+extensions. (The project's own check of a response against the Questionnaire is a test
+helper: ``tests/helpers/fhir_check.py``.)
 
 Everything is built from ``questionnaire.toml`` and the item types: a new item or choice
 appears here with no change. Each item type gives its own shapes (``fhir_question``,
@@ -11,8 +12,17 @@ appears here with no change. Each item type gives its own shapes (``fhir_questio
 a ``yesno_text`` a group of a yes/no choice and a text), put together from the pieces of
 ``Build``; the safety item keeps its whole history as an extension. Answer options are
 codings of one code system per choice list (``code_systems``), keyed by the stable choice
-ids, except where a standard code exists (S1: LOINC, PHQ-9 item 9). A visit not sent goes
-out with status and progress only (``full=False``); answered items carry their text.
+ids, except where a standard code exists (S1: LOINC, PHQ-9 item 9).
+
+A standard measure (``questionnaire.instruments``) is a group coded with its LOINC panel,
+its published stem first; each item carries its LOINC code and the official English text,
+each answer its LOINC answer code with the score as ``ordinalValue``. Its words and their
+translations come only from the instrument's official texts (``wordings``), never from the
+catalogs. Its items are not ``required``: they are asked only when the invitation includes
+the measure, and a response leaves out the items of a measure its visit did not offer.
+
+A visit not sent goes out with status and progress only (``full=False``); answered items
+carry their text.
 
 No Flask request is needed: the callers pass the clinic's settings and zone.
 """
@@ -29,6 +39,7 @@ from flask_babel import force_locale, gettext
 
 from patientapp.domain.records import Alert, SafetyAnswer, Status, Visit
 from patientapp.i18n import LANGUAGES, SOURCE_LANGUAGE
+from patientapp.questionnaire.instruments import Instrument, ScaleAnswer, Score
 from patientapp.questionnaire.model import Item, Questionnaire
 from patientapp.questionnaire.types import TYPES, ItemType
 
@@ -66,6 +77,9 @@ URI_SYSTEM = "urn:ietf:rfc:3986"
 
 HL7 = "http://hl7.org/fhir/StructureDefinition/"
 TRANSLATION = HL7 + "translation"
+# An answer's score (R4: allowed on Questionnaire.item.answerOption and on a Coding; R5
+# renames it itemWeight). LHC-Forms reads it from the answerOption.
+ORDINAL_VALUE = HL7 + "ordinalValue"
 LANGUAGE = HL7 + "language"
 MAX_OCCURS = HL7 + "questionnaire-maxOccurs"
 OPTION_EXCLUSIVE = HL7 + "questionnaire-optionExclusive"
@@ -141,25 +155,88 @@ def _text(english: str, languages, key: str = "text") -> dict:
     return element
 
 
+def _official(measure: Instrument, words, languages, key: str = "text") -> dict:
+    """A standard measure's words (``words(language)`` gives them in one language) with
+    the translations of ``languages`` that have an official text, and no other: a
+    validated instrument is never translated by the catalogs."""
+    source = measure.source_language
+    element = {key: words(source)}
+    found = [
+        {
+            "url": TRANSLATION,
+            "extension": [
+                {"url": "lang", "valueCode": tag(code)},
+                {"url": "content", "valueString": words(code)},
+            ],
+        }
+        for code in languages
+        if code != source and measure.offered_in(code)
+    ]
+    if found:
+        element[f"_{key}"] = {"extension": found}
+    return element
+
+
 def code_system(item_id: str) -> str:
     """The canonical URL of one item's choice list."""
     return f"{CODE_SYSTEM_BASE}{item_id}"
 
 
+def _scale_answer(measure: Instrument | None, choice_id: str) -> ScaleAnswer | None:
+    if measure is None:
+        return None
+    return next((a for a in measure.scale if a.id == choice_id), None)
+
+
+def _standard(item: Item, choice_id: str) -> str | None:
+    """A choice's LOINC answer code, where it has one: S1's (the PHQ answer list), and
+    every answer of a standard measure's item."""
+    standard = ANSWER_CODES.get(item.id, {}).get(choice_id)
+    answer = _scale_answer(item.measure, choice_id)
+    return standard or (answer.code if answer else None)
+
+
 def _code(item: Item, choice_id: str) -> dict:
     """A choice as system and code: the standard code where there is one, else the item's
     own code system."""
-    standard = ANSWER_CODES.get(item.id, {}).get(choice_id)
+    standard = _standard(item, choice_id)
     if standard:
         return {"system": LOINC, "code": standard}
     return {"system": code_system(item.id), "code": choice_id}
 
 
+def _item_code(item: Item) -> list[dict]:
+    """An item's standard code: S1 (PHQ-9 item 9, the LOINC display), and each standard
+    measure's item (its LOINC code, the official English text)."""
+    if item.id in ITEM_CODES:
+        return [dict(ITEM_CODES[item.id])]
+    if item.measure is not None and item.code:
+        english = item.measure.item_text(item.id, item.measure.source_language)
+        return [{"system": LOINC, "code": item.code, "display": english}]
+    return []
+
+
 def _option(item: Item, choice, languages) -> dict:
-    coding = {**_code(item, choice.id), **_text(choice.label, languages, "display")}
-    option = {"valueCoding": coding}
+    """One answer option; a standard measure's carries its score as ordinalValue. (S1,
+    PHQ-9's item 9, keeps its options as they were: with a score, LHC-Forms would show
+    "Not at all - 0" on the safety question, which the patient never sees.)"""
+    if item.measure is not None:
+
+        def words(language):
+            return item.measure.answer_text(choice.id, language)
+
+        label = _official(item.measure, words, languages, "display")
+    else:
+        label = _text(choice.label, languages, "display")
+    option = {"valueCoding": {**_code(item, choice.id), **label}}
+    extensions = []
+    answer = _scale_answer(item.measure, choice.id)
+    if answer is not None:
+        extensions.append({"url": ORDINAL_VALUE, "valueDecimal": answer.score})
     if choice.exclusive:
-        option["extension"] = [{"url": OPTION_EXCLUSIVE, "valueBoolean": True}]
+        extensions.append({"url": OPTION_EXCLUSIVE, "valueBoolean": True})
+    if extensions:
+        option["extension"] = extensions
     return option
 
 
@@ -180,12 +257,18 @@ def _display(link_id: str, english: str, control: str, languages) -> dict:
 
 
 def _choice_item(link_id: str, item: Item, text: str, languages) -> dict:
-    code = {"code": [ITEM_CODES[item.id]]} if item.id in ITEM_CODES else {}
+    code = _item_code(item)
+    if item.measure is not None:  # the official words only
+        words = _official(
+            item.measure, lambda language: item.measure.item_text(item.id, language), languages
+        )
+    else:
+        words = _text(text, languages)
     return {
         "linkId": link_id,
-        **code,
+        **({"code": code} if code else {}),
         "type": "choice",
-        **_text(text, languages),
+        **words,
         "answerOption": [_option(item, c, languages) for c in item.choices],
     }
 
@@ -201,6 +284,18 @@ def _item_type(item: Item) -> ItemType:
 def _question(item: Item, languages) -> dict:
     """One definition item as a Questionnaire item, in its type's shape."""
     return _item_type(item).fhir_question(item, Build(languages))
+
+
+def _measure_group(measure: Instrument, languages) -> tuple[dict, list[dict]]:
+    """A standard measure's section: its LOINC panel code, and its published stem as the
+    group's first item (the line the patient reads above its first question)."""
+    code = {"code": [{"system": LOINC, "code": measure.code.code, "display": measure.code.display}]}
+    stem = {
+        "linkId": f"{measure.id}.stem",
+        "type": "display",
+        **_official(measure, lambda language: measure.wording(language).stem, languages),
+    }
+    return code, [stem]
 
 
 def _enable_when(item: Item, definition: Questionnaire, asked: set[str] | None = None) -> dict:
@@ -259,15 +354,21 @@ def questionnaire_resource(
                 for item in section.items
                 if item.id in asked
             ]
-            if items:  # a group holds at least one item (que-1)
-                sections.append(
-                    {
-                        "linkId": section.id,
-                        "type": "group",
-                        **_text(section.title, others),
-                        "item": items,
-                    }
-                )
+            if not items:  # a group holds at least one item (que-1)
+                continue
+            code, first = {}, []
+            measure = definition.instrument(section.id)
+            if measure is not None:
+                code, first = _measure_group(measure, others)
+            sections.append(
+                {
+                    "linkId": section.id,
+                    **code,
+                    "type": "group",
+                    **_text(section.title, others),
+                    "item": [*first, *items],
+                }
+            )
         _cache[key] = {
             "resourceType": "Questionnaire",
             "id": questionnaire_id(definition, version),
@@ -291,7 +392,7 @@ def code_systems(definition: Questionnaire, languages) -> list[dict]:
     if key not in _cache:
         found = []
         for item in definition.items.values():
-            own = [c for c in item.choices if c.id not in ANSWER_CODES.get(item.id, {})]
+            own = [c for c in item.choices if _standard(item, c.id) is None]
             if not own:
                 continue
             found.append(
@@ -513,8 +614,9 @@ def response_resource(
         return resource
     sections = []
     # Items the patient's own answer left unasked (M0 "no") have no answer, as their
-    # enableWhen says; a page never stores one, and older data is not sent either.
-    not_asked = definition.not_asked(answers)
+    # enableWhen says; a page never stores one, and older data is not sent either. Nor
+    # have the items of a standard measure the visit did not offer.
+    not_asked = definition.not_asked(answers, visit.offered)
     for section in definition.sections:
         items = []
         for item in section.items:
@@ -633,6 +735,77 @@ def safety_observations(
                     }
                 ]
             }
+        resource["derivedFrom"] = [_response_reference(visit)]
+        found.append(resource)
+    return found
+
+
+# --- the standard measures' totals as Observations ------------------------------------------
+
+
+def measure_observation_id(visit: Visit, instrument_id: str) -> str:
+    """A visit's total of one standard measure (``<visit UUID>-phq9-total``)."""
+    return f"{resource_id(visit)}-{instrument_id}-total"
+
+
+def measure_observations(
+    *,
+    visit: Visit,
+    scores: list[Score],
+    zone: tzinfo | None,
+    chart_numbers: bool,
+    chart_system: str = "",
+) -> list[dict]:
+    """One Observation per standard measure the visit offered whose answers give a total
+    (``summary.measures.scores``: a held answer's value is never used, and a skipped or
+    held item leaves no total unless the instrument's published rule prorates it): the
+    LOINC total code (PHQ-9 44261-6, GAD-7 70274-6), the total as valueInteger, its band
+    as the interpretation's text, effective when the visit was sent, derived from the
+    visit's QuestionnaireResponse. Only for a sent visit (the caller's rule)."""
+    patient = patient_reference(visit, chart_numbers, chart_system)
+    sent = timestamp(visit.submitted_at or last_updated(visit) or visit.created_at, zone)
+    found = []
+    for score in scores:
+        if score.total is None:
+            continue
+        measure = score.instrument
+        resource = {
+            "resourceType": "Observation",
+            "id": measure_observation_id(visit, measure.id),
+            "meta": _meta(visit, zone),
+            "status": "final",
+            "category": [
+                {
+                    "coding": [
+                        {"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}
+                    ]
+                }
+            ],
+            "code": {
+                "coding": [
+                    {
+                        "system": LOINC,
+                        "code": measure.total_code.code,
+                        "display": measure.total_code.display,
+                    }
+                ],
+                "text": f"{measure.name} total score",
+            },
+        }
+        if patient is not None:
+            resource["subject"] = patient
+        resource["effectiveDateTime"] = sent
+        resource["issued"] = sent
+        resource["valueInteger"] = score.total
+        if score.band is not None:
+            resource["interpretation"] = [{"text": score.band.label}]
+        if score.prorated:
+            resource["note"] = [
+                {
+                    "text": f"Prorated from {score.answered} of {len(measure.items)} items: "
+                    f"{measure.prorate_source}"
+                }
+            ]
         resource["derivedFrom"] = [_response_reference(visit)]
         found.append(resource)
     return found

@@ -16,7 +16,7 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from html import unescape
 
 from flask import current_app, g, render_template, request
@@ -122,6 +122,8 @@ def pages(sections: tuple[Section, ...]) -> tuple[Page, ...]:
                 or last[1].item_type.has_rows
                 or last[1].decides
                 or (last[0] != number and (section.own_screen or sections[last[0] - 1].own_screen))
+                # A standard measure begins a screen of its own, under its stem.
+                or item.instrument != last[1].instrument
             )
             if fresh:
                 runs.append([])
@@ -158,19 +160,24 @@ def _share_out(items: tuple[Item, ...], starts: frozenset[int] | set[int] = froz
     def load(a: int, b: int) -> float:
         return sum(rows[a:b]) + HEADING_ROWS * sum(1 for n in starts if a < n < b)
 
-    def best(start: int, parts: int) -> tuple[float, list[int]]:
-        """(the fullest screen, where screens start) for items[start:] on `parts` screens."""
+    @cache
+    def best(start: int, parts: int) -> tuple[float, float, tuple[int, ...]]:
+        """(the fullest screen, the lightest, where screens start) for items[start:] on
+        `parts` screens: the fullest as light as can be, then the lightest as full as can
+        be (no lone question beside two full screens)."""
         if parts == 1:
-            return load(start, len(items)), [start]
+            rows_ = load(start, len(items))
+            return rows_, rows_, (start,)
         choices = []
         for cut in range(start + 1, len(items) - parts + 2):
-            rest, starts_ = best(cut, parts - 1)
-            choices.append((max(load(start, cut), rest), [start, *starts_]))
-        return min(choices, key=lambda choice: choice[0])
+            fullest, lightest, starts_ = best(cut, parts - 1)
+            here = load(start, cut)
+            choices.append((max(here, fullest), min(here, lightest), (start, *starts_)))
+        return min(choices, key=lambda choice: (choice[0], -choice[1]))
 
     parts = max(1, math.ceil(sum(rows) / SCREEN_ROWS))
     while True:
-        fullest, cuts = best(0, min(parts, len(items)))
+        fullest, _, cuts = best(0, min(parts, len(items)))
         if fullest <= SCREEN_ROWS or parts >= len(items):
             break
         parts += 1
@@ -216,6 +223,8 @@ def shown_screens(section: Section, hidden: frozenset[str] = frozenset()) -> tup
     own = screens(section)
     if not own:
         return ()  # every question sits on an earlier section's screens
+    if section.items and all(item.id in hidden for item in section.items):
+        return ()  # a standard measure this visit does not offer
     found = tuple(
         number
         for number, items in enumerate(own, start=1)

@@ -377,6 +377,7 @@ def welcome():
         "form": form,
         "started": not visits.awaiting_start(visit),
         "sections": len(q.sections),
+        "measures": visits.asked_measures(visit, str(get_locale()), q),
         "opens_at": _opens_at(),
         "visit_day": None if visit.appointment_at.date() == now().date() else visit.appointment_at,
     }
@@ -484,7 +485,7 @@ def _edit_url(number: int, answers: dict) -> str:
     q = questionnaire.default()
     if not 1 <= number <= len(q.sections):
         return url_for("patient.review")
-    step, screen = _opening_screen(number, frozenset(q.not_asked(answers)))
+    step, screen = _opening_screen(number, frozenset(q.not_asked(answers, g.visit.offered)))
     return _step_url(step, screen, returning=True)
 
 
@@ -533,9 +534,20 @@ def step(number: int):
     if refused is not None:
         return refused
     at = _screen_of(number)
+    if at.section.items and all(item.id in at.hidden for item in at.section.items):
+        return redirect(_url(_first_after(number, at.hidden)))  # a measure not offered
     if request.method == "GET":
         return _show_step(at)
     return _save_step(at)
+
+
+def _first_after(number: int, hidden: frozenset[str]) -> navigation.Place:
+    """The first screen this visit sees after section `number`, or the review."""
+    q = questionnaire.default()
+    later = [p for p in patient_forms.shown_pages(q, hidden) if p.number > number]
+    if later:
+        return navigation.Place(navigation.STEP, later[0].number, later[0].screen)
+    return navigation.Place(navigation.REVIEW)
 
 
 def _step_refused(number: int):
@@ -558,7 +570,7 @@ def _screen_of(number: int) -> _Screen:
     # A GET is filled with the stored answers; a POST is built from what was typed. Both
     # ask only what the saved answers leave asked (M0 "no": no medicine questions).
     answers = storage.answers_for(get_db(), g.visit.id)[0]
-    hidden = frozenset(q.not_asked(answers))
+    hidden = frozenset(q.not_asked(answers, g.visit.offered))
     shown = patient_forms.shown_screens(section, hidden)
     return _Screen(number, section, _screen_number(section), answers, hidden, shown)
 
@@ -602,7 +614,7 @@ def _save_step(at: _Screen):
         # (or "Prefer not to say", which is posted) is a "declined" entry.
         new_answers.pop(visits.SAFETY_ITEM, None)
     q = questionnaire.default()
-    after = frozenset(q.not_asked({**at.answers, **new_answers}))
+    after = frozenset(q.not_asked({**at.answers, **new_answers}, g.visit.offered))
     returning = request.form.get("return") == "review"
     move = navigation.after_save(q, at.number, at.screen, action, new_answers, after, returning)
     saved = visits.save_step(
@@ -722,7 +734,7 @@ def review_rows(answers: dict, in_person: set[str]):
     the answers left unasked (M0 "no") are not listed: their section says they were not
     asked."""
     q = questionnaire.default()
-    hidden = q.not_asked(answers)
+    hidden = q.not_asked(answers, g.visit.offered)
     rows = []
     for number, section in enumerate(q.sections, start=1):
         items = [
@@ -736,6 +748,8 @@ def review_rows(answers: dict, in_person: set[str]):
             for item in section.items
             if item.id not in hidden
         ]
+        if not items and all(hidden.get(item.id) == section.id for item in section.items):
+            continue  # a standard measure this visit does not offer: never part of it
         not_asked = any(item.id in hidden for item in section.items)
         rows.append({"number": number, "section": section, "items": items, "not_asked": not_asked})
     return rows

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flask_babel import gettext, pgettext
+from flask_babel import LazyString, get_locale, gettext, pgettext
 
 if TYPE_CHECKING:
     from patientapp.questionnaire.model import Item
@@ -33,11 +33,56 @@ class Shown:
         return cls(tuple(f"{own} — {words}" for own, words in pairs), pairs=pairs)
 
 
+# --- words: ours through the catalogs; a standard measure's only from its official text --
+
+
+def _language() -> str:
+    return str(get_locale() or "en")
+
+
+def prompt(item: Item) -> str:
+    """An item's question in the reader's language."""
+    if item.measure is not None:
+        return item.measure.item_text(item.id, _language())
+    return gettext(item.prompt)
+
+
+def intro(item: Item) -> str:
+    """The line above an item's question (a measure's stem, on its first item)."""
+    if not item.intro:
+        return ""
+    if item.measure is not None:
+        return item.measure.wording(_language()).stem
+    return gettext(item.intro)
+
+
+def choice_label(item: Item, choice) -> str:
+    if item.measure is not None:
+        return item.measure.answer_text(choice.id, _language())
+    return pgettext(choice.context, choice.label) if choice.context else gettext(choice.label)
+
+
+def lazy_prompt(item: Item) -> LazyString:
+    return LazyString(prompt, item)
+
+
+def lazy_choice_label(item: Item, choice) -> LazyString:
+    return LazyString(choice_label, item, choice)
+
+
+def language_of(item: Item) -> str:
+    """The language a measure's words show in when it is not the page's (a patient who
+    switched language after starting in one the measure is offered in); else empty."""
+    if item.measure is None or item.measure.offered_in(_language()):
+        return ""
+    return item.measure.source_language
+
+
 def label(item: Item, choice_id: str | None) -> str:
     choice = item.choice(choice_id) if choice_id else None
     if choice is None:
         return ""
-    return pgettext(choice.context, choice.label) if choice.context else gettext(choice.label)
+    return choice_label(item, choice)
 
 
 def labels(item: Item, choice_ids) -> list[str]:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from patientapp.questionnaire import instruments as instrument_files
+from patientapp.questionnaire.instruments import Instrument, InstrumentError
 from patientapp.questionnaire.types import TYPES, ItemType
 
 DEFINITION_PATH = Path(__file__).with_name("definition.toml")
@@ -58,6 +60,12 @@ class Item:
     choice_label: str = ""
     text_prompt: str = ""
     since: str = ""  # the questionnaire version that first asked this item
+    # A standard measure's item (PHQ-9, GAD-7): the instrument's id and the item's LOINC
+    # code. Its words come from the instrument's official text (``wording``), never from
+    # the translation catalogs.
+    instrument: str = ""
+    code: str = ""
+    measure: Instrument | None = field(default=None, compare=False, repr=False)
 
     def choice(self, choice_id: str) -> Choice | None:
         return next((c for c in self.choices if c.id == choice_id), None)
@@ -142,6 +150,16 @@ class Questionnaire:
     sections: tuple[Section, ...]
     items: dict[str, Item] = field(default_factory=dict)
     layout: SummaryLayout = field(default_factory=SummaryLayout)
+    # The standard measures a visit may be asked (PHQ-9, GAD-7), in the order they are
+    # asked: each is a section of this questionnaire, asked only when the visit offers it.
+    instruments: tuple[Instrument, ...] = ()
+
+    def instrument(self, instrument_id: str) -> Instrument | None:
+        return next((i for i in self.instruments if i.id == instrument_id), None)
+
+    def scored_by(self, item_id: str) -> list[Instrument]:
+        """The instruments that count this item's answer (S1 counts for PHQ-9)."""
+        return [i for i in self.instruments if any(it.id == item_id for it in i.items)]
 
     @property
     def item_ids(self) -> list[str]:
@@ -159,14 +177,21 @@ class Questionnaire:
             return set(self.items)
         return {i for i, item in self.items.items() if _version_key(item.since or "0") <= key}
 
-    def not_asked(self, answers: Mapping) -> dict[str, str]:
+    def not_asked(self, answers: Mapping, measures=()) -> dict[str, str]:
         """The items these answers leave unasked, each with the id of the item whose
-        answer hid it: M0 "no" hides M1-M5 and P1 (their choice's ``hides``).
+        answer hid it: M0 "no" hides M1-M5 and P1 (their choice's ``hides``). The items
+        of an instrument the visit does not offer (``measures``: the ids it does, see
+        ``Visit.offered``) are unasked too, each with the instrument's id.
 
         Unasked items are neither shown nor stored, and the summary reads them "not
         asked", never skipped or not reached. A skipped deciding item hides nothing.
         """
         hidden: dict[str, str] = {}
+        for instrument in self.instruments:
+            if instrument.id not in measures:
+                for member in instrument.items:
+                    if not member.asked_as:
+                        hidden[member.id] = instrument.id
         for item in self.items.values():
             value = answers.get(item.id) if item.decides else None
             choice = item.choice(value) if isinstance(value, str) else None
@@ -344,8 +369,70 @@ def _check_layout(layout: SummaryLayout, item_ids: list[str]) -> None:
             )
 
 
-def parse(data: dict) -> Questionnaire:
-    """Build and validate a questionnaire from parsed TOML data."""
+MEASURE_KEYS = frozenset({"instruments", "before"})
+
+
+def _measure_sections(data: dict, directory: Path) -> tuple[tuple[Instrument, ...], str]:
+    """The instruments named in [measures], and the section they are asked before."""
+    raw = data.get("measures")
+    if raw is None:
+        return (), ""
+    if not isinstance(raw, dict) or set(raw) - MEASURE_KEYS:
+        raise DefinitionError("[measures]: expected instruments = [...] and before = SECTION")
+    names = _ids(_require(raw, "instruments", "[measures]"), "[measures] instruments")
+    try:
+        found = tuple(instrument_files.load(name, directory) for name in names)
+    except InstrumentError as exc:
+        raise DefinitionError(str(exc)) from exc
+    return found, _text(_require(raw, "before", "[measures]"), "[measures] before")
+
+
+def _instrument_section(instrument: Instrument, version: str) -> Section:
+    """An instrument as a section: one single-choice item per published item, in the
+    original English (the message ids of nothing: ``wording`` gives the words)."""
+    english = instrument.wordings["en"]
+    labels = {answer.id: english.scale[n] for n, answer in enumerate(instrument.scale)}
+    items = []
+    for n, member in enumerate(instrument.items):
+        if member.asked_as:
+            continue
+        items.append(
+            Item(
+                id=member.id,
+                type="single",
+                prompt=english.items[n],
+                short=f"{instrument.name} {member.number}: {english.items[n]}",
+                section_id=instrument.id,
+                intro=english.stem if not items else "",
+                choices=tuple(Choice(a, text) for a, text in labels.items()),
+                since=version,
+                instrument=instrument.id,
+                code=member.code,
+                measure=instrument,
+            )
+        )
+    return Section(instrument.id, instrument.title, tuple(items))
+
+
+def _check_asked_as(instrument: Instrument, items: dict[str, Item]) -> None:
+    """An item asked as one of our own (PHQ-9 item 9 as S1) is that item with the same
+    answers, so one answer counts for both."""
+    for member in instrument.items:
+        if not member.asked_as:
+            continue
+        own = items.get(member.id)
+        where = f"instrument {instrument.id} item {member.number}"
+        if own is None or own.instrument:
+            raise DefinitionError(f"{where}: asked as '{member.id}', which is no item")
+        if own.type != "single" or set(own.choice_ids) != {a.id for a in instrument.scale}:
+            raise DefinitionError(
+                f"{where}: asked as '{member.id}', whose answers are not the scale's"
+            )
+
+
+def parse(data: dict, directory: Path = instrument_files.INSTRUMENTS_DIR) -> Questionnaire:
+    """Build and validate a questionnaire from parsed TOML data; the instruments its
+    [measures] names are read from ``directory``."""
     version = _require(data, "version", "definition")
     sections = []
     for raw in _require(data, "sections", "definition"):
@@ -355,6 +442,13 @@ def parse(data: dict) -> Questionnaire:
         if not isinstance(own, bool):
             raise DefinitionError(f"section '{section_id}': own_screen must be true or false")
         sections.append(Section(section_id, _require(raw, "title", section_id), items, own))
+    own_items = [item.id for section in sections for item in section.items]
+    instruments, before = _measure_sections(data, directory)
+    if instruments:
+        at = next((n for n, s in enumerate(sections) if s.id == before), None)
+        if at is None:
+            raise DefinitionError(f"[measures] before: unknown section '{before}'")
+        sections[at:at] = [_instrument_section(i, str(version)) for i in instruments]
     seen: dict[str, Item] = {}
     for section in sections:
         for item in section.items:
@@ -365,19 +459,25 @@ def parse(data: dict) -> Questionnaire:
     if len(section_ids) != len(set(section_ids)):
         raise DefinitionError("duplicate section id")
     _check_hides(sections)
+    for instrument in instruments:
+        _check_asked_as(instrument, seen)
     layout = _parse_layout(data)
-    _check_layout(layout, list(seen))
-    return Questionnaire(str(version), tuple(sections), seen, layout)
+    # A measure's items show on the summary's Measures line, as its score.
+    _check_layout(layout, own_items)
+    return Questionnaire(str(version), tuple(sections), seen, layout, instruments)
 
 
-def load(path: Path | str = DEFINITION_PATH) -> Questionnaire:
-    """Read and validate a definition file; raises DefinitionError with a clear reason."""
+def load(
+    path: Path | str = DEFINITION_PATH, instruments: Path = instrument_files.INSTRUMENTS_DIR
+) -> Questionnaire:
+    """Read and validate a definition file; raises DefinitionError with a clear reason.
+    The instruments its [measures] names are read from ``instruments``."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise DefinitionError(f"cannot read questionnaire {path}: {exc}") from exc
-    return parse(data)
+    return parse(data, instruments)
 
 
 @lru_cache(maxsize=1)

@@ -91,13 +91,49 @@ def typical_minutes(path: Path = MINUTES_PATH) -> dict[str, float]:
     return usable
 
 
-def promised_minutes(language: str) -> int:
+# The model tests/browser/minutes.py measures the reflection with, for a standard
+# measure's screens: every word shown read at 200 words a minute, half of its review
+# lines, 1 s a tap (one answer per question, Next on each screen).
+WORDS_PER_MINUTE = 200
+TAP_SECONDS = 1.0
+SKIP_WORDS = 4  # "Prefer not to say", under every question
+
+
+def measure_minutes(instrument, language: str, screens: int) -> float:
+    """The modelled minutes a standard measure adds, from its official text in
+    ``language``: its stem, each of its own questions with every answer and the skip
+    (an item asked as one of ours, PHQ-9's item 9 as S1, is already counted), half its
+    review lines, and a tap per answer and per screen."""
+    words = instrument.wording(language)
+    own = [n for n, item in enumerate(instrument.items) if not item.asked_as]
+    answers = sum(len(text.split()) for text in words.scale) + SKIP_WORDS
+    longest = max(len(text.split()) for text in words.scale)
+    shown = len(words.stem.split())
+    shown += sum(len(words.items[n].split()) + answers for n in own)
+    review = sum(len(words.items[n].split()) + longest for n in own) / 2
+    taps = len(own) + screens
+    return (shown + review) / WORDS_PER_MINUTE + taps * TAP_SECONDS / 60
+
+
+# A phone shows three of a measure's questions a screen (patient/forms.py's rows model:
+# four answers and the skip; tests/unit/test_measures.py checks the two agree).
+MEASURE_QUESTIONS_PER_SCREEN = 3
+
+
+def measure_screens(instrument) -> int:
+    own = sum(1 for item in instrument.items if not item.asked_as)
+    return math.ceil(own / MEASURE_QUESTIONS_PER_SCREEN)
+
+
+def promised_minutes(language: str, measures=()) -> int:
     """The whole minutes to promise in this language: its typical figure rounded up; the
-    largest figure of any language for a language the file does not list."""
+    largest figure of any language for a language the file does not list. ``measures``:
+    the standard measures the patient will be asked (instruments), whose modelled
+    minutes are added."""
     figures = typical_minutes(MINUTES_PATH)
-    if not figures:
-        return FALLBACK_MINUTES
-    figure = figures.get(language)
+    figure = figures.get(language) if figures else FALLBACK_MINUTES
     if figure is None:
         figure = max(figures.values())
+    for instrument in measures:
+        figure += measure_minutes(instrument, language, measure_screens(instrument))
     return max(1, math.ceil(figure))

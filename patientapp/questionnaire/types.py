@@ -37,6 +37,7 @@ from wtforms import (
 )
 from wtforms.validators import Optional, ValidationError
 
+from patientapp.questionnaire import display
 from patientapp.questionnaire.display import Shown, label, labels
 from patientapp.questionnaire.fields import (
     CHOICE_ERROR,
@@ -122,6 +123,8 @@ def lazy_label(choice: Choice):
 
 
 def _choices(item: Item) -> list[SelectChoice]:
+    if item.measure is not None:  # a standard measure: its official words only
+        return [SelectChoice(c.id, display.lazy_choice_label(item, c)) for c in item.choices]
     return [SelectChoice(c.id, lazy_label(c)) for c in item.choices]
 
 
@@ -250,7 +253,8 @@ class Single(ItemType):
     needs_choices = True
 
     def fields(self, item, rows):
-        return {item.id: _radio(_l(item.prompt), _skippable(_choices(item)))}
+        prompt = display.lazy_prompt(item) if item.measure is not None else _l(item.prompt)
+        return {item.id: _radio(prompt, _skippable(_choices(item)))}
 
     def show(self, item, value):
         return Shown((label(item, value),))

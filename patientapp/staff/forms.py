@@ -23,6 +23,7 @@ from wtforms.validators import DataRequired, ValidationError
 from patientapp.auth.forms import email_rule
 from patientapp.domain import textmsg
 from patientapp.domain.accounts import MAX_EMAIL
+from patientapp.questionnaire.fields import MultiCheckboxField
 from patientapp.web.forms import CHOICE_ERROR, in_calendar, length_limit, strip_spaces
 
 FULL_NAME = re.compile(r"[^\W\d_]{3,}\s+[^\W\d_]{3,}", re.UNICODE)
@@ -103,6 +104,14 @@ class InvitationForm(ContactFields, FlaskForm):
         invalid_value_message=CHOICE_ERROR,
     )
     language = SelectField(_l("Suggested language"), invalid_choice_message=CHOICE_ERROR)
+    measures = MultiCheckboxField(
+        _l("Standard measures"),
+        description=_l(
+            "Asked before the last question, word for word, only in languages with an "
+            "official translation. Their scores and trend show on the summary."
+        ),
+        invalid_choice_message=CHOICE_ERROR,
+    )
 
     def validate_patient_ref(self, field):
         if any(mark in (field.data or "") for mark in "\r\n\x0b\x0c\x85\u2028\u2029"):

@@ -48,6 +48,7 @@ from patientapp.web.context import (
     clinic_settings,
     configured_base_url,
     get_db,
+    measure_choices,
     now,
 )
 from patientapp.web.forms import usable_day
@@ -102,7 +103,14 @@ def _progress(visit: Visit, status: str) -> str:
     number = visits.current_section(visit, q)
     if number is None:
         return gettext("checking answers")
-    return gettext("step %(n)s of %(total)s", n=number, total=len(q.sections))
+    # Counted among the sections this visit asks: a measure it does not is no step.
+    asked = [
+        n
+        for n, section in enumerate(q.sections, start=1)
+        if not section.items or not section.items[0].instrument or section.id in visit.offered
+    ]
+    place = sum(1 for n in asked if n <= number)
+    return gettext("step %(n)s of %(total)s", n=place, total=len(asked))
 
 
 def _board_rows(day: date) -> list[dict]:
@@ -262,9 +270,11 @@ def _invitation_form() -> InvitationForm:
     form.language.choices = [("", gettext("Let the patient choose"))] + [
         (code, language_name(code)) for code in offered_languages()
     ]
+    form.measures.choices = measure_choices()
     if request.method == "GET":
         form.day.data = _day_arg() if request.args.get("day") else now().date()
         form.time.data = None
+        form.measures.data = list(clinic_settings()["measures"] or ())
         if g.user["role"] == "psychiatrist":
             form.psychiatrist.data = g.user["id"]
     return form
@@ -288,6 +298,7 @@ def new_invitation():
                 extra_days=int(clinic_settings()["invite_extra_days"]),
                 created_by=g.user["id"],
                 now=now(),
+                measures=tuple(form.measures.data or ()),
             )
             audit("invitation_created", invitation.visit_id)
             queued = _plan_messages(db, invitation.visit_id, form)
@@ -384,6 +395,7 @@ def _invitation_page(visit: Visit, send_form: SendLinkForm | None = None, status
     return render_template(
         "staff/invitation.html",
         visit=visit,
+        measures=[name for m, name in measure_choices() if m in visit.chosen],
         status_label=visits.status_label(visits.board_status(visit, moment)),
         is_open=is_open,
         handover=_handover(visit),
@@ -410,6 +422,7 @@ def slip(visit_id: int):
             visit=visit,
             handover=handover,
             language=language,
+            measures=visits.asked_measures(visit, language),
             expires=format_date(visit.expires_at, "long"),
         )
     return html
@@ -463,6 +476,7 @@ def _summary(visit: Visit) -> summary_view.SummaryView:
     if previous:
         previous_answers, previous_in_person = storage.answers_for(db, previous.id)
     return summary_view.build(
+        earlier=summary_view.earlier_answers(db, visit),
         visit=visit,
         answers=answers,
         in_person=in_person,

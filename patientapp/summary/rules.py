@@ -758,10 +758,13 @@ def skipped_items(
 ) -> list[str]:
     """Ids of unanswered items the patient was shown, in questionnaire order.
 
-    Items on a screen never reached are not "skipped": the patient did not see them.
+    Items on a screen never reached are not "skipped": the patient did not see them. A
+    standard measure's items are not listed: its line on the page says what it lacks.
     """
     return [
         item_id
         for item_id in questionnaire.item_ids
-        if item_id in reached_item_ids and not is_answered(answers.get(item_id))
+        if item_id in reached_item_ids
+        and not is_answered(answers.get(item_id))
+        and not questionnaire.items[item_id].instrument
     ]

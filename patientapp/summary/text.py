@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask_babel import gettext
 
+from patientapp.i18n import listed
 from patientapp.summary.view import SAFETY_LINES, Row, SummaryView, Text
 
 
@@ -92,7 +93,20 @@ def _today(view: SummaryView) -> list[str]:
     if view.in_person:
         lines.append(gettext("Held for in person") + ": " + view.in_person_names)
     lines += [f"{row.label}: {_row_text(row)}" for row in view.today]
+    lines += [_measure_text(m) for m in view.measures]
     return [*lines, view.today_empty] if view.today_empty else lines
+
+
+def _measure_text(m) -> str:
+    """A standard measure as one line of numbers: its total, earlier totals, change."""
+    if m.not_offered:
+        return m.not_offered
+    parts = [f"{m.name}: {m.score_text}" + (f" ({m.prorated})" if m.prorated else "")]
+    if m.earlier:
+        parts.append(gettext("earlier: %(totals)s", totals=listed(list(m.earlier))))
+    if m.change:
+        parts.append(m.change)
+    return "; ".join(parts)
 
 
 def _flags(view: SummaryView) -> list[str]:

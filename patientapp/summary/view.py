@@ -18,6 +18,7 @@ from babel import Locale
 from flask_babel import (
     format_date,
     format_datetime,
+    format_decimal,
     format_time,
     get_locale,
     gettext,
@@ -31,6 +32,7 @@ from patientapp.domain.records import Alert, SafetyAnswer, Visit
 from patientapp.i18n import joined, language_name, listed
 from patientapp.questionnaire import display
 from patientapp.questionnaire.model import STANCE, Questionnaire
+from patientapp.summary import measures as measures_
 from patientapp.summary import rules as summary
 from patientapp.summary.rules import N_
 
@@ -138,7 +140,7 @@ class SummaryView:
     @property
     def today_empty(self) -> str:
         """One line when Today has nothing to show (v3: never a bare heading)."""
-        shown = self.agenda or self.agenda_note or self.in_person or self.today
+        shown = self.agenda or self.agenda_note or self.in_person or self.today or self.measures
         return "" if shown else str(NOTHING_TO_SHOW)
 
     @property
@@ -165,6 +167,8 @@ class SummaryView:
     skipped: list[str]
     today: list[Row] = field(default_factory=list)
     agenda_note: str = ""  # why there is no agenda to quote, when it is not a skip
+    # The standard measures (PHQ-9, GAD-7): one line each under Today, with the trend.
+    measures: list[measures_.MeasureLine] = field(default_factory=list)
 
 
 def quote_html(text: Text, element: str = "q") -> Markup:
@@ -337,13 +341,13 @@ def stance_line(parts: summary.Stance) -> str:
 
 
 def _held_and_not_asked(
-    questionnaire: Questionnaire, answers: dict, in_person
+    questionnaire: Questionnaire, answers: dict, in_person, offered=()
 ) -> tuple[set[str], dict[str, str]]:
     """The items held for in person, and those an answer left unasked (M0 "no") with the
-    item that hid each. What a held answer left unasked is held too: "not asked" would
-    give the held answer away."""
+    item that hid each (or a measure the visit did not offer, with its id). What a held
+    answer left unasked is held too: "not asked" would give the held answer away."""
     held, hidden = set(in_person), {}
-    for item_id, decider in questionnaire.not_asked(answers).items():
+    for item_id, decider in questionnaire.not_asked(answers, offered).items():
         if decider in in_person:
             held.add(item_id)
         else:
@@ -580,14 +584,17 @@ def build(
     reader_language: str,
     answer_languages: dict[str, str] | None = None,
     safety_history: list[SafetyAnswer] | None = None,
+    earlier: list[tuple[Visit, dict, set[str]]] | None = None,
 ) -> SummaryView:
-    """Everything the one-page summary shows, in the reader's language."""
+    """Everything the one-page summary shows, in the reader's language. ``earlier``: the
+    same patient reference's earlier sent visits with their answers and held items,
+    newest first, for the trend of the standard measures."""
     q = questionnaire
     layout = q.layout  # where each item shows: questionnaire.toml's [summary]
     # Items the patient's own answer left unasked (M0 "no"), each with the item that hid
     # it. Like held items they are removed before any logic runs, so no flag, stance or
     # change ever reads them (a page never stores them; older data may hold some).
-    held, hidden = _held_and_not_asked(q, answers, in_person)
+    held, hidden = _held_and_not_asked(q, answers, in_person, visit.offered)
     written_in = visit.answer_language or "en"
     body = _Body(
         q=q,
@@ -610,7 +617,7 @@ def build(
     # The agenda has its own line at the top of Today, beside the topics held back.
     today = _shown_rows(body.rows(*layout.today))
     held_before, hidden_before = _held_and_not_asked(
-        q, previous_answers or {}, previous_in_person or set()
+        q, previous_answers or {}, previous_in_person or set(), previous.offered if previous else ()
     )
     previous_visible = (
         None
@@ -624,7 +631,11 @@ def build(
     skipped = [
         gettext(q.items[i].short)
         for i in summary.skipped_items(visible, body.reached, q)
-        if i not in held and i != layout.safety and i in body.asked and i not in hidden
+        if i not in held
+        and i != layout.safety
+        and i in body.asked
+        and i not in hidden
+        and not q.items[i].instrument  # the Measures line says what a measure lacks
     ]
     history = safety_history or []
     banner_answer, banner_time = _banner_answer(answers, history, q)
@@ -667,7 +678,139 @@ def build(
         skipped=skipped,
         today=today,
         agenda_note=note(layout.agenda) if layout.agenda else "",
+        measures=_measure_lines(q, visit, answers, held, body.reached, earlier or []),
     )
+
+
+def earlier_answers(db, visit: Visit) -> list[tuple[Visit, dict, set[str]]]:
+    """The same patient reference's earlier sent visits that offered a standard measure,
+    newest first, with their answers and held items: the trend's input."""
+    from patientapp.db import storage
+
+    found = []
+    for before in storage.earlier_visits(db, visit, limit=measures_.EARLIER_SHOWN * 2):
+        if before.offered:
+            found.append((before, *storage.answers_for(db, before.id)))
+    return found
+
+
+def _short_date(moment: datetime) -> str:
+    return format_date(moment, "short")
+
+
+def _why_none(score) -> str:
+    """Why a measure has no total, in the reader's language."""
+    reasons = []
+    if score.skipped:
+        reasons.append(
+            ngettext("%(num)d question skipped", "%(num)d questions skipped", len(score.skipped))
+        )
+    if score.held:
+        reasons.append(
+            ngettext(
+                "%(num)d answer held for in person",
+                "%(num)d answers held for in person",
+                len(score.held),
+            )
+        )
+    if score.not_reached:
+        reasons.append(
+            ngettext(
+                "%(num)d question not reached",
+                "%(num)d questions not reached",
+                len(score.not_reached),
+            )
+        )
+    return gettext("no total: %(reasons)s", reasons=listed(reasons))
+
+
+def _signed(number: int) -> str:
+    """+3, -2 (with a true minus sign, U+2212), or 0."""
+    if number > 0:
+        return f"+{format_decimal(number)}"
+    if number < 0:
+        return f"\u2212{format_decimal(-number)}"
+    return format_decimal(0)
+
+
+def _measure_lines(
+    q: Questionnaire,
+    visit: Visit,
+    answers: dict,
+    held: set[str],
+    reached: set[str],
+    earlier: list[tuple[Visit, dict, set[str]]],
+) -> list[measures_.MeasureLine]:
+    """The Measures line: each measure the visit offered with its total and band (or why
+    there is none), the same patient reference's earlier totals as numbers and a small
+    chart, and the change since the last of them; each measure included but not offered
+    in the patient's language, said in one line."""
+    history: dict[str, list[measures_.Point]] = {}
+    for before, before_answers, before_held in reversed(earlier):  # oldest first
+        found = measures_.scores(
+            q, before.offered, before_answers, before_held, _reached(before, q)
+        )
+        for score in found:
+            if score.total is not None:
+                history.setdefault(score.instrument.id, []).append(
+                    measures_.Point(
+                        before.day.isoformat(), _short_date(before.appointment_at), score.total
+                    )
+                )
+    lines = []
+    for score in measures_.scores(q, visit.offered, answers, held, reached):
+        instrument = score.instrument
+        points = history.get(instrument.id, [])[-measures_.EARLIER_SHOWN :]
+        trend = measures_.Trend(instrument, score, tuple(points))
+        totals = [p.total for p in points] + ([score.total] if score.total is not None else [])
+        change = ""
+        if trend.change is not None:
+            change = gettext(
+                "%(change)s since %(date)s", change=_signed(trend.change), date=points[-1].label
+            )
+        lines.append(
+            measures_.MeasureLine(
+                name=instrument.name,
+                total=score.total,
+                maximum=instrument.maximum,
+                band=pgettext("severity", score.band.label) if score.band else "",
+                why_none="" if score.total is not None else _why_none(score),
+                prorated=(
+                    gettext(
+                        "prorated from %(answered)d of %(items)d answers",
+                        answered=score.answered,
+                        items=len(instrument.items),
+                    )
+                    if score.prorated
+                    else ""
+                ),
+                earlier=tuple(f"{p.total} ({p.label})" for p in points),
+                change=change,
+                chart=measures_.chart(
+                    totals,
+                    instrument,
+                    gettext(
+                        "%(measure)s totals, oldest first: %(totals)s",
+                        measure=instrument.name,
+                        totals=joined([format_decimal(t) for t in totals]),
+                    ),
+                ),
+            )
+        )
+    if visit.measures_offered is not None:
+        for instrument in q.instruments:
+            if instrument.id in visit.chosen and instrument.id not in visit.offered:
+                lines.append(
+                    measures_.MeasureLine(
+                        name=instrument.name,
+                        not_offered=gettext(
+                            "%(measure)s not offered in %(language)s",
+                            measure=instrument.name,
+                            language=language_name(visit.answer_language or "en"),
+                        ),
+                    )
+                )
+    return lines
 
 
 def _shown_rows(rows: list[Row]) -> list[Row]:

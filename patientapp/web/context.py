@@ -23,7 +23,7 @@ from patientapp import config
 from patientapp.db import storage
 from patientapp.domain import backups, retention
 from patientapp.i18n import listed
-from patientapp.questionnaire import timing
+from patientapp.questionnaire import display, timing
 
 SETTING_DEFAULTS = {
     "clinic_name": "",
@@ -32,6 +32,9 @@ SETTING_DEFAULTS = {
     "crisis_phone_numbers": "",
     "languages": [],
     "invite_extra_days": 0,
+    # The standard measures a new invitation includes unless staff untick them (ids of
+    # instruments in definition.toml's [measures], such as "phq9"); empty: none.
+    "measures": [],
     "patient_idle_minutes": None,
     "retention_days": retention.DEFAULT_DAYS,
     "mfa_frontdesk": False,  # front desk, too, signs in with a code from an app
@@ -193,6 +196,22 @@ def client_network(address: str | None) -> str:
     return str(ip)
 
 
+def measure_choices() -> list[tuple[str, str]]:
+    """The standard measures an invitation may include: (id, name) such as ("phq9",
+    "PHQ-9"), in the order they are asked. Names are the instruments' own, in every
+    language."""
+    from patientapp.questionnaire.model import default
+
+    return [(i.id, i.name) for i in default().instruments]
+
+
+def measure_lang(item) -> Markup:
+    """` lang="en"` on a measure's words shown in its original language on a page in
+    another (the patient switched after starting); nothing otherwise."""
+    language = display.language_of(item)
+    return Markup(' lang="{}"').format(language) if language else Markup("")
+
+
 def clinic_settings() -> dict:
     """Clinic settings from the database over their defaults, read once per request."""
     if "clinic_settings" not in g:
@@ -343,5 +362,11 @@ def init_app(app) -> None:
         clinic_name=clinic_name, crisis_text=crisis_text, app_version=config.VERSION
     )
     app.jinja_env.globals["promised_minutes"] = timing.promised_minutes  # minutes.json
+    # A question's words: ours translated, a standard measure's from its official text.
+    app.jinja_env.globals.update(
+        item_prompt=display.prompt,
+        item_intro=display.intro,
+        measure_lang=measure_lang,
+    )
     app.jinja_env.filters["tel_links"] = tel_links
     app.jinja_env.filters["listed"] = listed  # chosen answers, joined the language's way

@@ -18,6 +18,9 @@ What "fullest" means, item by item:
   * the version 2 items (P3, M6, W3, R4, R5) answered like the rest, every flag firing
     (R4 "yes_talk" and P3 "much_worse" included), so the "Also noted" line is longest,
   * nothing held for "in person" (that would hide content and shorten the page),
+  * both standard measures (GAD-7, PHQ-9) with totals in their longest bands' words,
+    after as many earlier visits with totals as the Measures line shows (their numbers
+    and dates, the chart, the change since the last),
   * a previous submitted visit four weeks earlier with the same patient reference and
     other M4 / R1 / M2 / M5 answers, so "Since last visit" lists every kind of change:
     M4, R1, M2, new worries, worries no longer named, and the stance. For the "no longer
@@ -64,6 +67,10 @@ MINUTES_TAKEN = 7
 # Saved for the safety question before the final answer: a worrying one, a change, a skip.
 SAFETY_HISTORY = ("more_than_half", "not_at_all", "")
 PREVIOUS_WEEKS = 4
+MEASURES = ("gad7", "phq9")
+# Earlier visits with measure totals, every four weeks before the previous one: with the
+# previous, as many as the page's Measures line shows (summary.measures.EARLIER_SHOWN).
+EARLIER_TOTALS = ("several_days", "nearly_every_day", "not_at_all")
 LEFT_OUT_WORRY = "cost_access"  # named only last time: "Worries no longer named"
 
 PREVIOUS_ANSWERS = {
@@ -166,6 +173,7 @@ def store_submitted(
     language: str = "en",
     q=None,
     safety_history: tuple[str, ...] = (),
+    measures: tuple[str, ...] = (),
 ) -> int:
     """One visit invited, answered section by section and sent, like the patient pages."""
     q = q or questionnaire.default()
@@ -179,6 +187,7 @@ def store_submitted(
         extra_days=0,
         created_by=created_by,
         now=started - timedelta(minutes=10),
+        measures=measures,
     ).visit_id
     assert visits.start(db, visit_id, language=language, version=q.version, now=started)
     gap = timedelta(minutes=MINUTES_TAKEN) / (len(q.sections) + 1 + len(safety_history))
@@ -227,16 +236,32 @@ def store_maximal_visit(
     moment = (now or datetime.now()).replace(microsecond=0)
     q = questionnaire.default()
     appointment = _appointment_today(moment)
+    for n, value in enumerate(reversed(EARLIER_TOTALS), start=1):
+        weeks = PREVIOUS_WEEKS * (len(EARLIER_TOTALS) + 2 - n)
+        measured = {i: value for i in q.items if q.items[i].instrument}
+        store_submitted(
+            db,
+            ref=ref,
+            answers={**PREVIOUS_ANSWERS, **measured},
+            appointment=appointment - timedelta(weeks=weeks),
+            sent=moment - timedelta(weeks=weeks),
+            psychiatrist_id=psychiatrist_id,
+            created_by=created_by,
+            q=q,
+            measures=MEASURES,
+        )
     earlier = moment - timedelta(weeks=PREVIOUS_WEEKS)
+    measured = {i: "several_days" for i in q.items if q.items[i].instrument}
     previous_id = store_submitted(
         db,
         ref=ref,
-        answers=PREVIOUS_ANSWERS,
+        answers={**PREVIOUS_ANSWERS, **measured},
         appointment=appointment - timedelta(weeks=PREVIOUS_WEEKS),
         sent=earlier,
         psychiatrist_id=psychiatrist_id,
         created_by=created_by,
         q=q,
+        measures=MEASURES,
     )
     visit_id = store_submitted(
         db,
@@ -248,6 +273,7 @@ def store_maximal_visit(
         created_by=created_by,
         q=q,
         safety_history=SAFETY_HISTORY,
+        measures=MEASURES,
     )
     if acknowledged_by is not None:
         assert storage.acknowledge_alert(db, visit_id, acknowledged_by, moment)

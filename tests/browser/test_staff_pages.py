@@ -647,6 +647,10 @@ def test_fullest_summary_prints_on_one_page_in_every_language(desks, live_server
         expect(page.locator(".also-noted")).to_be_visible()
         expect(page.locator(".meds li")).to_have_count(6)
         expect(page.locator(".previous-hopes")).to_be_visible()
+        # Both standard measures, each with its earlier totals and its chart.
+        expect(page.locator(".measure")).to_have_count(2)
+        expect(page.locator(".measure svg.trend")).to_have_count(2)
+        expect(page.locator(".measure svg.trend").first.locator("circle")).to_have_count(5)
         cuts[lang] = wait_for_fitting(page)
         counts[lang], spare[lang] = {}, {}
         for paper in ("Letter", "A4"):

@@ -141,7 +141,7 @@ def use_relay(client, port: int, **fields) -> None:
 
 def raise_alert(app, ref=REF):
     answers = dict(FULL_ANSWERS)
-    answers[8] = {"S1": "nearly_every_day"}
+    answers[10] = {"S1": "nearly_every_day"}
     return finish_visit(app, answers, ref=ref)
 
 

@@ -4,11 +4,13 @@ node through tests/fhir_validator/validate.mjs.
 
 The visits are made through the patient pages (full, everything skipped, held for in
 person, a safety answer changed, six medicines, not taking medicine, Arabic and Chinese
-text, one still in progress), and the documents are fetched as an integration engine
-and a psychiatrist get them: the API with a token made on the Integrations page
-(Questionnaire, QuestionnaireResponse searches page by page, /metadata and whatever
-else its CapabilityStatement lists: the safety Observations, the alert's Flag, the one
-page as a DocumentReference, each questionnaire version by its canonical, the code
+text, the standard measures PHQ-9 and GAD-7 answered, and with an item held, one still
+in progress), and the documents are fetched as an integration engine and a psychiatrist
+get them: the API with a token made on the Integrations page (Questionnaire,
+QuestionnaireResponse searches page by page, /metadata and whatever else its
+CapabilityStatement lists: the safety Observations and the measures' totals, the
+alert's Flag, the one page as a DocumentReference, each questionnaire version by its
+canonical, the code
 systems and the StructureDefinitions of the project's own extensions, every search
 followed page by page and every entry also read by its fullUrl), and each visit's FHIR
 download on the summary.
@@ -30,6 +32,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from patientapp.domain import visits
+from patientapp.questionnaire import model as questionnaire
+from patientapp.web.context import get_db
 from tests.conftest import (
     FULL_ANSWERS,
     Patient,
@@ -89,6 +94,19 @@ NOT_TAKING = {
 }
 IN_PROGRESS = "in progress"
 HELD = ("T2", "M1", "M2", "M3", "M4", "F2", "H1")
+# The steps of the standard measures (asked only when the invitation includes them) and
+# of the safety question, PHQ-9's item 9, after them.
+STEPS = {section.id: n for n, section in enumerate(questionnaire.default().sections, start=1)}
+MEASURES = {
+    **FULL_ANSWERS,
+    STEPS["gad7"]: {f"GAD7_{n}": value for n, value in enumerate(
+        ["several_days", "nearly_every_day", "not_at_all", "more_than_half",
+         "several_days", "not_at_all", "several_days"], start=1)},
+    STEPS["phq9"]: {f"PHQ9_{n}": value for n, value in enumerate(
+        ["more_than_half", "several_days", "several_days", "nearly_every_day",
+         "not_at_all", "several_days", "not_at_all", "not_at_all"], start=1)},
+    STEPS["safety"]: {"S1": "not_at_all"},
+}  # fmt: skip
 
 
 def _unavailable(reason: str) -> None:
@@ -152,16 +170,38 @@ def validate(node: str, documents: list[tuple[str, dict]], tmp_path: Path) -> li
 # --- the visits, made through the patient pages -----------------------------------------------
 
 
-def _journey(app, ref: str, steps: dict, language="", in_person=(), safety=(), submit=True):
+def _invite(app, ref: str, language: str, measures: tuple[str, ...]):
+    """An invitation, including the standard measures ``measures`` (as staff choose them
+    on the new-invitation form)."""
+    if not measures:
+        return make_invitation(app, patient_ref=ref, language=language)
+    with app.app_context():
+        return visits.create(
+            get_db(),
+            patient_ref=ref,
+            appointment_at=app.config["CLOCK"]().replace(hour=14),
+            psychiatrist_id=None,
+            suggested_language=language,
+            extra_days=0,
+            created_by=None,
+            now=app.config["CLOCK"](),
+            measures=measures,
+        )
+
+
+def _journey(
+    app, ref: str, steps: dict, language="", in_person=(), safety=(), submit=True, measures=()
+):
     """A patient through the pages: each step posted whole with its answers (its token
     taken from the page the step opens on), the safety step saved once more per value in
-    ``safety``, then sent (or left in progress)."""
-    invitation = make_invitation(app, patient_ref=ref, language=language)
+    ``safety``, then sent (or left in progress). ``measures``: the standard measures the
+    invitation includes."""
+    invitation = _invite(app, ref, language, measures)
     patient = Patient(app.test_client())
     patient.start(invitation.token)
-    numbers = range(1, 9) if submit else sorted(steps)
+    numbers = range(1, len(STEPS) + 1) if submit else sorted(steps)
     saves = [(number, steps.get(number, {})) for number in numbers]
-    for number, data in saves + [(8, {"S1": value}) for value in safety]:
+    for number, data in saves + [(STEPS["safety"], {"S1": value}) for value in safety]:
         page = patient.client.get(f"/step/{number}", follow_redirects=True)
         token = csrf_from(page.get_data(as_text=True))
         response = patient.client.post(
@@ -186,14 +226,16 @@ def make_visits(app, clock) -> dict[str, int]:
     visit("held", steps=FULL_ANSWERS, in_person=HELD)
     visit(
         "safety changed",
-        steps={**FULL_ANSWERS, 8: {"S1": "more_than_half"}},
+        steps={**FULL_ANSWERS, 10: {"S1": "more_than_half"}},
         safety=("not_at_all",),
     )
-    visit("safety worrying", steps={**FULL_ANSWERS, 8: {"S1": "nearly_every_day"}})
+    visit("safety worrying", steps={**FULL_ANSWERS, 10: {"S1": "nearly_every_day"}})
     visit("six medicines", steps=SIX_MEDICINES)
     visit("not taking medicine", steps=NOT_TAKING)
     visit("Arabic", steps=ARABIC, language="ar")
     visit("Chinese", steps=CHINESE, language="zh_Hans")
+    visit("measures", steps=MEASURES, measures=("phq9", "gad7"))
+    visit("measure held", steps=MEASURES, measures=("phq9", "gad7"), in_person=("PHQ9_3",))
     visit(IN_PROGRESS, steps={1: FULL_ANSWERS[1], 2: FULL_ANSWERS[2]}, submit=False)
     return made
 
@@ -401,6 +443,21 @@ def test_every_document_the_app_emits_passes_an_independent_validator(app, clock
     assert {"ar", "zh-Hans"} <= languages or {"ar", "zh"} <= languages, languages
     kinds = {doc["resourceType"] for _, doc in documents}
     assert {"Observation", "Flag", "DocumentReference", "StructureDefinition"} <= kinds, kinds
+    # The standard measures: answered with their LOINC codes, and each total that could be
+    # scored is an Observation (the held PHQ-9 item leaves that visit no PHQ-9 total).
+    loinc = {
+        coding["code"]
+        for _, doc in documents
+        if doc["resourceType"] == "Observation"
+        for coding in doc["code"]["coding"]
+    }
+    assert {"44260-8", "44261-6", "70274-6"} <= loinc, loinc
+    totals = {
+        doc["id"]
+        for _, doc in documents
+        if doc["resourceType"] == "Observation" and doc["id"].endswith("-total")
+    }
+    assert len(totals) == 3, totals  # both for "measures", GAD-7's only for "measure held"
     # Every extension of the project's own is defined by a StructureDefinition served.
     defined = {doc["url"] for _, doc in documents if doc["resourceType"] == "StructureDefinition"}
     used = set(

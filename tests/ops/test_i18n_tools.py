@@ -18,6 +18,7 @@ from patientapp.cli.i18n import (
     check_catalog,
     check_catalogs,
     default_translations_dir,
+    extract_instrument,
     extract_questionnaire,
     extract_template,
     placeholders,
@@ -25,6 +26,7 @@ from patientapp.cli.i18n import (
     template_path,
 )
 from patientapp.questionnaire import model as questionnaire
+from patientapp.questionnaire.instruments import INSTRUMENTS_DIR
 
 ITEM_FIELDS = (
     "prompt",
@@ -48,8 +50,12 @@ def template() -> Catalog:
 
 def questionnaire_strings() -> set[str]:
     definition = questionnaire.default()
-    strings = {section.title for section in definition.sections}
+    # A standard measure's words are never extracted (an official translation or none),
+    # and its heading comes from its own file (test_the_instrument_extractor_...).
+    strings = {section.title for section in definition.sections if not section.items[0].instrument}
     for item in definition.items.values():
+        if item.instrument:
+            continue
         strings |= {getattr(item, name) for name in ITEM_FIELDS if getattr(item, name)}
         strings |= {choice.label for choice in item.choices}
     return strings
@@ -79,6 +85,23 @@ def test_extractor_finds_every_questionnaire_string():
     assert ("pgettext", ("feelings", "Mixed")) in {
         (func, message) for _line, func, message, _comments in extracted_from_toml()
     }
+
+
+def test_the_instrument_extractor_takes_only_our_own_words(template):
+    """A measure's heading and band labels are ours, translated; its questions and
+    answers are its official text only, never in a catalog."""
+    for name in ("gad7", "phq9"):
+        with (INSTRUMENTS_DIR / f"{name}.toml").open("rb") as fh:
+            found = list(extract_instrument(fh, [], [], {}))
+        measure = questionnaire.default().instrument(name)
+        assert [m for _l, _f, m, _c in found] == [
+            measure.title,
+            *[("severity", band.label) for band in measure.bands],
+        ]
+    assert template.get("Mood in the last 2 weeks") is not None
+    assert template.get("moderately severe", "severity") is not None
+    for phrase in questionnaire.default().instrument("phq9").wordings["en"].items:
+        assert template.get(phrase) is None
 
 
 def test_extractor_comments_name_the_item_and_lines_point_at_the_string():

@@ -338,7 +338,7 @@ def test_contact_details_are_erased_from_the_file_once_the_answers_are_sent(
     [token] = set(LINK.findall(words(read(relay.messages[0]).get_content())))
     patient = Patient(app.test_client())
     patient.start(token)
-    for number in range(1, 9):
+    for number in range(1, 11):
         patient.post(f"/step/{number}", {"action": "next", **FULL_ANSWERS.get(number, {})})
     patient.post("/review", {"action": "submit"})
 
@@ -585,7 +585,7 @@ def test_a_patient_answering_at_home_the_day_before_is_never_sent_to_the_desk(
     for number in range(1, 8):
         patient.post(f"/step/{number}", {"action": "next", **FULL_ANSWERS.get(number, {})})
     safety = words(
-        patient.post("/step/8", {"action": "next", "S1": "several_days"}).get_data(as_text=True)
+        patient.post("/step/10", {"action": "next", "S1": "several_days"}).get_data(as_text=True)
     )
     assert "The clinic has been told" in safety
     assert "Please tell the front desk now" not in safety

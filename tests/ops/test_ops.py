@@ -161,7 +161,7 @@ def test_create_user_needs_a_known_role(app, runner, args):
 def test_backup_is_a_consistent_copy_while_a_reader_is_open(app, runner, tmp_path):
     add_user(app, "dr@example.org", "psychiatrist")
     finish_visit(app)
-    finish_visit(app, ref="A-1002", answers={**FULL_ANSWERS, 8: {"S1": "several_days"}})
+    finish_visit(app, ref="A-1002", answers={**FULL_ANSWERS, 10: {"S1": "several_days"}})
     expected = counts(app.config["DATABASE"])
     reader = sqlite3.connect(app.config["DATABASE"], isolation_level=None)
     reader.execute("BEGIN")
@@ -210,7 +210,7 @@ def aged_visits(app, clock):
     """Two visits from 400 days ago (one with an alert) and one from today."""
     today = clock.moment
     clock.moment = today - timedelta(days=400)
-    finish_visit(app, ref="OLD-1", answers={**FULL_ANSWERS, 8: {"S1": "several_days"}})
+    finish_visit(app, ref="OLD-1", answers={**FULL_ANSWERS, 10: {"S1": "several_days"}})
     finish_visit(app, ref="OLD-2")
     clock.moment = today
     finish_visit(app, ref="NEW-1")

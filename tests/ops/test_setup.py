@@ -90,6 +90,16 @@ def test_cli_invite_prints_a_working_link_and_code(app, runner):
     assert len(code.split()[1]) == 11  # XXXXX-XXXXX
 
 
+def test_cli_invite_includes_the_measures_asked_for_or_the_settings_default(app, runner, db):
+    result = runner.invoke(args=["invite", "RB-1", "--measure", "phq9", "--measure", "gad7"])
+    assert result.exit_code == 0, result.output
+    assert "Standard measures: GAD-7, PHQ-9" in result.output
+    storage.save_settings(db, {"measures": ["phq9"]})
+    result = runner.invoke(args=["invite", "RB-2"])
+    assert "Standard measures: PHQ-9" in result.output
+    assert runner.invoke(args=["invite", "RB-3", "--measure", "bdi"]).exit_code != 0
+
+
 def test_cli_invite_rejects_bad_input(runner):
     assert runner.invoke(args=["invite", "A-1", "--at", "tomorrow"]).exit_code != 0
     assert runner.invoke(args=["invite", "x" * 41]).exit_code != 0
@@ -105,6 +115,8 @@ def test_wheel_contains_templates_translations_and_data(tmp_path):
     assert "patientapp/templates/base.html" in names
     assert "patientapp/templates/patient/step.html" in names
     assert "patientapp/questionnaire/definition.toml" in names
+    assert "patientapp/questionnaire/instruments/phq9.toml" in names
+    assert "patientapp/questionnaire/instruments/gad7.toml" in names
     assert "patientapp/static/app.css" in names
     assert "patientapp/static/staff.css" in names
     assert any(n.startswith("patientapp/translations/") for n in names)

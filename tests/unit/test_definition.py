@@ -58,15 +58,26 @@ NEW_IN_V2 = {
 }
 
 
+# The standard measures' own items (CONTENT.md v3, "Optional validated measures"): GAD-7,
+# then PHQ-9's items 1-8, asked just before S1, which is PHQ-9's item 9.
+MEASURE_IDS = [f"GAD7_{n}" for n in range(1, 8)] + [f"PHQ9_{n}" for n in range(1, 9)]
+
+
+def own_ids(q) -> list[str]:
+    return [i for i in q.item_ids if not q.items[i].instrument]
+
+
 def test_definition_has_exactly_the_content_ids():
-    assert questionnaire.default().item_ids == EXPECTED_IDS
+    q = questionnaire.default()
+    assert q.item_ids == EXPECTED_IDS[:-1] + MEASURE_IDS + ["S1"]
+    assert own_ids(q) == EXPECTED_IDS
 
 
 @pytest.mark.skipif(not CONTENT.exists(), reason="shared/CONTENT.md is not beside the repo")
 def test_ids_match_content_md_table():
     text = CONTENT.read_text(encoding="utf-8")
     rows = re.findall(r"^\| (?:\*\*)?([A-Z]\d)(?:\*\*)? \|", text, re.M)
-    assert rows == questionnaire.default().item_ids
+    assert rows == own_ids(questionnaire.default())
 
 
 def test_version_2_items_and_choices():
@@ -80,7 +91,7 @@ def test_version_2_items_and_choices():
     assert {("M6", "nothing_now"), ("F3", "first_treatment")} <= exclusive
     assert q.items["F3"].choice_ids[-1] == "first_treatment"
     # Visits answered under 2026.1 were never asked the new items (nor M0, new in 2026.3).
-    assert q.asked_in("2026.1") == set(q.items) - set(NEW_IN_V2) - {"M0"}
+    assert q.asked_in("2026.1") == set(q.items) - set(NEW_IN_V2) - {"M0"} - set(MEASURE_IDS)
 
 
 # CONTENT.md version 3: M0, taking medicine now; "no" leaves M1-M5 and P1 unasked.
@@ -89,7 +100,7 @@ NOT_ASKED_WITHOUT_MEDICINE = ("M1", "M2", "M3", "M4", "M5", "P1")
 
 def test_version_3_asks_m0_first_in_medicines_and_no_hides_the_medicine_questions():
     q = questionnaire.default()
-    assert q.version == "2026.3"
+    assert q.version == "2026.4"
     m0 = q.items["M0"]
     assert (m0.type, m0.section_id, m0.since, m0.practices) == (
         "single",
@@ -102,13 +113,15 @@ def test_version_3_asks_m0_first_in_medicines_and_no_hides_the_medicine_question
     assert m0.choice("no").hides == NOT_ASKED_WITHOUT_MEDICINE
     assert not m0.choice("yes").hides and not m0.choice("not_sure").hides
     assert [i.id for i in q.items.values() if i.decides] == ["M0"]
-    assert set(q.not_asked({"M0": "no"})) == set(NOT_ASKED_WITHOUT_MEDICINE)
-    assert set(q.not_asked({"M0": "no"}).values()) == {"M0"}
+    both = ("gad7", "phq9")  # a visit offering both measures
+    assert set(q.not_asked({"M0": "no"}, both)) == set(NOT_ASKED_WITHOUT_MEDICINE)
+    assert set(q.not_asked({"M0": "no"}, both).values()) == {"M0"}
     for answers in ({}, {"M0": "yes"}, {"M0": "not_sure"}, {"M0": ["no"]}, {"M0": None}):
-        assert q.not_asked(answers) == {}
+        assert q.not_asked(answers, both) == {}
     # Visits answered before 2026.3 were never asked M0: nothing of it shows for them.
-    assert q.asked_in("2026.2") == set(q.items) - {"M0"}
-    assert q.asked_in("2026.3") == q.asked_in("") == q.asked_in("odd") == set(q.items)
+    assert q.asked_in("2026.2") == set(q.items) - {"M0"} - set(MEASURE_IDS)
+    assert q.asked_in("2026.3") == set(q.items) - set(MEASURE_IDS)
+    assert q.asked_in("2026.4") == q.asked_in("") == q.asked_in("odd") == set(q.items)
 
 
 HIDING = """
@@ -176,6 +189,8 @@ def test_eight_sections_each_a_screen():
         "meaning",
         "hopes",
         "relationship",
+        "gad7",
+        "phq9",
         "safety",
     ]
 

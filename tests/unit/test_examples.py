@@ -28,6 +28,6 @@ def test_stored_examples_name_only_questionnaire_items(name):
 
 def test_by_step_splits_answers_as_the_steps_save_them():
     steps = examples.by_step(examples.IN_PROGRESS, questionnaire.default())
-    assert list(steps) == list(range(1, 9))
+    assert list(steps) == list(range(1, 11))
     assert steps[1] == {"T1": ["worried"], "T2": "Can I stop before my exams?"}
     assert steps[3] == {"P1": None, "P2": None, "P3": None}

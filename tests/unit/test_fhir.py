@@ -71,8 +71,11 @@ def test_the_questionnaire_is_valid_fhir_with_one_group_per_section(app):
     assert [g["linkId"] for g in resource["item"]] == [s.id for s in DEFINITION.sections]
     assert all(g["type"] == "group" for g in resource["item"])
     for group, section in zip(resource["item"], DEFINITION.sections, strict=True):
-        questions = [i["linkId"] for i in group["item"]]
+        questions = [i["linkId"] for i in group["item"] if i["type"] != "display"]
         assert questions == [item.id for item in section.items]
+        # Only a standard measure's group starts with a display item: its published stem.
+        shown = [i["linkId"] for i in group["item"] if i["type"] == "display"]
+        assert shown == ([f"{section.id}.stem"] if DEFINITION.instrument(section.id) else [])
 
 
 def test_every_item_type_maps_as_the_definition_says(app):
@@ -86,6 +89,9 @@ def test_every_item_type_maps_as_the_definition_says(app):
             if item.id in fhir.ANSWER_CODES:  # S1: the PHQ answer list (LOINC)
                 assert systems == {fhir.LOINC}
                 assert codes == [fhir.ANSWER_CODES[item.id][c] for c in item.choice_ids]
+            elif item.measure is not None:  # a standard measure's: its LOINC answer codes
+                assert systems == {fhir.LOINC}
+                assert codes == [answer.code for answer in item.measure.scale]
             else:  # one code system per choice list
                 assert codes == list(item.choice_ids)
                 assert systems == {fhir.code_system(item.id)}
@@ -128,12 +134,24 @@ def test_every_text_carries_each_shipped_language(app):
     resource = q_json(app)
     shipped = {fhir.tag(code) for code in app.config["OFFERED_LANGUAGES"]} - {"en"}
     assert len(shipped) == 6
-    texts = list(walk(resource["item"]))
+    # A standard measure's words (its stem, items and answers) are translated only by an
+    # official text, never by the catalogs: today only English has one, so they carry no
+    # translation. Its group's heading is ours, and translated like every other.
+    measured = {m.id + ".stem" for m in DEFINITION.instruments}
+    measured |= {i.id for i in DEFINITION.items.values() if i.measure is not None}
+    assert not any(m.offered_in(code) for m in DEFINITION.instruments for code in shipped)
+    texts = [i for i in walk(resource["item"]) if i["linkId"] not in measured]
     options = [o["valueCoding"] for i in texts for o in i.get("answerOption", ())]
     for element, key in [(i, "text") for i in texts] + [(c, "display") for c in options]:
         translations = ext(element[f"_{key}"], fhir.TRANSLATION)
         langs = {t["extension"][0]["valueCode"] for t in translations}
         assert langs == shipped, element[key]
+    official = [i for i in walk(resource["item"]) if i["linkId"] in measured]
+    assert len(official) == len(measured)
+    for element in official:
+        assert "_text" not in element, element["linkId"]
+        for option in element.get("answerOption", ()):
+            assert "_display" not in option["valueCoding"], element["linkId"]
     s1 = by_link(resource)["S1"][0]
     spanish = [
         t["extension"][1]["valueString"]
@@ -230,7 +248,7 @@ def test_a_visit_not_sent_gives_status_and_progress_only(app, clock):
             db, invitation.visit_id, {"T2": "my secret agenda"}, step=1, next_step=2, now=clock()
         )
         visits.save_step(
-            db, invitation.visit_id, {"S1": "several_days"}, step=8, next_step=9, now=clock()
+            db, invitation.visit_id, {"S1": "several_days"}, step=10, next_step=11, now=clock()
         )
     resource = qr_json(app, invitation.visit_id)
     valid(resource, QuestionnaireResponse)
@@ -243,8 +261,12 @@ def test_a_visit_not_sent_gives_status_and_progress_only(app, clock):
     }  # fmt: skip
     assert {e["url"] for e in resource["extension"]} == {fhir.APPOINTMENT, fhir.PROGRESS}
     [progress] = ext(resource, fhir.PROGRESS)
+    # S1 was saved on the last step (the safety question's, after the standard measures'
+    # steps since 2026.4), on the way to the review: the furthest step is the last one.
+    safety_step = [s.id for s in DEFINITION.sections].index("safety") + 1
+    assert safety_step == len(DEFINITION.sections) == 10
     assert progress["extension"] == [
-        {"url": "step", "valueInteger": 8},
+        {"url": "step", "valueInteger": safety_step},
         {"url": "of", "valueInteger": len(DEFINITION.sections)},
     ]
 
@@ -257,10 +279,10 @@ def test_a_declined_safety_answer_and_the_safety_history(app, clock):
             db, invitation.visit_id, language="es", version=DEFINITION.version, now=clock()
         )
         visits.save_step(
-            db, invitation.visit_id, {"S1": "several_days"}, step=8, next_step=9, now=clock()
+            db, invitation.visit_id, {"S1": "several_days"}, step=10, next_step=11, now=clock()
         )
         clock.advance(minutes=2)
-        visits.save_step(db, invitation.visit_id, {"S1": None}, step=8, next_step=9, now=clock())
+        visits.save_step(db, invitation.visit_id, {"S1": None}, step=10, next_step=11, now=clock())
         assert visits.submit(db, invitation.visit_id, set(), clock())
     resource = qr_json(app, invitation.visit_id)
     valid(resource, QuestionnaireResponse)
@@ -493,7 +515,7 @@ def test_the_safety_question_has_its_phq9_codes(app, clock):
             db, invitation.visit_id, language="en", version=DEFINITION.version, now=clock()
         )
         visits.save_step(
-            db, invitation.visit_id, {"S1": "several_days"}, step=8, next_step=9, now=clock()
+            db, invitation.visit_id, {"S1": "several_days"}, step=10, next_step=11, now=clock()
         )
         assert visits.submit(db, invitation.visit_id, set(), clock())
     resource = qr_json(app, invitation.visit_id)

@@ -73,3 +73,41 @@ def test_m100_gives_existing_visits_a_uuid_and_their_change_order(tmp_path):
     [(made,)] = db.execute("SELECT uuid FROM visits WHERE patient_ref = 'N'").fetchall()
     assert len(made) == 36 and made[14] == "4"  # a version 4 UUID, even without the app
     db.conn.close()
+
+
+def test_m104_keeps_a_visit_on_its_way_at_its_place_and_its_drafts(tmp_path):
+    """The standard measures came in as steps 8 and 9 before the safety question (issue
+    25): a visit on the safety step (8) or the review (9) keeps its place (10, 11), with
+    its draft of the safety step; earlier steps stay as they were."""
+    from sqlite_utils import Database
+
+    from patientapp.questionnaire import model as questionnaire
+
+    path = tmp_path / "old.db"
+    db = Database(sqlite3.connect(path))
+    for migration in storage.migrations._migrations:
+        if migration.name < "m104":
+            migration.fn(db)
+    columns = "patient_ref, appointment_at, token_hash, code_hash, expires_at, created_at"
+    for n, (current, furthest) in enumerate([(3, 5), (8, 8), (9, 9)]):
+        db.execute(
+            f"INSERT INTO visits ({columns}, current_step, furthest_step, status, started_at) "
+            "VALUES (?, '2026-11-25T10:00:00+00:00', ?, ?, '2026-11-26T00:00:00+00:00', "
+            "'2026-11-25T07:00:00+00:00', ?, ?, 'in_progress', '2026-11-25T09:00:00+00:00')",
+            (f"R-{n}", f"t{n}", f"c{n}", current, furthest),
+        )
+    db.execute(
+        "INSERT INTO drafts (visit_id, step, generation, fields, saved_at) VALUES "
+        "(2, 8, 0, '{}', '2026-11-25T09:05:00+00:00'), (1, 3, 0, '{}', '2026-11-25T09:05:00+00:00')"
+    )
+    [m104] = [m for m in storage.migrations._migrations if m.name.startswith("m104")]
+    m104.fn(db)
+    steps = list(db.execute("SELECT current_step, furthest_step FROM visits ORDER BY id"))
+    assert steps == [(3, 5), (10, 10), (11, 11)]
+    assert sorted(db.execute("SELECT visit_id, step FROM drafts")) == [(1, 3), (2, 10)]
+    q = questionnaire.default()
+    assert [s.id for s in q.sections].index("safety") + 1 == 10  # the step it moved to
+    assert storage.SECTIONS_BEFORE_SAFETY_2026_3 == 7
+    measures = db.execute("SELECT measures, measures_offered FROM visits").fetchall()
+    assert measures == [("", None)] * 3  # nothing included, nothing offered
+    db.conn.close()

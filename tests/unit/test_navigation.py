@@ -16,6 +16,8 @@ Q = questionnaire.default()
 LAST = len(Q.sections)
 REVIEW_AT = LAST + 1
 NO_MEDICINE = frozenset(Q.not_asked({"M0": "no"}))
+NO_MEASURES = frozenset(Q.not_asked({}))  # a visit that asks no standard measure
+BOTH_MEASURES = frozenset(Q.not_asked({}, ("gad7", "phq9")))
 PAGES = patient_forms.pages(Q.sections)
 
 
@@ -38,7 +40,7 @@ def following(item_id, hidden=frozenset()):
     return next(i.id for i in later.items if i.id not in hidden)
 
 
-def go(number, screen, action="next", answers=None, hidden=frozenset(), returning=False):
+def go(number, screen, action="next", answers=None, hidden=NO_MEASURES, returning=False):
     return after_save(Q, number, screen, action, answers or {}, hidden, returning)
 
 
@@ -87,6 +89,23 @@ def test_back_goes_to_the_previous_screen_or_the_welcome():
     # the screen before F2's), then returns to the review.
     assert go(*at("F2"), "back", returning=True) == place("F1", returning=True)
     assert go(*at("T1"), "back", returning=True) == Move(Place(REVIEW), REVIEW_AT)
+
+
+def test_the_standard_measures_come_just_before_the_safety_question_when_offered():
+    # GAD-7, then PHQ-9's items 1-8, then S1: PHQ-9's item 9, asked once.
+    assert go(*at("R5"), hidden=BOTH_MEASURES) == place("GAD7_1")
+    assert go(*at("GAD7_7"), hidden=BOTH_MEASURES) == place("PHQ9_1")
+    assert go(*at("PHQ9_8"), hidden=BOTH_MEASURES) == place("S1")
+    assert go(*at("S1"), "back", hidden=BOTH_MEASURES) == place("PHQ9_8")
+    assert go(*at("PHQ9_1"), "back", hidden=BOTH_MEASURES) == place("GAD7_7")
+    # Only PHQ-9: GAD-7's screens are passed over both ways.
+    only_phq9 = frozenset(Q.not_asked({}, ("phq9",)))
+    assert go(*at("R5"), hidden=only_phq9) == place("PHQ9_1")
+    assert go(*at("PHQ9_1"), "back", hidden=only_phq9) == place("R5")
+    # Each measure begins a screen of its own, under its stem.
+    for first in ("GAD7_1", "PHQ9_1"):
+        page = patient_forms.page_of(Q, first)
+        assert page.items[0].id == first and page.items[0].intro
 
 
 def test_a_worrying_safety_answer_goes_to_the_safety_page_unless_switching_language():

@@ -37,7 +37,7 @@ def sent(db, ref="REC-1", safety="several_days", now=NOW) -> invitations.Invitat
     made = invite(db, ref, now)
     assert visits.start(db, made.visit_id, language="en", version="test", now=now)
     later = now + timedelta(minutes=1)
-    assert visits.save_step(db, made.visit_id, {"S1": safety}, step=8, next_step=9, now=later)
+    assert visits.save_step(db, made.visit_id, {"S1": safety}, step=10, next_step=11, now=later)
     assert visits.submit(db, made.visit_id, set(), now + timedelta(minutes=6))
     return made
 

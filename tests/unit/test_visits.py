@@ -170,7 +170,7 @@ def test_the_safety_outcome_of_a_save(db, answer, outcome, alert):
     assert visits.safety_outcome(values) == outcome
     assert visits.endorses_safety(values) is alert
     visit_id = started(db)
-    assert visits.save_step(db, visit_id, values, step=8, next_step=9, now=BEFORE)
+    assert visits.save_step(db, visit_id, values, step=10, next_step=11, now=BEFORE)
     assert storage.get_visit(db, visit_id).safety == outcome
     assert (storage.alert_for(db, visit_id) is not None) is alert
 
@@ -179,7 +179,7 @@ def test_a_section_without_the_safety_question_leaves_the_outcome_alone(db):
     assert visits.safety_outcome({"T2": "the dose"}) is None
     visit_id = started(db)
     visits.save_step(
-        db, visit_id, {visits.SAFETY_ITEM: "several_days"}, step=8, next_step=9, now=BEFORE
+        db, visit_id, {visits.SAFETY_ITEM: "several_days"}, step=10, next_step=11, now=BEFORE
     )
     visits.save_step(db, visit_id, {"T2": "the dose"}, step=1, next_step=2, now=BEFORE)
     assert storage.get_visit(db, visit_id).safety == "endorsed"

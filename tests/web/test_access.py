@@ -194,7 +194,7 @@ def clinic(app):
         # every test.
         visits.start(db, sent, language="en", version="2026.1", now=now)
         answers = {"T2": "Sleep, mostly.", "S1": "nearly_every_day"}
-        visits.save_step(db, sent, answers, step=8, next_step=9, now=now)
+        visits.save_step(db, sent, answers, step=10, next_step=11, now=now)
         assert visits.submit(db, sent, set(), now)
         token, _secret = api_tokens.create_token(db, "Register", None, now)
         # A relay, so the front desk can send an invitation's link by e-mail.

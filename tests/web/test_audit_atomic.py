@@ -76,7 +76,7 @@ def admin(app, client):
 
 def _alerted_visit(app):
     answers = dict(FULL_ANSWERS)
-    answers[8] = {"S1": "nearly_every_day"}
+    answers[10] = {"S1": "nearly_every_day"}
     return finish_visit(app, answers, ref="ALERT-1")
 
 

@@ -111,7 +111,7 @@ def journey(app, ref, steps, language="", in_person=(), submit=True):
     invitation = make_invitation(app, patient_ref=ref, language=language)
     patient = Patient(app.test_client())
     patient.start(invitation.token)
-    for number in range(1, 9) if submit else range(1, 3):
+    for number in range(1, 11) if submit else range(1, 3):
         page = patient.client.get(f"/step/{number}", follow_redirects=True)
         data = {"csrf_token": csrf_from(page.get_data(as_text=True)), "action": "next"}
         patient.client.post(f"/step/{number}", data={**data, **steps.get(number, {})})

@@ -89,7 +89,7 @@ def test_a_visit_in_progress_does_not_leave_and_a_held_answer_never(app, admin, 
         uuid = storage.get_visit(get_db(), invitation.visit_id).uuid
     seen.append(get(client, token, f"{RESPONSES}/{uuid}").get_data(as_text=True))
     assert json.loads(seen[-1])["resourceType"] == "OperationOutcome"
-    for number in range(2, 9):
+    for number in range(2, 11):
         patient.post(f"/step/{number}", {"action": "next"})
     patient.post("/review", {"action": "submit", "in_person": ["T2"]})
     assert storage.get_visit(db, invitation.visit_id).status == "submitted"

@@ -116,7 +116,7 @@ def test_a_standard_client_reads_what_a_record_looks_for(app, admin, served, clo
     """The safety Observations, the alert's Flag and the one page's DocumentReference,
     searched and read back by the client's R4 models; the questionnaire a response names
     found by its canonical."""
-    answers = {**FULL_ANSWERS, 8: {"S1": "more_than_half"}}
+    answers = {**FULL_ANSWERS, 10: {"S1": "more_than_half"}}
     finish_visit(app, answers=answers, ref="P-1", in_person=("T2",))
     token = new_token(admin)
     smart = engine(served, token)

@@ -86,7 +86,7 @@ def safety_saves(app, clock, values, *, ref="S-1", send=True, in_person=()) -> i
         for value in values:
             clock.advance(minutes=1)
             visits.save_step(
-                db, invitation.visit_id, {"S1": value}, step=8, next_step=9, now=clock()
+                db, invitation.visit_id, {"S1": value}, step=10, next_step=11, now=clock()
             )
         if send:
             clock.advance(minutes=1)
@@ -216,8 +216,8 @@ def test_nothing_of_a_visit_not_sent_leaves(app, admin, client, clock, db):
             get_db(),
             invitation.visit_id,
             {"S1": "nearly_every_day"},
-            step=8,
-            next_step=9,
+            step=10,
+            next_step=11,
             now=clock(),
         )
     assert storage.alert_for(db, invitation.visit_id) is not None
@@ -240,7 +240,7 @@ def test_nothing_of_a_visit_not_sent_leaves(app, admin, client, clock, db):
         r for r in db["audit_log"].rows if r["action"].startswith("fhir_") and r["visit_id"]
     ]
     # Sent: now they leave, and the held agenda is not in the one page.
-    for number in range(2, 9):
+    for number in range(2, 11):
         patient.post(f"/step/{number}", {"action": "next"})
     patient.post("/review", {"action": "submit", "in_person": ["T2"]})
     token = new_token(admin, name="After")

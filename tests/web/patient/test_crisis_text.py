@@ -74,7 +74,7 @@ def test_safety_screen_uses_the_patients_language(app, db):
     patient.start(invitation.token)
     for number in range(1, 8):
         patient.post(f"/step/{number}", {"action": "next"})
-    page = patient.post("/step/8", {"action": "next", "S1": "several_days"})
+    page = patient.post("/step/10", {"action": "next", "S1": "several_days"})
     block = crisis_block(html_lib.unescape(page.get_data(as_text=True)))
     assert SPANISH_DEFAULT in block and ENGLISH not in block
 

@@ -86,10 +86,10 @@ def test_a_safety_choice_in_a_draft_raises_no_alert_until_saved(app, patient, in
     patient.start(invitation.token)
     for number in range(1, 8):
         patient.post(f"/step/{number}", {"action": "next"})
-    draft(patient, 8, {"S1": "nearly_every_day"})
+    draft(patient, 10, {"S1": "nearly_every_day"})
     answers, alert = summary_sources(app, invitation.visit_id)
     assert "S1" not in answers and alert is None
-    patient.post("/step/8", {"action": "next", "S1": "nearly_every_day"})
+    patient.post("/step/10", {"action": "next", "S1": "nearly_every_day"})
     answers, alert = summary_sources(app, invitation.visit_id)
     assert answers["S1"] == "nearly_every_day" and alert is not None
 

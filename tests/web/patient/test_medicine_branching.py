@@ -26,7 +26,10 @@ from tests.helpers.fhir_check import check_response
 from tests.web.staff.test_staff import summary_in_text, summary_on_page
 
 NOT_ASKED = ("M1", "M2", "M3", "M4", "M5", "P1")
-NOT_ASKED_SET = frozenset(NOT_ASKED)
+Q_ = questionnaire.default()
+NO_MEASURES = frozenset(Q_.not_asked({}))  # these visits include no standard measure
+NOT_ASKED_SET = frozenset(NOT_ASKED) | NO_MEASURES
+MEASURE_ITEMS = len(NO_MEASURES)
 NOTE = "not asked: not taking medicine"
 Q = questionnaire.default()
 SHORTS = {i: Q.items[i].short for i in NOT_ASKED}
@@ -98,7 +101,7 @@ def test_m0_ends_its_screen_and_asks_before_the_medicine_list(app):
     html = phone.client.get(M0_URL).get_data(as_text=True)
     assert "Are you taking any medicine for your mental health right now?" in html
     assert "M0" in names_on(html) and not set(NOT_ASKED) & names_on(html)
-    shown = patient_forms.shown_pages(Q)
+    shown = patient_forms.shown_pages(Q, NO_MEASURES)
     m0 = patient_forms.page_of(Q, "M0")
     assert m0.items[-1].id == "M0"
     assert [i.id for i in shown[shown.index(m0) + 1].items] == ["M1"]
@@ -106,14 +109,14 @@ def test_m0_ends_its_screen_and_asks_before_the_medicine_list(app):
 
 def test_no_passes_over_the_medicine_questions_both_ways(app):
     phone, invitation = on_m0(app)
-    yes_count = len(patient_forms.shown_pages(Q))
+    yes_count = len(patient_forms.shown_pages(Q, NO_MEASURES))
     page = answer_m0(phone, "no")
     # The next page is not the medicine list: straight to what else helps (M6).
     assert page.request.full_path == full(M6_URL)
     html = page.get_data(as_text=True)
     assert names_on(html) == {"M6"}
     # The progress counts the screens this patient sees: fewer without the medicine ones.
-    count = len(patient_forms.shown_pages(Q, frozenset(NOT_ASKED)))
+    count = len(patient_forms.shown_pages(Q, NOT_ASKED_SET))
     assert count < yes_count and progress(html).endswith(f" {count}")
     page = phone.post(page.request.full_path, {"action": "next", "screen": "3"})
     # Then P2 (P1 is not asked).
@@ -146,7 +149,7 @@ def test_the_review_lists_no_medicine_question_and_says_they_were_not_asked(app)
     assert Q.items["M0"].prompt in html and Q.items["M6"].prompt in html
     assert html.count("Questions about taking medicine were not asked") == 2  # steps 2 and 3
     # Every question the patient saw and left empty is "Skipped"; the unasked are not.
-    assert html.count("Skipped") == len(Q.items) - len(NOT_ASKED) - 1
+    assert html.count("Skipped") == len(Q.items) - len(NOT_ASKED) - MEASURE_ITEMS - 1
 
 
 @pytest.mark.parametrize("value", ["yes", "not_sure", None], ids=["yes", "not_sure", "skip"])
@@ -285,7 +288,7 @@ def finish_not_taking(app, ref="A-1001", in_person=()):
     invitation = make_invitation(app, patient_ref=ref)
     phone = Patient(app.test_client())
     phone.start(invitation.token)
-    for number in range(1, 9):
+    for number in range(1, 11):
         page = phone.client.get(f"/step/{number}", follow_redirects=True)
         data = {"csrf_token": csrf_from(page.get_data(as_text=True)), "action": "next"}
         phone.client.post(f"/step/{number}", data={**data, **NOT_TAKING_FORM.get(number, {})})
@@ -556,4 +559,4 @@ def test_a_kept_skeleton_never_shows_another_visits_progress(app):
         no = phone_no.client.get(M0_URL).get_data(as_text=True)
         yes = phone_yes.client.get(M0_URL).get_data(as_text=True)
         assert progress(no) == f"Step 1 of {len(patient_forms.shown_pages(Q, NOT_ASKED_SET))}"
-        assert progress(yes) == f"Step 1 of {len(patient_forms.shown_pages(Q))}"
+        assert progress(yes) == f"Step 1 of {len(patient_forms.shown_pages(Q, NO_MEASURES))}"

@@ -40,7 +40,7 @@ def test_complete_journey(app, patient, invitation):
     assert "Your answers were sent to your psychiatrist" in page.get_data(as_text=True)
     visit, (answers, in_person) = stored(app, invitation.visit_id)
     assert visit.status == "submitted"
-    assert visit.questionnaire_version == "2026.3"
+    assert visit.questionnaire_version == "2026.4"
     assert answers["M4"] == 8 and answers["T1"] == ["worried", "tired"]
     assert answers["M1"] == [{"name": "Sertraline", "feeling": "mixed"}]
     assert answers["F2"] == {"choice": "yes", "text": "My mother says pills are weakness."}
@@ -233,7 +233,7 @@ def test_back_saves_and_goes_back(app, patient, invitation):
 
 def test_skipping_everything_is_allowed(app, patient, invitation):
     patient.start(invitation.token)
-    for number in range(1, 9):
+    for number in range(1, 11):
         page = patient.post(f"/step/{number}", {"action": "next"})
     assert "Check your answers" in page.get_data(as_text=True)
     assert page.get_data(as_text=True).count("Skipped") == 26
@@ -279,7 +279,7 @@ def test_add_another_medicine_with_one_typed(patient, invitation):
 
 def test_back_from_a_step_opened_from_review_returns_to_review(patient, invitation):
     patient.start(invitation.token)
-    for number in range(1, 9):
+    for number in range(1, 11):
         patient.post(f"/step/{number}", {"action": "next"})
     page = patient.post("/step/4?return=review", {"action": "back", "return": "review"})
     assert "Check your answers" in page.get_data(as_text=True)
@@ -294,7 +294,7 @@ def test_cannot_jump_ahead(patient, invitation):
 
 def test_edit_from_review_returns_to_review(patient, invitation):
     patient.start(invitation.token)
-    for number in range(1, 9):
+    for number in range(1, 11):
         patient.post(f"/step/{number}", {"action": "next"})
     page = patient.post("/review", {"action": "edit-2", "in_person": []})
     html = page.get_data(as_text=True)
@@ -310,7 +310,7 @@ def test_edit_from_review_returns_to_review(patient, invitation):
 def test_in_person_toggle_survives_edit(app, patient, invitation):
     patient.start(invitation.token)
     patient.post("/step/1", {"action": "next", "T2": "My sister"})
-    for number in range(2, 9):
+    for number in range(2, 11):
         patient.post(f"/step/{number}", {"action": "next"})
     patient.post("/review", {"action": "edit-3", "in_person": ["T2"]})
     _, (_, in_person) = stored(app, invitation.visit_id)

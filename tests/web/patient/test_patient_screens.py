@@ -151,7 +151,7 @@ def test_a_screen_that_does_not_exist_shows_the_first(patient, invitation, asked
 
 def test_a_step_whose_questions_sit_on_an_earlier_screen_opens_that_screen(patient, invitation):
     patient.start(invitation.token)
-    for number in range(1, 9):
+    for number in range(1, 11):
         patient.post(f"/step/{number}", {"action": "next"})
     q = questionnaire.default()
     for number, section in enumerate(q.sections, start=1):
@@ -174,7 +174,7 @@ def test_add_another_medicine_stays_on_its_screen_and_adds_one_row(patient, invi
 
 def test_from_review_each_screen_offers_the_way_back(patient, invitation):
     patient.start(invitation.token)
-    for number in range(1, 9):
+    for number in range(1, 11):
         patient.post(f"/step/{number}", {"action": "next"})
     # "Change" on the medicines: the screen of their first question, M0 (step 1's).
     page = patient.post("/review", {"action": "edit-2", "in_person": []})
@@ -205,7 +205,7 @@ def test_a_section_that_begins_part_way_down_a_screen_shows_its_title_there(pati
     before its first question, and the page's own heading is the section it starts in."""
     q = questionnaire.default()
     patient.start(invitation.token)
-    for number in range(1, 9):
+    for number in range(1, 11):
         patient.post(f"/step/{number}", {"action": "next"})
     crossing = [
         page

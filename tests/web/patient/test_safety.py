@@ -27,7 +27,7 @@ def visit_and_alert(app, visit_id):
 def test_endorsed_shows_support_and_raises_alert(app, patient, invitation, answer):
     app.config["CLOCK"].advance(minutes=5)
     reach_safety(patient, invitation)
-    page = patient.post("/step/8", {"action": "next", "S1": answer})
+    page = patient.post("/step/10", {"action": "next", "S1": answer})
     html = page.get_data(as_text=True)
     assert "Thank you for telling us" in html
     assert "Please tell the front desk now" in html
@@ -43,7 +43,7 @@ def test_endorsed_shows_support_and_raises_alert(app, patient, invitation, answe
 def test_configured_crisis_text_is_shown(db, patient, invitation):
     storage.save_settings(db, {"crisis_text": "Call the Riverside crisis line: 555-0100"})
     reach_safety(patient, invitation)
-    html = patient.post("/step/8", {"action": "next", "S1": "several_days"}).get_data(as_text=True)
+    html = patient.post("/step/10", {"action": "next", "S1": "several_days"}).get_data(as_text=True)
     link = '<a class="tel" href="tel:5550100" dir="ltr">555-0100</a>'
     shown = f"Call the Riverside crisis line: {link}"
     assert shown in html
@@ -53,7 +53,7 @@ def test_configured_crisis_text_is_shown(db, patient, invitation):
 
 def test_endorsed_even_when_going_back(app, patient, invitation):
     reach_safety(patient, invitation)
-    html = patient.post("/step/8", {"action": "back", "S1": "nearly_every_day"}).get_data(
+    html = patient.post("/step/10", {"action": "back", "S1": "nearly_every_day"}).get_data(
         as_text=True
     )
     assert "Thank you for telling us" in html
@@ -62,7 +62,7 @@ def test_endorsed_even_when_going_back(app, patient, invitation):
 
 def test_not_at_all_raises_nothing(app, patient, invitation):
     reach_safety(patient, invitation)
-    html = patient.post("/step/8", {"action": "next", "S1": "not_at_all"}).get_data(as_text=True)
+    html = patient.post("/step/10", {"action": "next", "S1": "not_at_all"}).get_data(as_text=True)
     assert "Check your answers" in html
     visit, alert = visit_and_alert(app, invitation.visit_id)
     assert visit.safety == "not_endorsed" and alert is None
@@ -71,7 +71,7 @@ def test_not_at_all_raises_nothing(app, patient, invitation):
 @pytest.mark.parametrize("data", [{}, {"S1": ""}])
 def test_skipped_is_stored_as_declined_never_no(app, db, patient, invitation, data):
     reach_safety(patient, invitation)
-    patient.post("/step/8", {"action": "next", **data})
+    patient.post("/step/10", {"action": "next", **data})
     visit, alert = visit_and_alert(app, invitation.visit_id)
     assert visit.safety == "declined"
     assert alert is None
@@ -81,8 +81,8 @@ def test_skipped_is_stored_as_declined_never_no(app, db, patient, invitation, da
 
 def test_a_second_endorsement_keeps_one_alert(db, patient, invitation):
     reach_safety(patient, invitation)
-    patient.post("/step/8", {"action": "next", "S1": "several_days"})
-    patient.post("/step/8", {"action": "next", "S1": "nearly_every_day"})
+    patient.post("/step/10", {"action": "next", "S1": "several_days"})
+    patient.post("/step/10", {"action": "next", "S1": "nearly_every_day"})
     assert db["alerts"].count == 1
 
 
@@ -91,7 +91,7 @@ def test_safety_answer_cannot_be_held_back(db, patient, invitation):
     patient.post("/step/1", {"action": "next", "T2": "Sleep"})
     for number in range(2, 8):
         patient.post(f"/step/{number}", {"action": "next"})
-    patient.post("/step/8", {"action": "next", "S1": "several_days"})
+    patient.post("/step/10", {"action": "next", "S1": "several_days"})
     html = patient.client.get("/review").get_data(as_text=True)
     assert 'id="hold-T2"' in html  # other answers offer the choice...
     assert 'id="hold-S1"' not in html  # ...the safety answer does not

@@ -24,7 +24,7 @@ def answer_safety(app, clock, *saves, ref="H-1"):
         patient.post(f"/step/{number}", {"action": "next"})
     for data in saves:
         clock.advance(minutes=2)
-        patient.post("/step/8", {"action": "next", **data})
+        patient.post("/step/10", {"action": "next", **data})
     patient.post("/review", {"action": "submit"})
     return invitation
 
@@ -138,16 +138,16 @@ def on_safety_screen(app, clock, ref="H-1"):
 
 def test_back_with_nothing_ticked_records_nothing(app, clock):
     invitation, patient = on_safety_screen(app, clock)
-    page = patient.post("/step/8", {"action": "back"})
+    page = patient.post("/step/10", {"action": "back"})
     assert "/step/7" in page.request.path
     assert history(app, invitation.visit_id) == []
 
 
 def test_back_after_an_answer_with_nothing_ticked_adds_no_skip(app, clock):
     invitation, patient = on_safety_screen(app, clock)
-    patient.post("/step/8", {"action": "next", "S1": "several_days"})
+    patient.post("/step/10", {"action": "next", "S1": "several_days"})
     clock.advance(minutes=2)
-    patient.post("/step/8", {"action": "back"})
+    patient.post("/step/10", {"action": "back"})
     assert history(app, invitation.visit_id) == [("several_days", "09:02")]
 
 
@@ -155,23 +155,23 @@ def test_language_switch_with_nothing_ticked_records_nothing(app, clock):
     if "es" not in app.config["OFFERED_LANGUAGES"]:
         pytest.skip("needs the Spanish catalog")
     invitation, patient = on_safety_screen(app, clock)
-    page = patient.post("/step/8", {"lang": "es"})
-    assert page.request.path == "/step/8" and 'lang="es"' in page.get_data(as_text=True)
+    page = patient.post("/step/10", {"lang": "es"})
+    assert page.request.path == "/step/10" and 'lang="es"' in page.get_data(as_text=True)
     assert history(app, invitation.visit_id) == []
 
 
 def test_next_with_nothing_ticked_records_declined_once(app, clock):
     invitation, patient = on_safety_screen(app, clock)
-    patient.post("/step/8", {"action": "next"})
+    patient.post("/step/10", {"action": "next"})
     assert history(app, invitation.visit_id) == [("declined", "09:02")]
     clock.advance(minutes=2)
-    patient.post("/step/8", {"action": "next"})
+    patient.post("/step/10", {"action": "next"})
     assert history(app, invitation.visit_id) == [("declined", "09:02")]
 
 
 def test_prefer_not_to_say_then_back_is_declined(app, clock):
     invitation, patient = on_safety_screen(app, clock)
-    patient.post("/step/8", {"action": "back", "S1": ""})
+    patient.post("/step/10", {"action": "back", "S1": ""})
     assert history(app, invitation.visit_id) == [("declined", "09:02")]
 
 

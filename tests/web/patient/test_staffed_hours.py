@@ -152,15 +152,15 @@ def test_a_patient_at_night_is_told_when_a_worrying_answer_will_be_seen(app, adm
     assert WELCOME_STAFFED not in welcome
     assert CRISIS_DAY_ONLY not in welcome
 
-    step = text(patient.client.get("/step/8"))
+    step = text(patient.client.get("/step/10"))
     assert before_the_choices(step, f"when the clinic opens on {day} at {time}")
     assert before_the_choices(step, CRISIS_DEFAULT)
     assert STEP_STAFFED not in step
     assert CRISIS_DAY_ONLY not in step
     # The second look comes from the kept page skeleton: the same words.
-    assert text(patient.client.get("/step/8")) == step
+    assert text(patient.client.get("/step/10")) == step
 
-    safety = text(patient.post("/step/8", {"action": "next", "S1": "several_days"}))
+    safety = text(patient.post("/step/10", {"action": "next", "S1": "several_days"}))
     assert "Thank you for telling us" in safety
     assert NOBODY in safety
     assert f"Staff will see your answer when the clinic opens on {day} at {time}." in safety
@@ -229,10 +229,10 @@ def test_staffed_hours_keep_todays_wording(app, admin, clock, hours, moment):
     welcome = reach_safety_question(patient, invitation.token)
     assert WELCOME_STAFFED in welcome
     assert CLOSED not in welcome
-    step = text(patient.client.get("/step/8"))
+    step = text(patient.client.get("/step/10"))
     assert before_the_choices(step, STEP_STAFFED)
     assert CLOSED not in step and CRISIS_DEFAULT not in step
-    safety = text(patient.post("/step/8", {"action": "next", "S1": "several_days"}))
+    safety = text(patient.post("/step/10", {"action": "next", "S1": "several_days"}))
     assert SAFETY_STAFFED in safety and "help is here today" in safety
     assert NOBODY not in safety
 
@@ -252,7 +252,7 @@ def test_the_kept_safety_question_page_follows_the_hour(app, admin, clock):
         clock.moment = moment
         patient.open(invitation.token)  # hours later: the link again, back at step 8
         for _ in range(2):  # rendered, then from the kept skeleton
-            step = text(patient.client.get("/step/8"))
+            step = text(patient.client.get("/step/10"))
             assert before_the_choices(step, says), moment
 
 

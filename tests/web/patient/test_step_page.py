@@ -46,7 +46,7 @@ SHAPES = {
 }
 
 
-def _store(app, visit_id: int, answers: dict, furthest: int = 8) -> None:
+def _store(app, visit_id: int, answers: dict, furthest: int = 10) -> None:
     with app.app_context():
         db = get_db()
         q = questionnaire.default()
@@ -61,24 +61,33 @@ def _store(app, visit_id: int, answers: dict, furthest: int = 8) -> None:
 
 
 def _started(app, language: str = "", answers: dict | None = None) -> Patient:
-    made = make_invitation(app, patient_ref=f"P-{language}-{id(answers)}", language=language)
+    # Both standard measures, asked where they have an official text (English): their
+    # screens are kept as skeletons like the others.
+    made = make_invitation(
+        app, patient_ref=f"P-{language}-{id(answers)}", language=language, measures=("gad7", "phq9")
+    )
     phone = Patient(app.test_client())
     phone.start(made.token)
+    with app.app_context():
+        phone.offered = storage.get_visit(get_db(), made.visit_id).offered
+    assert phone.offered == (("gad7", "phq9") if language in ("", "en") else ())
     if answers is not None:
         _store(app, made.visit_id, answers)
     return phone
 
 
-def _screens():
+def _screens(offered=()):
     q = questionnaire.default()
     for number, section in enumerate(q.sections, start=1):
+        if section.items[0].instrument and section.id not in offered:
+            continue  # a measure this visit does not ask: never shown
         for screen in range(1, len(patient_forms.screens(section)) + 1):
             yield number, screen
 
 
 def _pages(phone: Patient, returning: bool = False) -> dict:
     pages = {}
-    for number, screen in _screens():
+    for number, screen in _screens(getattr(phone, "offered", ())):
         query = f"?screen={screen}" + ("&return=review" if returning else "")
         page = phone.client.get(f"/step/{number}{query}")
         assert page.status_code == 200, (number, screen, page.status_code)

@@ -33,7 +33,7 @@ def at_safety(app):
     patient.start(make_invitation(app).token)
     for number in range(1, 8):
         patient.post(f"/step/{number}", {"action": "next"})
-    return patient, patient.post("/step/8", {"action": "next", "S1": "several_days"})
+    return patient, patient.post("/step/10", {"action": "next", "S1": "several_days"})
 
 
 @pytest.mark.parametrize(

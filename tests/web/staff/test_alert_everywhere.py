@@ -72,7 +72,7 @@ def shown(client, path: str) -> Shown:
 def raise_alert(app, ref: str = "ALERT-1"):
     """A worrying S1 answer through the real patient pages, then the visit sent."""
     answers = dict(FULL_ANSWERS)
-    answers[8] = {"S1": "nearly_every_day"}
+    answers[10] = {"S1": "nearly_every_day"}
     return finish_visit(app, answers, ref=ref)
 
 

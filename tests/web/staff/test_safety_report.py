@@ -39,7 +39,7 @@ def at(hour: int, minute: int) -> str:
 
 def worrying(value: str) -> dict:
     answers = dict(FULL_ANSWERS)
-    answers[8] = {"S1": value}
+    answers[10] = {"S1": value}
     return answers
 
 
@@ -51,11 +51,11 @@ def changed_to_not_at_all(app, ref: str, clock) -> int:
     invitation = make_invitation(app, patient_ref=ref)
     patient = Patient(app.test_client())
     patient.start(invitation.token)
-    for number in range(1, 9):
-        answers = worrying("more_than_half") if number == 8 else FULL_ANSWERS
+    for number in range(1, 11):
+        answers = worrying("more_than_half") if number == 10 else FULL_ANSWERS
         patient.post(f"/step/{number}", {"action": "next", **answers.get(number, {})})
     clock.advance(minutes=1)
-    patient.post("/step/8", {"action": "next", "S1": "not_at_all"})
+    patient.post("/step/10", {"action": "next", "S1": "not_at_all"})
     patient.post("/review", {"action": "submit"})
     return invitation.visit_id
 

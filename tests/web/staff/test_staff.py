@@ -312,7 +312,7 @@ def test_safety_alert_reaches_the_board_and_is_acknowledged(app, client, clock):
     login(client, "desk@example.org")
     assert client.get("/staff/board.json").get_json()["alerts"] == []
     answers = dict(FULL_ANSWERS)
-    answers[8] = {"S1": "more_than_half"}
+    answers[10] = {"S1": "more_than_half"}
     invitation = finish_visit(app, answers, ref="ALERT-9")
     alerts = client.get("/staff/board.json").get_json()["alerts"]
     assert [a["patient_ref"] for a in alerts] == ["ALERT-9"]
@@ -409,7 +409,7 @@ def test_in_person_items_show_only_their_topic(app, psychiatrist):
 
 def test_safety_banner_and_acknowledge_from_summary(app, psychiatrist):
     answers = dict(FULL_ANSWERS)
-    answers[8] = {"S1": "nearly_every_day"}
+    answers[10] = {"S1": "nearly_every_day"}
     invitation = finish_visit(app, answers)
     html = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True)
     banner = html.split('class="banner"')[1].split("</div>")[0]
@@ -419,7 +419,7 @@ def test_safety_banner_and_acknowledge_from_summary(app, psychiatrist):
 
 def _alerted(app, ref="ALERT-1"):
     answers = dict(FULL_ANSWERS)
-    answers[8] = {"S1": "nearly_every_day"}
+    answers[10] = {"S1": "nearly_every_day"}
     return finish_visit(app, answers, ref=ref)
 
 
@@ -540,7 +540,7 @@ def test_front_desk_asking_for_the_summary_goes_to_the_board(app, client):
 
 def test_declined_safety_is_named_declined(app, psychiatrist):
     answers = dict(FULL_ANSWERS)
-    answers[8] = {}
+    answers[10] = {}
     invitation = finish_visit(app, answers)
     html = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True)
     assert "Safety question: declined" in html
@@ -836,7 +836,7 @@ MAX_ANSWERS = {
         "R2": "mostly_me",
         "R3": ["lowering", "changing", "side_effects", "how_long", "other_help"],
     },
-    8: {"S1": "nearly_every_day"},
+    10: {"S1": "nearly_every_day"},
 }
 
 

@@ -173,7 +173,7 @@ def test_a_today_with_answers_has_no_empty_line(app, psychiatrist):
 
 def test_an_unacknowledged_alert_says_so_on_paper(app, psychiatrist):
     answers = copy.deepcopy(FULL_ANSWERS)
-    answers[8] = {"S1": "several_days"}
+    answers[10] = {"S1": "several_days"}
     invitation = finish_visit(app, answers)
     for path in ("summary", "print"):
         html = psychiatrist.get(f"/staff/visits/{invitation.visit_id}/{path}").get_data(
