@@ -662,6 +662,20 @@ DATA_ABSENT_SYSTEM = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 SAFETY_NOT_WORRYING = "not_at_all"
 
 
+def _survey_observation(visit: Visit, resource_id: str, zone: tzinfo | None) -> dict:
+    """What every Observation of a visit's answers begins with: id, meta, a final
+    survey result."""
+    return {
+        "resourceType": "Observation",
+        "id": resource_id,
+        "meta": _meta(visit, zone),
+        "status": "final",
+        "category": [
+            {"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}]}
+        ],
+    }
+
+
 def observation_id(visit: Visit, number: int) -> str:
     """The n-th saved safety value of a visit (1 = the first): the history only grows."""
     return f"{resource_id(visit)}-safety-{number}"
@@ -688,17 +702,7 @@ def safety_observations(
     found = []
     for number, saved in enumerate(history, start=1):
         resource = {
-            "resourceType": "Observation",
-            "id": observation_id(visit, number),
-            "meta": _meta(visit, zone),
-            "status": "final",
-            "category": [
-                {
-                    "coding": [
-                        {"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}
-                    ]
-                }
-            ],
+            **_survey_observation(visit, observation_id(visit, number), zone),
             "code": {
                 "coding": [dict(ITEM_CODES[SAFETY_ITEM])],
                 "text": ITEM_CODES[SAFETY_ITEM]["display"],
@@ -770,17 +774,7 @@ def measure_observations(
             continue
         measure = score.instrument
         resource = {
-            "resourceType": "Observation",
-            "id": measure_observation_id(visit, measure.id),
-            "meta": _meta(visit, zone),
-            "status": "final",
-            "category": [
-                {
-                    "coding": [
-                        {"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}
-                    ]
-                }
-            ],
+            **_survey_observation(visit, measure_observation_id(visit, measure.id), zone),
             "code": {
                 "coding": [
                     {

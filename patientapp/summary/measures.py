@@ -102,8 +102,9 @@ class MeasureLine:
     band: str = ""  # translated band label, when there is a total
     why_none: str = ""  # why there is no total, when there is none
     prorated: str = ""  # how a prorated total was reached
-    earlier: tuple[str, ...] = ()  # "15 (3/2/26)", oldest first
-    change: str = ""  # "-2 since 3/2/26", with a true minus sign
+    earlier: str = ""  # "earlier: 24, 16 (from 3/2/26)", oldest first
+    change: str = ""  # "-2": since the last earlier total, with a true minus sign
+    change_long: str = ""  # "-2 since 3/2/26": the same with that visit's date
     chart: Chart | None = None
     not_offered: str = ""  # "PHQ-9 not offered in Tiếng Việt": the whole line
 

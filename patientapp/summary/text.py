@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from flask_babel import gettext
 
-from patientapp.i18n import listed
 from patientapp.summary.view import SAFETY_LINES, Row, SummaryView, Text
 
 
@@ -102,10 +101,10 @@ def _measure_text(m) -> str:
     if m.not_offered:
         return m.not_offered
     parts = [f"{m.name}: {m.score_text}" + (f" ({m.prorated})" if m.prorated else "")]
+    if m.change_long:
+        parts.append(m.change_long)
     if m.earlier:
-        parts.append(gettext("earlier: %(totals)s", totals=listed(list(m.earlier))))
-    if m.change:
-        parts.append(m.change)
+        parts.append(m.earlier)
     return "; ".join(parts)
 
 

@@ -763,11 +763,13 @@ def _measure_lines(
         points = history.get(instrument.id, [])[-measures_.EARLIER_SHOWN :]
         trend = measures_.Trend(instrument, score, tuple(points))
         totals = [p.total for p in points] + ([score.total] if score.total is not None else [])
-        change = ""
+        dated = [f"{format_decimal(p.total)} ({p.label})" for p in points]
+        if score.total is not None:
+            dated.append(f"{format_decimal(score.total)} ({_short_date(visit.appointment_at)})")
+        change = change_long = ""
         if trend.change is not None:
-            change = gettext(
-                "%(change)s since %(date)s", change=_signed(trend.change), date=points[-1].label
-            )
+            change = _signed(trend.change)
+            change_long = gettext("%(change)s since %(date)s", change=change, date=points[-1].label)
         lines.append(
             measures_.MeasureLine(
                 name=instrument.name,
@@ -784,15 +786,24 @@ def _measure_lines(
                     if score.prorated
                     else ""
                 ),
-                earlier=tuple(f"{p.total} ({p.label})" for p in points),
+                earlier=(
+                    gettext(
+                        "earlier: %(totals)s",
+                        totals=listed([format_decimal(p.total) for p in points]),
+                    )
+                    if points
+                    else ""
+                ),
                 change=change,
+                change_long=change_long,
                 chart=measures_.chart(
                     totals,
                     instrument,
+                    # Read out (and shown on hover) with each total's date.
                     gettext(
                         "%(measure)s totals, oldest first: %(totals)s",
                         measure=instrument.name,
-                        totals=joined([format_decimal(t) for t in totals]),
+                        totals=joined(dated),
                     ),
                 ),
             )

@@ -177,7 +177,11 @@ class LiveServer:
             self._making.join()
             self._making = None
 
-    def _run_invite(self) -> Invitation:
+    def invite_with(self, *measures: str) -> Invitation:
+        """A fresh invitation that includes these standard measures (`invite --measure`)."""
+        return self._run_invite(measures)
+
+    def _run_invite(self, measures: tuple[str, ...] = ()) -> Invitation:
         ref = f"BR-{next(self._refs)}"
         # Later today, so the patient is in the waiting room (answering on the visit's own
         # day): an hour ahead, but never past midnight, where the visit would be tomorrow
@@ -185,7 +189,7 @@ class LiveServer:
         today_end = datetime.now().replace(hour=23, minute=59, second=0, microsecond=0)
         when = min(datetime.now() + timedelta(hours=1), today_end).strftime("%Y-%m-%d %H:%M")
         result = subprocess.run(
-            self._flask("invite", ref, "--at", when),
+            self._flask("invite", ref, "--at", when, *(f"--measure={m}" for m in measures)),
             cwd=REPO_ROOT,
             env=self.env,
             capture_output=True,

@@ -19,7 +19,9 @@ STEPS = len(questionnaire.default().sections)
 # The screens a patient taking medicine meets (the progress line counts these), and the
 # steps that open on a screen of their own (a step whose questions all sit on the screen
 # before it is never in an address).
-PAGES = patient_forms.pages(questionnaire.default().sections)
+# These visits include no standard measure: their screens are not met.
+_Q = questionnaire.default()
+PAGES = patient_forms.shown_pages(_Q, frozenset(_Q.not_asked({})))
 SCREENS = len(PAGES)
 OWN_STEPS = sorted({page.number for page in PAGES})
 

@@ -55,6 +55,8 @@ def summary(client, visit_id) -> tuple[str, str]:
 
 
 def measure_lines(html: str) -> list[str]:
+    """The Measures lines as they read on paper (what only screen readers hear left out)."""
+    html = re.sub(r'<span class="visually-hidden">.*?</span>', "", html)
     found = re.findall(r'<p class="measure[^"]*">(.*?)</p>', html, re.S)
     return [
         re.sub(r"\s+", " ", re.sub(r"<svg.*?</svg>|<[^>]+>", "", line, flags=re.S)).strip()
@@ -194,14 +196,18 @@ def test_the_trend_over_three_visits_as_numbers_and_a_chart(app, client, psychia
         days.append(invitation.visit_id)
     html, text = summary(psychiatrist, days[-1])
     (line,) = measure_lines(html)
-    assert line.startswith("PHQ-9: 8/27 (mild) · earlier: 24 (")
-    assert "16 (" in line and "\u22128 since" in line
+    assert line == "PHQ-9: 8/27 (mild) · \u22128 · earlier: 24, 16"
+    assert re.search(r'title="\u22128 since \S+"', html)  # with the date, on screen
     chart = re.search(r'<svg class="trend".*?</svg>', html, re.S).group(0)
     assert chart.count("<circle") == 3, chart
     label = re.search(r'aria-label="([^"]*)"', chart).group(1)
-    assert label == "PHQ-9 totals, oldest first: 24, 16, and 8", ascii(label)
+    # Read out with each total's date (the dates of the visits, a week apart).
+    assert re.fullmatch(
+        r"PHQ-9 totals, oldest first: 24 \(\S+\), 16 \(\S+\), and 8 \(\S+\)", label
+    ), label
+    assert f"<title>{label}</title>" in chart
     assert "<script" not in chart and 'stroke="#000"' in chart
-    assert "PHQ-9: 8/27 (mild); earlier: 24 (" in text and "\u22128 since" in text
+    assert re.search(r"PHQ-9: 8/27 \(mild\); \u22128 since \S+; earlier: 24, 16", text)
     # GAD-7 was never included: no line for it.
     assert not any(line.startswith("GAD-7") for line in measure_lines(html))
 
@@ -276,3 +282,32 @@ def test_the_invitation_page_names_the_measures_it_includes(app, psychiatrist):
     assert "Standard measures: GAD-7, PHQ-9" in page
     page = psychiatrist.get(f"/staff/visits/{without.visit_id}/invitation").get_data(as_text=True)
     assert "Standard measures:" not in page
+
+
+def test_the_welcome_promises_the_minutes_with_the_measures_it_will_ask(app, client):
+    from patientapp.questionnaire import timing
+
+    both = tuple(Q.instrument(m) for m in BOTH)
+    with_measures = timing.promised_minutes("en", both)
+    without = timing.promised_minutes("en")
+    assert with_measures >= without + 3  # 15 questions more, modelled from their words
+    for measures, minutes in ((BOTH, with_measures), ((), without)):
+        invitation = make_invitation(app, patient_ref=f"W-{len(measures)}", measures=measures)
+        page = Patient(app.test_client()).open(invitation.token).get_data(as_text=True)
+        assert f"It takes about {minutes} minutes." in page
+    # Not offered in Vietnamese: the Vietnamese promise is the reflection's alone.
+    invitation = make_invitation(app, patient_ref="W-vi", measures=BOTH, language="vi")
+    page = Patient(app.test_client()).open(invitation.token).get_data(as_text=True)
+    assert f"{timing.promised_minutes('vi')} phút" in page
+
+
+def test_a_save_never_stores_a_measure_the_visit_does_not_ask(app, db, clock):
+    """Below the pages too: answers to a measure not offered are dropped on saving."""
+    from patientapp.domain import visits
+
+    invitation = make_invitation(app, measures=("gad7",))
+    visits.start(db, invitation.visit_id, language="en", version=Q.version, now=clock())
+    values = {**phq9("nearly_every_day"), **gad7("several_days")}
+    assert visits.save_step(db, invitation.visit_id, values, step=8, next_step=9, now=clock())
+    answers, _ = storage.answers_for(db, invitation.visit_id)
+    assert set(answers) == set(gad7("x"))
