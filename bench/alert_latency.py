@@ -48,6 +48,7 @@ sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 from browser.conftest import CHROMIUM, CHROMIUM_ARGS, LiveServer, Phone  # noqa: E402
 from browser.patient_ui import (  # noqa: E402
+    STEPS,
     button,
     choose,
     expect_heading,
@@ -99,7 +100,7 @@ def one_try(browser, server, desk, acknowledger, pause: float) -> tuple[float, f
     try:
         patient = phone.open(360)
         open_and_start(patient, server.invite().link)
-        skip_to_step(patient, 8)
+        skip_to_step(patient, STEPS)
         choose(patient, "S1", "Several days")
         desk.evaluate("window.__seen = null")
         time.sleep(pause)

@@ -35,9 +35,14 @@ def _parse_when(value: str | None) -> datetime:
     type=click.Choice([m for m, _name in measure_choices()]),
     help="A standard measure to include (repeat for more); default: the Settings default.",
 )
+@click.option("--no-measures", is_flag=True, help="Include no standard measure.")
 @with_appcontext
 def invite_command(
-    patient_ref: str, appointment: str | None, language: str, measures: tuple[str, ...]
+    patient_ref: str,
+    appointment: str | None,
+    language: str,
+    measures: tuple[str, ...],
+    no_measures: bool,
 ) -> None:
     """Create an invitation for PATIENT_REF (a chart number or initials, not a name)
     and print its link and short code."""
@@ -55,7 +60,7 @@ def invite_command(
             extra_days=int(clinic_settings()["invite_extra_days"]),
             created_by=None,
             now=now(),
-            measures=measures or tuple(clinic_settings()["measures"] or ()),
+            measures=() if no_measures else measures or tuple(clinic_settings()["measures"] or ()),
         )
         audit("invitation_created", invitation.visit_id)
     click.echo(f"Link:    {base_url()}/v/{invitation.token}")

@@ -745,9 +745,10 @@ def set_started(
                questionnaire_version = ?, started_at = COALESCE(started_at, ?),
                last_activity_at = ?, current_step = MAX(current_step, 1),
                furthest_step = MAX(furthest_step, 1), reached_item = COALESCE(reached_item, ?),
-               measures_offered = COALESCE(measures_offered, ?)
+               measures_offered = COALESCE(measures_offered, ?),
+               measures_language = COALESCE(measures_language, ?)
            WHERE id = ?""",
-        (language, version, _ts(now), _ts(now), first, " ".join(offered), visit_id),
+        (language, version, _ts(now), _ts(now), first, " ".join(offered), language, visit_id),
     )
 
 
@@ -1212,11 +1213,29 @@ def m104_measures(db: Database) -> None:
     # in decides, once, so a later language switch never unasks what was answered).
     db.execute("ALTER TABLE visits ADD COLUMN measures TEXT NOT NULL DEFAULT ''")
     db.execute("ALTER TABLE visits ADD COLUMN measures_offered TEXT")
+    db.execute("ALTER TABLE visits ADD COLUMN measures_language TEXT")  # that start's
     # GAD-7 and PHQ-9 are now steps 8 and 9, so the safety question is step 10 and the
     # review 11: a visit on its way keeps its place, and its drafts their step.
+    # Only a visit on its way shows its step (FHIR's progress): a sent or cancelled one
+    # is renumbered without counting as a change, so no integration reads it again.
     first = SECTIONS_BEFORE_SAFETY_2026_3 + 1
-    for column in ("current_step", "furthest_step"):
-        db.execute(f"UPDATE visits SET {column} = {column} + 2 WHERE {column} >= ?", (first,))
+    [(trigger,)] = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'visits_changed'"
+    ).fetchall()
+    db.execute("DROP TRIGGER visits_changed")
+    for done in (True, False):
+        if not done:
+            db.execute(trigger)
+        where = (
+            "status NOT IN ('invited', 'in_progress')"
+            if done
+            else "status IN ('invited', 'in_progress')"
+        )
+        for column in ("current_step", "furthest_step"):
+            db.execute(
+                f"UPDATE visits SET {column} = {column} + 2 WHERE {column} >= ? AND {where}",
+                (first,),
+            )
     db.execute("UPDATE drafts SET step = step + 2 WHERE step >= ?", (first,))
     # Each measure total of a sent visit, written when it is sent (its answers no longer
     # change): what the FHIR Observation search counts and pages by, like safety_answers.

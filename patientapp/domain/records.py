@@ -70,6 +70,7 @@ class Visit:
     reached_item: str | None = None  # the last question of the furthest screen shown
     measures: str = ""  # the standard measures the invitation includes (ids, spaced)
     measures_offered: str | None = None  # those asked: set at the first start
+    measures_language: str | None = None  # the language of that start, which decided
     created_by: int | None = None
     created_at: datetime
     started_at: datetime | None = None

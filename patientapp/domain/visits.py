@@ -174,6 +174,18 @@ def current_section(visit: Visit, definition: Questionnaire) -> int | None:
     return max(visit.current_step, 1)
 
 
+def progress(visit: Visit, step: int, definition: Questionnaire | None = None) -> tuple[int, int]:
+    """(place, count) of step `step` among the sections this visit asks: a standard
+    measure it does not ask is no step of it ("step 8 of 8", never "10 of 10")."""
+    definition = definition or default()
+    asked = [
+        n
+        for n, section in enumerate(definition.sections, start=1)
+        if not section.items or not section.items[0].instrument or section.id in visit.offered
+    ]
+    return sum(1 for n in asked if n <= step), len(asked)
+
+
 # --- the safety question -------------------------------------------------------------------
 
 
@@ -312,17 +324,6 @@ def asked_measures(visit: Visit, language: str, definition: Questionnaire | None
         else offered_measures(visit, language, definition)
     )
     return tuple(i for i in definition.instruments if i.id in ids)
-
-
-def not_offered(visit: Visit, definition: Questionnaire | None = None):
-    """The measures the invitation included that were not asked, for want of an official
-    text in the language the patient started in (the page says so)."""
-    if visit.measures_offered is None:
-        return ()
-    definition = definition or default()
-    return tuple(
-        i for i in definition.instruments if i.id in visit.chosen and i.id not in visit.offered
-    )
 
 
 def set_language(db, visit_id: int, language: str) -> None:

@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 from flask_babel import force_locale, gettext
 
+from patientapp.domain import visits
 from patientapp.domain.records import Alert, SafetyAnswer, Status, Visit
 from patientapp.i18n import LANGUAGES, SOURCE_LANGUAGE
 from patientapp.questionnaire.instruments import Instrument, ScaleAnswer, Score
@@ -607,8 +608,8 @@ def response_resource(
         resource["source"] = patient
     extensions = [{"url": APPOINTMENT, "valueDateTime": timestamp(visit.appointment_at, zone)}]
     if not full:
-        steps = len(definition.sections)
-        step = min(max(visit.furthest_step, 0), steps)
+        # Among the sections this visit asks (a measure it does not ask is no step).
+        step, steps = visits.progress(visit, max(visit.furthest_step, 0), definition)
         progress = [{"url": "step", "valueInteger": step}, {"url": "of", "valueInteger": steps}]
         resource["extension"] = [*extensions, {"url": PROGRESS, "extension": progress}]
         return resource

@@ -535,7 +535,13 @@ def step(number: int):
         return refused
     at = _screen_of(number)
     if at.section.items and all(item.id in at.hidden for item in at.section.items):
-        return redirect(_url(_first_after(number, at.hidden)))  # a measure not offered
+        # A standard measure this visit does not ask. A safety page served before the
+        # measures came (it was step 8, now GAD-7's) still posts here: a safety answer
+        # is never dropped, it is saved on its own step.
+        if request.method == "POST" and visits.SAFETY_ITEM in request.form:
+            safety = patient_forms.page_of(questionnaire.default(), visits.SAFETY_ITEM)
+            return _save_step(_screen_of(safety.number))
+        return redirect(_url(_first_after(number, at.hidden)))
     if request.method == "GET":
         return _show_step(at)
     return _save_step(at)

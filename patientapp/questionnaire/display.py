@@ -56,6 +56,11 @@ def intro(item: Item) -> str:
     return gettext(item.intro)
 
 
+def stem(item: Item) -> str:
+    """A standard measure's stem, in the reader's language (its official text)."""
+    return item.measure.wording(_language()).stem if item.measure is not None else ""
+
+
 def choice_label(item: Item, choice) -> str:
     if item.measure is not None:
         return item.measure.answer_text(choice.id, _language())

@@ -401,7 +401,8 @@ def _instrument_section(instrument: Instrument, version: str) -> Section:
                 id=member.id,
                 type="single",
                 prompt=english.items[n],
-                short=f"{instrument.name} {member.number}: {english.items[n]}",
+                # Names only where a topic is named (held for in person): "PHQ-9 #3".
+                short=f"{instrument.name} #{member.number}",
                 section_id=instrument.id,
                 intro=english.stem if not items else "",
                 choices=tuple(Choice(a, text) for a, text in labels.items()),

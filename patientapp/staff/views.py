@@ -103,14 +103,8 @@ def _progress(visit: Visit, status: str) -> str:
     number = visits.current_section(visit, q)
     if number is None:
         return gettext("checking answers")
-    # Counted among the sections this visit asks: a measure it does not is no step.
-    asked = [
-        n
-        for n, section in enumerate(q.sections, start=1)
-        if not section.items or not section.items[0].instrument or section.id in visit.offered
-    ]
-    place = sum(1 for n in asked if n <= number)
-    return gettext("step %(n)s of %(total)s", n=place, total=len(asked))
+    place, count = visits.progress(visit, number, q)  # among the sections it asks
+    return gettext("step %(n)s of %(total)s", n=place, total=count)
 
 
 def _board_rows(day: date) -> list[dict]:

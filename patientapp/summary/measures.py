@@ -103,7 +103,9 @@ class MeasureLine:
     why_none: str = ""  # why there is no total, when there is none
     prorated: str = ""  # how a prorated total was reached
     earlier: str = ""  # "earlier: 24, 16 (from 3/2/26)", oldest first
-    change: str = ""  # "-2": since the last earlier total, with a true minus sign
+    change: str = ""  # "-2": since the last visit, with a true minus sign (change_long
+    # when the last earlier total is from another visit than the one "since last visit"
+    # compares with)
     change_long: str = ""  # "-2 since 3/2/26": the same with that visit's date
     chart: Chart | None = None
     not_offered: str = ""  # "PHQ-9 not offered in Tiếng Việt": the whole line

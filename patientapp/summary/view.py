@@ -678,7 +678,7 @@ def build(
         skipped=skipped,
         today=today,
         agenda_note=note(layout.agenda) if layout.agenda else "",
-        measures=_measure_lines(q, visit, answers, held, body.reached, earlier or []),
+        measures=_measure_lines(q, visit, previous, answers, held, body.reached, earlier or []),
     )
 
 
@@ -736,6 +736,7 @@ def _signed(number: int) -> str:
 def _measure_lines(
     q: Questionnaire,
     visit: Visit,
+    previous: Visit | None,
     answers: dict,
     held: set[str],
     reached: set[str],
@@ -770,6 +771,9 @@ def _measure_lines(
         if trend.change is not None:
             change = _signed(trend.change)
             change_long = gettext("%(change)s since %(date)s", change=change, date=points[-1].label)
+            if previous is None or points[-1].day != previous.day.isoformat():
+                # Not against the visit "since last visit" names: the page says which.
+                change = change_long
         lines.append(
             measures_.MeasureLine(
                 name=instrument.name,
@@ -817,7 +821,10 @@ def _measure_lines(
                         not_offered=gettext(
                             "%(measure)s not offered in %(language)s",
                             measure=instrument.name,
-                            language=language_name(visit.answer_language or "en"),
+                            # The language the patient started in decided it.
+                            language=language_name(
+                                visit.measures_language or visit.answer_language or "en"
+                            ),
                         ),
                     )
                 )

@@ -207,9 +207,16 @@ def measure_choices() -> list[tuple[str, str]]:
 
 def measure_lang(item) -> Markup:
     """` lang="en"` on a measure's words shown in its original language on a page in
-    another (the patient switched after starting); nothing otherwise."""
+    another (the patient switched after starting); nothing otherwise. `item` may be an
+    item or its id (a form field's name)."""
+    if isinstance(item, str):
+        from patientapp.questionnaire.model import default
+
+        item = default().items.get(item)
+        if item is None:
+            return Markup("")
     language = display.language_of(item)
-    return Markup(' lang="{}"').format(language) if language else Markup("")
+    return Markup(' lang="{}" dir="ltr"').format(language) if language else Markup("")
 
 
 def clinic_settings() -> dict:
@@ -366,6 +373,7 @@ def init_app(app) -> None:
     app.jinja_env.globals.update(
         item_prompt=display.prompt,
         item_intro=display.intro,
+        measure_stem=display.stem,
         measure_lang=measure_lang,
     )
     app.jinja_env.filters["tel_links"] = tel_links

@@ -15,7 +15,7 @@ except ImportError:  # the fixtures skip (or fail in CI) with a clear message
 from patientapp.patient import forms as patient_forms
 from patientapp.questionnaire import model as questionnaire
 
-STEPS = len(questionnaire.default().sections)
+STEPS = len(questionnaire.default().sections)  # the last step: the safety question
 # The screens a patient taking medicine meets (the progress line counts these), and the
 # steps that open on a screen of their own (a step whose questions all sit on the screen
 # before it is never in an address).

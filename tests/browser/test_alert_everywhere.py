@@ -18,7 +18,15 @@ import pytest
 from patientapp.db import storage
 from patientapp.staff.alerts import POLL_MS
 
-from .patient_ui import choose, expect, expect_heading, open_and_start, skip_to_step, tap_next
+from .patient_ui import (
+    STEPS,
+    choose,
+    expect,
+    expect_heading,
+    open_and_start,
+    skip_to_step,
+    tap_next,
+)
 from .staff_ui import StaffUser, acknowledge_all_alerts, create_users, log_in, open_desktop
 
 pytestmark = pytest.mark.browser
@@ -101,7 +109,7 @@ def worrying_answer(phone, server) -> None:
     """A patient on their own phone answers S1 "Several days" and taps Next."""
     patient = phone.open(360)
     open_and_start(patient, server.invite().link)
-    skip_to_step(patient, 8)
+    skip_to_step(patient, STEPS)
     choose(patient, "S1", "Several days")
     tap_next(patient)
     expect_heading(patient, "Thank you for telling us")

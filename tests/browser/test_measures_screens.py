@@ -1,7 +1,8 @@
 """The standard measures on a phone, in Chromium (issue 25): a patient invited with PHQ-9
 and GAD-7 taps through their screens at 320 and 360 px: each begins under its stem, the
 progress counts them, every answer is a 44 px target, nothing scrolls sideways, axe finds
-nothing, no screen is taller than the others may be; PHQ-9's item 9 follows on the
+nothing, no screen is taller than the others may be, and each screen of a measure
+begins under its stem; PHQ-9's item 9 follows on the
 safety screen, asked once; the review holds a measure's answer like any other."""
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def test_a_patient_answers_both_measures_on_a_phone(phone, live_server, width):
         if _screen in (0, 3):
             _no_axe_violations(page)
         _next(page)
-    assert stems == 2  # each measure's stem, once, above its first question
+    assert stems == 6  # each measure's stem above its questions, on every screen of it
     # PHQ-9's item 9 is the safety question, on its own screen right after item 8.
     expect(page.locator("main")).to_contain_text("better off dead")
     expect(page.locator(".progress p")).to_have_text(f"Step {SCREENS} of {SCREENS}")

@@ -19,6 +19,7 @@ from patientapp.db import storage
 
 from .maximal_visit import maximal_answers, realistic_text, store_maximal_visit, store_submitted
 from .patient_ui import (
+    STEPS,
     WORDS_BROKEN_IN,
     choose,
     expect,
@@ -271,7 +272,7 @@ def test_board_shows_a_safety_alert_without_reload(desks, phone, live_server):
 
     patient = phone.open(360)
     open_and_start(patient, link)
-    skip_to_step(patient, 8)
+    skip_to_step(patient, STEPS)
     choose(patient, "S1", "Several days")
     tap_next(patient)
     expect_heading(patient, "Thank you for telling us")
@@ -402,7 +403,7 @@ def test_board_badges_the_alert_row_without_reload(desks, phone, live_server):
     row = desk.locator(f"tr[data-visit='{visit_id}']")
     patient = phone.open(360)
     open_and_start(patient, link)
-    skip_to_step(patient, 8)
+    skip_to_step(patient, STEPS)
     choose(patient, "S1", "Several days")
     tap_next(patient)
     expect_heading(patient, "Thank you for telling us")

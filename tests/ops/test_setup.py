@@ -97,6 +97,8 @@ def test_cli_invite_includes_the_measures_asked_for_or_the_settings_default(app,
     storage.save_settings(db, {"measures": ["phq9"]})
     result = runner.invoke(args=["invite", "RB-2"])
     assert "Standard measures: PHQ-9" in result.output
+    result = runner.invoke(args=["invite", "RB-4", "--no-measures"])
+    assert result.exit_code == 0 and "Standard measures" not in result.output
     assert runner.invoke(args=["invite", "RB-3", "--measure", "bdi"]).exit_code != 0
 
 

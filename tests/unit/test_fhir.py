@@ -261,13 +261,13 @@ def test_a_visit_not_sent_gives_status_and_progress_only(app, clock):
     }  # fmt: skip
     assert {e["url"] for e in resource["extension"]} == {fhir.APPOINTMENT, fhir.PROGRESS}
     [progress] = ext(resource, fhir.PROGRESS)
-    # S1 was saved on the last step (the safety question's, after the standard measures'
-    # steps since 2026.4), on the way to the review: the furthest step is the last one.
-    safety_step = [s.id for s in DEFINITION.sections].index("safety") + 1
-    assert safety_step == len(DEFINITION.sections) == 10
+    # S1 was saved on the last step (the safety question's), on the way to the review:
+    # the furthest step is the last one, counted among the steps this visit asks (the
+    # standard measures' two steps are not, as it includes none): 8 of 8, as the board.
+    assert [s.id for s in DEFINITION.sections].index("safety") + 1 == 10
     assert progress["extension"] == [
-        {"url": "step", "valueInteger": safety_step},
-        {"url": "of", "valueInteger": len(DEFINITION.sections)},
+        {"url": "step", "valueInteger": 8},
+        {"url": "of", "valueInteger": 8},
     ]
 
 

@@ -284,3 +284,30 @@ def test_a_measures_screens_agree_with_the_minutes_model():
             assert (
                 sum(patient_forms.screen_rows(i) for i in page.items) <= patient_forms.SCREEN_ROWS
             )
+
+
+def test_the_progress_counts_the_steps_the_visit_asks():
+    from datetime import datetime
+
+    from patientapp.domain import visits
+    from patientapp.domain.records import Visit
+
+    moment = datetime(2026, 11, 25, 10, 0)
+
+    def visit(offered):
+        return Visit(
+            id=1,
+            patient_ref="R",
+            appointment_at=moment,
+            token_hash="t",
+            code_hash="c",
+            expires_at=moment,
+            created_at=moment,
+            measures_offered=offered,
+        )
+
+    safety = [s.id for s in Q.sections].index("safety") + 1
+    assert visits.progress(visit(""), safety, Q) == (8, 8)
+    assert visits.progress(visit("phq9"), safety, Q) == (9, 9)
+    assert visits.progress(visit("gad7 phq9"), safety, Q) == (10, 10)
+    assert visits.progress(visit("phq9"), 8, Q) == (7, 9)  # GAD-7's step is not its own

@@ -89,13 +89,16 @@ def test_m104_keeps_a_visit_on_its_way_at_its_place_and_its_drafts(tmp_path):
         if migration.name < "m104":
             migration.fn(db)
     columns = "patient_ref, appointment_at, token_hash, code_hash, expires_at, created_at"
-    for n, (current, furthest) in enumerate([(3, 5), (8, 8), (9, 9)]):
+    for n, (current, furthest, status) in enumerate(
+        [(3, 5, "in_progress"), (8, 8, "in_progress"), (9, 9, "in_progress"), (9, 9, "submitted")]
+    ):
         db.execute(
             f"INSERT INTO visits ({columns}, current_step, furthest_step, status, started_at) "
             "VALUES (?, '2026-11-25T10:00:00+00:00', ?, ?, '2026-11-26T00:00:00+00:00', "
-            "'2026-11-25T07:00:00+00:00', ?, ?, 'in_progress', '2026-11-25T09:00:00+00:00')",
-            (f"R-{n}", f"t{n}", f"c{n}", current, furthest),
+            "'2026-11-25T07:00:00+00:00', ?, ?, ?, '2026-11-25T09:00:00+00:00')",
+            (f"R-{n}", f"t{n}", f"c{n}", current, furthest, status),
         )
+    before = dict(db.execute("SELECT id, change_seq FROM visits").fetchall())
     db.execute(
         "INSERT INTO drafts (visit_id, step, generation, fields, saved_at) VALUES "
         "(2, 8, 0, '{}', '2026-11-25T09:05:00+00:00'), (1, 3, 0, '{}', '2026-11-25T09:05:00+00:00')"
@@ -103,11 +106,18 @@ def test_m104_keeps_a_visit_on_its_way_at_its_place_and_its_drafts(tmp_path):
     [m104] = [m for m in storage.migrations._migrations if m.name.startswith("m104")]
     m104.fn(db)
     steps = list(db.execute("SELECT current_step, furthest_step FROM visits ORDER BY id"))
-    assert steps == [(3, 5), (10, 10), (11, 11)]
+    assert steps == [(3, 5), (10, 10), (11, 11), (11, 11)]
+    # A visit on its way changed (its progress is exported); a sent one did not: no
+    # integration reads the whole history again for a renumbering.
+    after = dict(db.execute("SELECT id, change_seq FROM visits").fetchall())
+    assert after[1] == before[1] and after[2] > before[2] and after[3] > before[3]
+    assert after[4] == before[4]
+    triggers = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='trigger'")]
+    assert "visits_changed" in triggers  # put back as it was
     assert sorted(db.execute("SELECT visit_id, step FROM drafts")) == [(1, 3), (2, 10)]
     q = questionnaire.default()
     assert [s.id for s in q.sections].index("safety") + 1 == 10  # the step it moved to
     assert storage.SECTIONS_BEFORE_SAFETY_2026_3 == 7
     measures = db.execute("SELECT measures, measures_offered FROM visits").fetchall()
-    assert measures == [("", None)] * 3  # nothing included, nothing offered
+    assert measures == [("", None)] * 4  # nothing included, nothing offered
     db.conn.close()

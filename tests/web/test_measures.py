@@ -180,7 +180,7 @@ def test_a_held_or_skipped_item_gives_no_total_and_the_page_says_why(app, client
     ]
     assert "PHQ-9: no total: 1 answer held for in person" in text
     held = re.search(r'class="held-line">(.*?)</p>', html, re.S).group(1)
-    assert "PHQ-9 3" in held  # the held topic is named, its answer never shown
+    assert "PHQ-9 #3" in held  # the held topic is named, its answer never shown
     assert "several days" not in held.lower()
 
 
@@ -259,7 +259,8 @@ def test_a_language_switch_after_starting_keeps_the_official_english_words(app, 
         as_text=True
     )
     assert 'lang="es"' in page
-    assert re.search(r'<p class="intro" lang="en">Over the last 2 weeks', page)
+    assert re.search(r'<p class="intro" lang="en" dir="ltr">Over the last 2 weeks', page)
+    assert re.search(r'<legend lang="en" dir="ltr">Feeling nervous', page)
     assert "Feeling nervous, anxious or on edge" in page and "Several days" in page
 
 
@@ -311,3 +312,58 @@ def test_a_save_never_stores_a_measure_the_visit_does_not_ask(app, db, clock):
     assert visits.save_step(db, invitation.visit_id, values, step=8, next_step=9, now=clock())
     answers, _ = storage.answers_for(db, invitation.visit_id)
     assert set(answers) == set(gad7("x"))
+
+
+def test_not_offered_names_the_language_the_patient_started_in(app, client, psychiatrist, db):
+    """Started in Vietnamese (nothing offered), then switched to English: the page names
+    Vietnamese, where the measures were not offered, not English."""
+    invitation = make_invitation(app, measures=("phq9",))
+    patient = Patient(client.application.test_client())
+    patient.open(invitation.token)
+    patient.client.get("/welcome?lang=vi")
+    patient.post("/welcome", {})
+    patient.post("/step/1", {"lang": "en"})  # the switch on the first screen
+    for number in range(1, 11):
+        patient.post(f"/step/{number}", {"action": "next"})
+    patient.post("/review", {"action": "submit"})
+    visit = storage.get_visit(db, invitation.visit_id)
+    assert (visit.answer_language, visit.measures_language, visit.offered) == ("en", "vi", ())
+    html, _text = summary(psychiatrist, invitation.visit_id)
+    assert measure_lines(html) == ["PHQ-9 not offered in Tiếng Việt"]
+
+
+def test_a_change_against_an_older_visit_says_its_date_on_paper(app, client, psychiatrist, clock):
+    """The last visit included no measure: the change is against the one before it, and
+    the page names that visit's date instead of leaving "since last visit" implied."""
+    ids = []
+    for n, (measures, value) in enumerate(
+        ((("phq9",), "more_than_half"), ((), None), (("phq9",), "several_days"))
+    ):
+        clock.advance(minutes=5)
+        when = clock().replace(hour=9) + timedelta(days=7 * n)
+        invitation = make_invitation(app, patient_ref="OLD-1", when=when, measures=measures)
+        answer(
+            app, client.application.test_client(), invitation, phq=phq9(value) if value else None
+        )
+        ids.append(invitation.visit_id)
+    html, _text = summary(psychiatrist, ids[-1])
+    (line,) = measure_lines(html)
+    assert re.fullmatch(r"PHQ-9: 8/27 \(mild\) · \u22128 since \S+ · earlier: 16", line), line
+
+
+def test_a_safety_page_served_before_the_upgrade_still_saves_its_answer(app, client, db):
+    """The safety question was step 8 before the measures came; a page opened then posts
+    there, now GAD-7's step. The answer is saved and the alert raised, never dropped."""
+    invitation = make_invitation(app)
+    patient = Patient(client)
+    patient.start(invitation.token)
+    for number in range(1, 8):
+        patient.post(f"/step/{number}", {"action": "next"})
+    token = csrf_from(client.get("/step/10").get_data(as_text=True))
+    response = client.post(
+        "/step/8", data={"csrf_token": token, "action": "next", "S1": "several_days"}
+    )
+    assert response.status_code == 302 and response.headers["Location"].endswith("/safety")
+    answers, _ = storage.answers_for(db, invitation.visit_id)
+    assert answers["S1"] == "several_days"
+    assert storage.alert_for(db, invitation.visit_id) is not None
