@@ -145,7 +145,7 @@ class _Demo:
         )
         visits.mark_reviewed(self.db, first, self.doctor, before + timedelta(minutes=25))
         now_answers = {**examples.FOLLOW_UP_NOW, **_measured("several_days", "not_at_all")}
-        return [first, self.submitted("RB-1187", now_answers, sent, 11, measures=both)]
+        return [first, self.submitted("RB-1187", now_answers, sent, 9, measures=both)]
 
     def open_visits(self) -> tuple[invitations.Invitation, int]:
         """One invitation not opened yet, one patient on step 3 right now."""

@@ -367,3 +367,26 @@ def test_a_safety_page_served_before_the_upgrade_still_saves_its_answer(app, cli
     answers, _ = storage.answers_for(db, invitation.visit_id)
     assert answers["S1"] == "several_days"
     assert storage.alert_for(db, invitation.visit_id) is not None
+
+
+def test_a_measure_whose_published_rule_prorates_says_so_on_the_page(
+    app, client, psychiatrist, monkeypatch
+):
+    """No shipped measure prorates; one whose file cites a rule that allows it gives a
+    total from the answers given, and the page says how it was reached."""
+    from dataclasses import replace
+
+    invitation = make_invitation(app, measures=("gad7",))
+    gad = {**gad7("more_than_half"), "GAD7_7": ""}
+    answer(app, client.application.test_client(), invitation, gad)
+    html, _text = summary(psychiatrist, invitation.visit_id)
+    assert measure_lines(html) == ["GAD-7: no total: 1 question skipped"]
+    prorating = replace(Q.instrument("gad7"), prorate_max_missing=1, prorate_source="test rule")
+    others = tuple(i for i in Q.instruments if i.id != "gad7")
+    monkeypatch.setattr(
+        questionnaire, "default", lambda: replace(Q, instruments=(prorating, *others))
+    )
+    html, text = summary(psychiatrist, invitation.visit_id)
+    # 2 x 6 answered, mean 2, times 7 = 14: "moderate".
+    assert measure_lines(html) == ["GAD-7: 14/21 (moderate) (prorated from 6 of 7 answers)"]
+    assert "GAD-7: 14/21 (moderate) (prorated from 6 of 7 answers)" in text
