@@ -119,6 +119,7 @@ def test_a_skipped_or_held_item_gives_no_total_without_a_prorating_rule():
     assert unreached.total is None and len(unreached.not_reached) == 8
 
 
+RULE = 'source = "test only: one missing item may be prorated"'
 PRORATED = """
 id = "toy"
 name = "TOY-4"
@@ -197,6 +198,15 @@ def test_a_published_prorating_rule_is_followed_and_said():
         (("[languages.en]", "[languages.es]"), "original English"),
         (('id = "Y2"', 'id = "Y1"'), "each with its own id"),
         (('name = "TOY-4"', 'name = "TOY-4"\nextra = 1'), "unknown keys"),
+        ((f"prorate = {{ max_missing = 1, {RULE} }}", "prorate = 2"), "prorate is false"),
+        (("max_missing = 1", "max_missing = 0"), "max_missing >= 1"),
+        (('id = "b"\nscore = 2', 'id = "a"\nscore = 2'), "each its own id"),
+        (('id = "Y3"', 'id = "Y3"\nasked_as = "Z"'), "not both"),
+        (('id = "Y4"', "id = 4"), "must be str"),
+        (('name = "TOY-4"', "name = 4"), "'name' must be str"),
+        (('code = { code = "x", display = "x" }', 'code = "x"'), "'code' must be dict"),
+        (('scale = ["A", "B"]', 'scale = ["A", ""]'), "expected a list of texts"),
+        (('scale = ["A", "B"]', 'scale = ["A"]'), "2 answer texts"),
     ],
 )
 def test_a_broken_instrument_definition_is_refused_with_its_reason(change, message):
@@ -204,6 +214,17 @@ def test_a_broken_instrument_definition_is_refused_with_its_reason(change, messa
     assert broken != PRORATED
     with pytest.raises(instruments.InstrumentError, match=message):
         instruments.parse(tomllib.loads(broken))
+
+
+def test_an_instrument_file_must_parse_and_carry_its_own_name(tmp_path):
+    (tmp_path / "toy.toml").write_text(PRORATED, encoding="utf-8")
+    assert instruments.load("toy", tmp_path).name == "TOY-4"
+    (tmp_path / "other.toml").write_text(PRORATED, encoding="utf-8")
+    with pytest.raises(instruments.InstrumentError, match="its id is 'toy', not 'other'"):
+        instruments.load("other", tmp_path)
+    (tmp_path / "bad.toml").write_text("id = ", encoding="utf-8")
+    with pytest.raises(instruments.InstrumentError, match="cannot read instrument"):
+        instruments.load("bad", tmp_path)
 
 
 def test_a_definition_naming_a_missing_instrument_stops_the_app(tmp_path):
