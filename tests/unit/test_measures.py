@@ -308,24 +308,13 @@ def test_a_measures_screens_agree_with_the_minutes_model():
 
 
 def test_the_progress_counts_the_steps_the_visit_asks():
-    from datetime import datetime
+    from dataclasses import replace
 
     from patientapp.domain import visits
-    from patientapp.domain.records import Visit
-
-    moment = datetime(2026, 11, 25, 10, 0)
+    from tests.unit.test_visits import a_visit
 
     def visit(offered):
-        return Visit(
-            id=1,
-            patient_ref="R",
-            appointment_at=moment,
-            token_hash="t",
-            code_hash="c",
-            expires_at=moment,
-            created_at=moment,
-            measures_offered=offered,
-        )
+        return replace(a_visit(), measures_offered=offered)
 
     safety = [s.id for s in Q.sections].index("safety") + 1
     assert visits.progress(visit(""), safety, Q) == (8, 8)
