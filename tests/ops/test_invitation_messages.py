@@ -194,6 +194,22 @@ def words(text: str) -> str:
 # --- the invitation by e-mail ---------------------------------------------------------------
 
 
+def test_the_email_promises_the_minutes_with_the_measures_it_includes(app, staff, relay, clock):
+    """An invitation with PHQ-9 and GAD-7: the e-mail the relay receives promises the
+    minutes of the reflection and both measures, as the welcome page does."""
+    from patientapp.questionnaire import model
+
+    use_relay(staff, relay.port)
+    response = new_invitation(staff, clock, email=PATIENT_EMAIL, measures=["gad7", "phq9"])
+    assert response.status_code == 302
+    run_pass(app, clock)
+    [envelope] = relay.messages
+    body = words(read(envelope).get_content())
+    both = timing.promised_minutes("en", model.default().instruments)
+    assert both > timing.promised_minutes("en")
+    assert f"It takes about {both} minutes" in body
+
+
 def test_the_link_reaches_the_patient_by_email_and_opens_the_visit(app, staff, relay, clock, db):
     use_relay(staff, relay.port)
     response = new_invitation(staff, clock, email=PATIENT_EMAIL)
