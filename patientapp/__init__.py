@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -16,11 +17,13 @@ from patientapp import config as config_module
 from patientapp import i18n
 from patientapp.admin import views as admin
 from patientapp.api import views as api
+from patientapp.auth import provider
 from patientapp.auth import views as auth
 from patientapp.db import storage
 from patientapp.patient import views as patient
 from patientapp.questionnaire import model as questionnaire
 from patientapp.staff import report as staff_report  # noqa: F401 - its routes join staff.bp
+from patientapp.staff import smart
 from patientapp.staff import views as staff
 from patientapp.summary.rules import check_references
 from patientapp.web import context as web
@@ -95,6 +98,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(smart.bp)  # the one page opened from the EHR (SMART launch)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)  # GET /healthz for monitors: no session, no audit
     # The API reads only a bearer token, never a cookie: no request can ride on a
@@ -110,15 +114,43 @@ def _add_security_headers(app: Flask) -> None:
         if request.endpoint != "static":
             headers["Cache-Control"] = "no-store"
             headers["Pragma"] = "no-cache"
+        # A form may lead to the clinic's sign-in service (its sign-in button, and signing
+        # out, which ends its session too): Chromium applies form-action to the redirects.
+        forms = " ".join(filter(None, ("'self'", provider.origin())))
+        # The one page (and what leads to it from the EHR) may sit in a frame of the
+        # origins a clinic allows; no other page ever: not the sign-in, the second factor,
+        # an account's or admin's page, nor any patient page.
+        framers = _frame_ancestors(app) if request.endpoint in FRAMEABLE else ""
+        ancestors = framers or "'none'"
         headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            f"form-action {forms}; frame-ancestors {ancestors}; base-uri 'none'",
         )
         headers["X-Content-Type-Options"] = "nosniff"
         headers["Referrer-Policy"] = "no-referrer"
-        headers["X-Frame-Options"] = "DENY"
+        if not framers:
+            headers["X-Frame-Options"] = "DENY"
         return response
+
+
+# What an EHR that embeds the app may show in its frame (PATIENTAPP_FRAME_ANCESTORS).
+FRAMEABLE = frozenset(
+    {
+        "staff.summary_page",
+        "staff.invitation",
+        "smart.launch",
+        "smart.authorize",
+        "smart.callback",
+    }
+)
+ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def _frame_ancestors(app: Flask) -> str:
+    """FRAME_ANCESTORS' well-formed origins (scheme, host, port), space-separated."""
+    given = (app.config.get("FRAME_ANCESTORS") or "").split()
+    return " ".join(origin for origin in given if ORIGIN.match(origin))
 
 
 # gzip on the wire, when the client accepts it: the patient pages, the static files (chunk

@@ -86,6 +86,31 @@ DEFAULTS = {
     "COPY_COMMAND": "",
     # Where serve looks for a Litestream set-up it must refuse on an encrypted database.
     "LITESTREAM_CONFIG": "/etc/litestream.yml",
+    # Staff sign-in with the clinic's OpenID Provider (auth/provider.py): on once an issuer
+    # and a client id are set. The secret is read from OIDC_CLIENT_SECRET_FILE when given
+    # (kept out of the environment), else from OIDC_CLIENT_SECRET. The button says
+    # "Sign in with <OIDC_NAME>". Who may still use a password, whether a verified e-mail
+    # links an account, and whether the provider's second factor counts are Settings.
+    "OIDC_ISSUER": "",
+    "OIDC_CLIENT_ID": "",
+    "OIDC_CLIENT_SECRET": "",
+    "OIDC_CLIENT_SECRET_FILE": "",
+    "OIDC_NAME": "",
+    # The `acr` values that mean the provider asked for a second factor (besides an `amr`
+    # holding "mfa"), space-separated; e.g. a Keycloak level-of-assurance name.
+    "OIDC_MFA_ACR_VALUES": "",
+    # How long a request to the provider (or an EHR) may take before it counts as down.
+    "OIDC_TIMEOUT_SECONDS": 5,
+    # SMART EHR launch of the one page (staff/smart.py): the EHRs' FHIR base URLs it takes
+    # launches from (space-separated, exactly as the EHR sends `iss`), and this app's
+    # client registered there (confidential, symmetric).
+    "SMART_ISSUERS": "",
+    "SMART_CLIENT_ID": "",
+    "SMART_CLIENT_SECRET": "",
+    "SMART_CLIENT_SECRET_FILE": "",
+    # Origins allowed to show staff pages in a frame (an EHR that embeds the app), space-
+    # separated; empty: none (frame-ancestors 'none'), and the launch opens a new window.
+    "FRAME_ANCESTORS": "",
 }
 
 # The headers a trusted reverse proxy sets; from anyone else they are dropped.
@@ -111,6 +136,18 @@ ENV_KEYS = (
     "COPY_KEEP",
     "COPY_COMMAND",
     "LITESTREAM_CONFIG",
+    "OIDC_ISSUER",
+    "OIDC_CLIENT_ID",
+    "OIDC_CLIENT_SECRET",
+    "OIDC_CLIENT_SECRET_FILE",
+    "OIDC_NAME",
+    "OIDC_MFA_ACR_VALUES",
+    "OIDC_TIMEOUT_SECONDS",
+    "SMART_ISSUERS",
+    "SMART_CLIENT_ID",
+    "SMART_CLIENT_SECRET",
+    "SMART_CLIENT_SECRET_FILE",
+    "FRAME_ANCESTORS",
 )
 
 

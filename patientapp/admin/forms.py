@@ -186,6 +186,34 @@ class SettingsForm(FlaskForm):
             "Admins and psychiatrists always do. Each person sets it up at their next sign-in."
         ),
     )
+    # Sign-in with the clinic's OpenID Provider (auth/provider.py).
+    local_sign_in = SelectField(
+        _l("Who may sign in with a password"),
+        choices=[
+            SelectChoice("everyone", _l("Everyone")),
+            SelectChoice("admins", _l("Admins only")),
+        ],
+        default="everyone",
+        invalid_choice_message=CHOICE_ERROR,
+        description=_l(
+            "With Admins only, everyone else signs in with the clinic's sign-in service. "
+            "An admin's password stays the way in when that service is down."
+        ),
+    )
+    provider_link_by_email = BooleanField(
+        _l("Link an account by its e-mail the first time someone signs in"),
+        description=_l(
+            "Only when the sign-in service says it checked the e-mail address. Otherwise "
+            "each person needs a link from an admin, made on their page under Users."
+        ),
+    )
+    provider_trust_mfa = BooleanField(
+        _l("Accept the sign-in service's second factor"),
+        description=_l(
+            "When the service says the person used a second factor, they are not asked "
+            "for a code from their authenticator app here."
+        ),
+    )
 
     time_zone = StringField(
         _l("Clinic time zone"),

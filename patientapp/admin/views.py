@@ -7,6 +7,7 @@ content never reach the audit log.
 from __future__ import annotations
 
 import math
+import secrets
 from datetime import datetime, timedelta
 
 from flask import (
@@ -43,6 +44,7 @@ from patientapp.admin.forms import (
     weekday_names,
 )
 from patientapp.admin.messages import MessagingForm
+from patientapp.auth import provider
 from patientapp.auth.sessions import audit, login_required
 from patientapp.db import storage
 from patientapp.domain import (
@@ -56,7 +58,7 @@ from patientapp.domain import (
     staffed_hours,
 )
 from patientapp.domain.accounts import ROLE_LABELS, AccountError, checked_account, insert_account
-from patientapp.domain.passwords import hash_password
+from patientapp.domain.passwords import hash_password, hash_secret
 from patientapp.exports import csv as exports
 from patientapp.exports import fhir
 from patientapp.i18n import LANGUAGES, language_name
@@ -123,8 +125,12 @@ def users():
     ), status
 
 
-def _user_page(account: dict, role_form=None, password_form=None, status: int = 200):
+def _user_page(
+    account: dict, role_form=None, password_form=None, status: int = 200, new_link: str = ""
+):
     role_form = role_form or RoleForm(formdata=None, data={"role": account["role"]})
+    found = provider.settings()
+    db = get_db()
     return render_template(
         "admin/user.html",
         user=account,
@@ -132,7 +138,64 @@ def _user_page(account: dict, role_form=None, password_form=None, status: int = 
         password_form=password_form or PasswordForm(formdata=None),
         role_labels=ROLE_LABELS,
         is_self=account["id"] == g.user["id"],
+        provider_name=found.name if found else "",
+        identities=[
+            {**row, "how": LINKED_HOW.get(row["linked_how"], row["linked_how"])}
+            for row in storage.user_identities(db, account["id"])
+            if found and row["issuer"] == found.issuer
+        ],
+        open_link=storage.open_identity_link(db, account["id"], now()),
+        new_link=new_link,
+        link_days=provider.LINK_DAYS,
     ), status
+
+
+# How an identity came to be bound, as the user page says it.
+LINKED_HOW = {
+    "admin's link": _l("with an admin's link"),
+    "verified e-mail": _l("by verified e-mail"),
+}
+
+
+@bp.post("/users/<int:user_id>/provider-link")
+@login_required("admin")
+def provider_link(user_id: int):
+    """A one-time link that binds the person's identity at the clinic's sign-in service
+    to this account (shown once; only its hash is kept; a new one replaces an unused one)."""
+    account = _user_or_404(user_id)
+    if provider.settings() is None or not account["active"]:
+        abort(404)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    token = secrets.token_urlsafe(32)
+    with storage.write(get_db()) as db:
+        storage.add_identity_link(
+            db,
+            hash_secret(token),
+            user_id,
+            g.user["id"],
+            now(),
+            now() + timedelta(days=provider.LINK_DAYS),
+        )
+        audit("provider_link_created", detail=account["email"])
+    link = base_url() + url_for("auth.provider_link", token=token)
+    return _user_page(account, new_link=link)
+
+
+@bp.post("/users/<int:user_id>/provider-unlink")
+@login_required("admin")
+def provider_unlink(user_id: int):
+    """Unbind the account from its sign-in service identity; its sessions end."""
+    account = _user_or_404(user_id)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    with storage.write(get_db()) as db:
+        if storage.unlink_identities(db, user_id):
+            if account["id"] != g.user["id"]:
+                storage.end_user_sessions(db, user_id, now())
+            audit("provider_unlinked", detail=account["email"])
+    flash(gettext("Unlinked from the clinic's sign-in service."), "ok")
+    return redirect(url_for("admin.user", user_id=user_id))
 
 
 @bp.get("/users/<int:user_id>")
@@ -351,6 +414,8 @@ def settings():
             for day, name in zip(WEEKDAYS, weekday_names(), strict=True)
         ],
         using_default=_using_default_text(),
+        provider_name=provider.settings().name if provider.settings() else "",
+        provider_issuer=provider.settings().issuer if provider.settings() else "",
         last_retention=_last_retention(),
         backup_lines=_backup_lines(),
         copy_lines=_copy_lines(),

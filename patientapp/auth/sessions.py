@@ -25,11 +25,17 @@ PENDING_KEY = "staff_pending"  # password right, second factor still to come
 PENDING_MINUTES = 5
 
 
-def _new_staff_session(db, user: dict) -> str:
+def _new_staff_session(
+    db, user: dict, provider: str | None = None, provider_mfa: bool = False
+) -> str:
     """A server-side session for `user`, written in the caller's transaction; its id goes
-    into the cookie only once that has committed (_remember_session)."""
+    into the cookie only once that has committed (_remember_session). `provider`: the
+    issuer of the clinic's sign-in service it came through; `provider_mfa`: that
+    service's second factor counts as ours."""
     session_id = secrets.token_urlsafe(32)
-    storage.start_staff_session(db, hash_secret(session_id), user["id"], now())
+    storage.start_staff_session(
+        db, hash_secret(session_id), user["id"], now(), provider, provider_mfa
+    )
     return session_id
 
 
@@ -75,6 +81,9 @@ def current_user(touch: bool = True) -> dict | None:
         "role": row["role"],
         "display_name": row["display_name"] or row["email"],
         "mfa_enrolled": bool(row["mfa_enrolled_at"]),
+        "provider": row["provider"],
+        # The clinic's sign-in service asked for a second factor and Settings accept it.
+        "provider_mfa": bool(row["provider_mfa"]),
     }
 
 
@@ -104,7 +113,12 @@ def login_required(
                 if request.method == "GET" and not request.path.endswith(".json"):
                     return redirect(url_for("auth.login", next=request.path))
                 abort(401)
-            if not enrolling and not user["mfa_enrolled"] and mfa_required(user):
+            if (
+                not enrolling
+                and not user["mfa_enrolled"]
+                and not user["provider_mfa"]
+                and mfa_required(user)
+            ):
                 if request.method == "GET" and not request.path.endswith(".json"):
                     return redirect(url_for("auth.mfa_setup"))
                 abort(403)

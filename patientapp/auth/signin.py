@@ -265,18 +265,36 @@ def _matching_recovery_code(db, user: dict, code: str) -> int | None:
 # --- a sign-in that succeeded ------------------------------------------------------------
 
 
-def _sign_in_writes(db, user: dict, claim: Claim, detail: str = "") -> tuple[str, str | None]:
+def _sign_in_writes(
+    db,
+    user: dict,
+    claim: Claim,
+    detail: str = "",
+    provider: str | None = None,
+    provider_mfa: bool = False,
+) -> tuple[str, str | None]:
     """In the caller's transaction: all a sign-in changes, with its audit entries. The
-    session id and the device nonce to give the browser once it commits."""
+    session id and the device nonce to give the browser once it commits. `provider`: the
+    issuer when the clinic's sign-in service proved who it is (see auth/provider.py)."""
     _succeeded(db, claim)
-    session_id = _new_staff_session(db, user)
+    session_id = _new_staff_session(db, user, provider, provider_mfa)
     key = user["email"].lower()
     if claim.device is None:
         # A stranger who got it right ends the count of wrong passwords; one signing in
         # on a trusted device leaves strangers' locks where they are.
         throttle.forget(db, "login-account", key)
     throttle.forget(db, MFA_LOCK_SCOPE, key)  # the next lock is the first again
-    storage.audit(db, "login", now=now(), user_id=user["id"], actor=user["email"], detail=detail)
+    how = ""
+    if provider is not None:
+        how = "sign-in service, its second factor" if provider_mfa else "sign-in service"
+    storage.audit(
+        db,
+        "login",
+        now=now(),
+        user_id=user["id"],
+        actor=user["email"],
+        detail=", ".join(part for part in (how, detail) if part),
+    )
     if detail:
         storage.audit(db, "recovery_code_used", now=now(), user_id=user["id"], actor=user["email"])
     if tablet.active():

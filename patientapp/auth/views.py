@@ -13,9 +13,11 @@ from __future__ import annotations
 import secrets
 
 from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 
+from patientapp.auth import provider
 from patientapp.auth.forms import ChangePasswordForm, CodeForm, LoginForm, SetupForm
 from patientapp.auth.sessions import (
     PENDING_KEY,
@@ -30,6 +32,7 @@ from patientapp.auth.sessions import (
 from patientapp.auth.signin import (
     MFA_LOCK_SCOPE,
     MFA_SCOPE,
+    Claim,
     _burn_time,
     _claim,
     _failed,
@@ -52,7 +55,7 @@ from patientapp.domain.passwords import (
     verify_password,
 )
 from patientapp.web import errors, tablet
-from patientapp.web.context import clinic_name, get_db, now
+from patientapp.web.context import base_url, clinic_name, clinic_settings, get_db, now
 
 bp = Blueprint("auth", __name__, url_prefix="/staff")
 errors.STAFF.register(bp)
@@ -84,7 +87,10 @@ def login():
             device=device,
             user_id=user["id"] if user else None,
         )
-        if claim is None or not active:
+        # Where only admins may use a password, anyone else's is never checked: the
+        # answer is a wrong password's, so it tells nobody whether it was right.
+        refused = active and not _password_allowed(user)
+        if claim is None or not active or refused:
             _burn_time(form.password.data)
             ok = False
         else:
@@ -116,13 +122,41 @@ def login():
                 now=now(),
                 user_id=user["id"] if user else None,
                 actor=user["email"] if user else "",
-                detail="" if user else "unknown account",
+                detail=(
+                    "password sign-in is for admins only"
+                    if refused and claim is not None
+                    else ("" if user else "unknown account")
+                ),
             )
         form.password.errors.append(LOGIN_ERROR)
         status = 401
     elif request.method == "POST":
         status = 400
-    return render_template("staff/login.html", form=form, tablet=tablet.active()), status
+    return _login_page(form, status)
+
+
+def _login_page(form: LoginForm | None = None, status: int = 200, problem: str = ""):
+    """The sign-in page: the clinic's sign-in service first when one is set up, then the
+    password form (for admins only when Settings say so)."""
+    found = provider.settings()
+    return render_template(
+        "staff/login.html",
+        form=form or LoginForm(formdata=None),
+        tablet=tablet.active(),
+        provider_name=found.name if found else "",
+        admins_only=found is not None and clinic_settings()["local_sign_in"] == "admins",
+        problem=problem,
+        next=_safe_next(request.args.get("next")),
+    ), status
+
+
+def _password_allowed(user: dict) -> bool:
+    """Whether this account may sign in with a password: always without a sign-in
+    service; with one, admins always (their way in when it is down), others as Settings
+    say."""
+    if provider.settings() is None or user["role"] == "admin":
+        return True
+    return clinic_settings()["local_sign_in"] != "admins"
 
 
 @bp.route("/account", methods=["GET", "POST"])
@@ -171,7 +205,19 @@ def logout():
             storage.end_staff_session(get_db(), hash_secret(session_id), now())
             audit("logout")
         session.clear()  # once that has committed
+        if g.user["provider"] and g.user["provider"] == _issuer():
+            # Signed in with the clinic's sign-in service: end its session too
+            # (RP-initiated logout), which comes back to the signed-out page.
+            target = provider.logout_url(base_url() + url_for("auth.signed_out"))
+            if target:
+                return redirect(target)
     return redirect(url_for("auth.login"))
+
+
+@bp.get("/signed-out")
+def signed_out():
+    """Where the sign-in service sends someone back after signing out there too."""
+    return _login_page(problem=gettext("You are signed out, here and at the sign-in service."))
 
 
 # --- second factor -----------------------------------------------------------------------
@@ -218,13 +264,18 @@ def login_code():
             else:
                 ok = recovery_id is not None and storage.use_recovery_code(db, recovery_id, now())
             if ok:
-                session_id, nonce = _sign_in_writes(db, user, claim, detail=how)
+                session_id, nonce = _sign_in_writes(
+                    db, user, claim, detail=how, provider=session[PENDING_KEY].get("provider")
+                )
             else:
                 _failed(db, claim)
                 storage.audit(
                     db, "mfa_failed", now=now(), user_id=user["id"], actor=user["email"], detail=how
                 )
         if ok:
+            if session[PENDING_KEY].get("identity"):
+                with storage.write(db):
+                    storage.identity_signed_in(db, session[PENDING_KEY]["identity"], now())
             target = _safe_next(session[PENDING_KEY].get("next"))
             return _signed_in(db, redirect(target), session_id, nonce)
         locked = claim is None and app_code and _mfa_locked(db, key)
@@ -333,3 +384,180 @@ def _create_first_admin(db, form: SetupForm) -> int:
         user_id = insert_account(db, account, now())
         storage.delete_setting(db, SETUP_SETTING)
     return user_id
+
+
+# --- the clinic's sign-in service (OpenID Connect; the protocol is in auth/provider.py) ---
+
+PROVIDER_FLOW = "provider_flow"  # where to go afterwards, and the admin's link being used
+PROVIDER_FAILED = _l(
+    "Signing in with the clinic's sign-in service did not work. Please try again. If it "
+    "keeps happening, tell an admin the time it happened."
+)
+PROVIDER_DOWN = _l(
+    "The clinic's sign-in service cannot be reached right now. Please try again in a few "
+    "minutes. Admins can sign in with their password below."
+)
+NOT_LINKED = _l(
+    "You signed in at the clinic's sign-in service, but that sign-in is not linked to an "
+    "account here. Ask an admin for a link to your account."
+)
+
+
+def _issuer() -> str | None:
+    found = provider.settings()
+    return found.issuer if found else None
+
+
+def _provider_failed(reason: str, message, status: int, user: dict | None = None):
+    """Audit a sign-in with the provider that did not let anyone in, and say so."""
+    db = get_db()
+    with storage.write(db):
+        storage.audit(
+            db,
+            "provider_login_failed",
+            now=now(),
+            user_id=user["id"] if user else None,
+            actor=user["email"] if user else "",
+            detail=reason,
+        )
+    return _login_page(status=status, problem=str(message))
+
+
+def _to_provider(next_page: str, link: str | None = None):
+    try:
+        response = provider.authorize_redirect(
+            base_url() + url_for("auth.provider_callback"), fresh=link is not None
+        )
+    except provider.SignInFailed as failure:
+        if failure.unreachable:
+            return _provider_failed(failure.reason, PROVIDER_DOWN, 503)
+        return _provider_failed(failure.reason, PROVIDER_FAILED, 502)
+    session[PROVIDER_FLOW] = {"next": next_page, "link": link}
+    return response
+
+
+@bp.get("/login/provider")
+def provider_start():
+    """The "Sign in with ..." link: on to the provider's own sign-in page. A link, not a
+    form: the provider's authorization endpoint may be on another origin than its issuer,
+    and a form's redirects there would meet the pages' form-action. Starting a sign-in
+    changes nothing here; the state it makes is this browser's alone."""
+    if provider.settings() is None:
+        abort(404)
+    return _to_provider(_safe_next(request.args.get("next")))
+
+
+@bp.get("/login/provider/callback")
+def provider_callback():
+    """The provider sends the browser back here with a code (or an error)."""
+    if provider.settings() is None:
+        abort(404)
+    flow = session.pop(PROVIDER_FLOW, None) or {}
+    try:
+        identity = provider.finish()
+    except provider.SignInFailed as failure:
+        message = PROVIDER_DOWN if failure.unreachable else PROVIDER_FAILED
+        return _provider_failed(failure.reason, message, 503 if failure.unreachable else 401)
+    db = get_db()
+    with storage.write(db):  # the binding, if any, and its audit entry together
+        user, refused = _bound_account(db, identity, flow.get("link"))
+    if user is None:
+        return _provider_failed(
+            refused, NOT_LINKED if refused.startswith("unknown") else PROVIDER_FAILED, 403
+        )
+    if not user["active"]:
+        return _provider_failed("account deactivated", PROVIDER_FAILED, 403, user)
+    next_page = _safe_next(flow.get("next"))
+    trusted = bool(clinic_settings()["provider_trust_mfa"]) and provider.used_second_factor(
+        identity
+    )
+    if user["mfa_enrolled_at"] and not trusted:
+        # Who it is is proven; the session starts once this app's code is right too.
+        session.clear()
+        session[PENDING_KEY] = {
+            "user": user["id"],
+            "at": now().isoformat(),
+            "next": next_page,
+            "device": None,
+            "provider": identity.issuer,
+            "identity": user["identity_id"],
+        }
+        return redirect(url_for("auth.login_code"))
+    with storage.write(db):
+        storage.identity_signed_in(db, user["identity_id"], now())
+        session_id, nonce = _sign_in_writes(
+            db, user, Claim(()), provider=identity.issuer, provider_mfa=trusted
+        )
+    return _signed_in(db, redirect(next_page), session_id, nonce)
+
+
+def _bound_account(db, identity: provider.Identity, link: str | None) -> tuple[dict | None, str]:
+    """In the caller's transaction: the account this identity is bound to, binding it
+    first by an admin's link or, when Settings allow, by the verified e-mail; else None
+    and why (for the audit log). Nobody is ever created."""
+    user = storage.identity_user(db, identity.issuer, identity.subject)
+    if link is not None:
+        row = storage.identity_link(db, link, now())
+        if row is None:
+            return None, "link expired or already used"
+        if user is not None and user["id"] != row["user_id"]:
+            return None, "identity already linked to another account"
+        if user is None and _linked_here(db, row["user_id"], identity.issuer):
+            return None, "account already linked to another identity"
+        storage.use_identity_link(db, link, now())
+        if user is None:
+            return _link(db, row["user_id"], identity, "admin's link"), ""
+        return user, ""
+    if user is not None:
+        return user, ""
+    if clinic_settings()["provider_link_by_email"] and identity.email_verified and identity.email:
+        match = storage.user_by_email_any_case(db, identity.email)
+        free = match is not None and not _linked_here(db, match["id"], identity.issuer)
+        if free and match["active"]:
+            return _link(db, match["id"], identity, "verified e-mail"), ""
+    # The provider's e-mail claim names who tried (staff, never a patient) for the admin.
+    return None, "unknown subject" + (f" ({identity.email})" if identity.email else "")
+
+
+def _linked_here(db, user_id: int, issuer: str) -> bool:
+    return any(row["issuer"] == issuer for row in storage.user_identities(db, user_id))
+
+
+def _link(db, user_id: int, identity: provider.Identity, how: str) -> dict:
+    storage.link_identity(db, user_id, identity.issuer, identity.subject, how, now())
+    user = storage.identity_user(db, identity.issuer, identity.subject)
+    storage.audit(
+        db, "provider_linked", now=now(), user_id=user["id"], actor=user["email"], detail=how
+    )
+    return user
+
+
+def _open_link(token: str) -> tuple[str, dict]:
+    """An admin's link that still works (its hash and row), else 404."""
+    if provider.settings() is None:
+        abort(404)
+    link_hash = hash_secret(token)
+    row = storage.identity_link(get_db(), link_hash, now())
+    if row is None or not row["active"]:
+        abort(404)
+    return link_hash, row
+
+
+@bp.get("/link/<token:token>")
+def provider_link(token: str):
+    """An admin's one-time link: its owner signs in at the provider, which binds that
+    identity to their account here."""
+    _link_hash, row = _open_link(token)
+    return render_template(
+        "staff/provider_link.html",
+        email=row["email"],
+        provider_name=provider.settings().name,
+        start=url_for("auth.provider_link_start", token=token),
+    )
+
+
+@bp.get("/link/<token:token>/start")
+def provider_link_start(token: str):
+    """On to the provider, where the person must sign in again (prompt=login)."""
+    link_hash, _row = _open_link(token)
+    return _to_provider(url_for("staff.board"), link=link_hash)

@@ -1249,6 +1249,40 @@ def m104_measures(db: Database) -> None:
     )
 
 
+@migrations()
+def m105_provider_sign_in(db: Database) -> None:
+    # Issue 28: staff sign in with the clinic's OpenID Provider. An identity (the
+    # provider's issuer and subject) is bound to one of our accounts, never made one; a
+    # link an admin creates binds it at its first use. A session remembers which way it
+    # was signed in, so signing out also ends the provider's session.
+    db.execute(
+        """CREATE TABLE staff_identities (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            issuer TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            linked_at TEXT NOT NULL,
+            linked_how TEXT NOT NULL,
+            last_sign_in_at TEXT,
+            UNIQUE (issuer, subject),
+            UNIQUE (user_id, issuer)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE identity_links (
+            id TEXT PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            created_by INTEGER REFERENCES users(id),
+            expires_at TEXT NOT NULL,
+            used_at TEXT
+        )"""
+    )
+    db.execute("ALTER TABLE staff_sessions ADD COLUMN provider TEXT")  # its issuer
+    # 1 when the provider's second factor stood in for ours (Settings allow it).
+    db.execute("ALTER TABLE staff_sessions ADD COLUMN provider_mfa INTEGER NOT NULL DEFAULT 0")
+
+
 def probe(db: Database, timeout_ms: int) -> None:
     """Read and write the database once, waiting at most timeout_ms for the write lock
     (the queue and SQLite's busy timeout alike); raises what SQLite raises."""
@@ -1310,6 +1344,12 @@ def user_by_email(db: Database, email: str) -> dict | None:
     return _one(db, "SELECT * FROM users WHERE email = ?", (email.strip(),))
 
 
+def user_by_email_any_case(db: Database, email: str) -> dict | None:
+    """The one account with this address whatever its case (None if none, or several)."""
+    rows = _rows(db, "SELECT * FROM users WHERE lower(email) = lower(?)", (email.strip(),))
+    return rows[0] if len(rows) == 1 else None
+
+
 def list_users(db: Database) -> list[dict]:
     return _rows(db, "SELECT * FROM users ORDER BY active DESC, display_name, email")
 
@@ -1331,11 +1371,100 @@ def update_user(db: Database, user_id: int, **fields) -> None:
     db.execute(f"UPDATE users SET {sql} WHERE id = ?", (*assignments.values(), user_id))
 
 
-def start_staff_session(db: Database, session_hash: str, user_id: int, now: datetime) -> None:
+def start_staff_session(
+    db: Database,
+    session_hash: str,
+    user_id: int,
+    now: datetime,
+    provider: str | None = None,
+    provider_mfa: bool = False,
+) -> None:
+    """`provider`: the issuer it was signed in with, None for a password; `provider_mfa`:
+    the provider's second factor stood in for ours."""
     db.execute(
-        "INSERT INTO staff_sessions (id, user_id, created_at, last_seen_at) VALUES (?, ?, ?, ?)",
-        (session_hash, user_id, _ts(now), _ts(now)),
+        "INSERT INTO staff_sessions (id, user_id, created_at, last_seen_at, provider,"
+        " provider_mfa) VALUES (?, ?, ?, ?, ?, ?)",
+        (session_hash, user_id, _ts(now), _ts(now), provider, int(provider_mfa)),
     )
+
+
+# --- identities at the clinic's OpenID Provider ------------------------------------------
+
+
+def identity_user(db: Database, issuer: str, subject: str) -> dict | None:
+    """The account bound to this identity, with the binding's id as `identity_id`."""
+    return _one(
+        db,
+        """SELECT u.*, i.id AS identity_id FROM staff_identities i
+           JOIN users u ON u.id = i.user_id WHERE i.issuer = ? AND i.subject = ?""",
+        (issuer, subject),
+    )
+
+
+def user_identities(db: Database, user_id: int) -> list[dict]:
+    return _rows(
+        db, "SELECT * FROM staff_identities WHERE user_id = ? ORDER BY linked_at", (user_id,)
+    )
+
+
+def link_identity(
+    db: Database, user_id: int, issuer: str, subject: str, how: str, now: datetime
+) -> None:
+    db.execute(
+        "INSERT INTO staff_identities (user_id, issuer, subject, linked_at, linked_how)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (user_id, issuer, subject, _ts(now), how),
+    )
+
+
+def unlink_identities(db: Database, user_id: int) -> int:
+    """Every identity bound to the account; how many there were."""
+    return db.execute("DELETE FROM staff_identities WHERE user_id = ?", (user_id,)).rowcount
+
+
+def identity_signed_in(db: Database, identity_id: int, now: datetime) -> None:
+    db.execute(
+        "UPDATE staff_identities SET last_sign_in_at = ? WHERE id = ?", (_ts(now), identity_id)
+    )
+
+
+def add_identity_link(
+    db: Database, link_hash: str, user_id: int, created_by: int, now: datetime, expires: datetime
+) -> None:
+    """A new link for the account; any earlier unused one stops working."""
+    db.execute("DELETE FROM identity_links WHERE user_id = ? AND used_at IS NULL", (user_id,))
+    db.execute(
+        "INSERT INTO identity_links (id, user_id, created_at, created_by, expires_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (link_hash, user_id, _ts(now), created_by, _ts(expires)),
+    )
+
+
+def identity_link(db: Database, link_hash: str, now: datetime) -> dict | None:
+    """An unused, unexpired link, with its account's e-mail and state."""
+    return _one(
+        db,
+        """SELECT l.*, u.email, u.active FROM identity_links l JOIN users u ON u.id = l.user_id
+           WHERE l.id = ? AND l.used_at IS NULL AND l.expires_at > ?""",
+        (link_hash, _ts(now)),
+    )
+
+
+def open_identity_link(db: Database, user_id: int, now: datetime) -> dict | None:
+    return _one(
+        db,
+        "SELECT * FROM identity_links WHERE user_id = ? AND used_at IS NULL AND expires_at > ?",
+        (user_id, _ts(now)),
+    )
+
+
+def use_identity_link(db: Database, link_hash: str, now: datetime) -> bool:
+    """Mark the link used; False when another request used it first."""
+    cursor = db.execute(
+        "UPDATE identity_links SET used_at = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?",
+        (_ts(now), link_hash, _ts(now)),
+    )
+    return cursor.rowcount == 1
 
 
 def staff_session(db: Database, session_hash: str) -> dict | None:

@@ -38,6 +38,13 @@ SETTING_DEFAULTS = {
     "patient_idle_minutes": None,
     "retention_days": retention.DEFAULT_DAYS,
     "mfa_frontdesk": False,  # front desk, too, signs in with a code from an app
+    # Sign-in with the clinic's OpenID Provider (when PATIENTAPP_OIDC_ISSUER is set):
+    # "everyone" may still use a password, or "admins" only (the way in when the provider
+    # is down); a verified e-mail from the provider links the account it matches at a
+    # first sign-in; the provider's own second factor (its amr/acr) replaces ours.
+    "local_sign_in": "everyone",
+    "provider_link_by_email": False,
+    "provider_trust_mfa": False,
     "time_zone": "",  # an IANA name such as "America/Chicago"; empty: the server's zone
     # When someone is at the front desk (domain/staffed_hours.py): seven days, Monday
     # first, each null or ["HH:MM", "HH:MM"]; empty: always staffed.

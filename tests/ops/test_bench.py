@@ -187,3 +187,14 @@ def test_the_delivery_bench_runs_and_every_message_arrives():
     lines = result.stdout.splitlines()
     assert sum(line.endswith("/min") for line in lines) == 2, result.stdout
     assert lines[-1].split() == ["reminders", "measured", "3"], result.stdout
+
+
+def test_the_sign_in_bench_signs_in_and_opens_the_one_page():
+    from tests.helpers.oidc_provider import available
+
+    available()  # node and the provider's package (npm ci --prefix tests/oidc_provider)
+    result = smoke("sign_in.py")
+    lines = [line for line in result.stdout.splitlines() if " ms, p95 " in line]
+    assert len(lines) == 4, result.stdout
+    assert lines[0].startswith("sign-in, whole round trip: p50 ")
+    assert lines[3].startswith("SMART launch, the app's callback: p50 ")

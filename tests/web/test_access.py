@@ -24,8 +24,20 @@ EVERYONE = ("frontdesk", "psychiatrist", "admin")
 READERS = ("psychiatrist", "admin")
 ADMINS = ("admin",)
 
-# How a person gets in: the login form and the one-time first-admin link.
-PUBLIC = {"auth.login", "auth.login_code", "auth.setup"}
+# How a person gets in: the login form, the one-time first-admin link, and the clinic's
+# sign-in service (its button, its callback, the page after signing out there, an admin's
+# one-time link; tests/web/auth/test_provider_sign_in.py).
+PUBLIC = {
+    "auth.login",
+    "auth.login_code",
+    "auth.setup",
+    "auth.provider_start",
+    "auth.provider_callback",
+    "auth.signed_out",
+    "auth.provider_link",
+    "auth.provider_link_start",
+    "smart.launch",  # where the EHR opens the app: on to sign-in first
+}
 # For monitors, without a sign-in and read-only to them: nothing about patients
 # (tests/web/test_health.py).
 MONITORS = {"health.healthz"}
@@ -71,6 +83,11 @@ ACCESS = {
     "admin.revoke_token": (ADMINS, 403),
     "admin.rotate_token": (ADMINS, 403),
     "admin.export_csv": (ADMINS, 403),
+    "admin.provider_link": (ADMINS, 403),
+    "admin.provider_unlink": (ADMINS, 403),
+    # Opened from the EHR (tests/web/staff/test_smart_launch.py): the access rules here.
+    "smart.authorize": (READERS, 404),
+    "smart.callback": (READERS, 404),
 }
 
 # Which visit or account a route acts on; anything unlisted uses the sent visit and
@@ -158,6 +175,13 @@ SERVED = {
     ("admin.deactivate", "POST"): (302, "/staff/admin/users/{target}"),
     ("admin.reactivate", "POST"): (302, "/staff/admin/users/{inactive}"),
     ("admin.reset_mfa", "POST"): (302, "/staff/admin/users/{target}"),
+    # The page with the link, shown once.
+    ("admin.provider_link", "POST"): (200, None),
+    ("admin.provider_unlink", "POST"): (302, "/staff/admin/users/{target}"),
+    # Reached without the EHR's launch (its iss and launch id) or its answer: refused,
+    # and audited (tests/web/staff/test_smart_launch.py walks the real ones).
+    ("smart.authorize", "GET"): (403, None),
+    ("smart.callback", "GET"): (400, None),
     ("admin.settings", "POST"): (302, "/staff/admin/settings"),
     ("admin.mail_settings", "POST"): (302, "/staff/admin/mail"),
     # Nothing is set up in this clinic: the test is refused, and audited.
@@ -175,6 +199,20 @@ SESSION_TABLES = ("staff_sessions",)
 
 
 # --- helpers -----------------------------------------------------------------------------
+
+
+ACCESS_ISSUER = "https://login.clinic.example"
+
+
+@pytest.fixture
+def app(app):
+    app.config.update(
+        OIDC_ISSUER=ACCESS_ISSUER,
+        OIDC_CLIENT_ID="patientapp",
+        SMART_ISSUERS="https://ehr.clinic.example/fhir",
+        SMART_CLIENT_ID="patientapp",
+    )
+    return app
 
 
 @pytest.fixture
@@ -197,6 +235,9 @@ def clinic(app):
         visits.save_step(db, sent, answers, step=10, next_step=11, now=now)
         assert visits.submit(db, sent, set(), now)
         token, _secret = api_tokens.create_token(db, "Register", None, now)
+        # A clinic sign-in service (never asked here), with the target linked to it, and
+        # an EHR that may launch the one page.
+        storage.link_identity(db, target, ACCESS_ISSUER, "target", "admin's link", now)
         # A relay, so the front desk can send an invitation's link by e-mail.
         storage.save_settings(
             db, {"smtp_host": "smtp.clinic.example", "mail_from": "c@clinic.example"}
@@ -291,7 +332,7 @@ def test_every_staff_route_has_a_declared_audience(app):
     endpoints = {rule.endpoint for rule in staff_rules(app)}
     assert endpoints == set(ACCESS), "add new staff routes to ACCESS (and FORMS, SERVED)"
     posts = {(r.endpoint, "POST") for r in staff_rules(app) if "POST" in r.methods}
-    assert posts == set(SERVED)
+    assert posts == {served for served in SERVED if served[1] == "POST"}
 
 
 def test_every_other_route_is_a_patient_page_or_static(app):
