@@ -58,6 +58,9 @@ DEFAULTS = {
     "MFA_FAILURE_WINDOW_HOURS": 24,
     "MFA_LOCK_HOURS": 24,
     "MFA_LOCK_MAX_HOURS": 720,
+    # Audit entries one client may cause without signing in (a failed sign-in with the
+    # provider, a refused EHR launch) per 15 minutes; then 429 and nothing written.
+    "UNSIGNED_AUDIT_PER_CLIENT": 30,
     # Requests one integration token may make per minute to the read-only FHIR API.
     "API_REQUESTS_PER_MINUTE": 120,
     # How long a save waits for another request's write before the patient is asked to retry.

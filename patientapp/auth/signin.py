@@ -262,6 +262,35 @@ def _matching_recovery_code(db, user: dict, code: str) -> int | None:
     return None
 
 
+# --- what nobody signed in caused ---------------------------------------------------------
+
+UNSIGNED_SCOPE = "unsigned-audit"
+
+
+def audit_unsigned(db, action: str, detail: str, user: dict | None = None) -> bool:
+    """In the caller's write transaction: the audit entry for something a browser nobody
+    signed in to caused (a sign-in with the provider that failed, a refused EHR launch).
+    At most UNSIGNED_AUDIT_PER_CLIENT per client (an IPv6 /64 is one) within 15 minutes,
+    so nobody can fill the append-only log from outside; beyond that nothing is written
+    and False says so (the caller refuses as before, with 429)."""
+    window = throttle.Window(
+        UNSIGNED_SCOPE, current_app.config["UNSIGNED_AUDIT_PER_CLIENT"], timedelta(minutes=15)
+    )
+    key = client_network(request.remote_addr)
+    if throttle.is_full(db, window, key, now()):
+        return False
+    storage.record_attempts(db, [(UNSIGNED_SCOPE, key)], now())
+    storage.audit(
+        db,
+        action,
+        now=now(),
+        user_id=user["id"] if user else None,
+        actor=user["email"] if user else "",
+        detail=detail,
+    )
+    return True
+
+
 # --- a sign-in that succeeded ------------------------------------------------------------
 
 

@@ -44,6 +44,7 @@ from patientapp.auth.signin import (
     _signed_in_scopes,
     _succeeded,
     _trusted_device,
+    audit_unsigned,
 )
 from patientapp.db import storage
 from patientapp.domain import mfa, throttle
@@ -409,18 +410,12 @@ def _issuer() -> str | None:
 
 
 def _provider_failed(reason: str, message, status: int, user: dict | None = None):
-    """Audit a sign-in with the provider that did not let anyone in, and say so."""
+    """Audit a sign-in with the provider that did not let anyone in, and say so (429
+    once one client's failures fill their window: see audit_unsigned)."""
     db = get_db()
     with storage.write(db):
-        storage.audit(
-            db,
-            "provider_login_failed",
-            now=now(),
-            user_id=user["id"] if user else None,
-            actor=user["email"] if user else "",
-            detail=reason,
-        )
-    return _login_page(status=status, problem=str(message))
+        written = audit_unsigned(db, "provider_login_failed", reason, user)
+    return _login_page(status=status if written else 429, problem=str(message))
 
 
 def _to_provider(next_page: str, link: str | None = None):

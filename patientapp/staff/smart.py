@@ -36,6 +36,7 @@ from flask import (
     Blueprint,
     abort,
     current_app,
+    g,
     redirect,
     render_template,
     request,
@@ -47,6 +48,7 @@ from flask_babel import lazy_gettext as _l
 
 from patientapp.auth.provider import error_code, oauth_app, read_secret
 from patientapp.auth.sessions import audit, current_user, login_required
+from patientapp.auth.signin import audit_unsigned
 from patientapp.db import storage
 from patientapp.web import errors
 from patientapp.web.context import base_url, clinic_settings, clinic_zone, get_db, now
@@ -117,9 +119,14 @@ def _client(found: Settings, iss: str):
 
 
 def _refused(reason: str, message, status: int, detail_ids: str = ""):
-    """Audit a launch that opened nothing, and say why."""
-    with storage.write(get_db()):
-        audit("smart_launch_failed", detail=f"{reason}{detail_ids}")
+    """Audit a launch that opened nothing, and say why. Before anyone signed in (the
+    launch address itself), entries are limited per client (audit_unsigned: then 429)."""
+    db = get_db()
+    with storage.write(db):
+        if g.get("user"):
+            audit("smart_launch_failed", detail=f"{reason}{detail_ids}")
+        elif not audit_unsigned(db, "smart_launch_failed", f"{reason}{detail_ids}"):
+            status = 429
     return render_template("staff/smart.html", problem=str(message)), status
 
 

@@ -604,3 +604,17 @@ def test_a_provider_without_an_end_session_endpoint_signs_out_here(linked, clien
     [app_client] = linked.extensions["patientapp_provider"].values()
     app_client.server_metadata.pop("end_session_endpoint")
     assert staff_post(client, "/staff/logout").headers["Location"] == "/staff/login"
+
+
+def test_failures_from_one_address_cannot_fill_the_audit_log(linked):
+    linked.config["UNSIGNED_AUDIT_PER_CLIENT"] = 2
+    stranger = linked.test_client()
+    answers = [stranger.get("/staff/login/provider/callback?code=x&state=y") for _ in range(4)]
+    assert [a.status_code for a in answers] == [401, 401, 429, 429]
+    assert all("did not work" in text(a) for a in answers)
+    failed = [e for e in audit(linked) if e[0] == "provider_login_failed"]
+    assert len(failed) == 2
+    # Another address is not held by it.
+    other = linked.test_client()
+    other.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+    assert other.get("/staff/login/provider/callback?code=x&state=y").status_code == 401

@@ -491,3 +491,11 @@ def test_what_the_ehrs_fhir_api_may_answer_wrongly(
     response = reader.get(f"{callback.path}?{callback.query}")
     assert response.status_code == 502
     assert audit(smart_app)[-1][2].startswith(reason)
+
+
+def test_refused_launches_from_one_address_cannot_fill_the_audit_log(smart_app, client):
+    smart_app.config["UNSIGNED_AUDIT_PER_CLIENT"] = 2
+    query = urlencode({"iss": "https://ehr.attacker.example/fhir", "launch": "x"})
+    answers = [client.get(f"/smart/launch?{query}").status_code for _ in range(3)]
+    assert answers == [403, 403, 429]
+    assert [a for a, _, _ in audit(smart_app)].count("smart_launch_failed") == 2
