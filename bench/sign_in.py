@@ -37,20 +37,10 @@ import requests  # noqa: E402
 from run import HOST, free_port, percentile, running  # noqa: E402
 
 from patientapp.db import storage  # noqa: E402
-from tests.helpers.oidc_provider import OpenIDProvider  # noqa: E402
+from tests.helpers.oidc_provider import MRN, OpenIDProvider, one_patient_ehr  # noqa: E402
 
-MRN = "urn:oid:2.16.840.1.113883.19.5"
 PASSWORD = "a bench password, long enough"  # noqa: S105 - a throwaway account
-EHR = {
-    "launches": {"bench": {"patient": "p1"}},
-    "resources": {
-        "Patient/p1": {
-            "resourceType": "Patient",
-            "id": "p1",
-            "identifier": [{"system": MRN, "value": "BENCH-1"}],
-        }
-    },
-}
+EHR = one_patient_ehr("bench", "BENCH-1")
 ACCOUNTS = {"cy": {"email": "cy@example.org", "email_verified": True, "amr": ["pwd", "mfa"]}}
 SIGN_IN = re.compile(r'<a class="button primary" href="([^"]+)">Sign in with ')
 FORM = re.compile(r'<form[^>]*action="([^"]+)"')

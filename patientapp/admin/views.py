@@ -414,8 +414,7 @@ def settings():
             for day, name in zip(WEEKDAYS, weekday_names(), strict=True)
         ],
         using_default=_using_default_text(),
-        provider_name=provider.settings().name if provider.settings() else "",
-        provider_issuer=provider.settings().issuer if provider.settings() else "",
+        provider=provider.settings(),
         last_retention=_last_retention(),
         backup_lines=_backup_lines(),
         copy_lines=_copy_lines(),

@@ -46,7 +46,6 @@ EXTENSION = "patientapp_provider"
 class Settings:
     issuer: str
     client_id: str
-    client_secret: str
     name: str
     timeout: float
     mfa_acr_values: frozenset[str]
@@ -87,7 +86,6 @@ def settings() -> Settings | None:
         # discovery document and the response's `iss` must name it exactly.
         issuer=issuer,
         client_id=client_id,
-        client_secret=read_secret(cfg, "OIDC_CLIENT_SECRET"),
         name=(cfg.get("OIDC_NAME") or "").strip() or _host(issuer),
         timeout=float(cfg.get("OIDC_TIMEOUT_SECONDS") or 5),
         mfa_acr_values=frozenset((cfg.get("OIDC_MFA_ACR_VALUES") or "").split()),
@@ -145,11 +143,13 @@ def oauth_app(
 
 
 def _client(found: Settings) -> FlaskOAuth2App:
+    """The client for the configured provider; its secret is read here, where it is used,
+    not for every page that asks whether sign-in with the provider is on."""
     return oauth_app(
         NAME,
         f"{found.issuer.rstrip('/')}/.well-known/openid-configuration",
         found.client_id,
-        found.client_secret,
+        read_secret(current_app.config, "OIDC_CLIENT_SECRET"),
         SCOPES,
         found.timeout,
     )
@@ -203,20 +203,7 @@ def finish() -> Identity:
         raise SignInFailed("no issuer in the response")
     if "error" in request.args:
         raise SignInFailed(f"provider answered {error_code(request.args['error'])}")
-    try:
-        token = client.authorize_access_token()
-    except MismatchingStateError as error:
-        raise SignInFailed("state does not match this browser's sign-in") from error
-    except OAuthError as error:
-        raise SignInFailed(f"token refused: {error_code(error.error)}") from error
-    except JoseError as error:
-        raise SignInFailed(f"ID token refused: {error_code(error.error)}") from error
-    except requests.RequestException as error:
-        raise SignInFailed("provider unreachable", unreachable=True) from error
-    except (ValueError, TypeError, KeyError, RuntimeError) as error:
-        # A token response that is not a JSON object, keys that are not a key set, no
-        # jwks_uri: the provider said nothing that proves anyone.
-        raise SignInFailed(f"provider's answer unreadable: {type(error).__name__}") from error
+    token = exchange_code(client, "provider", "sign-in")
     claims = token.get("userinfo")
     if not claims or not claims.get("sub"):
         raise SignInFailed("no ID token")
@@ -233,6 +220,26 @@ def finish() -> Identity:
         amr=tuple(str(method) for method in amr) if isinstance(amr, list) else (),
         acr=str(claims.get("acr") or ""),
     )
+
+
+def exchange_code(client: FlaskOAuth2App, server: str, flow: str) -> dict:
+    """The token for the code at this callback (state, PKCE and, with an ID token, its
+    checks: Authlib), or SignInFailed saying why in the audit log's words: `server` names
+    who answered ("provider", "EHR"), `flow` what this browser started ("sign-in")."""
+    try:
+        return client.authorize_access_token()
+    except MismatchingStateError as error:
+        raise SignInFailed(f"state does not match this browser's {flow}") from error
+    except OAuthError as error:
+        raise SignInFailed(f"token refused: {error_code(error.error)}") from error
+    except JoseError as error:
+        raise SignInFailed(f"ID token refused: {error_code(error.error)}") from error
+    except requests.RequestException as error:
+        raise SignInFailed(f"{server} unreachable", unreachable=True) from error
+    except (ValueError, TypeError, KeyError, RuntimeError) as error:
+        # A token response that is not a JSON object, keys that are not a key set, no
+        # jwks_uri: the server said nothing that proves anyone.
+        raise SignInFailed(f"{server}'s answer unreadable: {type(error).__name__}") from error
 
 
 def _userinfo(client: FlaskOAuth2App, token: dict, subject: str) -> dict:

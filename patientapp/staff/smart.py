@@ -31,7 +31,6 @@ from datetime import date, datetime
 from urllib.parse import urlencode
 
 import requests
-from authlib.integrations.base_client import MismatchingStateError, OAuthError
 from flask import (
     Blueprint,
     abort,
@@ -46,7 +45,13 @@ from flask import (
 from flask_babel import format_date, format_time
 from flask_babel import lazy_gettext as _l
 
-from patientapp.auth.provider import error_code, oauth_app, read_secret
+from patientapp.auth.provider import (
+    SignInFailed,
+    error_code,
+    exchange_code,
+    oauth_app,
+    read_secret,
+)
 from patientapp.auth.sessions import audit, current_user, login_required
 from patientapp.auth.signin import audit_unsigned
 from patientapp.db import storage
@@ -82,7 +87,6 @@ NO_CHART_SYSTEM = _l(
 class Settings:
     issuers: frozenset[str]
     client_id: str
-    client_secret: str
     timeout: float
 
 
@@ -102,7 +106,6 @@ def settings() -> Settings | None:
     return Settings(
         issuers=issuers,
         client_id=cfg["SMART_CLIENT_ID"],
-        client_secret=read_secret(cfg, "SMART_CLIENT_SECRET"),
         timeout=float(cfg.get("OIDC_TIMEOUT_SECONDS") or 5),
     )
 
@@ -112,7 +115,7 @@ def _client(found: Settings, iss: str):
         NAME,
         f"{iss}/.well-known/smart-configuration",
         found.client_id,
-        found.client_secret,
+        read_secret(current_app.config, "SMART_CLIENT_SECRET"),  # read where it is used
         SCOPES,
         found.timeout,
     )
@@ -257,15 +260,9 @@ def _launch_context(found: Settings, iss: str) -> Context:
     if "error" in request.args:
         raise LaunchFailed(f"EHR answered {error_code(request.args['error'])}")
     try:
-        token = client.authorize_access_token()
-    except MismatchingStateError as error:
-        raise LaunchFailed("state does not match this browser's launch") from error
-    except OAuthError as error:
-        raise LaunchFailed(f"token refused: {error_code(error.error)}") from error
-    except requests.RequestException as error:
-        raise LaunchFailed("EHR unreachable") from error
-    except (ValueError, TypeError, KeyError, RuntimeError) as error:
-        raise LaunchFailed(f"EHR's answer unreadable: {type(error).__name__}") from error
+        token = exchange_code(client, "EHR", "launch")
+    except SignInFailed as failure:
+        raise LaunchFailed(failure.reason) from failure
     patient = token.get("patient")
     if not isinstance(patient, str) or not FHIR_ID.match(patient):
         raise LaunchFailed("no patient in the launch context")

@@ -24,7 +24,7 @@ from patientapp.db import storage
 from patientapp.domain import mfa
 from tests.browser.conftest import LiveServer
 from tests.browser.maximal_visit import store_maximal_visit
-from tests.helpers.oidc_provider import OpenIDProvider, available
+from tests.helpers.oidc_provider import MRN, OpenIDProvider, available, one_patient_ehr
 
 from .staff_ui import (
     TOTP_SECRETS,
@@ -47,19 +47,7 @@ ADA = StaffUser("frontdesk", "ada@example.org", "Ada at the desk")
 CY = StaffUser("admin", "cy@example.org", "Cy Admin")
 DR = StaffUser("psychiatrist", "dr@example.org", "Dr. Lee")  # a password and an app code
 FAILED = "Signing in with the clinic's sign-in service did not work."
-MRN = "urn:oid:2.16.840.1.113883.19.5"
-# The EHR's side: a launch for a patient whose chart number is MX-2001, with no encounter
-# (so today's visits are searched).
-EHR = {
-    "launches": {"chart-open": {"patient": "p1"}},
-    "resources": {
-        "Patient/p1": {
-            "resourceType": "Patient",
-            "id": "p1",
-            "identifier": [{"system": MRN, "value": "MX-2001"}],
-        }
-    },
-}
+EHR = one_patient_ehr("chart-open", "MX-2001")
 
 
 @pytest.fixture(scope="module")

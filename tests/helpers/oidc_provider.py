@@ -46,6 +46,25 @@ ACCOUNTS = {
 }
 
 
+# The clinic's chart-number system in the stand-in EHR's Patient identifiers.
+MRN = "urn:oid:2.16.840.1.113883.19.5"
+
+
+def one_patient_ehr(launch: str, chart: str) -> dict:
+    """The stand-in EHR's side of one launch: a patient whose chart number is `chart`,
+    with no encounter (so today's visits are searched)."""
+    return {
+        "launches": {launch: {"patient": "p1"}},
+        "resources": {
+            "Patient/p1": {
+                "resourceType": "Patient",
+                "id": "p1",
+                "identifier": [{"system": MRN, "value": chart}],
+            }
+        },
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -22,10 +22,9 @@ from patientapp.domain import visits
 from patientapp.staff import smart as smart_module
 from patientapp.web.context import get_db
 from tests.conftest import create_user, login, make_invitation
-from tests.helpers.oidc_provider import OpenIDProvider, available, sign_in_at_provider
+from tests.helpers.oidc_provider import MRN, OpenIDProvider, available, sign_in_at_provider
 
 APP_URL = "http://127.0.0.1:5998"
-MRN = "urn:oid:2.16.840.1.113883.19.5"
 
 
 def patient(pid: str, chart: str | None) -> dict:
@@ -184,9 +183,8 @@ def test_an_encounter_in_fhir_context_is_used_and_the_rest_ignored(smart_app, re
 
 
 def test_without_an_encounter_today_is_the_day(smart_app, client, ehr, clock):
-    clock.moment = datetime(
-        2026, 12, 4, 8, 0
-    )  # the later visit's day ("Rb-1187", matched ignoring case)
+    # The later visit's day ("Rb-1187", matched ignoring case).
+    clock.moment = datetime(2026, 12, 4, 8, 0)
     create_user(smart_app, "dr@example.org", "psychiatrist")
     login(client, "dr@example.org")
     response = launched(client, ehr, "today")
