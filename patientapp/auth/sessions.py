@@ -39,9 +39,18 @@ def _new_staff_session(
     return session_id
 
 
-def _remember_session(session_id: str) -> None:
-    """Start a fresh cookie: the old content, CSRF secret included, is dropped."""
+def fresh_session() -> None:
+    """Start a fresh cookie at a step of signing in: the old content, CSRF secret
+    included, is dropped; only the language the person chose stays (not a secret)."""
+    language = session.get("lang")
     session.clear()
+    if language:
+        session["lang"] = language
+
+
+def _remember_session(session_id: str) -> None:
+    """Start a fresh cookie (fresh_session) holding the new session's id."""
+    fresh_session()
     session[SESSION_KEY] = session_id
     session.permanent = False
 

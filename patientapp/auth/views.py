@@ -26,6 +26,7 @@ from patientapp.auth.sessions import (
     _pending_user,
     _remember_session,
     audit,
+    fresh_session,
     login_required,
     mfa_required,
 )
@@ -100,7 +101,7 @@ def login():
             # The password was right; the session starts only once the code is too.
             with storage.write(db):
                 _succeeded(db, claim)
-            session.clear()
+            fresh_session()
             session[PENDING_KEY] = {
                 "user": user["id"],
                 "at": now().isoformat(),
@@ -468,7 +469,7 @@ def provider_callback():
     )
     if user["mfa_enrolled_at"] and not trusted:
         # Who it is is proven; the session starts once this app's code is right too.
-        session.clear()
+        fresh_session()
         session[PENDING_KEY] = {
             "user": user["id"],
             "at": now().isoformat(),

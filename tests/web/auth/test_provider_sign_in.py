@@ -49,7 +49,9 @@ def settings(app, **values) -> None:
         storage.save_settings(get_db(), values)
 
 
-SIGN_IN_LINK = re.compile(r'<a class="button primary" href="([^"]+)">Sign in with Clinic ID</a>')
+SIGN_IN_LINK = re.compile(
+    r'<a class="button primary" href="([^"]*/staff/(?:login/provider|link/)[^"]*)">'
+)
 
 
 def to_provider(client, page: str = "/staff/login") -> str:
@@ -618,3 +620,9 @@ def test_failures_from_one_address_cannot_fill_the_audit_log(linked):
     other = linked.test_client()
     other.environ_base["REMOTE_ADDR"] = "192.0.2.7"
     assert other.get("/staff/login/provider/callback?code=x&state=y").status_code == 401
+
+
+def test_the_language_chosen_before_stays_after_the_provider(linked, client):
+    client.get("/staff/login?lang=vi")
+    assert provider_sign_in(client, "ada").headers["Location"] == "/staff/"
+    assert '<html lang="vi"' in text(client.get("/staff/"))
