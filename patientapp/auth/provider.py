@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -61,6 +61,10 @@ class Identity:
     email_verified: bool
     amr: tuple[str, ...]
     acr: str
+    # The ID token itself, kept with the session only to be sent back as id_token_hint
+    # when signing out at the provider (which some providers require); empty when the
+    # provider has no end-session endpoint. Never shown, logged or compared.
+    id_token: str = field(default="", repr=False, compare=False)
 
 
 class SignInFailed(Exception):
@@ -219,6 +223,7 @@ def finish() -> Identity:
         email_verified=claims.get("email_verified") is True,
         amr=tuple(str(method) for method in amr) if isinstance(amr, list) else (),
         acr=str(claims.get("acr") or ""),
+        id_token=str(token.get("id_token") or "") if metadata.get("end_session_endpoint") else "",
     )
 
 
@@ -263,9 +268,11 @@ def used_second_factor(identity: Identity) -> bool:
     )
 
 
-def logout_url(post_logout_redirect_uri: str) -> str | None:
+def logout_url(post_logout_redirect_uri: str, id_token_hint: str | None = None) -> str | None:
     """The provider's end-session address (RP-initiated logout), or None when it has none
-    or cannot be reached: signing out here never waits on the provider."""
+    or cannot be reached: signing out here never waits on the provider. `id_token_hint`:
+    the ID token the session was signed in with: Okta refuses a sign-out without it, and
+    Duende IdentityServer sends the browser back only with it."""
     found = settings()
     if found is None:
         return None
@@ -277,5 +284,7 @@ def logout_url(post_logout_redirect_uri: str) -> str | None:
     if not metadata.get("end_session_endpoint"):
         return None
     return client.create_logout_url(
-        post_logout_redirect_uri=post_logout_redirect_uri, client_id=found.client_id
+        post_logout_redirect_uri=post_logout_redirect_uri,
+        id_token_hint=id_token_hint,
+        client_id=found.client_id,
     )["url"]

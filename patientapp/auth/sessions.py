@@ -26,15 +26,28 @@ PENDING_MINUTES = 5
 
 
 def _new_staff_session(
-    db, user: dict, provider: str | None = None, provider_mfa: bool = False
+    db,
+    user: dict,
+    provider: str | None = None,
+    provider_mfa: bool = False,
+    id_token: str | None = None,
 ) -> str:
     """A server-side session for `user`, written in the caller's transaction; its id goes
     into the cookie only once that has committed (_remember_session). `provider`: the
     issuer of the clinic's sign-in service it came through; `provider_mfa`: that
-    service's second factor counts as ours."""
+    service's second factor counts as ours; `id_token`: that service's ID token, sent
+    back when signing out there."""
     session_id = secrets.token_urlsafe(32)
+    moment = now()
     storage.start_staff_session(
-        db, hash_secret(session_id), user["id"], now(), provider, provider_mfa
+        db,
+        hash_secret(session_id),
+        user["id"],
+        moment,
+        provider,
+        provider_mfa,
+        id_token,
+        lasting_from=moment - timedelta(hours=current_app.config["STAFF_ABSOLUTE_HOURS"]),
     )
     return session_id
 

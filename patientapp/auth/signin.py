@@ -301,12 +301,14 @@ def _sign_in_writes(
     detail: str = "",
     provider: str | None = None,
     provider_mfa: bool = False,
+    id_token: str | None = None,
 ) -> tuple[str, str | None]:
     """In the caller's transaction: all a sign-in changes, with its audit entries. The
     session id and the device nonce to give the browser once it commits. `provider`: the
-    issuer when the clinic's sign-in service proved who it is (see auth/provider.py)."""
+    issuer when the clinic's sign-in service proved who it is (see auth/provider.py),
+    `id_token` its ID token for signing out there."""
     _succeeded(db, claim)
-    session_id = _new_staff_session(db, user, provider, provider_mfa)
+    session_id = _new_staff_session(db, user, provider, provider_mfa, id_token)
     key = user["email"].lower()
     if claim.device is None:
         # A stranger who got it right ends the count of wrong passwords; one signing in

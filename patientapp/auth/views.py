@@ -202,15 +202,16 @@ def account():
 def logout():
     form = FlaskForm()
     if form.validate_on_submit():
-        session_id = session.get(SESSION_KEY)
+        session_hash = hash_secret(session.get(SESSION_KEY))
         with storage.write(get_db()):  # the ended session and its audit entry together
-            storage.end_staff_session(get_db(), hash_secret(session_id), now())
+            hint = storage.logout_hint(get_db(), session_hash)  # cleared as it ends
+            storage.end_staff_session(get_db(), session_hash, now())
             audit("logout")
         session.clear()  # once that has committed
         if g.user["provider"] and g.user["provider"] == _issuer():
             # Signed in with the clinic's sign-in service: end its session too
             # (RP-initiated logout), which comes back to the signed-out page.
-            target = provider.logout_url(base_url() + url_for("auth.signed_out"))
+            target = provider.logout_url(base_url() + url_for("auth.signed_out"), hint)
             if target:
                 return redirect(target)
     return redirect(url_for("auth.login"))
@@ -267,7 +268,12 @@ def login_code():
                 ok = recovery_id is not None and storage.use_recovery_code(db, recovery_id, now())
             if ok:
                 session_id, nonce = _sign_in_writes(
-                    db, user, claim, detail=how, provider=session[PENDING_KEY].get("provider")
+                    db,
+                    user,
+                    claim,
+                    detail=how,
+                    provider=session[PENDING_KEY].get("provider"),
+                    id_token=session[PENDING_KEY].get("id_token"),
                 )
             else:
                 _failed(db, claim)
@@ -477,12 +483,19 @@ def provider_callback():
             "device": None,
             "provider": identity.issuer,
             "identity": user["identity_id"],
+            # In the signed cookie for these few minutes only: the session keeps it.
+            "id_token": identity.id_token or None,
         }
         return redirect(url_for("auth.login_code"))
     with storage.write(db):
         storage.identity_signed_in(db, user["identity_id"], now())
         session_id, nonce = _sign_in_writes(
-            db, user, Claim(()), provider=identity.issuer, provider_mfa=trusted
+            db,
+            user,
+            Claim(()),
+            provider=identity.issuer,
+            provider_mfa=trusted,
+            id_token=identity.id_token or None,
         )
     return _signed_in(db, redirect(next_page), session_id, nonce)
 

@@ -1283,6 +1283,14 @@ def m105_provider_sign_in(db: Database) -> None:
     db.execute("ALTER TABLE staff_sessions ADD COLUMN provider_mfa INTEGER NOT NULL DEFAULT 0")
 
 
+@migrations()
+def m106_logout_hint(db: Database) -> None:
+    # The ID token a session was signed in with at the clinic's sign-in service, sent back
+    # as id_token_hint when it signs out there (Okta and Duende IdentityServer need it).
+    # Kept only while the session lasts: ending it clears the column.
+    db.execute("ALTER TABLE staff_sessions ADD COLUMN id_token TEXT")
+
+
 def probe(db: Database, timeout_ms: int) -> None:
     """Read and write the database once, waiting at most timeout_ms for the write lock
     (the queue and SQLite's busy timeout alike); raises what SQLite raises."""
@@ -1378,14 +1386,32 @@ def start_staff_session(
     now: datetime,
     provider: str | None = None,
     provider_mfa: bool = False,
+    id_token: str | None = None,
+    lasting_from: datetime | None = None,
 ) -> None:
     """`provider`: the issuer it was signed in with, None for a password; `provider_mfa`:
-    the provider's second factor stood in for ours."""
+    the provider's second factor stood in for ours; `id_token`: the provider's ID token,
+    for its sign-out. `lasting_from`: sessions started before it are past their absolute
+    timeout, so the ID tokens of those never signed out are forgotten now."""
+    if lasting_from is not None:
+        db.execute(
+            "UPDATE staff_sessions SET id_token = NULL WHERE id_token IS NOT NULL"
+            " AND created_at < ?",
+            (_ts(lasting_from),),
+        )
     db.execute(
         "INSERT INTO staff_sessions (id, user_id, created_at, last_seen_at, provider,"
-        " provider_mfa) VALUES (?, ?, ?, ?, ?, ?)",
-        (session_hash, user_id, _ts(now), _ts(now), provider, int(provider_mfa)),
+        " provider_mfa, id_token) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (session_hash, user_id, _ts(now), _ts(now), provider, int(provider_mfa), id_token or None),
     )
+
+
+def logout_hint(db: Database, session_hash: str) -> str | None:
+    """The ID token an open session was signed in with at the provider, if any."""
+    row = db.execute(
+        "SELECT id_token FROM staff_sessions WHERE id = ? AND ended_at IS NULL", (session_hash,)
+    ).fetchone()
+    return row[0] if row else None
 
 
 # --- identities at the clinic's OpenID Provider ------------------------------------------
@@ -1483,7 +1509,7 @@ def touch_staff_session(db: Database, session_hash: str, now: datetime) -> None:
 
 def end_staff_session(db: Database, session_hash: str, now: datetime) -> None:
     db.execute(
-        "UPDATE staff_sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL",
+        "UPDATE staff_sessions SET ended_at = ?, id_token = NULL WHERE id = ? AND ended_at IS NULL",
         (_ts(now), session_hash),
     )
 
@@ -1491,7 +1517,8 @@ def end_staff_session(db: Database, session_hash: str, now: datetime) -> None:
 def end_other_sessions(db: Database, user_id: int, keep: str, now: datetime) -> None:
     """End every session of the user but the one with id hash ``keep``."""
     db.execute(
-        "UPDATE staff_sessions SET ended_at = ? WHERE user_id = ? AND id != ? AND ended_at IS NULL",
+        "UPDATE staff_sessions SET ended_at = ?, id_token = NULL"
+        " WHERE user_id = ? AND id != ? AND ended_at IS NULL",
         (_ts(now), user_id, keep),
     )
 
@@ -1500,7 +1527,8 @@ def end_user_sessions(db: Database, user_id: int, now: datetime) -> None:
     """Every session of the account ends, and no browser stays trusted for it (a new
     password, a reset second factor or a deactivation starts its trust again)."""
     db.execute(
-        "UPDATE staff_sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL",
+        "UPDATE staff_sessions SET ended_at = ?, id_token = NULL"
+        " WHERE user_id = ? AND ended_at IS NULL",
         (_ts(now), user_id),
     )
     forget_trusted_devices(db, user_id)

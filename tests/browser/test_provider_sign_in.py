@@ -56,7 +56,8 @@ def sso(browser_available, tmp_path_factory):
     available()
     folder = tmp_path_factory.mktemp("sso")
     server = LiveServer(folder / "instance")
-    provider = OpenIDProvider(folder, server.url).start()
+    # Signing out there needs the ID token back, as at Okta.
+    provider = OpenIDProvider(folder, server.url, logout_needs_id_token_hint=True).start()
     # The EHR on an origin of its own (as it would be): its own authorization server.
     (folder / "ehr").mkdir()
     ehr = OpenIDProvider(folder / "ehr", server.url, smart=EHR).start()
@@ -126,6 +127,7 @@ def test_sign_in_and_sign_out_at_the_provider(page, sso):
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("button", name="Yes, sign me out")).to_be_visible()
     assert page.url.startswith(f"{provider.issuer}/session/end")
+    assert "id_token_hint=" in page.url  # without it, this provider refuses (as Okta does)
     page.get_by_role("button", name="Yes, sign me out").click()
     expect(page).to_have_url(re.compile(rf"^{server.url}/staff/signed-out(\?state=[\w-]+)?$"))
     expect(page.locator("#sign-in-problem")).to_have_text(

@@ -96,9 +96,11 @@ class OpenIDProvider:
         port: int | None = None,
         smart=None,
         trailing_slash: bool = False,
+        logout_needs_id_token_hint: bool = False,
     ):
         """`smart`: the stand-in EHR's launches and FHIR resources (see server.mjs);
-        `trailing_slash`: an issuer ending in "/", as Auth0's does."""
+        `trailing_slash`: an issuer ending in "/", as Auth0's does;
+        `logout_needs_id_token_hint`: signing out there needs the ID token, as at Okta."""
         self.folder = folder
         self.smart = smart
         self.port = port or free_port()
@@ -106,6 +108,7 @@ class OpenIDProvider:
         self.issuer = self.origin + ("/" if trailing_slash else "")
         self.app_url = app_url.rstrip("/")
         self.accounts = ACCOUNTS if accounts is None else accounts
+        self.logout_needs_id_token_hint = logout_needs_id_token_hint
         self.process: subprocess.Popen | None = None
         self.output: list[str] = []
 
@@ -135,6 +138,7 @@ class OpenIDProvider:
                 },
             ],
             "accounts": self.accounts,
+            "logout_needs_id_token_hint": self.logout_needs_id_token_hint,
         }
         if self.smart is not None:
             found["smart"] = {

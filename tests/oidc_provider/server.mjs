@@ -11,6 +11,8 @@
 //   would have asked for its second factor);
 // - consent is given at once for the configured client (a first-party app).
 // Each start makes a new RSA signing key with a new key id: a restart is a key rotation.
+// With "logout_needs_id_token_hint", sign-out without the ID token is refused, as Okta
+// refuses it.
 // Prints "ready" once it listens; stopped by its PID (SIGTERM).
 //
 // With "smart" in the config, the same provider is also the stand-in for an EHR's SMART
@@ -199,6 +201,19 @@ if (smart) {
       const launch = launchOfCode.get(ctx.oidc.params.code);
       if (launch) Object.assign(ctx.body, smart.launches[launch]);
     }
+  });
+}
+
+// With "logout_needs_id_token_hint": the end-session endpoint refuses a request without
+// id_token_hint, as Okta's does (oidc-provider itself checks any hint it is given).
+if (config.logout_needs_id_token_hint) {
+  provider.use(async (ctx, next) => {
+    if (ctx.path === '/session/end' && !ctx.query.id_token_hint) {
+      ctx.status = 400;
+      ctx.body = 'invalid_request: id_token_hint is required';
+      return;
+    }
+    await next();
   });
 }
 

@@ -7,9 +7,12 @@ Each test's app is new, so it fetches the provider's discovery document and keys
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+from datetime import timedelta
 from html import unescape
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
 
 import pytest
 import requests
@@ -20,7 +23,13 @@ from patientapp.db import storage
 from patientapp.domain import mfa
 from patientapp.web.context import get_db
 from tests.conftest import create_user, enrol, login, send_code, staff_post
-from tests.helpers.oidc_provider import OpenIDProvider, available, sign_in_at_provider
+from tests.helpers.oidc_provider import (
+    FORM_ACTION,
+    HIDDEN,
+    OpenIDProvider,
+    available,
+    sign_in_at_provider,
+)
 
 APP_URL = "http://127.0.0.1:5999"  # the app's PATIENTAPP_BASE_URL here (never requested)
 
@@ -28,7 +37,10 @@ APP_URL = "http://127.0.0.1:5999"  # the app's PATIENTAPP_BASE_URL here (never r
 @pytest.fixture(scope="module")
 def oidc(tmp_path_factory):
     available()
-    provider = OpenIDProvider(tmp_path_factory.mktemp("oidc"), APP_URL).start()
+    # Signing out there needs the ID token back, as at Okta.
+    provider = OpenIDProvider(
+        tmp_path_factory.mktemp("oidc"), APP_URL, logout_needs_id_token_hint=True
+    ).start()
     yield provider
     provider.stop()
 
@@ -418,6 +430,11 @@ def test_our_second_factor_still_applies_after_the_provider(mfa_linked, client, 
     assert response.headers["Location"] == "/staff/"
     assert client.get("/staff/").status_code == 200
     assert ("login", "sign-in service") in audit(app)
+    # The ID token waited with the code step, and is sent back when signing out.
+    [kept] = stored_id_tokens(app)
+    assert claims_of(kept)["sub"] == "ada"
+    address = staff_post(client, "/staff/logout").headers["Location"]
+    assert parse_qs(urlsplit(address).query)["id_token_hint"] == [kept]
 
 
 def test_the_providers_second_factor_counts_only_when_trusted_and_used(mfa_linked, client):
@@ -461,17 +478,87 @@ def test_an_acr_the_clinic_names_counts_as_a_second_factor(mfa_linked, client):
 # --- signing out ---------------------------------------------------------------------------
 
 
+def claims_of(id_token: str) -> dict:
+    """The claims of a JWT, unchecked (the provider checks it; this only reads it)."""
+    payload = id_token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def stored_id_tokens(app) -> list:
+    with app.app_context():
+        rows = get_db().execute("SELECT id_token FROM staff_sessions ORDER BY created_at, rowid")
+        return [row[0] for row in rows]
+
+
+def sign_out_at_provider(person: requests.Session, address: str) -> str:
+    """The browser at the provider's end-session address: confirm on its page, and return
+    where it sends the browser back to."""
+    response = person.get(address, allow_redirects=False, timeout=10)
+    assert response.status_code == 200, response.text[:300]
+    action = urljoin(response.url, unescape(FORM_ACTION.search(response.text).group(1)))
+    fields = dict(HIDDEN.findall(response.text)) | {"logout": "yes"}
+    response = person.post(action, data=fields, allow_redirects=False, timeout=10)
+    assert response.status_code in (302, 303), response.text[:300]
+    return urljoin(response.url, response.headers["Location"])
+
+
 def test_signing_out_ends_the_providers_session_too(linked, client, oidc):
-    assert provider_sign_in(client, "ada").status_code == 302
+    person = requests.Session()  # the browser, as the provider knows it
+    assert back(client, sign_in_at_provider(to_provider(client), "ada", person)).status_code == 302
+    [kept] = stored_id_tokens(linked)
     response = staff_post(client, "/staff/logout")
     target = urlsplit(response.headers["Location"])
     assert f"{target.scheme}://{target.netloc}{target.path}" == f"{oidc.issuer}/session/end"
     query = {k: v[0] for k, v in parse_qs(target.query).items()}
     assert query["client_id"] == "patientapp-staff"
     assert query["post_logout_redirect_uri"] == APP_URL + "/staff/signed-out"
+    # The ID token this session was signed in with goes back as the hint (this provider,
+    # like Okta, refuses a sign-out without one), and is forgotten here.
+    assert query["id_token_hint"] == kept
+    claims = claims_of(kept)
+    assert (claims["sub"], claims["aud"], claims["iss"]) == ("ada", "patientapp-staff", oidc.issuer)
+    assert stored_id_tokens(linked) == [None]
     assert client.get("/staff/").status_code == 302
     assert ("logout", "") in audit(linked)
+    # The provider takes it, asks, ends its session and sends the browser back here.
+    returned = urlsplit(sign_out_at_provider(person, response.headers["Location"]))
+    assert f"{returned.scheme}://{returned.netloc}{returned.path}" == APP_URL + "/staff/signed-out"
     assert "You are signed out" in text(client.get("/staff/signed-out"))
+    assert "input" in person.get(to_provider(client), timeout=10).text  # asked who it is again
+
+
+def test_the_provider_refuses_a_sign_out_without_the_id_token(linked, client, oidc):
+    """What a session without its ID token (one signed in before it was kept) meets at a
+    provider like Okta: the hint is what this provider, and the test above, hang on."""
+    person = requests.Session()
+    back(client, sign_in_at_provider(to_provider(client), "ada", person))
+    address = staff_post(client, "/staff/logout").headers["Location"]
+    parts = urlsplit(address)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items() if k != "id_token_hint"}
+    refused = person.get(urlunsplit(parts._replace(query=urlencode(query))), timeout=10)
+    assert refused.status_code == 400
+    assert "id_token_hint is required" in refused.text
+
+
+def test_the_id_token_is_kept_only_while_its_session_lasts(linked, client, clock):
+    create_user(linked, "bo@example.org", "frontdesk")
+    assert provider_sign_in(client, "ada").status_code == 302
+    password = linked.test_client()
+    login(password, "bo@example.org")
+    assert [bool(t) for t in stored_id_tokens(linked)] == [True, False]  # a password: none
+    # Unlinking (or deactivating) ends the person's sessions, and their ID tokens go.
+    with linked.app_context():
+        ada = storage.user_by_email(get_db(), "ada@example.org")["id"]
+        with storage.write(get_db()):
+            storage.end_user_sessions(get_db(), ada, clock.moment)
+    assert stored_id_tokens(linked) == [None, None]
+    # A session never signed out keeps its ID token no longer than it could last: the next
+    # sign-in after its absolute timeout forgets it.
+    again = linked.test_client()
+    assert provider_sign_in(again, "ada").status_code == 302
+    clock.moment += timedelta(hours=DEFAULTS["STAFF_ABSOLUTE_HOURS"], minutes=1)
+    assert provider_sign_in(linked.test_client(), "ada").status_code == 302
+    assert [bool(t) for t in stored_id_tokens(linked)] == [False, False, False, True]
 
 
 def test_a_password_session_signs_out_here_only(linked, client):
@@ -606,6 +693,9 @@ def test_a_provider_without_an_end_session_endpoint_signs_out_here(linked, clien
     [app_client] = linked.extensions["patientapp_provider"].values()
     app_client.server_metadata.pop("end_session_endpoint")
     assert staff_post(client, "/staff/logout").headers["Location"] == "/staff/login"
+    # Nor is its ID token kept, with nowhere to send it back to.
+    assert provider_sign_in(linked.test_client(), "ada").status_code == 302
+    assert stored_id_tokens(linked) == [None, None]
 
 
 def test_failures_from_one_address_cannot_fill_the_audit_log(linked):
