@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
+from patientapp.db import storage
 
 from .patient_ui import AXE_OPTIONS, EVERY_PAGE, walk_patient_pages
 from .staff_ui import format_violations, report
@@ -31,7 +34,7 @@ STAFF_RULES_JS = """css => {
 }"""
 
 
-TARGETS_JS = """min => [...document.querySelectorAll('button, main a, label.option')]
+TARGETS_JS = """min => [...document.querySelectorAll('button, header a, main a, label.option')]
     .filter(el => el.checkVisibility({visibilityProperty: true, opacityProperty: true}))
     .map(el => {
         const box = el.getBoundingClientRect();
@@ -69,11 +72,17 @@ def walk_360(chromium, live_server):
                 f"  {t['width']} x {t['height']}: {t['html']}" for t in small
             )
 
+    # A crisis number to tap, as clinics set one (Settings): its link is measured too.
+    with closing(storage.connect(live_server.database)) as db:
+        kept = storage.get_settings(db).get("crisis_phone_numbers")
+        storage.save_settings(db, {"crisis_phone_numbers": "Crisis line 988"})
     try:
         record["seen"] = walk_patient_pages(phone, live_server, check, width=360)
         yield record
     finally:
         phone.close()
+        with closing(storage.connect(live_server.database)) as db:
+            storage.save_settings(db, {"crisis_phone_numbers": kept or ""})
 
 
 def test_axe_finds_no_violations_on_any_patient_page(walk_360):
@@ -152,3 +161,13 @@ def test_no_sideways_scroll_at_320_px(phone, live_server):
     seen = walk_patient_pages(phone, live_server, check, width=320)
     assert set(seen) >= EVERY_PAGE, EVERY_PAGE - set(seen)
     assert not found, report(found, "Sideways scroll at 320 px")
+
+
+@pytest.mark.parametrize("language", ["ar", "zh_Hans"])
+def test_the_language_link_is_a_whole_tap_target_in_short_words(phone, live_server, language):
+    """The header's "Language" link is one short word in Arabic and Chinese (41 px wide
+    before): still 44 x 44 px."""
+    page = phone.open(320)
+    page.goto(f"{live_server.invite().link}?lang={language}")
+    box = page.locator(".lang-jump a").bounding_box()
+    assert box["width"] >= MIN_TARGET and box["height"] >= MIN_TARGET, box

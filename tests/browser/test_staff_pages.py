@@ -785,6 +785,32 @@ def test_three_150_character_quotes_print_uncut(desks, live_server, staff, datab
             assert count_pdf_pages(page.pdf(format=paper)) == 1
 
 
+def test_on_paper_each_flag_reads_as_one_run_of_words(desks, live_server, maximal):
+    """On paper a flag's title, practice, evidence and opener share one line (no break):
+    each part still stands apart from the next by a space, in every language."""
+    page = desks.signed_in(DOCTOR)
+    for lang in ("en", "ar", "zh_Hans"):
+        page.goto(f"{live_server.url}/staff/visits/{maximal.visit_id}/summary?lang={lang}")
+        wait_for_fitting(page)
+        flags = page.locator(".flags ol > li")
+        parts = [
+            [
+                flag.locator(part).inner_text() if flag.locator(part).count() else ""
+                for part in ("strong", ".practice", ".evidence")
+            ]
+            for flag in flags.all()
+        ]
+        assert any(evidence for *_, evidence in parts), "no flag with converging evidence"
+        page.emulate_media(media="print")
+        printed = flags.all_inner_texts()
+        page.emulate_media(media=None)
+        for (title, practice, evidence), text in zip(parts, printed, strict=True):
+            assert "\n" not in text, f"[{lang}] a break on paper: {text!r}"
+            shown = " ".join(part for part in (title, practice, evidence) if part)
+            assert text.startswith(f"{shown} "), f"[{lang}] run on: {text!r}"
+            assert len(text) > len(shown) + 1, f"[{lang}] no opener: {text!r}"
+
+
 def test_only_what_would_overflow_is_shortened_longest_first(desks, live_server, maximal):
     """Squeezed onto a tiny sheet, the longest texts are cut first, with the marker on
     paper, while the screen still shows every word."""
