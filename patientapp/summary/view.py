@@ -17,7 +17,6 @@ from datetime import datetime
 from babel import Locale
 from flask_babel import (
     format_date,
-    format_datetime,
     format_decimal,
     format_time,
     get_locale,
@@ -169,6 +168,19 @@ class SummaryView:
     agenda_note: str = ""  # why there is no agenda to quote, when it is not a skip
     # The standard measures (PHQ-9, GAD-7): one line each under Today, with the trend.
     measures: list[measures_.MeasureLine] = field(default_factory=list)
+
+
+def completed_at(visit: Visit) -> str:
+    """When the answers were sent, beside the visit's date in the header: the time alone
+    on the visit's own day ("7:05 AM"), else the date as the visit's is written and the
+    time, joined the locale's way ("Dec 6, 2026, 7:05 AM"); "" before they are sent."""
+    if visit.submitted_at is None:
+        return ""
+    time = format_time(visit.submitted_at, "short")
+    day = format_date(visit.submitted_at, "medium")
+    if day == format_date(visit.appointment_at, "medium"):
+        return time
+    return get_locale().datetime_formats["medium"].format(time, day)
 
 
 def quote_html(text: Text, element: str = "q") -> Markup:
@@ -645,7 +657,7 @@ def build(
         patient_ref=visit.patient_ref,
         visit_date=format_date(visit.appointment_at, "medium"),
         visit_day=visit.day.isoformat(),
-        completed_at=format_datetime(visit.submitted_at, "short") if visit.submitted_at else "",
+        completed_at=completed_at(visit),
         language=language_name(written_in),
         minutes=minutes_taken(visit),
         status=visit.status,

@@ -4,11 +4,12 @@ sections never reached read "not reached", skipped items are named once, in the 
 from __future__ import annotations
 
 from contextlib import closing
+from datetime import datetime
 
 import pytest
 
 from patientapp.db import storage
-from tests.conftest import FULL_ANSWERS, finish_visit
+from tests.conftest import FULL_ANSWERS, Patient, finish_visit, make_invitation
 from tests.web.staff.test_staff import summary_on_page
 
 
@@ -196,3 +197,25 @@ def test_a_different_reference_is_not_the_previous_visit(app, clock):
     second = finish_visit(app, ref="ELO12")  # É is not E
     with closing(storage.connect(app.config["DATABASE"])) as db:
         assert storage.previous_visit(db, storage.get_visit(db, second.visit_id)) is None
+
+
+def test_the_header_names_when_the_answers_came_in_as_the_visit_is_dated(app, psychiatrist, clock):
+    """Sent on the visit's day: the time alone, beside the visit's date ("Visit: Nov 25,
+    2026 · Completed: 9:00 AM"); sent the day before: the date written the same way."""
+    same_day = finish_visit(app, ref="SAME-1")
+    page, text = summary(psychiatrist, same_day.visit_id)
+    assert page["meta"]["Visit"] == "Nov 25, 2026"
+    assert page["meta"]["Completed"] == "9:00\u202fAM"
+    assert "Visit: Nov 25, 2026 · Completed: 9:00\u202fAM" in text
+    # A reminder's link, answered at home the evening before the visit.
+    clock.moment = datetime(2026, 11, 24, 19, 5)
+    day_before = make_invitation(app, patient_ref="EVE-1", when=datetime(2026, 11, 25, 10, 0))
+    patient = Patient(app.test_client())
+    patient.start(day_before.token)
+    for number in range(1, 11):
+        patient.post(f"/step/{number}", {"action": "next", **FULL_ANSWERS.get(number, {})})
+    patient.post("/review", {"action": "submit"})
+    page, text = summary(psychiatrist, day_before.visit_id)
+    assert page["meta"]["Visit"] == "Nov 25, 2026"
+    assert page["meta"]["Completed"] == "Nov 24, 2026, 7:05\u202fPM"
+    assert "Completed: Nov 24, 2026, 7:05\u202fPM" in text
