@@ -19,6 +19,7 @@ from tests.conftest import (
     csrf_from,
     finish_visit,
     login,
+    progress_of,
     make_invitation,
     post_setup,
     setup_link,
@@ -287,11 +288,14 @@ def test_board_shows_progress_and_status(app, client):
     started = make_invitation(app, patient_ref="RUN-2")
     patient = Patient(app.test_client())
     patient.start(started.token)
-    patient.post("/step/1", {"action": "next"})
+    page = patient.post("/step/1", {"action": "next"}).get_data(as_text=True)
     finish_visit(app, ref="DONE-3")
     html = client.get("/staff/").get_data(as_text=True)
     assert "INV-1" in html and "RUN-2" in html and "DONE-3" in html
-    assert "Invited" in html and "In progress" in html and "(step 2 of 8)" in html
+    # The patient's own "Step 2 of 12" (screens, not sections: tests/web/staff/test_board_progress.py).
+    assert f'id="progress-label">{progress_of("M1")}<' in page
+    assert "Invited" in html and "In progress" in html
+    assert f"({progress_of('M1').lower()})" in html
     assert "Submitted" in html
     data = client.get("/staff/board.json").get_json()
     statuses = {v["patient_ref"]: v["status"] for v in data["visits"]}
@@ -609,7 +613,7 @@ def summary_on_page(html: str) -> dict:
             (plain(title), plain(practices), plain(evidence), plain(opener))
             for title, practices, evidence, opener in re.findall(
                 r'<li><strong>(.*?)</strong> <span class="practice">\((.*?)\)</span>'
-                r'(?: <span class="evidence">(.*?)</span>)?<br>(.*?)</li>',
+                r'(?: <span class="evidence">(.*?)</span>)? <br>(.*?)</li>',
                 flags.split("</ol>")[0],
                 re.S,
             )
