@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask_babel import gettext
 
+from patientapp.summary import bidi
 from patientapp.summary.view import SAFETY_LINES, Row, SummaryView, Text
 
 
@@ -87,7 +88,7 @@ def _acknowledgement(view: SummaryView) -> list[str]:
 def _today(view: SummaryView) -> list[str]:
     lines = [gettext("Today")]
     if view.agenda or view.agenda_note:
-        agenda = _quoted_text(view.agenda) if view.agenda else view.agenda_note
+        agenda = quoted_text(view.agenda) if view.agenda else view.agenda_note
         lines.append(gettext("Wants to talk about") + ": " + agenda)
     if view.in_person:
         lines.append(gettext("Held for in person") + ": " + view.in_person_names)
@@ -155,7 +156,7 @@ def _since_last_visit(view: SummaryView) -> list[str]:
     lines += [f"- {line}" for line in found] or [f"- {_no_changes(view)}"]
     if view.previous_hopes:
         label = gettext("Last visit, if treatment worked well")
-        lines.append(f"- {label}: {_quoted_text(view.previous_hopes)}")
+        lines.append(f"- {label}: {quoted_text(view.previous_hopes)}")
     return lines
 
 
@@ -175,9 +176,12 @@ def _kept_in_place(line: str) -> str:
     return "\n".join([parts[0]] + [CONTINUATION + part for part in parts[1:]])
 
 
-def _quoted_text(text: Text) -> str:
+def quoted_text(text: Text) -> str:
+    """The patient's words in quotation marks, then their language's tag; words holding
+    the other direction's letters read in their own order in a line of the reader's."""
     suffix = f" [{text.language}]" if text.language else ""
-    return f"“{text.text}”{suffix}"
+    words, mark = bidi.in_reading_order(text.text)
+    return f"{mark}“{words}”{mark}{suffix}"
 
 
 def _row_text(row: Row) -> str:
@@ -190,7 +194,7 @@ def _row_text(row: Row) -> str:
     if row.words:
         parts.append(row.sep.join(row.words))
     if row.quote:
-        parts.append(_quoted_text(row.quote))
+        parts.append(quoted_text(row.quote))
     return " — ".join(parts)
 
 

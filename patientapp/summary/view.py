@@ -31,6 +31,7 @@ from patientapp.domain.records import Alert, SafetyAnswer, Visit
 from patientapp.i18n import joined, language_name, listed
 from patientapp.questionnaire import display
 from patientapp.questionnaire.model import STANCE, Questionnaire
+from patientapp.summary import bidi
 from patientapp.summary import measures as measures_
 from patientapp.summary import rules as summary
 from patientapp.summary.rules import N_
@@ -218,9 +219,12 @@ CLOSING_MARKS = '\u201d"\u00bb\u300d\u300f\u2019\u203a'  # closing quotation mar
 def _tag_after_quote(opener, language: str, as_html: bool):
     """The quote's language tag placed after the opener's closing quotation mark (v3:
     never inside the patient's words), or nothing when it is the reader's language."""
-    # The closing mark may follow a space (French "« mots »") or be escaped in HTML.
+    # The closing mark may follow a space (French "« mots »") or be escaped in HTML; in
+    # plain text a direction mark may wait to follow it (bidi.in_reading_order).
     found = re.search(
-        f"{QUOTE_END}((?:[\\s\u00a0\u202f]*(?:[{CLOSING_MARKS}]|&#34;|&quot;))?)", str(opener)
+        f"{QUOTE_END}([{''.join(bidi.MARKS.values())}]?)"
+        f"((?:[\\s\u00a0\u202f]*(?:[{CLOSING_MARKS}]|&#34;|&quot;))?)",
+        str(opener),
     )
     if found is None:
         return opener
@@ -230,7 +234,7 @@ def _tag_after_quote(opener, language: str, as_html: bool):
         tag = str(Markup(' <span class="lang-tag">[%s]</span>') % language)
     else:
         tag = f" [{language}]"
-    placed = str(opener).replace(found.group(0), found.group(1) + tag, 1)
+    placed = str(opener).replace(found.group(0), found.group(2) + found.group(1) + tag, 1)
     return Markup(placed) if as_html else placed  # noqa: S704 - escaped above
 
 
@@ -246,7 +250,8 @@ def _param_value(value, questionnaire: Questionnaire, language: str, as_html: bo
         if as_html:  # the tag follows the closing quotation mark (_tag_after_quote)
             end = Markup(QUOTE_END)  # noqa: S704 - a constant, no user text
             return quote_html(Text(words, ""), element="span") + end
-        return words + QUOTE_END
+        words, mark = bidi.in_reading_order(words)  # plain text: no dir="auto" there
+        return mark + words + QUOTE_END + mark
     return value
 
 
