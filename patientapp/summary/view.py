@@ -75,6 +75,7 @@ class Text:
 
     text: str
     language: str  # a language name, shown only when it differs from the reader's
+    lang: str = ""  # its BCP 47 tag (lang=), with the name: for screen readers and fonts
 
     def __str__(self) -> str:
         return self.text
@@ -193,9 +194,11 @@ def quote_html(text: Text, element: str = "q") -> Markup:
     than a <q> that would add a second pair.
     """
     tag = Markup(' <span class="lang-tag">[%s]</span>') % text.language if text.language else ""
+    lang = Markup(' lang="%s"') % text.lang if text.lang else ""
     # `element` is one of two fixed tag names chosen by the caller, never user text.
-    return Markup('<%s class="quote" dir="auto" data-fit>%s</%s>%s') % (
+    return Markup('<%s class="quote" dir="auto"%s data-fit>%s</%s>%s') % (
         Markup(element),  # noqa: S704
+        lang,
         text.text,
         Markup(element),  # noqa: S704
         tag,
@@ -238,7 +241,9 @@ def _tag_after_quote(opener, language: str, as_html: bool):
     return Markup(placed) if as_html else placed  # noqa: S704 - escaped above
 
 
-def _param_value(value, questionnaire: Questionnaire, language: str, as_html: bool):
+def _param_value(value, questionnaire: Questionnaire, language: Text, as_html: bool):
+    """A flag opener's parameter as shown; `language`: what F2's words were written in
+    (its tag and lang: the only free text an opener quotes)."""
     if isinstance(value, summary.Phrase):
         return phrase(value)
     if isinstance(value, summary.ChoiceRef):
@@ -249,13 +254,15 @@ def _param_value(value, questionnaire: Questionnaire, language: str, as_html: bo
         words = value.text.replace(QUOTE_END, "")  # the marker is never the patient's
         if as_html:  # the tag follows the closing quotation mark (_tag_after_quote)
             end = Markup(QUOTE_END)  # noqa: S704 - a constant, no user text
-            return quote_html(Text(words, ""), element="span") + end
+            return quote_html(Text(words, "", language.lang), element="span") + end
         words, mark = bidi.in_reading_order(words)  # plain text: no dir="auto" there
         return mark + words + QUOTE_END + mark
     return value
 
 
-def _flag_view(flag: summary.Flag, questionnaire: Questionnaire, language: str) -> FlagView:
+def _flag_view(flag: summary.Flag, questionnaire: Questionnaire, language: Text) -> FlagView:
+    """A flag as the page shows it; `language`: what the F2 words it may quote were
+    written in (Text("", name, lang), both empty in the reader's language)."""
     template = gettext(flag.opener)
     html_params = {
         k: _param_value(v, questionnaire, language, True) for k, v in flag.kwargs.items()
@@ -272,8 +279,8 @@ def _flag_view(flag: summary.Flag, questionnaire: Questionnaire, language: str) 
     return FlagView(
         gettext(flag.title),
         practices,
-        _tag_after_quote(escape(template) % html_params, language, True),
-        _tag_after_quote(template % text_params, language, False),
+        _tag_after_quote(escape(template) % html_params, language.language, True),
+        _tag_after_quote(template % text_params, language.language, False),
         evidence,
     )
 
@@ -282,16 +289,17 @@ def _row(
     questionnaire: Questionnaire,
     item_id: str,
     answers: dict,
-    language: str,
+    code: str,
     label: str | None = None,
     note: str = "",
 ) -> Row:
+    """An answer's row; `code`: the language its free text was written in."""
     item = questionnaire.items[item_id]
     if note:
         return Row(label or gettext(item.short), note=note)
     value = answers.get(item_id)
     shown = display.show(item, value)
-    quote = Text(shown.quote, language) if shown.quote else None
+    quote = written(shown.quote, code) if shown.quote else None
     row = Row(
         label or gettext(item.short),
         list(shown.words),
@@ -304,7 +312,7 @@ def _row(
             (own, words, feeling == "not_helping")
             for (own, words), feeling in zip(shown.pairs, feelings, strict=False)
         ]
-        row.language = language
+        row.language = language_tag(code)
     return row
 
 
@@ -426,6 +434,13 @@ def _not_compared(
     return lines
 
 
+def written(words: str, code: str) -> Text:
+    """Patient words in the language `code` they were written in: named (the tag) and
+    marked (lang) only when the reader reads another language."""
+    name = language_tag(code)
+    return Text(words, name, code.replace("_", "-") if name else "")
+
+
 def language_tag(code: str) -> str:
     """The name of the language free text was written in, in the reader's language, or
     nothing when the reader's language is the same one."""
@@ -440,7 +455,7 @@ def _previous_hopes(previous: Visit | None, answers: dict | None, reader: str) -
         return None
     # Free text names the language it was written in when the reader's differs.
     code = (previous.answer_language if previous else "") or "en"
-    return Text(hopes.text, language_tag(code))
+    return written(hopes.text, code)
 
 
 def _acknowledged_time(alert: Alert | None) -> str:
@@ -549,7 +564,11 @@ class _Body:
     def tag(self, item_id: str) -> str:
         """The name of the language an answer was written in, in the reader's language;
         empty when the reader reads that language (v3: a tag only where they differ)."""
-        return language_tag(self.languages.get(item_id) or self.written_in)
+        return language_tag(self.code(item_id))
+
+    def code(self, item_id: str) -> str:
+        """The language an answer was written in."""
+        return self.languages.get(item_id) or self.written_in
 
     def note(self, *item_ids: str) -> str:
         """Why these items have no answer to show, when it is not a skip."""
@@ -564,7 +583,7 @@ class _Body:
     def row(self, item_id: str) -> Row:
         if item_id not in self.asked:
             return Row("")  # a row without a label is dropped below
-        return _row(self.q, item_id, self.visible, self.tag(item_id), None, self.note(item_id))
+        return _row(self.q, item_id, self.visible, self.code(item_id), None, self.note(item_id))
 
     def rows(self, *item_ids: str) -> list[Row]:
         return [self.row(i) for i in item_ids]
@@ -626,7 +645,7 @@ def build(
         languages=answer_languages or {},
         written_in=written_in,
     )
-    visible, tag, note = body.visible, body.tag, body.note
+    visible, note = body.visible, body.note
     blocks = [Block(gettext(b.title), body.block_rows(b.items)) for b in layout.blocks]
     for block in blocks:
         block.rows = _shown_rows(block.rows)
@@ -656,6 +675,7 @@ def build(
     ]
     history = safety_history or []
     banner_answer, banner_time = _banner_answer(answers, history, q)
+    f2 = written("", body.code("F2"))  # the only free text an opener quotes is F2's
     return SummaryView(
         visit_id=visit.id,
         clinic=clinic,
@@ -674,14 +694,14 @@ def build(
         alert_acknowledged_time=_acknowledged_time(alert),
         safety_history=_safety_history_lines(history, q),
         agenda=(
-            Text(visible[layout.agenda], tag(layout.agenda)) if visible.get(layout.agenda) else None
+            written(visible[layout.agenda], body.code(layout.agenda))
+            if visible.get(layout.agenda)
+            else None
         ),
         feelings=display.labels(q.items["T1"], visible.get("T1")),
         # The only free text an opener quotes is F2's.
-        flags=[_flag_view(f, q, tag("F2")) for f in summary.top_flags(visible, held=in_person)],
-        also_noted=[
-            _flag_view(f, q, tag("F2")) for f in summary.also_noted(visible, held=in_person)
-        ],
+        flags=[_flag_view(f, q, f2) for f in summary.top_flags(visible, held=in_person)],
+        also_noted=[_flag_view(f, q, f2) for f in summary.also_noted(visible, held=in_person)],
         blocks=blocks,
         changes=_changes(visible, previous_visible, q) if previous_visible is not None else [],
         not_compared=(
