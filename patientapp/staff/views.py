@@ -103,8 +103,13 @@ def _progress(visit: Visit, status: str) -> str:
     number = visits.current_section(visit, q)
     if number is None:
         return gettext("checking answers")
+    # Parts (the questionnaire's sections), not the phone's screens: a visit's answers
+    # (M0 "No") change how many screens it meets, so a count of screens would tell the
+    # front desk an answer. Every visit asked the same measures counts the same parts.
     place, count = visits.progress(visit, number, q)  # among the sections it asks
-    return gettext("step %(n)s of %(total)s", n=place, total=count)
+    # TRANSLATORS: the board's progress of a patient answering now, in the parts
+    # (sections) of the questionnaire, not the "Step N of M" screens of their phone.
+    return gettext("part %(n)s of %(total)s", n=place, total=count)
 
 
 def _board_rows(day: date) -> list[dict]:

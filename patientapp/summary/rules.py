@@ -205,7 +205,7 @@ WORRY_PHRASES_TO_PATIENT: dict[str, Phrase] = {
     "cost_access": NP_("worry, said to the patient", "paying for it or being able to get it"),
 }
 LATER_WORRY_PHRASES: dict[str, Phrase] = {
-    "more_expected": NP_("worry about getting better", "more being expected of you"),
+    "more_expected": NP_("worry about getting better", "people expecting more of you"),
     "losing_support": NP_("worry about getting better", "losing help or payments you get"),
     "relationships_change": NP_("worry about getting better", "changes in your relationships"),
     "not_myself": NP_("worry about getting better", "not feeling like yourself"),

@@ -350,23 +350,6 @@ def test_psychiatrist_opens_summary_prints_and_copies(desks, live_server, maxima
     assert {"summary_viewed", "summary_printed", "summary_exported"} <= actions, actions
 
 
-BOARD_PROGRESS_BUG = (
-    "BUG patientapp/static/board.js render(): a row's progress text ('(step 2 of 8)', "
-    "'(checking answers)') is only written when the status label changes, and only into "
-    "an existing <span class=muted>; a row first rendered as 'Invited' has no such span, "
-    "so the live board shows 'In progress' without the step, and never updates the step "
-    "as the patient moves on"
-)
-
-
-BOARD_BADGE_BUG = (
-    "BUG patientapp/static/board.js render(): a new alert only adds class has-alert (a pink "
-    "background) to the visit's row; the red 'Alert' badge the server renders beside the "
-    "patient reference is never added, so on the live board the row marks the alert by "
-    "colour alone (WCAG 1.4.1) until a reload"
-)
-
-
 def _live_board(desks, server, ref: str, at: str):
     """The front desk makes an invitation, then watches the board with board.js's timer
     under a fake clock (moved by hand: no real 5 s waits). Returns (board, visit_id, link)."""
@@ -390,12 +373,12 @@ def test_board_shows_the_patients_step_without_reload(desks, phone, live_server)
         expect(status).to_contain_text("In progress")
         polled = desk.evaluate("fetch('/staff/board.json').then(r => r.json())")
         assert [v["progress"] for v in polled["visits"] if v["id"] == visit_id] == [
-            "step 1 of 8"
+            "part 1 of 8"
         ], polled
     except AssertionError as error:  # not the bug: make it a real failure, not an xfail
         raise RuntimeError(f"the board did not update the status at all: {error}") from error
     # What the server renders for this row on a reload:
-    expect(status).to_contain_text("(step 1 of 8)", timeout=2_000)
+    expect(status).to_contain_text("(part 1 of 8)", timeout=2_000)
 
 
 def test_board_badges_the_alert_row_without_reload(desks, phone, live_server):

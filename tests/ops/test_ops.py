@@ -328,7 +328,7 @@ def test_demo_board_opens_for_the_front_desk(app, runner):
     board = desk.get("/staff/").get_data(as_text=True)
     for ref in ("A-2041", "A-2057", "RB-1187", "A-2063", "KT-0412", "A-2079", "A-2085", "A-2092"):
         assert ref in board
-    assert "step 3 of 8" in board
+    assert "part 3 of 8" in board
 
 
 def test_demo_invitation_link_opens_the_patient_side(app, runner):

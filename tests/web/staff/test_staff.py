@@ -292,10 +292,11 @@ def test_board_shows_progress_and_status(app, client):
     finish_visit(app, ref="DONE-3")
     html = client.get("/staff/").get_data(as_text=True)
     assert "INV-1" in html and "RUN-2" in html and "DONE-3" in html
-    # The patient's own "Step 2 of 12": screens, not sections (test_board_progress.py).
+    # The phone counts screens ("Step 2 of 12"); the board the questionnaire's parts,
+    # which no answer changes (test_board_progress.py).
     assert f'id="progress-label">{progress_of("M1")}<' in page
     assert "Invited" in html and "In progress" in html
-    assert f"({progress_of('M1').lower()})" in html
+    assert "(part 2 of 8)" in html
     assert "Submitted" in html
     data = client.get("/staff/board.json").get_json()
     statuses = {v["patient_ref"]: v["status"] for v in data["visits"]}

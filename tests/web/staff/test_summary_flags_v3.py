@@ -95,7 +95,7 @@ def test_every_also_noted_flag_keeps_its_opener_on_screen_and_in_the_text(app, p
     # v3's two new flags, with the patient's own answer in their openers.
     assert (
         "Worries about getting better: Feeling better can bring its own worries. You said "
-        "feeling better could mean more being expected of you. What would change for you?"
+        "feeling better could mean people expecting more of you. What would change for you?"
     ) in page["also_openers"]
     assert (
         "Feelings as signals: You said bad feelings are sometimes tied to what is going on "
@@ -203,7 +203,7 @@ def test_a_nul_in_the_patients_words_never_moves_the_tag(app):
     opener = "You wrote “%(quote)s” here."
     flag = rules.Flag("family_culture", 7, (3,), "t", opener, (("quote", rules.Quote("a\x00b")),))
     with app.test_request_context():
-        shown = view._flag_view(flag, model.default(), "Español")
+        shown = view._flag_view(flag, model.default(), view.written("", "es"))
     assert shown.opener_text == "You wrote “ab” [Español] here."
     assert "\x00" not in shown.opener_html
     assert 'ab</span>” <span class="lang-tag">[Español]</span> here.' in shown.opener_html
