@@ -36,6 +36,13 @@ At 360 px the two minutes walks are the height walks (the same pages, measured w
 answers are filled), so the minutes cost no walk of their own; 320 px walks apart.
 
   python bench/screens.py --languages en ar --widths 360   limits the run.
+  python bench/screens.py --languages en --widths 360 --items   adds what each question
+      of the typical walk costs by the same model (its words on its screen, an intro
+      above it included, half its words on the review, its taps, what is typed into it),
+      the rest ("the frame": the welcome, headings, progress, buttons, the review's own
+      words), and how many seconds of questions would have to go for the target (6
+      minutes in English, 7 in every other language): the figures a decision to cut
+      or shorten questions needs.
   python bench/screens.py --write --widths 360   measures every language and writes the
       minutes to patientapp/questionnaire/minutes.json, the figure the welcome page and
       the slip promise (rounded up; patientapp/questionnaire/timing.py). Commit it;
@@ -143,6 +150,46 @@ def minutes_rows(walks: list) -> list[dict]:
     return rows
 
 
+TARGETS = {"en": 6.0}  # minutes, typical answers (tests/browser/test_minutes_promise.py)
+TARGET = 7.0  # every other language
+
+
+def item_table(walk) -> str:
+    """What each question of one walk costs, dearest first, the frame, and the gap to the
+    target (see --items)."""
+    seconds = walk.item_seconds()
+    rows = [
+        {
+            "item": item_id,
+            "words on screen": walk.item_words.get(item_id, 0),
+            "words on review": walk.item_review_words.get(item_id, 0),
+            "taps": walk.item_taps.get(item_id, 0),
+            "chars typed": walk.item_characters.get(item_id, 0),
+            "seconds": f"{seconds[item_id]:.1f}",
+        }
+        for item_id in sorted(seconds, key=seconds.get, reverse=True)
+    ]
+    total, questions = walk.minutes * 60, sum(seconds.values())
+    target = TARGETS.get(walk.language, TARGET)
+    over = total - target * 60
+    return "\n".join(
+        [
+            f"{walk.language}, typical: what each question costs, by the model above",
+            table(rows),
+            f"questions {questions:.0f} s, the frame {total - questions:.0f} s "
+            "(welcome, headings, progress, buttons, the review's own words, Next and Send), "
+            f"in all {total:.0f} s = {walk.minutes:.2f} min",
+            f"target {target:g} min: "
+            + (
+                f"{over:.0f} s of questions would have to go "
+                f"({over / questions:.0%} of what the questions take now)"
+                if over > 0
+                else "met"
+            ),
+        ]
+    )
+
+
 def figures(walks: list) -> dict:
     """What minutes.json holds: the model, the day, the minutes per language and set."""
     data: dict = {"measured": date.today().isoformat(), "model": minutes.MODEL}
@@ -163,6 +210,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--languages", nargs="+", default=list(LANGUAGES))
     parser.add_argument("--widths", nargs="+", type=int, default=[360, 320])
+    parser.add_argument(
+        "--items",
+        action="store_true",
+        help="add what each question of the typical walk costs, and the gap to the target",
+    )
     parser.add_argument(
         "--write",
         action="store_true",
@@ -197,6 +249,11 @@ def main() -> int:
         print(f"written: {path.relative_to(REPO_ROOT)}")
     print(table(minutes_rows(walks)))
     print()
+    if args.items:
+        for walk in walks:
+            if walk.answers == "typical":
+                print(item_table(walk))
+                print()
     print(measure_table())
     print(f"({time.monotonic() - started:.0f} s)")
     return 0

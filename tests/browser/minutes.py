@@ -81,15 +81,32 @@ WORDS_JS = """() => {
     const priority = aside.map(el => el.style.getPropertyPriority('display'));
     aside.forEach(el => el.style.setProperty('display', 'none', 'important'));
     const text = main.innerText;
+    const lang = document.documentElement.lang || 'en';
+    const segmenter = new Intl.Segmenter(lang, {granularity: 'word'});
+    const count = words => [...segmenter.segment(words)].filter(s => s.isWordLike).length;
+    // The words of each question as shown (an intro above it counts as its own), and of
+    // each of the review's answers, by item id: what each question costs to read.
+    const items = {};
+    let intro = 0;
+    for (const el of main.querySelectorAll('.question, p.intro, li.answer')) {
+        if (el.parentElement.closest('.question, li.answer')) continue;
+        const words = count(el.innerText);
+        if (el.matches('p.intro')) { intro += words; continue; }
+        const asked = el.matches('li.answer') ? el.querySelector('.q[id^="p-"]') : null;
+        const field = el.querySelector('[name]');
+        const id = asked ? asked.id.slice(2) : el.id.startsWith('q-') ? el.id.slice(2)
+            : field && field.name;
+        items[id] = (items[id] || 0) + words + intro;
+        intro = 0;
+    }
     aside.forEach((el, n) => {
         if (kept[n]) el.style.setProperty('display', kept[n], priority[n]);
         else el.style.removeProperty('display');
     });
-    const lang = document.documentElement.lang || 'en';
-    const segments = new Intl.Segmenter(lang, {granularity: 'word'}).segment(text);
     return {
-        words: [...segments].filter(s => s.isWordLike).length,
+        words: count(text),
         text,
+        items,
         height: document.documentElement.scrollHeight,
         width: document.documentElement.scrollWidth,
     };
@@ -124,6 +141,12 @@ class Walk:
     # "welcome", "/step/N" (+ " screen K"), "/safety", "/review"; and the widest page.
     heights: dict[str, int] = field(default_factory=dict)
     widest: int = 0
+    # What each question took, by item id: its words on its screen (an intro above it
+    # included) and on the review, its taps and the characters typed into it.
+    item_words: dict[str, int] = field(default_factory=dict)
+    item_review_words: dict[str, int] = field(default_factory=dict)
+    item_taps: dict[str, int] = field(default_factory=dict)
+    item_characters: dict[str, int] = field(default_factory=dict)
 
     @property
     def review_height(self) -> int:
@@ -136,6 +159,19 @@ class Walk:
     @property
     def minutes(self) -> float:
         return minutes_for(self.words, self.taps, self.characters)
+
+    def item_seconds(self) -> dict[str, float]:
+        """Each question's share of the modelled time, in seconds, by item id."""
+        return {
+            item_id: 60
+            * minutes_for(
+                self.item_words.get(item_id, 0)
+                + REVIEW_SHARE * self.item_review_words.get(item_id, 0),
+                self.item_taps.get(item_id, 0),
+                self.item_characters.get(item_id, 0),
+            )
+            for item_id in {*self.item_words, *self.item_review_words}
+        }
 
     def row(self) -> dict:
         return {
@@ -162,15 +198,15 @@ def _screen_taps(page, q, answers: dict) -> tuple[list[str], int]:
     return present, answer_taps(q, present, answers)
 
 
-def _typed(page, q, answers: dict, present: list[str]) -> int:
-    """Characters typed on this screen: every text box filled (fill_screen fills a box
-    only when it is on the screen)."""
-    characters = 0
+def _typed(page, q, answers: dict, present: list[str]) -> dict[str, int]:
+    """Characters typed on this screen, by item id: every text box filled (fill_screen
+    fills a box only when it is on the screen)."""
+    characters: dict[str, int] = {}
     for item_id in present:
         _choices, texts = _form_values(q.items[item_id], answers[item_id])
         for field_id, text in texts.items():
             if text and page.locator(f"#{field_id}").count():
-                characters += len(text)
+                characters[item_id] = characters.get(item_id, 0) + len(text)
     return characters
 
 
@@ -181,12 +217,20 @@ def walk(page, link: str, answers: dict, language: str, name: str = "") -> Walk:
     q = questionnaire.default()
     heights: dict[str, int] = {}
     widest = 0
+    item_words: dict[str, int] = {}
+    review_words_by_item: dict[str, int] = {}
+    item_taps: dict[str, int] = {}
+    item_characters: dict[str, int] = {}
 
     def read(name: str) -> int:
         nonlocal widest
         found = shown(page)
         heights[name] = found["height"]
         widest = max(widest, found["width"])
+        into = review_words_by_item if name == "/review" else item_words
+        for key, words in found["items"].items():
+            item_id = key if key in q.items else key.rsplit("_", 1)[0]  # F2_text: F2
+            into[item_id] = into.get(item_id, 0) + words
         return found["words"]
 
     page.goto(f"{link}?lang={language}")
@@ -204,9 +248,13 @@ def walk(page, link: str, answers: dict, language: str, name: str = "") -> Walk:
         if path.startswith("/step/"):
             present, screen_taps = _screen_taps(page, q, answers)
             taps += screen_taps
+            for item_id in present:
+                item_taps[item_id] = answer_taps(q, [item_id], answers)
             fill_screen(page, answers)
             page.wait_for_load_state("load")
-            characters += _typed(page, q, answers, present)
+            typed = _typed(page, q, answers, present)
+            characters += sum(typed.values())
+            item_characters.update(typed)
             path += _screen_suffix(page)
         elif path != "/safety":
             break
@@ -231,6 +279,10 @@ def walk(page, link: str, answers: dict, language: str, name: str = "") -> Walk:
         promise=promise,
         heights=heights,
         widest=widest,
+        item_words=item_words,
+        item_review_words=review_words_by_item,
+        item_taps=item_taps,
+        item_characters=item_characters,
     )
 
 

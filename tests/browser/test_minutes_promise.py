@@ -22,6 +22,7 @@ import re
 
 import pytest
 
+from patientapp.questionnaire import model as questionnaire
 from patientapp.questionnaire import timing
 
 from .conftest import Phone
@@ -93,3 +94,18 @@ def test_a_typical_visit_keeps_within_its_target(typical, language):
         f"{target}: {walk.screens} screens, {walk.taps} taps, {walk.words:.0f} words read, "
         f"{walk.characters} characters typed"
     )
+
+
+def test_each_questions_cost_is_counted_once(typical):
+    """bench/screens.py --items: what each question costs adds up to no more than the
+    whole, every question of the walk has its share, and no word is counted twice."""
+    walk = typical("en")
+    asked = {i.id for s in questionnaire.default().sections for i in s.items if not i.instrument}
+    seconds = walk.item_seconds()
+    assert set(seconds) == asked, set(seconds) ^ asked
+    assert all(cost > 0 for cost in seconds.values())
+    assert sum(walk.item_words.values()) < walk.page_words  # the welcome, headings, buttons
+    assert sum(walk.item_review_words.values()) < walk.review_words
+    assert sum(walk.item_taps.values()) < walk.taps  # Next, Send and the code are not theirs
+    assert sum(walk.item_characters.values()) == walk.characters
+    assert 0 < walk.minutes * 60 - sum(seconds.values()) < 0.25 * walk.minutes * 60
