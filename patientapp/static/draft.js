@@ -62,3 +62,11 @@
     addEventListener("load", function () { setTimeout(function () { window.stop(); }, 0); });
   }
 })();
+
+// A new row's #anchor: focused, then off the address (or later screens keep it).
+(function () {
+  var f = location.hash && document.getElementById(location.hash.slice(1));
+  if (!f || !history.replaceState) return;
+  f.focus();
+  history.replaceState(null, "", location.pathname + location.search);
+})();

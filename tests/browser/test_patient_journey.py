@@ -313,6 +313,11 @@ def test_add_another_medicine_adds_an_empty_row(phone, live_server):
     assert rows.count() == 2, "not exactly one empty row was added"
     expect(page.locator("#M1-0-name")).to_have_value("Lithium")
     expect(page.locator("#M1-1-name")).to_be_in_viewport()
+    expect(page.locator("#M1-1-name")).to_be_focused()  # ready for the next name
+    # The new row's anchor leaves the address, so it never follows to later screens.
+    assert "#" not in page.url, page.url
+    tap_next(page)
+    assert "#" not in page.url, page.url
 
 
 def test_code_typed_on_the_start_page_opens_the_visit(phone, live_server):
