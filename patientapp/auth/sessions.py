@@ -38,16 +38,9 @@ def _new_staff_session(
     service's second factor counts as ours; `id_token`: that service's ID token, sent
     back when signing out there."""
     session_id = secrets.token_urlsafe(32)
-    moment = now()
+    storage.forget_stale_id_tokens(db, now(), current_app.config)
     storage.start_staff_session(
-        db,
-        hash_secret(session_id),
-        user["id"],
-        moment,
-        provider,
-        provider_mfa,
-        id_token,
-        lasting_from=moment - timedelta(hours=current_app.config["STAFF_ABSOLUTE_HOURS"]),
+        db, hash_secret(session_id), user["id"], now(), provider, provider_mfa, id_token
     )
     return session_id
 

@@ -77,6 +77,10 @@ def _safe_next(target: str | None) -> str:
 def login():
     form = LoginForm()
     status = 200
+    if request.method == "GET":
+        # Back at the start: a sign-in left at its code step is dropped from the cookie
+        # (the provider's ID token with it, on a shared computer).
+        session.pop(PENDING_KEY, None)
     if form.validate_on_submit():
         db = get_db()
         email = form.email.data.strip()
@@ -411,6 +415,9 @@ NOT_LINKED = _l(
 )
 
 
+HINT_IN_COOKIE = 2048  # characters of ID token the pending sign-in's cookie may carry
+
+
 def _issuer() -> str | None:
     found = provider.settings()
     return found.issuer if found else None
@@ -483,8 +490,9 @@ def provider_callback():
             "device": None,
             "provider": identity.issuer,
             "identity": user["identity_id"],
-            # In the signed cookie for these few minutes only: the session keeps it.
-            "id_token": identity.id_token or None,
+            # In the signed cookie until the code is right (the session then keeps it),
+            # and only while it leaves the cookie well within a browser's 4 KB.
+            "id_token": identity.id_token if 0 < len(identity.id_token) <= HINT_IN_COOKIE else None,
         }
         return redirect(url_for("auth.login_code"))
     with storage.write(db):

@@ -16,6 +16,7 @@ import sqlite3
 import threading
 import time as system_clock
 import unicodedata
+from collections.abc import Mapping
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -1387,22 +1388,27 @@ def start_staff_session(
     provider: str | None = None,
     provider_mfa: bool = False,
     id_token: str | None = None,
-    lasting_from: datetime | None = None,
 ) -> None:
     """`provider`: the issuer it was signed in with, None for a password; `provider_mfa`:
     the provider's second factor stood in for ours; `id_token`: the provider's ID token,
-    for its sign-out. `lasting_from`: sessions started before it are past their absolute
-    timeout, so the ID tokens of those never signed out are forgotten now."""
-    if lasting_from is not None:
-        db.execute(
-            "UPDATE staff_sessions SET id_token = NULL WHERE id_token IS NOT NULL"
-            " AND created_at < ?",
-            (_ts(lasting_from),),
-        )
+    for its sign-out."""
     db.execute(
         "INSERT INTO staff_sessions (id, user_id, created_at, last_seen_at, provider,"
         " provider_mfa, id_token) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (session_hash, user_id, _ts(now), _ts(now), provider, int(provider_mfa), id_token or None),
+    )
+
+
+def forget_stale_id_tokens(db: Database, now: datetime, config: Mapping) -> None:
+    """The ID tokens of sessions past their absolute or idle timeout (`config`'s
+    STAFF_ABSOLUTE_HOURS, STAFF_IDLE_MINUTES) forgotten: such a session, never signed
+    out, ends only when its browser comes back. At every sign-in, and hourly."""
+    started_before = now - timedelta(hours=config["STAFF_ABSOLUTE_HOURS"])
+    seen_before = now - timedelta(minutes=config["STAFF_IDLE_MINUTES"])
+    db.execute(
+        "UPDATE staff_sessions SET id_token = NULL WHERE id_token IS NOT NULL"
+        " AND (created_at < ? OR last_seen_at < ?)",
+        (_ts(started_before), _ts(seen_before)),
     )
 
 

@@ -83,6 +83,8 @@ def check(app, clock: Callable[[], datetime]) -> dict | None:
         db = storage.connect(app.config["DATABASE"], key=app.config.get("DATABASE_KEY"))
         storage.use_zone(storage.zone_setting(db))
         try:
+            with storage.write(db):  # hourly: sessions left open keep no ID token
+                storage.forget_stale_id_tokens(db, clock(), app.config)
             return run_if_due(db, clock())
         finally:
             db.close()

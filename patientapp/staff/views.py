@@ -107,7 +107,7 @@ def _progress(visit: Visit, status: str) -> str:
     # (M0 "No") change how many screens it meets, so a count of screens would tell the
     # front desk an answer. Every visit asked the same measures counts the same parts.
     place, count = visits.progress(visit, number, q)  # among the sections it asks
-    # TRANSLATORS: the board's progress of a patient answering now, in the parts
+    # Translators: the board's progress of a patient answering now, in the parts
     # (sections) of the questionnaire, not the "Step N of M" screens of their phone.
     return gettext("part %(n)s of %(total)s", n=place, total=count)
 

@@ -23,11 +23,17 @@ STRONG = {"L": "ltr", "R": "rtl", "AL": "rtl"}  # bidirectional class -> directi
 AGAINST = {"ltr": {"R", "AL", "AN"}, "rtl": {"L"}}  # what turns neutrals around in each
 
 
+# Embeddings, overrides and isolates a patient may have typed (or pasted): left in, an
+# unclosed one would carry on past the quotation marks into the rest of the line.
+CONTROLS = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
+
+
 def in_reading_order(words: str) -> tuple[str, str]:
     """(the words, the mark to put either side of their quotation marks) for a reader of
-    the current language: the words unchanged and no mark when nothing in them would turn
-    the line around, else each line of the other direction embedded, and the reader's
-    mark."""
+    the current language: the words without direction controls of their own, unchanged
+    besides and no mark when nothing in them would turn the line around, else each line
+    of the other direction embedded, and the reader's mark."""
+    words = words.translate(CONTROLS)
     reader = current_language().direction
     if not AGAINST[reader] & {unicodedata.bidirectional(c) for c in words}:
         return words, ""

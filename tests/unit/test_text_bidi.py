@@ -74,3 +74,22 @@ def test_each_line_of_a_quote_has_its_own_embedding(quoted):
     assert quoted("en", words, "العربية") == (
         f"{LRM}“{RLE}{ARABIC}{PDF}\r\nSertraline\n{RLE}{ARABIC}{PDF}”{LRM} [العربية]"
     )
+
+
+@pytest.mark.parametrize(
+    ("typed", "kept"),
+    [
+        (f"x {RLE}{ARABIC}", f"x {ARABIC}"),  # an embedding never closed
+        ("abc\u202edef", "abcdef"),  # an override, with no Arabic letter at all
+        (f"\u2067{ARABIC}", ARABIC),  # an isolate
+    ],
+)
+def test_direction_controls_a_patient_typed_are_left_out(quoted, typed, kept):
+    """Left in, an unclosed one would carry the quotation marks and the tag (and the
+    rest of the line) along with it."""
+    out = quoted("en", typed, "T")
+    assert not set(out) & set("\u202d\u202e\u2066\u2067\u2068\u2069")
+    assert out.count(RLE) + out.count(LRE) == out.count(PDF)  # each embedding closed
+    words = out.split("“", 1)[1].rsplit("”", 1)[0]
+    assert words.replace(RLE, "").replace(PDF, "") == kept
+    assert out.endswith(("” [T]", f"”{LRM} [T]"))

@@ -192,11 +192,15 @@ def test_english_summary_of_an_arabic_visit(app, client):
         '<span class="lang-tag">[العربية]</span>' in html
     )
     text = client.get(f"/staff/visits/{invitation.visit_id}/summary.txt").get_data(as_text=True)
-    # In plain text, marks keep the quotation marks and the tag in order (summary/bidi.py).
+    # In plain text, marks keep the quotation marks and the tag in order (summary/bidi.py),
+    # in the reader's direction: the page's text box has it too, never dir="auto", which
+    # would give each line of a quote over several lines a direction of its own.
     assert f"\u200e“\u202b{arabic}\u202c”\u200e [العربية]" in text and "Worried" in text
+    assert '<textarea id="record-text" readonly rows="8" dir="ltr">' in html
     # Read in Arabic, the language it was written in: no tag (v3, only where they differ).
     html = client.get(f"/staff/visits/{invitation.visit_id}/summary?lang=ar").get_data(as_text=True)
     assert f'<q class="quote" dir="auto" data-fit>{arabic}</q>' in html
+    assert '<textarea id="record-text" readonly rows="8" dir="rtl">' in html
     assert '<span class="lang-tag">' not in html
 
 

@@ -18,9 +18,10 @@ import pytest
 import requests
 from joserfc.errors import BadSignatureError
 
+from patientapp.auth.sessions import PENDING_KEY
 from patientapp.config import DEFAULTS
 from patientapp.db import storage
-from patientapp.domain import mfa
+from patientapp.domain import mfa, retention
 from patientapp.web.context import get_db
 from tests.conftest import create_user, enrol, login, send_code, staff_post
 from tests.helpers.oidc_provider import (
@@ -559,6 +560,42 @@ def test_the_id_token_is_kept_only_while_its_session_lasts(linked, client, clock
     clock.moment += timedelta(hours=DEFAULTS["STAFF_ABSOLUTE_HOURS"], minutes=1)
     assert provider_sign_in(linked.test_client(), "ada").status_code == 302
     assert [bool(t) for t in stored_id_tokens(linked)] == [False, False, False, True]
+    # Nor past its idle limit: the hourly retention pass forgets it with nobody signing in.
+    clock.moment += timedelta(minutes=linked.config["STAFF_IDLE_MINUTES"] - 1)
+    retention.check(linked, lambda: clock.moment)
+    assert [bool(t) for t in stored_id_tokens(linked)] == [False, False, False, True]
+    clock.moment += timedelta(minutes=2)
+    retention.check(linked, lambda: clock.moment)
+    assert stored_id_tokens(linked) == [None] * 4
+
+
+def test_a_sign_in_left_at_its_code_step_leaves_no_id_token_in_the_cookie(mfa_linked, client):
+    assert provider_sign_in(client, "ada").headers["Location"] == "/staff/login/code"
+    with client.session_transaction() as kept:
+        assert claims_of(kept[PENDING_KEY]["id_token"])["sub"] == "ada"
+    client.get("/staff/login")  # back at the start (another person, a shared computer)
+    with client.session_transaction() as kept:
+        assert PENDING_KEY not in kept
+    assert client.get("/staff/login/code").headers["Location"] == "/staff/login"
+
+
+def test_an_id_token_too_long_for_a_cookie_is_not_kept_through_the_code_step(
+    mfa_linked, client, clock, monkeypatch
+):
+    """A provider's ID token can run to kilobytes (Entra ID with many groups): the cookie
+    must stay within a browser's 4 KB, so sign-out then sends client_id alone."""
+    from patientapp.auth import views
+
+    app, secrets = mfa_linked
+    monkeypatch.setattr(views, "HINT_IN_COOKIE", 100)
+    assert provider_sign_in(client, "ada").headers["Location"] == "/staff/login/code"
+    with client.session_transaction() as kept:
+        assert kept[PENDING_KEY]["id_token"] is None
+    clock.advance(minutes=1)
+    assert send_code(client, mfa.current_code(secrets["ada"], clock())).status_code == 302
+    assert stored_id_tokens(app) == [None]
+    address = staff_post(client, "/staff/logout").headers["Location"]
+    assert "id_token_hint" not in parse_qs(urlsplit(address).query)
 
 
 def test_a_password_session_signs_out_here_only(linked, client):
