@@ -16,6 +16,7 @@ COMMANDS = (
     accounts.create_user_command,
     backup.backup_command,
     backup.verify_backup_command,
+    backup.restore_backup_command,
     purge.purge_command,
     demo.demo_command,
     encryption.encrypt_db_command,

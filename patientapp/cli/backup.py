@@ -4,6 +4,7 @@ verify-backup: the restore drill, a copy restored into a scratch folder and chec
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,10 +13,10 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from patientapp import config
-from patientapp.cli.common import audit, fail
+from patientapp.cli.common import audit, audit_entry, fail
 from patientapp.db import storage
 from patientapp.domain import backups
-from patientapp.web.context import get_db, now
+from patientapp.web.context import close_thread_db, get_db, now
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -140,3 +141,64 @@ def verify_backup_command(path: Path, key_file: Path | None) -> None:
     click.echo(f"The copy {source} restores.")
     for line in _report_lines(report):
         click.echo(f"  {line}")
+
+
+@click.command("restore-backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@with_appcontext
+def restore_backup_command(path: Path) -> None:
+    """Replace the live database with a copy made by `backup`, the server stopped. The
+    copy is checked first as verify-backup checks it; the database it replaces is kept
+    beside it with its -wal and -shm (a -wal left there would otherwise be replayed into
+    the restored file); the restore is audited in the restored database."""
+    source = path.expanduser().resolve()
+    live = Path(current_app.config["DATABASE"]).resolve()
+    if _same_file(source, live):
+        fail("PATH is the live database itself; give a backup copy")
+    key = current_app.config.get("DATABASE_KEY")
+    moment = now()
+    try:
+        report = backups.verify_copy(source, key, Path(current_app.instance_path), moment)
+    except backups.CopyRefused as refusal:
+        fail(f"the copy {source} did not restore: {refusal}; nothing was changed")
+    try:
+        with storage.used_alone(live, "restore-backup"):
+            kept = _put_in_place(source, live, key, f"{moment:%Y%m%d-%H%M%S}")
+    except storage.InUse as refusal:
+        fail(str(refusal))
+    click.echo(f"Restored {source} into {live}.")
+    for line in _report_lines(report):
+        click.echo(f"  {line}")
+    click.echo(
+        f"The database it replaced is kept as {kept} (with its -wal and -shm, if any): "
+        "remove it once the app runs well on the restored one."
+    )
+
+
+def _put_in_place(source: Path, live: Path, key: str | None, stamp: str) -> Path:
+    """The copy (and a -wal beside it) written beside the live file, audited there, then
+    renamed into its place once the live file and its -wal and -shm are moved aside;
+    the name they were moved to."""
+    close_thread_db()
+    temp = live.with_name(f".{live.name}.restoring")
+    kept = live.with_name(f"{live.name}.before-restore-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{temp}{suffix}").unlink(missing_ok=True)
+    try:
+        shutil.copyfile(source, temp)
+        os.chmod(temp, 0o600)  # the copy holds answers
+        if Path(f"{source}-wal").exists():
+            shutil.copyfile(f"{source}-wal", f"{temp}-wal")
+        restored = storage.connect(temp, key=key)  # opens the -wal into it, and closes it
+        try:
+            audit_entry(restored, "backup_restored", detail=str(source))
+        finally:
+            restored.close()
+        for suffix in ("", "-wal", "-shm"):
+            if Path(f"{live}{suffix}").exists():
+                os.replace(f"{live}{suffix}", f"{kept}{suffix}")
+        os.replace(temp, live)
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{temp}{suffix}").unlink(missing_ok=True)
+    return kept
