@@ -182,6 +182,10 @@ def _put_in_place(source: Path, live: Path, key: str | None, stamp: str) -> Path
     close_thread_db()
     temp = live.with_name(f".{live.name}.restoring")
     kept = live.with_name(f"{live.name}.before-restore-{stamp}")
+    for n in range(2, 100):  # two restores in one second: the first one's stays
+        if not kept.exists():
+            break
+        kept = live.with_name(f"{live.name}.before-restore-{stamp}-{n}")
     for suffix in ("", "-wal", "-shm"):
         Path(f"{temp}{suffix}").unlink(missing_ok=True)
     try:

@@ -126,3 +126,21 @@ def test_a_restore_is_refused_while_a_server_has_the_database_open(app, runner, 
     assert result.exit_code == 1
     assert "running server" in result.output
     assert counts(app)["visits"] == 2  # untouched
+
+
+def test_two_restores_in_one_second_keep_both_databases_they_replaced(app, runner, tmp_path):
+    finish_visit(app)
+    copy = tmp_path / "copy.db"
+    assert runner.invoke(args=["backup", str(copy)]).exit_code == 0
+    make_invitation(app, "AFTER-1")
+    for _ in range(2):  # the test clock stands still: the same second
+        result = runner.invoke(args=["restore-backup", str(copy)])
+        assert result.exit_code == 0, result.output
+    live = Path(app.config["DATABASE"])
+    kept = sorted(live.parent.glob(f"{live.name}.before-restore-*"))
+    assert [p.name[-2:] for p in kept] == ["00", "-2"]
+    first = storage.connect(kept[0], key=app.config["DATABASE_KEY"])
+    try:
+        assert first.execute("SELECT COUNT(*) FROM visits").fetchone()[0] == 2  # not lost
+    finally:
+        first.close()
