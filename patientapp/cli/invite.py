@@ -17,9 +17,14 @@ def _parse_when(value: str | None) -> datetime:
     if not value:
         return now().replace(second=0)
     try:
-        return datetime.fromisoformat(value)
+        when = datetime.fromisoformat(value)
     except ValueError as exc:
         raise click.BadParameter("use YYYY-MM-DD HH:MM, e.g. 2026-11-25 14:30") from exc
+    if when.date() < now().date():  # its link would have expired already: a mistyped year?
+        raise click.BadParameter(
+            f"{when:%Y-%m-%d} has passed, so its link would not open; check the date"
+        )
+    return when
 
 
 @click.command("invite")

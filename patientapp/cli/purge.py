@@ -11,9 +11,15 @@ from patientapp.domain import retention
 from patientapp.web.context import clinic_settings, get_db, now
 
 
+def _n(count: int, noun: str) -> str:
+    """ "1 visit", "2 visits": the commands speak English only."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def _describe(counts: dict) -> str:
     return (
-        f"{counts['visits']} visits ({counts['answers']} answers, {counts['alerts']} safety alerts)"
+        f"{_n(counts['visits'], 'visit')} ({_n(counts['answers'], 'answer')}, "
+        f"{_n(counts['alerts'], 'safety alert')})"
     )
 
 

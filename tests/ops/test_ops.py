@@ -223,7 +223,7 @@ def test_purge_dry_run_removes_nothing(app, runner, aged_visits):
     before = counts(app.config["DATABASE"])
     result = runner.invoke(args=["purge", "--dry-run"])
     assert result.exit_code == 0, result.output
-    assert f"would remove 2 visits ({aged_visits} answers, 1 safety alerts)" in result.output
+    assert f"would remove 2 visits ({aged_visits} answers, 1 safety alert)" in result.output
     assert counts(app.config["DATABASE"]) == before
     assert audit_rows(app, "purge") == []
 
@@ -232,7 +232,7 @@ def test_purge_removes_only_visits_older_than_retention(app, runner, aged_visits
     before = counts(app.config["DATABASE"])
     result = runner.invoke(args=["purge"])
     assert result.exit_code == 0, result.output
-    assert f"Removed 2 visits ({aged_visits} answers, 1 safety alerts)" in result.output
+    assert f"Removed 2 visits ({aged_visits} answers, 1 safety alert)" in result.output
     assert "before 2025-11-25" in result.output
     after = counts(app.config["DATABASE"])
     assert after["visits"] == 1 and after["alerts"] == 0
@@ -250,7 +250,7 @@ def test_purge_follows_the_retention_setting_to_the_day(app, runner, clock):
     make_invitation(app, "KEEP", when=(today - timedelta(days=30)).replace(hour=0, minute=0))
     make_invitation(app, "GONE", when=(today - timedelta(days=31)).replace(hour=23, minute=59))
     result = runner.invoke(args=["purge"])
-    assert "Removed 1 visits (0 answers, 0 safety alerts)" in result.output
+    assert "Removed 1 visit (0 answers, 0 safety alerts)" in result.output
     assert [v.patient_ref for v in all_visits_left(app)] == ["KEEP"]
 
 

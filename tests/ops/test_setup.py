@@ -90,6 +90,16 @@ def test_cli_invite_prints_a_working_link_and_code(app, runner):
     assert len(code.split()[1]) == 11  # XXXXX-XXXXX
 
 
+def test_cli_invite_refuses_a_day_that_has_passed(app, runner):
+    """A mistyped year would hand the patient a link that has already expired."""
+    result = runner.invoke(args=["invite", "OLD-1", "--at", "2025-11-25 10:00"])
+    assert result.exit_code == 2
+    assert "2025-11-25 has passed, so its link would not open" in result.output
+    assert "Link:" not in result.output
+    # Earlier today is still today: its link works until the day ends.
+    assert runner.invoke(args=["invite", "AM-1", "--at", "2026-11-25 07:00"]).exit_code == 0
+
+
 def test_cli_invite_includes_the_measures_asked_for_or_the_settings_default(app, runner, db):
     result = runner.invoke(args=["invite", "RB-1", "--measure", "phq9", "--measure", "gad7"])
     assert result.exit_code == 0, result.output
