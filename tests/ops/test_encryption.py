@@ -136,7 +136,7 @@ def test_purge_checkpoints_an_encrypted_database(app, runner, clock):
     finish_visit(app, ref="OLD-1")
     clock.moment = today
     result = runner.invoke(args=["purge"])
-    assert "Removed 1 visits" in result.output
+    assert "Removed 1 visit " in result.output
     assert Path(app.config["DATABASE"] + "-wal").stat().st_size == 0
     assert answer_texts(app.config["DATABASE"], KEY) == []
 

@@ -49,7 +49,7 @@ def test_purged_answers_leave_no_bytes_in_the_database_or_its_wal(app, runner, c
     old_visit(app, clock, answers={**FULL_ANSWERS, 1: {**FULL_ANSWERS[1], "T2": text}})
     assert MARKER in raw_bytes(app)  # the check below can see the marker when it is there
     result = runner.invoke(args=["purge"])
-    assert "Removed 1 visits" in result.output
+    assert "Removed 1 visit " in result.output
     assert MARKER not in raw_bytes(app)
 
 
