@@ -1,9 +1,8 @@
-// Keeps what the patient types on a step: after a short pause, and when the page is
-// hidden or left, the form is sent to the server as a draft (CSRF token included, over
-// POST, never in the address or in browser storage). A reload or another device shows
-// it. The page closes itself when the patient session would end, counted from the last
-// draft the server took, instead of from when the page opened (the meta refresh, which
-// does the same without script). Without this file everything works as before.
+// Keeps what the patient types on a step: after a pause, and when the page is hidden or
+// left, the form goes to the server as a draft (over POST with its CSRF token, never in
+// the address or browser storage). The page closes when the patient session would end,
+// counted from the last draft taken (the meta refresh counts from when it opened).
+// Without this file everything works as before.
 (function () {
   "use strict";
   var form = document.querySelector("form[data-draft]");
@@ -56,10 +55,13 @@
     if (document.visibilityState === "hidden") send(true);
   });
   if (refresh) {
-    // The meta refresh would close the page mid-sentence; this timer restarts with
-    // every draft saved. Stopping before "load" would leave the page loading for ever.
+    // The meta refresh would close the page mid-sentence; this timer restarts with each
+    // draft. Stopping before "load" leaves the page loading; after a tap on Next (a busy
+    // phone may run it first), it would cancel the next page, which ends the refresh.
     countdown(parseInt(refresh[0], 10));
-    addEventListener("load", function () { setTimeout(function () { window.stop(); }, 0); });
+    addEventListener("load", function () {
+      setTimeout(function () { if (!leaving) window.stop(); }, 0);
+    });
   }
 })();
 
