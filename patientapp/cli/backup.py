@@ -175,6 +175,14 @@ def restore_backup_command(path: Path) -> None:
     )
 
 
+def _copy_private(source: Path, target: Path) -> None:
+    """Copy into a new file that only its owner may read from the first byte on, as the
+    copy holds answers, wherever the database is configured to live."""
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out, source.open("rb") as into:
+        shutil.copyfileobj(into, out)
+
+
 def _put_in_place(source: Path, live: Path, key: str | None, stamp: str) -> Path:
     """The copy (and a -wal beside it) written beside the live file, audited there, then
     renamed into its place once the live file and its -wal and -shm are moved aside;
@@ -189,10 +197,9 @@ def _put_in_place(source: Path, live: Path, key: str | None, stamp: str) -> Path
     for suffix in ("", "-wal", "-shm"):
         Path(f"{temp}{suffix}").unlink(missing_ok=True)
     try:
-        shutil.copyfile(source, temp)
-        os.chmod(temp, 0o600)  # the copy holds answers
+        _copy_private(source, temp)
         if Path(f"{source}-wal").exists():
-            shutil.copyfile(f"{source}-wal", f"{temp}-wal")
+            _copy_private(Path(f"{source}-wal"), Path(f"{temp}-wal"))
         restored = storage.connect(temp, key=key)  # opens the -wal into it, and closes it
         try:
             audit_entry(restored, "backup_restored", detail=str(source))

@@ -12,7 +12,7 @@ from patientapp.web.context import clinic_settings, get_db, now
 
 
 def _n(count: int, noun: str) -> str:
-    """ "1 visit", "2 visits": the commands speak English only."""
+    """Counts read "1 visit", "2 visits": the commands speak English only."""
     return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 

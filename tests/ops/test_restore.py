@@ -5,6 +5,7 @@ that was neither the copy nor the old one, with integrity_check still ok."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -144,3 +145,52 @@ def test_two_restores_in_one_second_keep_both_databases_they_replaced(app, runne
         assert first.execute("SELECT COUNT(*) FROM visits").fetchone()[0] == 2  # not lost
     finally:
         first.close()
+
+
+def test_the_copy_is_never_readable_by_others_while_it_is_put_in_place(
+    app, runner, clock, tmp_path, monkeypatch
+):
+    """The copy beside the live file, and a -wal that came with the backup, are created
+    readable by their owner only, before a byte is written: a database kept outside the
+    instance folder (mode 0700) may sit in a folder others can list. Here the umask
+    would give them 0666."""
+    finish_visit(app)
+    copy = tmp_path / "copy.db"
+    assert runner.invoke(args=["backup", str(copy)]).exit_code == 0
+    db = storage.connect(copy, key=app.config["DATABASE_KEY"])  # a -wal left with the copy
+    db.execute("PRAGMA wal_autocheckpoint=0")
+    with storage.write(db):
+        storage.audit(db, "written-in-the-copy", now=clock.moment, actor="server")
+    shutil.copyfile(f"{copy}-wal", tmp_path / "kept-wal")
+    db.close()
+    shutil.copyfile(tmp_path / "kept-wal", f"{copy}-wal")
+
+    modes = {}
+    opened = storage.connect
+
+    def watching(path, *args, **kwargs):
+        if str(path).endswith(".restoring"):
+            for suffix in ("", "-wal"):
+                modes[suffix] = oct(Path(f"{path}{suffix}").stat().st_mode & 0o777)
+        return opened(path, *args, **kwargs)
+
+    monkeypatch.setattr(storage, "connect", watching)
+    old_umask = os.umask(0)
+    try:
+        result = runner.invoke(args=["restore-backup", str(copy)])
+    finally:
+        os.umask(old_umask)
+    assert result.exit_code == 0, result.output
+    assert modes == {"": "0o600", "-wal": "0o600"}
+    monkeypatch.undo()
+    restored = connect(app)
+    try:  # what the -wal held came along
+        assert (
+            restored.execute(
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'written-in-the-copy'"
+            ).fetchone()[0]
+            == 1
+        )
+    finally:
+        restored.close()
+    assert oct(Path(app.config["DATABASE"]).stat().st_mode & 0o777) == "0o600"
