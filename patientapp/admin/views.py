@@ -513,17 +513,22 @@ def _copy_lines() -> list[tuple[str, bool]]:
         return [(gettext("Continuous copies are off (PATIENTAPP_COPY_DIR is not set)."), False)]
     # A path reads left to right inside any sentence, Arabic too (left-to-right isolate).
     where = "\u2066" + str(copying.folder) + "\u2069"
-    lines = [
-        (
-            ngettext(
-                "Continuous copies: every %(num)s minute into %(folder)s.",
-                "Continuous copies: every %(num)s minutes into %(folder)s.",
-                _minutes(copying.interval),
-                folder=where,
-            ),
-            False,
-        ),
-    ]
+    seconds = int(copying.interval.total_seconds())
+    if seconds % 60:  # 10 s or 90 s, said as it is set, not rounded to minutes
+        every = ngettext(
+            "Continuous copies: every %(num)s second into %(folder)s.",
+            "Continuous copies: every %(num)s seconds into %(folder)s.",
+            seconds,
+            folder=where,
+        )
+    else:
+        every = ngettext(
+            "Continuous copies: every %(num)s minute into %(folder)s.",
+            "Continuous copies: every %(num)s minutes into %(folder)s.",
+            seconds // 60,
+            folder=where,
+        )
+    lines = [(every, False)]
     halted = copying.newest_age is not None and copying.stopped
     if not halted and copying.failed_at_utc is None:  # else it would not hold
         lines.append(

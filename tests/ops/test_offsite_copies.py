@@ -243,6 +243,23 @@ def test_settings_states_the_recovery_point_and_warns_when_copies_stop(app, cloc
     assert not any(line.startswith("Recovery point") for line in lines)  # it would not hold
 
 
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [
+        (60, "every 1 minute"),
+        (120, "every 2 minutes"),
+        (90, "every 90 seconds"),
+        (10, "every 10 seconds"),
+    ],
+)
+def test_settings_says_the_interval_as_it_is_set(app, offsite, seconds, said):
+    """Not rounded to minutes: 10 s read "every 1 minute", 90 s "every 2 minutes"."""
+    app.config.update(COPY_INTERVAL_SECONDS=seconds)
+    create_user(app, "boss@example.org", "admin")
+    lines, _warnings = copy_block(app)
+    assert lines[0] == f"Continuous copies: {said} into \u2066{offsite}\u2069."
+
+
 def test_settings_says_when_continuous_copies_are_off(app):
     create_user(app, "boss@example.org", "admin")
     lines, warnings = copy_block(app)
