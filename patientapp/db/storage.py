@@ -560,6 +560,11 @@ def _utc(moment: datetime, zone: tzinfo | None) -> datetime:
     return moment.astimezone(UTC)
 
 
+def to_utc(moment: datetime) -> datetime:
+    """The instant a time names: a naive one is the clinic's local time (see _utc)."""
+    return _utc(moment, _zone.get())
+
+
 def _ts(moment: datetime) -> str:
     """A time as it is stored: UTC with its offset, e.g. 2026-11-25T15:00:00+00:00."""
     return _utc(moment, _zone.get()).strftime("%Y-%m-%dT%H:%M:%S+00:00")

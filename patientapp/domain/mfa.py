@@ -1,7 +1,9 @@
 """The second factor's pieces with no web in them: TOTP secrets and codes (pyotp), the QR
 code to scan (segno, inline SVG, so no request leaves the server), and recovery codes.
 
-Times come from the caller (the app's clock), so tests move them by hand.
+Times come from the caller (the app's clock), so tests move them by hand. An
+authenticator app counts real time and knows no zone: a naive time from the clock is the
+clinic's local time (Settings), turned into that instant before a code is counted.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from datetime import datetime
 
 import pyotp
 import segno
+
+from patientapp.db import storage
 
 ISSUER = "patientapp"
 DIGITS = 6
@@ -58,7 +62,7 @@ def matching_step(secret: str, code: str, at: datetime) -> int | None:
     if not TOTP_SHAPE.match(code):
         return None
     totp = pyotp.TOTP(secret, digits=DIGITS, interval=INTERVAL)
-    current = totp.timecode(at)
+    current = totp.timecode(storage.to_utc(at))
     for step in range(current - WINDOW, current + WINDOW + 1):
         if hmac.compare_digest(totp.generate_otp(step), code):
             return step
@@ -67,7 +71,7 @@ def matching_step(secret: str, code: str, at: datetime) -> int | None:
 
 def current_code(secret: str, at: datetime) -> str:
     """The code an authenticator app shows at `at` (for tests and the enrolment check)."""
-    return pyotp.TOTP(secret, digits=DIGITS, interval=INTERVAL).at(at)
+    return pyotp.TOTP(secret, digits=DIGITS, interval=INTERVAL).at(storage.to_utc(at))
 
 
 def new_recovery_codes() -> list[str]:

@@ -5,8 +5,11 @@ and replay. Every time comes from the injected clock."""
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
+import pyotp
 import pytest
 
 from patientapp import create_app
@@ -345,3 +348,41 @@ def test_recovery_codes_are_argon2id_hashes_in_production(app):
         assert stored.startswith("$argon2id$") and "m=19456,t=2,p=1" in stored
         assert passwords.verify_password(stored, "abcde12345")
         assert not passwords.verify_password(stored, "abcde12346")
+
+
+@pytest.fixture
+def server_on_utc(monkeypatch):
+    """The server's own zone is UTC, as on most servers (and in CI)."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize("zone", ["Europe/Madrid", "America/Chicago", "Asia/Kolkata"])
+def test_codes_count_real_time_whatever_the_clinic_time_zone(
+    mfa_app, client, db, clock, server_on_utc, zone
+):
+    """Found on a walk: with the clinic's time zone set in Settings (the server on UTC),
+    every code from an authenticator app was refused, for enrolling and for signing in,
+    because the clinic's local time was read as the server's. The app on the phone
+    counts real time and knows no zone."""
+    storage.save_settings(db, {"time_zone": zone})
+    user = create_user(mfa_app, "dr@example.org", "psychiatrist")
+    login(client, "dr@example.org")
+    client.get("/staff/account/mfa")
+    phone = pyotp.TOTP(pending_secret(db, user))  # the authenticator app
+
+    def instant():  # the moment the clinic's clocks show now
+        return clock().replace(tzinfo=ZoneInfo(zone))
+
+    right = post(client, "/staff/account/mfa", {"code": phone.at(instant())})
+    assert right.status_code == 200, right.get_data(as_text=True)
+    assert storage.get_user(db, user)["mfa_enrolled_at"] is not None
+    post(client, "/staff/logout", page="/staff/account")
+    clock.advance(minutes=1)
+    assert login(client, "dr@example.org").headers["Location"] == "/staff/login/code"
+    response = send_code(client, phone.at(instant()))
+    assert response.status_code == 302 and response.headers["Location"] == "/staff/"
+    assert client.get("/staff/").status_code == 200
