@@ -150,7 +150,7 @@ def _alerts() -> list[dict]:
             "visit_id": line.visit.id,
             "patient_ref": line.visit.patient_ref,
             "at": format_time(line.alert.created_at, "short"),
-            "day": format_date(line.visit.appointment_at, "medium"),
+            "day": format_date(line.alert.created_at, "medium"),  # the day it was given
             "psychiatrist": line.psychiatrist_name or "",
         }
         for line in storage.open_alerts(get_db())

@@ -173,13 +173,16 @@ class SummaryView:
 
 
 def completed_at(visit: Visit) -> str:
-    """When the answers were sent, beside the visit's date in the header: the time alone
-    on the visit's own day ("7:05 AM"), else the date as the visit's is written and the
-    time, joined the locale's way ("Dec 6, 2026, 7:05 AM"); "" before they are sent."""
-    if visit.submitted_at is None:
-        return ""
-    time = format_time(visit.submitted_at, "short")
-    day = format_date(visit.submitted_at, "medium")
+    """When the answers were sent, beside the visit's date in the header; "" before."""
+    return on_the_page(visit.submitted_at, visit) if visit.submitted_at else ""
+
+
+def on_the_page(moment: datetime, visit: Visit) -> str:
+    """A time on a visit's page: alone on the visit's own day ("7:05 AM"), else with
+    the date as the visit's is written, joined the locale's way ("Dec 6, 2026, 7:05
+    AM"): answers come the evening before, or days after, through the link."""
+    time = format_time(moment, "short")
+    day = format_date(moment, "medium")
     if day == format_date(visit.appointment_at, "medium"):
         return time
     return get_locale().datetime_formats["medium"].format(time, day)
@@ -458,17 +461,15 @@ def _previous_hopes(previous: Visit | None, answers: dict | None, reader: str) -
     return written(hopes.text, code)
 
 
-def _acknowledged_time(alert: Alert | None) -> str:
+def _acknowledged_time(alert: Alert | None, visit: Visit) -> str:
     if alert and alert.acknowledged_at:
-        return format_time(alert.acknowledged_at, "short")
+        return on_the_page(alert.acknowledged_at, visit)
     return ""
 
 
-def _at(moment: datetime) -> str:
-    return format_time(moment, "short")
-
-
-def _safety_history_lines(history: list[SafetyAnswer], questionnaire: Questionnaire) -> list[str]:
+def _safety_history_lines(
+    history: list[SafetyAnswer], questionnaire: Questionnaire, visit: Visit
+) -> list[str]:
     """How a worrying safety answer was changed or skipped, one sentence per saved value.
     Nothing when the patient saved one value only: the banner already says it."""
     if len(history) < 2 or not summary.ever_worrying([h.value for h in history]):
@@ -476,7 +477,7 @@ def _safety_history_lines(history: list[SafetyAnswer], questionnaire: Questionna
     item = questionnaire.items[questionnaire.layout.safety]
     lines = []
     for number, entry in enumerate(history):
-        time = _at(entry.saved_at)
+        time = on_the_page(entry.saved_at, visit)
         if entry.value == summary.DECLINED:
             lines.append(gettext("Skipped the question at %(time)s.", time=time))
             continue
@@ -498,7 +499,7 @@ def _safety(visit: Visit, answers: dict, history: list[SafetyAnswer], reached: b
 
 
 def _banner_answer(
-    answers: dict, history: list[SafetyAnswer], questionnaire: Questionnaire
+    answers: dict, history: list[SafetyAnswer], questionnaire: Questionnaire, visit: Visit
 ) -> tuple[str, str]:
     """The answer the banner names and its time: the most severe worrying value ever
     saved (first saved, if saved again), else the current answer with no time."""
@@ -506,7 +507,7 @@ def _banner_answer(
     if worrying:
         # max() keeps the first of equals; a value outside the scale ranks lowest.
         entry = max(worrying, key=lambda h: summary.safety_severity(h.value))
-        value, time = entry.value, _at(entry.saved_at)
+        value, time = entry.value, on_the_page(entry.saved_at, visit)
     else:
         value, time = answers.get(questionnaire.layout.safety), ""
     item = questionnaire.items.get(questionnaire.layout.safety)
@@ -674,7 +675,7 @@ def build(
         and not q.items[i].instrument  # the Measures line says what a measure lacks
     ]
     history = safety_history or []
-    banner_answer, banner_time = _banner_answer(answers, history, q)
+    banner_answer, banner_time = _banner_answer(answers, history, q, visit)
     f2 = written("", body.code("F2"))  # the only free text an opener quotes is F2's
     return SummaryView(
         visit_id=visit.id,
@@ -691,8 +692,8 @@ def build(
         safety_answer_time=banner_time,
         safety_headline=_safety_headline(banner_answer, banner_time),
         alert=alert,
-        alert_acknowledged_time=_acknowledged_time(alert),
-        safety_history=_safety_history_lines(history, q),
+        alert_acknowledged_time=_acknowledged_time(alert, visit),
+        safety_history=_safety_history_lines(history, q, visit),
         agenda=(
             written(visible[layout.agenda], body.code(layout.agenda))
             if visible.get(layout.agenda)

@@ -419,3 +419,27 @@ def test_the_escalation_minutes_are_a_setting_the_admin_changes(app, client, clo
 
     with app.app_context():
         assert storage.get_settings(get_db())["escalate_after_minutes"] == 10
+
+
+def test_an_alert_says_the_day_the_answer_was_given(app, admin, clock):
+    """Found on a walk: an alert from a patient answering on the evening before the
+    appointment (the e-mailed link) read "at 9:00 AM (Nov 26, 2026)", a time still to
+    come; one from a visit answered days after its appointment showed that old day."""
+    from datetime import timedelta
+
+    invitation = make_invitation(app, "EVE-1", when=clock() + timedelta(days=1))
+    patient = Patient(app.test_client())
+    patient.start(invitation.token)
+    for number in range(1, 11):
+        answers = {"S1": "nearly_every_day"} if number == 10 else FULL_ANSWERS.get(number, {})
+        patient.post(f"/step/{number}", {"action": "next", **answers})
+    board = plain(admin.get("/staff/").get_data(as_text=True))
+    assert (
+        "EVE-1 — gave a worrying answer to the safety question at 9:00 AM (Nov 25, 2026)." in board
+    )
+    alert = admin.get("/staff/board.json").get_json()["alerts"][0]
+    assert (alert["at"], alert["day"]) == ("9:00\u202fAM", "Nov 25, 2026")
+    # The one page, headed with the visit's day (Nov 26), dates that answer too.
+    patient.post("/review", {"action": "submit"})
+    page = plain(admin.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True))
+    assert "answered “Nearly every day” at Nov 25, 2026, 9:00 AM to thoughts" in page, page
