@@ -213,8 +213,10 @@ def alerts_json():
 def acknowledge(visit_id: int):
     """Acknowledge a visit's safety alert, with an optional one-line note, and go back to
     the page it was pressed on: the summary (return_to=summary, for those who may read it)
-    or else the board. A refused note acknowledges nothing and is shown again (422)."""
+    or else the board of the day it showed (?day=; the visit's day without one). A refused
+    note acknowledges nothing and is shown again (422)."""
     visit = _visit_or_404(visit_id)
+    board_day = _day_arg() if request.args.get("day") else visit.day
     form = AcknowledgeForm()
     to_summary = (
         form.destination() == "summary" and g.user["role"] in READERS and visits.is_sent(visit)
@@ -229,10 +231,10 @@ def acknowledge(visit_id: int):
     elif form.note.errors:
         if to_summary:
             return _summary_response(visit_id, "summary_viewed", printing=False, ack_form=form)
-        return _board_page(visit.day, ack_form=form, ack_visit=visit.id), 422
+        return _board_page(board_day, ack_form=form, ack_visit=visit.id), 422
     if to_summary:
         return redirect(url_for("staff.summary_page", visit_id=visit.id))
-    return redirect(_back_to_board(visit))
+    return redirect(url_for("staff.board", day=board_day.isoformat()))
 
 
 @bp.post("/tablet")

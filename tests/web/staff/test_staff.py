@@ -520,6 +520,25 @@ def test_acknowledge_otherwise_returns_to_the_board(app, psychiatrist, return_to
     assert _audit_details(app, "alert_acknowledged") == [""]
 
 
+def test_acknowledging_on_another_days_board_goes_back_to_that_board(app, psychiatrist):
+    """Found on a walk: acknowledged on one day's board (alerts show on every day's), an
+    alert of a visit on another day sent the desk to that visit's day instead."""
+    visit_id = _alerted(app).visit_id  # a visit on Nov 25
+    page = psychiatrist.get("/staff/?day=2026-11-27").get_data(as_text=True)
+    action = html_lib.unescape(
+        re.search(rf'action="([^"]*/visits/{visit_id}/acknowledge[^"]*)"', page).group(1)
+    )
+    board = re.search(r'data-ack="([^"]*)"', page).group(1)  # the forms board.js adds
+    assert html_lib.unescape(board).replace("/0/", f"/{visit_id}/") == action
+    token = csrf_from(page)
+    refused = psychiatrist.post(action, data={"csrf_token": token, "note": "a\nb"})
+    assert refused.status_code == 422
+    assert "Friday, November 27, 2026" in refused.get_data(as_text=True)  # that board again
+    response = psychiatrist.post(action, data={"csrf_token": token, "return_to": "board"})
+    assert response.status_code == 302 and response.location == "/staff/?day=2026-11-27"
+    assert _alert_row(app, visit_id).acknowledged_at
+
+
 def test_front_desk_asking_for_the_summary_goes_to_the_board(app, client):
     create_user(app, "desk@example.org", "frontdesk", name="Sam at the desk")
     login(client, "desk@example.org")
