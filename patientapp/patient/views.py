@@ -63,6 +63,7 @@ ENDED_KEY = "ended"  # why the last patient session on this device ended
 # Whether that patient answered away from the waiting room (not on the appointment's day),
 # so the end pages do not tell them to wait here. A yes or no, never the day.
 AWAY_KEY = "away"
+PASSED_KEY = "visit_passed"
 ENDED_SENT, ENDED_IDLE = "sent", "idle"
 DRAFT_SCREEN = "screen"  # the screen of the step a draft was typed on
 DRAFT_KEPT = "draft_kept"  # the idle session left a draft on the server
@@ -123,7 +124,11 @@ def _begin(visit: Visit, claim: throttle.Claim | None = None) -> None:
 
 
 def end_patient_session(
-    keep_language: bool = False, sent: bool = False, draft: bool = False, away: bool = False
+    keep_language: bool = False,
+    sent: bool = False,
+    draft: bool = False,
+    away: bool = False,
+    passed: bool = False,
 ):
     """Forget the visit on this device; after sending, the thank-you page may still
     speak the patient's language. The device remembers only why the session ended, so
@@ -133,6 +138,7 @@ def end_patient_session(
     session[ENDED_KEY] = ENDED_SENT if sent else ENDED_IDLE
     session[DRAFT_KEPT] = draft
     session[AWAY_KEY] = away
+    session[PASSED_KEY] = passed  # the visit's day is over: no "before your visit"
     if not keep_language:
         session.pop("lang", None)
 
@@ -380,6 +386,7 @@ def welcome():
         "measures": visits.asked_measures(visit, str(get_locale()), q),
         "opens_at": _opens_at(),
         "visit_day": None if visit.appointment_at.date() == now().date() else visit.appointment_at,
+        "passed": _passed(visit),
     }
     if form.validate_on_submit():
         errors.keep_page("patient/welcome.html", **page)
@@ -728,7 +735,11 @@ def safety():
     if visit is None:
         return _session_needed()
     return render_template(
-        "patient/safety.html", form=ActionForm(), opens_at=_opens_at(), away=_away(visit)
+        "patient/safety.html",
+        form=ActionForm(),
+        opens_at=_opens_at(),
+        away=_away(visit),
+        passed=_passed(visit),
     )
 
 
@@ -786,7 +797,9 @@ def review():
         if action == "submit":
             if visits.submit(db, visit.id, held, now()):
                 session["lang"] = str(get_locale())
-                end_patient_session(keep_language=True, sent=True, away=_away(visit))
+                end_patient_session(
+                    keep_language=True, sent=True, away=_away(visit), passed=_passed(visit)
+                )
                 return redirect(url_for("patient.thanks"))
             return _session_needed()
         visits.save_in_person(db, visit.id, held)
@@ -816,11 +829,21 @@ def _away(visit: Visit) -> bool:
     return visit.appointment_at.date() != now().date()
 
 
+def _passed(visit: Visit) -> bool:
+    """Answered after the appointment's day (the clinic's extra days): no page may say
+    the psychiatrist reads the answers "before your visit"."""
+    return visit.appointment_at.date() < now().date()
+
+
 def _end_context() -> dict:
     """What the end pages say next: away from the waiting room (another day, or the
     clinic closed now), nobody is told to wait here or to go to the desk."""
     opens_at = _opens_at()
-    return {"away": bool(session.get(AWAY_KEY)) or opens_at is not None, "opens_at": opens_at}
+    return {
+        "away": bool(session.get(AWAY_KEY)) or opens_at is not None,
+        "opens_at": opens_at,
+        "passed": bool(session.get(PASSED_KEY)),
+    }
 
 
 @bp.get("/thanks")
@@ -836,7 +859,9 @@ def ended():
     A page that comes here early (its own timer) closes the session: the page says so."""
     if g.visit is not None:
         visit = g.visit
-        end_patient_session(draft=visits.has_draft(get_db(), visit), away=_away(visit))
+        end_patient_session(
+            draft=visits.has_draft(get_db(), visit), away=_away(visit), passed=_passed(visit)
+        )
     context = {
         "sent": session.get(ENDED_KEY) == ENDED_SENT,
         "draft_kept": session.get(DRAFT_KEPT, False),
