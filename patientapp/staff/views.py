@@ -34,7 +34,7 @@ from patientapp.db import storage
 from patientapp.domain import delivery, invitations, visits
 from patientapp.domain.records import Visit, time_text
 from patientapp.exports import record
-from patientapp.i18n import current_language, language_name, offered_languages
+from patientapp.i18n import current_language, language_name, listed, offered_languages
 from patientapp.questionnaire import model as questionnaire
 from patientapp.staff import alerts as open_alerts
 from patientapp.staff import messages as sent_messages
@@ -388,6 +388,25 @@ def send_link(visit_id: int):
     return redirect(url_for("staff.invitation", visit_id=visit.id))
 
 
+def _measures_unasked(visit: Visit) -> str:
+    """The chosen measures with no official text in the suggested language: a patient who
+    starts in it answers the reflection only, and the summary will say so (CONTENT.md)."""
+    code = visit.suggested_language
+    names = [
+        instrument.name
+        for instrument in questionnaire.default().instruments
+        if code and instrument.id in visit.chosen and not instrument.offered_in(code)
+    ]
+    if not names:
+        return ""
+    return gettext(
+        "%(names)s: not offered in %(language)s. A patient who starts in %(language)s "
+        "answers the other questions only.",
+        names=listed(names),
+        language=language_name(code),
+    )
+
+
 def _invitation_page(visit: Visit, send_form: SendLinkForm | None = None, status: int = 200):
     moment = now()
     is_open = visits.is_open(visit, moment)
@@ -397,6 +416,7 @@ def _invitation_page(visit: Visit, send_form: SendLinkForm | None = None, status
         "staff/invitation.html",
         visit=visit,
         measures=[name for m, name in measure_choices() if m in visit.chosen],
+        measures_unasked=_measures_unasked(visit),
         status_label=visits.status_label(visits.board_status(visit, moment)),
         is_open=is_open,
         handover=_handover(visit),

@@ -6,6 +6,7 @@ language."""
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 from datetime import timedelta
 
@@ -283,6 +284,21 @@ def test_the_invitation_page_names_the_measures_it_includes(app, psychiatrist):
     assert "Standard measures: GAD-7, PHQ-9" in page
     page = psychiatrist.get(f"/staff/visits/{without.visit_id}/invitation").get_data(as_text=True)
     assert "Standard measures:" not in page
+    assert "not offered in" not in page
+
+
+def test_the_invitation_page_says_when_its_language_has_no_official_text(app, psychiatrist):
+    """Found on a walk: invitations suggesting Spanish or Arabic named both measures, and
+    only the summary said afterwards "PHQ-9 not offered in Español"."""
+    spanish = make_invitation(app, patient_ref="M-3", measures=BOTH, language="es")
+    page = psychiatrist.get(f"/staff/visits/{spanish.visit_id}/invitation").get_data(as_text=True)
+    assert (
+        "GAD-7, PHQ-9: not offered in Español. A patient who starts in Español answers the "
+        "other questions only."
+    ) in html_lib.unescape(page)
+    english = make_invitation(app, patient_ref="M-4", measures=BOTH, language="en")
+    page = psychiatrist.get(f"/staff/visits/{english.visit_id}/invitation").get_data(as_text=True)
+    assert "Standard measures: GAD-7, PHQ-9" in page and "not offered in" not in page
 
 
 def test_the_welcome_promises_the_minutes_with_the_measures_it_will_ask(app, client):
