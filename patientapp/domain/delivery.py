@@ -240,8 +240,20 @@ def compose(kind: str, channel: str, *, clinic: str, visit: Visit, link: str, st
     day = format_date(visit.appointment_at, "full")
     at = format_time(visit.appointment_at, "short")
     until = format_date(visit.expires_at, "long")
+    # A reminder to a patient who started and did not send says so (a reminder that
+    # asks "if you have not answered" read oddly to one stopped at the review).
+    started = kind == REMINDER and not visits.awaiting_start(visit)
     if channel == SMS:
-        if kind == REMINDER:
+        if started:
+            text = gettext(
+                "%(clinic)s: a reminder of your visit on %(day)s at %(time)s. You started "
+                "the questions but have not sent them yet. To finish: %(link)s",
+                clinic=clinic,
+                day=format_date(visit.appointment_at, "medium"),
+                time=at,
+                link=link,
+            )
+        elif kind == REMINDER:
             text = gettext(
                 "%(clinic)s: a reminder of your visit on %(day)s at %(time)s. If you "
                 "have not yet, please answer a few questions before it: %(link)s",
@@ -263,7 +275,17 @@ def compose(kind: str, channel: str, *, clinic: str, visit: Visit, link: str, st
                 link=link,
             )
         return Words("", text + " " + gettext("No more texts: %(link)s", link=stop))
-    if kind == REMINDER:
+    if started:
+        subject = gettext("Reminder: your visit at %(clinic)s", clinic=clinic)
+        opening = gettext(
+            "This is a reminder of your visit at %(clinic)s on %(day)s at %(time)s. You "
+            "started the questions but have not sent them yet. Your answers so far are "
+            "saved: you can finish and send them now.",
+            clinic=clinic,
+            day=day,
+            time=at,
+        )
+    elif kind == REMINDER:
         subject = gettext("Reminder: your visit at %(clinic)s", clinic=clinic)
         opening = ngettext(
             "This is a reminder of your visit at %(clinic)s on %(day)s at %(time)s. If you "
@@ -294,7 +316,7 @@ def compose(kind: str, channel: str, *, clinic: str, visit: Visit, link: str, st
     body = _paragraphs(
         (
             opening,
-            gettext("Open this link to start:"),
+            gettext("Open this link to go on:") if started else gettext("Open this link to start:"),
             link,
             gettext(
                 "The link works until %(day)s. It opens your own questions, so please do "

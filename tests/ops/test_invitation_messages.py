@@ -22,7 +22,7 @@ from aiosmtpd.controller import Controller
 from flask_babel import force_locale, gettext
 
 from patientapp.db import storage
-from patientapp.domain import delivery
+from patientapp.domain import delivery, visits
 from patientapp.questionnaire import timing
 from patientapp.web.context import base_url
 from tests.conftest import (
@@ -281,6 +281,36 @@ def test_the_reminder_leaves_at_its_minute_and_not_again(app, staff, relay, cloc
     assert "This is a reminder of your visit" in words(reminder.get_content())
     clock.advance(hours=3)
     assert run_pass(app, clock).sent == [] and len(relay.messages) == 2
+
+
+def test_a_patient_who_started_and_did_not_send_is_reminded_to_finish(
+    app, staff, relay, gateway, clock, db
+):
+    """Found on a walk: a patient stopped at the review got "If you have not answered the
+    questions before your visit yet, you can do it now. It takes about 9 minutes." The
+    reminder, by e-mail and by text, now says they started and may finish."""
+    use_relay(staff, relay.port)
+    use_gateway(staff, gateway)
+    response = new_invitation(staff, clock, email=PATIENT_EMAIL, phone=PATIENT_PHONE_TYPED)
+    visit_id = visit_id_of(response)
+    run_pass(app, clock)
+    assert len(relay.messages) == 1 and len(gateway.requests) == 1
+    link = re.search(r"/v/\S+", words(read(relay.messages[0]).get_content())).group(0)
+    patient = Patient(app.test_client())
+    patient.start(link.removeprefix("/v/"))
+    patient.post("/step/1", {"action": "next", "T2": "the dose"})
+    assert storage.get_visit(db, visit_id).status == visits.IN_PROGRESS
+    clock.advance(hours=1)  # the reminder is due at 10:00, 24 hours before
+    assert len(run_pass(app, clock).sent) == 2
+
+    body = words(read(relay.messages[1]).get_content())
+    assert (
+        "You started the questions but have not sent them yet. Your answers so far are "
+        "saved: you can finish and send them now." in body
+    )
+    assert "Open this link to go on:" in body and "If you have not answered" not in body
+    text = urllib.parse.parse_qs(gateway.requests[1]["body"])["Body"][0]
+    assert "You started the questions but have not sent them yet. To finish:" in text
 
 
 def test_quiet_hours_hold_a_message_until_they_end(app, staff, relay, clock, db):
