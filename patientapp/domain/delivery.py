@@ -41,6 +41,7 @@ from patientapp.db import storage
 from patientapp.domain import alerts, invitations, mail, textmsg, visits
 from patientapp.domain.escalation import clinic_name
 from patientapp.domain.records import Visit
+from patientapp.i18n import current_language
 from patientapp.questionnaire import timing
 
 log = logging.getLogger(__name__)
@@ -229,10 +230,12 @@ def _paragraphs(parts) -> str:
 
 @dataclass(frozen=True)
 class Words:
-    """One message: the subject (e-mail only) and the body, in the current language."""
+    """One message: the subject (e-mail only) and the body, in the current language,
+    and for an e-mail the headers a mail reader shows or acts on."""
 
     subject: str
     body: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def compose(kind: str, channel: str, *, clinic: str, visit: Visit, link: str, stop: str) -> Words:
@@ -329,7 +332,10 @@ def compose(kind: str, channel: str, *, clinic: str, visit: Visit, link: str, st
             stop,
         )
     )
-    return Words(subject, body)
+    # A sender with a name, the message's language, and the stop link where mail readers
+    # put an "Unsubscribe" button (it opens the same page that asks before erasing).
+    headers = {"Content-Language": current_language().tag, "List-Unsubscribe": f"<{stop}>"}
+    return Words(subject, body, headers)
 
 
 # --- the loop -----------------------------------------------------------------------------
@@ -401,14 +407,21 @@ class SendError(Exception):
         self.permanent = permanent
 
 
-def _send(channels: Channels, claimed: Claimed, words: Words) -> str:
+def _send(channels: Channels, claimed: Claimed, words: Words, sender_name: str = "") -> str:
     """Hand the message over; the relay's or gateway's answer, or SendError."""
     if claimed.message["channel"] == EMAIL and not channels.email:
         # Set up when it was queued, since removed: no try can succeed.
         raise SendError(gettext("Outgoing mail is not set up."), permanent=True)
     try:
         if claimed.message["channel"] == EMAIL:
-            message = mail.message(channels.relay, words.subject, words.body, to=claimed.to)
+            message = mail.message(
+                channels.relay,
+                words.subject,
+                words.body,
+                to=claimed.to,
+                sender_name=sender_name,
+                headers=words.headers,
+            )
             return mail.send(channels.relay, message, to=claimed.to)
         if channels.gateway.mode == "email":
             to = textmsg.email_recipient(channels.gateway, claimed.to)
@@ -469,7 +482,8 @@ def run_pass(
     while (claimed := claim(db, settings, clock(), result)) is not None:
         words = _words(claimed, settings, base_url, default_language)
         try:
-            answer = _send(channels, claimed, words)
+            # The clinic's name beside the sender, as the subject already names it.
+            answer = _send(channels, claimed, words, str(settings.get("clinic_name") or ""))
         except SendError as error:
             outcome = _record(db, claimed, clock, error=error)
         else:

@@ -14,6 +14,8 @@ import socket
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email import errors
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -90,17 +92,40 @@ class MailError(Exception):
         self.permanent = permanent
 
 
-def message(relay: Relay, subject: str, body: str, to: str = "") -> EmailMessage:
-    """A plain-text message from the sender to `to`, by default the on-call address."""
+def message(
+    relay: Relay,
+    subject: str,
+    body: str,
+    to: str = "",
+    *,
+    sender_name: str = "",
+    headers: Mapping[str, str] | None = None,
+) -> EmailMessage:
+    """A plain-text message from the sender (with `sender_name` shown beside it) to `to`,
+    by default the on-call address, with any further `headers`."""
     mail = EmailMessage()
-    mail["From"] = relay.sender
+    mail["From"] = _sender(relay.sender, sender_name)
     mail["To"] = to or relay.oncall
     mail["Subject"] = subject
     mail["Date"] = formatdate(localtime=True)
     # The sender's own domain, not this machine's name (looking that up can be slow).
     mail["Message-ID"] = make_msgid(domain=relay.sender.rpartition("@")[2] or None)
     mail.set_content(body)
+    for name, value in (headers or {}).items():  # after: set_content drops Content-*
+        mail[name] = value
     return mail
+
+
+def _sender(address: str, name: str) -> str | Address:
+    """The sender's address with a name beside it ("Harbor Clinic <reflect@...>"),
+    quoted and encoded as the name needs; the address alone without a name, or when it
+    is not a plain address to put one beside."""
+    if not name:
+        return address
+    try:
+        return Address(display_name=name, addr_spec=address)
+    except (ValueError, IndexError, errors.HeaderParseError):
+        return address
 
 
 def send(relay: Relay, mail: EmailMessage, to: str = "") -> str:

@@ -222,7 +222,7 @@ def test_the_link_reaches_the_patient_by_email_and_opens_the_visit(app, staff, r
     [envelope] = relay.messages
     assert envelope.rcpt_tos == [PATIENT_EMAIL]
     message = read(envelope)
-    assert message["To"] == PATIENT_EMAIL and message["From"] == SENDER
+    assert message["To"] == PATIENT_EMAIL and message["From"] == f"{CLINIC} <{SENDER}>"
     assert message["Subject"] == f"Before your visit at {CLINIC}"
     body = words(message.get_content())
     assert "Thursday, November 26, 2026 at 10:00 AM" in body
@@ -263,6 +263,13 @@ def test_the_message_comes_in_the_invitations_language(app, staff, relay, clock)
     assert subject != f"Before your visit at {CLINIC}"  # the Spanish catalog has it
     assert message["Subject"] == subject
     assert "jueves" in message.get_content()
+    # What a mail reader shows and acts on: the clinic's name beside the sender (the
+    # subject names it already), the language, and its "Unsubscribe" on the stop link.
+    assert message["From"].addresses[0].display_name == CLINIC
+    assert message["From"].addresses[0].addr_spec == SENDER
+    assert message["Content-Language"] == "es"
+    stop = re.search(r"\S+/stop", message.get_content()).group(0)
+    assert message["List-Unsubscribe"] == f"<{stop}>"
 
 
 def test_the_reminder_leaves_at_its_minute_and_not_again(app, staff, relay, clock, db):
