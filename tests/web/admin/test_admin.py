@@ -347,6 +347,16 @@ def test_settings_show_current_values(app, admin):
     assert "style=" not in page
 
 
+def test_settings_lead_to_both_mail_pages(app, admin):
+    """Found on a walk: Settings linked only the alert e-mail's page; the invitations'
+    and reminders' page was reached only from there."""
+    page = admin.get("/staff/admin/settings").get_data(as_text=True)
+    for path in ("/staff/admin/mail", "/staff/admin/messages"):
+        assert f'href="{path}"' in page, path
+        assert admin.get(path).status_code == 200
+    assert "Invitations by e-mail and text: the reminder, quiet hours" in page
+
+
 def test_saved_settings_reach_the_patient(app, admin):
     response = submit(
         admin,
