@@ -113,6 +113,10 @@ def message(
     mail.set_content(body)
     for name, value in (headers or {}).items():  # after: set_content drops Content-*
         mail[name] = value
+    # Headers fold at 998 characters, not 78: a long address in List-Unsubscribe would
+    # otherwise go out as an encoded word, which no mail reader takes for a link. The
+    # body was encoded above at 78.
+    mail.policy = mail.policy.clone(max_line_length=998)
     return mail
 
 

@@ -6,7 +6,6 @@ Choices read from the database (psychiatrists, offered languages) are filled in 
 from __future__ import annotations
 
 import re
-from datetime import datetime, time
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -22,10 +21,10 @@ from wtforms import (
 from wtforms.validators import DataRequired, ValidationError
 
 from patientapp.auth.forms import email_rule
-from patientapp.domain import textmsg, visits
+from patientapp.domain import textmsg
 from patientapp.domain.accounts import MAX_EMAIL
 from patientapp.questionnaire.fields import MultiCheckboxField
-from patientapp.web.context import clinic_settings, now
+from patientapp.web.context import now
 from patientapp.web.forms import CHOICE_ERROR, in_calendar, length_limit, strip_spaces
 
 FULL_NAME = re.compile(r"[^\W\d_]{3,}\s+[^\W\d_]{3,}", re.UNICODE)
@@ -116,13 +115,11 @@ class InvitationForm(ContactFields, FlaskForm):
     )
 
     def validate_day(self, field):
-        """A day whose link would already be closed (that day and the clinic's extra days
-        are over) gives an invitation nobody can open: a mistyped date, most likely."""
-        extra_days = int(clinic_settings()["invite_extra_days"])
-        if field.data and visits.expiry(datetime.combine(field.data, time()), extra_days) < now():
-            raise ValidationError(
-                _l("This date has passed, so the link would not open. Please check the date.")
-            )
+        """A day before today: a mistyped date, most likely (its link could already be
+        closed, and its messages would ask for answers "before your visit" on a day
+        gone). Not checked on a date already refused (9999-12-31)."""
+        if field.data and not field.errors and field.data < now().date():
+            raise ValidationError(_l("This date has passed. Please check the date."))
 
     def validate_patient_ref(self, field):
         if any(mark in (field.data or "") for mark in "\r\n\x0b\x0c\x85\u2028\u2029"):

@@ -178,14 +178,26 @@ def completed_at(visit: Visit) -> str:
 
 
 def on_the_page(moment: datetime, visit: Visit) -> str:
-    """A time on a visit's page: alone on the visit's own day ("7:05 AM"), else with
-    the date as the visit's is written, joined the locale's way ("Dec 6, 2026, 7:05
-    AM"): answers come the evening before, or days after, through the link."""
+    """A time in the header: alone on the visit's own day ("7:05 AM"), else with the
+    date as the visit's is written, joined the locale's way ("Dec 6, 2026, 7:05 AM"):
+    answers come the evening before, or days after, through the link."""
     time = format_time(moment, "short")
     day = format_date(moment, "medium")
     if day == format_date(visit.appointment_at, "medium"):
         return time
     return get_locale().datetime_formats["medium"].format(time, day)
+
+
+def _at(moment: datetime, visit: Visit) -> str:
+    """A time after "at" in a sentence: alone on the visit's own day, else with its day
+    in brackets, which still reads after "at" in every language."""
+    time = format_time(moment, "short")
+    day = format_date(moment, "medium")
+    if day == format_date(visit.appointment_at, "medium"):
+        return time
+    # Translators: a time with its day in brackets, after "at" in the summary's sentences
+    # ("Changed to “Not at all” at 9:05 AM (Nov 24, 2026).") when it was not the visit's day.
+    return gettext("%(time)s (%(day)s)", time=time, day=day)
 
 
 def quote_html(text: Text, element: str = "q") -> Markup:
@@ -463,7 +475,7 @@ def _previous_hopes(previous: Visit | None, answers: dict | None, reader: str) -
 
 def _acknowledged_time(alert: Alert | None, visit: Visit) -> str:
     if alert and alert.acknowledged_at:
-        return on_the_page(alert.acknowledged_at, visit)
+        return _at(alert.acknowledged_at, visit)
     return ""
 
 
@@ -477,7 +489,7 @@ def _safety_history_lines(
     item = questionnaire.items[questionnaire.layout.safety]
     lines = []
     for number, entry in enumerate(history):
-        time = on_the_page(entry.saved_at, visit)
+        time = _at(entry.saved_at, visit)
         if entry.value == summary.DECLINED:
             lines.append(gettext("Skipped the question at %(time)s.", time=time))
             continue
@@ -507,7 +519,7 @@ def _banner_answer(
     if worrying:
         # max() keeps the first of equals; a value outside the scale ranks lowest.
         entry = max(worrying, key=lambda h: summary.safety_severity(h.value))
-        value, time = entry.value, on_the_page(entry.saved_at, visit)
+        value, time = entry.value, _at(entry.saved_at, visit)
     else:
         value, time = answers.get(questionnaire.layout.safety), ""
     item = questionnaire.items.get(questionnaire.layout.safety)

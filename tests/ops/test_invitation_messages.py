@@ -6,6 +6,7 @@ input and broken relays handled without losing anything."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import threading
@@ -21,6 +22,7 @@ import waitress
 from aiosmtpd.controller import Controller
 from flask_babel import force_locale, gettext
 
+from patientapp import i18n
 from patientapp.db import storage
 from patientapp.domain import delivery, visits
 from patientapp.questionnaire import timing
@@ -32,6 +34,7 @@ from tests.conftest import (
     csrf_from,
     input_value,
     login,
+    make_invitation,
 )
 from tests.ops.test_escalation_mail import CLINIC, SENDER, Inbox, free_port, read, use_relay
 
@@ -270,6 +273,7 @@ def test_the_message_comes_in_the_invitations_language(app, staff, relay, clock)
     assert message["Content-Language"] == "es"
     stop = re.search(r"\S+/stop", message.get_content()).group(0)
     assert message["List-Unsubscribe"] == f"<{stop}>"
+    assert f"\r\nList-Unsubscribe: <{stop}>\r\n".encode() in envelope.content  # as sent
 
 
 def test_the_reminder_leaves_at_its_minute_and_not_again(app, staff, relay, clock, db):
@@ -437,6 +441,31 @@ def test_the_link_goes_by_text_through_the_gateways_api(app, staff, gateway, clo
     assert "Text sent" in board(staff)
     assert storage.contact(db, visit_id)["phone"] == PATIENT_PHONE
     assert PATIENT_PHONE not in json.dumps(storage.audit_entries(db, limit=500))
+
+
+@pytest.mark.parametrize("language", i18n.available_languages())
+def test_every_text_stays_under_320_characters(app, db, language):
+    """README's promise, for each kind of text in each language, with the clinic's name
+    and a link as long as a real one (two or three SMS segments at most)."""
+    invitation = make_invitation(app, measures=("gad7", "phq9"), language=language)
+    invited = storage.get_visit(db, invitation.visit_id)
+    started = dataclasses.replace(invited, status=visits.IN_PROGRESS)
+    link = BASE + delivery.LINK_PATH + "x" * 43  # 256 bits in base64url
+    for kind, visit in (
+        (delivery.INVITATION, invited),
+        (delivery.REMINDER, invited),
+        (delivery.REMINDER, started),
+    ):
+        with app.test_request_context(), force_locale(language):
+            text = delivery.compose(
+                kind,
+                delivery.SMS,
+                clinic=CLINIC,
+                visit=visit,
+                link=link,
+                stop=link + delivery.STOP_SUFFIX,
+            ).body
+        assert len(text) < 320, (kind, visit.status, len(text), text)
 
 
 def test_a_gateway_that_refuses_the_number_shows_on_the_row(app, staff, gateway, clock, db):

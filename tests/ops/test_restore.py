@@ -157,12 +157,15 @@ def test_the_copy_is_never_readable_by_others_while_it_is_put_in_place(
     finish_visit(app)
     copy = tmp_path / "copy.db"
     assert runner.invoke(args=["backup", str(copy)]).exit_code == 0
-    db = storage.connect(copy, key=app.config["DATABASE_KEY"])  # a -wal left with the copy
+    # A -wal left with the copy, holding a row the copy's file does not.
+    shutil.copyfile(copy, tmp_path / "file-before")
+    db = storage.connect(copy, key=app.config["DATABASE_KEY"])
     db.execute("PRAGMA wal_autocheckpoint=0")
     with storage.write(db):
         storage.audit(db, "written-in-the-copy", now=clock.moment, actor="server")
     shutil.copyfile(f"{copy}-wal", tmp_path / "kept-wal")
-    db.close()
+    db.close()  # checkpoints the row into the file: put the file back as it was
+    shutil.copyfile(tmp_path / "file-before", copy)
     shutil.copyfile(tmp_path / "kept-wal", f"{copy}-wal")
 
     modes = {}

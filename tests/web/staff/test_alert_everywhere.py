@@ -442,4 +442,4 @@ def test_an_alert_says_the_day_the_answer_was_given(app, admin, clock):
     # The one page, headed with the visit's day (Nov 26), dates that answer too.
     patient.post("/review", {"action": "submit"})
     page = plain(admin.get(f"/staff/visits/{invitation.visit_id}/summary").get_data(as_text=True))
-    assert "answered “Nearly every day” at Nov 25, 2026, 9:00 AM to thoughts" in page, page
+    assert "answered “Nearly every day” at 9:00 AM (Nov 25, 2026) to thoughts" in page, page
