@@ -247,23 +247,23 @@ def compose(kind: str, channel: str, *, clinic: str, visit: Visit, link: str, st
     # asks "if you have not answered" read oddly to one stopped at the review).
     started = kind == REMINDER and not visits.awaiting_start(visit)
     if channel == SMS:
+        when = {
+            "clinic": clinic,
+            "day": format_date(visit.appointment_at, "medium"),
+            "time": at,
+            "link": link,
+        }
         if started:
             text = gettext(
                 "%(clinic)s: a reminder of your visit on %(day)s at %(time)s. You started "
                 "the questions but have not sent them yet. To finish: %(link)s",
-                clinic=clinic,
-                day=format_date(visit.appointment_at, "medium"),
-                time=at,
-                link=link,
+                **when,
             )
         elif kind == REMINDER:
             text = gettext(
                 "%(clinic)s: a reminder of your visit on %(day)s at %(time)s. If you "
                 "have not yet, please answer a few questions before it: %(link)s",
-                clinic=clinic,
-                day=format_date(visit.appointment_at, "medium"),
-                time=at,
-                link=link,
+                **when,
             )
         else:
             text = ngettext(
@@ -272,10 +272,7 @@ def compose(kind: str, channel: str, *, clinic: str, visit: Visit, link: str, st
                 "%(clinic)s: before your visit on %(day)s at %(time)s, please answer a few "
                 "questions (about %(num)d minutes): %(link)s",
                 _minutes(visit),
-                clinic=clinic,
-                day=format_date(visit.appointment_at, "medium"),
-                time=at,
-                link=link,
+                **when,
             )
         return Words("", text + " " + gettext("No more texts: %(link)s", link=stop))
     if started:

@@ -173,31 +173,31 @@ class SummaryView:
 
 
 def completed_at(visit: Visit) -> str:
-    """When the answers were sent, beside the visit's date in the header; "" before."""
-    return on_the_page(visit.submitted_at, visit) if visit.submitted_at else ""
-
-
-def on_the_page(moment: datetime, visit: Visit) -> str:
-    """A time in the header: alone on the visit's own day ("7:05 AM"), else with the
-    date as the visit's is written, joined the locale's way ("Dec 6, 2026, 7:05 AM"):
-    answers come the evening before, or days after, through the link."""
-    time = format_time(moment, "short")
-    day = format_date(moment, "medium")
-    if day == format_date(visit.appointment_at, "medium"):
-        return time
-    return get_locale().datetime_formats["medium"].format(time, day)
+    """When the answers were sent, beside the visit's date in the header: the time alone
+    on the visit's own day ("7:05 AM"), else the date as the visit's is written and the
+    time, joined the locale's way ("Dec 6, 2026, 7:05 AM"); "" before they are sent.
+    Answers come the evening before, or days after, through the link."""
+    if visit.submitted_at is None:
+        return ""
+    time, day = _time_and_other_day(visit.submitted_at, visit)
+    return get_locale().datetime_formats["medium"].format(time, day) if day else time
 
 
 def _at(moment: datetime, visit: Visit) -> str:
     """A time after "at" in a sentence: alone on the visit's own day, else with its day
     in brackets, which still reads after "at" in every language."""
-    time = format_time(moment, "short")
-    day = format_date(moment, "medium")
-    if day == format_date(visit.appointment_at, "medium"):
-        return time
+    time, day = _time_and_other_day(moment, visit)
     # Translators: a time with its day in brackets, after "at" in the summary's sentences
     # ("Changed to “Not at all” at 9:05 AM (Nov 24, 2026).") when it was not the visit's day.
-    return gettext("%(time)s (%(day)s)", time=time, day=day)
+    return gettext("%(time)s (%(day)s)", time=time, day=day) if day else time
+
+
+def _time_and_other_day(moment: datetime, visit: Visit) -> tuple[str, str]:
+    """The moment's time, and its date as the visit's is written when it is another day
+    than the visit's ("" on the visit's own day)."""
+    day = format_date(moment, "medium")
+    same = day == format_date(visit.appointment_at, "medium")
+    return format_time(moment, "short"), "" if same else day
 
 
 def quote_html(text: Text, element: str = "q") -> Markup:
