@@ -227,11 +227,14 @@ def store_maximal_visit(
     psychiatrist_id: int | None = None,
     created_by: int | None = None,
     acknowledged_by: int | None = None,
+    answered_before: timedelta = timedelta(0),
 ) -> StoredVisits:
     """The previous visit (four weeks ago) and today's maximal one, for ``ref``.
 
     With ``acknowledged_by`` (a user id) the safety alert is acknowledged, as the printed
-    fullest page shows it; without it the alert stays open on the board.
+    fullest page shows it; without it the alert stays open on the board. With
+    ``answered_before`` today's visit was answered that long before now (the evening
+    before, say), so the page's times carry their other day.
     """
     moment = (now or datetime.now()).replace(microsecond=0)
     q = questionnaire.default()
@@ -268,7 +271,7 @@ def store_maximal_visit(
         ref=ref,
         answers=maximal_answers(q),
         appointment=appointment,
-        sent=moment - timedelta(minutes=1),
+        sent=moment - timedelta(minutes=1) - answered_before,
         psychiatrist_id=psychiatrist_id,
         created_by=created_by,
         q=q,

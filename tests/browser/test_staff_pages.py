@@ -13,6 +13,7 @@ import re
 from datetime import date, datetime, time, timedelta
 
 import pytest
+from babel.dates import format_date
 
 from patientapp.cli import examples
 from patientapp.db import storage
@@ -657,6 +658,39 @@ def test_fullest_summary_prints_on_one_page_in_every_language(desks, live_server
         if set(paper_counts.values()) != {1}
     }
     assert not over, "the fullest summary does not print on exactly one page:\n" + "\n".join(lines)
+
+
+def test_fullest_summary_answered_the_day_before_still_prints_on_one_page(
+    desks, live_server, staff, database
+):
+    """Answered the day before the visit, every time on the banner and in the header
+    carries its day in brackets ("at 9:00 AM (Dec 6, 2026)"): the longer lines still fit
+    one sheet, Letter and A4, in every language."""
+    doctor = user_id(live_server, DOCTOR.email)
+    visit = store_maximal_visit(
+        database,
+        "MX-1002",
+        psychiatrist_id=doctor,
+        created_by=user_id(live_server, DESK.email),
+        acknowledged_by=doctor,
+        answered_before=timedelta(days=1),
+    )
+    page = desks.signed_in(DOCTOR)
+    over = []
+    for lang in LANGUAGES:
+        page.goto(f"{live_server.url}/staff/visits/{visit.visit_id}/summary?lang={lang}")
+        page.wait_for_load_state("load")
+        # The four saved answers on the banner, each with the day before in brackets.
+        day = format_date(date.today() - timedelta(days=1), "medium", locale=lang)
+        expect(page.locator(".banner")).to_contain_text(day)
+        assert page.locator(".banner").inner_text().count(day) >= 4
+        wait_for_fitting(page)
+        for paper in ("Letter", "A4"):
+            if count_pdf_pages(page.pdf(format=paper)) != 1:
+                over.append(f"{lang} {paper}")
+    assert not over, "answered the day before, the fullest page takes two sheets: " + ", ".join(
+        over
+    )
 
 
 SIZES = (11, 10.5, 10, 9.5, 9, 8.5, 8)
