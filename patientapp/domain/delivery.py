@@ -243,9 +243,10 @@ def compose(kind: str, channel: str, *, clinic: str, visit: Visit, link: str, st
     day = format_date(visit.appointment_at, "full")
     at = format_time(visit.appointment_at, "short")
     until = format_date(visit.expires_at, "long")
-    # A reminder to a patient who started and did not send says so (a reminder that
-    # asks "if you have not answered" read oddly to one stopped at the review).
-    started = kind == REMINDER and not visits.awaiting_start(visit)
+    # A reminder to a patient who answered a screen and did not send says so (a reminder
+    # that asks "if you have not answered" read oddly to one stopped at the review); one
+    # who only pressed Start has no answers saved and gets the plain reminder.
+    started = kind == REMINDER and visits.went_past_first_screen(visit)
     if channel == SMS:
         when = {
             "clinic": clinic,

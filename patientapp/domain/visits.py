@@ -116,6 +116,12 @@ def awaiting_start(visit: Visit) -> bool:
     return visit.status == INVITED
 
 
+def went_past_first_screen(visit: Visit) -> bool:
+    """Whether the patient pressed Next at least once, so some answers are saved (Start
+    alone saves none)."""
+    return not is_sent(visit) and visit.furthest_step > 1
+
+
 def is_sent(visit: Visit) -> bool:
     """Whether the patient sent the answers, so there is a summary to read."""
     return visit.status in SENT

@@ -324,6 +324,30 @@ def test_a_patient_who_started_and_did_not_send_is_reminded_to_finish(
     assert "You started the questions but have not sent them yet. To finish:" in text
 
 
+def test_a_patient_who_only_pressed_start_gets_the_plain_reminder(
+    app, staff, relay, gateway, clock, db
+):
+    """Pressing Start and leaving on the first screen saves no answer: the reminder must
+    not say "Your answers so far are saved", and asks as for one who never opened it."""
+    use_relay(staff, relay.port)
+    use_gateway(staff, gateway)
+    response = new_invitation(staff, clock, email=PATIENT_EMAIL, phone=PATIENT_PHONE_TYPED)
+    visit_id = visit_id_of(response)
+    run_pass(app, clock)
+    link = re.search(r"/v/\S+", words(read(relay.messages[0]).get_content())).group(0)
+    Patient(app.test_client()).start(link.removeprefix("/v/"))
+    assert storage.get_visit(db, visit_id).status == visits.IN_PROGRESS
+    clock.advance(hours=1)
+    assert len(run_pass(app, clock).sent) == 2
+
+    body = words(read(relay.messages[1]).get_content())
+    assert "so far are saved" not in body and "You started" not in body
+    assert "If you have not answered the questions before your visit yet" in body
+    assert "Open this link to start:" in body
+    text = urllib.parse.parse_qs(gateway.requests[1]["body"])["Body"][0]
+    assert "You started" not in text and "please answer a few questions before it" in text
+
+
 def test_quiet_hours_hold_a_message_until_they_end(app, staff, relay, clock, db):
     use_relay(staff, relay.port)
     clock.moment = datetime(2026, 11, 25, 22, 30)
