@@ -33,7 +33,7 @@ import textwrap
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from flask_babel import force_locale, format_date, format_time, get_locale, gettext, ngettext
 
@@ -238,8 +238,19 @@ class Words:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def compose(kind: str, channel: str, *, clinic: str, visit: Visit, link: str, stop: str) -> Words:
-    """The message for one visit, in the current language (call under force_locale)."""
+def compose(
+    kind: str,
+    channel: str,
+    *,
+    clinic: str,
+    visit: Visit,
+    link: str,
+    stop: str,
+    today: date | None = None,
+) -> Words:
+    """The message for one visit, in the current language (call under force_locale);
+    `today`, the clinic's date when it goes out: a link sent after the appointment's day
+    (in the clinic's extra days) does not ask for answers "before your visit"."""
     day = format_date(visit.appointment_at, "full")
     at = format_time(visit.appointment_at, "short")
     until = format_date(visit.expires_at, "long")
@@ -247,6 +258,7 @@ def compose(kind: str, channel: str, *, clinic: str, visit: Visit, link: str, st
     # that asks "if you have not answered" read oddly to one stopped at the review); one
     # who only pressed Start has no answers saved and gets the plain reminder.
     started = kind == REMINDER and visits.went_past_first_screen(visit)
+    passed = today is not None and visit.appointment_at.date() < today
     if channel == SMS:
         when = {
             "clinic": clinic,
@@ -264,6 +276,13 @@ def compose(kind: str, channel: str, *, clinic: str, visit: Visit, link: str, st
             text = gettext(
                 "%(clinic)s: a reminder of your visit on %(day)s at %(time)s. If you "
                 "have not yet, please answer a few questions before it: %(link)s",
+                **when,
+            )
+        elif passed:
+            text = ngettext(
+                "%(clinic)s: please answer a few questions (about %(num)d minute): %(link)s",
+                "%(clinic)s: please answer a few questions (about %(num)d minutes): %(link)s",
+                _minutes(visit),
                 **when,
             )
         else:
@@ -299,6 +318,18 @@ def compose(kind: str, channel: str, *, clinic: str, visit: Visit, link: str, st
             clinic=clinic,
             day=day,
             time=at,
+        )
+    elif passed:
+        subject = gettext("A few questions from %(clinic)s", clinic=clinic)
+        opening = ngettext(
+            "%(clinic)s asks you to answer a few questions about how you feel about your "
+            "treatment. It takes about %(num)d minute, and your answers help your care "
+            "focus on what matters to you.",
+            "%(clinic)s asks you to answer a few questions about how you feel about your "
+            "treatment. It takes about %(num)d minutes, and your answers help your care "
+            "focus on what matters to you.",
+            _minutes(visit),
+            clinic=clinic,
         )
     else:
         subject = gettext("Before your visit at %(clinic)s", clinic=clinic)
@@ -432,7 +463,9 @@ def _send(channels: Channels, claimed: Claimed, words: Words, sender_name: str =
         raise SendError(str(error), error.permanent) from None
 
 
-def _words(claimed: Claimed, settings: Mapping, base_url: str, default_language: str) -> Words:
+def _words(
+    claimed: Claimed, settings: Mapping, base_url: str, default_language: str, today: date
+) -> Words:
     link = base_url.rstrip("/") + LINK_PATH + claimed.token
     language = claimed.visit.suggested_language or claimed.visit.answer_language
     with force_locale(language or default_language):
@@ -443,6 +476,7 @@ def _words(claimed: Claimed, settings: Mapping, base_url: str, default_language:
             visit=claimed.visit,
             link=link,
             stop=link + STOP_SUFFIX,
+            today=today,
         )
 
 
@@ -478,7 +512,7 @@ def run_pass(
     settings = storage.get_settings(db)
     channels = Channels.from_settings(settings)
     while (claimed := claim(db, settings, clock(), result)) is not None:
-        words = _words(claimed, settings, base_url, default_language)
+        words = _words(claimed, settings, base_url, default_language, clock().date())
         try:
             # The clinic's name beside the sender, as the subject already names it.
             answer = _send(channels, claimed, words, str(settings.get("clinic_name") or ""))

@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.parse
 from contextlib import closing
-from datetime import datetime
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -473,12 +473,14 @@ def test_every_text_stays_under_320_characters(app, db, language):
     and a link as long as a real one (two or three SMS segments at most)."""
     invitation = make_invitation(app, measures=("gad7", "phq9"), language=language)
     invited = storage.get_visit(db, invitation.visit_id)
-    started = dataclasses.replace(invited, status=visits.IN_PROGRESS)
+    started = dataclasses.replace(invited, status=visits.IN_PROGRESS, furthest_step=2)
     link = BASE + delivery.LINK_PATH + "x" * 43  # 256 bits in base64url
-    for kind, visit in (
-        (delivery.INVITATION, invited),
-        (delivery.REMINDER, invited),
-        (delivery.REMINDER, started),
+    after = invited.appointment_at.date() + timedelta(days=1)
+    for kind, visit, today in (
+        (delivery.INVITATION, invited, None),
+        (delivery.INVITATION, invited, after),  # sent in the extra days after the visit
+        (delivery.REMINDER, invited, None),
+        (delivery.REMINDER, started, None),
     ):
         with app.test_request_context(), force_locale(language):
             text = delivery.compose(
@@ -488,8 +490,51 @@ def test_every_text_stays_under_320_characters(app, db, language):
                 visit=visit,
                 link=link,
                 stop=link + delivery.STOP_SUFFIX,
+                today=today,
             ).body
-        assert len(text) < 320, (kind, visit.status, len(text), text)
+        assert len(text) < 320, (kind, visit.status, today, len(text), text)
+
+
+# How each language names the psychiatrist or psychiatry (README: a phone's lock screen
+# shows a message to anyone nearby, so no message says it).
+PSYCHIATRY = {
+    "en": "psychiatr",
+    "es": "psiquiatr",
+    "fr": "psychiatr",
+    "pt_BR": "psiquiatr",
+    "vi": "tâm thần",
+    "zh_Hans": "精神",
+    "ar": "النفسي",
+}
+
+
+@pytest.mark.parametrize("language", i18n.available_languages())
+def test_no_message_names_the_psychiatrist_in_any_language(app, db, language):
+    """Every kind of e-mail and text, in every language: subject and body."""
+    invitation = make_invitation(app, language=language)
+    invited = storage.get_visit(db, invitation.visit_id)
+    started = dataclasses.replace(invited, status=visits.IN_PROGRESS, furthest_step=2)
+    after = invited.appointment_at.date() + timedelta(days=1)
+    link = BASE + delivery.LINK_PATH + "x" * 43
+    for channel in (delivery.EMAIL, delivery.SMS):
+        for kind, visit, today in (
+            (delivery.INVITATION, invited, None),
+            (delivery.INVITATION, invited, after),
+            (delivery.REMINDER, invited, None),
+            (delivery.REMINDER, started, None),
+        ):
+            with app.test_request_context(), force_locale(language):
+                words = delivery.compose(
+                    kind,
+                    channel,
+                    clinic=CLINIC,
+                    visit=visit,
+                    link=link,
+                    stop=link + delivery.STOP_SUFFIX,
+                    today=today,
+                )
+            said = (words.subject + " " + words.body).lower()
+            assert PSYCHIATRY[language] not in said, (channel, kind, today, said)
 
 
 def test_a_gateway_that_refuses_the_number_shows_on_the_row(app, staff, gateway, clock, db):
@@ -606,6 +651,38 @@ def test_the_link_can_be_sent_later_from_the_invitation_page(app, staff, relay, 
     run_pass(app, clock)
     assert [e.rcpt_tos for e in relay.messages] == [[PATIENT_EMAIL]]
     assert len(entries(db, "invitation_messages_queued")) == 1
+
+
+def test_a_link_sent_after_the_visits_day_does_not_ask_for_answers_before_it(
+    app, staff, relay, gateway, clock, db
+):
+    """Found on a walk: in the clinic's extra days after the appointment, "Send the link"
+    still asked the patient to answer "before your visit on Thursday, November 26", a day
+    already past. The e-mail and the text now just ask for the answers."""
+    use_relay(staff, relay.port)
+    use_gateway(staff, gateway)
+    with storage.write(db):
+        storage.put_setting(db, "invite_extra_days", 2)
+    visit_id = visit_id_of(new_invitation(staff, clock))  # for Nov 26, open until Nov 28
+    clock.moment = datetime(2026, 11, 27, 9, 0)
+    sign_in_again(staff)
+    html = staff.get(f"/staff/visits/{visit_id}/invitation").get_data(as_text=True)
+    sent = staff.post(
+        f"/staff/visits/{visit_id}/send",
+        data={"csrf_token": csrf_from(html), "email": PATIENT_EMAIL, "phone": PATIENT_PHONE_TYPED},
+    )
+    assert sent.status_code == 302
+    assert len(run_pass(app, clock).sent) == 2
+
+    email = read(relay.messages[0])
+    body = words(email.get_content())
+    assert email["Subject"] == f"A few questions from {CLINIC}"
+    assert "before your visit" not in body.lower() and "Before it" not in body
+    assert f"{CLINIC} asks you to answer a few questions" in body
+    assert "Open this link to start:" in body
+    text = urllib.parse.parse_qs(gateway.requests[0]["body"])["Body"][0]
+    assert text.startswith(f"{CLINIC}: please answer a few questions (about ")
+    assert "before your visit" not in text and len(text) < 320
 
 
 def test_message_settings_are_validated_and_the_header_never_shown(app, staff, gateway, db):
