@@ -28,6 +28,12 @@ DEFAULTS = {
     # The patient's CSRF token lives as long as the session cookie, which ends with the
     # invitation, on submit or when idle; a time limit would only expire slow readers.
     "WTF_CSRF_TIME_LIMIT": None,
+    # Every page says Referrer-Policy: no-referrer (a patient's link must never travel in a
+    # Referer), so browsers send no Referer and "Origin: null" with a form; Flask-WTF's
+    # HTTPS check, which wants a same-site Referer, would refuse every form behind the
+    # HTTPS proxy. The form's token, kept in the session, and the session cookie's
+    # SameSite=Lax are the CSRF protection (tests/ops/test_nginx.py sends forms both ways).
+    "WTF_CSRF_SSL_STRICT": False,
     "WTF_I18N_ENABLED": True,
     "BABEL_DEFAULT_LOCALE": "en",
     "PATIENT_IDLE_MINUTES": 15,

@@ -11,6 +11,7 @@ import http.client
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import urllib.parse
@@ -33,6 +34,24 @@ PROXY_BLOCK = """\
         proxy_set_header X-Forwarded-Host $host;
     }
 """
+# README's whole server block, as a clinic copies it: HTTPS on 443 (here a loopback port
+# and a certificate made for the test). Found on a walk: the block did not load on
+# Debian 12's nginx (1.22 has no `http2 on;`), and behind it no form could be sent.
+SERVER_BLOCK = (
+    """\
+server {
+    listen 443 ssl http2;
+    server_name reflect.clinic.example;
+    ssl_certificate     /etc/letsencrypt/live/reflect.clinic.example/fullchain.pem;
+    ssl_certificate_key /etc/letsencrypt/live/reflect.clinic.example/privkey.pem;
+    client_max_body_size 128k;
+    add_header Strict-Transport-Security "max-age=31536000" always;
+    add_header Permissions-Policy "camera=(), microphone=(), geolocation=(), interest-cohort=()" always;
+
+"""  # noqa: E501 (README's line)
+    + PROXY_BLOCK
+    + "}\n"
+)
 CONFIG = """\
 worker_processes 1;
 events {{ worker_connections 256; }}
@@ -46,12 +65,12 @@ http {{
     fastcgi_temp_path {tmp}/fastcgi;
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        server_name reflect.clinic.example;
-{block}    }}
-}}
+{server}}}
 """
+# A client that takes the test's own certificate (made just now, for this nginx only).
+TLS = ssl.create_default_context()
+TLS.check_hostname = False
+TLS.verify_mode = ssl.CERT_NONE
 
 
 def _nginx() -> str:
@@ -64,12 +83,29 @@ def _nginx() -> str:
     return found
 
 
+def _certificate(folder: Path) -> tuple[Path, Path]:
+    cert, key = folder / "fullchain.pem", folder / "privkey.pem"
+    made = ("-subj", "/CN=reflect.clinic.example", "-keyout", str(key), "-out", str(cert))
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", *made],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
 @contextlib.contextmanager
 def _nginx_in_front(tmp_path: Path, app_port: int):
     port = free_port()
-    block = PROXY_BLOCK.replace("127.0.0.1:8000", f"127.0.0.1:{app_port}")
+    cert, key = _certificate(tmp_path)
+    server = (
+        SERVER_BLOCK.replace("127.0.0.1:8000", f"127.0.0.1:{app_port}")
+        .replace("listen 443 ", f"listen 127.0.0.1:{port} ")
+        .replace("/etc/letsencrypt/live/reflect.clinic.example/fullchain.pem", str(cert))
+        .replace("/etc/letsencrypt/live/reflect.clinic.example/privkey.pem", str(key))
+    )
     conf = tmp_path / "nginx.conf"
-    conf.write_text(CONFIG.format(tmp=tmp_path, port=port, block=block))
+    conf.write_text(CONFIG.format(tmp=tmp_path, server=server))
     directives = f"daemon off; master_process off; pid {tmp_path}/nginx.pid; "
     directives += f"error_log {tmp_path}/nginx-error.log;"
     command = [_nginx(), "-p", str(tmp_path), "-c", str(conf), "-g", directives]
@@ -85,10 +121,14 @@ class Browser:
         self.cookies: dict[str, str] = {}  # by name: a sign-in sets two (session, device)
 
     def request(self, method: str, path: str, form: dict | None = None):
-        connection = http.client.HTTPConnection(
-            "127.0.0.1", self.port, timeout=10, source_address=(self.source, 0)
+        connection = http.client.HTTPSConnection(
+            "127.0.0.1", self.port, timeout=10, source_address=(self.source, 0), context=TLS
         )
-        headers = dict(self.headers)
+        # As a browser sends it: the host it opened, and for a form, as the app's
+        # Referrer-Policy (no-referrer) makes Chromium send it, no Referer and Origin null.
+        headers = {"Host": "reflect.clinic.example", **self.headers}
+        if method == "POST":
+            headers["Origin"] = "null"
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         body = None
@@ -156,14 +196,44 @@ def test_links_never_carry_a_forged_host(behind_nginx):
 
 
 def test_readme_shows_the_tested_proxy_block():
-    assert PROXY_BLOCK in (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert PROXY_BLOCK in readme and SERVER_BLOCK in readme
+
+
+def test_a_patient_starts_and_staff_sign_in_over_https_behind_the_proxy(behind_nginx):
+    """Found on a walk: over README's HTTPS proxy, Start on the welcome page said "This
+    page was open too long" and every sign-in "This form expired": the form check wanted a
+    Referer, which the app's Referrer-Policy tells browsers never to send."""
+    desk = Browser(behind_nginx, "127.0.0.6")
+    assert desk.sign_in("correct horse battery") == 302
+    tomorrow = (datetime.date.today() + datetime.timedelta(days=1)).isoformat()
+    form = {"patient_ref": "RB-10", "day": tomorrow, "time": "09:30"}
+    form.update(psychiatrist="0", language="")
+    # Without the check on the Referer, the form's token still stops a forged form: one
+    # without a token, or with another person's, is refused over HTTPS too.
+    assert desk.request("POST", "/staff/invitations/new", form)[0] == 400
+    stranger = Browser(behind_nginx, "127.0.0.8")
+    page = stranger.request("GET", "/staff/login")[2]
+    theirs = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    assert desk.request("POST", "/staff/invitations/new", {**form, "csrf_token": theirs})[0] == 400
+    status, location, _ = desk.post_form("/staff/invitations/new", form)
+    assert status == 302
+    html = desk.request("GET", urllib.parse.urlsplit(location).path)[2]
+    link = re.search(r'href="' + re.escape(BASE_URL) + r'(/v/[^"]+)"', html).group(1)
+
+    patient = Browser(behind_nginx, "127.0.0.7")
+    status, location, _ = patient.request("GET", link)
+    assert status == 302 and urllib.parse.urlsplit(location).path == "/welcome"
+    status, location, _ = patient.post_form("/welcome", {})
+    assert status == 302 and urllib.parse.urlsplit(location).path == "/step/1"
+    assert "How are you feeling" in patient.request("GET", "/step/1")[2]
 
 
 def _get(port: int, path: str, headers: dict):
     """(status, headers (any case), body)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=TLS)
     try:
-        connection.request("GET", path, headers=headers)
+        connection.request("GET", path, headers={"Host": "reflect.clinic.example", **headers})
         response = connection.getresponse()
         return response.status, response.headers, response.read()
     finally:
