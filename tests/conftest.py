@@ -214,6 +214,24 @@ class Patient:
         self.open(token)
         return self.post("/welcome", {})
 
+    def to_review(self):
+        """On to "Check your answers" as a patient must: Next, with nothing more ticked,
+        on every screen from the furthest one reached (the review sends a patient who
+        has not passed the last screen back there). The review page."""
+        page = self.client.get("/review", follow_redirects=True)
+        for _ in range(40):
+            if page.request.path == "/review":
+                return page
+            payload = {"csrf_token": csrf_from(page.get_data(as_text=True)), "action": "next"}
+            url = page.request.full_path.rstrip("?")
+            page = self.client.post(url, data=payload, follow_redirects=True)
+        raise AssertionError(f"the review was not reached: {page.request.path}")
+
+    def send(self, **fields):
+        """To the review, then "Send to my psychiatrist" (`fields`: e.g. in_person)."""
+        self.to_review()
+        return self.post("/review", {"action": "submit", **fields})
+
 
 @pytest.fixture
 def invitation(app):

@@ -173,6 +173,13 @@ def on_review(visit: Visit, definition: Questionnaire) -> bool:
     return visit.current_step >= review_step(definition)
 
 
+def reached_review(visit: Visit, definition: Questionnaire) -> bool:
+    """Whether the patient went past the last screen (the safety question's) by its own
+    button: only then do the patient pages show the review and send (a typed /review
+    before that would send a visit whose safety question was never asked)."""
+    return visit.furthest_step >= review_step(definition)
+
+
 def current_section(visit: Visit, definition: Questionnaire) -> int | None:
     """The section number a started visit is on, or None on the review screen."""
     if on_review(visit, definition):

@@ -779,6 +779,9 @@ def review():
         return _session_needed()
     if visits.awaiting_start(visit):
         return redirect(url_for("patient.welcome"))
+    if not visits.reached_review(visit, questionnaire.default()):
+        # Typed or kept from an earlier visit: the questions come first, safety included.
+        return redirect(url_for("patient.step", number=max(visit.furthest_step, 1)))
     db = get_db()
     answers, in_person = storage.answers_for(db, visit.id)
     form = ActionForm()

@@ -26,7 +26,7 @@ def test_the_reviews_quote_is_italic_only_where_the_script_has_italic(
     patient = Patient(app.test_client())
     patient.start(make_invitation(app, language=language).token)
     patient.post("/step/1", {"action": "next", "T2": WORDS[language]})
-    html = patient.client.get("/review").get_data(as_text=True)
+    html = patient.to_review().get_data(as_text=True)
     page = chromium.new_page()
     try:
         page.set_content(html)

@@ -55,14 +55,13 @@ def _store_answers(app, visit_id: int, language: str) -> None:
         db = get_db()
         moment = app.config["CLOCK"]()
         q = questionnaire.default()
-        last = len(q.sections)
         for number, section in enumerate(q.sections, start=1):
             assert visits.save_step(
                 db,
                 visit_id,
                 {item.id: answers.get(item.id) for item in section.items},
                 step=number,
-                next_step=min(number + 1, last),
+                next_step=number + 1,  # the last one leads on to the review
                 now=moment + timedelta(seconds=number),
                 language=language,
             )

@@ -102,7 +102,7 @@ def test_a_refused_start_keeps_the_welcome_screen(app, client, invitation, monke
 def test_a_refused_send_keeps_the_review_and_its_ticks(app, patient, invitation, monkeypatch, db):
     patient.start(invitation.token)
     post_step_one(patient)
-    html = patient.client.get("/review").get_data(as_text=True)
+    html = patient.to_review().get_data(as_text=True)
     monkeypatch.setattr(storage, "set_submitted", _full)
     response = patient.client.post(
         "/review",

@@ -96,8 +96,10 @@ def test_a_safety_choice_in_a_draft_raises_no_alert_until_saved(app, patient, in
 
 def test_a_draft_is_not_an_answer_and_goes_when_the_step_is_saved(app, patient, invitation, db):
     patient.start(invitation.token)
-    draft(patient, 1, {"T2": "Draft words"})
-    assert "Draft words" not in patient.client.get("/review").get_data(as_text=True)
+    patient.to_review()
+    draft(patient, 1, {"T2": "Draft words"})  # "Change" from the review, then typing
+    review = patient.client.get("/review").get_data(as_text=True)
+    assert "Check your answers" in review and "Draft words" not in review
     assert "T2" not in summary_sources(app, invitation.visit_id)[0]
     patient.post("/step/1", {"action": "next", "T2": "Saved words"})
     assert storage.draft_for(db, invitation.visit_id, 1, 0) is None
@@ -108,7 +110,8 @@ def test_a_draft_is_not_an_answer_and_goes_when_the_step_is_saved(app, patient, 
 def test_sending_deletes_every_draft(app, patient, invitation, db):
     patient.start(invitation.token)
     patient.post("/step/1", {"action": "next"})
-    draft(patient, 2, {"M2": "mixed"})
+    patient.to_review()
+    draft(patient, 2, {"M2": "mixed"})  # Change, typing, then back to send
     patient.post("/review", {"action": "submit"})
     assert not storage.has_draft(db, invitation.visit_id, 0)
 
@@ -193,7 +196,7 @@ def test_a_draft_after_the_visit_was_sent_elsewhere_is_refused(app, patient, inv
     page = patient.client.get("/step/1").get_data(as_text=True)
     other = Patient(app.test_client())
     other.open(invitation.token)
-    other.post("/review", {"action": "submit"})
+    other.send()
     response = patient.client.post(
         "/step/1/draft", data={"csrf_token": csrf_from(page), "T2": "Too late"}
     )

@@ -61,7 +61,7 @@ def test_one_message_for_every_bad_code(app, client, clock, patient, case, db):
         clock.advance(days=1)
     elif case == "used":
         patient.start(invitation.token)
-        patient.post("/review", {"action": "submit"})
+        patient.send()
     elif case == "cancelled":
         db.execute("UPDATE visits SET status = 'cancelled' WHERE id = ?", [invitation.visit_id])
     page = type_code(app.test_client(), code)

@@ -7,8 +7,9 @@ import json
 import pytest
 
 from patientapp.db import storage
+from patientapp.questionnaire import model as questionnaire
 from patientapp.questionnaire import timing
-from tests.conftest import FULL_ANSWERS, Patient, make_invitation, progress_of
+from tests.conftest import FULL_ANSWERS, Patient, csrf_from, make_invitation, progress_of
 
 
 def stored(app, visit_id):
@@ -68,9 +69,33 @@ def test_reload_shows_saved_answers(patient, invitation):
     assert "Sleep, mostly</textarea>" in html
 
 
+@pytest.mark.parametrize("measures", [(), ("gad7", "phq9")])
+def test_a_typed_review_before_the_safety_question_sends_nothing(app, patient, db, measures):
+    """Found on an EHR walk: /review typed before the last screen showed "Send" and sent
+    a visit whose safety question was never asked (the page then read "declined"). The
+    review now sends the patient back to the furthest screen, and a send from before it
+    changes nothing."""
+    invitation = make_invitation(app, measures=measures)
+    patient.start(invitation.token)
+    last = len(questionnaire.default().sections)  # the safety question's step
+    for number in range(1, last):
+        patient.post(f"/step/{number}", {"action": "next"})
+    page = patient.client.get("/review")
+    assert page.status_code == 302 and page.headers["Location"] == f"/step/{last}"
+    html = patient.client.get(f"/step/{last}").get_data(as_text=True)
+    sent = patient.client.post("/review", data={"csrf_token": csrf_from(html), "action": "submit"})
+    assert sent.status_code == 302 and sent.headers["Location"] == f"/step/{last}"
+    visit = storage.get_visit(db, invitation.visit_id)
+    assert visit.status == "in_progress" and visit.safety is None
+    # Next on the safety screen (nothing ticked: "declined"), then the review sends.
+    patient.post(f"/step/{last}", {"action": "next"})
+    assert "Thank you" in patient.post("/review", {"action": "submit"}).get_data(as_text=True)
+    assert storage.get_visit(db, invitation.visit_id).safety == "declined"
+
+
 def test_link_after_submit_shows_already_sent(app, patient, invitation):
     patient.start(invitation.token)
-    patient.post("/review", {"action": "submit"})
+    patient.send()
     page = app.test_client().get(f"/v/{invitation.token}")
     assert "Your answers are already sent" in page.get_data(as_text=True)
     # The same browser no longer sees any answers, Back included.
@@ -80,6 +105,7 @@ def test_link_after_submit_shows_already_sent(app, patient, invitation):
 
 def test_a_sent_link_opened_elsewhere_speaks_the_patients_language(app, patient, invitation):
     patient.start(invitation.token)
+    patient.to_review()
     patient.post("/review", {"action": "language", "lang": "es"})  # the review's switcher
     patient.post("/review", {"action": "submit"})
     other = app.test_client()  # another device, its browser in English
@@ -91,7 +117,7 @@ def test_a_sent_link_opened_elsewhere_speaks_the_patients_language(app, patient,
 def test_back_after_submit_says_the_answers_were_sent(patient, invitation):
     patient.start(invitation.token)
     patient.post("/step/1", {"action": "next", "T2": "Something private"})
-    patient.post("/review", {"action": "submit"})
+    patient.send()
     for url in ("/step/1", "/review", "/welcome", "/safety", "/ended"):
         html = patient.client.get(url, follow_redirects=True).get_data(as_text=True)
         assert "Something private" not in html
@@ -105,14 +131,14 @@ def test_sent_on_another_device_says_sent_here_too(app, patient, invitation):
     patient.post("/step/1", {"action": "next", "T2": "Something private"})
     other = Patient(app.test_client())
     other.open(invitation.token)
-    other.post("/review", {"action": "submit"})
+    other.send()
     html = patient.client.get("/step/1", follow_redirects=True).get_data(as_text=True)
     assert "Your answers were sent" in html and "Something private" not in html
 
 
 def test_thanks_says_what_happens_next(patient, invitation):
     patient.start(invitation.token)
-    html = patient.post("/review", {"action": "submit"}).get_data(as_text=True)
+    html = patient.send().get_data(as_text=True)
     assert "Please wait here. Someone will call you for your visit." in html
     # The crisis text says what to do when unsafe, once: no sentence of ours repeats it.
     assert html.count("If you feel unsafe") == 1
@@ -122,7 +148,7 @@ def test_thanks_says_what_happens_next(patient, invitation):
 def test_thanks_shows_the_clinics_own_crisis_text(app, db, patient, invitation):
     storage.save_settings(db, {"crisis_text": "Call the Riverside line: 555-0100."})
     patient.start(invitation.token)
-    html = patient.post("/review", {"action": "submit"}).get_data(as_text=True)
+    html = patient.send().get_data(as_text=True)
     link = '<a class="tel" href="tel:5550100" dir="ltr">555-0100</a>'
     assert f"Call the Riverside line: {link}." in html
 
@@ -152,6 +178,8 @@ def test_a_new_patient_after_a_sent_one_is_told_the_truth_when_idle(app, client,
 @pytest.mark.parametrize("url", ["/welcome", "/step/1", "/review", "/safety"])
 def test_pages_with_answers_refresh_to_the_closed_page_when_idle(patient, invitation, url):
     patient.start(invitation.token)
+    if url == "/review":
+        patient.to_review()
     html = patient.client.get(url).get_data(as_text=True)
     assert '<meta http-equiv="refresh" content="900;url=/ended?lang=en">' in html
 
@@ -176,7 +204,7 @@ def test_pages_without_answers_do_not_refresh(patient, invitation):
     for url in ("/start", "/ended"):
         assert "http-equiv" not in patient.client.get(url).get_data(as_text=True)
     patient.start(invitation.token)
-    html = patient.post("/review", {"action": "submit"}).get_data(as_text=True)
+    html = patient.send().get_data(as_text=True)
     assert "http-equiv" not in html
 
 
@@ -195,6 +223,8 @@ def test_the_idle_refresh_closes_the_session(patient, invitation, clock):
 def test_language_link_at_the_top_jumps_to_the_list(patient, invitation, url):
     if url not in ("/start", "/ended", "/thanks"):
         patient.start(invitation.token)
+    if url == "/review":
+        patient.to_review()
     html = patient.client.get(url).get_data(as_text=True)
     header = html.split("<main", 1)[0]
     assert '<a href="#language">Language</a>' in header

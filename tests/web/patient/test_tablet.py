@@ -43,7 +43,7 @@ def test_after_sending_the_session_cookie_goes_and_back_lands_on_code_entry(app,
     patient = Patient(client)
     patient.start(invitation.token)
     patient.post("/step/1", {"action": "next", "T2": "First patient words"})
-    html = patient.post("/review", {"action": "submit"}).get_data(as_text=True)
+    html = patient.send().get_data(as_text=True)
     assert "Thank you" in html and 'content="60;url=/start"' in html
     assert client.get_cookie(app.config["SESSION_COOKIE_NAME"]) is None
     for url in ("/thanks", "/review", "/step/1", "/ended"):
@@ -84,6 +84,6 @@ def test_a_wrong_password_keeps_tablet_mode(app, db):
 
 def test_outside_tablet_mode_the_end_pages_are_unchanged(app, patient, invitation):
     patient.start(invitation.token)
-    html = patient.post("/review", {"action": "submit"}).get_data(as_text=True)
+    html = patient.send().get_data(as_text=True)
     assert "http-equiv" not in html and ">Done<" not in html
     assert patient.client.get_cookie(app.config["SESSION_COOKIE_NAME"]) is not None
