@@ -1,8 +1,9 @@
 """The read-only FHIR R4 API for an integration engine, under ``/api/fhir``.
 
 - ``GET metadata``: the CapabilityStatement, listing exactly what is below.
-- ``GET Questionnaire/reflection`` (the current version), ``GET Questionnaire/<id>`` and
-  ``GET Questionnaire?url=...&version=...``: every version a stored response names.
+- ``GET Questionnaire/reflection`` (the current version), ``GET Questionnaire/<id>``
+  (``reflection-<version>``, the current one too) and ``GET Questionnaire?url=...&
+  version=...``: every version a stored response names.
 - ``GET QuestionnaireResponse/<id>``: one visit's response (read, the visit's UUID).
 - ``GET CodeSystem/<id>``, ``GET CodeSystem?url=...``: each choice list's code system, so
   every coding's system resolves; ``StructureDefinition`` likewise for the project's own
@@ -26,10 +27,14 @@ leave.
 Every request needs a live bearer token an admin created (not revoked, not expired);
 cookies are never read here, so a signed-in browser gets nowhere, and the blueprint is
 exempt from CSRF for that reason. Tokens are read-only and rate limited per minute; every
-visit read is audited. Every answer under the prefix, errors included (400, 401, 403,
-404, 405, 406, 429, 500, 503), is ``application/fhir+json; charset=utf-8``, errors as an
-OperationOutcome. Unknown search parameters follow ``Prefer: handling=``: ``lenient``
-(the default) ignores them and leaves them out of the self link, ``strict`` answers 400.
+visit read is audited. Every answer under the prefix with a body, errors included (400,
+401, 403, 404, 405, 406, 429, 500, 503), is ``application/fhir+json; charset=utf-8``,
+errors as an OperationOutcome; the one answer without a body is a conditional read's 304
+(``If-None-Match`` naming the current ``ETag``). Only GET and HEAD: OPTIONS is a 405 like
+POST, since FHIR R4 has no OPTIONS interaction (its capabilities are ``GET metadata``).
+An ``Accept`` (or ``_format``, which overrides it) that allows no FHIR JSON is a 406.
+Unknown search parameters follow ``Prefer: handling=``: ``lenient`` (the default)
+ignores them and leaves them out of the self link, ``strict`` answers 400.
 """
 
 from __future__ import annotations
@@ -68,6 +73,14 @@ if TYPE_CHECKING:
 PREFIX = "/api/fhir"
 bp = Blueprint("api", __name__, url_prefix=PREFIX)
 
+
+def route(rule: str):
+    """A read route: GET, and HEAD with it. No automatic OPTIONS answer (Flask's is an
+    empty text/html 200): FHIR R4 has no OPTIONS interaction, its capabilities are
+    ``GET metadata``, so OPTIONS is a 405 OperationOutcome like POST, token or not."""
+    return bp.get(rule, provide_automatic_options=False)
+
+
 DEFAULT_COUNT = 100
 MAX_COUNT = 500
 REQUEST_SCOPE = "api-request"  # each request a token made, kept for its one-minute window
@@ -96,7 +109,13 @@ STATUSES = {
     "amended": (),
     "entered-in-error": (),
 }
-JSON_FORMATS = ("json", "application/json", "application/fhir+json")
+JSON_FORMATS = ("json", "application/json", "application/fhir+json", "application/json+fhir")
+# What an Accept header may ask for and get: FHIR JSON under its R4, DSTU2 and generic
+# names, and the wildcards that include one of them.
+SERVED_TYPES = frozenset(
+    {"application/fhir+json", "application/json+fhir", "application/json", "text/json"}
+)
+WILDCARDS = frozenset({"*/*", "application/*", "text/*"})
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -144,7 +163,7 @@ def _http_outcome(error: HTTPException):
     code, text = HTTP_OUTCOMES.get(error.code or 400, ("processing", "The request failed."))
     headers = {}
     if isinstance(error, MethodNotAllowed) and error.valid_methods:
-        headers["Allow"] = ", ".join(error.valid_methods)
+        headers["Allow"] = ", ".join(sorted(error.valid_methods))
     if error.code == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return _outcome(error.code or 400, code, text, headers)
@@ -218,7 +237,31 @@ def authenticate():
     fmt = request.args.get("_format")
     if fmt is not None and fmt.split(";")[0].strip().lower() not in JSON_FORMATS:
         return _outcome(406, "not-supported", "Only _format=json is served.")
+    if fmt is None and request.accept_mimetypes and not _accepts_fhir_json():
+        return _outcome(
+            406,
+            "not-supported",
+            "Only FHIR JSON is served: Accept application/fhir+json, application/json or */*.",
+        )
     return None
+
+
+def _accepts_fhir_json() -> bool:
+    """Whether the Accept header allows FHIR JSON (FHIR asks servers for HTTP's content
+    negotiation): a served type or a wildcard with q above 0, whatever its charset, and
+    with a `fhirVersion` parameter only for R4 (4.0, 4.0.1: another version is a 406). A
+    missing Accept allows anything; `_format`, when given, overrides Accept (FHIR, for
+    clients that cannot set the header)."""
+    for value, quality in request.accept_mimetypes:
+        kind, *parameters = (part.strip().lower() for part in value.split(";"))
+        versions = [
+            p.partition("=")[2].strip('"') for p in parameters if p.startswith("fhirversion=")
+        ]
+        if quality <= 0 or (kind not in SERVED_TYPES and kind not in WILDCARDS):
+            continue
+        if all(version == "4.0" or version.startswith("4.0.") for version in versions):
+            return True
+    return False
 
 
 def readable_statuses() -> tuple[str, ...]:
@@ -268,6 +311,20 @@ def response_for(visit: Visit) -> dict:
 
 def _response_url(visit: Visit) -> str:
     return f"{base_url()}{PREFIX}/QuestionnaireResponse/{fhir.resource_id(visit)}"
+
+
+def _etag(visit: Visit) -> str:
+    return f'W/"{visit.change_seq}"'
+
+
+def _not_modified(visit: Visit):
+    """A read's 304 Not Modified (no body, the ETag) when If-None-Match names the visit's
+    current version, compared weakly as RFC 9110 asks for If-None-Match; else None."""
+    if not request.if_none_match.contains_weak(str(visit.change_seq)):
+        return None
+    response = current_app.response_class(status=304, headers={"ETag": _etag(visit)})
+    response.headers.remove("Content-Type")
+    return response
 
 
 # --- search parameters ----------------------------------------------------------------------
@@ -519,9 +576,12 @@ def _derived_read(kind: Derived, resource_id: str):
     found = [r for r in kind.make(visit) if r["id"] == resource_id] if visit else []
     if not found:
         return _outcome(404, "not-found", f"No such {kind.kind}.")
-    with storage.write(get_db()):
+    with storage.write(get_db()):  # a 304 is audited as the 200 is (see response_read)
         _audit(kind.action, visit.id)
-    return _fhir(found[0], headers={"ETag": f'W/"{visit.change_seq}"'})
+    not_modified = _not_modified(visit)
+    if not_modified is not None:
+        return not_modified
+    return _fhir(found[0], headers={"ETag": _etag(visit)})
 
 
 def _derived_search(kind: Derived):
@@ -622,7 +682,7 @@ def _canonical_params(kind: str, versioned: bool = True) -> list[dict]:
     return params
 
 
-@bp.get("/metadata")
+@route("/metadata")
 def metadata():
     """The CapabilityStatement: exactly the interactions and parameters served."""
     return _fhir(capability_statement())
@@ -661,6 +721,7 @@ def capability_statement() -> dict:
             "versioning": "versioned",
             "readHistory": False,
             "updateCreate": False,
+            "conditionalRead": "not-match",
             "searchParam": [LAST_UPDATED, COUNT],
         }
         for kind in DERIVED.values()
@@ -682,7 +743,10 @@ def capability_statement() -> dict:
             {
                 "mode": "server",
                 "documentation": (
-                    "Read only. Unknown search parameters: Prefer: handling=lenient (the "
+                    "Read only: GET and HEAD (OPTIONS, POST and the rest: 405). FHIR JSON "
+                    "only: an Accept or _format (which overrides Accept) allowing none is "
+                    'a 406. Reads carry ETag W/"<versionId>"; If-None-Match naming it '
+                    "gives 304. Unknown search parameters: Prefer: handling=lenient (the "
                     "default) ignores them and leaves them out of the self link; "
                     "handling=strict answers 400 with an OperationOutcome."
                 ),
@@ -707,6 +771,7 @@ def capability_statement() -> dict:
                         "versioning": "versioned",
                         "readHistory": False,
                         "updateCreate": False,
+                        "conditionalRead": "not-match",
                         "searchParam": SEARCH_PARAM_DEFINITIONS,
                     },
                     *derived_resources,
@@ -720,6 +785,7 @@ def capability_statement() -> dict:
                             "instead."
                         ),
                         "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "conditionalRead": "not-supported",
                         "searchParam": _canonical_params("CodeSystem"),
                     },
                     {
@@ -727,11 +793,13 @@ def capability_statement() -> dict:
                         "documentation": (
                             f"url {fhir.QUESTIONNAIRE_URL}: the current version (id "
                             f"{fhir.QUESTIONNAIRE_ID}) and every earlier version a stored "
-                            "response names (id reflection-<version>, status retired: the "
-                            "items that version asked, worded as now). Any other version: "
-                            "none (read: 404)."
+                            "response names (status retired: the items that version asked, "
+                            "worded as now). Read by id reflection-<version> for every "
+                            f"version served, the current one too (also {fhir.QUESTIONNAIRE_ID},"
+                            " the id a search gives it). Any other version: none (read: 404)."
                         ),
                         "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "conditionalRead": "not-supported",
                         "searchParam": _canonical_params("Questionnaire"),
                     },
                     {
@@ -742,6 +810,7 @@ def capability_statement() -> dict:
                             "allowed in."
                         ),
                         "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "conditionalRead": "not-supported",
                         "searchParam": _canonical_params("StructureDefinition", False),
                     },
                 ],
@@ -760,6 +829,15 @@ def questionnaires() -> list[dict]:
     return [fhir.questionnaire_resource(definition, languages(), version) for version in versions]
 
 
+def questionnaire_reads() -> list[dict]:
+    """What a read by id finds: each served version, and the current one also under
+    ``reflection-<version>``, the read an engine builds from a response's canonical. A
+    search finds it once, as ``reflection``."""
+    current, *earlier = questionnaires()
+    versioned = {**current, "id": fhir.versioned_questionnaire_id(current["version"])}
+    return [current, versioned, *earlier]
+
+
 def code_systems() -> list[dict]:
     return record.code_systems(languages())
 
@@ -771,9 +849,9 @@ CONFORMANCE = {
 }
 
 
-def _conformance_read(kind: str, resource_id: str):
-    make, _params, action = CONFORMANCE[kind]
-    found = [r for r in make() if r["id"] == resource_id]
+def _conformance_read(kind: str, resource_id: str, make: Callable[[], list[dict]] | None = None):
+    searched, _params, action = CONFORMANCE[kind]
+    found = [r for r in (make or searched)() if r["id"] == resource_id]
     if not found:
         return _outcome(404, "not-found", f"No such {kind}.")
     _audit(action)
@@ -811,33 +889,33 @@ def _conformance_search(kind: str):
     return _bundle(entries, [{"relation": "self", "url": link}], len(found))
 
 
-@bp.get("/Questionnaire/<resource_id>")
+@route("/Questionnaire/<resource_id>")
 def questionnaire_read(resource_id: str):
-    return _conformance_read("Questionnaire", resource_id)
+    return _conformance_read("Questionnaire", resource_id, questionnaire_reads)
 
 
-@bp.get("/Questionnaire")
+@route("/Questionnaire")
 def questionnaire_search():
     return _conformance_search("Questionnaire")
 
 
-@bp.get("/CodeSystem/<resource_id>")
+@route("/CodeSystem/<resource_id>")
 def codesystem_read(resource_id: str):
     """One choice list's CodeSystem (each item's own answers)."""
     return _conformance_read("CodeSystem", resource_id)
 
 
-@bp.get("/CodeSystem")
+@route("/CodeSystem")
 def codesystem_search():
     return _conformance_search("CodeSystem")
 
 
-@bp.get("/StructureDefinition/<resource_id>")
+@route("/StructureDefinition/<resource_id>")
 def structure_read(resource_id: str):
     return _conformance_read("StructureDefinition", resource_id)
 
 
-@bp.get("/StructureDefinition")
+@route("/StructureDefinition")
 def structure_search():
     return _conformance_search("StructureDefinition")
 
@@ -845,7 +923,7 @@ def structure_search():
 # --- visits: responses and what is made from them --------------------------------------------
 
 
-@bp.get("/QuestionnaireResponse/<resource_id>")
+@route("/QuestionnaireResponse/<resource_id>")
 def response_read(resource_id: str):
     """One visit's response by its id (every Bundle entry's fullUrl), if this token may
     read it; any other id is 404, so a token learns nothing of visits it cannot read."""
@@ -854,13 +932,18 @@ def response_read(resource_id: str):
     )
     if visit is None or visit.status not in readable_statuses():
         return _outcome(404, "not-found", "No such QuestionnaireResponse.")
-    resource = response_for(visit)
+    not_modified = _not_modified(visit)
+    resource = response_for(visit) if not_modified is None else None
+    # A 304 is audited as the 200 is: it tells the engine that what it holds of this
+    # visit is the current record, so it is a read of that visit by that token.
     with storage.write(get_db()):
         _audit("fhir_response_read", visit.id)
-    return _fhir(resource, headers={"ETag": f'W/"{visit.change_seq}"'})
+    if not_modified is not None:
+        return not_modified
+    return _fhir(resource, headers={"ETag": _etag(visit)})
 
 
-@bp.get("/QuestionnaireResponse")
+@route("/QuestionnaireResponse")
 def response_search():
     """A searchset Bundle in change-sequence order, paged by cursor."""
     try:
@@ -888,31 +971,31 @@ def response_search():
     return _bundle(entries, links, total)
 
 
-@bp.get("/Observation/<resource_id>")
+@route("/Observation/<resource_id>")
 def observation_read(resource_id: str):
     return _derived_read(DERIVED["Observation"], resource_id)
 
 
-@bp.get("/Observation")
+@route("/Observation")
 def observation_search():
     return _derived_search(DERIVED["Observation"])
 
 
-@bp.get("/Flag/<resource_id>")
+@route("/Flag/<resource_id>")
 def flag_read(resource_id: str):
     return _derived_read(DERIVED["Flag"], resource_id)
 
 
-@bp.get("/Flag")
+@route("/Flag")
 def flag_search():
     return _derived_search(DERIVED["Flag"])
 
 
-@bp.get("/DocumentReference/<resource_id>")
+@route("/DocumentReference/<resource_id>")
 def document_read(resource_id: str):
     return _derived_read(DERIVED["DocumentReference"], resource_id)
 
 
-@bp.get("/DocumentReference")
+@route("/DocumentReference")
 def document_search():
     return _derived_search(DERIVED["DocumentReference"])

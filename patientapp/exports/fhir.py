@@ -332,6 +332,12 @@ def questionnaire_id(definition: Questionnaire, version: str | None = None) -> s
     """The current version is ``reflection``; an earlier one ``reflection-<version>``."""
     if version is None or version == definition.version:
         return QUESTIONNAIRE_ID
+    return versioned_questionnaire_id(version)
+
+
+def versioned_questionnaire_id(version: str) -> str:
+    """The id every version answers to, the current one too (a read built from a
+    response's canonical ``url|version``), and keeps once a later version ships."""
     return f"{QUESTIONNAIRE_ID}-{version}"
 
 
