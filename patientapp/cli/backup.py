@@ -3,6 +3,7 @@ verify-backup: the restore drill, a copy restored into a scratch folder and chec
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -60,8 +61,26 @@ def backup_command(path: Path, force: bool) -> None:
         fail("PATH is the live database itself; choose another file")
     if target.exists() and not force:
         fail(f"{target} already exists; add --force to replace it")
-    size = _backup_to(target)
+    try:
+        size = _backup_to(target)
+    except (OSError, *storage.DATABASE_ERRORS) as error:  # a full or read-only disk
+        reason = _reason(error)
+        _audit_failure(f"{target}: {reason}")
+        fail(f"the backup to {target} failed: {reason}; nothing was written")
     click.echo(f"Backup written to {target} ({size:,} bytes).")
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _audit_failure(detail: str) -> None:
+    """Audit a failed backup as a failed continuous copy is (`backup_failed`), when the
+    database can still take the entry: the failure itself is said either way."""
+    with contextlib.suppress(OSError, *storage.DATABASE_ERRORS), storage.write(get_db()):
+        audit("backup_failed", detail=detail)
 
 
 def _age(age) -> str:
@@ -141,34 +160,72 @@ def verify_backup_command(path: Path, key_file: Path | None) -> None:
     click.echo(f"The copy {source} restores.")
     for line in _report_lines(report):
         click.echo(f"  {line}")
+    kind = backups.restore_kind(source, key, current_app.config.get("DATABASE_KEY"))
+    if kind in VERIFY_SAYS:
+        click.echo(f"  Encryption: {VERIFY_SAYS[kind]}")
+
+
+VERIFY_SAYS = {  # what restore-backup would do with the copy here
+    backups.ENCRYPT: "the copy is plain; restore-backup encrypts it with the configured key",
+    backups.REKEY: "the copy has a key of its own; restore-backup (with the same --key-file) "
+    "re-encrypts it with the configured key",
+    backups.REFUSE: "the copy is encrypted and this database is not; restore-backup refuses "
+    "it here until encrypt-db has been run",
+}
+RESTORE_SAYS = {
+    backups.ENCRYPT: "The copy was plain: the restored database is encrypted with the "
+    "configured key.",
+    backups.REKEY: "The copy had a key of its own: the restored database is re-encrypted "
+    "with the configured key.",
+}
 
 
 @click.command("restore-backup")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File holding the copy's key, when it differs from the database's (a copy made "
+    "before rekey-db); the restored database gets the configured key.",
+)
 @with_appcontext
-def restore_backup_command(path: Path) -> None:
+def restore_backup_command(path: Path, key_file: Path | None) -> None:
     """Replace the live database with a copy made by `backup`, the server stopped. The
-    copy is checked first as verify-backup checks it; the database it replaces is kept
-    beside it with its -wal and -shm (a -wal left there would otherwise be replayed into
-    the restored file); the restore is audited in the restored database."""
+    copy is checked first as verify-backup checks it, and put in place under the
+    configured key (a plain copy encrypted, a copy with a key of its own re-encrypted);
+    the database it replaces is kept beside it with its -wal and -shm (a -wal left there
+    would otherwise be replayed into the restored file); the restore is audited in the
+    restored database."""
     source = path.expanduser().resolve()
     live = Path(current_app.config["DATABASE"]).resolve()
     if _same_file(source, live):
         fail("PATH is the live database itself; give a backup copy")
     key = current_app.config.get("DATABASE_KEY")
+    copy_key = _key_for(key_file)
     moment = now()
     try:
-        report = backups.verify_copy(source, key, Path(current_app.instance_path), moment)
+        report = backups.verify_copy(source, copy_key, Path(current_app.instance_path), moment)
     except backups.CopyRefused as refusal:
         fail(f"the copy {source} did not restore: {refusal}; nothing was changed")
+    kind = backups.restore_kind(source, copy_key, key)
+    if kind == backups.REFUSE:
+        fail(
+            f"the copy {source} is encrypted and this database is not: set "
+            "PATIENTAPP_DB_KEY_FILE and run encrypt-db first, then restore-backup again; "
+            "nothing was changed"
+        )
     try:
         with storage.used_alone(live, "restore-backup"):
-            kept = _put_in_place(source, live, key, f"{moment:%Y%m%d-%H%M%S}")
+            kept = _put_in_place(source, live, (copy_key, key), kind, f"{moment:%Y%m%d-%H%M%S}")
     except storage.InUse as refusal:
         fail(str(refusal))
+    except backups.CopyRefused as refusal:
+        fail(f"the copy {source} did not restore: {refusal}; nothing was changed")
     click.echo(f"Restored {source} into {live}.")
     for line in _report_lines(report):
         click.echo(f"  {line}")
+    if kind in RESTORE_SAYS:
+        click.echo(RESTORE_SAYS[kind])
     click.echo(
         f"The database it replaced is kept as {kept} (with its -wal and -shm, if any): "
         "remove it once the app runs well on the restored one."
@@ -183,10 +240,22 @@ def _copy_private(source: Path, target: Path) -> None:
         shutil.copyfileobj(into, out)
 
 
-def _put_in_place(source: Path, live: Path, key: str | None, stamp: str) -> Path:
-    """The copy (and a -wal beside it) written beside the live file, audited there, then
-    renamed into its place once the live file and its -wal and -shm are moved aside;
-    the name they were moved to."""
+def _copy_with_wal(source: Path, target: Path) -> None:
+    _copy_private(source, target)
+    if Path(f"{source}-wal").exists():
+        _copy_private(Path(f"{source}-wal"), Path(f"{target}-wal"))
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _put_in_place(source: Path, live: Path, keys: tuple, kind: str, stamp: str) -> Path:
+    """The copy (and a -wal beside it) written beside the live file under the configured
+    key and audited there, then renamed into its place once the live file and its -wal
+    and -shm are moved aside; the name they were moved to."""
     close_thread_db()
     temp = live.with_name(f".{live.name}.restoring")
     kept = live.with_name(f"{live.name}.before-restore-{stamp}")
@@ -194,22 +263,50 @@ def _put_in_place(source: Path, live: Path, key: str | None, stamp: str) -> Path
         if not kept.exists():
             break
         kept = live.with_name(f"{live.name}.before-restore-{stamp}-{n}")
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{temp}{suffix}").unlink(missing_ok=True)
     try:
-        _copy_private(source, temp)
-        if Path(f"{source}-wal").exists():
-            _copy_private(Path(f"{source}-wal"), Path(f"{temp}-wal"))
-        restored = storage.connect(temp, key=key)  # opens the -wal into it, and closes it
-        try:
-            audit_entry(restored, "backup_restored", detail=str(source))
-        finally:
-            restored.close()
+        _write_restored(source, temp, keys, kind)
         for suffix in ("", "-wal", "-shm"):
             if Path(f"{live}{suffix}").exists():
                 os.replace(f"{live}{suffix}", f"{kept}{suffix}")
         os.replace(temp, live)
     finally:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{temp}{suffix}").unlink(missing_ok=True)
+        _remove(temp)
     return kept
+
+
+def _write_restored(source: Path, temp: Path, keys: tuple, kind: str) -> None:
+    """The copy at temp, opening with the configured key (a plain copy encrypted, one
+    with its own key re-encrypted) and holding its audit entry; CopyRefused when it
+    cannot be, the live file untouched."""
+    copy_key, key = keys
+    plain = temp.with_name(f"{temp.name}-plain")  # a plain copy, before it is encrypted
+    _remove(temp, plain)
+    try:
+        if kind == backups.ENCRYPT:
+            _copy_with_wal(source, plain)
+            os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            storage.export_encrypted(plain, temp, key)  # what the -wal holds comes along
+        else:
+            _copy_with_wal(source, temp)
+        # Opened with the copy's own key: the -wal goes into it, and it is closed.
+        restored = storage.connect(temp, key=copy_key if kind == backups.REKEY else key)
+        try:
+            audit_entry(restored, "backup_restored", detail=str(source))
+            if kind == backups.REKEY:
+                storage.rekey(restored, key)
+        finally:
+            restored.close()
+        if kind == backups.REKEY:
+            _opens(temp, key)  # as the next start will
+    except (OSError, storage.StorageError, *storage.DATABASE_ERRORS) as error:
+        raise backups.CopyRefused(_reason(error)) from None
+    finally:
+        _remove(plain)
+
+
+def _opens(path: Path, key: str) -> None:
+    db = storage.connect(path, key=key)
+    try:
+        db.execute("SELECT COUNT(*) FROM visits").fetchone()
+    finally:
+        db.close()

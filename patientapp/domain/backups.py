@@ -25,6 +25,24 @@ class CopyRefused(Exception):
     """The copy cannot be restored: one line saying why (no patient detail)."""
 
 
+# How restore-backup puts a sound copy in place, so that the configured key (or none)
+# opens the restored database, as the running configuration will.
+AS_IS = "as is"
+ENCRYPT = "encrypt"  # a plain copy (made before encrypt-db), a key configured
+REKEY = "rekey"  # a copy encrypted with another key (made before rekey-db)
+REFUSE = "refuse"  # an encrypted copy, the database here plain
+
+
+def restore_kind(copy: Path, copy_key: str | None, key: str | None) -> str:
+    """AS_IS, ENCRYPT, REKEY or REFUSE for a copy that opens with copy_key (ignored for
+    a plain copy), the database's configured key being key."""
+    if storage.is_plain(copy):
+        return ENCRYPT if key else AS_IS
+    if not key:
+        return REFUSE
+    return AS_IS if copy_key == key else REKEY
+
+
 @dataclass
 class Report:
     """What a verified copy holds: counts and times only."""
@@ -82,8 +100,9 @@ def _check(copy: Path, key: str | None, now: datetime) -> Report:
         db = storage.connect(copy, key=None if plain else key)
     except storage.StorageError:
         raise CopyRefused(
-            "the copy cannot be opened with the key given: the key is wrong, or the file "
-            "is not a patientapp database"
+            "the copy cannot be opened with the key given: the key is wrong (a copy made "
+            "before rekey-db needs its own key: --key-file), or the file is not a "
+            "patientapp database"
         ) from None
     except storage.DATABASE_ERRORS as error:
         raise CopyRefused(f"the copy cannot be opened: {error}") from None

@@ -37,6 +37,7 @@ ACTOR = "copies"
 LAST = "copy_last"  # settings: the last attempt, successful or not
 LAST_OK = "copy_last_ok"  # settings: the last copy made and sent
 CLAIM = "copy_claim"  # settings: which pass is copying, until when
+DISK = "copy_disk"  # settings: the folder of the last good copy and its device (st_dev)
 NAME_RE = re.compile(r"^patientapp-(\d{8}T\d{6}(?:\d{3})?Z)\.db$")
 COMMAND_TIMEOUT_SECONDS = 300
 STOPPED_AFTER_INTERVALS = 3  # Settings warns when the newest copy is older than this
@@ -146,6 +147,7 @@ class Made:
     size: int
     seconds: float  # the copy and its send
     sent: bool  # off-site by the command (False: no command, the folder is the copy)
+    device: int = 0  # the disk it was written to (st_dev)
 
 
 def file_name(moment_utc: datetime) -> str:
@@ -167,6 +169,7 @@ def make(db, plan: Plan, key: str | None, moment_utc: datetime) -> Made:
         # Made at start (prepare); gone since, e.g. an off-site disk no longer mounted:
         # never recreated here, where a copy would land on the database's own disk.
         raise CopyError(f"the folder {plan.folder} is missing (is its disk mounted?)")
+    device = _checked_disk(storage.get_settings(db), plan.folder)
     _remove_stale_temps(plan.folder)
     name = file_name(moment_utc)
     target = plan.folder / name
@@ -177,17 +180,28 @@ def make(db, plan: Plan, key: str | None, moment_utc: datetime) -> Made:
         _fsync(temp)
         os.replace(temp, target)
         _fsync(plan.folder)
-        size = target.stat().st_size
+        written = target.stat()
     except Exception as error:  # the disk full, the folder gone, the database busy
         temp.unlink(missing_ok=True)
         raise CopyError(f"the copy could not be written: {_reason(error)}") from None
+    if written.st_dev != device:  # unmounted while the copy was written
+        target.unlink(missing_ok=True)
+        raise CopyError(
+            f"the folder {plan.folder} changed disks during the copy (is its disk mounted?)"
+        )
     sent = False
     if plan.command:
         _send(plan.command, target)
         sent = True
     for old in generations(plan.folder)[: -plan.keep]:
         old.unlink(missing_ok=True)
-    return Made(name=name, size=size, seconds=time.monotonic() - began, sent=sent)
+    return Made(
+        name=name,
+        size=written.st_size,
+        seconds=time.monotonic() - began,
+        sent=sent,
+        device=device,
+    )
 
 
 TEMP_RE = re.compile(r"^\.patientapp-\d{8}T\d{6}(?:\d{3})?Z\.db\.tmp$")
@@ -202,11 +216,73 @@ def _remove_stale_temps(folder: Path) -> None:
             path.unlink(missing_ok=True)
 
 
+# An off-site disk unmounted leaves its mount point behind: an empty folder on the disk
+# below, often the database's own, where copies would go on as if nothing happened. So a
+# copy goes only onto the disk (st_dev) the last good copy into that folder went onto,
+# as recorded in the settings table (DISK), which every server process and a restart
+# read. `serve` at start takes the folder's disk as it is then (a disk replaced and
+# mounted at the same place), except the database's own disk when the last copy was
+# not on it: that is what an unmounted disk looks like, so copies fail until it is back.
+
+
+def _disk_record(settings: dict, folder: Path) -> dict | None:
+    """The disk of the last good copy into folder (None: none yet, or another folder)."""
+    record = settings.get(DISK) or {}
+    return record if record.get("folder") == str(folder.resolve()) else None
+
+
+def _checked_disk(settings: dict, folder: Path) -> int:
+    """The folder's device, when a copy may go there; else CopyError."""
+    try:
+        device = os.stat(folder).st_dev
+    except OSError as error:  # gone since it was looked at
+        raise CopyError(
+            f"the folder {folder} cannot be read: {error.strerror} (is its disk mounted?)"
+        ) from None
+    record = _disk_record(settings, folder)
+    if record is not None and device != record["device"]:
+        raise CopyError(
+            f"the folder {folder} is on another disk than the last copy (is its disk mounted?)"
+        )
+    return device
+
+
+def _record_disk(db, folder: Path, device: int) -> None:
+    """Inside the caller's transaction: the disk the last good copy went onto."""
+    storage.put_setting(db, DISK, {"folder": str(folder.resolve()), "device": device})
+
+
 def prepare(config) -> None:
-    """At start: make the copy folder (0700) if needed, once, before any copy."""
+    """At start, before any copy: make the copy folder (0700) unless copies already went
+    into it (missing now, its disk is not mounted: the copies say so), and take the disk
+    it is on now unless that is the database's own disk and the last copy's was not."""
     plan = Plan.of(config)
-    if plan is not None:
-        plan.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if plan is None:
+        return
+    db = storage.connect(config["DATABASE"], key=config.get("DATABASE_KEY"))
+    try:
+        record = _disk_record(storage.get_settings(db), plan.folder)
+        if record is None:
+            plan.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            return
+        if not plan.folder.is_dir():
+            log.warning("the copy folder %s is missing (is its disk mounted?)", plan.folder)
+            return
+        device = os.stat(plan.folder).st_dev
+        if device == record["device"]:
+            return
+        database = os.stat(Path(config["DATABASE"]).resolve().parent).st_dev
+        if device == database:
+            log.warning(
+                "the copy folder %s is on the database's own disk, the last copy was not "
+                "(is its disk mounted?): no copy is made there",
+                plan.folder,
+            )
+            return
+        with storage.write(db):
+            _record_disk(db, plan.folder, device)
+    finally:
+        db.close()
 
 
 def same_disk(config) -> bool:
@@ -362,6 +438,7 @@ def run_if_due(db, plan: Plan, key: str | None, now_utc: datetime, now_local: da
         record = {"at": _utc_text(now_utc), "ok": True, "seconds": round(made.seconds, 3)}
         storage.put_setting(db, LAST, {**record, "name": made.name})
         storage.put_setting(db, LAST_OK, {**record, "name": made.name, "recent": recent})
+        _record_disk(db, plan.folder, made.device)
         _release(db, token)
     return made
 

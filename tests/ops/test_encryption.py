@@ -378,3 +378,109 @@ def test_the_encryption_bench_runs(capsys):
     out = capsys.readouterr().out
     assert "step save p50" in out
     assert "rekey-db" in out
+
+
+# --- restoring copies made under another key, or none ------------------------------------
+
+
+def visit_count(path, key) -> int:
+    db = storage.connect(path, key=key)
+    try:
+        return db.execute("SELECT COUNT(*) FROM visits").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_a_backup_made_before_rekey_db_restores_with_its_own_key_file(app, runner, tmp_path):
+    """As the walk found it: README said to restore such a copy with its own key set, but
+    the command then could not open the live database, which has the new key."""
+    finish_visit(app, answers=with_marker())
+    copy = tmp_path / "before-rekey.db"
+    assert runner.invoke(args=["backup", str(copy)]).exit_code == 0
+    finish_visit(app, ref="A-1002")  # after the backup: not in it
+    (tmp_path / "new_key").write_text("the new key\n")
+    result = runner.invoke(args=["rekey-db", "--new-key-file", str(tmp_path / "new_key")])
+    assert result.exit_code == 0, result.output
+    current = reopen(app, DATABASE_KEY="the new key")  # the configuration after rekey-db
+    (tmp_path / "old_key").write_text(KEY + "\n")
+
+    result = current.test_cli_runner().invoke(args=["restore-backup", str(copy)])
+    assert result.exit_code == 1 and "--key-file" in result.output  # its key is needed
+    result = current.test_cli_runner().invoke(
+        args=["verify-backup", "--key-file", str(tmp_path / "old_key"), str(copy)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "re-encrypts it with the configured key" in result.output
+    result = current.test_cli_runner().invoke(
+        args=["restore-backup", "--key-file", str(tmp_path / "old_key"), str(copy)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "re-encrypted with the configured key" in result.output
+    close_thread_db()
+    database = app.config["DATABASE"]
+    restarted = reopen(current, DATABASE_KEY="the new key")  # starts with the current key
+    with restarted.app_context():
+        from patientapp.web.context import get_db
+
+        assert storage.count_visits(get_db()) == 1  # the backup's, not the live one's 2
+        assert len(storage.audit_entries(get_db(), action="backup_restored")) == 1
+    close_thread_db()
+    assert any(MARKER in text for text in answer_texts(database, "the new key"))
+    with pytest.raises(storage.StorageError, match="configured key"):
+        visit_count(database, KEY)  # the old key opens it no more
+    assert MARKER.encode() not in raw_bytes(database)
+
+
+def test_a_plain_backup_from_before_encrypt_db_is_restored_encrypted(plain_app, tmp_path):
+    """As the walk found it: the drill said such a copy restores, then restore-backup
+    died with a traceback (NotEncrypted)."""
+    finish_visit(plain_app, answers=with_marker())
+    copy = tmp_path / "plain.db"
+    assert plain_app.test_cli_runner().invoke(args=["backup", str(copy)]).exit_code == 0
+    finish_visit(plain_app, ref="A-1002")
+    plain_app.config["DATABASE_KEY"] = KEY
+    assert plain_app.test_cli_runner().invoke(args=["encrypt-db"]).exit_code == 0
+    encrypted = reopen(plain_app, DATABASE_KEY=KEY)
+    runner = encrypted.test_cli_runner()
+
+    result = runner.invoke(args=["verify-backup", str(copy)])
+    assert result.exit_code == 0, result.output
+    assert "restore-backup encrypts it with the configured key" in result.output
+    result = runner.invoke(args=["restore-backup", str(copy)])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert "encrypted with the configured key" in result.output
+    close_thread_db()
+    database = plain_app.config["DATABASE"]
+    plain_refuses(database)
+    assert MARKER.encode() not in raw_bytes(database)
+    assert visit_count(database, KEY) == 1
+    assert any(MARKER in text for text in answer_texts(database, KEY))
+    live = Path(database)
+    assert not list(live.parent.glob(f".{live.name}.restoring*"))  # no plain copy left
+    assert oct(live.stat().st_mode & 0o777) == "0o600"
+    reopen(encrypted, DATABASE_KEY=KEY)  # starts
+
+
+def test_an_encrypted_backup_is_not_restored_into_a_plain_database(plain_app, tmp_path):
+    finish_visit(plain_app)
+    plain = tmp_path / "plain.db"
+    assert plain_app.test_cli_runner().invoke(args=["backup", str(plain)]).exit_code == 0
+    copy = tmp_path / "encrypted.db"
+    copy.touch()
+    storage.export_encrypted(plain, copy, KEY)
+    (tmp_path / "key").write_text(KEY + "\n")
+    runner = plain_app.test_cli_runner()
+    args = ["--key-file", str(tmp_path / "key"), str(copy)]
+    result = runner.invoke(args=["verify-backup", *args])
+    assert result.exit_code == 0, result.output
+    assert "restore-backup refuses it here" in result.output
+    result = runner.invoke(args=["restore-backup", *args])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: the copy {copy} is encrypted and this database is not: set "
+        "PATIENTAPP_DB_KEY_FILE and run encrypt-db first, then restore-backup again; "
+        "nothing was changed"
+    ]
+    close_thread_db()
+    assert storage.is_plain(plain_app.config["DATABASE"])

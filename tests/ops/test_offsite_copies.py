@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import threading
 import time
 from contextlib import closing
@@ -21,7 +22,7 @@ from patientapp.db import storage
 from patientapp.domain import backups, copies
 from patientapp.web.context import get_db
 from tests.conftest import create_user, finish_visit
-from tests.ops.test_restore_drill import audit_rows, backup_block, stored
+from tests.ops.test_restore_drill import audit_rows, backup_block, mounted, stored
 from tests.ops.test_server import serving
 
 KEY = "copies 'key' staple"
@@ -136,6 +137,79 @@ def test_a_folder_gone_since_start_is_never_recreated(app, clock, utc, offsite):
     assert copies.LAST_OK not in stored(app) and copies.CLAIM not in stored(app)
 
 
+def bind(disk: Path, folder: Path) -> None:
+    """The disk mounted at folder (a bind mount of a file system kept mounted elsewhere,
+    so that the same disk keeps its device number when it comes back)."""
+    subprocess.run(["mount", "--bind", str(disk), str(folder)], check=True)
+
+
+def test_an_offsite_disk_unmounted_under_the_server_fails_loudly(app, clock, utc, tmp_path):
+    """As the walk found it: the copy folder is a disk's mount point; unmounted, it is an
+    empty folder on the database's own disk, where copies went on, audited as made."""
+    folder = tmp_path / "copies"  # beside the database: the same disk below the mount
+    folder.mkdir()
+    app.config.update(COPY_DIR=str(folder), COPY_INTERVAL_SECONDS=300, COPY_KEEP=48)
+    with (
+        mounted(tmp_path / "disk", "size=4m") as disk,
+        mounted(tmp_path / "new", "size=4m") as new,
+    ):
+        try:
+            _unmounted_then_back(app, clock, utc, folder, disk, new)
+        finally:
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
+
+
+def _unmounted_then_back(app, clock, utc, folder: Path, disk: Path, new: Path) -> None:
+    bind(disk, folder)
+    copies.prepare(app.config)  # serve starts, the disk mounted
+    assert isinstance(copy_once(app, clock, utc), copies.Made)
+    subprocess.run(["umount", str(folder)], check=True)  # the disk goes
+    assert folder.is_dir() and not any(folder.iterdir())  # the bare mount point
+    for restart in (False, True):  # and the server is restarted while it is gone
+        if restart:
+            copies.prepare(app.config)
+        utc.advance(minutes=5)
+        failure = copy_once(app, clock, utc)
+        assert isinstance(failure, copies.CopyError), failure
+        assert "is its disk mounted?" in str(failure)
+        assert not any(folder.iterdir())  # nothing on the database's own disk
+    entries = audit_rows(app, "backup_failed")
+    assert len(entries) == 2 and all("is its disk mounted?" in e["detail"] for e in entries)
+    assert len(audit_rows(app, "backup")) == 1
+    assert "is its disk mounted?" in stored(app)[copies.LAST]["error"]  # Settings warns
+
+    bind(disk, folder)  # mounted again: the copies go on
+    utc.advance(minutes=5)
+    assert isinstance(copy_once(app, clock, utc), copies.Made)
+    assert len(copies.generations(disk)) == 2
+    subprocess.run(["umount", str(folder)], check=True)
+
+    bind(new, folder)  # another disk in its place: not before the next start
+    utc.advance(minutes=5)
+    assert "is its disk mounted?" in str(copy_once(app, clock, utc))
+    copies.prepare(app.config)
+    utc.advance(minutes=5)
+    assert isinstance(copy_once(app, clock, utc), copies.Made)
+    assert len(copies.generations(new)) == 1
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_folder_gone_before_a_restart_is_not_made_again(app, clock, utc, tmp_path):
+    """A folder on an off-site disk (here /mnt/offsite/copies) is gone once its disk is
+    unmounted; made again at the next start, the copies would land on the disk below."""
+    folder = tmp_path / "offsite-disk" / "copies"
+    app.config.update(COPY_DIR=str(folder), COPY_INTERVAL_SECONDS=300, COPY_KEEP=48)
+    copies.prepare(app.config)  # the first start: made
+    assert isinstance(copy_once(app, clock, utc), copies.Made)
+    shutil.rmtree(folder)  # the disk unmounted
+    copies.prepare(app.config)  # the server restarted meanwhile
+    assert not folder.exists()
+    utc.advance(minutes=5)
+    failure = copy_once(app, clock, utc)
+    assert isinstance(failure, copies.CopyError)
+    assert "is missing (is its disk mounted?)" in str(failure)
+
+
 def test_a_copy_cut_short_by_a_restart_leaves_nothing_behind(app, clock, utc, offsite):
     stale = offsite / ".patientapp-20261125T140000000Z.db.tmp"
     stale.write_bytes(b"half a copy")  # its process was killed mid-copy
@@ -169,6 +243,26 @@ def test_a_command_that_hangs_is_stopped_with_its_children(app, clock, utc, offs
     assert isinstance(failure, copies.CopyError)
     assert "did not finish within 1 s" in str(failure)
     assert time.monotonic() - began < 10
+
+
+@pytest.mark.parametrize("db_key", [None, KEY])
+def test_a_continuous_copy_is_put_back_by_restore_backup(app, runner, clock, utc, offsite, db_key):
+    """README's way back from a copy: restore-backup, as from any backup (never a copy
+    over the database by hand, which replays a -wal left beside it)."""
+    finish_visit(app)
+    made = copy_once(app, clock, utc)
+    finish_visit(app, ref="A-1002")  # after the copy: lost with the disk
+    copy = offsite / made.name
+    before = copy.read_bytes()
+    result = runner.invoke(args=["restore-backup", str(copy)])
+    assert result.exit_code == 0, result.output
+    assert f"Restored {copy}" in result.output and "Visits: 1;" in result.output
+    assert copy.read_bytes() == before  # the copy itself is only read
+    with closing(storage.connect(app.config["DATABASE"], key=db_key)) as db:
+        assert storage.count_visits(db) == 1
+        assert [e["detail"] for e in storage.audit_entries(db, action="backup_restored")] == [
+            str(copy)
+        ]
 
 
 # --- off-site with a real client ---------------------------------------------------------

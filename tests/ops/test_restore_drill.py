@@ -7,7 +7,8 @@ from __future__ import annotations
 import hashlib
 import html
 import sqlite3
-from contextlib import closing
+import subprocess
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,24 @@ def refused_cleanly(result) -> str:
     assert lines[0].startswith("Error: the copy ") and "did not restore" in lines[0]
     assert "Traceback" not in result.output
     return lines[0]
+
+
+@contextmanager
+def mounted(mount_point: Path, options: str):
+    """A small file system of its own (tmpfs) at mount_point, as a backup disk would be;
+    skipped where this user may not mount one (CI runs as root)."""
+    mount_point.mkdir(exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip("cannot mount a small file system here (needs root)")
+    try:
+        yield mount_point
+    finally:  # already unmounted by the test: umount says so and nothing happens
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, check=False)
 
 
 @pytest.fixture
@@ -245,6 +264,30 @@ def test_a_copy_from_a_newer_version_is_refused(app, runner, tmp_path):
         )
         conn.commit()
     assert "newer version of the app" in refused_cleanly(verify(runner, target))
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [("size=64k", "database or disk is full"), ("ro,size=1m", "Read-only file system")],
+)
+def test_a_backup_to_a_full_or_read_only_disk_fails_in_one_line_and_is_audited(
+    app, runner, visits, tmp_path, options, said
+):
+    """As the walk found it: a 64 kB disk and a read-only one gave a Python traceback,
+    and nothing in the audit log said the night's backup had failed."""
+    with mounted(tmp_path / "disk", options) as disk:
+        target = disk / "copy.db"
+        result = runner.invoke(args=["backup", str(target)])
+        left = sorted(p.name for p in disk.iterdir())
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # fail(), not an exception
+    assert result.output.strip().splitlines() == [
+        f"Error: the backup to {target} failed: {said}; nothing was written"
+    ]
+    assert left == []  # no temporary file, no half a copy
+    [entry] = audit_rows(app, "backup_failed")
+    assert entry["actor"] == "cli" and str(target) in entry["detail"] and said in entry["detail"]
+    assert backups.LAST_BACKUP not in stored(app)
 
 
 # --- encrypted copies --------------------------------------------------------------------
