@@ -62,3 +62,39 @@ def test_every_module_has_a_line_in_how_it_works():
     missing += [f"{p.name}/" for p in packages if f"`{p.name}/" not in section]
     assert missing == [], f"modules missing from README's How it works: {missing}"
     assert len(modules) > 30
+
+
+# A line of the environment file as README shows it: NAME=value, alone on its line.
+ENV_LINE = re.compile(r"^\s*(PATIENTAPP_[A-Z_]+)=(.*)$", re.M)
+
+
+def test_every_setting_line_reads_the_same_in_sh_as_in_systemd(tmp_path):
+    """Found on an IT walk: README's unquoted PATIENTAPP_COPY_COMMAND=rclone copyto ...
+    broke the nightly cron backup, which reads the environment file with `sh` (`set -a;
+    . file`): sh ran "copyto" as a command (exit 127, no backup). Every such line README
+    shows must give sh the value systemd's EnvironmentFile gives the service."""
+    import shlex
+    import subprocess
+
+    text = README.read_text(encoding="utf-8")
+    lines = {  # not a command given one setting for its own run (`NAME=value flask ...`)
+        name: value
+        for name, value in ENV_LINE.findall(text)
+        if "`" not in value and "/bin/" not in value
+    }
+    assert "PATIENTAPP_COPY_COMMAND" in lines and len(lines) >= 3
+    wrong = {}
+    for name, value in lines.items():
+        env_file = tmp_path / "patientapp.env"
+        env_file.write_text(f"{name}={value}\n", encoding="utf-8")
+        # systemd: one pair of surrounding quotes is removed (systemd.exec, EnvironmentFile)
+        systemd = value[1:-1] if len(value) > 1 and value[0] == value[-1] == '"' else value
+        read = subprocess.run(
+            ["sh", "-c", f"set -a && . {shlex.quote(str(env_file))} && printenv {name}"],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+        if read.returncode != 0 or read.stdout.rstrip("\n") != systemd:
+            wrong[name] = (value, read.returncode, read.stdout, read.stderr)
+    assert not wrong, wrong

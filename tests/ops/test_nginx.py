@@ -39,11 +39,21 @@ PROXY_BLOCK = """\
 # Debian 12's nginx (1.22 has no `http2 on;`), and behind it no form could be sent.
 SERVER_BLOCK = (
     """\
+# A patient's link (/v/...) and the first admin's (/staff/setup/...) are secrets in the
+# path: the access log keeps the path without them, and never a query string.
+map $uri $patientapp_logged_path {
+    ~^/v/            /v/-;
+    ~^/staff/setup/  /staff/setup/-;
+    default          $uri;
+}
+log_format patientapp '$remote_addr [$time_local] "$request_method $patientapp_logged_path" $status $body_bytes_sent $request_time';
+
 server {
     listen 443 ssl http2;
     server_name reflect.clinic.example;
     ssl_certificate     /etc/letsencrypt/live/reflect.clinic.example/fullchain.pem;
     ssl_certificate_key /etc/letsencrypt/live/reflect.clinic.example/privkey.pem;
+    access_log /var/log/nginx/patientapp.access.log patientapp;
     client_max_body_size 128k;
     add_header Strict-Transport-Security "max-age=31536000" always;
     add_header Permissions-Policy "camera=(), microphone=(), geolocation=(), interest-cohort=()" always;
@@ -103,6 +113,7 @@ def _nginx_in_front(tmp_path: Path, app_port: int):
         .replace("listen 443 ", f"listen 127.0.0.1:{port} ")
         .replace("/etc/letsencrypt/live/reflect.clinic.example/fullchain.pem", str(cert))
         .replace("/etc/letsencrypt/live/reflect.clinic.example/privkey.pem", str(key))
+        .replace("/var/log/nginx/patientapp.access.log", str(tmp_path / "access.log"))
     )
     conf = tmp_path / "nginx.conf"
     conf.write_text(CONFIG.format(tmp=tmp_path, server=server))
@@ -200,7 +211,7 @@ def test_readme_shows_the_tested_proxy_block():
     assert PROXY_BLOCK in readme and SERVER_BLOCK in readme
 
 
-def test_a_patient_starts_and_staff_sign_in_over_https_behind_the_proxy(behind_nginx):
+def test_a_patient_starts_and_staff_sign_in_over_https_behind_the_proxy(behind_nginx, tmp_path):
     """Found on a walk: over README's HTTPS proxy, Start on the welcome page said "This
     page was open too long" and every sign-in "This form expired": the form check wanted a
     Referer, which the app's Referrer-Policy tells browsers never to send."""
@@ -227,6 +238,13 @@ def test_a_patient_starts_and_staff_sign_in_over_https_behind_the_proxy(behind_n
     status, location, _ = patient.post_form("/welcome", {})
     assert status == 302 and urllib.parse.urlsplit(location).path == "/step/1"
     assert "How are you feeling" in patient.request("GET", "/step/1")[2]
+
+    # Found on an IT walk: nginx's default log kept every patient's link. README's block
+    # logs each request without it.
+    token = link.removeprefix("/v/")
+    log = (tmp_path / "access.log").read_text(encoding="utf-8")
+    assert '"GET /v/-" 302' in log and '"POST /welcome" 302' in log
+    assert token not in log and token[:12] not in log
 
 
 def _get(port: int, path: str, headers: dict):
