@@ -15,8 +15,13 @@ ours. Then:
 4. the app reads the Patient (its identifier in the clinic's chart-number system, the
    Settings' "Chart number system") and the Encounter (its day) from the EHR's FHIR API;
 5. the visits here with that chart number on that day (today when the EHR gives no
-   encounter): exactly one opens its summary; none or several are said, with a chooser
-   for several. Never a guess.
+   encounter, or one without a start, which the audit says): exactly one opens its
+   summary; none or several are said, with a chooser for several. Never a guess: an
+   encounter of another patient, or a Patient that is not the one asked for, opens
+   nothing.
+
+`iss` goes back to the EHR as `aud` exactly as the EHR sent it; only the match against
+the allowed EHRs ignores a trailing "/".
 
 Every launch is audited with the EHR's ids; the access token is used for those two reads
 and then forgotten, never stored or logged.
@@ -77,6 +82,9 @@ EHR_FAILED = _l(
     "The EHR did not let this app read the patient's record, so no summary can be "
     "opened from it. Please try again from the EHR."
 )
+LAUNCH_USED = _l(
+    "This launch from the EHR was already used. To open the page again, open it again from the EHR."
+)
 NO_CHART_SYSTEM = _l(
     "No visit can be found from the EHR until Settings say that patient references are "
     "chart numbers and name their system (Chart number system)."
@@ -110,10 +118,15 @@ def settings() -> Settings | None:
     )
 
 
+def _base(iss: str) -> str:
+    """The EHR's FHIR base as the allowed list holds it (no trailing "/")."""
+    return iss.rstrip("/")
+
+
 def _client(found: Settings, iss: str):
     return oauth_app(
         NAME,
-        f"{iss}/.well-known/smart-configuration",
+        f"{_base(iss)}/.well-known/smart-configuration",
         found.client_id,
         read_secret(current_app.config, "SMART_CLIENT_SECRET"),  # read where it is used
         SCOPES,
@@ -140,9 +153,9 @@ def launch():
     found = settings()
     if found is None:
         abort(404)
-    iss = (request.args.get("iss") or "").strip().rstrip("/")
+    iss = (request.args.get("iss") or "").strip()  # kept as sent: it goes back as `aud`
     launch_id = request.args.get("launch") or ""
-    if iss not in found.issuers:
+    if _base(iss) not in found.issuers:
         return _refused("issuer not allowed", NOT_ALLOWED, 403)
     if not launch_id or len(launch_id) > MAX_LAUNCH:
         return _refused("no launch id", EHR_FAILED, 400)
@@ -158,9 +171,9 @@ def authorize():
     found = settings()
     if found is None:
         abort(404)
-    iss = (request.args.get("iss") or "").rstrip("/")
+    iss = request.args.get("iss") or ""
     launch_id = request.args.get("launch") or ""
-    if iss not in found.issuers or not launch_id or len(launch_id) > MAX_LAUNCH:
+    if _base(iss) not in found.issuers or not launch_id or len(launch_id) > MAX_LAUNCH:
         return _refused("issuer not allowed", NOT_ALLOWED, 403)
     client = _client(found, iss)
     redirect_uri = base_url() + url_for("smart.callback")
@@ -190,17 +203,21 @@ def callback():
     flows = session.get(FLOW_KEY) or {}
     iss = flows.pop(str(request.args.get("state")), None) if isinstance(flows, dict) else None
     session[FLOW_KEY] = flows
-    if iss is None or iss not in found.issuers:
-        return _refused("no launch in progress", EHR_FAILED, 400)
+    if iss is None or _base(iss) not in found.issuers:
+        # Most often Back or a reload after a launch that opened its page: the EHR is
+        # not at fault, the launch was used.
+        return _refused("no launch in progress", LAUNCH_USED, 400)
     try:
         context = _launch_context(found, iss)
     except LaunchFailed as failure:
         return _refused(failure.reason, failure.message, 401)
     ids = f" (EHR {iss}, patient {context.patient}, encounter {context.encounter or '-'})"
     try:
-        chart, day = _chart_and_day(iss, context)
+        chart, day, undated = _chart_and_day(iss, context)
     except LaunchFailed as failure:
         return _refused(failure.reason, failure.message, 502, ids)
+    if undated:
+        ids = ids.removesuffix(")") + "; the encounter has no start: today's visits)"
     matches = [
         row
         for row in storage.visits_for_day(get_db(), day.isoformat())
@@ -290,7 +307,7 @@ def _read(iss: str, path: str, token: dict) -> dict:
     """GET one resource; it must be a JSON object of the type and id asked for."""
     try:
         response = requests.get(
-            f"{iss}/{path}",
+            f"{_base(iss)}/{path}",
             headers={
                 "Authorization": f"Bearer {token['access_token']}",
                 "Accept": "application/fhir+json",
@@ -308,14 +325,16 @@ def _read(iss: str, path: str, token: dict) -> dict:
         raise LaunchFailed(f"EHR sent no JSON for {kind}") from error
     if not isinstance(found, dict) or found.get("resourceType") != kind:
         raise LaunchFailed(f"EHR sent no {kind}")
-    if found.get("id") not in (None, wanted):
+    if found.get("id") != wanted:  # a read by id answers with that id (FHIR)
         raise LaunchFailed(f"EHR sent another {kind}")
     return found
 
 
-def _chart_and_day(iss: str, context: Context) -> tuple[str, date]:
-    """The patient's chart number (their identifier in the clinic's system) and the
-    appointment day (the encounter's start, else today)."""
+def _chart_and_day(iss: str, context: Context) -> tuple[str, date, bool]:
+    """The patient's chart number (their identifier in the clinic's system), the
+    appointment day (the encounter's start, else today), and whether an encounter was
+    given without a start that can be read (then today, and the audit says so). An
+    encounter whose subject is another patient is a broken launch: nothing opens."""
     system = (clinic_settings()["chart_number_system"] or "").strip()
     if not system or not clinic_settings()["references_are_chart_numbers"]:
         raise LaunchFailed("no chart number system in Settings", NO_CHART_SYSTEM)
@@ -331,14 +350,27 @@ def _chart_and_day(iss: str, context: Context) -> tuple[str, date]:
     ]
     if len(set(charts)) != 1:
         raise LaunchFailed(f"{len(set(charts))} chart numbers on the EHR's patient")
-    day = now().date()
-    if context.encounter:
-        encounter = _read(iss, f"Encounter/{context.encounter}", context.token)
-        period = encounter.get("period")
-        start = period.get("start") if isinstance(period, dict) else None
-        if isinstance(start, str):
-            day = _clinic_day(start) or day  # without a readable start: today's visits
-    return charts[0], day
+    today = now().date()
+    if not context.encounter:
+        return charts[0], today, False
+    encounter = _read(iss, f"Encounter/{context.encounter}", context.token)
+    if not _of_patient(encounter.get("subject"), context.patient):
+        raise LaunchFailed("EHR's encounter is another patient's")
+    period = encounter.get("period")
+    start = period.get("start") if isinstance(period, dict) else None
+    day = _clinic_day(start) if isinstance(start, str) else None
+    return charts[0], day or today, day is None
+
+
+def _of_patient(subject, patient: str) -> bool:
+    """Whether an Encounter's subject is the launch's patient: its reference, relative
+    or absolute, names Patient/<id>. Without a reference (an optional element, or an
+    identifier only) there is nothing to contradict the launch."""
+    reference = subject.get("reference") if isinstance(subject, dict) else None
+    if not isinstance(reference, str):
+        return subject is None or isinstance(subject, dict)
+    wanted = f"Patient/{patient}"
+    return reference == wanted or reference.endswith(f"/{wanted}")
 
 
 def _clinic_day(start: str) -> date | None:

@@ -60,6 +60,10 @@ EHR = {
         "evening": {"patient": "p1", "encounter": "e2"},
         "wrong-type": {"patient": "p5", "encounter": "e1"},
         "gone": {"patient": "p9", "encounter": "e1"},  # the EHR has no such patient
+        "mismatch": {"patient": "p1", "encounter": "e3"},  # e3 is p2's encounter
+        "subject": {"patient": "p1", "encounter": "e4"},  # e4 names p1 as its subject
+        "undated": {"patient": "p1", "encounter": "e5"},  # planned: no period yet
+        "no-id": {"patient": "p6", "encounter": "e1"},  # the EHR's Patient has no id
     },
     "resources": {
         "Patient/p1": patient("p1", "RB-1187"),
@@ -69,6 +73,16 @@ EHR = {
         "Encounter/e1": encounter("e1", "2026-11-27T10:00:00-06:00"),
         "Encounter/e2": encounter("e2", "2026-11-28T02:30:00Z"),
         "Patient/p5": encounter("p5", "2026-11-27T10:00:00-06:00"),  # not a Patient
+        "Patient/p6": {k: v for k, v in patient("p6", "RB-1187").items() if k != "id"},
+        "Encounter/e3": {
+            **encounter("e3", "2026-12-04T10:00:00-06:00"),
+            "subject": {"reference": "Patient/p2"},
+        },
+        "Encounter/e4": {
+            **encounter("e4", "2026-11-27T10:00:00-06:00"),
+            "subject": {"reference": "Patient/p1"},
+        },
+        "Encounter/e5": {"resourceType": "Encounter", "id": "e5", "status": "planned"},
     },
 }
 
@@ -283,6 +297,64 @@ def test_a_replayed_callback_opens_nothing(smart_app, reader, ehr):
     again = reader.get(f"{callback.path}?{callback.query}")
     assert again.status_code == 400
     assert audit(smart_app)[-1][::2] == ("smart_launch_failed", "no launch in progress")
+
+
+def test_back_after_a_launch_says_the_launch_was_used_not_that_the_ehr_refused(
+    smart_app, reader, ehr
+):
+    """Found on an EHR walk: Back to the callback after the page opened said "The EHR did
+    not let this app read the patient's record"."""
+    callback = urlsplit(sign_in_at_provider(to_ehr(reader, ehr, "one"), "dr"))
+    assert reader.get(f"{callback.path}?{callback.query}").status_code == 302
+    page = text(reader.get(f"{callback.path}?{callback.query}"))
+    assert "This launch from the EHR was already used." in page
+    assert "did not let this app read" not in page
+
+
+def test_an_encounter_of_another_patient_opens_nothing(smart_app, reader, ehr):
+    """Found on an EHR walk: the launch's patient p1 (RB-1187) with an encounter whose
+    subject is p2 opened RB-1187's page of that encounter's day, a day taken from
+    another patient's record."""
+    response = launched(reader, ehr, "mismatch")
+    assert response.status_code == 502
+    assert "did not let this app read" in text(response)
+    assert audit(smart_app)[-1][::2] == (
+        "smart_launch_failed",
+        f"EHR's encounter is another patient's (EHR {ehr.fhir_base}, patient p1, encounter e3)",
+    )
+    # The same encounter naming the launch's own patient opens the page.
+    wanted = visit_id(smart_app, "RB-1187", "2026-11-27")
+    assert launched(reader, ehr, "subject").headers["Location"] == f"/staff/visits/{wanted}/summary"
+
+
+def test_an_encounter_without_a_start_opens_todays_visits_and_says_so(
+    smart_app, client, ehr, clock
+):
+    clock.moment = datetime(2026, 12, 4, 8, 0)
+    create_user(smart_app, "dr@example.org", "psychiatrist")
+    login(client, "dr@example.org")
+    response = launched(client, ehr, "undated")
+    wanted = visit_id(smart_app, "Rb-1187", "2026-12-04")
+    assert response.headers["Location"] == f"/staff/visits/{wanted}/invitation"
+    assert audit(smart_app)[-1] == (
+        "smart_launch",
+        wanted,
+        f"1 found (EHR {ehr.fhir_base}, patient p1, encounter e5; the encounter has no "
+        "start: today's visits)",
+    )
+
+
+def test_a_patient_without_its_id_is_not_taken_for_the_one_asked(smart_app, reader, ehr):
+    response = launched(reader, ehr, "no-id")
+    assert response.status_code == 502
+    assert audit(smart_app)[-1][2].startswith("EHR sent another Patient")
+
+
+def test_aud_is_the_ehrs_iss_exactly_as_sent(smart_app, reader, ehr):
+    """Found on an EHR walk: an iss ending in "/" went back as an aud without it, which
+    an EHR comparing aud exactly refuses. The allowed list still matches it."""
+    address = urlsplit(to_ehr(reader, ehr, "one", iss=ehr.fhir_base + "/"))
+    assert parse_qs(address.query)["aud"] == [ehr.fhir_base + "/"]
 
 
 def test_the_state_must_be_this_browsers(smart_app, reader, ehr):
