@@ -6,8 +6,8 @@ audited: one entry for the report with its day, one per visit shown.
 
 Its routes join the staff blueprint (``bp`` of ``staff/views.py``); ``create_app`` imports
 this module so they exist before the blueprint is registered. The board's one line of
-figures (``safety_figures``, a template global) is built here too; front desk sees only
-those counts, never a patient's answer.
+figures (``safety_figures``) is built beside the board in ``staff/views.py``, which its
+poll (board.json) answers from; front desk sees only those counts, never a patient's answer.
 """
 
 from __future__ import annotations
@@ -189,31 +189,6 @@ def _figure_texts(figures: safety_report.DayFigures) -> dict:
         "median": _minutes(figures.median_minutes),
         "longest": _minutes(figures.longest_minutes),
     }
-
-
-def figures_line(day: date) -> str:
-    """The board's line: "Today's alerts: 3 · acknowledged in 2 min (median), longest
-    7 min · 1 open" (counts and minutes only, nothing about any patient)."""
-    alerts = [line.alert for line in storage.alerts_raised_on(get_db(), day)]
-    figures = safety_report.figures(alerts, now(), _limit())
-    if day == now().date():
-        parts = [gettext("Today's alerts: %(count)s", count=figures.alerts)]
-    else:
-        parts = [gettext("Alerts on this day: %(count)s", count=figures.alerts)]
-    if figures.acknowledged:
-        parts.append(
-            gettext(
-                "acknowledged in %(median)s min (median), longest %(longest)s min",
-                median=_minutes(figures.median_minutes),
-                longest=_minutes(figures.longest_minutes),
-            )
-        )
-    if figures.open:
-        parts.append(gettext("%(count)s open", count=figures.open))
-    return " · ".join(parts)
-
-
-bp.add_app_template_global(figures_line, "safety_figures")
 
 
 # --- the page and the CSV -----------------------------------------------------------------

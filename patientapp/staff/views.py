@@ -24,14 +24,14 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import force_locale, format_date, format_time, gettext
+from flask_babel import force_locale, format_date, format_decimal, format_time, gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 
 from patientapp.auth.sessions import audit, end_session, login_required
 from patientapp.auth.signin import DEVICE_COOKIE
 from patientapp.db import storage
-from patientapp.domain import delivery, invitations, visits
+from patientapp.domain import delivery, invitations, safety_report, visits
 from patientapp.domain.records import Visit, time_text
 from patientapp.exports import record
 from patientapp.i18n import current_language, language_name, listed, offered_languages
@@ -157,6 +157,38 @@ def _alerts() -> list[dict]:
     ]
 
 
+def figures_line(day: date) -> str:
+    """The board's line: "Today's alerts: 3 · acknowledged in 2 min (median), longest
+    7 min · 1 open" (counts and minutes only, nothing about any patient). The page shows
+    it and board.json carries it, so a new alert changes it without a reload."""
+    alerts = [line.alert for line in storage.alerts_raised_on(get_db(), day)]
+    limit = int(clinic_settings()["escalate_after_minutes"])
+    figures = safety_report.figures(alerts, now(), limit)
+    if day == now().date():
+        parts = [gettext("Today's alerts: %(count)s", count=figures.alerts)]
+    else:
+        parts = [gettext("Alerts on this day: %(count)s", count=figures.alerts)]
+    if figures.acknowledged:
+        parts.append(
+            gettext(
+                "acknowledged in %(median)s min (median), longest %(longest)s min",
+                median=_minutes(figures.median_minutes),
+                longest=_minutes(figures.longest_minutes),
+            )
+        )
+    if figures.open:
+        parts.append(gettext("%(count)s open", count=figures.open))
+    return " · ".join(parts)
+
+
+def _minutes(value: float) -> str:
+    """Minutes to one decimal at most, in the reader's language ("4.5", "7")."""
+    return format_decimal(round(value, 1), format="#,##0.#")
+
+
+bp.add_app_template_global(figures_line, "safety_figures")
+
+
 # --- board -------------------------------------------------------------------------------
 
 
@@ -194,9 +226,10 @@ def _board_page(day: date, ack_form: AcknowledgeForm | None = None, ack_visit: i
 @bp.get("/board.json")
 @login_required(*EVERYONE, touch=False)
 def board_json():
-    """What the board script polls: statuses and open alerts, never answers."""
+    """What the board script polls: statuses, open alerts and the day's line of alert
+    figures, never answers."""
     day = _day_arg()
-    return jsonify(alerts=_alerts(), visits=_board_rows(day))
+    return jsonify(alerts=_alerts(), visits=_board_rows(day), figures=figures_line(day))
 
 
 @bp.get("/alerts.json")

@@ -1,6 +1,6 @@
 // Keeps the staff board current without a reload: polls the JSON endpoint, shows new
-// safety alerts at the top and updates each visit's status. Without script, the page
-// reloads itself every 30 seconds instead (a <noscript> refresh).
+// safety alerts at the top and updates the day's alert figures and each visit's status.
+// Without script, the page reloads itself every 30 seconds instead (a <noscript> refresh).
 (function () {
   "use strict";
   var board = document.getElementById("board");
@@ -62,6 +62,15 @@
     }
   }
 
+  // The day's line of alert figures, as the server words it (inside the report's link
+  // for those who may read the report).
+  function showFigures(text) {
+    var line = document.querySelector(".alert-figures");
+    if (!line || typeof text !== "string") return;
+    var target = line.querySelector("a") || line;
+    if (target.textContent !== text) target.textContent = text;
+  }
+
   function render(data) {
     var template = board.getAttribute("data-alert-text");
     var seen = {};
@@ -78,6 +87,7 @@
       if (!seen[li.getAttribute("data-visit")]) li.remove();
     });
     region.hidden = data.alerts.length === 0;
+    showFigures(data.figures);
     data.visits.forEach(function (visit) {
       var row = board.querySelector("tr[data-visit='" + visit.id + "']");
       // A visit created elsewhere: reload quietly (auto=1 does not count as activity).

@@ -192,7 +192,7 @@ def _row_text(row: Row) -> str:
         return f"{meds} [{row.language}]" if row.language else meds
     parts = []
     if row.words:
-        parts.append(row.sep.join(row.words))
+        parts.append(row.words_text)
     if row.quote:
         parts.append(quoted_text(row.quote))
     return " — ".join(parts)

@@ -91,11 +91,11 @@ class Row:
     # M1: one line per medicine, (name as written, feeling, whether it is "not helping")
     medicines: list[tuple[str, str, bool]] = field(default_factory=list)
     language: str = ""  # the language the medicine names were written in
-    sep: str = ", "  # between the words: the stance's parts take " · "
 
     @property
-    def shown_words(self) -> list:
-        return self.words
+    def words_text(self) -> str:
+        """The chosen answers as the reader's language lists them ("a, b", "a、b")."""
+        return listed(self.words)
 
 
 @dataclass

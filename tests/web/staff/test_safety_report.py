@@ -352,6 +352,18 @@ def test_the_board_shows_the_days_figures_and_links_readers_to_the_report(dr, de
     assert "/staff/safety-report" not in front  # the figures, never the link
 
 
+def test_the_boards_poll_carries_the_same_line_so_it_changes_without_a_reload(dr, desk):
+    """board.js writes board.json's line over the page's: the words the page shows."""
+    line = "Today's alerts: 3 · acknowledged in 4.5 min (median), longest 7 min · 1 open"
+    for client in (dr, desk):
+        assert client.get("/staff/board.json").get_json()["figures"] == line
+    other = dr.get("/staff/board.json?day=2026-11-24").get_json()["figures"]
+    assert other == "Alerts on this day: 1 · 1 open"
+    chinese = desk.get("/staff/board.json?lang=zh_Hans").get_json()["figures"]
+    page = html_lib.unescape(desk.get("/staff/?lang=zh_Hans").get_data(as_text=True))
+    assert f'<p class="alert-figures">{chinese}</p>' in page and "Today" not in chinese
+
+
 def test_another_days_board_names_its_own_figures(dr):
     board = html_lib.unescape(dr.get("/staff/?day=2026-11-24").get_data(as_text=True))
     assert "Alerts on this day: 1 · 1 open" in board
