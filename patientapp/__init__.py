@@ -10,7 +10,7 @@ from pathlib import Path
 
 from flask import Flask, Response, request
 from flask_compress import Compress
-from flask_wtf.csrf import CSRFProtect
+from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from patientapp import cli as commands
 from patientapp import config as config_module
@@ -80,11 +80,29 @@ def create_app(test_config: dict | None = None) -> Flask:
     _add_compression(app)
     i18n.init_app(app)
     csrf.init_app(app)
+    _refuse_other_sites(app)
     _register_blueprints(app)
     errors.init_app(app)
     _add_security_headers(app)
     _warn_on_debug_host(app)
     return app
+
+
+def _refuse_other_sites(app: Flask) -> None:
+    """A form sent from another site, or from a sibling subdomain, is refused like a form
+    without its token. Browsers say where a request comes from in `Sec-Fetch-Site`,
+    whatever the Referrer-Policy (which keeps the Referer from ever being sent, so
+    Flask-WTF's Referer check is off: config.py). `SameSite=Lax` keeps the session
+    cookie from another site's forms, not from a sibling subdomain's ("same-site"),
+    which could also plant a session cookie of its own for the whole domain. A client
+    that sends no such header (not a browser) still needs the token."""
+
+    @app.before_request
+    def refuse_other_sites():
+        if request.method in ("GET", "HEAD", "OPTIONS") or request.blueprint == "api":
+            return
+        if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+            raise CSRFError("The form came from another site.")
 
 
 def _check_definition() -> None:

@@ -30,9 +30,10 @@ DEFAULTS = {
     "WTF_CSRF_TIME_LIMIT": None,
     # Every page says Referrer-Policy: no-referrer (a patient's link must never travel in a
     # Referer), so browsers send no Referer and "Origin: null" with a form; Flask-WTF's
-    # HTTPS check, which wants a same-site Referer, would refuse every form behind the
-    # HTTPS proxy. The form's token, kept in the session, and the session cookie's
-    # SameSite=Lax are the CSRF protection (tests/ops/test_nginx.py sends forms both ways).
+    # HTTPS check, which wants a same-origin Referer, would refuse every form behind the
+    # HTTPS proxy. The form's token, kept in the session, the session cookie's
+    # SameSite=Lax and the Sec-Fetch-Site check (patientapp/__init__.py) are the CSRF
+    # protection (tests/web/test_other_sites.py, tests/ops/test_nginx.py).
     "WTF_CSRF_SSL_STRICT": False,
     "WTF_I18N_ENABLED": True,
     "BABEL_DEFAULT_LOCALE": "en",

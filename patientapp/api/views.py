@@ -115,7 +115,7 @@ JSON_FORMATS = ("json", "application/json", "application/fhir+json", "applicatio
 SERVED_TYPES = frozenset(
     {"application/fhir+json", "application/json+fhir", "application/json", "text/json"}
 )
-WILDCARDS = frozenset({"*/*", "application/*", "text/*"})
+WILDCARDS = frozenset({"*/*", "*", "application/*", "text/*"})  # "*": older Java clients
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -172,6 +172,10 @@ VERIFY_SAYS = {  # what restore-backup would do with the copy here
     backups.REFUSE: "the copy is encrypted and this database is not; restore-backup refuses "
     "it here until encrypt-db has been run",
 }
+REFUSED_HERE = (
+    "the copy {source} is encrypted and this database is not: set PATIENTAPP_DB_KEY_FILE "
+    "and run encrypt-db first, then restore-backup again; nothing was changed"
+)
 RESTORE_SAYS = {
     backups.ENCRYPT: "The copy was plain: the restored database is encrypted with the "
     "configured key.",
@@ -202,6 +206,8 @@ def restore_backup_command(path: Path, key_file: Path | None) -> None:
         fail("PATH is the live database itself; give a backup copy")
     key = current_app.config.get("DATABASE_KEY")
     copy_key = _key_for(key_file)
+    if not key and key_file is None and source.is_file() and not storage.is_plain(source):
+        fail(REFUSED_HERE.format(source=source))  # said before the key the copy lacks
     moment = now()
     try:
         report = backups.verify_copy(source, copy_key, Path(current_app.instance_path), moment)
@@ -209,11 +215,7 @@ def restore_backup_command(path: Path, key_file: Path | None) -> None:
         fail(f"the copy {source} did not restore: {refusal}; nothing was changed")
     kind = backups.restore_kind(source, copy_key, key)
     if kind == backups.REFUSE:
-        fail(
-            f"the copy {source} is encrypted and this database is not: set "
-            "PATIENTAPP_DB_KEY_FILE and run encrypt-db first, then restore-backup again; "
-            "nothing was changed"
-        )
+        fail(REFUSED_HERE.format(source=source))
     try:
         with storage.used_alone(live, "restore-backup"):
             kept = _put_in_place(source, live, (copy_key, key), kind, f"{moment:%Y%m%d-%H%M%S}")

@@ -169,7 +169,7 @@ def make(db, plan: Plan, key: str | None, moment_utc: datetime) -> Made:
         # Made at start (prepare); gone since, e.g. an off-site disk no longer mounted:
         # never recreated here, where a copy would land on the database's own disk.
         raise CopyError(f"the folder {plan.folder} is missing (is its disk mounted?)")
-    device = _checked_disk(storage.get_settings(db), plan.folder)
+    device = _checked_disk(storage.get_settings(db), plan.folder, _database_disk(db))
     _remove_stale_temps(plan.folder)
     name = file_name(moment_utc)
     target = plan.folder / name
@@ -217,12 +217,13 @@ def _remove_stale_temps(folder: Path) -> None:
 
 
 # An off-site disk unmounted leaves its mount point behind: an empty folder on the disk
-# below, often the database's own, where copies would go on as if nothing happened. So a
-# copy goes only onto the disk (st_dev) the last good copy into that folder went onto,
-# as recorded in the settings table (DISK), which every server process and a restart
-# read. `serve` at start takes the folder's disk as it is then (a disk replaced and
-# mounted at the same place), except the database's own disk when the last copy was
-# not on it: that is what an unmounted disk looks like, so copies fail until it is back.
+# below, often the database's own, where copies would go on as if nothing happened. The
+# disk (st_dev) of the last good copy into the folder is recorded in the settings table
+# (DISK), which every server process and a restart read. A copy is refused when the
+# folder is now on the database's own disk and the last copy was not: that is what an
+# unmounted disk looks like. Any other change is taken (a USB disk plugged in again, an
+# NFS or CIFS share mounted again, a second disk swapped in each week: their device
+# numbers change) and recorded with the next copy.
 
 
 def _disk_record(settings: dict, folder: Path) -> dict | None:
@@ -231,7 +232,16 @@ def _disk_record(settings: dict, folder: Path) -> dict | None:
     return record if record.get("folder") == str(folder.resolve()) else None
 
 
-def _checked_disk(settings: dict, folder: Path) -> int:
+def _database_disk(db) -> int | None:
+    """The device of the database's folder (None: a database without a file)."""
+    path = db.execute("PRAGMA database_list").fetchone()[2]
+    try:
+        return os.stat(Path(path).resolve().parent).st_dev if path else None
+    except OSError:
+        return None
+
+
+def _checked_disk(settings: dict, folder: Path, database: int | None) -> int:
     """The folder's device, when a copy may go there; else CopyError."""
     try:
         device = os.stat(folder).st_dev
@@ -240,9 +250,10 @@ def _checked_disk(settings: dict, folder: Path) -> int:
             f"the folder {folder} cannot be read: {error.strerror} (is its disk mounted?)"
         ) from None
     record = _disk_record(settings, folder)
-    if record is not None and device != record["device"]:
+    if record is not None and device != record["device"] and device == database:
         raise CopyError(
-            f"the folder {folder} is on another disk than the last copy (is its disk mounted?)"
+            f"the folder {folder} is now on the database's own disk, the last copy was not "
+            "(is its disk mounted?)"
         )
     return device
 

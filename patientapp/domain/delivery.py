@@ -33,7 +33,7 @@ import textwrap
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 
 from flask_babel import force_locale, format_date, format_time, get_locale, gettext, ngettext
 
@@ -246,11 +246,12 @@ def compose(
     visit: Visit,
     link: str,
     stop: str,
-    today: date | None = None,
+    now: datetime | None = None,
 ) -> Words:
     """The message for one visit, in the current language (call under force_locale);
-    `today`, the clinic's date when it goes out: a link sent after the appointment's day
-    (in the clinic's extra days) does not ask for answers "before your visit"."""
+    `now`, the clinic's time when it goes out: a link sent once the appointment has
+    begun (later that day, or in the clinic's extra days) does not ask for answers
+    "before your visit"."""
     day = format_date(visit.appointment_at, "full")
     at = format_time(visit.appointment_at, "short")
     until = format_date(visit.expires_at, "long")
@@ -258,7 +259,7 @@ def compose(
     # that asks "if you have not answered" read oddly to one stopped at the review); one
     # who only pressed Start has no answers saved and gets the plain reminder.
     started = kind == REMINDER and visits.went_past_first_screen(visit)
-    passed = today is not None and visit.appointment_at.date() < today
+    passed = now is not None and visit.appointment_at <= now
     if channel == SMS:
         when = {
             "clinic": clinic,
@@ -396,6 +397,8 @@ class Claimed:
 def _stale(message: dict, visit: Visit | None, contact: dict | None, now: datetime) -> bool:
     if visit is None or not visits.is_open(visit, now) or contact is None:
         return True
+    if message["kind"] == REMINDER and visit.appointment_at <= now:
+        return True  # late (retries, a server down): a reminder of a visit already begun
     return (
         contact["opted_out_at"] is not None
         or not contact["email" if message["channel"] == EMAIL else "phone"]
@@ -464,7 +467,7 @@ def _send(channels: Channels, claimed: Claimed, words: Words, sender_name: str =
 
 
 def _words(
-    claimed: Claimed, settings: Mapping, base_url: str, default_language: str, today: date
+    claimed: Claimed, settings: Mapping, base_url: str, default_language: str, now: datetime
 ) -> Words:
     link = base_url.rstrip("/") + LINK_PATH + claimed.token
     language = claimed.visit.suggested_language or claimed.visit.answer_language
@@ -476,7 +479,7 @@ def _words(
             visit=claimed.visit,
             link=link,
             stop=link + STOP_SUFFIX,
-            today=today,
+            now=now,
         )
 
 
@@ -512,7 +515,7 @@ def run_pass(
     settings = storage.get_settings(db)
     channels = Channels.from_settings(settings)
     while (claimed := claim(db, settings, clock(), result)) is not None:
-        words = _words(claimed, settings, base_url, default_language, clock().date())
+        words = _words(claimed, settings, base_url, default_language, clock())
         try:
             # The clinic's name beside the sender, as the subject already names it.
             answer = _send(channels, claimed, words, str(settings.get("clinic_name") or ""))

@@ -482,5 +482,13 @@ def test_an_encrypted_backup_is_not_restored_into_a_plain_database(plain_app, tm
         "PATIENTAPP_DB_KEY_FILE and run encrypt-db first, then restore-backup again; "
         "nothing was changed"
     ]
+    # Without --key-file (the key is not at hand): the same one line, not a key error.
+    result = runner.invoke(args=["restore-backup", str(copy)])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: the copy {copy} is encrypted and this database is not: set "
+        "PATIENTAPP_DB_KEY_FILE and run encrypt-db first, then restore-backup again; "
+        "nothing was changed"
+    ]
     close_thread_db()
     assert storage.is_plain(plain_app.config["DATABASE"])

@@ -475,8 +475,8 @@ def test_every_text_stays_under_320_characters(app, db, language):
     invited = storage.get_visit(db, invitation.visit_id)
     started = dataclasses.replace(invited, status=visits.IN_PROGRESS, furthest_step=2)
     link = BASE + delivery.LINK_PATH + "x" * 43  # 256 bits in base64url
-    after = invited.appointment_at.date() + timedelta(days=1)
-    for kind, visit, today in (
+    after = invited.appointment_at + timedelta(minutes=1)
+    for kind, visit, moment in (
         (delivery.INVITATION, invited, None),
         (delivery.INVITATION, invited, after),  # sent in the extra days after the visit
         (delivery.REMINDER, invited, None),
@@ -490,9 +490,9 @@ def test_every_text_stays_under_320_characters(app, db, language):
                 visit=visit,
                 link=link,
                 stop=link + delivery.STOP_SUFFIX,
-                today=today,
+                now=moment,
             ).body
-        assert len(text) < 320, (kind, visit.status, today, len(text), text)
+        assert len(text) < 320, (kind, visit.status, moment, len(text), text)
 
 
 # How each language names the psychiatrist or psychiatry (README: a phone's lock screen
@@ -514,10 +514,10 @@ def test_no_message_names_the_psychiatrist_in_any_language(app, db, language):
     invitation = make_invitation(app, language=language)
     invited = storage.get_visit(db, invitation.visit_id)
     started = dataclasses.replace(invited, status=visits.IN_PROGRESS, furthest_step=2)
-    after = invited.appointment_at.date() + timedelta(days=1)
+    after = invited.appointment_at + timedelta(minutes=1)
     link = BASE + delivery.LINK_PATH + "x" * 43
     for channel in (delivery.EMAIL, delivery.SMS):
-        for kind, visit, today in (
+        for kind, visit, moment in (
             (delivery.INVITATION, invited, None),
             (delivery.INVITATION, invited, after),
             (delivery.REMINDER, invited, None),
@@ -531,10 +531,10 @@ def test_no_message_names_the_psychiatrist_in_any_language(app, db, language):
                     visit=visit,
                     link=link,
                     stop=link + delivery.STOP_SUFFIX,
-                    today=today,
+                    now=moment,
                 )
             said = (words.subject + " " + words.body).lower()
-            assert PSYCHIATRY[language] not in said, (channel, kind, today, said)
+            assert PSYCHIATRY[language] not in said, (channel, kind, moment, said)
 
 
 def test_a_gateway_that_refuses_the_number_shows_on_the_row(app, staff, gateway, clock, db):
@@ -683,6 +683,40 @@ def test_a_link_sent_after_the_visits_day_does_not_ask_for_answers_before_it(
     text = urllib.parse.parse_qs(gateway.requests[0]["body"])["Body"][0]
     assert text.startswith(f"{CLINIC}: please answer a few questions (about ")
     assert "before your visit" not in text and len(text) < 320
+
+
+def test_a_link_sent_later_the_same_day_after_the_visit_began_asks_plainly(
+    app, staff, relay, clock, db
+):
+    """From a second reading: at 11:00 for a 10:00 visit the e-mail still said "Before it,
+    please answer"."""
+    use_relay(staff, relay.port)
+    visit_id = visit_id_of(new_invitation(staff, clock))  # Nov 26 at 10:00
+    clock.moment = datetime(2026, 11, 26, 11, 0)
+    sign_in_again(staff)
+    html = staff.get(f"/staff/visits/{visit_id}/invitation").get_data(as_text=True)
+    data = {"csrf_token": csrf_from(html), "email": PATIENT_EMAIL}
+    assert staff.post(f"/staff/visits/{visit_id}/send", data=data).status_code == 302
+    run_pass(app, clock)
+    body = words(read(relay.messages[-1]).get_content())
+    assert "Before it" not in body and f"{CLINIC} asks you to answer a few questions" in body
+
+
+def test_a_reminder_that_could_not_leave_before_the_visit_is_not_sent_after_it(
+    app, staff, relay, clock, db
+):
+    """From a second reading: a reminder held back (the relay down, the server off) went
+    out after the visit had begun, "a reminder of your visit ... before it"."""
+    use_relay(staff, relay.port)
+    new_invitation(
+        staff, clock, email=PATIENT_EMAIL
+    )  # Nov 26 at 10:00, reminder at 10:00 the day before
+    run_pass(app, clock)
+    assert len(relay.messages) == 1
+    clock.moment = datetime(2026, 11, 26, 10, 30)  # the server was off until now
+    result = run_pass(app, clock)
+    assert result.sent == [] and len(result.cancelled) == 1
+    assert len(relay.messages) == 1
 
 
 def test_message_settings_are_validated_and_the_header_never_shown(app, staff, gateway, db):

@@ -39,11 +39,13 @@ PROXY_BLOCK = """\
 # Debian 12's nginx (1.22 has no `http2 on;`), and behind it no form could be sent.
 SERVER_BLOCK = (
     """\
-# A patient's link (/v/...) and the first admin's (/staff/setup/...) are secrets in the
-# path: the access log keeps the path without them, and never a query string.
+# A patient's link (/v/...), the first admin's (/staff/setup/...) and an account's link
+# to the sign-in service (/staff/link/...) are secrets in the path: the access log keeps
+# the path without them, and never a query string.
 map $uri $patientapp_logged_path {
     ~^/v/            /v/-;
     ~^/staff/setup/  /staff/setup/-;
+    ~^/staff/link/   /staff/link/-;
     default          $uri;
 }
 log_format patientapp '$remote_addr [$time_local] "$request_method $patientapp_logged_path" $status $body_bytes_sent $request_time';
@@ -204,6 +206,19 @@ def test_links_never_carry_a_forged_host(behind_nginx):
     html = desk.request("GET", urllib.parse.urlsplit(location).path)[2]
     assert f'href="{BASE_URL}/v/' in html
     assert "evil.example" not in html
+
+
+def test_the_log_map_hides_every_route_with_a_secret_in_its_path(app):
+    """Found on a second reading: the map missed /staff/link/<token>. Every route that
+    takes a token in its path must have its prefix masked."""
+    prefixes = {
+        rule.rule.split("<token:", 1)[0]
+        for rule in app.url_map.iter_rules()
+        if "<token:" in rule.rule
+    }
+    assert prefixes >= {"/v/", "/staff/setup/", "/staff/link/"}
+    for prefix in prefixes:
+        assert f"~^{prefix} " in SERVER_BLOCK and f" {prefix}-;" in SERVER_BLOCK, prefix
 
 
 def test_readme_shows_the_tested_proxy_block():

@@ -184,14 +184,15 @@ def _unmounted_then_back(app, clock, utc, folder: Path, disk: Path, new: Path) -
     assert len(copies.generations(disk)) == 2
     subprocess.run(["umount", str(folder)], check=True)
 
-    bind(new, folder)  # another disk in its place: not before the next start
-    utc.advance(minutes=5)
-    assert "is its disk mounted?" in str(copy_once(app, clock, utc))
-    copies.prepare(app.config)
+    # Another disk in its place (the week's other disk, or the same one with a new device
+    # number, as a USB disk plugged in again or an NFS share mounted again has): taken.
+    bind(new, folder)
     utc.advance(minutes=5)
     assert isinstance(copy_once(app, clock, utc), copies.Made)
     assert len(copies.generations(new)) == 1
     subprocess.run(["umount", str(folder)], check=True)
+    utc.advance(minutes=5)  # and that one unmounted in turn: refused again
+    assert "is its disk mounted?" in str(copy_once(app, clock, utc))
 
 
 def test_a_folder_gone_before_a_restart_is_not_made_again(app, clock, utc, tmp_path):

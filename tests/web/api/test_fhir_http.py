@@ -81,6 +81,7 @@ def test_options_is_a_method_not_allowed_like_any_other(app, admin, client, path
         None,
         "",
         "*/*",
+        "*",
         "application/json",
         "application/fhir+json",
         "application/json+fhir",
