@@ -176,6 +176,24 @@ REFUSED_HERE = (
     "the copy {source} is encrypted and this database is not: set PATIENTAPP_DB_KEY_FILE "
     "and run encrypt-db first, then restore-backup again; nothing was changed"
 )
+MAYBE_ENCRYPTED_HERE = (
+    "the copy {source} is encrypted (or not a database) and this database is not: if it "
+    "is an encrypted backup, set PATIENTAPP_DB_KEY_FILE and run encrypt-db first, then "
+    "restore-backup again; nothing was changed"
+)
+
+
+def _looks_encrypted(path: Path) -> bool:
+    """Whether the file may be an encrypted database: not SQLite's plain header, and
+    whole pages (SQLCipher writes 4096-byte pages); an empty or short file, a text or a
+    .gz is left to the copy's own checks, which name what is wrong with it."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return False
+    return size > 0 and size % 512 == 0 and not storage.is_plain(path)
+
+
 RESTORE_SAYS = {
     backups.ENCRYPT: "The copy was plain: the restored database is encrypted with the "
     "configured key.",
@@ -206,8 +224,8 @@ def restore_backup_command(path: Path, key_file: Path | None) -> None:
         fail("PATH is the live database itself; give a backup copy")
     key = current_app.config.get("DATABASE_KEY")
     copy_key = _key_for(key_file)
-    if not key and key_file is None and source.is_file() and not storage.is_plain(source):
-        fail(REFUSED_HERE.format(source=source))  # said before the key the copy lacks
+    if not key and key_file is None and _looks_encrypted(source):
+        fail(MAYBE_ENCRYPTED_HERE.format(source=source))  # said before the key it lacks
     moment = now()
     try:
         report = backups.verify_copy(source, copy_key, Path(current_app.instance_path), moment)

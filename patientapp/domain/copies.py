@@ -217,19 +217,30 @@ def _remove_stale_temps(folder: Path) -> None:
 
 
 # An off-site disk unmounted leaves its mount point behind: an empty folder on the disk
-# below, often the database's own, where copies would go on as if nothing happened. The
-# disk (st_dev) of the last good copy into the folder is recorded in the settings table
-# (DISK), which every server process and a restart read. A copy is refused when the
-# folder is now on the database's own disk and the last copy was not: that is what an
-# unmounted disk looks like. Any other change is taken (a USB disk plugged in again, an
-# NFS or CIFS share mounted again, a second disk swapped in each week: their device
-# numbers change) and recorded with the next copy.
+# below (the database's own, or another), where copies would go on as if nothing
+# happened. Each good copy records, in the settings table (DISK) that every server
+# process and a restart read, the folder's device and the mount point it lies under
+# (the nearest folder, itself included, where a file system is mounted). A copy is
+# refused when the folder now lies under another mount point (its disk unmounted: the
+# folder has fallen onto the one below), or, for a record from before the mount point
+# was kept, when it has fallen onto the database's own disk. A new device under the
+# same mount point is taken (a USB disk plugged in again, an NFS or CIFS share mounted
+# again, the week's other disk swapped in: their device numbers change).
 
 
 def _disk_record(settings: dict, folder: Path) -> dict | None:
     """The disk of the last good copy into folder (None: none yet, or another folder)."""
     record = settings.get(DISK) or {}
     return record if record.get("folder") == str(folder.resolve()) else None
+
+
+def _mount_point(folder: Path) -> str:
+    """The mount point the folder lies under: the nearest folder, itself included, where
+    a file system is mounted."""
+    path = folder.resolve()
+    while not os.path.ismount(path) and path != path.parent:
+        path = path.parent
+    return str(path)
 
 
 def _database_disk(db) -> int | None:
@@ -250,7 +261,14 @@ def _checked_disk(settings: dict, folder: Path, database: int | None) -> int:
             f"the folder {folder} cannot be read: {error.strerror} (is its disk mounted?)"
         ) from None
     record = _disk_record(settings, folder)
-    if record is not None and device != record["device"] and device == database:
+    if record is None:
+        return device
+    if "mount" in record and _mount_point(folder) != record["mount"]:
+        raise CopyError(
+            f"the folder {folder} is no longer on the disk mounted at {record['mount']} "
+            "(is its disk mounted?)"
+        )
+    if "mount" not in record and device != record["device"] and device == database:
         raise CopyError(
             f"the folder {folder} is now on the database's own disk, the last copy was not "
             "(is its disk mounted?)"
@@ -260,13 +278,14 @@ def _checked_disk(settings: dict, folder: Path, database: int | None) -> int:
 
 def _record_disk(db, folder: Path, device: int) -> None:
     """Inside the caller's transaction: the disk the last good copy went onto."""
-    storage.put_setting(db, DISK, {"folder": str(folder.resolve()), "device": device})
+    record = {"folder": str(folder.resolve()), "device": device, "mount": _mount_point(folder)}
+    storage.put_setting(db, DISK, record)
 
 
 def prepare(config) -> None:
     """At start, before any copy: make the copy folder (0700) unless copies already went
-    into it (missing now, its disk is not mounted: the copies say so), and take the disk
-    it is on now unless that is the database's own disk and the last copy's was not."""
+    into it (missing now, its disk is not mounted: the copies say so, and so does the
+    log now), and say in the log when the copies will refuse the folder as it is."""
     plan = Plan.of(config)
     if plan is None:
         return
@@ -279,19 +298,10 @@ def prepare(config) -> None:
         if not plan.folder.is_dir():
             log.warning("the copy folder %s is missing (is its disk mounted?)", plan.folder)
             return
-        device = os.stat(plan.folder).st_dev
-        if device == record["device"]:
-            return
-        database = os.stat(Path(config["DATABASE"]).resolve().parent).st_dev
-        if device == database:
-            log.warning(
-                "the copy folder %s is on the database's own disk, the last copy was not "
-                "(is its disk mounted?): no copy is made there",
-                plan.folder,
-            )
-            return
-        with storage.write(db):
-            _record_disk(db, plan.folder, device)
+        try:
+            _checked_disk(storage.get_settings(db), plan.folder, _database_disk(db))
+        except CopyError as refusal:
+            log.warning("%s: no copy is made there until it is back", refusal)
     finally:
         db.close()
 

@@ -203,10 +203,12 @@ def callback():
     flows = session.get(FLOW_KEY) or {}
     iss = flows.pop(str(request.args.get("state")), None) if isinstance(flows, dict) else None
     session[FLOW_KEY] = flows
-    if iss is None or _base(iss) not in found.issuers:
+    if iss is None:
         # Most often Back or a reload after a launch that opened its page: the EHR is
         # not at fault, the launch was used.
         return _refused("no launch in progress", LAUNCH_USED, 400)
+    if _base(iss) not in found.issuers:  # removed from the allowed EHRs meanwhile
+        return _refused("issuer not allowed", NOT_ALLOWED, 403)
     try:
         context = _launch_context(found, iss)
     except LaunchFailed as failure:
@@ -369,6 +371,7 @@ def _of_patient(subject, patient: str) -> bool:
     reference = subject.get("reference") if isinstance(subject, dict) else None
     if not isinstance(reference, str):
         return subject is None or isinstance(subject, dict)
+    reference = reference.split("/_history/", 1)[0]  # a version of that patient is that patient
     wanted = f"Patient/{patient}"
     return reference == wanted or reference.endswith(f"/{wanted}")
 

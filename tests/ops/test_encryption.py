@@ -482,13 +482,21 @@ def test_an_encrypted_backup_is_not_restored_into_a_plain_database(plain_app, tm
         "PATIENTAPP_DB_KEY_FILE and run encrypt-db first, then restore-backup again; "
         "nothing was changed"
     ]
-    # Without --key-file (the key is not at hand): the same one line, not a key error.
+    # Without --key-file (the key is not at hand): one line, not a key error.
     result = runner.invoke(args=["restore-backup", str(copy)])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        f"Error: the copy {copy} is encrypted and this database is not: set "
-        "PATIENTAPP_DB_KEY_FILE and run encrypt-db first, then restore-backup again; "
-        "nothing was changed"
+        f"Error: the copy {copy} is encrypted (or not a database) and this database is "
+        "not: if it is an encrypted backup, set PATIENTAPP_DB_KEY_FILE and run encrypt-db "
+        "first, then restore-backup again; nothing was changed"
     ]
+    # An empty file or a text is said to be what it is (a second reading found them
+    # all called "encrypted").
+    empty, text = tmp_path / "empty.db", tmp_path / "notes.db"
+    empty.touch()
+    text.write_text("not a database\n")
+    for bad in (empty, text):
+        result = runner.invoke(args=["restore-backup", str(bad)])
+        assert result.exit_code == 1 and "run encrypt-db" not in result.output, result.output
     close_thread_db()
     assert storage.is_plain(plain_app.config["DATABASE"])

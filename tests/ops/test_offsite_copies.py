@@ -195,6 +195,32 @@ def _unmounted_then_back(app, clock, utc, folder: Path, disk: Path, new: Path) -
     assert "is its disk mounted?" in str(copy_once(app, clock, utc))
 
 
+def test_an_offsite_disk_unmounted_over_a_third_disk_fails_loudly(app, clock, utc, tmp_path):
+    """From a second reading: the mount point lies on a disk that is not the database's
+    (a separate /srv, a ZFS dataset); unmounted, copies went onto that disk, recorded as
+    good. The folder has left the mount point of the last copy: refused."""
+    app.config.update(COPY_INTERVAL_SECONDS=300, COPY_KEEP=48)
+    with (
+        mounted(tmp_path / "third", "size=4m") as third,
+        mounted(tmp_path / "disk", "size=4m") as disk,
+    ):
+        folder = third / "copies"
+        folder.mkdir()
+        app.config["COPY_DIR"] = str(folder)
+        bind(disk, folder)
+        try:
+            copies.prepare(app.config)
+            assert isinstance(copy_once(app, clock, utc), copies.Made)
+            subprocess.run(["umount", str(folder)], check=True)  # the off-site disk goes
+            utc.advance(minutes=5)
+            failure = copy_once(app, clock, utc)
+            assert isinstance(failure, copies.CopyError), failure
+            assert f"is no longer on the disk mounted at {folder}" in str(failure)
+            assert not any(folder.iterdir())  # nothing on the third disk
+        finally:
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
+
+
 def test_a_folder_gone_before_a_restart_is_not_made_again(app, clock, utc, tmp_path):
     """A folder on an off-site disk (here /mnt/offsite/copies) is gone once its disk is
     unmounted; made again at the next start, the copies would land on the disk below."""

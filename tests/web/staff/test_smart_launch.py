@@ -80,7 +80,7 @@ EHR = {
         },
         "Encounter/e4": {
             **encounter("e4", "2026-11-27T10:00:00-06:00"),
-            "subject": {"reference": "Patient/p1"},
+            "subject": {"reference": "Patient/p1/_history/2"},  # a version of p1
         },
         "Encounter/e5": {"resourceType": "Encounter", "id": "e5", "status": "planned"},
     },
@@ -322,7 +322,7 @@ def test_an_encounter_of_another_patient_opens_nothing(smart_app, reader, ehr):
         "smart_launch_failed",
         f"EHR's encounter is another patient's (EHR {ehr.fhir_base}, patient p1, encounter e3)",
     )
-    # The same encounter naming the launch's own patient opens the page.
+    # An encounter naming the launch's own patient (a version of it) opens the page.
     wanted = visit_id(smart_app, "RB-1187", "2026-11-27")
     assert launched(reader, ehr, "subject").headers["Location"] == f"/staff/visits/{wanted}/summary"
 
