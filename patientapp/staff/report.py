@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from flask import Response, g, render_template, request
-from flask_babel import format_date, format_datetime, format_decimal, format_time, gettext
+from flask_babel import format_date, format_datetime, format_time, gettext
 from flask_babel import lazy_gettext as _l
 
 from patientapp.auth.sessions import audit, login_required
@@ -29,7 +29,7 @@ from patientapp.domain.records import BoardVisit, SafetyAnswer, time_text
 from patientapp.exports.csv import neutralise
 from patientapp.questionnaire import display
 from patientapp.questionnaire import model as questionnaire
-from patientapp.staff.views import READERS, bp
+from patientapp.staff.views import READERS, bp, minutes_text
 from patientapp.summary.rules import DECLINED
 from patientapp.web import errors
 from patientapp.web.context import clinic_settings, get_db, now
@@ -127,11 +127,6 @@ def _audit_read(action: str, day: date, lines: list[ReportLine]) -> None:
 # --- as people read it ----------------------------------------------------------------------
 
 
-def _minutes(value: float | None) -> str:
-    """Minutes to one decimal at most, in the reader's language ("4.5", "7"); "—" for none."""
-    return format_decimal(round(value, 1), format="#,##0.#") if value is not None else "—"
-
-
 def _when(moment: datetime | None, day: date) -> str:
     """A time on the report's day as the time alone, on another day with its date."""
     if moment is None:
@@ -173,7 +168,7 @@ def _page_row(report_line: ReportLine, day: date) -> dict:
         "acknowledged": _when(alert.acknowledged_at, day),
         "acknowledged_by": alert.acknowledged_by_name or "",
         "note": alert.acknowledged_note,
-        "minutes": _minutes(report_line.minutes),
+        "minutes": minutes_text(report_line.minutes),
         "escalated": report_line.escalated_at is not None,
         "escalated_at": _when(report_line.escalated_at, day),
         "mail_sent": _when(alert.mail_sent_at, day),
@@ -186,8 +181,8 @@ def _figure_texts(figures: safety_report.DayFigures) -> dict:
         "acknowledged": figures.acknowledged,
         "open": figures.open,
         "escalated": figures.escalated,
-        "median": _minutes(figures.median_minutes),
-        "longest": _minutes(figures.longest_minutes),
+        "median": minutes_text(figures.median_minutes),
+        "longest": minutes_text(figures.longest_minutes),
     }
 
 

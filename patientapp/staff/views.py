@@ -172,8 +172,8 @@ def figures_line(day: date) -> str:
         parts.append(
             gettext(
                 "acknowledged in %(median)s min (median), longest %(longest)s min",
-                median=_minutes(figures.median_minutes),
-                longest=_minutes(figures.longest_minutes),
+                median=minutes_text(figures.median_minutes),
+                longest=minutes_text(figures.longest_minutes),
             )
         )
     if figures.open:
@@ -181,9 +181,10 @@ def figures_line(day: date) -> str:
     return " · ".join(parts)
 
 
-def _minutes(value: float) -> str:
-    """Minutes to one decimal at most, in the reader's language ("4.5", "7")."""
-    return format_decimal(round(value, 1), format="#,##0.#")
+def minutes_text(value: float | None) -> str:
+    """Minutes to one decimal at most, in the reader's language ("4.5", "7"); "—" for
+    none (the safety report's columns use it too)."""
+    return format_decimal(round(value, 1), format="#,##0.#") if value is not None else "—"
 
 
 bp.add_app_template_global(figures_line, "safety_figures")
