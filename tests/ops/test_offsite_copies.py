@@ -22,7 +22,8 @@ from patientapp.db import storage
 from patientapp.domain import backups, copies
 from patientapp.web.context import get_db
 from tests.conftest import create_user, finish_visit
-from tests.ops.test_restore_drill import audit_rows, backup_block, mounted, stored
+from tests.helpers.disks import mounted
+from tests.ops.test_restore_drill import audit_rows, backup_block, stored
 from tests.ops.test_server import serving
 
 KEY = "copies 'key' staple"

@@ -7,8 +7,7 @@ from __future__ import annotations
 import hashlib
 import html
 import sqlite3
-import subprocess
-from contextlib import closing, contextmanager
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from patientapp.db import storage
 from patientapp.domain import backups
 from patientapp.web.context import get_db
 from tests.conftest import FULL_ANSWERS, create_user, finish_visit, login, make_invitation
+from tests.helpers.disks import mounted
 
 KEY = "drill 'key' staple"
 MARKER = "MARKER-dr1ll-unique"
@@ -72,24 +72,6 @@ def refused_cleanly(result) -> str:
     assert lines[0].startswith("Error: the copy ") and "did not restore" in lines[0]
     assert "Traceback" not in result.output
     return lines[0]
-
-
-@contextmanager
-def mounted(mount_point: Path, options: str):
-    """A small file system of its own (tmpfs) at mount_point, as a backup disk would be;
-    skipped where this user may not mount one (CI runs as root)."""
-    mount_point.mkdir(exist_ok=True)
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip("cannot mount a small file system here (needs root)")
-    try:
-        yield mount_point
-    finally:  # already unmounted by the test: umount says so and nothing happens
-        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, check=False)
 
 
 @pytest.fixture

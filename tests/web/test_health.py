@@ -19,6 +19,7 @@ from patientapp import create_app
 from patientapp.db import storage
 from patientapp.web.context import close_thread_db
 from tests.conftest import make_invitation
+from tests.helpers.disks import mounted
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -108,19 +109,8 @@ def test_each_failure_is_a_503_with_its_reason_never_a_500(
 def small_disk(tmp_path):
     """A 1 MB file system of its own (tmpfs), which a test may fill; skipped where this
     user may not mount one."""
-    mount_point = tmp_path / "small-disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mount_point)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a small file system here (needs root)")
-    try:
+    with mounted(tmp_path / "small-disk", "size=1m,mode=0700") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 def test_a_full_disk_answers_503_full_then_ok_once_room_is_made(
