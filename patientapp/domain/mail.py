@@ -9,6 +9,7 @@ socket step gives up after ``TIMEOUT`` seconds.
 
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
 import ssl
@@ -137,13 +138,28 @@ def send(relay: Relay, mail: EmailMessage, to: str = "") -> str:
     answered (e.g. "250 2.0.0 Ok: queued"). Raises MailError with the reason when it is
     not taken; a patient's address never appears in that reason."""
     to = to or relay.oncall
+    patient = to != relay.oncall
     try:
-        return _send(relay, mail, to)
+        answer = _send(relay, mail, to)
     except Exception as error:  # every way a relay can fail is reported, none crashes
-        text = _hide(relay, problem(relay, error, oncall=to == relay.oncall))
-        if to != relay.oncall:
-            text = text.replace(to, "…")
-        raise MailError(text, permanent=_bounced(error)) from None
+        text = _hide(relay, problem(relay, error, oncall=not patient))
+        raise MailError(without(to, text) if patient else text, permanent=_bounced(error)) from None
+    return without(to, answer) if patient else answer
+
+
+def without(address: str, text: str) -> str:
+    """The text with a patient's address cut out, in any case and in part: relays echo
+    the recipient in their answers ("queued as X1 for <River@Mail.Example>", "mailbox
+    15552017788 unknown" from an e-mail-to-text gateway), and what a relay answered goes
+    to the audit log, which keeps it for good. The address and its mailbox name (3
+    characters or more, alone or after a "+") are replaced by "…"."""
+    local = address.rpartition("@")[0]
+    names = [address] + ([local] if len(local) >= 3 else [])
+    for name in names:
+        # Not inside a longer name: no name character before, none (nor ".x") after.
+        alone = rf"(?<![\w.%+-])\+?{re.escape(name)}(?![\w%+-]|\.\w)"
+        text = re.sub(re.escape(name) if name == address else alone, "…", text, flags=re.I)
+    return text
 
 
 def _bounced(error: Exception) -> bool:

@@ -569,6 +569,68 @@ def test_a_bounced_address_shows_on_the_row_without_the_address(app, staff, cloc
     assert PATIENT_EMAIL not in json.dumps(storage.audit_entries(db, limit=500))
 
 
+class EchoingInbox(Inbox):
+    """A relay that names the recipient back, in capitals, as some do: refusing the
+    address when `refuse`, else in its "queued" answer."""
+
+    def __init__(self, refuse: bool):
+        super().__init__()
+        self.refuse = refuse
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.refuse:
+            return f"550 5.1.1 mailbox {address.partition('@')[0].upper()} unknown"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(envelope)
+        return f"250 2.0.0 Ok: queued as X1 for <{envelope.rcpt_tos[0].upper()}>"
+
+
+def spellings(contact: str) -> list[str]:
+    """The contact, its mailbox name and its digits, in lower case."""
+    local = contact.partition("@")[0]
+    return [s.lower() for s in (contact, local, local.lstrip("+")) if len(s) >= 3]
+
+
+@pytest.mark.parametrize("refuse", [False, True], ids=["queued", "refused"])
+@pytest.mark.parametrize("by", ["email", "text by e-mail"])
+def test_a_relay_naming_the_patient_back_leaves_no_contact_anywhere(
+    app, staff, clock, db, refuse, by
+):
+    echoing = Relay(EchoingInbox(refuse))
+    echoing.controller.start()
+    try:
+        use_relay(staff, echoing.port)
+        if by == "email":
+            fields, contact = {"email": "River.Patient@Mail.Example"}, "River.Patient@Mail.Example"
+        else:
+            response = save_messages(
+                staff, sms_mode="email", sms_email_address="{number}@sms.example"
+            )
+            assert response.status_code == 302, response.get_data(as_text=True)
+            fields, contact = {"phone": PATIENT_PHONE_TYPED}, f"{PATIENT_PHONE[1:]}@sms.example"
+        visit_id = visit_id_of(new_invitation(staff, clock, **fields))
+        result = run_pass(app, clock)
+    finally:
+        echoing.controller.stop()
+    assert len(result.failed if refuse else result.sent) == 1
+    if not refuse:
+        assert echoing.messages[0].rcpt_tos == [contact]  # it went to the patient
+    page = staff.get(f"/staff/visits/{visit_id}/invitation").get_data(as_text=True).lower()
+    with closing(storage.connect(app.config["DATABASE"])) as check:
+        kept = {
+            table: repr(check.execute(f"SELECT * FROM {table}").fetchall()).lower()
+            for table in ("messages", "audit_log")
+        }
+    for spelling in spellings(contact):
+        assert spelling not in page, spelling
+        for table, rows in kept.items():
+            assert spelling not in rows, (table, spelling)
+    assert "250 2.0.0" in kept["audit_log"] or "550 5.1.1" in kept["audit_log"]
+
+
 def test_a_relay_that_is_down_never_blocks_and_is_retried(app, staff, clock, db):
     port = free_port()  # nothing listens there yet
     use_relay(staff, port)
