@@ -171,6 +171,7 @@ def init_app(app) -> None:
         language_name=language_name,
         all_languages=LANGUAGES,
         offered_languages=offered_languages,
+        colon=colon,
     )
     # Locale objects are cheap to build but validating each code once catches typos early.
     for code in offered:
@@ -180,6 +181,17 @@ def init_app(app) -> None:
 def joined(values: list[str]) -> str:
     """A list as the reader's language writes one ("a, b and c")."""
     return format_list(values, locale=get_locale()) if values else ""
+
+
+def colon() -> str:
+    """What the reader's language puts between a label and its value ("Visit: …"; French
+    "Visite : …", Chinese a full-width colon, U+FF1A)."""
+    from flask_babel import pgettext
+
+    # Translators: what goes between a label and its value on the one-page summary
+    # ("Visit: Dec 7"): a colon and a space in English, " : " in French, a full-width
+    # colon alone in Chinese.
+    return pgettext("label and value", ": ")
 
 
 def listed(values: list[str]) -> str:

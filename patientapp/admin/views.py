@@ -49,6 +49,7 @@ from patientapp.auth.sessions import audit, login_required
 from patientapp.db import storage
 from patientapp.domain import (
     api_tokens,
+    audit_actions,
     backups,
     copies,
     delivery,
@@ -590,8 +591,9 @@ def _copy_lines() -> list[tuple[str, bool]]:
 def _filter_form() -> AuditFilterForm:
     db = get_db()
     form = AuditFilterForm(formdata=request.args)
+    named = [(audit_actions.action_name(a), a) for a in storage.audit_actions(db)]
     form.action.choices = [SelectChoice("", gettext("Any action"))] + [
-        SelectChoice(action, action) for action in storage.audit_actions(db)
+        SelectChoice(action, name) for name, action in sorted(named, key=_by_name)
     ]
     form.user.choices = [SelectChoice("", gettext("Anyone"))] + [
         SelectChoice(str(u["id"]), f"{u['display_name'] or u['email']} ({u['email']})")
@@ -599,6 +601,21 @@ def _filter_form() -> AuditFilterForm:
     ]
     form.validate()
     return form
+
+
+def _by_name(named: tuple[str, str]) -> tuple[str, str]:
+    return named[0].casefold(), named[1]
+
+
+def _entry(row: dict) -> dict:
+    """An audit entry as the page shows it: its action and actor named in the reader's
+    language, its time in the reader's format (the clinic's local time, as stored)."""
+    return {
+        **row,
+        "action_name": audit_actions.action_name(row["action"]),
+        "who": row["user_email"] or audit_actions.actor_name(row["actor"] or "") or "—",
+        "when": format_datetime(datetime.fromisoformat(row["at"]), "medium"),
+    }
 
 
 def _usable(form: AuditFilterForm, name: str):
@@ -637,13 +654,16 @@ def audit_log():
     """Browse the audit trail, newest first, filtered by GET parameters."""
     form = _filter_form()
     page = _page()
+    shown = [f"{name}={value}" for name, value in _link_args(form).items()]
+    with storage.write(get_db()):  # who read the trail, and which part of it
+        audit("audit_log_viewed", detail=" ".join([*shown, f"page={page}"]))
     rows = storage.audit_entries(
         get_db(), **_query(form), limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
     )
     return render_template(
         "admin/audit.html",
         form=form,
-        rows=rows[:PAGE_SIZE],
+        rows=[_entry(row) for row in rows[:PAGE_SIZE]],
         page=page,
         has_next=len(rows) > PAGE_SIZE,
         link_args=_link_args(form),

@@ -51,6 +51,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import RequestRedirect
 
 from patientapp import config
+from patientapp.auth.sessions import REFUSED_SCOPE, audit_limited
 from patientapp.db import storage
 from patientapp.domain import throttle
 from patientapp.domain.api_tokens import hash_token
@@ -209,6 +210,27 @@ def _bearer() -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def _why_not_live(token: dict) -> str:
+    if token.get("revoked_at"):
+        return "revoked"
+    return "expired" if token["scope"] == "read" else f"scope {token['scope']}"
+
+
+def _audit_refused(token: dict, why: str) -> None:
+    """A refusal of a token we issued ("access_refused", limited per token like the
+    refusals of signed-in staff); a token nobody issued is not audited."""
+    db = get_db()
+    with storage.write(db):
+        audit_limited(
+            db,
+            REFUSED_SCOPE,
+            f"token:{token['id']}",
+            "access_refused",
+            actor=f"api:{token['name']}",
+            detail=f"token {token['id']}: {why}",
+        )
+
+
 def _live(token: dict | None) -> bool:
     if token is None or token["scope"] != "read":
         return False
@@ -223,6 +245,9 @@ def authenticate():
     token = _bearer()
     found = storage.api_token_by_hash(get_db(), hash_token(token)) if token else None
     if not _live(found):
+        known = found or (storage.api_token_ever(get_db(), hash_token(token)) if token else None)
+        if known is not None:  # one of ours, no longer good: who kept using it is audited
+            _audit_refused(known, _why_not_live(known))
         return _outcome(
             401, "login", "A valid bearer token is required.", {"WWW-Authenticate": "Bearer"}
         )
@@ -503,6 +528,15 @@ class Derived:
     action: str
     make: Callable[[Visit], list[dict]]
     documentation: str
+    shows_earlier: bool = False  # made with earlier visits' answers (the one page)
+
+    def audit_read(self, visit: Visit) -> None:
+        """The read, for the visit and for each earlier visit whose answers it holds."""
+        _audit(self.action, visit.id)
+        if self.shows_earlier:
+            for earlier_id in derived.earlier_read(get_db(), visit):
+                detail = f"token {g.api_token['id']}: {self.action} of visit {visit.id}"
+                _audit("earlier_visit_shown", earlier_id, detail=detail)
 
 
 def _observations(visit: Visit) -> list[dict]:
@@ -555,6 +589,7 @@ DERIVED = {
         "type LOINC 34785-6, the text as a text/plain; charset=utf-8 attachment, "
         "context.related the visit's QuestionnaireResponse. Held answers are never in "
         "it. id: <visit UUID>-summary.",
+        shows_earlier=True,
     ),
 }
 
@@ -577,7 +612,7 @@ def _derived_read(kind: Derived, resource_id: str):
     if not found:
         return _outcome(404, "not-found", f"No such {kind.kind}.")
     with storage.write(get_db()):  # a 304 is audited as the 200 is (see response_read)
-        _audit(kind.action, visit.id)
+        kind.audit_read(visit)
     not_modified = _not_modified(visit)
     if not_modified is not None:
         return not_modified
@@ -591,6 +626,8 @@ def _derived_search(kind: Derived):
     try:
         search = Search(request.args, _strict(), SENT, kind.kind, DERIVED_PARAMS)
     except SearchError as error:
+        if error.status == 403:
+            _audit_refused(g.api_token, f"{request.path.rsplit('/', 1)[-1]} beyond its scope")
         return _outcome(error.status, error.code, error.text)
     db = get_db()
     ranges = tuple(search.ranges)
@@ -608,7 +645,7 @@ def _derived_search(kind: Derived):
             made = kind.make(visit)
             if last is not None and len(entries) + len(made) > search.count:
                 break
-            _audit(kind.action, visit.id)
+            kind.audit_read(visit)
             entries += [
                 {
                     "fullUrl": f"{base_url()}{PREFIX}/{kind.kind}/{resource['id']}",
@@ -949,6 +986,8 @@ def response_search():
     try:
         search = Search(request.args, _strict(), readable_statuses())
     except SearchError as error:
+        if error.status == 403:
+            _audit_refused(g.api_token, f"{request.path.rsplit('/', 1)[-1]} beyond its scope")
         return _outcome(error.status, error.code, error.text)
     db = get_db()
     ranges = tuple(search.ranges)

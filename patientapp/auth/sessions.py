@@ -138,6 +138,7 @@ def login_required(
                     return redirect(url_for("auth.mfa_setup"))
                 abort(403)
             if roles and user["role"] not in roles:
+                audit_refused(user)
                 abort(404 if hide_as_404 else 403)
             g.user = user
             return view(*args, **kwargs)
@@ -145,6 +146,63 @@ def login_required(
         return wrapped
 
     return decorator
+
+
+REFUSED_SCOPE = "refused-audit"
+
+
+def audit_limited(
+    db,
+    scope: str,
+    key: str,
+    action: str,
+    *,
+    detail: str = "",
+    user: dict | None = None,
+    actor: str = "",
+    visit_id: int | None = None,
+) -> bool:
+    """In the caller's write transaction: an audit entry for something that can be
+    repeated from outside at will (a refused page, a refused sign-in), at most
+    UNSIGNED_AUDIT_PER_CLIENT per key of the scope within 15 minutes, so nobody can fill
+    the append-only log; beyond that nothing is written and False says so."""
+    from patientapp.domain import throttle
+
+    moment = now()
+    window = throttle.Window(
+        scope, current_app.config["UNSIGNED_AUDIT_PER_CLIENT"], timedelta(minutes=15)
+    )
+    if throttle.is_full(db, window, key, moment):
+        return False
+    storage.record_attempts(db, [(scope, key)], moment)
+    storage.audit(
+        db,
+        action,
+        now=moment,
+        user_id=user["id"] if user else None,
+        actor=user["email"] if user else actor,
+        visit_id=visit_id,
+        detail=detail,
+    )
+    return True
+
+
+def audit_refused(user: dict) -> None:
+    """A signed-in staff member refused a page their role may not open ("access_refused":
+    the route's pattern, never its path, and the visit it names)."""
+    rule = request.url_rule.rule if request.url_rule else "?"
+    visit_id = (request.view_args or {}).get("visit_id")
+    db = get_db()
+    with storage.write(db):
+        audit_limited(
+            db,
+            REFUSED_SCOPE,
+            f"user:{user['id']}",
+            "access_refused",
+            detail=f"{request.method} {rule} as {user['role']}",
+            user=user,
+            visit_id=visit_id if isinstance(visit_id, int) else None,
+        )
 
 
 def audit(action: str, visit_id: int | None = None, detail: str = "") -> None:

@@ -12,7 +12,12 @@ from datetime import datetime, timedelta
 from flask import current_app, request, session
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from patientapp.auth.sessions import SESSION_KEY, _new_staff_session, _remember_session
+from patientapp.auth.sessions import (
+    SESSION_KEY,
+    _new_staff_session,
+    _remember_session,
+    audit_limited,
+)
 from patientapp.db import storage
 from patientapp.domain import mfa, throttle
 from patientapp.domain.passwords import hash_password, hash_secret, verify_password
@@ -273,22 +278,8 @@ def audit_unsigned(db, action: str, detail: str, user: dict | None = None) -> bo
     At most UNSIGNED_AUDIT_PER_CLIENT per client (an IPv6 /64 is one) within 15 minutes,
     so nobody can fill the append-only log from outside; beyond that nothing is written
     and False says so (the caller refuses as before, with 429)."""
-    window = throttle.Window(
-        UNSIGNED_SCOPE, current_app.config["UNSIGNED_AUDIT_PER_CLIENT"], timedelta(minutes=15)
-    )
     key = client_network(request.remote_addr)
-    if throttle.is_full(db, window, key, now()):
-        return False
-    storage.record_attempts(db, [(UNSIGNED_SCOPE, key)], now())
-    storage.audit(
-        db,
-        action,
-        now=now(),
-        user_id=user["id"] if user else None,
-        actor=user["email"] if user else "",
-        detail=detail,
-    )
-    return True
+    return audit_limited(db, UNSIGNED_SCOPE, key, action, detail=detail, user=user)
 
 
 # --- a sign-in that succeeded ------------------------------------------------------------

@@ -33,6 +33,7 @@ except ImportError:  # pragma: no cover - Windows: SQLite's busy timeout queues 
     fcntl = None
 from sqlite_utils.migrations import Migrations
 
+from patientapp.domain import audit_actions as action_names
 from patientapp.domain.records import TIME_TEXT, Alert, BoardVisit, SafetyAnswer, Visit
 
 try:  # encryption at rest is optional: the `encryption` extra (Linux x86_64 wheels)
@@ -1624,6 +1625,7 @@ def audit(
     detail: str = "",
 ) -> None:
     """Append one entry. Never pass answer content: who, what, which visit, when."""
+    action_names.check(action)
     db.execute(
         "INSERT INTO audit_log (at, user_id, actor, action, visit_id, detail) "
         "VALUES (?, ?, ?, ?, ?, ?)",
@@ -2063,6 +2065,11 @@ def api_token_by_hash(db: Database, token_hash: str) -> dict | None:
     return _one(
         db, "SELECT * FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL", (token_hash,)
     )
+
+
+def api_token_ever(db: Database, token_hash: str) -> dict | None:
+    """The token with this hash, revoked or not (to name who was refused)."""
+    return _one(db, "SELECT * FROM api_tokens WHERE token_hash = ?", (token_hash,))
 
 
 def revoke_api_token(db: Database, token_id: int, now: datetime) -> bool:

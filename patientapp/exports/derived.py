@@ -4,7 +4,7 @@ measure's total (PHQ-9, GAD-7; CONTENT.md v3), the safety alert as a Flag, and t
 one-page summary as a DocumentReference. Built by ``fhir``.
 
 Only for a sent visit: the callers check (``api``), as for a response's answers. The
-summary is built exactly as the staff summary page builds it (``staff.views._summary``)
+summary is built exactly as the staff summary page builds it (``one_page``)
 and rendered by ``summary.text.plain_text``, the text staff download or copy for the
 medical record, in the language the caller names; held answers are never in it (the
 summary names their topics only). No Flask request is needed, only an app context.
@@ -74,30 +74,48 @@ def flags(db, visit: Visit, *, settings: Mapping) -> list[dict]:
     return [flag] if flag else []
 
 
-def summary_text(db, visit: Visit, *, settings: Mapping, language: str) -> str:
-    """The one page as plain text in ``language``, as staff download it (summary.txt)."""
+def one_page(db, visit: Visit, *, clinic: str, language: str) -> summary_view.SummaryView:
+    """The one page of a sent visit, in the current locale, for a reader of ``language``:
+    what the staff summary page, its print and text, and the API's DocumentReference
+    show. Besides the visit's own answers it reads those of the earlier visits that
+    ``earlier_read`` names."""
     answers, in_person = storage.answers_for(db, visit.id)
     previous = storage.previous_visit(db, visit)
     previous_answers = previous_in_person = None
     if previous:
         previous_answers, previous_in_person = storage.answers_for(db, previous.id)
+    return summary_view.build(
+        earlier=summary_view.earlier_answers(db, visit),
+        visit=visit,
+        answers=answers,
+        in_person=in_person,
+        previous=previous,
+        previous_answers=previous_answers,
+        previous_in_person=previous_in_person,
+        alert=storage.alert_for(db, visit.id),
+        clinic=clinic,
+        questionnaire=questionnaire.default(),
+        reader_language=language,
+        answer_languages=storage.answer_languages(db, visit.id),
+        safety_history=storage.safety_answers(db, visit.id),
+    )
+
+
+def earlier_read(db, visit: Visit) -> list[int]:
+    """The earlier visits whose answers the visit's one page reads (the previous visit for
+    "since last visit", those with a standard measure for its trend): each read of the
+    page is a read of theirs too, and is audited for each ("earlier_visit_shown")."""
+    previous = storage.previous_visit(db, visit)
+    ids = [previous.id] if previous else []
+    ids += [before.id for before in summary_view.earlier_measured(db, visit)]
+    return list(dict.fromkeys(ids))
+
+
+def summary_text(db, visit: Visit, *, settings: Mapping, language: str) -> str:
+    """The one page as plain text in ``language``, as staff download it (summary.txt)."""
+    clinic = str(settings.get("clinic_name") or DEFAULT_CLINIC_NAME)
     with force_locale(language):
-        view = summary_view.build(
-            earlier=summary_view.earlier_answers(db, visit),
-            visit=visit,
-            answers=answers,
-            in_person=in_person,
-            previous=previous,
-            previous_answers=previous_answers,
-            previous_in_person=previous_in_person,
-            alert=storage.alert_for(db, visit.id),
-            clinic=str(settings.get("clinic_name") or DEFAULT_CLINIC_NAME),
-            questionnaire=questionnaire.default(),
-            reader_language=language,
-            answer_languages=storage.answer_languages(db, visit.id),
-            safety_history=storage.safety_answers(db, visit.id),
-        )
-        return plain_text(view)
+        return plain_text(one_page(db, visit, clinic=clinic, language=language))
 
 
 def documents(db, visit: Visit, *, settings: Mapping, language: str) -> list[dict]:

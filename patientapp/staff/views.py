@@ -33,7 +33,7 @@ from patientapp.auth.signin import DEVICE_COOKIE
 from patientapp.db import storage
 from patientapp.domain import delivery, invitations, safety_report, visits
 from patientapp.domain.records import Visit, time_text
-from patientapp.exports import record
+from patientapp.exports import derived, record
 from patientapp.i18n import current_language, language_name, listed, offered_languages
 from patientapp.questionnaire import model as questionnaire
 from patientapp.staff import alerts as open_alerts
@@ -524,27 +524,17 @@ def reissue(visit_id: int):
 
 
 def _summary(visit: Visit) -> summary_view.SummaryView:
+    return derived.one_page(get_db(), visit, clinic=clinic_name(), language=current_language().code)
+
+
+def _audit_read(action: str, visit: Visit, detail: str = "") -> None:
+    """A read of the visit's one page, audited for the visit and for each earlier visit
+    whose answers the page shows (since last visit, the measures' trend)."""
     db = get_db()
-    answers, in_person = storage.answers_for(db, visit.id)
-    previous = storage.previous_visit(db, visit)
-    previous_answers = previous_in_person = None
-    if previous:
-        previous_answers, previous_in_person = storage.answers_for(db, previous.id)
-    return summary_view.build(
-        earlier=summary_view.earlier_answers(db, visit),
-        visit=visit,
-        answers=answers,
-        in_person=in_person,
-        previous=previous,
-        previous_answers=previous_answers,
-        previous_in_person=previous_in_person,
-        alert=storage.alert_for(db, visit.id),
-        clinic=clinic_name(),
-        questionnaire=questionnaire.default(),
-        reader_language=current_language().code,
-        answer_languages=storage.answer_languages(db, visit.id),
-        safety_history=storage.safety_answers(db, visit.id),
-    )
+    with storage.write(db):  # the read and the earlier visits' entries together
+        audit(action, visit.id, detail=detail)
+        for earlier_id in derived.earlier_read(db, visit):
+            audit("earlier_visit_shown", earlier_id, detail=f"{action} of visit {visit.id}")
 
 
 def _readable_visit(visit_id: int) -> Visit:
@@ -561,7 +551,7 @@ def _summary_response(
     ack_form, a refused acknowledgement shown with its message (422)."""
     visit = _readable_visit(visit_id)
     view = _summary(visit)
-    audit(action, visit_id)
+    _audit_read(action, visit)
     page = render_template(
         "staff/summary.html",
         s=view,
@@ -590,7 +580,7 @@ def print_page(visit_id: int):
 @login_required(*READERS, hide_as_404=True)
 def summary_text(visit_id: int):
     visit = _readable_visit(visit_id)
-    audit("summary_exported", visit_id, detail="txt download")
+    _audit_read("summary_exported", visit, detail="txt download")
     text = plain_text(_summary(visit))
     filename = f"reflection-{visit_id}-{visit.day.isoformat()}.txt"
     return Response(
@@ -622,10 +612,10 @@ def summary_fhir(visit_id: int):
 @login_required(*READERS, hide_as_404=True)
 def summary_copied(visit_id: int):
     """The copy button reports here, so a copy to the record is audited like a download."""
-    _readable_visit(visit_id)
+    visit = _readable_visit(visit_id)
     if not FlaskForm().validate_on_submit():
         abort(400)
-    audit("summary_exported", visit_id, detail="copied as text")
+    _audit_read("summary_exported", visit, detail="copied as text")
     return ("", 204)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask_babel import gettext
 
+from patientapp.i18n import colon
 from patientapp.summary import bidi
 from patientapp.summary.view import SAFETY_LINES, Row, SummaryView, Text
 
@@ -89,10 +90,10 @@ def _today(view: SummaryView) -> list[str]:
     lines = [gettext("Today")]
     if view.agenda or view.agenda_note:
         agenda = quoted_text(view.agenda) if view.agenda else view.agenda_note
-        lines.append(gettext("Wants to talk about") + ": " + agenda)
+        lines.append(gettext("Wants to talk about") + colon() + agenda)
     if view.in_person:
-        lines.append(gettext("Held for in person") + ": " + view.in_person_names)
-    lines += [f"{row.label}: {_row_text(row)}" for row in view.today]
+        lines.append(gettext("Held for in person") + colon() + view.in_person_names)
+    lines += [f"{row.label}{colon()}{_row_text(row)}" for row in view.today]
     lines += [_measure_text(m) for m in view.measures]
     return [*lines, view.today_empty] if view.today_empty else lines
 
@@ -101,7 +102,7 @@ def _measure_text(m) -> str:
     """A standard measure as one line of numbers: its total, earlier totals, change."""
     if m.not_offered:
         return m.not_offered
-    parts = [f"{m.name}: {m.score_text}" + (f" ({m.prorated})" if m.prorated else "")]
+    parts = [f"{m.name}{colon()}{m.score_text}" + (f" ({m.prorated})" if m.prorated else "")]
     if m.change_long:
         parts.append(m.change_long)
     if m.earlier:
@@ -115,10 +116,10 @@ def _flags(view: SummaryView) -> list[str]:
         return [*lines, gettext("No flags from these answers.")]
     for flag in view.flags:
         evidence = f" [{flag.evidence}]" if flag.evidence else ""
-        lines.append(f"- {flag.title} ({flag.practices}){evidence}: {flag.opener_text}")
+        lines.append(f"- {flag.title} ({flag.practices}){evidence}{colon()}{flag.opener_text}")
     if view.also_noted:
-        lines.append(gettext("Also noted") + ": " + view.also_noted_names)
-        lines += [f"  - {flag.title}: {flag.opener_text}" for flag in view.also_noted]
+        lines.append(gettext("Also noted") + colon() + view.also_noted_names)
+        lines += [f"  - {flag.title}{colon()}{flag.opener_text}" for flag in view.also_noted]
     return lines
 
 
@@ -132,7 +133,7 @@ def _blocks(view: SummaryView) -> list[str]:
             if row.medicines and not row.note:
                 lines += _medicine_lines(row)
             else:
-                lines.append(f"- {row.label}: {_row_text(row)}")
+                lines.append(f"- {row.label}{colon()}{_row_text(row)}")
     return lines
 
 
@@ -142,7 +143,7 @@ NOT_HELPING_MARK = "!"  # starts the line of a medicine that is "not helping", a
 def _medicine_lines(row: Row) -> list[str]:
     """One line per medicine, as the page lists them; one "not helping" stands out."""
     tag = f" [{row.language}]" if row.language else ""
-    lines = [f"- {row.label}:{tag}"]
+    lines = [f"- {row.label}{colon().rstrip()}{tag}"]
     for name, feeling, not_helping in row.medicines:
         mark = NOT_HELPING_MARK if not_helping else "-"
         lines.append(f"  {mark} {name} — {feeling}")
@@ -156,7 +157,7 @@ def _since_last_visit(view: SummaryView) -> list[str]:
     lines += [f"- {line}" for line in found] or [f"- {_no_changes(view)}"]
     if view.previous_hopes:
         label = gettext("Last visit, if treatment worked well")
-        lines.append(f"- {label}: {quoted_text(view.previous_hopes)}")
+        lines.append(f"- {label}{colon()}{quoted_text(view.previous_hopes)}")
     return lines
 
 

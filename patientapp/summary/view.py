@@ -737,11 +737,16 @@ def earlier_answers(db, visit: Visit) -> list[tuple[Visit, dict, set[str]]]:
     newest first, with their answers and held items: the trend's input."""
     from patientapp.db import storage
 
-    found = []
-    for before in storage.earlier_visits(db, visit, limit=measures_.EARLIER_SHOWN * 2):
-        if before.offered:
-            found.append((before, *storage.answers_for(db, before.id)))
-    return found
+    return [(before, *storage.answers_for(db, before.id)) for before in earlier_measured(db, visit)]
+
+
+def earlier_measured(db, visit: Visit) -> list[Visit]:
+    """The same patient reference's earlier sent visits that offered a standard measure,
+    newest first, as many as the trend may read."""
+    from patientapp.db import storage
+
+    found = storage.earlier_visits(db, visit, limit=measures_.EARLIER_SHOWN * 2)
+    return [before for before in found if before.offered]
 
 
 def _short_date(moment: datetime) -> str:

@@ -445,19 +445,31 @@ def test_logged_out_requests_are_sent_to_sign_in_and_change_nothing(app, clinic,
 def test_wrong_role_is_refused_and_changes_nothing(app, clinic, db, role):
     client = signed_in(app, role)
     failures, refused = [], 0
+    # What a refusal writes: its audit entry, counted toward the limit of such entries.
+    written = (*SESSION_TABLES, "audit_log", "failures")
     for rule, method, url, form in staff_requests(app, clinic):
         roles, denied = ACCESS[rule.endpoint]
         if role in roles:
             continue
-        before = snapshot(db, skip=SESSION_TABLES)
+        before = snapshot(db, skip=written)
+        entries = len(storage.audit_entries(db, action="access_refused", limit=1000))
         response = send(client, method, url, form, token_page="/staff/account")
         if response.status_code != denied:
             failures.append(f"{method} {url}: status {response.status_code}, expected {denied}")
-        if snapshot(db, skip=SESSION_TABLES) != before:
+        if snapshot(db, skip=written) != before:
             failures.append(f"{method} {url}: changed the database")
+        now = storage.audit_entries(db, action="access_refused", limit=1000)
+        if refused < app.config["UNSIGNED_AUDIT_PER_CLIENT"]:
+            if len(now) != entries + 1:
+                failures.append(f"{method} {url}: not audited as refused")
+            elif now[0]["detail"] != f"{method} {rule.rule} as {role}":
+                failures.append(f"{method} {url}: audited as {now[0]['detail']!r}")
         refused += 1
     assert not failures, "\n".join(failures)
     assert refused > 0
+    # At most the limit of entries a person can cause in 15 minutes, then none.
+    entries = storage.audit_entries(db, action="access_refused", limit=1000)
+    assert len(entries) == min(refused, app.config["UNSIGNED_AUDIT_PER_CLIENT"])
 
 
 # --- signed in with the right role ------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html as html_lib
 import re
+from contextlib import closing
 from datetime import timedelta
 
 from patientapp.db import storage
@@ -211,6 +212,14 @@ def test_the_trend_over_three_visits_as_numbers_and_a_chart(app, client, psychia
     assert re.search(r"PHQ-9: 8/27 \(mild\); \u22128 since \S+; earlier: 24, 16", text)
     # GAD-7 was never included: no line for it.
     assert not any(line.startswith("GAD-7") for line in measure_lines(html))
+    # The two earlier visits whose totals the page shows are audited as read with it.
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        shown = storage.audit_entries(db, action="earlier_visit_shown")
+    assert {e["visit_id"] for e in shown} == set(days[:2])
+    assert {e["detail"] for e in shown} == {
+        f"summary_viewed of visit {days[-1]}",
+        f"summary_exported of visit {days[-1]}",
+    }
 
 
 def test_not_offered_without_an_official_text_in_the_patients_language(

@@ -9,6 +9,7 @@ import pytest
 from markupsafe import escape
 
 from patientapp.db import storage
+from patientapp.domain.audit_actions import ACTIONS, UnknownAuditAction
 from patientapp.web.context import get_db
 from tests.conftest import (
     FULL_ANSWERS,
@@ -546,10 +547,72 @@ def test_audit_log_shows_entries_with_headers(app, admin):
     page = text(admin.get("/staff/admin/audit"))
     for header in ("Time", "Who", "Action", "Visit", "Detail"):
         assert f'<th scope="col">{header}</th>' in page
-    assert "summary_viewed" in page and "2026-11-25 09:00:00" in page
+    table = audit_table(admin.get("/staff/admin/audit"))
+    # Named in words, the code beside; the time in the reader's format.
+    assert "Summary read<br><code" in table and "summary_viewed" in table
+    assert "Signed in<br><code" in table
+    assert "Nov 25, 2026, 9:00:00" in table
     assert "boss@example.org" in page  # the admin's own login
     for field in ("action", "user", "visit", "since", "until"):
         assert f'for="{field}"' in page
+
+
+def catalog_name(app, message: str, language: str) -> str:
+    """A message as the language's catalog gives it."""
+    from flask_babel import force_locale, gettext
+
+    with app.test_request_context(), force_locale(language):
+        return gettext(message)
+
+
+@pytest.mark.parametrize("language", ["es", "ar", "zh_Hans"])
+def test_audit_log_names_actions_actors_and_times_in_the_readers_language(app, admin, language):
+    seed_audit(app, [("summary_viewed", 7, "")])
+    with app.app_context():
+        db = get_db()
+        moment = app.config["CLOCK"]()
+        with storage.write(db):
+            storage.audit(db, "fhir_flag_read", now=moment, actor="api:EHR feed", visit_id=7)
+            storage.audit(db, "messages_opted_out", now=moment, actor="patient", visit_id=7)
+            with pytest.warns(UnknownAuditAction):
+                storage.audit(db, "retired_action", now=moment, actor="delivery")
+    page = text(admin.get(f"/staff/admin/audit?lang={language}"))
+    table = audit_table_of(page)
+    for message in ("Summary read", "FHIR: safety alert read", "Patient stopped messages"):
+        name = catalog_name(app, message, language)
+        assert name != message, f"{message!r} is not translated in {language}"
+        assert name in table, name
+    for message in ("The patient", "Message delivery"):
+        assert catalog_name(app, message, language) in table
+    assert catalog_name(app, "API token %(name)s", language) % {"name": "EHR feed"} in table
+    assert "retired_action" in table  # an older version's action shows as its code
+    # The filter offers each action by its name, the code as its value.
+    summary = catalog_name(app, "Summary read", language)
+    assert f'<option value="summary_viewed">{summary}</option>' in page
+    assert "2026-11-25 09:00:00" not in table.replace('datetime="2026-11-25 09:00:00"', "")
+
+
+def audit_table_of(page: str) -> str:
+    start = page.find("<table")
+    return page[start : page.find("</table>", start)] if start >= 0 else ""
+
+
+def test_reading_the_audit_log_is_audited_with_its_filters(app, admin):
+    me = user(app, "boss@example.org")["id"]
+    seed_audit(app, [("summary_viewed", 8, "")])
+    admin.get("/staff/admin/audit?action=summary_viewed&visit=8&page=2&user=x")
+    entry = audit_rows(app, action="audit_log_viewed")[0]
+    assert entry["user_id"] == me and entry["visit_id"] is None
+    assert entry["detail"] == "action=summary_viewed visit=8 page=2"
+    # The reader sees their own read at the top.
+    table = audit_table(admin.get("/staff/admin/audit"))
+    assert table.index("audit_log_viewed") < table.index("login")
+
+
+def test_an_action_without_a_name_warns_where_it_is_written(app):
+    with app.app_context(), pytest.warns(UnknownAuditAction, match="no_such_action"):
+        storage.audit(get_db(), "no_such_action", now=app.config["CLOCK"]())
+    assert "summary_viewed" in ACTIONS
 
 
 def test_audit_log_filters_by_action(app, admin):
@@ -569,14 +632,14 @@ def test_audit_log_filters_by_visit_and_user(app, admin):
 
 
 def test_audit_log_filters_by_dates(app, admin, clock):
-    seed_audit(app, [("first_day", None, "")])
+    seed_audit(app, [("backup", None, "first day")])
     clock.advance(days=2)
-    seed_audit(app, [("third_day", None, "")])
+    seed_audit(app, [("purge", None, "third day")])
     log_in(admin, "boss@example.org")  # two days on, the first session has timed out
     table = audit_table(admin.get("/staff/admin/audit?since=2026-11-26&until=2026-11-27"))
-    assert "third_day" in table and "first_day" not in table
+    assert "third day" in table and "first day" not in table
     table = audit_table(admin.get("/staff/admin/audit?until=2026-11-25"))
-    assert "first_day" in table and "third_day" not in table
+    assert "first day" in table and "third day" not in table
 
 
 @pytest.mark.parametrize(
@@ -606,13 +669,13 @@ def test_bad_audit_filters_are_ignored_with_a_message(app, admin, query):
 
 
 def test_audit_log_pages_by_100(app, admin):
-    seed_audit(app, [("bulk", i, f"n{i}") for i in range(250)])
-    first = text(admin.get("/staff/admin/audit?action=bulk"))
+    seed_audit(app, [("summary_printed", i, f"n{i}") for i in range(250)])
+    first = text(admin.get("/staff/admin/audit?action=summary_printed"))
     assert first.count("<tr>") == 101  # header row + 100 entries
     assert "page=2" in first and 'rel="prev"' not in first
-    last = text(admin.get("/staff/admin/audit?action=bulk&page=3"))
+    last = text(admin.get("/staff/admin/audit?action=summary_printed&page=3"))
     assert last.count("<tr>") == 51 and 'rel="next"' not in last
-    assert "action=bulk" in last and "page=2" in last
+    assert "action=summary_printed" in last and "page=2" in last
 
 
 def test_audit_log_never_shows_answer_content(app, admin):

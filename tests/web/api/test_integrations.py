@@ -96,6 +96,26 @@ def test_a_revoked_token_stops_working_at_once(app, admin, client, db):
     assert no_csrf.status_code == 400
 
 
+def test_a_token_refused_after_revoking_or_beyond_its_scope_is_audited(app, admin, client, db):
+    token = new_token(admin, name="Old feed")
+    [row] = list(db["api_tokens"].rows)
+    refused = f"/api/fhir/QuestionnaireResponse?status=in-progress"
+    assert client.get(refused, headers=bearer(token)).status_code == 403
+    page = admin.get("/staff/admin/integrations").get_data(as_text=True)
+    admin.post(f"/staff/admin/integrations/{row['id']}/revoke", data={"csrf_token": csrf_from(page)})
+    assert client.get(SEARCH, headers=bearer(token)).status_code == 401
+    assert client.get(SEARCH, headers=bearer("not-a-token-of-ours")).status_code == 401
+    entries = audit_rows(db, "access_refused")
+    assert [(e["actor"], e["detail"]) for e in entries] == [
+        ("api:Old feed", f"token {row['id']}: QuestionnaireResponse beyond its scope"),
+        ("api:Old feed", f"token {row['id']}: revoked"),
+    ]  # a token nobody issued leaves nothing: anyone can send one
+    # A revoked token kept in a script cannot fill the log: 30 in 15 minutes.
+    for _ in range(40):
+        assert client.get(SEARCH, headers=bearer(token)).status_code == 401
+    assert len(audit_rows(db, "access_refused")) == app.config["UNSIGNED_AUDIT_PER_CLIENT"]
+
+
 # --- the API ----------------------------------------------------------------------------------
 
 

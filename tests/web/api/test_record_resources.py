@@ -441,3 +441,26 @@ def test_every_own_extension_resolves_to_its_definition(app, admin, client, held
             assert where == "answer"
         elif url in contexts:
             assert where is None, url
+
+
+def test_the_one_page_read_by_the_api_is_audited_for_the_earlier_visit_it_holds(
+    app, admin, client, clock, db
+):
+    token = new_token(admin, name="Record feed")
+    first = finish_visit(app, ref="DOC-EARLIER")
+    clock.advance(days=28)
+    second = finish_visit(app, ref="DOC-EARLIER")
+    uuid = uuid_of(db, second.visit_id)
+    document = get(client, token, f"/api/fhir/DocumentReference/{uuid}-summary").get_json()
+    assert "I would go back to work and see my friends." in text_of(document)  # visit 1's
+    # A search reads it again, and `resources` reads each entry it finds once more.
+    resources(client, token, "/api/fhir/DocumentReference")
+    get(client, token, f"/api/fhir/QuestionnaireResponse/{uuid}")  # its own answers only
+    get(client, token, "/api/fhir/Observation")
+    shown = storage.audit_entries(db, action="earlier_visit_shown")
+    assert [entry["visit_id"] for entry in shown] == [first.visit_id] * 3
+    assert {entry["actor"] for entry in shown} == {"api:Record feed"}
+    assert all(
+        entry["detail"].endswith(f"fhir_document_read of visit {second.visit_id}")
+        for entry in shown
+    )

@@ -608,8 +608,38 @@ def test_changes_since_last_visit(app, psychiatrist, clock):
     assert "New worries: Becoming dependent on it" in changes
     assert "Stance: low need, few worries → both high (ambivalent)" in changes
     assert "No changes" not in changes
-    assert "Last visit, if treatment worked well:" in changes
+    assert "Last visit, if treatment worked well</strong>: " in changes
     assert "I would go back to work and see my friends." in changes
+
+
+def test_a_summary_read_is_audited_for_the_earlier_visit_it_shows(app, psychiatrist, clock):
+    first = finish_visit(app, ref="CH-2")
+    clock.advance(days=28)
+    second = finish_visit(app, ref="CH-2")
+    other = finish_visit(app, ref="CH-3")  # another patient's: never named
+    login(psychiatrist, "dr@example.org")
+    base = f"/staff/visits/{second.visit_id}"
+    page = psychiatrist.get(f"{base}/summary").get_data(as_text=True)
+    assert "I would go back to work and see my friends." in page.split("Since last visit")[1]
+    psychiatrist.get(f"{base}/print")
+    psychiatrist.get(f"{base}/summary.txt")
+    psychiatrist.post(f"{base}/copied", data={"csrf_token": csrf_from(page)})
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        shown = storage.audit_entries(db, action="earlier_visit_shown")
+        read = storage.audit_entries(db, visit_id=second.visit_id)
+        me = storage.user_by_email(db, "dr@example.org")["id"]
+    assert {entry["visit_id"] for entry in shown} == {first.visit_id}
+    assert sorted(entry["detail"] for entry in shown) == sorted(
+        f"{action} of visit {second.visit_id}"
+        for action in ("summary_viewed", "summary_printed", "summary_exported", "summary_exported")
+    )
+    assert {entry["user_id"] for entry in shown} == {me}
+    assert len(read) == 4  # the reads themselves, as before
+    assert other.visit_id not in {entry["visit_id"] for entry in shown}
+    # The first visit's own summary shows no other visit.
+    psychiatrist.get(f"/staff/visits/{first.visit_id}/summary")
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        assert len(storage.audit_entries(db, action="earlier_visit_shown")) == 4
 
 
 def plain(fragment: str) -> str:

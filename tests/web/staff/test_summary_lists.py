@@ -79,3 +79,26 @@ def test_chinese_lists_take_the_enumeration_comma(app, clock, psychiatrist):
     for body in (page.get_data(as_text=True), text.get_data(as_text=True)):
         assert "副作用、要吃多久" in body
         assert "副作用, " not in body
+
+
+@pytest.mark.parametrize(
+    ("code", "colon"), [("zh_Hans", "\uff1a"), ("fr", "\u00a0: "), ("ar", ": "), ("en", ": ")]
+)
+def test_labels_and_values_are_parted_the_readers_way(app, clock, psychiatrist, code, colon):
+    """ "Visit: …", "Topics for today: …" with the colon the language writes (Chinese's
+    full-width colon, French's space before it), as its translated sentences already do."""
+    visit_id = _visit(app, clock)
+    base = f"/staff/visits/{visit_id}"
+    page = html_lib.unescape(psychiatrist.get(f"{base}/summary?lang={code}").get_data(as_text=True))
+    article = page.split("<article", 1)[1].split("</article>", 1)[0]
+    text = psychiatrist.get(f"{base}/summary.txt?lang={code}").get_data(as_text=True)
+    q = questionnaire.default()
+    with app.test_request_context(), force_locale(code):
+        from flask_babel import gettext
+
+        visit, topics = gettext("Visit"), gettext(q.items["R3"].short)
+    assert f"{visit}{colon}" in article
+    assert f"<strong>{topics}</strong>{colon}" in article or f"<dt>{topics}</dt>" in article
+    assert f"{topics}{colon}" in text
+    if colon != ": ":
+        assert f"{topics}: " not in text and f"{visit}: " not in article
