@@ -51,7 +51,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import RequestRedirect
 
 from patientapp import config
-from patientapp.auth.sessions import REFUSED_SCOPE, audit_limited
+from patientapp.auth.sessions import REFUSED_SCOPE, audit_limited, refusals_window
 from patientapp.db import storage
 from patientapp.domain import throttle
 from patientapp.domain.api_tokens import hash_token
@@ -219,12 +219,14 @@ def _why_not_live(token: dict) -> str:
 def _audit_refused(token: dict, why: str) -> None:
     """A refusal of a token we issued ("access_refused", limited per token like the
     refusals of signed-in staff); a token nobody issued is not audited."""
-    db = get_db()
+    db, key = get_db(), f"token:{token['id']}"
+    if throttle.is_full(db, refusals_window(REFUSED_SCOPE), key, now()):
+        return  # the limit is reached: no write lock taken for nothing
     with storage.write(db):
         audit_limited(
             db,
             REFUSED_SCOPE,
-            f"token:{token['id']}",
+            key,
             "access_refused",
             actor=f"api:{token['name']}",
             detail=f"token {token['id']}: {why}",
@@ -528,15 +530,14 @@ class Derived:
     action: str
     make: Callable[[Visit], list[dict]]
     documentation: str
-    shows_earlier: bool = False  # made with earlier visits' answers (the one page)
 
     def audit_read(self, visit: Visit) -> None:
-        """The read, for the visit and for each earlier visit whose answers it holds."""
+        """The read, for the visit and for each earlier visit whose answers it holds
+        (``make`` noted them in ``g.earlier_shown``)."""
         _audit(self.action, visit.id)
-        if self.shows_earlier:
-            for earlier_id in derived.earlier_read(get_db(), visit):
-                detail = f"token {g.api_token['id']}: {self.action} of visit {visit.id}"
-                _audit("earlier_visit_shown", earlier_id, detail=detail)
+        for earlier_id in g.get("earlier_shown", {}).get(visit.id, ()):
+            detail = f"token {g.api_token['id']}: {self.action} of visit {visit.id}"
+            _audit("earlier_visit_shown", earlier_id, detail=detail)
 
 
 def _observations(visit: Visit) -> list[dict]:
@@ -548,9 +549,12 @@ def _flags(visit: Visit) -> list[dict]:
 
 
 def _documents(visit: Visit) -> list[dict]:
-    return derived.documents(
+    """The one page; the earlier visits its text shows are noted for the read's audit."""
+    made, shown = derived.documents_shown(
         get_db(), visit, settings=clinic_settings(), language=document_language()
     )
+    g.setdefault("earlier_shown", {})[visit.id] = shown
+    return made
 
 
 DERIVED = {
@@ -589,7 +593,6 @@ DERIVED = {
         "type LOINC 34785-6, the text as a text/plain; charset=utf-8 attachment, "
         "context.related the visit's QuestionnaireResponse. Held answers are never in "
         "it. id: <visit UUID>-summary.",
-        shows_earlier=True,
     ),
 }
 
@@ -626,8 +629,6 @@ def _derived_search(kind: Derived):
     try:
         search = Search(request.args, _strict(), SENT, kind.kind, DERIVED_PARAMS)
     except SearchError as error:
-        if error.status == 403:
-            _audit_refused(g.api_token, f"{request.path.rsplit('/', 1)[-1]} beyond its scope")
         return _outcome(error.status, error.code, error.text)
     db = get_db()
     ranges = tuple(search.ranges)

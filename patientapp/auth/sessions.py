@@ -169,9 +169,7 @@ def audit_limited(
     from patientapp.domain import throttle
 
     moment = now()
-    window = throttle.Window(
-        scope, current_app.config["UNSIGNED_AUDIT_PER_CLIENT"], timedelta(minutes=15)
-    )
+    window = refusals_window(scope)
     if throttle.is_full(db, window, key, moment):
         return False
     storage.record_attempts(db, [(scope, key)], moment)
@@ -187,21 +185,37 @@ def audit_limited(
     return True
 
 
+def refusals_window(scope: str):
+    from patientapp.domain import throttle
+
+    limit = current_app.config["UNSIGNED_AUDIT_PER_CLIENT"]
+    return throttle.Window(scope, limit, timedelta(minutes=15))
+
+
 def audit_refused(user: dict) -> None:
-    """A signed-in staff member refused a page their role may not open ("access_refused":
-    the route's pattern, never its path, and the visit it names)."""
+    """A signed-in staff member refused what their role may not do ("access_refused":
+    the route's pattern, never its path; the visit it names, when there is one, else its
+    number in the detail)."""
+    from patientapp.domain import throttle
+
+    db, key = get_db(), f"user:{user['id']}"
+    if throttle.is_full(db, refusals_window(REFUSED_SCOPE), key, now()):
+        return  # the limit is reached: no write lock taken for nothing
     rule = request.url_rule.rule if request.url_rule else "?"
-    visit_id = (request.view_args or {}).get("visit_id")
-    db = get_db()
+    detail = f"{request.method} {rule} as {user['role']}"
+    number = (request.view_args or {}).get("visit_id")
+    found = isinstance(number, int) and storage.get_visit(db, number) is not None
+    if isinstance(number, int) and not found:
+        detail += f" (no visit {number})"
     with storage.write(db):
         audit_limited(
             db,
             REFUSED_SCOPE,
-            f"user:{user['id']}",
+            key,
             "access_refused",
-            detail=f"{request.method} {rule} as {user['role']}",
+            detail=detail,
             user=user,
-            visit_id=visit_id if isinstance(visit_id, int) else None,
+            visit_id=number if found else None,
         )
 
 

@@ -9,11 +9,13 @@ socket step gives up after ``TIMEOUT`` seconds.
 
 from __future__ import annotations
 
+import functools
 import re
 import smtplib
 import socket
 import ssl
-from collections.abc import Mapping
+import urllib.parse
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email import errors
 from email.headerregistry import Address
@@ -139,26 +141,45 @@ def send(relay: Relay, mail: EmailMessage, to: str = "") -> str:
     not taken; a patient's address never appears in that reason."""
     to = to or relay.oncall
     patient = to != relay.oncall
+    clean = functools.partial(without, to) if patient else str
     try:
         answer = _send(relay, mail, to)
     except Exception as error:  # every way a relay can fail is reported, none crashes
-        text = _hide(relay, problem(relay, error, oncall=not patient))
-        raise MailError(without(to, text) if patient else text, permanent=_bounced(error)) from None
-    return without(to, answer) if patient else answer
+        text = _hide(relay, problem(relay, error, oncall=not patient, clean=clean))
+        raise MailError(text, permanent=_bounced(error)) from None
+    return clean(answer)
+
+
+NAME_CHARACTERS = r"[\w.%+-]"  # what an address's parts are made of, around a part found
 
 
 def without(address: str, text: str) -> str:
-    """The text with a patient's address cut out, in any case and in part: relays echo
-    the recipient in their answers ("queued as X1 for <River@Mail.Example>", "mailbox
-    15552017788 unknown" from an e-mail-to-text gateway), and what a relay answered goes
-    to the audit log, which keeps it for good. The address and its mailbox name (3
-    characters or more, alone or after a "+") are replaced by "…"."""
-    local = address.rpartition("@")[0]
-    names = [address] + ([local] if len(local) >= 3 else [])
-    for name in names:
-        # Not inside a longer name: no name character before, none (nor ".x") after.
-        alone = rf"(?<![\w.%+-])\+?{re.escape(name)}(?![\w%+-]|\.\w)"
-        text = re.sub(re.escape(name) if name == address else alone, "…", text, flags=re.I)
+    """A relay's words with a patient's address cut out, in any case and in part: relays
+    echo the recipient ("queued as X1 for <River@Mail.Example>", "mailbox 15552017788
+    unknown" from an e-mail-to-text gateway, "RIVER%MAIL.EXAMPLE", "river%40mail.example"),
+    and what a relay answered goes to the audit log, which keeps it for good. The whole
+    address, its %-encoded and %-hack spellings, its mailbox name and its domain (each
+    3 characters or more, not inside a longer name), and for a mailbox of digits (a
+    phone number) its last 7 digits with whatever separators and codes come before them,
+    are each replaced by "…"."""
+    local, _at, domain = address.rpartition("@")
+    whole = [address, urllib.parse.quote(address, safe=""), f"{local}%{domain}"]
+    for spelling in whole:
+        text = re.sub(re.escape(spelling), "…", text, flags=re.I)
+    for part in (local, domain):
+        if len(part) >= 3:
+            # Not inside a longer name (a sentence's full stop may follow it).
+            alone = rf"(?<!{NAME_CHARACTERS})\+?{re.escape(part)}(?![\w%+-]|\.\w)"
+            text = re.sub(alone, "…", text, flags=re.I)
+    if local.isdigit() and len(local) >= 7:
+        # 1-555-201-7788, (555) 201 7788, 5552017788: the subscriber's 7 digits, and
+        # before them as many of the number's own leading digits as are written there
+        # (never a relay's "550 " that happens to come first).
+        between = r"[\s().-]*"
+        leading = local[:-7]
+        before = "|".join(between.join(leading[i:]) + between for i in range(len(leading)))
+        tail = between.join(local[-7:])
+        text = re.sub(rf"(?<!\d)(?:[+(]?(?:{before}))?{tail}(?!\d)", "…", text)
     return text
 
 
@@ -205,18 +226,21 @@ def _hide(relay: Relay, text: str) -> str:
     return text.replace(relay.password, "********") if relay.password else text
 
 
-def problem(relay: Relay, error: BaseException, *, oncall: bool = True) -> str:
-    """What went wrong, in the current language, with the relay's own words; `oncall`
-    False when the message was for a patient."""
+def problem(
+    relay: Relay, error: BaseException, *, oncall: bool = True, clean: Callable[[str], str] = str
+) -> str:
+    """What went wrong, in the current language, with the relay's own words (each passed
+    through `clean`: a patient's address cut out of them); `oncall` False when the
+    message was for a patient."""
     where = relay.address
     if isinstance(error, smtplib.SMTPAuthenticationError):
         return gettext(
             "Authentication failed at %(relay)s: %(answer)s",
             relay=where,
-            answer=_reply(error.smtp_code, error.smtp_error),
+            answer=clean(_reply(error.smtp_code, error.smtp_error)),
         )
     if isinstance(error, smtplib.SMTPRecipientsRefused):
-        answers = "; ".join(_reply(*answer) for answer in error.recipients.values())
+        answers = "; ".join(clean(_reply(*answer)) for answer in error.recipients.values())
         if not oncall:
             return gettext(
                 "The relay %(relay)s refused the patient's address: %(answer)s",
@@ -232,24 +256,28 @@ def problem(relay: Relay, error: BaseException, *, oncall: bool = True) -> str:
         return gettext(
             "The relay %(relay)s refused the sender address: %(answer)s",
             relay=where,
-            answer=_reply(error.smtp_code, error.smtp_error),
+            answer=clean(_reply(error.smtp_code, error.smtp_error)),
         )
     if isinstance(error, smtplib.SMTPResponseException):
         return gettext(
             "The relay %(relay)s answered: %(answer)s",
             relay=where,
-            answer=_reply(error.smtp_code, error.smtp_error),
+            answer=clean(_reply(error.smtp_code, error.smtp_error)),
         )
     if isinstance(error, smtplib.SMTPNotSupportedError):
-        return gettext("The relay %(relay)s can't do this: %(answer)s", relay=where, answer=error)
-    reached = network_problem(error, where, relay.host, TIMEOUT, str(error))
+        return gettext(
+            "The relay %(relay)s can't do this: %(answer)s", relay=where, answer=clean(str(error))
+        )
+    reached = network_problem(error, where, relay.host, TIMEOUT, clean(str(error)))
     if reached:
         return reached
     if isinstance(error, smtplib.SMTPServerDisconnected):
         return gettext(
-            "The relay %(relay)s closed the connection: %(answer)s", relay=where, answer=error
+            "The relay %(relay)s closed the connection: %(answer)s",
+            relay=where,
+            answer=clean(str(error)),
         )
-    answer = f"{type(error).__name__}: {error}"
+    answer = clean(f"{type(error).__name__}: {error}")
     return gettext("Sending through %(relay)s failed: %(answer)s", relay=where, answer=answer)
 
 

@@ -77,8 +77,8 @@ def flags(db, visit: Visit, *, settings: Mapping) -> list[dict]:
 def one_page(db, visit: Visit, *, clinic: str, language: str) -> summary_view.SummaryView:
     """The one page of a sent visit, in the current locale, for a reader of ``language``:
     what the staff summary page, its print and text, and the API's DocumentReference
-    show. Besides the visit's own answers it reads those of the earlier visits that
-    ``earlier_read`` names."""
+    show; besides the visit's own, the answers of the earlier visits it names in
+    ``earlier_shown``."""
     answers, in_person = storage.answers_for(db, visit.id)
     previous = storage.previous_visit(db, visit)
     previous_answers = previous_in_person = None
@@ -101,31 +101,34 @@ def one_page(db, visit: Visit, *, clinic: str, language: str) -> summary_view.Su
     )
 
 
-def earlier_read(db, visit: Visit) -> list[int]:
-    """The earlier visits whose answers the visit's one page reads (the previous visit for
-    "since last visit", those with a standard measure for its trend): each read of the
-    page is a read of theirs too, and is audited for each ("earlier_visit_shown")."""
-    previous = storage.previous_visit(db, visit)
-    ids = [previous.id] if previous else []
-    ids += [before.id for before in summary_view.earlier_measured(db, visit)]
-    return list(dict.fromkeys(ids))
-
-
 def summary_text(db, visit: Visit, *, settings: Mapping, language: str) -> str:
     """The one page as plain text in ``language``, as staff download it (summary.txt)."""
+    return _one_page_text(db, visit, settings, language)[0]
+
+
+def _one_page_text(db, visit: Visit, settings: Mapping, language: str):
+    """The one page's text and the earlier visits it shows (``earlier_shown``)."""
     clinic = str(settings.get("clinic_name") or DEFAULT_CLINIC_NAME)
     with force_locale(language):
-        return plain_text(one_page(db, visit, clinic=clinic, language=language))
+        view = one_page(db, visit, clinic=clinic, language=language)
+        return plain_text(view), view.earlier_shown
 
 
 def documents(db, visit: Visit, *, settings: Mapping, language: str) -> list[dict]:
     """The one page as a DocumentReference (its plain text in ``language``)."""
-    return [
-        fhir.summary_document(
-            visit=visit,
-            text=summary_text(db, visit, settings=settings, language=language),
-            language=language,
-            zone=storage.zone_named(settings["time_zone"]),
-            **_patient(settings),
-        )
-    ]
+    return documents_shown(db, visit, settings=settings, language=language)[0]
+
+
+def documents_shown(
+    db, visit: Visit, *, settings: Mapping, language: str
+) -> tuple[list[dict], tuple[int, ...]]:
+    """The DocumentReference, and the earlier visits whose answers its text shows."""
+    text, shown = _one_page_text(db, visit, settings, language)
+    document = fhir.summary_document(
+        visit=visit,
+        text=text,
+        language=language,
+        zone=storage.zone_named(settings["time_zone"]),
+        **_patient(settings),
+    )
+    return [document], shown

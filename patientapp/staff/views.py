@@ -28,7 +28,7 @@ from flask_babel import force_locale, format_date, format_decimal, format_time, 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 
-from patientapp.auth.sessions import audit, end_session, login_required
+from patientapp.auth.sessions import audit, audit_refused, end_session, login_required
 from patientapp.auth.signin import DEVICE_COOKIE
 from patientapp.db import storage
 from patientapp.domain import delivery, invitations, safety_report, visits
@@ -502,6 +502,7 @@ def reissue(visit_id: int):
     Once answering has started only a reader may do it: the new link opens the answers."""
     visit = _visit_or_404(visit_id)
     if visits.can_reissue(visit) and not visits.may_reissue(visit, g.user["role"]):
+        audit_refused(g.user)
         return errors.STAFF.render(REISSUE_REFUSED, 403)
     if FlaskForm().validate_on_submit():
         db = get_db()
@@ -527,13 +528,14 @@ def _summary(visit: Visit) -> summary_view.SummaryView:
     return derived.one_page(get_db(), visit, clinic=clinic_name(), language=current_language().code)
 
 
-def _audit_read(action: str, visit: Visit, detail: str = "") -> None:
+def _audit_read(
+    action: str, visit: Visit, view: summary_view.SummaryView, detail: str = ""
+) -> None:
     """A read of the visit's one page, audited for the visit and for each earlier visit
-    whose answers the page shows (since last visit, the measures' trend)."""
-    db = get_db()
-    with storage.write(db):  # the read and the earlier visits' entries together
+    whose answers the page shows (since last visit, the measures' earlier totals)."""
+    with storage.write(get_db()):  # the read and the earlier visits' entries together
         audit(action, visit.id, detail=detail)
-        for earlier_id in derived.earlier_read(db, visit):
+        for earlier_id in view.earlier_shown:
             audit("earlier_visit_shown", earlier_id, detail=f"{action} of visit {visit.id}")
 
 
@@ -551,7 +553,7 @@ def _summary_response(
     ack_form, a refused acknowledgement shown with its message (422)."""
     visit = _readable_visit(visit_id)
     view = _summary(visit)
-    _audit_read(action, visit)
+    _audit_read(action, visit, view)
     page = render_template(
         "staff/summary.html",
         s=view,
@@ -580,8 +582,9 @@ def print_page(visit_id: int):
 @login_required(*READERS, hide_as_404=True)
 def summary_text(visit_id: int):
     visit = _readable_visit(visit_id)
-    _audit_read("summary_exported", visit, detail="txt download")
-    text = plain_text(_summary(visit))
+    view = _summary(visit)
+    _audit_read("summary_exported", visit, view, detail="txt download")
+    text = plain_text(view)
     filename = f"reflection-{visit_id}-{visit.day.isoformat()}.txt"
     return Response(
         text,
@@ -615,7 +618,7 @@ def summary_copied(visit_id: int):
     visit = _readable_visit(visit_id)
     if not FlaskForm().validate_on_submit():
         abort(400)
-    _audit_read("summary_exported", visit, detail="copied as text")
+    _audit_read("summary_exported", visit, _summary(visit), detail="copied as text")
     return ("", 204)
 
 

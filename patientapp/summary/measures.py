@@ -38,6 +38,7 @@ class Point:
     day: str  # ISO date of the appointment
     label: str  # the date as the reader reads it
     total: int
+    visit_id: int = 0  # the visit it is from (its read is audited with the page's)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class MeasureLine:
     change_long: str = ""  # "-2 since 3/2/26": the same with that visit's date
     chart: Chart | None = None
     not_offered: str = ""  # "PHQ-9 not offered in Tiếng Việt": the whole line
+    shown_from: tuple[int, ...] = ()  # the earlier visits whose totals the line shows
 
     @property
     def score_text(self) -> str:

@@ -170,6 +170,16 @@ class SummaryView:
     agenda_note: str = ""  # why there is no agenda to quote, when it is not a skip
     # The standard measures (PHQ-9, GAD-7): one line each under Today, with the trend.
     measures: list[measures_.MeasureLine] = field(default_factory=list)
+    previous_id: int | None = None  # the visit "since last visit" compares with
+
+    @property
+    def earlier_shown(self) -> tuple[int, ...]:
+        """The earlier visits of the same reference whose answers the page shows: the one
+        "since last visit" compares with, and those behind the measures' earlier totals.
+        Each read of the page is a read of theirs, audited as such."""
+        ids = [self.previous_id] if self.previous_id is not None else []
+        ids += [visit_id for line in self.measures for visit_id in line.shown_from]
+        return tuple(dict.fromkeys(ids))
 
 
 def completed_at(visit: Visit) -> str:
@@ -724,6 +734,7 @@ def build(
         ),
         previous_hopes=_previous_hopes(previous, previous_visible, reader_language),
         previous_date=format_date(previous.appointment_at, "medium") if previous else "",
+        previous_id=previous.id if previous else None,
         in_person=[gettext(q.items[i].short) for i in q.item_ids if i in in_person],
         skipped=skipped,
         today=today,
@@ -810,7 +821,10 @@ def _measure_lines(
             if score.total is not None:
                 history.setdefault(score.instrument.id, []).append(
                     measures_.Point(
-                        before.day.isoformat(), _short_date(before.appointment_at), score.total
+                        before.day.isoformat(),
+                        _short_date(before.appointment_at),
+                        score.total,
+                        before.id,
                     )
                 )
     lines = []
@@ -855,6 +869,7 @@ def _measure_lines(
                 ),
                 change=change,
                 change_long=change_long,
+                shown_from=tuple(p.visit_id for p in points),
                 chart=measures_.chart(
                     totals,
                     instrument,

@@ -432,6 +432,20 @@ def test_stand_alone_links_are_44_px_tall_on_a_phone(sessions, live_server, boar
     assert box(back)["y"] > heading["y"]  # still below the page, not floating over it
 
 
+@pytest.mark.parametrize("lang", ["zh_Hans", "ar"])
+def test_menu_links_are_44_px_both_ways_on_a_phone(sessions, live_server, board_visits, lang):
+    """Chinese menu words of two characters ("看板", "用户") were 34 px wide."""
+    page = sessions.open(ADMIN, width=360)
+    page.goto(f"{live_server.url}/staff/?lang={lang}")
+    small = {}
+    for link in page.locator(".staff-nav a").all():
+        b = box(link)
+        if b["width"] < TAP or b["height"] < TAP:
+            small[link.inner_text()] = (round(b["width"]), round(b["height"]))
+    assert not small, f"under {TAP} px: {small}"
+    no_sideways_scroll(page)
+
+
 # --- 10. two sentences, joined the language's way ---------------------------------------------
 
 

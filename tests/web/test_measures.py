@@ -222,6 +222,31 @@ def test_the_trend_over_three_visits_as_numbers_and_a_chart(app, client, psychia
     }
 
 
+def test_only_the_earlier_visits_the_page_shows_are_audited_as_read_with_it(
+    app, client, psychiatrist, clock
+):
+    """A GAD-7 visit, then five PHQ-9 visits, then today's PHQ-9: the page shows the last
+    four earlier PHQ-9 totals and compares with the last visit, nothing of the first two."""
+    made = []
+    for n, measure in enumerate(["gad7"] + ["phq9"] * 6):
+        when = clock().replace(hour=9) + timedelta(days=7 * n)
+        clock.advance(minutes=5)
+        invitation = make_invitation(app, patient_ref="T 45", when=when, measures=(measure,))
+        values = (
+            {"gad": gad7("several_days")} if measure == "gad7" else {"phq": phq9("several_days")}
+        )
+        answer(app, client.application.test_client(), invitation, **values)
+        made.append(invitation.visit_id)
+    login(psychiatrist, "dr@example.org")  # 35 minutes on: a new sign-in
+    html, _text = summary(psychiatrist, made[-1])
+    (line,) = measure_lines(html)
+    assert line.endswith("earlier: 8, 8, 8, 8"), line  # four of the five
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        shown = storage.audit_entries(db, action="earlier_visit_shown")
+    assert {e["visit_id"] for e in shown} == set(made[2:6])
+    assert not {made[0], made[1]} & {e["visit_id"] for e in shown}
+
+
 def test_not_offered_without_an_official_text_in_the_patients_language(
     app, client, psychiatrist, db
 ):

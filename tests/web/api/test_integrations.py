@@ -99,10 +99,12 @@ def test_a_revoked_token_stops_working_at_once(app, admin, client, db):
 def test_a_token_refused_after_revoking_or_beyond_its_scope_is_audited(app, admin, client, db):
     token = new_token(admin, name="Old feed")
     [row] = list(db["api_tokens"].rows)
-    refused = f"/api/fhir/QuestionnaireResponse?status=in-progress"
+    refused = "/api/fhir/QuestionnaireResponse?status=in-progress"
     assert client.get(refused, headers=bearer(token)).status_code == 403
     page = admin.get("/staff/admin/integrations").get_data(as_text=True)
-    admin.post(f"/staff/admin/integrations/{row['id']}/revoke", data={"csrf_token": csrf_from(page)})
+    admin.post(
+        f"/staff/admin/integrations/{row['id']}/revoke", data={"csrf_token": csrf_from(page)}
+    )
     assert client.get(SEARCH, headers=bearer(token)).status_code == 401
     assert client.get(SEARCH, headers=bearer("not-a-token-of-ours")).status_code == 401
     entries = audit_rows(db, "access_refused")

@@ -63,6 +63,9 @@ def test_front_desk_cannot_reissue_a_visit_in_progress(app, db, invitation):
     assert "Please ask a psychiatrist" in refused.get_data(as_text=True)
     assert storage.get_visit(db, invitation.visit_id).secret_generation == 0
     assert audit_rows(db, "invitation_reissued") == []
+    [refusal] = audit_rows(db, "access_refused")  # a role refused, as on any page
+    assert refusal["visit_id"] == invitation.visit_id
+    assert refusal["detail"] == "POST /staff/visits/<int:visit_id>/reissue as frontdesk"
 
 
 def test_front_desk_may_reissue_a_visit_not_started(app, db, invitation):

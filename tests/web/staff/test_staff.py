@@ -699,7 +699,7 @@ def summary_on_page(html: str) -> dict:
                 plain(re.search(r"<h2>(.*?)</h2>", section).group(1)),
                 [
                     (plain(dt), plain(dd))
-                    for dt, dd in re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", section, re.S)
+                    for dt, dd in re.findall(r"<dt[^>]*>(.*?)</dt><dd>(.*?)</dd>", section, re.S)
                 ],
             )
             for section in re.findall(r"<section>(.*?)</section>", blocks[0], re.S)
