@@ -244,6 +244,7 @@ def _live(token: dict | None) -> bool:
 def authenticate():
     """Only a live token in the Authorization header gets in; cookies count for nothing."""
     g.pop("user", None)
+    g.pop("earlier_shown", None)  # noted by this request's reads only
     token = _bearer()
     found = storage.api_token_by_hash(get_db(), hash_token(token)) if token else None
     if not _live(found):

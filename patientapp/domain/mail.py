@@ -9,7 +9,6 @@ socket step gives up after ``TIMEOUT`` seconds.
 
 from __future__ import annotations
 
-import functools
 import re
 import smtplib
 import socket
@@ -141,7 +140,8 @@ def send(relay: Relay, mail: EmailMessage, to: str = "") -> str:
     not taken; a patient's address never appears in that reason."""
     to = to or relay.oncall
     patient = to != relay.oncall
-    clean = functools.partial(without, to) if patient else str
+    # The password first: a patient's name inside it must not leave the rest behind.
+    clean = (lambda text: without(to, _hide(relay, text))) if patient else str
     try:
         answer = _send(relay, mail, to)
     except Exception as error:  # every way a relay can fail is reported, none crashes
@@ -158,28 +158,29 @@ def without(address: str, text: str) -> str:
     echo the recipient ("queued as X1 for <River@Mail.Example>", "mailbox 15552017788
     unknown" from an e-mail-to-text gateway, "RIVER%MAIL.EXAMPLE", "river%40mail.example"),
     and what a relay answered goes to the audit log, which keeps it for good. The whole
-    address, its %-encoded and %-hack spellings, its mailbox name and its domain (each
-    3 characters or more, not inside a longer name), and for a mailbox of digits (a
-    phone number) its last 7 digits with whatever separators and codes come before them,
-    are each replaced by "…"."""
+    address and its encoded spellings, its mailbox name and its domain (each 3 characters
+    or more, not inside a longer name), and when the mailbox holds a phone number (7
+    digits or more) that number however it is written: the subscriber's last 7 digits with
+    the number's own digits and separators before them, or a trunk 0 ("07700 900123" for
+    447700900123); each is replaced by "…"."""
     local, _at, domain = address.rpartition("@")
-    whole = [address, urllib.parse.quote(address, safe=""), f"{local}%{domain}"]
-    for spelling in whole:
+    encoded = [urllib.parse.quote(address, safe=""), f"{local}%40{domain}", f"{local}%{domain}"]
+    encoded += [spelling.replace("+", "+2B") for spelling in (address, local) if "+" in local]
+    for spelling in sorted({address, *encoded}, key=len, reverse=True):
         text = re.sub(re.escape(spelling), "…", text, flags=re.I)
     for part in (local, domain):
         if len(part) >= 3:
-            # Not inside a longer name (a sentence's full stop may follow it).
-            alone = rf"(?<!{NAME_CHARACTERS})\+?{re.escape(part)}(?![\w%+-]|\.\w)"
+            # Not inside a longer name (a sentence's full stop or a "%40" may follow it).
+            alone = rf"(?<!{NAME_CHARACTERS})\+?{re.escape(part)}(?![\w+-]|\.\w)"
             text = re.sub(alone, "…", text, flags=re.I)
-    if local.isdigit() and len(local) >= 7:
-        # 1-555-201-7788, (555) 201 7788, 5552017788: the subscriber's 7 digits, and
-        # before them as many of the number's own leading digits as are written there
-        # (never a relay's "550 " that happens to come first).
+    number = max(re.findall(r"\d+", local), key=len, default="")
+    if len(number) >= 7:
         between = r"[\s().-]*"
-        leading = local[:-7]
+        leading = number[:-7]
         before = "|".join(between.join(leading[i:]) + between for i in range(len(leading)))
-        tail = between.join(local[-7:])
-        text = re.sub(rf"(?<!\d)(?:[+(]?(?:{before}))?{tail}(?!\d)", "…", text)
+        tail = between.join(number[-7:])
+        lead = rf"(?:[+(]|0{between})?(?:{before})?" if before else rf"(?:[+(]|0{between})?"
+        text = re.sub(rf"(?<!\d){lead}{tail}(?!\d)", "…", text)
     return text
 
 

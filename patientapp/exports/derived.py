@@ -101,11 +101,6 @@ def one_page(db, visit: Visit, *, clinic: str, language: str) -> summary_view.Su
     )
 
 
-def summary_text(db, visit: Visit, *, settings: Mapping, language: str) -> str:
-    """The one page as plain text in ``language``, as staff download it (summary.txt)."""
-    return _one_page_text(db, visit, settings, language)[0]
-
-
 def _one_page_text(db, visit: Visit, settings: Mapping, language: str):
     """The one page's text and the earlier visits it shows (``earlier_shown``)."""
     clinic = str(settings.get("clinic_name") or DEFAULT_CLINIC_NAME)
@@ -114,15 +109,12 @@ def _one_page_text(db, visit: Visit, settings: Mapping, language: str):
         return plain_text(view), view.earlier_shown
 
 
-def documents(db, visit: Visit, *, settings: Mapping, language: str) -> list[dict]:
-    """The one page as a DocumentReference (its plain text in ``language``)."""
-    return documents_shown(db, visit, settings=settings, language=language)[0]
-
-
 def documents_shown(
     db, visit: Visit, *, settings: Mapping, language: str
 ) -> tuple[list[dict], tuple[int, ...]]:
-    """The DocumentReference, and the earlier visits whose answers its text shows."""
+    """The one page as a DocumentReference (its plain text in ``language``, as staff
+    download it), and the earlier visits whose answers its text shows: a read of it is
+    audited for them too."""
     text, shown = _one_page_text(db, visit, settings, language)
     document = fhir.summary_document(
         visit=visit,

@@ -92,6 +92,13 @@ def test_the_skip_link_stays_hidden_with_enlarged_text_until_focused(phone, live
     expect(skip).to_be_focused()
     box = skip.bounding_box()
     assert box["y"] >= 0 and box["y"] + box["height"] <= 740, box
+    page.keyboard.press("Enter")  # to the page's content, which takes no ring of its own
+    expect(page.locator("main")).to_be_focused()
+    ring = page.evaluate(
+        "() => [getComputedStyle(document.querySelector('main')).outlineStyle,"
+        " getComputedStyle(document.querySelector('main')).boxShadow]"
+    )
+    assert ring == ["none", "none"], ring
 
 
 SCALE_FIT_JS = """id => {

@@ -28,12 +28,15 @@ SMS = "15552017788@sms.example"
         (SMS, "550 number 1-555-201-7788 blocked"),
         (SMS, "550 number (555) 201 7788 blocked"),
         (SMS, "550 number +1 555 201 7788 blocked"),
+        ("sms+15552017788@gw.example", "550 mailbox 15552017788 unknown"),  # a template
+        ("river+x@mail.example", "550 river+x%40mail.example no such user"),
+        ("river+x@mail.example", "550 river+2Bx@mail.example (a delivery report)"),
     ],
 )
 def test_every_spelling_of_the_patients_address_is_cut(address, answer):
     cut = mail.without(address, answer).lower()
     local, _, domain = address.lower().rpartition("@")
-    for spelling in (address.lower(), local, domain, "river", "jane-doe", "201"):
+    for spelling in (address.lower(), local, domain, "river", "jane-doe", "201", "x%40"):
         if spelling in address.lower():
             assert spelling not in cut, (answer, cut)
     assert "…" in cut
@@ -55,3 +58,18 @@ def test_the_apps_own_words_around_the_relays_stay_whole(app):
         )
     assert text.startswith("The relay relay.clinic.example:25 refused the patient's address")
     assert text.endswith("550 …: no …")
+
+
+@pytest.mark.parametrize(
+    ("address", "answer"),
+    [
+        ("33612345678@sms.example", "550 0612345678 is not a mobile"),
+        ("33612345678@sms.example", "550 06 12 34 56 78 is not a mobile"),
+        ("447700900123@sms.example", "550 07700 900123 unknown"),
+        ("447700900123@sms.example", "550 +44 7700 900123 unknown"),
+    ],
+)
+def test_a_number_written_the_national_way_is_cut_too(address, answer):
+    """France and the United Kingdom write a mobile number with a trunk 0 at home."""
+    cut = mail.without(address, answer)
+    assert cut.startswith("550 …") and not any(c.isdigit() for c in cut[4:]), cut
