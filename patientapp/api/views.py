@@ -51,7 +51,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import RequestRedirect
 
 from patientapp import config
-from patientapp.auth.sessions import REFUSED_SCOPE, audit_limited, refusals_window
+from patientapp.auth.sessions import record_refusal
 from patientapp.db import storage
 from patientapp.domain import throttle
 from patientapp.domain.api_tokens import hash_token
@@ -219,18 +219,8 @@ def _why_not_live(token: dict) -> str:
 def _audit_refused(token: dict, why: str) -> None:
     """A refusal of a token we issued ("access_refused", limited per token like the
     refusals of signed-in staff); a token nobody issued is not audited."""
-    db, key = get_db(), f"token:{token['id']}"
-    if throttle.is_full(db, refusals_window(REFUSED_SCOPE), key, now()):
-        return  # the limit is reached: no write lock taken for nothing
-    with storage.write(db):
-        audit_limited(
-            db,
-            REFUSED_SCOPE,
-            key,
-            "access_refused",
-            actor=f"api:{token['name']}",
-            detail=f"token {token['id']}: {why}",
-        )
+    detail = f"token {token['id']}: {why}"
+    record_refusal(f"token:{token['id']}", detail, actor=f"api:{token['name']}")
 
 
 def _live(token: dict | None) -> bool:

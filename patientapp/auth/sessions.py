@@ -196,17 +196,27 @@ def audit_refused(user: dict) -> None:
     """A signed-in staff member refused what their role may not do ("access_refused":
     the route's pattern, never its path; the visit it names, when there is one, else its
     number in the detail)."""
-    from patientapp.domain import throttle
-
-    db, key = get_db(), f"user:{user['id']}"
-    if throttle.is_full(db, refusals_window(REFUSED_SCOPE), key, now()):
-        return  # the limit is reached: no write lock taken for nothing
+    db = get_db()
     rule = request.url_rule.rule if request.url_rule else "?"
     detail = f"{request.method} {rule} as {user['role']}"
     number = (request.view_args or {}).get("visit_id")
     found = isinstance(number, int) and storage.get_visit(db, number) is not None
     if isinstance(number, int) and not found:
         detail += f" (no visit {number})"
+    record_refusal(f"user:{user['id']}", detail, user=user, visit_id=number if found else None)
+
+
+def record_refusal(
+    key: str, detail: str, *, user: dict | None = None, actor: str = "", visit_id=None
+) -> None:
+    """An "access_refused" entry for a refusal someone known caused (a signed-in person,
+    keyed "user:<id>"; a token we issued, "token:<id>"), within the limit of such entries
+    per key; past it, no write lock is taken at all."""
+    from patientapp.domain import throttle
+
+    db = get_db()
+    if throttle.is_full(db, refusals_window(REFUSED_SCOPE), key, now()):
+        return
     with storage.write(db):
         audit_limited(
             db,
@@ -215,7 +225,8 @@ def audit_refused(user: dict) -> None:
             "access_refused",
             detail=detail,
             user=user,
-            visit_id=number if found else None,
+            actor=actor,
+            visit_id=visit_id,
         )
 
 
