@@ -110,15 +110,25 @@ SCALE_FIT_JS = """id => {
 }"""
 
 
+def _start(page) -> None:
+    """Past the welcome page to the first question, once it has loaded (a check run
+    while the click's navigation is still under way reads an empty page)."""
+    from .test_patient_screens import _primary
+
+    with page.expect_navigation():
+        _primary(page).click()
+    expect(page.locator("#q-T1")).to_be_visible()
+
+
 @pytest.mark.parametrize("language", ["en", "ar"])
 def test_scales_fit_the_phone_with_enlarged_text(phone, live_server, language):
     """With text at 150 % and 200 % at 320 px, the 0-4 scale's five numbers made the page
     397 and 529 px wide (options 3 and 4 off the screen; in Arabic the header too)."""
-    from .test_patient_screens import _primary, _walk_to
+    from .test_patient_screens import _walk_to
 
     page = phone.open(320)
     page.goto(f"{live_server.invite().link}?lang={language}")
-    _primary(page).click()
+    _start(page)
     problems = {}
     for item_id in ("M4", "R1"):
         _walk_to(page, item_id)
@@ -147,7 +157,7 @@ def test_forced_colours_keep_the_current_language_and_an_urgent_notice_apart(pho
     page = phone.open(360)
     page.emulate_media(forced_colors="active")
     page.goto(f"{live_server.invite().link}?lang=en")
-    _primary(page).click()
+    _start(page)
     styles = page.evaluate(
         """() => [...document.querySelectorAll('.lang')].map(b => {
             const s = getComputedStyle(b);
@@ -197,7 +207,7 @@ def test_a_screen_sent_back_with_an_error_says_so_first(phone, live_server, lang
 
     page = phone.open(360)
     page.goto(f"{live_server.invite().link}?lang={language}")
-    _primary(page).click()
+    _start(page)
     title = page.title()
     for box in page.locator("#q-T1 input[type=checkbox]").all()[:4]:  # one over the 3
         box.evaluate("b => { b.checked = true; }")
