@@ -554,6 +554,22 @@ def _copy_lines() -> list[tuple[str, bool]]:
         )
     if copying.sent_by_command:
         lines.insert(1, (gettext("Each copy is then sent off-site by the copy command."), False))
+    if copying.full:
+        lines.append(
+            (
+                ngettext(
+                    "The copy disk is full: the oldest copies are removed to make room, so "
+                    "the folder keeps %(num)s copy, not %(keep)s. Free space on it or give "
+                    "the copies a larger disk.",
+                    "The copy disk is full: the oldest copies are removed to make room, so "
+                    "the folder keeps %(num)s copies, not %(keep)s. Free space on it or give "
+                    "the copies a larger disk.",
+                    copying.kept,
+                    keep=copying.keep,
+                ),
+                True,
+            )
+        )
     if copying.newest_age is None:
         lines.append((gettext("No continuous copy has been made yet."), copying.stopped))
     elif copying.stopped:

@@ -14,6 +14,7 @@ Settings states it and warns when copies stop.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -148,6 +149,7 @@ class Made:
     seconds: float  # the copy and its send
     sent: bool  # off-site by the command (False: no command, the folder is the copy)
     device: int = 0  # the disk it was written to (st_dev)
+    removed_for_room: int = 0  # older copies removed because the disk was full
 
 
 def file_name(moment_utc: datetime) -> str:
@@ -173,17 +175,22 @@ def make(db, plan: Plan, key: str | None, moment_utc: datetime) -> Made:
     _remove_stale_temps(plan.folder)
     name = file_name(moment_utc)
     target = plan.folder / name
-    temp = plan.folder / f".{name}.tmp"
-    try:
-        storage.backup(db, temp, key)
-        os.chmod(temp, 0o600)  # the copy holds answers
-        _fsync(temp)
-        os.replace(temp, target)
-        _fsync(plan.folder)
-        written = target.stat()
-    except Exception as error:  # the disk full, the folder gone, the database busy
-        temp.unlink(missing_ok=True)
-        raise CopyError(f"the copy could not be written: {_reason(error)}") from None
+    removed = 0
+    while True:
+        try:
+            written = _write(db, key, plan.folder, target)
+            break
+        except Exception as error:  # the disk full, the folder gone, the database busy
+            kept = generations(plan.folder)
+            if not (_full(error) and len(kept) > 1):  # never the newest good copy
+                raise CopyError(_not_written(error, removed, bool(kept))) from None
+        # The copy disk is full (the database grew, or another file took the space):
+        # the oldest copy makes room for the newest, one at a time, down to the newest
+        # good one, which always stays. Otherwise every interval's copy would fail while
+        # week-old copies sat there, and the recovery point would grow without bound.
+        # Settings says so, as the folder now keeps fewer copies than PATIENTAPP_COPY_KEEP.
+        kept[0].unlink(missing_ok=True)
+        removed += 1
     if written.st_dev != device:  # unmounted while the copy was written
         target.unlink(missing_ok=True)
         raise CopyError(
@@ -201,7 +208,50 @@ def make(db, plan: Plan, key: str | None, moment_utc: datetime) -> Made:
         seconds=time.monotonic() - began,
         sent=sent,
         device=device,
+        removed_for_room=removed,
     )
+
+
+def _write(db, key: str | None, folder: Path, target: Path) -> os.stat_result:
+    """One copy at target: written under a temporary name, synced, renamed, the folder
+    synced; nothing left behind when it fails."""
+    temp = folder / f".{target.name}.tmp"
+    try:
+        storage.backup(db, temp, key)
+        os.chmod(temp, 0o600)  # the copy holds answers
+        _fsync(temp)
+        os.replace(temp, target)
+        _fsync(folder)
+        return target.stat()
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+
+
+def _full(error: BaseException) -> bool:
+    """Whether the copy failed for want of space: the OS said so (ENOSPC, a quota), or
+    SQLite did while writing the copy (SQLITE_FULL, "database or disk is full")."""
+    if isinstance(error, OSError):
+        return error.errno in FULL_ERRNOS
+    if isinstance(error, storage.DATABASE_ERRORS):
+        code = getattr(error, "sqlite_errorcode", None)
+        return code == 13 if code is not None else "disk is full" in str(error)
+    return False
+
+
+def _not_written(error: BaseException, removed: int, newest_left: bool) -> str:
+    said = f"the copy could not be written: {_reason(error)}"
+    if not _full(error):
+        return said
+    if removed:
+        plural = "copy" if removed == 1 else "copies"
+        said += f" (the disk is full even after removing the {removed} oldest {plural})"
+    if newest_left:
+        said += "; the newest copy is kept"
+    return said
 
 
 TEMP_RE = re.compile(r"^\.patientapp-\d{8}T\d{6}(?:\d{3})?Z\.db\.tmp$")
@@ -445,6 +495,8 @@ def run_if_due(db, plan: Plan, key: str | None, now_utc: datetime, now_local: da
         raise
     with storage.write(db):
         where = "sent off-site" if made.sent else "kept in the folder"
+        if made.removed_for_room:
+            where += f"; the disk was full: {made.removed_for_room} oldest removed for room"
         storage.audit(
             db,
             "backup",
@@ -458,7 +510,8 @@ def run_if_due(db, plan: Plan, key: str | None, now_utc: datetime, now_local: da
         recent = [*before.get("recent", []), round(made.seconds, 3)][-RECENT:]
         record = {"at": _utc_text(now_utc), "ok": True, "seconds": round(made.seconds, 3)}
         storage.put_setting(db, LAST, {**record, "name": made.name})
-        storage.put_setting(db, LAST_OK, {**record, "name": made.name, "recent": recent})
+        room = {"removed_for_room": made.removed_for_room}
+        storage.put_setting(db, LAST_OK, {**record, "name": made.name, "recent": recent, **room})
         _record_disk(db, plan.folder, made.device)
         _release(db, token)
     return made
@@ -476,6 +529,9 @@ class State:
     stopped: bool  # no good copy for STOPPED_AFTER_INTERVALS intervals
     failed_at_utc: datetime | None  # the last attempt, when it failed
     failure: str
+    keep: int = 0  # PATIENTAPP_COPY_KEEP
+    kept: int = 0  # copies in the folder now
+    full: bool = False  # the last good copy had to remove older ones: the disk is full
 
 
 def slowest(last_ok: dict) -> float:
@@ -509,6 +565,9 @@ def state(config, settings: dict, now_utc: datetime) -> State | None:
         stopped=age is None or age > limit,
         failed_at_utc=_utc(failed["at"]) if failed.get("at") else None,
         failure=str(failed.get("error") or ""),
+        keep=plan.keep,
+        kept=len(generations(plan.folder)),
+        full=bool(ok.get("removed_for_room")),
     )
 
 

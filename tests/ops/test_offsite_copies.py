@@ -125,6 +125,65 @@ def test_the_newest_generations_are_kept_and_other_files_left_alone(app, clock, 
     assert (offsite / "notes.txt").read_text() == "the clinic's own file"
 
 
+@pytest.mark.parametrize("db_key", [None, KEY])
+def test_a_full_copy_disk_makes_room_by_removing_the_oldest_copies(app, clock, utc, tmp_path):
+    """As a walk left it: a copy disk that filled up (the database grew, another file took
+    the space) failed every copy from then on, while the oldest copies sat there and the
+    recovery point grew without bound. The oldest make room now, never the newest."""
+    create_user(app, "boss@example.org", "admin")
+    finish_visit(app)
+    with app.app_context():
+        storage.backup(get_db(), tmp_path / "sized.db", app.config.get("DATABASE_KEY"))
+    size = (tmp_path / "sized.db").stat().st_size  # the copy as this database makes it
+    room = -(-size * 7 // 2 // 4096) * 4096  # three copies and a half, whole pages
+    with mounted(tmp_path / "disk", f"size={room}") as disk:
+        app.config.update(COPY_DIR=str(disk), COPY_INTERVAL_SECONDS=300, COPY_KEEP=48)
+        copies.prepare(app.config)
+        names = []
+        for _ in range(5):  # the 4th and 5th do not fit beside three
+            made = copy_once(app, clock, utc)
+            assert isinstance(made, copies.Made), made
+            names.append(made.name)
+            utc.advance(minutes=5)
+        assert [p.name for p in copies.generations(disk)] == names[-3:]
+        assert not list(disk.glob(".*.tmp"))
+        key, instance = app.config.get("DATABASE_KEY"), Path(app.instance_path)
+        for copy in copies.generations(disk):  # every copy kept is whole
+            backups.verify_copy(copy, key, instance, clock())
+        details = [e["detail"] for e in audit_rows(app, "backup")]  # newest first
+        assert [("disk was full: 1 oldest removed" in d) for d in details] == [True] * 2 + [
+            False
+        ] * 3
+        _lines, warnings = copy_block(app)
+        assert warnings == [
+            "The copy disk is full: the oldest copies are removed to make room, so the "
+            "folder keeps 3 copies, not 48. Free space on it or give the copies a larger disk."
+        ]
+
+        with app.app_context():  # the database grows: one copy no longer fits beside one
+            storage.save_settings(get_db(), {"grown": "x" * (size * 5 // 2)})
+        utc.advance(minutes=5)
+        failure = copy_once(app, clock, utc)
+        assert isinstance(failure, copies.CopyError)
+        assert str(failure) == (
+            "the copy could not be written: database or disk is full (the disk is full even "
+            "after removing the 2 oldest copies); the newest copy is kept"
+        )
+        assert [p.name for p in copies.generations(disk)] == names[-1:]  # the newest stays
+        assert not list(disk.glob(".*.tmp"))
+        _lines, warnings = copy_block(app)
+        assert warnings[-1].startswith("The last continuous copy failed (11/25/26")
+        assert warnings[-1].endswith("the newest copy is kept")
+
+        remount = ["mount", "-o", f"remount,size={room * 3}", str(disk)]
+        subprocess.run(remount, check=True)  # a larger disk: copies go on, the warning goes
+        utc.advance(minutes=5)
+        assert isinstance(copy_once(app, clock, utc), copies.Made)
+        assert len(copies.generations(disk)) == 2
+        _lines, warnings = copy_block(app)
+        assert not any("full" in w or "failed" in w for w in warnings)
+
+
 def test_a_folder_gone_since_start_is_never_recreated(app, clock, utc, offsite):
     """An off-site disk unmounted after start: recreating the folder would put the copy
     on the database's own disk while Settings stayed green."""
