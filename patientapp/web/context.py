@@ -264,6 +264,7 @@ class CrisisText:
     text: str
     own: bool
     numbers: str = ""
+    numbers_lang: str = ""  # the numbers' language tag when it is not the page's
 
 
 def crisis_texts() -> dict[str, str]:
@@ -284,7 +285,21 @@ def crisis_text(language: str, closed: bool = False) -> CrisisText:
     if own:
         return CrisisText(own, own=True)
     default = DEFAULT_CRISIS_TEXT_CLOSED if closed else DEFAULT_CRISIS_TEXT
-    return CrisisText(str(default), own=False, numbers=clinic_settings()["crisis_phone_numbers"])
+    numbers = clinic_settings()["crisis_phone_numbers"]
+    return CrisisText(
+        str(default), own=False, numbers=numbers, numbers_lang=_typed_in(numbers, language)
+    )
+
+
+def _typed_in(numbers: str, language: str) -> str:
+    """The language tag of the crisis numbers on a page in another language: their names
+    ("Crisis line 988", "Samaritans") are the clinic's own, typed in its default language,
+    and a screen reader speaking the page's language would say them wrong. Digits alone
+    take the page's language, so they are read in the patient's."""
+    typed = current_app.config["DEFAULT_LANGUAGE"]
+    if typed == language or not any(ch.isalpha() for ch in numbers):
+        return ""
+    return typed.replace("_", "-")  # a BCP 47 tag, as <html lang> has it
 
 
 # A phone number in text staff typed: digits with spaces, dashes, dots or parentheses

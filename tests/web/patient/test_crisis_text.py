@@ -51,8 +51,28 @@ def test_spanish_without_its_own_text_sees_the_spanish_default_and_numbers(app, 
     )
     block = crisis_block(welcome(app, "es"))
     assert SPANISH_DEFAULT in block
-    assert 'crisis-numbers" dir="auto">' + linked("Riverside 555-0100") in block
+    # The numbers' names were typed in the clinic's language (English): a screen reader
+    # reading the Spanish page must say "Riverside" in English, so the line says so.
+    assert 'crisis-numbers" dir="auto" lang="en">' + linked("Riverside 555-0100") in block
     assert ENGLISH not in block and ENGLISH_DEFAULT not in block
+
+
+@pytest.mark.parametrize(
+    ("language", "numbers", "tag"),
+    [
+        ("ar", "Crisis line 555-0100", ' lang="en"'),
+        ("zh_Hans", "Crisis line 555-0100", ' lang="en"'),
+        ("ar", "555-0100 / 555-0100", ""),  # digits alone: read in the patient's language
+        ("en", "Crisis line 555-0100", ""),  # the page's own language: nothing to say
+    ],
+)
+def test_the_crisis_numbers_carry_the_language_they_were_typed_in(
+    app, db, language, numbers, tag
+):
+    """From a WCAG walk: "Crisis line 988" on an Arabic page was read with an Arabic voice."""
+    storage.save_settings(db, {"crisis_phone_numbers": numbers})
+    block = crisis_block(welcome(app, language))
+    assert f'crisis-numbers" dir="auto"{tag}>' + linked(numbers) in block
 
 
 def test_default_without_numbers_shows_the_default_alone(app):
