@@ -25,7 +25,13 @@ from patientapp.domain import textmsg
 from patientapp.web.forms import CHOICE_ERROR, length_limit, strip_spaces
 
 # The settings keys of this page (their defaults are in web.context's SETTING_DEFAULTS).
-MESSAGE_SETTINGS = ("reminder_hours_before", "quiet_from", "quiet_until", *textmsg.SMS_SETTINGS)
+MESSAGE_SETTINGS = (
+    "message_clinic_name",
+    "reminder_hours_before",
+    "quiet_from",
+    "quiet_until",
+    *textmsg.SMS_SETTINGS,
+)
 SMS_MODES = {
     "none": _l("No text messages"),
     "email": _l("An e-mail-to-text gateway, through the outgoing mail relay"),
@@ -39,6 +45,16 @@ TIME_ERROR = _l("Please enter a valid time.")
 
 
 class MessagingForm(FlaskForm):
+    message_clinic_name = StringField(
+        _l("The clinic's name in messages"),
+        filters=[strip_spaces],
+        validators=[length_limit(120)],
+        description=_l(
+            "Messages can be read on a locked phone or by someone else. A neutral name, "
+            "for example Riverside Health instead of Riverside Psychiatry, does not say "
+            "what kind of care this is. Leave empty to use the clinic's name."
+        ),
+    )
     reminder_hours_before = WholeNumberField(
         _l("Hours before the appointment to send the reminder"),
         0,

@@ -15,7 +15,10 @@ stricter than anything upstream. English is the source language, so it has no ca
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import functools
+import gettext
 import json
 import re
 import tempfile
@@ -324,7 +327,26 @@ def _format_problem(form: str, original: str) -> str | None:
     return None
 
 
-def _placeholder_problems(template_message: Message, message: Message) -> list[str]:
+COUNT = re.compile(r"^%\(num\)[a-z]$")  # ngettext's count, as Flask-Babel names it
+
+
+def single_number_forms(catalog: Catalog) -> frozenset[int]:
+    """The plural forms the language's rule gives to exactly one number, n = 0 to 1000
+    (Arabic's 0, 1 and 2; Spanish's 1). As GNU msgfmt allows, such a form may say its
+    number in words and leave out the count ("دقيقتين", two minutes, not "2 دقيقتين")."""
+    return _single_number_forms(catalog.plural_expr)
+
+
+@functools.cache
+def _single_number_forms(plural_expr: str) -> frozenset[int]:
+    rule = gettext.c2py(plural_expr)
+    counts = collections.Counter(rule(n) for n in range(1001))
+    return frozenset(form for form, count in counts.items() if count == 1)
+
+
+def _placeholder_problems(
+    template_message: Message, message: Message, single: frozenset[int] = frozenset()
+) -> list[str]:
     required, allowed = _expected(template_message)
     original = template_message.id[-1] if template_message.pluralizable else template_message.id
     problems = []
@@ -332,7 +354,8 @@ def _placeholder_problems(template_message: Message, message: Message) -> list[s
     for index, form in enumerate(forms):
         where = f" (form {index})" if len(forms) > 1 else ""
         found = placeholders(form)
-        lacking, extra = sorted(required - found), sorted(found - allowed)
+        needed = {p for p in required if not (index in single and COUNT.match(p))}
+        lacking, extra = sorted(needed - found), sorted(found - allowed)
         if lacking or extra:
             detail = "; ".join(
                 filter(
@@ -397,7 +420,8 @@ def _message_problems(
             f"plural forms: {quoted} has {len(_forms(message))}, "
             f"the language needs {catalog.num_plurals}"
         ]
-    return _placeholder_problems(template_message, message)
+    single = single_number_forms(catalog) if message.pluralizable else frozenset()
+    return _placeholder_problems(template_message, message, single)
 
 
 def check_catalog(lang: str, catalog: Catalog, template: Catalog) -> CatalogReport:

@@ -39,7 +39,7 @@ from flask_babel import force_locale, format_date, format_time, get_locale, gett
 
 from patientapp.db import storage
 from patientapp.domain import alerts, invitations, mail, textmsg, visits
-from patientapp.domain.escalation import clinic_name
+from patientapp.domain.escalation import message_name
 from patientapp.domain.records import Visit
 from patientapp.i18n import current_language
 from patientapp.questionnaire import timing
@@ -466,6 +466,13 @@ def _send(channels: Channels, claimed: Claimed, words: Words, sender_name: str =
         raise SendError(str(error), error.permanent) from None
 
 
+def _sender_name(settings: Mapping) -> str:
+    """The name beside the sender's address: the name set for messages, else the clinic's
+    (none when neither is set: the relay's address alone, no "Your clinic")."""
+    own = str(settings.get("message_clinic_name") or "").strip()
+    return own or str(settings.get("clinic_name") or "")
+
+
 def _words(
     claimed: Claimed, settings: Mapping, base_url: str, default_language: str, now: datetime
 ) -> Words:
@@ -475,7 +482,7 @@ def _words(
         return compose(
             claimed.message["kind"],
             claimed.message["channel"],
-            clinic=clinic_name(dict(settings)),
+            clinic=message_name(dict(settings)),
             visit=claimed.visit,
             link=link,
             stop=link + STOP_SUFFIX,
@@ -518,7 +525,7 @@ def run_pass(
         words = _words(claimed, settings, base_url, default_language, clock())
         try:
             # The clinic's name beside the sender, as the subject already names it.
-            answer = _send(channels, claimed, words, str(settings.get("clinic_name") or ""))
+            answer = _send(channels, claimed, words, _sender_name(settings))
         except SendError as error:
             outcome = _record(db, claimed, clock, error=error)
         else:

@@ -62,6 +62,12 @@ def clinic_name(settings: dict) -> str:
     return str(settings.get("clinic_name") or DEFAULT_CLINIC_NAME)
 
 
+def message_name(settings: dict) -> str:
+    """The clinic as messages to patients name it: the name set for messages (Invitations
+    by e-mail and text), else the clinic's own."""
+    return str(settings.get("message_clinic_name") or "").strip() or clinic_name(settings)
+
+
 def board_link(base_url: str) -> str:
     return base_url.rstrip("/") + BOARD_PATH
 

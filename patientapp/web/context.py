@@ -67,6 +67,9 @@ SETTING_DEFAULTS = {
     "mail_from": "",
     "oncall_address": "",
     # Invitations by e-mail and text (the Invitations by e-mail and text page).
+    # The name messages to patients give the clinic (empty: the clinic's name): a message
+    # can be read on a locked phone, where "Riverside Psychiatry" says what care it is.
+    "message_clinic_name": "",
     "reminder_hours_before": 24,
     "quiet_from": "21:00",
     "quiet_until": "08:00",

@@ -23,6 +23,7 @@ from patientapp.cli.i18n import (
     extract_template,
     placeholders,
     shipped_languages,
+    single_number_forms,
     template_path,
 )
 from patientapp.questionnaire import model as questionnaire
@@ -342,6 +343,28 @@ def test_check_counts_plural_forms_from_the_language():
     assert problem == (
         f'plural forms: "%(num)s file" has {len(forms) - 1}, the language needs {len(forms)}'
     )
+
+
+def test_a_form_for_one_number_may_say_it_in_words():
+    """Arabic's forms for 1 and 2 ("دقيقة واحدة", "دقيقتين") need no digit: the noun says
+    it, and "2 دقيقتين" reads "2 two-minutes". As GNU msgfmt allows, a form the language's
+    rule gives to a single number may leave out the count, and only the count."""
+    template = Catalog()
+    template.add(("%(clinic)s: about %(num)d minute", "%(clinic)s: about %(num)d minutes"))
+    catalog = Catalog(locale="ar")
+    assert single_number_forms(catalog) == {0, 1, 2}
+    words = ["%(clinic)s: 0 دقيقة", "%(clinic)s: دقيقة واحدة", "%(clinic)s: دقيقتين"]
+    digits = ["%(clinic)s: %(num)d دقائق", "%(clinic)s: %(num)d دقيقة", "%(clinic)s: %(num)d دقيقة"]
+    ids = ("%(clinic)s: about %(num)d minute", "%(clinic)s: about %(num)d minutes")
+    catalog.add(ids, tuple(words + digits))
+    assert check_catalog("ar", catalog, template).problems == []
+    catalog[ids].string = (*words, "%(clinic)s: دقائق", *digits[1:])  # 3 to 10
+    [problem] = check_catalog("ar", catalog, template).problems
+    assert problem.startswith("placeholders (form 3): ") and "lacks %(num)d" in problem
+    catalog[ids].string = ("%(clinic)s: 0 دقيقة", "دقيقة واحدة", *words[2:], *digits)
+    [problem] = check_catalog("ar", catalog, template).problems  # never another placeholder
+    assert problem.startswith("placeholders (form 1): ") and "lacks %(clinic)s" in problem
+    assert single_number_forms(Catalog(locale="fr")) == set()  # 0 and 1 share a form
 
 
 def test_check_catches_mismatched_brace_placeholders():

@@ -170,7 +170,7 @@ def save_messages(client, **fields):
     return client.post("/staff/admin/messages", data=data)
 
 
-def use_gateway(client, gateway: Gateway) -> None:
+def use_gateway(client, gateway: Gateway, **fields) -> None:
     response = save_messages(
         client,
         sms_mode="http",
@@ -178,6 +178,7 @@ def use_gateway(client, gateway: Gateway) -> None:
         sms_http_auth="Authorization: Basic QUMxOnNlY3JldA==",
         sms_http_body="To={to}&From={from}&Body={body}",
         sms_from="+15550001111",
+        **fields,
     )
     assert response.status_code == 302, response.get_data(as_text=True)
 
@@ -465,6 +466,40 @@ def test_the_link_goes_by_text_through_the_gateways_api(app, staff, gateway, clo
     assert "Text sent" in board(staff)
     assert storage.contact(db, visit_id)["phone"] == PATIENT_PHONE
     assert PATIENT_PHONE not in json.dumps(storage.audit_entries(db, limit=500))
+
+
+@pytest.mark.parametrize("by", ["email", "text"])
+def test_messages_give_the_clinic_the_name_set_for_them(app, staff, relay, gateway, clock, db, by):
+    """From a walk: a clinic named "Riverside Psychiatry" put that word on every patient's
+    locked phone, in the sender, the subject and the text's first words."""
+    storage.save_settings(db, {"clinic_name": "Riverside Psychiatry"})
+    neutral = {"message_clinic_name": "  Riverside Health  "}
+    if by == "email":
+        use_relay(staff, relay.port)
+        assert save_messages(staff, **neutral).status_code == 302
+        assert new_invitation(staff, clock, email=PATIENT_EMAIL).status_code == 302
+    else:
+        use_gateway(staff, gateway, **neutral)
+        assert new_invitation(staff, clock, phone=PATIENT_PHONE_TYPED).status_code == 302
+    assert storage.get_settings(db)["message_clinic_name"] == "Riverside Health"
+    page = staff.get("/staff/admin/messages").get_data(as_text=True)
+    assert 'value="Riverside Health"' in page and "does not say what kind of care" in page
+
+    run_pass(app, clock)
+
+    if by == "email":
+        [envelope] = relay.messages
+        message = read(envelope)
+        assert message["From"] == f"Riverside Health <{SENDER}>"
+        assert message["Subject"] == "Before your visit at Riverside Health"
+        seen = message.as_string()
+    else:
+        [request] = gateway.requests
+        seen = urllib.parse.parse_qs(request["body"])["Body"][0]
+        assert seen.startswith("Riverside Health: before your visit on Nov 26, 2026")
+    assert "Psychiatry" not in seen
+    # The staff pages keep the clinic's own name.
+    assert "Riverside Psychiatry" in staff.get("/staff/").get_data(as_text=True)
 
 
 @pytest.mark.parametrize("language", i18n.available_languages())
