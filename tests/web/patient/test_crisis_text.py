@@ -66,9 +66,7 @@ def test_spanish_without_its_own_text_sees_the_spanish_default_and_numbers(app, 
         ("en", "Crisis line 555-0100", ""),  # the page's own language: nothing to say
     ],
 )
-def test_the_crisis_numbers_carry_the_language_they_were_typed_in(
-    app, db, language, numbers, tag
-):
+def test_the_crisis_numbers_carry_the_language_they_were_typed_in(app, db, language, numbers, tag):
     """From a WCAG walk: "Crisis line 988" on an Arabic page was read with an Arabic voice."""
     storage.save_settings(db, {"crisis_phone_numbers": numbers})
     block = crisis_block(welcome(app, language))
