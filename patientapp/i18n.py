@@ -134,8 +134,12 @@ def select_locale() -> str:
 
 
 def _remember_language(response):
-    """A ?lang= choice sticks for the rest of this browser session."""
+    """A ?lang= choice sticks for the rest of this browser session; not on a page that
+    ended it (a tablet's closed page, `g.session_cleared`): its ?lang= was the last
+    patient's, and the next person must not start in it."""
     chosen = request.args.get("lang")
+    if g.get("session_cleared"):
+        return response
     if chosen and request.endpoint != "static" and chosen in offered_languages():
         session["lang"] = chosen
     return response

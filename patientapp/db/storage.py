@@ -34,7 +34,14 @@ except ImportError:  # pragma: no cover - Windows: SQLite's busy timeout queues 
 from sqlite_utils.migrations import Migrations
 
 from patientapp.domain import audit_actions as action_names
-from patientapp.domain.records import TIME_TEXT, Alert, BoardVisit, SafetyAnswer, Visit
+from patientapp.domain.records import (
+    TIME_TEXT,
+    Alert,
+    BoardVisit,
+    EarlierAcknowledgement,
+    SafetyAnswer,
+    Visit,
+)
 
 try:  # encryption at rest is optional: the `encryption` extra (Linux x86_64 wheels)
     import sqlcipher3
@@ -902,6 +909,44 @@ def raise_alert(db: Database, visit_id: int, now: datetime) -> None:
     )
 
 
+def reopen_alert(db: Database, visit_id: int, now: datetime) -> bool:
+    """Inside the caller's transaction: the visit's acknowledged alert opened again, raised
+    anew at `now` (unacknowledged, not escalated, no on-call e-mail yet), its
+    acknowledgement kept in earlier_acknowledgements; False when it was not acknowledged."""
+    db.execute(
+        """INSERT INTO earlier_acknowledgements
+               (visit_id, raised_at, acknowledged_at, acknowledged_by, acknowledged_note)
+           SELECT visit_id, created_at, acknowledged_at, acknowledged_by, acknowledged_note
+           FROM alerts WHERE visit_id = ? AND acknowledged_at IS NOT NULL""",
+        (visit_id,),
+    )
+    cursor = db.execute(
+        """UPDATE alerts SET created_at = ?, acknowledged_at = NULL, acknowledged_by = NULL,
+               acknowledged_note = '', escalated_at = NULL, mail_sent_at = NULL,
+               mail_attempts = 0, mail_next_at = NULL, mail_error = ''
+           WHERE visit_id = ? AND acknowledged_at IS NOT NULL""",
+        (_ts(now), visit_id),
+    )
+    return cursor.rowcount == 1
+
+
+def earlier_acknowledgements(db: Database, visit_id: int) -> list[EarlierAcknowledgement]:
+    """The acknowledgements of the visit's alert before a worse answer opened it again,
+    oldest first, each with the name of whoever acknowledged it."""
+    return [
+        EarlierAcknowledgement(**row)
+        for row in _rows(
+            db,
+            """SELECT e.raised_at, e.acknowledged_at, e.acknowledged_note,
+                      u.display_name AS acknowledged_by_name
+               FROM earlier_acknowledgements e LEFT JOIN users u ON u.id = e.acknowledged_by
+               WHERE e.visit_id = ? ORDER BY e.id""",
+            (visit_id,),
+            typed=True,
+        )
+    ]
+
+
 def record_safety_answer(db: Database, visit_id: int, value: str, now: datetime) -> None:
     db.execute(
         "INSERT INTO safety_answers (visit_id, value, saved_at) VALUES (?, ?, ?)",
@@ -1296,6 +1341,26 @@ def m106_logout_hint(db: Database) -> None:
     # as id_token_hint when it signs out there (Okta and Duende IdentityServer need it).
     # Kept only while the session lasts: ending it clears the column.
     db.execute("ALTER TABLE staff_sessions ADD COLUMN id_token TEXT")
+
+
+@migrations()
+def m107_earlier_acknowledgements(db: Database) -> None:
+    # A safety answer worse than the one an acknowledgement covered opens the alert again
+    # (raised anew, not acknowledged, not escalated, no e-mail yet); the acknowledgement
+    # it had is kept here, so the summary still says who checked on the patient and when.
+    db.execute(
+        """CREATE TABLE earlier_acknowledgements (
+            id INTEGER PRIMARY KEY,
+            visit_id INTEGER NOT NULL REFERENCES visits(id) ON DELETE CASCADE,
+            raised_at TEXT NOT NULL,
+            acknowledged_at TEXT NOT NULL,
+            acknowledged_by INTEGER REFERENCES users(id),
+            acknowledged_note TEXT NOT NULL DEFAULT ''
+        )"""
+    )
+    db.execute(
+        "CREATE INDEX earlier_acknowledgements_by_visit ON earlier_acknowledgements (visit_id)"
+    )
 
 
 def probe(db: Database, timeout_ms: int) -> None:

@@ -70,6 +70,7 @@ ACTIONS = {
     "safety_report_exported": _l("Safety report exported"),
     # Safety alerts
     "alert_acknowledged": _l("Safety alert acknowledged"),
+    "alert_reopened": _l("Safety alert opened again by a worse answer"),
     "alert_escalated": _l("Safety alert escalated"),
     "escalation_mail_sent": _l("Escalation e-mail sent"),
     "escalation_mail_failed": _l("Escalation e-mail not sent"),

@@ -30,6 +30,7 @@ from flask_babel import lazy_gettext as _l
 from patientapp.db import storage
 from patientapp.domain import alerts, mail
 from patientapp.domain.records import Alert
+from patientapp.i18n import current_language
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def escalation_message(relay: mail.Relay, name: str, minutes: int, board: str):
             ),
         )
     )
-    return mail.message(relay, subject, body)
+    return mail.message(relay, subject, body, headers=_language_header())
 
 
 def relay_test_message(relay: mail.Relay, name: str, board: str):
@@ -121,7 +122,13 @@ def relay_test_message(relay: mail.Relay, name: str, board: str):
             board,
         )
     )
-    return mail.message(relay, subject, body)
+    return mail.message(relay, subject, body, headers=_language_header())
+
+
+def _language_header() -> dict[str, str]:
+    """The language the e-mail is written in (the clinic's default for the loop's
+    e-mail), as the invitation e-mails say theirs (domain/delivery.py)."""
+    return {"Content-Language": current_language().tag}
 
 
 def _waited(alert: Alert, now: datetime) -> int:
@@ -145,7 +152,7 @@ def escalate_due(db, now: datetime, settings: dict) -> list[int]:
                     now=now,
                     actor=ACTOR,
                     visit_id=alert.visit_id,
-                    detail=f"unacknowledged after {minutes} minutes",
+                    detail=f"unacknowledged after {minutes} minute{'' if minutes == 1 else 's'}",
                 )
                 escalated.append(alert.visit_id)
     return escalated

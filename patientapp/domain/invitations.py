@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,8 +38,17 @@ def new_code() -> str:
 
 
 def normalise_code(typed: str) -> str | None:
-    """The canonical code for what a person typed, or None if it cannot be one."""
-    cleaned = "".join(ch for ch in typed.upper() if ch not in " -_.").translate(_LOOKALIKES)
+    """The canonical code for what a person typed, or None if it cannot be one. A phone's
+    keyboard in another script types it its own way: full-width letters and digits from a
+    Chinese keyboard (U+FF21 for "A"), Arabic-Indic digits (U+0660 for "0"), any dash or
+    space between the groups; each is read as the letter or digit it shows."""
+    plain = unicodedata.normalize("NFKC", typed)
+    kept = []
+    for ch in plain:
+        if ch in " _." or ch.isspace() or unicodedata.category(ch) == "Pd":
+            continue  # a separator: any space or dash (en, em, minus-like hyphens)
+        kept.append(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch)
+    cleaned = "".join(kept).upper().translate(_LOOKALIKES)
     if len(cleaned) != CODE_LENGTH or any(ch not in CROCKFORD for ch in cleaned):
         return None
     return cleaned

@@ -169,6 +169,19 @@ class BoardVisit:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class EarlierAcknowledgement:
+    """An acknowledgement of a visit's alert before a worse answer opened it again."""
+
+    raised_at: datetime
+    acknowledged_at: datetime
+    acknowledged_note: str = ""
+    acknowledged_by_name: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_times(self, ("raised_at", "acknowledged_at"))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class SafetyAnswer:
     """One saved value of the safety question ("declined" for a skip), with its time."""
 

@@ -18,7 +18,7 @@ from enum import StrEnum
 from flask_babel import lazy_gettext as _l
 
 from patientapp.db import storage
-from patientapp.domain import invitations
+from patientapp.domain import alerts, invitations
 from patientapp.domain.invitations import Invitation
 from patientapp.domain.records import Status, Visit
 from patientapp.questionnaire.model import Questionnaire, default
@@ -44,6 +44,7 @@ STATUS_LABELS = {
 }
 
 SAFETY_ITEM = "S1"
+DRAFT_SCREEN = "screen"  # a draft's field naming the screen it was typed on (as views')
 
 
 class Change(StrEnum):
@@ -286,12 +287,22 @@ def reissue(
 
 
 def cancel(db, visit_id: int, now: datetime) -> bool:
-    """Cancel an invitation not yet sent; False when there was nothing to cancel."""
+    """Cancel an invitation not yet sent; False when there was nothing to cancel, or while
+    its safety alert is open: cancelled, the visit would leave the board and the alert
+    with it, and nobody could acknowledge it (acknowledge first, then cancel)."""
     with storage.write(db):
         if not allows(storage.get_visit(db, visit_id), Change.CANCEL):
             return False
+        if has_open_alert(db, visit_id):
+            return False
         storage.set_cancelled(db, visit_id, now)
     return True
+
+
+def has_open_alert(db, visit_id: int) -> bool:
+    """Whether the visit has a safety alert nobody has acknowledged yet."""
+    alert = storage.alert_for(db, visit_id)
+    return alert is not None and alert.acknowledged_at is None
 
 
 def start(
@@ -361,15 +372,19 @@ def save_step(
     language: str = "",
     definition: Questionnaire | None = None,
     shown: str | None = None,
+    screen: int | None = None,
 ) -> bool:
     """Store one section's values (None removes an answer) and move the patient on.
     `shown`: the last question of the screen the patient is sent to (the review: the
-    last of all), kept when it lies further than any screen shown before.
+    last of all), kept when it lies further than any screen shown before. `screen`: the
+    screen of the step saved (None: the whole step); only its draft goes.
 
     A section with the safety question records its outcome on the visit, and a worrying
     answer opens an alert for the staff board. An answer that leaves items unasked (M0
-    "no") removes their answers too, so what is stored is what was asked. Returns False,
-    storing nothing, when the visit no longer takes answers.
+    "no") keeps their earlier answers stored but unasked: no page, summary or export
+    reads them while it stands (``Questionnaire.not_asked``), "yes" again shows them, and
+    sending removes them for good (``submit``). Returns False, storing nothing, when the
+    visit no longer takes answers.
     """
     definition = definition or default()
     with storage.write(db):
@@ -379,7 +394,7 @@ def save_step(
         values = with_not_asked_removed(values, definition, visit.offered)
         safety = safety_outcome(values)
         storage.save_answers(db, visit_id, values, now=now, language=language)
-        storage.delete_drafts(db, visit_id, step)
+        _forget_draft(db, visit, step, screen)
         reached = further(definition, visit.reached_item, shown)
         storage.set_step(
             db, visit_id, step=step, next_step=next_step, now=now, safety=safety, reached=reached
@@ -388,6 +403,10 @@ def save_step(
             _remember_safety_answer(db, visit_id, values, now)
         if safety == "endorsed":
             storage.raise_alert(db, visit_id, now)
+            history = storage.safety_answers(db, visit_id)
+            if alerts.reopens(storage.alert_for(db, visit_id), history):
+                storage.reopen_alert(db, visit_id, now)
+                storage.audit(db, "alert_reopened", now=now, actor="patient", visit_id=visit_id)
     return True
 
 
@@ -402,15 +421,29 @@ def further(definition: Questionnaire, kept: str | None, shown: str | None) -> s
 def with_not_asked_removed(
     values: Mapping[str, object], definition: Questionnaire, measures=()
 ) -> dict:
-    """The values to save, with None (removed) for every item their own answers leave
-    unasked: M0 saved as "no" removes M1-M5 and P1, whatever was answered before or
-    posted with it. Answers that decide nothing leave the values as they are, and a
-    measure's items are posted only when the visit offers it (``measures``)."""
+    """The values to save, without those of items their own answers leave unasked: M0
+    posted as "no" drops whatever is posted for M1-M5 and P1 (their stored answers stay,
+    unasked, until "yes" shows them again or sending removes them). Answers that decide
+    nothing leave the values as they are, and a measure's items are posted only when the
+    visit offers it (``measures``): one not offered was never shown, so whatever a form
+    posts for it is simply dropped."""
     unasked = definition.not_asked(values, measures)
-    kept = {k: v for k, v in values.items() if k not in unasked}
-    # What an answer hid is removed even when stored before; a measure not offered was
-    # never shown, so whatever a form posts for it is simply dropped.
-    return {**kept, **dict.fromkeys(i for i, why in unasked.items() if why in definition.items)}
+    return {k: v for k, v in values.items() if k not in unasked}
+
+
+def _forget_draft(db, visit: Visit, step: int, screen: int | None) -> None:
+    """A saved screen's draft is done with; a draft typed on another screen of the step
+    stays, for when the patient comes to it (a whole step saved takes every draft)."""
+    kept = storage.draft_for(db, visit.id, step, visit.secret_generation)
+    typed_on = (kept or {}).get(DRAFT_SCREEN, [""])[0]
+    if screen is None or kept is None or typed_on in ("", str(screen)):
+        storage.delete_drafts(db, visit.id, step)
+
+
+def unasked_answers(answers: Mapping, definition: Questionnaire, measures=()) -> set[str]:
+    """The stored answers an answer leaves unasked (M0 "no": M1-M5 and P1 answered before):
+    kept while the visit is open, in case "no" was a slip, never sent."""
+    return set(definition.not_asked(answers, measures)) & set(answers)
 
 
 def _remember_safety_answer(db, visit_id: int, values: Mapping, now: datetime) -> None:
@@ -430,11 +463,18 @@ def save_in_person(db, visit_id: int, in_person: set[str]) -> None:
 
 
 def submit(db, visit_id: int, in_person: set[str], now: datetime) -> bool:
-    """Record the in-person choices and send; False when already sent or closed."""
+    """Record the in-person choices and send; False when already sent or closed. Answers
+    an answer leaves unasked (kept while M0 was "no") are removed: nothing unasked is
+    ever stored in a sent visit."""
     with storage.write(db):
-        if not allows(storage.get_visit(db, visit_id), Change.SUBMIT):
+        visit = storage.get_visit(db, visit_id)
+        if not allows(visit, Change.SUBMIT):
             return False
-        storage.set_in_person(db, visit_id, in_person)
+        answers, _held = storage.answers_for(db, visit_id)
+        # Answers kept while "no" might have been a slip: unasked, so never sent.
+        unasked = unasked_answers(answers, default(), visit.offered)
+        storage.save_answers(db, visit_id, dict.fromkeys(unasked), now=now, language="")
+        storage.set_in_person(db, visit_id, in_person - unasked)
         storage.set_submitted(db, visit_id, now)
         storage.delete_drafts(db, visit_id)
         _keep_measure_totals(db, storage.get_visit(db, visit_id), in_person)

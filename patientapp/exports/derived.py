@@ -98,6 +98,7 @@ def one_page(db, visit: Visit, *, clinic: str, language: str) -> summary_view.Su
         reader_language=language,
         answer_languages=storage.answer_languages(db, visit.id),
         safety_history=storage.safety_answers(db, visit.id),
+        earlier_acknowledgements=storage.earlier_acknowledgements(db, visit.id),
     )
 
 

@@ -13,7 +13,7 @@ from patientapp.domain import visits
 from patientapp.patient import forms as patient_forms
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Collection, Mapping
 
     from patientapp.questionnaire.model import Questionnaire
 
@@ -29,6 +29,9 @@ class Place:
     screen: int = 1
     returning: bool = False  # came from the review: Next goes back there
     anchor: str | None = None  # the field to scroll to (a new medicine row)
+    # From the review: questions an answer asked again that were never answered (M0 "no"
+    # turned "yes" asks P1 in a later step), shown before going back there.
+    asking: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class _Post:
     new_answers: Mapping
     hidden: frozenset[str]
     returning: bool
+    asking: tuple[str, ...] = ()
 
     @property
     def section(self):
@@ -90,11 +94,19 @@ class _Post:
         return Move(Place(REVIEW), visits.review_step(self.q))
 
     def to(self, page: patient_forms.Page, anchor: str | None = None) -> Move:
-        place = Place(STEP, page.number, page.screen, self.returning, anchor)
+        place = Place(STEP, page.number, page.screen, self.returning, anchor, self.asking)
         return Move(place, page.number)
 
     def here(self, screen: int, anchor: str | None = None) -> Move:
-        return Move(Place(STEP, self.number, screen, self.returning, anchor), self.number)
+        place = Place(STEP, self.number, screen, self.returning, anchor, self.asking)
+        return Move(place, self.number)
+
+    def back_to_review(self, later: list[patient_forms.Page]) -> Move:
+        """From the review, going back there: first any later screen asking a question
+        an answer asked again and never answered (no "Skipped" for a question never
+        shown), then the review."""
+        asking = next((p for p in later if any(i.id in self.asking for i in p.items)), None)
+        return self.to(asking) if asking is not None else self.review()
 
 
 def _back(post: _Post) -> Move:
@@ -122,10 +134,16 @@ def _forward(post: _Post) -> Move:
     at = post.posted(going_on=True)
     later = [page for page in post.shown if post._index(page) > at]
     if post.returning and later and not post.continues(later[0]):
-        return post.review()  # from the review: on while the section goes on, then back
+        return post.back_to_review(later)  # from the review: on while the section goes on
     if later:
         return post.to(later[0])
     return post.review()
+
+
+def asking_from(text: str, q: Questionnaire) -> tuple[str, ...]:
+    """A place's `asking` from its address (``ask=P1,M4``): known question ids only."""
+    ids = set(text.split(",")) if text else set()
+    return tuple(i for i in q.item_ids if i in ids)
 
 
 def after_save(
@@ -136,6 +154,10 @@ def after_save(
     new_answers: Mapping,
     hidden: frozenset[str] = frozenset(),
     returning: bool = False,
+    *,
+    hidden_before: frozenset[str] | None = None,
+    answered: Collection[str] = (),
+    asking: Collection[str] = (),
 ) -> Move:
     """Where a valid POST of step `number` goes, and the step to resume at.
 
@@ -144,12 +166,21 @@ def after_save(
     `hidden` the items the answers as saved by this POST leave unasked (M0 "no" passes
     over the medicine list): screens with nothing left to ask are passed over both ways.
     A worrying safety answer goes to the safety page (unless the language was switched).
+
+    From the review (`returning`), questions this save asks again that were never
+    answered (`hidden_before` less `hidden`, less the stored answers `answered`), with
+    those still `asking` from an earlier save, are shown before going back there: their
+    screens are named in each place until answered (or passed over).
     """
-    post = _Post(q, number, screen, new_answers, hidden, returning)
+    pending: tuple[str, ...] = ()
+    if returning:
+        again = set(asking) | (set(hidden_before or ()) - hidden)
+        pending = tuple(i for i in q.item_ids if i in again - hidden - set(answered))
+    post = _Post(q, number, screen, new_answers, hidden, returning, pending)
     if visits.endorses_safety(new_answers) and action != "lang":
         return Move(Place(SAFETY), visits.review_step(q))
     if action == "review" and returning:
-        return post.review()
+        return post.review()  # the patient's own choice: back now
     if action == "back":
         return _back(post)
     if action == "add":

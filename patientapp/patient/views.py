@@ -64,7 +64,9 @@ ENDED_KEY = "ended"  # why the last patient session on this device ended
 # so the end pages do not tell them to wait here. A yes or no, never the day.
 AWAY_KEY = "away"
 PASSED_KEY = "visit_passed"
-ENDED_SENT, ENDED_IDLE = "sent", "idle"
+# Sent; closed when idle; or its link stopped working under it (the visit cancelled,
+# re-issued or expired while the page was open): no "open your link again" then.
+ENDED_SENT, ENDED_IDLE, ENDED_GONE = "sent", "idle", "gone"
 DRAFT_SCREEN = "screen"  # the screen of the step a draft was typed on
 DRAFT_KEPT = "draft_kept"  # the idle session left a draft on the server
 DRAFT_MAX_CHARS = 50_000  # all of one step's typed text; more is refused, not cut
@@ -129,13 +131,14 @@ def end_patient_session(
     draft: bool = False,
     away: bool = False,
     passed: bool = False,
+    gone: bool = False,
 ):
     """Forget the visit on this device; after sending, the thank-you page may still
     speak the patient's language. The device remembers only why the session ended, so
     Back after sending says the answers were sent, not that the page was closed, and
     whether a draft was kept, so the closed page tells the truth."""
     session.pop(SESSION_KEY, None)
-    session[ENDED_KEY] = ENDED_SENT if sent else ENDED_IDLE
+    session[ENDED_KEY] = ENDED_SENT if sent else ENDED_GONE if gone else ENDED_IDLE
     session[DRAFT_KEPT] = draft
     session[AWAY_KEY] = away
     session[PASSED_KEY] = passed  # the visit's day is over: no "before your visit"
@@ -155,17 +158,21 @@ def current_visit() -> Visit | None:
     moment = now()
     # At the limit exactly, since that is when an idle page refreshes itself to /ended.
     visit = storage.get_visit(get_db(), state["visit"])
-    if moment - datetime.fromisoformat(state["seen"]) >= _idle_limit():
-        kept = (
-            visits.is_open(visit, moment)
-            and state.get("generation") == visit.secret_generation
-            and visits.has_draft(get_db(), visit)
-        )
+    # The page that says the session ended speaks the patient's language (the last
+    # patient's choice is dropped from the device, so it goes in the address).
+    g.ended_language = session.get("lang") or (visit.answer_language if visit else None)
+    live = visits.is_open(visit, moment) and state.get("generation") == visit.secret_generation
+    if live and moment - datetime.fromisoformat(state["seen"]) >= _idle_limit():
+        # A tap on Next or Back after the phone slept past the limit: what it carried is
+        # kept as the screen's draft, as the page's own timer would have kept it.
+        late = request.method == "POST" and request.endpoint == "patient.step"
+        kept = (late and _keep_late_post(visit)) or visits.has_draft(get_db(), visit)
         end_patient_session(draft=kept)
         return None
-    if not visits.is_open(visit, moment) or state.get("generation") != visit.secret_generation:
+    if not live:  # (idle or not: its link no longer opens it, whatever the page would say)
         # A re-issue ends every session that entered by the old link or code.
-        end_patient_session(sent=visit is not None and visits.is_sent(visit))
+        sent = visit is not None and visits.is_sent(visit)
+        end_patient_session(sent=sent, gone=not sent)
         return None
     if moment - datetime.fromisoformat(state["seen"]) >= SEEN_RESOLUTION:
         # Rewriting the signed cookie on every click costs more than a minute's precision.
@@ -207,11 +214,16 @@ def _resume_target(visit: Visit):
     number = visits.current_section(visit, questionnaire.default())
     if number is None:
         return url_for("patient.review")
+    # A draft typed on a later screen of the step: resume there, where it is put back.
+    draft = visits.draft_for(get_db(), visit, number) or {}
+    screen = draft.get(DRAFT_SCREEN, ["1"])[0]
+    if ASCII_NUMBER.fullmatch(screen) and int(screen) > 1:
+        return _step_url(number, int(screen))
     return url_for("patient.step", number=number)
 
 
 def _session_needed():
-    return redirect(url_for("patient.ended"))
+    return redirect(url_for("patient.ended", lang=g.get("ended_language")))
 
 
 # --- entry ---------------------------------------------------------------------------------
@@ -471,7 +483,10 @@ def _back_to_review(number: int, screen: int | None, hidden: frozenset[str]) -> 
     """From the review, whether Next on this screen goes back there (it goes on while the
     section being changed goes on)."""
     q = questionnaire.default()
-    move = navigation.after_save(q, number, screen, "next", {}, hidden, returning=True)
+    asking = navigation.asking_from(request.args.get("ask", ""), q)
+    move = navigation.after_save(
+        q, number, screen, "next", {}, hidden, returning=True, asking=asking
+    )
     return move.to.page == navigation.REVIEW
 
 
@@ -500,6 +515,8 @@ def _url(place: navigation.Place) -> str:
     """The address of a place the next-screen rule names."""
     if place.page == navigation.STEP:
         extra = {"_anchor": place.anchor} if place.anchor else {}
+        if place.asking:  # from the review: questions still to ask before going back
+            extra["ask"] = ",".join(place.asking)
         return _step_url(place.number, place.screen, place.returning, **extra)
     return url_for(f"patient.{place.page}")
 
@@ -589,15 +606,16 @@ def _screen_of(number: int) -> _Screen:
 
 
 def _show_step(at: _Screen):
+    returning = request.args.get("return") == "review"
+    asking = {"ask": request.args["ask"]} if returning and request.args.get("ask") else {}
     if not at.shown:
         # Every question of this section is on an earlier section's screens: go there.
         step, screen = _opening_screen(at.number, at.hidden)
-        return redirect(_step_url(step, screen, request.args.get("return") == "review"))
+        return redirect(_step_url(step, screen, returning, **asking))
     if at.screen not in at.shown:
         # A screen with nothing left to ask (a link or Back from before the answer changed).
         ahead = [n for n in at.shown if n > at.screen] or [at.shown[-1]]
-        returning = request.args.get("return") == "review"
-        return redirect(_step_url(at.number, ahead[0], returning))
+        return redirect(_step_url(at.number, ahead[0], returning, **asking))
     # What was typed on this screen and not yet saved (a reload, another device) comes back.
     draft = visits.draft_for(get_db(), g.visit, at.number)
     if draft is not None and draft.pop(DRAFT_SCREEN, [""])[0] != str(at.screen):
@@ -627,9 +645,23 @@ def _save_step(at: _Screen):
         # (or "Prefer not to say", which is posted) is a "declined" entry.
         new_answers.pop(visits.SAFETY_ITEM, None)
     q = questionnaire.default()
-    after = frozenset(q.not_asked({**at.answers, **new_answers}, g.visit.offered))
+    stored = {**at.answers, **new_answers}
+    after = frozenset(q.not_asked(stored, g.visit.offered))
     returning = request.form.get("return") == "review"
-    move = navigation.after_save(q, at.number, at.screen, action, new_answers, after, returning)
+    move = navigation.after_save(
+        q,
+        at.number,
+        at.screen,
+        action,
+        new_answers,
+        after,
+        returning,
+        # Questions this save asks again that were never answered are asked before the
+        # review (P1 once M0 turns "yes"); answers kept while unasked come back as they were.
+        hidden_before=at.hidden,
+        answered={i for i, value in stored.items() if value is not None},
+        asking=navigation.asking_from(request.args.get("ask", ""), q),
+    )
     saved = visits.save_step(
         get_db(),
         g.visit.id,
@@ -639,6 +671,7 @@ def _save_step(at: _Screen):
         now=now(),
         language=written_in,
         shown=_last_shown(q, move.to),
+        screen=at.screen,
     )
     return redirect(_url(move.to)) if saved else _session_needed()
 
@@ -687,7 +720,17 @@ def draft(number: int):
         or number > max(visit.furthest_step, 1)
     ):
         abort(404)
-    section = q.sections[number - 1]
+    fields = _posted_draft(q.sections[number - 1])
+    if fields is None:
+        return jsonify(error="too_long"), 413
+    if not visits.save_draft(get_db(), visit, number, fields, now()):
+        return jsonify(error="session"), 401
+    return jsonify(idle_seconds=_idle_seconds())
+
+
+def _posted_draft(section) -> dict | None:
+    """The step's own fields of this POST, as a draft of the screen they were typed on;
+    None when there is more than a draft may hold."""
     screen = _screen_number(section) or 1  # a draft belongs to one screen, the first if unnamed
     med = _medlist(patient_forms.screen_items(section, screen))
     rows = patient_forms.medicine_rows({}, med, _submitted_rows(med)) if med else 1
@@ -696,10 +739,25 @@ def draft(number: int):
     fields = {key: request.form.getlist(key) for key in request.form if _draft_field(key, names)}
     fields[DRAFT_SCREEN] = [str(screen)]  # restored only on the screen it was typed on
     if sum(len(value) for values in fields.values() for value in values) > DRAFT_MAX_CHARS:
-        return jsonify(error="too_long"), 413
-    if not visits.save_draft(get_db(), visit, number, fields, now()):
-        return jsonify(error="session"), 401
-    return jsonify(idle_seconds=_idle_seconds())
+        return None
+    return fields
+
+
+def _keep_late_post(visit: Visit) -> bool:
+    """A step posted after the idle limit (CSRF already checked for every POST): what it
+    carried kept as that screen's draft, so nothing typed is lost; whether it was."""
+    q = questionnaire.default()
+    number = (request.view_args or {}).get("number", 0)
+    if visits.awaiting_start(visit) or not 1 <= number <= max(visit.furthest_step, 1):
+        return False
+    if number > len(q.sections):
+        return False
+    fields = _posted_draft(q.sections[number - 1])
+    if not fields or not any(
+        v for key, values in fields.items() if key != DRAFT_SCREEN for v in values
+    ):
+        return False
+    return visits.save_draft(get_db(), visit, number, fields, now())
 
 
 def _choose_language(code: str) -> None:
@@ -734,6 +792,9 @@ def safety():
     visit = g.visit
     if visit is None:
         return _session_needed()
+    if storage.alert_for(get_db(), visit.id) is None:
+        # It says the front desk has been told: only true after a worrying answer.
+        return redirect(_resume_target(visit))
     return render_template(
         "patient/safety.html",
         form=ActionForm(),
@@ -816,6 +877,24 @@ def review():
     )
 
 
+@bp.post("/review/holds")
+def review_holds():
+    """Keep the review's "In person" ticks as each one changes (static/draft.js posts the
+    review's form here), so a reload, Back or the link opened again shows them as last
+    set, even when the tap on Send never reached us. CSRF-checked like every POST; only
+    answers that exist and may be held are kept. Nothing is sent by this."""
+    visit = g.visit
+    if visit is None:
+        return jsonify(error="session"), 401
+    if visits.awaiting_start(visit) or not visits.reached_review(visit, questionnaire.default()):
+        abort(404)
+    db = get_db()
+    answers, _held = storage.answers_for(db, visit.id)
+    held = {i for i in request.form.getlist("in_person") if i in answers and visits.may_hold(i)}
+    visits.save_in_person(db, visit.id, held)
+    return jsonify(idle_seconds=_idle_seconds())
+
+
 def _tablet_page(template: str, **context):
     """On a waiting-room tablet an end page shows once, then the whole session cookie
     goes: nothing of this patient stays for the next one, and Back or a reload lands on
@@ -824,6 +903,7 @@ def _tablet_page(template: str, **context):
         return redirect(url_for("patient.start"))
     response = make_response(render_template(template, **context))
     session.clear()
+    g.session_cleared = True  # nor is this page's ?lang= kept for the next person
     return response
 
 
@@ -867,6 +947,7 @@ def ended():
         )
     context = {
         "sent": session.get(ENDED_KEY) == ENDED_SENT,
+        "gone": session.get(ENDED_KEY) == ENDED_GONE,
         "draft_kept": session.get(DRAFT_KEPT, False),
         **_end_context(),
     }

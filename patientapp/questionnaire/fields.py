@@ -46,4 +46,9 @@ def length_limit(max_length: int) -> Length:
 
 
 def strip_spaces(value):
-    return value.strip() if isinstance(value, str) else value
+    """Trimmed, with line breaks in one form: a browser sends a text box's line break as
+    CR LF but counts it as one character against maxlength, so "\r\n" read as two made
+    a text the box had allowed too long by one per line."""
+    if not isinstance(value, str):
+        return value
+    return value.replace("\r\n", "\n").replace("\r", "\n").strip()

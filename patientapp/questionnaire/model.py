@@ -183,8 +183,10 @@ class Questionnaire:
         of an instrument the visit does not offer (``measures``: the ids it does, see
         ``Visit.offered``) are unasked too, each with the instrument's id.
 
-        Unasked items are neither shown nor stored, and the summary reads them "not
-        asked", never skipped or not reached. A skipped deciding item hides nothing.
+        Unasked items are not shown; answers given before they became unasked are kept
+        while the visit is open (a "No" by mistake loses nothing) and removed when it is
+        sent. The summary reads them "not asked", never skipped or not reached. A skipped
+        deciding item hides nothing.
         """
         hidden: dict[str, str] = {}
         for instrument in self.instruments:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from flask import Response, g, render_template, request
@@ -25,7 +25,12 @@ from patientapp.auth.sessions import audit, login_required
 from patientapp.db import storage
 from patientapp.domain import safety_report, visits
 from patientapp.domain.alerts import minutes_to_acknowledge
-from patientapp.domain.records import BoardVisit, SafetyAnswer, time_text
+from patientapp.domain.records import (
+    BoardVisit,
+    EarlierAcknowledgement,
+    SafetyAnswer,
+    time_text,
+)
 from patientapp.exports.csv import neutralise
 from patientapp.questionnaire import display
 from patientapp.questionnaire import model as questionnaire
@@ -69,6 +74,24 @@ class ReportLine:
     changed: SafetyAnswer | None  # the answer now, when it is no longer worrying
     minutes: float | None  # to acknowledge; None while open
     escalated_at: datetime | None  # None when it was never escalated
+    # Acknowledgements before a worse answer opened the alert again, oldest first.
+    earlier: list[EarlierAcknowledgement] = field(default_factory=list)
+
+    def covering(self, answer: SafetyAnswer | None) -> tuple[datetime | None, str, str]:
+        """The acknowledgement that answered this worrying answer (when, who, the note):
+        the first made after it was saved, an earlier one or the alert's own; an answer
+        saved after the alert's own that did not open it again (no worse) is the alert's
+        own; none while the alert is open."""
+        alert = self.line.alert
+        own = (alert.acknowledged_at, alert.acknowledged_by_name or "", alert.acknowledged_note)
+        made = [
+            (a.acknowledged_at, a.acknowledged_by_name or "", a.acknowledged_note)
+            for a in self.earlier
+        ]
+        for at, name, note in [*made, own] if alert.acknowledged_at is not None else made:
+            if answer is None or at >= answer.saved_at:
+                return at, name, note
+        return own if alert.acknowledged_at is not None else (None, "", "")
 
     @property
     def is_open(self) -> bool:
@@ -106,6 +129,7 @@ def _report(day: date) -> list[ReportLine]:
                 changed=safety_report.changed_since(history),
                 minutes=minutes_to_acknowledge(line.alert),
                 escalated_at=safety_report.escalated_time(line.alert, moment, limit),
+                earlier=storage.earlier_acknowledgements(db, line.visit.id),
             )
         )
     return lines
@@ -172,6 +196,14 @@ def _page_row(report_line: ReportLine, day: date) -> dict:
         "escalated": report_line.escalated_at is not None,
         "escalated_at": _when(report_line.escalated_at, day),
         "mail_sent": _when(alert.mail_sent_at, day),
+        "earlier": [
+            {
+                "at": _when(ack.acknowledged_at, day),
+                "by": ack.acknowledged_by_name or "",
+                "note": ack.acknowledged_note,
+            }
+            for ack in report_line.earlier
+        ],
     }
 
 
@@ -230,26 +262,30 @@ def _csv_rows(lines: list[ReportLine]):
             time_text(line.visit.appointment_at),
             line.psychiatrist_name or line.psychiatrist_email or "",
         ]
-        common_after = [
-            now_value,
-            time_text(alert.created_at),
-            "yes" if report_line.is_open else "no",
-            time_text(alert.acknowledged_at),
-            alert.acknowledged_by_name or "",
-            alert.acknowledged_note,
-            safety_report.minutes_text(report_line.minutes),
-            "yes" if report_line.escalated_at else "no",
-            time_text(report_line.escalated_at),
-            time_text(alert.mail_sent_at),
-        ]
         # One row per worrying answer; a visit whose answers predate the history, one row.
+        # Each row names the acknowledgement that answered it (one made before a worse
+        # answer opened the alert again covers only the answers before it).
         for answer in report_line.answers or [None]:
             answer_cells = (
                 [answer.value, _answer_label(answer.value), time_text(answer.saved_at)]
                 if answer
                 else ["", "", ""]
             )
-            yield [*common_before, *answer_cells, *common_after]
+            acknowledged_at, by, note = report_line.covering(answer)
+            yield [
+                *common_before,
+                *answer_cells,
+                now_value,
+                time_text(alert.created_at),
+                "yes" if acknowledged_at is None else "no",
+                time_text(acknowledged_at),
+                by,
+                note,
+                safety_report.minutes_text(report_line.minutes),
+                "yes" if report_line.escalated_at else "no",
+                time_text(report_line.escalated_at),
+                time_text(alert.mail_sent_at),
+            ]
 
 
 @bp.get("/safety-report.csv")

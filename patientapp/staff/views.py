@@ -457,7 +457,9 @@ def _invitation_page(visit: Visit, send_form: SendLinkForm | None = None, status
         form=FlaskForm(),
         expires=format_date(visit.expires_at, "medium"),
         may_reissue=visits.may_reissue(visit, g.user["role"]),
+        open_alert=visits.has_open_alert(get_db(), visit.id),
         reissue_refused=REISSUE_REFUSED,
+        open_alert_not_cancelled=OPEN_ALERT_NOT_CANCELLED,
         send_form=send_form if is_open else None,
         messages=sent_messages.visit_messages(visit.id),
     ), status
@@ -483,6 +485,13 @@ def slip(visit_id: int):
     return html
 
 
+OPEN_ALERT_NOT_CANCELLED = _l(
+    "This visit has a safety alert nobody has acknowledged yet, so it cannot be cancelled: "
+    "a cancelled visit leaves the board, and its alert with it. Acknowledge the alert "
+    "first, then cancel."
+)
+
+
 @bp.post("/visits/<int:visit_id>/cancel")
 @login_required(*EVERYONE, hide_as_404=True)
 def cancel(visit_id: int):
@@ -492,6 +501,8 @@ def cancel(visit_id: int):
         with storage.write(db):
             if visits.cancel(db, visit_id, now()):
                 audit("invitation_cancelled", visit_id)
+            elif visits.has_open_alert(db, visit_id):
+                flash(OPEN_ALERT_NOT_CANCELLED, "error")
     return redirect(url_for("staff.invitation", visit_id=visit_id))
 
 

@@ -1,9 +1,15 @@
 // Every staff page, while a safety alert is open: the banner under the menu, "(n)" at the
 // start of the tab's title and a red badge as its icon, kept current without a reload by
 // polling /staff/alerts.json (counts only; polling does not count as activity, so the
-// idle timeout still signs out an unattended computer). When the count rises: a short
-// tone if Settings turns it on (Web Audio, no file), and a desktop notification if this
-// person allowed them. Without script the page shows what the server rendered.
+// idle timeout still signs out an unattended computer). When the count rises, or the
+// marker of the newest open alert moves on (a new alert while another was acknowledged
+// elsewhere, the count unchanged): a short tone if Settings turns it on (Web Audio, no
+// file), and a desktop notification if this person allowed them. Signed out (the idle
+// timeout), the page says so where nobody can miss it: the bar turns red with the words
+// and a sign-in link, the title starts with "Signed out: alerts not shown", the icon is a
+// red "!", the tone plays once, and the board hides what is no longer current (board.js,
+// told by a "staff-signed-out" event). Without script the page shows what the server
+// rendered.
 (function () {
   "use strict";
   var root = document.getElementById("staff-alerts");
@@ -19,6 +25,7 @@
   var onBoard = root.hasAttribute("data-board");
   var sound = root.hasAttribute("data-sound");
   var known = parseInt(root.getAttribute("data-open"), 10) || 0; // what this page shows
+  var newest = parseInt(root.getAttribute("data-newest"), 10) || 0; // its newest alert
   var PREFIX = /^\(\d+\) /;
   var timer = null;
   var stopped = false;
@@ -50,12 +57,20 @@
   // --- a new alert: tone and notification, once across this person's open tabs ---------
 
   var channel = window.BroadcastChannel ? new BroadcastChannel("staff-alerts") : null;
-  var told = { open: 0, at: 0 }; // the last rise another tab of this browser signalled
-  if (channel) channel.onmessage = function (event) { told = event.data || told; };
+  var told = { open: 0, newest: 0, at: 0 }; // the last rise another tab of this browser signalled
+  var toldOut = 0; // when another tab of this browser last played the signed-out tone
+  if (channel) {
+    channel.onmessage = function (event) {
+      var data = event.data || {};
+      if (data.signedOut) toldOut = data.signedOut;
+      else if (typeof data.open === "number") told = data;
+    };
+  }
 
-  function arrived(open) {
-    if (told.open >= open && Date.now() - told.at < 2 * every + 2000) return;
-    told = { open: open, at: Date.now() };
+  function arrived(open, marker) {
+    var recent = Date.now() - told.at < 2 * every + 2000;
+    if (recent && told.open >= open && (told.newest || 0) >= marker) return;
+    told = { open: open, newest: marker, at: Date.now() };
     if (channel) channel.postMessage(told);
     if (sound) tone();
     notify();
@@ -136,14 +151,46 @@
     if (!stopped) timer = window.setTimeout(poll, ms);
   }
 
+  // Signed out: nothing this page shows is current any more, and no alert will reach it.
+  var out = false;
   function signedOut() {
     stopped = true;
     window.clearTimeout(timer);
-    if (document.getElementById("signed-out")) return; // the board says it itself
-    var note = document.getElementById("alert-signed-out");
-    note.textContent = root.getAttribute("data-signed-out");
-    note.hidden = false;
+    if (out) return;
+    out = true;
+    var words = root.getAttribute("data-signed-out-title");
+    document.title = words + " · " + document.title.replace(PREFIX, "");
+    if (icon) icon.setAttribute("href", "data:image/svg+xml," + encodeURIComponent(badge.replace("%n", "!")));
+    setText(text, words);
+    setText(escalatedText, "");
+    escalatedText.hidden = true;
+    var board = document.getElementById("alert-bar-board");
+    if (board) board.hidden = true;
+    var signIn = document.getElementById("alert-bar-signin");
+    if (signIn) {
+      signIn.setAttribute("href", signIn.getAttribute("href").split("?")[0] +
+        "?next=" + encodeURIComponent(window.location.pathname + window.location.search));
+      signIn.hidden = false;
+    }
+    bar.classList.add("escalated", "signed-out");
+    bar.hidden = false;
+    if (offer) offer.hidden = true;
+    // The board says the longer words itself, beside what it hides.
+    if (!document.getElementById("signed-out")) {
+      var note = document.getElementById("alert-signed-out");
+      note.textContent = root.getAttribute("data-signed-out");
+      note.hidden = false;
+    }
+    // The tone once, across this person's tabs (each of them is signed out at once).
+    if (sound && !(Date.now() - toldOut < 2 * every + 2000)) {
+      toldOut = Date.now();
+      if (channel) channel.postMessage({ signedOut: toldOut });
+      tone();
+    }
+    document.dispatchEvent(new CustomEvent("staff-signed-out"));
   }
+  // The board's own poll may hear it first.
+  document.addEventListener("staff-signed-out", signedOut);
 
   function poll() {
     fetch(url, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } })
@@ -156,8 +203,10 @@
         if (stopped) return;
         if (!data) { later(2 * every); return; }
         show(data);
-        if (data.open > known) arrived(data.open);
+        var marker = data.newest || 0;
+        if (data.open > known || marker > newest) arrived(data.open, marker);
         known = data.open;
+        newest = marker; // lower once the newest is acknowledged; higher again if reopened
         later(every);
       })
       .catch(function () { later(2 * every); });

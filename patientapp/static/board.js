@@ -1,6 +1,10 @@
 // Keeps the staff board current without a reload: polls the JSON endpoint, shows new
 // safety alerts at the top and updates the day's alert figures and each visit's status.
 // Without script, the page reloads itself every 30 seconds instead (a <noscript> refresh).
+// Signed out (the idle timeout: polling is not activity), nothing here is current any
+// more: the alerts, the day's figures and the visits ([data-live]) are hidden rather than
+// left looking live, and the page says why; alerts.js turns the bar and the title red
+// (they tell each other with a "staff-signed-out" event, whichever poll hears it first).
 (function () {
   "use strict";
   var board = document.getElementById("board");
@@ -113,21 +117,39 @@
     });
   }
 
+  var timer = null;
+  var out = false;
+
+  function signedOut() {
+    window.clearTimeout(timer);
+    if (out) return;
+    out = true;
+    Array.prototype.forEach.call(board.querySelectorAll("[data-live], .alert-figures"), function (part) {
+      part.hidden = true;
+    });
+    var note = document.getElementById("signed-out");
+    note.textContent = board.getAttribute("data-signed-out");
+    note.hidden = false;
+    document.dispatchEvent(new CustomEvent("staff-signed-out"));
+  }
+  document.addEventListener("staff-signed-out", signedOut);
+
+  function later(ms) {
+    window.clearTimeout(timer);
+    if (!out) timer = window.setTimeout(poll, ms);
+  }
+
   function poll() {
     fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (response) {
-        if (response.status === 401) {
-          var note = document.getElementById("signed-out");
-          note.textContent = board.getAttribute("data-signed-out");
-          note.hidden = false;
-          return null;
-        }
-        return response.ok ? response.json() : null;
+        if (response.status === 401) { signedOut(); return null; }
+        if (!response.ok) { later(10000); return null; } // a server error: ask again
+        return response.json();
       })
       .then(function (data) {
-        if (data) { render(data); window.setTimeout(poll, 5000); }
+        if (data && !out) { render(data); later(5000); }
       })
-      .catch(function () { window.setTimeout(poll, 10000); });
+      .catch(function () { later(10000); });
   }
-  window.setTimeout(poll, 5000);
+  later(5000);
 })();

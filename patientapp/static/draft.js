@@ -1,16 +1,17 @@
-// Keeps what the patient types on a step: after a pause, and when the page is hidden or
-// left, the form goes to the server as a draft (over POST with its CSRF token, never in
-// the address or browser storage). The page closes when the patient session would end,
-// counted from the last draft taken (the meta refresh counts from when it opened).
-// Without this file everything works as before.
+// Drafts (README): the form goes to data-draft; offline, the page stays; idle, it closes.
 (function () {
   "use strict";
   var form = document.querySelector("form[data-draft]");
-  if (!form || !window.fetch || !window.URLSearchParams || !window.FormData) return;
-  var url = form.getAttribute("data-draft");
+  var note = document.querySelector("[data-offline]");
   var meta = document.querySelector('meta[http-equiv="refresh"]');
-  var refresh = meta ? meta.getAttribute("content").split(";url=") : null;
+  var refresh = meta && meta.content.split(";url=");
   var pause = 0, idle = 0, dirty = false, leaving = false;
+  var row = location.hash && document.getElementById(location.hash.slice(1));
+  if (row) {  // a new row's #anchor: focused, then off the address
+    row.focus();
+    history.replaceState(null, "", location.href.split("#")[0]);
+  }
+  if (!form || !window.fetch) return;
 
   function close() {
     leaving = true;
@@ -18,57 +19,55 @@
   }
 
   function countdown(seconds) {
-    if (!refresh) return;
     clearTimeout(idle);
-    idle = setTimeout(function () {
-      if (dirty) send(false); else close();
-    }, seconds * 1000);
+    if (refresh) idle = setTimeout(function () { send(true); close(); }, seconds * 1000);
   }
 
   function send(keepalive) {
     clearTimeout(pause);
-    if (!dirty || leaving) return;
+    if (!dirty || leaving) return false;
     dirty = false;
-    fetch(url, {
+    fetch(form.dataset.draft, {
       method: "POST",
       body: new URLSearchParams(new FormData(form)),
-      credentials: "same-origin",
       keepalive: keepalive
-    }).then(function (response) {
-      if (response.status === 401 && refresh) { close(); return; }
-      if (!response.ok) { dirty = true; return; }
-      return response.json().then(function (data) { countdown(data.idle_seconds); });
+    }).then(function (r) {
+      if (r.status == 401 && refresh) close();
+      else if (!r.ok) dirty = true;
+      else return r.json().then(function (d) { countdown(d.idle_seconds); });
     }, function () { dirty = true; });
+    return true;
   }
 
   function changed() {
     dirty = true;
     clearTimeout(pause);
-    pause = setTimeout(function () { send(false); }, 1500);
+    pause = setTimeout(send, +(form.dataset.wait || 1500));
   }
 
   form.addEventListener("input", changed);
   form.addEventListener("change", changed);
-  form.addEventListener("submit", function () { leaving = true; clearTimeout(pause); });
-  addEventListener("pagehide", function () { send(true); });
-  document.addEventListener("visibilitychange", function () {
-    if (document.visibilityState === "hidden") send(true);
+  form.addEventListener("submit", function (event) {
+    var text = note && note.dataset.offline;
+    if (navigator.onLine || !note) {
+      leaving = true;
+      clearTimeout(pause);
+    } else {  // not the browser's error page; said again (a no-break space) if tapped again
+      event.preventDefault();
+      note.textContent = note.textContent == text ? text + "\u00a0" : text;
+    }
   });
-  if (refresh) {
-    // The meta refresh would close the page mid-sentence; this timer restarts with each
-    // draft. Stopping before "load" leaves the page loading; after a tap on Next (a busy
-    // phone may run it first), it would cancel the next page, which ends the refresh.
-    countdown(parseInt(refresh[0], 10));
-    addEventListener("load", function () {
-      setTimeout(function () { if (!leaving) window.stop(); }, 0);
-    });
-  }
-})();
-
-// A new row's #anchor: focused, then off the address (or later screens keep it).
-(function () {
-  var f = location.hash && document.getElementById(location.hash.slice(1));
-  if (!f || !history.replaceState) return;
-  f.focus();
-  history.replaceState(null, "", location.pathname + location.search);
+  addEventListener("beforeunload", function () {  // a reload asks for the page after:
+    if (send(true)) for (var end = Date.now() + 300; Date.now() < end;);  // draft first
+  });
+  addEventListener("online", function () { send(); });
+  document.addEventListener("visibilitychange", function () {  // hidden, or left
+    if (document.hidden) send(true);
+  });
+  if (!refresh) return;
+  // The meta refresh ends after "load", unless a tap on Next came first (a busy phone).
+  countdown(parseInt(refresh[0], 10));
+  addEventListener("load", function () {
+    setTimeout(function () { if (!leaving) window.stop(); }, 0);
+  });
 })();

@@ -73,13 +73,14 @@ def _acknowledgement(view: SummaryView) -> list[str]:
     if not view.alert:
         return []
     if not view.alert.acknowledged_at:
-        return [gettext("Alert not yet acknowledged.")]
+        return [*view.earlier_acknowledgements, gettext("Alert not yet acknowledged.")]
     lines = [
+        *view.earlier_acknowledgements,
         gettext(
             "Alert acknowledged at %(when)s by %(name)s.",
             when=view.alert_acknowledged_time,
             name=view.alert.acknowledged_by_name or "—",
-        )
+        ),
     ]
     if view.alert.acknowledged_note:
         lines.append(gettext("Note: %(note)s", note=view.alert.acknowledged_note))

@@ -27,7 +27,7 @@ from flask_babel import (
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
-from patientapp.domain.records import Alert, SafetyAnswer, Visit
+from patientapp.domain.records import Alert, EarlierAcknowledgement, SafetyAnswer, Visit
 from patientapp.i18n import joined, language_name, listed
 from patientapp.questionnaire import display
 from patientapp.questionnaire.model import STANCE, Questionnaire
@@ -171,6 +171,9 @@ class SummaryView:
     # The standard measures (PHQ-9, GAD-7): one line each under Today, with the trend.
     measures: list[measures_.MeasureLine] = field(default_factory=list)
     previous_id: int | None = None  # the visit "since last visit" compares with
+    # Acknowledgements of the alert before a worse answer opened it again, one sentence
+    # each (then its note, when it has one), oldest first.
+    earlier_acknowledgements: list[str] = field(default_factory=list)
 
     @property
     def earlier_shown(self) -> tuple[int, ...]:
@@ -644,6 +647,7 @@ def build(
     answer_languages: dict[str, str] | None = None,
     safety_history: list[SafetyAnswer] | None = None,
     earlier: list[tuple[Visit, dict, set[str]]] | None = None,
+    earlier_acknowledgements: list[EarlierAcknowledgement] | None = None,
 ) -> SummaryView:
     """Everything the one-page summary shows, in the reader's language. ``earlier``: the
     same patient reference's earlier sent visits with their answers and held items,
@@ -652,7 +656,7 @@ def build(
     layout = q.layout  # where each item shows: questionnaire.toml's [summary]
     # Items the patient's own answer left unasked (M0 "no"), each with the item that hid
     # it. Like held items they are removed before any logic runs, so no flag, stance or
-    # change ever reads them (a page never stores them; older data may hold some).
+    # change ever reads them (a sent visit keeps none of them; older data may hold some).
     held, hidden = _held_and_not_asked(q, answers, in_person, visit.offered)
     written_in = visit.answer_language or "en"
     body = _Body(
@@ -740,7 +744,30 @@ def build(
         today=today,
         agenda_note=note(layout.agenda) if layout.agenda else "",
         measures=_measure_lines(q, visit, previous, answers, held, body.reached, earlier or []),
+        earlier_acknowledgements=_earlier_acknowledgement_lines(
+            earlier_acknowledgements or [], visit
+        ),
     )
+
+
+def _earlier_acknowledgement_lines(
+    earlier: list[EarlierAcknowledgement], visit: Visit
+) -> list[str]:
+    """Who acknowledged the alert before a worse answer opened it again, and when: what
+    they checked on was the answer before, so the page says so."""
+    lines = []
+    for ack in earlier:
+        lines.append(
+            gettext(
+                "An earlier alert was acknowledged at %(when)s by %(name)s, before a worse "
+                "answer opened it again.",
+                when=_at(ack.acknowledged_at, visit),
+                name=ack.acknowledged_by_name or "—",
+            )
+        )
+        if ack.acknowledged_note:
+            lines.append(gettext("Note: %(note)s", note=ack.acknowledged_note))
+    return lines
 
 
 def earlier_answers(db, visit: Visit) -> list[tuple[Visit, dict, set[str]]]:

@@ -227,3 +227,24 @@ def write_two_page_pdf(page: Page) -> bytes:
     """A PDF known to have exactly two pages, to check the page counter on."""
     page.set_content("<p>one</p><p style='break-before: page'>two</p>")
     return page.pdf(format="A4")
+
+
+# Counts the oscillators a staff page starts (each tone is two short beeps), without
+# making a sound: an init script for the page's context.
+SPY_AUDIO = """
+window.__beeps = 0;
+(function () {
+  const Real = window.AudioContext;
+  window.AudioContext = function () {
+    const ctx = new Real();
+    const make = ctx.createOscillator.bind(ctx);
+    ctx.createOscillator = function () {
+      const osc = make();
+      const start = osc.start.bind(osc);
+      osc.start = function (when) { window.__beeps += 1; return start(when); };
+      return osc;
+    };
+    return ctx;
+  };
+})();
+"""

@@ -27,7 +27,14 @@ from .patient_ui import (
     skip_to_step,
     tap_next,
 )
-from .staff_ui import StaffUser, acknowledge_all_alerts, create_users, log_in, open_desktop
+from .staff_ui import (
+    SPY_AUDIO,
+    StaffUser,
+    acknowledge_all_alerts,
+    create_users,
+    log_in,
+    open_desktop,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -55,25 +62,6 @@ window.__asked = 0;
       return Reflect.get(target, key);
     },
   });
-})();
-"""
-
-# Counts the oscillators the page starts (the tone), without making a sound.
-SPY_AUDIO = """
-window.__beeps = 0;
-(function () {
-  const Real = window.AudioContext;
-  window.AudioContext = function () {
-    const ctx = new Real();
-    const make = ctx.createOscillator.bind(ctx);
-    ctx.createOscillator = function () {
-      const osc = make();
-      const start = osc.start.bind(osc);
-      osc.start = function (when) { window.__beeps += 1; return start(when); };
-      return osc;
-    };
-    return ctx;
-  };
 })();
 """
 

@@ -342,7 +342,7 @@ def test_safety_screen_when_last_question_is_several_days(phone, live_server):
     expect(page).to_have_url(re.compile(r"/safety$"))
     expect_heading(page, "Thank you for telling us")
     alert = page.get_by_role("alert")
-    expect(alert).to_contain_text("Please tell the front desk now")
+    expect(alert).to_contain_text("The front desk has been told")
     expect(alert).to_contain_text("emergency number")
     page.get_by_role("link", name="Continue").tap()
     expect_heading(page, "Check your answers")

@@ -191,7 +191,7 @@ def test_forced_colours_keep_the_current_language_and_an_urgent_notice_apart(pho
             return [n.classList.contains('urgent'), s.borderTopStyle, s.borderInlineStartStyle];
         })"""
     )
-    # A screen reader starts at the notice ("Please tell the front desk now"), not at
+    # A screen reader starts at the notice ("The front desk has been told"), not at
     # the thanks above it.
     expect(page.locator(".notice.urgent")).to_be_focused()
     urgent = [f[1:] for f in frames if f[0]]

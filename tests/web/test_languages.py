@@ -261,9 +261,12 @@ def _pages(app):
             ("audit", "/staff/admin/audit"),
         ]
     ]
-    for number in range(1, 11):
-        patient.post(f"/step/{number}", {"action": "next"})
+    for number in range(1, 11):  # the safety page follows a worrying answer (and says so)
+        patient.post(f"/step/{number}", {"action": "next", **WORRYING.get(number, {})})
     return pages
+
+
+WORRYING = {10: {"S1": "several_days"}}  # the safety question's step
 
 
 @pytest.mark.parametrize("code", SHIPPED[1:])

@@ -11,7 +11,7 @@ from tests.conftest import Patient, create_user, csrf_from, login, make_invitati
 
 ENGLISH = "Call the Riverside crisis line: 555-0100"
 SPANISH = "Llame a la línea de crisis de Riverside: 555-0100"
-SPANISH_DEFAULT = "Si ahora mismo no se siente seguro/a"
+SPANISH_DEFAULT = "o cree que podría hacerse daño"  # in both default texts, by day and closed
 ENGLISH_DEFAULT = "call your local emergency number"
 
 

@@ -208,3 +208,75 @@ def test_a_draft_for_a_visit_not_taking_answers_is_not_stored(db, invitation, cl
     visit = storage.get_visit(db, invitation.visit_id)  # not started yet
     assert not visits.save_draft(db, visit, 1, {"T2": ["x"]}, clock())
     assert not storage.has_draft(db, invitation.visit_id, 0)
+
+
+def late_next(patient, clock, data, lang=None):
+    """Next tapped on step 1 after the phone slept past the idle limit (the page's own
+    timer never ran: the phone was asleep)."""
+    token = csrf_from(patient.client.get("/step/1").get_data(as_text=True))
+    clock.advance(minutes=16)
+    return patient.client.post("/step/1", data={"csrf_token": token, "action": "next", **data})
+
+
+def test_next_tapped_after_the_idle_limit_keeps_what_it_carried(patient, invitation, clock, db):
+    """From a patient walk: the post carried "Second half typed while offline", the server
+    kept only an older draft, yet the closed page said what was typed was kept."""
+    patient.start(invitation.token)
+    draft(patient, 1, {"T2": "First half, drafted."})
+    response = late_next(patient, clock, {"T2": "First half, drafted. Second half, late."})
+    assert response.status_code == 302 and response.headers["Location"].startswith("/ended")
+    html = patient.client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "What you were typing on your last screen is kept too" in html
+    assert "Second half" not in html
+    assert "T2" not in storage.answers_for(db, invitation.visit_id)[0]  # a draft, not an answer
+    patient.open(invitation.token)
+    page = patient.client.get("/step/1").get_data(as_text=True)
+    assert "First half, drafted. Second half, late." in page
+
+
+def test_next_tapped_after_the_idle_limit_without_a_word_keeps_nothing(patient, invitation, clock):
+    patient.start(invitation.token)
+    response = late_next(patient, clock, {"T2": ""})
+    html = patient.client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "did not tap Next, it was not kept" in html
+
+
+def test_the_closed_page_after_a_late_tap_speaks_the_patients_language(patient, invitation, clock):
+    """From a patient walk: an Arabic patient's late Next ended on an English page."""
+    patient.start(invitation.token)
+    patient.client.post(
+        "/language",
+        data={
+            "csrf_token": csrf_from(patient.client.get("/step/1").get_data(as_text=True)),
+            "lang": "ar",
+            "next": "/step/1",
+        },
+    )
+    response = late_next(patient, clock, {"T2": "كلمات"})
+    assert response.headers["Location"] == "/ended?lang=ar"
+    html = patient.client.get(response.headers["Location"]).get_data(as_text=True)
+    assert '<html lang="ar" dir="rtl">' in html
+
+
+@pytest.mark.parametrize("how", ["cancelled", "reissued", "expired"])
+def test_a_visit_ended_under_an_open_page_says_its_link_no_longer_works(
+    app, patient, invitation, clock, db, how
+):
+    """From a patient walk: Next after the visit was cancelled, re-issued or expired gave
+    the idle page ("They are saved each time you tap Next... open your link again"):
+    the Next just tapped saved nothing, and the link no longer opens the visit."""
+    patient.start(invitation.token)
+    token = csrf_from(patient.client.get("/step/1").get_data(as_text=True))
+    if how == "cancelled":
+        visits.cancel(db, invitation.visit_id, clock())
+    elif how == "reissued":
+        visits.reissue(db, invitation.visit_id, extra_days=0, now=clock())
+    else:
+        clock.advance(days=40)
+    response = patient.client.post(
+        "/step/1", data={"csrf_token": token, "action": "next", "T2": "x"}
+    )
+    html = patient.client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "<h1>This link does not work</h1>" in html
+    assert "Please ask the front desk for a new one." in html
+    assert "open your link again" not in html and "saved each time" not in html

@@ -27,6 +27,32 @@ def test_code_opens_the_visit(client, invitation):
     assert "Before your visit" in page.get_data(as_text=True)
 
 
+FULL_WIDTH = str.maketrans(
+    {chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)}  # "A" -> U+FF21, "0" -> U+FF10
+)
+ARABIC_INDIC = str.maketrans("0123456789", "".join(chr(0x0660 + d) for d in range(10)))
+
+
+@pytest.mark.parametrize(
+    "keyboard",
+    [
+        lambda code: code[:5].translate(FULL_WIDTH) + "\uff0d" + code[5:].translate(FULL_WIDTH),
+        lambda code: code[:5].translate(ARABIC_INDIC) + " " + code[5:].translate(ARABIC_INDIC),
+        lambda code: code[:5] + "\u2013" + code[5:],  # an en dash, as a phone types "--"
+        lambda code: code[:5] + "\u2014" + code[5:],  # an em dash
+        lambda code: code[:5] + "\u00a0" + code[5:].lower(),  # a no-break space
+    ],
+    ids=["full-width", "arabic-indic", "en-dash", "em-dash", "no-break-space"],
+)
+def test_a_code_typed_on_another_scripts_keyboard_opens_the_visit(client, invitation, keyboard):
+    """From a patient walk: a code typed in full-width letters from a Chinese keyboard, with
+    Arabic-Indic digits, or with a dash a phone made of "--" was refused as not a code."""
+    typed = keyboard(invitation.code)
+    assert typed != invitation.code
+    page = type_code(client, typed)
+    assert "Before your visit" in page.get_data(as_text=True)
+
+
 def test_code_lookalikes_are_forgiven():
     assert invitations.normalise_code("o1lI-abcdef") == "0111ABCDEF"
     assert invitations.normalise_code("ABCDE-FGHJU") is None  # U is not in the alphabet

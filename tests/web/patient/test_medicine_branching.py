@@ -179,13 +179,16 @@ def test_changing_no_back_to_yes_asks_them_again(app):
     assert "M0" in names_on(page.get_data(as_text=True))
     page = answer_m0(phone, "yes", returning=True)
     m1 = patient_forms.page_of(Q, "M1")
-    assert page.request.full_path == full(url_of("M1", returning=True))
+    # The questions never asked yet ride along, to be asked before the review.
+    assert page.request.full_path == "/step/2?ask=M1,M2,M3,M4,M5,P1&return=review"
     assert 'name="M1-0-name"' in page.get_data(as_text=True)
     page = phone.post(
         page.request.full_path,
         {"action": "next", "screen": str(m1.screen), "return": "review", "M1-0-name": "Lithium"},
     )
-    assert page.request.full_path == full(url_of("M2", returning=True))
+    m2 = patient_forms.page_of(Q, "M2")
+    assert (page.request.path, page.request.args.get("screen")) == ("/step/2", str(m2.screen))
+    assert page.request.args.get("ask") == "M2,M3,M4,M5,P1"
     assert {"M2", "M3"} <= names_on(page.get_data(as_text=True))
     page = phone.client.get(url_of("P1"))
     assert 'name="P1"' in page.get_data(as_text=True)
@@ -194,9 +197,10 @@ def test_changing_no_back_to_yes_asks_them_again(app):
     assert stored(app, invitation.visit_id)["M1"] == [{"name": "Lithium", "feeling": None}]
 
 
-def test_no_clears_medicine_answers_saved_before(app):
-    """Answers to M1-M5 and P1 given while taking medicine go when M0 becomes "no": what
-    is stored (and sent) is what was asked."""
+def test_no_keeps_medicine_answers_saved_before_unasked_until_sent(app):
+    """Answers to M1-M5 and P1 given while taking medicine stay stored when M0 becomes
+    "no" (a slip must not lose the list), but are not asked: no screen or review shows
+    them, and sending removes them, so what is sent is what was asked."""
     phone, invitation = on_m0(app)
     page = answer_m0(phone, "yes")
     for number, data in ((2, FULL_ANSWERS[2]), (3, FULL_ANSWERS[3])):
@@ -206,9 +210,16 @@ def test_no_clears_medicine_answers_saved_before(app):
     m0 = patient_forms.page_of(Q, "M0")
     page = phone.post(M0_URL, {"action": "next", "screen": str(m0.screen), "M0": "no"})
     assert page.request.full_path == full(M6_URL)
+    assert names_on(page.get_data(as_text=True)) == {"M6"}
     after = stored(app, invitation.visit_id)
-    assert not set(NOT_ASKED) & set(after)
+    assert {i: after[i] for i in NOT_ASKED} == {i: before[i] for i in NOT_ASKED}
     assert after["M0"] == "no" and after["M6"] == before["M6"] and after["P2"] == before["P2"]
+    review = phone.to_review().get_data(as_text=True)
+    assert "Sertraline" not in review and "were not asked" in review
+    phone.post("/review", {"action": "submit"})
+    sent = stored(app, invitation.visit_id)
+    assert not set(NOT_ASKED) & set(sent)
+    assert sent["M0"] == "no" and sent["M6"] == before["M6"] and sent["P2"] == before["P2"]
 
 
 def test_a_whole_step_posted_with_no_keeps_no_medicine_answer(app):

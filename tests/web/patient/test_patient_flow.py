@@ -175,11 +175,21 @@ def test_a_new_patient_after_a_sent_one_is_told_the_truth_when_idle(app, client,
     assert "closed for your privacy" in html and "Your answers were sent" not in html
 
 
+def to_safety_page(patient) -> None:
+    """On to the page after a worrying safety answer (it says the front desk was told,
+    so it shows only after one)."""
+    for number in range(1, 10):
+        patient.post(f"/step/{number}", {"action": "next"})
+    patient.post("/step/10", {"action": "next", "S1": "several_days"})
+
+
 @pytest.mark.parametrize("url", ["/welcome", "/step/1", "/review", "/safety"])
 def test_pages_with_answers_refresh_to_the_closed_page_when_idle(patient, invitation, url):
     patient.start(invitation.token)
     if url == "/review":
         patient.to_review()
+    if url == "/safety":
+        to_safety_page(patient)
     html = patient.client.get(url).get_data(as_text=True)
     assert '<meta http-equiv="refresh" content="900;url=/ended?lang=en">' in html
 
@@ -225,6 +235,8 @@ def test_language_link_at_the_top_jumps_to_the_list(patient, invitation, url):
         patient.start(invitation.token)
     if url == "/review":
         patient.to_review()
+    if url == "/safety":
+        to_safety_page(patient)
     html = patient.client.get(url).get_data(as_text=True)
     header = html.split("<main", 1)[0]
     assert '<a href="#language">Language</a>' in header

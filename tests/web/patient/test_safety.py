@@ -30,7 +30,8 @@ def test_endorsed_shows_support_and_raises_alert(app, patient, invitation, answe
     page = patient.post("/step/10", {"action": "next", "S1": answer})
     html = page.get_data(as_text=True)
     assert "Thank you for telling us" in html
-    assert "Please tell the front desk now" in html
+    assert "The front desk has been told" in html
+    assert "Someone will come to check on you soon." in html
     assert "call your local emergency number" in html  # the default crisis text
     visit, alert = visit_and_alert(app, invitation.visit_id)
     assert visit.safety == "endorsed"

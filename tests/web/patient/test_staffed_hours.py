@@ -39,7 +39,7 @@ WELCOME_STAFFED = (
     "away so someone can check on you."
 )
 STEP_STAFFED = "the front desk is told right away so someone can check on you."
-SAFETY_STAFFED = "Please tell the front desk now"
+SAFETY_STAFFED = "The front desk has been told"
 CLOSED = "The clinic is closed right now."
 NOBODY = "Nobody is at the front desk right now"
 CRISIS_DEFAULT = "call your local emergency number"  # the translated default crisis text
@@ -179,7 +179,8 @@ def test_a_patient_at_night_is_told_when_a_worrying_answer_will_be_seen(
     assert "Thank you for telling us" in safety
     assert NOBODY in safety
     assert f"Staff will see your answer when the clinic opens on {day} at {time}." in safety
-    assert "If you are in danger, call your local emergency number now." in safety
+    assert "If you need help now, please do not wait: use the crisis help below." in safety
+    assert safety.count(CRISIS_DEFAULT) == 1  # the crisis text alone names it
     assert CRISIS_DEFAULT in safety
     assert SAFETY_STAFFED not in safety
     assert "help is here today" not in safety
@@ -194,7 +195,7 @@ def test_a_patient_at_night_is_told_when_a_worrying_answer_will_be_seen(
     alert = board[board.index('id="alert-list"') : board.index("</section>")]
     assert f'data-visit="{invitation.visit_id}"' in alert
     assert "<strong>N-23</strong>" in alert
-    assert "Not acknowledged for 5 minutes: escalated" in board
+    assert "Not acknowledged for 5 minutes: no on-call e-mail is set up" in board
 
 
 def test_the_welcome_at_night_names_the_opening_in_the_patients_language(app, admin, clock):

@@ -87,3 +87,20 @@ def test_outside_tablet_mode_the_end_pages_are_unchanged(app, patient, invitatio
     html = patient.send().get_data(as_text=True)
     assert "http-equiv" not in html and ">Done<" not in html
     assert patient.client.get_cookie(app.config["SESSION_COOKIE_NAME"]) is not None
+
+
+def test_the_next_person_does_not_start_in_the_last_patients_language(app, db, clock):
+    """From a patient walk: an Arabic patient's page closed when idle (its refresh goes to
+    /ended?lang=ar), and the next person's code page was in Arabic."""
+    client = tablet_client(app)
+    invitation = make_invitation(app, "T-3")
+    patient = Patient(client)
+    patient.start(invitation.token)
+    client.post("/language", data={"lang": "ar", "next": "/step/1"})
+    clock.advance(minutes=15)
+    closed = client.get("/ended?lang=ar").get_data(as_text=True)  # the idle refresh
+    assert 'lang="ar"' in closed  # the closed page itself is in the patient's language
+    for url in ("/start", "/ended"):
+        page = client.get(url, follow_redirects=True)
+        assert page.request.path == "/start"
+        assert '<html lang="en"' in page.get_data(as_text=True), url

@@ -134,3 +134,20 @@ def test_malformed_posts_never_fail_or_lose_answers(app, patient, invitation, ur
     if url != "/step/1":
         assert answers["T2"] == "Keep me"
     assert len(answers.get("M1", [])) <= 6
+
+
+def test_a_line_break_counts_once_as_the_text_box_counts_it(app, patient, invitation):
+    """From a patient walk: ten lines in the 300-character box (299 characters as the
+    browser counts them, each line break one) were refused as too long, because the
+    browser sends a line break as CR LF and the server counted two."""
+    lines = ["x" * 28] * 10  # 280 characters and 9 line breaks between them
+    typed = "\r\n".join(lines) + "\r\n" + "y" * 10  # and one more: 300 as the browser counts
+    assert len(typed.replace("\r\n", "\n")) == 300 and len(typed) == 310
+    page = post_step(patient, invitation, 1, {"T1": ["worried"], "T2": typed})
+    assert page.status_code == 200, page.get_data(as_text=True)[:300]
+    assert "Please keep this to 300 characters or fewer." not in page.get_data(as_text=True)
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        answers, _held = storage.answers_for(db, invitation.visit_id)
+    assert answers["T2"] == typed.replace("\r\n", "\n")  # stored with one kind of break
+    refused = post_step(patient, invitation, 1, {"T1": ["worried"], "T2": typed + "z"})
+    assert refused.status_code == 422  # 301 is still one too many

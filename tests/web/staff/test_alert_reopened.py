@@ -1,0 +1,145 @@
+"""A safety alert is answered for what it said: an answer worse than the one an
+acknowledgement covered opens the alert again for the front desk; a cancelled visit never
+takes an open alert off the board (from a clinic safety officer's walk, 2026-12-07)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from contextlib import closing
+
+from patientapp.db import storage
+from tests.conftest import Patient, create_user, login, make_invitation, staff_post
+
+NOTE = "Asked at the desk: says she is fine"
+
+
+def desk(app):
+    create_user(app, "fran.desk@example.org", "frontdesk", name="Fran Desk")
+    client = app.test_client()
+    assert login(client, "fran.desk@example.org").status_code == 302
+    return client
+
+
+def at_safety(app, ref="RE-1"):
+    """A patient on the safety question (step 10), not yet sent."""
+    invitation = make_invitation(app, patient_ref=ref)
+    patient = Patient(app.test_client())
+    patient.start(invitation.token)
+    for number in range(1, 10):
+        patient.post(f"/step/{number}", {"action": "next"})
+    return invitation, patient
+
+
+def alert_of(app, visit_id):
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        return storage.alert_for(db, visit_id)
+
+
+def audited(app, action):
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        return storage.audit_entries(db, action=action)
+
+
+def test_a_worse_answer_after_an_acknowledgement_opens_the_alert_again(app, clock, psychiatrist):
+    """As the walk found it: "Several days" acknowledged with a note, then "Nearly every
+    day" by the review's Change: the patient was told the desk knows, the board showed no
+    alert, nothing escalated, and the summary read as if the acknowledgement covered it."""
+    front = desk(app)
+    invitation, patient = at_safety(app)
+    visit = invitation.visit_id
+    patient.post("/step/10", {"action": "next", "S1": "several_days"})
+    assert front.get("/staff/alerts.json").get_json()["open"] == 1
+    clock.advance(minutes=2)
+    staff_post(front, f"/staff/visits/{visit}/acknowledge", {"note": NOTE})
+    assert front.get("/staff/alerts.json").get_json()["open"] == 0
+
+    clock.advance(minutes=1)
+    patient.post("/step/10", {"action": "next", "S1": "nearly_every_day"})
+
+    assert front.get("/staff/alerts.json").get_json()["open"] == 1  # the board hears of it
+    alert = alert_of(app, visit)
+    assert alert.acknowledged_at is None and alert.escalated_at is None
+    assert alert.created_at.strftime("%H:%M") == "09:03"  # raised anew: escalation counts
+    [entry] = audited(app, "alert_reopened")
+    assert entry["visit_id"] == visit and entry["actor"] == "patient"
+
+    patient.post("/review", {"action": "submit"})
+    html = psychiatrist.get(f"/staff/visits/{visit}/summary").get_data(as_text=True)
+    banner = html.split('class="banner"')[1].split("</div>")[0]
+    assert "the patient answered “Nearly every day”" in banner
+    assert (
+        "An earlier alert was acknowledged at 9:02\u202fAM by Fran Desk, before a worse answer "
+        "opened it again." in banner
+    )
+    assert f"Note: {NOTE}" in banner
+    assert "Alert not yet acknowledged." in banner  # the worse answer is nobody's yet
+    text = psychiatrist.get(f"/staff/visits/{visit}/summary.txt").get_data(as_text=True)
+    assert "An earlier alert was acknowledged at" in text and "Alert not yet acknowledged." in text
+
+    report = psychiatrist.get("/staff/safety-report?day=2026-11-25").get_data(as_text=True)
+    assert "Before a worse answer: 9:02\u202fAM by Fran Desk" in report
+    assert "Not acknowledged" in report
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                psychiatrist.get("/staff/safety-report.csv?day=2026-11-25").get_data(as_text=True)
+            )
+        )
+    )
+    # Each worrying answer with the acknowledgement that answered it: the first was seen
+    # at the desk, the worse one after it by nobody yet (it was "acknowledged" before).
+    assert [(r["answer"], r["still_open"], r["acknowledged_by"]) for r in rows] == [
+        ("several_days", "no", "Fran Desk"),
+        ("nearly_every_day", "yes", ""),
+    ]
+
+    staff_post(psychiatrist, f"/staff/visits/{visit}/acknowledge", {"note": "Seen now"})
+    banner = (
+        psychiatrist.get(f"/staff/visits/{visit}/summary")
+        .get_data(as_text=True)
+        .split('class="banner"')[1]
+        .split("</div>")[0]
+    )
+    assert "An earlier alert was acknowledged at 9:02" in banner
+    assert "Alert acknowledged at 9:03\u202fAM by Dr. Lee." in banner
+
+
+def test_the_same_or_a_milder_answer_again_keeps_the_acknowledgement(app, clock):
+    front = desk(app)
+    invitation, patient = at_safety(app)
+    visit = invitation.visit_id
+    patient.post("/step/10", {"action": "next", "S1": "more_than_half"})
+    staff_post(front, f"/staff/visits/{visit}/acknowledge")
+    for value in ("not_at_all", "several_days", "more_than_half"):
+        clock.advance(minutes=1)
+        patient.post("/step/10", {"action": "next", "S1": value})
+    assert alert_of(app, visit).acknowledged_at is not None
+    assert front.get("/staff/alerts.json").get_json()["open"] == 0
+    assert audited(app, "alert_reopened") == []
+
+
+def test_a_visit_with_an_open_alert_cannot_be_cancelled(app, clock):
+    """As the walk found it: cancelling took the visit's open alert off the board and out
+    of escalation, and nobody could acknowledge it any more."""
+    front = desk(app)
+    invitation, patient = at_safety(app)
+    visit = invitation.visit_id
+    patient.post("/step/10", {"action": "next", "S1": "nearly_every_day"})
+    page = front.get(f"/staff/visits/{visit}/invitation").get_data(as_text=True)
+    assert "Cancel invitation" not in page
+    assert "This visit has a safety alert nobody has acknowledged yet" in page
+
+    response = staff_post(front, f"/staff/visits/{visit}/cancel")  # an old page's button
+    assert response.status_code == 302
+    page = front.get(f"/staff/visits/{visit}/invitation").get_data(as_text=True)
+    assert 'class="error-summary" role="alert">This visit has a safety alert' in page
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        assert storage.get_visit(db, visit).status != "cancelled"
+    assert front.get("/staff/alerts.json").get_json()["open"] == 1
+    assert audited(app, "invitation_cancelled") == []
+
+    staff_post(front, f"/staff/visits/{visit}/acknowledge", {"note": "Spoke with him"})
+    staff_post(front, f"/staff/visits/{visit}/cancel")
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        assert storage.get_visit(db, visit).status == "cancelled"
