@@ -2359,16 +2359,23 @@ def claim_escalation_mail(db: Database, alert_id: int, now: datetime, until: dat
     return db.execute("SELECT mail_attempts FROM alerts WHERE id = ?", (alert_id,)).fetchone()[0]
 
 
+# A send's outcome is recorded only on the escalated alert it was claimed for: an alert
+# opened again by a worse answer while the e-mail was on its way is not escalated (yet),
+# and must get an e-mail of its own when it is.
+
+
 def escalation_mail_sent(db: Database, alert_id: int, now: datetime) -> None:
     db.execute(
-        "UPDATE alerts SET mail_sent_at = ?, mail_next_at = NULL, mail_error = '' WHERE id = ?",
+        """UPDATE alerts SET mail_sent_at = ?, mail_next_at = NULL, mail_error = ''
+           WHERE id = ? AND escalated_at IS NOT NULL""",
         (_ts(now), alert_id),
     )
 
 
 def escalation_mail_failed(db: Database, alert_id: int, error: str, next_at: datetime) -> None:
     db.execute(
-        "UPDATE alerts SET mail_error = ?, mail_next_at = ? WHERE id = ?",
+        """UPDATE alerts SET mail_error = ?, mail_next_at = ?
+           WHERE id = ? AND escalated_at IS NOT NULL""",
         (error, _ts(next_at), alert_id),
     )
 

@@ -41,7 +41,9 @@ def next_mail_try(attempts: int, now: datetime) -> datetime:
 
 
 def reopens(alert: Alert | None, history: Sequence[SafetyAnswer]) -> bool:
-    """Whether the answer saved last opens an acknowledged alert again: it is worse than
+    """Whether the answer just saved, the last of `history` (call it only when the save
+    added it: the same answer saved again adds nothing, and is nothing new to see), opens
+    an acknowledged alert again: it is worse than
     every answer saved up to the acknowledgement ("several days" acknowledged, then
     "nearly every day"). Whoever acknowledged checked on the answers they could see; a
     worse one is news the front desk must get as a new alert. The same or a milder

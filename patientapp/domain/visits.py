@@ -399,12 +399,11 @@ def save_step(
         storage.set_step(
             db, visit_id, step=step, next_step=next_step, now=now, safety=safety, reached=reached
         )
-        if safety is not None:
-            _remember_safety_answer(db, visit_id, values, now)
+        added = safety is not None and _remember_safety_answer(db, visit_id, values, now)
         if safety == "endorsed":
             storage.raise_alert(db, visit_id, now)
             history = storage.safety_answers(db, visit_id)
-            if alerts.reopens(storage.alert_for(db, visit_id), history):
+            if added and alerts.reopens(storage.alert_for(db, visit_id), history):
                 storage.reopen_alert(db, visit_id, now)
                 storage.audit(db, "alert_reopened", now=now, actor="patient", visit_id=visit_id)
     return True
@@ -446,13 +445,16 @@ def unasked_answers(answers: Mapping, definition: Questionnaire, measures=()) ->
     return set(definition.not_asked(answers, measures)) & set(answers)
 
 
-def _remember_safety_answer(db, visit_id: int, values: Mapping, now: datetime) -> None:
-    """Add the saved safety value to the visit's history unless it repeats the last one."""
+def _remember_safety_answer(db, visit_id: int, values: Mapping, now: datetime) -> bool:
+    """Add the saved safety value to the visit's history unless it repeats the last one;
+    whether it was added."""
     value = values.get(SAFETY_ITEM)
     value = str(value) if summary.is_answered(value) else DECLINED
     history = storage.safety_answers(db, visit_id)
     if not history or history[-1].value != value:
         storage.record_safety_answer(db, visit_id, value, now)
+        return True
+    return False
 
 
 def save_in_person(db, visit_id: int, in_person: set[str]) -> None:

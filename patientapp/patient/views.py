@@ -42,6 +42,7 @@ from patientapp.patient import navigation
 from patientapp.questionnaire import display
 from patientapp.questionnaire import model as questionnaire
 from patientapp.questionnaire.model import Section
+from patientapp.summary.rules import SAFETY_ENDORSED
 from patientapp.web import errors, tablet
 from patientapp.web.context import client_network, clinic_settings, get_db, now
 
@@ -69,6 +70,7 @@ PASSED_KEY = "visit_passed"
 ENDED_SENT, ENDED_IDLE, ENDED_GONE = "sent", "idle", "gone"
 DRAFT_SCREEN = "screen"  # the screen of the step a draft was typed on
 DRAFT_KEPT = "draft_kept"  # the idle session left a draft on the server
+LATE_ALERT = "late_alert"  # a worrying safety answer tapped after the idle limit, saved
 DRAFT_MAX_CHARS = 50_000  # all of one step's typed text; more is refused, not cut
 
 
@@ -752,7 +754,23 @@ def _keep_late_post(visit: Visit) -> bool:
         return False
     if number > len(q.sections):
         return False
-    fields = _posted_draft(q.sections[number - 1])
+    section = q.sections[number - 1]
+    worrying = request.form.get(visits.SAFETY_ITEM, "")
+    if worrying in SAFETY_ENDORSED and visits.SAFETY_ITEM in {i.id for i in section.items}:
+        # A worrying safety answer is never left as a draft: saved, it raises the alert
+        # (the front desk checks on the patient), and the closed page shows the crisis text.
+        saved = visits.save_step(
+            get_db(),
+            visit.id,
+            {visits.SAFETY_ITEM: worrying},
+            step=number,
+            next_step=number,
+            now=now(),
+            screen=_screen_number(section),
+        )
+        session[LATE_ALERT] = saved
+        return False
+    fields = _posted_draft(section)
     if not fields or not any(
         v for key, values in fields.items() if key != DRAFT_SCREEN for v in values
     ):
@@ -949,6 +967,7 @@ def ended():
         "sent": session.get(ENDED_KEY) == ENDED_SENT,
         "gone": session.get(ENDED_KEY) == ENDED_GONE,
         "draft_kept": session.get(DRAFT_KEPT, False),
+        "crisis": session.pop(LATE_ALERT, False),
         **_end_context(),
     }
     if tablet.active():

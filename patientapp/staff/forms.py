@@ -157,6 +157,9 @@ class AcknowledgeForm(FlaskForm):
         render_kw={"maxlength": ACK_NOTE_MAX, "autocomplete": "off"},
     )
     return_to = HiddenField()
+    # When the alert on the page was raised (its `created_at`): a button from before a
+    # worse answer opened the alert again must not acknowledge what its reader never saw.
+    raised = HiddenField()
 
     def validate_note(self, field):
         if any(mark in (field.data or "") for mark in LINE_BREAKS):

@@ -149,6 +149,7 @@ def _alerts() -> list[dict]:
         {
             "visit_id": line.visit.id,
             "patient_ref": line.visit.patient_ref,
+            "raised": line.alert.created_at.isoformat(),
             "at": format_time(line.alert.created_at, "short"),
             "day": format_date(line.alert.created_at, "medium"),  # the day it was given
             "psychiatrist": line.psychiatrist_name or "",
@@ -259,7 +260,12 @@ def acknowledge(visit_id: int):
         db = get_db()
         note = form.note.data or ""
         with storage.write(db):  # the acknowledgement and its entry together
-            if storage.acknowledge_alert(db, visit.id, g.user["id"], now(), note=note):
+            alert = storage.alert_for(db, visit.id)
+            shown = form.raised.data or ""
+            if shown and alert is not None and alert.created_at.isoformat() != shown:
+                # A worse answer opened it again since this page showed it.
+                flash(ALERT_RAISED_AGAIN, "error")
+            elif storage.acknowledge_alert(db, visit.id, g.user["id"], now(), note=note):
                 # The note is free text: the audit log records only that there was one.
                 audit("alert_acknowledged", visit.id, detail="with note" if note else "")
     elif form.note.errors:
@@ -485,6 +491,10 @@ def slip(visit_id: int):
     return html
 
 
+ALERT_RAISED_AGAIN = _l(
+    "Not acknowledged: a worse answer opened this alert again after your page showed it. "
+    "Please check on the patient now, then acknowledge it again."
+)
 OPEN_ALERT_NOT_CANCELLED = _l(
     "This visit has a safety alert nobody has acknowledged yet, so it cannot be cancelled: "
     "a cancelled visit leaves the board, and its alert with it. Acknowledge the alert "

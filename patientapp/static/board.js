@@ -31,6 +31,8 @@
     token.type = "hidden"; token.name = "csrf_token"; token.value = csrf ? csrf.value : "";
     var back = document.createElement("input");
     back.type = "hidden"; back.name = "return_to"; back.value = "board";
+    var raised = document.createElement("input");  // this alert, not one opened again since
+    raised.type = "hidden"; raised.name = "raised"; raised.value = alert.raised;
     var label = document.createElement("label");
     label.htmlFor = "note-" + alert.visit_id;
     label.textContent = board.getAttribute("data-note-label");
@@ -40,7 +42,7 @@
     var button = document.createElement("button");
     button.type = "submit"; button.className = "danger";
     button.textContent = board.getAttribute("data-ack-label");
-    [token, back, label, note, button].forEach(function (el) { form.appendChild(el); });
+    [token, back, raised, label, note, button].forEach(function (el) { form.appendChild(el); });
     li.appendChild(form);
     return li;
   }

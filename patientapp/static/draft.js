@@ -30,6 +30,7 @@
     fetch(form.dataset.draft, {
       method: "POST",
       body: new URLSearchParams(new FormData(form)),
+      credentials: "same-origin",
       keepalive: keepalive
     }).then(function (r) {
       if (r.status == 401 && refresh) close();

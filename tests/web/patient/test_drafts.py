@@ -280,3 +280,26 @@ def test_a_visit_ended_under_an_open_page_says_its_link_no_longer_works(
     assert "<h1>This link does not work</h1>" in html
     assert "Please ask the front desk for a new one." in html
     assert "open your link again" not in html and "saved each time" not in html
+
+
+def test_a_worrying_safety_answer_tapped_after_the_idle_limit_raises_the_alert(
+    app, patient, invitation, clock, db
+):
+    """From a second reading: "Nearly every day" tapped after the phone slept past the
+    limit was kept only as a draft: no alert, no crisis text."""
+    patient.start(invitation.token)
+    for number in range(1, 10):
+        patient.post(f"/step/{number}", {"action": "next"})
+    token = csrf_from(patient.client.get("/step/10").get_data(as_text=True))
+    clock.advance(minutes=16)
+    response = patient.client.post(
+        "/step/10", data={"csrf_token": token, "action": "next", "S1": "nearly_every_day"}
+    )
+    html = patient.client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "closed for your privacy" in html
+    assert 'class="crisis"' in html  # what to do when unsafe, right there
+    alert = storage.alert_for(db, invitation.visit_id)
+    assert alert is not None and alert.acknowledged_at is None
+    assert storage.answers_for(db, invitation.visit_id)[0]["S1"] == "nearly_every_day"
+    again = patient.client.get("/ended").get_data(as_text=True)
+    assert 'class="crisis"' not in again  # said once, with the answer

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from contextlib import closing
 
 from patientapp.db import storage
+from patientapp.domain import escalation
 from tests.conftest import Patient, create_user, login, make_invitation, staff_post
 
 NOTE = "Asked at the desk: says she is fine"
@@ -117,6 +119,72 @@ def test_the_same_or_a_milder_answer_again_keeps_the_acknowledgement(app, clock)
     assert alert_of(app, visit).acknowledged_at is not None
     assert front.get("/staff/alerts.json").get_json()["open"] == 0
     assert audited(app, "alert_reopened") == []
+
+
+def test_the_same_answer_passed_again_keeps_the_acknowledgement(app, clock):
+    """From a second reading: "Several days" acknowledged, then the safety screen passed
+    again with the same answer (the review's Change, Back, a language switch) reopened
+    the alert, as if a worse answer had come."""
+    front = desk(app)
+    invitation, patient = at_safety(app)
+    visit = invitation.visit_id
+    patient.post("/step/10", {"action": "next", "S1": "several_days"})
+    clock.advance(minutes=1)
+    staff_post(front, f"/staff/visits/{visit}/acknowledge")
+    for action in ("next", "back", "lang"):
+        clock.advance(minutes=1)
+        patient.post("/step/10", {"action": action, "S1": "several_days", "lang": "es"})
+    assert alert_of(app, visit).acknowledged_at is not None
+    assert front.get("/staff/alerts.json").get_json()["open"] == 0
+    assert audited(app, "alert_reopened") == []
+
+
+def test_a_button_from_before_the_alert_opened_again_acknowledges_nothing(app, clock):
+    """From a second reading: B's board showed the first alert; A acknowledged it; a worse
+    answer opened it again; B's old button then acknowledged the new alert unseen."""
+    front = desk(app)
+    invitation, patient = at_safety(app)
+    visit = invitation.visit_id
+    patient.post("/step/10", {"action": "next", "S1": "several_days"})
+    stale = front.get("/staff/").get_data(as_text=True)  # B's board, the first alert
+    raised = re.search(r'name="raised" value="([^"]+)"', stale).group(1)
+    staff_post(front, f"/staff/visits/{visit}/acknowledge")  # A acknowledges
+    clock.advance(minutes=1)
+    patient.post("/step/10", {"action": "next", "S1": "nearly_every_day"})  # opened again
+    staff_post(front, f"/staff/visits/{visit}/acknowledge", {"raised": raised})  # B's button
+    assert alert_of(app, visit).acknowledged_at is None
+    board = front.get("/staff/").get_data(as_text=True)
+    assert "Not acknowledged: a worse answer opened this alert again" in board
+    fresh = re.search(r'name="raised" value="([^"]+)"', board).group(1)
+    assert fresh != raised
+    # The board script builds the same form from board.json.
+    [listed] = front.get("/staff/board.json").get_json()["alerts"]
+    assert listed["raised"] == fresh
+    staff_post(front, f"/staff/visits/{visit}/acknowledge", {"raised": fresh})
+    assert alert_of(app, visit).acknowledged_at is not None
+
+
+def test_an_email_on_its_way_when_the_alert_opened_again_is_not_counted_for_it(app, clock):
+    """From a second reading: the on-call e-mail of the first alert was claimed and sent
+    while the desk acknowledged and a worse answer opened the alert again; the send was
+    recorded on the reopened alert, which then never got an e-mail of its own."""
+    front = desk(app)
+    invitation, patient = at_safety(app)
+    visit = invitation.visit_id
+    patient.post("/step/10", {"action": "next", "S1": "several_days"})
+    clock.advance(minutes=10)
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        with storage.write(db):
+            storage.mark_escalated(db, alert_of(app, visit).id, clock())
+        claimed, attempt = escalation.claim_mail(db, clock())  # the loop starts sending
+        assert claimed.visit_id == visit and attempt == 1
+    staff_post(front, f"/staff/visits/{visit}/acknowledge")  # meanwhile: acknowledged,
+    patient.post("/step/10", {"action": "next", "S1": "nearly_every_day"})  # opened again
+    with closing(storage.connect(app.config["DATABASE"])) as db, storage.write(db):
+        storage.escalation_mail_sent(db, claimed.id, clock())  # the old send finishes
+    reopened = alert_of(app, visit)
+    assert reopened.acknowledged_at is None and reopened.mail_sent_at is None
+    assert reopened.mail_attempts == 0  # its own e-mail, from its first try, when escalated
 
 
 def test_a_visit_with_an_open_alert_cannot_be_cancelled(app, clock):
