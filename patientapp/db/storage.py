@@ -915,8 +915,10 @@ def reopen_alert(db: Database, visit_id: int, now: datetime) -> bool:
     acknowledgement kept in earlier_acknowledgements; False when it was not acknowledged."""
     db.execute(
         """INSERT INTO earlier_acknowledgements
-               (visit_id, raised_at, acknowledged_at, acknowledged_by, acknowledged_note)
-           SELECT visit_id, created_at, acknowledged_at, acknowledged_by, acknowledged_note
+               (visit_id, raised_at, acknowledged_at, acknowledged_by, acknowledged_note,
+                escalated_at, mail_sent_at)
+           SELECT visit_id, created_at, acknowledged_at, acknowledged_by, acknowledged_note,
+                  escalated_at, mail_sent_at
            FROM alerts WHERE visit_id = ? AND acknowledged_at IS NOT NULL""",
         (visit_id,),
     )
@@ -937,8 +939,8 @@ def earlier_acknowledgements(db: Database, visit_id: int) -> list[EarlierAcknowl
         EarlierAcknowledgement(**row)
         for row in _rows(
             db,
-            """SELECT e.raised_at, e.acknowledged_at, e.acknowledged_note,
-                      u.display_name AS acknowledged_by_name
+            """SELECT e.id, e.visit_id, e.raised_at, e.acknowledged_at, e.acknowledged_note,
+                      e.escalated_at, e.mail_sent_at, u.display_name AS acknowledged_by_name
                FROM earlier_acknowledgements e LEFT JOIN users u ON u.id = e.acknowledged_by
                WHERE e.visit_id = ? ORDER BY e.id""",
             (visit_id,),
@@ -1355,7 +1357,9 @@ def m107_earlier_acknowledgements(db: Database) -> None:
             raised_at TEXT NOT NULL,
             acknowledged_at TEXT NOT NULL,
             acknowledged_by INTEGER REFERENCES users(id),
-            acknowledged_note TEXT NOT NULL DEFAULT ''
+            acknowledged_note TEXT NOT NULL DEFAULT '',
+            escalated_at TEXT,
+            mail_sent_at TEXT
         )"""
     )
     db.execute(
@@ -2285,15 +2289,20 @@ def visits_between(db: Database, first: date, last: date) -> list[Visit]:
 
 def alerts_raised_on(db: Database, day: date) -> list[BoardVisit]:
     """The safety alerts raised on `day` (the clinic's local day), oldest first, each with
-    its visit (cancelled ones too), the visit's psychiatrist and whoever acknowledged it."""
+    its visit (cancelled ones too), the visit's psychiatrist and whoever acknowledged it;
+    also an alert first raised that day and opened again by a worse answer since (its
+    earlier acknowledgement raised that day: see earlier_acknowledgements)."""
+    span = (_day_start(day), _day_start(day + timedelta(days=1)))
     return _board_visits(
         db,
         f"""SELECT {_BOARD_COLUMNS}
            FROM alerts a JOIN visits v ON v.id = a.visit_id
            {_BOARD_JOINS}
-           WHERE a.created_at >= ? AND a.created_at < ?
+           WHERE (a.created_at >= ? AND a.created_at < ?)
+              OR EXISTS (SELECT 1 FROM earlier_acknowledgements e WHERE e.visit_id = v.id
+                         AND e.raised_at >= ? AND e.raised_at < ?)
            ORDER BY a.created_at, a.id""",
-        (_day_start(day), _day_start(day + timedelta(days=1))),
+        span + span,
     )
 
 

@@ -176,9 +176,27 @@ class EarlierAcknowledgement:
     acknowledged_at: datetime
     acknowledged_note: str = ""
     acknowledged_by_name: str | None = None
+    id: int = 0
+    visit_id: int = 0
+    escalated_at: datetime | None = None
+    mail_sent_at: datetime | None = None
 
     def __post_init__(self) -> None:
-        _check_times(self, ("raised_at", "acknowledged_at"))
+        _check_times(self, ("raised_at", "acknowledged_at", "escalated_at", "mail_sent_at"))
+
+    def as_alert(self) -> Alert:
+        """This cycle of the alert as the alert it was when acknowledged (for the day's
+        figures: raised, escalated, acknowledged)."""
+        return Alert(
+            id=self.id,
+            visit_id=self.visit_id,
+            created_at=self.raised_at,
+            acknowledged_at=self.acknowledged_at,
+            acknowledged_note=self.acknowledged_note,
+            acknowledged_by_name=self.acknowledged_by_name,
+            escalated_at=self.escalated_at,
+            mail_sent_at=self.mail_sent_at,
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

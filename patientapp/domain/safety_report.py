@@ -14,10 +14,10 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from patientapp.domain.alerts import minutes_to_acknowledge
-from patientapp.domain.records import Alert, BoardVisit, SafetyAnswer
+from patientapp.domain.records import Alert, BoardVisit, EarlierAcknowledgement, SafetyAnswer
 from patientapp.summary.rules import is_worrying
 
 
@@ -75,6 +75,21 @@ def open_first(lines: Iterable[BoardVisit]) -> list[BoardVisit]:
             line.alert.id,
         ),
     )
+
+
+def raised_on(
+    day: date, alerts: Iterable[tuple[Alert, Sequence[EarlierAcknowledgement]]]
+) -> list[Alert]:
+    """Every time an alert was raised on `day`, for the day's figures: each alert raised
+    that day as it stands, and each earlier cycle raised that day (acknowledged, then
+    opened again by a worse answer, perhaps on a later day), as it was when acknowledged:
+    its escalation and minutes to acknowledge still count."""
+    raised = []
+    for alert, earlier in alerts:
+        raised += [cycle.as_alert() for cycle in earlier if cycle.raised_at.date() == day]
+        if alert.created_at.date() == day:
+            raised.append(alert)
+    return raised
 
 
 def figures(alerts: Iterable[Alert], now: datetime, minutes: int) -> DayFigures:

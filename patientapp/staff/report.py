@@ -135,8 +135,9 @@ def _report(day: date) -> list[ReportLine]:
     return lines
 
 
-def _figures(lines: list[ReportLine]) -> safety_report.DayFigures:
-    return safety_report.figures([r.line.alert for r in lines], now(), _limit())
+def _figures(lines: list[ReportLine], day: date) -> safety_report.DayFigures:
+    raised = safety_report.raised_on(day, [(r.line.alert, r.earlier) for r in lines])
+    return safety_report.figures(raised, now(), _limit())
 
 
 def _audit_read(action: str, day: date, lines: list[ReportLine]) -> None:
@@ -230,7 +231,7 @@ def _page(day: date, lines: list[ReportLine], *, printing: bool, error: str = ""
         next_day=day + timedelta(days=1),
         today=now().date(),
         rows=[_page_row(line, day) for line in lines],
-        figures=_figure_texts(_figures(lines)),
+        figures=_figure_texts(_figures(lines, day)),
         limit=_limit(),
         made_at=format_datetime(now(), "short"),
         made_by=g.user["display_name"],

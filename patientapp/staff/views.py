@@ -162,7 +162,14 @@ def figures_line(day: date) -> str:
     """The board's line: "Today's alerts: 3 · acknowledged in 2 min (median), longest
     7 min · 1 open" (counts and minutes only, nothing about any patient). The page shows
     it and board.json carries it, so a new alert changes it without a reload."""
-    alerts = [line.alert for line in storage.alerts_raised_on(get_db(), day)]
+    db = get_db()
+    alerts = safety_report.raised_on(
+        day,
+        [
+            (line.alert, storage.earlier_acknowledgements(db, line.visit.id))
+            for line in storage.alerts_raised_on(db, day)
+        ],
+    )
     limit = int(clinic_settings()["escalate_after_minutes"])
     figures = safety_report.figures(alerts, now(), limit)
     if day == now().date():

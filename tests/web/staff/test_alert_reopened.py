@@ -8,6 +8,7 @@ import csv
 import io
 import re
 from contextlib import closing
+from datetime import datetime
 
 from patientapp.db import storage
 from patientapp.domain import escalation
@@ -23,9 +24,9 @@ def desk(app):
     return client
 
 
-def at_safety(app, ref="RE-1"):
+def at_safety(app, ref="RE-1", when=None):
     """A patient on the safety question (step 10), not yet sent."""
-    invitation = make_invitation(app, patient_ref=ref)
+    invitation = make_invitation(app, patient_ref=ref, when=when)
     patient = Patient(app.test_client())
     patient.start(invitation.token)
     for number in range(1, 10):
@@ -185,6 +186,67 @@ def test_an_email_on_its_way_when_the_alert_opened_again_is_not_counted_for_it(a
     reopened = alert_of(app, visit)
     assert reopened.acknowledged_at is None and reopened.mail_sent_at is None
     assert reopened.mail_attempts == 0  # its own e-mail, from its first try, when escalated
+
+
+def figures(client, day) -> dict[str, str]:
+    page = client.get(f"/staff/safety-report?day={day}").get_data(as_text=True)
+    return dict(re.findall(r'<dd data-figure="(\w+)">([^<]*)</dd>', page))
+
+
+def test_the_report_keeps_counting_the_alert_before_it_opened_again(app, clock, psychiatrist):
+    """From a second reading: an alert raised at 22:50, escalated and acknowledged at
+    23:30 (40 minutes), then opened again at midnight by a worse answer, vanished from the
+    report of its own day (no alert, nothing escalated), and on one day the first cycle's
+    minutes to acknowledge were no longer counted."""
+    clock.advance(hours=13, minutes=50)  # 22:50
+    front = desk(app)
+    invitation, patient = at_safety(app, when=datetime(2026, 11, 26, 10, 0))
+    visit = invitation.visit_id
+    patient.post("/step/10", {"action": "next", "S1": "several_days"})
+    clock.advance(minutes=20)
+    with closing(storage.connect(app.config["DATABASE"])) as db:
+        assert escalation.escalate_due(db, clock(), {"escalate_after_minutes": 5}) == [visit]
+    clock.advance(minutes=20)  # 23:30
+    assert login(front, "fran.desk@example.org").status_code == 302  # past the idle limit
+    staff_post(front, f"/staff/visits/{visit}/acknowledge")
+    clock.advance(minutes=30)  # midnight: the 26th
+    patient.open(invitation.token)  # back after a while
+    patient.post("/step/10", {"action": "next", "S1": "nearly_every_day"})
+    assert alert_of(app, visit).acknowledged_at is None
+    assert login(psychiatrist, "dr@example.org").status_code == 302
+
+    before = figures(psychiatrist, "2026-11-25")
+    assert before == {
+        "alerts": "1",
+        "acknowledged": "1",
+        "open": "0",
+        "escalated": "1",
+        "median": "40",
+        "longest": "40",
+    }
+    day = psychiatrist.get("/staff/safety-report?day=2026-11-25").get_data(as_text=True)
+    assert "RE-1" in day and "Before a worse answer: 11:30\u202fPM by Fran Desk" in day
+    after = figures(psychiatrist, "2026-11-26")
+    assert (after["alerts"], after["open"], after["acknowledged"]) == ("1", "1", "0")
+
+    clock.advance(minutes=10)  # the same day: both cycles count
+    assert login(front, "fran.desk@example.org").status_code == 302
+    staff_post(front, f"/staff/visits/{visit}/acknowledge")
+    invitation2, patient2 = at_safety(app, ref="RE-2", when=datetime(2026, 11, 26, 10, 0))
+    patient2.post("/step/10", {"action": "next", "S1": "several_days"})
+    clock.advance(minutes=4)
+    staff_post(front, f"/staff/visits/{invitation2.visit_id}/acknowledge")
+    clock.advance(minutes=1)
+    patient2.post("/step/10", {"action": "next", "S1": "more_than_half"})
+    clock.advance(minutes=2)
+    staff_post(front, f"/staff/visits/{invitation2.visit_id}/acknowledge")
+    assert login(psychiatrist, "dr@example.org").status_code == 302
+    same_day = figures(psychiatrist, "2026-11-26")
+    # RE-1's second cycle (10 min), RE-2's two (4 and 2 min).
+    assert (same_day["alerts"], same_day["acknowledged"]) == ("3", "3")
+    assert (same_day["median"], same_day["longest"]) == ("4", "10")
+    line = psychiatrist.get("/staff/board.json?day=2026-11-26").get_json()["figures"]
+    assert line.startswith("Today's alerts: 3 · acknowledged in 4 min (median), longest 10")
 
 
 def test_a_visit_with_an_open_alert_cannot_be_cancelled(app, clock):
